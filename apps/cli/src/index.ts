@@ -1,0 +1,2 @@
+// Public API of @smolvm/cli: The smolvm command-line interface
+export {};

@@ -1,0 +1,46 @@
+// Crash-safe file replacement: a reader sees the old file or the new one, never a torn write.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** A temp name beside `target` (same filesystem, so rename is atomic), hidden and unique. */
+export function tempPathFor(target: string): string {
+  const suffix = `${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
+  return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${suffix}`);
+}
+
+/** fsync a directory so a rename or unlink inside it survives a power cut. */
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Writes temp, fsyncs, renames over `target`, fsyncs the directory. */
+export function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = tempPathFor(target);
+  const fd = fs.openSync(tmp, 'wx', mode);
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  fs.closeSync(fd);
+  try {
+    fs.renameSync(tmp, target);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  fsyncDir(path.dirname(target));
+}
+
+export function writeJsonAtomic(target: string, value: unknown, mode = 0o644): void {
+  writeFileAtomic(target, JSON.stringify(value, null, 2) + '\n', mode);
+}

@@ -1,0 +1,16 @@
+// Public API of @smolvm/common: typed errors with remedies, directories, crash-safe writes,
+// process identity (pid + start time).
+export {
+  ExitCode,
+  SmolvmError,
+  UsageError,
+  ConfigError,
+  NotFoundError,
+  ConflictError,
+  formatError,
+  exitCodeOf,
+  type SmolvmErrorOptions,
+} from './errors';
+export { smolvmDirs, type SmolvmDirs } from './dirs';
+export { writeFileAtomic, writeJsonAtomic, tempPathFor, fsyncDir } from './atomic-file';
+export { processStartTime, currentProcessIdentity, isProcessAlive, type ProcessIdentity } from './process-identity';
