@@ -15,4 +15,5 @@ module.exports = {
   moduleNameMapper,
   testMatch: ['**/?(*.)test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  reporters: ['default', path.join(__dirname, 'tools/jest-summary-reporter.js')],
 };

@@ -1,2 +1,0 @@
-// Public API of @smolvm/cli: The smolvm command-line interface
-export {};

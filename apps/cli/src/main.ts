@@ -1,0 +1,74 @@
+// The `smolvm` binary: parse, dispatch to a lazily loaded handler, turn every failure into one
+// line on stderr and an exit code (0 ok, 1 runtime error, 2 usage error).
+import yargs from 'yargs/yargs';
+import { hideBin } from 'yargs/helpers';
+import { ExitCode, UsageError, exitCodeOf, formatError } from '@smolvm/common';
+import { commandGroups } from './commands';
+import type { GlobalArgs } from './context';
+import { smolvmVersion } from './version';
+
+/** The words of argv that name a command ("machine ls"), for pointing at the right --help. */
+function commandPath(argv: string[]): string {
+  const words: string[] = [];
+  for (const arg of argv) {
+    if (arg === '--' || arg.startsWith('-') || words.length === 2) break;
+    words.push(arg);
+  }
+  return ['smolvm', ...words].join(' ');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  const width = process.stdout.isTTY ? Math.min(110, process.stdout.columns || 80) : 100;
+  let parser = yargs(argv)
+    .scriptName('smolvm')
+    .usage('smolvm <command> [options]\n\nBuild and run portable, self-contained micro-VMs. No daemon, no Docker.')
+    .option('debug', { type: 'boolean', default: false, global: true, describe: 'Show stack traces and diagnostic notes on errors' })
+    .option('quiet', { type: 'boolean', default: false, global: true, describe: 'Print no progress output' })
+    .strict()
+    .recommendCommands()
+    .demandCommand(1, 'Name a command')
+    .version(smolvmVersion())
+    .alias('version', 'V')
+    .help()
+    .alias('help', 'h')
+    .wrap(width)
+    .exitProcess(false)
+    .fail((message, error) => {
+      // Handler errors pass through untouched; yargs' own messages are usage errors.
+      if (error) throw error;
+      throw new UsageError(message.replace(/\n+/g, ' ').trim(), { remedy: `see '${commandPath(argv)} --help'` });
+    })
+    .epilogue('Run `smolvm <command> --help` for the options of a command.');
+  for (const group of commandGroups) parser = parser.command(group);
+
+  try {
+    await parser.parseAsync();
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
+  } catch (err) {
+    process.stderr.write(formatError(err) + '\n');
+    if (debug && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+    return exitCodeOf(err);
+  }
+}
+
+function onStdoutError(err: NodeJS.ErrnoException): void {
+  // `smolvm machine ls | head` closes the pipe early: that is not an error worth a message.
+  if (err.code === 'EPIPE') process.exit(ExitCode.Ok);
+  throw err;
+}
+
+if (require.main === module) {
+  process.stdout.on('error', onStdoutError);
+  main(hideBin(process.argv)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(formatError(err) + '\n');
+      process.exitCode = exitCodeOf(err);
+    },
+  );
+}
+
+export type { GlobalArgs };

@@ -1,0 +1,5 @@
+import { version } from '../package.json';
+
+export function smolvmVersion(): string {
+  return version;
+}
