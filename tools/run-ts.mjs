@@ -39,7 +39,8 @@ try {
   });
   const result = spawnSync(process.execPath, ['--enable-source-maps', outfile, ...args], {
     stdio: 'inherit',
-    env: { ...process.env, NODE_PATH: path.join(root, 'node_modules') },
+    // Bundled scripts run from a temp dir: SMOLVM_WORKSPACE tells them where the checkout is.
+    env: { ...process.env, NODE_PATH: path.join(root, 'node_modules'), SMOLVM_WORKSPACE: root },
   });
   process.exitCode = result.status ?? 1;
 } finally {
