@@ -11,7 +11,7 @@ if (!['lib', 'app'].includes(kind) || !/^[a-z][a-z0-9-]*$/.test(name ?? '') || !
   console.error('usage: node tools/new-project.mjs lib|app NAME "purpose"   (NAME: lowercase, digits, dashes)');
   process.exit(2);
 }
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const root = path.resolve(import.meta.dirname, '..');
 const dir = path.join(root, kind === 'lib' ? 'libs' : 'apps', name);
 if (fs.existsSync(path.join(dir, 'package.json'))) {
   console.error(`${path.relative(root, dir)} already exists: pick another name or edit it`);

@@ -15,7 +15,7 @@ if (!script) {
   console.error('usage: node tools/run-ts.mjs SCRIPT.ts [args...]');
   process.exit(2);
 }
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const root = path.resolve(import.meta.dirname, '..');
 const require = createRequire(path.join(root, 'package.json'));
 const esbuild = require('esbuild');
 
