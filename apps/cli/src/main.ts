@@ -4,18 +4,9 @@ import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
 import { ExitCode, UsageError, exitCodeOf, formatError } from '@smolvm/common';
 import { commandGroups } from './commands';
+import { commandPath, groupCommand } from './commands/group';
 import type { GlobalArgs } from './context';
 import { smolvmVersion } from './version';
-
-/** The words of argv that name a command ("machine ls"), for pointing at the right --help. */
-function commandPath(argv: string[]): string {
-  const words: string[] = [];
-  for (const arg of argv) {
-    if (arg === '--' || arg.startsWith('-') || words.length === 2) break;
-    words.push(arg);
-  }
-  return ['smolvm', ...words].join(' ');
-}
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
@@ -37,10 +28,10 @@ export async function main(argv: string[]): Promise<number> {
     .fail((message, error) => {
       // Handler errors pass through untouched; yargs' own messages are usage errors.
       if (error) throw error;
-      throw new UsageError(message.replace(/\n+/g, ' ').trim(), { remedy: `see '${commandPath(argv)} --help'` });
+      throw new UsageError(message.replace(/\n+/g, ' ').trim(), { remedy: `see '${commandPath(commandGroups, argv)} --help'` });
     })
     .epilogue('Run `smolvm <command> --help` for the options of a command.');
-  for (const group of commandGroups) parser = parser.command(group);
+  for (const group of commandGroups) parser = parser.command(groupCommand(group));
 
   try {
     await parser.parseAsync();

@@ -22,3 +22,28 @@ describe('smolvm CLI frame', () => {
     expect(r.stderr).toBe("error: Name a command; see 'smolvm --help'\n");
   });
 });
+
+describe('command table', () => {
+  it('machine --help lists exactly the working machine commands', () => {
+    const r = smolvm(['machine', '--help']);
+    expect(r.status).toBe(0);
+    const listed = [...r.stdout.matchAll(/^ {2}smolvm machine (\S+)/gm)].map((m) => m[1]).sort();
+    expect(listed).toEqual(['ls', 'status']);
+  });
+
+  it('an unknown subcommand or option is a usage error pointing at the right help', () => {
+    const unknown = smolvm(['machine', 'frobnicate']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/^error: Unknown argument: frobnicate; see 'smolvm machine --help'\n$/);
+    const option = smolvm(['machine', 'ls', '--frobnicate']);
+    expect(option.status).toBe(2);
+    expect(option.stderr).toBe("error: Unknown argument: frobnicate; see 'smolvm machine ls --help'\n");
+  });
+
+  it('--debug adds a stack trace to the error line', () => {
+    const r = smolvm(['machine', 'status', '--name', 'missing-machine', '--debug'], { SMOLVM_HOME: '/nonexistent-smolvm-home' });
+    expect(r.status).toBe(1);
+    expect(r.stderr.split('\n')[0]).toMatch(/^error: /);
+    expect(r.stderr).toMatch(/\n\s+at /);
+  });
+});

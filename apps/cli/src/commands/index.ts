@@ -1,7 +1,6 @@
-// The top-level command table. Each group registers only commands that work; handlers are
-// imported lazily inside each command module so `smolvm --help` evaluates nothing else.
-import type { CommandModule } from 'yargs';
-import type { GlobalArgs } from '../context';
+// The top-level command table. Groups list only commands that work; each command module imports
+// its handler lazily, so `smolvm --help` evaluates nothing else.
+import type { CommandGroup } from './group';
+import { machineGroup } from './machine';
 
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export const commandGroups: CommandModule<GlobalArgs, {}>[] = [];
+export const commandGroups: CommandGroup[] = [machineGroup];

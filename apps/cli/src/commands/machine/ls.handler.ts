@@ -1,0 +1,27 @@
+import { MachineStore, machineState } from '@smolvm/machine-store';
+import { renderTable, writeJson } from '../../output/table';
+import { machineSummary } from './summary';
+import type { LsArgs } from './ls';
+
+export function runLs(args: LsArgs): void {
+  const store = new MachineStore();
+  const { machines, skipped } = store.list();
+  const rows = machines.map((record) => machineSummary(record, machineState(record)));
+  if (args.json) {
+    writeJson(rows);
+  } else if (rows.length === 0) {
+    process.stderr.write('no machines yet; create one with `smolvm machine create NAME`\n');
+  } else {
+    process.stdout.write(
+      renderTable(
+        ['NAME', 'STATE', 'IMAGE', 'CPUS', 'MEMORY', 'NET', 'CREATED'],
+        rows.map((m) => [m.name, m.state, m.image ?? '(bare)', String(m.cpus), `${m.memoryMiB} MiB`, m.net ? 'on' : 'off', m.createdAt]),
+      ),
+    );
+  }
+  // Damaged entries are reported, never fatal: one broken machine must not hide the others.
+  for (const entry of skipped) {
+    if (entry.reason === 'in-progress' || entry.reason === 'leftover') continue;
+    process.stderr.write(`warning: skipped ${entry.path}: ${entry.detail}\n`);
+  }
+}
