@@ -1,2 +1,37 @@
 // Public API of @smolvm/oci: OCI registry client, content-addressed store, image config, image -> erofs preparation
-export {};
+export { ImageService, prepare, type ImageServiceOptions, type ImageDetails } from './images';
+export { pullImage, DEFAULT_PULL_CONCURRENCY, type PullOptions, type PulledImage } from './pull';
+export { prepareImage, type PrepareOptions, type PreparedImage, type BuildErofs, type ErofsLayerSource } from './prepare';
+export { collectGarbage, DEFAULT_GC_GRACE_MS, type GcOptions, type GcResult } from './gc';
+export { ContentStore, type ImageRecord } from './store';
+export { RegistryClient, type RegistryClientOptions, type FetchedManifest, type RepositoryRef } from './registry-client';
+export { downloadBlob, type BlobDownloadOptions } from './blob-download';
+export { pushBlob, pushManifest, pushImage, pushIndex, type BlobUpload, type ImageToPush, type PushBlobOptions } from './push';
+export { RegistryConfig, type Credentials, type RegistryConfigOptions } from './credentials';
+export {
+  loadRegistriesFile,
+  ensureRegistriesFile,
+  registriesFilePath,
+  normalizeRegistryHost,
+  REGISTRIES_FILE_TEMPLATE,
+  type RegistriesFile,
+  type RegistrySettings,
+} from './registries-file';
+export { loadDockerConfigAuths, dockerConfigPath, decodeDockerAuth, type DockerConfigAuths, type DockerAuth } from './docker-config';
+export { resolveEndpoint, isLoopbackHost, type Endpoint } from './endpoint';
+export { parseWwwAuthenticate, type AuthChallenge } from './www-authenticate';
+export { parseManifest, type Descriptor, type ImageManifest, type ImageIndex, type ParsedManifest } from './manifest';
+export { MediaType, MANIFEST_ACCEPT, layerCompression, type LayerCompression } from './media-types';
+export {
+  hostPlatform,
+  formatPlatform,
+  normalizePlatform,
+  platformMatches,
+  selectManifest,
+  parsePlatform as parseOciPlatform,
+  type Platform,
+} from './platform';
+export { parseImageConfig, type ImageConfig } from './image-config';
+export { sha256Digest, isDigest, shortDigest } from './digest';
+export { RegistryAuthError, ImageNotFoundError, DigestMismatchError, SizeMismatchError, RegistryError, RetryableError } from './errors';
+export type { PullEvent, ProgressListener } from './progress';

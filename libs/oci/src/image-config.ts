@@ -1,0 +1,89 @@
+// The image config blob (OCI image config / Docker container config): what a VM needs to run
+// the image the way its author intended.
+import { SmolvmError } from '@smolvm/common';
+import { normalizePlatform, type Platform } from './platform';
+
+export interface ImageConfig {
+  architecture: string;
+  os: string;
+  variant?: string;
+  /** ENTRYPOINT; undefined when the image sets none. */
+  entrypoint?: string[];
+  /** CMD; undefined when the image sets none. */
+  cmd?: string[];
+  /** "KEY=value" entries in image order. */
+  env: string[];
+  workingDir?: string;
+  user?: string;
+  /** "80/tcp", "53/udp". */
+  exposedPorts: string[];
+  volumes: string[];
+  labels: Record<string, string>;
+  stopSignal?: string;
+  created?: string;
+  /** Uncompressed layer digests, one per manifest layer, in order. */
+  diffIds: string[];
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function stringList(value: unknown, field: string): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw bad(`${field} must be a list of strings`);
+  return value as string[];
+}
+
+function optionalString(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string') throw bad(`${field} must be a string`);
+  return value;
+}
+
+function bad(detail: string): SmolvmError {
+  return new SmolvmError(`invalid image config: ${detail}`, { remedy: 'rebuild the image with a current build tool' });
+}
+
+export function parseImageConfig(bytes: Uint8Array): ImageConfig {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    throw bad('not JSON');
+  }
+  if (!isRecord(doc)) throw bad('not a JSON object');
+  if (typeof doc.architecture !== 'string' || typeof doc.os !== 'string') throw bad('architecture and os are required');
+  const c = isRecord(doc.config) ? doc.config : {};
+  const labels: Record<string, string> = {};
+  if (isRecord(c.Labels)) for (const [k, v] of Object.entries(c.Labels)) if (typeof v === 'string') labels[k] = v;
+  const rootfs = isRecord(doc.rootfs) ? doc.rootfs : {};
+  const config: ImageConfig = {
+    architecture: doc.architecture,
+    os: doc.os,
+    env: stringList(c.Env, 'Env') ?? [],
+    exposedPorts: isRecord(c.ExposedPorts) ? Object.keys(c.ExposedPorts) : [],
+    volumes: isRecord(c.Volumes) ? Object.keys(c.Volumes) : [],
+    labels,
+    diffIds: stringList(rootfs.diff_ids, 'rootfs.diff_ids') ?? [],
+  };
+  const variant = optionalString(doc.variant, 'variant');
+  if (variant) config.variant = variant;
+  const entrypoint = stringList(c.Entrypoint, 'Entrypoint');
+  if (entrypoint) config.entrypoint = entrypoint;
+  const cmd = stringList(c.Cmd, 'Cmd');
+  if (cmd) config.cmd = cmd;
+  const workingDir = optionalString(c.WorkingDir, 'WorkingDir');
+  if (workingDir) config.workingDir = workingDir;
+  const user = optionalString(c.User, 'User');
+  if (user) config.user = user;
+  const stopSignal = optionalString(c.StopSignal, 'StopSignal');
+  if (stopSignal) config.stopSignal = stopSignal;
+  const created = optionalString(doc.created, 'created');
+  if (created) config.created = created;
+  return config;
+}
+
+export function configPlatform(config: ImageConfig): Platform {
+  return normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
+}

@@ -1,0 +1,129 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError } from '@smolvm/common';
+import { RegistryConfig } from '../src/credentials';
+import { decodeDockerAuth, dockerConfigKeyToHost, loadDockerConfigAuths } from '../src/docker-config';
+import { ensureRegistriesFile, loadRegistriesFile } from '../src/registries-file';
+import { isLoopbackHost, resolveEndpoint } from '../src/endpoint';
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-creds-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const write = (name: string, text: string, mode = 0o600): string => {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, text, { mode });
+  fs.chmodSync(file, mode);
+  return file;
+};
+
+describe('docker config.json', () => {
+  it('decodes base64 user:password, keeping colons in the password', () => {
+    expect(decodeDockerAuth(Buffer.from('alice:pa:ss').toString('base64'))).toEqual({ username: 'alice', password: 'pa:ss' });
+    expect(decodeDockerAuth(Buffer.from('nocolon').toString('base64'))).toBeUndefined();
+  });
+
+  it('normalizes keys (Docker Hub v1 URL, schemes, paths)', () => {
+    expect(dockerConfigKeyToHost('https://index.docker.io/v1/')).toBe('docker.io');
+    expect(dockerConfigKeyToHost('ghcr.io')).toBe('ghcr.io');
+    expect(dockerConfigKeyToHost('http://127.0.0.1:5000/v2/')).toBe('127.0.0.1:5000');
+  });
+
+  it('loads auths and identity tokens, notes credential helpers, and warns on a broken file', () => {
+    const file = write(
+      'config.json',
+      JSON.stringify({
+        auths: {
+          'https://index.docker.io/v1/': { auth: Buffer.from('hub:secret').toString('base64') },
+          'quay.io': { auth: '', identitytoken: 'refresh-me' },
+        },
+        credHelpers: { 'gcr.io': 'gcloud' },
+      }),
+    );
+    const auths = loadDockerConfigAuths(file);
+    expect(auths.auths.get('docker.io')).toEqual({ username: 'hub', password: 'secret' });
+    expect(auths.auths.get('quay.io')).toEqual({ identityToken: 'refresh-me' });
+    expect(auths.helperHosts.has('gcr.io')).toBe(true);
+
+    const warnings: string[] = [];
+    const broken = write('broken.json', '{nope');
+    expect(loadDockerConfigAuths(broken, (m) => warnings.push(m)).auths.size).toBe(0);
+    expect(warnings[0]).toMatch(/ignoring .*broken\.json/);
+  });
+});
+
+describe('registries.toml', () => {
+  const toml = '[registries."ghcr.io"]\nusername = "me"\npassword = "pw"\n\n[registries."registry.lan:5000"]\ninsecure = true\nmirrors = ["mirror.lan"]\n';
+
+  it('parses credentials, insecure and mirrors', () => {
+    const file = loadRegistriesFile(write('registries.toml', toml));
+    expect(file.registries.get('ghcr.io')).toEqual({ username: 'me', password: 'pw' });
+    expect(file.registries.get('registry.lan:5000')).toEqual({ insecure: true, mirrors: ['mirror.lan'] });
+  });
+
+  it('refuses a file with credentials that group or others can read', () => {
+    const file = write('registries.toml', toml, 0o644);
+    expect(() => loadRegistriesFile(file)).toThrow(ConfigError);
+    expect(() => loadRegistriesFile(file)).toThrow(/readable by others \(mode 0644\).*/);
+    try {
+      loadRegistriesFile(file);
+    } catch (err) {
+      expect((err as ConfigError).remedy).toBe(`run 'chmod 600 ${file}'`);
+    }
+  });
+
+  it('accepts a world-readable file without secrets', () => {
+    const file = write('registries.toml', '[registries."registry.lan"]\ninsecure = true\n', 0o644);
+    expect(loadRegistriesFile(file).registries.get('registry.lan')).toEqual({ insecure: true });
+  });
+
+  it('reports bad keys, values and syntax with file, line and key path', () => {
+    expect(() => loadRegistriesFile(write('a.toml', '[registries."x.io"]\nuser = "me"\n'))).toThrow(/a\.toml: 'registries."x.io".user': unknown key 'user'/);
+    expect(() => loadRegistriesFile(write('b.toml', '[registries."x.io"]\ninsecure = "yes"\n'))).toThrow(/must be true or false/);
+    expect(() => loadRegistriesFile(write('c.toml', '[registries."https://x.io"]\ninsecure = true\n'))).toThrow(/is not a registry host/);
+    expect(() => loadRegistriesFile(write('d.toml', '[registries."x.io"]\npassword = "p"\n'))).toThrow(/password needs a username/);
+    expect(() => loadRegistriesFile(write('e.toml', '[registries\n'))).toThrow(/e\.toml:1/);
+  });
+
+  it('ensureRegistriesFile creates a private template once and keeps an existing file', () => {
+    const file = path.join(dir, 'conf', 'registries.toml');
+    ensureRegistriesFile(file);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(loadRegistriesFile(file).registries.size).toBe(0);
+    fs.writeFileSync(file, toml);
+    ensureRegistriesFile(file);
+    expect(fs.readFileSync(file, 'utf8')).toBe(toml);
+  });
+
+  it('prefers registries.toml over docker config and falls back to it', () => {
+    const registries = write('registries.toml', toml);
+    const docker = write(
+      'config.json',
+      JSON.stringify({ auths: { 'ghcr.io': { auth: Buffer.from('dock:er').toString('base64') }, 'quay.io': { auth: Buffer.from('q:uay').toString('base64') } } }),
+    );
+    const config = RegistryConfig.load({ registriesFile: registries, dockerConfig: docker });
+    expect(config.credentials('ghcr.io')).toMatchObject({ kind: 'basic', username: 'me', password: 'pw', source: registries });
+    expect(config.credentials('quay.io')).toMatchObject({ kind: 'basic', username: 'q', password: 'uay', source: docker });
+    expect(config.credentials('docker.io')).toBeUndefined();
+  });
+});
+
+describe('endpoints', () => {
+  it('uses plain HTTP for loopback and insecure registries only', () => {
+    expect(isLoopbackHost('127.0.0.1')).toBe(true);
+    expect(isLoopbackHost('127.45.0.9')).toBe(true);
+    expect(isLoopbackHost('::1')).toBe(true);
+    expect(isLoopbackHost('localhost')).toBe(true);
+    expect(isLoopbackHost('10.0.0.1')).toBe(false);
+    expect(resolveEndpoint('127.0.0.1:5000').origin).toBe('http://127.0.0.1:5000');
+    expect(resolveEndpoint('[::1]:5000').origin).toBe('http://[::1]:5000');
+    expect(resolveEndpoint('localhost:5000').origin).toBe('http://localhost:5000');
+    expect(resolveEndpoint('docker.io').origin).toBe('https://registry-1.docker.io');
+    expect(resolveEndpoint('registry.lan:5000').origin).toBe('https://registry.lan:5000');
+    expect(resolveEndpoint('registry.lan:5000', { insecure: true }).origin).toBe('http://registry.lan:5000');
+    expect(resolveEndpoint('ghcr.io').address).toBe('ghcr.io:443');
+  });
+});
