@@ -208,6 +208,7 @@ export function expectExtractionMatches(image: string, expected: Map<string, Mod
         type: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isCharacterDevice() ? 'chardev' : st.isBlockDevice() ? 'blockdev' : st.isFIFO() ? 'fifo' : 'other',
         sha: st.isFile() ? sha256(fs.readFileSync(host)) : undefined,
         target: st.isSymbolicLink() ? fs.readlinkSync(host) : undefined,
+        rdev: st.isCharacterDevice() || st.isBlockDevice() ? devString(st.rdev) : undefined,
         uid: st.uid,
         gid: st.gid,
         // erofs-utils 1.5 drops setuid/setgid/sticky when extracting (images made by its own mkfs too),
@@ -219,6 +220,7 @@ export function expectExtractionMatches(image: string, expected: Map<string, Mod
         type: m.type,
         sha: m.type === 'file' ? sha256(m.content ?? Buffer.alloc(0)) : undefined,
         target: m.type === 'symlink' ? m.target : undefined,
+        rdev: m.type === 'chardev' || m.type === 'blockdev' ? `${m.major ?? 0}:${m.minor ?? 0}` : undefined,
         uid: process.getuid?.() === 0 ? m.uid : st.uid,
         gid: process.getuid?.() === 0 ? m.gid : st.gid,
         mode: m.type === 'symlink' ? undefined : process.getuid?.() === 0 ? (m.mode & 0o777).toString(8) : (st.mode & 0o777).toString(8),
@@ -228,4 +230,12 @@ export function expectExtractionMatches(image: string, expected: Map<string, Mod
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** glibc's dev_t split, independent of the library's encoding. */
+function devString(rdev: number): string {
+  const r = BigInt(rdev);
+  const major = ((r >> 8n) & 0xfffn) | ((r >> 32n) & ~0xfffn);
+  const minor = (r & 0xffn) | ((r >> 12n) & ~0xffn);
+  return `${major}:${minor}`;
 }
