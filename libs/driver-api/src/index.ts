@@ -1,2 +1,38 @@
-// Public API of @smolvm/driver-api: The hypervisor-driver contract, driver registry and conformance suite
-export {};
+// Public API of @smolvm/driver-api: the hypervisor-driver contract (see README.md), the driver
+// registry, typed errors, and the conformance suite every driver runs.
+export type {
+  Driver,
+  DriverCapabilities,
+  ProbeResult,
+  VmHandle,
+  VmExit,
+  VmExitReason,
+  StopOptions,
+  SnapshotCapability,
+  ResizeCapability,
+  BalloonCapability,
+} from './driver';
+export type { VmSpec, BlockDeviceSpec, HostShareSpec, AgentChannelSpec, NetworkEndpointSpec } from './spec';
+export {
+  DriverUnavailableError,
+  UnknownDriverError,
+  NoUsableDriverError,
+  InvalidVmSpecError,
+  VmStartError,
+  type VmStartErrorDetails,
+} from './errors';
+export { validateVmSpec } from './validate';
+export { readLogTail } from './log-tail';
+export {
+  DriverRegistry,
+  defaultRegistry,
+  registerDriver,
+  listDrivers,
+  selectDriver,
+  type SelectDriverOptions,
+  type SelectedDriver,
+} from './registry';
+export { runDriverConformance, type ConformanceOptions } from './conformance/suite';
+export { prepareConformanceFixtures, FixtureError, type ConformanceFixtures, type FixtureOptions } from './conformance/fixtures';
+export { LineAgent, type CommandResult } from './conformance/line-agent';
+export { cpioNewc, type CpioEntry } from './conformance/cpio';
