@@ -220,7 +220,7 @@ describe('buildErofsFromLayers failures', () => {
   const good = makeTar([{ path: 'ok', content: Buffer.alloc(9000, 1) }]);
 
   /** Builds [good layer, bad layer] and expects a typed error naming layer 1; no file may remain. */
-  async function expectFailure(bad: LayerSource | Buffer, message: RegExp, type: typeof SmolvmError = InvalidLayerError): Promise<SmolvmError> {
+  async function expectFailure(bad: LayerSource | Buffer, message: RegExp, type: abstract new (...args: never[]) => SmolvmError = InvalidLayerError): Promise<SmolvmError> {
     const layers = [tarLayer(good), Buffer.isBuffer(bad) ? tarLayer(bad) : bad];
     const err = await buildErofsFromLayers(layers, out).then(
       () => undefined,
