@@ -1,2 +1,11 @@
-// Public API of @smolvm/qemu: Shared QEMU launcher: argv building, watchdog-supervised spawn, QMP client, console capture
-export {};
+// Public API of @smolvm/qemu: the QEMU launcher both drivers use — argv from a VmSpec and a
+// QemuTarget, supervised spawn (QEMU never outlives its parent), QMP client, console capture.
+export { launchQemu, runFiles, type LaunchOptions } from './launch';
+export { QemuVm } from './vm';
+export { buildQemuArgv, kernelCmdline, AGENT_PORT_NAME, NINEP_SECURITY_MODEL } from './argv';
+export { optValue, opts, rawArg, type OptProps } from './opts';
+export type { QemuTarget, RunFiles } from './target';
+export { QmpClient, QmpError, QmpConnectionError, type QmpEvent, type QmpVersion } from './qmp';
+export { spawnSupervised, defaultSupervision, type Supervision, type SupervisedProcess, type SuperviseOptions } from './supervise';
+export { findExecutable } from './binary';
+export { OutputTail } from './output-tail';

@@ -1,0 +1,78 @@
+// QEMU must never outlive the process that started it, even when that process is SIGKILLed
+// (a crashed CLI must not leave a VM running and holding its disks).
+//
+// 'pdeathsig' (Linux): QEMU is started through util-linux `setpriv --pdeathsig KILL`, which sets
+// PR_SET_PDEATHSIG and then execs QEMU, so QEMU keeps its pid and the kernel itself sends it
+// SIGKILL the moment its parent dies. Nothing to run, nothing that can fail later. The signal
+// follows the parent *thread*: spawn from the main thread (Node's child_process does).
+//
+// 'watchdog' (elsewhere, e.g. macOS): a tiny Node process holds a pipe from us; when the pipe
+// reaches EOF (we died, however) it SIGKILLs QEMU and exits. We stop it when QEMU exits.
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { findExecutable } from './binary';
+
+export type Supervision = 'pdeathsig' | 'watchdog';
+
+export interface SupervisedProcess {
+  child: ChildProcess;
+  supervision: Supervision;
+  /** Stops the watchdog (if any). Call once the child has exited. */
+  release(): void;
+}
+
+export interface SuperviseOptions {
+  supervision?: Supervision;
+  stdio?: StdioOptions;
+  env?: NodeJS.ProcessEnv;
+}
+
+let pdeathsigUsable: boolean | undefined;
+
+/** pdeathsig when this host has setpriv with --pdeathsig (util-linux >= 2.33), else watchdog. */
+export function defaultSupervision(): Supervision {
+  if (pdeathsigUsable === undefined) {
+    const setpriv = process.platform === 'linux' ? findExecutable('setpriv') : undefined;
+    pdeathsigUsable = !!setpriv && spawnSync(setpriv, ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore' }).status === 0;
+  }
+  return pdeathsigUsable ? 'pdeathsig' : 'watchdog';
+}
+
+/**
+ * Spawns `binary args` directly (no shell) in its own session, so a Ctrl-C meant for the CLI
+ * does not reach QEMU: ending the VM is the caller's decision.
+ */
+export function spawnSupervised(binary: string, args: readonly string[], options: SuperviseOptions = {}): SupervisedProcess {
+  const supervision = options.supervision ?? defaultSupervision();
+  const common = { stdio: options.stdio ?? 'ignore', env: options.env ?? process.env, detached: true } as const;
+  if (supervision === 'pdeathsig') {
+    const setpriv = findExecutable('setpriv');
+    if (!setpriv) throw new Error('setpriv not found: cannot supervise QEMU with pdeathsig');
+    const child = spawn(setpriv, ['--pdeathsig', 'KILL', '--', binary, ...args], common);
+    return { child, supervision, release: () => undefined };
+  }
+  const child = spawn(binary, [...args], common);
+  if (child.pid === undefined) return { child, supervision, release: () => undefined };
+  const watchdog = spawn(process.execPath, ['-e', WATCHDOG_SOURCE, String(child.pid)], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+    detached: true,
+    env: {}, // no NODE_OPTIONS and friends: it must start plain and fast
+  });
+  watchdog.stdin?.on('error', () => undefined);
+  return {
+    child,
+    supervision,
+    release: () => {
+      // SIGTERM ends it without its EOF handler running: QEMU is already gone, its pid may be reused.
+      watchdog.kill('SIGTERM');
+    },
+  };
+}
+
+// Runs as `node -e WATCHDOG_SOURCE QEMU_PID` with our pipe as stdin.
+const WATCHDOG_SOURCE = `
+const pid = Number(process.argv[1]);
+const end = () => { try { process.kill(pid, 'SIGKILL'); } catch {} process.exit(0); };
+process.stdin.on('end', end);
+process.stdin.on('error', end);
+process.stdin.resume();
+`;

@@ -1,0 +1,116 @@
+// A running QEMU: the VmHandle of every QEMU-based driver.
+import fs from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import type { StopOptions, VmExit, VmExitReason, VmHandle } from '@smolvm/driver-api';
+import type { QmpClient, QmpEvent } from './qmp';
+import type { OutputTail } from './output-tail';
+
+/** After a QMP quit (or SIGTERM), how long QEMU gets to flush disks and exit before the next step. */
+const QUIT_GRACE_MS = 5_000;
+const TERM_GRACE_MS = 2_000;
+
+export interface QemuVmParts {
+  child: ChildProcess;
+  qmp: QmpClient;
+  stderr: OutputTail;
+  /** Files of ours to delete once QEMU has exited. */
+  ownFiles: string[];
+  release(): void;
+}
+
+export class QemuVm implements VmHandle {
+  readonly pid: number;
+  private readonly exit: Promise<VmExit>;
+  private exited = false;
+  private shutdownReason?: string;
+  private killRequested = false;
+  private stopRequested = false;
+  private stopping?: Promise<VmExit>;
+
+  constructor(private readonly parts: QemuVmParts) {
+    if (parts.child.pid === undefined) throw new Error('QemuVm needs a spawned process');
+    this.pid = parts.child.pid;
+    parts.qmp.onEvent((event: QmpEvent) => {
+      if (event.event === 'SHUTDOWN' && typeof event.data?.reason === 'string') this.shutdownReason = event.data.reason;
+    });
+    this.exit = new Promise((resolve) => {
+      const onExit = async (code: number | null, signal: NodeJS.Signals | null): Promise<void> => {
+        parts.release();
+        // Events QEMU wrote just before dying (SHUTDOWN and its reason) arrive before the
+        // socket's EOF, not necessarily before the exit notification: read them all first.
+        await Promise.race([parts.qmp.closed, delay(1_000)]);
+        parts.qmp.close();
+        for (const file of parts.ownFiles) fs.rmSync(file, { force: true });
+        this.exited = true;
+        resolve(this.classify(code, signal));
+      };
+      // The child may already have exited while start-up was being confirmed.
+      if (parts.child.exitCode !== null || parts.child.signalCode !== null) void onExit(parts.child.exitCode, parts.child.signalCode);
+      else parts.child.once('exit', (code, signal) => void onExit(code, signal));
+    });
+  }
+
+  wait(): Promise<VmExit> {
+    return this.exit;
+  }
+
+  stop(options: StopOptions = {}): Promise<VmExit> {
+    if (this.exited) return this.exit;
+    this.stopping ??= this.escalate(options.timeoutMs ?? 0);
+    return this.stopping;
+  }
+
+  kill(): Promise<VmExit> {
+    if (!this.exited) {
+      this.killRequested = true;
+      this.parts.child.kill('SIGKILL');
+    }
+    return this.exit;
+  }
+
+  qmp(command: string, args?: Record<string, unknown>): Promise<unknown> {
+    return this.parts.qmp.execute(command, args);
+  }
+
+  /** Subscribes to QMP events of this VM. */
+  onEvent(listener: (event: QmpEvent) => void): () => void {
+    return this.parts.qmp.onEvent(listener);
+  }
+
+  /** The last lines QEMU wrote on stderr (warnings, errors). */
+  hypervisorOutput(): string[] {
+    return this.parts.stderr.get();
+  }
+
+  private async escalate(timeoutMs: number): Promise<VmExit> {
+    if (timeoutMs > 0 && (await this.exitWithin(timeoutMs))) return this.exit;
+    this.stopRequested = true;
+    // quit: QEMU flushes its disks and exits cleanly.
+    await this.parts.qmp.execute('quit', undefined, { timeoutMs: QUIT_GRACE_MS }).catch(() => undefined);
+    if (await this.exitWithin(QUIT_GRACE_MS)) return this.exit;
+    this.parts.child.kill('SIGTERM');
+    if (await this.exitWithin(TERM_GRACE_MS)) return this.exit;
+    this.parts.child.kill('SIGKILL');
+    return this.exit;
+  }
+
+  private exitWithin(ms: number): Promise<boolean> {
+    return Promise.race([this.exit.then(() => true), delay(ms).then(() => false)]);
+  }
+
+  private classify(code: number | null, signal: NodeJS.Signals | null): VmExit {
+    const detail = this.shutdownReason;
+    let reason: VmExitReason;
+    if (detail?.startsWith('guest-')) reason = 'guest';
+    else if (signal === 'SIGKILL' || this.killRequested) reason = 'killed';
+    else if (detail !== undefined || this.stopRequested) reason = 'stopped';
+    else if (code === 0) reason = 'guest';
+    else reason = 'crashed';
+    return detail === undefined ? { reason, code, signal } : { reason, code, signal, detail };
+  }
+}
+
+/** A timer that does not keep the process alive on its own. */
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
