@@ -29,11 +29,13 @@ import type { DirInode, FsTree, Inode } from './tree';
 import { sortedXattrs } from './xattrs';
 
 /**
- * An inode, its xattrs and its inline tail are packed into one metadata block when together they take
- * at most this much. Larger tails get a block of their own: padding the metadata to the next block
- * would waste more on average than the unused end of that block.
+ * An inode, its xattrs and its inline tail are packed into one metadata block whenever together they
+ * fit; the packer below fills the gaps this leaves with later inodes.
  */
-export const INLINE_LIMIT = (BLOCK_SIZE * 3) / 4;
+export const INLINE_LIMIT = BLOCK_SIZE;
+
+/** Metadata blocks kept open for first-fit packing; bounds both search time and pass-2 buffers. */
+const OPEN_META_BLOCKS = 32;
 
 export interface LayoutOptions {
   /** Superblock build time; compact inodes inherit it as their mtime. */
@@ -76,6 +78,10 @@ interface Placed {
   lateBlocks: number;
   dir?: { entries: Array<{ name: string; inode: Inode }>; starts: number[] };
   parent?: DirInode;
+  /** Bytes in the metadata area (inode + xattrs + inline data). */
+  need: number;
+  /** Metadata blocks that the packer closed right after placing this inode (pass 2 flushes them). */
+  closes: number[];
 }
 
 const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
@@ -104,6 +110,8 @@ export function writeImage(fd: number, tree: FsTree, sink: DataSink, opts: Layou
         lateIndex: 0,
         lateBlocks: 0,
         parent,
+        need: 0,
+        closes: [],
       };
       p.xattrSize = xattrBodySize(p.xattrs);
       byInode.set(inode, p);
@@ -145,7 +153,7 @@ export function writeImage(fd: number, tree: FsTree, sink: DataSink, opts: Layou
 
   // Pass 1: sizes, layouts and positions. Slot 0 stays unused: the kernel reports nids as inode
   // numbers, and readdir() consumers skip entries whose inode number is 0.
-  let metaPos = INODE_SLOT;
+  const packer = new MetaPacker();
   let lateCount = 0;
   let liveDataBlocks = 0;
   let extendedInodes = 0;
@@ -181,21 +189,18 @@ export function writeImage(fd: number, tree: FsTree, sink: DataSink, opts: Layou
       lateCount += p.lateBlocks;
     }
 
-    const need = isize + p.xattrSize + p.inline;
-    // Inline data must not cross a block boundary (the kernel rejects it); keep whole inodes in one
-    // block whenever they fit, and start oversized ones (huge xattrs) on a fresh block.
-    if (need > BLOCK_SIZE || (metaPos % BLOCK_SIZE) + need > BLOCK_SIZE) metaPos = roundUp(metaPos, BLOCK_SIZE);
-    p.nid = metaPos / INODE_SLOT;
-    metaPos = roundUp(metaPos + need, INODE_SLOT);
+    p.need = isize + p.xattrSize + p.inline;
+    p.nid = packer.place(p.need, p.closes) / INODE_SLOT;
   }
   if (root.nid !== 1) throw new Error('erofs layout: the root inode must come first');
-  const metaBlocks = Math.max(1, Math.ceil(metaPos / BLOCK_SIZE));
+  const metaBlocks = packer.blocks;
   const lateStart = metaStart + metaBlocks;
   const totalBlocks = lateStart + lateCount;
   if (totalBlocks > 0xffffffff) throw new Error('image would exceed 2^32 blocks');
 
-  // Pass 2: encode. Both areas are written front to back through coalescing writers.
-  const meta = new SeqWriter(fd, metaStart * BLOCK_SIZE);
+  // Pass 2: encode, in the same order as pass 1, so metadata blocks complete in the same sequence the
+  // packer closed them and only the open ones are ever buffered. Late blocks are written front to back.
+  const meta = new MetaBlocks(fd, metaStart);
   const late = new SeqWriter(fd, lateStart * BLOCK_SIZE);
   const nidOf = (inode: Inode): number => {
     const placed = byInode.get(inode);
@@ -248,9 +253,10 @@ export function writeImage(fd: number, tree: FsTree, sink: DataSink, opts: Layou
         else late.write(encodeDirBlock(entries, starts[b], end, true));
       }
     }
-    meta.writeAt(metaStart * BLOCK_SIZE + p.nid * INODE_SLOT, buf);
+    meta.put(p.nid * INODE_SLOT, buf);
+    for (const block of p.closes) meta.flush(block);
   }
-  meta.finish();
+  meta.flushAll();
   late.finish();
 
   writeFully(
@@ -331,6 +337,74 @@ function padBlock(data: Buffer): Buffer {
   return out;
 }
 
+/**
+ * First-fit packing of inode records into metadata blocks. A record never crosses a block boundary
+ * (inline data must not, and the kernel reads compact inodes from a single block); records larger
+ * than a block (huge xattrs) get whole blocks of their own.
+ */
+class MetaPacker {
+  private readonly open: Array<{ block: number; used: number }> = [{ block: 0, used: INODE_SLOT }];
+  blocks = 1;
+
+  /** Byte offset in the metadata area; blocks that can take nothing more are reported in `closed`. */
+  place(need: number, closed: number[]): number {
+    if (need > BLOCK_SIZE) {
+      const at = this.blocks * BLOCK_SIZE;
+      this.blocks += Math.ceil(need / BLOCK_SIZE);
+      return at;
+    }
+    let slot = this.open.findIndex((b) => BLOCK_SIZE - b.used >= need);
+    if (slot < 0) {
+      this.open.push({ block: this.blocks++, used: 0 });
+      slot = this.open.length - 1;
+    }
+    const b = this.open[slot];
+    const at = b.block * BLOCK_SIZE + b.used;
+    b.used = roundUp(b.used + need, INODE_SLOT);
+    if (BLOCK_SIZE - b.used < INODE_SLOT) {
+      this.open.splice(slot, 1);
+      closed.push(b.block);
+    }
+    if (this.open.length > OPEN_META_BLOCKS) closed.push((this.open.shift() as { block: number }).block);
+    return at;
+  }
+}
+
+/** Buffers the open metadata blocks of pass 2 and writes each once it is complete. */
+class MetaBlocks {
+  private readonly pending = new Map<number, Buffer>();
+
+  constructor(
+    private readonly fd: number,
+    private readonly startBlock: number,
+  ) {}
+
+  put(offset: number, data: Buffer): void {
+    if (data.length > BLOCK_SIZE) {
+      writeFully(this.fd, padBlock(data), this.startBlock * BLOCK_SIZE + offset);
+      return;
+    }
+    const block = Math.floor(offset / BLOCK_SIZE);
+    let buf = this.pending.get(block);
+    if (!buf) {
+      buf = Buffer.alloc(BLOCK_SIZE);
+      this.pending.set(block, buf);
+    }
+    data.copy(buf, offset % BLOCK_SIZE);
+  }
+
+  flush(block: number): void {
+    const buf = this.pending.get(block);
+    if (!buf) return;
+    writeFully(this.fd, buf, (this.startBlock + block) * BLOCK_SIZE);
+    this.pending.delete(block);
+  }
+
+  flushAll(): void {
+    for (const block of [...this.pending.keys()]) this.flush(block);
+  }
+}
+
 /** Front-to-back writer that fills gaps with zeros and ends on a block boundary. */
 class SeqWriter {
   private readonly buf = Buffer.alloc(1 << 20);
@@ -346,12 +420,6 @@ class SeqWriter {
 
   private get end(): number {
     return this.pos + this.len;
-  }
-
-  writeAt(offset: number, data: Buffer): void {
-    if (offset < this.end) throw new Error('SeqWriter: writes must move forward');
-    this.zeros(offset - this.end);
-    this.write(data);
   }
 
   write(data: Buffer): void {

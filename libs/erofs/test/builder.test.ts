@@ -127,6 +127,24 @@ describe('ErofsBuilder', () => {
     }
   });
 
+  test('xattr bodies larger than a block and tails that only just fit', async () => {
+    const out = path.join(dir, 'huge-xattrs.erofs');
+    const model = new Model(0);
+    const b = ErofsBuilder.create(out, { buildTime: 0 });
+    const huge = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`user.big${i}`, Buffer.alloc(3000, i + 1)]));
+    for (let i = 0; i < 20; i++) {
+      // Alternate record sizes so the first-fit packer has gaps to fill and blocks to spill over.
+      const xattrs = i % 4 === 0 ? huge : i % 4 === 1 ? { 'user.s': Buffer.alloc(100, 7) } : {};
+      const content = Buffer.alloc([4096 - 64 - 1, 4095, 3000, 1][i % 4] + 4096 * (i % 3), i);
+      await b.writeFile(`f${i}`, content, { xattrs, mtime: i % 2 });
+      model.add(`f${i}`, file(content, { xattrs, mtime: i % 2 }), 0);
+      b.mkdir(`d${i}`, { xattrs, mtime: 0 });
+      model.add(`d${i}`, { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrs, children: new Map() }, 0);
+    }
+    await b.finish();
+    expectImageMatches(out, model.flatten());
+  });
+
   test('identical input gives identical bytes when uuid is fixed', async () => {
     const build = async (name: string): Promise<Buffer> => {
       const out = path.join(dir, name);

@@ -50,6 +50,8 @@ describe('kernel mount', () => {
       { path: 'bin/su', content: 'su', mode: 0o4755, uid: 0, gid: 0, mtime: 1_000 },
       { path: 'bin/ping', content: 'ping', mode: 0o755, xattrs: { 'security.capability': CAP, 'user.k': 'v' }, mtime: 1_000 },
       { path: 'bin/big', content: big, mtime: 1_000 },
+      // An xattr body bigger than a block: the inode's record spans blocks.
+      { path: 'bin/huge-xattrs', content: 'h'.repeat(3000), xattrs: { 'user.a': Buffer.alloc(3000, 1), 'user.b': Buffer.alloc(3000, 2) }, mtime: 1_000 },
       { path: 'bin/link', type: 'hardlink', linkPath: 'bin/big' },
       { path: 'dev/null', type: 'chardev', devMajor: 1, devMinor: 3, mode: 0o666, mtime: 1_000 },
       { path: 'dev/sdz', type: 'blockdev', devMajor: 259, devMinor: 70000, mode: 0o660, mtime: 1_000 },
@@ -96,6 +98,9 @@ describe('kernel mount', () => {
       if (cap) expect(cap.equals(CAP)).toBe(true);
       const user = getxattr(path.join(mnt, 'bin/ping'), 'user.k');
       if (user) expect(user.toString()).toBe('v');
+      const spanning = getxattr(path.join(mnt, 'bin/huge-xattrs'), 'user.b');
+      if (spanning) expect(spanning.equals(Buffer.alloc(3000, 2))).toBe(true);
+      expect(fs.readFileSync(path.join(mnt, 'bin/huge-xattrs'), 'utf8')).toBe('h'.repeat(3000));
     } finally {
       execFileSync('umount', [mnt]);
       fs.rmSync(dir, { recursive: true, force: true });
