@@ -1,0 +1,85 @@
+// Pull of a ~50 MB image from a local registry: @smolvm/oci against skopeo (copy to an OCI
+// layout, which also verifies every digest) in the same run, interleaved, each in a fresh
+// process and a fresh destination.
+//   node tools/run-ts.mjs tools/bench/pull.ts [runs=5] [sizeMB=50]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { ImageService, RegistryClient, RegistryConfig } from '@smolvm/oci';
+import { startRegistry } from '../fixtures/registry';
+import { bigImage, pushBuiltImage } from '../fixtures/images';
+import { median, report, type Series } from './lib/stats';
+
+/** One pull in this (child) process: the parent times the whole process, as it does skopeo. */
+async function child(reference: string, home: string): Promise<void> {
+  const service = new ImageService({ env: { SMOLVM_HOME: home }, config: RegistryConfig.fromSettings({}) });
+  try {
+    await service.pull(reference);
+  } finally {
+    await service.close();
+  }
+}
+
+function timed(argv: string[]): number {
+  const start = process.hrtime.bigint();
+  const out = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (out.status !== 0) throw new Error(`${argv.join(' ')} failed: ${out.stderr.toString().trim()}`);
+  return ms;
+}
+
+async function main(): Promise<void> {
+  const runs = Number(process.argv[2] ?? 5);
+  const sizeMB = Number(process.argv[3] ?? 50);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-pull-'));
+  const registry = await startRegistry({ dir: path.join(work, 'registry') });
+  try {
+    const image = bigImage(sizeMB);
+    const bytes = image.layers.reduce((n, l) => n + l.bytes.length, image.config.length);
+    const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
+    const { reference } = await pushBuiltImage(client, `${registry.host}/smolvm-test/big:latest`, image);
+    await client.close();
+
+    const ours: Series = { label: 'smolvm (@smolvm/oci)', samples: [] };
+    const skopeo: Series = { label: 'skopeo copy -> oci layout', samples: [] };
+    let n = 0;
+    const fresh = (): string => path.join(work, `dest-${n++}`);
+    const runOurs = (): number => {
+      const home = fresh();
+      const ms = timed([process.execPath, process.argv[1], '--child', reference, home]);
+      fs.rmSync(home, { recursive: true, force: true });
+      return ms;
+    };
+    const runSkopeo = (): number => {
+      const dir = fresh();
+      const ms = timed(['skopeo', 'copy', '--quiet', '--src-tls-verify=false', `docker://${reference}`, `oci:${dir}:big`]);
+      fs.rmSync(dir, { recursive: true, force: true });
+      return ms;
+    };
+    runOurs();
+    runSkopeo();
+    for (let i = 0; i < runs; i++) {
+      skopeo.samples.push(runSkopeo());
+      ours.samples.push(runOurs());
+    }
+    report(`Pull of a ${(bytes / 1e6).toFixed(1)} MB image (${image.layers.length} gzip layers) from docker-registry on 127.0.0.1, ${runs} interleaved runs`, [skopeo, ours]);
+    for (const s of [skopeo, ours]) console.log(`  ${s.label}: ${(bytes / 1e6 / (median(s.samples) / 1000)).toFixed(0)} MB/s (median)`);
+    console.log(`  ratio smolvm/skopeo (time): ${(median(ours.samples) / median(skopeo.samples)).toFixed(2)}x`);
+  } finally {
+    await registry.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--child') {
+  child(process.argv[3], process.argv[4]).catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+} else {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
