@@ -3,6 +3,9 @@
 import { EntryProblem } from './errors';
 import { MAX_NAME } from './format';
 
+/** Linux PATH_MAX: no runtime could have extracted a longer path either. */
+export const MAX_PATH = 4096;
+
 export const toByteString = (s: string): string => Buffer.from(s, 'utf8').toString('latin1');
 export const fromByteString = (s: string): string => Buffer.from(s, 'latin1').toString('utf8');
 
@@ -13,6 +16,7 @@ export const fromByteString = (s: string): string => Buffer.from(s, 'latin1').to
  */
 export function splitPath(p: string): string[] {
   if (p.includes('\0')) throw new EntryProblem('path contains a NUL byte');
+  if (p.length > MAX_PATH) throw new EntryProblem(`path longer than ${MAX_PATH} bytes`);
   const out: string[] = [];
   for (const c of p.split('/')) {
     if (c === '' || c === '.') continue;

@@ -137,15 +137,20 @@ export class FsTree {
    * there, otherwise (a directory re-declared in this layer) the lower-layer entries beneath it.
    */
   pruneLower(dir: DirInode, name: string, layer: number): number {
-    const entry = dir.children.get(name);
-    if (!entry) return 0;
-    if (entry.layer < layer) {
-      dir.children.delete(name);
-      return 1;
-    }
-    if (entry.inode.kind !== 'dir') return 0;
+    // Iterative: symlinked parents can make trees far deeper than any path, too deep for recursion.
     let removed = 0;
-    for (const child of [...entry.inode.children.keys()]) removed += this.pruneLower(entry.inode, child, layer);
+    const work: Array<[DirInode, string]> = [[dir, name]];
+    while (work.length) {
+      const [d, n] = work.pop() as [DirInode, string];
+      const entry = d.children.get(n);
+      if (!entry) continue;
+      if (entry.layer < layer) {
+        d.children.delete(n);
+        removed++;
+      } else if (entry.inode.kind === 'dir') {
+        for (const child of entry.inode.children.keys()) work.push([entry.inode, child]);
+      }
+    }
     return removed;
   }
 

@@ -178,6 +178,24 @@ describe('buildErofsFromLayers', () => {
     }
   });
 
+  test('trees made deep through symlinked parents are pruned without exhausting the stack', async () => {
+    const down = 'd/'.repeat(2000);
+    const chain: TarSpec[] = [{ path: 's0', type: 'symlink', linkPath: down }];
+    let at = 's0';
+    for (let i = 1; i < 12; i++) {
+      chain.push({ path: `${at}/s${i}`, type: 'symlink', linkPath: down });
+      at = `${at}/s${i}`;
+    }
+    chain.push({ path: `${at}/leaf`, content: 'deep' });
+    // Same-layer whiteout: walks the whole 24000-level tree but may remove nothing from it.
+    chain.push({ path: '.wh.d' });
+    const stats = await buildErofsFromLayers([tarLayer(makeTar(chain)), tarLayer(makeTar([{ path: '.wh.d' }, { path: '.wh.s0' }]))], out);
+    expect(stats.whiteoutRemovals).toBe(2);
+    const r = openErofs(out);
+    expect(r.list().map((e) => e.path)).toEqual(['/']);
+    r.close();
+  });
+
   test('root entries and ./ prefixes update the root directory', async () => {
     await buildErofsFromLayers([tarLayer(makeTar([{ path: './', type: 'dir', mode: 0o700, uid: 5, mtime: 99 }, { path: './a', content: 'a', mtime: 99 }]))], out);
     const r = openErofs(out);
@@ -279,6 +297,10 @@ describe('buildErofsFromLayers failures', () => {
     await expectFailure(makeTar([{ path: 'p', pax: [['uid', 'abc']] }]), /invalid pax uid/);
     await expectFailure(makeTar([{ path: 'p', pax: [['GNU.sparse.major', '1']] }]), /sparse/);
     await expectFailure(makeTar([{ path: '.wh.', content: '' }]), /invalid file name/);
+  });
+
+  test('paths longer than PATH_MAX are rejected', async () => {
+    await expectFailure(makeTar([{ path: `${'a/'.repeat(2100)}x`, content: 'x' }]), /path longer than 4096 bytes/);
   });
 
   test('source errors keep their type and name the layer', async () => {
