@@ -1,2 +1,20 @@
-// Public API of @smolvm/agent-protocol: Host<->guest agent protocol: framing, handshake, requests, multiplexed flow-controlled streams; AgentClient (host) and AgentServer (guest)
-export {};
+// Public API of @smolvm/agent-protocol: the host<->guest agent protocol (see README.md for the
+// wire spec). Host side: AgentClient. Guest side: AgentServer + the handlers the agent implements.
+export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_HEADER, MAX_DATA_CHUNK } from './constants';
+export { ProtocolError, AgentRequestError, ErrorCodes, type ErrorCode } from './errors';
+export { encodeFrame, FrameDecoder, type RawFrame } from './frame';
+export type { AgentInfo, HelloMessage } from './messages';
+export type {
+  BlockDeviceRef,
+  DiskMount,
+  ExecOptions,
+  ExecRequest,
+  ExitStatus,
+  SetupSpec,
+  TtyOptions,
+  VolumeMount,
+} from './ops';
+export { Connection, type ConnectionOptions, type Role } from './connection';
+export { InboundStream, OutboundStream } from './streams';
+export { AgentClient, type ExecSession } from './client';
+export { AgentServer, type AgentHandlers, type AgentServerOptions, type ExecIo, type ExecProcess } from './server';

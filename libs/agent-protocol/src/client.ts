@@ -1,0 +1,204 @@
+// Host side: talks to the agent in a VM over any Duplex (normally the unix socket QEMU's
+// virtio-serial chardev connected to). Everything the agent sends is validated; a
+// misbehaving agent ends the connection with a ProtocolError, never a host crash.
+import { Writable, type Duplex, type Readable } from 'node:stream';
+import { PROTOCOL_VERSION } from './constants';
+import { ProtocolError } from './errors';
+import { Connection, type ConnectionOptions } from './connection';
+import type { AgentInfo, EventMessage, HelloMessage } from './messages';
+import {
+  encodeExec,
+  parseExecResult,
+  parseExitEvent,
+  type ExecOptions,
+  type ExitStatus,
+  type SetupSpec,
+} from './ops';
+import { SchemaError } from './schema';
+
+export interface ExecSession {
+  /** Guest pid of the process. */
+  readonly pid: number;
+  /** The process's stdin; a sink that discards when `stdin` was not requested. */
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /** Empty in tty mode: the terminal merges both outputs into stdout. */
+  readonly stderr: Readable;
+  /** Sets the terminal size (tty mode); the process gets SIGWINCH. */
+  resize(rows: number, cols: number): Promise<void>;
+  /** Sends a signal by name (e.g. SIGINT, SIGTERM); in tty mode to the foreground process group. */
+  signal(name: string): Promise<void>;
+  /**
+   * Settles when the process has exited and all its output has arrived (it may still sit in the
+   * stdout/stderr buffers, like child_process 'exit'). Rejects if the connection is lost first.
+   */
+  readonly exit: Promise<ExitStatus>;
+}
+
+interface SessionState {
+  resolve(status: ExitStatus): void;
+  reject(err: Error): void;
+}
+
+export class AgentClient {
+  private readonly conn: Connection;
+  private readonly readyPromise: Promise<AgentInfo>;
+  private resolveReady!: (info: AgentInfo) => void;
+  private rejectReady!: (err: Error) => void;
+  private readonly sessions = new Map<number, SessionState>();
+  private shuttingDown = false;
+
+  constructor(io: Duplex, options: ConnectionOptions = {}) {
+    this.readyPromise = new Promise<AgentInfo>((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    // Marked handled here: callers that never wait for readiness must not crash the process.
+    this.readyPromise.catch(() => undefined);
+    this.conn = new Connection(io, 'host', { hello: (m) => this.onHello(m), event: (m) => this.onEvent(m) }, options);
+    void this.conn.closed.then((reason) => {
+      const err = reason ?? new ProtocolError('the connection was closed');
+      this.rejectReady(err);
+      for (const s of this.sessions.values()) s.reject(err);
+      this.sessions.clear();
+    });
+    this.conn.sendHello();
+  }
+
+  /** Resolves with the agent's self-description once it has said it is ready. */
+  waitReady(): Promise<AgentInfo> {
+    return this.readyPromise;
+  }
+
+  /** Resolves when the connection ends: null for a close we asked for (close, shutdown). */
+  get closed(): Promise<Error | null> {
+    return this.conn.closed.then((reason) => (this.shuttingDown ? null : reason));
+  }
+
+  /** Round trip through the agent, in milliseconds. */
+  async ping(): Promise<number> {
+    await this.readyPromise;
+    const start = process.hrtime.bigint();
+    await this.conn.request('ping', {});
+    return Number(process.hrtime.bigint() - start) / 1e6;
+  }
+
+  async setTime(epochMs: number = Date.now()): Promise<void> {
+    await this.readyPromise;
+    await this.conn.request('setTime', { epochMs: Math.round(epochMs) });
+  }
+
+  /** Prepares the guest root (image overlay, mounts, volumes, hostname). Once, before exec. */
+  async setup(spec: SetupSpec): Promise<void> {
+    await this.readyPromise;
+    await this.conn.request('setup', { ...spec });
+  }
+
+  async exec(opts: ExecOptions): Promise<ExecSession> {
+    if (opts.argv.length === 0) throw new TypeError('exec: argv must name a program');
+    await this.readyPromise;
+    const stdin = opts.stdin ? this.conn.openOutbound() : null;
+    const stdout = this.conn.openInbound();
+    const stderr = this.conn.openInbound();
+    const args = encodeExec(opts, { stdin: stdin?.id ?? null, stdout: stdout.id, stderr: stderr.id });
+    // The exec request's id names the session; registering it before the request goes out
+    // means an exit event right behind the response always finds it.
+    let session = 0;
+    let settle!: SessionState;
+    const exit = new Promise<ExitStatus>((resolve, reject) => (settle = { resolve, reject }));
+    exit.catch(() => undefined);
+    let result;
+    try {
+      result = await this.conn.request('exec', args, (id) => {
+        session = id;
+        this.sessions.set(id, settle);
+      });
+    } catch (err) {
+      this.sessions.delete(session);
+      stdin?.destroy();
+      stdout.destroy();
+      stderr.destroy();
+      throw err;
+    }
+    let pid: number;
+    try {
+      pid = parseExecResult(result).pid;
+    } catch (err) {
+      throw this.violation(err);
+    }
+    return {
+      pid,
+      stdin: stdin ?? discardingWritable(),
+      stdout,
+      stderr,
+      exit,
+      resize: async (rows, cols) => {
+        await this.conn.request('resize', { session, rows, cols });
+      },
+      signal: async (name) => {
+        await this.conn.request('signal', { session, signal: name });
+      },
+    };
+  }
+
+  /** Asks the agent to sync and power off; resolves when it acknowledged (or the VM is gone). */
+  async shutdown(): Promise<void> {
+    await this.readyPromise;
+    this.shuttingDown = true;
+    try {
+      await this.conn.request('shutdown', {});
+    } catch (err) {
+      // The acknowledgement can lose the race with the VM ending; a closed channel is success here.
+      if (!(err instanceof ProtocolError) || !this.conn.isClosed) throw err;
+    }
+  }
+
+  /** Drops the connection (the VM keeps running). */
+  close(): void {
+    this.shuttingDown = true;
+    this.conn.close();
+  }
+
+  private onHello(msg: HelloMessage): void {
+    if (msg.version !== PROTOCOL_VERSION) {
+      throw new ProtocolError(`the agent speaks protocol version ${msg.version}, this smolvm speaks version ${PROTOCOL_VERSION}`, {
+        remedy: 'rebuild the agent image (delete the agent/ directory under the smolvm cache) or update smolvm',
+      });
+    }
+    if (msg.ready) this.resolveReady(msg.agent ?? {});
+  }
+
+  private onEvent(msg: EventMessage): void {
+    switch (msg.op) {
+      case 'ready':
+        if (!this.conn.peer) throw new ProtocolError('ready before hello');
+        this.resolveReady(this.conn.peer.agent ?? {});
+        return;
+      case 'exit': {
+        let exit;
+        try {
+          exit = parseExitEvent(msg.args);
+        } catch (err) {
+          throw this.violation(err);
+        }
+        const s = this.sessions.get(exit.session);
+        if (!s) throw new ProtocolError(`exit for unknown session ${exit.session}`);
+        this.sessions.delete(exit.session);
+        s.resolve({ code: exit.code, signal: exit.signal });
+        return;
+      }
+      default:
+        throw new ProtocolError(`unknown event '${msg.op}'`);
+    }
+  }
+
+  private violation(err: unknown): ProtocolError {
+    const e = err instanceof SchemaError ? new ProtocolError(`malformed message: ${err.message}`) : new ProtocolError(String(err));
+    this.conn.fail(e);
+    return e;
+  }
+}
+
+function discardingWritable(): Writable {
+  return new Writable({ write: (_chunk, _enc, cb) => cb() });
+}

@@ -1,0 +1,197 @@
+// Requests, their results and events, as typed values and as validated wire objects.
+// The host validates everything the agent sends; the agent validates what the host sends so
+// that a bad request gets a `bad-request` answer instead of undefined behaviour.
+import { Fields, SchemaError, type Json } from './schema';
+
+/** A block device in the guest: by virtio-blk serial (preferred) or by device path. */
+export type BlockDeviceRef = { serial: string } | { path: string };
+
+export interface TtyOptions {
+  rows: number;
+  cols: number;
+  /** TERM for the process; defaults to xterm-256color. */
+  term?: string;
+}
+
+export interface ExecOptions {
+  argv: string[];
+  /** Variables on top of the agent's defaults (PATH, HOME of the user, TERM in tty mode). */
+  env?: Record<string, string>;
+  /** Working directory inside the guest root; default: the user's home, else `/`. */
+  cwd?: string;
+  /** `name`, `uid` or `uid:gid`, resolved against the guest root's /etc/passwd and /etc/group. */
+  user?: string;
+  /** Keep stdin open (`-i`); otherwise the process reads /dev/null. */
+  stdin?: boolean;
+  /** Run on a pseudo-terminal (`-t`): stdout carries the merged output, stderr stays empty. */
+  tty?: TtyOptions;
+}
+
+/** How a process ended: exactly one of `code` and `signal` is non-null. */
+export interface ExitStatus {
+  code: number | null;
+  /** Signal name, e.g. SIGKILL. The host maps it to 128+n for its own exit code. */
+  signal: string | null;
+}
+
+export interface VolumeMount {
+  /** The virtio-9p mount tag QEMU exposes the share under. */
+  tag: string;
+  /** Absolute path in the guest root; created when missing. */
+  path: string;
+  readOnly?: boolean;
+}
+
+export interface DiskMount {
+  device: BlockDeviceRef;
+  /** Filesystem on the device, e.g. ext4. */
+  fstype: string;
+}
+
+export interface SetupSpec {
+  hostname?: string;
+  /**
+   * The image root: an erofs (or other read-only) filesystem on a disk, mounted as the lower
+   * layer of an overlay. Absent: a bare VM, whose root is the agent image's own userland.
+   */
+  image?: { device: BlockDeviceRef; fstype?: string };
+  /** Where the overlay's writable layer lives. Absent: tmpfs, discarded at power-off. */
+  upper?: DiskMount & { /** Directory on that filesystem holding upper/ and work/. */ dir?: string };
+  /** Size of the tmpfs upper layer in MiB; default: the kernel's (half of RAM). */
+  upperSizeMiB?: number;
+  /** Disk holding /workspace. Absent: /workspace is a directory in the root. */
+  workspace?: DiskMount;
+  volumes?: VolumeMount[];
+  /** Content of /etc/resolv.conf in the guest root; default: a comment saying there is no network. */
+  resolvConf?: string;
+}
+
+export interface SetTimeArgs {
+  epochMs: number;
+}
+
+/** Wire form of an exec request: the options plus the stream ids the host opened for it. */
+export interface ExecRequest extends ExecOptions {
+  env: Record<string, string>;
+  stdin: boolean;
+  streams: { stdin: number | null; stdout: number; stderr: number };
+}
+
+export function encodeExec(opts: ExecOptions, streams: ExecRequest['streams']): Json {
+  return {
+    argv: opts.argv,
+    env: opts.env ?? {},
+    ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+    ...(opts.user !== undefined ? { user: opts.user } : {}),
+    stdin: streams.stdin,
+    stdout: streams.stdout,
+    stderr: streams.stderr,
+    ...(opts.tty ? { tty: { rows: opts.tty.rows, cols: opts.tty.cols, term: opts.tty.term ?? 'xterm-256color' } } : {}),
+  };
+}
+
+export function parseExec(args: Json): ExecRequest {
+  const f = new Fields(args, 'exec');
+  const argv = f.strArray('argv');
+  if (argv.length === 0 || argv[0] === '') throw new SchemaError('exec.argv: expected at least the program name');
+  const env = f.has('env') ? f.strMap('env') : {};
+  for (const k of Object.keys(env)) if (k === '' || k.includes('=') || k.includes('\0')) throw new SchemaError(`exec.env: invalid variable name '${k}'`);
+  const stdin = f.has('stdin') ? f.int('stdin', 1) : null;
+  const tty = f.optObj('tty');
+  return {
+    argv,
+    env,
+    cwd: f.optStr('cwd'),
+    user: f.optStr('user', 256),
+    stdin: stdin !== null,
+    streams: { stdin, stdout: f.int('stdout', 1), stderr: f.int('stderr', 1) },
+    ...(tty ? { tty: { rows: tty.int('rows', 1, 0xffff), cols: tty.int('cols', 1, 0xffff), term: tty.optStr('term', 128) ?? 'xterm-256color' } } : {}),
+  };
+}
+
+export function parseExecResult(result: Json): { pid: number } {
+  return { pid: new Fields(result, 'exec result').int('pid', 1, 2 ** 31) };
+}
+
+export function parseExitEvent(args: Json): { session: number } & ExitStatus {
+  const f = new Fields(args, 'exit');
+  const code = f.intOrNull('code', 0, 255);
+  const signal = f.strOrNull('signal', 32);
+  if ((code === null) === (signal === null)) throw new SchemaError('exit: expected exactly one of code and signal');
+  return { session: f.int('session', 1), code, signal };
+}
+
+export function parseSession(args: Json, op: string): number {
+  return new Fields(args, op).int('session', 1);
+}
+
+export function parseSignal(args: Json): { session: number; signal: string } {
+  const f = new Fields(args, 'signal');
+  const signal = f.str('signal', 32);
+  if (!/^SIG[A-Z0-9]+$/.test(signal)) throw new SchemaError(`signal.signal: '${signal}' is not a signal name`);
+  return { session: f.int('session', 1), signal };
+}
+
+export function parseResize(args: Json): { session: number; rows: number; cols: number } {
+  const f = new Fields(args, 'resize');
+  return { session: f.int('session', 1), rows: f.int('rows', 1, 0xffff), cols: f.int('cols', 1, 0xffff) };
+}
+
+export function parseSetTime(args: Json): SetTimeArgs {
+  return { epochMs: new Fields(args, 'setTime').int('epochMs', 0) };
+}
+
+function parseDevice(f: Fields): BlockDeviceRef {
+  const serial = f.optStr('serial', 20);
+  const path = f.optStr('path', 256);
+  if ((serial === undefined) === (path === undefined)) throw new SchemaError('device: expected exactly one of serial and path');
+  if (path !== undefined && !/^\/dev\/[A-Za-z0-9._/-]+$/.test(path)) throw new SchemaError(`device.path: '${path}' is not under /dev`);
+  return serial !== undefined ? { serial } : { path: path as string };
+}
+
+function parseDiskMount(f: Fields): DiskMount {
+  return { device: parseDevice(f.obj('device')), fstype: parseFstype(f.str('fstype', 32)) };
+}
+
+function parseFstype(fstype: string): string {
+  if (!/^[a-z0-9]+$/.test(fstype)) throw new SchemaError(`fstype: '${fstype}' is not a filesystem type`);
+  return fstype;
+}
+
+function parseGuestPath(value: string, where: string): string {
+  if (!value.startsWith('/') || value.includes('\0') || value.split('/').includes('..')) {
+    throw new SchemaError(`${where}: '${value}' must be an absolute path without '..'`);
+  }
+  return value;
+}
+
+export function parseSetup(args: Json): SetupSpec {
+  const f = new Fields(args, 'setup');
+  const spec: SetupSpec = {};
+  const hostname = f.optStr('hostname', 64);
+  if (hostname !== undefined) {
+    if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(hostname)) throw new SchemaError(`setup.hostname: '${hostname}' is not a hostname`);
+    spec.hostname = hostname;
+  }
+  const image = f.optObj('image');
+  if (image) spec.image = { device: parseDevice(image.obj('device')), ...(image.has('fstype') ? { fstype: parseFstype(image.str('fstype', 32)) } : {}) };
+  const upper = f.optObj('upper');
+  if (upper) {
+    spec.upper = parseDiskMount(upper);
+    const dir = upper.optStr('dir', 256);
+    if (dir !== undefined) spec.upper.dir = parseGuestPath(dir, 'setup.upper.dir');
+  }
+  const upperSize = f.optInt('upperSizeMiB', 1, 2 ** 24);
+  if (upperSize !== undefined) spec.upperSizeMiB = upperSize;
+  const workspace = f.optObj('workspace');
+  if (workspace) spec.workspace = parseDiskMount(workspace);
+  const volumes = f.optArray('volumes', 256).map((v) => {
+    const tag = v.str('tag', 64);
+    if (!/^[A-Za-z0-9._-]+$/.test(tag)) throw new SchemaError(`setup.volumes: tag '${tag}' has characters a mount option cannot carry`);
+    return { tag, path: parseGuestPath(v.str('path', 1024), 'setup.volumes.path'), readOnly: v.optBool('readOnly') ?? false };
+  });
+  if (volumes.length > 0) spec.volumes = volumes;
+  const resolv = f.optStr('resolvConf', 16384);
+  if (resolv !== undefined) spec.resolvConf = resolv;
+  return spec;
+}

@@ -1,0 +1,181 @@
+// Agent side: decodes host requests, hands them to the handlers the guest agent implements
+// and speaks the protocol back (responses, exit events, stream frames). Knows nothing about
+// processes or mounts itself, so it runs anywhere a Duplex does (tests use socket pairs).
+import type { Duplex, Readable, Writable } from 'node:stream';
+import { AgentRequestError, type ErrorCode } from './errors';
+import { Connection, type ConnectionOptions } from './connection';
+import type { AgentInfo, EventMessage, RequestMessage } from './messages';
+import { parseExec, parseResize, parseSetTime, parseSetup, parseSignal, type ExecRequest, type ExitStatus, type SetupSpec } from './ops';
+import { SchemaError, type Json } from './schema';
+import type { OutboundStream } from './streams';
+
+export interface ExecIo {
+  /** Null unless the host asked to keep stdin open. */
+  stdin: Readable | null;
+  /** The handler must end both once the process's output is complete. */
+  stdout: OutboundStream;
+  stderr: OutboundStream;
+}
+
+export interface ExecProcess {
+  pid: number;
+  /** Settles when the process has exited. The exit event goes out once stdout/stderr ended too. */
+  exited: Promise<ExitStatus>;
+  /** Throws AgentRequestError('bad-request') for a signal name it does not know. */
+  signal(name: string): void;
+  resize(rows: number, cols: number): void;
+}
+
+export interface AgentHandlers {
+  exec(req: ExecRequest, io: ExecIo): Promise<ExecProcess>;
+  setup?(spec: SetupSpec): Promise<void>;
+  setTime?(epochMs: number): Promise<void> | void;
+  /** Runs before the shutdown acknowledgement: flush what must survive. */
+  prepareShutdown?(): Promise<void>;
+  /** Runs once the acknowledgement has been written to the channel. */
+  powerOff?(): void;
+}
+
+export interface AgentServerOptions extends ConnectionOptions {
+  /** Facts sent in the hello (versions, boot timings). */
+  agent?: AgentInfo;
+}
+
+export class AgentServer {
+  private readonly conn: Connection;
+  private readonly sessions = new Map<number, ExecProcess>();
+
+  constructor(
+    io: Duplex,
+    private readonly handlers: AgentHandlers,
+    private readonly options: AgentServerOptions = {},
+  ) {
+    this.conn = new Connection(
+      io,
+      'agent',
+      {
+        // The host's hello only carries its window and frame limit; the host judges versions.
+        hello: () => undefined,
+        request: (m) => void this.onRequest(m),
+        event: (m: EventMessage) => {
+          throw new SchemaError(`unknown event '${m.op}'`);
+        },
+      },
+      options,
+    );
+  }
+
+  /** Sends the hello. With ready=false, call markReady() when requests can be served. */
+  announce(ready = true): void {
+    this.conn.sendHello({ ready, ...(this.options.agent ? { agent: this.options.agent } : {}) });
+  }
+
+  markReady(): void {
+    this.conn.sendEvent('ready', {});
+  }
+
+  get closed(): Promise<Error | null> {
+    return this.conn.closed;
+  }
+
+  close(): void {
+    this.conn.close();
+  }
+
+  private async onRequest(msg: RequestMessage): Promise<void> {
+    try {
+      const result = await this.handle(msg);
+      if (msg.op === 'shutdown') return;
+      this.conn.respond(msg.id, result);
+    } catch (err) {
+      const { code, message } = describe(err, msg.op === 'setup' ? 'setup-failed' : 'internal');
+      this.conn.respondError(msg.id, code, message);
+    }
+  }
+
+  private async handle(msg: RequestMessage): Promise<Json> {
+    switch (msg.op) {
+      case 'ping':
+        return {};
+      case 'exec':
+        return this.exec(msg.id, msg.args);
+      case 'signal': {
+        const { session, signal } = parseSignal(msg.args);
+        this.session(session).signal(signal);
+        return {};
+      }
+      case 'resize': {
+        const { session, rows, cols } = parseResize(msg.args);
+        this.session(session).resize(rows, cols);
+        return {};
+      }
+      case 'setTime': {
+        if (!this.handlers.setTime) throw new AgentRequestError('setTime', 'unsupported', 'this agent cannot set the clock');
+        await this.handlers.setTime(parseSetTime(msg.args).epochMs);
+        return {};
+      }
+      case 'setup': {
+        if (!this.handlers.setup) throw new AgentRequestError('setup', 'unsupported', 'this agent cannot set up a root');
+        await this.handlers.setup(parseSetup(msg.args));
+        return {};
+      }
+      case 'shutdown':
+        await this.handlers.prepareShutdown?.();
+        this.conn.respond(msg.id, {});
+        await this.conn.flush();
+        this.handlers.powerOff?.();
+        return {};
+      default:
+        throw new AgentRequestError(msg.op, 'unknown-op', `unknown request '${msg.op}'`);
+    }
+  }
+
+  private session(id: number): ExecProcess {
+    const proc = this.sessions.get(id);
+    if (!proc) throw new AgentRequestError('exec', 'no-such-session', `no running process for session ${id}`);
+    return proc;
+  }
+
+  private async exec(session: number, args: Json): Promise<Json> {
+    const req = parseExec(args);
+    const stdin = req.streams.stdin !== null ? this.conn.acceptInbound(req.streams.stdin) : null;
+    const stdout = this.conn.acceptOutbound(req.streams.stdout);
+    const stderr = this.conn.acceptOutbound(req.streams.stderr);
+    let proc: ExecProcess;
+    try {
+      proc = await this.handlers.exec(req, { stdin, stdout, stderr });
+    } catch (err) {
+      stdin?.destroy();
+      stdout.end();
+      stderr.end();
+      throw err;
+    }
+    this.sessions.set(session, proc);
+    void proc.exited
+      .then(async (status) => {
+        await Promise.all([done(stdout), done(stderr)]);
+        this.conn.sendEvent('exit', { session, code: status.code, signal: status.signal });
+      })
+      .catch((err: unknown) => {
+        stdout.end();
+        stderr.end();
+        this.conn.sendEvent('exit', { session, code: 255, signal: null, error: String(err) });
+      })
+      .finally(() => this.sessions.delete(session));
+    return { pid: proc.pid };
+  }
+}
+
+function done(stream: Writable): Promise<void> {
+  if (stream.writableFinished || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('finish', resolve);
+    stream.once('close', resolve);
+  });
+}
+
+function describe(err: unknown, fallback: ErrorCode): { code: ErrorCode; message: string } {
+  if (err instanceof AgentRequestError) return { code: err.code, message: err.message.replace(/^agent [^:]+: /, '') };
+  if (err instanceof SchemaError) return { code: 'bad-request', message: err.message };
+  return { code: fallback, message: err instanceof Error ? err.message : String(err) };
+}
