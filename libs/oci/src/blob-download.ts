@@ -5,7 +5,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { digestHex } from './digest';
-import { DigestMismatchError, RetryableError, SizeMismatchError } from './errors';
+import { SmolvmError } from '@smolvm/common';
+import { DigestMismatchError, InterruptedTransferError, SizeMismatchError } from './errors';
 import { claimIngest } from './ingest';
 import type { Descriptor } from './manifest';
 import type { RegistryClient, RepositoryRef } from './registry-client';
@@ -61,7 +62,7 @@ export async function downloadBlob(
           fs.rmSync(ingest.path, { force: true });
           throw err;
         }
-        if (options.signal?.aborted || attempt >= policy.retries || !isRetryableNetworkError(err)) throw err;
+        if (options.signal?.aborted || attempt >= policy.retries || !resumable(err)) throw err;
         options.onRetry?.(attempt + 1, err as Error);
         await sleep(backoffDelay(policy, attempt), undefined, { signal: options.signal });
       }
@@ -69,6 +70,15 @@ export async function downloadBlob(
   } finally {
     ingest.release();
   }
+}
+
+/**
+ * Only transfers cut midway are resumed here. Failures to get an answer at all were already
+ * retried by the transport; retrying them again would multiply the waits.
+ */
+function resumable(err: unknown): boolean {
+  if (err instanceof InterruptedTransferError) return true;
+  return !(err instanceof SmolvmError) && isRetryableNetworkError(err);
 }
 
 async function attemptDownload(
@@ -97,7 +107,7 @@ async function attemptDownload(
     if (res.status !== 200) {
       await res.body.dump().catch(() => {});
       fs.truncateSync(file, 0);
-      throw new RetryableError(`${what}: the registry answered a resume request with HTTP ${res.status}; starting over`);
+      throw new InterruptedTransferError(`${what}: the registry answered a resume request with HTTP ${res.status}; starting over`);
     }
     fs.truncateSync(file, 0);
     offset = 0;
@@ -122,7 +132,7 @@ async function attemptDownload(
   } finally {
     await fh.close();
   }
-  if (written < desc.size) throw new RetryableError(`${what}: the connection ended after ${written} of ${desc.size} bytes`);
+  if (written < desc.size) throw new InterruptedTransferError(`${what}: the connection ended after ${written} of ${desc.size} bytes`);
   verify(hash, desc, written, what);
 }
 

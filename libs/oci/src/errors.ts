@@ -60,3 +60,6 @@ export class RegistryError extends SmolvmError {
 
 /** Transient failures worth another try: 5xx, 429 and dropped connections. */
 export class RetryableError extends RegistryError {}
+
+/** A transfer that stopped partway (connection cut, short body): resumable from where it stopped. */
+export class InterruptedTransferError extends RetryableError {}

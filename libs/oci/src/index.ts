@@ -33,5 +33,13 @@ export {
 } from './platform';
 export { parseImageConfig, type ImageConfig } from './image-config';
 export { sha256Digest, isDigest, shortDigest } from './digest';
-export { RegistryAuthError, ImageNotFoundError, DigestMismatchError, SizeMismatchError, RegistryError, RetryableError } from './errors';
+export {
+  RegistryAuthError,
+  ImageNotFoundError,
+  DigestMismatchError,
+  SizeMismatchError,
+  RegistryError,
+  RetryableError,
+  InterruptedTransferError,
+} from './errors';
 export type { PullEvent, ProgressListener } from './progress';
