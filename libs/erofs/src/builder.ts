@@ -25,6 +25,7 @@ export type FileContent = Uint8Array | string | Iterable<Uint8Array> | AsyncIter
 export class ErofsBuilder {
   private readonly build: ImageBuild;
   private done = false;
+  private writing = false;
 
   private constructor(outPath: string, opts: ErofsBuildOptions) {
     this.build = new ImageBuild(outPath, opts);
@@ -41,8 +42,11 @@ export class ErofsBuilder {
 
   async writeFile(path: string, content: FileContent, attrs: EntryAttributes = {}): Promise<this> {
     this.checkOpen();
+    // File data streams straight into the image, so one file at a time.
+    if (this.writing) throw new UsageError(`erofs entry '${path}': await the previous writeFile before starting another`);
     const components = this.components(path);
     const a = this.wrap(path, () => this.attrs(attrs, 0o644));
+    this.writing = true;
     try {
       await this.build.addFile(components, a, 0, async (write) => {
         if (typeof content === 'string') write(Buffer.from(content, 'utf8'));
@@ -52,6 +56,8 @@ export class ErofsBuilder {
       });
     } catch (err) {
       throw this.entryError(path, err);
+    } finally {
+      this.writing = false;
     }
     return this;
   }

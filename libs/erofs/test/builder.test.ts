@@ -209,6 +209,10 @@ describe('ErofsBuilder', () => {
     }
     await expect(b.writeFile('partial', failing())).rejects.toThrow('source broke');
     await b.writeFile('after', 'still fine');
+    // One streaming file at a time.
+    const first = b.writeFile('slow', failing());
+    await expect(b.writeFile('second', 'x')).rejects.toThrow(/await the previous writeFile/);
+    await expect(first).rejects.toThrow('source broke');
     // './a/../b' style paths normalise inside the root.
     await b.writeFile('./x/../norm', 'n');
     await b.finish();
