@@ -10,7 +10,7 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
       try {
         results[i] = await fn(items[i], i);
       } catch (err) {
-        // Keep the first error; let running siblings finish so no write is left half-done.
+        // Keep the first error; running siblings settle before we return, so no file stays open.
         if (!failed) firstError = err;
         failed = true;
       }

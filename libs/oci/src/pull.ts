@@ -108,10 +108,29 @@ export async function pullImage(
   const done = new Map<string, number>();
   let downloadedBytes = 0;
   const overall = (): number => [...done.values()].reduce((a, b) => a + b, 0);
-  await mapLimit(unique, options.concurrency ?? DEFAULT_PULL_CONCURRENCY, async (desc) => {
+  // One failed blob fails the pull: stop the siblings instead of finishing gigabytes for nothing.
+  // Their partial files stay, so the next pull resumes them.
+  const siblings = new AbortController();
+  const stop = (): void => siblings.abort();
+  if (options.signal?.aborted) siblings.abort();
+  options.signal?.addEventListener('abort', stop, { once: true });
+  try {
+    await mapLimit(unique, options.concurrency ?? DEFAULT_PULL_CONCURRENCY, async (desc) => {
+      try {
+        await fetchOne(desc);
+      } catch (err) {
+        siblings.abort();
+        throw err;
+      }
+    });
+  } finally {
+    options.signal?.removeEventListener('abort', stop);
+  }
+
+  async function fetchOne(desc: Descriptor): Promise<void> {
     let startedAt = 0;
     const result = await downloadBlob(client, source, desc, store, {
-      signal: options.signal,
+      signal: siblings.signal,
       onStart: (resumedFrom) => {
         startedAt = resumedFrom;
         options.onProgress?.({ type: 'blob-start', digest: desc.digest, size: desc.size, resumedFrom });
@@ -124,7 +143,7 @@ export async function pullImage(
     });
     if (!result.cached) downloadedBytes += desc.size - startedAt;
     options.onProgress?.({ type: 'blob-done', digest: desc.digest, size: desc.size, cached: result.cached });
-  });
+  }
 
   const config = parseImageConfig(store.readBlob(manifest.config.digest));
   if (config.diffIds.length !== 0 && config.diffIds.length !== manifest.layers.length) {
