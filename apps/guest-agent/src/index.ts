@@ -1,2 +1,6 @@
-// Public API of @smolvm/guest-agent: The agent that runs inside every VM: serves exec, setup, time and shutdown requests over the virtio-serial port
-export {};
+// Public surface of the guest agent for tests and tools: the handlers (served on a host by
+// tests) and the pieces the VM entry point (main.ts) composes.
+export { createHandlers, type HandlerOptions } from './handlers';
+export { planSetup, NINEP_OPTIONS, type SetupStep } from './setup-plan';
+export { resolveUser, type Credentials } from './users';
+export { findAgentPort, openPort, type PortMode } from './port';

@@ -18,3 +18,4 @@ export { Connection, type ConnectionOptions, type Role } from './connection';
 export { InboundStream, OutboundStream } from './streams';
 export { AgentClient, type ExecSession } from './client';
 export { AgentServer, type AgentHandlers, type AgentServerOptions, type ExecIo, type ExecProcess } from './server';
+export { AGENT_PORT_NAME, AGENT_DIR, AGENT_IMAGE_MARKER, GUEST_RUN_DIR } from './guest-layout';

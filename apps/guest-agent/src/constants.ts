@@ -1,0 +1,10 @@
+// Linux ABI values (x86-64; the generic ones are the same on arm64).
+export const TIOCSWINSZ = 0x5414;
+export const F_SETFD = 2;
+export const FD_CLOEXEC = 1;
+export const CLOCK_REALTIME = 0;
+export const RB_AUTOBOOT = 0x01234567;
+export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOEXEC = 8;

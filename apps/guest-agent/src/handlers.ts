@@ -1,0 +1,45 @@
+// The protocol handlers the agent serves, wired to processes and (in a VM) the guest system.
+import { AgentRequestError, type AgentHandlers } from '@smolvm/agent-protocol';
+import { prepareCommand } from './command';
+import { execWithPipes } from './exec-pipes';
+import { execWithPty } from './exec-pty';
+import type { GuestSystem } from './system';
+
+export interface HandlerOptions {
+  /** The VM's privileged operations; absent when serving on a host (tests): exec only. */
+  system?: GuestSystem;
+  /** A busybox binary for `setsid -c` in tty mode (in the VM: /proc/self/fd/N of the agent image's). */
+  busybox: string;
+  lingerMs?: number;
+}
+
+export function createHandlers(opts: HandlerOptions): AgentHandlers {
+  const { system } = opts;
+  let setup: Promise<void> | null = null;
+  const unsupported = (op: string) => new AgentRequestError(op, 'unsupported', 'not available outside a VM');
+  return {
+    async exec(req, io) {
+      // A bare VM needs no setup request: the first exec builds the default root.
+      if (system && !setup) setup = system.setup({});
+      if (setup) await setup;
+      const cmd = prepareCommand(req);
+      return req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs);
+    },
+    async setup(spec) {
+      if (!system) throw unsupported('setup');
+      if (setup) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up (setup must come before the first exec)');
+      setup = system.setup(spec);
+      await setup;
+    },
+    setTime(epochMs) {
+      if (!system) throw unsupported('setTime');
+      system.setTime(epochMs);
+    },
+    async prepareShutdown() {
+      await system?.prepareShutdown();
+    },
+    powerOff() {
+      system?.powerOff();
+    },
+  };
+}

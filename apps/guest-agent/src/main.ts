@@ -1,0 +1,90 @@
+// Entry point inside the VM. Started by the agent image's /init (busybox sh, which stays PID 1
+// and reaps orphans). Loads everything it will ever need (koffi, libc bindings, a handle on
+// busybox) before the first setup request chroots it into the guest root, then serves the
+// protocol on the virtio port, reopening it if the host side goes away (snapshot restore).
+//
+// Built twice from the same bundle: run directly, or as a V8 startup snapshot entry
+// (`node --build-snapshot agent.js`), where the main function runs after deserialization.
+import fs from 'node:fs';
+import path from 'node:path';
+import v8 from 'node:v8';
+import { AgentServer, FrameDecoder, encodeFrame, type AgentInfo } from '@smolvm/agent-protocol';
+import { createHandlers } from './handlers';
+import { findAgentPort, openPort, type PortMode } from './port';
+import { createGuestSystem } from './system';
+
+const RETRY_MS = 100;
+
+function uptimeMs(): number | null {
+  try {
+    return Math.round(Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000);
+  } catch {
+    return null;
+  }
+}
+
+function log(message: string): void {
+  try {
+    fs.writeSync(2, `smolvm-agent: ${message}\n`);
+  } catch {
+    // No console: nothing to do.
+  }
+}
+
+function main(snapshot: boolean): void {
+  const agentStart = performance.now();
+  const system = createGuestSystem();
+  // After chroot the agent image is gone from view; an open fd keeps busybox reachable.
+  const busyboxFd = fs.openSync('/bin/busybox', 'r');
+  const handlers = createHandlers({ system, busybox: `/proc/self/fd/${busyboxFd}` });
+  const prefer: PortMode = process.env.SMOLVM_AGENT_PORT_MODE === 'fs' ? 'fs' : 'pipe';
+  let first = true;
+
+  const serve = () => {
+    const device = findAgentPort();
+    if (!device) {
+      log('no virtio port named smolvm.agent; retrying');
+      setTimeout(serve, RETRY_MS);
+      return;
+    }
+    const { io, mode } = openPort(device, prefer);
+    const info: AgentInfo = {
+      agent: 'smolvm-guest-agent',
+      node: process.version,
+      pid: process.pid,
+      snapshot,
+      port: mode,
+      kernelUptimeMs: uptimeMs(),
+      agentStartMs: Math.round(performance.now() - agentStart),
+      reconnect: !first,
+    };
+    first = false;
+    const server = new AgentServer(io, handlers, { agent: info });
+    server.announce(true);
+    void server.closed.then((reason) => {
+      if (reason) log(`channel closed (${reason.message}); reopening`);
+      setTimeout(serve, RETRY_MS);
+    });
+  };
+  serve();
+}
+
+/** Runs the hot paths once so the snapshot holds them compiled and their shapes settled. */
+function warmUp(): void {
+  const decoder = new FrameDecoder(1 << 20);
+  for (let i = 0; i < 50; i++) {
+    const bytes = Buffer.concat([
+      ...encodeFrame({ t: 'req', id: i + 1, op: 'exec', args: { argv: ['true'], env: {}, stdout: 1, stderr: 3 } }),
+      ...encodeFrame({ t: 'data', s: 1 }, Buffer.alloc(64)),
+    ]);
+    decoder.push(bytes);
+  }
+  path.join('/', 'x');
+}
+
+if (v8.startupSnapshot?.isBuildingSnapshot()) {
+  warmUp();
+  v8.startupSnapshot.setDeserializeMainFunction(() => main(true));
+} else if (require.main === module) {
+  main(false);
+}

@@ -1,0 +1,73 @@
+// The guest root, as a list of steps computed from a SetupSpec (pure, so tests can check it on
+// any machine) and executed by system.ts inside the VM:
+//   <run>/lower   the image (erofs, read-only)        — bare VM: the agent image root itself
+//   <run>/rw      tmpfs, or the persistent upper disk  — holds upper/ and work/
+//   <run>/root    overlay(lower, rw/upper)            — plus proc, sys, dev, dev/pts, dev/shm,
+//                 tmp, workspace, 9p volumes, resolv.conf, hostname; then the agent chroots here.
+import path from 'node:path';
+import { GUEST_RUN_DIR, type BlockDeviceRef, type SetupSpec } from '@smolvm/agent-protocol';
+import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from './constants';
+
+export type SetupStep =
+  | { op: 'mkdir'; path: string; mode: number }
+  | { op: 'mount'; source: string; target: string; fstype: string; flags: number; data: string | null }
+  | { op: 'write'; path: string; content: string; onlyIfMissing: boolean }
+  | { op: 'hostname'; name: string }
+  | { op: 'chroot'; path: string };
+
+export const NINEP_OPTIONS = 'trans=virtio,version=9p2000.L,msize=1048576,cache=loose';
+const NO_RESOLVER = '# smolvm: this VM has no network; start it with --net for DNS\n';
+
+export function planSetup(spec: SetupSpec, device: (ref: BlockDeviceRef) => string, run = GUEST_RUN_DIR): SetupStep[] {
+  const steps: SetupStep[] = [];
+  const mkdir = (p: string, mode = 0o755) => steps.push({ op: 'mkdir', path: p, mode });
+  const mount = (source: string, target: string, fstype: string, flags = 0, data: string | null = null) =>
+    steps.push({ op: 'mount', source, target, fstype, flags, data });
+
+  const lower = path.join(run, 'lower');
+  const rw = path.join(run, 'rw');
+  const root = path.join(run, 'root');
+  mkdir(rw);
+  mkdir(root);
+  let lowerDir = '/';
+  if (spec.image) {
+    mkdir(lower);
+    mount(device(spec.image.device), lower, spec.image.fstype ?? 'erofs', MS_RDONLY);
+    lowerDir = lower;
+  }
+  let upperBase = rw;
+  if (spec.upper) {
+    mount(device(spec.upper.device), rw, spec.upper.fstype);
+    upperBase = path.join(rw, spec.upper.dir ?? '/');
+  } else {
+    mount('tmpfs', rw, 'tmpfs', MS_NOSUID, spec.upperSizeMiB ? `mode=0755,size=${spec.upperSizeMiB}m` : 'mode=0755');
+  }
+  mkdir(path.join(upperBase, 'upper'));
+  mkdir(path.join(upperBase, 'work'));
+  mount('overlay', root, 'overlay', 0, `lowerdir=${lowerDir},upperdir=${upperBase}/upper,workdir=${upperBase}/work`);
+
+  const r = (p: string) => path.join(root, p);
+  for (const dir of ['proc', 'sys', 'dev', 'etc', 'workspace']) mkdir(r(dir));
+  mkdir(r('tmp'), 0o1777);
+  mount('proc', r('proc'), 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  mount('sysfs', r('sys'), 'sysfs', MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  mount('devtmpfs', r('dev'), 'devtmpfs', MS_NOSUID, 'mode=0755');
+  mkdir(r('dev/pts'));
+  mkdir(r('dev/shm'), 0o1777);
+  mount('devpts', r('dev/pts'), 'devpts', MS_NOSUID | MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5');
+  mount('shm', r('dev/shm'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777');
+  mount('tmpfs', r('tmp'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777');
+  if (spec.workspace) mount(device(spec.workspace.device), r('workspace'), spec.workspace.fstype);
+  for (const v of spec.volumes ?? []) {
+    mkdir(r(v.path));
+    mount(v.tag, r(v.path), '9p', v.readOnly ? MS_RDONLY : 0, NINEP_OPTIONS);
+  }
+  steps.push({ op: 'write', path: r('etc/resolv.conf'), content: spec.resolvConf ?? NO_RESOLVER, onlyIfMissing: false });
+  if (spec.hostname) {
+    steps.push({ op: 'hostname', name: spec.hostname });
+    steps.push({ op: 'write', path: r('etc/hostname'), content: `${spec.hostname}\n`, onlyIfMissing: false });
+    steps.push({ op: 'write', path: r('etc/hosts'), content: `127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t${spec.hostname}\n`, onlyIfMissing: true });
+  }
+  steps.push({ op: 'chroot', path: root });
+  return steps;
+}

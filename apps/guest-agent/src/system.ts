@@ -1,0 +1,98 @@
+// Privileged operations on the VM itself: root setup, clock, power. Only ever constructed inside
+// the agent image (its marker file present, running as root), so no test run on a host can
+// mount over, chroot or reboot that host.
+import fs from 'node:fs';
+import path from 'node:path';
+import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type SetupSpec } from '@smolvm/agent-protocol';
+import { CLOCK_REALTIME, RB_AUTOBOOT } from './constants';
+import { check, libc } from './libc';
+import { planSetup, type SetupStep } from './setup-plan';
+
+export interface GuestSystem {
+  readonly isSetUp: boolean;
+  setup(spec: SetupSpec): Promise<void>;
+  setTime(epochMs: number): void;
+  prepareShutdown(): Promise<void>;
+  powerOff(): void;
+}
+
+export function findDeviceBySerial(serial: string, sysBlock = '/sys/block'): string | null {
+  for (const dev of fs.readdirSync(sysBlock)) {
+    try {
+      if (fs.readFileSync(path.join(sysBlock, dev, 'serial'), 'utf8').trim() === serial) return path.join('/dev', dev);
+    } catch {
+      // Not a virtio disk with a serial.
+    }
+  }
+  return null;
+}
+
+function resolveDevice(ref: BlockDeviceRef): string {
+  if ('path' in ref) return ref.path;
+  const dev = findDeviceBySerial(ref.serial);
+  if (!dev) throw new AgentRequestError('setup', 'setup-failed', `no disk with serial '${ref.serial}' (is it attached to the VM?)`);
+  return dev;
+}
+
+function runStep(step: SetupStep): void {
+  const c = libc();
+  switch (step.op) {
+    case 'mkdir':
+      fs.mkdirSync(step.path, { recursive: true, mode: step.mode });
+      return;
+    case 'mount':
+      check(c.mount(step.source, step.target, step.fstype, step.flags, step.data), `mount -t ${step.fstype} ${step.source} ${step.target}`);
+      return;
+    case 'write':
+      if (step.onlyIfMissing && fs.existsSync(step.path)) return;
+      // Images often ship resolv.conf as a symlink into a resolver's runtime dir: replace it.
+      fs.rmSync(step.path, { force: true });
+      fs.writeFileSync(step.path, step.content, { mode: 0o644 });
+      return;
+    case 'hostname':
+      check(c.sethostname(step.name, Buffer.byteLength(step.name)), 'sethostname');
+      return;
+    case 'chroot':
+      check(c.chroot(step.path), `chroot ${step.path}`);
+      process.chdir('/');
+      return;
+  }
+}
+
+export function createGuestSystem(): GuestSystem {
+  if (!fs.existsSync(AGENT_IMAGE_MARKER) || process.getuid?.() !== 0) {
+    throw new Error(`not running in the smolvm agent image (${AGENT_IMAGE_MARKER} missing or not root): refusing privileged operations`);
+  }
+  const c = libc();
+  let setUp = false;
+  return {
+    get isSetUp() {
+      return setUp;
+    },
+    async setup(spec) {
+      if (setUp) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up');
+      setUp = true;
+      for (const step of planSetup(spec, resolveDevice)) {
+        try {
+          runStep(step);
+        } catch (err) {
+          if (err instanceof AgentRequestError) throw err;
+          throw new AgentRequestError('setup', 'setup-failed', (err as Error).message);
+        }
+      }
+    },
+    setTime(epochMs) {
+      const ts = { tv_sec: Math.floor(epochMs / 1000), tv_nsec: (epochMs % 1000) * 1e6 };
+      check(c.clockSettime(CLOCK_REALTIME, ts), 'clock_settime');
+    },
+    async prepareShutdown() {
+      c.sync();
+    },
+    powerOff() {
+      // With QEMU -no-reboot and the kernel's reboot=t, a reboot ends QEMU; microvm without ACPI
+      // has no power-off to offer.
+      c.sync();
+      c.reboot(RB_AUTOBOOT);
+    },
+  };
+}

@@ -1,0 +1,65 @@
+// Serves the real agent handlers on this host over a unix socket pair: the same code that runs
+// in the VM, minus the privileged guest system (no mounts, clock or power here).
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { AgentClient, AgentServer } from '@smolvm/agent-protocol';
+import { createHandlers } from '../src';
+
+export function hostBusybox(): string {
+  for (const p of ['/usr/bin/busybox', '/bin/busybox']) if (fs.existsSync(p)) return p;
+  throw new Error('busybox not found: run tools/setup (installs busybox-static)');
+}
+
+export interface Harness {
+  client: AgentClient;
+  server: AgentServer;
+  close(): Promise<void>;
+}
+
+export async function startHarness(lingerMs = 250): Promise<Harness> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-agent-test-'));
+  const sock = path.join(dir, 'agent.sock');
+  const listener = net.createServer();
+  await new Promise<void>((resolve) => listener.listen(sock, resolve));
+  const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
+  const hostSide = net.connect(sock);
+  const agentSide = await accepted;
+  const server = new AgentServer(agentSide, createHandlers({ busybox: hostBusybox(), lingerMs }), { agent: { where: 'host' } });
+  server.announce();
+  const client = new AgentClient(hostSide);
+  await client.waitReady();
+  return {
+    client,
+    server,
+    async close() {
+      client.close();
+      server.close();
+      await new Promise((r) => listener.close(r));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Resolves with everything read so far once `text` has appeared in the stream. */
+export function waitFor(stream: NodeJS.ReadableStream, text: string): Promise<string> {
+  let seen = '';
+  return new Promise((resolve, reject) => {
+    const onData = (c: Buffer) => {
+      seen += c.toString();
+      if (seen.includes(text)) {
+        stream.off('data', onData);
+        resolve(seen);
+      }
+    };
+    stream.on('data', onData);
+    stream.once('end', () => reject(new Error(`stream ended before '${text}'; got: ${JSON.stringify(seen)}`)));
+  });
+}
