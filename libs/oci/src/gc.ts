@@ -7,13 +7,18 @@ import path from 'node:path';
 import { digestHex } from './digest';
 import { isAbandoned } from './ingest';
 import { parseManifest } from './manifest';
-import type { ContentStore } from './store';
+import type { ContentStore, ImageRecord } from './store';
 
 export interface GcOptions {
   /** Keep unreferenced files modified within this many milliseconds. Default: one hour. */
   gracePeriodMs?: number;
   /** Report what would be removed without removing it. */
   dryRun?: boolean;
+  /**
+   * Digests (blobs and manifests) of image records just removed by this process: freed at once,
+   * without the grace period, unless another image still refers to them.
+   */
+  released?: Iterable<string>;
 }
 
 export interface GcResult {
@@ -28,24 +33,29 @@ export const DEFAULT_GC_GRACE_MS = 60 * 60 * 1000;
 
 const HEX = /^[a-f0-9]{64}$/;
 
+/** Every blob an image record needs: manifest, config, index and layers. */
+export function recordDigests(store: ContentStore, record: ImageRecord): Set<string> {
+  const blobs = new Set([record.manifestDigest, record.configDigest]);
+  if (record.indexDigest) blobs.add(record.indexDigest);
+  try {
+    const parsed = parseManifest(store.readBlob(record.manifestDigest));
+    if (parsed.kind === 'image') {
+      blobs.add(parsed.manifest.config.digest);
+      for (const layer of parsed.manifest.layers) blobs.add(layer.digest);
+    }
+  } catch {
+    // A missing or damaged manifest cannot name its layers; keeping the record's own digests
+    // is all we can do, and a new pull repairs the rest.
+  }
+  return blobs;
+}
+
 function liveDigests(store: ContentStore): { blobs: Set<string>; manifests: Set<string> } {
   const blobs = new Set<string>();
   const manifests = new Set<string>();
   for (const record of store.listImages()) {
     manifests.add(record.manifestDigest);
-    blobs.add(record.manifestDigest);
-    blobs.add(record.configDigest);
-    if (record.indexDigest) blobs.add(record.indexDigest);
-    try {
-      const parsed = parseManifest(store.readBlob(record.manifestDigest));
-      if (parsed.kind === 'image') {
-        blobs.add(parsed.manifest.config.digest);
-        for (const layer of parsed.manifest.layers) blobs.add(layer.digest);
-      }
-    } catch {
-      // A missing or damaged manifest cannot name its layers; keeping the record's own digests
-      // is all we can do, and a new pull repairs the rest.
-    }
+    for (const digest of recordDigests(store, record)) blobs.add(digest);
   }
   return { blobs, manifests };
 }
@@ -62,16 +72,17 @@ export function collectGarbage(store: ContentStore, options: GcOptions = {}): Gc
   const grace = options.gracePeriodMs ?? DEFAULT_GC_GRACE_MS;
   const now = Date.now();
   const live = liveDigests(store);
+  const released = new Set(options.released ?? []);
   const result: GcResult = { removedBlobs: [], removedErofs: [], removedTemp: 0, freedBytes: 0 };
 
-  const remove = (file: string): number | undefined => {
+  const remove = (file: string, digest?: string): number | undefined => {
     let st: fs.Stats;
     try {
       st = fs.statSync(file);
     } catch {
       return undefined;
     }
-    if (now - st.mtimeMs < grace) return undefined;
+    if (!(digest && released.has(digest)) && now - st.mtimeMs < grace) return undefined;
     if (!options.dryRun) {
       try {
         fs.unlinkSync(file);
@@ -89,7 +100,7 @@ export function collectGarbage(store: ContentStore, options: GcOptions = {}): Gc
     if (HEX.test(entry.name)) {
       const digest = `sha256:${entry.name}`;
       if (live.blobs.has(digest)) continue;
-      const size = remove(file);
+      const size = remove(file, digest);
       if (size !== undefined) result.removedBlobs.push({ digest, size });
     } else if (entry.name.startsWith('.') && remove(file) !== undefined) {
       result.removedTemp++;
@@ -101,7 +112,7 @@ export function collectGarbage(store: ContentStore, options: GcOptions = {}): Gc
     if (!entry.isFile() || liveErofs.has(entry.name)) continue;
     const file = path.join(store.erofsDir, entry.name);
     const m = /^([a-f0-9]{64})\.erofs$/.exec(entry.name);
-    const size = remove(file);
+    const size = remove(file, m ? `sha256:${m[1]}` : undefined);
     if (size === undefined) continue;
     if (m) result.removedErofs.push({ manifestDigest: `sha256:${m[1]}`, size });
     else result.removedTemp++;

@@ -1,7 +1,7 @@
 // The facade the CLI and the HTTP API use: one object over the registry client and the store.
 import { NotFoundError, smolvmDirs } from '@smolvm/common';
 import path from 'node:path';
-import { collectGarbage, type GcOptions, type GcResult } from './gc';
+import { collectGarbage, recordDigests, type GcOptions, type GcResult } from './gc';
 import { parseImageConfig, type ImageConfig } from './image-config';
 import { parseManifest, type ImageManifest } from './manifest';
 import { formatPlatform, parsePlatform, type Platform } from './platform';
@@ -77,6 +77,16 @@ export class ImageService {
     const records = this.find(reference, platform);
     if (records.length === 0) throw this.notFound(reference);
     return records.filter((r) => this.store.removeImageRecord(r));
+  }
+
+  /** Removes the records `reference` names and frees the data no other image shares. */
+  removeAndCollect(reference: string | ImageReference, platform?: Platform | string): { removed: ImageRecord[]; gc: GcResult } {
+    const records = this.find(reference, platform);
+    if (records.length === 0) throw this.notFound(reference);
+    // Read what the records need before they go: afterwards their manifests may be unreadable.
+    const released = records.flatMap((r) => [...recordDigests(this.store, r)]);
+    const removed = records.filter((r) => this.store.removeImageRecord(r));
+    return { removed, gc: collectGarbage(this.store, { released }) };
   }
 
   gc(options: GcOptions = {}): GcResult {

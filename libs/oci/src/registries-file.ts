@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { ConfigError, smolvmDirs } from '@smolvm/common';
+import { KeyLocator } from '@smolvm/config';
 
 export interface RegistrySettings {
   username?: string;
@@ -68,14 +69,15 @@ export function ensureRegistriesFile(file: string = registriesFilePath()): strin
   return file;
 }
 
-function parseEntry(file: string, host: string, value: unknown): RegistrySettings {
+function parseEntry(file: string, host: string, value: unknown, locator: KeyLocator): RegistrySettings {
   const keyPath = `registries."${host}"`;
+  const line = locator.line(['registries', host]);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError('must be a table', { file, keyPath }, { remedy: `write [${keyPath}] followed by its keys` });
+    throw new ConfigError('must be a table', { file, line, keyPath }, { remedy: `write [${keyPath}] followed by its keys` });
   }
   const entry: RegistrySettings = {};
   for (const [key, v] of Object.entries(value)) {
-    const at = { file, keyPath: `${keyPath}.${key}` };
+    const at = { file, line: locator.line(['registries', host, key]), keyPath: `${keyPath}.${key}` };
     switch (key as (typeof KEYS)[number]) {
       case 'username':
       case 'password':
@@ -98,13 +100,13 @@ function parseEntry(file: string, host: string, value: unknown): RegistrySetting
     }
   }
   if (entry.password !== undefined && entry.username === undefined) {
-    throw new ConfigError('password needs a username', { file, keyPath }, { remedy: 'add username = "..."' });
+    throw new ConfigError('password needs a username', { file, line, keyPath }, { remedy: 'add username = "..."' });
   }
   if (entry.username !== undefined && entry.password === undefined) {
-    throw new ConfigError('username needs a password', { file, keyPath }, { remedy: 'add password = "..."' });
+    throw new ConfigError('username needs a password', { file, line, keyPath }, { remedy: 'add password = "..."' });
   }
   if (entry.token !== undefined && entry.username !== undefined) {
-    throw new ConfigError('set either username/password or token, not both', { file, keyPath });
+    throw new ConfigError('set either username/password or token, not both', { file, line, keyPath });
   }
   return entry;
 }
@@ -134,22 +136,23 @@ export function loadRegistriesFile(file: string = registriesFilePath()): Registr
     }
     throw err;
   }
+  const locator = new KeyLocator(text);
   const registries = new Map<string, RegistrySettings>();
   for (const [key, value] of Object.entries(doc)) {
     if (key !== 'registries') {
-      throw new ConfigError(`unknown key '${key}'`, { file, keyPath: key }, { remedy: 'put settings under [registries."HOST"]' });
+      throw new ConfigError(`unknown key '${key}'`, { file, line: locator.line([key]), keyPath: key }, { remedy: 'put settings under [registries."HOST"]' });
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new ConfigError('must be a table of registry hosts', { file, keyPath: 'registries' });
+      throw new ConfigError('must be a table of registry hosts', { file, line: locator.line(['registries']), keyPath: 'registries' });
     }
     for (const [host, entry] of Object.entries(value)) {
       const normalized = normalizeRegistryHost(host);
       if (!HOST.test(normalized)) {
-        throw new ConfigError('is not a registry host', { file, keyPath: `registries."${host}"` }, {
+        throw new ConfigError('is not a registry host', { file, line: locator.line(['registries', host]), keyPath: `registries."${host}"` }, {
           remedy: 'write the host (and port) only, for example "ghcr.io" or "127.0.0.1:5000", without https:// or a path',
         });
       }
-      registries.set(normalized, parseEntry(file, host, entry));
+      registries.set(normalized, parseEntry(file, host, entry, locator));
     }
   }
   if (process.platform !== 'win32' && hasSecrets(registries)) {

@@ -81,10 +81,10 @@ describe('registries.toml', () => {
   });
 
   it('reports bad keys, values and syntax with file, line and key path', () => {
-    expect(() => loadRegistriesFile(write('a.toml', '[registries."x.io"]\nuser = "me"\n'))).toThrow(/a\.toml: 'registries."x.io".user': unknown key 'user'/);
-    expect(() => loadRegistriesFile(write('b.toml', '[registries."x.io"]\ninsecure = "yes"\n'))).toThrow(/must be true or false/);
-    expect(() => loadRegistriesFile(write('c.toml', '[registries."https://x.io"]\ninsecure = true\n'))).toThrow(/is not a registry host/);
-    expect(() => loadRegistriesFile(write('d.toml', '[registries."x.io"]\npassword = "p"\n'))).toThrow(/password needs a username/);
+    expect(() => loadRegistriesFile(write('a.toml', '[registries."x.io"]\nuser = "me"\n'))).toThrow(/a\.toml:2: 'registries."x.io".user': unknown key 'user'/);
+    expect(() => loadRegistriesFile(write('b.toml', '[registries."x.io"]\ninsecure = "yes"\n'))).toThrow(/b\.toml:2: 'registries."x\.io"\.insecure': must be true or false/);
+    expect(() => loadRegistriesFile(write('c.toml', '[registries."https://x.io"]\ninsecure = true\n'))).toThrow(/c\.toml:1: .*is not a registry host/);
+    expect(() => loadRegistriesFile(write('d.toml', '[registries."x.io"]\npassword = "p"\n'))).toThrow(/d\.toml:1: .*password needs a username/);
     expect(() => loadRegistriesFile(write('e.toml', '[registries\n'))).toThrow(/e\.toml:1/);
   });
 

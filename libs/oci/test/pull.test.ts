@@ -156,3 +156,22 @@ describe('local images and gc', () => {
     expect(fs.existsSync(service.store.blobPath(stray))).toBe(false);
   });
 });
+
+describe('removeAndCollect', () => {
+  it('frees a removed image at once but keeps what other images share and unrelated fresh blobs', async () => {
+    const feature = await service.pull(images.feature.reference);
+    const docker = await service.pull(images.dockerFormat.reference);
+    const stray = service.store.putBlob(Buffer.from('fresh, maybe from a pull in another process'));
+
+    const { removed, gc } = service.removeAndCollect(images.feature.reference);
+    expect(removed.map((r) => r.manifestDigest)).toEqual([feature.record.manifestDigest]);
+
+    const kept = new Set([docker.record.manifestDigest, docker.manifest.config.digest, ...docker.manifest.layers.map((l) => l.digest)]);
+    const released = [feature.record.manifestDigest, feature.manifest.config.digest, ...feature.manifest.layers.map((l) => l.digest)];
+    expect(gc.removedBlobs.map((b) => b.digest).sort()).toEqual([...new Set(released.filter((d) => !kept.has(d)))].sort());
+    // Unreferenced but not released by this removal: the grace period still protects it.
+    expect(fs.existsSync(service.store.blobPath(stray))).toBe(true);
+    for (const d of kept) expect(fs.existsSync(service.store.blobPath(d))).toBe(true);
+    expect(() => service.removeAndCollect(images.feature.reference)).toThrow(NotFoundError);
+  });
+});
