@@ -5,7 +5,8 @@ import path from 'node:path';
 import { RegistryClient, RegistryConfig } from '@smolvm/oci';
 import { DEFAULT_USERS, startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
 import { pushTestImages, type TestImages } from '../../../tools/fixtures/images';
-import { smolvm } from './helpers';
+import { spawnSync } from 'node:child_process';
+import { CLI, smolvm } from './helpers';
 
 jest.setTimeout(60_000);
 
@@ -62,6 +63,15 @@ describe('smolvm image', () => {
     const table = smolvm(['image', 'ls'], env).stdout.split('\n');
     expect(table[0]).toMatch(/^REFERENCE\s+PLATFORM\s+DIGEST\s+SIZE\s+PULLED$/);
     expect(table[1].startsWith(images.feature.reference)).toBe(true);
+  });
+
+  it('pull shows a byte progress bar on a terminal', () => {
+    // `script` gives the CLI a pseudo-terminal, as a user's shell would.
+    const cmd = `${process.execPath} ${CLI} image pull -I ${images.dockerFormat.reference}`;
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/pulling .*\d+% \| [\d.]+ [KM]?B \/ [\d.]+ [KM]?B \| [\d.]+ [KM]?B\/s \| ETA/);
+    expect(r.stdout).toContain(`${images.dockerFormat.reference}@${images.dockerFormat.manifestDigest}`);
   });
 
   it('pull --platform picks from a multi-arch index; --json reports it', () => {
