@@ -17,10 +17,12 @@ export interface ProbeResult {
 
 /**
  * How a VM ended.
- * - guest:   the guest powered off, rebooted (smolvm VMs never reboot) or panicked
+ * - guest:   the guest rebooted or panicked: how a guest ends its VM (smolvm VMs never reboot;
+ *            without ACPI a guest power-off merely halts the CPU, so guests use reboot(2))
  * - stopped: the host asked it to end (stop(), or a termination signal to the hypervisor)
  * - killed:  it was killed outright (kill(), or SIGKILL from anyone)
- * - crashed: the hypervisor failed on its own
+ * - crashed: the hypervisor failed on its own, or the VM hit a state it cannot leave (QEMU's
+ *            internal-error: the driver ends such a VM instead of leaving it paused forever)
  */
 export type VmExitReason = 'guest' | 'stopped' | 'killed' | 'crashed';
 
@@ -29,8 +31,10 @@ export interface VmExit {
   /** Hypervisor process exit status; null when a signal ended it. */
   code: number | null;
   signal: NodeJS.Signals | null;
-  /** The hypervisor's own word for it when known (QEMU: guest-shutdown, guest-reset, guest-panic...). */
+  /** The hypervisor's own word for it when known (QEMU: guest-shutdown, guest-reset, internal-error...). */
   detail?: string;
+  /** When it crashed: the last lines the hypervisor printed, for the error message. */
+  hypervisorOutput?: string[];
 }
 
 export interface StopOptions {

@@ -26,12 +26,14 @@ export class QemuVm implements VmHandle {
   private killRequested = false;
   private stopRequested = false;
   private stopping?: Promise<VmExit>;
+  private deadState?: string;
 
   constructor(private readonly parts: QemuVmParts) {
     if (parts.child.pid === undefined) throw new Error('QemuVm needs a spawned process');
     this.pid = parts.child.pid;
     parts.qmp.onEvent((event: QmpEvent) => {
       if (event.event === 'SHUTDOWN' && typeof event.data?.reason === 'string') this.shutdownReason = event.data.reason;
+      if (event.event === 'STOP') void this.endIfDead();
     });
     this.exit = new Promise((resolve) => {
       const onExit = async (code: number | null, signal: NodeJS.Signals | null): Promise<void> => {
@@ -82,6 +84,17 @@ export class QemuVm implements VmHandle {
     return this.parts.stderr.get();
   }
 
+  /**
+   * QEMU pauses a VM whose accelerator failed (KVM "emulation failure": run state
+   * internal-error) and waits forever. Nothing can resume it: end it, as a crash.
+   */
+  private async endIfDead(): Promise<void> {
+    const status = (await this.parts.qmp.execute('query-status').catch(() => undefined)) as { status?: string } | undefined;
+    if (status?.status !== 'internal-error') return;
+    this.deadState = status.status;
+    await this.parts.qmp.execute('quit').catch(() => undefined);
+  }
+
   private async escalate(timeoutMs: number): Promise<VmExit> {
     if (timeoutMs > 0 && (await this.exitWithin(timeoutMs))) return this.exit;
     this.stopRequested = true;
@@ -99,13 +112,14 @@ export class QemuVm implements VmHandle {
   }
 
   private classify(code: number | null, signal: NodeJS.Signals | null): VmExit {
+    if (this.deadState) return { reason: 'crashed', code, signal, detail: this.deadState, hypervisorOutput: this.parts.stderr.get() };
     const detail = this.shutdownReason;
     let reason: VmExitReason;
     if (detail?.startsWith('guest-')) reason = 'guest';
     else if (signal === 'SIGKILL' || this.killRequested) reason = 'killed';
     else if (detail !== undefined || this.stopRequested) reason = 'stopped';
     else if (code === 0) reason = 'guest';
-    else reason = 'crashed';
+    else return { reason: 'crashed', code, signal, hypervisorOutput: this.parts.stderr.get() };
     return detail === undefined ? { reason, code, signal } : { reason, code, signal, detail };
   }
 }
