@@ -24,7 +24,12 @@ export interface FixtureOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export class FixtureError extends SmolvmError {}
+/** Its message carries the remedy too: test runners print only the message. */
+export class FixtureError extends SmolvmError {
+  constructor(message: string, options: { remedy: string }) {
+    super(`${message}: ${options.remedy}`, options);
+  }
+}
 
 export function prepareConformanceFixtures(options: FixtureOptions = {}): ConformanceFixtures {
   const env = options.env ?? process.env;

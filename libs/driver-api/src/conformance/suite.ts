@@ -178,7 +178,7 @@ export function runDriverConformance(options: ConformanceOptions): void {
         [first, second] = await Promise.all([boot('end-guest'), boot('end-kill')]);
       }, testTimeout);
 
-      it('a guest that powers off ends the VM; stop() lets it finish within its timeout', async () => {
+      it('a guest that reboots ends the VM; stop() lets it finish within its timeout', async () => {
         first.agent.send('reboot -f');
         const exit = await first.handle.stop({ timeoutMs: bootTimeoutMs });
         expect(exit.reason).toBe('guest');
