@@ -1,2 +1,10 @@
-// Public API of @smolvm/driver-kvm: Linux driver: QEMU microvm with KVM (falls back to TCG with a warning)
-export {};
+// Public API of @smolvm/driver-kvm: the Linux driver (QEMU microvm; KVM, else TCG with a
+// warning). Importing it registers the `kvm` driver with the @smolvm/driver-api registry.
+import { registerDriver } from '@smolvm/driver-api';
+import { createKvmDriver } from './driver';
+
+export { createKvmDriver, KVM_DRIVER_NAME, type KvmDriverOptions } from './driver';
+export { probeKvmDevice, probeKvmDeviceSync, type KvmStatus, type KvmProbeOptions } from './kvm-device';
+export { microvmTarget, type Accelerator } from './target';
+
+registerDriver(createKvmDriver());

@@ -1,0 +1,86 @@
+// driver-kvm: QEMU microvm on Linux x86-64, with KVM when the host has it and TCG otherwise.
+import {
+  DriverUnavailableError,
+  type Driver,
+  type ProbeResult,
+  type VmHandle,
+  type VmSpec,
+} from '@smolvm/driver-api';
+import { findExecutable, launchQemu, type Supervision } from '@smolvm/qemu';
+import { probeKvmDevice } from './kvm-device';
+import { microvmTarget, type Accelerator } from './target';
+
+export interface KvmDriverOptions {
+  /** Default: SMOLVM_ACCEL (kvm|tcg), else auto (kvm when usable, else tcg with a warning). */
+  accel?: Accelerator | 'auto';
+  /** Default /dev/kvm; tests point it elsewhere to exercise the failure reasons. */
+  kvmDevice?: string;
+  qemuBinary?: string;
+  /** No TCG warning. Default: SMOLVM_NO_TCG_WARNING=1. */
+  quiet?: boolean;
+  /** Where the TCG warning goes. Default: stderr. */
+  warn?: (message: string) => void;
+  env?: NodeJS.ProcessEnv;
+  supervision?: Supervision;
+}
+
+export const KVM_DRIVER_NAME = 'kvm';
+const QEMU_REMEDY = 'run tools/setup (installs qemu-system-x86)';
+
+// Once per process, however many drivers or VMs: it is a fact about the host, not about a VM.
+let tcgWarningShown = false;
+
+export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
+  const env = options.env ?? process.env;
+  const binary = options.qemuBinary ?? 'qemu-system-x86_64';
+  let cached: Promise<ProbeResult> | undefined;
+
+  const probe = (): Promise<ProbeResult> => (cached ??= computeProbe());
+
+  async function computeProbe(): Promise<ProbeResult> {
+    const requested = options.accel ?? parseAccelEnv(env.SMOLVM_ACCEL);
+    if (requested instanceof Error) return unavailable(requested.message, 'set SMOLVM_ACCEL to kvm or tcg, or unset it');
+    if (process.platform !== 'linux' || process.arch !== 'x64') {
+      return unavailable(`the kvm driver runs x86-64 guests on Linux x86-64 hosts (this is ${process.platform}/${process.arch})`);
+    }
+    if (!findExecutable(binary, env)) return unavailable(`${binary} not found`, QEMU_REMEDY);
+    const kvm = await probeKvmDevice(options.kvmDevice);
+    const features = { kvm: kvm.usable, tcg: true, network: true, shares: true, snapshot: false };
+    if (requested === 'tcg') return { available: true, accelerator: 'tcg', features };
+    if (kvm.usable) return { available: true, accelerator: 'kvm', features };
+    if (requested === 'kvm') return { available: false, reason: `SMOLVM_ACCEL=kvm but ${kvm.reason}`, remedy: kvm.remedy, features };
+    return {
+      available: true,
+      accelerator: 'tcg',
+      reason: `KVM is not usable (${kvm.reason}); VMs run under TCG software emulation, several times slower`,
+      remedy: kvm.remedy,
+      features,
+    };
+  }
+
+  async function start(spec: VmSpec): Promise<VmHandle> {
+    const result = await probe();
+    if (!result.available || (result.accelerator !== 'kvm' && result.accelerator !== 'tcg')) {
+      throw new DriverUnavailableError(KVM_DRIVER_NAME, result.reason ?? 'probe failed', { remedy: result.remedy });
+    }
+    if (result.accelerator === 'tcg' && result.reason && !tcgWarningShown && !(options.quiet ?? env.SMOLVM_NO_TCG_WARNING === '1')) {
+      tcgWarningShown = true;
+      (options.warn ?? ((m: string) => process.stderr.write(m + '\n')))(
+        `smolvm: warning: ${result.reason}. ${result.remedy ? `To use KVM: ${result.remedy}. ` : ''}Set SMOLVM_NO_TCG_WARNING=1 to hide this.`,
+      );
+    }
+    return launchQemu(spec, microvmTarget(result.accelerator, binary), { env, supervision: options.supervision });
+  }
+
+  return { name: KVM_DRIVER_NAME, probe, start };
+}
+
+function parseAccelEnv(value: string | undefined): Accelerator | 'auto' | Error {
+  if (value === undefined || value === '' || value === 'auto') return 'auto';
+  if (value === 'kvm' || value === 'tcg') return value;
+  return new Error(`SMOLVM_ACCEL='${value}' is not kvm, tcg or auto`);
+}
+
+function unavailable(reason: string, remedy?: string): ProbeResult {
+  return { available: false, reason, remedy, features: {} };
+}

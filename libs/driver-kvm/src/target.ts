@@ -1,0 +1,37 @@
+// How driver-kvm runs QEMU: microvm without ACPI, PVH-booted vmlinux, and the kernel arguments
+// each accelerator needs (DESIGN §3, reference/guest-kernel.md).
+import type { QemuTarget } from '@smolvm/qemu';
+
+export type Accelerator = 'kvm' | 'tcg';
+
+// quiet: console output costs boot time. reboot=t + panic=-1: a poweroff or a panic becomes a
+// triple-fault reset, which -no-reboot turns into QEMU exiting (no ACPI to power off with).
+// init_on_alloc=0: zeroing every allocation is slow and the VM is the boundary.
+// random.trust_cpu=on: no entropy wait at boot (RDRAND under both accelerators).
+const COMMON_KERNEL_ARGS = ['quiet', 'reboot=t', 'panic=-1', 'init_on_alloc=0', 'random.trust_cpu=on'];
+
+export function microvmTarget(accel: Accelerator, binary = 'qemu-system-x86_64'): QemuTarget {
+  if (accel === 'kvm') {
+    return {
+      binary,
+      machine: 'microvm',
+      machineOptions: { acpi: 'off' },
+      accel: 'kvm',
+      // The host CPU model: kvmclock and every host feature, nothing to emulate.
+      cpu: 'host',
+      consoleDevice: 'ttyS0',
+      kernelArgs: COMMON_KERNEL_ARGS,
+    };
+  }
+  return {
+    binary,
+    machine: 'microvm',
+    machineOptions: { acpi: 'off' },
+    accel: 'tcg',
+    cpu: 'max',
+    consoleDevice: 'ttyS0',
+    // Calibrating the local APIC timer under emulation takes ~300 ms; the PIT (present because
+    // acpi=off keeps it) serves instead. Only safe with a PIT, hence only here.
+    kernelArgs: [...COMMON_KERNEL_ARGS, 'nolapic_timer'],
+  };
+}
