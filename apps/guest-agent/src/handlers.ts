@@ -1,5 +1,5 @@
 // The protocol handlers the agent serves, wired to processes and (in a VM) the guest system.
-import { AgentRequestError, type AgentHandlers } from '@smolvm/agent-protocol';
+import { AgentRequestError, type AgentHandlers, type ExecProcess } from '@smolvm/agent-protocol';
 import { prepareCommand } from './command';
 import { execWithPipes } from './exec-pipes';
 import { execWithPty } from './exec-pty';
@@ -13,9 +13,15 @@ export interface HandlerOptions {
   lingerMs?: number;
 }
 
-export function createHandlers(opts: HandlerOptions): AgentHandlers {
+export interface Handlers extends AgentHandlers {
+  /** SIGKILLs every process still running (tests clean up with it; a VM just powers off). */
+  killAll(): void;
+}
+
+export function createHandlers(opts: HandlerOptions): Handlers {
   const { system } = opts;
   let setup: Promise<void> | null = null;
+  const running = new Set<ExecProcess>();
   const unsupported = (op: string) => new AgentRequestError(op, 'unsupported', 'not available outside a VM');
   return {
     async exec(req, io) {
@@ -23,7 +29,10 @@ export function createHandlers(opts: HandlerOptions): AgentHandlers {
       if (system && !setup) setup = system.setup({});
       if (setup) await setup;
       const cmd = prepareCommand(req);
-      return req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs);
+      const proc = await (req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs));
+      running.add(proc);
+      void proc.exited.finally(() => running.delete(proc));
+      return proc;
     },
     async setup(spec) {
       if (!system) throw unsupported('setup');
@@ -40,6 +49,9 @@ export function createHandlers(opts: HandlerOptions): AgentHandlers {
     },
     powerOff() {
       system?.powerOff();
+    },
+    killAll() {
+      for (const proc of running) proc.signal('SIGKILL');
     },
   };
 }

@@ -26,7 +26,8 @@ export async function startHarness(lingerMs = 250): Promise<Harness> {
   const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
   const hostSide = net.connect(sock);
   const agentSide = await accepted;
-  const server = new AgentServer(agentSide, createHandlers({ busybox: hostBusybox(), lingerMs }), { agent: { where: 'host' } });
+  const handlers = createHandlers({ busybox: hostBusybox(), lingerMs });
+  const server = new AgentServer(agentSide, handlers, { agent: { where: 'host' } });
   server.announce();
   const client = new AgentClient(hostSide);
   await client.waitReady();
@@ -34,6 +35,7 @@ export async function startHarness(lingerMs = 250): Promise<Harness> {
     client,
     server,
     async close() {
+      handlers.killAll();
       client.close();
       server.close();
       await new Promise((r) => listener.close(r));

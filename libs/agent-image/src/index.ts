@@ -1,2 +1,7 @@
-// Public API of @smolvm/agent-image: Builds and caches the agent image (erofs: busybox, Node, the guest agent) and documents the guest boot contract
-export {};
+// Public API of @smolvm/agent-image: builds and caches the agent image (erofs: busybox, Node and
+// its libraries, the guest agent, koffi) and states the boot contract (README.md).
+export { ensureAgentImage, DEFAULT_NODE_FLAGS, type AgentImageOptions, type AgentImage } from './ensure';
+export { AGENT_DISK_ID, agentKernelArgs } from './boot';
+export { FORMAT_VERSION } from './layout';
+export { readElf, type ElfInfo } from './elf';
+export { resolveLibraries, type ResolvedLibraries } from './libraries';

@@ -1,0 +1,138 @@
+// ensureAgentImage: the agent image for this host, built on first use and cached by the hash
+// of everything that goes into it.
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { NotFoundError, fsyncDir, tempPathFor } from '@smolvm/common';
+import { buildErofsFromDirectory } from '@smolvm/erofs';
+import { AGENT_DISK_ID, agentKernelArgs } from './boot';
+import { findStaticBusybox } from './busybox';
+import { HashMemo } from './hash';
+import { koffiRuntimeFiles, locateKoffi } from './koffi';
+import { FORMAT_VERSION, initScript } from './layout';
+import { resolveLibraries } from './libraries';
+import { stageRoot } from './stage';
+
+export interface AgentImageOptions {
+  /** smolvm's cache directory; the image goes to `<cacheDir>/agent/<key>.erofs`. */
+  cacheDir: string;
+  /** The bundled guest agent (apps/guest-agent/dist/agent.js). */
+  agentBundle: string;
+  /** Node binary to ship (default: the one running now). Must be a Linux build for the guest's architecture. */
+  node?: string;
+  /** A statically linked busybox (default: found on this host). */
+  busybox?: string;
+  /**
+   * Start the agent from a V8 startup snapshot: 'host' builds the blob here; `{ blob }` ships
+   * one built elsewhere (in a guest: a blob only loads on a CPU with the same features, and
+   * TCG's CPU is not the host's). Default none (see README for the measurements).
+   */
+  snapshot?: 'none' | 'host' | { blob: string };
+  /** node/V8 flags for the agent (default none; a snapshot must be built with the same flags). */
+  nodeFlags?: string[];
+  /** Writer for the image: our TypeScript erofs writer (default) or mkfs.erofs. */
+  writer?: 'smolvm' | 'mkfs.erofs';
+}
+
+export interface AgentImage {
+  /** The erofs image: attach it read-only as the VM's first disk. */
+  path: string;
+  key: string;
+  /** Kernel arguments that boot from it (see README: boot contract). */
+  kernelArgs: string[];
+  /** Serial to give the disk (diagnostics; the kernel finds it as /dev/vda). */
+  diskId: string;
+  /** True when this call built the image. */
+  built: boolean;
+}
+
+export const DEFAULT_NODE_FLAGS: string[] = [];
+
+export async function ensureAgentImage(opts: AgentImageOptions): Promise<AgentImage> {
+  const node = fs.realpathSync(opts.node ?? process.execPath);
+  if (!fs.existsSync(opts.agentBundle)) {
+    throw new NotFoundError(`the guest agent bundle ${opts.agentBundle} does not exist`, { remedy: 'build it: npx nx build guest-agent' });
+  }
+  const busybox = findStaticBusybox(opts.busybox);
+  const koffi = locateKoffi();
+  const libraries = resolveLibraries([node, ...koffi.natives]);
+  const snapshot = opts.snapshot === undefined || opts.snapshot === 'none' ? null : opts.snapshot;
+  const nodeFlags = opts.nodeFlags ?? DEFAULT_NODE_FLAGS;
+  const nodeVersion = node === fs.realpathSync(process.execPath) ? process.version : execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+
+  const dir = path.join(opts.cacheDir, 'agent');
+  fs.mkdirSync(dir, { recursive: true });
+  const memo = new HashMemo(path.join(dir, 'input-hashes.json'));
+  const key = imageKey({ memo, node, nodeVersion, bundle: opts.agentBundle, busybox, koffiFiles: koffi.packages.flatMap((p) => koffiRuntimeFiles(p.dir)), libraries: [...libraries.files], snapshot, init: initScript({ snapshot: snapshot !== null, nodeFlags, libraryDirs: libraries.dirs }) });
+  memo.save();
+  const finalPath = path.join(dir, `${key}.erofs`);
+  const result = { path: finalPath, key, kernelArgs: agentKernelArgs(), diskId: AGENT_DISK_ID };
+  if (fs.existsSync(finalPath)) return { ...result, built: false };
+
+  sweepStale(dir);
+  const staging = fs.mkdtempSync(path.join(dir, '.staging-'));
+  const tmp = tempPathFor(finalPath);
+  try {
+    stageRoot(staging, { node, nodeVersion, bundle: opts.agentBundle, busybox, koffi, libraries, snapshot, nodeFlags });
+    await writeImage(staging, tmp, opts.writer ?? 'smolvm');
+    const fd = fs.openSync(tmp, 'r');
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    // Concurrent builders each rename a complete image with the same content: the last one wins.
+    fs.renameSync(tmp, finalPath);
+    fsyncDir(dir);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+    fs.rmSync(tmp, { force: true });
+  }
+  return { ...result, built: true };
+}
+
+interface KeyInputs {
+  memo: HashMemo;
+  node: string;
+  nodeVersion: string;
+  bundle: string;
+  busybox: string;
+  koffiFiles: string[];
+  libraries: Array<[string, string]>;
+  snapshot: null | 'host' | { blob: string };
+  init: string;
+}
+
+function imageKey(k: KeyInputs): string {
+  const h = crypto.createHash('sha256');
+  const add = (label: string, value: string) => h.update(`${label}\0${value}\0`);
+  add('format', String(FORMAT_VERSION));
+  add('node', `${k.nodeVersion} ${k.memo.sha256(k.node)}`);
+  add('bundle', k.memo.sha256(k.bundle));
+  add('busybox', k.memo.sha256(k.busybox));
+  for (const f of k.koffiFiles) add('koffi', `${path.basename(f)} ${k.memo.sha256(f)}`);
+  for (const [lookup, real] of k.libraries) add('lib', `${lookup} ${k.memo.sha256(real)}`);
+  add('snapshot', k.snapshot === null || k.snapshot === 'host' ? String(k.snapshot) : k.memo.sha256(k.snapshot.blob));
+  add('init', k.init);
+  return h.digest('hex').slice(0, 32);
+}
+
+async function writeImage(root: string, out: string, writer: 'smolvm' | 'mkfs.erofs'): Promise<void> {
+  if (writer === 'mkfs.erofs') {
+    execFileSync('mkfs.erofs', ['--all-root', '--quiet', out, root], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return;
+  }
+  await buildErofsFromDirectory(root, out, { owner: { uid: 0, gid: 0 }, volumeName: 'smolvm-agent' });
+}
+
+/** Leftovers of builds that crashed (an hour is far longer than any build). */
+function sweepStale(dir: string): void {
+  const cutoff = Date.now() - 3600_000;
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.startsWith('.staging-') && !name.includes('.tmp-')) continue;
+    const p = path.join(dir, name);
+    try {
+      if (fs.statSync(p).mtimeMs < cutoff) fs.rmSync(p, { recursive: true, force: true });
+    } catch {
+      // Someone else removed it.
+    }
+  }
+}

@@ -1,0 +1,111 @@
+// Assembles the agent image's root directory on the host, ready for the erofs writer.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { SmolvmError } from '@smolvm/common';
+import { busyboxApplets } from './busybox';
+import { koffiRuntimeFiles, type KoffiFiles } from './koffi';
+import { AGENT_DIR, AGENT_IMAGE_MARKER, BUNDLE_PATH, FORMAT_VERSION, GROUP, MOUNT_POINTS, NODE_PATH, PASSWD, SNAPSHOT_PATH, initScript } from './layout';
+import type { ResolvedLibraries } from './libraries';
+
+export interface StageInputs {
+  node: string;
+  nodeVersion: string;
+  bundle: string;
+  busybox: string;
+  koffi: KoffiFiles;
+  libraries: ResolvedLibraries;
+  /** null: no snapshot; 'host': build one here; else a blob built elsewhere (in a guest). */
+  snapshot: null | 'host' | { blob: string };
+  nodeFlags: string[];
+}
+
+function inRoot(root: string, absolute: string): string {
+  return path.join(root, absolute.replace(/^\/+/, ''));
+}
+
+function copy(from: string, to: string, mode: number): void {
+  fs.mkdirSync(path.dirname(to), { recursive: true });
+  fs.copyFileSync(from, to);
+  fs.chmodSync(to, mode);
+}
+
+function write(to: string, content: string, mode = 0o644): void {
+  fs.mkdirSync(path.dirname(to), { recursive: true });
+  fs.writeFileSync(to, content, { mode });
+  fs.chmodSync(to, mode);
+}
+
+export function stageRoot(root: string, inputs: StageInputs): void {
+  fs.mkdirSync(root, { recursive: true, mode: 0o755 });
+  fs.chmodSync(root, 0o755);
+  for (const dir of MOUNT_POINTS) fs.mkdirSync(path.join(root, dir), { mode: 0o755 });
+  fs.chmodSync(path.join(root, 'tmp'), 0o1777);
+  fs.chmodSync(path.join(root, 'root'), 0o700);
+
+  copy(inputs.busybox, path.join(root, 'bin/busybox'), 0o755);
+  for (const applet of busyboxApplets(inputs.busybox)) {
+    const link = path.join(root, applet);
+    fs.mkdirSync(path.dirname(link), { recursive: true });
+    if (!fs.existsSync(link)) fs.symlinkSync('/bin/busybox', link);
+  }
+
+  copy(inputs.node, inRoot(root, NODE_PATH), 0o755);
+  copy(inputs.bundle, inRoot(root, BUNDLE_PATH), 0o644);
+  for (const pkg of inputs.koffi.packages) {
+    for (const file of koffiRuntimeFiles(pkg.dir)) {
+      copy(file, path.join(inRoot(root, AGENT_DIR), 'node_modules', pkg.name, path.relative(pkg.dir, file)), file.endsWith('.node') ? 0o755 : 0o644);
+    }
+  }
+  // One copy per library; further names for the same file (ld.so under /lib64 and the
+  // multiarch dir) become hard links.
+  const copied = new Map<string, string>();
+  for (const [lookup, real] of inputs.libraries.files) {
+    const dest = inRoot(root, lookup);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    const first = copied.get(real);
+    if (first) fs.linkSync(first, dest);
+    else {
+      copy(real, dest, 0o755);
+      copied.set(real, dest);
+    }
+  }
+
+  write(path.join(root, 'etc/passwd'), PASSWD);
+  write(path.join(root, 'etc/group'), GROUP);
+  write(path.join(root, 'etc/hostname'), 'smolvm\n');
+  const snapshot = inputs.snapshot !== null;
+  write(inRoot(root, AGENT_IMAGE_MARKER), JSON.stringify({ format: FORMAT_VERSION, node: inputs.nodeVersion, snapshot }) + '\n');
+  write(path.join(root, 'init'), initScript({ snapshot, nodeFlags: inputs.nodeFlags, libraryDirs: inputs.libraries.dirs }), 0o755);
+
+  checkKoffiLoads(root, inputs.node);
+  if (inputs.snapshot === 'host') buildSnapshot(root, inputs.node, inputs.nodeFlags);
+  else if (inputs.snapshot) copy(inputs.snapshot.blob, inRoot(root, SNAPSHOT_PATH), 0o644);
+}
+
+/** The staged koffi must load from its new place with this node, or the agent cannot start. */
+function checkKoffiLoads(root: string, node: string): void {
+  const koffiDir = path.join(inRoot(root, AGENT_DIR), 'node_modules/koffi');
+  try {
+    execFileSync(node, ['-e', `require(${JSON.stringify(koffiDir)}).load('libc.so.6')`], { stdio: ['ignore', 'ignore', 'pipe'], env: {} });
+  } catch (err) {
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim().split('\n').slice(-3).join(' ');
+    throw new SmolvmError(`the agent image's copy of koffi does not load: ${stderr ?? String(err)}`, { remedy: 'reinstall node modules (npm ci) and retry' });
+  }
+}
+
+/** A V8 startup snapshot of the bundle, built with the very node binary that will load it. */
+function buildSnapshot(root: string, node: string, flags: string[]): void {
+  const blob = inRoot(root, SNAPSHOT_PATH);
+  try {
+    execFileSync(node, [...flags, '--snapshot-blob', blob, '--build-snapshot', inRoot(root, BUNDLE_PATH)], {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { SMOLVM_AGENT_DIR: AGENT_DIR },
+    });
+  } catch (err) {
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim().split('\n').slice(-3).join(' ');
+    throw new SmolvmError(`building the agent's startup snapshot failed: ${stderr ?? String(err)}`);
+  }
+  fs.chmodSync(blob, 0o644);
+}

@@ -1,0 +1,118 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openErofs } from '@smolvm/erofs';
+import { agentKernelArgs, ensureAgentImage, readElf, resolveLibraries } from '../src';
+
+jest.setTimeout(180_000);
+
+let work: string;
+let bundle: string;
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-agent-image-'));
+  bundle = path.join(work, 'agent.js');
+  fs.writeFileSync(bundle, '"use strict";\nconsole.log("agent");\n');
+});
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+describe('ELF and libraries', () => {
+  it('reads node: its interpreter and needed libraries, resolved to files', () => {
+    const elf = readElf(process.execPath);
+    expect(elf?.interpreter).toMatch(/ld-linux/);
+    expect(elf?.needed).toContain('libc.so.6');
+    const libs = resolveLibraries([process.execPath]);
+    expect([...libs.files.keys()].some((p) => p.endsWith('/libc.so.6'))).toBe(true);
+    expect(libs.files.has(elf?.interpreter as string)).toBe(true);
+    for (const real of libs.files.values()) expect(fs.statSync(real).isFile()).toBe(true);
+  });
+
+  it('is null for a non-ELF file', () => {
+    expect(readElf(bundle)).toBeNull();
+  });
+});
+
+describe('ensureAgentImage', () => {
+  it('builds a valid erofs with node, its libraries, busybox, koffi, the bundle and init', async () => {
+    const cacheDir = path.join(work, 'cache-a');
+    const img = await ensureAgentImage({ cacheDir, agentBundle: bundle });
+    expect(img.built).toBe(true);
+    expect(img.path).toBe(path.join(cacheDir, 'agent', `${img.key}.erofs`));
+    expect(img.kernelArgs).toEqual(agentKernelArgs());
+    execFileSync('fsck.erofs', [img.path], { stdio: 'pipe' });
+
+    const r = openErofs(img.path);
+    try {
+      const entry = (p: string) => r.lookup(p);
+      const node = entry('/opt/smolvm/node');
+      expect(node?.size).toBe(fs.statSync(process.execPath).size);
+      expect(node?.mode).toBe(0o755);
+      expect(node?.uid).toBe(0);
+      expect(entry('/bin/busybox')?.type).toBe('file');
+      expect(entry('/bin/sh')?.linkTarget?.toString()).toBe('/bin/busybox');
+      expect(entry('/sbin/reboot')?.linkTarget?.toString()).toBe('/bin/busybox');
+      const interp = readElf(process.execPath)?.interpreter as string;
+      expect(entry(interp)?.type).toBe('file');
+      for (const lib of resolveLibraries([process.execPath]).files.keys()) expect(entry(lib)).toBeDefined();
+      expect(r.readFile('/opt/smolvm/agent.js').toString()).toContain('console.log("agent")');
+      expect(entry('/opt/smolvm/node_modules/koffi/package.json')).toBeDefined();
+      expect(r.list().some((e) => e.path.startsWith('/opt/smolvm/node_modules/') && e.path.endsWith('.node'))).toBe(true);
+      const init = r.readFile('/init').toString();
+      expect(entry('/init')?.mode).toBe(0o755);
+      expect(init).toMatch(/^#!\/bin\/busybox sh\n/);
+      expect(init).toContain('/opt/smolvm/node /opt/smolvm/agent.js');
+      expect(r.readFile('/etc/passwd').toString()).toMatch(/^root:x:0:0:/);
+      expect(JSON.parse(r.readFile('/etc/smolvm-agent-image').toString())).toMatchObject({ format: 1, node: process.version });
+      expect(entry('/tmp')?.mode).toBe(0o1777);
+      for (const dir of ['/proc', '/sys', '/dev', '/run']) expect(entry(dir)?.type).toBe('dir');
+    } finally {
+      r.close();
+    }
+    // Staging is gone; only the image (and the hash memo) remain.
+    expect(fs.readdirSync(path.join(cacheDir, 'agent')).sort()).toEqual([`${img.key}.erofs`, 'input-hashes.json']);
+  });
+
+  it('reuses the cached image and keys it by content', async () => {
+    const cacheDir = path.join(work, 'cache-b');
+    const first = await ensureAgentImage({ cacheDir, agentBundle: bundle });
+    const again = await ensureAgentImage({ cacheDir, agentBundle: bundle });
+    expect(again).toEqual({ ...first, built: false });
+    const other = path.join(work, 'agent2.js');
+    fs.writeFileSync(other, '"use strict";\nconsole.log("agent v2");\n');
+    const changed = await ensureAgentImage({ cacheDir, agentBundle: other });
+    expect(changed.key).not.toBe(first.key);
+    expect(changed.built).toBe(true);
+  });
+
+  it('concurrent callers end with one valid image and no leftovers', async () => {
+    const cacheDir = path.join(work, 'cache-c');
+    const results = await Promise.all([1, 2, 3].map(() => ensureAgentImage({ cacheDir, agentBundle: bundle })));
+    expect(new Set(results.map((r) => r.path)).size).toBe(1);
+    execFileSync('fsck.erofs', [results[0].path], { stdio: 'pipe' });
+    const left = fs.readdirSync(path.join(cacheDir, 'agent')).filter((n) => n.startsWith('.'));
+    expect(left).toEqual([]);
+  });
+
+  it('with a host-built snapshot: ships the blob and falls back to the bundle when it does not load', async () => {
+    const real = path.join(work, 'real-agent.js');
+    // A minimal snapshot entry: the blob must be a real one built by this node.
+    fs.writeFileSync(real, 'const v8 = require("v8");\nif (v8.startupSnapshot.isBuildingSnapshot()) v8.startupSnapshot.setDeserializeMainFunction(() => {});\n');
+    const img = await ensureAgentImage({ cacheDir: path.join(work, 'cache-d'), agentBundle: real, snapshot: 'host' });
+    const r = openErofs(img.path);
+    try {
+      expect(r.lookup('/opt/smolvm/agent.blob')?.size).toBeGreaterThan(100_000);
+      const init = r.readFile('/init').toString();
+      expect(init).toContain('--snapshot-blob /opt/smolvm/agent.blob');
+      expect(init).toContain('[ $? -eq 14 ] && ');
+    } finally {
+      r.close();
+    }
+  });
+
+  it('says what to do when the bundle is missing', async () => {
+    await expect(ensureAgentImage({ cacheDir: path.join(work, 'cache-e'), agentBundle: path.join(work, 'nope.js') })).rejects.toMatchObject({
+      message: expect.stringMatching(/agent bundle .*nope\.js does not exist/),
+      remedy: expect.stringMatching(/npx nx build guest-agent/),
+    });
+  });
+});
