@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { defineConfig } from 'tsup';
 // One CommonJS file: command handlers are lazily initialised modules inside it, so `--help`
 // only evaluates the command table. Native modules stay external.
@@ -12,4 +14,9 @@ export default defineConfig({
   noExternal: [/.*/],
   external: ['koffi', 'ssh2', 'cpu-features'],
   banner: { js: '#!/usr/bin/env node' },
+  // The guest agent travels with the CLI: the runtime builds the agent image from this copy.
+  onSuccess: async () => {
+    fs.mkdirSync(path.join(__dirname, 'dist', 'guest'), { recursive: true });
+    fs.copyFileSync(path.join(__dirname, '../guest-agent/dist/agent.js'), path.join(__dirname, 'dist', 'guest', 'agent.js'));
+  },
 });

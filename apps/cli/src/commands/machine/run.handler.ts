@@ -1,0 +1,86 @@
+// `smolvm machine run`: merge flags + Smolfile + image config, boot a VM, run the command with
+// the user's stdio, and pass its exit code through. The VM and its files are gone afterwards.
+import { UsageError } from '@smolvm/common';
+import { applyImageConfig, loadSmolfile, mergeRunOptions, type MergedRunOptions } from '@smolvm/config';
+import { startVm, type Vm } from '@smolvm/runtime';
+import type { ImageConfig } from '@smolvm/oci';
+import { agentBundlePath } from '../../runtime-assets';
+import { pullWithProgress } from '../image/pull-progress';
+import { runSession } from '../../output/session';
+import type { RunArgs } from './run';
+
+/** Features the Smolfile may ask for that this build cannot honour: refuse rather than ignore. */
+function refuseUnsupported(merged: MergedRunOptions): void {
+  if (merged.network.enabled || merged.ports.length > 0) {
+    throw new UsageError('networking (net, [network], [dev] ports) is not available in this smolvm yet', {
+      remedy: 'remove those keys from the Smolfile: VMs run without a network',
+    });
+  }
+  if (merged.sshAgent) {
+    throw new UsageError('SSH agent forwarding ([auth] ssh_agent) is not available in this smolvm yet', { remedy: 'remove ssh_agent from the Smolfile' });
+  }
+}
+
+export async function runRun(args: RunArgs): Promise<number> {
+  if (args.tty && args.interactive && !process.stdin.isTTY) {
+    throw new UsageError('-it needs a terminal on stdin, and stdin is not one', { remedy: 'drop -t to pipe data in with -i, or run from a terminal' });
+  }
+  const smolfile = args.smolfile ? loadSmolfile(args.smolfile) : undefined;
+  const merged = mergeRunOptions(
+    {
+      image: args.image,
+      command: (args['--'] ?? []).map(String),
+      env: args.env,
+      volumes: args.volume,
+      init: args.init,
+      cpus: args.cpus,
+      memory: args.memory,
+      workdir: args.workdir,
+    },
+    smolfile,
+  );
+  refuseUnsupported(merged);
+
+  let imageErofs: string | undefined;
+  let imageConfig: ImageConfig | undefined;
+  if (merged.image) {
+    const prepared = await pullWithProgress(merged.image, { quiet: args.quiet, pull: 'missing' });
+    imageErofs = prepared.erofsPath;
+    imageConfig = prepared.config;
+  }
+  const config = applyImageConfig(merged, imageConfig ?? {});
+  const argv = config.argv.length > 0 ? config.argv : merged.image ? [] : ['/bin/sh'];
+  if (argv.length === 0) {
+    throw new UsageError(`image ${args.image ?? merged.image} defines no command`, { remedy: 'name one after --, e.g. smolvm machine run --image IMAGE -- /bin/sh' });
+  }
+
+  const vm: Vm = await startVm({
+    cpus: config.cpus,
+    memoryMiB: config.memoryMib,
+    imageErofs,
+    volumes: config.volumes,
+    agentBundle: agentBundlePath(),
+    ...(args.driver ? { driver: { name: args.driver, source: '--driver' } } : {}),
+  });
+  try {
+    const env = Object.fromEntries(config.env.map((v) => [v.name, v.value]));
+    for (const command of config.init) {
+      const init = await vm.exec({ argv: ['/bin/sh', '-c', command], env, cwd: config.workdir, user: config.user });
+      const code = await runSession(init, { interactive: false, tty: false });
+      if (code !== 0) {
+        throw new UsageError(`init command failed with exit code ${code}: ${command}`, { remedy: 'fix the command in [dev] init or --init' });
+      }
+    }
+    const session = await vm.exec({
+      argv,
+      env,
+      cwd: config.workdir,
+      user: config.user,
+      stdin: args.interactive,
+      ...(args.tty ? { tty: { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80, term: process.env.TERM || 'xterm-256color' } } : {}),
+    });
+    return await runSession(session, { interactive: args.interactive, tty: args.tty, onTerminate: () => vm.kill() });
+  } finally {
+    await vm.dispose();
+  }
+}

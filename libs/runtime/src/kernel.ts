@@ -1,0 +1,33 @@
+// Which guest kernel to boot: SMOLVM_KERNEL, else the one tools/kernel/build recorded in the
+// cache. The kernel is a per-host artifact, so a custom SMOLVM_HOME still finds the user's.
+import fs from 'node:fs';
+import path from 'node:path';
+import { NotFoundError, smolvmDirs } from '@smolvm/common';
+
+const REMEDY = 'run tools/setup from the smolvm checkout (it builds the guest kernel once), or point SMOLVM_KERNEL at a vmlinux';
+
+function recordedKernel(cacheDir: string): string | undefined {
+  try {
+    const record = JSON.parse(fs.readFileSync(path.join(cacheDir, 'kernel', 'kernel.json'), 'utf8')) as { path?: unknown };
+    return typeof record.path === 'string' && fs.statSync(record.path).isFile() ? record.path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function locateKernel(env: NodeJS.ProcessEnv = process.env): string {
+  const override = env.SMOLVM_KERNEL;
+  if (override) {
+    if (!fs.existsSync(override) || !fs.statSync(override).isFile()) {
+      throw new NotFoundError(`SMOLVM_KERNEL points at ${override}, which is not a file`, { remedy: 'fix the path, or unset SMOLVM_KERNEL to use the built kernel' });
+    }
+    return path.resolve(override);
+  }
+  const caches = [smolvmDirs(env).cache];
+  if (env.SMOLVM_HOME) caches.push(smolvmDirs({ ...env, SMOLVM_HOME: undefined }).cache);
+  for (const cache of caches) {
+    const found = recordedKernel(cache);
+    if (found) return found;
+  }
+  throw new NotFoundError(`no guest kernel is built (looked in ${caches.map((c) => path.join(c, 'kernel')).join(' and ')})`, { remedy: REMEDY });
+}
