@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { probeKvmDeviceSync } from '@smolvm/driver-kvm';
-import type { AgentImage } from '@smolvm/agent-image';
+import { buildSnapshotInGuest, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
 import { collect, waitFor } from './harness';
 import { agentImage, bootVm, buildAgentBundle, guestKernel, type BootedVm } from './vm';
 import { buildTestImage } from './test-image';
@@ -14,11 +14,12 @@ jest.setTimeout(600_000);
 let work: string;
 let kernel: string;
 let image: AgentImage;
+let bundle: string;
 
 beforeAll(async () => {
   kernel = guestKernel();
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-boot-e2e-'));
-  const bundle = buildAgentBundle(path.join(work, 'bundle'));
+  bundle = buildAgentBundle(path.join(work, 'bundle'));
   image = await agentImage(path.join(work, 'cache'), bundle);
 });
 
@@ -90,6 +91,34 @@ describe('bare VM on the agent image', () => {
       const first = await firstExec(vm);
       expect(first.out).toBe('hi\n');
       report('kvm', vm, first.ms);
+      await shutdown(vm);
+    } finally {
+      await vm.dispose();
+    }
+  });
+});
+
+describe('startup snapshot built in a guest', () => {
+  it('TCG: a blob built in a bare VM loads in the next VM (figures printed)', async () => {
+    const cacheDir = path.join(work, 'cache');
+    const builder = await bootVm({ accel: 'tcg', kernel, image });
+    let blob: Buffer;
+    try {
+      blob = await buildSnapshotInGuest(builder.client);
+      await shutdown(builder);
+    } finally {
+      await builder.dispose();
+    }
+    const blobPath = snapshotBlobPath(cacheDir, image.key, 'tcg-max');
+    fs.writeFileSync(blobPath, blob);
+    const snapImage = await agentImage(cacheDir, bundle, { snapshot: { blob: blobPath } });
+    expect(snapImage.key).not.toBe(image.key);
+    const vm = await bootVm({ accel: 'tcg', kernel, image: snapImage });
+    try {
+      expect(await vm.client.waitReady()).toMatchObject({ snapshot: true });
+      const first = await firstExec(vm);
+      expect(first.out).toBe('hi\n');
+      report('tcg, startup snapshot', vm, first.ms);
       await shutdown(vm);
     } finally {
       await vm.dispose();

@@ -50,6 +50,9 @@ export interface BootOptions {
   shares?: Array<{ tag: string; hostPath: string; readOnly: boolean }>;
   memoryMiB?: number;
   readyTimeoutMs?: number;
+  /** Boot through an initramfs instead of the image's root= arguments (measurements). */
+  initrd?: string;
+  cmdline?: string[];
 }
 
 export async function bootVm(o: BootOptions): Promise<BootedVm> {
@@ -63,7 +66,8 @@ export async function bootVm(o: BootOptions): Promise<BootedVm> {
   const spawnedAt = performance.now();
   const vm = await driver.start({
     kernel: o.kernel,
-    cmdline: o.image.kernelArgs,
+    cmdline: o.cmdline ?? o.image.kernelArgs,
+    initrd: o.initrd,
     cpus: 1,
     memoryMiB: o.memoryMiB ?? 512,
     disks: [{ id: o.image.diskId, path: o.image.path, readOnly: true, format: 'raw' }, ...(o.extraDisks ?? [])],

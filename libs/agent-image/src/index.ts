@@ -5,3 +5,4 @@ export { AGENT_DISK_ID, agentKernelArgs } from './boot';
 export { FORMAT_VERSION } from './layout';
 export { readElf, type ElfInfo } from './elf';
 export { resolveLibraries, type ResolvedLibraries } from './libraries';
+export { buildSnapshotInGuest, snapshotBlobPath } from './guest-snapshot';

@@ -3,6 +3,8 @@
 // consumes. Neither end ever buffers more than one window per stream, however slow the reader.
 import { Readable, Writable } from 'node:stream';
 
+const OUTBOUND_BUFFER = 256 * 1024;
+
 /** What a stream needs from its connection. */
 export interface StreamLink {
   sendData(id: number, chunk: Buffer): void;
@@ -86,12 +88,14 @@ export class InboundStream extends Readable {
     });
   }
 
-  // Batch grants (a quarter window at a time) but never leave a drained reader without credit.
+  // Grants go out a quarter window at a time: one credit frame per 256 KiB, not per chunk. That
+  // cannot stall a sender: one out of credit has `window` bytes outstanding, so a reader that
+  // consumed a quarter of them reaches the threshold here, in read().
   private grant(): void {
     if (this.eof) return;
     const consumed = this.received - this.readableLength;
     const delta = consumed + this.window - this.allowed;
-    if (delta > 0 && (delta >= this.window / 4 || this.readableLength === 0)) {
+    if (delta >= this.window / 4) {
       this.allowed += delta;
       this.link.sendCredit(this.id, delta);
     }
@@ -111,7 +115,10 @@ export class OutboundStream extends Writable {
     private readonly link: StreamLink,
     initialCredit: number,
   ) {
-    super();
+    // Room to collect a producer's small writes (pipes deliver 4 KiB at a time) while a frame
+    // is on its way: _writev then sends them as one frame, which is what makes a slow (TCG)
+    // guest fast, since its cost is per frame far more than per byte.
+    super({ highWaterMark: OUTBOUND_BUFFER });
     this.credit = initialCredit;
   }
 
@@ -139,6 +146,10 @@ export class OutboundStream extends Writable {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.pending = { data: chunk, offset: 0, callback };
     this.pump();
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    this._write(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), 'buffer', callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
