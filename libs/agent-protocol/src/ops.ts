@@ -17,7 +17,7 @@ export interface ExecOptions {
   argv: string[];
   /** Variables on top of the agent's defaults (PATH, HOME of the user, TERM in tty mode). */
   env?: Record<string, string>;
-  /** Working directory inside the guest root; default: the user's home, else `/`. */
+  /** Absolute working directory inside the guest root; default `/`. */
   cwd?: string;
   /** `name`, `uid` or `uid:gid`, resolved against the guest root's /etc/passwd and /etc/group. */
   user?: string;
