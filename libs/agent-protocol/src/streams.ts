@@ -144,12 +144,16 @@ export class OutboundStream extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.pending = { data: chunk, offset: 0, callback };
-    this.pump();
+    this.send(chunk, callback);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
-    this._write(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), 'buffer', callback);
+    this.send(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
+  }
+
+  private send(data: Buffer, callback: (error?: Error | null) => void): void {
+    this.pending = { data, offset: 0, callback };
+    this.pump();
   }
 
   override _final(callback: (error?: Error | null) => void): void {
