@@ -10,12 +10,13 @@ export interface CliResult {
 }
 
 /** Runs the built CLI (the test target depends on build) as a user would. */
-export function smolvm(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): CliResult {
+export function smolvm(args: string[], env: NodeJS.ProcessEnv = {}, input?: string, timeoutMs = 60_000): CliResult {
   const result = spawnSync(process.execPath, [CLI, ...args], {
     env: { ...process.env, ...env },
     input,
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: timeoutMs,
+    maxBuffer: 64 * 1024 * 1024,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
