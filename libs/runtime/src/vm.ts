@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { SmolvmError, smolvmDirs } from '@smolvm/common';
-import { AgentClient, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
+import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
 import { ensureAgentImage } from '@smolvm/agent-image';
 import { VmStartError, readLogTail, selectDriver, type BlockDeviceSpec, type VmExit, type VmHandle } from '@smolvm/driver-api';
 import { locateKernel } from './kernel';
@@ -51,6 +51,8 @@ export class Vm {
     readonly agent: AgentClient,
     readonly handle: VmHandle,
     readonly timings: BootTimings,
+    /** What the agent reported about itself when ready (guest uptime, agent start time...). */
+    readonly agentInfo: AgentInfo,
     private readonly consoleFd: number,
   ) {}
 
@@ -135,6 +137,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   let handle: VmHandle | undefined;
   let client: AgentClient | undefined;
   let consoleFd: number | undefined;
+  let agentInfo: AgentInfo = {};
   try {
     const listening = await listenOnce(agentSocket);
     server = listening.server;
@@ -169,7 +172,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     try {
       const socket = await Promise.race([listening.connection, failure]);
       client = new AgentClient(socket);
-      await Promise.race([client.waitReady(), failure]);
+      agentInfo = await Promise.race([client.waitReady(), failure]);
     } finally {
       clearTimeout(timer);
     }
@@ -189,7 +192,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
       ...(volumes.length ? { volumes: volumes.map((v, i) => ({ tag: `vol${i}`, path: v.guestPath, readOnly: v.readOnly })) } : {}),
     };
     await client.setup(setup);
-    return new Vm(client, handle, { prepared, spawned, agentReady, setUp: since() }, consoleFd);
+    return new Vm(client, handle, { prepared, spawned, agentReady, setUp: since() }, agentInfo, consoleFd);
   } catch (err) {
     client?.close();
     if (handle) await handle.kill();

@@ -1,6 +1,6 @@
 // `smolvm machine run`: merge flags + Smolfile + image config, boot a VM, run the command with
 // the user's stdio, and pass its exit code through. The VM and its files are gone afterwards.
-import { UsageError } from '@smolvm/common';
+import { UsageError, writeFileAtomic } from '@smolvm/common';
 import { applyImageConfig, loadSmolfile, mergeRunOptions, type MergedRunOptions } from '@smolvm/config';
 import { startVm, type Vm } from '@smolvm/runtime';
 import type { ImageConfig } from '@smolvm/oci';
@@ -54,6 +54,8 @@ export async function runRun(args: RunArgs): Promise<number> {
     throw new UsageError(`image ${args.image ?? merged.image} defines no command`, { remedy: 'name one after --, e.g. smolvm machine run --image IMAGE -- /bin/sh' });
   }
 
+  const vmStart = performance.now();
+  let commandDone: number | undefined;
   const vm: Vm = await startVm({
     cpus: config.cpus,
     memoryMiB: config.memoryMib,
@@ -79,8 +81,32 @@ export async function runRun(args: RunArgs): Promise<number> {
       stdin: args.interactive,
       ...(args.tty ? { tty: { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80, term: process.env.TERM || 'xterm-256color' } } : {}),
     });
-    return await runSession(session, { interactive: args.interactive, tty: args.tty, onTerminate: () => vm.kill() });
+    const code = await runSession(session, { interactive: args.interactive, tty: args.tty, onTerminate: () => vm.kill() });
+    commandDone = performance.now();
+    return code;
   } finally {
     await vm.dispose();
+    if (process.env.SMOLVM_TIMINGS) writeTimings(process.env.SMOLVM_TIMINGS, vm, vmStart, commandDone);
   }
+}
+
+/**
+ * SMOLVM_TIMINGS=FILE: where the time of one run went, for tools/bench/boot. All values are
+ * milliseconds since this process started, except the guest's own clock readings.
+ */
+function writeTimings(file: string, vm: Vm, vmStart: number, commandDone: number | undefined): void {
+  const at = (ms: number) => Math.round(ms);
+  const info = vm.agentInfo;
+  const timings = {
+    vmStart: at(vmStart),
+    prepared: at(vmStart + vm.timings.prepared),
+    spawned: at(vmStart + vm.timings.spawned),
+    agentReady: at(vmStart + vm.timings.agentReady),
+    setUp: at(vmStart + vm.timings.setUp),
+    commandDone: commandDone === undefined ? null : at(commandDone),
+    disposed: at(performance.now()),
+    guestUptimeAtReady: typeof info.kernelUptimeMs === 'number' ? info.kernelUptimeMs : null,
+    agentStartToReady: typeof info.agentStartMs === 'number' ? info.agentStartMs : null,
+  };
+  writeFileAtomic(file, JSON.stringify(timings) + '\n');
 }

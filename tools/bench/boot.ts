@@ -1,0 +1,132 @@
+// Boot benchmark (DESIGN §3, issue "VM core"): in one run on this machine, interleaved, medians of
+//   (a) the floor: QEMU + the same kernel + a trivial init that prints and ends the VM
+//   (b) `smolvm machine run -- true` on the bare image
+//   (c) `smolvm machine run --image IMAGE -- true` with a small image already in the store
+// and where (b)'s time goes (from SMOLVM_TIMINGS). All VMs: 1 vCPU, 256 MiB.
+//   node tools/run-ts.mjs tools/bench/boot.ts [runs=10]
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { cpioNewc } from '@smolvm/driver-api';
+import { createKvmDriver } from '@smolvm/driver-kvm';
+import { RegistryClient, RegistryConfig } from '@smolvm/oci';
+import { locateKernel } from '@smolvm/runtime';
+import { startRegistry } from '../fixtures/registry';
+import { buildImage, buildLayer, busyboxRootfs, pushBuiltImage } from '../fixtures/images';
+import { WORKSPACE, median, report, type Series } from './lib/stats';
+
+const runs = Number(process.argv[2] ?? 10);
+const cli = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-boot-'));
+const env = { ...process.env, SMOLVM_HOME: path.join(work, 'home'), SMOLVM_NO_TCG_WARNING: '1' };
+
+const FLOOR_INIT = '#!/bin/busybox sh\n/bin/busybox echo hello\n/bin/busybox reboot -f\n';
+
+async function floorOnce(kernel: string, initrd: string, driver: ReturnType<typeof createKvmDriver>, i: number): Promise<number> {
+  const dir = path.join(work, `floor-${i}`);
+  fs.mkdirSync(dir);
+  // The driver wires the agent port to a socket we listen on; the trivial init never uses it.
+  const server = net.createServer((s) => s.resume());
+  await new Promise<void>((r) => server.listen(path.join(dir, 'agent.sock'), r));
+  const t0 = performance.now();
+  const vm = await driver.start({ kernel, initrd, cpus: 1, memoryMiB: 256, agent: { socketPath: path.join(dir, 'agent.sock') }, consoleLog: path.join(dir, 'console.log'), runDir: path.join(dir, 'run') });
+  const exit = await vm.wait();
+  const ms = performance.now() - t0;
+  server.close();
+  if (exit.reason !== 'guest' || !fs.readFileSync(path.join(dir, 'console.log'), 'utf8').includes('hello')) {
+    throw new Error(`floor VM did not print and end cleanly: ${JSON.stringify(exit)}`);
+  }
+  return ms;
+}
+
+interface Timings {
+  vmStart: number;
+  prepared: number;
+  spawned: number;
+  agentReady: number;
+  setUp: number;
+  commandDone: number;
+  disposed: number;
+  guestUptimeAtReady: number | null;
+  agentStartToReady: number | null;
+}
+
+function smolvmRun(extra: string[], timings: Timings[]): number {
+  const file = path.join(work, 'timings.json');
+  fs.rmSync(file, { force: true });
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [cli, 'machine', 'run', '--cpus', '1', '--memory', '256', ...extra, '--', 'true'], { env: { ...env, SMOLVM_TIMINGS: file }, encoding: 'utf8' });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`smolvm machine run failed (${r.status}): ${r.stderr}`);
+  timings.push(JSON.parse(fs.readFileSync(file, 'utf8')) as Timings);
+  return ms;
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: build first (npx nx build cli)`);
+  const kernel = locateKernel(env);
+  const initrd = path.join(work, 'floor.cpio');
+  fs.writeFileSync(initrd, cpioNewc([
+    ...['bin', 'dev', 'proc', 'sys'].map((d) => ({ kind: 'dir' as const, path: d })),
+    { kind: 'chardev', path: 'dev/console', major: 5, minor: 1 },
+    { kind: 'file', path: 'bin/busybox', data: fs.readFileSync('/bin/busybox'), mode: 0o755 },
+    { kind: 'file', path: 'init', data: FLOOR_INIT, mode: 0o755 },
+  ]));
+  const driver = createKvmDriver({ quiet: true });
+  const probe = await driver.probe();
+
+  const registry = await startRegistry({ auth: 'none' });
+  try {
+    const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
+    const image = (await pushBuiltImage(client, `${registry.host}/bench/busybox:1`, buildImage([buildLayer(busyboxRootfs())]))).reference;
+    await client.close();
+    // Warm-up: builds the agent image and pulls + converts the image once (cached afterwards).
+    const warm: Timings[] = [];
+    smolvmRun([], warm);
+    smolvmRun(['--image', image], warm);
+
+    const series: Series[] = [
+      { label: '(a) floor: QEMU + kernel + trivial init', samples: [] },
+      { label: '(b) smolvm machine run -- true', samples: [] },
+      { label: '(c) smolvm machine run --image -- true', samples: [] },
+    ];
+    const bare: Timings[] = [];
+    const withImage: Timings[] = [];
+    for (let i = 0; i < runs; i++) {
+      series[0].samples.push(await floorOnce(kernel, initrd, driver, i));
+      series[1].samples.push(smolvmRun([], bare));
+      series[2].samples.push(smolvmRun(['--image', image], withImage));
+    }
+    console.log(`accelerator: ${probe.accelerator ?? 'unknown'}${probe.reason ? ` (${probe.reason})` : ''}; ${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
+    report(`Boot, spawn to exit, ${runs} interleaved runs, 1 vCPU, 256 MiB`, series);
+
+    const phase = (name: string, f: (t: Timings) => number | null) => {
+      const values = bare.map(f).filter((v): v is number => v !== null);
+      console.log(`  ${name.padEnd(44)} ${values.length ? `${Math.round(median(values))} ms` : 'n/a'}`);
+    };
+    console.log('\nWhere (b) goes (medians):');
+    phase('CLI start (node + bundle + arg parsing)', (t) => t.vmStart);
+    phase('prepare (kernel, agent image, driver probe)', (t) => t.prepared - t.vmStart);
+    phase('QEMU start (spawn to start() resolved)', (t) => t.spawned - t.prepared);
+    phase('QEMU start to agent ready', (t) => t.agentReady - t.spawned);
+    phase('  guest clock at agent ready (kernel+init+node)', (t) => t.guestUptimeAtReady);
+    phase('  of which agent JS start to ready', (t) => t.agentStartToReady);
+    phase('setTime + setup (guest root)', (t) => t.setUp - t.agentReady);
+    phase('command (exec true, output, exit)', (t) => t.commandDone - t.setUp);
+    phase('teardown (shutdown, VM exit)', (t) => t.disposed - t.commandDone);
+    const b = median(series[1].samples);
+    const c = median(series[2].samples);
+    const a = median(series[0].samples);
+    console.log(`\nratios: b/a = ${(b / a).toFixed(2)}  c/a = ${(c / a).toFixed(2)}  (target under TCG: b/a <= 2.5)`);
+  } finally {
+    await registry.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack : err);
+  process.exit(1);
+});
