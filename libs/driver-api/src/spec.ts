@@ -6,7 +6,9 @@ export interface BlockDeviceSpec {
   /**
    * How the guest finds this disk: the driver exposes it as the device serial, so it appears in
    * /sys/block/vdX/serial (and /dev/disk/by-id/virtio-ID with udev). 1–20 characters of
-   * [A-Za-z0-9_.-], unique within the spec. Device order (vda, vdb...) is not part of the contract.
+   * [A-Za-z0-9_.-], unique within the spec. Disks appear in spec order: the first is the guest's
+   * first disk (/dev/vda on Linux), which the agent image boots from (`root=/dev/vda`); find the
+   * others by serial.
    */
   id: string;
   path: string;
