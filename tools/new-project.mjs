@@ -42,7 +42,9 @@ write('tsconfig.json', JSON.stringify({
   include: ['src/**/*.ts', 'test/**/*.ts'],
 }, null, 2) + '\n');
 write('jest.config.js', `module.exports = { ...require('../../jest.preset.js'), displayName: '${name}' };\n`);
-write('tsup.config.ts', `import { defineConfig } from 'tsup';
+write('tsup.config.ts', kind === 'lib'
+  ? "// The shared library build: see tools/tsup-lib.config.ts.\nexport { default } from '../../tools/tsup-lib.config';\n"
+  : `import { defineConfig } from 'tsup';
 
 export default defineConfig({
   entry: ['src/index.ts'],

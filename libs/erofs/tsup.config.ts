@@ -1,9 +1,2 @@
-import { defineConfig } from 'tsup';
-
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['cjs'],
-  target: 'node20',
-  clean: true,
-  sourcemap: true,
-});
+// The shared library build: see tools/tsup-lib.config.ts.
+export { default } from '../../tools/tsup-lib.config';
