@@ -11,7 +11,7 @@ import { buildErofsFromLayers } from '@smolvm/erofs';
 import { MediaType } from '@smolvm/oci';
 import { busyboxRootfs } from '../fixtures/images';
 import { tarEntries, type TarEntry } from '../fixtures/tar';
-import { median, report, type Series } from './lib/stats';
+import { median, report, timeCommand, type Series } from './lib/stats';
 
 const WORDS = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore'.split(' ');
 
@@ -26,14 +26,6 @@ function tree(randomMB: number, smallFiles: number): TarEntry[] {
   }
   for (let i = 0; i < randomMB; i++) entries.push({ path: `srv/blob${i}.bin`, type: 'file', content: crypto.randomBytes(1024 * 1024) });
   return entries;
-}
-
-function timed(argv: string[]): number {
-  const start = process.hrtime.bigint();
-  const out = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-  const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (out.status !== 0) throw new Error(`${argv.join(' ')} failed: ${out.stderr.toString().trim()}`);
-  return ms;
 }
 
 async function ours(tar: string, out: string): Promise<number> {
@@ -54,13 +46,13 @@ async function main(): Promise<void> {
     const tarBytes = fs.statSync(tar).size;
     const unpacked = path.join(work, 'rootfs');
     fs.mkdirSync(unpacked);
-    const untar = (): number => timed(['tar', '-xpf', tar, '--same-owner', '--xattrs', '--xattrs-include=*', '-C', unpacked]);
+    const untar = (): number => timeCommand(['tar', '-xpf', tar, '--same-owner', '--xattrs', '--xattrs-include=*', '-C', unpacked]);
     untar();
     const oursOut = path.join(work, 'ours.erofs');
     const mkfsOut = path.join(work, 'mkfs.erofs');
     const mkfs = (): number => {
       fs.rmSync(mkfsOut, { force: true });
-      return timed(['mkfs.erofs', '--quiet', mkfsOut, unpacked]);
+      return timeCommand(['mkfs.erofs', '--quiet', mkfsOut, unpacked]);
     };
 
     await ours(tar, oursOut);

@@ -5,11 +5,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { ImageService, RegistryClient, RegistryConfig } from '@smolvm/oci';
 import { startRegistry } from '../fixtures/registry';
 import { bigImage, pushBuiltImage } from '../fixtures/images';
-import { median, report, type Series } from './lib/stats';
+import { median, report, timeCommand, type Series } from './lib/stats';
 
 /** One pull in this (child) process: the parent times the whole process, as it does skopeo. */
 async function child(reference: string, home: string): Promise<void> {
@@ -19,14 +18,6 @@ async function child(reference: string, home: string): Promise<void> {
   } finally {
     await service.close();
   }
-}
-
-function timed(argv: string[]): number {
-  const start = process.hrtime.bigint();
-  const out = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-  const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (out.status !== 0) throw new Error(`${argv.join(' ')} failed: ${out.stderr.toString().trim()}`);
-  return ms;
 }
 
 async function main(): Promise<void> {
@@ -50,13 +41,13 @@ async function main(): Promise<void> {
     const fresh = (): string => path.join(work, `dest-${n++}`);
     const runOurs = (): number => {
       const home = fresh();
-      const ms = timed([process.execPath, process.argv[1], '--child', reference, home]);
+      const ms = timeCommand([process.execPath, process.argv[1], '--child', reference, home]);
       fs.rmSync(home, { recursive: true, force: true });
       return ms;
     };
     const runSkopeo = (): number => {
       const dir = fresh();
-      const ms = timed(['skopeo', 'copy', '--quiet', '--src-tls-verify=false', `docker://${reference}`, `oci:${dir}:big`]);
+      const ms = timeCommand(['skopeo', 'copy', '--quiet', '--src-tls-verify=false', `docker://${reference}`, `oci:${dir}:big`]);
       fs.rmSync(dir, { recursive: true, force: true });
       return ms;
     };
@@ -75,7 +66,7 @@ async function main(): Promise<void> {
       skopeo.samples.push(runSkopeo());
       ours.samples.push(runOurs());
       inProcess.samples.push(await runInProcess());
-      startup.samples.push(timed([process.execPath, process.argv[1], '--noop']));
+      startup.samples.push(timeCommand([process.execPath, process.argv[1], '--noop']));
     }
     report(`Pull of a ${(bytes / 1e6).toFixed(1)} MB image (${image.layers.length} gzip layers) from docker-registry on 127.0.0.1, ${runs} interleaved runs`, [skopeo, ours, inProcess, startup]);
     for (const s of [skopeo, ours, inProcess]) console.log(`  ${s.label}: ${(bytes / 1e6 / (median(s.samples) / 1000)).toFixed(0)} MB/s (median)`);

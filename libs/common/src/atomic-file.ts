@@ -32,6 +32,11 @@ export function writeFileAtomic(target: string, data: string | Uint8Array, mode 
     throw err;
   }
   fs.closeSync(fd);
+  commitTempFile(tmp, target);
+}
+
+/** Renames a complete, fsynced temp file over `target` and makes the rename durable; on failure the temp file goes. */
+export function commitTempFile(tmp: string, target: string): void {
   try {
     fs.renameSync(tmp, target);
   } catch (err) {

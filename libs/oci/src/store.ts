@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { fsyncDir, smolvmDirs, tempPathFor, writeJsonAtomic } from '@smolvm/common';
+import { commitTempFile, smolvmDirs, tempPathFor, writeJsonAtomic } from '@smolvm/common';
 import { digestHex, sha256Digest } from './digest';
 import { DigestMismatchError } from './errors';
 import { formatPlatform, normalizePlatform, platformMatches, type Platform } from './platform';
@@ -83,7 +83,7 @@ export class ContentStore {
     } finally {
       fs.closeSync(fd);
     }
-    this.commitFile(tmp, target);
+    commitTempFile(tmp, target);
     return digest;
   }
 
@@ -94,17 +94,7 @@ export class ContentStore {
   commitBlobFile(file: string, digest: string): void {
     fs.mkdirSync(this.blobsDir, { recursive: true });
     fs.chmodSync(file, 0o444);
-    this.commitFile(file, this.blobPath(digest));
-  }
-
-  private commitFile(tmp: string, target: string): void {
-    try {
-      fs.renameSync(tmp, target);
-    } catch (err) {
-      fs.rmSync(tmp, { force: true });
-      throw err;
-    }
-    fsyncDir(path.dirname(target));
+    commitTempFile(file, this.blobPath(digest));
   }
 
   erofsPath(manifestDigest: string): string {
