@@ -28,7 +28,7 @@ describe('command table', () => {
     const r = smolvm(['machine', '--help']);
     expect(r.status).toBe(0);
     const listed = [...r.stdout.matchAll(/^ {2}smolvm machine (\S+)/gm)].map((m) => m[1]).sort();
-    expect(listed).toEqual(['ls', 'status']);
+    expect(listed).toEqual(['ls', 'run', 'status']);
   });
 
   it('an unknown subcommand or option is a usage error pointing at the right help', () => {
