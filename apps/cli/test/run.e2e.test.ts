@@ -63,6 +63,16 @@ describe('machine run (bare image)', () => {
     expect(r.status).toBe(0);
   });
 
+  it('starts later agents from the V8 snapshot the first run built in a guest', () => {
+    const agentDir = path.join(home, 'cache', 'agent');
+    expect(fs.readdirSync(agentDir).filter((f) => f.endsWith('.blob'))).toHaveLength(1);
+    const timings = path.join(home, 'timings.json');
+    expect(run(['--', 'true'], undefined, { SMOLVM_TIMINGS: timings }).status).toBe(0);
+    expect(JSON.parse(fs.readFileSync(timings, 'utf8')).agentSnapshot).toBe(true);
+    expect(run(['--', 'true'], undefined, { SMOLVM_TIMINGS: timings, SMOLVM_AGENT_SNAPSHOT: '0' }).status).toBe(0);
+    expect(JSON.parse(fs.readFileSync(timings, 'utf8')).agentSnapshot).toBe(false);
+  });
+
   it('passes exit codes through: 0, 1, and 137 for a process killed by SIGKILL', () => {
     const r = run(['--', 'sh', '-c', 'true && sh -c "exit 1"; echo code=$?; kill -9 $$']);
     expect(r.stdout).toBe('code=1\n');

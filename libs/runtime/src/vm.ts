@@ -1,13 +1,14 @@
 // One VM for one workload: the composition of kernel, agent image, driver and agent channel.
 // startVm() returns only once the agent is ready and the guest root is set up; on any failure
 // it has already removed everything it made (VM, sockets, files).
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { SmolvmError, smolvmDirs } from '@smolvm/common';
+import { SmolvmError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
 import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
-import { ensureAgentImage } from '@smolvm/agent-image';
-import { VmStartError, readLogTail, selectDriver, type BlockDeviceSpec, type VmExit, type VmHandle } from '@smolvm/driver-api';
+import { buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
+import { VmStartError, readLogTail, selectDriver, type BlockDeviceSpec, type Driver, type VmExit, type VmHandle } from '@smolvm/driver-api';
 import { locateKernel } from './kernel';
 import { createRunDir, type RunDir } from './run-dir';
 
@@ -121,31 +122,35 @@ function listenOnce(socketPath: string): Promise<{ server: net.Server; connectio
   });
 }
 
-export async function startVm(options: StartVmOptions): Promise<Vm> {
-  const t0 = performance.now();
-  const since = () => Math.round(performance.now() - t0);
-  const env = options.env ?? process.env;
-  const kernel = locateKernel(env);
-  const agentImage = await ensureAgentImage({ cacheDir: smolvmDirs(env).cache, agentBundle: options.agentBundle });
-  const { driver } = await selectDriver({ name: options.driver?.name, source: options.driver?.source, env });
-  const prepared = since();
+interface BootOptions {
+  kernel: string;
+  agentImage: AgentImage;
+  driver: Driver;
+  cpus: number;
+  memoryMiB: number;
+  imageErofs?: string;
+  volumes: VolumeSpec[];
+  env: NodeJS.ProcessEnv;
+  bootTimeoutMs: number;
+}
 
-  const runDir: RunDir = createRunDir('vm', env);
+/** Boots a VM and waits for its agent; on failure nothing it made is left. */
+async function boot(options: BootOptions, t0: number): Promise<{ vm: Vm; spawned: number; agentReady: number }> {
+  const since = () => Math.round(performance.now() - t0);
+  const { agentImage, volumes } = options;
+  const runDir: RunDir = createRunDir('vm', options.env);
   const agentSocket = path.join(runDir.path, 'agent.sock');
   const consoleLog = path.join(runDir.path, 'console.log');
   let server: net.Server | undefined;
   let handle: VmHandle | undefined;
   let client: AgentClient | undefined;
-  let consoleFd: number | undefined;
-  let agentInfo: AgentInfo = {};
   try {
     const listening = await listenOnce(agentSocket);
     server = listening.server;
     const disks: BlockDeviceSpec[] = [{ id: agentImage.diskId, path: agentImage.path, readOnly: true, format: 'raw' }];
     if (options.imageErofs) disks.push({ id: IMAGE_DISK_ID, path: options.imageErofs, readOnly: true, format: 'raw' });
-    const volumes = options.volumes ?? [];
-    handle = await driver.start({
-      kernel,
+    handle = await options.driver.start({
+      kernel: options.kernel,
       cmdline: agentImage.kernelArgs,
       cpus: options.cpus,
       memoryMiB: options.memoryMiB,
@@ -158,17 +163,17 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     const spawned = since();
     const vmHandle = handle;
 
-    const bootTimeout = options.bootTimeoutMs ?? 120_000;
     let timer: NodeJS.Timeout | undefined;
     const failure = new Promise<never>((_, reject) => {
       void vmHandle.wait().then((exit) => {
         reject(new VmStartError(`the VM ended before its agent was ready (${exit.detail ?? exit.reason})`, { consoleTail: readLogTail(consoleLog), hypervisorOutput: exit.hypervisorOutput }));
       });
       timer = setTimeout(() => {
-        reject(new VmStartError(`the agent was not ready after ${Math.round(bootTimeout / 1000)} s`, { consoleTail: readLogTail(consoleLog) }, { remedy: 'the host may be overloaded; try again, or give the VM fewer vCPUs' }));
-      }, bootTimeout);
+        reject(new VmStartError(`the agent was not ready after ${Math.round(options.bootTimeoutMs / 1000)} s`, { consoleTail: readLogTail(consoleLog) }, { remedy: 'the host may be overloaded; try again, or give the VM fewer vCPUs' }));
+      }, options.bootTimeoutMs);
     });
     failure.catch(() => undefined);
+    let agentInfo: AgentInfo;
     try {
       const socket = await Promise.race([listening.connection, failure]);
       client = new AgentClient(socket);
@@ -180,26 +185,94 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
 
     // Nothing on disk needs to outlive boot: QEMU holds its connections and the console log
     // open, and we keep a descriptor to read the log. A SIGKILLed CLI then leaves no files.
-    consoleFd = fs.openSync(consoleLog, 'r');
+    const consoleFd = fs.openSync(consoleLog, 'r');
     server.close();
     server = undefined;
     runDir.remove();
+    const vm = new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd);
+    return { vm, spawned, agentReady };
+  } catch (err) {
+    client?.close();
+    if (handle) await handle.kill();
+    server?.close();
+    runDir.remove();
+    if (err instanceof SmolvmError) throw err;
+    throw new SmolvmError(`starting the VM failed: ${(err as Error).message}`, { cause: err });
+  }
+}
 
-    await client.setTime(Date.now());
+/**
+ * The agent image to boot. V8 ties a startup snapshot to the CPU it was built on, so the blob is
+ * built once per guest CPU model inside a VM of the plain image, then baked into a second image.
+ * Best effort: without a snapshot the agent starts from its bundle, only slower.
+ */
+async function agentImageFor(options: BootOptions, cacheDir: string, agentBundle: string, accelerator: string): Promise<AgentImage> {
+  const plain = options.agentImage;
+  if (options.env.SMOLVM_AGENT_SNAPSHOT === '0') return plain;
+  const blob = snapshotBlobPath(cacheDir, plain.key, guestCpuModel(accelerator));
+  if (!fs.existsSync(blob)) {
+    try {
+      const { vm } = await boot({ ...options, cpus: 1, memoryMiB: 1024, imageErofs: undefined, volumes: [] }, performance.now());
+      try {
+        writeFileAtomic(blob, await buildSnapshotInGuest(vm.agent), 0o644);
+      } finally {
+        await vm.dispose();
+      }
+    } catch {
+      return plain;
+    }
+  }
+  return ensureAgentImage({ cacheDir, agentBundle, snapshot: { blob } });
+}
+
+/** What a snapshot depends on: the accelerator (TCG's `max` CPU or KVM's host CPU) and the host CPU's features. */
+function guestCpuModel(accelerator: string): string {
+  let flags = '';
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
+  } catch {
+    // No /proc/cpuinfo: the accelerator alone names the model.
+  }
+  return `${accelerator}-${crypto.createHash('sha256').update(flags).digest('hex').slice(0, 12)}`;
+}
+
+export async function startVm(options: StartVmOptions): Promise<Vm> {
+  const t0 = performance.now();
+  const env = options.env ?? process.env;
+  const cacheDir = smolvmDirs(env).cache;
+  const kernel = locateKernel(env);
+  const { driver, probe } = await selectDriver({ name: options.driver?.name, source: options.driver?.source, env });
+  const volumes = options.volumes ?? [];
+  const bootOptions: BootOptions = {
+    kernel,
+    agentImage: await ensureAgentImage({ cacheDir, agentBundle: options.agentBundle }),
+    driver,
+    cpus: options.cpus,
+    memoryMiB: options.memoryMiB,
+    imageErofs: options.imageErofs,
+    volumes,
+    env,
+    bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
+  };
+  bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, options.agentBundle, `${driver.name}-${probe.accelerator ?? 'default'}`);
+  const prepared = Math.round(performance.now() - t0);
+
+  const { vm, spawned, agentReady } = await boot(bootOptions, t0);
+  try {
+    await vm.agent.setTime(Date.now());
     const setup: SetupSpec = {
       ...(options.hostname ? { hostname: options.hostname } : {}),
       ...(options.imageErofs ? { image: { device: { serial: IMAGE_DISK_ID }, fstype: 'erofs' } } : {}),
       ...(volumes.length ? { volumes: volumes.map((v, i) => ({ tag: `vol${i}`, path: v.guestPath, readOnly: v.readOnly })) } : {}),
     };
-    await client.setup(setup);
-    return new Vm(client, handle, { prepared, spawned, agentReady, setUp: since() }, agentInfo, consoleFd);
+    await vm.agent.setup(setup);
   } catch (err) {
-    client?.close();
-    if (handle) await handle.kill();
-    server?.close();
-    if (consoleFd !== undefined) fs.closeSync(consoleFd);
-    runDir.remove();
-    if (err instanceof SmolvmError) throw err;
-    throw new SmolvmError(`starting the VM failed: ${(err as Error).message}`, { cause: err });
+    await vm.kill();
+    throw err;
   }
+  vm.timings.prepared = prepared;
+  vm.timings.setUp = Math.round(performance.now() - t0);
+  vm.timings.spawned = spawned;
+  vm.timings.agentReady = agentReady;
+  return vm;
 }

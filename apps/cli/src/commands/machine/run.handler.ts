@@ -107,6 +107,7 @@ function writeTimings(file: string, vm: Vm, vmStart: number, commandDone: number
     disposed: at(performance.now()),
     guestUptimeAtReady: typeof info.kernelUptimeMs === 'number' ? info.kernelUptimeMs : null,
     agentStartToReady: typeof info.agentStartMs === 'number' ? info.agentStartMs : null,
+    agentSnapshot: info.snapshot === true,
   };
   writeFileAtomic(file, JSON.stringify(timings) + '\n');
 }
