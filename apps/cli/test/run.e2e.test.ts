@@ -80,6 +80,24 @@ describe('machine run (bare image)', () => {
     expect(run(['--', 'sh', '-c', 'exit 1']).status).toBe(1);
   });
 
+  it('a command the guest cannot find or run ends like a shell: 127 / 126 and one error line', () => {
+    const missing = run(['--', '/no/such/cmd']);
+    expect(missing.status).toBe(127);
+    expect(missing.stderr).toBe('error: agent exec: /no/such/cmd: no such file or directory\n');
+    const notExecutable = run(['--cpus', '2', '--', '/etc/passwd']);
+    expect(notExecutable.status).toBe(126);
+    expect(notExecutable.stderr).toMatch(/^error: agent exec: \/etc\/passwd: permission denied\n$/);
+  });
+
+  it('refuses bad input before booting: a missing volume directory, a bad value given last', () => {
+    const volume = run(['-v', `${home}/does-not-exist:/x`, '--', 'true']);
+    expect(volume.status).toBe(2);
+    expect(volume.stderr).toBe(`error: volume host path ${home}/does-not-exist is not a directory; create it, or fix the volume ${home}/does-not-exist:/x\n`);
+    const cpus = run(['--cpus', '0', '--', 'true']);
+    expect(cpus.status).toBe(2);
+    expect(cpus.stderr).toMatch(/^error: invalid CPU count "0": must be between 1 and 64/);
+  });
+
   it('keeps 10 MB of stdout and 10 MB of stderr apart, byte for byte', () => {
     // Distinct, checkable streams: 10 MiB of "o" lines to stdout, of "e" lines to stderr, interleaved.
     const script = 'i=0; while [ $i -lt 20 ]; do head -c 524288 /dev/zero | tr "\\0" o; head -c 524288 /dev/zero | tr "\\0" e >&2; i=$((i+1)); done';

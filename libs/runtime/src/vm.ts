@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { SmolvmError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
+import { SmolvmError, UsageError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
 import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
 import { buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
 import { VmStartError, readLogTail, selectDriver, type BlockDeviceSpec, type Driver, type VmExit, type VmHandle } from '@smolvm/driver-api';
@@ -243,6 +243,11 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   const kernel = locateKernel(env);
   const { driver, probe } = await selectDriver({ name: options.driver?.name, source: options.driver?.source, env });
   const volumes = options.volumes ?? [];
+  for (const v of volumes) {
+    if (!fs.statSync(v.hostPath, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new UsageError(`volume host path ${v.hostPath} is not a directory`, { remedy: `create it, or fix the volume ${v.hostPath}:${v.guestPath}` });
+    }
+  }
   const bootOptions: BootOptions = {
     kernel,
     agentImage: await ensureAgentImage({ cacheDir, agentBundle: options.agentBundle }),

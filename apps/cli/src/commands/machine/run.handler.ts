@@ -1,6 +1,7 @@
 // `smolvm machine run`: merge flags + Smolfile + image config, boot a VM, run the command with
 // the user's stdio, and pass its exit code through. The VM and its files are gone afterwards.
-import { UsageError, writeFileAtomic } from '@smolvm/common';
+import { UsageError, formatError, writeFileAtomic } from '@smolvm/common';
+import { AgentRequestError, type ExecOptions, type ExecSession } from '@smolvm/agent-protocol';
 import { applyImageConfig, loadSmolfile, mergeRunOptions, type MergedRunOptions } from '@smolvm/config';
 import { startVm, type Vm } from '@smolvm/runtime';
 import type { ImageConfig } from '@smolvm/oci';
@@ -73,7 +74,7 @@ export async function runRun(args: RunArgs): Promise<number> {
         throw new UsageError(`init command failed with exit code ${code}: ${command}`, { remedy: 'fix the command in [dev] init or --init' });
       }
     }
-    const session = await vm.exec({
+    const session = await execOrExitCode(vm, {
       argv,
       env,
       cwd: config.workdir,
@@ -81,12 +82,28 @@ export async function runRun(args: RunArgs): Promise<number> {
       stdin: args.interactive,
       ...(args.tty ? { tty: { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80, term: process.env.TERM || 'xterm-256color' } } : {}),
     });
+    if (typeof session === 'number') return session;
     const code = await runSession(session, { interactive: args.interactive, tty: args.tty, onTerminate: () => vm.kill() });
     commandDone = performance.now();
     return code;
   } finally {
     await vm.dispose();
     if (process.env.SMOLVM_TIMINGS) writeTimings(process.env.SMOLVM_TIMINGS, vm, vmStart, commandDone);
+  }
+}
+
+/**
+ * Starts the main command. A command the guest cannot find or execute ends smolvm the way a
+ * shell would (127, 126) with one error line, instead of as a smolvm failure.
+ */
+async function execOrExitCode(vm: Vm, options: ExecOptions): Promise<ExecSession | number> {
+  try {
+    return await vm.exec(options);
+  } catch (err) {
+    const shellCode = err instanceof AgentRequestError ? { 'command-not-found': 127, 'permission-denied': 126 }[err.code as string] : undefined;
+    if (shellCode === undefined) throw err;
+    process.stderr.write(formatError(err) + '\n');
+    return shellCode;
   }
 }
 
