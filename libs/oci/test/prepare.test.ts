@@ -4,35 +4,12 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError } from '@smolvm/common';
-import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
-import { pushTestImages, type TestImages } from '../../../tools/fixtures/images';
-import { formatPlatform, hostPlatform, RegistryClient, RegistryConfig, type BuildErofs, type ImageService } from '../src';
-import { listDir, newService, tempHome, type TempHome } from './helpers/env';
+import { formatPlatform, hostPlatform, type BuildErofs } from '../src';
+import { listDir, newService, startRegistryWithImages, useTestRegistry } from './helpers/env';
 
 jest.setTimeout(90_000);
 
-let registry: RegistryFixture;
-let images: TestImages;
-let home: TempHome;
-let service: ImageService;
-
-beforeAll(async () => {
-  registry = await startRegistry();
-  const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
-  images = await pushTestImages(client, registry.host);
-  await client.close();
-});
-afterAll(async () => {
-  await registry?.stop();
-});
-beforeEach(() => {
-  home = tempHome();
-  service = newService(home);
-});
-afterEach(async () => {
-  await service.close();
-  home.cleanup();
-});
+const t = useTestRegistry();
 
 /** fsck.erofs checks every file's encoding while extracting the tree for us to look at. */
 function fsckExtract(file: string, into: string): { status: number | null; output: string } {
@@ -42,12 +19,12 @@ function fsckExtract(file: string, into: string): { status: number | null; outpu
 }
 
 it('pulls and converts an image into an erofs image that fsck.erofs accepts', async () => {
-  const prepared = await service.prepare(images.feature.reference);
+  const prepared = await t.service.prepare(t.images.feature.reference);
   expect(prepared.pulled).toBe(true);
-  expect(prepared.manifestDigest).toBe(images.feature.manifestDigest);
-  expect(prepared.erofsPath).toBe(service.store.erofsPath(images.feature.manifestDigest));
+  expect(prepared.manifestDigest).toBe(t.images.feature.manifestDigest);
+  expect(prepared.erofsPath).toBe(t.service.store.erofsPath(t.images.feature.manifestDigest));
   expect(prepared.config.entrypoint).toEqual(['/app/hello.sh']);
-  const tree = path.join(home.home, 'tree');
+  const tree = path.join(t.home.home, 'tree');
   const check = fsckExtract(prepared.erofsPath, tree);
   expect(check.output).not.toMatch(/error|corrupt/i);
   expect(check.status).toBe(0);
@@ -59,7 +36,7 @@ it('pulls and converts an image into an erofs image that fsck.erofs accepts', as
   expect(fs.readFileSync(path.join(tree, 'opt/data/hard'), 'utf8')).toBe('data a\n');
   expect(fs.readlinkSync(path.join(tree, 'opt/link-relative'))).toBe('data/a');
   expect(fs.statSync(prepared.erofsPath).size % 4096).toBe(0);
-  expect(listDir(service.store.erofsDir)).toEqual([`${images.feature.manifestDigest.slice(7)}.erofs`]);
+  expect(listDir(t.service.store.erofsDir)).toEqual([`${t.images.feature.manifestDigest.slice(7)}.erofs`]);
 });
 
 it('reuses the store and the erofs image, and prepares by digest without a registry', async () => {
@@ -68,32 +45,29 @@ it('reuses the store and the erofs image, and prepares by digest without a regis
     builds++;
     fs.writeFileSync(out, `fake erofs of ${layers.length} layers`);
   };
-  const first = await service.prepare(images.feature.reference, { buildErofs: counting });
-  const again = await service.prepare(images.feature.reference, { buildErofs: counting });
+  const first = await t.service.prepare(t.images.feature.reference, { buildErofs: counting });
+  const again = await t.service.prepare(t.images.feature.reference, { buildErofs: counting });
   expect(again.pulled).toBe(false);
   expect(again.erofsPath).toBe(first.erofsPath);
   expect(builds).toBe(1);
 
-  await registry.stop();
+  await t.registry.stop();
   try {
-    const byDigest = await service.prepare(`${registry.host}/smolvm-test/feature@${images.feature.manifestDigest}`, { buildErofs: counting });
+    const byDigest = await t.service.prepare(`${t.registry.host}/smolvm-test/feature@${t.images.feature.manifestDigest}`, { buildErofs: counting });
     expect(byDigest.erofsPath).toBe(first.erofsPath);
     expect(builds).toBe(1);
   } finally {
     // The storage dir went with the old registry; later tests get a fresh one with fresh images.
-    registry = await startRegistry();
-    const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
-    images = await pushTestImages(client, registry.host);
-    await client.close();
+    Object.assign(t, await startRegistryWithImages());
   }
 });
 
 it("with pull 'never' uses only the local store", async () => {
-  const err = await service.prepare(images.feature.reference, { pull: 'never' }).catch((e: unknown) => e);
+  const err = await t.service.prepare(t.images.feature.reference, { pull: 'never' }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(NotFoundError);
-  expect((err as NotFoundError).message).toBe(`image ${images.feature.reference} (${formatPlatform(hostPlatform())}) is not in the local store`);
-  expect((err as NotFoundError).remedy).toBe(`pull it first with 'smolvm image pull ${images.feature.reference}'`);
-  expect(service.list()).toEqual([]);
+  expect((err as NotFoundError).message).toBe(`image ${t.images.feature.reference} (${formatPlatform(hostPlatform())}) is not in the local store`);
+  expect((err as NotFoundError).remedy).toBe(`pull it first with 'smolvm image pull ${t.images.feature.reference}'`);
+  expect(t.service.list()).toEqual([]);
 });
 
 it('concurrent prepares of one image end with one complete erofs file', async () => {
@@ -101,17 +75,17 @@ it('concurrent prepares of one image end with one complete erofs file', async ()
     await new Promise((r) => setTimeout(r, 50));
     fs.writeFileSync(out, `erofs of ${layers.length} layers`);
   };
-  const other = newService(home);
+  const other = newService(t.home);
   try {
     const results = await Promise.all([
-      service.prepare(images.feature.reference, { buildErofs: slow }),
-      service.prepare(images.feature.reference, { buildErofs: slow }),
-      other.prepare(images.feature.reference, { buildErofs: slow }),
+      t.service.prepare(t.images.feature.reference, { buildErofs: slow }),
+      t.service.prepare(t.images.feature.reference, { buildErofs: slow }),
+      other.prepare(t.images.feature.reference, { buildErofs: slow }),
     ]);
     expect(new Set(results.map((r) => r.erofsPath)).size).toBe(1);
     expect(fs.readFileSync(results[0].erofsPath, 'utf8')).toBe('erofs of 3 layers');
     // Only the finished file remains: no temp files of either builder.
-    expect(listDir(service.store.erofsDir)).toEqual([`${images.feature.manifestDigest.slice(7)}.erofs`]);
+    expect(listDir(t.service.store.erofsDir)).toEqual([`${t.images.feature.manifestDigest.slice(7)}.erofs`]);
   } finally {
     await other.close();
   }
@@ -122,15 +96,15 @@ it('a failed build leaves no erofs file behind, and gc removes erofs images of r
     fs.writeFileSync(out, 'half');
     throw new Error('disk full');
   };
-  await expect(service.prepare(images.feature.reference, { buildErofs: failing })).rejects.toThrow('disk full');
-  expect(listDir(service.store.erofsDir)).toEqual([]);
+  await expect(t.service.prepare(t.images.feature.reference, { buildErofs: failing })).rejects.toThrow('disk full');
+  expect(listDir(t.service.store.erofsDir)).toEqual([]);
 
   const ok: BuildErofs = async (_layers, out) => fs.writeFileSync(out, 'ok');
-  const prepared = await service.prepare(images.feature.reference, { buildErofs: ok });
-  expect(service.gc({ gracePeriodMs: 0 }).removedErofs).toEqual([]);
-  service.remove(images.feature.reference);
-  const result = service.gc({ gracePeriodMs: 0 });
+  const prepared = await t.service.prepare(t.images.feature.reference, { buildErofs: ok });
+  expect(t.service.gc({ gracePeriodMs: 0 }).removedErofs).toEqual([]);
+  t.service.remove(t.images.feature.reference);
+  const result = t.service.gc({ gracePeriodMs: 0 });
   expect(result.removedErofs).toEqual([{ manifestDigest: prepared.manifestDigest, size: 2 }]);
   expect(fs.existsSync(prepared.erofsPath)).toBe(false);
-  expect(listDir(service.store.blobsDir)).toEqual([]);
+  expect(listDir(t.service.store.blobsDir)).toEqual([]);
 });

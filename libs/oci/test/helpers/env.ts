@@ -3,7 +3,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ImageService, RegistryConfig, type ImageServiceOptions, type RegistrySettings } from '../../src';
+import { startRegistry, type RegistryFixture } from '../../../../tools/fixtures/registry';
+import { pushTestImages, type TestImages } from '../../../../tools/fixtures/images';
+import { ImageService, RegistryClient, RegistryConfig, type ImageServiceOptions, type RegistrySettings } from '../../src';
 
 export interface TempHome {
   home: string;
@@ -38,4 +40,45 @@ export function assertStoreVerified(service: ImageService): string[] {
     expect(hash).toBe(name);
   }
   return names.map((n) => `sha256:${n}`);
+}
+
+/** A fresh local registry (anonymous pulls) with the standard test images pushed to it. */
+export async function startRegistryWithImages(): Promise<{ registry: RegistryFixture; images: TestImages }> {
+  const registry = await startRegistry();
+  const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
+  try {
+    return { registry, images: await pushTestImages(client, registry.host) };
+  } finally {
+    await client.close();
+  }
+}
+
+export interface TestRegistry {
+  registry: RegistryFixture;
+  images: TestImages;
+  home: TempHome;
+  service: ImageService;
+}
+
+/**
+ * A local registry holding the standard test images for the whole file, and a fresh home and
+ * image service for every test. Read the fields inside tests and hooks (they are set by then).
+ */
+export function useTestRegistry(): TestRegistry {
+  const t = {} as TestRegistry;
+  beforeAll(async () => {
+    Object.assign(t, await startRegistryWithImages());
+  });
+  afterAll(async () => {
+    await t.registry?.stop();
+  });
+  beforeEach(() => {
+    t.home = tempHome();
+    t.service = newService(t.home);
+  });
+  afterEach(async () => {
+    await t.service.close();
+    t.home.cleanup();
+  });
+  return t;
 }
