@@ -135,7 +135,7 @@ interface BootOptions {
 }
 
 /** Boots a VM and waits for its agent; on failure nothing it made is left. */
-async function boot(options: BootOptions, t0: number): Promise<{ vm: Vm; spawned: number; agentReady: number }> {
+async function boot(options: BootOptions, t0: number): Promise<Vm> {
   const since = () => Math.round(performance.now() - t0);
   const { agentImage, volumes } = options;
   const runDir: RunDir = createRunDir('vm', options.env);
@@ -189,8 +189,8 @@ async function boot(options: BootOptions, t0: number): Promise<{ vm: Vm; spawned
     server.close();
     server = undefined;
     runDir.remove();
-    const vm = new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd);
-    return { vm, spawned, agentReady };
+    // startVm fills in `prepared` and `setUp`, which happen outside boot.
+    return new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd);
   } catch (err) {
     client?.close();
     if (handle) await handle.kill();
@@ -212,7 +212,7 @@ async function agentImageFor(options: BootOptions, cacheDir: string, agentBundle
   const blob = snapshotBlobPath(cacheDir, plain.key, guestCpuModel(accelerator));
   if (!fs.existsSync(blob)) {
     try {
-      const { vm } = await boot({ ...options, cpus: 1, memoryMiB: 1024, imageErofs: undefined, volumes: [] }, performance.now());
+      const vm = await boot({ ...options, cpus: 1, memoryMiB: 1024, imageErofs: undefined, volumes: [] }, performance.now());
       try {
         writeFileAtomic(blob, await buildSnapshotInGuest(vm.agent), 0o644);
       } finally {
@@ -262,7 +262,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, options.agentBundle, `${driver.name}-${probe.accelerator ?? 'default'}`);
   const prepared = Math.round(performance.now() - t0);
 
-  const { vm, spawned, agentReady } = await boot(bootOptions, t0);
+  const vm = await boot(bootOptions, t0);
   try {
     await vm.agent.setTime(Date.now());
     const setup: SetupSpec = {
@@ -277,7 +277,5 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   }
   vm.timings.prepared = prepared;
   vm.timings.setUp = Math.round(performance.now() - t0);
-  vm.timings.spawned = spawned;
-  vm.timings.agentReady = agentReady;
   return vm;
 }
