@@ -14,6 +14,9 @@ import { createRunDir, type RunDir } from './run-dir';
 
 /** Disk serial of the per-run image disk; the agent mounts it as the overlay's lower layer. */
 export const IMAGE_DISK_ID = 'smolvm-image';
+/** Disk serials of a persistent machine's overlay (upper layer) and storage (/workspace) disks. */
+export const OVERLAY_DISK_ID = 'smolvm-overlay';
+export const STORAGE_DISK_ID = 'smolvm-storage';
 
 export interface VolumeSpec {
   hostPath: string;
@@ -27,6 +30,11 @@ export interface StartVmOptions {
   /** The image's erofs (from @smolvm/oci prepare); absent: a bare VM on the agent's busybox userland. */
   imageErofs?: string;
   volumes?: VolumeSpec[];
+  /**
+   * Persistent machines: writable disks for the overlay's upper layer and for /workspace (ext4,
+   * made by the caller). Absent: a tmpfs upper layer and /workspace in it, gone at power-off.
+   */
+  persistent?: { overlayDisk: string; storageDisk: string };
   hostname?: string;
   /** From --driver or the Smolfile; otherwise SMOLVM_DRIVER or the first usable driver. */
   driver?: { name: string; source: string };
@@ -130,6 +138,7 @@ interface BootOptions {
   memoryMiB: number;
   imageErofs?: string;
   volumes: VolumeSpec[];
+  persistent?: { overlayDisk: string; storageDisk: string };
   env: NodeJS.ProcessEnv;
   bootTimeoutMs: number;
 }
@@ -149,6 +158,10 @@ async function boot(options: BootOptions, t0: number): Promise<Vm> {
     server = listening.server;
     const disks: BlockDeviceSpec[] = [{ id: agentImage.diskId, path: agentImage.path, readOnly: true, format: 'raw' }];
     if (options.imageErofs) disks.push({ id: IMAGE_DISK_ID, path: options.imageErofs, readOnly: true, format: 'raw' });
+    if (options.persistent) {
+      disks.push({ id: OVERLAY_DISK_ID, path: options.persistent.overlayDisk, readOnly: false, format: 'raw' });
+      disks.push({ id: STORAGE_DISK_ID, path: options.persistent.storageDisk, readOnly: false, format: 'raw' });
+    }
     handle = await options.driver.start({
       kernel: options.kernel,
       cmdline: agentImage.kernelArgs,
@@ -212,7 +225,7 @@ async function agentImageFor(options: BootOptions, cacheDir: string, agentBundle
   const blob = snapshotBlobPath(cacheDir, plain.key, guestCpuModel(accelerator));
   if (!fs.existsSync(blob)) {
     try {
-      const vm = await boot({ ...options, cpus: 1, memoryMiB: 1024, imageErofs: undefined, volumes: [] }, performance.now());
+      const vm = await boot({ ...options, cpus: 1, memoryMiB: 1024, imageErofs: undefined, volumes: [], persistent: undefined }, performance.now());
       try {
         writeFileAtomic(blob, await buildSnapshotInGuest(vm.agent), 0o644);
       } finally {
@@ -256,6 +269,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     memoryMiB: options.memoryMiB,
     imageErofs: options.imageErofs,
     volumes,
+    persistent: options.persistent,
     env,
     bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
   };
@@ -268,6 +282,9 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     const setup: SetupSpec = {
       ...(options.hostname ? { hostname: options.hostname } : {}),
       ...(options.imageErofs ? { image: { device: { serial: IMAGE_DISK_ID }, fstype: 'erofs' } } : {}),
+      ...(options.persistent
+        ? { upper: { device: { serial: OVERLAY_DISK_ID }, fstype: 'ext4' }, workspace: { device: { serial: STORAGE_DISK_ID }, fstype: 'ext4' } }
+        : {}),
       ...(volumes.length ? { volumes: volumes.map((v, i) => ({ tag: `vol${i}`, path: v.guestPath, readOnly: v.readOnly })) } : {}),
     };
     await vm.agent.setup(setup);
