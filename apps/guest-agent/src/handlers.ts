@@ -4,6 +4,7 @@ import { prepareCommand } from './command';
 import { execWithPipes } from './exec-pipes';
 import { execWithPty } from './exec-pty';
 import type { GuestSystem } from './system';
+import { getFile, putFile } from './files';
 
 export interface HandlerOptions {
   /** The VM's privileged operations; absent when serving on a host (tests): exec only. */
@@ -23,11 +24,22 @@ export function createHandlers(opts: HandlerOptions): Handlers {
   let setup: Promise<void> | null = null;
   const running = new Set<ExecProcess>();
   const unsupported = (op: string) => new AgentRequestError(op, 'unsupported', 'not available outside a VM');
+  // A bare VM needs no setup request: the first exec (or copy) builds the default root.
+  const rootReady = async () => {
+    if (system && !setup) setup = system.setup({});
+    if (setup) await setup;
+  };
   return {
+    async putFile(req, data) {
+      await rootReady();
+      return putFile(req, data);
+    },
+    async getFile(req, out) {
+      await rootReady();
+      return getFile(req, out);
+    },
     async exec(req, io) {
-      // A bare VM needs no setup request: the first exec builds the default root.
-      if (system && !setup) setup = system.setup({});
-      if (setup) await setup;
+      await rootReady();
       const cmd = prepareCommand(req);
       const proc = await (req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs));
       running.add(proc);

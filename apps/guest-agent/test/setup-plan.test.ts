@@ -58,9 +58,9 @@ describe('guest root plan', () => {
     );
     expect(mounts(steps)).toEqual(
       expect.arrayContaining([
-        'ext4 /dev/by-serial/overlay /run/s/rw 0',
+        'ext4 /dev/by-serial/overlay /run/s/rw 0 noinit_itable',
         'overlay overlay /run/s/root 0 lowerdir=/run/s/lower,upperdir=/run/s/rw/layers/upper,workdir=/run/s/rw/layers/work',
-        'ext4 /dev/by-serial/storage /run/s/root/workspace 0',
+        'ext4 /dev/by-serial/storage /run/s/root/workspace 0 noinit_itable',
       ]),
     );
   });

@@ -15,6 +15,16 @@ import {
   type SetupSpec,
 } from './ops';
 import { SchemaError } from './schema';
+import {
+  encodeGetFile,
+  encodePutFile,
+  parseFileInfo,
+  parsePutFileResult,
+  type FileInfo,
+  type GetFileOptions,
+  type PutFileOptions,
+  type PutFileResult,
+} from './files';
 
 export interface ExecSession {
   /** Guest pid of the process. */
@@ -139,6 +149,44 @@ export class AgentClient {
         await this.conn.request('signal', { session, signal: name });
       },
     };
+  }
+
+  /**
+   * Streams `source` (exactly `opts.size` bytes) to a guest file. Resolves once the agent has
+   * synced and renamed it into place; on any failure the destination is unchanged.
+   */
+  async putFile(opts: PutFileOptions, source: Readable): Promise<PutFileResult> {
+    await this.readyPromise;
+    const out = this.conn.openOutbound();
+    const request = this.conn.request('putFile', encodePutFile(opts, out.id));
+    // A failed request (refused up front, or the connection lost) stops the pump.
+    request.catch(() => out.destroy());
+    source.pipe(out);
+    source.once('error', (err) => out.destroy(err));
+    try {
+      return parsePutFileResult(await request);
+    } catch (err) {
+      source.unpipe(out);
+      if (err instanceof SchemaError) throw this.violation(err);
+      throw err;
+    }
+  }
+
+  /**
+   * Opens a guest file for reading. The agent refuses files of `maxBytes` or more (and anything
+   * but a regular file) before sending a byte; the data stream ends after `size` bytes.
+   */
+  async getFile(opts: GetFileOptions): Promise<FileInfo & { data: Readable }> {
+    await this.readyPromise;
+    const data = this.conn.openInbound();
+    try {
+      const info = parseFileInfo(await this.conn.request('getFile', encodeGetFile(opts, data.id)));
+      return { ...info, data };
+    } catch (err) {
+      data.destroy();
+      if (err instanceof SchemaError) throw this.violation(err);
+      throw err;
+    }
   }
 
   /** Asks the agent to sync and power off; resolves when it acknowledged (or the VM is gone). */

@@ -14,6 +14,15 @@ export type {
   TtyOptions,
   VolumeMount,
 } from './ops';
+export {
+  MAX_TRANSFER_BYTES,
+  type FileInfo,
+  type GetFileOptions,
+  type GetFileRequest,
+  type PutFileOptions,
+  type PutFileRequest,
+  type PutFileResult,
+} from './files';
 export { Connection, type ConnectionOptions, type Role } from './connection';
 export { InboundStream, OutboundStream } from './streams';
 export { AgentClient, type ExecSession } from './client';

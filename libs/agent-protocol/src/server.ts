@@ -6,8 +6,9 @@ import { AgentRequestError, type ErrorCode } from './errors';
 import { Connection, type ConnectionOptions } from './connection';
 import type { AgentInfo, EventMessage, RequestMessage } from './messages';
 import { parseExec, parseResize, parseSetTime, parseSetup, parseSignal, type ExecRequest, type ExitStatus, type SetupSpec } from './ops';
-import { SchemaError, type Json } from './schema';
+import { Fields, SchemaError, type Json } from './schema';
 import type { OutboundStream } from './streams';
+import { parseGetFile, parsePutFile, type FileInfo, type GetFileRequest, type PutFileRequest, type PutFileResult } from './files';
 
 export interface ExecIo {
   /** Null unless the host asked to keep stdin open. */
@@ -30,6 +31,16 @@ export interface AgentHandlers {
   exec(req: ExecRequest, io: ExecIo): Promise<ExecProcess>;
   setup?(spec: SetupSpec): Promise<void>;
   setTime?(epochMs: number): Promise<void> | void;
+  /**
+   * Writes exactly `req.size` bytes from `data` to `req.path`, atomically: the destination
+   * changes only once the whole file is written and synced. Rejects (and leaves nothing) if the
+   * stream ends short or runs long.
+   */
+  putFile?(req: PutFileRequest, data: Readable): Promise<PutFileResult>;
+  /** Checks the file, starts streaming it into `out` (ending it) and returns its size and mode. */
+  getFile?(req: GetFileRequest, out: OutboundStream): Promise<FileInfo>;
+  /** Replaces the built-in answer to `ping`: a relay checks what it relays to. */
+  ping?(): Promise<void>;
   /** Runs before the shutdown acknowledgement: flush what must survive. */
   prepareShutdown?(): Promise<void>;
   /** Runs once the acknowledgement has been written to the channel. */
@@ -96,7 +107,29 @@ export class AgentServer {
   private async handle(msg: RequestMessage): Promise<Json> {
     switch (msg.op) {
       case 'ping':
+        await this.handlers.ping?.();
         return {};
+      case 'putFile': {
+        if (!this.handlers.putFile) throw new AgentRequestError('putFile', 'unsupported', 'this agent cannot receive files');
+        // The stream is taken first, so a refused request still closes it cleanly: the host may
+        // already be sending on it.
+        const data = this.conn.acceptInbound(new Fields(msg.args, 'putFile').int('stream', 1));
+        try {
+          return { ...(await this.handlers.putFile(parsePutFile(msg.args), data)) };
+        } finally {
+          data.destroy();
+        }
+      }
+      case 'getFile': {
+        if (!this.handlers.getFile) throw new AgentRequestError('getFile', 'unsupported', 'this agent cannot send files');
+        const out = this.conn.acceptOutbound(new Fields(msg.args, 'getFile').int('stream', 1));
+        try {
+          return { ...(await this.handlers.getFile(parseGetFile(msg.args), out)) };
+        } catch (err) {
+          out.end();
+          throw err;
+        }
+      }
       case 'exec':
         return this.exec(msg.id, msg.args);
       case 'signal': {
