@@ -1,2 +1,6 @@
-// Public API of @smolvm/machines: Persistent machines: disks, the per-VM supervisor process and its socket, lifecycle (create/start/stop/delete/status), exec, cp and monitor
-export {};
+// Public API of @smolvm/machines: persistent machines (DESIGN §7) — their disks, the detached
+// per-VM supervisor and its socket, and the lifecycle the CLI and the API expose.
+export { Machines, MachineStartError, MachineNotRunningError, connectSupervisor, type MachinesOptions, type MachineStatus, type StartResult } from './machines';
+export { superviseMachine, envOf, type LastExit } from './supervisor';
+export { machineFiles, type MachineFiles } from './layout';
+export { createDisk, growDisk, compactDisk, allocatedBytes, DiskToolError } from './disks';
