@@ -389,6 +389,8 @@ export class TcpConnection {
     }
     // Window update (RFC 793 SND.WL1/WL2 rule: only from newer segments).
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
+      // Leaving a zero window: whatever went past it (probes) was dropped; send from the ACK.
+      if (this.sndWnd === 0 && window > 0 && seqGt(this.sndNxt, this.sndUna)) this.sndNxt = this.sndUna;
       this.sndWnd = window;
       this.maxSndWnd = Math.max(this.maxSndWnd, window);
       this.sndWl1 = seg.seq;
