@@ -27,14 +27,19 @@ function run(tool: string, args: string[], okCodes: number[] = [0]): string {
   return result.stdout;
 }
 
-/** Creates `file` as a sparse ext4 filesystem of `sizeGiB` (atomically: a temp file renamed into place). */
-export function createDisk(file: string, sizeGiB: number, label: string): void {
+/**
+ * Creates `file` as a sparse ext4 filesystem of `sizeGiB` (atomically: a temp file renamed into
+ * place). `shared`: its top directory is world-writable and sticky like /tmp, so an image's
+ * non-root user can use /workspace too.
+ */
+export function createDisk(file: string, sizeGiB: number, label: string, options: { shared?: boolean } = {}): void {
   const tmp = tempPathFor(file);
   try {
     fs.writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
     fs.truncateSync(tmp, sizeGiB * GiB);
     // root_owner: the guest's root owns the top directory whichever host user made the disk.
     run('mkfs.ext4', ['-q', '-F', '-m', '0', '-L', label, '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=0:0', tmp]);
+    if (options.shared) run('debugfs', ['-w', '-R', 'set_inode_field / mode 041777', tmp]);
     fs.renameSync(tmp, file);
   } finally {
     fs.rmSync(tmp, { force: true });

@@ -4,3 +4,4 @@ export { Machines, MachineStartError, MachineNotRunningError, connectSupervisor,
 export { superviseMachine, envOf, type LastExit } from './supervisor';
 export { machineFiles, type MachineFiles } from './layout';
 export { createDisk, growDisk, compactDisk, allocatedBytes, DiskToolError } from './disks';
+export { monitorMachine, runHealthCheck, type MonitorOptions, type HealthResult } from './monitor';

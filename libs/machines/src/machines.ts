@@ -158,7 +158,7 @@ export class Machines {
       populate: (dir, record) => {
         const files = machineFiles(dir);
         createDisk(files.overlayDisk, record.overlayGiB, 'smolvm-overlay');
-        createDisk(files.storageDisk, record.storageGiB, 'smolvm-storage');
+        createDisk(files.storageDisk, record.storageGiB, 'smolvm-storage', { shared: true });
       },
     });
   }

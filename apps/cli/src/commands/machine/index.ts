@@ -4,7 +4,11 @@ import { cpCommand } from './cp';
 import { createCommand } from './create';
 import { deleteCommand } from './delete';
 import { execCommand } from './exec';
+import { imagesCommand } from './images';
 import { lsCommand } from './ls';
+import { monitorCommand } from './monitor';
+import { pruneCommand } from './prune';
+import { resizeCommand } from './resize';
 import { runCommand } from './run';
 import { startCommand } from './start';
 import { statusCommand } from './status';
@@ -14,5 +18,5 @@ import { superviseCommand } from './supervise';
 export const machineGroup: CommandGroup = {
   name: 'machine',
   describe: 'Create, run and manage micro-VMs',
-  subcommands: [runCommand, createCommand, startCommand, execCommand, cpCommand, stopCommand, deleteCommand, statusCommand, lsCommand, superviseCommand],
+  subcommands: [runCommand, createCommand, startCommand, execCommand, cpCommand, stopCommand, deleteCommand, statusCommand, lsCommand, monitorCommand, imagesCommand, pruneCommand, resizeCommand, superviseCommand],
 };
