@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { RegistryClient, RegistryConfig } from '@smolvm/oci';
 import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
 import { featureImage, pushBuiltImage } from '../../../tools/fixtures/images';
-import { CLI, smolvm, type CliResult } from './helpers';
+import { CLI, smolvm, startSmolvm, type CliResult } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -24,15 +24,8 @@ function cli(args: string[], input?: string): CliResult {
   return smolvm(args, env, input, 240_000);
 }
 
-/** The same, without blocking the test process (for concurrency and kill tests). */
 function cliAsync(args: string[]): { done: Promise<CliResult>; pid: number } {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<CliResult>((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
-  return { done, pid: child.pid as number };
+  return startSmolvm(args, env);
 }
 
 function exec(name: string, script: string): CliResult {
