@@ -11,6 +11,7 @@ import {
   exitCodeOf,
   formatError,
   isProcessAlive,
+  withTimeout,
   processStartTime,
   smolvmDirs,
   writeFileAtomic,
@@ -100,5 +101,12 @@ describe('process identity', () => {
     expect(isProcessAlive({ pid, startTime: start })).toBe(false);
     expect(isProcessAlive({ pid, startTime: null })).toBe(false);
     parent.kill('SIGKILL');
+  });
+});
+
+describe('withTimeout', () => {
+  it('passes a result through and rejects with what timed out', async () => {
+    await expect(withTimeout(Promise.resolve(3), 1000, 'x')).resolves.toBe(3);
+    await expect(withTimeout(new Promise(() => undefined), 20, 'the agent ping')).rejects.toThrow('the agent ping timed out after 0.02 s');
   });
 });

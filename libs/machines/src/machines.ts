@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import { ConflictError, SmolvmError, UsageError, isProcessAlive, type ProcessIdentity } from '@smolvm/common';
+import { ConflictError, SmolvmError, UsageError, isProcessAlive, withTimeout, type ProcessIdentity } from '@smolvm/common';
 import { AgentClient } from '@smolvm/agent-protocol';
 import { MachineStore, machineState, type MachineRecord, type MachineState, type NewMachine, type SkippedEntry } from '@smolvm/machine-store';
 import { allocatedBytes, compactDisk, createDisk, growDisk } from './disks';
@@ -58,16 +58,6 @@ const LOG_ROTATE_BYTES = 1024 * 1024;
 
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SmolvmError(`${what} timed out after ${ms / 1000} s`)), ms);
-    }),
-  ]);
 }
 
 /** Waits until the process is gone; false if it is still there after `ms`. */

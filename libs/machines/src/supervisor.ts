@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { SmolvmError, currentProcessIdentity, processStartTime, writeJsonAtomic } from '@smolvm/common';
+import { SmolvmError, currentProcessIdentity, processStartTime, withTimeout, writeJsonAtomic } from '@smolvm/common';
 import { AgentServer, type AgentHandlers, type ExecSession } from '@smolvm/agent-protocol';
 import { MachineStore, type MachineRecord } from '@smolvm/machine-store';
 import { createRunDir, startVm, type Vm } from '@smolvm/runtime';
@@ -46,16 +46,6 @@ const PING_TIMEOUT_MS = 5_000;
 
 function log(message: string): void {
   process.stdout.write(`${new Date().toISOString()} ${message}\n`);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SmolvmError(`${what} timed out after ${ms / 1000} s`)), ms);
-    }),
-  ]);
 }
 
 /** Runs the machine's init commands in order; the first failure fails the start. */
