@@ -10,6 +10,7 @@ import {
   encodeExec,
   parseExecResult,
   parseExitEvent,
+  parseRelayConnect,
   type ExecOptions,
   type ExitStatus,
   type SetupSpec,
@@ -45,6 +46,12 @@ export interface ExecSession {
   readonly exit: Promise<ExitStatus>;
 }
 
+/** The host end of a relay the guest opened: what the guest client sent, and where answers go. */
+export interface RelayStreams {
+  input: Readable;
+  output: Writable;
+}
+
 interface SessionState {
   resolve(status: ExitStatus): void;
   reject(err: Error): void;
@@ -57,6 +64,7 @@ export class AgentClient {
   private rejectReady!: (err: Error) => void;
   private readonly sessions = new Map<number, SessionState>();
   private shuttingDown = false;
+  private sshAgentRelay?: (io: RelayStreams) => void;
 
   constructor(io: Duplex, options: ConnectionOptions = {}) {
     this.readyPromise = new Promise<AgentInfo>((resolve, reject) => {
@@ -201,6 +209,15 @@ export class AgentClient {
     }
   }
 
+  /**
+   * Serves the guest's SSH agent socket (set up with `SetupSpec.sshAgent`): `handler` gets each
+   * guest connection's streams and must end `output` when done. Without a handler, guest
+   * connections are refused (both streams ended at once).
+   */
+  serveSshAgent(handler: (io: RelayStreams) => void): void {
+    this.sshAgentRelay = handler;
+  }
+
   /** Drops the connection (the VM keeps running). */
   close(): void {
     this.shuttingDown = true;
@@ -233,6 +250,21 @@ export class AgentClient {
         if (!s) throw new ProtocolError(`exit for unknown session ${exit.session}`);
         this.sessions.delete(exit.session);
         s.resolve({ code: exit.code, signal: exit.signal });
+        return;
+      }
+      case 'sshAgentConnect': {
+        let ids;
+        try {
+          ids = parseRelayConnect(msg.args, msg.op);
+        } catch (err) {
+          throw this.violation(err);
+        }
+        const io: RelayStreams = { input: this.conn.acceptInbound(ids.toHost), output: this.conn.acceptOutbound(ids.fromHost) };
+        if (this.sshAgentRelay) this.sshAgentRelay(io);
+        else {
+          io.input.destroy();
+          io.output.end();
+        }
         return;
       }
       default:

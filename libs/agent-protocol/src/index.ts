@@ -10,6 +10,8 @@ export type {
   ExecOptions,
   ExecRequest,
   ExitStatus,
+  GuestNetwork,
+  RelayConnectEvent,
   SetupSpec,
   TtyOptions,
   VolumeMount,
@@ -25,6 +27,6 @@ export {
 } from './files';
 export { Connection, type ConnectionOptions, type Role } from './connection';
 export { InboundStream, OutboundStream } from './streams';
-export { AgentClient, type ExecSession } from './client';
+export { AgentClient, type ExecSession, type RelayStreams } from './client';
 export { AgentServer, type AgentHandlers, type AgentServerOptions, type ExecIo, type ExecProcess } from './server';
 export { AGENT_PORT_NAME, AGENT_DIR, AGENT_IMAGE_MARKER, GUEST_RUN_DIR } from './guest-layout';

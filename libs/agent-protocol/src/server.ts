@@ -7,7 +7,7 @@ import { Connection, type ConnectionOptions } from './connection';
 import type { AgentInfo, EventMessage, RequestMessage } from './messages';
 import { parseExec, parseResize, parseSetTime, parseSetup, parseSignal, type ExecRequest, type ExitStatus, type SetupSpec } from './ops';
 import { Fields, SchemaError, type Json } from './schema';
-import type { OutboundStream } from './streams';
+import type { InboundStream, OutboundStream } from './streams';
 import { parseGetFile, parsePutFile, type FileInfo, type GetFileRequest, type PutFileRequest, type PutFileResult } from './files';
 
 export interface ExecIo {
@@ -83,6 +83,18 @@ export class AgentServer {
 
   markReady(): void {
     this.conn.sendEvent('ready', {});
+  }
+
+  /**
+   * A guest client of a host-served relay (the SSH agent) connected: allocates a stream each way
+   * and announces them with event `op`. The host ends `fromHost` (and closes `toHost`) if it
+   * cannot serve the relay.
+   */
+  openRelay(op: 'sshAgentConnect'): { toHost: OutboundStream; fromHost: InboundStream } {
+    const toHost = this.conn.openOutbound();
+    const fromHost = this.conn.openInbound();
+    this.conn.sendEvent(op, { toHost: toHost.id, fromHost: fromHost.id });
+    return { toHost, fromHost };
   }
 
   get closed(): Promise<Error | null> {
