@@ -13,7 +13,7 @@ import path from 'node:path';
 import { SmolvmError, currentProcessIdentity, processStartTime, withTimeout, writeJsonAtomic } from '@smolvm/common';
 import { AgentServer, type AgentHandlers, type ExecSession } from '@smolvm/agent-protocol';
 import { MachineStore, type MachineRecord } from '@smolvm/machine-store';
-import { createRunDir, startVm, type Vm } from '@smolvm/runtime';
+import { createRunDir, startVm, type StartVmOptions, type Vm } from '@smolvm/runtime';
 import { machineFiles } from './layout';
 
 export interface SupervisorOptions {
@@ -70,6 +70,25 @@ async function runInit(vm: Vm, record: MachineRecord): Promise<void> {
       });
     }
   }
+}
+
+/**
+ * The machine's NIC (held for the supervisor's lifetime, like the VM) and SSH agent relay, whose
+ * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials go to the machine log.
+ */
+function networkOf(record: MachineRecord): Pick<StartVmOptions, 'network' | 'sshAgent'> {
+  const network: StartVmOptions['network'] =
+    record.net || record.ports.length > 0
+      ? {
+          outbound: record.net,
+          allowHosts: record.allowHosts,
+          allowCidrs: record.allowCidrs,
+          ports: record.ports.map((p) => ({ hostPort: p.host, guestPort: p.guest })),
+          onDenied: (d) => log(`network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})`),
+          onWarning: (m) => log(`network: ${m}`),
+        }
+      : undefined;
+  return { ...(network ? { network } : {}), ...(record.sshAgent ? { sshAgent: true } : {}) };
 }
 
 export function envOf(record: MachineRecord): Record<string, string> {
@@ -160,6 +179,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
       hostname: record.name,
       agentBundle: options.agentBundle,
       env,
+      ...networkOf(record),
     });
     await runInit(vm, record);
     server = net.createServer();

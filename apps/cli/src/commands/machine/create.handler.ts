@@ -7,16 +7,15 @@ import { Machines } from '@smolvm/machines';
 import path from 'node:path';
 import { pullWithProgress } from '../image/pull-progress';
 import type { CreateArgs } from './create';
-import { refuseUnsupported } from './workload-options';
+import { networkFlags } from './workload-options';
 
 export async function runCreate(args: CreateArgs): Promise<void> {
   validateMachineName(args.name);
   const smolfile = args.smolfile ? loadSmolfile(args.smolfile) : undefined;
   const merged = mergeRunOptions(
-    { image: args.image, env: args.env, volumes: args.volume, init: args.init, cpus: args.cpus, memory: args.memory, storage: args.storage, overlay: args.overlay, workdir: args.workdir },
+    { image: args.image, env: args.env, volumes: args.volume, init: args.init, cpus: args.cpus, memory: args.memory, storage: args.storage, overlay: args.overlay, workdir: args.workdir, ...networkFlags(args) },
     smolfile,
   );
-  refuseUnsupported(merged);
   const machines = new Machines();
   // Checked before a possibly long pull; create() checks again under the lock.
   if (machines.store.exists(args.name)) {
@@ -36,6 +35,11 @@ export async function runCreate(args: CreateArgs): Promise<void> {
     ...(config.workdir ? { workdir: config.workdir } : {}),
     ...(config.user ? { user: config.user } : {}),
     init: config.init,
+    net: merged.network.enabled,
+    allowHosts: merged.network.allowHosts,
+    allowCidrs: merged.network.allowCidrs.map((c) => c.cidr),
+    ports: merged.ports.map((p) => ({ host: p.hostPort, guest: p.guestPort })),
+    sshAgent: merged.sshAgent,
     ...(config.health ? { health: config.health } : {}),
     ...(args.smolfile ? { smolfile: path.resolve(args.smolfile) } : {}),
   });

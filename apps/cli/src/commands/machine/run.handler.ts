@@ -8,7 +8,7 @@ import { agentBundlePath } from '../../runtime-assets';
 import { pullWithProgress } from '../image/pull-progress';
 import { runSession } from '../../output/session';
 import type { RunArgs } from './run';
-import { refuseUnsupported } from './workload-options';
+import { networkFlags, vmNetwork } from './workload-options';
 import { execOrExitCode } from './exec.handler';
 
 export async function runRun(args: RunArgs): Promise<number> {
@@ -26,10 +26,10 @@ export async function runRun(args: RunArgs): Promise<number> {
       cpus: args.cpus,
       memory: args.memory,
       workdir: args.workdir,
+      ...networkFlags(args),
     },
     smolfile,
   );
-  refuseUnsupported(merged);
 
   let imageErofs: string | undefined;
   let imageConfig: ImageConfig | undefined;
@@ -51,6 +51,9 @@ export async function runRun(args: RunArgs): Promise<number> {
     memoryMiB: config.memoryMib,
     imageErofs,
     volumes: config.volumes,
+    // Denied connections are the policy working: silent unless --debug.
+    network: vmNetwork(merged, args.debug ? (d) => process.stderr.write(`smolvm: network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})\n`) : undefined),
+    sshAgent: merged.sshAgent,
     agentBundle: agentBundlePath(),
     ...(args.driver ? { driver: { name: args.driver, source: '--driver' } } : {}),
   });

@@ -25,6 +25,10 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       .example('$0 machine run --image python:3.12-alpine -- python3 -c "print(1)"', 'Run a command in an OCI image')
       .example('echo hi | $0 machine run -i -- cat', 'Pipe stdin into the guest')
       .example('$0 machine run -v ./data:/data:ro -- ls /data', 'Mount a host directory read-only')
+      .example('$0 machine run --net --image alpine -- wget -qO- http://example.com', 'Outbound networking (off by default)')
+      .example('$0 machine run --allow-host api.example.com -- sh', 'Only that name resolves and connects')
+      .example('$0 machine run -p 8080:80 -- httpd -f -p 80', 'Serve guest port 80 on the host at 127.0.0.1:8080')
+      .example('$0 machine run --ssh-agent --net --image alpine/git -- git ls-remote git@host:org/repo', "Use the host's SSH agent; keys stay on the host")
       .example('$0 machine run -s Smolfile', 'Run the workload a Smolfile declares'),
   handler: async (args) => {
     process.exitCode = await (await import('./run.handler')).runRun(args);
