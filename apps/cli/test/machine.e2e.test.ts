@@ -243,6 +243,16 @@ describe('crashes and races', () => {
     expect(qemus()).toHaveLength(1);
   });
 
+  it('stopping a machine under a running exec ends that exec with one clear line', async () => {
+    const long = cliAsync(['machine', 'exec', '--name', 'dev', '--', 'sleep', '60']);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(cli(['machine', 'stop', '--name', 'dev']).status).toBe(0);
+    const r = await long.done;
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^error: machine "dev" went away while the command ran \(.*\); see `smolvm machine status --name dev`\n$/);
+    expect(cli(['machine', 'start', '--name', 'dev']).status).toBe(0);
+  });
+
   it('delete of a running machine needs -f, which kills it and leaves nothing', () => {
     const refused = cli(['machine', 'delete', 'dev']);
     expect(refused.status).toBe(1);
@@ -270,6 +280,9 @@ describe('an image-based machine', () => {
     expect(cli(['machine', 'stop', '--name', 'img']).status).toBe(0);
     expect(cli(['machine', 'start', '--name', 'img']).status).toBe(0);
     expect(exec('img', 'cat /home/user/new; wc -l < /workspace/boots').stdout).toBe('new\n2\n');
+    const rm = cli(['image', 'rm', '-I', imageRef]);
+    expect(rm.status).toBe(1);
+    expect(rm.stderr).toMatch(/^error: image .* is used by machine img; delete that machine first/);
   });
 });
 

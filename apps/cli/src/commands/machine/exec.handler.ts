@@ -1,6 +1,6 @@
 // `smolvm machine exec`: the same session handling as `run`, against the machine's supervisor.
-import { UsageError, formatError } from '@smolvm/common';
-import { AgentRequestError, type AgentClient, type ExecOptions, type ExecSession } from '@smolvm/agent-protocol';
+import { SmolvmError, UsageError, formatError } from '@smolvm/common';
+import { AgentRequestError, ProtocolError, type AgentClient, type ExecOptions, type ExecSession } from '@smolvm/agent-protocol';
 import { mergeEnv, parseEnvEntry, parseEnvFlag } from '@smolvm/config';
 import { validateMachineName } from '@smolvm/machine-store';
 import { runSession } from '../../output/session';
@@ -32,6 +32,11 @@ export async function runExec(args: ExecArgs): Promise<number> {
     });
     if (typeof session === 'number') return session;
     return await runSession(session, { interactive: args.interactive, tty: args.tty, onTerminate: () => session.signal('SIGKILL') });
+  } catch (err) {
+    if (err instanceof ProtocolError) {
+      throw new SmolvmError(`machine "${args.name}" went away while the command ran (${err.message})`, { remedy: `see \`smolvm machine status --name ${args.name}\`` });
+    }
+    throw err;
   } finally {
     client.close();
   }
