@@ -94,13 +94,16 @@ describe('process identity', () => {
   it('reports a zombie (ended, not yet collected by its parent) as dead', async () => {
     // The shell becomes `sleep 5` (which never reaps) well before its child `sleep 0.3` ends.
     const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 5']);
-    const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
-    const start = processStartTime(pid);
-    for (let i = 0; i < 100 && !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')).toContain(') Z ');
-    expect(isProcessAlive({ pid, startTime: start })).toBe(false);
-    expect(isProcessAlive({ pid, startTime: null })).toBe(false);
-    parent.kill('SIGKILL');
+    try {
+      const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+      const start = processStartTime(pid);
+      for (let i = 0; i < 100 && !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')).toContain(') Z ');
+      expect(isProcessAlive({ pid, startTime: start })).toBe(false);
+      expect(isProcessAlive({ pid, startTime: null })).toBe(false);
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });
 
