@@ -75,12 +75,10 @@ export function findInterface(mac: string | undefined, sysNet = '/sys/class/net'
 }
 
 /**
- * Static IPv4 with busybox `ip` (the agent image's, through the agent's open descriptor): four
+ * Loopback up, and static IPv4 on the NIC when there is one, with busybox `ip` (the agent image's, through the agent's open descriptor): four
  * short commands are simpler and as fast as netlink from koffi, and busybox reports errors clearly.
  */
-function configureNetwork(network: GuestNetwork, busybox: string): void {
-  const dev = findInterface(network.mac);
-  if (!dev) throw new AgentRequestError('setup', 'setup-failed', `no network interface${network.mac ? ` with MAC ${network.mac}` : ''} (is the NIC attached to the VM?)`);
+function configureNetwork(network: GuestNetwork | undefined, busybox: string): void {
   const ip = (...args: string[]) => {
     const r = spawnSync(busybox, ['ip', ...args], { argv0: 'busybox', stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
     if (r.status !== 0) {
@@ -88,7 +86,11 @@ function configureNetwork(network: GuestNetwork, busybox: string): void {
       throw new AgentRequestError('setup', 'setup-failed', `ip ${args.join(' ')}: ${why}`);
     }
   };
+  // Loopback works in every VM, networked or not: plenty of programs talk to themselves.
   ip('link', 'set', 'lo', 'up');
+  if (!network) return;
+  const dev = findInterface(network.mac);
+  if (!dev) throw new AgentRequestError('setup', 'setup-failed', `no network interface${network.mac ? ` with MAC ${network.mac}` : ''} (is the NIC attached to the VM?)`);
   ip('link', 'set', 'dev', dev, 'mtu', String(network.mtu), 'up');
   ip('addr', 'add', `${network.ip}/${network.prefix}`, 'dev', dev);
   ip('route', 'add', 'default', 'via', network.gateway, 'dev', dev);
@@ -107,7 +109,7 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
     async setup(spec) {
       if (setUp) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up');
       setUp = true;
-      if (spec.network) configureNetwork(spec.network, options.busybox ?? '/bin/busybox');
+      configureNetwork(spec.network, options.busybox ?? '/bin/busybox');
       for (const step of planSetup(spec, resolveDevice)) {
         try {
           runStep(step);
