@@ -193,9 +193,14 @@ describe('machine cp', () => {
   it('a transfer killed midway leaves the previous file intact and no staging file', async () => {
     fs.writeFileSync(path.join(work, 'target'), 'previous\n');
     expect(cli(['machine', 'cp', path.join(work, 'target'), 'dev:/workspace/target']).status).toBe(0);
-    const big = path.join(work, 'big.bin');
+    // Big enough (600 MB, sparse on the host) that the kill lands while the bytes still arrive.
+    const big = path.join(work, 'sparse.bin');
+    fs.writeFileSync(big, '');
+    fs.truncateSync(big, 600 * 1024 * 1024);
+    const inbox = path.join(home, 'data', 'machines', 'dev', 'inbox');
     const copy = cliAsync(['machine', 'cp', big, 'dev:/workspace/target']);
-    await new Promise((r) => setTimeout(r, 2500));
+    const staged = () => fs.readdirSync(inbox).some((f) => (fs.statSync(path.join(inbox, f), { throwIfNoEntry: false })?.size ?? 0) > 0);
+    await until('the upload to be under way', staged, 30_000);
     process.kill(copy.pid, 'SIGKILL');
     const killed = await copy.done;
     expect(killed.status).toBeNull();
@@ -205,6 +210,8 @@ describe('machine cp', () => {
       return !listing.includes('.part');
     });
     expect(exec('dev', 'cat /workspace/target').stdout).toBe('previous\n');
+    expect(fs.readdirSync(inbox)).toEqual([]);
+    fs.rmSync(big);
   });
 
   it('refuses a relative guest path and copies between two machines', () => {

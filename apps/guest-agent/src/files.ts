@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { AgentRequestError, type FileInfo, type GetFileRequest, type OutboundStream, type PutFileRequest, type PutFileResult } from '@smolvm/agent-protocol';
+import { AgentRequestError, type FileInfo, type GetFileRequest, type InstallFileOptions, type OutboundStream, type PutFileOptions, type PutFileResult } from '@smolvm/agent-protocol';
 
 function fileError(op: string, err: unknown, what: string): AgentRequestError {
   const e = err as NodeJS.ErrnoException;
@@ -34,7 +34,7 @@ function sizedFileSink(fd: number, size: number, dest: string): Writable & { wri
   return sink;
 }
 
-export async function putFile(req: PutFileRequest, data: Readable): Promise<PutFileResult> {
+export async function putFile(req: PutFileOptions, data: Readable): Promise<PutFileResult> {
   let dest = req.path;
   const st = fs.statSync(dest, { throwIfNoEntry: false });
   if (st?.isDirectory()) {
@@ -77,6 +77,22 @@ export async function putFile(req: PutFileRequest, data: Readable): Promise<PutF
     if (fd >= 0) fs.closeSync(fd);
     if (!renamed) fs.rmSync(staging, { force: true });
   }
+}
+
+/** putFile from a file in the guest (the supervisor's read-only upload share). */
+export async function installFile(req: InstallFileOptions): Promise<PutFileResult> {
+  let fd: number;
+  try {
+    fd = fs.openSync(req.source, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (err) {
+    throw fileError('installFile', err, `cannot open ${req.source}`);
+  }
+  const st = fs.fstatSync(fd);
+  if (!st.isFile() || st.size !== req.size) {
+    fs.closeSync(fd);
+    throw new AgentRequestError('installFile', 'bad-request', `${req.source} is not a regular file of ${req.size} bytes`);
+  }
+  return putFile(req, fs.createReadStream('', { fd, highWaterMark: 1024 * 1024 }));
 }
 
 export async function getFile(req: GetFileRequest, out: OutboundStream): Promise<FileInfo> {

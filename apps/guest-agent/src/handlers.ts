@@ -4,7 +4,7 @@ import { prepareCommand } from './command';
 import { execWithPipes } from './exec-pipes';
 import { execWithPty } from './exec-pty';
 import type { GuestSystem } from './system';
-import { getFile, putFile } from './files';
+import { getFile, installFile, putFile } from './files';
 import { listenSshAgent, type OpenRelay } from './ssh-agent';
 
 export interface HandlerOptions {
@@ -38,6 +38,10 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     async putFile(req, data) {
       await rootReady();
       return putFile(req, data);
+    },
+    async installFile(req) {
+      await rootReady();
+      return installFile(req);
     },
     async getFile(req, out) {
       await rootReady();

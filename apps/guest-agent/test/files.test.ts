@@ -126,3 +126,22 @@ describe('a dropped connection mid-upload', () => {
     await own.close();
   });
 });
+
+describe('installFile', () => {
+  it('copies a file already in the guest atomically, checking its size and refusing links', async () => {
+    const src = path.join(dir, 'staged');
+    const data = crypto.randomBytes(2 * 1024 * 1024 + 5);
+    fs.writeFileSync(src, data);
+    const dest = path.join(dir, 'out');
+    fs.writeFileSync(dest, 'old');
+    expect(await h.client.installFile({ source: src, path: dest, size: data.length, mode: 0o640 })).toEqual({ path: dest, bytes: data.length });
+    expect(sha(fs.readFileSync(dest))).toBe(sha(data));
+    expect(fs.statSync(dest).mode & 0o777).toBe(0o640);
+    const wrongSize = await rejection(h.client.installFile({ source: src, path: dest, size: 3, mode: 0o644 }));
+    expect(wrongSize.code).toBe('bad-request');
+    fs.symlinkSync(src, path.join(dir, 'link'));
+    expect((await rejection(h.client.installFile({ source: path.join(dir, 'link'), path: dest, size: data.length, mode: 0o644 }))).code).toBe('io-error');
+    expect(sha(fs.readFileSync(dest))).toBe(sha(data));
+    expect(leftovers()).toEqual([]);
+  });
+});

@@ -3,7 +3,7 @@
 // misbehaving agent ends the connection with a ProtocolError, never a host crash.
 import { Writable, type Duplex, type Readable } from 'node:stream';
 import { PROTOCOL_VERSION } from './constants';
-import { ProtocolError } from './errors';
+import { ProtocolError, SessionLostError } from './errors';
 import { Connection, type ConnectionOptions } from './connection';
 import type { AgentInfo, EventMessage, HelloMessage } from './messages';
 import {
@@ -18,11 +18,13 @@ import {
 import { SchemaError } from './schema';
 import {
   encodeGetFile,
+  encodeInstallFile,
   encodePutFile,
   parseFileInfo,
   parsePutFileResult,
   type FileInfo,
   type GetFileOptions,
+  type InstallFileOptions,
   type PutFileOptions,
   type PutFileResult,
 } from './files';
@@ -180,6 +182,17 @@ export class AgentClient {
     }
   }
 
+  /** Like putFile, with the bytes taken from a file already in the guest (`opts.source`). */
+  async installFile(opts: InstallFileOptions): Promise<PutFileResult> {
+    await this.readyPromise;
+    const result = await this.conn.request('installFile', encodeInstallFile(opts));
+    try {
+      return parsePutFileResult(result);
+    } catch (err) {
+      throw this.violation(err);
+    }
+  }
+
   /**
    * Opens a guest file for reading. The agent refuses files of `maxBytes` or more (and anything
    * but a regular file) before sending a byte; the data stream ends after `size` bytes.
@@ -249,7 +262,8 @@ export class AgentClient {
         const s = this.sessions.get(exit.session);
         if (!s) throw new ProtocolError(`exit for unknown session ${exit.session}`);
         this.sessions.delete(exit.session);
-        s.resolve({ code: exit.code, signal: exit.signal });
+        if (exit.error !== undefined) s.reject(new SessionLostError(exit.error));
+        else s.resolve({ code: exit.code, signal: exit.signal });
         return;
       }
       case 'sshAgentConnect': {

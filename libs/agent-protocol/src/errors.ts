@@ -43,3 +43,10 @@ export class AgentRequestError extends SmolvmError {
     this.op = op;
   }
 }
+
+/** A process whose end the agent could not observe (e.g. a relay's VM went away under it). */
+export class SessionLostError extends SmolvmError {
+  constructor(message: string) {
+    super(`the command's session was lost: ${message}`);
+  }
+}

@@ -38,6 +38,15 @@ export interface PutFileRequest extends PutFileOptions {
   stream: number;
 }
 
+/**
+ * putFile from a file already in the guest (a read-only host share the supervisor staged the
+ * upload in: 9p reads beat the agent channel several times under TCG). Same atomic write.
+ */
+export interface InstallFileOptions extends PutFileOptions {
+  /** Absolute guest path of the source; must be a regular file of exactly `size` bytes. */
+  source: string;
+}
+
 export interface GetFileRequest extends GetFileOptions {
   stream: number;
 }
@@ -68,6 +77,24 @@ export function parsePutFile(args: Json): PutFileRequest {
     mode: f.int('mode', 0, 0o777),
     ...(name !== undefined ? { name } : {}),
     stream: f.int('stream', 1),
+  };
+}
+
+export function encodeInstallFile(opts: InstallFileOptions): Json {
+  return { path: opts.path, source: opts.source, size: opts.size, mode: opts.mode & 0o777, ...(opts.name !== undefined ? { name: opts.name } : {}) };
+}
+
+export function parseInstallFile(args: Json): InstallFileOptions {
+  const f = new Fields(args, 'installFile');
+  const name = fileName(f);
+  const source = guestPath(f, 'source');
+  if (source.split('/').includes('..')) throw new SchemaError(`source: '${source}' must not contain '..'`);
+  return {
+    path: guestPath(f, 'path'),
+    source,
+    size: f.int('size', 0, MAX_TRANSFER_BYTES - 1),
+    mode: f.int('mode', 0, 0o777),
+    ...(name !== undefined ? { name } : {}),
   };
 }
 

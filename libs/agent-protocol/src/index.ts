@@ -1,7 +1,7 @@
 // Public API of @smolvm/agent-protocol: the host<->guest agent protocol (see README.md for the
 // wire spec). Host side: AgentClient. Guest side: AgentServer + the handlers the agent implements.
 export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_HEADER, MAX_DATA_CHUNK } from './constants';
-export { ProtocolError, AgentRequestError, ErrorCodes, type ErrorCode } from './errors';
+export { ProtocolError, SessionLostError, AgentRequestError, ErrorCodes, type ErrorCode } from './errors';
 export { encodeFrame, FrameDecoder, type RawFrame } from './frame';
 export type { AgentInfo, HelloMessage } from './messages';
 export type {
@@ -21,6 +21,7 @@ export {
   type FileInfo,
   type GetFileOptions,
   type GetFileRequest,
+  type InstallFileOptions,
   type PutFileOptions,
   type PutFileRequest,
   type PutFileResult,

@@ -149,12 +149,14 @@ export function parseExecResult(result: Json): { pid: number } {
   return { pid: new Fields(result, 'exec result').int('pid', 1, 2 ** 31) };
 }
 
-export function parseExitEvent(args: Json): { session: number } & ExitStatus {
+export function parseExitEvent(args: Json): { session: number; error?: string } & ExitStatus {
   const f = new Fields(args, 'exit');
   const code = f.intOrNull('code', 0, 255);
   const signal = f.strOrNull('signal', 32);
   if ((code === null) === (signal === null)) throw new SchemaError('exit: expected exactly one of code and signal');
-  return { session: f.int('session', 1), code, signal };
+  // Set when the agent lost track of the process (a relay whose VM went away): no real status.
+  const error = f.optStr('error', 1024);
+  return { session: f.int('session', 1), code, signal, ...(error !== undefined ? { error } : {}) };
 }
 
 export function parseSession(args: Json, op: string): number {

@@ -8,7 +8,7 @@ import type { AgentInfo, EventMessage, RequestMessage } from './messages';
 import { parseExec, parseResize, parseSetTime, parseSetup, parseSignal, type ExecRequest, type ExitStatus, type SetupSpec } from './ops';
 import { Fields, SchemaError, type Json } from './schema';
 import type { InboundStream, OutboundStream } from './streams';
-import { parseGetFile, parsePutFile, type FileInfo, type GetFileRequest, type PutFileRequest, type PutFileResult } from './files';
+import { parseGetFile, parseInstallFile, parsePutFile, type FileInfo, type GetFileRequest, type InstallFileOptions, type PutFileRequest, type PutFileResult } from './files';
 
 export interface ExecIo {
   /** Null unless the host asked to keep stdin open. */
@@ -37,6 +37,8 @@ export interface AgentHandlers {
    * stream ends short or runs long.
    */
   putFile?(req: PutFileRequest, data: Readable): Promise<PutFileResult>;
+  /** putFile with the bytes read from `req.source`, a file in the guest. */
+  installFile?(req: InstallFileOptions): Promise<PutFileResult>;
   /** Checks the file, starts streaming it into `out` (ending it) and returns its size and mode. */
   getFile?(req: GetFileRequest, out: OutboundStream): Promise<FileInfo>;
   /** Replaces the built-in answer to `ping`: a relay checks what it relays to. */
@@ -131,6 +133,10 @@ export class AgentServer {
         } finally {
           data.destroy();
         }
+      }
+      case 'installFile': {
+        if (!this.handlers.installFile) throw new AgentRequestError('installFile', 'unsupported', 'this agent cannot install files');
+        return { ...(await this.handlers.installFile(parseInstallFile(msg.args))) };
       }
       case 'getFile': {
         if (!this.handlers.getFile) throw new AgentRequestError('getFile', 'unsupported', 'this agent cannot send files');

@@ -78,6 +78,10 @@ export function fakeHandlers(log: FakeAgentLog): AgentHandlers {
           break;
         case 'wait': // runs until signalled
           break;
+        case 'lost': // the agent loses the process: the server reports an exit with an error
+          io.stdout.end();
+          io.stderr.end();
+          return { ...proc, exited: Promise.reject(new Error('the VM went away')) };
         default:
           throw new AgentRequestError('exec', 'command-not-found', `${program}: not found`);
       }

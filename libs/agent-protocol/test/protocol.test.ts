@@ -1,4 +1,4 @@
-import { AgentClient, AgentRequestError, PROTOCOL_VERSION, ProtocolError } from '../src';
+import { AgentClient, AgentRequestError, PROTOCOL_VERSION, ProtocolError, SessionLostError } from '../src';
 import { startFakeAgent } from './fake-agent';
 import { duplexPair, pattern, readAll } from './pair';
 
@@ -140,6 +140,15 @@ describe('exec', () => {
     await s.signal('SIGTERM');
     await expect(s.exit).resolves.toEqual({ code: null, signal: 'SIGTERM' });
     await expect(s.signal('SIGTERM')).rejects.toMatchObject({ code: 'no-such-session' });
+    client.close();
+  });
+
+  it('rejects exit with SessionLostError when the agent lost the process, instead of a made-up status', async () => {
+    const { client } = connect();
+    const s = await client.exec({ argv: ['lost'] });
+    await expect(s.exit).rejects.toThrow(SessionLostError);
+    await expect(s.exit).rejects.toThrow("the command's session was lost: Error: the VM went away");
+    expect(await client.ping()).toEqual(expect.any(Number));
     client.close();
   });
 

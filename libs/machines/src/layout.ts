@@ -10,7 +10,12 @@ export interface MachineFiles {
   supervisorLog: string;
   /** How the VM last ended (LastExit), written by the supervisor. */
   lastExit: string;
+  /** Uploads staged by the supervisor, shared read-only with the guest (9p). */
+  inbox: string;
 }
+
+/** Where the guest sees the inbox. */
+export const GUEST_INBOX = '/run/smolvm-inbox';
 
 export function machineFiles(dir: string): MachineFiles {
   return {
@@ -18,5 +23,6 @@ export function machineFiles(dir: string): MachineFiles {
     storageDisk: path.join(dir, 'storage.ext4'),
     supervisorLog: path.join(dir, 'supervisor.log'),
     lastExit: path.join(dir, 'last-exit.json'),
+    inbox: path.join(dir, 'inbox'),
   };
 }

@@ -1,6 +1,6 @@
 // `smolvm machine exec`: the same session handling as `run`, against the machine's supervisor.
 import { SmolvmError, UsageError, formatError } from '@smolvm/common';
-import { AgentRequestError, ProtocolError, type AgentClient, type ExecOptions, type ExecSession } from '@smolvm/agent-protocol';
+import { AgentRequestError, ProtocolError, SessionLostError, type AgentClient, type ExecOptions, type ExecSession } from '@smolvm/agent-protocol';
 import { mergeEnv, parseEnvEntry, parseEnvFlag } from '@smolvm/config';
 import { validateMachineName } from '@smolvm/machine-store';
 import { runSession } from '../../output/session';
@@ -33,7 +33,7 @@ export async function runExec(args: ExecArgs): Promise<number> {
     if (typeof session === 'number') return session;
     return await runSession(session, { interactive: args.interactive, tty: args.tty, onTerminate: () => session.signal('SIGKILL') });
   } catch (err) {
-    if (err instanceof ProtocolError) {
+    if (err instanceof ProtocolError || err instanceof SessionLostError) {
       throw new SmolvmError(`machine "${args.name}" went away while the command ran (${err.message})`, { remedy: `see \`smolvm machine status --name ${args.name}\`` });
     }
     throw err;

@@ -1,0 +1,50 @@
+// The upload inbox: a host directory of the machine shared read-only with its guest. The
+// supervisor writes an upload here (a local socket into a local file: fast), the agent copies it
+// into place with the usual staging + fsync + rename, and the staged file goes. The guest can read
+// the inbox but never write to it, so it cannot make the host store anything.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AgentRequestError } from '@smolvm/agent-protocol';
+
+/** Empties (or creates) the inbox: leftovers of a supervisor that was killed mid-upload. */
+export function resetInbox(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { mode: 0o700 });
+}
+
+/** Writes exactly `size` bytes of `data` into a fresh inbox file; anything else leaves nothing. */
+export async function stageUpload(dir: string, data: Readable, size: number): Promise<{ name: string; remove(): void }> {
+  const name = `${crypto.randomBytes(12).toString('hex')}.upload`;
+  const file = path.join(dir, name);
+  const remove = () => fs.rmSync(file, { force: true });
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  let written = 0;
+  try {
+    await pipeline(
+      data,
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          written += chunk.length;
+          if (written > size) return cb(new AgentRequestError('putFile', 'bad-request', `more than the announced ${size} bytes arrived`));
+          try {
+            let off = 0;
+            while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
+            cb();
+          } catch (err) {
+            cb(new AgentRequestError('putFile', 'io-error', `staging the upload failed: ${(err as Error).message}`));
+          }
+        },
+      }),
+    );
+    if (written !== size) throw new AgentRequestError('putFile', 'io-error', `the transfer ended after ${written} of ${size} bytes; the destination is unchanged`);
+  } catch (err) {
+    remove();
+    throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { name, remove };
+}

@@ -1,0 +1,35 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { resetInbox, stageUpload } from '../src/inbox';
+
+let dir: string;
+beforeEach(() => {
+  dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-inbox-')), 'inbox');
+  resetInbox(dir);
+});
+afterEach(() => fs.rmSync(path.dirname(dir), { recursive: true, force: true }));
+
+describe('stageUpload', () => {
+  it('stages exactly the announced bytes in a private file, removed on request', async () => {
+    const staged = await stageUpload(dir, Readable.from([Buffer.from('hello '), Buffer.from('world')]), 11);
+    expect(fs.readFileSync(path.join(dir, staged.name), 'utf8')).toBe('hello world');
+    expect(fs.statSync(path.join(dir, staged.name)).mode & 0o777).toBe(0o600);
+    staged.remove();
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('leaves nothing when the stream ends short or runs long', async () => {
+    await expect(stageUpload(dir, Readable.from([Buffer.alloc(5)]), 10)).rejects.toThrow('the transfer ended after 5 of 10 bytes');
+    await expect(stageUpload(dir, Readable.from([Buffer.alloc(11)]), 10)).rejects.toThrow('more than the announced 10 bytes');
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('resetInbox clears leftovers of a killed supervisor and keeps the directory private', () => {
+    fs.writeFileSync(path.join(dir, 'left.upload'), 'x');
+    resetInbox(dir);
+    expect(fs.readdirSync(dir)).toEqual([]);
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+  });
+});
