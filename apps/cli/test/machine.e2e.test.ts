@@ -214,6 +214,25 @@ describe('machine cp', () => {
     fs.rmSync(big);
   });
 
+  it('copies directories both ways (files, subdirectories, links), refusing an existing destination', () => {
+    const tree = path.join(work, 'tree');
+    fs.mkdirSync(path.join(tree, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(tree, 'a.txt'), 'a\n');
+    fs.writeFileSync(path.join(tree, 'sub', 'b.bin'), crypto.randomBytes(2 * 1024 * 1024));
+    fs.symlinkSync('a.txt', path.join(tree, 'link'));
+    const up = cli(['machine', 'cp', tree, 'dev:/workspace']);
+    expect(up.stdout).toMatch(/^uploaded \d+ bytes of tar to dev:\/workspace\/tree in/);
+    expect(exec('dev', 'cat /workspace/tree/a.txt; readlink /workspace/tree/link; sha256sum /workspace/tree/sub/b.bin').stdout).toBe(`a\na.txt\n${sha(path.join(tree, 'sub', 'b.bin'))}  /workspace/tree/sub/b.bin\n`);
+    const again = cli(['machine', 'cp', tree, 'dev:/workspace']);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toContain('/workspace/tree already exists');
+    const back = path.join(work, 'tree-back');
+    expect(cli(['machine', 'cp', 'dev:/workspace/tree', back]).status).toBe(0);
+    expect(sha(path.join(back, 'sub', 'b.bin'))).toBe(sha(path.join(tree, 'sub', 'b.bin')));
+    expect(fs.readlinkSync(path.join(back, 'link'))).toBe('a.txt');
+    expect(fs.readdirSync(work).filter((n) => n.endsWith('.part'))).toEqual([]);
+  });
+
   it('refuses a relative guest path and copies between two machines', () => {
     const rel = cli(['machine', 'cp', path.join(work, 'target'), 'dev:workspace/x']);
     expect(rel.status).toBe(2);

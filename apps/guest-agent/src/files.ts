@@ -104,6 +104,7 @@ export async function getFile(req: GetFileRequest, out: OutboundStream): Promise
   }
   try {
     const st = fs.fstatSync(fd);
+    if (st.isDirectory()) throw new AgentRequestError('getFile', 'is-a-directory', `${req.path} is a directory`);
     if (!st.isFile()) throw new AgentRequestError('getFile', 'bad-request', `${req.path} is not a regular file`);
     if (st.size >= req.maxBytes) {
       throw new AgentRequestError('getFile', 'too-large', `${req.path} is ${st.size} bytes, exceeding the byte cap of ${req.maxBytes} bytes`);

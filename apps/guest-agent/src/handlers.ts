@@ -5,6 +5,7 @@ import { execWithPipes } from './exec-pipes';
 import { execWithPty } from './exec-pty';
 import type { GuestSystem } from './system';
 import { getFile, installFile, putFile } from './files';
+import { getTree, installTree, putTree } from './tree';
 import { listenSshAgent, type OpenRelay } from './ssh-agent';
 
 export interface HandlerOptions {
@@ -38,6 +39,18 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     async putFile(req, data) {
       await rootReady();
       return putFile(req, data);
+    },
+    async putTree(req, data) {
+      await rootReady();
+      return putTree(req, data, opts.busybox);
+    },
+    async installTree(req) {
+      await rootReady();
+      return installTree(req, opts.busybox);
+    },
+    async getTree(req, out) {
+      await rootReady();
+      return getTree(req, out, opts.busybox);
     },
     async installFile(req) {
       await rootReady();

@@ -102,7 +102,7 @@ describe('getFile', () => {
     const big = await rejection(h.client.getFile({ path: path.join(dir, 'ten'), maxBytes: 10 }));
     expect(big.code).toBe('too-large');
     expect(big.message).toMatch(/exceeding the byte cap/);
-    expect((await rejection(h.client.getFile({ path: dir, maxBytes: 10 }))).code).toBe('bad-request');
+    expect((await rejection(h.client.getFile({ path: dir, maxBytes: 10 }))).code).toBe('is-a-directory');
     expect((await rejection(h.client.getFile({ path: path.join(dir, 'nope'), maxBytes: 10 }))).code).toBe('not-found');
   });
 });

@@ -18,14 +18,22 @@ import {
 import { SchemaError } from './schema';
 import {
   encodeGetFile,
+  encodeGetTree,
   encodeInstallFile,
+  encodeInstallTree,
   encodePutFile,
+  encodePutTree,
+  parseTreeResult,
   parseFileInfo,
   parsePutFileResult,
   type FileInfo,
   type GetFileOptions,
+  type GetTreeOptions,
   type InstallFileOptions,
+  type InstallTreeOptions,
   type PutFileOptions,
+  type PutTreeOptions,
+  type TreeResult,
   type PutFileResult,
 } from './files';
 
@@ -176,7 +184,9 @@ export class AgentClient {
     try {
       return parsePutFileResult(await request);
     } catch (err) {
+      // The source is ours to finish: nothing will read the rest of it.
       source.unpipe(out);
+      source.destroy();
       if (err instanceof SchemaError) throw this.violation(err);
       throw err;
     }
@@ -191,6 +201,50 @@ export class AgentClient {
     } catch (err) {
       throw this.violation(err);
     }
+  }
+
+  /** Sends a directory as a tar stream (one top-level entry, `opts.name`); see PutTreeOptions. */
+  async putTree(opts: PutTreeOptions, source: Readable): Promise<TreeResult> {
+    await this.readyPromise;
+    const out = this.conn.openOutbound();
+    const request = this.conn.request('putTree', encodePutTree(opts, out.id));
+    request.catch(() => out.destroy());
+    source.pipe(out);
+    source.once('error', (err) => out.destroy(err));
+    try {
+      return parseTreeResult(await request);
+    } catch (err) {
+      // The source is ours to finish: nothing will read the rest of it.
+      source.unpipe(out);
+      source.destroy();
+      if (err instanceof SchemaError) throw this.violation(err);
+      throw err;
+    }
+  }
+
+  async installTree(opts: InstallTreeOptions): Promise<TreeResult> {
+    await this.readyPromise;
+    const result = await this.conn.request('installTree', encodeInstallTree(opts));
+    try {
+      return parseTreeResult(result);
+    } catch (err) {
+      throw this.violation(err);
+    }
+  }
+
+  /**
+   * Receives a guest directory as a tar stream. `data` carries it; `done` settles once the agent
+   * has sent all of it (rejects if it failed part-way, e.g. past `maxBytes`).
+   */
+  async getTree(opts: GetTreeOptions): Promise<{ data: Readable; done: Promise<{ bytes: number }> }> {
+    await this.readyPromise;
+    const data = this.conn.openInbound();
+    const done = this.conn.request('getTree', encodeGetTree(opts, data.id)).then((r) => {
+      const f = parseTreeResultBytes(r);
+      return { bytes: f };
+    });
+    done.catch(() => undefined);
+    return { data, done };
   }
 
   /**
@@ -291,6 +345,12 @@ export class AgentClient {
     this.conn.fail(e);
     return e;
   }
+}
+
+function parseTreeResultBytes(result: unknown): number {
+  const bytes = (result as { bytes?: unknown } | null)?.bytes;
+  if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 0) throw new ProtocolError('malformed message: getTree result: bytes must be a count');
+  return bytes;
 }
 
 function discardingWritable(): Writable {

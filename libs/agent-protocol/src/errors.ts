@@ -21,6 +21,7 @@ export const ErrorCodes = [
   'no-such-session',
   'setup-failed',
   'not-found',
+  'is-a-directory',
   'too-large',
   'io-error',
   'unsupported',

@@ -1,6 +1,8 @@
 // File transfer ops (`machine cp`): putFile streams bytes into a staging file next to the
 // destination and renames it into place once complete and synced; getFile streams a regular
 // file out. Both carry explicit sizes so either end can refuse an oversized transfer up front.
+// Directories travel as tar streams (putTree/installTree in, getTree out), extracted into a
+// staging directory and renamed into place, so a partial tree never appears either.
 import { Fields, SchemaError, type Json } from './schema';
 
 /** The reference's per-transfer cap: files at or above 4 GiB are refused in either direction. */
@@ -115,4 +117,82 @@ export function parseGetFile(args: Json): GetFileRequest {
 export function parseFileInfo(result: Json): FileInfo {
   const f = new Fields(result, 'getFile result');
   return { size: f.int('size', 0, MAX_TRANSFER_BYTES - 1), mode: f.int('mode', 0, 0o7777) };
+}
+
+/** A directory into the guest: a tar stream of one top-level entry `name`. */
+export interface PutTreeOptions {
+  /** Absolute guest path: an existing directory receives `name` in it; otherwise it is the new directory. */
+  path: string;
+  /** The tar's single top-level directory. */
+  name: string;
+  /** The stream is cut off (and nothing appears) past this many bytes. */
+  maxBytes: number;
+}
+
+export interface PutTreeRequest extends PutTreeOptions {
+  stream: number;
+}
+
+/** putTree from a tar file already in the guest (the supervisor's inbox). */
+export interface InstallTreeOptions {
+  path: string;
+  name: string;
+  source: string;
+}
+
+export interface GetTreeOptions {
+  /** Absolute guest path of a directory. */
+  path: string;
+  /** The stream is cut off past this many bytes (the host then discards what it got). */
+  maxBytes: number;
+}
+
+export interface GetTreeRequest extends GetTreeOptions {
+  stream: number;
+}
+
+export interface TreeResult {
+  /** Where the directory landed. */
+  path: string;
+  bytes: number;
+}
+
+export function encodePutTree(opts: PutTreeOptions, stream: number): Json {
+  return { path: opts.path, name: opts.name, maxBytes: opts.maxBytes, stream };
+}
+
+function treeName(f: Fields): string {
+  const name = fileName(f);
+  if (name === undefined) throw new SchemaError('name: required');
+  return name;
+}
+
+export function parsePutTree(args: Json): PutTreeRequest {
+  const f = new Fields(args, 'putTree');
+  return { path: guestPath(f, 'path'), name: treeName(f), maxBytes: f.int('maxBytes', 0, MAX_TRANSFER_BYTES), stream: f.int('stream', 1) };
+}
+
+export function encodeInstallTree(opts: InstallTreeOptions): Json {
+  return { path: opts.path, name: opts.name, source: opts.source };
+}
+
+export function parseInstallTree(args: Json): InstallTreeOptions {
+  const f = new Fields(args, 'installTree');
+  const source = guestPath(f, 'source');
+  if (source.split('/').includes('..')) throw new SchemaError(`source: '${source}' must not contain '..'`);
+  return { path: guestPath(f, 'path'), name: treeName(f), source };
+}
+
+export function encodeGetTree(opts: GetTreeOptions, stream: number): Json {
+  return { path: opts.path, maxBytes: opts.maxBytes, stream };
+}
+
+export function parseGetTree(args: Json): GetTreeRequest {
+  const f = new Fields(args, 'getTree');
+  return { path: guestPath(f, 'path'), maxBytes: f.int('maxBytes', 0, MAX_TRANSFER_BYTES), stream: f.int('stream', 1) };
+}
+
+export function parseTreeResult(result: Json): TreeResult {
+  const f = new Fields(result, 'tree result');
+  return { path: guestPath(f, 'path'), bytes: f.int('bytes', 0, MAX_TRANSFER_BYTES) };
 }

@@ -19,6 +19,12 @@ export type {
 export {
   MAX_TRANSFER_BYTES,
   type FileInfo,
+  type GetTreeOptions,
+  type GetTreeRequest,
+  type InstallTreeOptions,
+  type PutTreeOptions,
+  type PutTreeRequest,
+  type TreeResult,
   type GetFileOptions,
   type GetFileRequest,
   type InstallFileOptions,

@@ -8,7 +8,23 @@ import type { AgentInfo, EventMessage, RequestMessage } from './messages';
 import { parseExec, parseResize, parseSetTime, parseSetup, parseSignal, type ExecRequest, type ExitStatus, type SetupSpec } from './ops';
 import { Fields, SchemaError, type Json } from './schema';
 import type { InboundStream, OutboundStream } from './streams';
-import { parseGetFile, parseInstallFile, parsePutFile, type FileInfo, type GetFileRequest, type InstallFileOptions, type PutFileRequest, type PutFileResult } from './files';
+import {
+  parseGetFile,
+  parseGetTree,
+  parseInstallFile,
+  parseInstallTree,
+  parsePutFile,
+  parsePutTree,
+  type FileInfo,
+  type GetFileRequest,
+  type GetTreeRequest,
+  type InstallFileOptions,
+  type InstallTreeOptions,
+  type PutFileRequest,
+  type PutFileResult,
+  type PutTreeRequest,
+  type TreeResult,
+} from './files';
 
 export interface ExecIo {
   /** Null unless the host asked to keep stdin open. */
@@ -39,6 +55,12 @@ export interface AgentHandlers {
   putFile?(req: PutFileRequest, data: Readable): Promise<PutFileResult>;
   /** putFile with the bytes read from `req.source`, a file in the guest. */
   installFile?(req: InstallFileOptions): Promise<PutFileResult>;
+  /** Extracts the tar stream `data` as `req.name` under `req.path`; nothing appears unless all of it did. */
+  putTree?(req: PutTreeRequest, data: Readable): Promise<TreeResult>;
+  /** putTree from a tar file already in the guest. */
+  installTree?(req: InstallTreeOptions): Promise<TreeResult>;
+  /** Streams the directory as tar into `out` (ending it); resolves when the stream is complete. */
+  getTree?(req: GetTreeRequest, out: OutboundStream): Promise<{ bytes: number }>;
   /** Checks the file, starts streaming it into `out` (ending it) and returns its size and mode. */
   getFile?(req: GetFileRequest, out: OutboundStream): Promise<FileInfo>;
   /** Replaces the built-in answer to `ping`: a relay checks what it relays to. */
@@ -137,6 +159,29 @@ export class AgentServer {
       case 'installFile': {
         if (!this.handlers.installFile) throw new AgentRequestError('installFile', 'unsupported', 'this agent cannot install files');
         return { ...(await this.handlers.installFile(parseInstallFile(msg.args))) };
+      }
+      case 'putTree': {
+        if (!this.handlers.putTree) throw new AgentRequestError('putTree', 'unsupported', 'this agent cannot receive directories');
+        const data = this.conn.acceptInbound(new Fields(msg.args, 'putTree').int('stream', 1));
+        try {
+          return { ...(await this.handlers.putTree(parsePutTree(msg.args), data)) };
+        } finally {
+          data.destroy();
+        }
+      }
+      case 'installTree': {
+        if (!this.handlers.installTree) throw new AgentRequestError('installTree', 'unsupported', 'this agent cannot install directories');
+        return { ...(await this.handlers.installTree(parseInstallTree(msg.args))) };
+      }
+      case 'getTree': {
+        if (!this.handlers.getTree) throw new AgentRequestError('getTree', 'unsupported', 'this agent cannot send directories');
+        const out = this.conn.acceptOutbound(new Fields(msg.args, 'getTree').int('stream', 1));
+        try {
+          return { ...(await this.handlers.getTree(parseGetTree(msg.args), out)) };
+        } catch (err) {
+          out.destroy();
+          throw err;
+        }
       }
       case 'getFile': {
         if (!this.handlers.getFile) throw new AgentRequestError('getFile', 'unsupported', 'this agent cannot send files');

@@ -15,8 +15,12 @@ export function resetInbox(dir: string): void {
   fs.mkdirSync(dir, { mode: 0o700 });
 }
 
-/** Writes exactly `size` bytes of `data` into a fresh inbox file; anything else leaves nothing. */
-export async function stageUpload(dir: string, data: Readable, size: number): Promise<{ name: string; remove(): void }> {
+/**
+ * Writes `data` into a fresh inbox file: exactly `size` bytes (a file), or at most `maxBytes` (a
+ * directory's tar, whose length is not known up front). Anything else leaves nothing.
+ */
+export async function stageUpload(dir: string, data: Readable, limit: { size: number } | { maxBytes: number }): Promise<{ name: string; bytes: number; remove(): void }> {
+  const size = 'size' in limit ? limit.size : limit.maxBytes;
   const name = `${crypto.randomBytes(12).toString('hex')}.upload`;
   const file = path.join(dir, name);
   const remove = () => fs.rmSync(file, { force: true });
@@ -28,7 +32,9 @@ export async function stageUpload(dir: string, data: Readable, size: number): Pr
       new Writable({
         write(chunk: Buffer, _enc, cb) {
           written += chunk.length;
-          if (written > size) return cb(new AgentRequestError('putFile', 'bad-request', `more than the announced ${size} bytes arrived`));
+          if (written > size) {
+            return cb('size' in limit ? new AgentRequestError('putFile', 'bad-request', `more than the announced ${size} bytes arrived`) : new AgentRequestError('putTree', 'too-large', `the directory is larger than the byte cap of ${size} bytes`));
+          }
           try {
             let off = 0;
             while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
@@ -39,12 +45,12 @@ export async function stageUpload(dir: string, data: Readable, size: number): Pr
         },
       }),
     );
-    if (written !== size) throw new AgentRequestError('putFile', 'io-error', `the transfer ended after ${written} of ${size} bytes; the destination is unchanged`);
+    if ('size' in limit && written !== size) throw new AgentRequestError('putFile', 'io-error', `the transfer ended after ${written} of ${size} bytes; the destination is unchanged`);
   } catch (err) {
     remove();
     throw err;
   } finally {
     fs.closeSync(fd);
   }
-  return { name, remove };
+  return { name, bytes: written, remove };
 }

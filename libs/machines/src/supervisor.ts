@@ -124,12 +124,26 @@ function relayHandlers(vm: Vm, inbox: string, stop: () => Promise<void>, exit: (
     // Uploads cross into the guest through the read-only inbox share, not the agent channel:
     // 9p reads are several times faster than virtio-console writes under TCG.
     async putFile(req, data) {
-      const staged = await stageUpload(inbox, data, req.size);
+      const staged = await stageUpload(inbox, data, { size: req.size });
       try {
         return await vm.agent.installFile({ source: `${GUEST_INBOX}/${staged.name}`, path: req.path, size: req.size, mode: req.mode, ...(req.name ? { name: req.name } : {}) });
       } finally {
         staged.remove();
       }
+    },
+    async putTree(req, data) {
+      const staged = await stageUpload(inbox, data, { maxBytes: req.maxBytes });
+      try {
+        const result = await vm.agent.installTree({ source: `${GUEST_INBOX}/${staged.name}`, path: req.path, name: req.name });
+        return { path: result.path, bytes: staged.bytes };
+      } finally {
+        staged.remove();
+      }
+    },
+    async getTree(req, out) {
+      const tree = await vm.agent.getTree({ path: req.path, maxBytes: req.maxBytes });
+      tree.data.pipe(out);
+      return tree.done;
     },
     async getFile(req, out) {
       const file = await vm.agent.getFile({ path: req.path, maxBytes: req.maxBytes });

@@ -13,7 +13,7 @@ afterEach(() => fs.rmSync(path.dirname(dir), { recursive: true, force: true }));
 
 describe('stageUpload', () => {
   it('stages exactly the announced bytes in a private file, removed on request', async () => {
-    const staged = await stageUpload(dir, Readable.from([Buffer.from('hello '), Buffer.from('world')]), 11);
+    const staged = await stageUpload(dir, Readable.from([Buffer.from('hello '), Buffer.from('world')]), { size: 11 });
     expect(fs.readFileSync(path.join(dir, staged.name), 'utf8')).toBe('hello world');
     expect(fs.statSync(path.join(dir, staged.name)).mode & 0o777).toBe(0o600);
     staged.remove();
@@ -21,8 +21,16 @@ describe('stageUpload', () => {
   });
 
   it('leaves nothing when the stream ends short or runs long', async () => {
-    await expect(stageUpload(dir, Readable.from([Buffer.alloc(5)]), 10)).rejects.toThrow('the transfer ended after 5 of 10 bytes');
-    await expect(stageUpload(dir, Readable.from([Buffer.alloc(11)]), 10)).rejects.toThrow('more than the announced 10 bytes');
+    await expect(stageUpload(dir, Readable.from([Buffer.alloc(5)]), { size: 10 })).rejects.toThrow('the transfer ended after 5 of 10 bytes');
+    await expect(stageUpload(dir, Readable.from([Buffer.alloc(11)]), { size: 10 })).rejects.toThrow('more than the announced 10 bytes');
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('stages an archive of unknown length up to a cap', async () => {
+    const staged = await stageUpload(dir, Readable.from([Buffer.alloc(7)]), { maxBytes: 10 });
+    expect(staged.bytes).toBe(7);
+    staged.remove();
+    await expect(stageUpload(dir, Readable.from([Buffer.alloc(11)]), { maxBytes: 10 })).rejects.toThrow('larger than the byte cap of 10 bytes');
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 

@@ -4,19 +4,16 @@
 // + rename), so nothing the guest sends can write elsewhere or follow a link.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SmolvmError, UsageError, tempPathFor } from '@smolvm/common';
 import { isValidMachineName } from '@smolvm/machine-store';
 import { AgentRequestError, MAX_TRANSFER_BYTES } from '@smolvm/agent-protocol';
+import { counter, explain, summary, type GuestPath } from './cp-common';
+import { downloadTree, uploadTree } from './cp-tree';
 import { cliMachines } from './machines';
 import { transferProgress } from '../../output/transfer';
 import type { CpArgs } from './cp';
-
-interface GuestPath {
-  machine: string;
-  path: string;
-}
 
 /** `NAME:/path` names a machine's file; anything else is a host path (./a:b stays a host path). */
 export function parseCpTarget(arg: string): GuestPath | string {
@@ -40,21 +37,11 @@ export async function runCp(args: CpArgs): Promise<void> {
   else await download(src as GuestPath, dst, args.quiet);
 }
 
-function counter(onBytes: (n: number) => void): Transform {
-  let n = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      n += chunk.length;
-      onBytes(n);
-      cb(null, chunk);
-    },
-  });
-}
-
 async function upload(hostPath: string, dst: GuestPath, quiet: boolean): Promise<void> {
   const st = fs.statSync(hostPath, { throwIfNoEntry: false });
   if (!st) throw new UsageError(`${hostPath} does not exist`, { remedy: 'check the path' });
-  if (!st.isFile()) throw new UsageError(`${hostPath} is not a regular file`, { remedy: 'copy files one at a time, or mount a directory with --volume' });
+  if (st.isDirectory()) return uploadTree(hostPath, dst, quiet);
+  if (!st.isFile()) throw new UsageError(`${hostPath} is not a regular file or directory`, { remedy: 'copy files and directories only' });
   if (st.size >= MAX_TRANSFER_BYTES) {
     throw new UsageError(`total_size exceeds maximum: ${hostPath} is ${st.size} bytes, the per-transfer cap is ${MAX_TRANSFER_BYTES} bytes (4 GiB)`, {
       remedy: 'mount the host directory with --volume instead',
@@ -89,7 +76,13 @@ async function download(src: GuestPath, hostPath: string, quiet: boolean): Promi
   const t0 = performance.now();
   let staging: string | undefined;
   try {
-    const file = await client.getFile({ path: src.path, maxBytes: MAX_TRANSFER_BYTES });
+    let file;
+    try {
+      file = await client.getFile({ path: src.path, maxBytes: MAX_TRANSFER_BYTES });
+    } catch (err) {
+      if (err instanceof AgentRequestError && err.code === 'is-a-directory') return await downloadTree(client, src, hostPath, quiet);
+      throw err;
+    }
     const progress = transferProgress({ quiet, total: file.size, verb: 'downloading' });
     staging = tempPathFor(path.resolve(target));
     // wx: a fresh file of ours; the guest chooses neither its name nor where it goes.
@@ -125,20 +118,3 @@ async function download(src: GuestPath, hostPath: string, quiet: boolean): Promi
   }
 }
 
-function summary(verb: string, bytes: number, where: string, t0: number): void {
-  const s = (performance.now() - t0) / 1000;
-  process.stdout.write(`${verb} ${bytes} bytes to ${where} in ${s.toFixed(2)} s (${(bytes / 1e6 / Math.max(s, 0.001)).toFixed(1)} MB/s)\n`);
-}
-
-function explain(err: unknown, where: string): unknown {
-  if (!(err instanceof AgentRequestError)) return err;
-  const message = err.message.replace(/^agent \w+: /, '');
-  switch (err.code) {
-    case 'too-large':
-      return new UsageError(message, { remedy: 'mount the directory with --volume instead of copying' });
-    case 'not-found':
-      return new UsageError(`${where}: ${message}`, { remedy: 'check the path (directories must exist)' });
-    default:
-      return new SmolvmError(`${where}: ${message}`);
-  }
-}

@@ -1,0 +1,75 @@
+// The host side of a directory download faces a tar stream the (untrusted) guest produced. These
+// feed downloadTree hostile archives directly, without a VM.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { AgentClient } from '@smolvm/agent-protocol';
+import { tarEntries, type TarEntry } from '../../../tools/fixtures/tar';
+import { downloadTree } from '../src/commands/machine/cp-tree';
+
+let dir: string;
+let outside: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-cptree-'));
+  outside = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-outside-'));
+  jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+});
+afterEach(() => {
+  jest.restoreAllMocks();
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(outside, { recursive: true, force: true });
+});
+
+function guestSending(entries: TarEntry[]): AgentClient {
+  const archive = tarEntries(entries);
+  const client = { getTree: async () => ({ data: Readable.from([archive]), done: Promise.resolve({ bytes: archive.length }) }) };
+  return client as unknown as AgentClient;
+}
+
+const src = { machine: 'dev', path: '/workspace/proj' };
+
+it('puts a well-formed tree in place, without special bits or devices', async () => {
+  await downloadTree(
+    guestSending([
+      { path: 'proj/', type: 'dir' },
+      { path: 'proj/a.txt', type: 'file', content: 'a\n' },
+      { path: 'proj/suid', type: 'file', mode: 0o4755, content: 'x' },
+      { path: 'proj/dev', type: 'char', devmajor: 1, devminor: 3 },
+      { path: 'proj/link', type: 'symlink', linkname: 'a.txt' },
+    ]),
+    src,
+    path.join(dir, 'out'),
+    true,
+  );
+  expect(fs.readFileSync(path.join(dir, 'out', 'a.txt'), 'utf8')).toBe('a\n');
+  expect(fs.statSync(path.join(dir, 'out', 'suid')).mode & 0o7777).toBe(0o755);
+  expect(fs.existsSync(path.join(dir, 'out', 'dev'))).toBe(false);
+  expect(fs.readlinkSync(path.join(dir, 'out', 'link'))).toBe('a.txt');
+  expect(fs.readdirSync(dir)).toEqual(['out']);
+});
+
+it.each<[string, TarEntry[]]>([
+  ['a path with ..', [{ path: 'proj/', type: 'dir' }, { path: `proj/../../${path.basename(os.tmpdir())}/evil`, type: 'file', content: 'x' }]],
+  ['a write through a symlink pointing outside', [
+    { path: 'proj/', type: 'dir' },
+    { path: 'proj/out', type: 'symlink', linkname: '' },
+    { path: 'proj/out/evil', type: 'file', content: 'x' },
+  ]],
+  ['a second top-level entry', [{ path: 'proj/', type: 'dir' }, { path: 'other', type: 'file', content: 'x' }]],
+  ['a file where the directory should be', [{ path: 'proj', type: 'file', content: 'x' }]],
+])('refuses %s, writes nothing outside and leaves nothing behind', async (_what, entries) => {
+  for (const e of entries) if (e.type === 'symlink' && e.linkname === '') e.linkname = outside;
+  await expect(downloadTree(guestSending(entries), src, path.join(dir, 'out'), true)).rejects.toThrow();
+  expect(fs.readdirSync(dir)).toEqual([]);
+  expect(fs.readdirSync(outside)).toEqual([]);
+  expect(fs.existsSync(path.join(os.tmpdir(), 'evil'))).toBe(false);
+});
+
+it('refuses an existing destination before asking the machine for anything', async () => {
+  fs.mkdirSync(path.join(dir, 'proj'));
+  const client = { getTree: jest.fn() } as unknown as AgentClient;
+  await expect(downloadTree(client, src, dir, true)).rejects.toThrow(`${path.join(dir, 'proj')} already exists`);
+  expect((client as unknown as { getTree: jest.Mock }).getTree).not.toHaveBeenCalled();
+});
