@@ -37,8 +37,17 @@ export function libc(): Libc {
   if (cached) return cached;
   const koffi = requireNative<typeof Koffi>('koffi');
   const lib = koffi.load('libc.so.6');
-  koffi.struct('winsize', { ws_row: 'uint16', ws_col: 'uint16', ws_xpixel: 'uint16', ws_ypixel: 'uint16' });
-  koffi.struct('timespec', { tv_sec: 'int64', tv_nsec: 'int64' });
+  // koffi's type names are process-wide, and a module may be loaded twice in one process (jest
+  // gives each test file its own registry): an existing definition is the same one.
+  const struct = (name: string, fields: Record<string, string>) => {
+    try {
+      koffi.struct(name, fields);
+    } catch (err) {
+      if (!/Duplicate type name/.test((err as Error).message)) throw err;
+    }
+  };
+  struct('winsize', { ws_row: 'uint16', ws_col: 'uint16', ws_xpixel: 'uint16', ws_ypixel: 'uint16' });
+  struct('timespec', { tv_sec: 'int64', tv_nsec: 'int64' });
   cached = {
     errno: () => koffi.errno(),
     openpty: lib.func('int openpty(_Out_ int *amaster, _Out_ int *aslave, char *name, void *termp, const winsize *winp)'),
