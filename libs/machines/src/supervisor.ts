@@ -231,8 +231,10 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
 
   let ending = false;
   const clients = new Set<AgentServer>();
+  // How the VM ended, once known: the stop path records the VM's own word for it.
+  let ended: LastExit | undefined;
   const finish = (exit: LastExit, code: number) => {
-    writeLastExit(exit);
+    if (!ended) writeLastExit(exit);
     listening.close();
     for (const c of clients) c.close();
     runDir.remove();
@@ -245,7 +247,8 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     ending = true;
     log(`stopping (${why})`);
     const exit = await machineVm.dispose(STOP_GRACE_MS);
-    writeLastExit({ at: new Date().toISOString(), cause: 'stopped', detail: `${why}; the VM ended: ${exit.detail ?? exit.reason}` });
+    ended = { at: new Date().toISOString(), cause: 'stopped', detail: `${why}; the VM ended: ${exit.detail ?? exit.reason}` };
+    writeLastExit(ended);
   };
 
   listening.on('connection', (socket) => {
