@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { ConflictError, SmolvmError, UsageError, isProcessAlive, withTimeout, type ProcessIdentity } from '@smolvm/common';
 import { AgentClient } from '@smolvm/agent-protocol';
 import { MachineStore, machineState, type MachineRecord, type MachineState, type NewMachine, type SkippedEntry } from '@smolvm/machine-store';
@@ -209,7 +210,9 @@ export class Machines {
           child = spawn(argv[0], [...argv.slice(1), '--name', name, ...(opts.imageErofs ? ['--image-erofs', opts.imageErofs] : [])], {
             detached: true,
             stdio: ['ignore', logFd, logFd, 'pipe'],
-            env: this.env,
+            // It outlives this command: keep no directory of the user's busy, and pin SMOLVM_HOME.
+            cwd: '/',
+            env: { ...this.env, ...(this.env.SMOLVM_HOME ? { SMOLVM_HOME: path.resolve(this.env.SMOLVM_HOME) } : {}) },
           });
         } finally {
           fs.closeSync(logFd);
