@@ -44,6 +44,10 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       if (!system) throw unsupported('setTime');
       system.setTime(epochMs);
     },
+    reseed(entropy) {
+      if (!system) throw unsupported('reseed');
+      system.reseed(entropy);
+    },
     async prepareShutdown() {
       await system?.prepareShutdown();
     },

@@ -5,7 +5,7 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import { AgentRequestError, type ErrorCode } from './errors';
 import { Connection, type ConnectionOptions } from './connection';
 import type { AgentInfo, EventMessage, RequestMessage } from './messages';
-import { parseExec, parseResize, parseSetTime, parseSetup, parseSignal, type ExecRequest, type ExitStatus, type SetupSpec } from './ops';
+import { parseExec, parseReseed, parseResize, parseSetTime, parseSetup, parseSignal, type ExecRequest, type ExitStatus, type SetupSpec } from './ops';
 import { SchemaError, type Json } from './schema';
 import type { OutboundStream } from './streams';
 
@@ -30,6 +30,8 @@ export interface AgentHandlers {
   exec(req: ExecRequest, io: ExecIo): Promise<ExecProcess>;
   setup?(spec: SetupSpec): Promise<void>;
   setTime?(epochMs: number): Promise<void> | void;
+  /** Mixes host entropy into the kernel's pool and reseeds its RNG at once (after a snapshot restore). */
+  reseed?(entropy: Buffer): Promise<void> | void;
   /** Runs before the shutdown acknowledgement: flush what must survive. */
   prepareShutdown?(): Promise<void>;
   /** Runs once the acknowledgement has been written to the channel. */
@@ -112,6 +114,11 @@ export class AgentServer {
       case 'setTime': {
         if (!this.handlers.setTime) throw new AgentRequestError('setTime', 'unsupported', 'this agent cannot set the clock');
         await this.handlers.setTime(parseSetTime(msg.args).epochMs);
+        return {};
+      }
+      case 'reseed': {
+        if (!this.handlers.reseed) throw new AgentRequestError('reseed', 'unsupported', 'this agent cannot reseed the kernel RNG');
+        await this.handlers.reseed(parseReseed(msg.args).entropy);
         return {};
       }
       case 'setup': {

@@ -86,6 +86,9 @@ export function fakeHandlers(log: FakeAgentLog): AgentHandlers {
     setTime(epochMs) {
       log.calls.push(`setTime ${epochMs}`);
     },
+    reseed(entropy) {
+      log.calls.push(`reseed ${entropy.length}`);
+    },
     async setup(spec) {
       log.calls.push(`setup ${JSON.stringify(spec)}`);
       if (spec.hostname === 'fail') throw new Error('mount: no such device');

@@ -23,6 +23,15 @@ describe('handshake and requests', () => {
     client.close();
   });
 
+  it('carries host entropy for reseed, and refuses too little of it', async () => {
+    const { client, log } = connect();
+    await client.reseed(Buffer.alloc(64, 7));
+    expect(log.calls).toEqual(['reseed 64']);
+    const err = await client.reseed(Buffer.alloc(8)).catch((e: unknown) => e);
+    expect((err as AgentRequestError).code).toBe('bad-request');
+    client.close();
+  });
+
   it('reports a failed setup as setup-failed with the agent message', async () => {
     const { client } = connect();
     const err = await client.setup({ hostname: 'fail' }).catch((e: unknown) => e);
