@@ -8,7 +8,19 @@ import path from 'node:path';
 import { SmolvmError, UsageError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
 import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
 import { buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
-import { VmStartError, readLogTail, selectDriver, type BlockDeviceSpec, type Driver, type VmExit, type VmHandle } from '@smolvm/driver-api';
+import {
+  SnapshotError,
+  VmStartError,
+  readLogTail,
+  selectDriver,
+  type BlockDeviceSpec,
+  type Driver,
+  type SnapshotCapability,
+  type VmExit,
+  type VmHandle,
+  type VmSpec,
+} from '@smolvm/driver-api';
+import { SnapshotStaging, discardSnapshot, findSnapshot, imageSlotPath, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
 import { locateKernel } from './kernel';
 import { createRunDir, type RunDir } from './run-dir';
 
@@ -43,6 +55,13 @@ export interface StartVmOptions {
   env?: NodeJS.ProcessEnv;
   /** How long boot may take before it counts as failed. TCG on a busy host is slow: default 120 s. */
   bootTimeoutMs?: number;
+  /**
+   * Start from the boot snapshot of this VM shape when the driver can (made by the first such
+   * start), instead of booting. Default true; persistent machines always boot.
+   */
+  bootSnapshot?: boolean;
+  /** Diagnostics worth a line with --debug: why a start did not come from a snapshot. */
+  onNote?: (message: string) => void;
 }
 
 /** Milliseconds from the start of startVm(). */
@@ -63,6 +82,8 @@ export class Vm {
     /** What the agent reported about itself when ready (guest uptime, agent start time...). */
     readonly agentInfo: AgentInfo,
     private readonly consoleFd: number,
+    /** True when the VM came from a boot snapshot rather than a boot. */
+    readonly restored = false,
   ) {}
 
   exec(options: ExecOptions): Promise<ExecSession> {
@@ -131,6 +152,11 @@ function listenOnce(socketPath: string): Promise<{ server: net.Server; connectio
 }
 
 interface BootOptions {
+  /** How the VM starts: a boot by default; a saveable boot or a restore for snapshots. */
+  start?: (spec: VmSpec) => Promise<VmHandle>;
+  /** The image disk slot's file when no image is given (snapshot shapes always have the slot). */
+  imageSlot?: string;
+  restored?: boolean;
   kernel: string;
   agentImage: AgentImage;
   driver: Driver;
@@ -157,12 +183,14 @@ async function boot(options: BootOptions, t0: number): Promise<Vm> {
     const listening = await listenOnce(agentSocket);
     server = listening.server;
     const disks: BlockDeviceSpec[] = [{ id: agentImage.diskId, path: agentImage.path, readOnly: true, format: 'raw' }];
-    if (options.imageErofs) disks.push({ id: IMAGE_DISK_ID, path: options.imageErofs, readOnly: true, format: 'raw' });
+    const image = options.imageErofs ?? options.imageSlot;
+    if (image) disks.push({ id: IMAGE_DISK_ID, path: image, readOnly: true, format: 'raw' });
     if (options.persistent) {
       disks.push({ id: OVERLAY_DISK_ID, path: options.persistent.overlayDisk, readOnly: false, format: 'raw' });
       disks.push({ id: STORAGE_DISK_ID, path: options.persistent.storageDisk, readOnly: false, format: 'raw' });
     }
-    handle = await options.driver.start({
+    const start = options.start ?? ((spec: VmSpec) => options.driver.start(spec));
+    handle = await start({
       kernel: options.kernel,
       cmdline: agentImage.kernelArgs,
       cpus: options.cpus,
@@ -203,7 +231,7 @@ async function boot(options: BootOptions, t0: number): Promise<Vm> {
     server = undefined;
     runDir.remove();
     // startVm fills in `prepared` and `setUp`, which happen outside boot.
-    return new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd);
+    return new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd, options.restored ?? false);
   } catch (err) {
     client?.close();
     if (handle) await handle.kill();
@@ -276,9 +304,19 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, options.agentBundle, `${driver.name}-${probe.accelerator ?? 'default'}`);
   const prepared = Math.round(performance.now() - t0);
 
-  const vm = await boot(bootOptions, t0);
+  let vm: Vm | undefined;
+  // Persistent machines boot: their disks are not part of any snapshot shape yet.
+  if (options.bootSnapshot !== false && !options.persistent) {
+    const note = options.onNote ?? (() => undefined);
+    const capability = driver.capabilities?.snapshot;
+    if (capability) vm = await warmStart(bootOptions, capability, cacheDir, note, t0);
+    else note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
+  }
+  vm ??= await boot(bootOptions, t0);
   try {
     await vm.agent.setTime(Date.now());
+    // A restored guest shares its RNG state with every VM restored from the same snapshot.
+    if (vm.restored) await vm.agent.reseed(crypto.randomBytes(64));
     const setup: SetupSpec = {
       ...(options.hostname ? { hostname: options.hostname } : {}),
       ...(options.imageErofs ? { image: { device: { serial: IMAGE_DISK_ID }, fstype: 'erofs' } } : {}),
@@ -295,4 +333,86 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   vm.timings.prepared = prepared;
   vm.timings.setUp = Math.round(performance.now() - t0);
   return vm;
+}
+
+/** A restored agent answers in well under a second; this bounds a restore that went wrong. */
+const RESTORE_READY_TIMEOUT_MS = 30_000;
+
+/**
+ * Restores the VM from the boot snapshot of its shape, saving that snapshot first if there is
+ * none (a cold boot of this shape). Undefined, after a note, when the caller must cold-boot:
+ * nothing a failed snapshot did is left behind, and a snapshot that failed to restore is dropped
+ * so the next start rebuilds it.
+ */
+async function warmStart(options: BootOptions, capability: SnapshotCapability, cacheDir: string, note: (m: string) => void, t0: number): Promise<Vm | undefined> {
+  const root = snapshotRoot(cacheDir);
+  let found: FoundSnapshot;
+  try {
+    const k = await snapshotKey(options.driver.name, capability, {
+      kernel: options.kernel,
+      agentImage: options.agentImage,
+      cpus: options.cpus,
+      memoryMiB: options.memoryMiB,
+      shares: options.volumes.length,
+      network: false,
+    });
+    const lookup = findSnapshot(root, k);
+    if ('note' in lookup) {
+      note(`${lookup.note}: cold boot to save one, then restore it`);
+      found = await saveSnapshot(options, capability, root, k);
+    } else {
+      found = lookup;
+    }
+  } catch (err) {
+    note(`no boot snapshot (${(err as Error).message}): cold boot`);
+    return undefined;
+  }
+  try {
+    const vm = await boot({ ...options, imageSlot: imageSlotPath(found.dir), restored: true, bootTimeoutMs: RESTORE_READY_TIMEOUT_MS, start: (spec) => capability.restore(spec, found.dir) }, t0);
+    if (vm.agentInfo.pid !== found.agentPid || vm.agentInfo.reconnect !== true) {
+      await vm.kill();
+      throw new SnapshotError(`the restored agent is not the saved one (pid ${String(vm.agentInfo.pid)}, saved ${found.agentPid})`);
+    }
+    return vm;
+  } catch (err) {
+    note(`restoring the boot snapshot failed (${(err as Error).message}): cold boot; the snapshot is dropped and rebuilt by the next start`);
+    discardSnapshot(root, found.dir);
+    return undefined;
+  }
+}
+
+/** Boots a VM of this shape with nothing of the user's in it, saves it once its agent is ready, publishes it. */
+async function saveSnapshot(options: BootOptions, capability: SnapshotCapability, root: string, k: SnapshotKey): Promise<FoundSnapshot> {
+  const staging = new SnapshotStaging(root);
+  try {
+    const vm = await boot(
+      {
+        ...options,
+        imageErofs: undefined,
+        imageSlot: staging.imageSlot,
+        volumes: options.volumes.map((v) => ({ hostPath: staging.emptyShare, guestPath: v.guestPath, readOnly: true })),
+        persistent: undefined,
+        start: (spec) => capability.startSaveable(spec, staging.dir),
+      },
+      performance.now(),
+    );
+    let agentPid: unknown;
+    try {
+      agentPid = vm.agentInfo.pid;
+      if (typeof agentPid !== 'number') throw new SnapshotError('the agent did not report its pid');
+      // Saved without a host connected, the guest agent waits for one: a restored VM greets its new host.
+      vm.agent.close();
+      await capability.save(vm.handle, staging.dir);
+    } finally {
+      await vm.kill();
+    }
+    staging.commit(k, agentPid);
+  } catch (err) {
+    staging.discard();
+    throw err;
+  }
+  // Ours, or the one a concurrent start published first.
+  const found = findSnapshot(root, k);
+  if ('note' in found) throw new SnapshotError(found.note);
+  return found;
 }

@@ -63,6 +63,8 @@ export async function runRun(args: RunArgs): Promise<number> {
     imageErofs,
     volumes: config.volumes,
     agentBundle: agentBundlePath(),
+    bootSnapshot: !args.cold,
+    ...(args.debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: ${message}\n`) } : {}),
     ...(args.driver ? { driver: { name: args.driver, source: '--driver' } } : {}),
   });
   try {
@@ -125,6 +127,7 @@ function writeTimings(file: string, vm: Vm, vmStart: number, commandDone: number
     guestUptimeAtReady: typeof info.kernelUptimeMs === 'number' ? info.kernelUptimeMs : null,
     agentStartToReady: typeof info.agentStartMs === 'number' ? info.agentStartMs : null,
     agentSnapshot: info.snapshot === true,
+    restored: vm.restored,
   };
   writeFileAtomic(file, JSON.stringify(timings) + '\n');
 }

@@ -18,6 +18,7 @@ export interface RunArgs extends GlobalArgs {
   memory?: string;
   smolfile?: string;
   driver?: string;
+  cold: boolean;
   '--'?: Array<string | number>;
 }
 
@@ -39,6 +40,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       .option('memory', { coerce: lastValue, type: 'string', describe: 'Memory, e.g. 512, 512M, 2G (default: Smolfile, else 8192 MiB)' })
       .option('smolfile', { coerce: lastValue, alias: 's', type: 'string', describe: 'Load the workload from a Smolfile (top level + [dev])' })
       .option('driver', { coerce: lastValue, type: 'string', describe: 'VM driver (default: SMOLVM_DRIVER, else the first usable one)' })
+      .option('cold', { type: 'boolean', default: false, describe: 'Boot the VM instead of restoring the boot snapshot of its shape' })
       .example('$0 machine run -- echo hello', 'Run a command in the bare image')
       .example('$0 machine run -it', 'An interactive shell in the bare image')
       .example('$0 machine run --image python:3.12-alpine -- python3 -c "print(1)"', 'Run a command in an OCI image')
