@@ -30,6 +30,11 @@ export interface AgentHandlers {
   exec(req: ExecRequest, io: ExecIo): Promise<ExecProcess>;
   setup?(spec: SetupSpec): Promise<void>;
   setTime?(epochMs: number): Promise<void> | void;
+  /**
+   * Before a boot snapshot is saved: load and run once what the first requests after a restore
+   * need, so no restored VM pays for it. Must not touch the guest root (nothing user-specific).
+   */
+  prepareSnapshot?(): Promise<void>;
   /** Mixes host entropy into the kernel's pool and reseeds its RNG at once (after a snapshot restore). */
   reseed?(entropy: Buffer): Promise<void> | void;
   /** Runs before the shutdown acknowledgement: flush what must survive. */
@@ -116,6 +121,10 @@ export class AgentServer {
         await this.handlers.setTime(parseSetTime(msg.args).epochMs);
         return {};
       }
+      case 'prepareSnapshot':
+        if (!this.handlers.prepareSnapshot) throw new AgentRequestError('prepareSnapshot', 'unsupported', 'this agent cannot prepare for a snapshot');
+        await this.handlers.prepareSnapshot();
+        return {};
       case 'reseed': {
         if (!this.handlers.reseed) throw new AgentRequestError('reseed', 'unsupported', 'this agent cannot reseed the kernel RNG');
         await this.handlers.reseed(parseReseed(msg.args).entropy);

@@ -86,6 +86,9 @@ export function fakeHandlers(log: FakeAgentLog): AgentHandlers {
     setTime(epochMs) {
       log.calls.push(`setTime ${epochMs}`);
     },
+    async prepareSnapshot() {
+      log.calls.push('prepareSnapshot');
+    },
     reseed(entropy) {
       log.calls.push(`reseed ${entropy.length}`);
     },

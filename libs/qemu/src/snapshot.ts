@@ -133,16 +133,21 @@ async function waitRunning(vm: QemuVm): Promise<void> {
 }
 
 /**
- * The caller closed its end of the agent channel before saving. Once QEMU has seen it go, the
- * saved port records "no host": the restored VM's new connection then reaches the guest as a
- * port-open event, and the agent greets its new host. Not seen within the limit: saved anyway
- * (the agent also recovers from a host that greets it twice).
+ * The caller closed its end of the agent channel before saving. Save once QEMU has seen it go
+ * and the guest has closed its port in reaction (QMP shows the port's guest side as the chardev's
+ * `frontend-open`): the saved guest is then waiting for a host, and the restored VM's new
+ * connection reaches it as a port-open event, so the agent greets its new host straight away.
+ * Not seen within the limit: saved anyway (the agent also recovers from a host that greets it
+ * twice, only later).
  */
-async function agentChannelClosed(vm: QemuVm, limitMs = 2_000): Promise<void> {
+async function agentChannelClosed(vm: QemuVm, limitMs = 3_000): Promise<void> {
   const deadline = Date.now() + limitMs;
+  let hostGone = false;
   while (Date.now() < deadline) {
-    const chardevs = (await vm.qmp('query-chardev')) as Array<{ label: string; filename: string }>;
-    if (chardevs.find((c) => c.label === AGENT_CHARDEV_ID)?.filename.startsWith('disconnected')) return;
+    const chardevs = (await vm.qmp('query-chardev')) as Array<{ label: string; filename: string; 'frontend-open'?: boolean }>;
+    const agent = chardevs.find((c) => c.label === AGENT_CHARDEV_ID);
+    hostGone ||= agent?.filename.startsWith('disconnected') === true;
+    if (hostGone && agent?.['frontend-open'] === false) return;
     await delay(POLL_MS);
   }
 }

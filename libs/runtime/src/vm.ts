@@ -400,6 +400,7 @@ async function saveSnapshot(options: BootOptions, capability: SnapshotCapability
     try {
       agentPid = vm.agentInfo.pid;
       if (typeof agentPid !== 'number') throw new SnapshotError('the agent did not report its pid');
+      await vm.agent.prepareSnapshot();
       // Saved without a host connected, the guest agent waits for one: a restored VM greets its new host.
       vm.agent.close();
       await capability.save(vm.handle, staging.dir);
