@@ -1,9 +1,25 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { MachineStore } from '@smolvm/machine-store';
 import { currentProcessIdentity } from '@smolvm/common';
-import { smolvm } from './helpers';
+import { AgentServer } from '@smolvm/agent-protocol';
+import { smolvm, smolvmAsync } from './helpers';
+
+const servers: net.Server[] = [];
+afterAll(() => servers.forEach((s) => s.close()));
+
+/** Answers pings like a machine's supervisor does (a unix socket speaking the agent protocol). */
+async function fakeSupervisor(): Promise<string> {
+  const socket = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-sup-')), 'control.sock');
+  const server = net.createServer((conn) => {
+    new AgentServer(conn, { exec: () => Promise.reject(new Error('not here')) }).announce(true);
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  servers.push(server);
+  return socket;
+}
 
 describe('machine ls / status (read the store)', () => {
   let home: string;
@@ -29,16 +45,17 @@ describe('machine ls / status (read the store)', () => {
     await store.create({ name: 'web', image: 'docker.io/library/alpine:latest', cpus: 2, memoryMiB: 1024 });
     await store.create({ name: 'bare' });
     const me = currentProcessIdentity();
-    await store.update('web', (r) => ({ ...r, runtime: { pid: me.pid, startTime: me.startTime, socket: '/x', startedAt: new Date().toISOString() } }));
+    const socket = await fakeSupervisor();
+    await store.update('web', (r) => ({ ...r, runtime: { pid: me.pid, startTime: me.startTime, socket, startedAt: new Date().toISOString() } }));
 
-    const table = smolvm(['machine', 'ls'], env);
+    const table = await smolvmAsync(['machine', 'ls'], env);
     expect(table.status).toBe(0);
     const lines = table.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^NAME\s+STATE\s+IMAGE\s+CPUS\s+MEMORY\s+NET\s+CREATED$/);
     expect(lines[1]).toMatch(/^bare\s+created\s+\(bare\)\s+4\s+8192 MiB\s+off\s+\d{4}-/);
     expect(lines[2]).toMatch(/^web\s+running\s+docker\.io\/library\/alpine:latest\s+2\s+1024 MiB\s+off\s+/);
 
-    const json = JSON.parse(smolvm(['machine', 'ls', '--json'], env).stdout);
+    const json = JSON.parse((await smolvmAsync(['machine', 'ls', '--json'], env)).stdout);
     expect(json).toEqual([
       { name: 'bare', state: 'created', image: null, cpus: 4, memoryMiB: 8192, storageGiB: 20, overlayGiB: 2, net: false, createdAt: expect.any(String) },
       { name: 'web', state: 'running', image: 'docker.io/library/alpine:latest', cpus: 2, memoryMiB: 1024, storageGiB: 20, overlayGiB: 2, net: false, createdAt: expect.any(String) },
@@ -63,9 +80,15 @@ describe('machine ls / status (read the store)', () => {
     const stopped = JSON.parse(smolvm(['machine', 'status', '--json'], env).stdout);
     expect(stopped.state).toBe('stopped');
 
+    // A live supervisor whose socket does not answer: the truth is "unreachable", not "running".
     const me = currentProcessIdentity();
-    await store.update('default', (r) => ({ ...r, runtime: { pid: me.pid, startTime: me.startTime, socket: '/x', startedAt: new Date().toISOString() } }));
-    expect(JSON.parse(smolvm(['machine', 'status', '-n', 'default', '--json'], env).stdout).state).toBe('running');
+    await store.update('default', (r) => ({ ...r, runtime: { pid: me.pid, startTime: me.startTime, socket: path.join(home, 'nobody.sock'), startedAt: new Date().toISOString() } }));
+    expect(JSON.parse(smolvm(['machine', 'status', '-n', 'default', '--json'], env).stdout).state).toBe('unreachable');
+
+    const socket = await fakeSupervisor();
+    await store.update('default', (r) => ({ ...r, runtime: { pid: me.pid, startTime: me.startTime, socket, startedAt: new Date().toISOString() } }));
+    const running = JSON.parse((await smolvmAsync(['machine', 'status', '-n', 'default', '--json'], env)).stdout);
+    expect(running).toMatchObject({ state: 'running', pingMs: expect.any(Number), supervisorPid: me.pid });
   });
 
   it('status of a missing machine is one error line, exit 1', () => {

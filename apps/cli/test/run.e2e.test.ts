@@ -156,12 +156,12 @@ describe('machine run (bare image)', () => {
     expect(r.status).toBe(0);
   });
 
-  it('rejects a Smolfile that asks for networking instead of ignoring it, before booting', () => {
+  it('honours a Smolfile that asks for networking and SSH agent forwarding: no host agent fails before booting', () => {
     const file = path.join(home, 'Smolfile.net');
-    fs.writeFileSync(file, 'net = true\n');
-    const r = smolvm(['machine', 'run', '-s', file], env);
+    fs.writeFileSync(file, 'net = true\n[auth]\nssh_agent = true\n');
+    const r = smolvm(['machine', 'run', '-s', file], { ...env, SSH_AUTH_SOCK: '' });
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/^error: networking .* is not available in this smolvm yet; /);
+    expect(r.stderr).toMatch(/^error: --ssh-agent needs an SSH agent on the host, and SSH_AUTH_SOCK is not set; /);
   });
 });
 

@@ -5,6 +5,8 @@ import { prepareCommand } from './command';
 import { execWithPipes } from './exec-pipes';
 import { execWithPty } from './exec-pty';
 import type { GuestSystem } from './system';
+import { getFile, putFile } from './files';
+import { listenSshAgent, type OpenRelay } from './ssh-agent';
 
 export interface HandlerOptions {
   /** The VM's privileged operations; absent when serving on a host (tests): exec only. */
@@ -12,6 +14,8 @@ export interface HandlerOptions {
   /** A busybox binary for `setsid -c` in tty mode (in the VM: /proc/self/fd/N of the agent image's). */
   busybox: string;
   lingerMs?: number;
+  /** Opens a relay to the host over the current connection (SSH agent forwarding). */
+  openRelay?: OpenRelay;
 }
 
 export interface Handlers extends AgentHandlers {
@@ -23,13 +27,26 @@ export function createHandlers(opts: HandlerOptions): Handlers {
   const { system } = opts;
   let setup: Promise<void> | null = null;
   const running = new Set<ExecProcess>();
+  /** SSH_AUTH_SOCK for every exec once forwarding is set up (the request's env still wins). */
+  let sshAuthSock: string | undefined;
   const unsupported = (op: string) => new AgentRequestError(op, 'unsupported', 'not available outside a VM');
+  // A bare VM needs no setup request: the first exec (or copy) builds the default root.
+  const rootReady = async () => {
+    if (system && !setup) setup = system.setup({});
+    if (setup) await setup;
+  };
   return {
+    async putFile(req, data) {
+      await rootReady();
+      return putFile(req, data);
+    },
+    async getFile(req, out) {
+      await rootReady();
+      return getFile(req, out);
+    },
     async exec(req, io) {
-      // A bare VM needs no setup request: the first exec builds the default root.
-      if (system && !setup) setup = system.setup({});
-      if (setup) await setup;
-      const cmd = prepareCommand(req);
+      await rootReady();
+      const cmd = prepareCommand(sshAuthSock ? { ...req, env: { SSH_AUTH_SOCK: sshAuthSock, ...req.env } } : req);
       const proc = await (req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs));
       running.add(proc);
       void proc.exited.finally(() => running.delete(proc));
@@ -38,7 +55,12 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     async setup(spec) {
       if (!system) throw unsupported('setup');
       if (setup) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up (setup must come before the first exec)');
-      setup = system.setup(spec);
+      setup = system.setup(spec).then(async () => {
+        if (!spec.sshAgent) return;
+        if (!opts.openRelay) throw new AgentRequestError('setup', 'unsupported', 'this agent cannot relay an SSH agent');
+        await listenSshAgent(spec.sshAgent.socket, opts.openRelay);
+        sshAuthSock = spec.sshAgent.socket;
+      });
       await setup;
     },
     setTime(epochMs) {

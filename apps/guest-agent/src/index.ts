@@ -3,4 +3,5 @@
 export { createHandlers, type HandlerOptions, type Handlers } from './handlers';
 export { planSetup, NINEP_OPTIONS, type SetupStep } from './setup-plan';
 export { resolveUser, type Credentials } from './users';
+export { findInterface } from './system';
 export { findAgentPort, openPort, type PortMode } from './port';

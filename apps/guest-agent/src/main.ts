@@ -37,10 +37,13 @@ function log(message: string): void {
 
 function main(snapshot: boolean): void {
   const agentStart = performance.now();
-  const system = createGuestSystem();
   // After chroot the agent image is gone from view; an open fd keeps busybox reachable.
   const busyboxFd = fs.openSync('/bin/busybox', 'r');
-  const handlers = createHandlers({ system, busybox: `/proc/self/fd/${busyboxFd}` });
+  const busybox = `/proc/self/fd/${busyboxFd}`;
+  const system = createGuestSystem({ busybox });
+  // Relays the guest opens (SSH agent) go over whichever connection is current.
+  let current: AgentServer | undefined;
+  const handlers = createHandlers({ system, busybox, openRelay: () => current?.openRelay('sshAgentConnect') });
   const prefer: PortMode = process.env.SMOLVM_AGENT_PORT_MODE === 'fs' ? 'fs' : 'pipe';
   let first = true;
 
@@ -64,9 +67,11 @@ function main(snapshot: boolean): void {
     };
     first = false;
     const server = new AgentServer(io, handlers, { agent: info });
+    current = server;
     server.announce(true);
     const opened = Date.now();
     void server.closed.then((reason) => {
+      if (current === server) current = undefined;
       // While no host is connected the port reads EOF at once: only a real session's end is news.
       if (reason && Date.now() - opened > 1000) log(`channel closed (${reason.message}); reopening`);
       setTimeout(serve, REOPEN_MS);

@@ -1,9 +1,10 @@
 // Privileged operations on the VM itself: root setup, clock, power. Only ever constructed inside
 // the agent image (its marker file present, running as root), so no test run on a host can
 // mount over, chroot or reboot that host.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type SetupSpec } from '@smolvm/agent-protocol';
+import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type SetupSpec } from '@smolvm/agent-protocol';
 import { BLKFLSBUF, CLOCK_REALTIME, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
 import { check, libc } from './libc';
 import { planSetup, type SetupStep } from './setup-plan';
@@ -74,7 +75,43 @@ function runStep(step: SetupStep): void {
   }
 }
 
-export function createGuestSystem(): GuestSystem {
+/** The NIC to configure: the one with `mac`, else the first that is not `lo`. */
+export function findInterface(mac: string | undefined, sysNet = '/sys/class/net'): string | null {
+  const names = fs.readdirSync(sysNet).filter((n) => n !== 'lo').sort();
+  if (mac === undefined) return names[0] ?? null;
+  for (const name of names) {
+    try {
+      if (fs.readFileSync(path.join(sysNet, name, 'address'), 'utf8').trim().toLowerCase() === mac) return name;
+    } catch {
+      // Not a network device with an address.
+    }
+  }
+  return null;
+}
+
+/**
+ * Loopback up, and static IPv4 on the NIC when there is one, with busybox `ip` (the agent image's, through the agent's open descriptor): four
+ * short commands are simpler and as fast as netlink from koffi, and busybox reports errors clearly.
+ */
+function configureNetwork(network: GuestNetwork | undefined, busybox: string): void {
+  const ip = (...args: string[]) => {
+    const r = spawnSync(busybox, ['ip', ...args], { argv0: 'busybox', stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+    if (r.status !== 0) {
+      const why = r.stderr?.toString().trim() || r.error?.message || `exit ${r.status ?? r.signal}`;
+      throw new AgentRequestError('setup', 'setup-failed', `ip ${args.join(' ')}: ${why}`);
+    }
+  };
+  // Loopback works in every VM, networked or not: plenty of programs talk to themselves.
+  ip('link', 'set', 'lo', 'up');
+  if (!network) return;
+  const dev = findInterface(network.mac);
+  if (!dev) throw new AgentRequestError('setup', 'setup-failed', `no network interface${network.mac ? ` with MAC ${network.mac}` : ''} (is the NIC attached to the VM?)`);
+  ip('link', 'set', 'dev', dev, 'mtu', String(network.mtu), 'up');
+  ip('addr', 'add', `${network.ip}/${network.prefix}`, 'dev', dev);
+  ip('route', 'add', 'default', 'via', network.gateway, 'dev', dev);
+}
+
+export function createGuestSystem(options: { busybox?: string } = {}): GuestSystem {
   if (!fs.existsSync(AGENT_IMAGE_MARKER) || process.getuid?.() !== 0) {
     throw new Error(`not running in the smolvm agent image (${AGENT_IMAGE_MARKER} missing or not root): refusing privileged operations`);
   }
@@ -87,6 +124,7 @@ export function createGuestSystem(): GuestSystem {
     async setup(spec) {
       if (setUp) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up');
       setUp = true;
+      configureNetwork(spec.network, options.busybox ?? '/bin/busybox');
       for (const step of planSetup(spec, resolveDevice)) {
         try {
           runStep(step);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NINEP_OPTIONS, planSetup, resolveUser, type SetupStep } from '../src';
+import { NINEP_OPTIONS, findInterface, planSetup, resolveUser, type SetupStep } from '../src';
 
 const dev = (ref: { serial: string } | { path: string }) => ('path' in ref ? ref.path : `/dev/by-serial/${ref.serial}`);
 const mounts = (steps: SetupStep[]) => steps.filter((s) => s.op === 'mount').map((s) => s.op === 'mount' && `${s.fstype} ${s.source} ${s.target} ${s.flags} ${s.data ?? ''}`.trim());
@@ -58,9 +58,9 @@ describe('guest root plan', () => {
     );
     expect(mounts(steps)).toEqual(
       expect.arrayContaining([
-        'ext4 /dev/by-serial/overlay /run/s/rw 0',
+        'ext4 /dev/by-serial/overlay /run/s/rw 0 noinit_itable',
         'overlay overlay /run/s/root 0 lowerdir=/run/s/lower,upperdir=/run/s/rw/layers/upper,workdir=/run/s/rw/layers/work',
-        'ext4 /dev/by-serial/storage /run/s/root/workspace 0',
+        'ext4 /dev/by-serial/storage /run/s/root/workspace 0 noinit_itable',
       ]),
     );
   });
@@ -86,5 +86,23 @@ describe('user resolution', () => {
 
   it.each(['ghost', 'app:nogroup', 'a:b:c', ':5'])('refuses %s', (spec) => {
     expect(() => resolveUser(spec, root)).toThrow(expect.objectContaining({ code: 'unknown-user' }));
+  });
+});
+
+describe('network interface choice', () => {
+  it('takes the NIC with the MAC, else the first that is not lo', () => {
+    const sys = fs.mkdtempSync(path.join(os.tmpdir(), 'sysnet-'));
+    try {
+      for (const [name, mac] of [['lo', '00:00:00:00:00:00'], ['eth1', '52:54:00:00:00:02'], ['eth0', '52:54:00:12:34:56']]) {
+        fs.mkdirSync(path.join(sys, name));
+        fs.writeFileSync(path.join(sys, name, 'address'), `${mac}\n`);
+      }
+      expect(findInterface('52:54:00:12:34:56', sys)).toBe('eth0');
+      expect(findInterface('52:54:00:00:00:02', sys)).toBe('eth1');
+      expect(findInterface(undefined, sys)).toBe('eth0');
+      expect(findInterface('52:54:00:99:99:99', sys)).toBeNull();
+    } finally {
+      fs.rmSync(sys, { recursive: true, force: true });
+    }
   });
 });

@@ -10,11 +10,22 @@ import {
   encodeExec,
   parseExecResult,
   parseExitEvent,
+  parseRelayConnect,
   type ExecOptions,
   type ExitStatus,
   type SetupSpec,
 } from './ops';
 import { SchemaError } from './schema';
+import {
+  encodeGetFile,
+  encodePutFile,
+  parseFileInfo,
+  parsePutFileResult,
+  type FileInfo,
+  type GetFileOptions,
+  type PutFileOptions,
+  type PutFileResult,
+} from './files';
 
 export interface ExecSession {
   /** Guest pid of the process. */
@@ -35,6 +46,12 @@ export interface ExecSession {
   readonly exit: Promise<ExitStatus>;
 }
 
+/** The host end of a relay the guest opened: what the guest client sent, and where answers go. */
+export interface RelayStreams {
+  input: Readable;
+  output: Writable;
+}
+
 interface SessionState {
   resolve(status: ExitStatus): void;
   reject(err: Error): void;
@@ -47,6 +64,7 @@ export class AgentClient {
   private rejectReady!: (err: Error) => void;
   private readonly sessions = new Map<number, SessionState>();
   private shuttingDown = false;
+  private sshAgentRelay?: (io: RelayStreams) => void;
 
   constructor(io: Duplex, options: ConnectionOptions = {}) {
     this.readyPromise = new Promise<AgentInfo>((resolve, reject) => {
@@ -156,6 +174,44 @@ export class AgentClient {
     };
   }
 
+  /**
+   * Streams `source` (exactly `opts.size` bytes) to a guest file. Resolves once the agent has
+   * synced and renamed it into place; on any failure the destination is unchanged.
+   */
+  async putFile(opts: PutFileOptions, source: Readable): Promise<PutFileResult> {
+    await this.readyPromise;
+    const out = this.conn.openOutbound();
+    const request = this.conn.request('putFile', encodePutFile(opts, out.id));
+    // A failed request (refused up front, or the connection lost) stops the pump.
+    request.catch(() => out.destroy());
+    source.pipe(out);
+    source.once('error', (err) => out.destroy(err));
+    try {
+      return parsePutFileResult(await request);
+    } catch (err) {
+      source.unpipe(out);
+      if (err instanceof SchemaError) throw this.violation(err);
+      throw err;
+    }
+  }
+
+  /**
+   * Opens a guest file for reading. The agent refuses files of `maxBytes` or more (and anything
+   * but a regular file) before sending a byte; the data stream ends after `size` bytes.
+   */
+  async getFile(opts: GetFileOptions): Promise<FileInfo & { data: Readable }> {
+    await this.readyPromise;
+    const data = this.conn.openInbound();
+    try {
+      const info = parseFileInfo(await this.conn.request('getFile', encodeGetFile(opts, data.id)));
+      return { ...info, data };
+    } catch (err) {
+      data.destroy();
+      if (err instanceof SchemaError) throw this.violation(err);
+      throw err;
+    }
+  }
+
   /** Asks the agent to sync and power off; resolves when it acknowledged (or the VM is gone). */
   async shutdown(): Promise<void> {
     await this.readyPromise;
@@ -166,6 +222,15 @@ export class AgentClient {
       // The acknowledgement can lose the race with the VM ending; a closed channel is success here.
       if (!(err instanceof ProtocolError) || !this.conn.isClosed) throw err;
     }
+  }
+
+  /**
+   * Serves the guest's SSH agent socket (set up with `SetupSpec.sshAgent`): `handler` gets each
+   * guest connection's streams and must end `output` when done. Without a handler, guest
+   * connections are refused (both streams ended at once).
+   */
+  serveSshAgent(handler: (io: RelayStreams) => void): void {
+    this.sshAgentRelay = handler;
   }
 
   /** Drops the connection (the VM keeps running). */
@@ -200,6 +265,21 @@ export class AgentClient {
         if (!s) throw new ProtocolError(`exit for unknown session ${exit.session}`);
         this.sessions.delete(exit.session);
         s.resolve({ code: exit.code, signal: exit.signal });
+        return;
+      }
+      case 'sshAgentConnect': {
+        let ids;
+        try {
+          ids = parseRelayConnect(msg.args, msg.op);
+        } catch (err) {
+          throw this.violation(err);
+        }
+        const io: RelayStreams = { input: this.conn.acceptInbound(ids.toHost), output: this.conn.acceptOutbound(ids.fromHost) };
+        if (this.sshAgentRelay) this.sshAgentRelay(io);
+        else {
+          io.input.destroy();
+          io.output.end();
+        }
         return;
       }
       default:

@@ -20,6 +20,9 @@ export const ErrorCodes = [
   'unknown-user',
   'no-such-session',
   'setup-failed',
+  'not-found',
+  'too-large',
+  'io-error',
   'unsupported',
   'internal',
 ] as const;

@@ -10,12 +10,23 @@ export type {
   ExecOptions,
   ExecRequest,
   ExitStatus,
+  GuestNetwork,
+  RelayConnectEvent,
   SetupSpec,
   TtyOptions,
   VolumeMount,
 } from './ops';
+export {
+  MAX_TRANSFER_BYTES,
+  type FileInfo,
+  type GetFileOptions,
+  type GetFileRequest,
+  type PutFileOptions,
+  type PutFileRequest,
+  type PutFileResult,
+} from './files';
 export { Connection, type ConnectionOptions, type Role } from './connection';
 export { InboundStream, OutboundStream } from './streams';
-export { AgentClient, type ExecSession } from './client';
+export { AgentClient, type ExecSession, type RelayStreams } from './client';
 export { AgentServer, type AgentHandlers, type AgentServerOptions, type ExecIo, type ExecProcess } from './server';
 export { AGENT_PORT_NAME, AGENT_DIR, AGENT_IMAGE_MARKER, GUEST_RUN_DIR } from './guest-layout';

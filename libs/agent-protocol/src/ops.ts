@@ -1,6 +1,7 @@
 // Requests, their results and events, as typed values and as validated wire objects.
 // The host validates everything the agent sends; the agent validates what the host sends so
 // that a bad request gets a `bad-request` answer instead of undefined behaviour.
+import { isIPv4 } from 'node:net';
 import { Fields, SchemaError, type Json } from './schema';
 
 /** A block device in the guest: by virtio-blk serial (preferred) or by device path. */
@@ -64,6 +65,41 @@ export interface SetupSpec {
   volumes?: VolumeMount[];
   /** Content of /etc/resolv.conf in the guest root; default: a comment saying there is no network. */
   resolvConf?: string;
+  /** Static IPv4 configuration of the VM's NIC (and `lo` up). Absent: the VM has no network. */
+  network?: GuestNetwork;
+  /**
+   * Forward the host's SSH agent: the agent listens on this unix socket path in the guest root,
+   * sets SSH_AUTH_SOCK to it for every exec, and relays each connection to the host (event
+   * `sshAgentConnect`).
+   */
+  sshAgent?: { socket: string };
+}
+
+export interface GuestNetwork {
+  /** IPv4 address of the guest. */
+  ip: string;
+  prefix: number;
+  /** Default route and DNS server. */
+  gateway: string;
+  mtu: number;
+  /** Picks the interface when the VM has several; default: the first one that is not `lo`. */
+  mac?: string;
+}
+
+/** Event `sshAgentConnect`: a guest client connected; both streams are allocated by the agent. */
+export interface RelayConnectEvent {
+  /** Agent -> host bytes (what the guest client wrote). */
+  toHost: number;
+  /** Host -> agent bytes (what the host's agent answered). */
+  fromHost: number;
+}
+
+export function parseRelayConnect(args: Json, op: string): RelayConnectEvent {
+  const f = new Fields(args, op);
+  const toHost = f.int('toHost', 1);
+  const fromHost = f.int('fromHost', 1);
+  if (toHost >= fromHost) throw new SchemaError(`${op}: toHost must be allocated before fromHost`);
+  return { toHost, fromHost };
 }
 
 export interface SetTimeArgs {
@@ -204,5 +240,21 @@ export function parseSetup(args: Json): SetupSpec {
   if (volumes.length > 0) spec.volumes = volumes;
   const resolv = f.optStr('resolvConf', 16384);
   if (resolv !== undefined) spec.resolvConf = resolv;
+  const network = f.optObj('network');
+  if (network) {
+    const ipv4 = (name: string) => {
+      const v = network.str(name, 15);
+      if (!isIPv4(v)) throw new SchemaError(`setup.network.${name}: '${v}' is not an IPv4 address`);
+      return v;
+    };
+    spec.network = { ip: ipv4('ip'), prefix: network.int('prefix', 1, 30), gateway: ipv4('gateway'), mtu: network.int('mtu', 576, 65535) };
+    const mac = network.optStr('mac', 17);
+    if (mac !== undefined) {
+      if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) throw new SchemaError(`setup.network.mac: '${mac}' is not a MAC address`);
+      spec.network.mac = mac.toLowerCase();
+    }
+  }
+  const sshAgent = f.optObj('sshAgent');
+  if (sshAgent) spec.sshAgent = { socket: parseGuestPath(sshAgent.str('socket', 100), 'setup.sshAgent.socket') };
   return spec;
 }

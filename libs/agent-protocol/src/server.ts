@@ -6,8 +6,9 @@ import { AgentRequestError, type ErrorCode } from './errors';
 import { Connection, type ConnectionOptions } from './connection';
 import type { AgentInfo, EventMessage, RequestMessage } from './messages';
 import { parseExec, parseReseed, parseResize, parseSetTime, parseSetup, parseSignal, type ExecRequest, type ExitStatus, type SetupSpec } from './ops';
-import { SchemaError, type Json } from './schema';
-import type { OutboundStream } from './streams';
+import { Fields, SchemaError, type Json } from './schema';
+import type { InboundStream, OutboundStream } from './streams';
+import { parseGetFile, parsePutFile, type FileInfo, type GetFileRequest, type PutFileRequest, type PutFileResult } from './files';
 
 export interface ExecIo {
   /** Null unless the host asked to keep stdin open. */
@@ -37,6 +38,16 @@ export interface AgentHandlers {
   prepareSnapshot?(): Promise<void>;
   /** Mixes host entropy into the kernel's pool and reseeds its RNG at once (after a snapshot restore). */
   reseed?(entropy: Buffer): Promise<void> | void;
+  /**
+   * Writes exactly `req.size` bytes from `data` to `req.path`, atomically: the destination
+   * changes only once the whole file is written and synced. Rejects (and leaves nothing) if the
+   * stream ends short or runs long.
+   */
+  putFile?(req: PutFileRequest, data: Readable): Promise<PutFileResult>;
+  /** Checks the file, starts streaming it into `out` (ending it) and returns its size and mode. */
+  getFile?(req: GetFileRequest, out: OutboundStream): Promise<FileInfo>;
+  /** Replaces the built-in answer to `ping`: a relay checks what it relays to. */
+  ping?(): Promise<void>;
   /** Runs before the shutdown acknowledgement: flush what must survive. */
   prepareShutdown?(): Promise<void>;
   /** Runs once the acknowledgement has been written to the channel. */
@@ -81,6 +92,18 @@ export class AgentServer {
     this.conn.sendEvent('ready', {});
   }
 
+  /**
+   * A guest client of a host-served relay (the SSH agent) connected: allocates a stream each way
+   * and announces them with event `op`. The host ends `fromHost` (and closes `toHost`) if it
+   * cannot serve the relay.
+   */
+  openRelay(op: 'sshAgentConnect'): { toHost: OutboundStream; fromHost: InboundStream } {
+    const toHost = this.conn.openOutbound();
+    const fromHost = this.conn.openInbound();
+    this.conn.sendEvent(op, { toHost: toHost.id, fromHost: fromHost.id });
+    return { toHost, fromHost };
+  }
+
   get closed(): Promise<Error | null> {
     return this.conn.closed;
   }
@@ -103,7 +126,29 @@ export class AgentServer {
   private async handle(msg: RequestMessage): Promise<Json> {
     switch (msg.op) {
       case 'ping':
+        await this.handlers.ping?.();
         return {};
+      case 'putFile': {
+        if (!this.handlers.putFile) throw new AgentRequestError('putFile', 'unsupported', 'this agent cannot receive files');
+        // The stream is taken first, so a refused request still closes it cleanly: the host may
+        // already be sending on it.
+        const data = this.conn.acceptInbound(new Fields(msg.args, 'putFile').int('stream', 1));
+        try {
+          return { ...(await this.handlers.putFile(parsePutFile(msg.args), data)) };
+        } finally {
+          data.destroy();
+        }
+      }
+      case 'getFile': {
+        if (!this.handlers.getFile) throw new AgentRequestError('getFile', 'unsupported', 'this agent cannot send files');
+        const out = this.conn.acceptOutbound(new Fields(msg.args, 'getFile').int('stream', 1));
+        try {
+          return { ...(await this.handlers.getFile(parseGetFile(msg.args), out)) };
+        } catch (err) {
+          out.end();
+          throw err;
+        }
+      }
       case 'exec':
         return this.exec(msg.id, msg.args);
       case 'signal': {

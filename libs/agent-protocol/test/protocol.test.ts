@@ -288,3 +288,49 @@ describe('a misbehaving agent', () => {
     await expect(client.closed).resolves.toBeInstanceOf(ProtocolError);
   });
 });
+
+describe('agent-opened relays (sshAgentConnect)', () => {
+  it('delivers both directions with half-close, several relays at once', async () => {
+    const { client, server } = connect();
+    await client.waitReady();
+    const relays: Array<Promise<void>> = [];
+    // The host side echoes what it gets, upper-cased, then ends its direction.
+    client.serveSshAgent(({ input, output }) => {
+      relays.push(readAll(input).then((b) => new Promise<void>((resolve) => output.end(Buffer.from(b.toString().toUpperCase()), () => resolve()))));
+    });
+    const a = server.openRelay('sshAgentConnect');
+    const b = server.openRelay('sshAgentConnect');
+    expect(b.toHost.id % 2).toBe(0);
+    a.toHost.end('first');
+    b.toHost.end(pattern(300_000, 3).toString('hex'));
+    expect((await readAll(a.fromHost)).toString()).toBe('FIRST');
+    expect((await readAll(b.fromHost)).toString()).toBe(pattern(300_000, 3).toString('hex').toUpperCase());
+    await Promise.all(relays);
+    client.close();
+  });
+
+  it('without a host handler the guest client sees end of stream at once', async () => {
+    const { client, server } = connect();
+    await client.waitReady();
+    const { toHost, fromHost } = server.openRelay('sshAgentConnect');
+    expect((await readAll(fromHost)).length).toBe(0);
+    toHost.end('ignored');
+    expect(await client.ping()).toBeGreaterThanOrEqual(0);
+    client.close();
+  });
+});
+
+describe('setup: network and sshAgent', () => {
+  it('passes a valid network and ssh agent socket through and refuses bad addresses', async () => {
+    const { client, log } = connect();
+    await client.setup({ network: { ip: '192.168.127.2', prefix: 24, gateway: '192.168.127.1', mtu: 1500, mac: '52:54:00:12:34:56' }, sshAgent: { socket: '/run/smolvm-ssh/agent.sock' } });
+    expect(log.calls).toEqual([
+      'setup {"network":{"ip":"192.168.127.2","prefix":24,"gateway":"192.168.127.1","mtu":1500,"mac":"52:54:00:12:34:56"},"sshAgent":{"socket":"/run/smolvm-ssh/agent.sock"}}',
+    ]);
+    const bad = await client.setup({ network: { ip: '192.168.127.300', prefix: 24, gateway: '192.168.127.1', mtu: 1500 } }).catch((e: unknown) => e);
+    expect((bad as AgentRequestError).code).toBe('bad-request');
+    const relative = await client.setup({ sshAgent: { socket: 'agent.sock' } }).catch((e: unknown) => e);
+    expect((relative as AgentRequestError).code).toBe('bad-request');
+    client.close();
+  });
+});

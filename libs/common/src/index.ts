@@ -14,3 +14,4 @@ export {
 export { smolvmDirs, type SmolvmDirs } from './dirs';
 export { writeFileAtomic, writeJsonAtomic, tempPathFor, fsyncDir, commitTempFile } from './atomic-file';
 export { processStartTime, currentProcessIdentity, isProcessAlive, type ProcessIdentity } from './process-identity';
+export { withTimeout } from './async';

@@ -7,7 +7,8 @@ export interface ProcessIdentity {
   startTime: number | null;
 }
 
-export function processStartTime(pid: number): number | null {
+/** Fields 3.. of /proc/PID/stat (field 3, the state, at index 0); null where /proc is absent. */
+function statFields(pid: number): string[] | null {
   let stat: string;
   try {
     stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -15,8 +16,11 @@ export function processStartTime(pid: number): number | null {
     return null;
   }
   // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const value = Number(fields[19]);
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+export function processStartTime(pid: number): number | null {
+  const value = Number(statFields(pid)?.[19]);
   return Number.isFinite(value) ? value : null;
 }
 
@@ -32,7 +36,10 @@ export function isProcessAlive(id: ProcessIdentity): boolean {
     // EPERM: it exists but belongs to someone else.
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const fields = statFields(id.pid);
+  // A zombie has ended; only its parent has not collected it yet.
+  if (fields?.[0] === 'Z') return false;
   if (id.startTime === null) return true;
-  const now = processStartTime(id.pid);
-  return now === null || now === id.startTime;
+  const now = fields ? Number(fields[19]) : NaN;
+  return !Number.isFinite(now) || now === id.startTime;
 }

@@ -11,6 +11,7 @@ import {
   exitCodeOf,
   formatError,
   isProcessAlive,
+  withTimeout,
   processStartTime,
   smolvmDirs,
   writeFileAtomic,
@@ -88,5 +89,27 @@ describe('process identity', () => {
     const start = processStartTime(pid);
     await new Promise((resolve) => child.on('exit', resolve));
     expect(isProcessAlive({ pid, startTime: start })).toBe(false);
+  });
+
+  it('reports a zombie (ended, not yet collected by its parent) as dead', async () => {
+    // The shell becomes `sleep 5` (which never reaps) well before its child `sleep 0.3` ends.
+    const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 5']);
+    try {
+      const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+      const start = processStartTime(pid);
+      for (let i = 0; i < 100 && !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')).toContain(') Z ');
+      expect(isProcessAlive({ pid, startTime: start })).toBe(false);
+      expect(isProcessAlive({ pid, startTime: null })).toBe(false);
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
+});
+
+describe('withTimeout', () => {
+  it('passes a result through and rejects with what timed out', async () => {
+    await expect(withTimeout(Promise.resolve(3), 1000, 'x')).resolves.toBe(3);
+    await expect(withTimeout(new Promise(() => undefined), 20, 'the agent ping')).rejects.toThrow('the agent ping timed out after 0.02 s');
   });
 });

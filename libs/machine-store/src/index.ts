@@ -8,6 +8,7 @@ export {
   newMachineRecord,
   parseMachineRecord,
   validateMachineRecord,
+  type MachineHealthCheck,
   type MachineRecord,
   type MachineRuntime,
   type NewMachine,
@@ -17,6 +18,7 @@ export {
 export {
   MachineStore,
   RECORD_FILE,
+  type CreateOptions,
   type DeleteOptions,
   type LockWaitOptions,
   type MachineListing,

@@ -41,6 +41,17 @@ export interface MachineRuntime {
   startedAt: string;
   /** RFC 3339; set by a supervisor that shut down cleanly. */
   stoppedAt?: string;
+  /** The hypervisor process the supervisor runs, so a stuck or orphaned VM can still be ended. */
+  vm?: { pid: number; startTime: number | null };
+}
+
+/** `[health]` of the Smolfile, kept for `machine monitor`. */
+export interface MachineHealthCheck {
+  exec: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startupGraceMs: number;
 }
 
 export interface MachineRecord {
@@ -52,6 +63,11 @@ export interface MachineRecord {
   createdAt: string;
   /** OCI image reference; absent for a bare VM. */
   image?: string;
+  /**
+   * Manifest digest the image resolved to at creation. The overlay disk only makes sense on top
+   * of exactly that image, so later starts use it even if the tag has moved.
+   */
+  imageDigest?: string;
   /** `.smolmachine` artifact the machine was created from. */
   from?: string;
   cpus: number;
@@ -67,11 +83,14 @@ export interface MachineRecord {
   /** `KEY=VALUE` entries, in merge order. */
   env: string[];
   workdir?: string;
+  /** User commands run as (from the image config), e.g. `1000:1000`. */
+  user?: string;
   /** Commands run on every start. */
   init: string[];
   sshAgent: boolean;
   /** Smolfile the machine was created from. */
   smolfile?: string;
+  health?: MachineHealthCheck;
   runtime?: MachineRuntime;
 }
 
@@ -194,6 +213,7 @@ function readRuntime(r: Reader): MachineRuntime {
     startedAt: r.timestamp('startedAt'),
   };
   if (r.has('stoppedAt')) runtime.stoppedAt = r.timestamp('stoppedAt');
+  if (r.has('vm')) runtime.vm = r.object('vm', (v) => ({ pid: v.int('pid', 1), startTime: v.intOrNull('startTime', 0) }));
   return runtime;
 }
 
@@ -240,6 +260,22 @@ function readRecord(value: unknown): MachineRecord {
   if (from !== undefined) record.from = from;
   const workdir = r.optionalString('workdir');
   if (workdir !== undefined) record.workdir = workdir;
+  const imageDigest = r.optionalString('imageDigest');
+  if (imageDigest !== undefined) {
+    if (!/^sha256:[0-9a-f]{64}$/.test(imageDigest)) throw new FieldError(`'imageDigest' must be sha256: followed by 64 lowercase hex digits`);
+    record.imageDigest = imageDigest;
+  }
+  const user = r.optionalString('user');
+  if (user !== undefined) record.user = user;
+  if (r.has('health')) {
+    record.health = r.object('health', (h) => ({
+      exec: h.strings('exec'),
+      intervalMs: h.int('intervalMs', 1),
+      timeoutMs: h.int('timeoutMs', 1),
+      retries: h.int('retries', 0),
+      startupGraceMs: h.int('startupGraceMs', 0),
+    }));
+  }
   const smolfile = r.optionalString('smolfile');
   if (smolfile !== undefined) record.smolfile = smolfile;
   if (r.has('runtime')) record.runtime = r.object('runtime', readRuntime);
@@ -324,6 +360,9 @@ export function newMachineRecord(input: NewMachine, now: Date = new Date()): Mac
   if (input.image !== undefined) record.image = input.image;
   if (input.from !== undefined) record.from = input.from;
   if (input.workdir !== undefined) record.workdir = input.workdir;
+  if (input.imageDigest !== undefined) record.imageDigest = input.imageDigest;
+  if (input.user !== undefined) record.user = input.user;
+  if (input.health !== undefined) record.health = input.health;
   if (input.smolfile !== undefined) record.smolfile = input.smolfile;
   if (input.runtime !== undefined) record.runtime = input.runtime;
   return validateMachineRecord(record);

@@ -61,6 +61,14 @@ export interface LockWaitOptions {
   timeoutMs?: number;
 }
 
+export interface CreateOptions extends LockWaitOptions {
+  /**
+   * Fills the machine's directory (disks) before it appears: `dir` is still the temp directory,
+   * so a failure here leaves no machine behind.
+   */
+  populate?: (dir: string, record: MachineRecord) => void | Promise<void>;
+}
+
 export interface DeleteOptions extends LockWaitOptions {
   /**
    * Runs under the lock before anything is removed; throw to refuse (e.g. "machine is running").
@@ -235,7 +243,7 @@ export class MachineStore {
    * built under a temp name and renamed into place, so a crash leaves either no machine or a
    * complete one (plus a leftover temp dir that `sweep()` removes).
    */
-  async create(input: NewMachine, options: LockWaitOptions = {}): Promise<MachineRecord> {
+  async create(input: NewMachine, options: CreateOptions = {}): Promise<MachineRecord> {
     const record = newMachineRecord(input);
     const dir = this.machineDir(record.name);
     fs.mkdirSync(this.root, { recursive: true });
@@ -243,6 +251,7 @@ export class MachineStore {
     const tmp = path.join(this.root, stagingName('tmp', record.name));
     fs.mkdirSync(tmp);
     try {
+      if (options.populate) await options.populate(tmp, record);
       writeJsonAtomic(path.join(tmp, RECORD_FILE), record);
       await this.withMachineLock(
         record.name,

@@ -98,8 +98,14 @@ describe('create / get', () => {
       init: ['pip install -r requirements.txt'],
       sshAgent: true,
       smolfile: '/home/u/Smolfile',
+      imageDigest: `sha256:${'a'.repeat(64)}`,
+      user: '1000:1000',
+      health: { exec: ['curl', '-f', 'http://127.0.0.1/'], intervalMs: 10_000, timeoutMs: 2_000, retries: 3, startupGraceMs: 0 },
+      runtime: { pid: 12, startTime: 34, socket: '/run/s.sock', startedAt: '2026-01-01T00:00:00.000Z', vm: { pid: 13, startTime: null } },
     });
     expect(store.get('dev')).toEqual(record);
+    expect(record.health?.exec).toEqual(['curl', '-f', 'http://127.0.0.1/']);
+    expect(record.runtime?.vm).toEqual({ pid: 13, startTime: null });
     expect(record.volumes[0]).toEqual({ host: '/home/u/src', guest: '/app', readOnly: true });
     expect(record.smolfile).toBe('/home/u/Smolfile');
   });
@@ -121,6 +127,16 @@ describe('create / get', () => {
     expect(rootEntries()).toEqual(['web']);
   });
 
+  it('lets populate fill the directory before the machine appears, and leaves nothing when it fails', async () => {
+    const made = await store.create({ name: 'disks' }, { populate: (dir) => fs.writeFileSync(path.join(dir, 'disk.img'), 'x') });
+    expect(fs.readFileSync(path.join(store.machineDir('disks'), 'disk.img'), 'utf8')).toBe('x');
+    expect(store.get('disks')).toEqual(made);
+    await expect(
+      store.create({ name: 'broken' }, { populate: () => Promise.reject(new Error('mkfs failed')) }),
+    ).rejects.toThrow('mkfs failed');
+    expect(rootEntries()).toEqual(['disks']);
+  });
+
   it('refuses to put a machine over any existing entry, even an empty directory', async () => {
     fs.mkdirSync(path.join(root, 'empty'), { recursive: true });
     await expect(store.create({ name: 'empty' })).rejects.toThrow('machine "empty" already exists');
@@ -134,6 +150,7 @@ describe('create / get', () => {
     await expect(store.create({ name: 'x', volumes: [{ host: '/h', guest: 'rel', readOnly: false }] })).rejects.toThrow(
       "'volumes[0].guest' must be an absolute path",
     );
+    await expect(store.create({ name: 'x', imageDigest: 'sha256:ABC' })).rejects.toThrow("'imageDigest' must be sha256: followed by 64 lowercase hex digits");
     await expect(store.create({ name: 'Bad' })).rejects.toThrow(UsageError);
     expect(fs.existsSync(root) ? rootEntries() : []).toEqual([]);
   });

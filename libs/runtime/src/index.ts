@@ -4,3 +4,4 @@ export { startVm, Vm, IMAGE_DISK_ID, OVERLAY_DISK_ID, STORAGE_DISK_ID, type Star
 export { locateKernel } from './kernel';
 export { createRunDir, runRoot, sweepRunDirs, type RunDir } from './run-dir';
 export { exitCodeFor } from './exit-code';
+export { GUEST_SSH_AUTH_SOCK, type NetworkOptions } from './network';

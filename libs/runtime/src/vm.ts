@@ -15,13 +15,16 @@ import {
   selectDriver,
   type BlockDeviceSpec,
   type Driver,
+  type NetworkEndpointSpec,
   type SnapshotCapability,
   type VmExit,
   type VmHandle,
   type VmSpec,
 } from '@smolvm/driver-api';
+import type { Gateway } from '@smolvm/netpolicy';
 import { SnapshotStaging, discardSnapshot, findSnapshot, imageSlotPath, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
 import { locateKernel } from './kernel';
+import { prepareNetwork, sshAgentSetup, type NetworkOptions, type PreparedNetwork } from './network';
 import { createRunDir, type RunDir } from './run-dir';
 
 /** Disk serial of the per-run image disk; the agent mounts it as the overlay's lower layer. */
@@ -55,9 +58,13 @@ export interface StartVmOptions {
   env?: NodeJS.ProcessEnv;
   /** How long boot may take before it counts as failed. TCG on a busy host is slow: default 120 s. */
   bootTimeoutMs?: number;
+  /** A NIC behind our gateway (--net, --allow-*, -p). Absent: no NIC at all. */
+  network?: NetworkOptions;
+  /** Relay the guest's SSH_AUTH_SOCK to `env.SSH_AUTH_SOCK` (--ssh-agent); checked before boot. */
+  sshAgent?: boolean;
   /**
    * Start from the boot snapshot of this VM shape when the driver can (made by the first such
-   * start), instead of booting. Default true; persistent machines always boot.
+   * start), instead of booting. Default true; persistent machines and VMs with a NIC always boot.
    */
   bootSnapshot?: boolean;
   /** Diagnostics worth a line with --debug: why a start did not come from a snapshot. */
@@ -74,6 +81,10 @@ export interface BootTimings {
 
 export class Vm {
   private disposing?: Promise<VmExit>;
+  /** Run once the VM has ended (the network gateway, port listeners). */
+  private readonly cleanups: Array<() => Promise<void>> = [];
+  /** The VM's network gateway, when it has a NIC. */
+  network?: Gateway;
 
   constructor(
     readonly agent: AgentClient,
@@ -110,9 +121,15 @@ export class Vm {
       const exit = await this.handle.stop({ timeoutMs: graceMs });
       this.agent.close();
       fs.closeSync(this.consoleFd);
+      for (const cleanup of this.cleanups.splice(0)) await cleanup().catch(() => undefined);
       return exit;
     })();
     return this.disposing;
+  }
+
+  /** Runs `fn` after the VM has ended, when it is disposed or killed. */
+  addCleanup(fn: () => Promise<void>): void {
+    this.cleanups.push(fn);
   }
 
   /** Ends the VM at once. */
@@ -170,7 +187,7 @@ interface BootOptions {
 }
 
 /** Boots a VM and waits for its agent; on failure nothing it made is left. */
-async function boot(options: BootOptions, t0: number): Promise<Vm> {
+async function boot(options: BootOptions, t0: number, network?: PreparedNetwork): Promise<Vm> {
   const since = () => Math.round(performance.now() - t0);
   const { agentImage, volumes } = options;
   const runDir: RunDir = createRunDir('vm', options.env);
@@ -179,9 +196,16 @@ async function boot(options: BootOptions, t0: number): Promise<Vm> {
   let server: net.Server | undefined;
   let handle: VmHandle | undefined;
   let client: AgentClient | undefined;
+  let gateway: Gateway | undefined;
   try {
     const listening = await listenOnce(agentSocket);
     server = listening.server;
+    let nic: NetworkEndpointSpec | undefined;
+    if (network) {
+      // Like the agent socket: the gateway listens first, QEMU connects as a client.
+      nic = { socketPath: path.join(runDir.path, 'net.sock'), mac: network.mac };
+      gateway = await network.start(nic.socketPath);
+    }
     const disks: BlockDeviceSpec[] = [{ id: agentImage.diskId, path: agentImage.path, readOnly: true, format: 'raw' }];
     const image = options.imageErofs ?? options.imageSlot;
     if (image) disks.push({ id: IMAGE_DISK_ID, path: image, readOnly: true, format: 'raw' });
@@ -198,6 +222,7 @@ async function boot(options: BootOptions, t0: number): Promise<Vm> {
       disks,
       shares: volumes.map((v, i) => ({ tag: `vol${i}`, hostPath: v.hostPath, readOnly: v.readOnly })),
       agent: { socketPath: agentSocket },
+      ...(nic ? { network: nic } : {}),
       consoleLog,
       runDir: path.join(runDir.path, 'driver'),
     });
@@ -231,10 +256,17 @@ async function boot(options: BootOptions, t0: number): Promise<Vm> {
     server = undefined;
     runDir.remove();
     // startVm fills in `prepared` and `setUp`, which happen outside boot.
-    return new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd, options.restored ?? false);
+    const vm = new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd, options.restored ?? false);
+    if (gateway) {
+      const gw = gateway;
+      vm.network = gw;
+      vm.addCleanup(() => gw.close());
+    }
+    return vm;
   } catch (err) {
     client?.close();
     if (handle) await handle.kill();
+    await gateway?.close();
     server?.close();
     runDir.remove();
     if (err instanceof SmolvmError) throw err;
@@ -284,36 +316,49 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   const kernel = locateKernel(env);
   const { driver, probe } = await selectDriver({ name: options.driver?.name, source: options.driver?.source, env });
   const volumes = options.volumes ?? [];
+  const sshAgent = options.sshAgent ? sshAgentSetup(env) : undefined;
   for (const v of volumes) {
     if (!fs.statSync(v.hostPath, { throwIfNoEntry: false })?.isDirectory()) {
       throw new UsageError(`volume host path ${v.hostPath} is not a directory`, { remedy: `create it, or fix the volume ${v.hostPath}:${v.guestPath}` });
     }
   }
-  const bootOptions: BootOptions = {
-    kernel,
-    agentImage: await ensureAgentImage({ cacheDir, agentBundle: options.agentBundle }),
-    driver,
-    cpus: options.cpus,
-    memoryMiB: options.memoryMiB,
-    imageErofs: options.imageErofs,
-    volumes,
-    persistent: options.persistent,
-    env,
-    bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
-  };
-  bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, options.agentBundle, `${driver.name}-${probe.accelerator ?? 'default'}`);
-  const prepared = Math.round(performance.now() - t0);
-
+  // Host ports are bound first, so a busy one fails before anything boots; released with the VM.
+  const network = options.network ? await prepareNetwork(options.network, env) : undefined;
   let vm: Vm | undefined;
-  // Persistent machines boot: their disks are not part of any snapshot shape yet.
-  if (options.bootSnapshot !== false && !options.persistent) {
-    const note = options.onNote ?? (() => undefined);
-    const capability = driver.capabilities?.snapshot;
-    if (capability) vm = await warmStart(bootOptions, capability, cacheDir, note, t0);
-    else note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
-  }
-  vm ??= await boot(bootOptions, t0);
+  let prepared: number;
   try {
+    const bootOptions: BootOptions = {
+      kernel,
+      agentImage: await ensureAgentImage({ cacheDir, agentBundle: options.agentBundle }),
+      driver,
+      cpus: options.cpus,
+      memoryMiB: options.memoryMiB,
+      imageErofs: options.imageErofs,
+      volumes,
+      persistent: options.persistent,
+      env,
+      bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
+    };
+    bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, options.agentBundle, `${driver.name}-${probe.accelerator ?? 'default'}`);
+    prepared = Math.round(performance.now() - t0);
+    if (options.bootSnapshot !== false) {
+      const note = options.onNote ?? (() => undefined);
+      const capability = driver.capabilities?.snapshot;
+      // Persistent machines and VMs with a NIC boot: their disks and the NIC are not part of any
+      // snapshot shape yet.
+      if (options.persistent) note('persistent machines are not started from boot snapshots: cold boot');
+      else if (network) note('VMs with a network are not started from boot snapshots yet: cold boot');
+      else if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
+      else vm = await warmStart(bootOptions, capability, cacheDir, note, t0);
+    }
+    vm ??= await boot(bootOptions, t0, network);
+  } catch (err) {
+    await network?.close();
+    throw err;
+  }
+  if (network) vm.addCleanup(() => network.close());
+  try {
+    if (sshAgent) vm.agent.serveSshAgent(sshAgent.relay);
     const setup: SetupSpec = {
       ...(options.hostname ? { hostname: options.hostname } : {}),
       ...(options.imageErofs ? { image: { device: { serial: IMAGE_DISK_ID }, fstype: 'erofs' } } : {}),
@@ -321,6 +366,8 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
         ? { upper: { device: { serial: OVERLAY_DISK_ID }, fstype: 'ext4' }, workspace: { device: { serial: STORAGE_DISK_ID }, fstype: 'ext4' } }
         : {}),
       ...(volumes.length ? { volumes: volumes.map((v, i) => ({ tag: `vol${i}`, path: v.guestPath, readOnly: v.readOnly })) } : {}),
+      ...(vm.network ? network?.setup(vm.network) : {}),
+      ...(sshAgent ? { sshAgent: { socket: sshAgent.guestSocket } } : {}),
     };
     // Sent back to back: the agent runs them in this order (each handler starts when its request
     // arrives), and a restored guest pays a round trip per request. A restored guest shares its

@@ -1,12 +1,12 @@
-import { MachineStore, machineState } from '@smolvm/machine-store';
 import { renderTable, writeJson } from '../../output/table';
 import { machineSummary } from './summary';
+import { cliMachines } from './machines';
 import type { LsArgs } from './ls';
 
-export function runLs(args: LsArgs): void {
-  const store = new MachineStore();
-  const { machines, skipped } = store.list();
-  const rows = machines.map((record) => machineSummary(record, machineState(record)));
+export async function runLs(args: LsArgs): Promise<void> {
+  // Running machines are pinged through their supervisors (in parallel); nothing is changed.
+  const { machines, skipped } = await cliMachines().list();
+  const rows = machines.map((m) => machineSummary(m.record, m.state));
   if (args.json) {
     writeJson(rows);
   } else if (rows.length === 0) {

@@ -1,26 +1,15 @@
 // `smolvm machine run`: merge flags + Smolfile + image config, boot a VM, run the command with
 // the user's stdio, and pass its exit code through. The VM and its files are gone afterwards.
-import { UsageError, formatError, writeFileAtomic } from '@smolvm/common';
-import { AgentRequestError, type ExecOptions, type ExecSession } from '@smolvm/agent-protocol';
-import { applyImageConfig, loadSmolfile, mergeRunOptions, type MergedRunOptions } from '@smolvm/config';
+import { UsageError, writeFileAtomic } from '@smolvm/common';
+import { applyImageConfig, loadSmolfile, mergeRunOptions } from '@smolvm/config';
 import { startVm, type Vm } from '@smolvm/runtime';
 import type { ImageConfig } from '@smolvm/oci';
 import { agentBundlePath } from '../../runtime-assets';
 import { pullWithProgress } from '../image/pull-progress';
 import { runSession } from '../../output/session';
 import type { RunArgs } from './run';
-
-/** Features the Smolfile may ask for that this build cannot honour: refuse rather than ignore. */
-function refuseUnsupported(merged: MergedRunOptions): void {
-  if (merged.network.enabled || merged.ports.length > 0) {
-    throw new UsageError('networking (net, [network], [dev] ports) is not available in this smolvm yet', {
-      remedy: 'remove those keys from the Smolfile: VMs run without a network',
-    });
-  }
-  if (merged.sshAgent) {
-    throw new UsageError('SSH agent forwarding ([auth] ssh_agent) is not available in this smolvm yet', { remedy: 'remove ssh_agent from the Smolfile' });
-  }
-}
+import { networkFlags, vmNetwork } from './workload-options';
+import { execOrExitCode } from './exec.handler';
 
 export async function runRun(args: RunArgs): Promise<number> {
   if (args.tty && args.interactive && !process.stdin.isTTY) {
@@ -37,10 +26,10 @@ export async function runRun(args: RunArgs): Promise<number> {
       cpus: args.cpus,
       memory: args.memory,
       workdir: args.workdir,
+      ...networkFlags(args),
     },
     smolfile,
   );
-  refuseUnsupported(merged);
 
   let imageErofs: string | undefined;
   let imageConfig: ImageConfig | undefined;
@@ -62,6 +51,9 @@ export async function runRun(args: RunArgs): Promise<number> {
     memoryMiB: config.memoryMib,
     imageErofs,
     volumes: config.volumes,
+    // Denied connections are the policy working: silent unless --debug.
+    network: vmNetwork(merged, args.debug ? (d) => process.stderr.write(`smolvm: network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})\n`) : undefined),
+    sshAgent: merged.sshAgent,
     agentBundle: agentBundlePath(),
     bootSnapshot: !args.cold,
     ...(args.debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: ${message}\n`) } : {}),
@@ -91,21 +83,6 @@ export async function runRun(args: RunArgs): Promise<number> {
   } finally {
     await vm.dispose();
     if (process.env.SMOLVM_TIMINGS) writeTimings(process.env.SMOLVM_TIMINGS, vm, vmStart, commandDone);
-  }
-}
-
-/**
- * Starts the main command. A command the guest cannot find or execute ends smolvm the way a
- * shell would (127, 126) with one error line, instead of as a smolvm failure.
- */
-async function execOrExitCode(vm: Vm, options: ExecOptions): Promise<ExecSession | number> {
-  try {
-    return await vm.exec(options);
-  } catch (err) {
-    const shellCode = err instanceof AgentRequestError ? { 'command-not-found': 127, 'permission-denied': 126 }[err.code as string] : undefined;
-    if (shellCode === undefined) throw err;
-    process.stderr.write(formatError(err) + '\n');
-    return shellCode;
   }
 }
 

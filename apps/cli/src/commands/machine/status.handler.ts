@@ -1,26 +1,38 @@
-import { MachineStore, machineState, validateMachineName } from '@smolvm/machine-store';
+import { validateMachineName } from '@smolvm/machine-store';
 import { writeJson } from '../../output/table';
+import { formatBytes } from '../../output/progress';
+import { cliMachines } from './machines';
 import { machineSummary } from './summary';
 import type { StatusArgs } from './status';
 
-export function runStatus(args: StatusArgs): void {
+export async function runStatus(args: StatusArgs): Promise<void> {
   validateMachineName(args.name);
-  const record = new MachineStore().get(args.name);
-  const summary = machineSummary(record, machineState(record));
+  // Read-only: pings a running machine through its supervisor, changes nothing.
+  const status = await cliMachines().status(args.name);
+  const summary = machineSummary(status.record, status.state);
+  const details = {
+    ...summary,
+    ...(status.pingMs !== undefined ? { pingMs: Math.round(status.pingMs * 10) / 10 } : {}),
+    ...(status.state === 'running' && status.record.runtime ? { supervisorPid: status.record.runtime.pid, startedAt: status.record.runtime.startedAt } : {}),
+    ...(status.lastExit ? { lastExit: { at: status.lastExit.at, cause: status.lastExit.cause, detail: status.lastExit.detail } } : {}),
+    diskUsage: status.disks,
+  };
   if (args.json) {
-    writeJson(summary);
+    writeJson(details);
     return;
   }
   const lines: Array<[string, string]> = [
     ['name', summary.name],
-    ['state', summary.state],
+    ['state', summary.state + (status.pingMs !== undefined ? ` (agent answered in ${status.pingMs.toFixed(1)} ms)` : '')],
     ['image', summary.image ?? '(bare)'],
     ['cpus', String(summary.cpus)],
     ['memory', `${summary.memoryMiB} MiB`],
-    ['storage', `${summary.storageGiB} GiB`],
-    ['overlay', `${summary.overlayGiB} GiB`],
+    ['storage', `${summary.storageGiB} GiB (${formatBytes(status.disks.storageBytes)} used on the host)`],
+    ['overlay', `${summary.overlayGiB} GiB (${formatBytes(status.disks.overlayBytes)} used on the host)`],
     ['network', summary.net ? 'on' : 'off'],
     ['created', summary.createdAt],
   ];
-  process.stdout.write(lines.map(([k, v]) => `${(k + ':').padEnd(9)} ${v}`).join('\n') + '\n');
+  if (details.startedAt) lines.push(['started', details.startedAt]);
+  if (status.lastExit && status.state !== 'running') lines.push(['last exit', `${status.lastExit.at} ${status.lastExit.cause}: ${status.lastExit.detail}`]);
+  process.stdout.write(lines.map(([k, v]) => `${(k + ':').padEnd(10)} ${v}`).join('\n') + '\n');
 }

@@ -1,0 +1,24 @@
+import type { Argv, CommandModule } from 'yargs';
+import type { GlobalArgs } from '../../context';
+import { lastValue, workloadOptions, type WorkloadArgs } from './workload-options';
+
+export interface CreateArgs extends WorkloadArgs {
+  name: string;
+  storage?: string;
+  overlay?: string;
+}
+
+export const createCommand: CommandModule<GlobalArgs, CreateArgs> = {
+  command: 'create <name>',
+  describe: 'Create a persistent machine (its disks keep what exec writes across stop/start)',
+  builder: (yargs: Argv<GlobalArgs>) =>
+    workloadOptions(yargs.positional('name', { type: 'string', demandOption: true, describe: 'Machine name (lowercase letters, digits, dashes)' }), 'the machine is based on')
+      .usage('smolvm machine create NAME [options]\n\nCreate a persistent machine: a root filesystem overlay disk (package installs, edits) and a\nstorage disk for /workspace, both sparse. Start it with `smolvm machine start --name NAME`.')
+      .option('init', { type: 'string', array: true, describe: 'Shell command to run on every start (after [dev] init); repeatable' })
+      .option('storage', { coerce: lastValue, type: 'string', describe: 'Storage disk (/workspace) in GiB (default: Smolfile, else 20)' })
+      .option('overlay', { coerce: lastValue, type: 'string', describe: 'Overlay disk (root filesystem changes) in GiB (default: Smolfile, else 2)' })
+      .example('$0 machine create dev', 'A bare machine named "dev"')
+      .example('$0 machine create web --image python:3.12-alpine --cpus 2 --memory 2G', 'A machine based on an image')
+      .example('$0 machine create app -s Smolfile', 'Settings, init commands and [health] from a Smolfile'),
+  handler: async (args) => (await import('./create.handler')).runCreate(args),
+};

@@ -1,0 +1,55 @@
+// `smolvm machine exec`: the same session handling as `run`, against the machine's supervisor.
+import { SmolvmError, UsageError, formatError } from '@smolvm/common';
+import { AgentRequestError, ProtocolError, type AgentClient, type ExecOptions, type ExecSession } from '@smolvm/agent-protocol';
+import { mergeEnv, parseEnvEntry, parseEnvFlag } from '@smolvm/config';
+import { validateMachineName } from '@smolvm/machine-store';
+import { runSession } from '../../output/session';
+import { cliMachines } from './machines';
+import type { ExecArgs } from './exec';
+
+export async function runExec(args: ExecArgs): Promise<number> {
+  validateMachineName(args.name);
+  const argv = (args['--'] ?? []).map(String);
+  if (argv.length === 0) throw new UsageError('machine exec needs a command', { remedy: `name one after --, e.g. smolvm machine exec --name ${args.name} -- /bin/sh` });
+  if (args.tty && args.interactive && !process.stdin.isTTY) {
+    throw new UsageError('-it needs a terminal on stdin, and stdin is not one', { remedy: 'drop -t to pipe data in with -i, or run from a terminal' });
+  }
+  const machines = cliMachines();
+  const record = machines.store.get(args.name);
+  const env = mergeEnv(
+    record.env.map((e) => parseEnvEntry(e)),
+    (args.env ?? []).map((e) => parseEnvFlag(e)),
+  );
+  const client = await machines.connect(args.name);
+  try {
+    const session = await execOrExitCode(client, {
+      argv,
+      env: Object.fromEntries(env.map((v) => [v.name, v.value])),
+      ...(args.workdir ?? record.workdir ? { cwd: args.workdir ?? record.workdir } : {}),
+      ...(record.user ? { user: record.user } : {}),
+      stdin: args.interactive,
+      ...(args.tty ? { tty: { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80, term: process.env.TERM || 'xterm-256color' } } : {}),
+    });
+    if (typeof session === 'number') return session;
+    return await runSession(session, { interactive: args.interactive, tty: args.tty, onTerminate: () => session.signal('SIGKILL') });
+  } catch (err) {
+    if (err instanceof ProtocolError) {
+      throw new SmolvmError(`machine "${args.name}" went away while the command ran (${err.message})`, { remedy: `see \`smolvm machine status --name ${args.name}\`` });
+    }
+    throw err;
+  } finally {
+    client.close();
+  }
+}
+
+/** A command the guest cannot find or run exits 127/126 with one line, as a shell would. */
+export async function execOrExitCode(client: Pick<AgentClient, 'exec'>, options: ExecOptions): Promise<ExecSession | number> {
+  try {
+    return await client.exec(options);
+  } catch (err) {
+    const shellCode = err instanceof AgentRequestError ? { 'command-not-found': 127, 'permission-denied': 126 }[err.code as string] : undefined;
+    if (shellCode === undefined) throw err;
+    process.stderr.write(formatError(err) + '\n');
+    return shellCode;
+  }
+}

@@ -1,0 +1,34 @@
+// `machine start|stop|delete`.
+import { validateMachineName } from '@smolvm/machine-store';
+import { MachineStartError } from '@smolvm/machines';
+import { cliMachines, machineImageErofs } from './machines';
+import type { DeleteArgs } from './delete';
+import type { StartArgs } from './start';
+import type { StopArgs } from './stop';
+
+export async function runStart(args: StartArgs): Promise<void> {
+  validateMachineName(args.name);
+  const machines = cliMachines();
+  const record = machines.store.get(args.name);
+  const imageErofs = await machineImageErofs(record, args.quiet);
+  try {
+    const result = await machines.start(args.name, imageErofs ? { imageErofs } : {});
+    if (result.alreadyRunning) process.stderr.write(`machine "${args.name}" is already running\n`);
+    else if (!args.quiet) process.stderr.write(`machine "${args.name}" started in ${((result.bootMs ?? 0) / 1000).toFixed(1)} s\n`);
+  } catch (err) {
+    // What the guest printed last is what explains a failed boot or init command.
+    if (err instanceof MachineStartError && err.detail.length > 0) process.stderr.write(err.detail.map((l) => `  | ${l}\n`).join(''));
+    throw err;
+  }
+}
+
+export async function runStop(args: StopArgs): Promise<void> {
+  validateMachineName(args.name);
+  const stopped = await cliMachines().stop(args.name, { timeoutMs: Math.max(1, args.timeout) * 1000 });
+  if (!stopped) process.stderr.write(`machine "${args.name}" is not running\n`);
+}
+
+export async function runDelete(args: DeleteArgs): Promise<void> {
+  validateMachineName(args.name);
+  await cliMachines().delete(args.name, { force: args.force });
+}

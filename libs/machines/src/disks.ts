@@ -1,0 +1,85 @@
+// A machine's disks: sparse files holding ext4, made and maintained with e2fsprogs on the host
+// while the machine is stopped. Nothing here writes a disk's full size: inode tables and the
+// journal are initialised lazily (and the guest mounts with noinit_itable).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { SmolvmError, UsageError, tempPathFor } from '@smolvm/common';
+
+const GiB = 1024 ** 3;
+
+export class DiskToolError extends SmolvmError {}
+
+function findTool(name: string): string {
+  for (const dir of ['/usr/sbin', '/sbin', '/usr/bin', '/bin', ...(process.env.PATH ?? '').split(':')]) {
+    const p = path.join(dir, name);
+    if (dir && fs.existsSync(p)) return p;
+  }
+  throw new DiskToolError(`${name} was not found`, { remedy: 'install e2fsprogs (tools/setup installs it; on Debian: apt-get install e2fsprogs)' });
+}
+
+function run(tool: string, args: string[], okCodes: number[] = [0]): string {
+  const result = spawnSync(findTool(tool), args, { encoding: 'utf8', timeout: 10 * 60_000 });
+  if (result.error || result.status === null || !okCodes.includes(result.status)) {
+    const detail = (result.stderr || result.stdout || String(result.error ?? `signal ${result.signal}`)).trim().split('\n').slice(-3).join('; ');
+    throw new DiskToolError(`${tool} ${args.join(' ')} failed: ${detail}`, { remedy: 'check free space on the host and that the disk file is not in use' });
+  }
+  return result.stdout;
+}
+
+/**
+ * Creates `file` as a sparse ext4 filesystem of `sizeGiB` (atomically: a temp file renamed into
+ * place). `shared`: its top directory is world-writable and sticky like /tmp, so an image's
+ * non-root user can use /workspace too.
+ */
+export function createDisk(file: string, sizeGiB: number, label: string, options: { shared?: boolean } = {}): void {
+  const tmp = tempPathFor(file);
+  try {
+    fs.writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
+    fs.truncateSync(tmp, sizeGiB * GiB);
+    // root_owner: the guest's root owns the top directory whichever host user made the disk.
+    run('mkfs.ext4', ['-q', '-F', '-m', '0', '-L', label, '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=0:0', tmp]);
+    if (options.shared) run('debugfs', ['-w', '-R', 'set_inode_field / mode 041777', tmp]);
+    fs.renameSync(tmp, file);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+/** Bytes the disk really occupies on the host (it is sparse). */
+export function allocatedBytes(file: string): number {
+  const st = fs.statSync(file);
+  return st.blocks * 512;
+}
+
+/** Apparent size in bytes. */
+export function diskSize(file: string): number {
+  return fs.statSync(file).size;
+}
+
+/**
+ * Grows the file and the filesystem in it to `sizeGiB` (machine stopped). Shrinking is refused:
+ * it could cut off data.
+ */
+export function growDisk(file: string, sizeGiB: number): void {
+  const current = diskSize(file);
+  const target = sizeGiB * GiB;
+  if (target < current) {
+    throw new UsageError(`disks can only grow: ${path.basename(file)} is ${current / GiB} GiB, asked for ${sizeGiB} GiB`, { remedy: `give a size of at least ${Math.ceil(current / GiB)} GiB` });
+  }
+  if (target === current) return;
+  // resize2fs insists on a freshly checked filesystem; -p repairs only what is safe unattended.
+  run('e2fsck', ['-f', '-p', file], [0, 1]);
+  fs.truncateSync(file, target);
+  run('resize2fs', [file, `${Math.floor(target / 1024)}K`]);
+}
+
+/**
+ * Returns free blocks to the host (machine stopped): e2fsck discards them, which on a regular
+ * file punches holes. Returns the bytes reclaimed.
+ */
+export function compactDisk(file: string): number {
+  const before = allocatedBytes(file);
+  run('e2fsck', ['-f', '-p', '-E', 'discard', file], [0, 1]);
+  return Math.max(0, before - allocatedBytes(file));
+}

@@ -1,0 +1,374 @@
+// The lifecycle of persistent machines, for any front end (the CLI now, the HTTP API later).
+// Every change of a machine happens under its lock; read-only calls never change a machine's
+// state (a status check of a running machine leaves it running).
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { ConflictError, SmolvmError, UsageError, isProcessAlive, withTimeout, type ProcessIdentity } from '@smolvm/common';
+import { AgentClient } from '@smolvm/agent-protocol';
+import { MachineStore, machineState, type MachineRecord, type MachineState, type NewMachine, type SkippedEntry } from '@smolvm/machine-store';
+import { allocatedBytes, compactDisk, createDisk, growDisk } from './disks';
+import { machineFiles } from './layout';
+import { readLastExit, type LastExit, type StartReport } from './supervisor';
+
+export interface MachinesOptions {
+  store?: MachineStore;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * The command that runs the supervisor entry point (the CLI's hidden `machine _supervise`);
+   * `--name NAME [--image-erofs FILE]` is appended. Only `start` needs it.
+   */
+  supervisorArgv?: string[];
+}
+
+export interface MachineStatus {
+  record: MachineRecord;
+  state: MachineState;
+  /** Round trip to the guest agent through the supervisor, when running. */
+  pingMs?: number;
+  /** How the VM last ended, when not running. */
+  lastExit?: LastExit;
+  disks: { overlayBytes: number; storageBytes: number };
+}
+
+export interface StartResult {
+  record: MachineRecord;
+  alreadyRunning: boolean;
+  /** Supervisor spawn to agent ready + init, in ms. */
+  bootMs?: number;
+}
+
+/** The supervisor could not boot the machine; carries what the supervisor saw. */
+export class MachineStartError extends SmolvmError {
+  constructor(
+    message: string,
+    options: { remedy?: string },
+    readonly detail: string[] = [],
+  ) {
+    super(message, options);
+  }
+}
+
+export class MachineNotRunningError extends ConflictError {}
+
+const START_LOCK_TIMEOUT_MS = 10 * 60_000;
+const CONNECT_TIMEOUT_MS = 5_000;
+const PING_TIMEOUT_MS = 5_000;
+const LOG_ROTATE_BYTES = 1024 * 1024;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits until the process is gone; false if it is still there after `ms`. */
+async function waitForExit(id: ProcessIdentity, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (isProcessAlive(id)) {
+    if (Date.now() > end) return false;
+    await delay(50);
+  }
+  return true;
+}
+
+async function killAndWait(id: ProcessIdentity | undefined): Promise<void> {
+  if (!id || !isProcessAlive(id)) return;
+  try {
+    process.kill(id.pid, 'SIGKILL');
+  } catch {
+    return;
+  }
+  await waitForExit(id, 10_000);
+}
+
+/** Connects to a machine's supervisor socket and waits for its hello. */
+export async function connectSupervisor(socketPath: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise<AgentClient> {
+  const socket = net.connect(socketPath);
+  const client = new AgentClient(socket);
+  try {
+    await withTimeout(client.waitReady(), timeoutMs, `connecting to ${socketPath}`);
+    return client;
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+}
+
+function tail(file: string, lines = 10): string[] {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines);
+  } catch {
+    return [];
+  }
+}
+
+/** Reads the supervisor's one-line report; rejects if it exits or goes silent first. */
+function readReport(child: ChildProcess, control: net.Socket, timeoutMs: number, log: string): Promise<StartReport> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => fail(new MachineStartError(`the machine did not start within ${timeoutMs / 1000} s`, { remedy: `see ${log}` }, tail(log))), timeoutMs);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    control.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const nl = buffered.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(buffered.slice(0, nl)) as StartReport);
+      } catch {
+        reject(new MachineStartError('the supervisor sent an unreadable start report', { remedy: `see ${log}` }, tail(log)));
+      }
+    });
+    child.once('exit', (code, signal) => {
+      // Give a report written just before exiting the chance to arrive first.
+      setTimeout(() => fail(new MachineStartError(`the supervisor exited (${signal ?? `exit code ${code}`}) before the machine was ready`, { remedy: `see ${log}` }, tail(log))), 100);
+    });
+    child.once('error', (err) => fail(new MachineStartError(`could not run the supervisor: ${err.message}`, { remedy: 'reinstall smolvm' })));
+  });
+}
+
+export class Machines {
+  readonly store: MachineStore;
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(private readonly options: MachinesOptions = {}) {
+    this.env = options.env ?? process.env;
+    this.store = options.store ?? new MachineStore(MachineStore.defaultRoot(this.env));
+  }
+
+  files(name: string) {
+    return machineFiles(this.store.machineDir(name));
+  }
+
+  /** Creates the record and both sparse disks; nothing appears unless all of it succeeded. */
+  create(input: NewMachine): Promise<MachineRecord> {
+    return this.store.create(input, {
+      populate: (dir, record) => {
+        const files = machineFiles(dir);
+        createDisk(files.overlayDisk, record.overlayGiB, 'smolvm-overlay');
+        createDisk(files.storageDisk, record.storageGiB, 'smolvm-storage', { shared: true });
+      },
+    });
+  }
+
+  /** running / stopped / created / unreachable, checked against the live supervisor and agent. */
+  async status(name: string): Promise<MachineStatus> {
+    return this.statusOf(this.store.get(name));
+  }
+
+  async statusOf(record: MachineRecord): Promise<MachineStatus> {
+    const files = this.files(record.name);
+    const disks = { overlayBytes: safeAllocated(files.overlayDisk), storageBytes: safeAllocated(files.storageDisk) };
+    const base = machineState(record);
+    if (base !== 'running' || !record.runtime) {
+      const lastExit = readLastExit(files.lastExit);
+      return { record, state: base, disks, ...(lastExit ? { lastExit } : {}) };
+    }
+    let client: AgentClient | undefined;
+    try {
+      client = await connectSupervisor(record.runtime.socket);
+      const pingMs = await withTimeout(client.ping(), PING_TIMEOUT_MS, 'the agent ping');
+      return { record, state: 'running', pingMs, disks };
+    } catch {
+      return { record, state: machineState(record, { agentReachable: false }), disks };
+    } finally {
+      client?.close();
+    }
+  }
+
+  async list(): Promise<{ machines: MachineStatus[]; skipped: SkippedEntry[] }> {
+    const listing = this.store.list();
+    return { machines: await Promise.all(listing.machines.map((r) => this.statusOf(r))), skipped: listing.skipped };
+  }
+
+  /**
+   * Starts the machine's supervisor and returns once the guest agent is ready and init ran.
+   * Starting a running machine is a no-op; two concurrent starts start one VM (the lock).
+   */
+  async start(name: string, opts: { imageErofs?: string; timeoutMs?: number } = {}): Promise<StartResult> {
+    const argv = this.options.supervisorArgv;
+    if (!argv?.length) throw new SmolvmError('Machines.start needs supervisorArgv');
+    return this.store.withMachineLock(
+      name,
+      async () => {
+        const status = await this.status(name);
+        if (status.state === 'running') return { record: status.record, alreadyRunning: true };
+        if (status.state === 'unreachable') {
+          throw new ConflictError(`machine "${name}" is running but its agent does not answer`, { remedy: `stop it with \`smolvm machine stop --name ${name}\` (it is killed if it does not stop), then start it again` });
+        }
+        // A supervisor that died (SIGKILL) takes QEMU with it, but make sure before booting on the same disks.
+        await killAndWait(status.record.runtime?.vm);
+        const files = this.files(name);
+        fs.rmSync(files.lastExit, { force: true });
+        rotate(files.supervisorLog);
+        const logFd = fs.openSync(files.supervisorLog, 'a', 0o600);
+        let child: ChildProcess;
+        try {
+          child = spawn(argv[0], [...argv.slice(1), '--name', name, ...(opts.imageErofs ? ['--image-erofs', opts.imageErofs] : [])], {
+            detached: true,
+            stdio: ['ignore', logFd, logFd, 'pipe'],
+            env: this.env,
+          });
+        } finally {
+          fs.closeSync(logFd);
+        }
+        const control = child.stdio[3] as net.Socket;
+        try {
+          const report = await readReport(child, control, opts.timeoutMs ?? 300_000, files.supervisorLog);
+          if (!report.ok) throw new MachineStartError(report.message, report.remedy ? { remedy: report.remedy } : {}, report.detail ?? []);
+          const record = await this.store.update(
+            name,
+            (r) => ({ ...r, runtime: { pid: report.pid, startTime: report.startTime, socket: report.socket, startedAt: new Date().toISOString(), vm: report.vm } }),
+            { purpose: 'start' },
+          );
+          // The supervisor keeps the VM only once it hears the record is committed.
+          await new Promise<void>((resolve) => control.end('ack\n', () => resolve()));
+          child.unref();
+          return { record, alreadyRunning: false, bootMs: report.bootMs };
+        } catch (err) {
+          control.destroy();
+          child.unref();
+          if (child.pid && child.exitCode === null) await waitForExit({ pid: child.pid, startTime: null }, 15_000);
+          throw err;
+        }
+      },
+      { purpose: 'start', timeoutMs: START_LOCK_TIMEOUT_MS },
+    );
+  }
+
+  /**
+   * Graceful: the supervisor asks the guest to power off and waits; a supervisor that does not
+   * answer is terminated, then killed. Stopping a stopped machine is a no-op (false).
+   */
+  async stop(name: string, opts: { timeoutMs?: number } = {}): Promise<boolean> {
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    return this.store.withMachineLock(
+      name,
+      async () => {
+        const record = this.store.get(name);
+        const rt = record.runtime;
+        if (!rt || rt.stoppedAt) return false;
+        const supervisor = { pid: rt.pid, startTime: rt.startTime };
+        const wasRunning = isProcessAlive(supervisor);
+        if (wasRunning) {
+          try {
+            const client = await connectSupervisor(rt.socket);
+            await withTimeout(client.shutdown(), timeoutMs, 'the shutdown');
+            client.close();
+          } catch {
+            try {
+              process.kill(rt.pid, 'SIGTERM');
+            } catch {
+              // Already gone.
+            }
+          }
+          if (!(await waitForExit(supervisor, timeoutMs))) await killAndWait(supervisor);
+        }
+        await killAndWait(rt.vm);
+        // A machine whose supervisor had crashed is marked stopped too: its state is now settled.
+        await this.store.update(name, (r) => ({ ...r, runtime: { ...rt, stoppedAt: new Date().toISOString() } }), { purpose: 'stop' });
+        return wasRunning;
+      },
+      { purpose: 'stop', timeoutMs: START_LOCK_TIMEOUT_MS },
+    );
+  }
+
+  /** Removes the machine and its disks; a running machine only with `force` (killed at once). */
+  async delete(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    await this.store.delete(name, {
+      timeoutMs: START_LOCK_TIMEOUT_MS,
+      guard: async (record) => {
+        const rt = record?.runtime;
+        if (!rt || rt.stoppedAt) return;
+        const supervisor = { pid: rt.pid, startTime: rt.startTime };
+        if (!isProcessAlive(supervisor) && !(rt.vm && isProcessAlive(rt.vm))) return;
+        if (!opts.force) {
+          throw new ConflictError(`machine "${name}" is running`, { remedy: `stop it first with \`smolvm machine stop --name ${name}\`, or delete it anyway with \`smolvm machine delete ${name} -f\`` });
+        }
+        await killAndWait(supervisor);
+        await killAndWait(rt.vm);
+      },
+    });
+  }
+
+  /** A client connected to the running machine's supervisor (exec, cp). */
+  async connect(name: string): Promise<AgentClient> {
+    const record = this.store.get(name);
+    const rt = record.runtime;
+    if (!rt || machineState(record) !== 'running') {
+      throw new MachineNotRunningError(`machine "${name}" is not running`, { remedy: `start it with \`smolvm machine start --name ${name}\`` });
+    }
+    try {
+      return await connectSupervisor(rt.socket);
+    } catch (err) {
+      throw new SmolvmError(`machine "${name}" does not answer: ${(err as Error).message}`, { remedy: `restart it: \`smolvm machine stop --name ${name}\` then \`smolvm machine start --name ${name}\`` });
+    }
+  }
+
+  /** Changes vCPUs and memory, and grows disks; the machine must be stopped. */
+  async resize(name: string, changes: { cpus?: number; memoryMiB?: number; storageGiB?: number; overlayGiB?: number }): Promise<MachineRecord> {
+    return this.store.withMachineLock(
+      name,
+      async () => {
+        await this.requireStopped(name, 'machine resize');
+        const record = this.store.get(name);
+        for (const [key, disk] of [
+          ['storageGiB', 'storage'],
+          ['overlayGiB', 'overlay'],
+        ] as const) {
+          const want = changes[key];
+          if (want !== undefined && want < record[key]) {
+            throw new UsageError(`the ${disk} disk can only grow: it is ${record[key]} GiB, asked for ${want} GiB`, { remedy: `give --${disk} ${record[key]} or more` });
+          }
+        }
+        const files = this.files(name);
+        if (changes.storageGiB !== undefined) growDisk(files.storageDisk, changes.storageGiB);
+        if (changes.overlayGiB !== undefined) growDisk(files.overlayDisk, changes.overlayGiB);
+        return this.store.update(name, (r) => ({ ...r, ...definedOnly(changes) }), { purpose: 'resize' });
+      },
+      { purpose: 'resize' },
+    );
+  }
+
+  /** Returns the disks' free blocks to the host; the machine must be stopped. Bytes reclaimed. */
+  async prune(name: string): Promise<{ overlayBytes: number; storageBytes: number }> {
+    return this.store.withMachineLock(
+      name,
+      async () => {
+        await this.requireStopped(name, 'machine prune');
+        const files = this.files(name);
+        return { overlayBytes: compactDisk(files.overlayDisk), storageBytes: compactDisk(files.storageDisk) };
+      },
+      { purpose: 'prune' },
+    );
+  }
+
+  private async requireStopped(name: string, what: string): Promise<void> {
+    const { state } = await this.status(name);
+    if (state === 'running' || state === 'unreachable') {
+      throw new ConflictError(`${what} requires the VM to be stopped; machine "${name}" is running`, { remedy: `stop it first with \`smolvm machine stop --name ${name}\`` });
+    }
+  }
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function safeAllocated(file: string): number {
+  try {
+    return allocatedBytes(file);
+  } catch {
+    return 0;
+  }
+}
+
+function rotate(log: string): void {
+  try {
+    if (fs.statSync(log).size > LOG_ROTATE_BYTES) fs.renameSync(log, `${log}.1`);
+  } catch {
+    // No log yet.
+  }
+}

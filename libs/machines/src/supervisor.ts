@@ -1,0 +1,285 @@
+// The per-VM supervisor (DESIGN §7): a detached process `machine start` leaves behind. It boots
+// the machine's VM, runs the [dev] init commands, then serves the agent protocol on a unix socket
+// so later commands (exec, cp, stop, status) reach the guest through it. It relays requests to
+// the VM's agent rather than handing out the agent channel, so any number of clients share one
+// VM and a client that vanishes only takes its own processes with it.
+//
+// Start-up handshake with the starting command, over an inherited socket (fd 3): one JSON line
+// with the outcome, then the starter commits the record and answers "ack". Without the ack (the
+// starter died), the supervisor powers the VM off again: no VM is ever left that no record names.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { SmolvmError, currentProcessIdentity, processStartTime, withTimeout, writeJsonAtomic } from '@smolvm/common';
+import { AgentServer, type AgentHandlers, type ExecSession } from '@smolvm/agent-protocol';
+import { MachineStore, type MachineRecord } from '@smolvm/machine-store';
+import { createRunDir, startVm, type StartVmOptions, type Vm } from '@smolvm/runtime';
+import { machineFiles } from './layout';
+
+export interface SupervisorOptions {
+  record: MachineRecord;
+  store: MachineStore;
+  agentBundle: string;
+  imageErofs?: string;
+  /** Inherited socket to the starting command. */
+  controlFd: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The first line the supervisor sends its starter. */
+export type StartReport =
+  | { ok: true; pid: number; startTime: number | null; socket: string; vm: { pid: number; startTime: number | null }; bootMs: number }
+  | { ok: false; message: string; remedy?: string; detail?: string[] };
+
+/** How the VM of a machine last ended, for `machine status`. */
+export interface LastExit {
+  at: string;
+  /** stopped: asked to (machine stop); vm: the VM ended on its own; supervisor: the supervisor failed. */
+  cause: 'stopped' | 'vm' | 'supervisor';
+  detail: string;
+  consoleTail?: string[];
+}
+
+const ACK_TIMEOUT_MS = 60_000;
+const STOP_GRACE_MS = 10_000;
+const PING_TIMEOUT_MS = 5_000;
+
+function log(message: string): void {
+  process.stdout.write(`${new Date().toISOString()} ${message}\n`);
+}
+
+/** Runs the machine's init commands in order; the first failure fails the start. */
+async function runInit(vm: Vm, record: MachineRecord): Promise<void> {
+  const env = envOf(record);
+  for (const command of record.init) {
+    log(`init: ${command}`);
+    const session = await vm.exec({ argv: ['/bin/sh', '-c', command], env, ...(record.workdir ? { cwd: record.workdir } : {}), ...(record.user ? { user: record.user } : {}) });
+    const output: Buffer[] = [];
+    const keep = (d: Buffer) => {
+      process.stdout.write(d);
+      output.push(d);
+    };
+    session.stdout.on('data', keep);
+    session.stderr.on('data', keep);
+    const status = await session.exit;
+    if (status.code !== 0) {
+      const tail = Buffer.concat(output).toString('utf8').trimEnd().split('\n').slice(-5);
+      throw new SmolvmError(`init command failed with ${status.code === null ? status.signal : `exit code ${status.code}`}: ${command}`, {
+        remedy: 'fix the command in the Smolfile [dev] init (or --init) and create the machine again',
+        cause: tail.join('\n'),
+      });
+    }
+  }
+}
+
+/**
+ * The machine's NIC (held for the supervisor's lifetime, like the VM) and SSH agent relay, whose
+ * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials go to the machine log.
+ */
+function networkOf(record: MachineRecord): Pick<StartVmOptions, 'network' | 'sshAgent'> {
+  const network: StartVmOptions['network'] =
+    record.net || record.ports.length > 0
+      ? {
+          outbound: record.net,
+          allowHosts: record.allowHosts,
+          allowCidrs: record.allowCidrs,
+          ports: record.ports.map((p) => ({ hostPort: p.host, guestPort: p.guest })),
+          onDenied: (d) => log(`network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})`),
+          onWarning: (m) => log(`network: ${m}`),
+        }
+      : undefined;
+  return { ...(network ? { network } : {}), ...(record.sshAgent ? { sshAgent: true } : {}) };
+}
+
+export function envOf(record: MachineRecord): Record<string, string> {
+  return Object.fromEntries(record.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+}
+
+/** Handlers for one client connection, relaying to the VM's agent. */
+function relayHandlers(vm: Vm, stop: () => Promise<void>, exit: () => void): AgentHandlers & { dropAll(): void } {
+  const live = new Set<ExecSession>();
+  return {
+    async exec(req, io) {
+      const session = await vm.exec({
+        argv: req.argv,
+        env: req.env,
+        ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
+        ...(req.user !== undefined ? { user: req.user } : {}),
+        stdin: req.stdin,
+        ...(req.tty ? { tty: req.tty } : {}),
+      });
+      live.add(session);
+      void session.exit.finally(() => live.delete(session)).catch(() => undefined);
+      if (io.stdin) io.stdin.pipe(session.stdin);
+      session.stdout.pipe(io.stdout);
+      session.stderr.pipe(io.stderr);
+      return {
+        pid: session.pid,
+        exited: session.exit,
+        signal: (name) => void session.signal(name).catch(() => undefined),
+        resize: (rows, cols) => void session.resize(rows, cols).catch(() => undefined),
+      };
+    },
+    putFile: (req, data) => vm.agent.putFile({ path: req.path, size: req.size, mode: req.mode, ...(req.name ? { name: req.name } : {}) }, data),
+    async getFile(req, out) {
+      const file = await vm.agent.getFile({ path: req.path, maxBytes: req.maxBytes });
+      file.data.pipe(out);
+      return { size: file.size, mode: file.mode };
+    },
+    async ping() {
+      await withTimeout(vm.agent.ping(), PING_TIMEOUT_MS, 'the agent ping');
+    },
+    prepareShutdown: stop,
+    powerOff: exit,
+    /** The client went away: its processes go too, as with a closed ssh session. */
+    dropAll() {
+      for (const s of live) void s.signal('SIGKILL').catch(() => undefined);
+      live.clear();
+    },
+  };
+}
+
+export async function runSupervisor(options: SupervisorOptions): Promise<void> {
+  const { record, store } = options;
+  const env = options.env ?? process.env;
+  const files = machineFiles(store.machineDir(record.name));
+  const control = new net.Socket({ fd: options.controlFd, readable: true, writable: true });
+  const report = (r: StartReport) => new Promise<void>((resolve) => control.write(JSON.stringify(r) + '\n', () => resolve()));
+  const writeLastExit = (exit: LastExit) => {
+    try {
+      writeJsonAtomic(files.lastExit, exit);
+    } catch {
+      // The machine may be being deleted: nothing left to report to.
+    }
+  };
+  let ackLine = '';
+  const ack = new Promise<boolean>((resolve) => {
+    control.on('data', (d: Buffer) => {
+      ackLine += d.toString();
+      if (ackLine.includes('\n')) resolve(ackLine.trim() === 'ack');
+    });
+    control.once('end', () => resolve(false));
+    control.once('error', () => resolve(false));
+    control.once('close', () => resolve(false));
+  });
+
+  log(`starting machine ${record.name} (${record.cpus} vCPUs, ${record.memoryMiB} MiB${record.image ? `, image ${record.image}` : ''})`);
+  const runDir = createRunDir('machine', env);
+  const socketPath = path.join(runDir.path, 'control.sock');
+  const t0 = performance.now();
+  let vm: Vm | undefined;
+  let server: net.Server | undefined;
+  try {
+    vm = await startVm({
+      cpus: record.cpus,
+      memoryMiB: record.memoryMiB,
+      ...(options.imageErofs ? { imageErofs: options.imageErofs } : {}),
+      volumes: record.volumes.map((v) => ({ hostPath: v.host, guestPath: v.guest, readOnly: v.readOnly })),
+      persistent: { overlayDisk: files.overlayDisk, storageDisk: files.storageDisk },
+      hostname: record.name,
+      agentBundle: options.agentBundle,
+      env,
+      ...networkOf(record),
+    });
+    await runInit(vm, record);
+    server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server?.once('error', reject);
+      server?.listen(socketPath, resolve);
+    });
+  } catch (err) {
+    if (vm) await vm.dispose(STOP_GRACE_MS);
+    server?.close();
+    runDir.remove();
+    const e = err instanceof SmolvmError ? err : new SmolvmError((err as Error).message);
+    const detail = typeof e.cause === 'string' ? e.cause.split('\n') : undefined;
+    log(`start failed: ${e.message}`);
+    await report({ ok: false, message: e.message, ...(e.remedy ? { remedy: e.remedy } : {}), ...(detail ? { detail } : {}) });
+    control.destroy();
+    process.exitCode = 1;
+    return;
+  }
+  const machineVm = vm;
+  const listening = server;
+  const bootMs = Math.round(performance.now() - t0);
+  log(`ready after ${bootMs} ms (qemu pid ${machineVm.handle.pid})`);
+
+  let ending = false;
+  const clients = new Set<AgentServer>();
+  const finish = (exit: LastExit, code: number) => {
+    writeLastExit(exit);
+    listening.close();
+    for (const c of clients) c.close();
+    runDir.remove();
+    log(`exited: ${exit.cause} (${exit.detail})`);
+    // Let the last acknowledgement reach its client before the process goes.
+    setTimeout(() => process.exit(code), 50);
+  };
+  const stop = async (why: string) => {
+    if (ending) return;
+    ending = true;
+    log(`stopping (${why})`);
+    const exit = await machineVm.dispose(STOP_GRACE_MS);
+    writeLastExit({ at: new Date().toISOString(), cause: 'stopped', detail: `${why}; the VM ended: ${exit.detail ?? exit.reason}` });
+  };
+
+  listening.on('connection', (socket) => {
+    const handlers = relayHandlers(
+      machineVm,
+      () => stop('machine stop'),
+      () => finish({ at: new Date().toISOString(), cause: 'stopped', detail: 'machine stop' }, 0),
+    );
+    const server = new AgentServer(socket, handlers, { agent: { supervisor: process.pid, machine: record.name, vmPid: machineVm.handle.pid } });
+    clients.add(server);
+    server.announce(true);
+    void server.closed.then(() => {
+      clients.delete(server);
+      handlers.dropAll();
+    });
+  });
+
+  // The VM ending by itself (guest crash, QEMU killed) ends the supervisor: status then says so.
+  void machineVm.handle.wait().then((exit) => {
+    if (ending) return;
+    ending = true;
+    finish(
+      {
+        at: new Date().toISOString(),
+        cause: 'vm',
+        detail: `${exit.reason}${exit.detail ? ` (${exit.detail})` : ''}${exit.signal ? `, ${exit.signal}` : exit.code !== null ? `, exit code ${exit.code}` : ''}`,
+        consoleTail: machineVm.consoleTail(20),
+      },
+      1,
+    );
+  });
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      void stop(signal).then(() => finish({ at: new Date().toISOString(), cause: 'stopped', detail: `${signal} to the supervisor` }, 0));
+    });
+  }
+
+  const me = currentProcessIdentity();
+  await report({ ok: true, pid: me.pid, startTime: me.startTime, socket: socketPath, vm: { pid: machineVm.handle.pid, startTime: processStartTime(machineVm.handle.pid) }, bootMs });
+  if (!(await withTimeout(ack, ACK_TIMEOUT_MS, 'waiting for the start command').catch(() => false))) {
+    log('the start command went away before recording the machine; powering off');
+    await stop('start abandoned');
+    finish({ at: new Date().toISOString(), cause: 'supervisor', detail: 'the start command went away before recording the machine' }, 1);
+    return;
+  }
+  control.destroy();
+}
+
+export function readLastExit(file: string): LastExit | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as LastExit;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Entry point of the supervisor process (the CLI's hidden `machine _supervise`). */
+export async function superviseMachine(options: { name: string; agentBundle: string; imageErofs?: string; env?: NodeJS.ProcessEnv }): Promise<void> {
+  const env = options.env ?? process.env;
+  const store = new MachineStore(MachineStore.defaultRoot(env));
+  await runSupervisor({ record: store.get(options.name), store, agentBundle: options.agentBundle, imageErofs: options.imageErofs, controlFd: 3, env });
+}

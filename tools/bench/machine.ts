@@ -1,0 +1,87 @@
+// Persistent machines benchmark (issue "persistent machines"), one run on this machine, medians:
+//   exec:  `machine exec -- true` on a running machine vs `machine run -- true` (same CLI, same size)
+//   start: `machine start` of a stopped machine (and `machine stop`)
+//   cp:    100 MB upload and download, MB/s (the reference quotes ~35-42 up, ~170 down on macOS)
+//   RSS:   host memory of an idle running machine: supervisor + QEMU (VmRSS)
+// All VMs: 1 vCPU, 256 MiB, 1 GiB disks.
+//   node tools/run-ts.mjs tools/bench/machine.ts [runs=5]
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { WORKSPACE, median, report, runInterleaved, timeCommand } from './lib/stats';
+
+const runs = Number(process.argv[2] ?? 5);
+const cli = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-machine-'));
+const env = { ...process.env, SMOLVM_HOME: path.join(work, 'home'), SMOLVM_NO_TCG_WARNING: '1' };
+const smolvm = (...args: string[]) => [process.execPath, cli, ...args];
+
+function must(...args: string[]): string {
+  const r = spawnSync(process.execPath, [cli, ...args], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`smolvm ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r.stdout;
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+function mbps(bytes: number, ms: number): number {
+  return bytes / 1e6 / (ms / 1000);
+}
+
+function main(): void {
+  if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: build first (npx nx build cli)`);
+  try {
+    must('machine', 'create', 'bench', '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1');
+    // Warm-up: builds the agent image and its startup snapshot once.
+    must('machine', 'run', '--cpus', '1', '--memory', '256', '--', 'true');
+    must('machine', 'start', '--name', 'bench');
+
+    const execVsRun = runInterleaved(
+      [
+        { label: 'machine run -- true (boot + run + shutdown)', run: () => timeCommand(smolvm('machine', 'run', '--cpus', '1', '--memory', '256', '--', 'true'), env) },
+        { label: 'machine exec -- true (running machine)', run: () => timeCommand(smolvm('machine', 'exec', '--name', 'bench', '--', 'true'), env) },
+      ],
+      runs,
+    );
+    report(`exec on a running machine vs an ephemeral run, ${runs} interleaved runs`, execVsRun);
+
+    // Idle RSS: give the guest a moment to settle after the execs.
+    spawnSync('sleep', ['3']);
+    const rec = JSON.parse(fs.readFileSync(path.join(env.SMOLVM_HOME, 'data/machines/bench/machine.json'), 'utf8')) as { runtime: { pid: number; vm: { pid: number } } };
+    const sup = rssKiB(rec.runtime.pid);
+    const qemu = rssKiB(rec.runtime.vm.pid);
+
+    const big = path.join(work, 'big.bin');
+    fs.writeFileSync(big, crypto.randomBytes(100 * 1024 * 1024));
+    const size = fs.statSync(big).size;
+    const up: number[] = [];
+    const down: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      up.push(mbps(size, timeCommand(smolvm('machine', 'cp', big, 'bench:/workspace/big.bin'), env)));
+      down.push(mbps(size, timeCommand(smolvm('machine', 'cp', 'bench:/workspace/big.bin', path.join(work, 'back.bin')), env)));
+    }
+
+    const start: number[] = [];
+    const stop: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      stop.push(timeCommand(smolvm('machine', 'stop', '--name', 'bench'), env));
+      start.push(timeCommand(smolvm('machine', 'start', '--name', 'bench'), env));
+    }
+
+    console.log(`\n${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
+    console.log(`exec/run ratio: ${(median(execVsRun[1].samples) / median(execVsRun[0].samples)).toFixed(3)}`);
+    console.log(`cp 100 MB (whole command, medians of ${runs}): upload ${median(up).toFixed(1)} MB/s, download ${median(down).toFixed(1)} MB/s`);
+    console.log(`machine start of a stopped machine: median ${median(start).toFixed(0)} ms; machine stop: median ${median(stop).toFixed(0)} ms`);
+    console.log(`idle running machine RSS: supervisor ${(sup / 1024).toFixed(1)} MiB + QEMU ${(qemu / 1024).toFixed(1)} MiB = ${((sup + qemu) / 1024).toFixed(1)} MiB (guest memory 256 MiB)`);
+  } finally {
+    spawnSync(process.execPath, [cli, 'machine', 'delete', 'bench', '-f'], { env });
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main();
