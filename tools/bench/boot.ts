@@ -1,8 +1,9 @@
 // Boot benchmark (DESIGN §3, issue "VM core"): in one run on this machine, interleaved, medians of
 //   (a) the floor: QEMU + the same kernel + a trivial init that prints and ends the VM
-//   (b) `smolvm machine run -- true` on the bare image
-//   (c) `smolvm machine run --image IMAGE -- true` with a small image already in the store
-// and where (b)'s time goes (from SMOLVM_TIMINGS). All VMs: 1 vCPU, 256 MiB.
+//   (b) `smolvm machine run --cold -- true` on the bare image (a boot)
+//   (c) `smolvm machine run --cold --image IMAGE -- true` with a small image already in the store
+//   (d) `smolvm machine run -- true` restored from the boot snapshot (issue 7: warm start)
+// and where (b)'s and (d)'s time goes (from SMOLVM_TIMINGS). All VMs: 1 vCPU, 256 MiB.
 //   node tools/run-ts.mjs tools/bench/boot.ts [runs=10]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -51,6 +52,7 @@ interface Timings {
   disposed: number;
   guestUptimeAtReady: number | null;
   agentStartToReady: number | null;
+  restored: boolean;
 }
 
 function smolvmRun(extra: string[], timings: Timings[]): number {
@@ -60,7 +62,10 @@ function smolvmRun(extra: string[], timings: Timings[]): number {
   const r = spawnSync(process.execPath, [cli, 'machine', 'run', '--cpus', '1', '--memory', '256', ...extra, '--', 'true'], { env: { ...env, SMOLVM_TIMINGS: file }, encoding: 'utf8' });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`smolvm machine run failed (${r.status}): ${r.stderr}`);
-  timings.push(JSON.parse(fs.readFileSync(file, 'utf8')) as Timings);
+  const t = JSON.parse(fs.readFileSync(file, 'utf8')) as Timings;
+  // A series must measure what it says: a warm run that fell back to a boot is not a warm run.
+  if (t.restored !== !extra.includes('--cold')) throw new Error(`run ${extra.join(' ')} was ${t.restored ? 'restored' : 'booted'}`);
+  timings.push(t);
   return ms;
 }
 
@@ -82,44 +87,53 @@ async function main(): Promise<void> {
     const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
     const image = (await pushBuiltImage(client, `${registry.host}/bench/busybox:1`, buildImage([buildLayer(busyboxRootfs())]))).reference;
     await client.close();
-    // Warm-up: builds the agent image and pulls + converts the image once (cached afterwards).
-    const warm: Timings[] = [];
-    smolvmRun([], warm);
-    smolvmRun(['--image', image], warm);
+    // Warm-up: builds the agent image, pulls + converts the image, saves the boot snapshot (all cached afterwards).
+    const warmUp: Timings[] = [];
+    smolvmRun(['--cold'], warmUp);
+    smolvmRun(['--cold', '--image', image], warmUp);
+    smolvmRun([], warmUp);
 
     const series: Series[] = [
       { label: '(a) floor: QEMU + kernel + trivial init', samples: [] },
-      { label: '(b) smolvm machine run -- true', samples: [] },
-      { label: '(c) smolvm machine run --image -- true', samples: [] },
+      { label: '(b) smolvm machine run --cold -- true', samples: [] },
+      { label: '(c) smolvm machine run --cold --image -- true', samples: [] },
+      { label: '(d) smolvm machine run -- true (warm)', samples: [] },
     ];
     const bare: Timings[] = [];
     const withImage: Timings[] = [];
+    const warm: Timings[] = [];
     for (let i = 0; i < runs; i++) {
       series[0].samples.push(await floorOnce(kernel, initrd, driver, i));
-      series[1].samples.push(smolvmRun([], bare));
-      series[2].samples.push(smolvmRun(['--image', image], withImage));
+      series[1].samples.push(smolvmRun(['--cold'], bare));
+      series[2].samples.push(smolvmRun(['--cold', '--image', image], withImage));
+      series[3].samples.push(smolvmRun([], warm));
     }
     console.log(`accelerator: ${probe.accelerator ?? 'unknown'}${probe.reason ? ` (${probe.reason})` : ''}; ${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
     report(`Boot, spawn to exit, ${runs} interleaved runs, 1 vCPU, 256 MiB`, series);
 
     const phase = (name: string, f: (t: Timings) => number | null) => {
-      const values = bare.map(f).filter((v): v is number => v !== null);
-      console.log(`  ${name.padEnd(44)} ${values.length ? `${Math.round(median(values))} ms` : 'n/a'}`);
+      const column = (list: Timings[]) => {
+        const values = list.map(f).filter((v): v is number => v !== null);
+        return (values.length ? `${Math.round(median(values))} ms` : 'n/a').padStart(9);
+      };
+      console.log(`  ${name.padEnd(48)} ${column(bare)} ${column(warm)}`);
     };
-    console.log('\nWhere (b) goes (medians):');
+    console.log(`\nWhere (b) and (d) go (medians):${' '.repeat(24)}(b) cold  (d) warm`);
     phase('CLI start (node + bundle + arg parsing)', (t) => t.vmStart);
     phase('prepare (kernel, agent image, driver probe)', (t) => t.prepared - t.vmStart);
-    phase('QEMU start (spawn to start() resolved)', (t) => t.spawned - t.prepared);
-    phase('QEMU start to agent ready', (t) => t.agentReady - t.spawned);
+    phase('QEMU start / restore (spawn to start() resolved)', (t) => t.spawned - t.prepared);
+    phase('QEMU start / restore to agent ready', (t) => t.agentReady - t.spawned);
     phase('  guest clock at agent ready (kernel+init+node)', (t) => t.guestUptimeAtReady);
     phase('  of which agent JS start to ready', (t) => t.agentStartToReady);
-    phase('setTime + setup (guest root)', (t) => t.setUp - t.agentReady);
+    phase('setTime (+ reseed) + setup (guest root)', (t) => t.setUp - t.agentReady);
     phase('command (exec true, output, exit)', (t) => t.commandDone - t.setUp);
     phase('teardown (shutdown, VM exit)', (t) => t.disposed - t.commandDone);
     const b = median(series[1].samples);
     const c = median(series[2].samples);
+    const d = median(series[3].samples);
     const a = median(series[0].samples);
     console.log(`\nratios: b/a = ${(b / a).toFixed(2)}  c/a = ${(c / a).toFixed(2)}  (target under TCG: b/a <= 2.5)`);
+    console.log(`        d/a = ${(d / a).toFixed(2)}  d/b = ${(d / b).toFixed(2)}  (target under TCG: d/a <= 0.6)`);
   } finally {
     await registry.stop();
     fs.rmSync(work, { recursive: true, force: true });

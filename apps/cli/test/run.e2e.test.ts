@@ -12,6 +12,11 @@ import { CLI, smolvm, type CliResult } from './helpers';
 
 jest.setTimeout(240_000);
 
+// The same tests run cold (this file) and restored from boot snapshots (run-warm.e2e.test.ts,
+// which sets SMOLVM_E2E_WARM and loads this file): results must be identical.
+const WARM = process.env.SMOLVM_E2E_WARM === '1';
+const bootFlags = WARM ? [] : ['--cold'];
+
 let home: string;
 let runtimeDir: string;
 let env: NodeJS.ProcessEnv;
@@ -20,7 +25,7 @@ let imageRef: string;
 
 /** A small VM: 1 vCPU boots fastest under TCG, and tests run side by side. */
 function run(args: string[], input?: string, extraEnv: NodeJS.ProcessEnv = {}): CliResult {
-  return smolvm(['machine', 'run', '--cpus', '1', '--memory', '256', ...args], { ...env, ...extraEnv }, input, 180_000);
+  return smolvm(['machine', 'run', ...bootFlags, '--cpus', '1', '--memory', '256', ...args], { ...env, ...extraEnv }, input, 180_000);
 }
 
 function qemuChildren(): string[] {
@@ -29,7 +34,7 @@ function qemuChildren(): string[] {
 }
 
 beforeAll(async () => {
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-run-e2e-'));
+  home = fs.mkdtempSync(path.join(os.tmpdir(), WARM ? 'smolvm-run-warm-e2e-' : 'smolvm-run-e2e-'));
   runtimeDir = path.join(home, 'run');
   fs.mkdirSync(runtimeDir, { mode: 0o700 });
   env = { SMOLVM_HOME: home, XDG_RUNTIME_DIR: runtimeDir, SMOLVM_NO_TCG_WARNING: '1' };
@@ -145,7 +150,7 @@ describe('machine run (bare image)', () => {
       path.join(dir, 'Smolfile'),
       ['cmd = ["sh", "/app/app.sh"]', 'env = ["MODE=top"]', 'cpus = 1', 'memory = 256', '[dev]', 'volumes = ["./src:/app:ro"]', 'init = ["echo ready > /etc/ready"]', 'env = ["MODE=dev"]'].join('\n'),
     );
-    const r = smolvm(['machine', 'run', '-s', path.join(dir, 'Smolfile'), '-e', 'EXTRA=cli'], env, undefined, 180_000);
+    const r = smolvm(['machine', 'run', ...bootFlags, '-s', path.join(dir, 'Smolfile'), '-e', 'EXTRA=cli'], env, undefined, 180_000);
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('app: dev cli ready\n');
     expect(r.status).toBe(0);
@@ -173,7 +178,7 @@ describe('machine run --image', () => {
     // Override the entrypoint through a Smolfile to inspect the root from inside.
     const file = path.join(home, 'Smolfile.inspect');
     fs.writeFileSync(file, `image = "${imageRef}"\nentrypoint = ["/bin/sh", "-c"]\ncmd = ["id -u; pwd; cat /etc/motd; ls /etc/removed-later 2>&1 | grep -c 'No such'; ls /var/cache; echo tmp > /tmp/x && cat /tmp/x"]\n`);
-    const inspect = smolvm(['machine', 'run', '--cpus', '1', '--memory', '256', '-s', file], env, undefined, 180_000);
+    const inspect = smolvm(['machine', 'run', ...bootFlags, '--cpus', '1', '--memory', '256', '-s', file], env, undefined, 180_000);
     expect(inspect.stdout).toBe('1000\n/app\nsmolvm test image\n1\nfresh\ntmp\n');
     expect(inspect.status).toBe(0);
   });
@@ -182,7 +187,7 @@ describe('machine run --image', () => {
 describe('terminal and cleanup', () => {
   it('drives a shell on a pseudo-terminal: typed commands run and Ctrl-C interrupts', async () => {
     // `script` gives smolvm a real terminal; the test types into it like a user.
-    const cmd = `${process.execPath} ${CLI} machine run --cpus 1 --memory 256 -it`;
+    const cmd = `${process.execPath} ${CLI} machine run ${bootFlags.join(' ')} --cpus 1 --memory 256 -it`;
     const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -213,7 +218,7 @@ describe('terminal and cleanup', () => {
   });
 
   it('leaves no VM and no files when the CLI is SIGKILLed mid-run', async () => {
-    const child = spawn(process.execPath, [CLI, 'machine', 'run', '--cpus', '1', '--memory', '256', '--', 'sh', '-c', 'echo started; sleep 1000'], {
+    const child = spawn(process.execPath, [CLI, 'machine', 'run', ...bootFlags, '--cpus', '1', '--memory', '256', '--', 'sh', '-c', 'echo started; sleep 1000'], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

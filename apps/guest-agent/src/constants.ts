@@ -8,3 +8,8 @@ export const MS_RDONLY = 1;
 export const MS_NOSUID = 2;
 export const MS_NODEV = 4;
 export const MS_NOEXEC = 8;
+// <linux/random.h>: RNDADDENTROPY = _IOW('R', 0x03, int[2]); RNDRESEEDCRNG = _IO('R', 0x07).
+export const RNDADDENTROPY = 0x40085203;
+export const RNDRESEEDCRNG = 0x5207;
+// <linux/fs.h>: BLKFLSBUF = _IO(0x12, 97).
+export const BLKFLSBUF = 0x1261;

@@ -1,5 +1,6 @@
 // The protocol handlers the agent serves, wired to processes and (in a VM) the guest system.
 import { AgentRequestError, type AgentHandlers, type ExecProcess } from '@smolvm/agent-protocol';
+import { childProcess } from './builtins';
 import { prepareCommand } from './command';
 import { execWithPipes } from './exec-pipes';
 import { execWithPty } from './exec-pty';
@@ -82,6 +83,21 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     setTime(epochMs) {
       if (!system) throw unsupported('setTime');
       system.setTime(epochMs);
+    },
+    async prepareSnapshot() {
+      if (setup) throw new AgentRequestError('prepareSnapshot', 'bad-request', 'the guest root is already set up: a snapshot now would hold it');
+      // A pipe-connected child of the agent image's own busybox: the same modules and paths as an exec.
+      await new Promise<void>((resolve) => {
+        const child = childProcess().spawn(opts.busybox, ['true'], { argv0: 'busybox', stdio: ['ignore', 'pipe', 'pipe'] });
+        child.stdout?.resume();
+        child.stderr?.resume();
+        child.once('error', () => resolve());
+        child.once('close', () => resolve());
+      });
+    },
+    reseed(entropy) {
+      if (!system) throw unsupported('reseed');
+      system.reseed(entropy);
     },
     async prepareShutdown() {
       await system?.prepareShutdown();

@@ -18,6 +18,8 @@ export interface Libc {
   errno(): number;
   openpty: Fn<[number[], number[], null, null, Winsize]>;
   ioctlWinsize: Fn<[number, number, Winsize]>;
+  /** ioctl with a byte buffer (or no argument: null). */
+  ioctlBuffer: Fn<[number, number, Buffer | null]>;
   fcntl: Fn<[number, number, number]>;
   fchown: Fn<[number, number, number]>;
   tcgetpgrp: Fn<[number]>;
@@ -53,6 +55,7 @@ export function libc(): Libc {
     openpty: lib.func('int openpty(_Out_ int *amaster, _Out_ int *aslave, char *name, void *termp, const winsize *winp)'),
     // ioctl is variadic; on x86-64 a fixed prototype passes a pointer argument identically.
     ioctlWinsize: lib.func('int ioctl(int fd, unsigned long request, const winsize *ws)'),
+    ioctlBuffer: lib.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
     fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
     fchown: lib.func('int fchown(int fd, uint32_t owner, uint32_t group)'),
     tcgetpgrp: lib.func('int tcgetpgrp(int fd)'),

@@ -14,6 +14,10 @@ import { findAgentPort, openPort, type PortMode } from './port';
 import { createGuestSystem } from './system';
 
 const RETRY_MS = 100;
+// The host side goes away when a boot snapshot is saved; in the restored VM a new host is there
+// at once, and every millisecond until the agent reopens its port delays the first answer.
+// QEMU never outlives the host process, so this fast poll only runs for such short gaps.
+const REOPEN_MS = 5;
 
 function uptimeMs(): number | null {
   try {
@@ -65,10 +69,12 @@ function main(snapshot: boolean): void {
     const server = new AgentServer(io, handlers, { agent: info });
     current = server;
     server.announce(true);
+    const opened = Date.now();
     void server.closed.then((reason) => {
       if (current === server) current = undefined;
-      if (reason) log(`channel closed (${reason.message}); reopening`);
-      setTimeout(serve, RETRY_MS);
+      // While no host is connected the port reads EOF at once: only a real session's end is news.
+      if (reason && Date.now() - opened > 1000) log(`channel closed (${reason.message}); reopening`);
+      setTimeout(serve, REOPEN_MS);
     });
   };
   serve();

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type SetupSpec } from '@smolvm/agent-protocol';
-import { CLOCK_REALTIME, RB_AUTOBOOT } from './constants';
+import { BLKFLSBUF, CLOCK_REALTIME, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
 import { check, libc } from './libc';
 import { planSetup, type SetupStep } from './setup-plan';
 
@@ -13,6 +13,7 @@ export interface GuestSystem {
   readonly isSetUp: boolean;
   setup(spec: SetupSpec): Promise<void>;
   setTime(epochMs: number): void;
+  reseed(entropy: Buffer): void;
   prepareShutdown(): Promise<void>;
   powerOff(): void;
 }
@@ -35,6 +36,19 @@ function resolveDevice(ref: BlockDeviceRef): string {
   return dev;
 }
 
+/**
+ * Drops what the kernel cached of a block device. After a snapshot restore a disk can be backed
+ * by another file than when the guest last read it (the image slot): stale sectors must go.
+ */
+function flushBlockBuffers(device: string): void {
+  const fd = fs.openSync(device, fs.constants.O_RDONLY);
+  try {
+    check(libc().ioctlBuffer(fd, BLKFLSBUF, null), `BLKFLSBUF ${device}`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function runStep(step: SetupStep): void {
   const c = libc();
   switch (step.op) {
@@ -42,6 +56,7 @@ function runStep(step: SetupStep): void {
       fs.mkdirSync(step.path, { recursive: true, mode: step.mode });
       return;
     case 'mount':
+      if (step.source.startsWith('/dev/')) flushBlockBuffers(step.source);
       check(c.mount(step.source, step.target, step.fstype, step.flags, step.data), `mount -t ${step.fstype} ${step.source} ${step.target}`);
       return;
     case 'write':
@@ -122,6 +137,21 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
     setTime(epochMs) {
       const ts = { tv_sec: Math.floor(epochMs / 1000), tv_nsec: (epochMs % 1000) * 1e6 };
       check(c.clockSettime(CLOCK_REALTIME, ts), 'clock_settime');
+    },
+    reseed(entropy) {
+      // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+      const info = Buffer.alloc(8 + entropy.length);
+      info.writeInt32LE(entropy.length * 8, 0);
+      info.writeInt32LE(entropy.length, 4);
+      entropy.copy(info, 8);
+      const fd = fs.openSync('/dev/urandom', fs.constants.O_RDWR);
+      try {
+        check(c.ioctlBuffer(fd, RNDADDENTROPY, info), 'RNDADDENTROPY');
+        // Credited entropy alone only reseeds on the kernel's schedule (minutes): force it now.
+        check(c.ioctlBuffer(fd, RNDRESEEDCRNG, null), 'RNDRESEEDCRNG');
+      } finally {
+        fs.closeSync(fd);
+      }
     },
     async prepareShutdown() {
       c.sync();

@@ -116,6 +116,21 @@ export class AgentClient {
     await this.conn.request('setTime', { epochMs: Math.round(epochMs) });
   }
 
+  /** Asks the agent to warm up what restored VMs will need first (before a boot snapshot is saved). */
+  async prepareSnapshot(): Promise<void> {
+    await this.readyPromise;
+    await this.conn.request('prepareSnapshot', {});
+  }
+
+  /**
+   * Gives the guest kernel's RNG fresh entropy and makes it reseed now: VMs restored from one
+   * snapshot would otherwise share its random state.
+   */
+  async reseed(entropy: Buffer): Promise<void> {
+    await this.readyPromise;
+    await this.conn.request('reseed', { entropy: entropy.toString('base64') });
+  }
+
   /** Prepares the guest root (image overlay, mounts, volumes, hostname). Once, before exec. */
   async setup(spec: SetupSpec): Promise<void> {
     await this.readyPromise;

@@ -106,6 +106,9 @@ export interface SetTimeArgs {
   epochMs: number;
 }
 
+/** Most entropy one reseed request carries: far more than the kernel's pool needs (256 bits). */
+export const MAX_RESEED_BYTES = 512;
+
 /** Wire form of an exec request: the options plus the stream ids the host opened for it. */
 export interface ExecRequest extends ExecOptions {
   env: Record<string, string>;
@@ -177,6 +180,14 @@ export function parseResize(args: Json): { session: number; rows: number; cols: 
 
 export function parseSetTime(args: Json): SetTimeArgs {
   return { epochMs: new Fields(args, 'setTime').int('epochMs', 0) };
+}
+
+/** `reseed` carries host entropy base64-encoded: 32 to MAX_RESEED_BYTES bytes. */
+export function parseReseed(args: Json): { entropy: Buffer } {
+  const text = new Fields(args, 'reseed').str('entropy', Math.ceil(MAX_RESEED_BYTES / 3) * 4);
+  const entropy = Buffer.from(text, 'base64');
+  if (entropy.length < 32 || entropy.toString('base64') !== text) throw new SchemaError('reseed.entropy: expected 32 or more bytes, base64-encoded');
+  return { entropy };
 }
 
 function parseDevice(f: Fields): BlockDeviceRef {

@@ -5,7 +5,7 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import { AgentRequestError, type ErrorCode } from './errors';
 import { Connection, type ConnectionOptions } from './connection';
 import type { AgentInfo, EventMessage, RequestMessage } from './messages';
-import { parseExec, parseResize, parseSetTime, parseSetup, parseSignal, type ExecRequest, type ExitStatus, type SetupSpec } from './ops';
+import { parseExec, parseReseed, parseResize, parseSetTime, parseSetup, parseSignal, type ExecRequest, type ExitStatus, type SetupSpec } from './ops';
 import { Fields, SchemaError, type Json } from './schema';
 import type { InboundStream, OutboundStream } from './streams';
 import {
@@ -47,6 +47,13 @@ export interface AgentHandlers {
   exec(req: ExecRequest, io: ExecIo): Promise<ExecProcess>;
   setup?(spec: SetupSpec): Promise<void>;
   setTime?(epochMs: number): Promise<void> | void;
+  /**
+   * Before a boot snapshot is saved: load and run once what the first requests after a restore
+   * need, so no restored VM pays for it. Must not touch the guest root (nothing user-specific).
+   */
+  prepareSnapshot?(): Promise<void>;
+  /** Mixes host entropy into the kernel's pool and reseeds its RNG at once (after a snapshot restore). */
+  reseed?(entropy: Buffer): Promise<void> | void;
   /**
    * Writes exactly `req.size` bytes from `data` to `req.path`, atomically: the destination
    * changes only once the whole file is written and synced. Rejects (and leaves nothing) if the
@@ -208,6 +215,15 @@ export class AgentServer {
       case 'setTime': {
         if (!this.handlers.setTime) throw new AgentRequestError('setTime', 'unsupported', 'this agent cannot set the clock');
         await this.handlers.setTime(parseSetTime(msg.args).epochMs);
+        return {};
+      }
+      case 'prepareSnapshot':
+        if (!this.handlers.prepareSnapshot) throw new AgentRequestError('prepareSnapshot', 'unsupported', 'this agent cannot prepare for a snapshot');
+        await this.handlers.prepareSnapshot();
+        return {};
+      case 'reseed': {
+        if (!this.handlers.reseed) throw new AgentRequestError('reseed', 'unsupported', 'this agent cannot reseed the kernel RNG');
+        await this.handlers.reseed(parseReseed(msg.args).entropy);
         return {};
       }
       case 'setup': {

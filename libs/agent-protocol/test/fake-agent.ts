@@ -90,6 +90,12 @@ export function fakeHandlers(log: FakeAgentLog): AgentHandlers {
     setTime(epochMs) {
       log.calls.push(`setTime ${epochMs}`);
     },
+    async prepareSnapshot() {
+      log.calls.push('prepareSnapshot');
+    },
+    reseed(entropy) {
+      log.calls.push(`reseed ${entropy.length}`);
+    },
     async setup(spec) {
       log.calls.push(`setup ${JSON.stringify(spec)}`);
       if (spec.hostname === 'fail') throw new Error('mount: no such device');

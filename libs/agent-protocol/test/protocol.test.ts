@@ -23,6 +23,16 @@ describe('handshake and requests', () => {
     client.close();
   });
 
+  it('prepares for a snapshot; carries host entropy for reseed, and refuses too little of it', async () => {
+    const { client, log } = connect();
+    await client.prepareSnapshot();
+    await client.reseed(Buffer.alloc(64, 7));
+    expect(log.calls).toEqual(['prepareSnapshot', 'reseed 64']);
+    const err = await client.reseed(Buffer.alloc(8)).catch((e: unknown) => e);
+    expect((err as AgentRequestError).code).toBe('bad-request');
+    client.close();
+  });
+
   it('reports a failed setup as setup-failed with the agent message', async () => {
     const { client } = connect();
     const err = await client.setup({ hostname: 'fail' }).catch((e: unknown) => e);

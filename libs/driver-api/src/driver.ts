@@ -62,9 +62,30 @@ export interface VmHandle {
   qmp?(command: string, args?: Record<string, unknown>): Promise<unknown>;
 }
 
-/** Save a running VM and start new ones from the saved state (DESIGN §3: restore beats boot). */
+/**
+ * Boot snapshots (DESIGN §3: restoring a ready VM beats booting one). A VM that is to be saved is
+ * started with `startSaveable` instead of `start`; once its guest reached the state worth keeping,
+ * `save` writes that state into a directory the caller owns; `restore` starts any number of new
+ * VMs from it, each copy-on-write. What a snapshot is valid for (kernel, images, shape) is the
+ * caller's business — it keys its cache by `fingerprint()` plus everything in the spec.
+ */
 export interface SnapshotCapability {
+  /** Everything on the driver's side a snapshot depends on (hypervisor build, accelerator, CPU model). Cheap. */
+  fingerprint(): Promise<string>;
+  /** Like `Driver.start`, for a VM that `save` can save into `stateDir` (an empty, private directory). */
+  startSaveable(spec: VmSpec, stateDir: string): Promise<VmHandle>;
+  /**
+   * Pauses a VM from `startSaveable` and writes its state into `stateDir` crash-safely. The VM
+   * stays paused; the caller ends it (kill). Throws SnapshotError.
+   */
   save(handle: VmHandle, stateDir: string): Promise<void>;
+  /**
+   * Starts a VM from a saved state. `spec` must have the saved VM's shape — cpus, memory, the same
+   * devices in the same order — but disk and share paths may differ (the guest must then drop
+   * what it cached of a re-pointed disk). The snapshot files are only read, so concurrent
+   * restores of one snapshot are fine. Resolves once the guest runs; throws SnapshotError (no
+   * process left) when the snapshot does not fit or fails to load.
+   */
   restore(spec: VmSpec, stateDir: string): Promise<VmHandle>;
 }
 

@@ -19,6 +19,7 @@ export {
   NoUsableDriverError,
   InvalidVmSpecError,
   VmStartError,
+  SnapshotError,
   type VmStartErrorDetails,
 } from './errors';
 export { validateVmSpec } from './validate';

@@ -1,12 +1,15 @@
 // driver-kvm: QEMU microvm on Linux x86-64, with KVM when the host has it and TCG otherwise.
+import fs from 'node:fs';
 import {
   DriverUnavailableError,
+  SnapshotError,
   type Driver,
   type ProbeResult,
+  type SnapshotCapability,
   type VmHandle,
   type VmSpec,
 } from '@smolvm/driver-api';
-import { findExecutable, launchQemu, type Supervision } from '@smolvm/qemu';
+import { QemuVm, findExecutable, launchQemu, launchSaveable, restoreQemuVm, saveQemuVm, type QemuTarget, type Supervision } from '@smolvm/qemu';
 import { probeKvmDevice } from './kvm-device';
 import { microvmTarget, type Accelerator } from './target';
 
@@ -45,7 +48,7 @@ export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
     }
     if (!findExecutable(binary, env)) return unavailable(`${binary} not found`, QEMU_REMEDY);
     const kvm = await probeKvmDevice(options.kvmDevice);
-    const features = { kvm: kvm.usable, tcg: true, network: true, shares: true, snapshot: false };
+    const features = { kvm: kvm.usable, tcg: true, network: true, shares: true, snapshot: true };
     if (requested === 'tcg') return { available: true, accelerator: 'tcg', features };
     if (kvm.usable) return { available: true, accelerator: 'kvm', features };
     if (requested === 'kvm') return { available: false, reason: `SMOLVM_ACCEL=kvm but ${kvm.reason}`, remedy: kvm.remedy, features };
@@ -58,7 +61,7 @@ export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
     };
   }
 
-  async function start(spec: VmSpec): Promise<VmHandle> {
+  async function target(): Promise<QemuTarget> {
     const result = await probe();
     if (!result.available || (result.accelerator !== 'kvm' && result.accelerator !== 'tcg')) {
       throw new DriverUnavailableError(KVM_DRIVER_NAME, result.reason ?? 'probe failed', { remedy: result.remedy });
@@ -69,10 +72,45 @@ export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
         `smolvm: warning: ${result.reason}. ${result.remedy ? `To use KVM: ${result.remedy}. ` : ''}Set SMOLVM_NO_TCG_WARNING=1 to hide this.`,
       );
     }
-    return launchQemu(spec, microvmTarget(result.accelerator, binary), { env, supervision: options.supervision });
+    return microvmTarget(result.accelerator, binary);
   }
 
-  return { name: KVM_DRIVER_NAME, probe, start };
+  async function start(spec: VmSpec): Promise<VmHandle> {
+    return launchQemu(spec, await target(), { env, supervision: options.supervision });
+  }
+
+  const snapshot: SnapshotCapability = {
+    async fingerprint() {
+      const t = await target();
+      // The binary's identity stands in for its version (asking it costs a process); restore
+      // still compares the exact version QEMU reports over QMP with the one that saved.
+      const bin = findExecutable(t.binary, env);
+      const st = bin ? fs.statSync(bin) : undefined;
+      const cpu = t.accel === 'kvm' ? hostCpuFlags() : '';
+      return JSON.stringify({ driver: KVM_DRIVER_NAME, binary: bin, size: st?.size, mtimeMs: st?.mtimeMs, target: t, cpu });
+    },
+    async startSaveable(spec, stateDir) {
+      return launchSaveable(spec, await target(), stateDir, { env, supervision: options.supervision });
+    },
+    async save(handle, stateDir) {
+      if (!(handle instanceof QemuVm)) throw new SnapshotError('cannot save a VM this driver did not start');
+      await saveQemuVm(handle, stateDir);
+    },
+    async restore(spec, stateDir) {
+      return restoreQemuVm(spec, await target(), stateDir, { env, supervision: options.supervision });
+    },
+  };
+
+  return { name: KVM_DRIVER_NAME, probe, start, capabilities: { snapshot } };
+}
+
+/** With KVM the guest sees the host CPU: a snapshot holds CPU state only that CPU can resume. */
+function hostCpuFlags(): string {
+  try {
+    return /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1].trim() ?? '';
+  } catch {
+    return '';
+  }
 }
 
 function parseAccelEnv(value: string | undefined): Accelerator | 'auto' | Error {

@@ -7,10 +7,28 @@ import type { QemuTarget, RunFiles } from './target';
 
 /** The virtio-serial port name the guest agent looks for under /sys/class/virtio-ports. */
 export const AGENT_PORT_NAME = 'smolvm.agent';
+/** The agent channel's chardev id (QMP query-chardev reports its connection under it). */
+export const AGENT_CHARDEV_ID = 'agent';
 
-export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles): string[] {
+/**
+ * How a VM's state is kept, for snapshots (DESIGN §3). Guest RAM lives in a file: `share: true`
+ * while booting a VM that will be saved (its writes land in the file), `share: false` when
+ * restoring (a private copy-on-write mapping: one file serves any number of VMs).
+ */
+export interface MachineStateArgs {
+  memoryFile: string;
+  share: boolean;
+  /** Wait for the device state over QMP (`migrate-incoming`) instead of booting. */
+  incoming: boolean;
+}
+
+/** The id of the RAM backend object when guest RAM is a file. */
+const MEMORY_BACKEND_ID = 'smolvm-ram';
+
+export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles, state?: MachineStateArgs): string[] {
+  const machineOptions = state ? { ...target.machineOptions, 'memory-backend': MEMORY_BACKEND_ID } : target.machineOptions ?? {};
   const argv: string[] = [
-    '-M', opts(target.machine, target.machineOptions ?? {}, 'machine'),
+    '-M', opts(target.machine, machineOptions, 'machine'),
     '-accel', optValue(target.accel, 'accel'),
     '-cpu', optValue(target.cpu, 'cpu'),
     '-smp', String(spec.cpus),
@@ -20,6 +38,15 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles)
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
     '-kernel', rawArg(spec.kernel, 'kernel'),
   ];
+  if (state) {
+    argv.push(
+      '-object',
+      opts('memory-backend-file', { id: MEMORY_BACKEND_ID, size: `${spec.memoryMiB}M`, 'mem-path': state.memoryFile, share: state.share }, 'memoryFile'),
+      // The saved VM must come back running, not paused: it was stopped only to be saved.
+      '-global', 'migration.store-global-state=off',
+    );
+    if (state.incoming) argv.push('-incoming', 'defer');
+  }
   if (spec.initrd !== undefined) argv.push('-initrd', rawArg(spec.initrd, 'initrd'));
   argv.push('-append', rawArg(kernelCmdline(spec, target), 'cmdline'));
 
@@ -31,8 +58,8 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles)
     '-mon', 'chardev=qmp,mode=control',
     '-device', 'virtio-rng-device',
     '-device', 'virtio-serial-device',
-    '-chardev', opts('socket', { id: 'agent', path: spec.agent.socketPath }, 'agent.socketPath'),
-    '-device', opts('virtserialport', { chardev: 'agent', name: AGENT_PORT_NAME }),
+    '-chardev', opts('socket', { id: AGENT_CHARDEV_ID, path: spec.agent.socketPath }, 'agent.socketPath'),
+    '-device', opts('virtserialport', { chardev: AGENT_CHARDEV_ID, name: AGENT_PORT_NAME }),
   );
 
   (spec.disks ?? []).forEach((disk, i) => {

@@ -2,7 +2,8 @@
 // QemuTarget, supervised spawn (QEMU never outlives its parent), QMP client, console capture.
 export { launchQemu, runFiles, type LaunchOptions } from './launch';
 export { QemuVm } from './vm';
-export { buildQemuArgv, kernelCmdline, AGENT_PORT_NAME, NINEP_SECURITY_MODEL } from './argv';
+export { buildQemuArgv, kernelCmdline, AGENT_PORT_NAME, AGENT_CHARDEV_ID, NINEP_SECURITY_MODEL, type MachineStateArgs } from './argv';
+export { launchSaveable, saveQemuVm, restoreQemuVm, SNAPSHOT_FILES } from './snapshot';
 export { optValue, opts, rawArg, type OptProps } from './opts';
 export type { QemuTarget, RunFiles } from './target';
 export { QmpClient, QmpError, QmpConnectionError, type QmpEvent, type QmpVersion } from './qmp';

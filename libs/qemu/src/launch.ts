@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { InvalidVmSpecError, VmStartError, readLogTail, validateVmSpec, type VmSpec } from '@smolvm/driver-api';
-import { buildQemuArgv } from './argv';
+import { buildQemuArgv, type MachineStateArgs } from './argv';
 import { findExecutable } from './binary';
 import { OutputTail } from './output-tail';
 import { QmpClient } from './qmp';
@@ -19,6 +19,8 @@ export interface LaunchOptions {
   /** How long QEMU may take to come up (not the guest: the guest boots after this). Default 30 s. */
   startTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Guest RAM in a file, for snapshots (see snapshot.ts). */
+  state?: MachineStateArgs;
 }
 
 // sun_path is 108 bytes on Linux (104 on macOS), including the terminating NUL.
@@ -34,7 +36,7 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
   checkSocketPath('runDir', files.qmpSocket);
   checkSocketPath('agent.socketPath', spec.agent.socketPath);
   if (spec.network) checkSocketPath('network.socketPath', spec.network.socketPath);
-  const argv = buildQemuArgv(spec, target, files);
+  const argv = buildQemuArgv(spec, target, files, options.state);
   const binary = findExecutable(target.binary, options.env);
   if (!binary) {
     throw new VmStartError(`${target.binary} not found`, {}, { remedy: 'run tools/setup (installs QEMU), or put QEMU on PATH' });

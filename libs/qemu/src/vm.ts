@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import type { StopOptions, VmExit, VmExitReason, VmHandle } from '@smolvm/driver-api';
-import type { QmpClient, QmpEvent } from './qmp';
+import type { QmpClient, QmpEvent, QmpVersion } from './qmp';
 import type { OutputTail } from './output-tail';
 
 /** After a QMP quit (or SIGTERM), how long QEMU gets to flush disks and exit before the next step. */
@@ -77,6 +77,11 @@ export class QemuVm implements VmHandle {
   /** Subscribes to QMP events of this VM. */
   onEvent(listener: (event: QmpEvent) => void): () => void {
     return this.parts.qmp.onEvent(listener);
+  }
+
+  /** What QEMU said it is in its QMP greeting. */
+  qemuVersion(): QmpVersion | undefined {
+    return this.parts.qmp.version;
   }
 
   /** The last lines QEMU wrote on stderr (warnings, errors). */

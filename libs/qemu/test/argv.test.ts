@@ -144,4 +144,19 @@ describe('buildQemuArgv', () => {
     expect(() => kernelCmdline(spec({ cmdline: ['a b'] }), target)).toThrow(InvalidVmSpecError);
     expect(kernelCmdline(spec({ cmdline: ['k="a b"'] }), target)).toBe('console=ttyS0 quiet nolapic_timer k="a b"');
   });
+
+  it('snapshots: RAM as a file backend (shared to save, private to restore), incoming deferred', () => {
+    const save = buildQemuArgv(spec(), target, files, { memoryFile: '/s,1/memory', share: true, incoming: false });
+    expect(values(save, '-M')).toEqual(['microvm,acpi=off,memory-backend=smolvm-ram']);
+    expect(values(save, '-object')).toEqual(['memory-backend-file,id=smolvm-ram,size=512M,mem-path=/s,,1/memory,share=on']);
+    expect(values(save, '-global')).toEqual(['migration.store-global-state=off']);
+    expect(save).not.toContain('-incoming');
+    const restore = buildQemuArgv(spec(), target, files, { memoryFile: '/s/memory', share: false, incoming: true });
+    expect(values(restore, '-object')).toEqual(['memory-backend-file,id=smolvm-ram,size=512M,mem-path=/s/memory,share=off']);
+    expect(values(restore, '-incoming')).toEqual(['defer']);
+    // Everything but the RAM sharing and -incoming is the same command line: the device set must match.
+    const strip = (argv: string[]) => argv.filter((a, i) => a !== '-incoming' && argv[i - 1] !== '-incoming' && !a.startsWith('memory-backend-file'));
+    expect(strip(restore)).toEqual(strip(save));
+    expect(values(buildQemuArgv(spec(), target, files), '-M')).toEqual(['microvm,acpi=off']);
+  });
 });

@@ -8,8 +8,21 @@ import path from 'node:path';
 import { SmolvmError, UsageError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
 import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
 import { buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
-import { VmStartError, readLogTail, selectDriver, type BlockDeviceSpec, type Driver, type NetworkEndpointSpec, type VmExit, type VmHandle } from '@smolvm/driver-api';
+import {
+  SnapshotError,
+  VmStartError,
+  readLogTail,
+  selectDriver,
+  type BlockDeviceSpec,
+  type Driver,
+  type NetworkEndpointSpec,
+  type SnapshotCapability,
+  type VmExit,
+  type VmHandle,
+  type VmSpec,
+} from '@smolvm/driver-api';
 import type { Gateway } from '@smolvm/netpolicy';
+import { SnapshotStaging, discardSnapshot, findSnapshot, imageSlotPath, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
 import { locateKernel } from './kernel';
 import { prepareNetwork, sshAgentSetup, type NetworkOptions, type PreparedNetwork } from './network';
 import { createRunDir, type RunDir } from './run-dir';
@@ -49,6 +62,13 @@ export interface StartVmOptions {
   network?: NetworkOptions;
   /** Relay the guest's SSH_AUTH_SOCK to `env.SSH_AUTH_SOCK` (--ssh-agent); checked before boot. */
   sshAgent?: boolean;
+  /**
+   * Start from the boot snapshot of this VM shape when the driver can (made by the first such
+   * start), instead of booting. Default true; persistent machines and VMs with a NIC always boot.
+   */
+  bootSnapshot?: boolean;
+  /** Diagnostics worth a line with --debug: why a start did not come from a snapshot. */
+  onNote?: (message: string) => void;
 }
 
 /** Milliseconds from the start of startVm(). */
@@ -73,6 +93,8 @@ export class Vm {
     /** What the agent reported about itself when ready (guest uptime, agent start time...). */
     readonly agentInfo: AgentInfo,
     private readonly consoleFd: number,
+    /** True when the VM came from a boot snapshot rather than a boot. */
+    readonly restored = false,
   ) {}
 
   exec(options: ExecOptions): Promise<ExecSession> {
@@ -147,6 +169,11 @@ function listenOnce(socketPath: string): Promise<{ server: net.Server; connectio
 }
 
 interface BootOptions {
+  /** How the VM starts: a boot by default; a saveable boot or a restore for snapshots. */
+  start?: (spec: VmSpec) => Promise<VmHandle>;
+  /** The image disk slot's file when no image is given (snapshot shapes always have the slot). */
+  imageSlot?: string;
+  restored?: boolean;
   kernel: string;
   agentImage: AgentImage;
   driver: Driver;
@@ -180,12 +207,14 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork)
       gateway = await network.start(nic.socketPath);
     }
     const disks: BlockDeviceSpec[] = [{ id: agentImage.diskId, path: agentImage.path, readOnly: true, format: 'raw' }];
-    if (options.imageErofs) disks.push({ id: IMAGE_DISK_ID, path: options.imageErofs, readOnly: true, format: 'raw' });
+    const image = options.imageErofs ?? options.imageSlot;
+    if (image) disks.push({ id: IMAGE_DISK_ID, path: image, readOnly: true, format: 'raw' });
     if (options.persistent) {
       disks.push({ id: OVERLAY_DISK_ID, path: options.persistent.overlayDisk, readOnly: false, format: 'raw' });
       disks.push({ id: STORAGE_DISK_ID, path: options.persistent.storageDisk, readOnly: false, format: 'raw' });
     }
-    handle = await options.driver.start({
+    const start = options.start ?? ((spec: VmSpec) => options.driver.start(spec));
+    handle = await start({
       kernel: options.kernel,
       cmdline: agentImage.kernelArgs,
       cpus: options.cpus,
@@ -227,7 +256,7 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork)
     server = undefined;
     runDir.remove();
     // startVm fills in `prepared` and `setUp`, which happen outside boot.
-    const vm = new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd);
+    const vm = new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd, options.restored ?? false);
     if (gateway) {
       const gw = gateway;
       vm.network = gw;
@@ -295,7 +324,7 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   }
   // Host ports are bound first, so a busy one fails before anything boots; released with the VM.
   const network = options.network ? await prepareNetwork(options.network, env) : undefined;
-  let vm: Vm;
+  let vm: Vm | undefined;
   let prepared: number;
   try {
     const bootOptions: BootOptions = {
@@ -312,7 +341,17 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     };
     bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, options.agentBundle, `${driver.name}-${probe.accelerator ?? 'default'}`);
     prepared = Math.round(performance.now() - t0);
-    vm = await boot(bootOptions, t0, network);
+    if (options.bootSnapshot !== false) {
+      const note = options.onNote ?? (() => undefined);
+      const capability = driver.capabilities?.snapshot;
+      // Persistent machines and VMs with a NIC boot: their disks and the NIC are not part of any
+      // snapshot shape yet.
+      if (options.persistent) note('persistent machines are not started from boot snapshots: cold boot');
+      else if (network) note('VMs with a network are not started from boot snapshots yet: cold boot');
+      else if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
+      else vm = await warmStart(bootOptions, capability, cacheDir, note, t0);
+    }
+    vm ??= await boot(bootOptions, t0, network);
   } catch (err) {
     await network?.close();
     throw err;
@@ -320,7 +359,6 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   if (network) vm.addCleanup(() => network.close());
   try {
     if (sshAgent) vm.agent.serveSshAgent(sshAgent.relay);
-    await vm.agent.setTime(Date.now());
     const setup: SetupSpec = {
       ...(options.hostname ? { hostname: options.hostname } : {}),
       ...(options.imageErofs ? { image: { device: { serial: IMAGE_DISK_ID }, fstype: 'erofs' } } : {}),
@@ -331,7 +369,14 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
       ...(vm.network ? network?.setup(vm.network) : {}),
       ...(sshAgent ? { sshAgent: { socket: sshAgent.guestSocket } } : {}),
     };
-    await vm.agent.setup(setup);
+    // Sent back to back: the agent runs them in this order (each handler starts when its request
+    // arrives), and a restored guest pays a round trip per request. A restored guest shares its
+    // RNG state with every VM restored from the same snapshot: reseeded before anything mounts or runs.
+    await Promise.all([
+      vm.agent.setTime(Date.now()),
+      ...(vm.restored ? [vm.agent.reseed(crypto.randomBytes(64))] : []),
+      vm.agent.setup(setup),
+    ]);
   } catch (err) {
     await vm.kill();
     throw err;
@@ -339,4 +384,87 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   vm.timings.prepared = prepared;
   vm.timings.setUp = Math.round(performance.now() - t0);
   return vm;
+}
+
+/** A restored agent answers in well under a second; this bounds a restore that went wrong. */
+const RESTORE_READY_TIMEOUT_MS = 30_000;
+
+/**
+ * Restores the VM from the boot snapshot of its shape, saving that snapshot first if there is
+ * none (a cold boot of this shape). Undefined, after a note, when the caller must cold-boot:
+ * nothing a failed snapshot did is left behind, and a snapshot that failed to restore is dropped
+ * so the next start rebuilds it.
+ */
+async function warmStart(options: BootOptions, capability: SnapshotCapability, cacheDir: string, note: (m: string) => void, t0: number): Promise<Vm | undefined> {
+  const root = snapshotRoot(cacheDir);
+  let found: FoundSnapshot;
+  try {
+    const k = await snapshotKey(options.driver.name, capability, {
+      kernel: options.kernel,
+      agentImage: options.agentImage,
+      cpus: options.cpus,
+      memoryMiB: options.memoryMiB,
+      shares: options.volumes.length,
+      network: false,
+    });
+    const lookup = findSnapshot(root, k);
+    if ('note' in lookup) {
+      note(`${lookup.note}: cold boot to save one, then restore it`);
+      found = await saveSnapshot(options, capability, root, k);
+    } else {
+      found = lookup;
+    }
+  } catch (err) {
+    note(`no boot snapshot (${(err as Error).message}): cold boot`);
+    return undefined;
+  }
+  try {
+    const vm = await boot({ ...options, imageSlot: imageSlotPath(found.dir), restored: true, bootTimeoutMs: RESTORE_READY_TIMEOUT_MS, start: (spec) => capability.restore(spec, found.dir) }, t0);
+    if (vm.agentInfo.pid !== found.agentPid || vm.agentInfo.reconnect !== true) {
+      await vm.kill();
+      throw new SnapshotError(`the restored agent is not the saved one (pid ${String(vm.agentInfo.pid)}, saved ${found.agentPid})`);
+    }
+    return vm;
+  } catch (err) {
+    note(`restoring the boot snapshot failed (${(err as Error).message}): cold boot; the snapshot is dropped and rebuilt by the next start`);
+    discardSnapshot(root, found.dir);
+    return undefined;
+  }
+}
+
+/** Boots a VM of this shape with nothing of the user's in it, saves it once its agent is ready, publishes it. */
+async function saveSnapshot(options: BootOptions, capability: SnapshotCapability, root: string, k: SnapshotKey): Promise<FoundSnapshot> {
+  const staging = new SnapshotStaging(root);
+  try {
+    const vm = await boot(
+      {
+        ...options,
+        imageErofs: undefined,
+        imageSlot: staging.imageSlot,
+        volumes: options.volumes.map((v) => ({ hostPath: staging.emptyShare, guestPath: v.guestPath, readOnly: true })),
+        persistent: undefined,
+        start: (spec) => capability.startSaveable(spec, staging.dir),
+      },
+      performance.now(),
+    );
+    let agentPid: unknown;
+    try {
+      agentPid = vm.agentInfo.pid;
+      if (typeof agentPid !== 'number') throw new SnapshotError('the agent did not report its pid');
+      await vm.agent.prepareSnapshot();
+      // Saved without a host connected, the guest agent waits for one: a restored VM greets its new host.
+      vm.agent.close();
+      await capability.save(vm.handle, staging.dir);
+    } finally {
+      await vm.kill();
+    }
+    staging.commit(k, agentPid);
+  } catch (err) {
+    staging.discard();
+    throw err;
+  }
+  // Ours, or the one a concurrent start published first.
+  const found = findSnapshot(root, k);
+  if ('note' in found) throw new SnapshotError(found.note);
+  return found;
 }

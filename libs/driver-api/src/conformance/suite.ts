@@ -5,10 +5,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Driver, VmExit } from '../driver';
-import { InvalidVmSpecError, VmStartError } from '../errors';
+import { InvalidVmSpecError, SnapshotError, VmStartError } from '../errors';
 import { readLogTail } from '../log-tail';
 import type { VmSpec } from '../spec';
-import { bootVm, isAlive, prepareVm, processesMentioning, type BootedVm } from './booter';
+import { bootVm, isAlive, prepareVm, processesMentioning, vmDir, type BootedVm } from './booter';
 import { prepareConformanceFixtures, type ConformanceFixtures } from './fixtures';
 
 export interface ConformanceOptions {
@@ -220,6 +220,46 @@ export function runDriverConformance(options: ConformanceOptions): void {
         await agent.close();
       }
     }, testTimeout);
+
+    // Only for drivers with the optional snapshot capability (DESIGN §2).
+    it('snapshots (if offered): a saved VM restores twice at once, each copy-on-write on its own channel; a wrong shape is refused', async () => {
+      const snapshot = driver.capabilities?.snapshot;
+      if (!snapshot) return;
+      expect(typeof (await snapshot.fingerprint())).toBe('string');
+      const stateDir = vmDir(fx, 'snap-state');
+      const reconnect = { cmdline: ['smolvm.conformance.reconnect'] };
+      const source = await prepareVm({ driver, fixtures: fx, name: 'snap-source', timeoutMs: bootTimeoutMs, spec: reconnect });
+      const saved = await snapshot.startSaveable(source.spec, stateDir);
+      try {
+        await source.agent.ready(bootTimeoutMs, saved.wait());
+        expect((await source.agent.run('echo saved > /tmp/marker')).code).toBe(0);
+      } finally {
+        await source.agent.close(); // the contract: the host side goes before the save
+      }
+      await snapshot.save(saved, stateDir);
+      await expectNothingLeft({ spec: source.spec, handle: saved, dir: source.dir }, await saved.kill());
+
+      const copies = await Promise.all([0, 1].map(async (i) => {
+        const vm = await prepareVm({ driver, fixtures: fx, name: `snap-copy${i}`, timeoutMs: bootTimeoutMs, spec: reconnect });
+        const handle = await snapshot.restore(vm.spec, stateDir);
+        booted.push({ ...vm, handle, readyMs: 0 });
+        await vm.agent.ready(bootTimeoutMs, handle.wait());
+        return { ...vm, handle };
+      }));
+      for (const [i, copy] of copies.entries()) {
+        expect((await copy.agent.run(`cat /tmp/marker; echo copy${i} > /tmp/marker`)).output).toEqual(['saved']);
+      }
+      for (const [i, copy] of copies.entries()) expect((await copy.agent.run('cat /tmp/marker')).output).toEqual([`copy${i}`]);
+      for (const copy of copies) await expectNothingLeft(copy, await copy.handle.stop());
+
+      const wrong = await prepareVm({ driver, fixtures: fx, name: 'snap-wrong', timeoutMs: bootTimeoutMs, spec: { ...reconnect, memoryMiB: 192 } });
+      try {
+        await expect(snapshot.restore(wrong.spec, stateDir)).rejects.toBeInstanceOf(SnapshotError);
+        expect(processesMentioning(wrong.spec.runDir)).toEqual([]);
+      } finally {
+        await wrong.agent.close();
+      }
+    }, testTimeout * 3);
 
     it('start() rejects an invalid spec before starting anything', async () => {
       const { spec, agent } = await prepareVm({ driver, fixtures: fx, name: 'invalid', timeoutMs: bootTimeoutMs, spec: { cpus: 0 } });

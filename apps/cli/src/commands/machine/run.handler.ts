@@ -55,6 +55,8 @@ export async function runRun(args: RunArgs): Promise<number> {
     network: vmNetwork(merged, args.debug ? (d) => process.stderr.write(`smolvm: network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})\n`) : undefined),
     sshAgent: merged.sshAgent,
     agentBundle: agentBundlePath(),
+    bootSnapshot: !args.cold,
+    ...(args.debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: ${message}\n`) } : {}),
     ...(args.driver ? { driver: { name: args.driver, source: '--driver' } } : {}),
   });
   try {
@@ -102,6 +104,7 @@ function writeTimings(file: string, vm: Vm, vmStart: number, commandDone: number
     guestUptimeAtReady: typeof info.kernelUptimeMs === 'number' ? info.kernelUptimeMs : null,
     agentStartToReady: typeof info.agentStartMs === 'number' ? info.agentStartMs : null,
     agentSnapshot: info.snapshot === true,
+    restored: vm.restored,
   };
   writeFileAtomic(file, JSON.stringify(timings) + '\n');
 }

@@ -6,6 +6,7 @@ export interface RunArgs extends WorkloadArgs {
   interactive: boolean;
   tty: boolean;
   driver?: string;
+  cold: boolean;
   '--'?: Array<string | number>;
 }
 
@@ -20,6 +21,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'Keep stdin open and send it to the command' })
       .option('tty', { alias: 't', type: 'boolean', default: false, describe: 'Allocate a pseudo-terminal (use with -i for a shell)' })
       .option('driver', { coerce: lastValue, type: 'string', describe: 'VM driver (default: SMOLVM_DRIVER, else the first usable one)' })
+      .option('cold', { type: 'boolean', default: false, describe: 'Boot the VM instead of restoring the boot snapshot of its shape' })
       .example('$0 machine run -- echo hello', 'Run a command in the bare image')
       .example('$0 machine run -it', 'An interactive shell in the bare image')
       .example('$0 machine run --image python:3.12-alpine -- python3 -c "print(1)"', 'Run a command in an OCI image')

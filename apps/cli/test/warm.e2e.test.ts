@@ -1,0 +1,221 @@
+// Warm starts end to end (issue 7): `machine run` restores a VM from the boot snapshot of its shape
+// instead of booting it. Real VMs (TCG here), the built CLI, a local registry for images.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { RegistryClient, RegistryConfig } from '@smolvm/oci';
+import { locateKernel } from '@smolvm/runtime';
+import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
+import { buildImage, buildLayer, busyboxRootfs, pushBuiltImage } from '../../../tools/fixtures/images';
+import { CLI, smolvm, type CliResult } from './helpers';
+
+jest.setTimeout(600_000);
+
+let home: string;
+let runtimeDir: string;
+let env: NodeJS.ProcessEnv;
+let registry: RegistryFixture;
+let smallImage: string;
+let bigImage: string;
+const bigBlob = crypto.randomBytes(24 * 1024 * 1024);
+
+const SHAPE = ['--cpus', '1', '--memory', '256'];
+
+function run(args: string[], extraEnv: NodeJS.ProcessEnv = {}): CliResult {
+  return smolvm(['machine', 'run', ...SHAPE, ...args], { ...env, ...extraEnv }, undefined, 300_000);
+}
+
+function runAsync(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, 'machine', 'run', ...SHAPE, ...args], { env: { ...process.env, ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+/** Runs with SMOLVM_TIMINGS and says whether the VM was restored. */
+function restoredBy(args: string[], extraEnv: NodeJS.ProcessEnv = {}): { result: CliResult; restored: boolean } {
+  const file = path.join(home, `timings-${crypto.randomBytes(4).toString('hex')}.json`);
+  const result = run(args, { ...extraEnv, SMOLVM_TIMINGS: file });
+  const restored = fs.existsSync(file) && (JSON.parse(fs.readFileSync(file, 'utf8')) as { restored: boolean }).restored;
+  fs.rmSync(file, { force: true });
+  return { result, restored };
+}
+
+const snapRoot = () => path.join(home, 'cache', 'vmsnap');
+const snapshots = () => (fs.existsSync(snapRoot()) ? fs.readdirSync(snapRoot()).filter((n) => !n.startsWith('.')) : []);
+const hidden = () => (fs.existsSync(snapRoot()) ? fs.readdirSync(snapRoot()).filter((n) => n.startsWith('.')) : []);
+
+function qemuChildren(): string[] {
+  const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout;
+  return ps.split('\n').filter((l) => l.includes('qemu-system') && l.includes(runtimeDir));
+}
+
+/** The snapshot directory of the default test shape (made by the first test). */
+let baseSnapshot: string;
+
+beforeAll(async () => {
+  home = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-warm-e2e-'));
+  runtimeDir = path.join(home, 'run');
+  fs.mkdirSync(runtimeDir, { mode: 0o700 });
+  env = { SMOLVM_HOME: home, XDG_RUNTIME_DIR: runtimeDir, SMOLVM_NO_TCG_WARNING: '1' };
+  registry = await startRegistry({ auth: 'none' });
+  const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
+  try {
+    const small = buildImage([buildLayer([...busyboxRootfs(), { path: 'opt', type: 'dir' }, { path: 'opt/data', type: 'dir' }, { path: 'opt/data/a', type: 'file', content: 'data a\n' }])], { Cmd: ['/bin/sh'] });
+    smallImage = (await pushBuiltImage(client, `${registry.host}/warm/small:1`, small)).reference;
+    const big = buildImage([buildLayer(busyboxRootfs()), buildLayer([{ path: 'data', type: 'dir' }, { path: 'data/blob', type: 'file', content: bigBlob }], 'gzip', 1)], { Cmd: ['/bin/sh'] });
+    bigImage = (await pushBuiltImage(client, `${registry.host}/warm/big:1`, big)).reference;
+  } finally {
+    await client.close();
+  }
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+afterEach(() => {
+  expect(qemuChildren()).toEqual([]);
+  const root = path.join(runtimeDir, 'smolvm');
+  expect(fs.existsSync(root) ? fs.readdirSync(root) : []).toEqual([]);
+  // No staging or trash directory outlives a run.
+  expect(hidden()).toEqual([]);
+});
+
+describe('boot snapshots', () => {
+  it('the first run saves the snapshot of its shape (owner-only files); later runs restore it', () => {
+    const first = run(['--debug', '--', 'echo', 'first']);
+    expect(first.stdout).toBe('first\n');
+    expect(first.stderr).toMatch(/note: no boot snapshot for this VM shape yet: cold boot/);
+    expect(first.status).toBe(0);
+    expect(snapshots()).toHaveLength(1);
+    baseSnapshot = path.join(snapRoot(), snapshots()[0]);
+    expect(fs.statSync(snapRoot()).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(baseSnapshot).mode & 0o777).toBe(0o700);
+    for (const f of fs.readdirSync(baseSnapshot)) expect([f, fs.statSync(path.join(baseSnapshot, f)).mode & 0o777]).toEqual([f, 0o600]);
+    expect(fs.readdirSync(baseSnapshot).sort()).toEqual(['memory', 'meta.json', 'qemu.json', 'slot.img', 'state']);
+
+    const warm = restoredBy(['--debug', '--', 'echo', 'warm']);
+    expect(warm.result.stdout).toBe('warm\n');
+    expect(warm.result.stderr).toBe('');
+    expect(warm.restored).toBe(true);
+    const cold = restoredBy(['--cold', '--', 'echo', 'cold']);
+    expect(cold.result.stdout).toBe('cold\n');
+    expect(cold.restored).toBe(false);
+  });
+
+  it('sets the guest clock from the host after a restore', async () => {
+    // Let the snapshot's clock fall behind, so a restore that skipped the clock would show it.
+    const created = Date.parse((JSON.parse(fs.readFileSync(path.join(baseSnapshot, 'meta.json'), 'utf8')) as { createdAt: string }).createdAt);
+    await new Promise((r) => setTimeout(r, Math.max(0, created + 5_000 - Date.now())));
+    // busybox date has no sub-second format; adjtimex prints the clock to the microsecond.
+    const before = Date.now() / 1000;
+    const { result, restored } = restoredBy(['--', 'adjtimex']);
+    const after = Date.now() / 1000;
+    expect(restored).toBe(true);
+    const [, sec, usec] = /time\.tv_sec:\s+(\d+)\s+time\.tv_usec:\s+(\d+)/.exec(result.stdout) ?? [];
+    const guest = Number(sec) + Number(usec) / 1e6;
+    expect(guest).toBeGreaterThan(before - 1);
+    expect(guest).toBeLessThan(after + 1);
+  });
+
+  it('gives every restored VM its own random state (boot_id and /dev/urandom differ)', async () => {
+    const script = 'cat /proc/sys/kernel/random/boot_id; head -c 32 /dev/urandom | od -An -tx1 | tr -d " \\n"';
+    const [a, b] = await Promise.all([runAsync(['--', 'sh', '-c', script]), runAsync(['--', 'sh', '-c', script])]);
+    expect([a.status, b.status]).toEqual([0, 0]);
+    const [idA, randA] = a.stdout.split('\n');
+    const [idB, randB] = b.stdout.split('\n');
+    expect(randA).toMatch(/^[0-9a-f]{64}$/);
+    expect(randA).not.toBe(randB);
+    expect(idA).not.toBe(idB);
+    expect(snapshots()).toHaveLength(1);
+  });
+
+  it('re-points the image disk: images of different sizes in consecutive warm runs', () => {
+    const small = restoredBy(['-I', smallImage, '--', 'cat', '/opt/data/a']);
+    expect(small.result.stdout).toBe('data a\n');
+    expect(small.restored).toBe(true);
+    const big = restoredBy(['-I', bigImage, '--', 'sha256sum', '/data/blob']);
+    expect(big.result.stderr).toBe('');
+    expect(big.result.stdout.split(' ')[0]).toBe(crypto.createHash('sha256').update(bigBlob).digest('hex'));
+    expect(big.restored).toBe(true);
+    const again = restoredBy(['-I', smallImage, '--', 'sh', '-c', 'cat /opt/data/a; ls /data 2>&1 | grep -c "No such"']);
+    expect(again.result.stdout).toBe('data a\n1\n');
+    expect(again.restored).toBe(true);
+    // Bare runs after an image run see the bare root again.
+    expect(run(['--', 'sh', '-c', 'test -e /opt/data/a || echo bare']).stdout).toBe('bare\n');
+    expect(snapshots()).toHaveLength(1);
+  });
+
+  it('runs 8 VMs restored in parallel from one snapshot', async () => {
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => runAsync(['--', 'sh', '-c', `echo vm${i} $((6 * 7)); cat /proc/sys/kernel/random/boot_id`])));
+    const ids = new Set<string>();
+    results.forEach((r, i) => {
+      expect([r.status, r.stderr]).toEqual([0, '']);
+      const [line, id] = r.stdout.trim().split('\n');
+      expect(line).toBe(`vm${i} 42`);
+      ids.add(id);
+    });
+    expect(ids.size).toBe(8);
+    expect(snapshots()).toHaveLength(1);
+  });
+
+  it('two processes making the same snapshot at once: one publishes it, the other discards its copy', async () => {
+    const shape = ['--memory', '320', '--debug', '--'];
+    const [a, b] = await Promise.all([runAsync([...shape, 'echo', 'a']), runAsync([...shape, 'echo', 'b'])]);
+    expect([a.status, a.stdout, b.status, b.stdout]).toEqual([0, 'a\n', 0, 'b\n']);
+    expect(snapshots()).toHaveLength(2);
+    expect(restoredBy(['--memory', '320', '--', 'true']).restored).toBe(true);
+  });
+
+  it('a truncated snapshot file falls back to a cold boot (note with --debug) and is rebuilt', () => {
+    for (const file of ['memory', 'state']) {
+      fs.truncateSync(path.join(baseSnapshot, file), 4096);
+      const r = run(['--debug', '--', 'echo', 'still works']);
+      expect(r.stdout).toBe('still works\n');
+      expect(r.status).toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`note: the boot snapshot .* is unusable \\(${file} is 4096 bytes, expected \\d+\\): cold boot`));
+      expect(fs.statSync(path.join(baseSnapshot, file)).size).toBeGreaterThan(4096);
+      const next = restoredBy(['--debug', '--', 'true']);
+      expect([next.restored, next.result.stderr]).toEqual([true, '']);
+    }
+  });
+
+  it('a restore that brings back the wrong VM falls back to a cold boot; the snapshot is rebuilt', () => {
+    const metaFile = path.join(baseSnapshot, 'meta.json');
+    const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as { agentPid: number };
+    fs.writeFileSync(metaFile, JSON.stringify({ ...meta, agentPid: meta.agentPid + 1000 }));
+    const r = restoredBy(['--debug', '--', 'echo', 'ok']);
+    expect(r.result.stdout).toBe('ok\n');
+    expect(r.restored).toBe(false);
+    expect(r.result.stderr).toMatch(/note: restoring the boot snapshot failed \(the restored agent is not the saved one .*\): cold boot/);
+    expect(fs.existsSync(baseSnapshot)).toBe(false);
+    expect(run(['--', 'true']).status).toBe(0);
+    expect(restoredBy(['--', 'true']).restored).toBe(true);
+  });
+
+  it('a changed kernel falls back to a cold boot (note with --debug) and replaces the snapshot', () => {
+    const kernel = path.join(home, 'vmlinux');
+    fs.copyFileSync(locateKernel(), kernel);
+    const kenv = { SMOLVM_KERNEL: kernel };
+    expect(run(['--memory', '288', '--', 'true'], kenv).status).toBe(0);
+    const before = snapshots();
+    expect(restoredBy(['--memory', '288', '--', 'true'], kenv).restored).toBe(true);
+    // Bytes appended after the ELF image: the same bootable kernel, but another file.
+    fs.appendFileSync(kernel, Buffer.alloc(4096, 0));
+    const r = run(['--memory', '288', '--debug', '--', 'echo', 'new kernel'], kenv);
+    expect(r.stdout).toBe('new kernel\n');
+    expect(r.stderr).toMatch(/note: the boot snapshot for this VM shape was made with another kernel: cold boot/);
+    // The stale snapshot of that shape is gone, the new one serves.
+    expect(snapshots()).toHaveLength(before.length);
+    expect(snapshots()).not.toEqual(before);
+    expect(restoredBy(['--memory', '288', '--', 'true'], kenv).restored).toBe(true);
+  });
+});

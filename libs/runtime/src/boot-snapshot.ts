@@ -1,0 +1,258 @@
+// The boot snapshot cache (DESIGN §3, issue 7): one snapshot per VM shape, taken once the agent
+// of a fresh VM is ready (before any setup or user work: nothing of the user's is in it), under
+// <cache>/vmsnap/<key>/, where the key hashes everything the saved state depends on. A snapshot
+// directory only ever appears complete (built in a private staging directory, then renamed), so
+// readers never see a partial one; two processes that build the same one race on the rename and
+// the loser discards its copy. Everything is owner-only (0700 directories, 0600 files).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { currentProcessIdentity, fsyncDir, isProcessAlive, type ProcessIdentity } from '@smolvm/common';
+import { SnapshotError, type SnapshotCapability } from '@smolvm/driver-api';
+import type { AgentImage } from '@smolvm/agent-image';
+
+/** Bumped whenever what a snapshot holds or how it is restored changes. */
+const FORMAT = 1;
+const META_FILE = 'meta.json';
+/** The per-run image disk's placeholder: sparse, larger than any image (see imageSlotPath). */
+const SLOT_FILE = 'slot.img';
+export const IMAGE_SLOT_BYTES = 2 ** 40;
+
+/** What must be equal between the VM that was saved and the one that restores it. */
+export interface SnapshotShape {
+  kernel: string;
+  agentImage: AgentImage;
+  cpus: number;
+  memoryMiB: number;
+  /** Number of 9p shares (tags vol0..N-1); their host paths may differ. */
+  shares: number;
+  network: boolean;
+}
+
+export interface SnapshotKey {
+  key: string;
+  /** The shape alone (no versions): snapshots with the same one replace each other. */
+  shapeKey: string;
+  fields: Record<string, string>;
+}
+
+interface SnapshotMeta {
+  format: number;
+  key: string;
+  shapeKey: string;
+  fields: Record<string, string>;
+  /** The agent's pid at save time: a restored VM must greet with it (the right VM came back). */
+  agentPid: number;
+  stateSha256: string;
+  files: Record<string, number>;
+  createdAt: string;
+}
+
+export interface FoundSnapshot {
+  dir: string;
+  agentPid: number;
+}
+
+export function snapshotRoot(cacheDir: string): string {
+  return path.join(cacheDir, 'vmsnap');
+}
+
+/** Identity of a file without reading it: a replaced or rebuilt kernel changes it. */
+function fileIdentity(file: string): string {
+  const real = fs.realpathSync(file);
+  const st = fs.statSync(real);
+  return `${real} size=${st.size} mtime=${st.mtimeMs} ctime=${st.ctimeMs} ino=${st.ino}`;
+}
+
+export async function snapshotKey(driverName: string, capability: SnapshotCapability, shape: SnapshotShape): Promise<SnapshotKey> {
+  const devices = ['blk:agent:ro', 'blk:image-slot:ro', ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), shape.network ? 'net' : 'no-net'];
+  const shapeFields = { driver: driverName, cpus: String(shape.cpus), memoryMiB: String(shape.memoryMiB), devices: devices.join(' ') };
+  const fields = {
+    format: String(FORMAT),
+    ...shapeFields,
+    hypervisor: await capability.fingerprint(),
+    kernel: fileIdentity(shape.kernel),
+    cmdline: shape.agentImage.kernelArgs.join(' '),
+    agentImage: shape.agentImage.key,
+  };
+  return { key: hash(fields), shapeKey: hash(shapeFields), fields };
+}
+
+function hash(value: Record<string, string>): string {
+  return crypto.createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 32);
+}
+
+function sha256File(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+function readMeta(dir: string): SnapshotMeta | undefined {
+  try {
+    const meta = JSON.parse(fs.readFileSync(path.join(dir, META_FILE), 'utf8')) as SnapshotMeta;
+    return meta && typeof meta === 'object' && meta.format === FORMAT ? meta : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The snapshot for `key`, checked (metadata, every file's size, the device state's hash), or a
+ * note saying why there is none usable. A damaged one is moved out of the way so it is rebuilt.
+ */
+export function findSnapshot(root: string, k: SnapshotKey): FoundSnapshot | { note: string } {
+  const dir = path.join(root, k.key);
+  if (!fs.existsSync(dir)) return { note: explainMiss(root, k) };
+  const problem = checkSnapshot(dir, k);
+  if (problem) {
+    discardSnapshot(root, dir);
+    return { note: `the boot snapshot ${dir} is unusable (${problem})` };
+  }
+  return { dir, agentPid: (readMeta(dir) as SnapshotMeta).agentPid };
+}
+
+function checkSnapshot(dir: string, k: SnapshotKey): string | undefined {
+  const meta = readMeta(dir);
+  if (!meta) return `no valid ${META_FILE}`;
+  if (meta.key !== k.key || JSON.stringify(meta.fields) !== JSON.stringify(k.fields)) return 'it was made for another VM';
+  for (const [name, size] of Object.entries(meta.files)) {
+    const actual = fs.statSync(path.join(dir, name), { throwIfNoEntry: false })?.size;
+    if (actual !== size) return `${name} is ${actual ?? 'missing'} bytes, expected ${size}`;
+  }
+  if (sha256File(path.join(dir, 'state')) !== meta.stateSha256) return 'its device state does not match its checksum';
+  return undefined;
+}
+
+/** Why no snapshot has this key: none yet, or one of the same shape made with other inputs. */
+function explainMiss(root: string, k: SnapshotKey): string {
+  for (const name of safeReaddir(root)) {
+    if (name.startsWith('.')) continue;
+    const meta = readMeta(path.join(root, name));
+    if (!meta || meta.shapeKey !== k.shapeKey) continue;
+    const changed = Object.keys(k.fields).filter((f) => meta.fields[f] !== k.fields[f]);
+    if (changed.length) return `the boot snapshot for this VM shape was made with another ${changed.join(', ')}`;
+  }
+  return 'no boot snapshot for this VM shape yet';
+}
+
+/** Moves a snapshot out of sight in one step, then deletes it (running restores keep their open files). */
+export function discardSnapshot(root: string, dir: string): void {
+  const trash = path.join(root, `.trash-${crypto.randomBytes(6).toString('hex')}`);
+  try {
+    fs.renameSync(dir, trash);
+  } catch {
+    return; // someone else removed or replaced it
+  }
+  fs.rmSync(trash, { recursive: true, force: true });
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function ensurePrivateDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+}
+
+/** A private directory to build one snapshot in; `commit` publishes it under its key. */
+export class SnapshotStaging {
+  readonly dir: string;
+  /** Where 9p shares point while saving: the saved guest has mounted none of them. */
+  readonly emptyShare: string;
+  readonly imageSlot: string;
+
+  constructor(private readonly root: string) {
+    ensurePrivateDir(root);
+    sweepStaging(root);
+    this.dir = fs.mkdtempSync(path.join(root, '.staging-'));
+    fs.chmodSync(this.dir, 0o700);
+    fs.writeFileSync(path.join(this.dir, 'owner.json'), JSON.stringify(currentProcessIdentity()), { mode: 0o600 });
+    this.emptyShare = path.join(this.dir, 'empty');
+    fs.mkdirSync(this.emptyShare, { mode: 0o700 });
+    this.imageSlot = path.join(this.dir, SLOT_FILE);
+    fs.writeFileSync(this.imageSlot, '', { mode: 0o600 });
+    fs.truncateSync(this.imageSlot, IMAGE_SLOT_BYTES);
+  }
+
+  /**
+   * Writes the metadata and renames the directory to its key. False when another process
+   * published the same snapshot first: ours is discarded and theirs serves.
+   */
+  commit(k: SnapshotKey, agentPid: number): boolean {
+    fs.rmSync(this.emptyShare, { recursive: true, force: true });
+    fs.rmSync(path.join(this.dir, 'owner.json'), { force: true });
+    const files: Record<string, number> = {};
+    for (const name of fs.readdirSync(this.dir)) {
+      const file = path.join(this.dir, name);
+      fs.chmodSync(file, 0o600);
+      files[name] = fs.statSync(file).size;
+    }
+    if (!('state' in files)) throw new SnapshotError('the driver saved no device state file');
+    const meta: SnapshotMeta = {
+      format: FORMAT,
+      key: k.key,
+      shapeKey: k.shapeKey,
+      fields: k.fields,
+      agentPid,
+      stateSha256: sha256File(path.join(this.dir, 'state')),
+      files,
+      createdAt: new Date().toISOString(),
+    };
+    const metaFile = path.join(this.dir, META_FILE);
+    fs.writeFileSync(metaFile, JSON.stringify(meta, null, 2) + '\n', { mode: 0o600 });
+    const fd = fs.openSync(metaFile, 'r');
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fsyncDir(this.dir);
+    const target = path.join(this.root, k.key);
+    try {
+      fs.renameSync(this.dir, target);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      this.discard();
+      return false;
+    }
+    fsyncDir(this.root);
+    this.evictOlder(k);
+    return true;
+  }
+
+  discard(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Snapshots of the same shape made with older inputs (kernel, agent, QEMU) will never match again. */
+  private evictOlder(k: SnapshotKey): void {
+    for (const name of safeReaddir(this.root)) {
+      if (name.startsWith('.') || name === k.key) continue;
+      const meta = readMeta(path.join(this.root, name));
+      if (meta?.shapeKey === k.shapeKey) discardSnapshot(this.root, path.join(this.root, name));
+    }
+  }
+}
+
+/** Staging directories whose builder died (SIGKILL mid-save). */
+function sweepStaging(root: string): void {
+  for (const name of safeReaddir(root)) {
+    if (!name.startsWith('.staging-') && !name.startsWith('.trash-')) continue;
+    const dir = path.join(root, name);
+    let owner: ProcessIdentity | undefined;
+    try {
+      owner = JSON.parse(fs.readFileSync(path.join(dir, 'owner.json'), 'utf8')) as ProcessIdentity;
+    } catch {
+      owner = undefined;
+    }
+    const ageMs = Date.now() - (fs.statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+    if (owner ? !isProcessAlive(owner) : ageMs > 600_000) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The placeholder a bare VM's image slot keeps after a restore. */
+export function imageSlotPath(dir: string): string {
+  return path.join(dir, SLOT_FILE);
+}
