@@ -21,6 +21,7 @@ export interface Libc {
   /** ioctl with a byte buffer (or no argument: null). */
   ioctlBuffer: Fn<[number, number, Buffer | null]>;
   fcntl: Fn<[number, number, number]>;
+  socket: Fn<[number, number, number]>;
   fchown: Fn<[number, number, number]>;
   tcgetpgrp: Fn<[number]>;
   close: Fn<[number]>;
@@ -57,6 +58,7 @@ export function libc(): Libc {
     ioctlWinsize: lib.func('int ioctl(int fd, unsigned long request, const winsize *ws)'),
     ioctlBuffer: lib.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
     fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
     fchown: lib.func('int fchown(int fd, uint32_t owner, uint32_t group)'),
     tcgetpgrp: lib.func('int tcgetpgrp(int fd)'),
     close: lib.func('int close(int fd)'),

@@ -89,8 +89,33 @@ export function findInterface(mac: string | undefined, sysNet = '/sys/class/net'
   return null;
 }
 
+// <linux/sockios.h>, <net/if.h>: struct ifreq is 16 bytes of name, then a union (flags: short).
+const SIOCGIFFLAGS = 0x8913;
+const SIOCSIFFLAGS = 0x8914;
+const IFF_UP = 0x1;
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+
 /**
- * Loopback up, and static IPv4 on the NIC when there is one, with busybox `ip` (the agent image's, through the agent's open descriptor): four
+ * Loopback up in every VM, networked or not (plenty of programs talk to themselves). Two ioctls,
+ * no process: done when the agent starts, so VMs restored from a boot snapshot already have it.
+ */
+export function loopbackUp(): void {
+  const c = libc();
+  const fd = check(c.socket(AF_INET, SOCK_DGRAM, 0), 'socket');
+  try {
+    const ifr = Buffer.alloc(40);
+    ifr.write('lo');
+    check(c.ioctlBuffer(fd, SIOCGIFFLAGS, ifr), 'SIOCGIFFLAGS lo');
+    ifr.writeUInt16LE(ifr.readUInt16LE(16) | IFF_UP, 16);
+    check(c.ioctlBuffer(fd, SIOCSIFFLAGS, ifr), 'SIOCSIFFLAGS lo');
+  } finally {
+    c.close(fd);
+  }
+}
+
+/**
+ * Static IPv4 on the NIC when there is one, with busybox `ip` (the agent image's, through the agent's open descriptor): four
  * short commands are simpler and as fast as netlink from koffi, and busybox reports errors clearly.
  */
 function configureNetwork(network: GuestNetwork | undefined, busybox: string): void {
@@ -101,8 +126,6 @@ function configureNetwork(network: GuestNetwork | undefined, busybox: string): v
       throw new AgentRequestError('setup', 'setup-failed', `ip ${args.join(' ')}: ${why}`);
     }
   };
-  // Loopback works in every VM, networked or not: plenty of programs talk to themselves.
-  ip('link', 'set', 'lo', 'up');
   if (!network) return;
   const dev = findInterface(network.mac);
   if (!dev) throw new AgentRequestError('setup', 'setup-failed', `no network interface${network.mac ? ` with MAC ${network.mac}` : ''} (is the NIC attached to the VM?)`);
@@ -116,6 +139,7 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
     throw new Error(`not running in the smolvm agent image (${AGENT_IMAGE_MARKER} missing or not root): refusing privileged operations`);
   }
   const c = libc();
+  loopbackUp();
   let setUp = false;
   return {
     get isSetUp() {
