@@ -1,5 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { RegistryClient, RegistryConfig } from '@smolvm/oci';
+import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
+import { pushBuiltImage, type BuiltImage } from '../../../tools/fixtures/images';
 
 export const CLI = path.join(__dirname, '..', 'dist', 'smolvm.js');
 
@@ -34,4 +39,51 @@ export function startSmolvm(args: string[], env: NodeJS.ProcessEnv = {}): { done
 
 export function smolvmAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return startSmolvm(args, env).done;
+}
+
+export interface E2eSetup {
+  /** SMOLVM_HOME of this test file. */
+  home: string;
+  /** XDG_RUNTIME_DIR: every run dir and socket of this file's VMs is under it. */
+  runtimeDir: string;
+  env: NodeJS.ProcessEnv;
+  /** Pushed references, by the repository:tag given. */
+  refs: Record<string, string>;
+  /** QEMU processes (not zombies) started by this file. */
+  qemus(): string[];
+  close(): Promise<void>;
+}
+
+/**
+ * A private home and runtime dir for one e2e file, and a local registry (loopback) with the
+ * given images pushed: `{ 'smolvm-test/feature:latest': featureImage() }`.
+ */
+export async function e2eSetup(prefix: string, images: Record<string, BuiltImage> = {}): Promise<E2eSetup> {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const runtimeDir = path.join(home, 'run');
+  fs.mkdirSync(runtimeDir, { mode: 0o700 });
+  const registry: RegistryFixture | undefined = Object.keys(images).length > 0 ? await startRegistry({ auth: 'none' }) : undefined;
+  const refs: Record<string, string> = {};
+  if (registry) {
+    const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
+    try {
+      for (const [name, image] of Object.entries(images)) refs[name] = (await pushBuiltImage(client, `${registry.host}/${name}`, image)).reference;
+    } finally {
+      await client.close();
+    }
+  }
+  return {
+    home,
+    runtimeDir,
+    env: { SMOLVM_HOME: home, XDG_RUNTIME_DIR: runtimeDir, SMOLVM_NO_TCG_WARNING: '1' },
+    refs,
+    qemus: () =>
+      spawnSync('ps', ['-eo', 'pid,stat,args'], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .filter((l) => l.includes('qemu-system') && l.includes(home) && !/^\s*\d+\s+Z/.test(l)),
+    async close() {
+      await registry?.stop();
+      fs.rmSync(home, { recursive: true, force: true });
+    },
+  };
 }

@@ -5,17 +5,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
-import { RegistryClient, RegistryConfig } from '@smolvm/oci';
-import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
-import { featureImage, pushBuiltImage } from '../../../tools/fixtures/images';
-import { CLI, smolvm, startSmolvm, type CliResult } from './helpers';
+import { spawn } from 'node:child_process';
+import { featureImage } from '../../../tools/fixtures/images';
+import { CLI, e2eSetup, smolvm, startSmolvm, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(300_000);
 
+let setup: E2eSetup;
 let home: string;
 let env: NodeJS.ProcessEnv;
-let registry: RegistryFixture;
 let imageRef: string;
 
 const SMALL = ['--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1'];
@@ -36,11 +34,7 @@ function record(name: string): { runtime: { pid: number; vm: { pid: number } } }
   return JSON.parse(fs.readFileSync(path.join(home, 'data', 'machines', name, 'machine.json'), 'utf8'));
 }
 
-/** Live (not zombie) QEMU processes of this test's machines. */
-function qemus(): string[] {
-  const ps = spawnSync('ps', ['-eo', 'pid,stat,args'], { encoding: 'utf8' }).stdout;
-  return ps.split('\n').filter((l) => l.includes('qemu-system') && l.includes(home) && !/^\s*\d+\s+Z/.test(l));
-}
+const qemus = () => setup.qemus();
 
 async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
@@ -61,24 +55,15 @@ function isAlive(pid: number): boolean {
 const sha = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 beforeAll(async () => {
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-machine-e2e-'));
-  const runtimeDir = path.join(home, 'run');
-  fs.mkdirSync(runtimeDir, { mode: 0o700 });
-  env = { SMOLVM_HOME: home, XDG_RUNTIME_DIR: runtimeDir, SMOLVM_NO_TCG_WARNING: '1' };
-  registry = await startRegistry({ auth: 'none' });
-  const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
-  try {
-    imageRef = (await pushBuiltImage(client, `${registry.host}/smolvm-test/feature:latest`, featureImage())).reference;
-  } finally {
-    await client.close();
-  }
+  setup = await e2eSetup('smolvm-machine-e2e-', { 'smolvm-test/feature:latest': featureImage() });
+  ({ home, env } = setup);
+  imageRef = setup.refs['smolvm-test/feature:latest'];
 });
 
 afterAll(async () => {
   for (const name of ['dev', 'img', 'mon']) cli(['machine', 'delete', name, '-f']);
-  await registry?.stop();
   expect(qemus()).toEqual([]);
-  fs.rmSync(home, { recursive: true, force: true });
+  await setup.close();
 });
 
 describe('machine create', () => {

@@ -2,13 +2,10 @@
 // local registry for --image. Slow by nature: every test boots at least one VM.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
-import { RegistryClient, RegistryConfig } from '@smolvm/oci';
-import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
-import { featureImage, pushBuiltImage } from '../../../tools/fixtures/images';
-import { CLI, smolvm, type CliResult } from './helpers';
+import { spawn } from 'node:child_process';
+import { featureImage } from '../../../tools/fixtures/images';
+import { CLI, e2eSetup, smolvm, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(240_000);
 
@@ -17,10 +14,10 @@ jest.setTimeout(240_000);
 const WARM = process.env.SMOLVM_E2E_WARM === '1';
 const bootFlags = WARM ? [] : ['--cold'];
 
+let setup: E2eSetup;
 let home: string;
 let runtimeDir: string;
 let env: NodeJS.ProcessEnv;
-let registry: RegistryFixture;
 let imageRef: string;
 
 /** A small VM: 1 vCPU boots fastest under TCG, and tests run side by side. */
@@ -28,28 +25,16 @@ function run(args: string[], input?: string, extraEnv: NodeJS.ProcessEnv = {}): 
   return smolvm(['machine', 'run', ...bootFlags, '--cpus', '1', '--memory', '256', ...args], { ...env, ...extraEnv }, input, 180_000);
 }
 
-function qemuChildren(): string[] {
-  const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout;
-  return ps.split('\n').filter((l) => l.includes('qemu-system') && l.includes(runtimeDir));
-}
+const qemuChildren = () => setup.qemus();
 
 beforeAll(async () => {
-  home = fs.mkdtempSync(path.join(os.tmpdir(), WARM ? 'smolvm-run-warm-e2e-' : 'smolvm-run-e2e-'));
-  runtimeDir = path.join(home, 'run');
-  fs.mkdirSync(runtimeDir, { mode: 0o700 });
-  env = { SMOLVM_HOME: home, XDG_RUNTIME_DIR: runtimeDir, SMOLVM_NO_TCG_WARNING: '1' };
-  registry = await startRegistry({ auth: 'none' });
-  const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
-  try {
-    imageRef = (await pushBuiltImage(client, `${registry.host}/smolvm-test/feature:latest`, featureImage())).reference;
-  } finally {
-    await client.close();
-  }
+  setup = await e2eSetup(WARM ? 'smolvm-run-warm-e2e-' : 'smolvm-run-e2e-', { 'smolvm-test/feature:latest': featureImage() });
+  ({ home, runtimeDir, env } = setup);
+  imageRef = setup.refs['smolvm-test/feature:latest'];
 });
 
 afterAll(async () => {
-  await registry?.stop();
-  fs.rmSync(home, { recursive: true, force: true });
+  await setup.close();
 });
 
 afterEach(() => {

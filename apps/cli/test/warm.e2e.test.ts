@@ -2,21 +2,17 @@
 // instead of booting it. Real VMs (TCG here), the built CLI, a local registry for images.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
-import { RegistryClient, RegistryConfig } from '@smolvm/oci';
 import { locateKernel } from '@smolvm/runtime';
-import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
-import { buildImage, buildLayer, busyboxRootfs, pushBuiltImage } from '../../../tools/fixtures/images';
-import { CLI, smolvm, type CliResult } from './helpers';
+import { buildImage, buildLayer, busyboxRootfs } from '../../../tools/fixtures/images';
+import { e2eSetup, smolvm, smolvmAsync, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(600_000);
 
+let setup: E2eSetup;
 let home: string;
 let runtimeDir: string;
 let env: NodeJS.ProcessEnv;
-let registry: RegistryFixture;
 let smallImage: string;
 let bigImage: string;
 const bigBlob = crypto.randomBytes(24 * 1024 * 1024);
@@ -28,14 +24,7 @@ function run(args: string[], extraEnv: NodeJS.ProcessEnv = {}): CliResult {
 }
 
 function runAsync(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'machine', 'run', ...SHAPE, ...args], { env: { ...process.env, ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
+  return smolvmAsync(['machine', 'run', ...SHAPE, ...args], { ...env, ...extraEnv });
 }
 
 /** Runs with SMOLVM_TIMINGS and says whether the VM was restored. */
@@ -51,34 +40,22 @@ const snapRoot = () => path.join(home, 'cache', 'vmsnap');
 const snapshots = () => (fs.existsSync(snapRoot()) ? fs.readdirSync(snapRoot()).filter((n) => !n.startsWith('.')) : []);
 const hidden = () => (fs.existsSync(snapRoot()) ? fs.readdirSync(snapRoot()).filter((n) => n.startsWith('.')) : []);
 
-function qemuChildren(): string[] {
-  const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout;
-  return ps.split('\n').filter((l) => l.includes('qemu-system') && l.includes(runtimeDir));
-}
+const qemuChildren = () => setup.qemus();
 
 /** The snapshot directory of the default test shape (made by the first test). */
 let baseSnapshot: string;
 
 beforeAll(async () => {
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-warm-e2e-'));
-  runtimeDir = path.join(home, 'run');
-  fs.mkdirSync(runtimeDir, { mode: 0o700 });
-  env = { SMOLVM_HOME: home, XDG_RUNTIME_DIR: runtimeDir, SMOLVM_NO_TCG_WARNING: '1' };
-  registry = await startRegistry({ auth: 'none' });
-  const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
-  try {
-    const small = buildImage([buildLayer([...busyboxRootfs(), { path: 'opt', type: 'dir' }, { path: 'opt/data', type: 'dir' }, { path: 'opt/data/a', type: 'file', content: 'data a\n' }])], { Cmd: ['/bin/sh'] });
-    smallImage = (await pushBuiltImage(client, `${registry.host}/warm/small:1`, small)).reference;
-    const big = buildImage([buildLayer(busyboxRootfs()), buildLayer([{ path: 'data', type: 'dir' }, { path: 'data/blob', type: 'file', content: bigBlob }], 'gzip', 1)], { Cmd: ['/bin/sh'] });
-    bigImage = (await pushBuiltImage(client, `${registry.host}/warm/big:1`, big)).reference;
-  } finally {
-    await client.close();
-  }
+  const small = buildImage([buildLayer([...busyboxRootfs(), { path: 'opt', type: 'dir' }, { path: 'opt/data', type: 'dir' }, { path: 'opt/data/a', type: 'file', content: 'data a\n' }])], { Cmd: ['/bin/sh'] });
+  const big = buildImage([buildLayer(busyboxRootfs()), buildLayer([{ path: 'data', type: 'dir' }, { path: 'data/blob', type: 'file', content: bigBlob }], 'gzip', 1)], { Cmd: ['/bin/sh'] });
+  setup = await e2eSetup('smolvm-warm-e2e-', { 'warm/small:1': small, 'warm/big:1': big });
+  ({ home, runtimeDir, env } = setup);
+  smallImage = setup.refs['warm/small:1'];
+  bigImage = setup.refs['warm/big:1'];
 });
 
 afterAll(async () => {
-  await registry?.stop();
-  fs.rmSync(home, { recursive: true, force: true });
+  await setup.close();
 });
 
 afterEach(() => {
