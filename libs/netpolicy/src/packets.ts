@@ -232,7 +232,7 @@ export function buildUdp(src: number, dst: number, srcPort: number, dstPort: num
 
 // ---- TCP ----
 
-export interface TcpSegment {
+export interface TcpHeaderFields {
   srcPort: number;
   dstPort: number;
   seq: number;
@@ -242,8 +242,12 @@ export interface TcpSegment {
   /** Options, only those we act on. */
   mss?: number;
   wscale?: number;
+}
+
+export interface TcpSegment extends TcpHeaderFields {
   payload: Buffer;
 }
+
 
 export function parseTcp(ip: Ipv4Packet): TcpSegment | undefined {
   const p = ip.payload;
@@ -276,16 +280,6 @@ export function parseTcp(ip: Ipv4Packet): TcpSegment | undefined {
   return seg;
 }
 
-export interface TcpHeaderFields {
-  srcPort: number;
-  dstPort: number;
-  seq: number;
-  ack: number;
-  flags: number;
-  window: number;
-  mss?: number;
-  wscale?: number;
-}
 
 /**
  * One complete Ethernet frame carrying a TCP segment, written in a single allocation (the data
