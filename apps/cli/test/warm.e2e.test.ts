@@ -1,6 +1,7 @@
 // Warm starts end to end (issue 7): `machine run` restores a VM from the boot snapshot of its shape
 // instead of booting it. Real VMs (TCG here), the built CLI, a local registry for images.
 import crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { locateKernel } from '@smolvm/runtime';
@@ -144,11 +145,31 @@ describe('boot snapshots', () => {
     expect(snapshots()).toHaveLength(1);
   });
 
+  it('a VM with a NIC has a snapshot shape of its own, and its network works after the restore', async () => {
+    // A server in another process: the blocking CLI calls below would starve one in this one.
+    const server = spawn(process.execPath, ['-e', "require('http').createServer((q, r) => r.end('hi from the host\\n')).listen(0, '127.0.0.1', function () { console.log(this.address().port) })"]);
+    try {
+      const port = Number(await new Promise<string>((resolve) => server.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+      const get = ['--net', '--', '/bin/sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 192.168.127.1 ${port} | tail -n1; ls /sys/class/net | tr '\\n' ' '`];
+      const before = snapshots().length;
+      const first = restoredBy(get);
+      expect(first.result.stdout).toBe('hi from the host\neth0 lo ');
+      expect(snapshots()).toHaveLength(before + 1);
+      const second = restoredBy(get);
+      expect(second).toMatchObject({ restored: true, result: { stdout: 'hi from the host\neth0 lo ', status: 0 } });
+      // The shape without a NIC still restores without one.
+      expect(restoredBy(['--', '/bin/sh', '-c', 'ls /sys/class/net'])).toMatchObject({ restored: true, result: { stdout: 'lo\n' } });
+    } finally {
+      server.kill();
+    }
+  });
+
   it('two processes making the same snapshot at once: one publishes it, the other discards its copy', async () => {
     const shape = ['--memory', '320', '--debug', '--'];
+    const before = snapshots().length;
     const [a, b] = await Promise.all([runAsync([...shape, 'echo', 'a']), runAsync([...shape, 'echo', 'b'])]);
     expect([a.status, a.stdout, b.status, b.stdout]).toEqual([0, 'a\n', 0, 'b\n']);
-    expect(snapshots()).toHaveLength(2);
+    expect(snapshots()).toHaveLength(before + 1);
     expect(restoredBy(['--memory', '320', '--', 'true']).restored).toBe(true);
   });
 

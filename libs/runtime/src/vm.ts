@@ -21,7 +21,7 @@ import {
   type VmHandle,
   type VmSpec,
 } from '@smolvm/driver-api';
-import type { Gateway } from '@smolvm/netpolicy';
+import { DEFAULT_NETWORK, startGateway, staticResolver, type Gateway } from '@smolvm/netpolicy';
 import { SnapshotStaging, discardSnapshot, findSnapshot, imageSlotPath, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
 import { locateKernel } from './kernel';
 import { prepareNetwork, sshAgentSetup, type NetworkOptions, type PreparedNetwork } from './network';
@@ -344,12 +344,10 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     if (options.bootSnapshot !== false) {
       const note = options.onNote ?? (() => undefined);
       const capability = driver.capabilities?.snapshot;
-      // Persistent machines and VMs with a NIC boot: their disks and the NIC are not part of any
-      // snapshot shape yet.
+      // Persistent machines boot: their disks are not part of any snapshot shape.
       if (options.persistent) note('persistent machines are not started from boot snapshots: cold boot');
-      else if (network) note('VMs with a network are not started from boot snapshots yet: cold boot');
       else if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
-      else vm = await warmStart(bootOptions, capability, cacheDir, note, t0);
+      else vm = await warmStart(bootOptions, capability, cacheDir, note, t0, network);
     }
     vm ??= await boot(bootOptions, t0, network);
   } catch (err) {
@@ -395,7 +393,7 @@ const RESTORE_READY_TIMEOUT_MS = 30_000;
  * nothing a failed snapshot did is left behind, and a snapshot that failed to restore is dropped
  * so the next start rebuilds it.
  */
-async function warmStart(options: BootOptions, capability: SnapshotCapability, cacheDir: string, note: (m: string) => void, t0: number): Promise<Vm | undefined> {
+async function warmStart(options: BootOptions, capability: SnapshotCapability, cacheDir: string, note: (m: string) => void, t0: number, network?: PreparedNetwork): Promise<Vm | undefined> {
   const root = snapshotRoot(cacheDir);
   let found: FoundSnapshot;
   try {
@@ -405,12 +403,12 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       cpus: options.cpus,
       memoryMiB: options.memoryMiB,
       shares: options.volumes.length,
-      network: false,
+      network: network !== undefined,
     });
     const lookup = findSnapshot(root, k);
     if ('note' in lookup) {
       note(`${lookup.note}: cold boot to save one, then restore it`);
-      found = await saveSnapshot(options, capability, root, k);
+      found = await saveSnapshot(options, capability, root, k, network !== undefined);
     } else {
       found = lookup;
     }
@@ -419,7 +417,8 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
     return undefined;
   }
   try {
-    const vm = await boot({ ...options, imageSlot: imageSlotPath(found.dir), restored: true, bootTimeoutMs: RESTORE_READY_TIMEOUT_MS, start: (spec) => capability.restore(spec, found.dir) }, t0);
+    // The restored NIC's backend connects to this run's own gateway (a new socket, like the agent's).
+    const vm = await boot({ ...options, imageSlot: imageSlotPath(found.dir), restored: true, bootTimeoutMs: RESTORE_READY_TIMEOUT_MS, start: (spec) => capability.restore(spec, found.dir) }, t0, network);
     if (vm.agentInfo.pid !== found.agentPid || vm.agentInfo.reconnect !== true) {
       await vm.kill();
       throw new SnapshotError(`the restored agent is not the saved one (pid ${String(vm.agentInfo.pid)}, saved ${found.agentPid})`);
@@ -432,8 +431,22 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
   }
 }
 
+/**
+ * The NIC of a VM being saved needs a backend, but nothing of the user's: a gateway that lets
+ * nothing out (TEST-NET-1's first address is never reachable) and forwards no ports. The guest
+ * does not even bring the NIC up before its setup, which runs after a restore.
+ */
+function snapshotNetwork(): PreparedNetwork {
+  return {
+    mac: DEFAULT_NETWORK.guestMac,
+    start: (socketPath) => startGateway({ policy: { allowCidrs: ['192.0.2.0/32'] }, socketPath, resolver: staticResolver({}) }),
+    setup: () => ({}),
+    close: async () => undefined,
+  };
+}
+
 /** Boots a VM of this shape with nothing of the user's in it, saves it once its agent is ready, publishes it. */
-async function saveSnapshot(options: BootOptions, capability: SnapshotCapability, root: string, k: SnapshotKey): Promise<FoundSnapshot> {
+async function saveSnapshot(options: BootOptions, capability: SnapshotCapability, root: string, k: SnapshotKey, withNic: boolean): Promise<FoundSnapshot> {
   const staging = new SnapshotStaging(root);
   try {
     const vm = await boot(
@@ -446,6 +459,7 @@ async function saveSnapshot(options: BootOptions, capability: SnapshotCapability
         start: (spec) => capability.startSaveable(spec, staging.dir),
       },
       performance.now(),
+      withNic ? snapshotNetwork() : undefined,
     );
     let agentPid: unknown;
     try {
