@@ -150,7 +150,8 @@ describe('boot snapshots', () => {
     const server = spawn(process.execPath, ['-e', "require('http').createServer((q, r) => r.end('hi from the host\\n')).listen(0, '127.0.0.1', function () { console.log(this.address().port) })"]);
     try {
       const port = Number(await new Promise<string>((resolve) => server.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
-      const get = ['--net', '--', '/bin/sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 192.168.127.1 ${port} | tail -n1; ls /sys/class/net | tr '\\n' ' '`];
+      // nc's errors are kept (2>&1): a failure then says why. -w 20: TCG on a loaded CI host is slow.
+      const get = ['--net', '--', '/bin/sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 20 192.168.127.1 ${port} 2>&1 | tail -n1; ls /sys/class/net | tr '\\n' ' '`];
       const before = snapshots().length;
       const first = restoredBy(get);
       expect(first.result.stdout).toBe('hi from the host\neth0 lo ');
