@@ -147,7 +147,8 @@ describe('boot snapshots', () => {
 
   it('a VM with a NIC has a snapshot shape of its own, and its network works after the restore', async () => {
     // A server in another process: the blocking CLI calls below would starve one in this one.
-    const server = spawn(process.execPath, ['-e', "require('http').createServer((q, r) => r.end('hi from the host\\n')).listen(0, '127.0.0.1', function () { console.log(this.address().port) })"]);
+    // process.stdout.write, not console.log: under FORCE_COLOR (Nx sets it) a logged number is coloured.
+    const server = spawn(process.execPath, ['-e', "require('http').createServer((q, r) => r.end('hi from the host\\n')).listen(0, '127.0.0.1', function () { process.stdout.write(this.address().port + '\\n') })"]);
     try {
       const port = Number(await new Promise<string>((resolve) => server.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
       // nc's errors are kept (2>&1): a failure then says why. -w 20: TCG on a loaded CI host is slow.
