@@ -1,41 +1,20 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { AgentRequestError } from '@smolvm/agent-protocol';
-import { collect, startHarness, type Harness } from './harness';
+import { collect, rejection, startHarness, useHarnessAndTempDir } from './harness';
 
-let h: Harness;
-let dir: string;
-beforeAll(async () => {
-  h = await startHarness();
-});
-afterAll(async () => {
-  await h.close();
-});
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-files-'));
-});
-afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+const t = useHarnessAndTempDir('smolvm-files-');
 
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
-const leftovers = () => fs.readdirSync(dir).filter((n) => n.endsWith('.part'));
+const leftovers = () => fs.readdirSync(t.dir).filter((n) => n.endsWith('.part'));
 
-async function rejection(p: Promise<unknown>): Promise<AgentRequestError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AgentRequestError);
-  return err as AgentRequestError;
-}
 
 describe('putFile', () => {
   it('writes 5 MB exactly, with the mode asked for minus special bits', async () => {
     const data = crypto.randomBytes(5 * 1024 * 1024 + 3);
-    const dest = path.join(dir, 'f.bin');
-    const res = await h.client.putFile({ path: dest, size: data.length, mode: 0o750 }, Readable.from([data.subarray(0, 1000), data.subarray(1000)]));
+    const dest = path.join(t.dir, 'f.bin');
+    const res = await t.h.client.putFile({ path: dest, size: data.length, mode: 0o750 }, Readable.from([data.subarray(0, 1000), data.subarray(1000)]));
     expect(res).toEqual({ path: dest, bytes: data.length });
     expect(sha(fs.readFileSync(dest))).toBe(sha(data));
     expect(fs.statSync(dest).mode & 0o7777).toBe(0o750);
@@ -43,15 +22,15 @@ describe('putFile', () => {
   });
 
   it('puts the file inside a directory destination under the given name', async () => {
-    const res = await h.client.putFile({ path: dir, size: 2, mode: 0o644, name: 'x.txt' }, Readable.from([Buffer.from('hi')]));
-    expect(res.path).toBe(path.join(dir, 'x.txt'));
-    expect(fs.readFileSync(path.join(dir, 'x.txt'), 'utf8')).toBe('hi');
+    const res = await t.h.client.putFile({ path: t.dir, size: 2, mode: 0o644, name: 'x.txt' }, Readable.from([Buffer.from('hi')]));
+    expect(res.path).toBe(path.join(t.dir, 'x.txt'));
+    expect(fs.readFileSync(path.join(t.dir, 'x.txt'), 'utf8')).toBe('hi');
   });
 
   it('leaves the old file intact when the stream ends short', async () => {
-    const dest = path.join(dir, 'keep.txt');
+    const dest = path.join(t.dir, 'keep.txt');
     fs.writeFileSync(dest, 'old');
-    const err = await rejection(h.client.putFile({ path: dest, size: 100, mode: 0o644 }, Readable.from([Buffer.alloc(50)])));
+    const err = await rejection(t.h.client.putFile({ path: dest, size: 100, mode: 0o644 }, Readable.from([Buffer.alloc(50)])));
     expect(err.code).toBe('io-error');
     expect(err.message).toMatch(/after 50 of 100 bytes/);
     expect(fs.readFileSync(dest, 'utf8')).toBe('old');
@@ -59,58 +38,58 @@ describe('putFile', () => {
   });
 
   it('refuses a stream that runs past the announced size', async () => {
-    const dest = path.join(dir, 'keep.txt');
+    const dest = path.join(t.dir, 'keep.txt');
     fs.writeFileSync(dest, 'old');
-    const err = await rejection(h.client.putFile({ path: dest, size: 10, mode: 0o644 }, Readable.from([Buffer.alloc(11)])));
+    const err = await rejection(t.h.client.putFile({ path: dest, size: 10, mode: 0o644 }, Readable.from([Buffer.alloc(11)])));
     expect(err.code).toBe('bad-request');
     expect(fs.readFileSync(dest, 'utf8')).toBe('old');
     expect(leftovers()).toEqual([]);
   });
 
   it('reports a missing directory as not-found', async () => {
-    const err = await rejection(h.client.putFile({ path: path.join(dir, 'no/such/file'), size: 1, mode: 0o644 }, Readable.from([Buffer.from('x')])));
+    const err = await rejection(t.h.client.putFile({ path: path.join(t.dir, 'no/such/file'), size: 1, mode: 0o644 }, Readable.from([Buffer.from('x')])));
     expect(err.code).toBe('not-found');
   });
 
   it('refuses sizes at the 4 GiB cap before reading anything', async () => {
-    const err = await rejection(h.client.putFile({ path: path.join(dir, 'big'), size: 4 * 1024 ** 3, mode: 0o644 }, new PassThrough()));
+    const err = await rejection(t.h.client.putFile({ path: path.join(t.dir, 'big'), size: 4 * 1024 ** 3, mode: 0o644 }, new PassThrough()));
     expect(err.code).toBe('bad-request');
-    expect(fs.readdirSync(dir)).toEqual([]);
+    expect(fs.readdirSync(t.dir)).toEqual([]);
   });
 });
 
 describe('getFile', () => {
   it('streams a file with its size and mode', async () => {
     const data = crypto.randomBytes(3 * 1024 * 1024 + 17);
-    const src = path.join(dir, 'src.bin');
+    const src = path.join(t.dir, 'src.bin');
     fs.writeFileSync(src, data, { mode: 0o640 });
-    const got = await h.client.getFile({ path: src, maxBytes: 4 * 1024 ** 3 });
+    const got = await t.h.client.getFile({ path: src, maxBytes: 4 * 1024 ** 3 });
     expect(got.size).toBe(data.length);
     expect(got.mode).toBe(0o640);
     expect(sha(await collect(got.data))).toBe(sha(data));
   });
 
   it('sends an empty file as an empty stream', async () => {
-    fs.writeFileSync(path.join(dir, 'empty'), '');
-    const got = await h.client.getFile({ path: path.join(dir, 'empty'), maxBytes: 10 });
+    fs.writeFileSync(path.join(t.dir, 'empty'), '');
+    const got = await t.h.client.getFile({ path: path.join(t.dir, 'empty'), maxBytes: 10 });
     expect(got.size).toBe(0);
     expect((await collect(got.data)).length).toBe(0);
   });
 
   it('refuses a file at or above the cap, a directory and a missing file', async () => {
-    fs.writeFileSync(path.join(dir, 'ten'), Buffer.alloc(10));
-    const big = await rejection(h.client.getFile({ path: path.join(dir, 'ten'), maxBytes: 10 }));
+    fs.writeFileSync(path.join(t.dir, 'ten'), Buffer.alloc(10));
+    const big = await rejection(t.h.client.getFile({ path: path.join(t.dir, 'ten'), maxBytes: 10 }));
     expect(big.code).toBe('too-large');
     expect(big.message).toMatch(/exceeding the byte cap/);
-    expect((await rejection(h.client.getFile({ path: dir, maxBytes: 10 }))).code).toBe('is-a-directory');
-    expect((await rejection(h.client.getFile({ path: path.join(dir, 'nope'), maxBytes: 10 }))).code).toBe('not-found');
+    expect((await rejection(t.h.client.getFile({ path: t.dir, maxBytes: 10 }))).code).toBe('is-a-directory');
+    expect((await rejection(t.h.client.getFile({ path: path.join(t.dir, 'nope'), maxBytes: 10 }))).code).toBe('not-found');
   });
 });
 
 describe('a dropped connection mid-upload', () => {
   it('removes the staging file and keeps the old destination', async () => {
     const own = await startHarness();
-    const dest = path.join(dir, 'keep.txt');
+    const dest = path.join(t.dir, 'keep.txt');
     fs.writeFileSync(dest, 'old');
     const source = new PassThrough();
     const put = own.client.putFile({ path: dest, size: 10 * 1024 * 1024, mode: 0o644 }, source);
@@ -129,18 +108,18 @@ describe('a dropped connection mid-upload', () => {
 
 describe('installFile', () => {
   it('copies a file already in the guest atomically, checking its size and refusing links', async () => {
-    const src = path.join(dir, 'staged');
+    const src = path.join(t.dir, 'staged');
     const data = crypto.randomBytes(2 * 1024 * 1024 + 5);
     fs.writeFileSync(src, data);
-    const dest = path.join(dir, 'out');
+    const dest = path.join(t.dir, 'out');
     fs.writeFileSync(dest, 'old');
-    expect(await h.client.installFile({ source: src, path: dest, size: data.length, mode: 0o640 })).toEqual({ path: dest, bytes: data.length });
+    expect(await t.h.client.installFile({ source: src, path: dest, size: data.length, mode: 0o640 })).toEqual({ path: dest, bytes: data.length });
     expect(sha(fs.readFileSync(dest))).toBe(sha(data));
     expect(fs.statSync(dest).mode & 0o777).toBe(0o640);
-    const wrongSize = await rejection(h.client.installFile({ source: src, path: dest, size: 3, mode: 0o644 }));
+    const wrongSize = await rejection(t.h.client.installFile({ source: src, path: dest, size: 3, mode: 0o644 }));
     expect(wrongSize.code).toBe('bad-request');
-    fs.symlinkSync(src, path.join(dir, 'link'));
-    expect((await rejection(h.client.installFile({ source: path.join(dir, 'link'), path: dest, size: data.length, mode: 0o644 }))).code).toBe('io-error');
+    fs.symlinkSync(src, path.join(t.dir, 'link'));
+    expect((await rejection(t.h.client.installFile({ source: path.join(t.dir, 'link'), path: dest, size: data.length, mode: 0o644 }))).code).toBe('io-error');
     expect(sha(fs.readFileSync(dest))).toBe(sha(data));
     expect(leftovers()).toEqual([]);
   });

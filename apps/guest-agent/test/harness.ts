@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentClient, AgentServer } from '@smolvm/agent-protocol';
+import { AgentClient, AgentRequestError, AgentServer } from '@smolvm/agent-protocol';
 import { createHandlers } from '../src';
 
 export function hostBusybox(): string {
@@ -64,4 +64,42 @@ export function waitFor(stream: NodeJS.ReadableStream, text: string): Promise<st
     stream.on('data', onData);
     stream.once('end', () => reject(new Error(`stream ended before '${text}'; got: ${JSON.stringify(seen)}`)));
   });
+}
+
+/** One harness for the whole test file and a fresh temp dir for each test (removed after it). */
+export function useHarnessAndTempDir(prefix: string): { readonly h: Harness; readonly dir: string } {
+  let h: Harness | undefined;
+  let dir: string | undefined;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  });
+  afterEach(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    get h() {
+      if (!h) throw new Error('the harness is not started yet (use it inside a test)');
+      return h;
+    },
+    get dir() {
+      if (!dir) throw new Error('no temp dir outside a test');
+      return dir;
+    },
+  };
+}
+
+/** The AgentRequestError a call rejected with (fails the test if it resolved or threw anything else). */
+export async function rejection(p: Promise<unknown>): Promise<AgentRequestError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(AgentRequestError);
+  return err as AgentRequestError;
 }
