@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { SmolvmError, UsageError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
+import { SmolvmError, UsageError, smolvmDirs, withTimeout, writeFileAtomic } from '@smolvm/common';
 import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
 import { buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
 import {
@@ -114,7 +114,7 @@ export class Vm {
   dispose(graceMs = 5_000): Promise<VmExit> {
     this.disposing ??= (async () => {
       try {
-        await withTimeout(this.agent.shutdown(), graceMs);
+        await withTimeout(this.agent.shutdown(), graceMs, 'the guest shutdown');
       } catch {
         // An agent that does not answer is ended by the driver below.
       }
@@ -137,16 +137,6 @@ export class Vm {
     const exit = await this.handle.kill();
     return this.dispose(0).then(() => exit);
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]);
 }
 
 /** Accepts exactly one connection (QEMU's); anyone else who reaches the socket is dropped. */
