@@ -65,6 +65,7 @@ export async function downloadTree(client: AgentClient, src: GuestPath, hostPath
   const progress = transferProgress({ quiet, total: 0, verb: 'downloading' });
   let skipped = 0;
   let received = 0;
+  let failed = false;
   try {
     const tree = await client.getTree({ path: src.path, maxBytes: MAX_TRANSFER_BYTES });
     const extractor = tar.x({
@@ -100,9 +101,23 @@ export async function downloadTree(client: AgentClient, src: GuestPath, hostPath
     if (skipped > 0) process.stderr.write(`warning: skipped ${skipped} special file${skipped > 1 ? 's' : ''} (devices, fifos)\n`);
     summary('downloaded', received, target, t0, 'bytes of tar');
   } catch (err) {
+    failed = true;
     progress.done();
     throw explain(err, `${src.machine}:${src.path}`);
   } finally {
-    fs.rmSync(staging, { recursive: true, force: true });
+    await removeStaging(staging, failed);
+  }
+}
+
+/**
+ * node-tar may still finish a mkdir or write it had in flight when the extraction failed (it
+ * offers no event for "all settled" after an error), recreating part of the staging directory
+ * after a first removal: remove it until it stays gone.
+ */
+async function removeStaging(dir: string, failed: boolean): Promise<void> {
+  fs.rmSync(dir, { recursive: true, force: true });
+  for (let i = 0; failed && i < 10; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    if (fs.existsSync(dir)) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
