@@ -11,8 +11,10 @@ import {
   parseExecResult,
   parseExitEvent,
   parseRelayConnect,
+  rootSetupOf,
   type ExecOptions,
   type ExitStatus,
+  type RootSetupSpec,
   type SetupSpec,
 } from './ops';
 import { SchemaError } from './schema';
@@ -129,6 +131,15 @@ export class AgentClient {
   async reseed(entropy: Buffer): Promise<void> {
     await this.readyPromise;
     await this.conn.request('reseed', { entropy: entropy.toString('base64') });
+  }
+
+  /**
+   * Builds only the guest root (image overlay, API mounts), nothing of a run: done before a boot
+   * snapshot is saved, so a restored VM's `setup` just configures the run.
+   */
+  async setupRoot(spec: RootSetupSpec): Promise<void> {
+    await this.readyPromise;
+    await this.conn.request('setupRoot', { ...rootSetupOf(spec) });
   }
 
   /** Prepares the guest root (image overlay, mounts, volumes, hostname). Once, before exec. */

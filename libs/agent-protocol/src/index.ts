@@ -12,10 +12,12 @@ export type {
   ExitStatus,
   GuestNetwork,
   RelayConnectEvent,
+  RootSetupSpec,
   SetupSpec,
   TtyOptions,
   VolumeMount,
 } from './ops';
+export { rootSetupOf } from './ops';
 export {
   MAX_TRANSFER_BYTES,
   type FileInfo,

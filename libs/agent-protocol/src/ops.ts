@@ -214,8 +214,31 @@ function parseGuestPath(value: string, where: string): string {
   return value;
 }
 
-export function parseSetup(args: Json): SetupSpec {
-  const f = new Fields(args, 'setup');
+/** The fields of a SetupSpec that make the guest root; the rest (hostname, volumes, network...) configure a run in it. */
+export const ROOT_SETUP_FIELDS = ['image', 'upper', 'upperSizeMiB', 'workspace'] as const;
+
+export type RootSetupSpec = Pick<SetupSpec, (typeof ROOT_SETUP_FIELDS)[number]>;
+
+/** The root part of a spec, with its keys in one order: equal roots compare equal as JSON. */
+export function rootSetupOf(spec: SetupSpec): RootSetupSpec {
+  const root: RootSetupSpec = {};
+  if (spec.image) root.image = spec.image.fstype ? { device: spec.image.device, fstype: spec.image.fstype } : { device: spec.image.device };
+  if (spec.upper) root.upper = { device: spec.upper.device, fstype: spec.upper.fstype, ...(spec.upper.dir !== undefined ? { dir: spec.upper.dir } : {}) };
+  if (spec.upperSizeMiB !== undefined) root.upperSizeMiB = spec.upperSizeMiB;
+  if (spec.workspace) root.workspace = { device: spec.workspace.device, fstype: spec.workspace.fstype };
+  return root;
+}
+
+/** `setupRoot` takes only the root fields: a run's own settings never reach a boot snapshot. */
+export function parseSetupRoot(args: Json): RootSetupSpec {
+  const spec = parseSetup(args, 'setupRoot');
+  const extra = Object.keys(spec).filter((k) => !(ROOT_SETUP_FIELDS as readonly string[]).includes(k));
+  if (extra.length > 0) throw new SchemaError(`setupRoot: ${extra.join(', ')} belong to setup, not setupRoot`);
+  return rootSetupOf(spec);
+}
+
+export function parseSetup(args: Json, op = 'setup'): SetupSpec {
+  const f = new Fields(args, op);
   const spec: SetupSpec = {};
   const hostname = f.optStr('hostname', 64);
   if (hostname !== undefined) {

@@ -5,7 +5,7 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import { AgentRequestError, type ErrorCode } from './errors';
 import { Connection, type ConnectionOptions } from './connection';
 import type { AgentInfo, EventMessage, RequestMessage } from './messages';
-import { parseExec, parseReseed, parseResize, parseSetTime, parseSetup, parseSignal, type ExecRequest, type ExitStatus, type SetupSpec } from './ops';
+import { parseExec, parseReseed, parseResize, parseSetTime, parseSetup, parseSetupRoot, parseSignal, type ExecRequest, type ExitStatus, type RootSetupSpec, type SetupSpec } from './ops';
 import { Fields, SchemaError, type Json } from './schema';
 import type { InboundStream, OutboundStream } from './streams';
 import {
@@ -45,6 +45,11 @@ export interface ExecProcess {
 
 export interface AgentHandlers {
   exec(req: ExecRequest, io: ExecIo): Promise<ExecProcess>;
+  /**
+   * Builds the guest root and nothing of a run (before a boot snapshot). A later `setup` with
+   * the same root fields then only configures the run; with other root fields it is refused.
+   */
+  setupRoot?(spec: RootSetupSpec): Promise<void>;
   setup?(spec: SetupSpec): Promise<void>;
   setTime?(epochMs: number): Promise<void> | void;
   /**
@@ -142,7 +147,7 @@ export class AgentServer {
       if (msg.op === 'shutdown') return;
       this.conn.respond(msg.id, result);
     } catch (err) {
-      const { code, message } = describe(err, msg.op === 'setup' ? 'setup-failed' : 'internal');
+      const { code, message } = describe(err, msg.op === 'setup' || msg.op === 'setupRoot' ? 'setup-failed' : 'internal');
       this.conn.respondError(msg.id, code, message);
     }
   }
@@ -224,6 +229,11 @@ export class AgentServer {
       case 'reseed': {
         if (!this.handlers.reseed) throw new AgentRequestError('reseed', 'unsupported', 'this agent cannot reseed the kernel RNG');
         await this.handlers.reseed(parseReseed(msg.args).entropy);
+        return {};
+      }
+      case 'setupRoot': {
+        if (!this.handlers.setupRoot) throw new AgentRequestError('setupRoot', 'unsupported', 'this agent cannot set up a root');
+        await this.handlers.setupRoot(parseSetupRoot(msg.args));
         return {};
       }
       case 'setup': {

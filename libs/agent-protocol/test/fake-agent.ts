@@ -96,6 +96,9 @@ export function fakeHandlers(log: FakeAgentLog): AgentHandlers {
     reseed(entropy) {
       log.calls.push(`reseed ${entropy.length}`);
     },
+    async setupRoot(spec) {
+      log.calls.push(`setupRoot ${JSON.stringify(spec)}`);
+    },
     async setup(spec) {
       log.calls.push(`setup ${JSON.stringify(spec)}`);
       if (spec.hostname === 'fail') throw new Error('mount: no such device');

@@ -33,6 +33,16 @@ describe('handshake and requests', () => {
     client.close();
   });
 
+  it('setupRoot carries only the root fields; a raw one with a run setting is refused', async () => {
+    const { client, log } = connect();
+    await client.setupRoot({ upperSizeMiB: 64, ...({ hostname: 'dropped' } as object) });
+    expect(log.calls).toEqual(['setupRoot {"upperSizeMiB":64}']);
+    const { parseSetupRoot } = await import('../src/ops');
+    expect(() => parseSetupRoot({ image: { device: { serial: 'smolvm-image' } }, hostname: 'x' })).toThrow('setupRoot: hostname belong to setup, not setupRoot');
+    expect(parseSetupRoot({ image: { device: { serial: 'smolvm-image' } } })).toEqual({ image: { device: { serial: 'smolvm-image' } } });
+    client.close();
+  });
+
   it('reports a failed setup as setup-failed with the agent message', async () => {
     const { client } = connect();
     const err = await client.setup({ hostname: 'fail' }).catch((e: unknown) => e);
