@@ -18,12 +18,14 @@ export interface PreparedCommand {
 }
 
 function isExecutableFile(p: string): 'ok' | 'missing' | 'not-executable' {
-  let st: fs.Stats;
+  // No exception for the PATH entries that do not have the program: the common case.
+  let st: fs.Stats | undefined;
   try {
-    st = fs.statSync(p);
+    st = fs.statSync(p, { throwIfNoEntry: false });
   } catch {
     return 'missing';
   }
+  if (!st) return 'missing';
   if (!st.isFile()) return 'not-executable';
   try {
     fs.accessSync(p, fs.constants.X_OK);

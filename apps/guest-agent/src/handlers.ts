@@ -1,6 +1,5 @@
 // The protocol handlers the agent serves, wired to processes and (in a VM) the guest system.
-import { AgentRequestError, type AgentHandlers, type ExecProcess } from '@smolvm/agent-protocol';
-import { childProcess } from './builtins';
+import { AgentRequestError, rootSetupOf, type AgentHandlers, type ExecProcess } from '@smolvm/agent-protocol';
 import { prepareCommand } from './command';
 import { execWithPipes } from './exec-pipes';
 import { execWithPty } from './exec-pty';
@@ -8,6 +7,7 @@ import type { GuestSystem } from './system';
 import { getFile, installFile, putFile } from './files';
 import { getTree, installTree, putTree } from './tree';
 import { listenSshAgent, type OpenRelay } from './ssh-agent';
+import { collectGarbage, warmExecPath } from './warm-up';
 
 export interface HandlerOptions {
   /** The VM's privileged operations; absent when serving on a host (tests): exec only. */
@@ -26,15 +26,18 @@ export interface Handlers extends AgentHandlers {
 
 export function createHandlers(opts: HandlerOptions): Handlers {
   const { system } = opts;
+  /** The run's setup (or the default root a first exec built). */
   let setup: Promise<void> | null = null;
+  /** A root built by setupRoot (before a boot snapshot): what a later setup must ask for again. */
+  let root: { key: string; done: Promise<void> } | null = null;
   const running = new Set<ExecProcess>();
   /** SSH_AUTH_SOCK for every exec once forwarding is set up (the request's env still wins). */
   let sshAuthSock: string | undefined;
   const unsupported = (op: string) => new AgentRequestError(op, 'unsupported', 'not available outside a VM');
   // A bare VM needs no setup request: the first exec (or copy) builds the default root.
   const rootReady = async () => {
-    if (system && !setup) setup = system.setup({});
-    if (setup) await setup;
+    if (system && !setup && !root) setup = system.setup({});
+    await (setup ?? root?.done);
   };
   return {
     async putFile(req, data) {
@@ -69,10 +72,27 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       void proc.exited.finally(() => running.delete(proc));
       return proc;
     },
+    async setupRoot(spec) {
+      if (!system) throw unsupported('setupRoot');
+      if (setup || root) throw new AgentRequestError('setupRoot', 'bad-request', 'the guest root is already set up');
+      const done = system.setupRoot(spec);
+      root = { key: JSON.stringify(rootSetupOf(spec)), done };
+      await done;
+    },
     async setup(spec) {
       if (!system) throw unsupported('setup');
       if (setup) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up (setup must come before the first exec)');
-      setup = system.setup(spec).then(async () => {
+      let base: Promise<void>;
+      if (root) {
+        // A restored VM: its root was built before the snapshot; only the run is configured now.
+        if (JSON.stringify(rootSetupOf(spec)) !== root.key) {
+          throw new AgentRequestError('setup', 'bad-request', 'the guest root was built for another image or disks (setupRoot); it cannot be set up again');
+        }
+        base = root.done.then(() => system.configure(spec));
+      } else {
+        base = system.setup(spec);
+      }
+      setup = base.then(async () => {
         if (!spec.sshAgent) return;
         if (!opts.openRelay) throw new AgentRequestError('setup', 'unsupported', 'this agent cannot relay an SSH agent');
         await listenSshAgent(spec.sshAgent.socket, opts.openRelay);
@@ -86,14 +106,11 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     },
     async prepareSnapshot() {
       if (setup) throw new AgentRequestError('prepareSnapshot', 'bad-request', 'the guest root is already set up: a snapshot now would hold it');
-      // A pipe-connected child of the agent image's own busybox: the same modules and paths as an exec.
-      await new Promise<void>((resolve) => {
-        const child = childProcess().spawn(opts.busybox, ['true'], { argv0: 'busybox', stdio: ['ignore', 'pipe', 'pipe'] });
-        child.stdout?.resume();
-        child.stderr?.resume();
-        child.once('error', () => resolve());
-        child.once('close', () => resolve());
-      });
+      // An exec through the whole protocol stack (a second, root-less handler set behind a local
+      // socket): restored VMs then find its code compiled and its object shapes settled.
+      await warmExecPath(createHandlers({ busybox: opts.busybox }));
+      // An empty young generation: a restored VM's first requests then allocate without a GC.
+      collectGarbage();
     },
     reseed(entropy) {
       if (!system) throw unsupported('reseed');

@@ -1,7 +1,8 @@
 // Public surface of the guest agent for tests and tools: the handlers (served on a host by
 // tests) and the pieces the VM entry point (main.ts) composes.
 export { createHandlers, type HandlerOptions, type Handlers } from './handlers';
-export { planSetup, NINEP_OPTIONS, type SetupStep } from './setup-plan';
+export { planSetup, planRootOnly, planRun, NINEP_OPTIONS, type SetupStep } from './setup-plan';
 export { resolveUser, type Credentials } from './users';
-export { findInterface } from './system';
+export { findInterface, type GuestSystem } from './system';
+export { warmExecPath } from './warm-up';
 export { findAgentPort, openPort, type PortMode } from './port';

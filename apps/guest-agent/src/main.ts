@@ -46,9 +46,12 @@ function main(snapshot: boolean): void {
   const handlers = createHandlers({ system, busybox, openRelay: () => current?.openRelay('sshAgentConnect') });
   const prefer: PortMode = process.env.SMOLVM_AGENT_PORT_MODE === 'fs' ? 'fs' : 'pipe';
   let first = true;
+  // Found once: the port's device node never changes while the VM lives, and a restored agent
+  // reconnecting should not walk sysfs again (every code path costs translation under TCG).
+  let device: string | null = null;
 
   const serve = () => {
-    const device = findAgentPort();
+    device ??= findAgentPort();
     if (!device) {
       log('no virtio port named smolvm.agent; retrying');
       setTimeout(serve, RETRY_MS);
@@ -61,8 +64,8 @@ function main(snapshot: boolean): void {
       pid: process.pid,
       snapshot,
       port: mode,
-      kernelUptimeMs: uptimeMs(),
-      agentStartMs: Math.round(performance.now() - agentStart),
+      // Boot timings describe the first connection only.
+      ...(first ? { kernelUptimeMs: uptimeMs(), agentStartMs: Math.round(performance.now() - agentStart) } : {}),
       reconnect: !first,
     };
     first = false;

@@ -5,7 +5,7 @@
 //   <run>/root    overlay(lower, rw/upper)            — plus proc, sys, dev, dev/pts, dev/shm,
 //                 tmp, workspace, 9p volumes, resolv.conf, hostname; then the agent chroots here.
 import path from 'node:path';
-import { GUEST_RUN_DIR, type BlockDeviceRef, type SetupSpec } from '@smolvm/agent-protocol';
+import { GUEST_RUN_DIR, type BlockDeviceRef, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from './constants';
 
 export type SetupStep =
@@ -27,7 +27,23 @@ function diskOptions(fstype: string): string | null {
   return fstype === 'ext4' ? 'noinit_itable' : null;
 }
 
+/** The guest root, then the run's settings in it, then the chroot: one setup from scratch. */
 export function planSetup(spec: SetupSpec, device: (ref: BlockDeviceRef) => string, run = GUEST_RUN_DIR): SetupStep[] {
+  const root = path.join(run, 'root');
+  return [...planRoot(spec, device, run), ...planRun(spec, root), { op: 'chroot', path: root }];
+}
+
+/**
+ * The root with a run's default settings (no volumes, no network, no hostname), chrooted into:
+ * what a boot snapshot may hold. A restored VM's planRun then applies its own run's settings.
+ */
+export function planRootOnly(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => string, run = GUEST_RUN_DIR): SetupStep[] {
+  const root = path.join(run, 'root');
+  return [...planRoot(spec, device, run), ...planRun({}, root), { op: 'chroot', path: root }];
+}
+
+/** The image overlay and the API filesystems in it, under <run>/root. */
+function planRoot(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => string, run: string): SetupStep[] {
   const steps: SetupStep[] = [];
   const mkdir = (p: string, mode = 0o755) => steps.push({ op: 'mkdir', path: p, mode });
   const mount = (source: string, target: string, fstype: string, flags = 0, data: string | null = null) =>
@@ -67,9 +83,19 @@ export function planSetup(spec: SetupSpec, device: (ref: BlockDeviceRef) => stri
   mount('shm', r('dev/shm'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777');
   mount('tmpfs', r('tmp'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777');
   if (spec.workspace) mount(device(spec.workspace.device), r('workspace'), spec.workspace.fstype, 0, diskOptions(spec.workspace.fstype));
+  return steps;
+}
+
+/**
+ * A run's settings in a root at `root`: the root's directory before the chroot, or `/` once the
+ * agent runs chrooted in a root built earlier (setupRoot, then a snapshot restore).
+ */
+export function planRun(spec: SetupSpec, root = '/'): SetupStep[] {
+  const steps: SetupStep[] = [];
+  const r = (p: string) => path.join(root, p);
   for (const v of spec.volumes ?? []) {
-    mkdir(r(v.path));
-    mount(v.tag, r(v.path), '9p', v.readOnly ? MS_RDONLY : 0, NINEP_OPTIONS);
+    steps.push({ op: 'mkdir', path: r(v.path), mode: 0o755 });
+    steps.push({ op: 'mount', source: v.tag, target: r(v.path), fstype: '9p', flags: v.readOnly ? MS_RDONLY : 0, data: NINEP_OPTIONS });
   }
   steps.push({ op: 'write', path: r('etc/resolv.conf'), content: spec.resolvConf ?? NO_RESOLVER, onlyIfMissing: false });
   if (spec.hostname) {
@@ -77,6 +103,5 @@ export function planSetup(spec: SetupSpec, device: (ref: BlockDeviceRef) => stri
     steps.push({ op: 'write', path: r('etc/hostname'), content: `${spec.hostname}\n`, onlyIfMissing: false });
     steps.push({ op: 'write', path: r('etc/hosts'), content: `127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t${spec.hostname}\n`, onlyIfMissing: true });
   }
-  steps.push({ op: 'chroot', path: root });
   return steps;
 }

@@ -4,14 +4,19 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type SetupSpec } from '@smolvm/agent-protocol';
+import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
 import { BLKFLSBUF, CLOCK_REALTIME, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
 import { check, libc } from './libc';
-import { planSetup, type SetupStep } from './setup-plan';
+import { planRootOnly, planRun, planSetup, type SetupStep } from './setup-plan';
 
 export interface GuestSystem {
   readonly isSetUp: boolean;
+  /** The whole setup: root, the run's settings, chroot. */
   setup(spec: SetupSpec): Promise<void>;
+  /** Only the root, chrooted into (before a boot snapshot). */
+  setupRoot(spec: RootSetupSpec): Promise<void>;
+  /** The run's settings in a root setupRoot built (after a restore). */
+  configure(spec: SetupSpec): Promise<void>;
   setTime(epochMs: number): void;
   reseed(entropy: Buffer): void;
   prepareShutdown(): Promise<void>;
@@ -59,12 +64,16 @@ function runStep(step: SetupStep): void {
       if (step.source.startsWith('/dev/')) flushBlockBuffers(step.source);
       check(c.mount(step.source, step.target, step.fstype, step.flags, step.data), `mount -t ${step.fstype} ${step.source} ${step.target}`);
       return;
-    case 'write':
+    case 'write': {
       if (step.onlyIfMissing && fs.existsSync(step.path)) return;
-      // Images often ship resolv.conf as a symlink into a resolver's runtime dir: replace it.
-      fs.rmSync(step.path, { force: true });
+      const existing = fs.lstatSync(step.path, { throwIfNoEntry: false });
+      // Images often ship resolv.conf as a symlink into a resolver's runtime dir: replace it
+      // rather than write through it. (No exception on the common path: a restored VM pays for
+      // every code path it runs first.)
+      if (existing && !existing.isFile()) fs.rmSync(step.path, { recursive: true, force: true });
       fs.writeFileSync(step.path, step.content, { mode: 0o644 });
       return;
+    }
     case 'hostname':
       check(c.sethostname(step.name, Buffer.byteLength(step.name)), 'sethostname');
       return;
@@ -72,6 +81,17 @@ function runStep(step: SetupStep): void {
       check(c.chroot(step.path), `chroot ${step.path}`);
       process.chdir('/');
       return;
+  }
+}
+
+function runSteps(steps: SetupStep[]): void {
+  for (const step of steps) {
+    try {
+      runStep(step);
+    } catch (err) {
+      if (err instanceof AgentRequestError) throw err;
+      throw new AgentRequestError('setup', 'setup-failed', (err as Error).message);
+    }
   }
 }
 
@@ -149,14 +169,16 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
       if (setUp) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up');
       setUp = true;
       configureNetwork(spec.network, options.busybox ?? '/bin/busybox');
-      for (const step of planSetup(spec, resolveDevice)) {
-        try {
-          runStep(step);
-        } catch (err) {
-          if (err instanceof AgentRequestError) throw err;
-          throw new AgentRequestError('setup', 'setup-failed', (err as Error).message);
-        }
-      }
+      runSteps(planSetup(spec, resolveDevice));
+    },
+    async setupRoot(spec) {
+      if (setUp) throw new AgentRequestError('setupRoot', 'bad-request', 'the guest root is already set up');
+      setUp = true;
+      runSteps(planRootOnly(spec, resolveDevice));
+    },
+    async configure(spec) {
+      configureNetwork(spec.network, options.busybox ?? '/bin/busybox');
+      runSteps(planRun(spec));
     },
     setTime(epochMs) {
       const ts = { tv_sec: Math.floor(epochMs / 1000), tv_nsec: (epochMs % 1000) * 1e6 };

@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { AgentClient, AgentRequestError, AgentServer } from '@smolvm/agent-protocol';
-import { createHandlers } from '../src';
+import { createHandlers, type GuestSystem } from '../src';
 
 export function hostBusybox(): string {
   for (const p of ['/usr/bin/busybox', '/bin/busybox']) if (fs.existsSync(p)) return p;
@@ -18,7 +18,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(lingerMs = 250): Promise<Harness> {
+export async function startHarness(lingerMs = 250, system?: GuestSystem): Promise<Harness> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-agent-test-'));
   const sock = path.join(dir, 'agent.sock');
   const listener = net.createServer();
@@ -26,7 +26,7 @@ export async function startHarness(lingerMs = 250): Promise<Harness> {
   const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
   const hostSide = net.connect(sock);
   const agentSide = await accepted;
-  const handlers = createHandlers({ busybox: hostBusybox(), lingerMs });
+  const handlers = createHandlers({ busybox: hostBusybox(), lingerMs, ...(system ? { system } : {}) });
   const server = new AgentServer(agentSide, handlers, { agent: { where: 'host' } });
   server.announce();
   const client = new AgentClient(hostSide);

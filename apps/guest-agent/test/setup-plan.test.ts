@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NINEP_OPTIONS, findInterface, planSetup, resolveUser, type SetupStep } from '../src';
+import { NINEP_OPTIONS, findInterface, planRootOnly, planRun, planSetup, resolveUser, type SetupStep } from '../src';
 
 const dev = (ref: { serial: string } | { path: string }) => ('path' in ref ? ref.path : `/dev/by-serial/${ref.serial}`);
 const mounts = (steps: SetupStep[]) => steps.filter((s) => s.op === 'mount').map((s) => s.op === 'mount' && `${s.fstype} ${s.source} ${s.target} ${s.flags} ${s.data ?? ''}`.trim());
@@ -104,5 +104,25 @@ describe('network interface choice', () => {
     } finally {
       fs.rmSync(sys, { recursive: true, force: true });
     }
+  });
+});
+
+describe('root before a boot snapshot, run settings after the restore', () => {
+  it('planRootOnly: the bare root with a run default settings, chrooted; nothing of a run', () => {
+    const steps = planRootOnly({}, dev, '/run/s');
+    expect(mounts(steps)).toEqual(mounts(planSetup({}, dev, '/run/s')));
+    expect(steps).toContainEqual({ op: 'write', path: '/run/s/root/etc/resolv.conf', content: expect.stringContaining('no network'), onlyIfMissing: false });
+    expect(steps.some((s) => s.op === 'hostname')).toBe(false);
+    expect(steps.at(-1)).toEqual({ op: 'chroot', path: '/run/s/root' });
+  });
+
+  it('planRun: volumes, resolv.conf and hostname in the root the agent already runs in (/), no chroot', () => {
+    const steps = planRun({ hostname: 'web', volumes: [{ tag: 'vol0', path: '/src', readOnly: true }], resolvConf: 'nameserver 192.168.127.1\n' });
+    expect(mounts(steps)).toEqual([`9p vol0 /src 1 ${NINEP_OPTIONS}`]);
+    expect(steps).toContainEqual({ op: 'mkdir', path: '/src', mode: 0o755 });
+    expect(steps).toContainEqual({ op: 'write', path: '/etc/resolv.conf', content: 'nameserver 192.168.127.1\n', onlyIfMissing: false });
+    expect(steps).toContainEqual({ op: 'hostname', name: 'web' });
+    expect(steps).toContainEqual(expect.objectContaining({ op: 'write', path: '/etc/hosts', onlyIfMissing: true }));
+    expect(steps.some((s) => s.op === 'chroot')).toBe(false);
   });
 });

@@ -1,0 +1,107 @@
+// setupRoot before a boot snapshot, setup after the restore: the handlers' rules, with a guest
+// system that records what it is asked to do instead of mounting anything.
+import { AgentRequestError, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
+import { warmExecPath, createHandlers, type GuestSystem } from '../src';
+import { hostBusybox, startHarness, type Harness } from './harness';
+
+function recordingSystem(rootDelayMs = 0): GuestSystem & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    isSetUp: false,
+    async setup(spec: SetupSpec) {
+      calls.push(`setup ${JSON.stringify(spec)}`);
+    },
+    async setupRoot(spec: RootSetupSpec) {
+      await new Promise((r) => setTimeout(r, rootDelayMs));
+      calls.push(`setupRoot ${JSON.stringify(spec)}`);
+    },
+    async configure(spec: SetupSpec) {
+      calls.push(`configure ${JSON.stringify(spec)}`);
+    },
+    setTime: () => undefined,
+    reseed: () => undefined,
+    prepareShutdown: async () => undefined,
+    powerOff: () => undefined,
+  };
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(() => null, (e: unknown) => e);
+  return err instanceof AgentRequestError ? err.code : `no AgentRequestError: ${String(err)}`;
+}
+
+describe('setupRoot, then setup', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('a setup with the same root only configures the run (hostname, volumes) in it', async () => {
+    const system = recordingSystem();
+    h = await startHarness(250, system);
+    await h.client.setupRoot({});
+    await h.client.setup({ hostname: 'box', volumes: [{ tag: 'vol0', path: '/data' }] });
+    expect(system.calls).toEqual(['setupRoot {}', 'configure {"hostname":"box","volumes":[{"tag":"vol0","path":"/data","readOnly":false}]}']);
+    expect(await code(h.client.setup({ hostname: 'again' }))).toBe('bad-request');
+  });
+
+  it('refuses a setup for another root, and a second setupRoot, changing nothing', async () => {
+    const system = recordingSystem();
+    h = await startHarness(250, system);
+    await h.client.setupRoot({ upperSizeMiB: 64 });
+    expect(await code(h.client.setup({}))).toBe('bad-request');
+    expect(await code(h.client.setup({ image: { device: { serial: 'smolvm-image' } }, upperSizeMiB: 64 }))).toBe('bad-request');
+    expect(await code(h.client.setupRoot({ upperSizeMiB: 64 }))).toBe('bad-request');
+    await h.client.setup({ upperSizeMiB: 64, hostname: 'ok' });
+    expect(system.calls).toEqual(['setupRoot {"upperSizeMiB":64}', 'configure {"hostname":"ok","upperSizeMiB":64}']);
+  });
+
+  it('an exec before the run setup waits for the root, and the run can still be configured after it', async () => {
+    const system = recordingSystem(150);
+    h = await startHarness(250, system);
+    const root = h.client.setupRoot({});
+    const session = await h.client.exec({ argv: ['true'] });
+    system.calls.push('exec started');
+    expect((await session.exit).code).toBe(0);
+    await root;
+    await h.client.setup({ hostname: 'later' });
+    expect(system.calls).toEqual(['setupRoot {}', 'exec started', 'configure {"hostname":"later"}']);
+  });
+
+  it('prepareSnapshot runs after setupRoot, and is refused once a run was set up', async () => {
+    const system = recordingSystem();
+    h = await startHarness(250, system);
+    await h.client.setupRoot({});
+    await h.client.prepareSnapshot();
+    await h.client.setup({});
+    expect(await code(h.client.prepareSnapshot())).toBe('bad-request');
+  });
+
+  it('an agent outside a VM (no guest system) cannot set up a root', async () => {
+    h = await startHarness();
+    expect(await code(h.client.setupRoot({}))).toBe('unsupported');
+  });
+});
+
+describe('warmExecPath', () => {
+  it('runs one exec through a client and server of its own and leaves nothing listening', async () => {
+    const seen: string[][] = [];
+    const inner = createHandlers({ busybox: hostBusybox() });
+    await warmExecPath({
+      ...inner,
+      exec: async (req, io) => {
+        seen.push(req.argv);
+        return inner.exec(req, io);
+      },
+    });
+    expect(seen).toEqual([['true']]);
+  });
+
+  it('reports a failing exec instead of hanging', async () => {
+    const inner = createHandlers({ busybox: hostBusybox() });
+    const err = await warmExecPath({ ...inner, exec: async () => Promise.reject(new AgentRequestError('exec', 'internal', 'no')) }).catch((e: unknown) => e);
+    expect((err as AgentRequestError).code).toBe('internal');
+  });
+});
