@@ -78,7 +78,8 @@ describe('boot snapshots', () => {
     expect(fs.statSync(snapRoot()).mode & 0o777).toBe(0o700);
     expect(fs.statSync(baseSnapshot).mode & 0o777).toBe(0o700);
     for (const f of fs.readdirSync(baseSnapshot)) expect([f, fs.statSync(path.join(baseSnapshot, f)).mode & 0o777]).toEqual([f, 0o600]);
-    expect(fs.readdirSync(baseSnapshot).sort()).toEqual(['memory', 'meta.json', 'qemu.json', 'slot.img', 'state']);
+    // A bare VM's snapshot has no image disk slot: its guest already runs in the bare root.
+    expect(fs.readdirSync(baseSnapshot).sort()).toEqual(['memory', 'meta.json', 'qemu.json', 'state']);
 
     const warm = restoredBy(['--debug', '--', 'echo', 'warm']);
     expect(warm.result.stdout).toBe('warm\n');
@@ -87,6 +88,15 @@ describe('boot snapshots', () => {
     const cold = restoredBy(['--cold', '--', 'echo', 'cold']);
     expect(cold.result.stdout).toBe('cold\n');
     expect(cold.restored).toBe(false);
+  });
+
+  it('nothing of one run reaches the next: the bare root in the snapshot is fresh for every restore', () => {
+    const write = restoredBy(['--', 'sh', '-c', 'echo one > /tmp/t; echo one > /root/r; echo one > /etc/added; mkdir /made']);
+    expect(write.result.status).toBe(0);
+    expect(write.restored).toBe(true);
+    const read = restoredBy(['--', 'sh', '-c', 'ls -A /tmp | wc -l; ls -A /root | wc -l; test -e /etc/added || echo no-etc; test -e /made || echo no-made; cat /etc/resolv.conf']);
+    expect(read.restored).toBe(true);
+    expect(read.result.stdout).toBe('0\n0\nno-etc\nno-made\n# smolvm: this VM has no network; start it with --net for DNS\n');
   });
 
   it('sets the guest clock from the host after a restore', async () => {
@@ -129,7 +139,10 @@ describe('boot snapshots', () => {
     expect(again.restored).toBe(true);
     // Bare runs after an image run see the bare root again.
     expect(run(['--', 'sh', '-c', 'test -e /opt/data/a || echo bare']).stdout).toBe('bare\n');
-    expect(snapshots()).toHaveLength(1);
+    // Runs with an image share one snapshot (an image disk slot, no root yet); bare runs have theirs.
+    expect(snapshots()).toHaveLength(2);
+    const imageSnapshot = snapshots().map((n) => path.join(snapRoot(), n)).find((d) => d !== baseSnapshot) as string;
+    expect(fs.readdirSync(imageSnapshot).sort()).toEqual(['memory', 'meta.json', 'qemu.json', 'slot.img', 'state']);
   });
 
   it('runs 8 VMs restored in parallel from one snapshot', async () => {
@@ -142,7 +155,18 @@ describe('boot snapshots', () => {
       ids.add(id);
     });
     expect(ids.size).toBe(8);
-    expect(snapshots()).toHaveLength(1);
+    expect(snapshots()).toHaveLength(2);
+  });
+
+  it('applies the run settings after the restore: volumes, read-only volumes, environment, workdir', () => {
+    const dir = fs.mkdtempSync(path.join(home, 'vol-'));
+    fs.writeFileSync(path.join(dir, 'in.txt'), 'from the host\n');
+    const ro = fs.mkdtempSync(path.join(home, 'ro-'));
+    const r = restoredBy(['-v', `${dir}:/data`, '-v', `${ro}:/ro:ro`, '-e', 'GREETING=hi', '-w', '/data', '--', 'sh', '-c', 'cat in.txt; echo $GREETING > out.txt; touch /ro/x 2>/dev/null || echo ro-refused']);
+    expect(r.result.stderr).toBe('');
+    expect(r.result.stdout).toBe('from the host\nro-refused\n');
+    expect(r.restored).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'out.txt'), 'utf8')).toBe('hi\n');
   });
 
   it('a VM with a NIC has a snapshot shape of its own, and its network works after the restore', async () => {

@@ -1,9 +1,12 @@
 // The boot snapshot cache (DESIGN §3, issue 7): one snapshot per VM shape, taken once the agent
-// of a fresh VM is ready (before any setup or user work: nothing of the user's is in it), under
-// <cache>/vmsnap/<key>/, where the key hashes everything the saved state depends on. A snapshot
-// directory only ever appears complete (built in a private staging directory, then renamed), so
-// readers never see a partial one; two processes that build the same one race on the rename and
-// the loser discards its copy. Everything is owner-only (0700 directories, 0600 files).
+// of a fresh VM is ready and has run its warm-ups (before any user work: nothing of the user's is
+// in it), under <cache>/vmsnap/<key>/, where the key hashes everything the saved state depends
+// on. Bare VMs (no image) restore a guest already running in the bare root, which is built the
+// same way for every run; runs with an image restore a guest without a root and build it on
+// their image. A snapshot directory only ever appears complete (built in a private staging
+// directory, then renamed), so readers never see a partial one; two processes that build the
+// same one race on the rename and the loser discards its copy. Everything is owner-only (0700
+// directories, 0600 files).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,7 +15,7 @@ import { SnapshotError, type SnapshotCapability } from '@smolvm/driver-api';
 import type { AgentImage } from '@smolvm/agent-image';
 
 /** Bumped whenever what a snapshot holds or how it is restored changes. */
-const FORMAT = 1;
+const FORMAT = 2;
 const META_FILE = 'meta.json';
 /** The per-run image disk's placeholder: sparse, larger than any image (see imageSlotPath). */
 const SLOT_FILE = 'slot.img';
@@ -27,6 +30,12 @@ export interface SnapshotShape {
   /** Number of 9p shares (tags vol0..N-1); their host paths may differ. */
   shares: number;
   network: boolean;
+  /**
+   * 'bare': no image disk, and the saved guest already runs in its bare root (restores only
+   * configure the run). 'image-slot': an image disk placeholder, and no root yet (a restore
+   * points the slot at the run's image and builds the root on it).
+   */
+  root: 'bare' | 'image-slot';
 }
 
 export interface SnapshotKey {
@@ -65,7 +74,7 @@ function fileIdentity(file: string): string {
 }
 
 export async function snapshotKey(driverName: string, capability: SnapshotCapability, shape: SnapshotShape): Promise<SnapshotKey> {
-  const devices = ['blk:agent:ro', 'blk:image-slot:ro', ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), shape.network ? 'net' : 'no-net'];
+  const devices = ['blk:agent:ro', ...(shape.root === 'image-slot' ? ['blk:image-slot:ro'] : ['root:bare']), ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), shape.network ? 'net' : 'no-net'];
   const shapeFields = { driver: driverName, cpus: String(shape.cpus), memoryMiB: String(shape.memoryMiB), devices: devices.join(' ') };
   const fields = {
     format: String(FORMAT),
@@ -163,9 +172,13 @@ export class SnapshotStaging {
   readonly dir: string;
   /** Where 9p shares point while saving: the saved guest has mounted none of them. */
   readonly emptyShare: string;
-  readonly imageSlot: string;
+  /** The image disk placeholder, for 'image-slot' snapshots. */
+  readonly imageSlot?: string;
 
-  constructor(private readonly root: string) {
+  constructor(
+    private readonly root: string,
+    options: { imageSlot: boolean },
+  ) {
     ensurePrivateDir(root);
     sweepStaging(root);
     this.dir = fs.mkdtempSync(path.join(root, '.staging-'));
@@ -173,9 +186,11 @@ export class SnapshotStaging {
     fs.writeFileSync(path.join(this.dir, 'owner.json'), JSON.stringify(currentProcessIdentity()), { mode: 0o600 });
     this.emptyShare = path.join(this.dir, 'empty');
     fs.mkdirSync(this.emptyShare, { mode: 0o700 });
-    this.imageSlot = path.join(this.dir, SLOT_FILE);
-    fs.writeFileSync(this.imageSlot, '', { mode: 0o600 });
-    fs.truncateSync(this.imageSlot, IMAGE_SLOT_BYTES);
+    if (options.imageSlot) {
+      this.imageSlot = path.join(this.dir, SLOT_FILE);
+      fs.writeFileSync(this.imageSlot, '', { mode: 0o600 });
+      fs.truncateSync(this.imageSlot, IMAGE_SLOT_BYTES);
+    }
   }
 
   /**
@@ -252,7 +267,3 @@ function sweepStaging(root: string): void {
   }
 }
 
-/** The placeholder a bare VM's image slot keeps after a restore. */
-export function imageSlotPath(dir: string): string {
-  return path.join(dir, SLOT_FILE);
-}

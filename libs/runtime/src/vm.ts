@@ -22,7 +22,7 @@ import {
   type VmSpec,
 } from '@smolvm/driver-api';
 import { DEFAULT_NETWORK, startGateway, staticResolver, type Gateway } from '@smolvm/netpolicy';
-import { SnapshotStaging, discardSnapshot, findSnapshot, imageSlotPath, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
+import { SnapshotStaging, discardSnapshot, findSnapshot, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
 import { locateKernel } from './kernel';
 import { prepareNetwork, sshAgentSetup, type NetworkOptions, type PreparedNetwork } from './network';
 import { createRunDir, type RunDir } from './run-dir';
@@ -161,7 +161,7 @@ function listenOnce(socketPath: string): Promise<{ server: net.Server; connectio
 interface BootOptions {
   /** How the VM starts: a boot by default; a saveable boot or a restore for snapshots. */
   start?: (spec: VmSpec) => Promise<VmHandle>;
-  /** The image disk slot's file when no image is given (snapshot shapes always have the slot). */
+  /** The image disk's file when no image is given: the placeholder an image-slot snapshot is saved with. */
   imageSlot?: string;
   restored?: boolean;
   kernel: string;
@@ -394,6 +394,7 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       memoryMiB: options.memoryMiB,
       shares: options.volumes.length,
       network: network !== undefined,
+      root: options.imageErofs ? 'image-slot' : 'bare',
     });
     const lookup = findSnapshot(root, k);
     if ('note' in lookup) {
@@ -408,7 +409,8 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
   }
   try {
     // The restored NIC's backend connects to this run's own gateway (a new socket, like the agent's).
-    const vm = await boot({ ...options, imageSlot: imageSlotPath(found.dir), restored: true, bootTimeoutMs: RESTORE_READY_TIMEOUT_MS, start: (spec) => capability.restore(spec, found.dir) }, t0, network);
+    // The run's image takes the image slot's place; a bare VM's snapshot has no slot.
+    const vm = await boot({ ...options, restored: true, bootTimeoutMs: RESTORE_READY_TIMEOUT_MS, start: (spec) => capability.restore(spec, found.dir) }, t0, network);
     if (vm.agentInfo.pid !== found.agentPid || vm.agentInfo.reconnect !== true) {
       await vm.kill();
       throw new SnapshotError(`the restored agent is not the saved one (pid ${String(vm.agentInfo.pid)}, saved ${found.agentPid})`);
@@ -435,9 +437,13 @@ function snapshotNetwork(): PreparedNetwork {
   };
 }
 
-/** Boots a VM of this shape with nothing of the user's in it, saves it once its agent is ready, publishes it. */
+/**
+ * Boots a VM of this shape with nothing of the user's in it, runs once what restored VMs of the
+ * shape will run first (clock, RNG, for bare VMs the root and an exec), saves it, publishes it.
+ */
 async function saveSnapshot(options: BootOptions, capability: SnapshotCapability, root: string, k: SnapshotKey, withNic: boolean): Promise<FoundSnapshot> {
-  const staging = new SnapshotStaging(root);
+  const bare = !options.imageErofs;
+  const staging = new SnapshotStaging(root, { imageSlot: !bare });
   try {
     const vm = await boot(
       {
@@ -455,6 +461,17 @@ async function saveSnapshot(options: BootOptions, capability: SnapshotCapability
     try {
       agentPid = vm.agentInfo.pid;
       if (typeof agentPid !== 'number') throw new SnapshotError('the agent did not report its pid');
+      await vm.agent.setTime(Date.now());
+      await vm.agent.reseed(crypto.randomBytes(64));
+      if (bare) {
+        // Every bare run builds the same root: built once here, restores only configure their run.
+        await vm.agent.setupRoot({});
+        const session = await vm.exec({ argv: ['true'] });
+        session.stdout.resume();
+        session.stderr.resume();
+        const exit = await session.exit;
+        if (exit.code !== 0) throw new SnapshotError(`the warm-up exec in the saved VM failed (${exit.signal ?? `exit ${exit.code}`})`);
+      }
       await vm.agent.prepareSnapshot();
       // Saved without a host connected, the guest agent waits for one: a restored VM greets its new host.
       vm.agent.close();

@@ -1,0 +1,62 @@
+// The boot snapshot cache without VMs: keys per shape, staging and publishing.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { SnapshotCapability } from '@smolvm/driver-api';
+import type { AgentImage } from '@smolvm/agent-image';
+import { SnapshotStaging, findSnapshot, snapshotKey, type SnapshotShape } from '../src/boot-snapshot';
+
+let tmp: string;
+beforeEach(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-snap-'));
+});
+afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const capability = { fingerprint: async () => 'qemu 7.2 tcg microvm max' } as unknown as SnapshotCapability;
+
+function shape(over: Partial<SnapshotShape> = {}): SnapshotShape {
+  const kernel = path.join(tmp, 'vmlinux');
+  if (!fs.existsSync(kernel)) fs.writeFileSync(kernel, 'kernel');
+  const agentImage: AgentImage = { path: '/x.erofs', key: 'agent-1', kernelArgs: ['root=/dev/vda'], diskId: 'smolvm-agent', built: false };
+  return { kernel, agentImage, cpus: 1, memoryMiB: 256, shares: 0, network: false, root: 'bare', ...over };
+}
+
+describe('snapshot keys', () => {
+  it('differ between a bare root and an image slot, and for every other part of the shape', async () => {
+    const base = await snapshotKey('kvm', capability, shape());
+    const keys = await Promise.all([
+      snapshotKey('kvm', capability, shape({ root: 'image-slot' })),
+      snapshotKey('kvm', capability, shape({ shares: 1 })),
+      snapshotKey('kvm', capability, shape({ network: true })),
+      snapshotKey('kvm', capability, shape({ memoryMiB: 512 })),
+    ]);
+    expect(new Set([base.key, ...keys.map((k) => k.key)]).size).toBe(5);
+    expect(base.fields.devices).toBe('blk:agent:ro root:bare no-net');
+    expect(keys[0].fields.devices).toBe('blk:agent:ro blk:image-slot:ro no-net');
+    expect((await snapshotKey('kvm', capability, shape())).key).toBe(base.key);
+  });
+});
+
+describe('staging', () => {
+  it('a bare snapshot has no image slot; an image-slot one has a sparse placeholder; both publish owner-only', async () => {
+    const root = path.join(tmp, 'vmsnap');
+    for (const [withSlot, k] of [
+      [false, await snapshotKey('kvm', capability, shape())],
+      [true, await snapshotKey('kvm', capability, shape({ root: 'image-slot' }))],
+    ] as const) {
+      const staging = new SnapshotStaging(root, { imageSlot: withSlot });
+      expect(staging.imageSlot !== undefined).toBe(withSlot);
+      if (staging.imageSlot) expect(fs.statSync(staging.imageSlot).blocks).toBe(0);
+      fs.writeFileSync(path.join(staging.dir, 'state'), 'device state');
+      fs.writeFileSync(path.join(staging.dir, 'memory'), 'ram');
+      expect(staging.commit(k, 42)).toBe(true);
+      const found = findSnapshot(root, k);
+      expect(found).toEqual({ dir: path.join(root, k.key), agentPid: 42 });
+      const files = fs.readdirSync(path.join(root, k.key)).sort();
+      expect(files).toEqual(withSlot ? ['memory', 'meta.json', 'slot.img', 'state'] : ['memory', 'meta.json', 'state']);
+      for (const f of files) expect(fs.statSync(path.join(root, k.key, f)).mode & 0o777).toBe(0o600);
+    }
+    // Both shapes live side by side: publishing one does not evict the other.
+    expect(fs.readdirSync(root).filter((n) => !n.startsWith('.'))).toHaveLength(2);
+  });
+});
