@@ -85,6 +85,12 @@ export class Vm {
   private readonly cleanups: Array<() => Promise<void>> = [];
   /** The VM's network gateway, when it has a NIC. */
   network?: Gateway;
+  /**
+   * Whether a stop must go through the guest (sync, power-off): true when something outside its
+   * RAM may hold its writes (9p volumes, machine disks). A VM whose whole state is its RAM is
+   * simply ended: nothing is lost, and the run finishes sooner.
+   */
+  flushOnStop = true;
 
   constructor(
     readonly agent: AgentClient,
@@ -108,17 +114,22 @@ export class Vm {
   }
 
   /**
-   * Powers the guest off through the agent and waits for the VM to end, ending it harder after
-   * `graceMs`. Idempotent; never rejects.
+   * Powers the guest off through the agent (see flushOnStop) and waits for the VM to end, ending
+   * it harder after `graceMs`. Idempotent; never rejects.
    */
   dispose(graceMs = 5_000): Promise<VmExit> {
     this.disposing ??= (async () => {
-      try {
-        await withTimeout(this.agent.shutdown(), graceMs, 'the guest shutdown');
-      } catch {
-        // An agent that does not answer is ended by the driver below.
+      let exit: VmExit;
+      if (this.flushOnStop) {
+        try {
+          await withTimeout(this.agent.shutdown(), graceMs, 'the guest shutdown');
+        } catch {
+          // An agent that does not answer is ended by the driver below.
+        }
+        exit = await this.handle.stop({ timeoutMs: graceMs });
+      } else {
+        exit = await this.handle.kill();
       }
-      const exit = await this.handle.stop({ timeoutMs: graceMs });
       this.agent.close();
       fs.closeSync(this.consoleFd);
       for (const cleanup of this.cleanups.splice(0)) await cleanup().catch(() => undefined);
@@ -247,6 +258,7 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork)
     runDir.remove();
     // startVm fills in `prepared` and `setUp`, which happen outside boot.
     const vm = new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd, options.restored ?? false);
+    vm.flushOnStop = volumes.length > 0 || options.persistent !== undefined;
     if (gateway) {
       const gw = gateway;
       vm.network = gw;
