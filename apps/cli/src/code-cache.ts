@@ -39,8 +39,8 @@ export interface LoadOptions {
   onNote?: (message: string) => void;
 }
 
-/** How the cache served this process. */
-export type CacheStatus = 'disabled' | 'missing' | 'stale' | 'corrupt' | 'rejected' | 'used';
+/** How the cache served this process (unusable: damaged or unreadable; rejected: by V8). */
+export type CacheStatus = 'disabled' | 'missing' | 'stale' | 'unusable' | 'rejected' | 'used';
 
 export interface LoadedBundle {
   exports: unknown;
@@ -137,8 +137,8 @@ function prepare(bundle: string, cacheDir: string, note: (message: string) => vo
     } else status = 'stale';
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    status = code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : 'corrupt';
-    if (status === 'corrupt') note(`${file} is unusable (${messageOf(err)}); it will be rewritten`);
+    status = code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : 'unusable';
+    if (status === 'unusable') note(`${file} is unusable (${messageOf(err)}); it will be rewritten`);
   }
   const script = new vm.Script(Module.wrap(source), {
     filename: bundle,

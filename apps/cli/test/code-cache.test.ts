@@ -113,7 +113,7 @@ describe('loadBundle', () => {
     const damaged = damage(bytes);
     fs.writeFileSync(cacheFile(), Buffer.isBuffer(damaged) ? damaged : bytes);
     const next = load();
-    expect([next.status, next.answer]).toEqual(['corrupt', 42]);
+    expect([next.status, next.answer]).toEqual(['unusable', 42]);
     expect(notes).toEqual([expect.stringMatching(/is unusable \((checksum mismatch|not a smolvm code cache)\); it will be rewritten$/)]);
     expect(next.flush(0)).toBe(true);
     expect(readCacheFile(cacheFile()).header.commands).toEqual(['machine ls']);
