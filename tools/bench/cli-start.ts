@@ -1,23 +1,53 @@
-// Cold start of the CLI: `smolvm --version` and `smolvm --help` against bare `node -e 0` in the
-// same run (the floor any Node CLI pays). Run: node tools/run-ts.mjs tools/bench/cli-start.ts [runs]
+// Start-up of the CLI against bare `node -e 0` in the same run (the floor any Node CLI pays):
+// `--version`, `--help` and `machine ls` with the V8 code cache (apps/cli/src/code-cache.ts), the
+// same without it (SMOLVM_NO_CODE_CACHE=1), and a `machine ls` that finds no cache and writes it
+// at exit (a fresh home each run: what the first run after a build pays).
+// Run: node tools/run-ts.mjs tools/bench/cli-start.ts [runs] [OTHER_CLI.js]
+// OTHER_CLI: another build to compare (e.g. a copy of main's dist/smolvm.js), run the same way.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { WORKSPACE, report, runInterleaved, timeCommand } from './lib/stats';
 
 const runs = Number(process.argv[2] ?? 30);
+const other = process.argv[3] ? path.resolve(process.argv[3]) : undefined;
 const cli = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
-if (!fs.existsSync(cli)) {
-  console.error(`bench: ${cli} is missing; build first with \`npx nx build cli\``);
-  process.exit(1);
+for (const file of [cli, other]) {
+  if (file && !fs.existsSync(file)) {
+    console.error(`bench: ${file} is missing; build first with \`npx nx build cli\``);
+    process.exit(1);
+  }
 }
 const node = process.execPath;
-const series = runInterleaved(
-  [
-    { label: 'node -e 0', run: () => timeCommand([node, '-e', '0']) },
-    { label: 'smolvm --version', run: () => timeCommand([node, cli, '--version']) },
-    { label: 'smolvm --help', run: () => timeCommand([node, cli, '--help']) },
-  ],
-  runs,
-  2,
-);
-report(`CLI cold start (${runs} interleaved runs, ${path.relative(process.cwd(), cli)})`, series);
+// A private home: the code cache and the (empty) machine list of this run only.
+const home = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-cli-'));
+const env = { ...process.env, SMOLVM_HOME: home };
+const noCache = { ...env, SMOLVM_NO_CODE_CACHE: '1' };
+let fresh = 0;
+const freshHome = () => ({ ...process.env, SMOLVM_HOME: path.join(home, `fresh-${fresh++}`) });
+try {
+  const series = runInterleaved(
+    [
+      { label: 'node -e 0', run: () => timeCommand([node, '-e', '0']) },
+      { label: 'smolvm --version', run: () => timeCommand([node, cli, '--version'], env) },
+      { label: 'smolvm --version (no code cache)', run: () => timeCommand([node, cli, '--version'], noCache) },
+      { label: 'smolvm --help', run: () => timeCommand([node, cli, '--help'], env) },
+      { label: 'smolvm machine ls', run: () => timeCommand([node, cli, 'machine', 'ls'], env) },
+      { label: 'smolvm machine ls (no code cache)', run: () => timeCommand([node, cli, 'machine', 'ls'], noCache) },
+      { label: 'smolvm machine ls (no cache yet: writes it)', run: () => timeCommand([node, cli, 'machine', 'ls'], freshHome()) },
+      ...(other
+        ? [
+            { label: 'other CLI --version', run: () => timeCommand([node, other, '--version'], env) },
+            { label: 'other CLI machine ls', run: () => timeCommand([node, other, 'machine', 'ls'], env) },
+          ]
+        : []),
+    ],
+    runs,
+    2,
+  );
+  report(`CLI start-up (${runs} interleaved runs, ${path.relative(process.cwd(), cli)}${other ? `, other: ${other}` : ''})`, series);
+  const cacheDir = path.join(home, 'cache', 'code-cache');
+  for (const name of fs.readdirSync(cacheDir)) console.log(`  code cache: ${name} ${(fs.statSync(path.join(cacheDir, name)).size / 1024).toFixed(0)} KiB`);
+} finally {
+  fs.rmSync(home, { recursive: true, force: true });
+}

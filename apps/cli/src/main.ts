@@ -1,5 +1,6 @@
-// The `smolvm` binary: parse, dispatch to a lazily loaded handler, turn every failure into one
-// line on stderr and an exit code (0 ok, 1 runtime error, 2 usage error).
+// The CLI proper (dist/smolvm-main.js, loaded by src/bin.ts): parse, dispatch to a lazily loaded
+// handler, turn every failure into one line on stderr and an exit code (0 ok, 1 runtime error,
+// 2 usage error).
 import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
 import { ExitCode, UsageError, exitCodeOf, formatError } from '@smolvm/common';
@@ -49,7 +50,8 @@ function onStdoutError(err: NodeJS.ErrnoException): void {
   throw err;
 }
 
-if (require.main === module) {
+/** Runs the CLI on process.argv; src/bin.ts (dist/smolvm.js) calls it once it has loaded this bundle. */
+export function runCli(): void {
   process.stdout.on('error', onStdoutError);
   main(hideBin(process.argv)).then(
     (code) => {
@@ -61,5 +63,8 @@ if (require.main === module) {
     },
   );
 }
+
+// `node dist/smolvm-main.js` works too, without the code cache.
+if (require.main === module) runCli();
 
 export type { GlobalArgs };

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { smolvm } from './helpers';
 import { version } from '../package.json';
 
@@ -41,7 +44,10 @@ describe('command table', () => {
   });
 
   it('--debug adds a stack trace to the error line', () => {
-    const r = smolvm(['machine', 'status', '--name', 'missing-machine', '--debug'], { SMOLVM_HOME: '/nonexistent-smolvm-home' });
+    // A home of its own: the code cache is written under it (never at the top of the filesystem).
+    const home = path.join(os.tmpdir(), `smolvm-frame-${process.pid}`);
+    const r = smolvm(['machine', 'status', '--name', 'missing-machine', '--debug'], { SMOLVM_HOME: home });
+    fs.rmSync(home, { recursive: true, force: true });
     expect(r.status).toBe(1);
     expect(r.stderr.split('\n')[0]).toMatch(/^error: /);
     expect(r.stderr).toMatch(/\n\s+at /);

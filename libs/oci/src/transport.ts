@@ -3,7 +3,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { RegistryError, RetryableError } from './errors';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -117,23 +117,36 @@ export interface TransportOptions {
   dispatcher?: Dispatcher;
 }
 
+// Evaluating undici costs ~30 ms of CLI start-up: only a request loads it, so the commands that
+// construct an ImageService without reaching a registry (machine run without --image, ls) don't.
+let undici: Promise<typeof import('undici')> | undefined;
+function loadUndici(): Promise<typeof import('undici')> {
+  return (undici ??= import('undici'));
+}
+
 export class Transport {
   readonly retry: RetryPolicy;
-  private readonly dispatcher: Dispatcher;
+  /** Created on the first request (see loadUndici); `close` before that has nothing to close. */
+  private dispatcher: Dispatcher | undefined;
   private readonly ownsDispatcher: boolean;
+  private closed = false;
   private readonly userAgent: string;
 
   constructor(options: TransportOptions = {}) {
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.userAgent = options.userAgent ?? 'smolvm';
     this.ownsDispatcher = options.dispatcher === undefined;
-    this.dispatcher =
-      options.dispatcher ??
-      new Agent({ connections: 16, connect: { timeout: 30_000 }, headersTimeout: 60_000, bodyTimeout: 60_000, keepAliveTimeout: 10_000 });
+    this.dispatcher = options.dispatcher;
   }
 
   /** One attempt; network failures come back as typed errors (retryable or not). */
   async once(req: HttpRequest): Promise<HttpResponse> {
+    const { Agent, request } = await loadUndici();
+    if (!this.dispatcher) {
+      // A late request after close must not leave a fresh keep-alive agent holding the process open.
+      if (this.closed) throw new RegistryError(`request to ${addressOf(req.url)} after the registry connection was closed`);
+      this.dispatcher = new Agent({ connections: 16, connect: { timeout: 30_000 }, headersTimeout: 60_000, bodyTimeout: 60_000, keepAliveTimeout: 10_000 });
+    }
     const body = typeof req.body === 'function' ? req.body() : req.body;
     try {
       const res = await request(req.url, {
@@ -171,6 +184,7 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    this.closed = true;
+    if (this.ownsDispatcher && this.dispatcher) await this.dispatcher.close();
   }
 }

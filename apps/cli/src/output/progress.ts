@@ -1,6 +1,13 @@
 // Byte progress for long transfers: a bar on a terminal (bytes, rate, ETA), nothing when stderr
 // is piped or --quiet is given, so captured output stays clean.
-import { SingleBar } from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
+
+type CliProgress = typeof import('cli-progress');
+/** cli-progress (and the readline it loads) only when a bar is drawn: not on every `machine run`. */
+function loadCliProgress(): CliProgress {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('cli-progress') as CliProgress;
+}
 
 export interface ByteProgress {
   start(total: number, label: string): void;
@@ -32,7 +39,7 @@ export function byteProgress(options: { quiet: boolean; stream?: NodeJS.WriteStr
   return {
     start(total, label) {
       started = Date.now();
-      bar = new SingleBar({
+      bar = new (loadCliProgress().SingleBar)({
         stream,
         format: `${label} {bar} {percentage}% | {doneText} / {totalText} | {rateText} | ETA {eta_formatted}`,
         barsize: 24,

@@ -1,5 +1,5 @@
 // Pull + prepare with a byte progress bar on a terminal; shared by `image pull` and `machine run`.
-import { ImageService, type PreparedImage, type PrepareOptions, type PullEvent } from '@smolvm/oci';
+import type { PreparedImage, PrepareOptions, PullEvent } from '@smolvm/oci';
 import type { ImageReference } from '@smolvm/config';
 import { byteProgress } from '../../output/progress';
 
@@ -7,6 +7,8 @@ export async function pullWithProgress(
   reference: string | ImageReference,
   options: { quiet: boolean; pull: PrepareOptions['pull']; platform?: string },
 ): Promise<PreparedImage> {
+  // Loaded here, not at the top: `machine run` without --image imports this module but never pulls.
+  const { ImageService } = await import('@smolvm/oci');
   const service = new ImageService({ warn: (message) => process.stderr.write(`warning: ${message}\n`) });
   const progress = byteProgress({ quiet: options.quiet });
   const onProgress = (event: PullEvent) => {

@@ -5,7 +5,6 @@ import { SmolvmError } from '@smolvm/common';
 import { parseImageReference, formatReference } from '@smolvm/config';
 import { Machines } from '@smolvm/machines';
 import type { MachineRecord } from '@smolvm/machine-store';
-import { ImageService } from '@smolvm/oci';
 import { pullWithProgress } from '../image/pull-progress';
 
 export function cliMachines(): Machines {
@@ -20,6 +19,8 @@ export async function machineImageErofs(record: MachineRecord, quiet: boolean): 
   if (!record.image) return undefined;
   const digest = record.imageDigest;
   if (!digest) return (await pullWithProgress(record.image, { quiet, pull: 'missing' })).erofsPath;
+  // Imported here: most commands that reach cliMachines (ls, exec, stop...) never touch images.
+  const { ImageService } = await import('@smolvm/oci');
   const service = new ImageService();
   let local;
   try {

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// The `smolvm` executable (dist/smolvm.js): loads the CLI bundle (dist/smolvm-main.js) through a
+// V8 code cache in <cache>/code-cache (see code-cache.ts), then runs it. It stays this file, so
+// process.argv[1] (how the supervisor re-runs the CLI) names the same executable as before.
+// Only Node built-ins and tiny modules here: this file is compiled on every start, uncached.
+import path from 'node:path';
+import { smolvmDirs } from '@smolvm/common';
+import { commandOf, loadBundle } from './code-cache';
+
+interface CliBundle {
+  runCli(): void;
+}
+
+function cacheDir(): string | undefined {
+  if (process.env.SMOLVM_NO_CODE_CACHE === '1') return undefined;
+  try {
+    return path.join(smolvmDirs().cache, 'code-cache');
+  } catch {
+    return undefined;
+  }
+}
+
+const args = process.argv.slice(2);
+const end = args.indexOf('--');
+const debug = (end < 0 ? args : args.slice(0, end)).includes('--debug');
+const loaded = loadBundle({
+  bundle: path.join(__dirname, 'smolvm-main.js'),
+  cacheDir: cacheDir(),
+  command: commandOf(args),
+  ...(debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: code cache: ${message}\n`) } : {}),
+});
+process.once('exit', (code) => loaded.flush(code));
+(loaded.exports as CliBundle).runCli();
