@@ -9,9 +9,9 @@ import { buildErofsFromDirectory } from '@smolvm/erofs';
 import { AGENT_DISK_ID, agentKernelArgs } from './boot';
 import { findStaticBusybox } from './busybox';
 import { HashMemo } from './hash';
-import { koffiRuntimeFiles, locateKoffi } from './koffi';
+import { koffiRuntimeFiles, locateKoffi, type KoffiFiles } from './koffi';
 import { FORMAT_VERSION, initScript } from './layout';
-import { resolveLibraries } from './libraries';
+import { resolveLibraries, type ResolvedLibraries } from './libraries';
 import { stageRoot } from './stage';
 
 export interface AgentImageOptions {
@@ -59,22 +59,49 @@ export interface AgentImage {
  */
 export const DEFAULT_NODE_FLAGS: string[] = ['--jitless', '--no-lazy', '--no-flush-bytecode', '--min-semi-space-size=8', '--expose-gc'];
 
-export async function ensureAgentImage(opts: AgentImageOptions): Promise<AgentImage> {
+interface HostInputs {
+  node: string;
+  nodeVersion: string;
+  busybox: string;
+  koffi: KoffiFiles;
+  koffiFiles: string[];
+  libraries: ResolvedLibraries;
+}
+
+/**
+ * The host files an image is made of, found once per process (package lookups, ELF walks of
+ * node and its libraries: ~15 ms): a VM start asks for two images (plain, then the one with the
+ * startup snapshot). Processes are short-lived (one command, or one machine's supervisor), so
+ * an upgrade of node or its libraries is seen by the next one.
+ */
+const hostInputsMemo = new Map<string, HostInputs>();
+
+function hostInputs(opts: AgentImageOptions): HostInputs {
+  const memoKey = `${opts.node ?? ''}\0${opts.busybox ?? ''}`;
+  const known = hostInputsMemo.get(memoKey);
+  if (known) return known;
   const node = fs.realpathSync(opts.node ?? process.execPath);
-  if (!fs.existsSync(opts.agentBundle)) {
-    throw new NotFoundError(`the guest agent bundle ${opts.agentBundle} does not exist`, { remedy: 'build it: npx nx build guest-agent' });
-  }
   const busybox = findStaticBusybox(opts.busybox);
   const koffi = locateKoffi();
   const libraries = resolveLibraries([node, ...koffi.natives]);
+  const nodeVersion = node === fs.realpathSync(process.execPath) ? process.version : execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+  const inputs = { node, nodeVersion, busybox, koffi, koffiFiles: koffi.packages.flatMap((p) => koffiRuntimeFiles(p.dir)), libraries };
+  hostInputsMemo.set(memoKey, inputs);
+  return inputs;
+}
+
+export async function ensureAgentImage(opts: AgentImageOptions): Promise<AgentImage> {
+  if (!fs.existsSync(opts.agentBundle)) {
+    throw new NotFoundError(`the guest agent bundle ${opts.agentBundle} does not exist`, { remedy: 'build it: npx nx build guest-agent' });
+  }
+  const { node, nodeVersion, busybox, koffi, koffiFiles, libraries } = hostInputs(opts);
   const snapshot = opts.snapshot === undefined || opts.snapshot === 'none' ? null : opts.snapshot;
   const nodeFlags = opts.nodeFlags ?? DEFAULT_NODE_FLAGS;
-  const nodeVersion = node === fs.realpathSync(process.execPath) ? process.version : execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
 
   const dir = path.join(opts.cacheDir, 'agent');
   fs.mkdirSync(dir, { recursive: true });
   const memo = new HashMemo(path.join(dir, 'input-hashes.json'));
-  const key = imageKey({ memo, node, nodeVersion, bundle: opts.agentBundle, busybox, koffiFiles: koffi.packages.flatMap((p) => koffiRuntimeFiles(p.dir)), libraries: [...libraries.files], snapshot, init: initScript({ snapshot: snapshot !== null, nodeFlags, libraryDirs: libraries.dirs }) });
+  const key = imageKey({ memo, node, nodeVersion, bundle: opts.agentBundle, busybox, koffiFiles, libraries: [...libraries.files], snapshot, init: initScript({ snapshot: snapshot !== null, nodeFlags, libraryDirs: libraries.dirs }) });
   memo.save();
   const finalPath = path.join(dir, `${key}.erofs`);
   const result = { path: finalPath, key, kernelArgs: agentKernelArgs(), diskId: AGENT_DISK_ID };

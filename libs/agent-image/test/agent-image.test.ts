@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openErofs } from '@smolvm/erofs';
-import { agentKernelArgs, ensureAgentImage, readElf, resolveLibraries } from '../src';
+import { DEFAULT_NODE_FLAGS, agentKernelArgs, ensureAgentImage, readElf, resolveLibraries } from '../src';
 
 jest.setTimeout(180_000);
 
@@ -60,7 +60,7 @@ describe('ensureAgentImage', () => {
       const init = r.readFile('/init').toString();
       expect(entry('/init')?.mode).toBe(0o755);
       expect(init).toMatch(/^#!\/bin\/busybox sh\n/);
-      expect(init).toContain('/opt/smolvm/node /opt/smolvm/agent.js');
+      expect(init).toContain(`/opt/smolvm/node ${DEFAULT_NODE_FLAGS.join(' ')} /opt/smolvm/agent.js`);
       expect(r.readFile('/etc/passwd').toString()).toMatch(/^root:x:0:0:/);
       expect(JSON.parse(r.readFile('/etc/smolvm-agent-image').toString())).toMatchObject({ format: 1, node: process.version });
       expect(entry('/tmp')?.mode).toBe(0o1777);
