@@ -3,7 +3,8 @@
 //   (b) `smolvm machine run --cold -- true` on the bare image (a boot)
 //   (c) `smolvm machine run --cold --image IMAGE -- true` with a small image already in the store
 //   (d) `smolvm machine run -- true` restored from the boot snapshot (issue 7: warm start)
-// and where (b)'s and (d)'s time goes (from SMOLVM_TIMINGS). All VMs: 1 vCPU, 256 MiB.
+//   (e) `smolvm machine run --image IMAGE -- true` restored (the image-slot snapshot: root built after the restore)
+// and where (b), (d) and (e) spend their time (from SMOLVM_TIMINGS). All VMs: 1 vCPU, 256 MiB.
 //   node tools/run-ts.mjs tools/bench/boot.ts [runs=10]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -92,21 +93,25 @@ async function main(): Promise<void> {
     smolvmRun(['--cold'], warmUp);
     smolvmRun(['--cold', '--image', image], warmUp);
     smolvmRun([], warmUp);
+    smolvmRun(['--image', image], warmUp);
 
     const series: Series[] = [
       { label: '(a) floor: QEMU + kernel + trivial init', samples: [] },
       { label: '(b) smolvm machine run --cold -- true', samples: [] },
       { label: '(c) smolvm machine run --cold --image -- true', samples: [] },
       { label: '(d) smolvm machine run -- true (warm)', samples: [] },
+      { label: '(e) smolvm machine run --image -- true (warm)', samples: [] },
     ];
     const bare: Timings[] = [];
     const withImage: Timings[] = [];
     const warm: Timings[] = [];
+    const warmImage: Timings[] = [];
     for (let i = 0; i < runs; i++) {
       series[0].samples.push(await floorOnce(kernel, initrd, driver, i));
       series[1].samples.push(smolvmRun(['--cold'], bare));
       series[2].samples.push(smolvmRun(['--cold', '--image', image], withImage));
       series[3].samples.push(smolvmRun([], warm));
+      series[4].samples.push(smolvmRun(['--image', image], warmImage));
     }
     console.log(`accelerator: ${probe.accelerator ?? 'unknown'}${probe.reason ? ` (${probe.reason})` : ''}; ${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
     report(`Boot, spawn to exit, ${runs} interleaved runs, 1 vCPU, 256 MiB`, series);
@@ -116,9 +121,9 @@ async function main(): Promise<void> {
         const values = list.map(f).filter((v): v is number => v !== null);
         return (values.length ? `${Math.round(median(values))} ms` : 'n/a').padStart(9);
       };
-      console.log(`  ${name.padEnd(48)} ${column(bare)} ${column(warm)}`);
+      console.log(`  ${name.padEnd(48)} ${column(bare)} ${column(warm)} ${column(warmImage)}`);
     };
-    console.log(`\nWhere (b) and (d) go (medians):${' '.repeat(24)}(b) cold  (d) warm`);
+    console.log(`\nWhere (b), (d) and (e) go (medians):${' '.repeat(18)}(b) cold  (d) warm (e) warm`);
     phase('CLI start (node + bundle + arg parsing)', (t) => t.vmStart);
     phase('prepare (kernel, agent image, driver probe)', (t) => t.prepared - t.vmStart);
     phase('QEMU start / restore (spawn to start() resolved)', (t) => t.spawned - t.prepared);
@@ -133,7 +138,9 @@ async function main(): Promise<void> {
     const d = median(series[3].samples);
     const a = median(series[0].samples);
     console.log(`\nratios: b/a = ${(b / a).toFixed(2)}  c/a = ${(c / a).toFixed(2)}  (target under TCG: b/a <= 2.5)`);
+    const e = median(series[4].samples);
     console.log(`        d/a = ${(d / a).toFixed(2)}  d/b = ${(d / b).toFixed(2)}  (target under TCG: d/a <= 0.6)`);
+    console.log(`        e/a = ${(e / a).toFixed(2)}  e/c = ${(e / c).toFixed(2)}  (with an image)`);
   } finally {
     await registry.stop();
     fs.rmSync(work, { recursive: true, force: true });
