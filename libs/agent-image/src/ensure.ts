@@ -105,7 +105,10 @@ export async function ensureAgentImage(opts: AgentImageOptions): Promise<AgentIm
   memo.save();
   const finalPath = path.join(dir, `${key}.erofs`);
   const result = { path: finalPath, key, kernelArgs: agentKernelArgs(), diskId: AGENT_DISK_ID };
-  if (fs.existsSync(finalPath)) return { ...result, built: false };
+  if (fs.existsSync(finalPath)) {
+    markUsed(finalPath);
+    return { ...result, built: false };
+  }
 
   sweepStale(dir);
   const staging = fs.mkdtempSync(path.join(dir, '.staging-'));
@@ -123,6 +126,7 @@ export async function ensureAgentImage(opts: AgentImageOptions): Promise<AgentIm
     fs.rmSync(staging, { recursive: true, force: true });
     fs.rmSync(tmp, { force: true });
   }
+  sweepUnused(dir, key);
   return { ...result, built: true };
 }
 
@@ -161,6 +165,38 @@ async function writeImage(root: string, out: string, writer: 'smolvm' | 'mkfs.er
 }
 
 /** Leftovers of builds that crashed (an hour is far longer than any build). */
+/**
+ * Every new node, agent or smolvm build makes a new image (~110 MB): when one is built, images
+ * no start has used for a day go, with the startup blobs built for them. Each start marks the
+ * image it uses (mtime), so an image in use is never old; a VM already running keeps its open file.
+ */
+export const UNUSED_IMAGE_MS = 24 * 3600_000;
+
+function markUsed(file: string): void {
+  try {
+    const now = new Date();
+    fs.utimesSync(file, now, now);
+  } catch {
+    // Read-only cache: the image is still good, it just looks older than it is.
+  }
+}
+
+function sweepUnused(dir: string, keep: string): void {
+  const cutoff = Date.now() - UNUSED_IMAGE_MS;
+  const names = fs.readdirSync(dir);
+  for (const name of names) {
+    const key = /^([0-9a-f]+)\.erofs$/.exec(name)?.[1];
+    if (!key || key === keep) continue;
+    try {
+      if (fs.statSync(path.join(dir, name)).mtimeMs >= cutoff) continue;
+      fs.rmSync(path.join(dir, name), { force: true });
+      for (const blob of names.filter((n) => n.startsWith(`${key}.`) && n.endsWith('.blob'))) fs.rmSync(path.join(dir, blob), { force: true });
+    } catch {
+      // Removed by someone else meanwhile.
+    }
+  }
+}
+
 function sweepStale(dir: string): void {
   const cutoff = Date.now() - 3600_000;
   for (const name of fs.readdirSync(dir)) {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openErofs } from '@smolvm/erofs';
-import { DEFAULT_NODE_FLAGS, agentKernelArgs, ensureAgentImage, readElf, resolveLibraries } from '../src';
+import { DEFAULT_NODE_FLAGS, UNUSED_IMAGE_MS, agentKernelArgs, ensureAgentImage, readElf, resolveLibraries } from '../src';
 
 jest.setTimeout(180_000);
 
@@ -107,6 +107,24 @@ describe('ensureAgentImage', () => {
     } finally {
       r.close();
     }
+  });
+
+  it('a new image removes the images (and their blobs) no start used for a day; a start marks its image used', async () => {
+    const cacheDir = path.join(work, 'cache-gc');
+    const old = await ensureAgentImage({ cacheDir, agentBundle: bundle, nodeFlags: ['--stack-size=900'] });
+    const recent = await ensureAgentImage({ cacheDir, agentBundle: bundle, nodeFlags: ['--stack-size=901'] });
+    const blob = path.join(cacheDir, 'agent', `${old.key}.tcg-test.blob`);
+    fs.writeFileSync(blob, 'blob');
+    const dayAgo = new Date(Date.now() - UNUSED_IMAGE_MS - 60_000);
+    for (const f of [old.path, recent.path]) fs.utimesSync(f, dayAgo, dayAgo);
+    // A start of `recent` marks it used; `old` stays unused.
+    expect((await ensureAgentImage({ cacheDir, agentBundle: bundle, nodeFlags: ['--stack-size=901'] })).built).toBe(false);
+    const fresh = await ensureAgentImage({ cacheDir, agentBundle: bundle, nodeFlags: ['--stack-size=902'] });
+    expect(fresh.built).toBe(true);
+    expect(fs.existsSync(old.path)).toBe(false);
+    expect(fs.existsSync(blob)).toBe(false);
+    expect(fs.existsSync(recent.path)).toBe(true);
+    expect(fs.existsSync(fresh.path)).toBe(true);
   });
 
   it('says what to do when the bundle is missing', async () => {

@@ -143,6 +143,18 @@ function explainMiss(root: string, k: SnapshotKey): string {
   return 'no boot snapshot for this VM shape yet';
 }
 
+export const UNUSED_SNAPSHOT_MS = 24 * 3600_000;
+
+/** A restore used this snapshot: it is not evicted as unused (see SnapshotStaging). */
+export function markSnapshotUsed(dir: string): void {
+  try {
+    const now = new Date();
+    fs.utimesSync(dir, now, now);
+  } catch {
+    // Read-only cache: it only looks older than it is.
+  }
+}
+
 /** Moves a snapshot out of sight in one step, then deletes it (running restores keep their open files). */
 export function discardSnapshot(root: string, dir: string): void {
   const trash = path.join(root, `.trash-${crypto.randomBytes(6).toString('hex')}`);
@@ -241,12 +253,19 @@ export class SnapshotStaging {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** Snapshots of the same shape made with older inputs (kernel, agent, QEMU) will never match again. */
+  /**
+   * Snapshots that will never be restored again: the same shape made with older inputs (kernel,
+   * agent, QEMU), another snapshot format, and any no restore has used for a day (each holds up
+   * to the guest's RAM on disk). Restores mark their snapshot used (markSnapshotUsed).
+   */
   private evictOlder(k: SnapshotKey): void {
+    const cutoff = Date.now() - UNUSED_SNAPSHOT_MS;
     for (const name of safeReaddir(this.root)) {
       if (name.startsWith('.') || name === k.key) continue;
-      const meta = readMeta(path.join(this.root, name));
-      if (meta?.shapeKey === k.shapeKey) discardSnapshot(this.root, path.join(this.root, name));
+      const dir = path.join(this.root, name);
+      const meta = readMeta(dir);
+      const unused = (fs.statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0) < cutoff;
+      if (!meta || meta.shapeKey === k.shapeKey || unused) discardSnapshot(this.root, dir);
     }
   }
 }

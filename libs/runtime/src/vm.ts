@@ -22,7 +22,7 @@ import {
   type VmSpec,
 } from '@smolvm/driver-api';
 import { DEFAULT_NETWORK, startGateway, staticResolver, type Gateway } from '@smolvm/netpolicy';
-import { SnapshotStaging, discardSnapshot, findSnapshot, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
+import { SnapshotStaging, discardSnapshot, findSnapshot, markSnapshotUsed, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
 import { locateKernel } from './kernel';
 import { prepareNetwork, sshAgentSetup, type NetworkOptions, type PreparedNetwork } from './network';
 import { createRunDir, type RunDir } from './run-dir';
@@ -427,6 +427,7 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       await vm.kill();
       throw new SnapshotError(`the restored agent is not the saved one (pid ${String(vm.agentInfo.pid)}, saved ${found.agentPid})`);
     }
+    markSnapshotUsed(found.dir);
     return vm;
   } catch (err) {
     note(`restoring the boot snapshot failed (${(err as Error).message}): cold boot; the snapshot is dropped and rebuilt by the next start`);

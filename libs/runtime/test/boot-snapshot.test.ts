@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { SnapshotCapability } from '@smolvm/driver-api';
 import type { AgentImage } from '@smolvm/agent-image';
-import { SnapshotStaging, findSnapshot, snapshotKey, type SnapshotShape } from '../src/boot-snapshot';
+import { SnapshotStaging, UNUSED_SNAPSHOT_MS, findSnapshot, markSnapshotUsed, snapshotKey, type SnapshotKey, type SnapshotShape } from '../src/boot-snapshot';
 
 let tmp: string;
 beforeEach(() => {
@@ -58,5 +58,29 @@ describe('staging', () => {
     }
     // Both shapes live side by side: publishing one does not evict the other.
     expect(fs.readdirSync(root).filter((n) => !n.startsWith('.'))).toHaveLength(2);
+  });
+});
+
+function publish(root: string, k: SnapshotKey): string {
+  const staging = new SnapshotStaging(root, { imageSlot: false });
+  fs.writeFileSync(path.join(staging.dir, 'state'), 'device state');
+  staging.commit(k, 1);
+  return path.join(root, k.key);
+}
+
+describe('eviction', () => {
+  it('publishing a snapshot drops those of another format and those no restore used for a day, keeps recent ones', async () => {
+    const root = path.join(tmp, 'vmsnap');
+    const dayAgo = new Date(Date.now() - UNUSED_SNAPSHOT_MS - 60_000);
+    const stale = publish(root, await snapshotKey('kvm', capability, shape({ memoryMiB: 300 })));
+    const used = publish(root, await snapshotKey('kvm', capability, shape({ memoryMiB: 301 })));
+    const recent = publish(root, await snapshotKey('kvm', capability, shape({ memoryMiB: 302 })));
+    for (const dir of [stale, used]) fs.utimesSync(dir, dayAgo, dayAgo);
+    markSnapshotUsed(used);
+    const oldFormat = path.join(root, 'f'.repeat(32));
+    fs.mkdirSync(oldFormat);
+    fs.writeFileSync(path.join(oldFormat, 'meta.json'), JSON.stringify({ format: 1 }));
+    const fresh = publish(root, await snapshotKey('kvm', capability, shape({ memoryMiB: 303 })));
+    expect(fs.readdirSync(root).sort()).toEqual([fresh, recent, used].map((d) => path.basename(d)).sort());
   });
 });
