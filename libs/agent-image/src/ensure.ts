@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { NotFoundError, fsyncDir, tempPathFor } from '@smolvm/common';
+import { NotFoundError, fsyncDir, markUsed, tempPathFor } from '@smolvm/common';
 import { buildErofsFromDirectory } from '@smolvm/erofs';
 import { AGENT_DISK_ID, agentKernelArgs } from './boot';
 import { findStaticBusybox } from './busybox';
@@ -171,15 +171,6 @@ async function writeImage(root: string, out: string, writer: 'smolvm' | 'mkfs.er
  * image it uses (mtime), so an image in use is never old; a VM already running keeps its open file.
  */
 export const UNUSED_IMAGE_MS = 24 * 3600_000;
-
-function markUsed(file: string): void {
-  try {
-    const now = new Date();
-    fs.utimesSync(file, now, now);
-  } catch {
-    // Read-only cache: the image is still good, it just looks older than it is.
-  }
-}
 
 function sweepUnused(dir: string, keep: string): void {
   const cutoff = Date.now() - UNUSED_IMAGE_MS;

@@ -60,3 +60,16 @@ export function commitTempFile(tmp: string, target: string): void {
 export function writeJsonAtomic(target: string, value: unknown, mode = 0o644): void {
   writeFileAtomic(target, JSON.stringify(value, null, 2) + '\n', mode);
 }
+
+/**
+ * Marks a cached file or directory as just used (its times set to now), for caches that evict
+ * what has not been used for a while. Quiet: on a read-only cache the entry only looks older.
+ */
+export function markUsed(target: string): void {
+  try {
+    const now = new Date();
+    fs.utimesSync(target, now, now);
+  } catch {
+    // Read-only or gone: nothing to mark.
+  }
+}

@@ -12,6 +12,6 @@ export {
   type SmolvmErrorOptions,
 } from './errors';
 export { smolvmDirs, type SmolvmDirs } from './dirs';
-export { writeFileAtomic, writeJsonAtomic, tempPathFor, fsyncDir, commitTempFile } from './atomic-file';
+export { writeFileAtomic, writeJsonAtomic, tempPathFor, fsyncDir, commitTempFile, markUsed } from './atomic-file';
 export { processStartTime, currentProcessIdentity, isProcessAlive, type ProcessIdentity } from './process-identity';
 export { withTimeout } from './async';

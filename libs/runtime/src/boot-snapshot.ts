@@ -145,16 +145,6 @@ function explainMiss(root: string, k: SnapshotKey): string {
 
 export const UNUSED_SNAPSHOT_MS = 24 * 3600_000;
 
-/** A restore used this snapshot: it is not evicted as unused (see SnapshotStaging). */
-export function markSnapshotUsed(dir: string): void {
-  try {
-    const now = new Date();
-    fs.utimesSync(dir, now, now);
-  } catch {
-    // Read-only cache: it only looks older than it is.
-  }
-}
-
 /** Moves a snapshot out of sight in one step, then deletes it (running restores keep their open files). */
 export function discardSnapshot(root: string, dir: string): void {
   const trash = path.join(root, `.trash-${crypto.randomBytes(6).toString('hex')}`);
@@ -256,7 +246,7 @@ export class SnapshotStaging {
   /**
    * Snapshots that will never be restored again: the same shape made with older inputs (kernel,
    * agent, QEMU), another snapshot format, and any no restore has used for a day (each holds up
-   * to the guest's RAM on disk). Restores mark their snapshot used (markSnapshotUsed).
+   * to the guest's RAM on disk). Restores mark their snapshot directory used (common's markUsed).
    */
   private evictOlder(k: SnapshotKey): void {
     const cutoff = Date.now() - UNUSED_SNAPSHOT_MS;

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { SmolvmError, UsageError, smolvmDirs, withTimeout, writeFileAtomic } from '@smolvm/common';
+import { SmolvmError, UsageError, markUsed, smolvmDirs, withTimeout, writeFileAtomic } from '@smolvm/common';
 import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
 import { buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
 import {
@@ -22,7 +22,7 @@ import {
   type VmSpec,
 } from '@smolvm/driver-api';
 import { DEFAULT_NETWORK, startGateway, staticResolver, type Gateway } from '@smolvm/netpolicy';
-import { SnapshotStaging, discardSnapshot, findSnapshot, markSnapshotUsed, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
+import { SnapshotStaging, discardSnapshot, findSnapshot, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
 import { locateKernel } from './kernel';
 import { prepareNetwork, sshAgentSetup, type NetworkOptions, type PreparedNetwork } from './network';
 import { createRunDir, type RunDir } from './run-dir';
@@ -427,7 +427,8 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       await vm.kill();
       throw new SnapshotError(`the restored agent is not the saved one (pid ${String(vm.agentInfo.pid)}, saved ${found.agentPid})`);
     }
-    markSnapshotUsed(found.dir);
+    // Snapshots no restore used for a day are evicted when another is saved.
+    markUsed(found.dir);
     return vm;
   } catch (err) {
     note(`restoring the boot snapshot failed (${(err as Error).message}): cold boot; the snapshot is dropped and rebuilt by the next start`);

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { SnapshotCapability } from '@smolvm/driver-api';
 import type { AgentImage } from '@smolvm/agent-image';
-import { SnapshotStaging, UNUSED_SNAPSHOT_MS, findSnapshot, markSnapshotUsed, snapshotKey, type SnapshotKey, type SnapshotShape } from '../src/boot-snapshot';
+import { markUsed } from '@smolvm/common';
+import { SnapshotStaging, UNUSED_SNAPSHOT_MS, findSnapshot, snapshotKey, type SnapshotKey, type SnapshotShape } from '../src/boot-snapshot';
 
 let tmp: string;
 beforeEach(() => {
@@ -76,7 +77,7 @@ describe('eviction', () => {
     const used = publish(root, await snapshotKey('kvm', capability, shape({ memoryMiB: 301 })));
     const recent = publish(root, await snapshotKey('kvm', capability, shape({ memoryMiB: 302 })));
     for (const dir of [stale, used]) fs.utimesSync(dir, dayAgo, dayAgo);
-    markSnapshotUsed(used);
+    markUsed(used);
     const oldFormat = path.join(root, 'f'.repeat(32));
     fs.mkdirSync(oldFormat);
     fs.writeFileSync(path.join(oldFormat, 'meta.json'), JSON.stringify({ format: 1 }));
