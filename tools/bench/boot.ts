@@ -5,6 +5,7 @@
 //   (d) `smolvm machine run -- true` restored from the boot snapshot (issue 7: warm start)
 //   (e) `smolvm machine run --image IMAGE -- true` restored (the image-slot snapshot: root built after the restore)
 // and where (b), (d) and (e) spend their time (from SMOLVM_TIMINGS). All VMs: 1 vCPU, 256 MiB.
+// The CLI runs as users run it: the executable itself (see libs/common/src/ca-certs.ts).
 //   node tools/run-ts.mjs tools/bench/boot.ts [runs=10]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -60,7 +61,7 @@ function smolvmRun(extra: string[], timings: Timings[]): number {
   const file = path.join(work, 'timings.json');
   fs.rmSync(file, { force: true });
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [cli, 'machine', 'run', '--cpus', '1', '--memory', '256', ...extra, '--', 'true'], { env: { ...env, SMOLVM_TIMINGS: file }, encoding: 'utf8' });
+  const r = spawnSync(cli, ['machine', 'run', '--cpus', '1', '--memory', '256', ...extra, '--', 'true'], { env: { ...env, SMOLVM_TIMINGS: file }, encoding: 'utf8' });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`smolvm machine run failed (${r.status}): ${r.stderr}`);
   const t = JSON.parse(fs.readFileSync(file, 'utf8')) as Timings;

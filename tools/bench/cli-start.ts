@@ -2,6 +2,8 @@
 // `--version`, `--help` and `machine ls` with the V8 code cache (apps/cli/src/code-cache.ts), the
 // same without it (SMOLVM_NO_CODE_CACHE=1), and a `machine ls` that finds no cache and writes it
 // at exit (a fresh home each run: what the first run after a build pays).
+// The CLI runs as users run it: the executable itself, through its hashbang (which defers
+// NODE_EXTRA_CA_CERTS, see libs/common/src/ca-certs.ts); `node smolvm.js` shows the difference.
 // Run: node tools/run-ts.mjs tools/bench/cli-start.ts [runs] [OTHER_CLI.js]
 // OTHER_CLI: another build to compare (e.g. a copy of main's dist/smolvm.js), run the same way.
 import fs from 'node:fs';
@@ -23,18 +25,21 @@ const node = process.execPath;
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-cli-'));
 const env = { ...process.env, SMOLVM_HOME: home };
 const noCache = { ...env, SMOLVM_NO_CODE_CACHE: '1' };
+const { NODE_EXTRA_CA_CERTS: _extraCa, ...withoutExtraCa } = process.env;
 let fresh = 0;
 const freshHome = () => ({ ...process.env, SMOLVM_HOME: path.join(home, `fresh-${fresh++}`) });
 try {
   const series = runInterleaved(
     [
       { label: 'node -e 0', run: () => timeCommand([node, '-e', '0']) },
-      { label: 'smolvm --version', run: () => timeCommand([node, cli, '--version'], env) },
-      { label: 'smolvm --version (no code cache)', run: () => timeCommand([node, cli, '--version'], noCache) },
-      { label: 'smolvm --help', run: () => timeCommand([node, cli, '--help'], env) },
-      { label: 'smolvm machine ls', run: () => timeCommand([node, cli, 'machine', 'ls'], env) },
-      { label: 'smolvm machine ls (no code cache)', run: () => timeCommand([node, cli, 'machine', 'ls'], noCache) },
-      { label: 'smolvm machine ls (no cache yet: writes it)', run: () => timeCommand([node, cli, 'machine', 'ls'], freshHome()) },
+      { label: 'node -e 0 (without NODE_EXTRA_CA_CERTS)', run: () => timeCommand([node, '-e', '0'], withoutExtraCa) },
+      { label: 'smolvm --version', run: () => timeCommand([cli, '--version'], env) },
+      { label: 'smolvm --version (no code cache)', run: () => timeCommand([cli, '--version'], noCache) },
+      { label: 'node smolvm.js --version (node reads NODE_EXTRA_CA_CERTS)', run: () => timeCommand([node, cli, '--version'], env) },
+      { label: 'smolvm --help', run: () => timeCommand([cli, '--help'], env) },
+      { label: 'smolvm machine ls', run: () => timeCommand([cli, 'machine', 'ls'], env) },
+      { label: 'smolvm machine ls (no code cache)', run: () => timeCommand([cli, 'machine', 'ls'], noCache) },
+      { label: 'smolvm machine ls (no cache yet: writes it)', run: () => timeCommand([cli, 'machine', 'ls'], freshHome()) },
       ...(other
         ? [
             { label: 'other CLI --version', run: () => timeCommand([node, other, '--version'], env) },

@@ -16,10 +16,11 @@ const runs = Number(process.argv[2] ?? 5);
 const cli = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-machine-'));
 const env = { ...process.env, SMOLVM_HOME: path.join(work, 'home'), SMOLVM_NO_TCG_WARNING: '1' };
-const smolvm = (...args: string[]) => [process.execPath, cli, ...args];
+// The executable itself, as users run it (its hashbang matters: see libs/common/src/ca-certs.ts).
+const smolvm = (...args: string[]) => [cli, ...args];
 
 function must(...args: string[]): string {
-  const r = spawnSync(process.execPath, [cli, ...args], { env, encoding: 'utf8' });
+  const r = spawnSync(cli, args, { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`smolvm ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
 }
@@ -79,7 +80,7 @@ function main(): void {
     console.log(`machine start of a stopped machine: median ${median(start).toFixed(0)} ms; machine stop: median ${median(stop).toFixed(0)} ms`);
     console.log(`idle running machine RSS: supervisor ${(sup / 1024).toFixed(1)} MiB + QEMU ${(qemu / 1024).toFixed(1)} MiB = ${((sup + qemu) / 1024).toFixed(1)} MiB (guest memory 256 MiB)`);
   } finally {
-    spawnSync(process.execPath, [cli, 'machine', 'delete', 'bench', '-f'], { env });
+    spawnSync(cli, ['machine', 'delete', 'bench', '-f'], { env });
     fs.rmSync(work, { recursive: true, force: true });
   }
 }

@@ -1,15 +1,19 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS SMOLVM_NODE_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS} node
 // The `smolvm` executable (dist/smolvm.js): loads the CLI bundle (dist/smolvm-main.js) through a
 // V8 code cache in <cache>/code-cache (see code-cache.ts), then runs it. It stays this file, so
 // process.argv[1] (how the supervisor re-runs the CLI) names the same executable as before.
 // Only Node built-ins and tiny modules here: this file is compiled on every start, uncached.
+// The hashbang starts node without NODE_EXTRA_CA_CERTS (parsing it is ~90 ms per start with a
+// system bundle in it) and restoreCaCertsEnv puts it back: see libs/common/src/ca-certs.ts.
 import path from 'node:path';
-import { smolvmDirs } from '@smolvm/common';
+import { restoreCaCertsEnv, smolvmDirs } from '@smolvm/common';
 import { commandOf, loadBundle } from './code-cache';
 
 interface CliBundle {
   runCli(): void;
 }
+
+restoreCaCertsEnv();
 
 function cacheDir(): string | undefined {
   if (process.env.SMOLVM_NO_CODE_CACHE === '1') return undefined;

@@ -1,5 +1,6 @@
 // Start-up of the built `smolvm` executable: its V8 code cache (src/code-cache.ts) as users meet
 // it, and the heavy modules that commands which do not need them must not load.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,5 +118,33 @@ process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSO
   it('machine ls does not evaluate undici (which loads http, http2 and tls)', () => {
     const loaded = builtinsLoadedBy(['machine', 'ls']);
     for (const name of ['http', 'http2', 'tls']) expect(loaded).not.toContain(name);
+  });
+});
+
+describe('NODE_EXTRA_CA_CERTS (see libs/common/src/ca-certs.ts)', () => {
+  const missing = () => path.join(home, 'no-such-ca.pem');
+  const nodeWarning = /Ignoring extra certs/;
+
+  it('the executable starts node without it (node reads it eagerly), and puts it back for the CLI and its children', () => {
+    // node run on the bundle itself reads the file at start-up and warns about a missing one:
+    const viaNode = smolvm(['--version'], { ...env, NODE_EXTRA_CA_CERTS: missing() });
+    expect(viaNode.stderr).toMatch(nodeWarning);
+
+    const out = path.join(home, 'env.json');
+    const preload = path.join(home, 'preload.js');
+    fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify([process.env.NODE_EXTRA_CA_CERTS ?? null, process.env.SMOLVM_NODE_EXTRA_CA_CERTS ?? null])));\n`);
+    const direct = spawnSync(CLI, ['--version'], { env: { ...process.env, ...env, NODE_EXTRA_CA_CERTS: missing(), NODE_OPTIONS: `--require ${preload}` }, encoding: 'utf8' });
+    expect([direct.status, direct.stdout, direct.stderr]).toEqual([0, `${version}\n`, '']);
+    expect(JSON.parse(fs.readFileSync(out, 'utf8'))).toEqual([missing(), null]);
+  });
+
+  it('without it set, the executable leaves the environment without it', () => {
+    const out = path.join(home, 'env.json');
+    const preload = path.join(home, 'preload.js');
+    fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(process.env).filter((k) => k.includes('EXTRA_CA')))));\n`);
+    const { NODE_EXTRA_CA_CERTS: _drop, ...without } = process.env;
+    const direct = spawnSync(CLI, ['--version'], { env: { ...without, ...env, NODE_OPTIONS: `--require ${preload}` }, encoding: 'utf8' });
+    expect(direct.status).toBe(0);
+    expect(JSON.parse(fs.readFileSync(out, 'utf8'))).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ConflictError, SmolvmError, UsageError, isProcessAlive, withTimeout, type ProcessIdentity } from '@smolvm/common';
+import { ConflictError, SmolvmError, UsageError, deferCaCerts, isProcessAlive, withTimeout, type ProcessIdentity } from '@smolvm/common';
 import { AgentClient } from '@smolvm/agent-protocol';
 import { MachineStore, machineState, type MachineRecord, type MachineState, type NewMachine, type SkippedEntry } from '@smolvm/machine-store';
 import { allocatedBytes, compactDisk, createDisk, growDisk } from './disks';
@@ -212,7 +212,8 @@ export class Machines {
             stdio: ['ignore', logFd, logFd, 'pipe'],
             // It outlives this command: keep no directory of the user's busy, and pin SMOLVM_HOME.
             cwd: '/',
-            env: { ...this.env, ...(this.env.SMOLVM_HOME ? { SMOLVM_HOME: path.resolve(this.env.SMOLVM_HOME) } : {}) },
+            // Our own CLI again: NODE_EXTRA_CA_CERTS deferred as the executable's hashbang does.
+            env: deferCaCerts({ ...this.env, ...(this.env.SMOLVM_HOME ? { SMOLVM_HOME: path.resolve(this.env.SMOLVM_HOME) } : {}) }),
           });
         } finally {
           fs.closeSync(logFd);

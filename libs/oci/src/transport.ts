@@ -1,9 +1,11 @@
 // HTTP for the registry client (undici): one keep-alive agent, retries with backoff for the
 // failures that are worth retrying, and connection errors that name the host:port.
 import type { IncomingHttpHeaders } from 'node:http';
+import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
+import { extraCaCerts } from '@smolvm/common';
 import { RegistryError, RetryableError } from './errors';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -124,6 +126,15 @@ function loadUndici(): Promise<typeof import('undici')> {
   return (undici ??= import('undici'));
 }
 
+/**
+ * The smolvm executable starts node without NODE_EXTRA_CA_CERTS (see @smolvm/common ca-certs):
+ * registry connections trust those certificates explicitly, on top of Node's bundled roots.
+ */
+function trustOptions(): { ca?: string[] } {
+  const extra = extraCaCerts();
+  return extra === undefined ? {} : { ca: [...tls.rootCertificates, extra] };
+}
+
 export class Transport {
   readonly retry: RetryPolicy;
   /** Created on the first request (see loadUndici); `close` before that has nothing to close. */
@@ -145,7 +156,7 @@ export class Transport {
     if (!this.dispatcher) {
       // A late request after close must not leave a fresh keep-alive agent holding the process open.
       if (this.closed) throw new RegistryError(`request to ${addressOf(req.url)} after the registry connection was closed`);
-      this.dispatcher = new Agent({ connections: 16, connect: { timeout: 30_000 }, headersTimeout: 60_000, bodyTimeout: 60_000, keepAliveTimeout: 10_000 });
+      this.dispatcher = new Agent({ connections: 16, connect: { timeout: 30_000, ...trustOptions() }, headersTimeout: 60_000, bodyTimeout: 60_000, keepAliveTimeout: 10_000 });
     }
     const body = typeof req.body === 'function' ? req.body() : req.body;
     try {
