@@ -4,12 +4,13 @@ import path from 'node:path';
 import { defineConfig, type Options } from 'tsup';
 
 type EsbuildPlugin = NonNullable<Options['esbuildPlugins']>[number];
-// Two CommonJS files. smolvm.js (src/bin.ts, the executable; its hashbang comes from the source)
+// Three CommonJS files. smolvm.js (src/bin.ts, the executable; its hashbang comes from the source)
 // is a small loader that runs smolvm-main.js through a V8 code cache. smolvm-main.js is the CLI:
 // command handlers are lazily initialised modules inside it, so `--help` only evaluates the
-// command table. Native modules stay external.
+// command table. smolvm-prestart.js (src/prestart.ts) is what the loader runs before the CLI for
+// `machine run` only (early restores). Native modules stay external.
 export default defineConfig({
-  entry: { smolvm: 'src/bin.ts', 'smolvm-main': 'src/main.ts' },
+  entry: { smolvm: 'src/bin.ts', 'smolvm-main': 'src/main.ts', 'smolvm-prestart': 'src/prestart.ts' },
   format: ['cjs'],
   target: 'node20',
   platform: 'node',

@@ -5,9 +5,11 @@
 // Only Node built-ins and tiny modules here: this file is compiled on every start, uncached.
 // The hashbang starts node without NODE_EXTRA_CA_CERTS (parsing it is ~90 ms per start with a
 // system bundle in it) and restoreCaCertsEnv puts it back: see libs/common/src/ca-certs.ts.
+import Module from 'node:module';
 import path from 'node:path';
 import { restoreCaCertsEnv, smolvmDirs } from '@smolvm/common';
 import { commandOf, loadBundle } from './code-cache';
+import type * as Prestart from './prestart';
 
 interface CliBundle {
   runCli(): void;
@@ -15,22 +17,35 @@ interface CliBundle {
 
 restoreCaCertsEnv();
 
-function cacheDir(): string | undefined {
-  if (process.env.SMOLVM_NO_CODE_CACHE === '1') return undefined;
+function smolvmCacheDir(): string | undefined {
   try {
-    return path.join(smolvmDirs().cache, 'code-cache');
+    return smolvmDirs().cache;
   } catch {
     return undefined;
   }
 }
 
+function cacheDir(): string | undefined {
+  if (process.env.SMOLVM_NO_CODE_CACHE === '1') return undefined;
+  const cache = smolvmCacheDir();
+  return cache && path.join(cache, 'code-cache');
+}
+
 const args = process.argv.slice(2);
 const end = args.indexOf('--');
 const debug = (end < 0 ? args : args.slice(0, end)).includes('--debug');
+const command = commandOf(args);
+const bundle = path.join(__dirname, 'smolvm-main.js');
+// Before the CLI loads: QEMU restores the snapshot meanwhile (see prestart.ts, a file of its own
+// so that other commands load none of it).
+if (command === 'machine run') {
+  const cache = smolvmCacheDir();
+  if (cache) (Module.createRequire(__filename)(path.join(__dirname, 'smolvm-prestart.js')) as typeof Prestart).prestartFor(args, cache, bundle);
+}
 const loaded = loadBundle({
-  bundle: path.join(__dirname, 'smolvm-main.js'),
+  bundle,
   cacheDir: cacheDir(),
-  command: commandOf(args),
+  command,
   ...(debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: code cache: ${message}\n`) } : {}),
 });
 process.once('exit', (code) => loaded.flush(code));

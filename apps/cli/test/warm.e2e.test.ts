@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { locateKernel } from '@smolvm/runtime';
 import { buildImage, buildLayer, busyboxRootfs } from '../../../tools/fixtures/images';
-import { e2eSetup, smolvm, smolvmAsync, type CliResult, type E2eSetup } from './helpers';
+import { CLI, e2eSetup, smolvm, smolvmAsync, type CliResult, type E2eSetup } from './helpers';
+import { invocationKey, recipeFile, sameButRunDir } from '../src/prestart';
 
 jest.setTimeout(600_000);
 
@@ -241,5 +242,77 @@ describe('boot snapshots', () => {
     expect(snapshots()).toHaveLength(before.length);
     expect(snapshots()).not.toEqual(before);
     expect(restoredBy(['--memory', '288', '--', 'true'], kenv).restored).toBe(true);
+  });
+});
+
+describe('early start (the executable restores before the CLI has loaded)', () => {
+  const recipeDir = () => path.join(home, 'cache', 'prestart');
+  const BASE = ['machine', 'run', ...SHAPE];
+  /** The recipe file an invocation uses: the words before `--`, cwd, bundle and environment name it. */
+  const recipeOf = (words: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
+    recipeFile(path.join(home, 'cache'), invocationKey([...words, '--', 'true'], process.cwd(), { ...process.env, ...env, ...extraEnv }, path.join(path.dirname(CLI), 'smolvm-main.js')));
+  /** The recipe file of the test shape's plain invocation, after a run that leaves it. */
+  const baseRecipe = (flags: string[] = []) => {
+    expect(run([...flags, '--', 'true']).status).toBe(0);
+    return recipeOf([...BASE, ...flags]);
+  };
+  const timed = (args: string[]) => {
+    const file = path.join(home, 'timings-early.json');
+    const result = run(args, { SMOLVM_TIMINGS: file });
+    const t = JSON.parse(fs.readFileSync(file, 'utf8')) as { restored: boolean; earlyStart: number | null };
+    fs.rmSync(file);
+    return { result, ...t };
+  };
+
+  it('a repeated invocation is restored from the recipe its predecessor left (owner-only), with the same results', () => {
+    expect(run(['--', 'true']).status).toBe(0);
+    const file = recipeOf(BASE);
+    expect(fs.statSync(recipeDir()).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    const again = timed(['--', 'sh', '-c', 'echo early; cat /proc/sys/kernel/random/boot_id']);
+    expect([again.result.status, again.restored, typeof again.earlyStart]).toEqual([0, true, 'number']);
+    expect(again.result.stdout).toMatch(/^early\n[0-9a-f-]{36}\n$/);
+    // Turned off (SMOLVM_NO_EARLY_START=1): the same run restores the usual way.
+    const file2 = path.join(home, 'timings-off.json');
+    expect(run(['--', 'true'], { SMOLVM_NO_EARLY_START: '1', SMOLVM_TIMINGS: file2 }).status).toBe(0);
+    expect(JSON.parse(fs.readFileSync(file2, 'utf8'))).toMatchObject({ restored: true, earlyStart: null });
+    fs.rmSync(file2);
+  });
+
+  it('a recipe for another restore is not used: its VM is ended, the run restores as usual, the recipe is rewritten', () => {
+    // --debug is part of the invocation, so this is the recipe of `... --debug -- CMD`.
+    const file = baseRecipe(['--debug']);
+    const good = fs.readFileSync(file, 'utf8');
+    const recipe = JSON.parse(good) as { restore: { args: string[] } };
+    recipe.restore.args.push('-name', 'not-this-one');
+    fs.writeFileSync(file, JSON.stringify(recipe));
+    const r = run(['--debug', '--', 'echo', 'ok']);
+    expect([r.status, r.stdout]).toEqual([0, 'ok\n']);
+    expect(r.stderr).toMatch(/note: the early start was not used \(the early-started QEMU is not the one this restore needs\)/);
+    expect(sameButRunDir(fs.readFileSync(file, 'utf8'), good)).toBe(true);
+    expect(timed(['--', 'true']).earlyStart).not.toBeNull();
+  });
+
+  it('a recipe naming any other program starts nothing', () => {
+    const file = baseRecipe();
+    const good = fs.readFileSync(file, 'utf8');
+    const marker = path.join(home, 'should-not-exist');
+    const recipe = JSON.parse(good) as { restore: { file: string; args: string[] } };
+    recipe.restore.file = '/usr/bin/touch';
+    recipe.restore.args = [marker];
+    fs.writeFileSync(file, JSON.stringify(recipe));
+    const r = timed(['--', 'echo', 'ok']);
+    expect([r.result.status, r.result.stdout, r.restored, r.earlyStart]).toEqual([0, 'ok\n', true, null]);
+    expect(fs.existsSync(marker)).toBe(false);
+    expect(sameButRunDir(fs.readFileSync(file, 'utf8'), good)).toBe(true);
+  });
+
+  it('a run that fails before its VM starts leaves nothing of its early start (no QEMU, no run directory)', () => {
+    const words = [...BASE, '-v', `${path.join(home, 'missing')}:/data`];
+    fs.copyFileSync(baseRecipe(), recipeOf(words));
+    const r = smolvm([...words, '--', 'true'], env, undefined, 300_000);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/volume host path .*missing is not a directory/);
+    // afterEach: no QEMU child, an empty run root.
   });
 });

@@ -86,7 +86,36 @@ export interface SnapshotCapability {
    * restores of one snapshot are fine. Resolves once the guest runs; throws SnapshotError (no
    * process left) when the snapshot does not fit or fails to load.
    */
-  restore(spec: VmSpec, stateDir: string): Promise<VmHandle>;
+  restore(spec: VmSpec, stateDir: string, options?: RestoreOptions): Promise<VmHandle>;
+  /**
+   * Optional (early restores): how `handle`, from `restore`, was started, as JSON the caller may
+   * keep; `runDir` is the directory all of the run's own paths are in (a prestart puts another
+   * in its place). Undefined when that cannot be. A start that will restore the same way can
+   * then begin before it knows its spec, with the driver's prestart function on the recipe, and
+   * hand the result to `restore`.
+   */
+  restoreRecipe?(handle: VmHandle, runDir: string): unknown;
+}
+
+export interface RestoreOptions {
+  /**
+   * A restore begun early from a recipe. `restore` takes it over only if it is exactly what it
+   * would start; otherwise it ends it and throws PrestartMismatchError. Either way it is
+   * `restore`'s to end from then on.
+   */
+  prestarted?: PrestartedRestore;
+}
+
+/**
+ * What a driver's prestart returns; only that driver knows what is inside. Until someone takes
+ * it over it does not keep its process alive (a CLI that fails early just exits, and ends it).
+ */
+export interface PrestartedRestore {
+  readonly kind: string;
+  /** Taken over: from now on it keeps the process alive like anything else being waited on. */
+  hold(): void;
+  /** Ends it, and closes what it opened. */
+  discard(): void;
 }
 
 export interface ResizeCapability {

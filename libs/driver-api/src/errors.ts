@@ -54,6 +54,12 @@ export class SnapshotError extends SmolvmError {
   }
 }
 
+/**
+ * A VM started early for a restore (a driver's prestart) is not the one the restore needs, or
+ * failed before it was needed. It has been ended; the caller restores the usual way.
+ */
+export class PrestartMismatchError extends SmolvmError {}
+
 export interface VmStartErrorDetails {
   /** Last lines of the guest console log (may be empty: the guest never ran). */
   consoleTail?: string[];

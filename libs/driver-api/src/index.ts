@@ -9,6 +9,8 @@ export type {
   VmExitReason,
   StopOptions,
   SnapshotCapability,
+  RestoreOptions,
+  PrestartedRestore,
   ResizeCapability,
   BalloonCapability,
 } from './driver';
@@ -20,6 +22,7 @@ export {
   InvalidVmSpecError,
   VmStartError,
   SnapshotError,
+  PrestartMismatchError,
   type VmStartErrorDetails,
 } from './errors';
 export { validateVmSpec } from './validate';

@@ -3,13 +3,15 @@ import fs from 'node:fs';
 import {
   DriverUnavailableError,
   SnapshotError,
+  PrestartMismatchError,
+  type PrestartedRestore,
   type Driver,
   type ProbeResult,
   type SnapshotCapability,
   type VmHandle,
   type VmSpec,
 } from '@smolvm/driver-api';
-import { QemuVm, findExecutable, launchQemu, launchSaveable, restoreQemuVm, saveQemuVm, type QemuTarget, type Supervision } from '@smolvm/qemu';
+import { QemuVm, findExecutable, launchQemu, launchSaveable, restoreQemuVm, saveQemuVm, recipeIn, type PrestartedQemu, type QemuTarget, type Supervision } from '@smolvm/qemu';
 import { probeKvmDevice } from './kvm-device';
 import { microvmTarget, type Accelerator } from './target';
 
@@ -96,12 +98,25 @@ export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
       if (!(handle instanceof QemuVm)) throw new SnapshotError('cannot save a VM this driver did not start');
       await saveQemuVm(handle, stateDir);
     },
-    async restore(spec, stateDir) {
-      return restoreQemuVm(spec, await target(), stateDir, { env, supervision: options.supervision });
+    async restore(spec, stateDir, restoreOptions) {
+      const prestarted = restoreOptions?.prestarted;
+      if (prestarted && !isPrestartedQemu(prestarted)) {
+        prestarted.discard();
+        throw new PrestartMismatchError(`a ${prestarted.kind} prestart is not a QEMU restore`);
+      }
+      return restoreQemuVm(spec, await target(), stateDir, { env, supervision: options.supervision, ...(prestarted ? { prestarted } : {}) });
+    },
+    restoreRecipe(handle, runDir) {
+      const recipe = handle instanceof QemuVm ? handle.restoreRecipe : undefined;
+      return recipe && recipeIn(recipe, runDir);
     },
   };
 
   return { name: KVM_DRIVER_NAME, probe, start, capabilities: { snapshot } };
+}
+
+function isPrestartedQemu(p: PrestartedRestore): p is PrestartedQemu {
+  return p.kind === 'qemu-restore';
 }
 
 /** With KVM the guest sees the host CPU: a snapshot holds CPU state only that CPU can resume. */

@@ -18,7 +18,7 @@ export const AGENT_CHARDEV_ID = 'agent';
 export interface MachineStateArgs {
   memoryFile: string;
   share: boolean;
-  /** Wait for the device state over QMP (`migrate-incoming`) instead of booting. */
+  /** Load the device state (commands on stdin: restoreScript) instead of booting. */
   incoming: boolean;
 }
 
@@ -45,7 +45,8 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
       // The saved VM must come back running, not paused: it was stopped only to be saved.
       '-global', 'migration.store-global-state=off',
     );
-    if (state.incoming) argv.push('-incoming', 'defer');
+    // The restore commands arrive on a second monitor on stdin (prestart.ts restoreScript).
+    if (state.incoming) argv.push('-incoming', 'defer', '-chardev', 'stdio,id=restore', '-mon', 'chardev=restore,mode=control');
   }
   if (spec.initrd !== undefined) argv.push('-initrd', rawArg(spec.initrd, 'initrd'));
   argv.push('-append', rawArg(kernelCmdline(spec, target), 'cmdline'));

@@ -10,3 +10,4 @@ export { QmpClient, QmpError, QmpConnectionError, type QmpEvent, type QmpVersion
 export { spawnSupervised, defaultSupervision, type Supervision, type SupervisedProcess, type SuperviseOptions } from './supervise';
 export { findExecutable } from './binary';
 export { OutputTail } from './output-tail';
+export { prestartQemuRestore, parseQemuRestoreRecipe, recipeCommand, recipeIn, type PrestartedQemu, type QemuRestoreRecipe } from './prestart';

@@ -9,6 +9,7 @@ import { InvalidVmSpecError, VmStartError, readLogTail, validateVmSpec, type VmS
 import { buildQemuArgv, type MachineStateArgs } from './argv';
 import { findExecutable } from './binary';
 import { OutputTail } from './output-tail';
+import type { QemuRestoreRecipe } from './prestart';
 import { QmpClient } from './qmp';
 import { spawnSupervised, type Supervision } from './supervise';
 import type { QemuTarget, RunFiles } from './target';
@@ -21,6 +22,10 @@ export interface LaunchOptions {
   env?: NodeJS.ProcessEnv;
   /** Guest RAM in a file, for snapshots (see snapshot.ts). */
   state?: MachineStateArgs;
+  /** A restore: how it is started, kept on the VM (see prestart.ts). */
+  recipe?: QemuRestoreRecipe;
+  /** Written to QEMU's stdin as it starts (a restore's commands, see prestart.ts). */
+  stdin?: string;
 }
 
 // sun_path is 108 bytes on Linux (104 on macOS), including the terminating NUL.
@@ -55,7 +60,11 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
   const qmpConnection = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
 
   const stderr = new OutputTail();
-  const proc = spawnSupervised(binary, argv, { supervision: options.supervision, stdio: ['ignore', 'ignore', 'pipe'], env: options.env });
+  const proc = spawnSupervised(binary, argv, { supervision: options.supervision, stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'], env: options.env });
+  if (options.stdin !== undefined) {
+    proc.child.stdin?.on('error', () => undefined);
+    proc.child.stdin?.end(options.stdin);
+  }
   proc.child.stderr?.setEncoding('utf8');
   proc.child.stderr?.on('data', (chunk: string) => stderr.push(chunk));
   const closed = new Promise<void>((resolve) => proc.child.once('close', () => resolve()));
@@ -94,7 +103,7 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
       consoleLog: spec.consoleLog,
     });
   }
-  return new QemuVm({ child: proc.child, qmp, stderr, ownFiles: [files.qmpSocket], release: proc.release });
+  return new QemuVm({ child: proc.child, qmp, stderr, ownFiles: [files.qmpSocket], release: proc.release, ...(options.recipe ? { recipe: options.recipe } : {}) });
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

@@ -5,12 +5,15 @@
 // serves any number of VMs at once) and `-incoming defer`, then loads the device state.
 import fs from 'node:fs';
 import path from 'node:path';
-import { SnapshotError, type VmSpec } from '@smolvm/driver-api';
-import { AGENT_CHARDEV_ID } from './argv';
-import { launchQemu, type LaunchOptions } from './launch';
-import type { QmpVersion } from './qmp';
+import { PrestartMismatchError, SnapshotError, type VmSpec } from '@smolvm/driver-api';
+import { AGENT_CHARDEV_ID, buildQemuArgv, type MachineStateArgs } from './argv';
+import { findExecutable } from './binary';
+import { launchQemu, runFiles, type LaunchOptions } from './launch';
+import { restoreScript, shellQuote, type PrestartedQemu, type QemuRestoreRecipe } from './prestart';
+import { QmpClient, type QmpVersion } from './qmp';
+import { defaultSupervision, pdeathsigCommand } from './supervise';
 import type { QemuTarget } from './target';
-import type { QemuVm } from './vm';
+import { QemuVm } from './vm';
 
 /** Files a snapshot directory holds (the caller owns the directory and everything else in it). */
 export const SNAPSHOT_FILES = { memory: 'memory', state: 'state', info: 'qemu.json' } as const;
@@ -77,38 +80,115 @@ export async function saveQemuVm(vm: QemuVm, stateDir: string): Promise<void> {
  * same devices in the same order); disk and share paths may differ. Resolves once the guest
  * runs again; throws SnapshotError, leaving no process, when the snapshot does not fit.
  */
-export async function restoreQemuVm(spec: VmSpec, target: QemuTarget, stateDir: string, options: LaunchOptions = {}): Promise<QemuVm> {
+export async function restoreQemuVm(spec: VmSpec, target: QemuTarget, stateDir: string, options: LaunchOptions & { prestarted?: PrestartedQemu } = {}): Promise<QemuVm> {
+  const { prestarted, ...launchOptions } = options;
+  try {
+    checkSnapshotFiles(spec, stateDir);
+  } catch (err) {
+    prestarted?.discard();
+    throw err;
+  }
+  const state: MachineStateArgs = { memoryFile: path.join(stateDir, SNAPSHOT_FILES.memory), share: false, incoming: true };
+  const stateFile = path.join(stateDir, SNAPSHOT_FILES.state);
+  const recipe = recipeFor(spec, target, state, stateFile, launchOptions);
+  if (prestarted) return adoptPrestarted(prestarted, recipe, stateDir);
+
+  const vm = await launchQemu(spec, target, { ...launchOptions, state, stdin: restoreScript(stateFile), ...(recipe ? { recipe } : {}) });
+  try {
+    checkVersion(vm, stateDir);
+    await waitRunning(vm);
+  } catch (err) {
+    await vm.kill();
+    throw restoreFailure(vm, err);
+  }
+  return vm;
+}
+
+/** The snapshot's files fit the spec: a short RAM file never reaches QEMU (which would grow it). */
+function checkSnapshotFiles(spec: VmSpec, stateDir: string): void {
   const memoryFile = path.join(stateDir, SNAPSHOT_FILES.memory);
   const stateFile = path.join(stateDir, SNAPSHOT_FILES.state);
-  let info: SnapshotInfo;
-  try {
-    info = JSON.parse(fs.readFileSync(path.join(stateDir, SNAPSHOT_FILES.info), 'utf8')) as SnapshotInfo;
-  } catch (err) {
-    throw new SnapshotError(`unreadable snapshot info in ${stateDir}: ${(err as Error).message}`);
-  }
+  const info = readInfo(stateDir);
   if (info.memoryMiB !== spec.memoryMiB) throw new SnapshotError(`the snapshot has ${info.memoryMiB} MiB of RAM, the VM ${spec.memoryMiB} MiB`);
   // QEMU grows a short RAM file with zeros (and would write to the snapshot doing so): a
   // truncated file must never get that far.
   const memorySize = fs.statSync(memoryFile, { throwIfNoEntry: false })?.size;
   if (memorySize !== spec.memoryMiB * MIB) throw new SnapshotError(`the snapshot's RAM file is ${memorySize ?? 'missing'} bytes, expected ${spec.memoryMiB * MIB}`);
   if (!fs.existsSync(stateFile)) throw new SnapshotError(`the snapshot has no device state file ${stateFile}`);
+}
 
-  const vm = await launchQemu(spec, target, { ...options, state: { memoryFile, share: false, incoming: true } });
+function readInfo(stateDir: string): SnapshotInfo {
   try {
-    const version = vm.qemuVersion();
-    if (!version || JSON.stringify(version.qemu) !== JSON.stringify(info.qemu) || version.package !== info.package) {
-      throw new SnapshotError(`the snapshot was saved by QEMU ${describeVersion(info)}, this is QEMU ${version ? describeVersion(version) : 'unknown'}`);
-    }
-    await ignoreSharedRam(vm);
-    await vm.qmp('migrate-incoming', { uri: `exec:cat ${shellQuote(stateFile)}` });
+    return JSON.parse(fs.readFileSync(path.join(stateDir, SNAPSHOT_FILES.info), 'utf8')) as SnapshotInfo;
+  } catch (err) {
+    throw new SnapshotError(`unreadable snapshot info in ${stateDir}: ${(err as Error).message}`);
+  }
+}
+
+function checkVersion(vm: QemuVm, stateDir: string): void {
+  const info = readInfo(stateDir);
+  const version = vm.qemuVersion();
+  if (!version || JSON.stringify(version.qemu) !== JSON.stringify(info.qemu) || version.package !== info.package) {
+    throw new SnapshotError(`the snapshot was saved by QEMU ${describeVersion(info)}, this is QEMU ${version ? describeVersion(version) : 'unknown'}`);
+  }
+}
+
+function restoreFailure(vm: QemuVm, err: unknown): SnapshotError {
+  if (err instanceof SnapshotError) return err;
+  const output = vm.hypervisorOutput().filter((l) => l.trim()).slice(-3).join('; ');
+  return new SnapshotError(`restoring the VM failed: ${(err as Error).message}${output ? ` (${output})` : ''}`, { cause: err });
+}
+
+/**
+ * How this restore starts QEMU, as a recipe for early restores (prestart.ts): only for the
+ * pdeathsig supervision (one process, nothing else to start). Its run directory is the driver's
+ * until the caller names the one all per-run paths are in (recipeIn).
+ */
+function recipeFor(spec: VmSpec, target: QemuTarget, state: MachineStateArgs, stateFile: string, options: LaunchOptions): QemuRestoreRecipe | undefined {
+  if ((options.supervision ?? defaultSupervision()) !== 'pdeathsig') return undefined;
+  const binary = findExecutable(target.binary, options.env);
+  if (!binary) return undefined;
+  try {
+    const command = pdeathsigCommand(binary, buildQemuArgv(spec, target, runFiles(spec.runDir), state));
+    return { ...command, runDir: spec.runDir, driverDir: spec.runDir, qmpSocket: runFiles(spec.runDir).qmpSocket, consoleLog: spec.consoleLog, stateFile, memoryFile: state.memoryFile, memoryBytes: spec.memoryMiB * MIB };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Takes over a QEMU a prestart began, if it is exactly what this restore would start (same
+ * program, arguments and state file); otherwise ends it: PrestartMismatchError, and the caller
+ * restores the usual way. A prestarted QEMU whose snapshot fails to load is a SnapshotError.
+ */
+async function adoptPrestarted(pre: PrestartedQemu, recipe: QemuRestoreRecipe | undefined, stateDir: string): Promise<QemuVm> {
+  const child = pre.child;
+  if (!recipe || !child || pre.kind !== 'qemu-restore' || pre.file !== recipe.file || pre.stateFile !== recipe.stateFile || !sameArgs(pre.args, recipe.args)) {
+    pre.discard();
+    throw new PrestartMismatchError('the early-started QEMU is not the one this restore needs');
+  }
+  // QEMU connects to the QMP socket as it starts; by now it has long done so, or died.
+  let qmp: QmpClient;
+  try {
+    const connection = await Promise.race([pre.qmpConnection, pre.failed.then((why) => Promise.reject(new Error(why)))]);
+    qmp = await QmpClient.negotiate(connection, RESTORE_TIMEOUT_MS);
+  } catch (err) {
+    pre.discard();
+    throw new PrestartMismatchError(`the early-started QEMU failed: ${(err as Error).message}`);
+  }
+  const vm = new QemuVm({ child, qmp, stderr: pre.stderr, ownFiles: [pre.qmpSocket], release: () => undefined, recipe });
+  try {
+    checkVersion(vm, stateDir);
     await waitRunning(vm);
   } catch (err) {
     await vm.kill();
-    if (err instanceof SnapshotError) throw err;
-    const output = vm.hypervisorOutput().filter((l) => l.trim()).slice(-3).join('; ');
-    throw new SnapshotError(`restoring the VM failed: ${(err as Error).message}${output ? ` (${output})` : ''}`, { cause: err });
+    throw restoreFailure(vm, err);
   }
   return vm;
+}
+
+function sameArgs(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 async function waitRunning(vm: QemuVm): Promise<void> {
@@ -161,10 +241,6 @@ function describeVersion(v: { qemu: QmpVersion['qemu']; package: string }): stri
   return `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}${v.package ? ` (${v.package.trim()})` : ''}`;
 }
 
-/** QEMU runs `exec:` URIs with /bin/sh -c. */
-function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
-}
 
 function fsyncFile(file: string): void {
   const fd = fs.openSync(file, 'r');

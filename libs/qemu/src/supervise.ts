@@ -50,6 +50,13 @@ function binaryMentions(file: string, text: string): boolean {
   }
 }
 
+/** The process a pdeathsig-supervised `binary args` is: setpriv, which execs QEMU. */
+export function pdeathsigCommand(binary: string, args: readonly string[]): { file: string; args: string[] } {
+  const setpriv = findExecutable('setpriv');
+  if (!setpriv) throw new Error('setpriv not found: cannot supervise QEMU with pdeathsig');
+  return { file: setpriv, args: ['--pdeathsig', 'KILL', '--', binary, ...args] };
+}
+
 /**
  * Spawns `binary args` directly (no shell) in its own session, so a Ctrl-C meant for the CLI
  * does not reach QEMU: ending the VM is the caller's decision.
@@ -58,9 +65,8 @@ export function spawnSupervised(binary: string, args: readonly string[], options
   const supervision = options.supervision ?? defaultSupervision();
   const common = { stdio: options.stdio ?? 'ignore', env: options.env ?? process.env, detached: true } as const;
   if (supervision === 'pdeathsig') {
-    const setpriv = findExecutable('setpriv');
-    if (!setpriv) throw new Error('setpriv not found: cannot supervise QEMU with pdeathsig');
-    const child = spawn(setpriv, ['--pdeathsig', 'KILL', '--', binary, ...args], common);
+    const command = pdeathsigCommand(binary, args);
+    const child = spawn(command.file, command.args, common);
     return { child, supervision, release: () => undefined };
   }
   const child = spawn(binary, [...args], common);

@@ -4,6 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { StopOptions, VmExit, VmExitReason, VmHandle } from '@smolvm/driver-api';
 import type { QmpClient, QmpEvent, QmpVersion } from './qmp';
 import type { OutputTail } from './output-tail';
+import type { QemuRestoreRecipe } from './prestart';
 
 /** After a QMP quit (or SIGTERM), how long QEMU gets to flush disks and exit before the next step. */
 const QUIT_GRACE_MS = 5_000;
@@ -16,6 +17,8 @@ export interface QemuVmParts {
   /** Files of ours to delete once QEMU has exited. */
   ownFiles: string[];
   release(): void;
+  /** A restored VM: how it was started, for starting the next one early (prestart.ts). */
+  recipe?: QemuRestoreRecipe;
 }
 
 export class QemuVm implements VmHandle {
@@ -77,6 +80,11 @@ export class QemuVm implements VmHandle {
   /** Subscribes to QMP events of this VM. */
   onEvent(listener: (event: QmpEvent) => void): () => void {
     return this.parts.qmp.onEvent(listener);
+  }
+
+  /** A restored VM's recipe (see prestart.ts); undefined for booted ones. */
+  get restoreRecipe(): QemuRestoreRecipe | undefined {
+    return this.parts.recipe;
   }
 
   /** What QEMU said it is in its QMP greeting. */

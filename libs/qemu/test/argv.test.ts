@@ -154,8 +154,15 @@ describe('buildQemuArgv', () => {
     const restore = buildQemuArgv(spec(), target, files, { memoryFile: '/s/memory', share: false, incoming: true });
     expect(values(restore, '-object')).toEqual(['memory-backend-file,id=smolvm-ram,size=512M,mem-path=/s/memory,share=off']);
     expect(values(restore, '-incoming')).toEqual(['defer']);
-    // Everything but the RAM sharing and -incoming is the same command line: the device set must match.
-    const strip = (argv: string[]) => argv.filter((a, i) => a !== '-incoming' && argv[i - 1] !== '-incoming' && !a.startsWith('memory-backend-file'));
+    // The restore commands come on a second monitor, on stdin (prestart.ts restoreScript).
+    expect(values(restore, '-mon')).toEqual(['chardev=restore,mode=control', 'chardev=qmp,mode=control']);
+    expect(values(restore, '-chardev')).toContain('stdio,id=restore');
+    expect(values(save, '-mon')).toEqual(['chardev=qmp,mode=control']);
+    // Everything but the RAM sharing, -incoming and its monitor is the same command line: the
+    // device set must match (monitors are not part of the migrated state).
+    const restoreOnly = new Set(['defer', 'stdio,id=restore', 'chardev=restore,mode=control']);
+    const strip = (argv: string[]) =>
+      argv.filter((a, i) => !restoreOnly.has(a) && !restoreOnly.has(argv[i + 1]) && !a.startsWith('memory-backend-file'));
     expect(strip(restore)).toEqual(strip(save));
     expect(values(buildQemuArgv(spec(), target, files), '-M')).toEqual(['microvm,acpi=off']);
   });

@@ -5,3 +5,4 @@ export { locateKernel } from './kernel';
 export { createRunDir, runRoot, sweepRunDirs, type RunDir } from './run-dir';
 export { exitCodeFor } from './exit-code';
 export { GUEST_SSH_AUTH_SOCK, type NetworkOptions } from './network';
+export { prestartRun, parseRunRecipe, type RunRecipe, type PrestartedRun } from './prestart';

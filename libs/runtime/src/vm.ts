@@ -3,7 +3,7 @@
 // it has already removed everything it made (VM, sockets, files).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { SmolvmError, UsageError, markUsed, smolvmDirs, withTimeout, writeFileAtomic } from '@smolvm/common';
 import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
@@ -16,6 +16,7 @@ import {
   type BlockDeviceSpec,
   type Driver,
   type NetworkEndpointSpec,
+  PrestartMismatchError,
   type SnapshotCapability,
   type VmExit,
   type VmHandle,
@@ -25,6 +26,7 @@ import { DEFAULT_NETWORK, startGateway, staticResolver, type Gateway } from '@sm
 import { SnapshotStaging, discardSnapshot, findSnapshot, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
 import { locateKernel } from './kernel';
 import { prepareNetwork, sshAgentSetup, type NetworkOptions, type PreparedNetwork } from './network';
+import { agentSocketPath, listenOnce, type PrestartedParts, type PrestartedRun, type RunRecipe } from './prestart';
 import { createRunDir, type RunDir } from './run-dir';
 
 /** Disk serial of the per-run image disk; the agent mounts it as the overlay's lower layer. */
@@ -69,6 +71,12 @@ export interface StartVmOptions {
   bootSnapshot?: boolean;
   /** Diagnostics worth a line with --debug: why a start did not come from a snapshot. */
   onNote?: (message: string) => void;
+  /**
+   * A restore the caller began early (prestartRun, from an earlier run's Vm.restoreRecipe).
+   * startVm owns it from here: it is used if the driver finds it is exactly the restore this
+   * start needs, and ended otherwise.
+   */
+  prestarted?: PrestartedRun;
 }
 
 /** Milliseconds from the start of startVm(). */
@@ -77,6 +85,8 @@ export interface BootTimings {
   spawned: number;
   agentReady: number;
   setUp: number;
+  /** Milliseconds from an early start (StartVmOptions.prestarted) to startVm(), when one was used. */
+  prestartLead?: number;
 }
 
 export class Vm {
@@ -91,6 +101,8 @@ export class Vm {
    * simply ended: nothing is lost, and the run finishes sooner.
    */
   flushOnStop = true;
+  /** A restored VM: how to begin the next identical restore early (see prestart.ts). */
+  restoreRecipe?: RunRecipe;
 
   constructor(
     readonly agent: AgentClient,
@@ -150,31 +162,14 @@ export class Vm {
   }
 }
 
-/** Accepts exactly one connection (QEMU's); anyone else who reaches the socket is dropped. */
-function listenOnce(socketPath: string): Promise<{ server: net.Server; connection: Promise<net.Socket> }> {
-  return new Promise((resolve, reject) => {
-    let accepted = false;
-    let deliver!: (s: net.Socket) => void;
-    const connection = new Promise<net.Socket>((r) => (deliver = r));
-    const server = net.createServer((socket) => {
-      if (accepted) {
-        socket.destroy();
-        return;
-      }
-      accepted = true;
-      deliver(socket);
-    });
-    server.once('error', reject);
-    server.listen(socketPath, () => resolve({ server, connection }));
-  });
-}
-
 interface BootOptions {
   /** How the VM starts: a boot by default; a saveable boot or a restore for snapshots. */
   start?: (spec: VmSpec) => Promise<VmHandle>;
   /** The image disk's file when no image is given: the placeholder an image-slot snapshot is saved with. */
   imageSlot?: string;
   restored?: boolean;
+  /** For restores: the driver's recipe of the handle, `runDir` being the run's directory. */
+  recipeOf?: (handle: VmHandle, runDir: string) => unknown;
   kernel: string;
   agentImage: AgentImage;
   driver: Driver;
@@ -188,19 +183,21 @@ interface BootOptions {
 }
 
 /** Boots a VM and waits for its agent; on failure nothing it made is left. */
-async function boot(options: BootOptions, t0: number, network?: PreparedNetwork): Promise<Vm> {
+async function boot(options: BootOptions, t0: number, network?: PreparedNetwork, prestarted?: PrestartedParts): Promise<Vm> {
   const since = () => Math.round(performance.now() - t0);
   const { agentImage, volumes } = options;
-  const runDir: RunDir = createRunDir('vm', options.env);
-  const agentSocket = path.join(runDir.path, 'agent.sock');
+  // An early start (prestart.ts) made the run directory and listens on its agent socket already.
+  const runDir: RunDir = prestarted?.runDir ?? createRunDir('vm', options.env);
+  const agentSocket = agentSocketPath(runDir.path);
   const consoleLog = path.join(runDir.path, 'console.log');
   let server: net.Server | undefined;
   let handle: VmHandle | undefined;
   let client: AgentClient | undefined;
   let gateway: Gateway | undefined;
   try {
-    const listening = await listenOnce(agentSocket);
+    const listening = prestarted?.agent ?? listenOnce(agentSocket);
     server = listening.server;
+    if (!prestarted) await listening.ready;
     let nic: NetworkEndpointSpec | undefined;
     if (network) {
       // Like the agent socket: the gateway listens first, QEMU connects as a client.
@@ -253,12 +250,14 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork)
     // Nothing on disk needs to outlive boot: QEMU holds its connections and the console log
     // open, and we keep a descriptor to read the log. A SIGKILLed CLI then leaves no files.
     const consoleFd = fs.openSync(consoleLog, 'r');
+    const recipe = options.recipeOf?.(handle, runDir.path);
     server.close();
     server = undefined;
     runDir.remove();
     // startVm fills in `prepared` and `setUp`, which happen outside boot.
     const vm = new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd, options.restored ?? false);
     vm.flushOnStop = volumes.length > 0 || options.persistent !== undefined;
+    if (recipe !== undefined) vm.restoreRecipe = { v: 1, driver: options.driver.name, restore: recipe };
     if (gateway) {
       const gw = gateway;
       vm.network = gw;
@@ -343,13 +342,20 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     };
     bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, options.agentBundle, `${driver.name}-${probe.accelerator ?? 'default'}`);
     prepared = Math.round(performance.now() - t0);
-    if (options.bootSnapshot !== false) {
-      const note = options.onNote ?? (() => undefined);
-      const capability = driver.capabilities?.snapshot;
-      // Persistent machines boot: their disks are not part of any snapshot shape.
-      if (options.persistent) note('persistent machines are not started from boot snapshots: cold boot');
-      else if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
-      else vm = await warmStart(bootOptions, capability, cacheDir, note, t0, network);
+    const note = options.onNote ?? (() => undefined);
+    // An early start is only of use to a restore of the same driver; anything else ends it.
+    const early: EarlyStart = { parts: options.prestarted?.driver === driver.name ? options.prestarted.take() : undefined };
+    options.prestarted?.discard();
+    try {
+      if (options.bootSnapshot !== false) {
+        const capability = driver.capabilities?.snapshot;
+        // Persistent machines boot: their disks are not part of any snapshot shape.
+        if (options.persistent) note('persistent machines are not started from boot snapshots: cold boot');
+        else if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
+        else vm = await warmStart(bootOptions, capability, cacheDir, note, t0, network, early);
+      }
+    } finally {
+      if (early.parts) discardParts(early.parts);
     }
     vm ??= await boot(bootOptions, t0, network);
   } catch (err) {
@@ -386,6 +392,17 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
   return vm;
 }
 
+/** An early start's parts until a boot() takes them; whatever is left is discarded. */
+interface EarlyStart {
+  parts?: PrestartedParts;
+}
+
+function discardParts(parts: PrestartedParts): void {
+  parts.restore.discard();
+  parts.agent.server.close();
+  parts.runDir.remove();
+}
+
 /** A restored agent answers in well under a second; this bounds a restore that went wrong. */
 const RESTORE_READY_TIMEOUT_MS = 30_000;
 
@@ -395,7 +412,7 @@ const RESTORE_READY_TIMEOUT_MS = 30_000;
  * nothing a failed snapshot did is left behind, and a snapshot that failed to restore is dropped
  * so the next start rebuilds it.
  */
-async function warmStart(options: BootOptions, capability: SnapshotCapability, cacheDir: string, note: (m: string) => void, t0: number, network?: PreparedNetwork): Promise<Vm | undefined> {
+async function warmStart(options: BootOptions, capability: SnapshotCapability, cacheDir: string, note: (m: string) => void, t0: number, network?: PreparedNetwork, early: EarlyStart = {}): Promise<Vm | undefined> {
   const root = snapshotRoot(cacheDir);
   let found: FoundSnapshot;
   try {
@@ -419,10 +436,31 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
     note(`no boot snapshot (${(err as Error).message}): cold boot`);
     return undefined;
   }
+  // Recipes are kept for restores without a NIC only: an early start has no gateway to connect to.
+  const restoring: BootOptions = {
+    ...options,
+    restored: true,
+    bootTimeoutMs: RESTORE_READY_TIMEOUT_MS,
+    ...(network || !capability.restoreRecipe ? {} : { recipeOf: (handle: VmHandle, runDir: string) => capability.restoreRecipe?.(handle, runDir) }),
+  };
   try {
+    let vm: Vm | undefined;
+    // From here boot() owns the early start's parts (it removes them if it fails).
+    const parts = early.parts;
+    early.parts = undefined;
+    if (parts) {
+      try {
+        vm = await boot({ ...restoring, start: (spec) => capability.restore(spec, found.dir, { prestarted: parts.restore }) }, t0, network, parts);
+        vm.timings.prestartLead = Math.round(t0 - parts.startedAt);
+      } catch (err) {
+        // Not the restore this start needs (or it failed before being needed): restore as usual.
+        if (!(err instanceof PrestartMismatchError)) throw err;
+        note(`the early start was not used (${err.message})`);
+      }
+    }
     // The restored NIC's backend connects to this run's own gateway (a new socket, like the agent's).
     // The run's image takes the image slot's place; a bare VM's snapshot has no slot.
-    const vm = await boot({ ...options, restored: true, bootTimeoutMs: RESTORE_READY_TIMEOUT_MS, start: (spec) => capability.restore(spec, found.dir) }, t0, network);
+    vm ??= await boot({ ...restoring, start: (spec) => capability.restore(spec, found.dir) }, t0, network);
     if (vm.agentInfo.pid !== found.agentPid || vm.agentInfo.reconnect !== true) {
       await vm.kill();
       throw new SnapshotError(`the restored agent is not the saved one (pid ${String(vm.agentInfo.pid)}, saved ${found.agentPid})`);

@@ -1,10 +1,11 @@
 // `smolvm machine run`: merge flags + Smolfile + image config, boot a VM, run the command with
 // the user's stdio, and pass its exit code through. The VM and its files are gone afterwards.
-import { UsageError, writeFileAtomic } from '@smolvm/common';
+import { UsageError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
 import { applyImageConfig, loadSmolfile, mergeRunOptions } from '@smolvm/config';
 import { startVm, type Vm } from '@smolvm/runtime';
 import type { ImageConfig } from '@smolvm/oci';
 import { agentBundlePath } from '../../runtime-assets';
+import { cliBundlePath, keepRecipe, takePrestarted } from '../../prestart';
 import { pullWithProgress } from '../image/pull-progress';
 import { runSession } from '../../output/session';
 import type { RunArgs } from './run';
@@ -44,6 +45,7 @@ export async function runRun(args: RunArgs): Promise<number> {
     throw new UsageError(`image ${args.image ?? merged.image} defines no command`, { remedy: 'name one after --, e.g. smolvm machine run --image IMAGE -- /bin/sh' });
   }
 
+  const early = takePrestarted();
   const vmStart = performance.now();
   let commandDone: number | undefined;
   const vm: Vm = await startVm({
@@ -58,7 +60,10 @@ export async function runRun(args: RunArgs): Promise<number> {
     bootSnapshot: !args.cold,
     ...(args.debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: ${message}\n`) } : {}),
     ...(args.driver ? { driver: { name: args.driver, source: '--driver' } } : {}),
+    ...(early ? { prestarted: early } : {}),
   });
+  // The next identical invocation starts this restore before it has even loaded (prestart.ts).
+  if (vm.restoreRecipe) keepRecipe(process.argv.slice(2), smolvmDirs().cache, cliBundlePath(__dirname), vm.restoreRecipe);
   try {
     const env = Object.fromEntries(config.env.map((v) => [v.name, v.value]));
     for (const command of config.init) {
@@ -101,6 +106,8 @@ function writeTimings(file: string, vm: Vm, vmStart: number, commandDone: number
     setUp: at(vmStart + vm.timings.setUp),
     commandDone: commandDone === undefined ? null : at(commandDone),
     disposed: at(performance.now()),
+    // When the executable started the restore early (prestart.ts), before the CLI had loaded.
+    earlyStart: vm.timings.prestartLead === undefined ? null : at(vmStart - vm.timings.prestartLead),
     guestUptimeAtReady: typeof info.kernelUptimeMs === 'number' ? info.kernelUptimeMs : null,
     agentStartToReady: typeof info.agentStartMs === 'number' ? info.agentStartMs : null,
     agentSnapshot: info.snapshot === true,

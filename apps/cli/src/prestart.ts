@@ -1,0 +1,143 @@
+// Early restores for `machine run` (libs/runtime/src/prestart.ts): the executable starts the VM
+// an identical earlier invocation restored, from that run's recipe, before it loads the CLI, so
+// QEMU loads the snapshot while node loads smolvm. startVm then takes it over only if it is
+// exactly the restore this run needs; otherwise it is ended, and nothing changed but some CPU.
+//
+// A recipe is found by the invocation: the words and flags before `--` (the command after it
+// changes nothing about the VM), the working directory (Smolfile), the CLI bundle, and the
+// environment variables that can change what starts. One small owner-only JSON file per
+// invocation under <cache>/prestart, at most MAX_RECIPES of them.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '@smolvm/common';
+// The libraries' early-start entry points, not their indexes: this runs in the executable's
+// small loader, which must not evaluate (or require the built-ins of) whole libraries.
+import { parseQemuRestoreRecipe, prestartQemuRestore } from '@smolvm/qemu/prestart';
+import { parseRunRecipe, prestartRun, type PrestartedRun, type RunRecipe } from '@smolvm/runtime/prestart';
+
+const MAX_RECIPES = 32;
+/** Environment that cannot change which VM a run starts. */
+const IRRELEVANT_ENV = new Set(['SMOLVM_TIMINGS', 'SMOLVM_NO_TCG_WARNING', 'SMOLVM_NO_CODE_CACHE', 'SMOLVM_NO_EARLY_START', 'SMOLVM_NODE_EXTRA_CA_CERTS']);
+const RELEVANT_ENV = ['PATH', 'HOME', 'TMPDIR', 'XDG_RUNTIME_DIR', 'XDG_CACHE_HOME', 'XDG_DATA_HOME', 'XDG_CONFIG_HOME'];
+/** The drivers whose restore recipes are QEMU's (prestartQemuRestore). */
+const QEMU_DRIVERS = new Set(['kvm']);
+
+/** What the loader hands the CLI (a global: the two are separate bundles). */
+interface Handoff {
+  run?: PrestartedRun;
+  /** The recipe file's text as the loader read it. */
+  text?: string;
+}
+const HANDOFF = Symbol.for('smolvm.prestart');
+
+export function invocationKey(args: string[], cwd: string, env: NodeJS.ProcessEnv, bundle: string): string {
+  const end = args.indexOf('--');
+  const vars = Object.keys(env)
+    .filter((k) => (k.startsWith('SMOLVM_') && !IRRELEVANT_ENV.has(k)) || RELEVANT_ENV.includes(k))
+    .sort()
+    .map((k) => [k, env[k]]);
+  let bundleId = '';
+  try {
+    const st = fs.statSync(bundle);
+    bundleId = `${st.size}:${st.mtimeMs}`;
+  } catch {
+    // No bundle: the key still names the invocation.
+  }
+  const words = end < 0 ? args : args.slice(0, end);
+  return crypto.createHash('sha256').update(JSON.stringify([bundle, bundleId, words, cwd, vars])).digest('hex').slice(0, 32);
+}
+
+/** The CLI bundle the executable loads (part of the key: another build may start VMs differently). */
+export function cliBundlePath(dir: string): string {
+  return path.join(dir, 'smolvm-main.js');
+}
+
+export function recipeFile(cacheDir: string, key: string): string {
+  return path.join(cacheDir, 'prestart', `${key}.json`);
+}
+
+/** The recipe's text, if the file is ours (owned by us, writable only by us). */
+function readOwn(file: string): string | undefined {
+  try {
+    const st = fs.statSync(file);
+    const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
+    if (!st.isFile() || st.uid !== uid || (st.mode & 0o022) !== 0) return undefined;
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Loader side: starts the restore the recipe for this invocation describes, if there is one.
+ * Never throws; whatever it starts is ended when the process exits unless the CLI took it over.
+ */
+export function prestartFor(args: string[], cacheDir: string, bundle: string, env: NodeJS.ProcessEnv = process.env): void {
+  const handoff: Handoff = {};
+  (globalThis as Record<symbol, unknown>)[HANDOFF] = handoff;
+  if (env.SMOLVM_NO_EARLY_START === '1') return;
+  try {
+    const text = readOwn(recipeFile(cacheDir, invocationKey(args, process.cwd(), env, bundle)));
+    if (text === undefined) return;
+    handoff.text = text;
+    const recipe = parseRunRecipe(JSON.parse(text));
+    if (!recipe || !QEMU_DRIVERS.has(recipe.driver)) return;
+    handoff.run = prestartRun(recipe, (restore, runDir, e) => {
+      const qemu = parseQemuRestoreRecipe(restore);
+      return qemu && prestartQemuRestore(qemu, runDir, e);
+    }, env);
+    const run = handoff.run;
+    if (run) process.once('exit', () => run.discard());
+  } catch {
+    // No early start: the run restores as usual.
+  }
+}
+
+/** CLI side: the early start the loader began for this process, once. */
+export function takePrestarted(): PrestartedRun | undefined {
+  const handoff = (globalThis as Record<symbol, Handoff | undefined>)[HANDOFF];
+  const run = handoff?.run;
+  if (handoff) handoff.run = undefined;
+  return run;
+}
+
+/** CLI side: keeps the recipe of this run's restore for the next identical invocation. */
+export function keepRecipe(args: string[], cacheDir: string, bundle: string, recipe: RunRecipe, env: NodeJS.ProcessEnv = process.env): void {
+  const file = recipeFile(cacheDir, invocationKey(args, process.cwd(), env, bundle));
+  const text = JSON.stringify(recipe) + '\n';
+  const handoff = (globalThis as Record<symbol, Handoff | undefined>)[HANDOFF];
+  if (handoff?.text !== undefined && sameButRunDir(handoff.text, text)) return;
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    writeFileAtomic(file, text, 0o600);
+    evictOldRecipes(path.dirname(file));
+  } catch {
+    // Only a missed head start next time.
+  }
+}
+
+/** Recipes of two runs differ in their run directories (a fresh one per run), if nothing else. */
+export function sameButRunDir(a: string, b: string): boolean {
+  const runDir = (text: string) => {
+    try {
+      const dir = (JSON.parse(text) as { restore?: { runDir?: unknown } }).restore?.runDir;
+      return typeof dir === 'string' && dir.length > 1 ? dir : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const da = runDir(a);
+  const db = runDir(b);
+  if (da === undefined || db === undefined) return a === b;
+  return a.split(da).join('\0') === b.split(db).join('\0');
+}
+
+function evictOldRecipes(dir: string): void {
+  const files = fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.json'))
+    .map((n) => ({ file: path.join(dir, n), mtime: fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
+    .sort((a, b) => b.mtime - a.mtime);
+  for (const { file } of files.slice(MAX_RECIPES)) fs.rmSync(file, { force: true });
+}
