@@ -378,10 +378,12 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     // Sent back to back: the agent runs them in this order (each handler starts when its request
     // arrives), and a restored guest pays a round trip per request. A restored guest shares its
     // RNG state with every VM restored from the same snapshot: reseeded before anything mounts or runs.
+    // An empty setup asks for the default root: the agent builds that on its own before the first
+    // exec, and a bare snapshot holds it built. Not sending it spares a restored guest a request.
     await Promise.all([
       vm.agent.setTime(Date.now()),
       ...(vm.restored ? [vm.agent.reseed(crypto.randomBytes(64))] : []),
-      vm.agent.setup(setup),
+      ...(Object.keys(setup).length > 0 ? [vm.agent.setup(setup)] : []),
     ]);
   } catch (err) {
     await vm.kill();
