@@ -104,11 +104,11 @@ export function takePrestarted(): PrestartedRun | undefined {
 
 /** CLI side: keeps the recipe of this run's restore for the next identical invocation. */
 export function keepRecipe(args: string[], cacheDir: string, bundle: string, recipe: RunRecipe, env: NodeJS.ProcessEnv = process.env): void {
-  const file = recipeFile(cacheDir, invocationKey(args, process.cwd(), env, bundle));
   const text = JSON.stringify(recipe) + '\n';
   const handoff = (globalThis as Record<symbol, Handoff | undefined>)[HANDOFF];
   if (handoff?.text !== undefined && sameButRunDir(handoff.text, text)) return;
   try {
+    const file = recipeFile(cacheDir, invocationKey(args, process.cwd(), env, bundle));
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     writeFileAtomic(file, text, 0o600);
     evictOldRecipes(path.dirname(file));

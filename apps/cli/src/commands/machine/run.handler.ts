@@ -63,7 +63,7 @@ export async function runRun(args: RunArgs): Promise<number> {
     ...(early ? { prestarted: early } : {}),
   });
   // The next identical invocation starts this restore before it has even loaded (prestart.ts).
-  if (vm.restoreRecipe) keepRecipe(process.argv.slice(2), smolvmDirs().cache, cliBundlePath(__dirname), vm.restoreRecipe);
+  if (vm.restoreRecipe) keepRecipe(process.argv.slice(2), smolvmDirs(process.env).cache, cliBundlePath(__dirname), vm.restoreRecipe);
   try {
     const env = Object.fromEntries(config.env.map((v) => [v.name, v.value]));
     for (const command of config.init) {
