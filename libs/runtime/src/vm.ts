@@ -311,6 +311,15 @@ function guestCpuModel(accelerator: string): string {
 }
 
 export async function startVm(options: StartVmOptions): Promise<Vm> {
+  try {
+    return await startOwned(options);
+  } finally {
+    // Whatever happened, an early start nobody took over is ended (a no-op once taken).
+    options.prestarted?.discard();
+  }
+}
+
+async function startOwned(options: StartVmOptions): Promise<Vm> {
   const t0 = performance.now();
   const env = options.env ?? process.env;
   const cacheDir = smolvmDirs(env).cache;
@@ -345,7 +354,6 @@ export async function startVm(options: StartVmOptions): Promise<Vm> {
     const note = options.onNote ?? (() => undefined);
     // An early start is only of use to a restore of the same driver; anything else ends it.
     const early: EarlyStart = { parts: options.prestarted?.driver === driver.name ? options.prestarted.take() : undefined };
-    options.prestarted?.discard();
     try {
       if (options.bootSnapshot !== false) {
         const capability = driver.capabilities?.snapshot;
