@@ -307,6 +307,25 @@ describe('early start (the executable restores before the CLI has loaded)', () =
     expect(sameButRunDir(fs.readFileSync(file, 'utf8'), good)).toBe(true);
   });
 
+  it('a CLI killed (SIGKILL) just after its early start leaves no QEMU; the next run removes its run directory', async () => {
+    baseRecipe();
+    const child = spawn(process.execPath, [CLI, ...BASE, '--', 'sleep', '30'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const deadline = Date.now() + 30_000;
+    while (qemuChildren().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(qemuChildren()).toHaveLength(1);
+    child.kill('SIGKILL');
+    await exited;
+    // The parent-death signal ends QEMU with the CLI.
+    const gone = Date.now() + 10_000;
+    while (qemuChildren().length > 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 20));
+    expect(qemuChildren()).toEqual([]);
+    const root = path.join(runtimeDir, 'smolvm');
+    expect(fs.readdirSync(root)).toHaveLength(1);
+    // Its owner is dead: the next run sweeps it (afterEach checks the run root is empty).
+    expect(run(['--', 'true']).status).toBe(0);
+  });
+
   it('a run that fails before its VM starts leaves nothing of its early start (no QEMU, no run directory)', () => {
     const words = [...BASE, '-v', `${path.join(home, 'missing')}:/data`];
     fs.copyFileSync(baseRecipe(), recipeOf(words));
