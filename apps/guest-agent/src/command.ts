@@ -90,3 +90,8 @@ export function spawnError(err: NodeJS.ErrnoException, name: string): AgentReque
   if (err.code === 'EACCES' || err.code === 'EPERM') return new AgentRequestError('exec', 'permission-denied', `${name}: ${err.code}`);
   return new AgentRequestError('exec', 'internal', `${name}: ${err.message}`);
 }
+
+/** A spawn that threw: errno errors (ENOENT, EACCES...) become the request's error codes. */
+export function spawnFailed(err: unknown, name: string): Error {
+  return typeof (err as NodeJS.ErrnoException).code === 'string' ? spawnError(err as NodeJS.ErrnoException, name) : (err as Error);
+}

@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { ExecIo, ExecProcess, ExecRequest, ExitStatus } from '@smolvm/agent-protocol';
 import { childProcess, tty } from './builtins';
-import { identity, signalNumber, type PreparedCommand } from './command';
+import { identity, signalNumber, spawnFailed, type PreparedCommand } from './command';
 import { started } from './exec-pipes';
 import { forwardOutput } from './forward';
 import { FD_CLOEXEC, F_SETFD, TIOCSWINSZ } from './constants';
@@ -38,10 +38,10 @@ export async function execWithPty(req: ExecRequest, cmd: PreparedCommand, io: Ex
       ...identity(cmd.creds),
       stdio: [s, s, s],
     });
-    await started(child, cmd.argv[0]);
+    await started(child);
   } catch (err) {
     c.close(m);
-    throw err;
+    throw spawnFailed(err, cmd.argv[0]);
   } finally {
     c.close(s);
   }

@@ -12,6 +12,7 @@ import { AgentServer, FrameDecoder, encodeFrame, type AgentInfo } from '@smolvm/
 import { createHandlers } from './handlers';
 import { findAgentPort, openPort, type PortMode } from './port';
 import { createGuestSystem } from './system';
+import { posixSpawnAvailable } from './posix-spawn';
 
 const RETRY_MS = 100;
 // The host side goes away when a boot snapshot is saved; in the restored VM a new host is there
@@ -41,6 +42,8 @@ function main(snapshot: boolean): void {
   const busyboxFd = fs.openSync('/bin/busybox', 'r');
   const busybox = `/proc/self/fd/${busyboxFd}`;
   const system = createGuestSystem({ busybox });
+  // Bound before the first setup chroots the agent (libc.so.6 may not be in the guest root).
+  posixSpawnAvailable();
   // Relays the guest opens (SSH agent) go over whichever connection is current.
   let current: AgentServer | undefined;
   const handlers = createHandlers({ system, busybox, openRelay: () => current?.openRelay('sshAgentConnect') });
