@@ -112,12 +112,29 @@ export async function downloadTree(client: AgentClient, src: GuestPath, hostPath
 /**
  * node-tar may still finish a mkdir or write it had in flight when the extraction failed (it
  * offers no event for "all settled" after an error), recreating part of the staging directory
- * after a first removal: remove it until it stays gone.
+ * after a removal, or adding to it during one (rmSync then fails with ENOTEMPTY, which must not
+ * replace the download's own error). Remove it until it has stayed gone for a while: the quiet
+ * period counts from the last time something was there, up to a few seconds (under load those
+ * in-flight operations took longer than the 200 ms this used to wait).
  */
 async function removeStaging(dir: string, failed: boolean): Promise<void> {
-  fs.rmSync(dir, { recursive: true, force: true });
-  for (let i = 0; failed && i < 10; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    if (fs.existsSync(dir)) fs.rmSync(dir, { recursive: true, force: true });
+  const remove = (): boolean => {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Written to while being removed: the next round removes the rest.
+    }
+    return !fs.existsSync(dir);
+  };
+  if (remove() && !failed) return;
+  const quietMs = 500;
+  const deadline = Date.now() + 5_000;
+  let lastSeen = Date.now();
+  while (Date.now() - lastSeen < quietMs && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 25));
+    if (fs.existsSync(dir)) {
+      remove();
+      lastSeen = Date.now();
+    }
   }
 }
