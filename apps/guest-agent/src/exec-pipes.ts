@@ -32,14 +32,13 @@ export async function execWithPipes(req: ExecRequest, cmd: PreparedCommand, io: 
     io.stdin?.destroy();
     return status;
   });
-  let done = false;
-  void exited.then(() => (done = true));
   return {
     pid: child.pid,
     exited,
     signal(name) {
       signalNumber(name);
-      if (!done) child.kill(name as NodeJS.Signals);
+      // Both kinds send nothing once the process is gone (its pid may be another's by then).
+      child.kill(name as NodeJS.Signals);
     },
     resize() {
       // No terminal, nothing to resize.

@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import type * as Koffi from 'koffi';
 import type { ExitStatus } from '@smolvm/agent-protocol';
+import { errnoName } from './libc';
 import { requireNative } from './native';
 
 type Fn<A extends unknown[], R = number> = (...args: A) => R;
@@ -100,7 +101,7 @@ export interface SpawnCommand {
 
 /** A spawn that failed (errno name in `code`, like Node's spawn errors). */
 function spawnFailure(errno: number, file: string): NodeJS.ErrnoException {
-  const name = Object.entries(os.constants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`;
+  const name = errnoName(errno);
   return Object.assign(new Error(`spawn ${file} ${name}`), { code: name, errno: -errno });
 }
 

@@ -45,6 +45,13 @@ export interface PrestartedParts {
   restore: PrestartedRestore;
 }
 
+/** Ends an early start's VM and removes what it made: its agent socket and run directory. */
+export function discardParts(parts: PrestartedParts): void {
+  parts.restore.discard();
+  parts.agent.server.close();
+  parts.runDir.remove();
+}
+
 /**
  * The socket is bound when this returns (Node binds unix sockets synchronously). A weak listener
  * (an early start's) keeps nothing alive until hold().
@@ -120,10 +127,7 @@ export function prestartRun(
       discard() {
         const p = parts;
         parts = undefined;
-        if (!p) return;
-        p.restore.discard();
-        p.agent.server.close();
-        p.runDir.remove();
+        if (p) discardParts(p);
       },
     };
   } catch {

@@ -26,7 +26,7 @@ import { DEFAULT_NETWORK, startGateway, staticResolver, type Gateway } from '@sm
 import { SnapshotStaging, discardSnapshot, findSnapshot, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
 import { locateKernel } from './kernel';
 import { prepareNetwork, sshAgentSetup, type NetworkOptions, type PreparedNetwork } from './network';
-import { agentSocketPath, listenOnce, type PrestartedParts, type PrestartedRun, type RunRecipe } from './prestart';
+import { agentSocketPath, discardParts, listenOnce, type PrestartedParts, type PrestartedRun, type RunRecipe } from './prestart';
 import { createRunDir, type RunDir } from './run-dir';
 
 /** Disk serial of the per-run image disk; the agent mounts it as the overlay's lower layer. */
@@ -405,12 +405,6 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
 /** An early start's parts until a boot() takes them; whatever is left is discarded. */
 interface EarlyStart {
   parts?: PrestartedParts;
-}
-
-function discardParts(parts: PrestartedParts): void {
-  parts.restore.discard();
-  parts.agent.server.close();
-  parts.runDir.remove();
 }
 
 /** A restored agent answers in well under a second; this bounds a restore that went wrong. */
