@@ -85,7 +85,7 @@ export function signalNumber(name: string): number {
   return n;
 }
 
-export function spawnError(err: NodeJS.ErrnoException, name: string): AgentRequestError {
+function spawnError(err: NodeJS.ErrnoException, name: string): AgentRequestError {
   if (err.code === 'ENOENT') return new AgentRequestError('exec', 'command-not-found', `${name}: command not found`);
   if (err.code === 'EACCES' || err.code === 'EPERM') return new AgentRequestError('exec', 'permission-denied', `${name}: ${err.code}`);
   return new AgentRequestError('exec', 'internal', `${name}: ${err.message}`);

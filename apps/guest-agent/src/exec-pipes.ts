@@ -7,11 +7,9 @@ import { childProcess } from './builtins';
 import { forwardOutput } from './forward';
 import { posixSpawnAvailable, spawnPiped, type SpawnedProcess } from './posix-spawn';
 
-/** Which spawn to use: posix_spawn where it can (see posix-spawn.ts), or always Node's. */
-export type SpawnKind = 'posix' | 'node';
-
-export async function execWithPipes(req: ExecRequest, cmd: PreparedCommand, io: ExecIo, lingerMs?: number, kind: SpawnKind = 'posix'): Promise<ExecProcess> {
-  const posix = kind === 'posix' && Object.keys(identity(cmd.creds)).length === 0 && posixSpawnAvailable();
+/** posix_spawn where it can do what is asked (see posix-spawn.ts), Node's spawn otherwise. */
+export async function execWithPipes(req: ExecRequest, cmd: PreparedCommand, io: ExecIo, lingerMs?: number): Promise<ExecProcess> {
+  const posix = Object.keys(identity(cmd.creds)).length === 0 && posixSpawnAvailable();
   let child: SpawnedProcess;
   try {
     child = posix ? spawnPiped(cmd, !!req.stdin) : await nodeSpawn(req, cmd);
