@@ -32,7 +32,7 @@ write('package.json', JSON.stringify({
   types: 'src/index.ts',
   scripts: {
     build: 'tsup',
-    test: 'jest',
+    test: 'node ../../tools/jest-watchdog.mjs',
     lint: 'eslint src',
     typecheck: 'tsc -p tsconfig.json --noEmit',
   },
