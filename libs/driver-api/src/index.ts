@@ -40,3 +40,4 @@ export { runDriverConformance, type ConformanceOptions } from './conformance/sui
 export { prepareConformanceFixtures, FixtureError, type ConformanceFixtures, type FixtureOptions } from './conformance/fixtures';
 export { LineAgent, type CommandResult } from './conformance/line-agent';
 export { cpioNewc, type CpioEntry } from './conformance/cpio';
+export { processesMentioning } from './conformance/booter';

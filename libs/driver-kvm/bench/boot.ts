@@ -20,26 +20,33 @@ async function main(): Promise<void> {
       const dir = path.join(fx.workDir, `run${i}`);
       fs.mkdirSync(dir);
       const agent = await LineAgent.listen(path.join(dir, 'agent.sock'));
-      const t0 = performance.now();
-      const vm = await driver.start({
-        kernel: fx.kernel,
-        initrd: fx.initrd,
-        cpus: 1,
-        memoryMiB: 256,
-        agent: { socketPath: agent.socketPath },
-        consoleLog: path.join(dir, 'console.log'),
-        runDir: path.join(dir, 'run'),
-      });
-      samples.started.push(performance.now() - t0);
-      await agent.ready(60_000, vm.wait());
-      samples.ready.push(performance.now() - t0);
-      await agent.run('true');
-      samples.firstCommand.push(performance.now() - t0);
-      agent.send('reboot -f');
-      const exit = await vm.wait();
-      samples.ended.push(performance.now() - t0);
-      if (exit.reason !== 'guest') throw new Error(`unexpected exit ${JSON.stringify(exit)}`);
-      await agent.close();
+      try {
+        const t0 = performance.now();
+        const vm = await driver.start({
+          kernel: fx.kernel,
+          initrd: fx.initrd,
+          cpus: 1,
+          memoryMiB: 256,
+          agent: { socketPath: agent.socketPath },
+          consoleLog: path.join(dir, 'console.log'),
+          runDir: path.join(dir, 'run'),
+        });
+        try {
+          samples.started.push(performance.now() - t0);
+          await agent.ready(60_000, vm.wait());
+          samples.ready.push(performance.now() - t0);
+          await agent.run('true');
+          samples.firstCommand.push(performance.now() - t0);
+          agent.send('reboot -f');
+          const exit = await vm.wait();
+          samples.ended.push(performance.now() - t0);
+          if (exit.reason !== 'guest') throw new Error(`unexpected exit ${JSON.stringify(exit)}`);
+        } finally {
+          await vm.kill();
+        }
+      } finally {
+        await agent.close();
+      }
     }
   } finally {
     fs.rmSync(fx.workDir, { recursive: true, force: true });

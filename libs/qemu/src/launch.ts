@@ -97,11 +97,14 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
     await stopChild(proc.child);
     proc.release();
     if (proc.child.pid !== undefined) await Promise.race([closed, delay(1_000)]);
-    throw new VmStartError(failure ?? 'QEMU did not come up', {
-      hypervisorOutput: stderr.get().map(stripProgramPrefix),
-      consoleTail: readLogTail(spec.consoleLog),
-      consoleLog: spec.consoleLog,
-    });
+    // KVM that fails on a host (e.g. software KVM that aborts QEMU at launch) must be named as
+    // the cause: QEMU's own words may not say it, and software emulation is the way out.
+    const underKvm = target.accel === 'kvm';
+    throw new VmStartError(
+      `${failure ?? 'QEMU did not come up'}${underKvm ? ' (accelerator: KVM)' : ''}`,
+      { hypervisorOutput: stderr.get().map(stripProgramPrefix), consoleTail: readLogTail(spec.consoleLog), consoleLog: spec.consoleLog },
+      underKvm ? { remedy: `if KVM does not work on this host, use software emulation: SMOLVM_ACCEL=tcg (console log: ${spec.consoleLog})` } : {},
+    );
   }
   return new QemuVm({ child: proc.child, qmp, stderr, ownFiles: [files.qmpSocket], release: proc.release, ...(options.recipe ? { recipe: options.recipe } : {}) });
 }
