@@ -14,7 +14,7 @@ jest.setTimeout(60_000);
 const GW = '192.168.127.1';
 const PUBLIC = '203.0.113.7';
 /** Metadata services of the big clouds that are not in 169.254.0.0/16, IPv4 and IPv6. */
-const METADATA = ['100.100.100.200', '168.63.129.16', '192.0.0.192', 'fd00:ec2::254', 'fd20:ce::254', '169.254.169.254', 'fe80::a9fe:a9fe'];
+const METADATA = ['100.100.100.200', '168.63.129.16', '192.0.0.192', 'fd00:ec2::254', 'fd20:ce::254', 'fd00:42::42', '169.254.169.254', 'fe80::a9fe:a9fe'];
 /** Addresses an answer must never open by itself: loopback, private, CGNAT, link-local, the guest network. */
 const INTERNAL = ['127.0.0.1', '127.1.2.3', '10.1.2.3', '172.16.5.5', '192.168.1.1', '192.168.127.1', '100.64.0.1', '169.254.169.254', '0.0.0.1'];
 
