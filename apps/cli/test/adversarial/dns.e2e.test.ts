@@ -66,6 +66,8 @@ test('--allow-host of a name that resolves to 127.0.0.1 does not open the host l
   expect(r.stdout).not.toMatch(/Address: (127\.0\.0\.1|10\.0\.0\.1|100\.100\.100\.200)$/m);
   expect(r.stdout.split('\n')[0]).toMatch(/Connection refused/);
   expect(r.stderr).toContain(`denied tcp 127.0.0.1 (via gateway):${port}`);
+  // --debug shows why, with the flag that would open it.
+  expect(r.stderr).toMatch(/network: allowed host evil\.test resolves to 127\.0\.0\.1, not opened: .*--allow-cidr 127\.0\.0\.1\/32/);
   expect(r.status).toBe(0);
 });
 
