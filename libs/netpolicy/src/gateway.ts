@@ -176,7 +176,7 @@ export class Gateway {
   private readonly tcp = new Map<string, TcpFlow>();
   private readonly udp = new Map<string, UdpFlow>();
   private readonly touched = new Set<TcpFlow>();
-  private readonly dnsCache = new Map<string, { expiry: number; result: ResolvedAddress[] | 'nxdomain' }>();
+  private readonly dnsCache = new Map<string, { expiry: number; result: ResolvedAddress[] | 'nxdomain' | { denied: string } }>();
   private pendingDns = 0;
   private nextForwardPort = FORWARD_PORTS.first;
   private sweepTimer?: NodeJS.Timeout;
@@ -445,8 +445,9 @@ export class Gateway {
     }
     const name = query.question.name;
     if (!this.policy.allowsName(name)) {
-      this.onDenied?.({ protocol: 'dns', destination: name, reason: 'not an allowed host' });
-      reply(buildDnsResponse(query, DnsRcode.NXDOMAIN));
+      // Answered here, never asked upstream: a name is a channel out of the VM.
+      this.onDenied?.({ protocol: 'dns', destination: name, reason: this.policy.nameDeniedReason(name) });
+      reply(buildDnsResponse(query, this.policy.allowedHosts.length > 0 ? DnsRcode.NXDOMAIN : DnsRcode.REFUSED));
       return true;
     }
     this.pendingDns++;
@@ -460,26 +461,34 @@ export class Gateway {
 
   private async answerDns(query: DnsQuery): Promise<Buffer> {
     const name = query.question.name;
-    let result: ResolvedAddress[] | 'nxdomain';
+    let result: ResolvedAddress[] | 'nxdomain' | { denied: string };
     const cached = this.dnsCache.get(name);
     if (cached && cached.expiry > Date.now()) {
       result = cached.result;
     } else {
       try {
-        result = await this.resolver.resolve4(name);
+        result = await this.policy.lookup(name, this.resolver);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOTFOUND') return buildDnsResponse(query, DnsRcode.SERVFAIL);
         result = 'nxdomain';
       }
-      const ttl = result === 'nxdomain' ? 5 : Math.min(60, ...result.map((a) => a.ttl));
+      const ttl = Array.isArray(result) ? Math.min(60, ...result.map((a) => a.ttl)) : 5;
       if (this.dnsCache.size >= 1024) this.dnsCache.clear();
       this.dnsCache.set(name, { expiry: Date.now() + ttl * 1000, result });
     }
     if (result === 'nxdomain') return buildDnsResponse(query, DnsRcode.NXDOMAIN);
+    if ('denied' in result) {
+      this.onDenied?.({ protocol: 'dns', destination: name, reason: result.denied });
+      return buildDnsResponse(query, DnsRcode.NXDOMAIN);
+    }
     // The guest is IPv4-only: other types get an empty answer (NODATA), so resolvers fall back to A.
     if (query.question.type !== DnsType.A && query.question.type !== DnsType.ANY) return buildDnsResponse(query, DnsRcode.NOERROR);
-    const answers = result.slice(0, 16);
-    if (this.policy.filtersDns) this.policy.learn(answers);
+    let answers = result.slice(0, 16);
+    if (this.policy.filtersDns) {
+      const screened = this.policy.learn(answers);
+      for (const d of screened.dropped) this.onDenied?.({ protocol: 'dns', destination: name, reason: `answer ${d.address} dropped: ${d.reason}` });
+      answers = screened.kept;
+    }
     return buildDnsResponse(query, DnsRcode.NOERROR, answers);
   }
 

@@ -11,6 +11,6 @@ export {
   type GatewayStats,
   type DeniedAttempt,
 } from './gateway';
-export { EgressPolicy, type PolicyInput, type PolicyOptions, type Verdict } from './policy';
+export { EgressPolicy, type DroppedAddress, type PolicyInput, type PolicyOptions, type Verdict } from './policy';
 export { listenPortForwards, PortForwards, type PortMapping, type BoundPort } from './port-forward';
 export { hostResolver, staticResolver, type UpstreamResolver, type ResolvedAddress, type HostResolverOptions } from './resolver';

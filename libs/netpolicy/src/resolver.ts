@@ -17,6 +17,12 @@ export interface UpstreamResolver {
    * NXDOMAIN), and with anything else on failure (the guest gets SERVFAIL).
    */
   resolve4(name: string): Promise<ResolvedAddress[]>;
+  /**
+   * The name `name` is an alias of (its CNAME), or undefined when it is none or does not exist.
+   * The policy walks the chain with it so an allowed name cannot hand its addresses to another.
+   * A resolver whose answers never go through aliases (a fixed table) may leave it out.
+   */
+  cname?(name: string): Promise<string | undefined>;
 }
 
 export interface HostResolverOptions {
@@ -54,6 +60,16 @@ export function hostResolver(options: HostResolverOptions = {}): UpstreamResolve
           if (code === 'ENODATA') return [];
           throw code === 'ENOTFOUND' ? notFound(name) : err;
         }
+      }
+    },
+    async cname(name: string): Promise<string | undefined> {
+      try {
+        return (await resolver.resolveCname(name))[0]?.toLowerCase().replace(/\.$/, '');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        // No alias, or no such name (resolve4 decides what the guest hears then).
+        if (code === 'ENODATA' || code === 'ENOTFOUND') return undefined;
+        throw err;
       }
     },
   };

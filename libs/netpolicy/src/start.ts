@@ -1,6 +1,6 @@
 // The one call the runtime makes: policy + resolver + gateway (+ port forwards), ready before
 // the VM starts.
-import { Gateway, type DeniedAttempt, type GatewayLimits, type GuestNetworkOptions } from './gateway';
+import { DEFAULT_NETWORK, Gateway, type DeniedAttempt, type GatewayLimits, type GuestNetworkOptions } from './gateway';
 import { EgressPolicy, type PolicyInput } from './policy';
 import type { PortForwards } from './port-forward';
 import { hostResolver, type UpstreamResolver } from './resolver';
@@ -23,7 +23,8 @@ export interface GatewayOptions {
 /** Resolves the allowed hosts, builds the gateway and (with socketPath) starts listening. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const resolver = options.resolver ?? hostResolver();
-  const policy = await EgressPolicy.create(options.policy, resolver, { onWarning: options.onWarning });
+  const guestNetwork = { address: options.network?.gateway ?? DEFAULT_NETWORK.gateway, prefix: options.network?.prefix ?? DEFAULT_NETWORK.prefix };
+  const policy = await EgressPolicy.create(options.policy, resolver, { onWarning: options.onWarning, guestNetwork });
   const gateway = new Gateway({ policy, resolver, network: options.network, limits: options.limits, onDenied: options.onDenied, onWarning: options.onWarning });
   try {
     if (options.socketPath) await gateway.listen(options.socketPath);

@@ -19,7 +19,7 @@ test('CIDRs (v4 and v6, text or parsed) allow their ranges only; link-local stay
   expect(p.check('fd12::3').allowed).toBe(true);
   expect(p.check('::1').allowed).toBe(true);
   expect(p.check('2001:db8::1').allowed).toBe(false);
-  expect(p.allowsName('anything.example')).toBe(true); // CIDRs alone do not filter DNS
+  expect(p.allowsName('anything.example')).toBe(false); // CIDRs alone: no name resolves (DNS is a channel out)
   expect(new EgressPolicy({ allowCidrs: ['0.0.0.0/0'] }).check('169.254.169.254').allowed).toBe(false);
   expect(() => new EgressPolicy({ allowCidrs: ['10.1.2.3/8'] })).toThrow(/host bits/);
 });

@@ -21,7 +21,7 @@ import {
 export interface NetworkOptions {
   /**
    * Outbound traffic allowed (--net or an allow list). False: the NIC only serves -p forwards;
-   * every outbound connection is refused and every name is NXDOMAIN.
+   * every outbound connection is refused and every name is REFUSED (never asked upstream).
    */
   outbound: boolean;
   /** Empty with `outbound`: unrestricted (--net). */

@@ -53,8 +53,13 @@ export async function runRun(args: RunArgs): Promise<number> {
     memoryMiB: config.memoryMib,
     imageErofs,
     volumes: config.volumes,
-    // Denied connections are the policy working: silent unless --debug.
-    network: vmNetwork(merged, args.debug ? (d) => process.stderr.write(`smolvm: network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})\n`) : undefined),
+    // Denied connections are the policy working: silent unless --debug, as are the gateway's
+    // warnings (an allowed host that did not resolve, or resolved to addresses it does not open).
+    network: vmNetwork(
+      merged,
+      args.debug ? (d) => process.stderr.write(`smolvm: network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})\n`) : undefined,
+      args.debug ? (message) => process.stderr.write(`smolvm: network: ${message}\n`) : undefined,
+    ),
     sshAgent: merged.sshAgent,
     agentBundle: agentBundlePath(),
     bootSnapshot: !args.cold,

@@ -56,7 +56,7 @@ export function networkFlags(args: WorkloadArgs): Pick<CliRunOptions, 'net' | 'a
 }
 
 /** The VM's NIC, if the merged options ask for one (any network flag or a port forward). */
-export function vmNetwork(merged: Pick<MergedRunOptions, 'network' | 'ports'>, onDenied?: NetworkOptions['onDenied']): NetworkOptions | undefined {
+export function vmNetwork(merged: Pick<MergedRunOptions, 'network' | 'ports'>, onDenied?: NetworkOptions['onDenied'], onWarning?: NetworkOptions['onWarning']): NetworkOptions | undefined {
   if (!merged.network.enabled && merged.ports.length === 0) return undefined;
   return {
     outbound: merged.network.enabled,
@@ -64,5 +64,6 @@ export function vmNetwork(merged: Pick<MergedRunOptions, 'network' | 'ports'>, o
     allowCidrs: merged.network.allowCidrs.map((c) => c.cidr),
     ports: merged.ports,
     ...(onDenied ? { onDenied } : {}),
+    ...(onWarning ? { onWarning } : {}),
   };
 }
