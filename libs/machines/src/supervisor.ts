@@ -85,11 +85,10 @@ async function runInit(vm: Vm, record: MachineRecord): Promise<void> {
 
 /**
  * The machine's NIC (held for the supervisor's lifetime, like the VM) and SSH agent relay, whose
- * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials go to the machine log.
+ * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials go to the machine log,
+ * rate-limited by `denials`.
  */
-function networkOf(record: MachineRecord): Pick<StartVmOptions, 'network' | 'sshAgent'> {
-  // A guest sends denied packets as fast as it likes: a line for each would fill the disk.
-  const denials = new RateLimitedLines(log, (n, seconds) => `network: ${n} more denied attempts in the last ${seconds} s not logged`);
+function networkOf(record: MachineRecord, denials: RateLimitedLines): Pick<StartVmOptions, 'network' | 'sshAgent'> {
   const network: StartVmOptions['network'] =
     record.net || record.ports.length > 0
       ? {
@@ -184,6 +183,8 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   } catch {
     // stdout is not a file we can stat (closed): the stdout writer above stays.
   }
+  // A guest sends denied packets as fast as it likes: a line for each would fill the disk.
+  const denials = new RateLimitedLines(log, (n, seconds) => `network: ${n} more denied attempts in the last ${seconds} s not logged`);
   resetInbox(files.inbox);
   const control = new net.Socket({ fd: options.controlFd, readable: true, writable: true });
   const report = (r: StartReport) => new Promise<void>((resolve) => control.write(JSON.stringify(r) + '\n', () => resolve()));
@@ -221,7 +222,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
       hostname: record.name,
       agentBundle: options.agentBundle,
       env,
-      ...networkOf(record),
+      ...networkOf(record, denials),
     });
     await runInit(vm, record);
     server = net.createServer();
@@ -255,6 +256,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     listening.close();
     for (const c of clients) c.close();
     runDir.remove();
+    denials.flush();
     log(`exited: ${exit.cause} (${exit.detail})`);
     // Let the last acknowledgement reach its client before the process goes.
     setTimeout(() => process.exit(code), 50);
