@@ -73,3 +73,42 @@ it('refuses an existing destination before asking the machine for anything', asy
   await expect(downloadTree(client, src, dir, true)).rejects.toThrow(`${path.join(dir, 'proj')} already exists`);
   expect((client as unknown as { getTree: jest.Mock }).getTree).not.toHaveBeenCalled();
 });
+
+/**
+ * A guest that ignores the byte cap it was asked for: entries made by `entry(i)` until `until`
+ * bytes, far past any cap under test. Counts what the host pulled from it.
+ */
+function guestStreamingForever(entry: (i: number) => TarEntry, until: number): { client: AgentClient; pulled: () => number } {
+  let pulled = 0;
+  async function* stream(): AsyncGenerator<Buffer> {
+    const top = tarEntries([{ path: 'proj/', type: 'dir' }]);
+    yield top.subarray(0, top.length - 1024);
+    for (let i = 0; pulled < until; i++) {
+      const one = tarEntries([entry(i)]);
+      pulled += one.length - 1024;
+      yield one.subarray(0, one.length - 1024);
+    }
+  }
+  const data = Readable.from(stream());
+  const done = new Promise((resolve) => data.on('close', () => resolve({ bytes: pulled })));
+  const client = { getTree: async () => ({ data, done }) };
+  return { client: client as unknown as AgentClient, pulled: () => pulled };
+}
+
+const limits = { maxBytes: 8 * 1024 * 1024, maxEntries: 500 };
+
+it('stops a guest that streams past the byte cap, with a clear error, leaving nothing behind', async () => {
+  const guest = guestStreamingForever((i) => ({ path: `proj/f${i}`, type: 'file', content: Buffer.alloc(1024 * 1024, 0x61) }), 64 * 1024 * 1024);
+  const copy = downloadTree(guest.client, src, path.join(dir, 'out'), true, limits);
+  await expect(copy).rejects.toThrow(`the machine sent more than the per-transfer cap of ${limits.maxBytes} bytes`);
+  expect(guest.pulled()).toBeLessThan(limits.maxBytes + 4 * 1024 * 1024);
+  expect(fs.readdirSync(dir)).toEqual([]);
+}, 60_000);
+
+it('stops a guest that streams past the entry bound, with a clear error, leaving nothing behind', async () => {
+  const guest = guestStreamingForever((i) => ({ path: `proj/e${i}`, type: 'file', content: '' }), 16 * 1024 * 1024);
+  const copy = downloadTree(guest.client, src, path.join(dir, 'out'), true, limits);
+  await expect(copy).rejects.toThrow(`the machine sent more than ${limits.maxEntries} entries`);
+  expect(guest.pulled()).toBeLessThan(2 * limits.maxEntries * 512 + 4 * 1024 * 1024);
+  expect(fs.readdirSync(dir)).toEqual([]);
+}, 60_000);

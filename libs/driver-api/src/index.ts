@@ -27,6 +27,7 @@ export {
 } from './errors';
 export { validateVmSpec } from './validate';
 export { readLogTail } from './log-tail';
+export { boundConsoleLog, trimLog, CONSOLE_LOG_MAX_BYTES, CONSOLE_LOG_KEEP_BYTES } from './console-bound';
 export {
   DriverRegistry,
   defaultRegistry,

@@ -27,6 +27,12 @@ export interface TarEntry {
 const BLOCK = 512;
 /** Go's archive/tar bound for pax and GNU long-name payloads; anything bigger is hostile. */
 export const MAX_META_SIZE = 1 << 20;
+/**
+ * Pax records merge (xattrs accumulate) and any number of metadata headers may precede an entry:
+ * what one entry's headers add up to has the same bound as one of them, and real writers emit at
+ * most a few (a global header, pax, GNU long name and link).
+ */
+const MAX_META_HEADERS = 16;
 
 const padding = (n: number): number => (BLOCK - (n % BLOCK)) % BLOCK;
 
@@ -61,6 +67,7 @@ export class TarReader {
     let pax: PaxOverrides = { xattrs: new Map() };
     let longName: string | undefined;
     let longLink: string | undefined;
+    const meta = { headers: 0, bytes: 0 };
     for (;;) {
       const h = await this.src.readExact(BLOCK);
       // A stream that stops at a header boundary without the zero-block marker is as likely to be cut
@@ -75,19 +82,20 @@ export class TarReader {
       const flag = String.fromCharCode(h[156]);
       const size = parseNumber(h, 124, 12, 'size');
       if (size < 0) throw new EntryProblem('negative entry size');
+      if ('xgLK'.includes(flag) && ++meta.headers > MAX_META_HEADERS) throw new EntryProblem(`more than ${MAX_META_HEADERS} metadata headers before one entry`);
       switch (flag) {
         case 'x':
-          pax = mergePax(pax, parsePax(await this.readMeta(size, 'pax header')));
+          pax = mergePax(pax, parsePax(await this.readMeta(size, 'pax header', meta)));
           continue;
         case 'g':
           // Global pax headers are ignored, as containerd does; they only ever carry comments in practice.
           await this.src.skip(size + padding(size));
           continue;
         case 'L':
-          longName = cString(await this.readMeta(size, 'GNU long name'));
+          longName = cString(await this.readMeta(size, 'GNU long name', meta));
           continue;
         case 'K':
-          longLink = cString(await this.readMeta(size, 'GNU long link name'));
+          longLink = cString(await this.readMeta(size, 'GNU long link name', meta));
           continue;
       }
 
@@ -139,8 +147,10 @@ export class TarReader {
     await this.src.close();
   }
 
-  private async readMeta(size: number, what: string): Promise<Buffer> {
+  private async readMeta(size: number, what: string, meta: { bytes: number }): Promise<Buffer> {
     if (size > MAX_META_SIZE) throw new EntryProblem(`${what} of ${size} bytes exceeds the ${MAX_META_SIZE}-byte limit`);
+    meta.bytes += size;
+    if (meta.bytes > MAX_META_SIZE) throw new EntryProblem(`the metadata headers of one entry exceed ${MAX_META_SIZE} bytes together`);
     const data = (await this.src.readExact(size)) ?? Buffer.alloc(0);
     if (data.length !== size) throw new EntryProblem('archive is truncated');
     // Views into the stream are only valid until the next read: keep a copy.

@@ -11,6 +11,7 @@ import { MachineStore, machineState, type MachineRecord, type MachineState, type
 import { allocatedBytes, compactDisk, createDisk, growDisk } from './disks';
 import { machineFiles } from './layout';
 import { readLastExit, type LastExit, type StartReport } from './supervisor';
+import { rotateLogFile } from './supervisor-log';
 
 export interface MachinesOptions {
   store?: MachineStore;
@@ -55,7 +56,6 @@ export class MachineNotRunningError extends ConflictError {}
 const START_LOCK_TIMEOUT_MS = 10 * 60_000;
 const CONNECT_TIMEOUT_MS = 5_000;
 const PING_TIMEOUT_MS = 5_000;
-const LOG_ROTATE_BYTES = 1024 * 1024;
 
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -203,7 +203,7 @@ export class Machines {
         await killAndWait(status.record.runtime?.vm);
         const files = this.files(name);
         fs.rmSync(files.lastExit, { force: true });
-        rotate(files.supervisorLog);
+        rotateLogFile(files.supervisorLog);
         const logFd = fs.openSync(files.supervisorLog, 'a', 0o600);
         let child: ChildProcess;
         try {
@@ -369,10 +369,3 @@ function safeAllocated(file: string): number {
   }
 }
 
-function rotate(log: string): void {
-  try {
-    if (fs.statSync(log).size > LOG_ROTATE_BYTES) fs.renameSync(log, `${log}.1`);
-  } catch {
-    // No log yet.
-  }
-}

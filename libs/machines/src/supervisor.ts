@@ -16,6 +16,7 @@ import { MachineStore, type MachineRecord } from '@smolvm/machine-store';
 import { createRunDir, startVm, type StartVmOptions, type Vm } from '@smolvm/runtime';
 import { GUEST_INBOX, machineFiles } from './layout';
 import { resetInbox, stageUpload } from './inbox';
+import { RateLimitedLines, SupervisorLog } from './supervisor-log';
 
 export interface SupervisorOptions {
   record: MachineRecord;
@@ -44,9 +45,16 @@ export interface LastExit {
 const ACK_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 const PING_TIMEOUT_MS = 5_000;
+const INIT_TAIL_BYTES = 16 * 1024;
+
+/** Where the supervisor logs: stdout until runSupervisor knows the machine's log file. */
+let out: Pick<SupervisorLog, 'write' | 'line'> = {
+  write: (data) => void process.stdout.write(data),
+  line: (message) => void process.stdout.write(`${new Date().toISOString()} ${message}\n`),
+};
 
 function log(message: string): void {
-  process.stdout.write(`${new Date().toISOString()} ${message}\n`);
+  out.line(message);
 }
 
 /** Runs the machine's init commands in order; the first failure fails the start. */
@@ -55,16 +63,18 @@ async function runInit(vm: Vm, record: MachineRecord): Promise<void> {
   for (const command of record.init) {
     log(`init: ${command}`);
     const session = await vm.exec({ argv: ['/bin/sh', '-c', command], env, ...(record.workdir ? { cwd: record.workdir } : {}), ...(record.user ? { user: record.user } : {}) });
-    const output: Buffer[] = [];
+    // Only the tail is kept for the error: init output is the guest's to make as long as it likes.
+    let output = Buffer.alloc(0);
     const keep = (d: Buffer) => {
-      process.stdout.write(d);
-      output.push(d);
+      out.write(d);
+      output = Buffer.concat([output, d]);
+      if (output.length > INIT_TAIL_BYTES) output = output.subarray(output.length - INIT_TAIL_BYTES);
     };
     session.stdout.on('data', keep);
     session.stderr.on('data', keep);
     const status = await session.exit;
     if (status.code !== 0) {
-      const tail = Buffer.concat(output).toString('utf8').trimEnd().split('\n').slice(-5);
+      const tail = output.toString('utf8').trimEnd().split('\n').slice(-5);
       throw new SmolvmError(`init command failed with ${status.code === null ? status.signal : `exit code ${status.code}`}: ${command}`, {
         remedy: 'fix the command in the Smolfile [dev] init (or --init) and create the machine again',
         cause: tail.join('\n'),
@@ -75,9 +85,10 @@ async function runInit(vm: Vm, record: MachineRecord): Promise<void> {
 
 /**
  * The machine's NIC (held for the supervisor's lifetime, like the VM) and SSH agent relay, whose
- * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials go to the machine log.
+ * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials go to the machine log,
+ * rate-limited by `denials`.
  */
-function networkOf(record: MachineRecord): Pick<StartVmOptions, 'network' | 'sshAgent'> {
+function networkOf(record: MachineRecord, denials: RateLimitedLines): Pick<StartVmOptions, 'network' | 'sshAgent'> {
   const network: StartVmOptions['network'] =
     record.net || record.ports.length > 0
       ? {
@@ -85,7 +96,7 @@ function networkOf(record: MachineRecord): Pick<StartVmOptions, 'network' | 'ssh
           allowHosts: record.allowHosts,
           allowCidrs: record.allowCidrs,
           ports: record.ports.map((p) => ({ hostPort: p.host, guestPort: p.guest })),
-          onDenied: (d) => log(`network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})`),
+          onDenied: (d) => denials.line(`network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})`),
           onWarning: (m) => log(`network: ${m}`),
         }
       : undefined;
@@ -167,6 +178,13 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   const { record, store } = options;
   const env = options.env ?? process.env;
   const files = machineFiles(store.machineDir(record.name));
+  try {
+    out = new SupervisorLog(1, files.supervisorLog);
+  } catch {
+    // stdout is not a file we can stat (closed): the stdout writer above stays.
+  }
+  // A guest sends denied packets as fast as it likes: a line for each would fill the disk.
+  const denials = new RateLimitedLines(log, (n, seconds) => `network: ${n} more denied attempts in the last ${seconds} s not logged`);
   resetInbox(files.inbox);
   const control = new net.Socket({ fd: options.controlFd, readable: true, writable: true });
   const report = (r: StartReport) => new Promise<void>((resolve) => control.write(JSON.stringify(r) + '\n', () => resolve()));
@@ -204,7 +222,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
       hostname: record.name,
       agentBundle: options.agentBundle,
       env,
-      ...networkOf(record),
+      ...networkOf(record, denials),
     });
     await runInit(vm, record);
     server = net.createServer();
@@ -238,6 +256,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     listening.close();
     for (const c of clients) c.close();
     runDir.remove();
+    denials.flush();
     log(`exited: ${exit.cause} (${exit.detail})`);
     // Let the last acknowledgement reach its client before the process goes.
     setTimeout(() => process.exit(code), 50);

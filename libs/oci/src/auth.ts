@@ -2,6 +2,7 @@
 // fetching bearer tokens from the token service (anonymously, with basic credentials, or with a
 // refresh token) per repository scope, cached until shortly before they expire.
 import type { IncomingHttpHeaders } from 'node:http';
+import { readBounded } from './bounded-body';
 import type { Credentials, RegistryConfig } from './credentials';
 import type { Endpoint } from './endpoint';
 import { isLoopbackHost } from './endpoint';
@@ -22,6 +23,8 @@ interface CachedToken {
 
 /** Tokens are refreshed this long before the server says they expire, to survive clock skew. */
 const EXPIRY_MARGIN_MS = 10_000;
+/** A token answer is a JWT or two in JSON: a few KiB. */
+const MAX_TOKEN_BODY_BYTES = 1024 * 1024;
 /** The token spec's default lifetime when expires_in is absent. */
 const DEFAULT_TOKEN_SECONDS = 60;
 
@@ -160,9 +163,11 @@ export class Authenticator {
       await res.body.dump().catch(() => {});
       throw this.failure(endpoint, `the token service at ${url.origin} answered HTTP ${res.status}`);
     }
+    const bytes = await readBounded(res.body, MAX_TOKEN_BODY_BYTES);
+    if (!bytes) throw this.failure(endpoint, `the token service at ${url.origin} sent more than ${MAX_TOKEN_BODY_BYTES} bytes`);
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
-      doc = (await res.body.json()) as typeof doc;
+      doc = JSON.parse(bytes.toString('utf8')) as typeof doc;
     } catch {
       throw this.failure(endpoint, `the token service at ${url.origin} sent no JSON`);
     }

@@ -45,6 +45,12 @@ function bad(detail: string): SmolvmError {
   return new SmolvmError(`invalid image config: ${detail}`, { remedy: 'rebuild the image with a current build tool' });
 }
 
+/**
+ * Configs are read whole into memory; real ones are a few KiB (with a long history, some hundred
+ * KiB). The bound is checked against the manifest's descriptor, before any byte is fetched.
+ */
+export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+
 export function parseImageConfig(bytes: Uint8Array): ImageConfig {
   let doc: unknown;
   try {

@@ -20,7 +20,7 @@ export {
 export { loadDockerConfigAuths, dockerConfigPath, decodeDockerAuth, type DockerConfigAuths, type DockerAuth } from './docker-config';
 export { resolveEndpoint, isLoopbackHost, type Endpoint } from './endpoint';
 export { parseWwwAuthenticate, type AuthChallenge } from './www-authenticate';
-export { parseManifest, type Descriptor, type ImageManifest, type ImageIndex, type ParsedManifest } from './manifest';
+export { parseManifest, MAX_MANIFEST_BYTES, type Descriptor, type ImageManifest, type ImageIndex, type ParsedManifest } from './manifest';
 export { MediaType, MANIFEST_ACCEPT, layerCompression, type LayerCompression } from './media-types';
 export {
   hostPlatform,
@@ -31,7 +31,7 @@ export {
   parsePlatform as parseOciPlatform,
   type Platform,
 } from './platform';
-export { parseImageConfig, type ImageConfig } from './image-config';
+export { parseImageConfig, MAX_CONFIG_BYTES, type ImageConfig } from './image-config';
 export { sha256Digest, isDigest, shortDigest } from './digest';
 export {
   RegistryAuthError,

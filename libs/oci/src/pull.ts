@@ -5,7 +5,7 @@ import { SmolvmError } from '@smolvm/common';
 import { downloadBlob } from './blob-download';
 import { mapLimit } from './concurrency';
 import { RegistryError } from './errors';
-import { configPlatform, parseImageConfig, type ImageConfig } from './image-config';
+import { MAX_CONFIG_BYTES, configPlatform, parseImageConfig, type ImageConfig } from './image-config';
 import { isImageConfigMediaType, isImageManifestMediaType } from './media-types';
 import type { Descriptor, ImageManifest } from './manifest';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectManifest, type Platform } from './platform';
@@ -90,6 +90,12 @@ export async function pullImage(
   if (!isImageConfigMediaType(manifest.config.mediaType)) {
     throw new SmolvmError(`${reference} is not a container image (config media type ${manifest.config.mediaType})`, {
       remedy: 'pull an OCI or Docker container image',
+    });
+  }
+
+  if (manifest.config.size > MAX_CONFIG_BYTES) {
+    throw new RegistryError(`image ${reference}: its config is ${manifest.config.size} bytes, more than the ${MAX_CONFIG_BYTES}-byte bound`, undefined, undefined, {
+      remedy: `${source.registry} serves a manifest no image builder writes; check the reference, and the registry`,
     });
   }
 

@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { RegistryConfig, type RegistryConfigOptions } from './credentials';
 import { sha256Digest } from './digest';
 import { apiUrl, resolveEndpoint, type ApiKind, type Endpoint } from './endpoint';
+import { readBounded } from './bounded-body';
 import { DigestMismatchError, ImageNotFoundError, RegistryAuthError, RegistryError, RetryableError } from './errors';
 import { Authenticator, repositoryScope, type Action } from './auth';
 import { MANIFEST_ACCEPT } from './media-types';
@@ -41,6 +42,8 @@ interface ApiRequest {
   signal?: AbortSignal;
 }
 
+/** Registry error documents are a line or two of JSON; past this, the text is not worth reading. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
 
@@ -52,8 +55,9 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
 /** The registry's own error text ({"errors":[{code,message}]}), for messages. */
 export async function readRegistryError(res: HttpResponse): Promise<{ code?: string; message?: string }> {
   try {
-    const text = await res.body.text();
-    const doc = JSON.parse(text) as { errors?: Array<{ code?: unknown; message?: unknown }> };
+    const bytes = await readBounded(res.body, MAX_ERROR_BODY_BYTES);
+    if (!bytes) return {};
+    const doc = JSON.parse(bytes.toString('utf8')) as { errors?: Array<{ code?: unknown; message?: unknown }> };
     const first = doc.errors?.[0];
     return {
       code: typeof first?.code === 'string' ? first.code : undefined,
@@ -175,12 +179,17 @@ export class RegistryClient {
       });
     }
     if (res.status !== 200) throw await this.unexpected(res, `fetching manifest of ${shown}`);
-    const declared = Number(header(res.headers, 'content-length') ?? '0');
-    if (declared > MAX_MANIFEST_BYTES) {
+    // Checked before reading when the registry says, and while reading in any case.
+    const tooLarge = (): RegistryError =>
+      new RegistryError(`manifest of ${shown} is larger than ${MAX_MANIFEST_BYTES} bytes`, res.status, undefined, {
+        remedy: `${new URL(res.url).host} did not send an image manifest; check the reference, and the registry`,
+      });
+    if (Number(header(res.headers, 'content-length') ?? '0') > MAX_MANIFEST_BYTES) {
       await res.body.dump().catch(() => {});
-      throw new RegistryError(`manifest of ${shown} is too large (${declared} bytes)`);
+      throw tooLarge();
     }
-    const bytes = Buffer.from(await res.body.arrayBuffer());
+    const bytes = await readBounded(res.body, MAX_MANIFEST_BYTES);
+    if (!bytes) throw tooLarge();
     const digest = sha256Digest(bytes);
     if (selector.startsWith('sha256:') && digest !== selector) throw new DigestMismatchError(selector, digest, `manifest of ${shown}`);
     const parsed = parseManifest(bytes, header(res.headers, 'content-type'));

@@ -11,6 +11,7 @@ import { buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentIma
 import {
   SnapshotError,
   VmStartError,
+  boundConsoleLog,
   readLogTail,
   selectDriver,
   type BlockDeviceSpec,
@@ -103,6 +104,8 @@ export class Vm {
   flushOnStop = true;
   /** A restored VM: how to begin the next identical restore early (see prestart.ts). */
   restoreRecipe?: RunRecipe;
+  /** Trims the console log while the VM runs; stopped before its descriptor is closed. */
+  private readonly consoleBound: { stop(): void };
 
   constructor(
     readonly agent: AgentClient,
@@ -113,7 +116,9 @@ export class Vm {
     private readonly consoleFd: number,
     /** True when the VM came from a boot snapshot rather than a boot. */
     readonly restored = false,
-  ) {}
+  ) {
+    this.consoleBound = boundConsoleLog(consoleFd);
+  }
 
   exec(options: ExecOptions): Promise<ExecSession> {
     return this.agent.exec(options);
@@ -143,6 +148,7 @@ export class Vm {
         exit = await this.handle.kill();
       }
       this.agent.close();
+      this.consoleBound.stop();
       fs.closeSync(this.consoleFd);
       for (const cleanup of this.cleanups.splice(0)) await cleanup().catch(() => undefined);
       return exit;
@@ -248,8 +254,9 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork,
     const agentReady = since();
 
     // Nothing on disk needs to outlive boot: QEMU holds its connections and the console log
-    // open, and we keep a descriptor to read the log. A SIGKILLed CLI then leaves no files.
-    const consoleFd = fs.openSync(consoleLog, 'r');
+    // open, and we keep a descriptor to read the log and trim it (so writable). A SIGKILLed CLI
+    // then leaves no files.
+    const consoleFd = fs.openSync(consoleLog, 'r+');
     const recipe = options.recipeOf?.(handle, runDir.path);
     server.close();
     server = undefined;

@@ -8,12 +8,17 @@ export interface GuestPath {
   path: string;
 }
 
+/** Passes bytes through, reporting the running total; `onBytes` may throw to fail the stream. */
 export function counter(onBytes: (n: number) => void): Transform {
   let n = 0;
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
       n += chunk.length;
-      onBytes(n);
+      try {
+        onBytes(n);
+      } catch (err) {
+        return cb(err as Error);
+      }
       cb(null, chunk);
     },
   });

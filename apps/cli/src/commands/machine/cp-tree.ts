@@ -16,6 +16,18 @@ import { transferProgress } from '../../output/transfer';
 import { counter, explain, summary, type GuestPath } from './cp-common';
 import { cliMachines } from './machines';
 
+/**
+ * What a directory download may bring onto the host. The guest is asked to keep to the byte cap
+ * too, but only the host's count holds against a guest that does not. Entries cost inodes and
+ * time whatever their size: a million is more than a large source tree with its dependencies.
+ */
+export interface TreeLimits {
+  /** Bytes of the tar stream (file contents plus headers), as the guest counts them. */
+  maxBytes: number;
+  maxEntries: number;
+}
+export const TREE_LIMITS: TreeLimits = { maxBytes: MAX_TRANSFER_BYTES, maxEntries: 1_000_000 };
+
 const KEPT_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
 
 /** Bytes of regular files under `dir` (what the cap is about), not following links. */
@@ -52,7 +64,8 @@ export async function uploadTree(hostDir: string, dst: GuestPath, quiet: boolean
   }
 }
 
-export async function downloadTree(client: AgentClient, src: GuestPath, hostPath: string, quiet: boolean): Promise<void> {
+/** `limits` is lowered only by tests; production uses TREE_LIMITS. */
+export async function downloadTree(client: AgentClient, src: GuestPath, hostPath: string, quiet: boolean, limits: TreeLimits = TREE_LIMITS): Promise<void> {
   const name = path.posix.basename(src.path.replace(/\/+$/, ''));
   if (!name || name === '.' || name === '..') throw new UsageError(`${src.path} does not name a directory to copy`, { remedy: 'name it, e.g. dev:/workspace/results' });
   const target = path.resolve(fs.statSync(hostPath, { throwIfNoEntry: false })?.isDirectory() ? path.join(hostPath, name) : hostPath);
@@ -64,15 +77,21 @@ export async function downloadTree(client: AgentClient, src: GuestPath, hostPath
   const t0 = performance.now();
   const progress = transferProgress({ quiet, total: 0, verb: 'downloading' });
   let skipped = 0;
+  let entryCount = 0;
   let received = 0;
   let failed = false;
+  const remedy = 'mount the directory with --volume instead of copying';
   try {
-    const tree = await client.getTree({ path: src.path, maxBytes: MAX_TRANSFER_BYTES });
+    const tree = await client.getTree({ path: src.path, maxBytes: limits.maxBytes });
     const extractor = tar.x({
       cwd: staging,
       strict: true,
       preserveOwner: false,
       filter: (_p, entry) => {
+        if (++entryCount > limits.maxEntries) {
+          extractor.abort(new UsageError(`the machine sent more than ${limits.maxEntries} entries for ${src.path}`, { remedy }));
+          return false;
+        }
         const e = entry as { type?: string; mode?: number };
         const keep = KEPT_TYPES.has(e.type ?? '');
         if (!keep) skipped++;
@@ -86,6 +105,7 @@ export async function downloadTree(client: AgentClient, src: GuestPath, hostPath
         tree.data,
         counter((n) => {
           received = n;
+          if (n > limits.maxBytes) throw new UsageError(`the machine sent more than the per-transfer cap of ${limits.maxBytes} bytes for ${src.path}`, { remedy });
           progress.update(n);
         }),
         extractor,
