@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { UsageError } from '@smolvm/common';
+import { filterAgentConnection } from './ssh-agent-filter';
 import type { RelayStreams, SetupSpec } from '@smolvm/agent-protocol';
 import {
   DEFAULT_NETWORK,
@@ -73,7 +74,14 @@ export async function prepareNetwork(options: NetworkOptions, env: NodeJS.Proces
   };
 }
 
-/** Checks the host's agent before boot and returns the relay that connects guest clients to it. */
+/** Guest connections to the SSH agent served at once; more are closed as they arrive. */
+export const SSH_AGENT_MAX_CONNECTIONS = 8;
+
+/**
+ * Checks the host's agent before boot and returns the relay that connects guest clients to it
+ * through the request filter (ssh-agent-filter.ts). A guest can open connections without end;
+ * each one holds a connection to the host's agent, hence the cap (ssh and git use one at a time).
+ */
 export function sshAgentSetup(env: NodeJS.ProcessEnv): { guestSocket: string; relay: (io: RelayStreams) => void } {
   const hostSocket = env.SSH_AUTH_SOCK;
   const remedy = 'start an agent and add your key (eval "$(ssh-agent)" && ssh-add), or run without --ssh-agent / [auth] ssh_agent';
@@ -81,19 +89,18 @@ export function sshAgentSetup(env: NodeJS.ProcessEnv): { guestSocket: string; re
   if (!fs.statSync(hostSocket, { throwIfNoEntry: false })?.isSocket()) {
     throw new UsageError(`SSH_AUTH_SOCK=${hostSocket} is not a unix socket (is the agent still running?)`, { remedy });
   }
+  let open = 0;
   return {
     guestSocket: GUEST_SSH_AUTH_SOCK,
-    relay: ({ input, output }) => {
-      const agent = net.connect(hostSocket);
-      input.pipe(agent);
-      agent.pipe(output);
+    relay: (io) => {
+      if (open >= SSH_AGENT_MAX_CONNECTIONS) {
+        io.input.destroy();
+        io.output.end();
+        return;
+      }
+      open++;
       // The host agent gone (or never reached): the guest client sees end of stream.
-      agent.on('error', () => agent.destroy());
-      agent.once('close', () => {
-        input.destroy();
-        if (!output.writableEnded) output.end();
-      });
-      input.on('error', () => agent.destroy());
+      filterAgentConnection(io, net.connect(hostSocket), { onClose: () => open-- });
     },
   };
 }
