@@ -25,17 +25,56 @@ function hostAdd(...args: string[]): { status: number | null; stdout: string } {
   return { status: r.status, stdout: r.stdout };
 }
 
-/** Runs `script` in a bare VM with --ssh-agent and the tools under /ssh. */
-function guest(script: string) {
-  const prelude = [
+/** `script` for /bin/sh -c in a guest with the tools under /ssh. */
+function withTools(script: string): string {
+  return [
     // The host's binaries through their own loader and libraries (the bare guest has no glibc).
     'run() { tool=$1; shift; /ssh/bin/ld-linux-x86-64.so.2 --library-path /ssh/bin /ssh/bin/$tool "$@" </dev/null; }',
     'export SSH_ASKPASS=/ssh/askpass SSH_ASKPASS_REQUIRE=force',
+    script,
   ].join('\n');
-  return smolvmAsync(
-    ['machine', 'run', '--cpus', '1', '--memory', '256', '--ssh-agent', '-v', `${sshDir}:/ssh`, '--', '/bin/sh', '-c', `${prelude}\n${script}`],
-    { ...setup.env, SSH_AUTH_SOCK: hostSock },
-  );
+}
+
+const VM = ['--cpus', '1', '--memory', '256', '--ssh-agent', '-v'];
+
+function cli(args: string[]) {
+  return smolvmAsync(args, { ...setup.env, SSH_AUTH_SOCK: hostSock });
+}
+
+/** Runs `script` in a bare VM with --ssh-agent and the tools under /ssh. */
+function guest(script: string) {
+  return cli(['machine', 'run', ...VM, `${sshDir}:/ssh`, '--', '/bin/sh', '-c', withTools(script)]);
+}
+
+const ATTACKS = [
+  'for args in "-D" "-d /ssh/pub/key.pub" "/ssh/other" "-x"; do run ssh-add $args >/dev/null 2>&1; echo "ssh-add $args: $?"; done',
+  'run ssh-add -l',
+  'rm -f /ssh/data.sig; run ssh-keygen -Y sign -f /ssh/pub/key.pub -n file /ssh/data >/dev/null 2>&1; echo "sign: $?"',
+  '/opt/smolvm/node /ssh/conns.js',
+].join('\n');
+
+/** What ATTACKS prints when only listing and signing get through, on 8 connections at most. */
+function refused(): string[] {
+  return [
+    'ssh-add -D: 1',
+    'ssh-add -d /ssh/pub/key.pub: 1',
+    'ssh-add /ssh/other: 1',
+    'ssh-add -x: 1',
+    fingerprint.trimEnd(),
+    'sign: 0',
+    `conns: ${[...Array(8).fill('answer'), ...Array(4).fill('closed')].join(' ')}`,
+    '',
+  ];
+}
+
+/** The host agent still holds exactly its key, unlocked, and the guest's signature is good. */
+function expectHostAgentIntact(): void {
+  expect(hostAdd('-l').stdout).toBe(fingerprint);
+  const check = spawnSync('ssh-keygen', ['-Y', 'check-novalidate', '-n', 'file', '-s', path.join(sshDir, 'data.sig')], {
+    input: 'signed in the guest\n',
+    encoding: 'utf8',
+  });
+  expect(check.stdout).toMatch(/^Good "file" signature/);
 }
 
 beforeAll(async () => {
@@ -97,33 +136,11 @@ afterEach(() => {
 });
 
 test('root in the guest cannot delete, add or lock keys; listing, signing and 8 connections at once still work', async () => {
-  const r = await guest(
-    [
-      'for args in "-D" "-d /ssh/pub/key.pub" "/ssh/other" "-x"; do run ssh-add $args >/dev/null 2>&1; echo "ssh-add $args: $?"; done',
-      'run ssh-add -l',
-      'rm -f /ssh/data.sig; run ssh-keygen -Y sign -f /ssh/pub/key.pub -n file /ssh/data >/dev/null 2>&1; echo "sign: $?"',
-      '/opt/smolvm/node /ssh/conns.js',
-    ].join('\n'),
-  );
+  const r = await guest(ATTACKS);
   expect(r.stderr).toBe('');
-  expect(r.stdout.split('\n')).toEqual([
-    'ssh-add -D: 1',
-    'ssh-add -d /ssh/pub/key.pub: 1',
-    'ssh-add /ssh/other: 1',
-    'ssh-add -x: 1',
-    fingerprint.trimEnd(),
-    'sign: 0',
-    `conns: ${[...Array(8).fill('answer'), ...Array(4).fill('closed')].join(' ')}`,
-    '',
-  ]);
+  expect(r.stdout.split('\n')).toEqual(refused());
   expect(r.status).toBe(0);
-  // The host agent still holds exactly its key, unlocked, and the guest's signature is good.
-  expect(hostAdd('-l').stdout).toBe(fingerprint);
-  const check = spawnSync('ssh-keygen', ['-Y', 'check-novalidate', '-n', 'file', '-s', path.join(sshDir, 'data.sig')], {
-    input: 'signed in the guest\n',
-    encoding: 'utf8',
-  });
-  expect(check.stdout).toMatch(/^Good "file" signature/);
+  expectHostAgentIntact();
 });
 
 test('root in the guest cannot unlock an agent the host user locked', async () => {
@@ -135,4 +152,17 @@ test('root in the guest cannot unlock an agent the host user locked', async () =
   expect(hostAdd('-l').stdout).toBe('The agent has no identities.\n');
   expect(hostAdd('-X').status).toBe(0);
   expect(hostAdd('-l').stdout).toBe(fingerprint);
+});
+
+test('a persistent machine relays through the same filter (its supervisor holds the relay)', async () => {
+  try {
+    expect((await cli(['machine', 'create', 'agentkeep', ...VM, `${sshDir}:/ssh`, '--storage', '1', '--overlay', '1'])).status).toBe(0);
+    expect((await cli(['machine', 'start', '--name', 'agentkeep'])).status).toBe(0);
+    const r = await cli(['machine', 'exec', '--name', 'agentkeep', '--', '/bin/sh', '-c', withTools(ATTACKS)]);
+    expect(r.stdout.split('\n')).toEqual(refused());
+    expect(r.status).toBe(0);
+    expectHostAgentIntact();
+  } finally {
+    await cli(['machine', 'delete', 'agentkeep', '-f']);
+  }
 });
