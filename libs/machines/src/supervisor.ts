@@ -75,9 +75,10 @@ async function runInit(vm: Vm, record: MachineRecord): Promise<void> {
 
 /**
  * The machine's NIC (held for the supervisor's lifetime, like the VM) and SSH agent relay, whose
- * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials go to the machine log.
+ * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials and refused agent
+ * requests go to the machine log.
  */
-function networkOf(record: MachineRecord): Pick<StartVmOptions, 'network' | 'sshAgent'> {
+function networkOf(record: MachineRecord): Pick<StartVmOptions, 'network' | 'sshAgent' | 'onSshAgentRefused'> {
   const network: StartVmOptions['network'] =
     record.net || record.ports.length > 0
       ? {
@@ -89,7 +90,8 @@ function networkOf(record: MachineRecord): Pick<StartVmOptions, 'network' | 'ssh
           onWarning: (m) => log(`network: ${m}`),
         }
       : undefined;
-  return { ...(network ? { network } : {}), ...(record.sshAgent ? { sshAgent: true } : {}) };
+  const sshAgent = record.sshAgent ? { sshAgent: true, onSshAgentRefused: (request: string) => log(`ssh-agent: refused ${request} from the guest`) } : {};
+  return { ...(network ? { network } : {}), ...sshAgent };
 }
 
 export function envOf(record: MachineRecord): Record<string, string> {

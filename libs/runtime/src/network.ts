@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { UsageError } from '@smolvm/common';
-import { filterAgentConnection } from './ssh-agent-filter';
+import { agentRequestName, filterAgentConnection } from './ssh-agent-filter';
 import type { RelayStreams, SetupSpec } from '@smolvm/agent-protocol';
 import {
   DEFAULT_NETWORK,
@@ -82,7 +82,11 @@ export const SSH_AGENT_MAX_CONNECTIONS = 8;
  * through the request filter (ssh-agent-filter.ts). A guest can open connections without end;
  * each one holds a connection to the host's agent, hence the cap (ssh and git use one at a time).
  */
-export function sshAgentSetup(env: NodeJS.ProcessEnv): { guestSocket: string; relay: (io: RelayStreams) => void } {
+export function sshAgentSetup(
+  env: NodeJS.ProcessEnv,
+  /** Each request the filter refused, named ("lock (22)"): for --debug or the machine log. */
+  onRefused?: (request: string) => void,
+): { guestSocket: string; relay: (io: RelayStreams) => void } {
   const hostSocket = env.SSH_AUTH_SOCK;
   const remedy = 'start an agent and add your key (eval "$(ssh-agent)" && ssh-add), or run without --ssh-agent / [auth] ssh_agent';
   if (!hostSocket) throw new UsageError('--ssh-agent needs an SSH agent on the host, and SSH_AUTH_SOCK is not set', { remedy });
@@ -100,7 +104,10 @@ export function sshAgentSetup(env: NodeJS.ProcessEnv): { guestSocket: string; re
       }
       open++;
       // The host agent gone (or never reached): the guest client sees end of stream.
-      filterAgentConnection(io, net.connect(hostSocket), { onClose: () => open-- });
+      filterAgentConnection(io, net.connect(hostSocket), {
+        onClose: () => open--,
+        ...(onRefused ? { onRefused: (type: number) => onRefused(agentRequestName(type)) } : {}),
+      });
     },
   };
 }

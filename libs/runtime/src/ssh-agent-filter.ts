@@ -14,6 +14,32 @@ const SSH2_AGENTC_SIGN_REQUEST = 13;
 const FORWARDED = new Set([SSH2_AGENTC_REQUEST_IDENTITIES, SSH2_AGENTC_SIGN_REQUEST]);
 const FAILURE = Buffer.from([0, 0, 0, 1, SSH_AGENT_FAILURE]);
 
+// Names of the requests a guest may try, for the log line of a refusal.
+const REQUEST_NAMES: Record<number, string> = {
+  1: 'SSH1 list identities',
+  3: 'SSH1 RSA challenge',
+  7: 'SSH1 add identity',
+  8: 'SSH1 remove identity',
+  9: 'SSH1 remove all identities',
+  17: 'add identity',
+  18: 'remove identity',
+  19: 'remove all identities',
+  20: 'add smartcard key',
+  21: 'remove smartcard key',
+  22: 'lock',
+  23: 'unlock',
+  24: 'SSH1 add constrained identity',
+  25: 'add constrained identity',
+  26: 'add constrained smartcard key',
+  27: 'extension',
+};
+
+/** "lock (22)", "message type 99": what a refused request asked for. */
+export function agentRequestName(type: number): string {
+  const name = REQUEST_NAMES[type];
+  return name ? `${name} (${type})` : `message type ${type}`;
+}
+
 /** Splits a byte stream into agent messages: uint32 length, then that many bytes (type first). */
 class MessageReader {
   private buffered: Buffer = Buffer.alloc(0);

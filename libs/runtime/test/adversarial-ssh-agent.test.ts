@@ -177,6 +177,8 @@ describe('the --ssh-agent relay against a real ssh-agent', () => {
   let server: net.Server;
   let fingerprint: string;
   const guestConns = new Set<net.Socket>();
+  /** What the relay reported refusing (for --debug or the machine log). */
+  const refusals: string[] = [];
 
   function cmd(file: string, args: string[], sock = guestSock): Promise<{ status: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
@@ -214,7 +216,7 @@ describe('the --ssh-agent relay against a real ssh-agent', () => {
     if (add.status !== 0) throw new Error(`ssh-add: ${add.stderr}`);
     fingerprint = spawnSync('ssh-keygen', ['-l', '-f', path.join(dir, 'key.pub')], { encoding: 'utf8' }).stdout;
     // The guest's socket: each connection is handed to the relay as the agent protocol would.
-    const { relay } = sshAgentSetup({ SSH_AUTH_SOCK: hostSock });
+    const { relay } = sshAgentSetup({ SSH_AUTH_SOCK: hostSock }, (request) => refusals.push(request));
     server = net.createServer({ allowHalfOpen: true }, (conn) => {
       guestConns.add(conn);
       conn.once('close', () => guestConns.delete(conn));
@@ -248,15 +250,17 @@ describe('the --ssh-agent relay against a real ssh-agent', () => {
   });
 
   it.each([
-    ['delete all keys', ['-D']],
-    ['delete the key', ['-d', 'KEY.pub']],
-    ['add a key', ['OTHER']],
-    ['lock the agent', ['-x']],
-  ])('ssh-add cannot %s; the host agent keeps its key, unlocked', async (_what, args) => {
+    ['delete all keys', ['-D'], 'remove all identities (19)'],
+    ['delete the key', ['-d', 'KEY.pub'], 'remove identity (18)'],
+    ['add a key', ['OTHER'], 'add identity (17)'],
+    ['lock the agent', ['-x'], 'lock (22)'],
+  ])('ssh-add cannot %s; the host agent keeps its key, unlocked', async (_what, args, request) => {
     const argv = args.map((a) => a.replace('KEY', path.join(dir, 'key')).replace('OTHER', path.join(dir, 'other')));
+    refusals.length = 0;
     const r = await cmd('ssh-add', argv);
     expect(r.status).not.toBe(0);
     expect(await hostKeys()).toBe(fingerprint);
+    expect(refusals).toContain(request);
   });
 
   it('ssh-add cannot unlock an agent the host user locked', async () => {

@@ -49,7 +49,8 @@ function guest(script: string) {
 const ATTACKS = [
   'for args in "-D" "-d /ssh/pub/key.pub" "/ssh/other" "-x"; do run ssh-add $args >/dev/null 2>&1; echo "ssh-add $args: $?"; done',
   'run ssh-add -l',
-  'rm -f /ssh/data.sig; run ssh-keygen -Y sign -f /ssh/pub/key.pub -n file /ssh/data >/dev/null 2>&1; echo "sign: $?"',
+  // sync: the volume caches writes (cache=loose), and a persistent machine is still running when the host reads the signature.
+  'rm -f /ssh/data.sig; run ssh-keygen -Y sign -f /ssh/pub/key.pub -n file /ssh/data >/dev/null 2>&1; echo "sign: $?"; sync',
   '/opt/smolvm/node /ssh/conns.js',
 ].join('\n');
 
@@ -145,8 +146,9 @@ test('root in the guest cannot delete, add or lock keys; listing, signing and 8 
 
 test('root in the guest cannot unlock an agent the host user locked', async () => {
   expect(hostAdd('-x').status).toBe(0);
-  const r = await guest('run ssh-add -X >/dev/null 2>&1; echo "ssh-add -X: $?"');
+  const r = await cli(['machine', 'run', '--debug', ...VM, `${sshDir}:/ssh`, '--', '/bin/sh', '-c', withTools('run ssh-add -X >/dev/null 2>&1; echo "ssh-add -X: $?"')]);
   expect(r.stdout).toBe('ssh-add -X: 1\n');
+  expect(r.stderr).toContain('smolvm: ssh-agent: refused unlock (23) from the guest\n');
   expect(r.status).toBe(0);
   // Locked still (a locked agent lists nothing), until the host user unlocks it.
   expect(hostAdd('-l').stdout).toBe('The agent has no identities.\n');
@@ -162,6 +164,10 @@ test('a persistent machine relays through the same filter (its supervisor holds 
     expect(r.stdout.split('\n')).toEqual(refused());
     expect(r.status).toBe(0);
     expectHostAgentIntact();
+    const logs = fs.readdirSync(setup.home, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('supervisor.log'));
+    expect(logs).toHaveLength(1);
+    const log = fs.readFileSync(path.join(setup.home, logs[0]), 'utf8');
+    for (const request of ['remove all identities (19)', 'add identity (17)', 'lock (22)']) expect(log).toContain(`ssh-agent: refused ${request} from the guest`);
   } finally {
     await cli(['machine', 'delete', 'agentkeep', '-f']);
   }

@@ -56,6 +56,7 @@ export async function runRun(args: RunArgs): Promise<number> {
     // Denied connections are the policy working: silent unless --debug.
     network: vmNetwork(merged, args.debug ? (d) => process.stderr.write(`smolvm: network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})\n`) : undefined),
     sshAgent: merged.sshAgent,
+    ...(args.debug ? { onSshAgentRefused: (request: string) => process.stderr.write(`smolvm: ssh-agent: refused ${request} from the guest\n`) } : {}),
     agentBundle: agentBundlePath(),
     bootSnapshot: !args.cold,
     ...(args.debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: ${message}\n`) } : {}),
