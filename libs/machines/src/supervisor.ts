@@ -85,10 +85,10 @@ async function runInit(vm: Vm, record: MachineRecord): Promise<void> {
 
 /**
  * The machine's NIC (held for the supervisor's lifetime, like the VM) and SSH agent relay, whose
- * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials go to the machine log,
- * rate-limited by `denials`.
+ * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials and refused agent
+ * requests go to the machine log, rate-limited by `denials` (the guest chooses how many there are).
  */
-function networkOf(record: MachineRecord, denials: RateLimitedLines): Pick<StartVmOptions, 'network' | 'sshAgent'> {
+function networkOf(record: MachineRecord, denials: RateLimitedLines): Pick<StartVmOptions, 'network' | 'sshAgent' | 'onSshAgentRefused'> {
   const network: StartVmOptions['network'] =
     record.net || record.ports.length > 0
       ? {
@@ -100,7 +100,8 @@ function networkOf(record: MachineRecord, denials: RateLimitedLines): Pick<Start
           onWarning: (m) => log(`network: ${m}`),
         }
       : undefined;
-  return { ...(network ? { network } : {}), ...(record.sshAgent ? { sshAgent: true } : {}) };
+  const sshAgent = record.sshAgent ? { sshAgent: true, onSshAgentRefused: (request: string) => denials.line(`ssh-agent: refused ${request} from the guest`) } : {};
+  return { ...(network ? { network } : {}), ...sshAgent };
 }
 
 export function envOf(record: MachineRecord): Record<string, string> {
@@ -184,7 +185,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     // stdout is not a file we can stat (closed): the stdout writer above stays.
   }
   // A guest sends denied packets as fast as it likes: a line for each would fill the disk.
-  const denials = new RateLimitedLines(log, (n, seconds) => `network: ${n} more denied attempts in the last ${seconds} s not logged`);
+  const denials = new RateLimitedLines(log, (n, seconds) => `${n} more denied attempts (network, ssh-agent) in the last ${seconds} s not logged`);
   resetInbox(files.inbox);
   const control = new net.Socket({ fd: options.controlFd, readable: true, writable: true });
   const report = (r: StartReport) => new Promise<void>((resolve) => control.write(JSON.stringify(r) + '\n', () => resolve()));

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { UsageError } from '@smolvm/common';
+import { agentRequestName, filterAgentConnection } from './ssh-agent-filter';
 import type { RelayStreams, SetupSpec } from '@smolvm/agent-protocol';
 import {
   DEFAULT_NETWORK,
@@ -73,27 +74,40 @@ export async function prepareNetwork(options: NetworkOptions, env: NodeJS.Proces
   };
 }
 
-/** Checks the host's agent before boot and returns the relay that connects guest clients to it. */
-export function sshAgentSetup(env: NodeJS.ProcessEnv): { guestSocket: string; relay: (io: RelayStreams) => void } {
+/** Guest connections to the SSH agent served at once; more are closed as they arrive. */
+export const SSH_AGENT_MAX_CONNECTIONS = 8;
+
+/**
+ * Checks the host's agent before boot and returns the relay that connects guest clients to it
+ * through the request filter (ssh-agent-filter.ts). A guest can open connections without end;
+ * each one holds a connection to the host's agent, hence the cap (ssh and git use one at a time).
+ */
+export function sshAgentSetup(
+  env: NodeJS.ProcessEnv,
+  /** Each request the filter refused, named ("lock (22)"): for --debug or the machine log. */
+  onRefused?: (request: string) => void,
+): { guestSocket: string; relay: (io: RelayStreams) => void } {
   const hostSocket = env.SSH_AUTH_SOCK;
   const remedy = 'start an agent and add your key (eval "$(ssh-agent)" && ssh-add), or run without --ssh-agent / [auth] ssh_agent';
   if (!hostSocket) throw new UsageError('--ssh-agent needs an SSH agent on the host, and SSH_AUTH_SOCK is not set', { remedy });
   if (!fs.statSync(hostSocket, { throwIfNoEntry: false })?.isSocket()) {
     throw new UsageError(`SSH_AUTH_SOCK=${hostSocket} is not a unix socket (is the agent still running?)`, { remedy });
   }
+  let open = 0;
   return {
     guestSocket: GUEST_SSH_AUTH_SOCK,
-    relay: ({ input, output }) => {
-      const agent = net.connect(hostSocket);
-      input.pipe(agent);
-      agent.pipe(output);
+    relay: (io) => {
+      if (open >= SSH_AGENT_MAX_CONNECTIONS) {
+        io.input.destroy();
+        io.output.end();
+        return;
+      }
+      open++;
       // The host agent gone (or never reached): the guest client sees end of stream.
-      agent.on('error', () => agent.destroy());
-      agent.once('close', () => {
-        input.destroy();
-        if (!output.writableEnded) output.end();
+      filterAgentConnection(io, net.connect(hostSocket), {
+        onClose: () => open--,
+        ...(onRefused ? { onRefused: (type: number) => onRefused(agentRequestName(type)) } : {}),
       });
-      input.on('error', () => agent.destroy());
     },
   };
 }

@@ -65,6 +65,8 @@ export interface StartVmOptions {
   network?: NetworkOptions;
   /** Relay the guest's SSH_AUTH_SOCK to `env.SSH_AUTH_SOCK` (--ssh-agent); checked before boot. */
   sshAgent?: boolean;
+  /** Each SSH agent request of the guest that was refused (only listing and signing pass), named. */
+  onSshAgentRefused?: (request: string) => void;
   /**
    * Start from the boot snapshot of this VM shape when the driver can (made by the first such
    * start), instead of booting. Default true; persistent machines and VMs with a NIC always boot.
@@ -333,7 +335,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   const kernel = locateKernel(env);
   const { driver, probe } = await selectDriver({ name: options.driver?.name, source: options.driver?.source, env });
   const volumes = options.volumes ?? [];
-  const sshAgent = options.sshAgent ? sshAgentSetup(env) : undefined;
+  const sshAgent = options.sshAgent ? sshAgentSetup(env, options.onSshAgentRefused) : undefined;
   for (const v of volumes) {
     if (!fs.statSync(v.hostPath, { throwIfNoEntry: false })?.isDirectory()) {
       throw new UsageError(`volume host path ${v.hostPath} is not a directory`, { remedy: `create it, or fix the volume ${v.hostPath}:${v.guestPath}` });

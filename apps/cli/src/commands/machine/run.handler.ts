@@ -61,6 +61,7 @@ export async function runRun(args: RunArgs): Promise<number> {
       args.debug ? (message) => process.stderr.write(`smolvm: network: ${message}\n`) : undefined,
     ),
     sshAgent: merged.sshAgent,
+    ...(args.debug ? { onSshAgentRefused: (request: string) => process.stderr.write(`smolvm: ssh-agent: refused ${request} from the guest\n`) } : {}),
     agentBundle: agentBundlePath(),
     bootSnapshot: !args.cold,
     ...(args.debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: ${message}\n`) } : {}),
