@@ -59,7 +59,8 @@ function ownWeakness(st: fs.Stats): string | undefined {
  * symbolic links, belong to this user and are not writable by group or others; and every
  * directory above `root` (after resolving symlinks in it) belongs to this user or root and is
  * writable by others only with the sticky bit (like /tmp), so nobody can move `root` away.
- * Throws UntrustedPathError naming the first offender. Costs one realpath and one lstat per
+ * Throws UntrustedPathError naming the first offender; a missing path throws lstat's ENOENT, one
+ * of the wrong kind an error with code ENOTDIR or EINVAL. Costs one realpath and one lstat per
  * path component.
  */
 export function assertTrustedPath(file: string, root: string, kind: 'file' | 'dir' = 'file'): void {
@@ -86,19 +87,11 @@ export function assertTrustedPath(file: string, root: string, kind: 'file' | 'di
     const weakness = ownWeakness(st);
     if (weakness) throw new UntrustedPathError(shown, weakness);
     const last = i === parts.length;
+    // Not a question of trust but of kind: an error like the one opening it would raise.
     if (last ? (kind === 'dir' ? !st.isDirectory() : !st.isFile()) : !st.isDirectory()) {
-      throw new UntrustedPathError(shown, `is not a ${last && kind === 'file' ? 'regular file' : 'directory'}`);
+      const wanted = last && kind === 'file' ? 'regular file' : 'directory';
+      throw Object.assign(new Error(`${shown} is not a ${wanted}`), { code: wanted === 'directory' ? 'ENOTDIR' : 'EINVAL', path: shown });
     }
   }
 }
 
-/** assertTrustedPath as a reason: undefined when `file` is trusted (or gone: ENOENT is thrown). */
-export function untrustedReason(file: string, root: string, kind: 'file' | 'dir' = 'file'): string | undefined {
-  try {
-    assertTrustedPath(file, root, kind);
-    return undefined;
-  } catch (err) {
-    if (err instanceof UntrustedPathError) return err.message;
-    throw err;
-  }
-}

@@ -128,7 +128,8 @@ describe('assertTrustedPath', () => {
     expect(why(`${root}/a/../a/b/file.json`)).toMatch(/is not a normalised path/);
     expect(why('a/b/file.json')).toMatch(/is not an absolute path/);
     expect(why(path.join(tmp, 'elsewhere'))).toMatch(/is outside/);
-    expect(why(path.join(root, 'a'))).toMatch(/is not a regular file/);
+    expect(() => assertTrustedPath(path.join(root, 'a'), root)).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/is not a regular file/) }));
+    expect(() => assertTrustedPath(path.join(file, 'x'), root)).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
     expect(() => assertTrustedPath(path.join(root, 'missing'), root)).toThrow(/ENOENT/);
   });
 
