@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { NotFoundError, fsyncDir, markUsed, tempPathFor } from '@smolvm/common';
+import { NotFoundError, ensurePrivateDir, fsyncDir, markUsed, tempPathFor } from '@smolvm/common';
 import { buildErofsFromDirectory } from '@smolvm/erofs';
 import { AGENT_DISK_ID, agentKernelArgs } from './boot';
 import { findStaticBusybox } from './busybox';
@@ -99,7 +99,8 @@ export async function ensureAgentImage(opts: AgentImageOptions): Promise<AgentIm
   const nodeFlags = opts.nodeFlags ?? DEFAULT_NODE_FLAGS;
 
   const dir = path.join(opts.cacheDir, 'agent');
-  fs.mkdirSync(dir, { recursive: true });
+  // What every VM boots: nobody else may put or swap an image here.
+  ensurePrivateDir(dir);
   const memo = new HashMemo(path.join(dir, 'input-hashes.json'));
   const key = imageKey({ memo, node, nodeVersion, bundle: opts.agentBundle, busybox, koffiFiles, libraries: [...libraries.files], snapshot, init: initScript({ snapshot: snapshot !== null, nodeFlags, libraryDirs: libraries.dirs }) });
   memo.save();

@@ -113,7 +113,7 @@ async function buildErofsImage(store: ContentStore, manifest: ImageManifest, ero
     return { mediaType: layer.mediaType, open: () => fs.createReadStream(store.blobPath(layer.digest)) };
   });
   const build = builder ?? buildErofsFromLayers;
-  fs.mkdirSync(store.erofsDir, { recursive: true });
+  store.ensureDir(store.erofsDir);
   const tmp = tempPathFor(erofsPath);
   try {
     await build(layers, tmp);
@@ -125,7 +125,7 @@ async function buildErofsImage(store: ContentStore, manifest: ImageManifest, ero
     } finally {
       fs.closeSync(fd);
     }
-    fs.chmodSync(tmp, 0o444);
+    fs.chmodSync(tmp, 0o400);
     fs.renameSync(tmp, erofsPath);
   } catch (err) {
     fs.rmSync(tmp, { force: true });

@@ -182,8 +182,8 @@ export function prestartQemuRestore(recipe: QemuRestoreRecipe, runDir: string, e
     // The checks restoreQemuVm makes before it starts QEMU (a snapshot replaced or cut short since).
     if (fs.statSync(recipe.memoryFile, { throwIfNoEntry: false })?.size !== recipe.memoryBytes) throw new Error(`${recipe.memoryFile} is not the snapshot's RAM file any more`);
     if (!fs.existsSync(recipe.stateFile)) throw new Error(`${recipe.stateFile} is gone`);
-    fs.mkdirSync(moved(recipe.driverDir), { recursive: true });
-    fs.writeFileSync(moved(recipe.consoleLog), '');
+    fs.mkdirSync(moved(recipe.driverDir), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(moved(recipe.consoleLog), '', { mode: 0o600 });
     server.listen(qmpSocket);
     child = spawn(file, args, { stdio: ['pipe', 'ignore', 'pipe'], env, detached: true });
     child.stdin?.on('error', () => undefined);
