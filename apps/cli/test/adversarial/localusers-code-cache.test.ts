@@ -3,16 +3,13 @@
 // another source of the same length runs that source's code. Each test plants such a cache the
 // way another local user (or a lax umask) could and loads the bundle as the executable does
 // (loadBundle): a cache another user could have written must be ignored.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ATTACKER, asAttacker, rootOnlyIt } from './localusers-helpers';
 import { cacheFileFor, cacheKey, loadBundle, readCacheFile, writeCacheFile } from '../../src/code-cache';
 
-const ATTACKER = 65534;
-const asRoot = process.getuid?.() === 0;
-const rootOnly = asRoot ? it : it.skip;
-if (!asRoot) console.warn('localusers-code-cache: not root, so the tests that need files of another user (chown) are skipped');
+const rootOnly = rootOnlyIt('localusers-code-cache');
 
 let tmp: string;
 let home: string;
@@ -65,10 +62,6 @@ function run(options: { flush?: boolean } = {}): { answer: string; status: strin
 
 const plantedFile = () => cacheFileFor(cacheDir, bundle);
 
-function asAttacker(command: string): void {
-  const r = spawnSync('setpriv', [`--reuid=${ATTACKER}`, `--regid=${ATTACKER}`, '--clear-groups', 'sh', '-c', command], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`as uid ${ATTACKER}: ${command}: ${r.stderr}`);
-}
 
 describe('a code cache another user could have written is ignored', () => {
   it('control: the same cache written by this user into its own directory is used (so the test can tell)', () => {

@@ -3,18 +3,15 @@
 // loads). Each test plants a recipe the way such a user (or a lax umask) could and runs the
 // loader's early start exactly as `smolvm machine run` does (prestartFor). The recipe's QEMU is a
 // canary that writes a file: a refused recipe must never run it.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ATTACKER, asAttacker, rootOnlyIt } from './localusers-helpers';
 import type { PrestartedQemu } from '@smolvm/qemu/prestart';
 import { discardParts } from '@smolvm/runtime/prestart';
 import { invocationKey, prestartFor, recipeFile, takePrestarted } from '../../src/prestart';
 
-const ATTACKER = 65534;
-const asRoot = process.getuid?.() === 0;
-const rootOnly = asRoot ? it : it.skip;
-if (!asRoot) console.warn('localusers-prestart: not root, so the tests that need files of another user (chown) are skipped');
+const rootOnly = rootOnlyIt('localusers-prestart');
 
 const ARGS = ['machine', 'run', '--cpus', '1', '--', 'true'];
 const bundle = path.join(__dirname, '..', '..', 'dist', 'smolvm-main.js');
@@ -92,10 +89,6 @@ async function attempt(): Promise<{ earlyStart: string; canaryRan: boolean }> {
 }
 const REFUSED = { earlyStart: 'refused', canaryRan: false };
 
-function asAttacker(command: string): void {
-  const r = spawnSync('setpriv', [`--reuid=${ATTACKER}`, `--regid=${ATTACKER}`, '--clear-groups', 'sh', '-c', command], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`as uid ${ATTACKER}: ${command}: ${r.stderr}`);
-}
 
 describe('early-start recipes another user could have written are refused and never run', () => {
   it('control: the own recipe of this user runs (so the canary can tell)', async () => {

@@ -7,13 +7,11 @@ import path from 'node:path';
 import { featureImage } from '../../../../tools/fixtures/images';
 import { CLI, e2eSetup, smolvm, type E2eSetup } from '../helpers';
 import { cacheFileFor, readCacheFile, writeCacheFile } from '../../src/code-cache';
+import { asAttacker, rootOnlyIt } from './localusers-helpers';
 
 jest.setTimeout(180_000);
 
-const ATTACKER = 65534;
-const asRoot = process.getuid?.() === 0;
-const rootOnly = asRoot ? it : it.skip;
-if (!asRoot) console.warn('localusers-state: not root, so the tests that need another user (setpriv) are skipped');
+const rootOnly = rootOnlyIt('localusers-state');
 
 let setup: E2eSetup;
 beforeAll(async () => {
@@ -106,8 +104,7 @@ describe('a code cache planted in a shared SMOLVM_HOME', () => {
     fs.chmodSync(setup.home, 0o755);
     fs.writeFileSync(path.join(shared, 'planted'), hostile, { mode: 0o644 });
     const plant = `mkdir -p '${path.dirname(plantedPath(shared))}' && cp '${path.join(shared, 'planted')}' '${plantedPath(shared)}'`;
-    const r = spawnSync('setpriv', [`--reuid=${ATTACKER}`, `--regid=${ATTACKER}`, '--clear-groups', 'sh', '-c', plant], { encoding: 'utf8' });
-    expect(r.stderr).toBe('');
+    asAttacker(plant);
     const run = version(shared);
     expect(run.stdout).toBe('0.1.0\n');
     expect(run.stderr).toContain(`smolvm: note: code cache: not used: refusing ${shared}: it is writable by others without the sticky bit (mode 777)`);
