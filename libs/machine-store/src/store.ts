@@ -263,8 +263,9 @@ export class MachineStore {
   async create(input: NewMachine, options: CreateOptions = {}): Promise<MachineRecord> {
     const record = newMachineRecord(input);
     const dir = this.machineDir(record.name);
-    // Owner-only from the state root down: records hold `-e` secrets.
+    // Owner-only from the state root down: records hold `-e` secrets. Not where get() would refuse it.
     ensurePrivateDir(this.root);
+    assertTrustedPath(this.root, this.root, 'dir');
     // Built before taking the lock, so the lock is held only for the check and the rename.
     const tmp = path.join(this.root, stagingName('tmp', record.name));
     fs.mkdirSync(tmp, { mode: 0o700 });

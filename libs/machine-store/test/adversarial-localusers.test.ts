@@ -86,6 +86,12 @@ describe('a record another user could have written is refused', () => {
     expect(() => store.get('web')).toThrow(/symbolic link/);
   });
 
+  it('create refuses a store another user could replace (its parent writable by others, no sticky bit)', async () => {
+    fs.chmodSync(path.join(base, 'home'), 0o777);
+    await expect(store.create({ name: 'api', env: ['API_TOKEN=s3cret'] })).rejects.toThrow(/home: it is writable by others without the sticky bit \(mode 777\)/);
+    expect(fs.existsSync(store.machineDir('api'))).toBe(false);
+  });
+
   it('an update refuses it too, and leaves it alone', async () => {
     fs.chmodSync(store.recordPath('web'), 0o666);
     await expect(store.update('web', (r) => ({ ...r, cpus: 2 }))).rejects.toThrow(/writable by its group and other users/);
