@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { findExecutable } from './binary';
 import { OutputTail } from './output-tail';
+import { pdeathsigCommand } from './supervise';
 
 /** How a restored QEMU was started (see recipeOf in snapshot.ts). Plain JSON. */
 export interface QemuRestoreRecipe {
@@ -76,7 +77,7 @@ const QEMU_BINARIES = ['qemu-system-x86_64', 'qemu-system-aarch64'];
  * CLI's loader checks that); this is the second wall.
  */
 const QEMU_OPTIONS = new Map<string, boolean>([
-  ...['-M', '-accel', '-cpu', '-smp', '-m', '-kernel', '-initrd', '-append', '-object', '-global', '-incoming', '-chardev', '-mon', '-serial', '-device', '-blockdev', '-fsdev', '-netdev'].map((o) => [o, true] as const),
+  ...['-M', '-accel', '-cpu', '-smp', '-m', '-kernel', '-initrd', '-append', '-object', '-global', '-incoming', '-chardev', '-mon', '-serial', '-device', '-blockdev', '-fsdev', '-netdev', '-sandbox'].map((o) => [o, true] as const),
   ...['-nodefaults', '-no-user-config', '-nographic', '-no-reboot'].map((o) => [o, false] as const),
 ]);
 /** Values of these options must start with one of these (what buildQemuArgv writes). */
@@ -86,6 +87,8 @@ const VALUE_PREFIXES: Record<string, string[]> = {
   '-object': ['memory-backend-file,'],
   '-chardev': ['socket,', 'file,', 'stdio,'],
   '-fsdev': ['local,'],
+  // Only ever turned on: the seccomp filter restricts QEMU, it cannot grant anything.
+  '-sandbox': ['on'],
 };
 
 /** A `..` path segment anywhere in an argument (`path=/a/../b`, `file.filename=..`). */
@@ -115,11 +118,22 @@ function qemuArgsAllowed(args: string[]): boolean {
   return true;
 }
 
+/** pdeathsigCommand for `qemu` with no QEMU arguments, if the setpriv it names is the one `env`'s PATH resolves. */
+function setprivCommand(qemu: string, env: NodeJS.ProcessEnv): { file: string; args: string[] } | undefined {
+  try {
+    const command = pdeathsigCommand(qemu, []);
+    return command.file === findExecutable('setpriv', env) ? command : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A recipe from disk, checked: only our own kind of process is ever started from one. The program
- * is the setpriv smolvm resolves, told only to exec the QEMU smolvm resolves (with `env`'s PATH,
- * as the restore itself would); every path is absolute and normalised (no `..`) and the per-run
- * ones are inside the run directory.
+ * is the setpriv smolvm resolves, with exactly the options pdeathsigCommand gives it, told only to
+ * exec the QEMU smolvm resolves (with `env`'s PATH, as the restore itself would); the QEMU
+ * arguments use only buildQemuArgv's options; every path is absolute and normalised (no `..`)
+ * and the per-run ones are inside the run directory.
  */
 export function parseQemuRestoreRecipe(value: unknown, env: NodeJS.ProcessEnv = process.env): QemuRestoreRecipe | undefined {
   const r = value as Partial<QemuRestoreRecipe> | null;
@@ -130,10 +144,13 @@ export function parseQemuRestoreRecipe(value: unknown, env: NodeJS.ProcessEnv = 
   if (!Array.isArray(r.args) || !r.args.every((a) => typeof a === 'string')) return undefined;
   const runDir = r.runDir as string;
   if (![r.driverDir, r.qmpSocket, r.consoleLog].every((p) => isInside(p as string, runDir))) return undefined;
-  const [pdeathsig, signal, end, qemu, ...qemuArgs] = r.args;
-  if (r.file !== findExecutable('setpriv', env) || pdeathsig !== '--pdeathsig' || signal !== 'KILL' || end !== '--') return undefined;
-  if (qemu === undefined || !QEMU_BINARIES.some((name) => findExecutable(name, env) === qemu)) return undefined;
-  if (!qemuArgsAllowed(qemuArgs)) return undefined;
+  const args = r.args;
+  // Exactly the setpriv command smolvm would build (its options, then `--` and QEMU), nothing else before QEMU's arguments.
+  const head = QEMU_BINARIES.map((name) => findExecutable(name, env))
+    .filter((qemu): qemu is string => qemu !== undefined)
+    .map((qemu) => setprivCommand(qemu, env))
+    .find((c) => c !== undefined && c.file === r.file && c.args.every((a, i) => args[i] === a));
+  if (!head || !qemuArgsAllowed(args.slice(head.args.length))) return undefined;
   return r as QemuRestoreRecipe;
 }
 
@@ -182,8 +199,8 @@ export function prestartQemuRestore(recipe: QemuRestoreRecipe, runDir: string, e
     // The checks restoreQemuVm makes before it starts QEMU (a snapshot replaced or cut short since).
     if (fs.statSync(recipe.memoryFile, { throwIfNoEntry: false })?.size !== recipe.memoryBytes) throw new Error(`${recipe.memoryFile} is not the snapshot's RAM file any more`);
     if (!fs.existsSync(recipe.stateFile)) throw new Error(`${recipe.stateFile} is gone`);
-    fs.mkdirSync(moved(recipe.driverDir), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(moved(recipe.consoleLog), '', { mode: 0o600 });
+    fs.mkdirSync(moved(recipe.driverDir), { recursive: true });
+    fs.writeFileSync(moved(recipe.consoleLog), '');
     server.listen(qmpSocket);
     child = spawn(file, args, { stdio: ['pipe', 'ignore', 'pipe'], env, detached: true });
     child.stdin?.on('error', () => undefined);

@@ -45,6 +45,9 @@ describe('what a recipe may start', () => {
   itWithBoth('a recipe as smolvm writes it, with disks, shares and a network, is accepted', () => {
     const r = realRecipe();
     expect(parse(r)).toEqual(r);
+    // The seccomp filter may be turned on (it only takes from QEMU).
+    const sandboxed = { ...r, args: [...r.args, '-sandbox', 'on,obsolete=deny,spawn=deny'] };
+    expect(parse(sandboxed)).toEqual(sandboxed);
   });
 
   itWithBoth('only the setpriv smolvm resolves: not another program, nor another file named setpriv', () => {
@@ -78,6 +81,7 @@ describe('what a recipe may start', () => {
       ['-plugin', '/tmp/evil.so'],
       ['-drive', 'file=/etc/shadow'],
       ['-blockdev'],
+      ['-sandbox', 'off'],
     ]) {
       expect([extra, parse({ ...r, args: [...r.args, ...extra] })]).toEqual([extra, undefined]);
     }
