@@ -12,12 +12,16 @@
 // checks the source length and its version/flags). The CRC matters: V8 does not verify code
 // cache payloads in release builds, and a corrupt one crashes the process.
 // Nothing here is fatal: any failure loads the bundle without the cache.
+// Since V8 runs whatever bytecode a cache holds for a source of the same length, a cache file is
+// read, and one written, only where no other user can have written it (assertTrustedPath from
+// the cache dir's parent, <cache>, down).
 import { isAscii } from 'node:buffer';
 import fs from 'node:fs';
 import Module from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
 import zlib from 'node:zlib';
+import { UntrustedPathError, assertTrustedPath } from '@smolvm/common';
 
 const MAGIC = Buffer.from('SMVMCC01', 'latin1');
 const PREFIX_BYTES = 16;
@@ -31,7 +35,10 @@ const STALE_TEMP_MS = 10 * 60_000;
 export interface LoadOptions {
   /** Absolute path of the CommonJS bundle. */
   bundle: string;
-  /** Directory of the cache files; undefined loads the bundle with plain require. */
+  /**
+   * Directory of the cache files (`<cache>/code-cache`); undefined loads the bundle with plain
+   * require. Its parent is the state root the cache must be private from (assertTrustedPath).
+   */
   cacheDir: string | undefined;
   /** What this process runs ("machine run"): the cache is rewritten once for each new command. */
   command: string;
@@ -39,8 +46,11 @@ export interface LoadOptions {
   onNote?: (message: string) => void;
 }
 
-/** How the cache served this process (unusable: damaged or unreadable; rejected: by V8). */
-export type CacheStatus = 'disabled' | 'missing' | 'stale' | 'unusable' | 'rejected' | 'used';
+/**
+ * How the cache served this process (unusable: damaged or unreadable; rejected: by V8;
+ * untrusted: another user could have written it or its directory, so it is neither read nor written).
+ */
+export type CacheStatus = 'disabled' | 'missing' | 'stale' | 'unusable' | 'rejected' | 'untrusted' | 'used';
 
 export interface LoadedBundle {
   exports: unknown;
@@ -85,9 +95,12 @@ export function loadBundle(options: LoadOptions): LoadedBundle {
     flush(exitCode) {
       // A failed command may have stopped anywhere: it does not mark its command as cached.
       const succeeded = exitCode === 0;
-      if (flushed || (status === 'used' && (known.includes(options.command) || !succeeded))) return false;
+      if (flushed || status === 'untrusted' || (status === 'used' && (known.includes(options.command) || !succeeded))) return false;
       flushed = true;
       try {
+        const dir = path.dirname(file);
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+        assertTrustedPath(dir, path.dirname(dir), 'dir');
         const commands = succeeded && !known.includes(options.command) ? [...known, options.command].slice(-MAX_COMMANDS) : known;
         writeCacheFile(file, { key, bundle: options.bundle, commands }, script.createCachedData());
         pruneCacheDir(path.dirname(file), file);
@@ -130,6 +143,7 @@ function prepare(bundle: string, cacheDir: string, note: (message: string) => vo
   let cached: Prepared['cached'];
   let status: CacheStatus;
   try {
+    assertTrustedPath(file, path.dirname(cacheDir));
     const read = readCacheFile(file);
     if (read.header.key === key) {
       cached = read;
@@ -137,8 +151,13 @@ function prepare(bundle: string, cacheDir: string, note: (message: string) => vo
     } else status = 'stale';
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    status = code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : 'unusable';
-    if (status === 'unusable') note(`${file} is unusable (${messageOf(err)}); it will be rewritten`);
+    if (err instanceof UntrustedPathError) {
+      status = 'untrusted';
+      note(`not used: ${err.message}`);
+    } else {
+      status = code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : 'unusable';
+      if (status === 'unusable') note(`${file} is unusable (${messageOf(err)}); it will be rewritten`);
+    }
   }
   const script = new vm.Script(Module.wrap(source), {
     filename: bundle,

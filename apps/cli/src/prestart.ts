@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '@smolvm/common';
+import { assertTrustedPath, ensurePrivateDir, writeFileAtomic } from '@smolvm/common';
 // The libraries' early-start entry points, not their indexes: this runs in the executable's
 // small loader, which must not evaluate (or require the built-ins of) whole libraries.
 import { parseQemuRestoreRecipe, prestartQemuRestore } from '@smolvm/qemu/prestart';
@@ -57,12 +57,14 @@ export function recipeFile(cacheDir: string, key: string): string {
   return path.join(cacheDir, 'prestart', `${key}.json`);
 }
 
-/** The recipe's text, if the file is ours (owned by us, writable only by us). */
-function readOwn(file: string): string | undefined {
+/**
+ * The recipe's text, if only this user can have written it: the file and every directory from
+ * the cache dir down are this user's, no symlinks, not writable by others (assertTrustedPath).
+ * A recipe names what to run, so one another user could plant or swap would run their program.
+ */
+function readOwn(file: string, cacheDir: string): string | undefined {
   try {
-    const st = fs.statSync(file);
-    const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
-    if (!st.isFile() || st.uid !== uid || (st.mode & 0o022) !== 0) return undefined;
+    assertTrustedPath(file, cacheDir);
     return fs.readFileSync(file, 'utf8');
   } catch {
     return undefined;
@@ -78,13 +80,13 @@ export function prestartFor(args: string[], cacheDir: string, bundle: string, en
   (globalThis as Record<symbol, unknown>)[HANDOFF] = handoff;
   if (env.SMOLVM_NO_EARLY_START === '1') return;
   try {
-    const text = readOwn(recipeFile(cacheDir, invocationKey(args, process.cwd(), env, bundle)));
+    const text = readOwn(recipeFile(cacheDir, invocationKey(args, process.cwd(), env, bundle)), cacheDir);
     if (text === undefined) return;
     handoff.text = text;
     const recipe = parseRunRecipe(JSON.parse(text));
     if (!recipe || !QEMU_DRIVERS.has(recipe.driver)) return;
     handoff.run = prestartRun(recipe, (restore, runDir, e) => {
-      const qemu = parseQemuRestoreRecipe(restore);
+      const qemu = parseQemuRestoreRecipe(restore, e);
       return qemu && prestartQemuRestore(qemu, runDir, e);
     }, env);
     const run = handoff.run;
@@ -109,8 +111,10 @@ export function keepRecipe(args: string[], cacheDir: string, bundle: string, rec
   if (handoff?.text !== undefined && sameButRunDir(handoff.text, text)) return;
   try {
     const file = recipeFile(cacheDir, invocationKey(args, process.cwd(), env, bundle));
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    writeFileAtomic(file, text, 0o600);
+    ensurePrivateDir(path.dirname(file));
+    // Not into a directory another user could swap the recipe in: the next start would not read it.
+    assertTrustedPath(path.dirname(file), cacheDir, 'dir');
+    writeFileAtomic(file, text);
     evictOldRecipes(path.dirname(file));
   } catch {
     // Only a missed head start next time.

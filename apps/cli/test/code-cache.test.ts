@@ -146,12 +146,12 @@ describe('loadBundle', () => {
   it('a read-only cache directory is still read, and a write there fails quietly', () => {
     load('machine ls').flush(0);
     notes = [];
-    // chmod does not stop root, which gets /proc/self instead: nobody can create files there.
+    // chmod does not stop root, which gets /proc/sys instead: nobody can create files there.
     const asRoot = process.getuid?.() === 0;
     if (!asRoot) fs.chmodSync(cacheDir, 0o500);
     try {
       if (!asRoot) expect(load('machine ls').status).toBe('used');
-      const next = load('machine run', asRoot ? { cacheDir: '/proc/self' } : {});
+      const next = load('machine run', asRoot ? { cacheDir: '/proc/sys' } : {});
       expect(next.answer).toBe(42);
       expect(next.flush(0)).toBe(false);
       expect(notes).toEqual([expect.stringMatching(/^not written: /)]);

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { NotFoundError, fsyncDir, markUsed, tempPathFor } from '@smolvm/common';
+import { NotFoundError, assertTrustedPath, ensurePrivateDir, fsyncDir, markUsed, tempPathFor } from '@smolvm/common';
 import { buildErofsFromDirectory } from '@smolvm/erofs';
 import { AGENT_DISK_ID, agentKernelArgs } from './boot';
 import { findStaticBusybox } from './busybox';
@@ -96,16 +96,21 @@ export async function ensureAgentImage(opts: AgentImageOptions): Promise<AgentIm
   }
   const { node, nodeVersion, busybox, koffi, koffiFiles, libraries } = hostInputs(opts);
   const snapshot = opts.snapshot === undefined || opts.snapshot === 'none' ? null : opts.snapshot;
+  // The blob becomes the guest agent's code: only one only this user can have written.
+  if (snapshot !== null && snapshot !== 'host') assertTrustedPath(snapshot.blob, path.dirname(snapshot.blob));
   const nodeFlags = opts.nodeFlags ?? DEFAULT_NODE_FLAGS;
 
   const dir = path.join(opts.cacheDir, 'agent');
-  fs.mkdirSync(dir, { recursive: true });
+  // What every VM boots: nobody else may put or swap an image here.
+  ensurePrivateDir(dir);
   const memo = new HashMemo(path.join(dir, 'input-hashes.json'));
   const key = imageKey({ memo, node, nodeVersion, bundle: opts.agentBundle, busybox, koffiFiles, libraries: [...libraries.files], snapshot, init: initScript({ snapshot: snapshot !== null, nodeFlags, libraryDirs: libraries.dirs }) });
   memo.save();
   const finalPath = path.join(dir, `${key}.erofs`);
   const result = { path: finalPath, key, kernelArgs: agentKernelArgs(), diskId: AGENT_DISK_ID };
   if (fs.existsSync(finalPath)) {
+    // What every VM boots as its root: UntrustedPathError (with a remedy) if another user could have put it there.
+    assertTrustedPath(finalPath, opts.cacheDir);
     markUsed(finalPath);
     return { ...result, built: false };
   }

@@ -84,6 +84,19 @@ describe('ensureAgentImage', () => {
     expect(changed.built).toBe(true);
   });
 
+  // Issue 14, item 7: the image is what every VM boots as its root.
+  it('refuses a cached image another user could have written, with a remedy', async () => {
+    const cacheDir = path.join(work, 'cache-untrusted');
+    const first = await ensureAgentImage({ cacheDir, agentBundle: bundle });
+    fs.chmodSync(first.path, 0o666);
+    await expect(ensureAgentImage({ cacheDir, agentBundle: bundle })).rejects.toThrow(/^refusing .*\.erofs: it is writable by its group and other users \(mode 666\)$/);
+    fs.chmodSync(first.path, 0o600);
+    fs.chmodSync(path.join(cacheDir, 'agent'), 0o777);
+    // Its own directory is tightened back to 0700 (a lax umask), then the image is trusted again.
+    expect((await ensureAgentImage({ cacheDir, agentBundle: bundle })).built).toBe(false);
+    expect(fs.statSync(path.join(cacheDir, 'agent')).mode & 0o777).toBe(0o700);
+  });
+
   it('concurrent callers end with one valid image and no leftovers', async () => {
     const cacheDir = path.join(work, 'cache-c');
     const results = await Promise.all([1, 2, 3].map(() => ensureAgentImage({ cacheDir, agentBundle: bundle })));

@@ -30,8 +30,8 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-/** Writes temp, fsyncs, renames over `target`, fsyncs the directory. */
-export function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644): void {
+/** Writes temp, fsyncs, renames over `target`, fsyncs the directory. Owner-only unless `mode` says otherwise. */
+export function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o600): void {
   const tmp = tempPathFor(target);
   const fd = fs.openSync(tmp, 'wx', mode);
   try {
@@ -57,7 +57,7 @@ export function commitTempFile(tmp: string, target: string): void {
   fsyncDir(path.dirname(target));
 }
 
-export function writeJsonAtomic(target: string, value: unknown, mode = 0o644): void {
+export function writeJsonAtomic(target: string, value: unknown, mode = 0o600): void {
   writeFileAtomic(target, JSON.stringify(value, null, 2) + '\n', mode);
 }
 

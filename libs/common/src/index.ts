@@ -14,5 +14,6 @@ export {
 export { smolvmDirs, type SmolvmDirs } from './dirs';
 export { writeFileAtomic, writeJsonAtomic, tempPathFor, fsyncDir, commitTempFile, markUsed } from './atomic-file';
 export { processStartTime, currentProcessIdentity, isProcessAlive, type ProcessIdentity } from './process-identity';
+export { ensurePrivateDir, assertTrustedPath, UntrustedPathError } from './private-files';
 export { withTimeout } from './async';
 export { DEFERRED_CA_CERTS_ENV, restoreCaCertsEnv, deferCaCerts, extraCaCerts } from './ca-certs';

@@ -71,7 +71,7 @@ export class ImageBuild {
     }
     this.tmpPath = tempPathFor(outPath);
     try {
-      this.fd = fs.openSync(this.tmpPath, 'wx', 0o644);
+      this.fd = fs.openSync(this.tmpPath, 'wx', 0o600);
     } catch (err) {
       throw ioError(`cannot create ${this.tmpPath}`, err);
     }

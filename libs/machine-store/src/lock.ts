@@ -21,7 +21,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { ConflictError, isProcessAlive } from '@smolvm/common';
+import { ConflictError, ensurePrivateDir, isProcessAlive } from '@smolvm/common';
 import { currentBootId, selfIdentity, stagingName } from './staging';
 
 export interface LockHolder {
@@ -168,11 +168,11 @@ export function stageHolder(lockPath: string, purpose?: string): { staged: strin
   };
   if (purpose !== undefined) holder.purpose = purpose;
   const parent = path.dirname(lockPath);
-  fs.mkdirSync(parent, { recursive: true });
+  ensurePrivateDir(parent);
   const staged = path.join(parent, stagingName('tmp', path.basename(lockPath)));
-  fs.mkdirSync(staged);
+  fs.mkdirSync(staged, { mode: 0o700 });
   try {
-    fs.writeFileSync(path.join(staged, holderFileName(holder.token)), JSON.stringify(holder) + '\n', { flag: 'wx' });
+    fs.writeFileSync(path.join(staged, holderFileName(holder.token)), JSON.stringify(holder) + '\n', { flag: 'wx', mode: 0o600 });
   } catch (err) {
     fs.rmSync(staged, { recursive: true, force: true });
     throw err;

@@ -10,7 +10,18 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConflictError, NotFoundError, SmolvmError, fsyncDir, isProcessAlive, smolvmDirs, writeJsonAtomic } from '@smolvm/common';
+import {
+  ConflictError,
+  NotFoundError,
+  SmolvmError,
+  UntrustedPathError,
+  assertTrustedPath,
+  ensurePrivateDir,
+  fsyncDir,
+  isProcessAlive,
+  smolvmDirs,
+  writeJsonAtomic,
+} from '@smolvm/common';
 import { validateMachineName, isValidMachineName } from './names';
 import {
   MachineRecordError,
@@ -128,13 +139,19 @@ export class MachineStore {
     return lexists(this.machineDir(name));
   }
 
-  /** Reads and validates a record. Reads take no lock: records are only ever replaced whole. */
+  /**
+   * Reads and validates a record. Reads take no lock: records are only ever replaced whole.
+   * A record another user could have written is refused: it decides what a start shares with
+   * the guest, forwards and runs, and which process a stop kills.
+   */
   get(name: string): MachineRecord {
     const file = this.recordPath(name);
     let text: string;
     try {
+      assertTrustedPath(file, this.root);
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
+      if (err instanceof UntrustedPathError) throw new MachineRecordError(file, err.message, { remedy: err.remedy, cause: err });
       const code = errno(err);
       if (code === 'ENOENT' && !lexists(path.dirname(file))) throw notFound(name);
       if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -246,10 +263,12 @@ export class MachineStore {
   async create(input: NewMachine, options: CreateOptions = {}): Promise<MachineRecord> {
     const record = newMachineRecord(input);
     const dir = this.machineDir(record.name);
-    fs.mkdirSync(this.root, { recursive: true });
+    // Owner-only from the state root down: records hold `-e` secrets. Not where get() would refuse it.
+    ensurePrivateDir(this.root);
+    assertTrustedPath(this.root, this.root, 'dir');
     // Built before taking the lock, so the lock is held only for the check and the rename.
     const tmp = path.join(this.root, stagingName('tmp', record.name));
-    fs.mkdirSync(tmp);
+    fs.mkdirSync(tmp, { mode: 0o700 });
     try {
       if (options.populate) await options.populate(tmp, record);
       writeJsonAtomic(path.join(tmp, RECORD_FILE), record);

@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { currentProcessIdentity, isProcessAlive } from '@smolvm/common';
+import { currentProcessIdentity, ensurePrivateDir, isProcessAlive } from '@smolvm/common';
 
 export interface Ingest {
   path: string;
@@ -36,7 +36,7 @@ export function isAbandoned(dir: string, name: string): boolean {
 }
 
 export function claimIngest(dir: string, hex: string): Ingest {
-  fs.mkdirSync(dir, { recursive: true });
+  ensurePrivateDir(dir);
   const mine = path.join(dir, `${hex}.${selfTag}-${crypto.randomBytes(4).toString('hex')}.partial`);
   let resumedFrom = 0;
   let claimed = false;
@@ -52,7 +52,7 @@ export function claimIngest(dir: string, hex: string): Ingest {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
-  if (!claimed) fs.writeFileSync(mine, '', { flag: 'wx', mode: 0o644 });
+  if (!claimed) fs.writeFileSync(mine, '', { flag: 'wx', mode: 0o600 });
   active.add(mine);
   return { path: mine, resumedFrom, release: () => active.delete(mine) };
 }

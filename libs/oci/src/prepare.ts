@@ -1,7 +1,7 @@
 // Prepare: make an image runnable — pulled into the store (unless present) and converted once
 // into an erofs image cached by manifest digest, which every VM of that image shares read-only.
 import fs from 'node:fs';
-import { fsyncDir, NotFoundError, SmolvmError, tempPathFor } from '@smolvm/common';
+import { assertTrustedPath, fsyncDir, NotFoundError, SmolvmError, tempPathFor } from '@smolvm/common';
 import { buildErofsFromLayers, type LayerSource } from '@smolvm/erofs';
 import { parseImageConfig, type ImageConfig } from './image-config';
 import { layerCompression } from './media-types';
@@ -84,7 +84,9 @@ export async function prepareImage(
   }
 
   const erofsPath = store.erofsPath(record.manifestDigest);
-  if (!fs.existsSync(erofsPath)) {
+  // A prepared image is what the VM boots for this digest: UntrustedPathError if another user could have put it there.
+  if (fs.existsSync(erofsPath)) assertTrustedPath(erofsPath, store.root);
+  else {
     let job = building.get(record.manifestDigest);
     if (!job) {
       job = buildErofsImage(store, local.manifest, erofsPath, reference, options.buildErofs);
@@ -113,7 +115,7 @@ async function buildErofsImage(store: ContentStore, manifest: ImageManifest, ero
     return { mediaType: layer.mediaType, open: () => fs.createReadStream(store.blobPath(layer.digest)) };
   });
   const build = builder ?? buildErofsFromLayers;
-  fs.mkdirSync(store.erofsDir, { recursive: true });
+  store.ensureDir(store.erofsDir);
   const tmp = tempPathFor(erofsPath);
   try {
     await build(layers, tmp);
@@ -125,7 +127,7 @@ async function buildErofsImage(store: ContentStore, manifest: ImageManifest, ero
     } finally {
       fs.closeSync(fd);
     }
-    fs.chmodSync(tmp, 0o444);
+    fs.chmodSync(tmp, 0o400);
     fs.renameSync(tmp, erofsPath);
   } catch (err) {
     fs.rmSync(tmp, { force: true });

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
-import { ConfigError, smolvmDirs } from '@smolvm/common';
+import { ConfigError, UntrustedPathError, assertTrustedPath, ensurePrivateDir, smolvmDirs } from '@smolvm/common';
 import { KeyLocator } from '@smolvm/config';
 
 export interface RegistrySettings {
@@ -60,7 +60,7 @@ export const REGISTRIES_FILE_TEMPLATE = `# smolvm registry settings. Keep this f
 
 /** Creates the file (mode 0600, commented template) when missing; returns its path. For `config registries edit`. */
 export function ensureRegistriesFile(file: string = registriesFilePath()): string {
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  ensurePrivateDir(path.dirname(file));
   try {
     fs.writeFileSync(file, REGISTRIES_FILE_TEMPLATE, { flag: 'wx', mode: 0o600 });
   } catch (err) {
@@ -122,8 +122,18 @@ function hasSecrets(registries: Map<string, RegistrySettings>): boolean {
 export function loadRegistriesFile(file: string = registriesFilePath()): RegistriesFile {
   let text: string;
   try {
+    // Its mirrors and insecure hosts decide where images (what VMs run) come from: a file another
+    // user could have written or swapped is refused (UntrustedPathError), not used. A symlink
+    // (dotfiles) is fine if no one else could have placed it or can change what it points at.
+    if (process.platform !== 'win32') {
+      const dir = path.dirname(path.resolve(file));
+      assertTrustedPath(dir, dir, 'dir');
+      const real = fs.realpathSync(file);
+      assertTrustedPath(real, path.dirname(real));
+    }
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
+    if (err instanceof UntrustedPathError) throw err;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { path: file, registries: new Map() };
     throw new ConfigError(`cannot read: ${(err as Error).message}`, { file });
   }

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { commitTempFile, smolvmDirs, tempPathFor, writeJsonAtomic } from '@smolvm/common';
+import { commitTempFile, ensurePrivateDir, smolvmDirs, tempPathFor, writeJsonAtomic } from '@smolvm/common';
 import { digestHex, sha256Digest } from './digest';
 import { DigestMismatchError } from './errors';
 import { formatPlatform, normalizePlatform, platformMatches, type Platform } from './platform';
@@ -73,10 +73,10 @@ export class ContentStore {
     const digest = sha256Digest(bytes);
     if (expected !== undefined && digest !== expected) throw new DigestMismatchError(expected, digest, 'blob');
     if (this.hasBlob(digest, bytes.length)) return digest;
-    fs.mkdirSync(this.blobsDir, { recursive: true });
+    this.ensureDir(this.blobsDir);
     const target = this.blobPath(digest);
     const tmp = tempPathFor(target);
-    const fd = fs.openSync(tmp, 'wx', 0o444);
+    const fd = fs.openSync(tmp, 'wx', 0o400);
     try {
       fs.writeFileSync(fd, bytes);
       fs.fsyncSync(fd);
@@ -92,9 +92,18 @@ export class ContentStore {
    * equal digests mean equal content, so a concurrent writer of the same blob loses nothing.
    */
   commitBlobFile(file: string, digest: string): void {
-    fs.mkdirSync(this.blobsDir, { recursive: true });
-    fs.chmodSync(file, 0o444);
+    this.ensureDir(this.blobsDir);
+    fs.chmodSync(file, 0o400);
     commitTempFile(file, this.blobPath(digest));
+  }
+
+  /**
+   * Creates a directory of the store owner-only, the store's root too: images may come from
+   * private registries, and what is stored here is what VMs boot.
+   */
+  ensureDir(dir: string): void {
+    ensurePrivateDir(this.root);
+    ensurePrivateDir(dir);
   }
 
   erofsPath(manifestDigest: string): string {
@@ -110,7 +119,7 @@ export class ContentStore {
   }
 
   putImage(record: ImageRecord): void {
-    fs.mkdirSync(this.imagesDir, { recursive: true });
+    this.ensureDir(this.imagesDir);
     writeJsonAtomic(this.recordPath(record.reference, record.platform), { ...record, platform: normalizePlatform(record.platform) });
   }
 

@@ -75,6 +75,28 @@ describe('registries.toml', () => {
     }
   });
 
+  // Issue 14, item 7: mirrors and insecure hosts decide where the images VMs run come from.
+  it('refuses a file another user could have written or swapped', () => {
+    const file = write('registries.toml', '[registries."registry.lan"]\ninsecure = true\n', 0o646);
+    expect(() => loadRegistriesFile(file)).toThrow(/^refusing .*registries\.toml: it is writable by other users \(mode 646\)$/);
+    fs.chmodSync(file, 0o644);
+    fs.chmodSync(dir, 0o777);
+    expect(() => loadRegistriesFile(file)).toThrow(/^refusing .*oci-creds-\w+: it is writable by its group and other users \(mode 777\)$/);
+    fs.chmodSync(dir, 0o700);
+    // A symlink of this user (dotfiles) is followed, but its target is checked too.
+    const link = path.join(dir, 'link.toml');
+    fs.symlinkSync(file, link);
+    expect(loadRegistriesFile(link).registries.get('registry.lan')).toEqual({ insecure: true });
+    const shared = path.join(dir, 'shared');
+    fs.mkdirSync(shared, { mode: 0o777 });
+    fs.chmodSync(shared, 0o777);
+    fs.renameSync(file, path.join(shared, 'registries.toml'));
+    fs.rmSync(link);
+    fs.symlinkSync(path.join(shared, 'registries.toml'), link);
+    expect(() => loadRegistriesFile(link)).toThrow(/^refusing .*\/shared: it is writable by its group and other users \(mode 777\)$/);
+    expect(loadRegistriesFile(path.join(dir, 'missing.toml')).registries.size).toBe(0);
+  });
+
   it('accepts a world-readable file without secrets', () => {
     const file = write('registries.toml', '[registries."registry.lan"]\ninsecure = true\n', 0o644);
     expect(loadRegistriesFile(file).registries.get('registry.lan')).toEqual({ insecure: true });

@@ -62,6 +62,16 @@ it('reuses the store and the erofs image, and prepares by digest without a regis
   }
 });
 
+// Issue 14, item 7: the erofs image is what the VM boots for that digest.
+it('refuses a prepared image another user could have written', async () => {
+  const prepared = await t.service.prepare(t.images.feature.reference);
+  expect((fs.statSync(prepared.erofsPath).mode & 0o777).toString(8)).toBe('400');
+  fs.chmodSync(prepared.erofsPath, 0o646);
+  await expect(t.service.prepare(t.images.feature.reference)).rejects.toThrow(/^refusing .*\.erofs: it is writable by other users \(mode 646\)$/);
+  fs.chmodSync(prepared.erofsPath, 0o400);
+  await expect(t.service.prepare(t.images.feature.reference)).resolves.toMatchObject({ erofsPath: prepared.erofsPath });
+});
+
 it("with pull 'never' uses only the local store", async () => {
   const err = await t.service.prepare(t.images.feature.reference, { pull: 'never' }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(NotFoundError);

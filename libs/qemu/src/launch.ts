@@ -47,10 +47,10 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
     throw new VmStartError(`${target.binary} not found`, {}, { remedy: 'run tools/setup (installs QEMU), or put QEMU on PATH' });
   }
 
-  fs.mkdirSync(spec.runDir, { recursive: true });
+  fs.mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
   fs.rmSync(files.qmpSocket, { force: true }); // left over if our previous process was killed
   // A stale log would make a start-up error quote the previous run.
-  fs.writeFileSync(spec.consoleLog, '');
+  fs.writeFileSync(spec.consoleLog, '', { mode: 0o600 });
 
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {

@@ -9,7 +9,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { findExecutable } from './binary';
 import { OutputTail } from './output-tail';
+import { pdeathsigCommand } from './supervise';
 
 /** How a restored QEMU was started (see recipeOf in snapshot.ts). Plain JSON. */
 export interface QemuRestoreRecipe {
@@ -65,19 +67,90 @@ export function restoreScript(stateFile: string): string {
     .join('');
 }
 
-const PROGRAMS = /^(setpriv|qemu-system-[\w-]+)$/;
+/** The QEMU builds a recipe may exec, as smolvm itself resolves them (PATH): see findExecutable. */
+const QEMU_BINARIES = ['qemu-system-x86_64', 'qemu-system-aarch64'];
 
-/** A recipe from disk, checked: only our own kind of process is ever started from one. */
-export function parseQemuRestoreRecipe(value: unknown): QemuRestoreRecipe | undefined {
+/**
+ * The options buildQemuArgv uses, and whether each takes a value. Anything else is refused: a
+ * recipe must not reach the QEMU options that run programs (-netdev tap's script=, -incoming
+ * exec:, -run-with, ...). The recipe file itself is trusted only if this user wrote it (the
+ * CLI's loader checks that); this is the second wall.
+ */
+const QEMU_OPTIONS = new Map<string, boolean>([
+  ...['-M', '-accel', '-cpu', '-smp', '-m', '-kernel', '-initrd', '-append', '-object', '-global', '-incoming', '-chardev', '-mon', '-serial', '-device', '-blockdev', '-fsdev', '-netdev', '-sandbox'].map((o) => [o, true] as const),
+  ...['-nodefaults', '-no-user-config', '-nographic', '-no-reboot'].map((o) => [o, false] as const),
+]);
+/** Values of these options must start with one of these (what buildQemuArgv writes). */
+const VALUE_PREFIXES: Record<string, string[]> = {
+  '-incoming': ['defer'],
+  '-netdev': ['stream,'],
+  '-object': ['memory-backend-file,'],
+  '-chardev': ['socket,', 'file,', 'stdio,'],
+  '-fsdev': ['local,'],
+  // Only ever turned on: the seccomp filter restricts QEMU, it cannot grant anything.
+  '-sandbox': ['on'],
+};
+
+/** A `..` path segment anywhere in an argument (`path=/a/../b`, `file.filename=..`). */
+const DOTDOT = /(^|[/=,:])\.\.($|[/,:])/;
+
+function isCleanAbsolute(p: unknown): p is string {
+  return typeof p === 'string' && path.isAbsolute(p) && path.normalize(p) === p && !p.split(path.sep).includes('..');
+}
+
+/** Whether `p` is strictly inside `dir`, both clean absolute paths. */
+function isInside(p: string, dir: string): boolean {
+  const rel = path.relative(dir, p);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+}
+
+/** The QEMU arguments of a recipe: only buildQemuArgv's options, no `..`, nothing that runs a program. */
+function qemuArgsAllowed(args: string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const takesValue = QEMU_OPTIONS.get(args[i]);
+    if (takesValue === undefined) return false;
+    if (!takesValue) continue;
+    const value = args[++i];
+    if (value === undefined || DOTDOT.test(value)) return false;
+    const prefixes = VALUE_PREFIXES[args[i - 1]];
+    if (prefixes && !prefixes.some((p) => value === p || value.startsWith(p))) return false;
+  }
+  return true;
+}
+
+/** pdeathsigCommand for `qemu` with no QEMU arguments, if the setpriv it names is the one `env`'s PATH resolves. */
+function setprivCommand(qemu: string, env: NodeJS.ProcessEnv): { file: string; args: string[] } | undefined {
+  try {
+    const command = pdeathsigCommand(qemu, []);
+    return command.file === findExecutable('setpriv', env) ? command : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A recipe from disk, checked: only our own kind of process is ever started from one. The program
+ * is the setpriv smolvm resolves, with exactly the options pdeathsigCommand gives it, told only to
+ * exec the QEMU smolvm resolves (with `env`'s PATH, as the restore itself would); the QEMU
+ * arguments use only buildQemuArgv's options; every path is absolute and normalised (no `..`)
+ * and the per-run ones are inside the run directory.
+ */
+export function parseQemuRestoreRecipe(value: unknown, env: NodeJS.ProcessEnv = process.env): QemuRestoreRecipe | undefined {
   const r = value as Partial<QemuRestoreRecipe> | null;
   if (!r || typeof r !== 'object') return undefined;
-  const strings = [r.file, r.runDir, r.driverDir, r.qmpSocket, r.consoleLog, r.stateFile, r.memoryFile];
+  const paths = [r.file, r.runDir, r.driverDir, r.qmpSocket, r.consoleLog, r.stateFile, r.memoryFile];
   if (typeof r.memoryBytes !== 'number' || !Number.isSafeInteger(r.memoryBytes) || r.memoryBytes <= 0) return undefined;
-  if (!strings.every((s) => typeof s === 'string' && path.isAbsolute(s))) return undefined;
+  if (!paths.every(isCleanAbsolute)) return undefined;
   if (!Array.isArray(r.args) || !r.args.every((a) => typeof a === 'string')) return undefined;
-  if (!PROGRAMS.test(path.basename(r.file as string))) return undefined;
   const runDir = r.runDir as string;
-  for (const p of [r.driverDir, r.qmpSocket, r.consoleLog] as string[]) if (!p.startsWith(runDir + path.sep)) return undefined;
+  if (![r.driverDir, r.qmpSocket, r.consoleLog].every((p) => isInside(p as string, runDir))) return undefined;
+  const args = r.args;
+  // Exactly the setpriv command smolvm would build (its options, then `--` and QEMU), nothing else before QEMU's arguments.
+  const head = QEMU_BINARIES.map((name) => findExecutable(name, env))
+    .filter((qemu): qemu is string => qemu !== undefined)
+    .map((qemu) => setprivCommand(qemu, env))
+    .find((c) => c !== undefined && c.file === r.file && c.args.every((a, i) => args[i] === a));
+  if (!head || !qemuArgsAllowed(args.slice(head.args.length))) return undefined;
   return r as QemuRestoreRecipe;
 }
 
@@ -85,7 +158,7 @@ export function parseQemuRestoreRecipe(value: unknown): QemuRestoreRecipe | unde
 export function recipeIn(recipe: QemuRestoreRecipe, runDir: string): QemuRestoreRecipe | undefined {
   const dir = path.resolve(runDir);
   if (dir.split(path.sep).filter(Boolean).length < 2) return undefined;
-  const inside = [recipe.driverDir, recipe.qmpSocket, recipe.consoleLog].every((p) => p.startsWith(dir + path.sep));
+  const inside = [recipe.driverDir, recipe.qmpSocket, recipe.consoleLog].every((p) => isCleanAbsolute(p) && isInside(p, dir));
   return inside ? { ...recipe, runDir: dir } : undefined;
 }
 

@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { currentProcessIdentity, fsyncDir, isProcessAlive, type ProcessIdentity } from '@smolvm/common';
+import { UntrustedPathError, assertTrustedPath, currentProcessIdentity, ensurePrivateDir, fsyncDir, isProcessAlive, type ProcessIdentity } from '@smolvm/common';
 import { SnapshotError, type SnapshotCapability } from '@smolvm/driver-api';
 import type { AgentImage } from '@smolvm/agent-image';
 
@@ -111,12 +111,31 @@ function readMeta(dir: string): SnapshotMeta | undefined {
 export function findSnapshot(root: string, k: SnapshotKey): FoundSnapshot | { note: string } {
   const dir = path.join(root, k.key);
   if (!fs.existsSync(dir)) return { note: explainMiss(root, k) };
+  // A snapshot is a running guest: one another user could have written is not restored (nor removed).
+  const untrusted = untrustedSnapshot(root, dir);
+  if (untrusted) return { note: `the boot snapshot ${dir} is not used: ${untrusted}` };
   const problem = checkSnapshot(dir, k);
   if (problem) {
     discardSnapshot(root, dir);
     return { note: `the boot snapshot ${dir} is unusable (${problem})` };
   }
   return { dir, agentPid: (readMeta(dir) as SnapshotMeta).agentPid };
+}
+
+/** Why another user could have written the snapshot in `dir` (its metadata or a file it lists), if they could. */
+function untrustedSnapshot(root: string, dir: string): string | undefined {
+  const cache = path.dirname(root);
+  try {
+    assertTrustedPath(dir, cache, 'dir');
+    for (const name of [META_FILE, ...Object.keys(readMeta(dir)?.files ?? {})]) {
+      const file = path.join(dir, name);
+      if (fs.existsSync(file)) assertTrustedPath(file, cache);
+    }
+    return undefined;
+  } catch (err) {
+    if (err instanceof UntrustedPathError) return err.message;
+    return undefined; // damaged: checkSnapshot says how
+  }
 }
 
 function checkSnapshot(dir: string, k: SnapshotKey): string | undefined {
@@ -162,11 +181,6 @@ function safeReaddir(dir: string): string[] {
   } catch {
     return [];
   }
-}
-
-function ensurePrivateDir(dir: string): void {
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  fs.chmodSync(dir, 0o700);
 }
 
 /** A private directory to build one snapshot in; `commit` publishes it under its key. */

@@ -2,14 +2,23 @@
 // cache. The kernel is a per-host artifact, so a custom SMOLVM_HOME still finds the user's.
 import fs from 'node:fs';
 import path from 'node:path';
-import { NotFoundError, smolvmDirs } from '@smolvm/common';
+import { NotFoundError, assertTrustedPath, smolvmDirs } from '@smolvm/common';
 
 const REMEDY = 'run tools/setup from the smolvm checkout (it builds the guest kernel once), or point SMOLVM_KERNEL at a vmlinux';
 
+/**
+ * The kernel the cache's record names, if only this user can have written the record and the
+ * kernel (every VM boots it, with the run's volumes and secrets): both inside the cache, owned
+ * by this user, not writable by others, no symlinks on the way (assertTrustedPath).
+ */
 function recordedKernel(cacheDir: string): string | undefined {
   try {
-    const record = JSON.parse(fs.readFileSync(path.join(cacheDir, 'kernel', 'kernel.json'), 'utf8')) as { path?: unknown };
-    return typeof record.path === 'string' && fs.statSync(record.path).isFile() ? record.path : undefined;
+    const file = path.join(cacheDir, 'kernel', 'kernel.json');
+    assertTrustedPath(file, cacheDir);
+    const record = JSON.parse(fs.readFileSync(file, 'utf8')) as { path?: unknown };
+    if (typeof record.path !== 'string') return undefined;
+    assertTrustedPath(record.path, cacheDir);
+    return record.path;
   } catch {
     return undefined;
   }

@@ -65,6 +65,6 @@ export function createRunDir(prefix: string, env: NodeJS.ProcessEnv = process.en
   ensurePrivateRoot(root);
   sweepRunDirs(root);
   const dir = fs.mkdtempSync(path.join(root, `${prefix}-`));
-  fs.writeFileSync(path.join(dir, OWNER_FILE), JSON.stringify(currentProcessIdentity()));
+  fs.writeFileSync(path.join(dir, OWNER_FILE), JSON.stringify(currentProcessIdentity()), { mode: 0o600 });
   return { path: dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }

@@ -297,7 +297,7 @@ async function agentImageFor(options: BootOptions, cacheDir: string, agentBundle
     try {
       const vm = await boot({ ...options, cpus: 1, memoryMiB: 1024, imageErofs: undefined, volumes: [], persistent: undefined }, performance.now());
       try {
-        writeFileAtomic(blob, await buildSnapshotInGuest(vm.agent), 0o644);
+        writeFileAtomic(blob, await buildSnapshotInGuest(vm.agent));
       } finally {
         await vm.dispose();
       }

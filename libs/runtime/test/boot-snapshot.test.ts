@@ -85,3 +85,25 @@ describe('eviction', () => {
     expect(fs.readdirSync(root).sort()).toEqual([fresh, recent, used].map((d) => path.basename(d)).sort());
   });
 });
+
+// Issue 14, item 7: a snapshot is a running guest (the agent, its memory): one another user could
+// have written is never restored.
+describe('a snapshot another user could have written', () => {
+  it('is not used, and the note says why; an own one in a private cache is', async () => {
+    const root = path.join(tmp, 'vmsnap');
+    const k = await snapshotKey('kvm', capability, shape({ memoryMiB: 310 }));
+    const dir = publish(root, k);
+    expect(findSnapshot(root, k)).toEqual({ dir, agentPid: 1 });
+    fs.chmodSync(path.join(dir, 'state'), 0o666);
+    expect(findSnapshot(root, k)).toEqual({ note: `the boot snapshot ${dir} is not used: refusing ${path.join(dir, 'state')}: it is writable by its group and other users (mode 666)` });
+    fs.chmodSync(path.join(dir, 'state'), 0o600);
+    fs.chmodSync(root, 0o777);
+    expect(findSnapshot(root, k)).toEqual({ note: expect.stringMatching(/is not used: refusing .*vmsnap: it is writable by its group and other users/) });
+    fs.chmodSync(root, 0o700);
+    fs.renameSync(path.join(dir, 'state'), path.join(tmp, 'state'));
+    fs.symlinkSync(path.join(tmp, 'state'), path.join(dir, 'state'));
+    expect(findSnapshot(root, k)).toEqual({ note: expect.stringMatching(/state: it is a symbolic link$/) });
+    // Left where it is: not this process's to remove.
+    expect(fs.existsSync(dir)).toBe(true);
+  });
+});

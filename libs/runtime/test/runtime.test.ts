@@ -39,6 +39,40 @@ describe('locateKernel', () => {
     fs.writeFileSync(path.join(tmp, 'cache', 'kernel', 'kernel.json'), JSON.stringify({ path: path.join(dir, 'vmlinux') }));
     expect(locateKernel(env)).toBe(path.join(dir, 'vmlinux'));
   });
+
+  // Issue 14, item 7: every VM boots this kernel with the run's volumes and secrets.
+  it('ignores a kernel record, or a kernel, that another user could have written or that lies outside the cache', () => {
+    const env = { SMOLVM_HOME: tmp, HOME: tmp, XDG_CACHE_HOME: path.join(tmp, 'xdg') };
+    const kernelDir = path.join(tmp, 'cache', 'kernel');
+    const vmlinux = path.join(kernelDir, 'k1', 'vmlinux');
+    fs.mkdirSync(path.dirname(vmlinux), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(vmlinux, 'x', { mode: 0o644 });
+    const record = path.join(kernelDir, 'kernel.json');
+    const write = (kernel: string) => fs.writeFileSync(record, JSON.stringify({ path: kernel }), { mode: 0o644 });
+    write(vmlinux);
+    expect(locateKernel(env)).toBe(vmlinux);
+    const refused = () => expect(() => locateKernel(env)).toThrow(/no guest kernel is built/);
+    fs.chmodSync(record, 0o666);
+    refused();
+    fs.chmodSync(record, 0o644);
+    fs.chmodSync(kernelDir, 0o777);
+    refused();
+    fs.chmodSync(kernelDir, 0o755);
+    fs.chmodSync(vmlinux, 0o666);
+    refused();
+    fs.chmodSync(vmlinux, 0o644);
+    const outside = path.join(tmp, 'elsewhere-vmlinux');
+    fs.writeFileSync(outside, 'x', { mode: 0o644 });
+    write(outside);
+    refused();
+    write(`${kernelDir}/k1/../k1/vmlinux`);
+    refused();
+    if (process.getuid?.() === 0) {
+      write(vmlinux);
+      fs.chownSync(vmlinux, 65534, 65534);
+      refused();
+    }
+  });
 });
 
 describe('run dirs', () => {
