@@ -1,0 +1,164 @@
+// Issue 14, item 2: a hostile guest must not make the process holding the gateway allocate without
+// bound. Each test floods a gateway running in a process of its own with raw frames on its stream
+// socket (no well-behaved kernel in between) and checks that it was dropped and counted, and that
+// the process's peak resident memory stayed under RSS_BOUND above its idle size. A flood stops as
+// soon as the bound is crossed, so a regression fails the test without exhausting the machine.
+import net from 'node:net';
+import { GatewayProcess, HostileGuest, type ProcessStats, type RawConn } from './helpers/hostile-guest';
+import { TcpFlags } from '../src/packets';
+
+const MiB = 1024 * 1024;
+/** Peak RSS growth allowed over the idle process: the documented bound (README, Security). */
+const RSS_BOUND = 160 * MiB;
+
+jest.setTimeout(300_000);
+
+let gwp: GatewayProcess;
+let guest: HostileGuest;
+let idle: ProcessStats;
+const servers: net.Server[] = [];
+const sockets = new Set<net.Socket>();
+
+/** Host port whose connections are accepted and never read. */
+let sinkPort: number;
+/** Host port whose connections are sent data as fast as they take it. */
+let sourcePort: number;
+
+async function listen(server: net.Server): Promise<number> {
+  servers.push(server);
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('error', () => undefined).on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as net.AddressInfo).port;
+}
+
+beforeAll(async () => {
+  sinkPort = await listen(net.createServer({ pauseOnConnect: true }));
+  const block = Buffer.alloc(65536, 0x62);
+  sourcePort = await listen(
+    net.createServer((s) => {
+      const pump = (): void => {
+        while (!s.destroyed && s.write(block));
+      };
+      s.on('drain', pump);
+      pump();
+    }),
+  );
+});
+
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+});
+
+beforeEach(async () => {
+  gwp = await GatewayProcess.start();
+  guest = await HostileGuest.connect(gwp.socketPath);
+  idle = await gwp.stats();
+});
+
+afterEach(async () => {
+  guest?.close();
+  await gwp?.stop();
+});
+
+/** Fails as soon as the gateway process has grown past the bound; returns its stats. */
+async function checked(): Promise<ProcessStats> {
+  const s = await gwp.stats();
+  const growth = s.peakRss - idle.rss;
+  if (growth > RSS_BOUND) {
+    throw new Error(`gateway process peak RSS grew by ${(growth / MiB).toFixed(0)} MiB (bound ${RSS_BOUND / MiB} MiB): ${JSON.stringify(s)}`);
+  }
+  return s;
+}
+
+/** Sends batches of frames from make(i), checking the bound every batch. */
+async function flood(total: number, make: (i: number) => Buffer, batch = 512): Promise<ProcessStats> {
+  for (let i = 0; i < total; i += batch) {
+    const frames: Buffer[] = [];
+    for (let j = i; j < Math.min(total, i + batch); j++) frames.push(make(j));
+    await guest.send(frames);
+    if ((i / batch) % 8 === 0) await checked();
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  return checked();
+}
+
+test('frames longer than the MTU are dropped and counted, not answered (64 KiB pings, receive side stalled)', async () => {
+  guest.stallReceive();
+  const s = await flood(4000, (i) => guest.ping(65000, i), 16);
+  expect(s.framesOversize).toBe(4000);
+  expect(s.linkBacklog).toBe(0);
+});
+
+test('pings, ARP and DNS with the NIC receive side stalled: replies past the link cap are dropped and counted', async () => {
+  guest.stallReceive();
+  const kinds = [(i: number) => guest.ping(1472, i), () => guest.arpRequest(), (i: number) => guest.badDnsQuery(i)];
+  const s = await flood(300_000, (i) => kinds[i % 3](i));
+  expect(s.framesOutDropped).toBeGreaterThan(0);
+  expect(s.linkBacklog).toBeLessThanOrEqual(4 * MiB);
+});
+
+test('overlapping out-of-order segments never pile up: held bytes stay within the window', async () => {
+  const conns = await guest.open(16, sinkPort);
+  expect(conns).toHaveLength(16);
+  const payload = Buffer.alloc(1460, 0x63);
+  // Every segment skips the next expected byte; each starts one byte after the previous one.
+  const s = await flood(16 * 60_000, (i) => {
+    const c = conns[i % 16];
+    return guest.tcp(c, c.seq + 1 + Math.floor(i / 16), TcpFlags.ACK, payload);
+  });
+  expect(s.segmentsDropped).toBeGreaterThan(0);
+  expect(s.bufferedBytes).toBeLessThanOrEqual(16 * 256 * 1024);
+});
+
+test('1024 connections whose guest never acknowledges: host data held is capped in total', async () => {
+  const conns = await guest.open(1024, sourcePort, 180_000);
+  expect(conns.length).toBe(1024);
+  // Let the host sockets fill whatever the gateway takes, checking the bound as they do.
+  let s = await checked();
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    s = await checked();
+  }
+  expect(s.tcpConnections).toBe(1024);
+  expect(s.bufferedBytes).toBeLessThanOrEqual(40 * MiB);
+});
+
+test('1024 connections filling their windows towards a host that never reads: guest data held is capped in total', async () => {
+  const conns = await guest.open(1024, sinkPort, 180_000);
+  expect(conns.length).toBe(1024);
+  const payload = Buffer.alloc(1460, 0x64);
+  let s = await checked();
+  // Rounds: every connection sends what its last advertised window allows.
+  for (let round = 0; round < 40; round++) {
+    let sent = 0;
+    for (let k = 0; k < conns.length; k += 64) {
+      const frames: Buffer[] = [];
+      for (const c of conns.slice(k, k + 64) as RawConn[]) {
+        while (((c.edge - c.seq) | 0) >= payload.length) {
+          frames.push(guest.tcp(c, c.seq, TcpFlags.ACK, payload));
+          c.seq = (c.seq + payload.length) >>> 0;
+        }
+      }
+      sent += frames.length;
+      if (frames.length) await guest.send(frames);
+    }
+    s = await checked();
+    if (sent === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(s.bufferedBytes).toBeLessThanOrEqual(40 * MiB);
+});
+
+test('4096 connections at once fit; the next one is refused and counted', async () => {
+  const conns = await guest.open(4096, sinkPort, 180_000);
+  expect(conns.length).toBe(4096);
+  const [extra] = await guest.open(1, sinkPort, 2000);
+  expect(extra).toBeUndefined();
+  const s = await checked();
+  expect(s.tcpConnections).toBe(4096);
+  expect(s.connectionsRefused).toBe(1);
+});
