@@ -1,7 +1,8 @@
 // A hostile "guest" for memory tests and tools/bench/net-flood.ts: raw frames written straight
 // onto the gateway's stream socket (no well-behaved kernel in between), plus the gateway in a
 // process of its own (gateway-process.ts) whose resident memory is what gets measured.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -42,7 +43,7 @@ export interface ProcessStats extends GatewayStats {
 /** The gateway in a child process (killed with its stdin: no orphan survives the parent). */
 export class GatewayProcess {
   private constructor(
-    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly child: ChildProcessByStdio<Writable, Readable, null>,
     private readonly lines: AsyncIterator<string>,
     private readonly dir: string,
     readonly socketPath: string,
@@ -97,6 +98,7 @@ export class HostileGuest {
   readonly conns = new Map<number, RawConn>();
   private readonly decoder = new FrameDecoder();
   private nextPort = 10000;
+  private drained?: Promise<void>;
 
   private constructor(private readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => {
@@ -120,7 +122,10 @@ export class HostileGuest {
   async send(frames: Buffer[]): Promise<void> {
     const parts: Buffer[] = [];
     for (const f of frames) parts.push(lengthPrefix(f.length), f);
-    if (!this.socket.write(Buffer.concat(parts))) await new Promise((r) => this.socket.once('drain', r));
+    if (!this.socket.write(Buffer.concat(parts))) {
+      this.drained ??= new Promise<void>((r) => this.socket.once('drain', () => r())).finally(() => (this.drained = undefined));
+      await this.drained;
+    }
   }
 
   /** Opens `count` connections to the host's 127.0.0.1:hostPort; resolves once `count` are set up or timeoutMs passed. */
