@@ -9,7 +9,7 @@ import { SmolvmError } from '@smolvm/common';
 import { ByteBudget, PIECE_OVERHEAD } from './budget';
 import { DhcpMessage, dhcpReply, parseDhcp } from './dhcp';
 import { buildDnsResponse, DnsRcode, DnsType, parseDnsQuery, type DnsQuery } from './dns';
-import { FrameDecoder } from './link';
+import { FrameDecoder, lengthPrefix } from './link';
 import {
   BROADCAST_MAC,
   buildArp,
@@ -412,7 +412,7 @@ export class Gateway {
     }
   }
 
-  // Frames produced in one tick leave in one write, and one write at a time: what waits for a
+  // Frames produced in one tick leave in one writev, and one writev at a time: what waits for a
   // stalled NIC is in outQueue, where the caps above see it, not in the socket's own buffer.
   private readonly flushLink = (): void => {
     this.outScheduled = false;
@@ -423,18 +423,19 @@ export class Gateway {
       this.outBytes = 0;
       return;
     }
-    const buf = Buffer.allocUnsafe(this.outBytes);
-    let o = 0;
-    for (const f of this.outQueue) {
-      buf.writeUInt32BE(f.length, o);
-      f.copy(buf, o + 4);
-      o += 4 + f.length;
-    }
+    const frames = this.outQueue;
     this.outQueue = [];
     this.outInFlight = this.outBytes;
     this.outBytes = 0;
     this.outWriting = true;
-    link.write(buf, () => {
+    link.cork();
+    for (let i = 0; i < frames.length - 1; i++) {
+      link.write(lengthPrefix(frames[i].length));
+      link.write(frames[i]);
+    }
+    const last = frames[frames.length - 1];
+    link.write(lengthPrefix(last.length));
+    link.write(last, () => {
       if (this.link !== link) return;
       this.outWriting = false;
       this.outInFlight = 0;
@@ -444,6 +445,7 @@ export class Gateway {
         for (const f of this.tcp.values()) f.conn.resume();
       }
     });
+    link.uncork();
   };
 
   private canSend = (): boolean => !this.congested && this.link !== undefined;
