@@ -3,8 +3,7 @@
 // socket (no well-behaved kernel in between) and checks that it was dropped and counted, and that
 // the process's peak resident memory stayed under RSS_BOUND above its idle size. A flood stops as
 // soon as the bound is crossed, so a regression fails the test without exhausting the machine.
-import net from 'node:net';
-import { GatewayProcess, HostileGuest, type ProcessStats, type RawConn } from './helpers/hostile-guest';
+import { GatewayProcess, hostServers, HostileGuest, type HostServers, type ProcessStats } from './helpers/hostile-guest';
 import { TcpFlags } from '../src/packets';
 
 const MiB = 1024 * 1024;
@@ -16,41 +15,14 @@ jest.setTimeout(300_000);
 let gwp: GatewayProcess;
 let guest: HostileGuest;
 let idle: ProcessStats;
-const servers: net.Server[] = [];
-const sockets = new Set<net.Socket>();
-
-/** Host port whose connections are accepted and never read. */
-let sinkPort: number;
-/** Host port whose connections are sent data as fast as they take it. */
-let sourcePort: number;
-
-async function listen(server: net.Server): Promise<number> {
-  servers.push(server);
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('error', () => undefined).on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return (server.address() as net.AddressInfo).port;
-}
+let servers: HostServers;
 
 beforeAll(async () => {
-  sinkPort = await listen(net.createServer({ pauseOnConnect: true }));
-  const block = Buffer.alloc(65536, 0x62);
-  sourcePort = await listen(
-    net.createServer((s) => {
-      const pump = (): void => {
-        while (!s.destroyed && s.write(block));
-      };
-      s.on('drain', pump);
-      pump();
-    }),
-  );
+  servers = await hostServers();
 });
 
 afterAll(async () => {
-  for (const s of sockets) s.destroy();
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  await servers?.close();
 });
 
 beforeEach(async () => {
@@ -62,6 +34,7 @@ beforeEach(async () => {
 afterEach(async () => {
   guest?.close();
   await gwp?.stop();
+  servers.dropConnections();
 });
 
 /** Fails as soon as the gateway process has grown past the bound; returns its stats. */
@@ -102,7 +75,7 @@ test('pings, ARP and DNS with the NIC receive side stalled: replies past the lin
 });
 
 test('overlapping out-of-order segments never pile up: held bytes stay within the window', async () => {
-  const conns = await guest.open(16, sinkPort);
+  const conns = await guest.open(16, servers.sink);
   expect(conns).toHaveLength(16);
   const payload = Buffer.alloc(1460, 0x63);
   // Every segment skips the next expected byte; each starts one byte after the previous one.
@@ -115,7 +88,7 @@ test('overlapping out-of-order segments never pile up: held bytes stay within th
 });
 
 test('1024 connections whose guest never acknowledges: host data held is capped in total', async () => {
-  const conns = await guest.open(1024, sourcePort, 180_000);
+  const conns = await guest.open(1024, servers.source, 180_000);
   expect(conns.length).toBe(1024);
   // Let the host sockets fill whatever the gateway takes, checking the bound as they do.
   let s = await checked();
@@ -128,24 +101,13 @@ test('1024 connections whose guest never acknowledges: host data held is capped 
 });
 
 test('1024 connections filling their windows towards a host that never reads: guest data held is capped in total', async () => {
-  const conns = await guest.open(1024, sinkPort, 180_000);
+  const conns = await guest.open(1024, servers.sink, 180_000);
   expect(conns.length).toBe(1024);
   const payload = Buffer.alloc(1460, 0x64);
   let s = await checked();
   // Rounds: every connection sends what its last advertised window allows.
   for (let round = 0; round < 40; round++) {
-    let sent = 0;
-    for (let k = 0; k < conns.length; k += 64) {
-      const frames: Buffer[] = [];
-      for (const c of conns.slice(k, k + 64) as RawConn[]) {
-        while (((c.edge - c.seq) | 0) >= payload.length) {
-          frames.push(guest.tcp(c, c.seq, TcpFlags.ACK, payload));
-          c.seq = (c.seq + payload.length) >>> 0;
-        }
-      }
-      sent += frames.length;
-      if (frames.length) await guest.send(frames);
-    }
+    const sent = await guest.fillWindows(conns, payload);
     s = await checked();
     if (sent === 0) break;
     await new Promise((r) => setTimeout(r, 100));
@@ -154,9 +116,9 @@ test('1024 connections filling their windows towards a host that never reads: gu
 });
 
 test('4096 connections at once fit; the next one is refused and counted', async () => {
-  const conns = await guest.open(4096, sinkPort, 180_000);
+  const conns = await guest.open(4096, servers.sink, 180_000);
   expect(conns.length).toBe(4096);
-  const [extra] = await guest.open(1, sinkPort, 2000);
+  const [extra] = await guest.open(1, servers.sink, 2000);
   expect(extra).toBeUndefined();
   const s = await checked();
   expect(s.tcpConnections).toBe(4096);

@@ -94,6 +94,50 @@ export interface RawConn {
 
 const WSCALE = 7;
 
+/** Host-side peers on 127.0.0.1: `sink` accepts and never reads, `source` sends as fast as it is read. */
+export interface HostServers {
+  sink: number;
+  source: number;
+  /** Ends every accepted connection. */
+  dropConnections(): void;
+  close(): Promise<void>;
+}
+
+export async function hostServers(): Promise<HostServers> {
+  const servers: net.Server[] = [];
+  const sockets = new Set<net.Socket>();
+  const listen = async (server: net.Server): Promise<number> => {
+    servers.push(server);
+    server.on('connection', (s) => {
+      sockets.add(s);
+      s.on('error', () => undefined).on('close', () => sockets.delete(s));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return (server.address() as net.AddressInfo).port;
+  };
+  const block = Buffer.alloc(65536, 0x62);
+  const source = (s: net.Socket): void => {
+    const pump = (): void => {
+      while (!s.destroyed && s.write(block));
+    };
+    s.on('drain', pump);
+    pump();
+  };
+  const dropConnections = (): void => {
+    for (const s of sockets) s.destroy();
+  };
+  return {
+    // Paused on connect: data stays in the kernel, nothing is read into this process.
+    sink: await listen(net.createServer({ pauseOnConnect: true })),
+    source: await listen(net.createServer(source)),
+    dropConnections,
+    async close() {
+      dropConnections();
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    },
+  };
+}
+
 export class HostileGuest {
   readonly conns = new Map<number, RawConn>();
   private readonly decoder = new FrameDecoder();
@@ -173,6 +217,23 @@ export class HostileGuest {
     payload.writeUInt16BE(id & 0xffff, 0);
     payload.writeUInt16BE(1, 4); // one question that is not there
     return buildIpv4Frames(GW_MAC, GUEST_MAC, GUEST, GW, IPPROTO_UDP, buildUdp(GUEST, GW, 5353, 53, payload), 1500)[0];
+  }
+
+  /** One round: each connection sends new in-order data as far as its last advertised window allows. Returns the frames sent. */
+  async fillWindows(conns: RawConn[], payload: Buffer): Promise<number> {
+    let sent = 0;
+    for (let k = 0; k < conns.length; k += 64) {
+      const frames: Buffer[] = [];
+      for (const c of conns.slice(k, k + 64)) {
+        while (((c.edge - c.seq) | 0) >= payload.length) {
+          frames.push(this.tcp(c, c.seq, TcpFlags.ACK, payload));
+          c.seq = (c.seq + payload.length) >>> 0;
+        }
+      }
+      sent += frames.length;
+      if (frames.length) await this.send(frames);
+    }
+    return sent;
   }
 
   close(): void {
