@@ -116,9 +116,9 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   linkHighWater: 1024 * 1024,
   linkMaxBacklog: 2 * 1024 * 1024,
   linkMaxFrames: 8192,
-  tcpReceiveTotal: 32 * 1024 * 1024,
+  tcpReceiveTotal: 16 * 1024 * 1024,
   tcpOutOfOrderTotal: 8 * 1024 * 1024,
-  tcpSendTotal: 32 * 1024 * 1024,
+  tcpSendTotal: 16 * 1024 * 1024,
   udpSendTotal: 4 * 1024 * 1024,
 };
 
