@@ -4,6 +4,8 @@
 // the process's peak resident memory stayed under RSS_BOUND above its idle size. A flood stops as
 // soon as the bound is crossed, so a regression fails the test without exhausting the machine.
 import { GatewayProcess, hostServers, HostileGuest, type HostServers, type ProcessStats } from './helpers/hostile-guest';
+import dgram from 'node:dgram';
+import { PIECE_OVERHEAD } from '../src/budget';
 import { TcpFlags } from '../src/packets';
 
 const MiB = 1024 * 1024;
@@ -123,4 +125,30 @@ test('4096 connections at once fit; the next one is refused and counted', async 
   const s = await checked();
   expect(s.tcpConnections).toBe(4096);
   expect(s.connectionsRefused).toBe(1);
+});
+
+test('datagrams waiting for host sockets past the shared cap are dropped and counted', async () => {
+  // This one needs a small cap: a gateway process of its own (afterEach stops it).
+  guest.close();
+  await gwp.stop();
+  gwp = await GatewayProcess.start({ udpSendTotal: 3 * (1400 + PIECE_OVERHEAD) });
+  guest = await HostileGuest.connect(gwp.socketPath);
+  const host = dgram.createSocket('udp4');
+  let received = 0;
+  host.on('message', () => received++);
+  await new Promise<void>((r) => host.bind(0, '127.0.0.1', r));
+  try {
+    // One write: the first datagram of a flow waits for its socket's bind, the rest queue behind it.
+    await guest.send(Array.from({ length: 10 }, () => guest.udp(host.address().port, Buffer.alloc(1400, 0x65))));
+    let s = await gwp.stats();
+    for (let i = 0; i < 50 && s.framesIn < 10; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      s = await gwp.stats();
+    }
+    expect(s.datagramsDropped).toBe(7);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(received).toBe(3);
+  } finally {
+    host.close();
+  }
 });

@@ -211,6 +211,11 @@ export class HostileGuest {
     return buildArp(Buffer.alloc(6, 0xff), GUEST_MAC, { op: 1, senderMac: GUEST_MAC, senderIp: GUEST, targetMac: Buffer.alloc(6), targetIp: GW });
   }
 
+  /** A datagram to the host's 127.0.0.1:port (through the gateway address). */
+  udp(port: number, payload: Buffer): Buffer {
+    return buildIpv4Frames(GW_MAC, GUEST_MAC, GUEST, GW, IPPROTO_UDP, buildUdp(GUEST, GW, 5353, port, payload), 1500)[0];
+  }
+
   /** A malformed DNS query to the gateway (answered at once with FORMERR, no resolver involved). */
   badDnsQuery(id: number): Buffer {
     const payload = Buffer.alloc(12);
