@@ -171,9 +171,10 @@ interface TcpFlow {
   remoteIp: number;
   /** Guest data delivered in this batch of frames, written to the socket at its end. */
   pending: Buffer[];
-  /** Receive-budget charge of that data plus what the socket has not written yet. */
-  backlog: number;
+  pendingBytes: number;
   pendingCharge: number;
+  /** Receive-budget charge of the pending data plus what the socket has not written yet. */
+  backlog: number;
   /** The host socket is relayed (connected, or the forwarded connection established). */
   wired: boolean;
 }
@@ -381,10 +382,11 @@ export class Gateway {
         this.onWarning?.(`network gateway: frame dropped after an internal error: ${(err as Error).message}`);
       }
     }
-    // One ACK per connection per batch of frames, not one per segment.
+    // One ACK per connection per batch of frames, not one per segment; after the write, so its
+    // window counts what the host socket took.
     for (const flow of this.touched) {
-      flow.conn.flushAck();
       this.flushToHost(flow);
+      flow.conn.flushAck();
     }
     this.touched.clear();
   }
@@ -757,11 +759,12 @@ export class Gateway {
   }
 
   private newFlow(key: string, remoteIp: number, socket?: net.Socket): TcpFlow {
-    return { key, conn: undefined as unknown as TcpConnection, remoteIp, socket, pending: [], backlog: 0, pendingCharge: 0, wired: false };
+    return { key, conn: undefined as unknown as TcpConnection, remoteIp, socket, pending: [], pendingBytes: 0, pendingCharge: 0, backlog: 0, wired: false };
   }
 
   private connOptions(flow: TcpFlow): Partial<TcpOptions> {
-    return { ...this.tcpOptions, receiveBacklog: () => flow.backlog, canSend: this.canSend };
+    // The window counts bytes the host has not taken; the per-piece overhead is the budget's concern.
+    return { ...this.tcpOptions, receiveBacklog: () => (flow.socket?.writableLength ?? 0) + flow.pendingBytes, canSend: this.canSend };
   }
 
   /** Host data for the guest: false stops reading this socket (or all of them: send budget spent). */
@@ -790,6 +793,7 @@ export class Gateway {
     const parts = flow.pending;
     const charge = flow.pendingCharge;
     flow.pending = [];
+    flow.pendingBytes = 0;
     flow.pendingCharge = 0;
     const socket = flow.socket;
     if (!socket || socket.destroyed) return this.releaseBacklog(flow, charge);
@@ -813,6 +817,7 @@ export class Gateway {
         this.budgets.receive.take(charge);
         flow.backlog += charge;
         flow.pendingCharge += charge;
+        flow.pendingBytes += data.length;
         flow.pending.push(data);
         this.touched.add(flow);
       },
