@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { SmolvmError } from '@smolvm/common';
+import { ByteBudget, PIECE_OVERHEAD } from './budget';
 import { DhcpMessage, dhcpReply, parseDhcp } from './dhcp';
 import { buildDnsResponse, DnsRcode, DnsType, parseDnsQuery, type DnsQuery } from './dns';
 import { FrameDecoder, lengthPrefix } from './link';
@@ -84,8 +85,23 @@ export interface GatewayLimits {
   tcpSendBuffer: number;
   timeWaitMs: number;
   maxPendingDns: number;
-  /** Bytes queued towards the guest past which TCP stops sending and UDP drops. */
+  /**
+   * Bytes queued towards the guest past which TCP stops sending and everything else the gateway
+   * sends (ARP, ICMP, DNS, DHCP and UDP replies, RSTs for unknown connections) is dropped.
+   */
   linkHighWater: number;
+  /** Hard caps on what is queued towards the guest (a stalled NIC): past them TCP frames are dropped too (and resent). */
+  linkMaxBacklog: number;
+  linkMaxFrames: number;
+  /**
+   * Caps shared by all TCP connections, in bytes plus PIECE_OVERHEAD per buffered piece: guest
+   * data waiting for host sockets, out-of-order guest data, host data waiting for the guest's ACK.
+   */
+  tcpReceiveTotal: number;
+  tcpOutOfOrderTotal: number;
+  tcpSendTotal: number;
+  /** Guest datagrams waiting for host sockets, all flows together (same accounting). */
+  udpSendTotal: number;
 }
 
 export const DEFAULT_LIMITS: GatewayLimits = {
@@ -98,6 +114,12 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   timeWaitMs: 10_000,
   maxPendingDns: 256,
   linkHighWater: 1024 * 1024,
+  linkMaxBacklog: 2 * 1024 * 1024,
+  linkMaxFrames: 8192,
+  tcpReceiveTotal: 16 * 1024 * 1024,
+  tcpOutOfOrderTotal: 8 * 1024 * 1024,
+  tcpSendTotal: 16 * 1024 * 1024,
+  udpSendTotal: 4 * 1024 * 1024,
 };
 
 /** A connection or datagram the policy refused (for the machine's log). */
@@ -118,8 +140,18 @@ export interface GatewayStats {
   linkBacklog: number;
   framesIn: number;
   framesOut: number;
-  /** Frames ignored as malformed or not for us. */
+  /** Frames ignored as malformed, oversized or not for us. */
   framesDropped: number;
+  /** Of those, frames longer than the MTU (+ Ethernet header). */
+  framesOversize: number;
+  /** Frames for the guest dropped because too much was queued towards it already. */
+  framesOutDropped: number;
+  /** Guest TCP data dropped unacknowledged because holding it would pass a cap (the guest resends). */
+  segmentsDropped: number;
+  /** Guest datagrams dropped because too much waits for host sockets already. */
+  datagramsDropped: number;
+  /** Connections refused (RST, or the host side reset) because maxTcpConnections were open. */
+  connectionsRefused: number;
 }
 
 export interface GatewayInternals {
@@ -137,7 +169,14 @@ interface TcpFlow {
   socket?: net.Socket;
   /** The address the guest talks to (its view): destination, or the gateway for forwards. */
   remoteIp: number;
-  corked: boolean;
+  /** Guest data delivered in this batch of frames, written to the socket at its end. */
+  pending: Buffer[];
+  pendingBytes: number;
+  pendingCharge: number;
+  /** Receive-budget charge of the pending data plus what the socket has not written yet. */
+  backlog: number;
+  /** The host socket is relayed (connected, or the forwarded connection established). */
+  wired: boolean;
 }
 
 interface UdpFlow {
@@ -147,9 +186,13 @@ interface UdpFlow {
   remotePort: number;
   guestPort: number;
   lastActive: number;
+  /** Send-budget charge of datagrams the socket has not sent yet. */
+  inFlight: number;
 }
 
 const LOOPBACK = '127.0.0.1';
+/** Host sockets read into this and the gateway copies what it keeps (reads are synchronous). */
+const HOST_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const FORWARD_PORTS = { first: 49152, last: 65535 };
 
 export class Gateway {
@@ -171,8 +214,16 @@ export class Gateway {
   private link?: Duplex;
   private server?: net.Server;
   private decoder = new FrameDecoder();
-  private linkCorked = false;
   private congested = false;
+  /** Frames waiting for the link (not yet written) and the bytes of the write in flight. */
+  private outQueue: Buffer[] = [];
+  private outBytes = 0;
+  private outInFlight = 0;
+  private outWriting = false;
+  private outScheduled = false;
+  private readonly budgets: { receive: ByteBudget; outOfOrder: ByteBudget; send: ByteBudget; udp: ByteBudget };
+  /** All host reads stopped: the send budget is exhausted. */
+  private hostReadsPaused = false;
   private readonly tcp = new Map<string, TcpFlow>();
   private readonly udp = new Map<string, UdpFlow>();
   private readonly touched = new Set<TcpFlow>();
@@ -181,7 +232,7 @@ export class Gateway {
   private nextForwardPort = FORWARD_PORTS.first;
   private sweepTimer?: NodeJS.Timeout;
   private closed = false;
-  private counters = { framesIn: 0, framesOut: 0, framesDropped: 0 };
+  private counters = { framesIn: 0, framesOut: 0, framesDropped: 0, framesOversize: 0, framesOutDropped: 0, segmentsDropped: 0, datagramsDropped: 0, connectionsRefused: 0 };
 
   constructor(internals: GatewayInternals) {
     this.policy = internals.policy;
@@ -201,11 +252,21 @@ export class Gateway {
     this.gatewayMac = parseMac(DEFAULT_NETWORK.gatewayMac);
     this.guestMac = parseMac(n.guestMac);
     this.mtu = n.mtu;
+    const l = this.limits;
+    this.budgets = {
+      receive: new ByteBudget(l.tcpReceiveTotal),
+      outOfOrder: new ByteBudget(l.tcpOutOfOrderTotal),
+      send: new ByteBudget(l.tcpSendTotal),
+      udp: new ByteBudget(l.udpSendTotal),
+    };
     this.tcpOptions = {
       mss: n.mtu - 40,
       receiveBuffer: this.limits.tcpReceiveBuffer,
       sendBuffer: this.limits.tcpSendBuffer,
       timeWaitMs: this.limits.timeWaitMs,
+      receiveBudget: this.budgets.receive,
+      outOfOrderBudget: this.budgets.outOfOrder,
+      sendBudget: this.budgets.send,
     };
     this.guestConfig = {
       ip: n.guest,
@@ -228,9 +289,14 @@ export class Gateway {
     if (this.closed) throw new SmolvmError('the network gateway is closed');
     if (this.link) throw new SmolvmError('the network gateway already has a link');
     this.link = link;
-    this.decoder = new FrameDecoder();
+    // Nothing longer than the MTU is ever assembled: such frames are skipped as they stream by.
+    this.decoder = new FrameDecoder(this.mtu + 14);
+    this.outQueue = [];
+    this.outBytes = 0;
+    this.outInFlight = 0;
+    this.outWriting = false;
+    this.congested = false;
     link.on('data', (chunk: Buffer) => this.onChunk(chunk));
-    link.on('drain', () => this.onLinkDrain());
     link.on('error', (err) => this.onWarning?.(`network link: ${err.message}`));
     link.on('close', () => {
       if (this.link === link) this.link = undefined;
@@ -265,7 +331,7 @@ export class Gateway {
       tcpConnections: this.tcp.size,
       udpFlows: this.udp.size,
       bufferedBytes: buffered,
-      linkBacklog: this.link?.writableLength ?? 0,
+      linkBacklog: this.outBytes + (this.link?.writableLength ?? 0),
       ...this.counters,
     };
   }
@@ -303,7 +369,9 @@ export class Gateway {
       return;
     }
     this.counters.framesDropped += this.decoder.dropped;
+    this.counters.framesOversize += this.decoder.oversize;
     this.decoder.dropped = 0;
+    this.decoder.oversize = 0;
     for (const frame of frames) {
       this.counters.framesIn++;
       try {
@@ -314,40 +382,73 @@ export class Gateway {
         this.onWarning?.(`network gateway: frame dropped after an internal error: ${(err as Error).message}`);
       }
     }
-    // One ACK per connection per batch of frames, not one per segment.
+    // One ACK per connection per batch of frames, not one per segment; after the write, so its
+    // window counts what the host socket took.
     for (const flow of this.touched) {
+      this.flushToHost(flow);
       flow.conn.flushAck();
-      if (flow.corked) {
-        flow.corked = false;
-        flow.socket?.uncork();
-      }
     }
     this.touched.clear();
   }
 
-  private sendFrame(frame: Buffer): void {
+  /**
+   * Queues a frame for the guest. `essential`: a TCP connection's own segment, kept up to the hard
+   * caps; anything else is dropped (and counted) once the queue is past the high-water mark.
+   */
+  private sendFrame(frame: Buffer, essential = false): void {
     const link = this.link;
     if (!link || link.destroyed) return;
-    this.counters.framesOut++;
-    if (!this.linkCorked) {
-      // Frames produced in one tick leave in one writev.
-      this.linkCorked = true;
-      link.cork();
-      process.nextTick(() => {
-        this.linkCorked = false;
-        link.uncork();
-      });
+    const queued = this.outBytes + this.outInFlight;
+    const l = this.limits;
+    if ((!essential && this.congested) || queued + frame.length > l.linkMaxBacklog || this.outQueue.length >= l.linkMaxFrames) {
+      this.counters.framesOutDropped++;
+      return;
     }
-    link.write(lengthPrefix(frame.length));
-    link.write(frame);
-    if (link.writableLength > this.limits.linkHighWater) this.congested = true;
+    this.counters.framesOut++;
+    this.outQueue.push(frame);
+    this.outBytes += 4 + frame.length;
+    if (queued + frame.length > l.linkHighWater) this.congested = true;
+    if (!this.outScheduled && !this.outWriting) {
+      this.outScheduled = true;
+      process.nextTick(this.flushLink);
+    }
   }
 
-  private onLinkDrain(): void {
-    if (!this.congested) return;
-    this.congested = false;
-    for (const f of this.tcp.values()) f.conn.resume();
-  }
+  // Frames produced in one tick leave in one writev, and one writev at a time: what waits for a
+  // stalled NIC is in outQueue, where the caps above see it, not in the socket's own buffer.
+  private readonly flushLink = (): void => {
+    this.outScheduled = false;
+    const link = this.link;
+    if (this.outWriting || this.outQueue.length === 0) return;
+    if (!link || link.destroyed) {
+      this.outQueue = [];
+      this.outBytes = 0;
+      return;
+    }
+    const frames = this.outQueue;
+    this.outQueue = [];
+    this.outInFlight = this.outBytes;
+    this.outBytes = 0;
+    this.outWriting = true;
+    link.cork();
+    for (let i = 0; i < frames.length - 1; i++) {
+      link.write(lengthPrefix(frames[i].length));
+      link.write(frames[i]);
+    }
+    const last = frames[frames.length - 1];
+    link.write(lengthPrefix(last.length));
+    link.write(last, () => {
+      if (this.link !== link) return;
+      this.outWriting = false;
+      this.outInFlight = 0;
+      this.flushLink();
+      if (this.congested && this.outBytes + this.outInFlight <= this.limits.linkHighWater / 2) {
+        this.congested = false;
+        for (const f of this.tcp.values()) f.conn.resume();
+      }
+    });
+    link.uncork();
+  };
 
   private canSend = (): boolean => !this.congested && this.link !== undefined;
 
@@ -532,7 +633,7 @@ export class Gateway {
         return true;
       }
       const socket = dgram.createSocket('udp4');
-      const created: UdpFlow = { socket, target: r.target, remoteIp: ip.dst, remotePort: dstPort, guestPort, lastActive: Date.now() };
+      const created: UdpFlow = { socket, target: r.target, remoteIp: ip.dst, remotePort: dstPort, guestPort, lastActive: Date.now(), inFlight: 0 };
       socket.on('message', (msg, rinfo) => {
         // Unconnected socket: take replies from the flow's peer only.
         if (rinfo.address !== created.target || rinfo.port !== created.remotePort || this.congested) return;
@@ -547,14 +648,29 @@ export class Gateway {
       flow = created;
     }
     flow.lastActive = Date.now();
-    flow.socket.send(payload, flow.remotePort, flow.target);
+    const charge = payload.length + PIECE_OVERHEAD;
+    if (!this.budgets.udp.tryTake(charge)) {
+      this.counters.datagramsDropped++;
+      return true;
+    }
+    const sending = flow;
+    sending.inFlight += charge;
+    // A copy: the payload is a view into the link's chunk, and the socket may queue it a while.
+    sending.socket.send(Buffer.from(payload), flow.remotePort, flow.target, () => this.releaseUdp(sending, charge));
     return true;
+  }
+
+  private releaseUdp(flow: UdpFlow, charge: number): void {
+    const n = Math.min(charge, flow.inFlight);
+    flow.inFlight -= n;
+    this.budgets.udp.release(n);
   }
 
   private closeUdp(key: string): void {
     const flow = this.udp.get(key);
     if (!flow) return;
     this.udp.delete(key);
+    this.releaseUdp(flow, flow.inFlight);
     try {
       flow.socket.close();
     } catch {
@@ -569,8 +685,8 @@ export class Gateway {
 
   // ---- TCP ----
 
-  private sendTcp(remoteIp: number, h: TcpHeaderFields, payload?: Buffer): void {
-    this.sendFrame(buildTcpFrame(this.guestMac, this.gatewayMac, remoteIp, this.guestIp, h, payload));
+  private sendTcp(remoteIp: number, h: TcpHeaderFields, payload?: Buffer, essential = true): void {
+    this.sendFrame(buildTcpFrame(this.guestMac, this.gatewayMac, remoteIp, this.guestIp, h, payload), essential);
   }
 
   /** RST for a segment that belongs to no connection (RFC 9293 3.10.7.1). */
@@ -587,7 +703,7 @@ export class Gateway {
             flags: TcpFlags.RST | TcpFlags.ACK,
             window: 0,
           };
-    this.sendTcp(ip.dst, h);
+    this.sendTcp(ip.dst, h, undefined, false);
   }
 
   private handleTcp(ip: Ipv4Packet, seg: TcpSegment): boolean {
@@ -610,13 +726,29 @@ export class Gateway {
     }
     const r = this.route(ip.dst, seg.dstPort, 'tcp');
     if ('denied' in r || this.tcp.size >= this.limits.maxTcpConnections) {
+      if (!('denied' in r)) this.counters.connectionsRefused++;
       this.sendResetFor(ip, seg);
       return true;
     }
-    const created: TcpFlow = { key, conn: undefined as unknown as TcpConnection, remoteIp: ip.dst, corked: false };
+    const created = this.newFlow(key, ip.dst);
     created.conn = TcpConnection.fromSyn(seg, this.tcpEvents(created), this.connOptions(created));
     this.tcp.set(key, created);
-    const socket = net.connect({ host: r.target, port: seg.dstPort, allowHalfOpen: true, noDelay: true });
+    // Reads land in one shared buffer and stop at once when refused (no chunk left behind in the
+    // socket, whatever the number of sockets): see hostData.
+    const socket = net.connect({
+      host: r.target,
+      port: seg.dstPort,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: {
+        buffer: HOST_READ_BUFFER,
+        callback: (n: number, buf: Uint8Array) => {
+          const data = Buffer.allocUnsafeSlow(n);
+          data.set(buf.subarray(0, n));
+          return this.hostData(created, data);
+        },
+      },
+    });
     created.socket = socket;
     const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), this.limits.connectTimeoutMs);
     socket.once('connect', () => {
@@ -625,7 +757,7 @@ export class Gateway {
         socket.destroy();
         return;
       }
-      this.wireSocket(created, socket);
+      this.wireSocket(created, socket, false);
       created.conn.acceptSyn();
     });
     socket.once('error', () => {
@@ -635,8 +767,53 @@ export class Gateway {
     return true;
   }
 
+  private newFlow(key: string, remoteIp: number, socket?: net.Socket): TcpFlow {
+    return { key, conn: undefined as unknown as TcpConnection, remoteIp, socket, pending: [], pendingBytes: 0, pendingCharge: 0, backlog: 0, wired: false };
+  }
+
   private connOptions(flow: TcpFlow): Partial<TcpOptions> {
-    return { ...this.tcpOptions, receiveBacklog: () => flow.socket?.writableLength ?? 0, canSend: this.canSend };
+    // The window counts bytes the host has not taken; the per-piece overhead is the budget's concern.
+    return { ...this.tcpOptions, receiveBacklog: () => (flow.socket?.writableLength ?? 0) + flow.pendingBytes, canSend: this.canSend };
+  }
+
+  /** Host data for the guest: false stops reading this socket (or all of them: send budget spent). */
+  private hostData(flow: TcpFlow, data: Buffer): boolean {
+    const ok = flow.conn.write(data);
+    if (this.budgets.send.exhausted) {
+      this.pauseHostReads();
+      return false;
+    }
+    return ok;
+  }
+
+  private pauseHostReads(): void {
+    if (this.hostReadsPaused) return;
+    this.hostReadsPaused = true;
+    for (const f of this.tcp.values()) if (f.wired) f.socket?.pause();
+    this.budgets.send.wait(() => {
+      this.hostReadsPaused = false;
+      for (const f of this.tcp.values()) if (f.wired && !f.conn.sendBlocked) f.socket?.resume();
+    });
+  }
+
+  /** Writes the guest data of this batch to the host socket: one copy, one write. */
+  private flushToHost(flow: TcpFlow): void {
+    if (flow.pending.length === 0) return;
+    const parts = flow.pending;
+    const charge = flow.pendingCharge;
+    flow.pending = [];
+    flow.pendingBytes = 0;
+    flow.pendingCharge = 0;
+    const socket = flow.socket;
+    if (!socket || socket.destroyed) return this.releaseBacklog(flow, charge);
+    // The copy also lets go of the link's chunk that the segments are views into.
+    socket.write(Buffer.concat(parts), () => this.releaseBacklog(flow, charge));
+  }
+
+  private releaseBacklog(flow: TcpFlow, charge: number): void {
+    const n = Math.min(charge, flow.backlog);
+    flow.backlog -= n;
+    this.budgets.receive.release(n);
   }
 
   private tcpEvents(flow: TcpFlow): Parameters<typeof TcpConnection.fromSyn>[1] {
@@ -645,17 +822,25 @@ export class Gateway {
       onData: (data) => {
         const socket = flow.socket;
         if (!socket || socket.destroyed) return;
-        if (!flow.corked) {
-          flow.corked = true;
-          socket.cork();
-          this.touched.add(flow);
-        }
-        socket.write(data);
+        const charge = data.length + PIECE_OVERHEAD;
+        this.budgets.receive.take(charge);
+        flow.backlog += charge;
+        flow.pendingCharge += charge;
+        flow.pendingBytes += data.length;
+        flow.pending.push(data);
+        this.touched.add(flow);
       },
-      onEnd: () => flow.socket?.end(),
-      onDrain: () => flow.socket?.resume(),
+      onEnd: () => {
+        this.flushToHost(flow);
+        flow.socket?.end();
+      },
+      onDrain: () => {
+        if (!this.hostReadsPaused) flow.socket?.resume();
+      },
+      onDropped: () => void this.counters.segmentsDropped++,
       onClose: (reason) => {
         this.removeFlow(flow);
+        this.flushToHost(flow);
         const socket = flow.socket;
         if (socket && !socket.destroyed) {
           if (reason === 'closed') socket.destroy();
@@ -671,16 +856,25 @@ export class Gateway {
   }
 
   /** Relays a connected host socket both ways with back-pressure on each side. */
-  private wireSocket(flow: TcpFlow, socket: net.Socket): void {
-    socket.on('data', (data: Buffer) => {
-      if (!flow.conn.write(data)) socket.pause();
-    });
+  private wireSocket(flow: TcpFlow, socket: net.Socket, viaData: boolean): void {
+    flow.wired = true;
+    // Accepted (forwarded) sockets cannot read into a buffer of ours: they get 'data' events, and
+    // each may hold one read while paused.
+    if (viaData) {
+      socket.on('data', (data: Buffer) => {
+        if (!this.hostData(flow, data)) socket.pause();
+      });
+    }
     socket.on('end', () => flow.conn.end());
     socket.on('drain', () => flow.conn.windowMaybeOpened());
     socket.on('error', () => undefined); // 'close' follows with hadError
     socket.on('close', (hadError) => {
+      // Writes that never completed release their charge here (at most once: see releaseBacklog).
+      this.releaseBacklog(flow, flow.backlog);
       if (hadError && !flow.conn.closed) flow.conn.reset();
     });
+    if (!this.hostReadsPaused) socket.resume();
+    else socket.pause();
   }
 
   /**
@@ -689,6 +883,7 @@ export class Gateway {
    */
   forward(socket: net.Socket, guestPort: number): void {
     if (this.closed || this.tcp.size >= this.limits.maxTcpConnections) {
+      if (!this.closed) this.counters.connectionsRefused++;
       socket.resetAndDestroy();
       return;
     }
@@ -706,16 +901,13 @@ export class Gateway {
       socket.resetAndDestroy();
       return;
     }
-    const flow: TcpFlow = { key: `${guestPort}:${this.gatewayIp}:${localPort}`, conn: undefined as unknown as TcpConnection, remoteIp: this.gatewayIp, corked: false, socket };
+    const flow = this.newFlow(`${guestPort}:${this.gatewayIp}:${localPort}`, this.gatewayIp, socket);
     const events = this.tcpEvents(flow);
     this.tcp.set(flow.key, flow);
     socket.on('error', () => undefined);
     flow.conn = TcpConnection.connect(localPort, guestPort, {
       ...events,
-      onEstablished: () => {
-        this.wireSocket(flow, socket);
-        socket.resume();
-      },
+      onEstablished: () => this.wireSocket(flow, socket, true),
     }, this.connOptions(flow));
     socket.once('close', () => {
       if (flow.conn.state === 'SYN_SENT') flow.conn.destroy();

@@ -14,7 +14,13 @@ export class FrameDecoder {
   private pendingBytes = 0;
   /** Bytes of an oversized frame still to skip. */
   private skipping = 0;
+  /** Frames skipped: empty or longer than maxFrame. */
   dropped = 0;
+  /** Of those, the ones longer than maxFrame. */
+  oversize = 0;
+
+  /** maxFrame: the longest frame kept (the gateway passes its MTU + the Ethernet header). */
+  constructor(private readonly maxFrame = MAX_FRAME) {}
 
   /** Splits a chunk into frames (views into it where possible). Throws on a broken stream. */
   push(chunk: Buffer): Buffer[] {
@@ -35,8 +41,9 @@ export class FrameDecoder {
     while (buf.length - i >= 4) {
       const len = buf.readUInt32BE(i);
       if (len > MAX_SKIP) throw new Error(`frame length ${len} is beyond any Ethernet frame: the stream is out of step`);
-      if (len > MAX_FRAME || len === 0) {
+      if (len > this.maxFrame || len === 0) {
         this.dropped++;
+        if (len > 0) this.oversize++;
         const available = Math.min(len, buf.length - i - 4);
         this.skipping = len - available;
         i += 4 + available;

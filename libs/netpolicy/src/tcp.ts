@@ -5,6 +5,7 @@
 // (slow start, congestion avoidance, fast retransmit), zero-window probes (persist timer),
 // out-of-order reassembly, half-close and TIME_WAIT. No SACK, no timestamps: the link is a
 // virtual wire on the same machine, where losses are rare.
+import { PIECE_OVERHEAD, type ByteBudget } from './budget';
 import { TcpFlags, type TcpHeaderFields, type TcpSegment } from './packets';
 
 export type TcpState =
@@ -36,6 +37,14 @@ export interface TcpOptions {
   receiveBacklog?: () => number;
   /** False while the link to the guest is congested: new data waits, retransmissions too. */
   canSend?: () => boolean;
+  /**
+   * Shared caps across connections (bytes plus PIECE_OVERHEAD per piece): out-of-order data held,
+   * data from the host held, and in-order data from the guest that the consumer holds (charged by
+   * the consumer; here it only narrows the window and gates admission).
+   */
+  outOfOrderBudget?: ByteBudget;
+  sendBudget?: ByteBudget;
+  receiveBudget?: ByteBudget;
 }
 
 export interface TcpEvents {
@@ -50,6 +59,8 @@ export interface TcpEvents {
   onDrain?(): void;
   /** The connection is gone (after TIME_WAIT for an orderly close). */
   onClose?(reason: TcpCloseReason): void;
+  /** Guest data was dropped unacknowledged: holding it would pass a memory cap (it retransmits). */
+  onDropped?(): void;
 }
 
 export const DEFAULT_TCP_OPTIONS: TcpOptions = {
@@ -73,6 +84,7 @@ export const seqGe = (a: number, b: number): boolean => ((a - b) | 0) >= 0;
 const add = (a: number, n: number): number => (a + n) >>> 0;
 const diff = (a: number, b: number): number => (a - b) | 0;
 
+/** Out-of-order data: pieces never overlap, each charged its bytes + PIECE_OVERHEAD. */
 interface OooSegment {
   seq: number;
   data: Buffer;
@@ -103,6 +115,8 @@ export class TcpConnection {
   // Unacknowledged + unsent data from the host, starting at sndUna.
   private sndBuf: Buffer[] = [];
   private sndBufBytes = 0;
+  /** sndBufBytes + PIECE_OVERHEAD per chunk: what the send buffer costs (and the send budget carries). */
+  private sndCharge = 0;
   private sndBlocked = false;
   /** The host side finished: a FIN follows the data. */
   private finQueued = false;
@@ -117,6 +131,7 @@ export class TcpConnection {
   private wsEnabled = false;
   private ooo: OooSegment[] = [];
   private oooBytes = 0;
+  private oooCharge = 0;
   private ackPending = false;
   private finReceived = false;
 
@@ -184,6 +199,11 @@ export class TcpConnection {
     return this.sndBufBytes + this.oooBytes;
   }
 
+  /** True while the send buffer is full (write() said so and it has not drained since). */
+  get sendBlocked(): boolean {
+    return this.sndBlocked;
+  }
+
   get closed(): boolean {
     return this.state === 'CLOSED';
   }
@@ -194,9 +214,11 @@ export class TcpConnection {
     if (data.length > 0) {
       this.sndBuf.push(data);
       this.sndBufBytes += data.length;
+      this.sndCharge += data.length + PIECE_OVERHEAD;
+      this.opts.sendBudget?.take(data.length + PIECE_OVERHEAD);
       this.output();
     }
-    const ok = this.sndBufBytes < this.opts.sendBuffer;
+    const ok = this.sndCharge < this.opts.sendBuffer;
     if (!ok) this.sndBlocked = true;
     return ok;
   }
@@ -443,10 +465,16 @@ export class TcpConnection {
       this.sendAck(); // duplicate ACK tells the guest what is missing
       return;
     }
+    if (data.length > 0 && !this.admitInOrder(data.length)) {
+      this.events.onDropped?.();
+      this.sendAck();
+      return;
+    }
     this.deliver(data, fin);
     while (this.ooo.length > 0 && seqLe(this.ooo[0].seq, this.rcvNxt) && !this.finReceived) {
       const next = this.ooo.shift() as OooSegment;
       this.oooBytes -= next.data.length;
+      this.releaseOoo(next.data.length + PIECE_OVERHEAD);
       const skip = diff(this.rcvNxt, next.seq);
       if (skip <= next.data.length) this.deliver(next.data.subarray(skip), next.fin);
     }
@@ -464,8 +492,7 @@ export class TcpConnection {
     if (fin) {
       this.rcvNxt = add(this.rcvNxt, 1);
       this.finReceived = true;
-      this.ooo = [];
-      this.oooBytes = 0;
+      this.dropOutOfOrder();
       switch (this.state) {
         case 'ESTABLISHED':
           this.state = 'CLOSE_WAIT';
@@ -484,18 +511,73 @@ export class TcpConnection {
     }
   }
 
+  /**
+   * Keeps a segment that arrived ahead of a hole: only its first stretch of bytes not held yet
+   * (pieces never overlap, and are never copied again), so what is held stays within the window.
+   * That stretch must fit this connection's share and the shared budget, else it is dropped; the
+   * guest resends whatever was not kept.
+   */
   private storeOutOfOrder(seq: number, data: Buffer, fin: boolean): void {
-    if (data.length === 0 && !fin) return;
-    let i = 0;
-    while (i < this.ooo.length && seqLt(this.ooo[i].seq, seq)) i++;
-    if (i < this.ooo.length && this.ooo[i].seq === seq && this.ooo[i].data.length >= data.length) return; // duplicate
-    if (i < this.ooo.length && this.ooo[i].seq === seq) {
-      this.oooBytes -= this.ooo[i].data.length;
-      this.ooo.splice(i, 1);
+    const ooo = this.ooo;
+    const first = seq;
+    const end = add(seq, data.length);
+    // Index of the first piece starting after seq, moving seq past the pieces that cover it.
+    let lo = 0;
+    let hi = ooo.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (seqLe(ooo[mid].seq, seq)) lo = mid + 1;
+      else hi = mid;
     }
-    // Copy: the frame buffer may be a view into a large chunk that would otherwise stay alive.
-    this.ooo.splice(i, 0, { seq, data: Buffer.from(data), fin });
-    this.oooBytes += data.length;
+    if (lo > 0) {
+      const prevEnd = add(ooo[lo - 1].seq, ooo[lo - 1].data.length);
+      if (seqGt(prevEnd, seq)) seq = prevEnd;
+    }
+    while (lo < ooo.length && seqLe(ooo[lo].seq, seq)) {
+      const pieceEnd = add(ooo[lo].seq, ooo[lo].data.length);
+      if (seqGt(pieceEnd, seq)) seq = pieceEnd;
+      lo++;
+    }
+    if (seqGt(seq, end) || (seq === end && !fin)) return; // nothing new
+    let stop = end;
+    if (lo < ooo.length && seqLt(ooo[lo].seq, stop)) {
+      stop = ooo[lo].seq;
+      fin = false;
+    }
+    const length = diff(stop, seq);
+    if (length === 0 && !fin) return;
+    const charge = length + PIECE_OVERHEAD;
+    const budget = this.opts.outOfOrderBudget;
+    if (this.oooCharge + charge > 2 * this.opts.receiveBuffer || (budget && !budget.tryTake(charge))) {
+      this.events.onDropped?.();
+      return;
+    }
+    // Copy into an allocation of its own: the frame is a view into a large chunk of the link.
+    const copy = Buffer.allocUnsafeSlow(length);
+    data.copy(copy, 0, diff(seq, first), diff(stop, first));
+    ooo.splice(lo, 0, { seq, data: copy, fin });
+    this.oooBytes += length;
+    this.oooCharge += charge;
+  }
+
+  private releaseOoo(charge: number): void {
+    this.oooCharge -= charge;
+    this.opts.outOfOrderBudget?.release(charge);
+  }
+
+  private dropOutOfOrder(): void {
+    this.ooo = [];
+    this.oooBytes = 0;
+    this.releaseOoo(this.oooCharge);
+  }
+
+  /** In-order data is delivered only if the consumer's backlog stays within its share and the shared budget. */
+  private admitInOrder(length: number): boolean {
+    const charge = length + PIECE_OVERHEAD;
+    const backlog = this.opts.receiveBacklog?.() ?? 0;
+    if (backlog + charge > 2 * this.opts.receiveBuffer) return false;
+    const budget = this.opts.receiveBudget;
+    return !budget || budget.free >= charge;
   }
 
   // ---- output ----
@@ -506,8 +588,15 @@ export class TcpConnection {
 
   private freeWindow(): number {
     const backlog = this.opts.receiveBacklog?.() ?? 0;
-    return Math.max(0, this.opts.receiveBuffer - backlog - this.oooBytes);
+    const room = Math.max(0, this.opts.receiveBuffer - backlog - this.oooBytes);
+    const budget = this.opts.receiveBudget;
+    if (!budget || budget.free >= room) return room;
+    // The shared budget is short: offer what is left and speak up once it has room again.
+    budget.wait(this.budgetWake);
+    return budget.free;
   }
+
+  private readonly budgetWake = (): void => this.windowMaybeOpened();
 
   /** The window field to send; the right edge never moves left (RFC 9293 3.8.6). */
   private windowField(): number {
@@ -635,17 +724,21 @@ export class TcpConnection {
 
   private consumeSendBuffer(n: number): void {
     this.sndBufBytes -= n;
+    let released = n;
     while (n > 0) {
       const head = this.sndBuf[0];
       if (head.length <= n) {
         n -= head.length;
         this.sndBuf.shift();
+        released += PIECE_OVERHEAD;
       } else {
         this.sndBuf[0] = head.subarray(n);
         n = 0;
       }
     }
-    if (this.sndBlocked && this.sndBufBytes < this.opts.sendBuffer / 2) {
+    this.sndCharge -= released;
+    this.opts.sendBudget?.release(released);
+    if (this.sndBlocked && this.sndCharge < this.opts.sendBuffer / 2) {
       this.sndBlocked = false;
       this.events.onDrain?.();
     }
@@ -764,8 +857,10 @@ export class TcpConnection {
     if (this.timeWaitTimer) clearTimeout(this.timeWaitTimer);
     this.sndBuf = [];
     this.sndBufBytes = 0;
-    this.ooo = [];
-    this.oooBytes = 0;
+    this.opts.sendBudget?.release(this.sndCharge);
+    this.sndCharge = 0;
+    this.dropOutOfOrder();
+    this.opts.receiveBudget?.unwait(this.budgetWake);
     this.events.onClose?.(reason);
   }
 

@@ -1,5 +1,6 @@
 // The TCP state machine against a scripted guest: every segment it emits is inspected.
 import { TcpFlags, type TcpHeaderFields, type TcpSegment } from '../src/packets';
+import { ByteBudget, PIECE_OVERHEAD } from '../src/budget';
 import { TcpConnection, type TcpCloseReason, type TcpOptions } from '../src/tcp';
 
 const { SYN, ACK, FIN, RST, PSH } = TcpFlags;
@@ -16,6 +17,7 @@ function harness() {
     ended: false,
     established: false,
     drained: 0,
+    dropped: 0,
     closed: undefined as TcpCloseReason | undefined,
     events: {
       send: (hdr: TcpHeaderFields, payload?: Buffer) => h.sent.push({ h: { ...hdr }, payload: Buffer.from(payload ?? Buffer.alloc(0)) }),
@@ -24,6 +26,7 @@ function harness() {
       onEstablished: () => (h.established = true),
       onDrain: () => h.drained++,
       onClose: (r: TcpCloseReason) => (h.closed = r),
+      onDropped: () => h.dropped++,
     },
     take(): Sent[] {
       return h.sent.splice(0);
@@ -336,4 +339,43 @@ test('active open: the SYN is retransmitted until the guest answers', () => {
   const [syn] = h.take();
   jest.advanceTimersByTime(1000);
   expect(h.take()[0].h).toEqual(syn.h);
+});
+
+test('overlapping out-of-order segments: only new bytes are held, the stream is delivered intact', () => {
+  const { h, conn, guest } = established();
+  const base = guest.seq;
+  const text = Buffer.from('abcdefghijklmnopqrstuvwxyz0123456789'.repeat(10));
+  // Every segment skips the first byte; each starts one byte later and overlaps all before it.
+  for (let k = 1; k < 200; k++) guest.send(text.subarray(k, k + 100), ACK, base + k);
+  expect(h.data).toHaveLength(0);
+  // Held: bytes 1..298 once (plus the first segment's), never 199 copies of them.
+  expect(conn.bufferedBytes).toBe(298);
+  guest.send(text.subarray(0, 1));
+  expect(Buffer.concat(h.data).toString()).toBe(text.subarray(0, 299).toString());
+  expect(conn.bufferedBytes).toBe(0);
+});
+
+test('out-of-order data past the shared budget is dropped and reported; the hole still fills', () => {
+  const budget = new ByteBudget(3 * (100 + PIECE_OVERHEAD));
+  const { h, conn, guest } = established({ outOfOrderBudget: budget });
+  const base = guest.seq;
+  for (let k = 1; k <= 5; k++) guest.send(Buffer.alloc(100, k), ACK, base + k * 100);
+  expect(h.dropped).toBe(2);
+  expect(budget.inUse).toBe(3 * (100 + PIECE_OVERHEAD));
+  guest.send(Buffer.alloc(100, 0));
+  expect(Buffer.concat(h.data)).toHaveLength(400); // the hole plus the three pieces held
+  expect(budget.inUse).toBe(0);
+  conn.destroy();
+});
+
+test('host data is charged to the shared send budget and released as the guest acknowledges it', () => {
+  const budget = new ByteBudget(1 << 20);
+  const { conn, iss, guest } = established({ sendBudget: budget });
+  conn.write(Buffer.alloc(1000));
+  conn.write(Buffer.alloc(500));
+  expect(budget.inUse).toBe(1500 + 2 * PIECE_OVERHEAD);
+  guest.ack(iss + 1 + 1000);
+  expect(budget.inUse).toBe(500 + PIECE_OVERHEAD);
+  conn.destroy();
+  expect(budget.inUse).toBe(0);
 });
