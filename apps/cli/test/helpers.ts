@@ -77,10 +77,15 @@ export async function e2eSetup(prefix: string, images: Record<string, BuiltImage
     runtimeDir,
     env: { SMOLVM_HOME: home, XDG_RUNTIME_DIR: runtimeDir, SMOLVM_NO_TCG_WARNING: '1' },
     refs,
-    qemus: () =>
-      spawnSync('ps', ['-eo', 'pid,stat,args'], { encoding: 'utf8' })
+    qemus: () => {
+      const rows = spawnSync('ps', ['-eo', 'pid,ppid,stat,args'], { encoding: 'utf8' })
         .stdout.split('\n')
-        .filter((l) => l.includes('qemu-system') && l.includes(home) && !/^\s*\d+\s+Z/.test(l)),
+        .filter((l) => l.includes('qemu-system') && l.includes(home) && !/^\s*\d+\s+\d+\s+Z/.test(l))
+        .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l) as RegExpExecArray);
+      // A QEMU's own child (a fork that has not exec'd yet) is part of that QEMU, not another VM.
+      const pids = new Set(rows.map((r) => r[1]));
+      return rows.filter((r) => !pids.has(r[2])).map((r) => `${r[1]} ${r[3]}`);
+    },
     async close() {
       await registry?.stop();
       fs.rmSync(home, { recursive: true, force: true });

@@ -312,11 +312,14 @@ describe('early start (the executable restores before the CLI has loaded)', () =
     baseRecipe();
     const child = spawn(process.execPath, [CLI, ...BASE, '--', 'sleep', '30'], { env: { ...process.env, ...env }, stdio: 'ignore' });
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    const deadline = Date.now() + 30_000;
-    while (qemuChildren().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    expect(qemuChildren()).toHaveLength(1);
-    child.kill('SIGKILL');
-    await exited;
+    try {
+      const deadline = Date.now() + 30_000;
+      while (qemuChildren().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(qemuChildren()).toHaveLength(1);
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
     // The parent-death signal ends QEMU with the CLI.
     const gone = Date.now() + 10_000;
     while (qemuChildren().length > 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 20));
