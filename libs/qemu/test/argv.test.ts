@@ -101,7 +101,7 @@ describe('buildQemuArgv', () => {
     expect(values(argv, '-device').slice(3)).toEqual(['virtio-blk-device,drive=disk0,serial=rootfs', 'virtio-blk-device,drive=disk1,serial=overlay']);
   });
 
-  it('9p shares: security model, readonly=on only for read-only shares, mount tags', () => {
+  it('9p shares: mapped-xattr with plain host modes, readonly=on only for read-only shares, mount tags', () => {
     const argv = buildQemuArgv(
       spec({
         shares: [
@@ -113,8 +113,8 @@ describe('buildQemuArgv', () => {
       files,
     );
     expect(values(argv, '-fsdev')).toEqual([
-      'local,id=fs0,path=/home/u/pro,,ject,security_model=none',
-      'local,id=fs1,path=/etc/cfg,security_model=none,readonly=on',
+      'local,id=fs0,path=/home/u/pro,,ject,security_model=mapped-xattr,fmode=0644,dmode=0755',
+      'local,id=fs1,path=/etc/cfg,security_model=mapped-xattr,fmode=0644,dmode=0755,readonly=on',
     ]);
     expect(values(argv, '-device').slice(3)).toEqual(['virtio-9p-device,fsdev=fs0,mount_tag=work', 'virtio-9p-device,fsdev=fs1,mount_tag=cfg']);
   });

@@ -34,6 +34,8 @@ const PLANT = [
   'ln -s /etc/shadow /mnt/link',
   // The guest keeps its own view: what it did is what it sees.
   'stat -c "%n %a %u:%g %F" /mnt/suid /mnt/owned /mnt/chr',
+  // How the guest mounted the share.
+  'grep " /mnt " /proc/mounts',
   'echo planted',
 ].join('; ');
 
@@ -136,6 +138,9 @@ describe('a volume (-v) of machine run', () => {
     expect(r.stdout).toContain('planted');
     expect(r.stdout).toContain('/mnt/suid 4755 0:0 regular file');
     expect(r.stdout).toContain('/mnt/owned 644 1234:1234 regular');
+    // What the guest sees of a share (modes, device numbers) a host user may have set: it never
+    // grants setuid or device access inside the guest either.
+    expect(r.stdout).toMatch(/ \/mnt 9p \S*\bnosuid,nodev\b/);
     expectHostUntouched(dir);
     // The guest's files are all there, with their contents (a copy of busybox).
     expect(fs.statSync(path.join(dir, 'suid')).size).toBeGreaterThan(100_000);
