@@ -36,6 +36,7 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
     // No default devices, no config files, no display, and a guest reboot ends QEMU: smolvm VMs
     // never reboot, and the kernel's reboot=t turns panics and poweroff into a reset.
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+    ...(target.sandbox ? ['-sandbox', SANDBOX] : []),
     '-kernel', rawArg(spec.kernel, 'kernel'),
   ];
   if (state) {
@@ -123,6 +124,14 @@ export const NINEP_SECURITY_MODEL = 'mapped-xattr';
 /** Host modes of what the guest creates: readable like a default umask makes them, never more. */
 export const NINEP_FILE_MODE = '0644';
 export const NINEP_DIR_MODE = '0755';
+
+/**
+ * QEMU's seccomp filter (`-sandbox`, Linux builds): on top of its default deny list, no
+ * obsolete system calls, no set*uid/set*gid, no fork/exec (so no `exec:` migration: snapshots
+ * use fd: and unix: URIs) and no scheduler/NUMA/priority changes. A device-emulation bug the
+ * guest reaches lands in this filter, in a process with no capabilities (supervise.ts).
+ */
+export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
 export function kernelCmdline(spec: VmSpec, target: QemuTarget): string {
   const args = [`console=${target.consoleDevice}`, ...target.kernelArgs, ...(spec.cmdline ?? [])];

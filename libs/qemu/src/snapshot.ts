@@ -4,12 +4,14 @@
 // QEMU with the same command line, the RAM file mapped private (copy-on-write, so one snapshot
 // serves any number of VMs at once) and `-incoming defer`, then loads the device state.
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { PrestartMismatchError, SnapshotError, type VmSpec } from '@smolvm/driver-api';
 import { AGENT_CHARDEV_ID, buildQemuArgv, type MachineStateArgs } from './argv';
 import { findExecutable } from './binary';
 import { launchQemu, runFiles, type LaunchOptions } from './launch';
-import { restoreScript, shellQuote, type PrestartedQemu, type QemuRestoreRecipe } from './prestart';
+import { restoreScript, type PrestartedQemu, type QemuRestoreRecipe } from './prestart';
 import { QmpClient, type QmpVersion } from './qmp';
 import { defaultSupervision, pdeathsigCommand } from './supervise';
 import type { QemuTarget } from './target';
@@ -29,6 +31,13 @@ interface SnapshotInfo {
   memoryMiB: number;
 }
 
+/**
+ * Where a saveable VM's device state is sent (`migrate unix:`): a socket we listen on in its run
+ * directory, private to us. QEMU's sandbox forbids the `exec:` URI (no process may be started),
+ * and an `fd:` one needs a descriptor passed over QMP, which Node cannot send.
+ */
+const saveSockets = new WeakMap<QemuVm, string>();
+
 /** Starts a VM that can be saved into `stateDir` later. */
 export async function launchSaveable(spec: VmSpec, target: QemuTarget, stateDir: string, options: LaunchOptions = {}): Promise<QemuVm> {
   const memoryFile = path.join(stateDir, SNAPSHOT_FILES.memory);
@@ -41,6 +50,8 @@ export async function launchSaveable(spec: VmSpec, target: QemuTarget, stateDir:
     await vm.kill();
     throw err;
   }
+  // As long as the QMP socket's path, which launchQemu checked.
+  saveSockets.set(vm, path.join(spec.runDir, 'mig.sock'));
   return vm;
 }
 
@@ -51,19 +62,28 @@ export async function launchSaveable(spec: VmSpec, target: QemuTarget, stateDir:
 export async function saveQemuVm(vm: QemuVm, stateDir: string): Promise<void> {
   const version = vm.qemuVersion();
   if (!version) throw new SnapshotError('cannot save: QEMU did not report its version');
+  const socketPath = saveSockets.get(vm);
+  if (!socketPath) throw new SnapshotError('cannot save: the VM was not started saveable (launchSaveable)');
   const tmp = path.join(stateDir, `.${SNAPSHOT_FILES.state}.tmp`);
   await agentChannelClosed(vm);
   await vm.qmp('stop');
-  await vm.qmp('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` });
-  const deadline = Date.now() + SAVE_TIMEOUT_MS;
-  for (;;) {
-    const info = (await vm.qmp('query-migrate')) as { status?: string; 'error-desc'?: string };
-    if (info.status === 'completed') break;
-    if (info.status === 'failed' || info.status === 'cancelled') {
-      throw new SnapshotError(`saving the VM state failed: ${info['error-desc'] ?? info.status}`);
+  const received = await receiveState(socketPath, tmp);
+  try {
+    await vm.qmp('migrate', { uri: `unix:${socketPath}` });
+    const deadline = Date.now() + SAVE_TIMEOUT_MS;
+    for (;;) {
+      const info = (await vm.qmp('query-migrate')) as { status?: string; 'error-desc'?: string };
+      if (info.status === 'completed') break;
+      if (info.status === 'failed' || info.status === 'cancelled') {
+        throw new SnapshotError(`saving the VM state failed: ${info['error-desc'] ?? info.status}`);
+      }
+      if (Date.now() > deadline) throw new SnapshotError(`saving the VM state took longer than ${SAVE_TIMEOUT_MS / 1000} s`);
+      await delay(POLL_MS);
     }
-    if (Date.now() > deadline) throw new SnapshotError(`saving the VM state took longer than ${SAVE_TIMEOUT_MS / 1000} s`);
-    await delay(POLL_MS);
+    // Completed means QEMU sent everything and closed its end: the file has it all once written.
+    await received.done;
+  } finally {
+    received.close();
   }
   fs.chmodSync(tmp, 0o600);
   fsyncFile(tmp);
@@ -93,7 +113,13 @@ export async function restoreQemuVm(spec: VmSpec, target: QemuTarget, stateDir: 
   const recipe = recipeFor(spec, target, state, stateFile, launchOptions);
   if (prestarted) return adoptPrestarted(prestarted, recipe, stateDir);
 
-  const vm = await launchQemu(spec, target, { ...launchOptions, state, stdin: restoreScript(stateFile), ...(recipe ? { recipe } : {}) });
+  const stateFd = fs.openSync(stateFile, 'r');
+  let vm: QemuVm;
+  try {
+    vm = await launchQemu(spec, target, { ...launchOptions, state, stdin: restoreScript(), fds: [stateFd], ...(recipe ? { recipe } : {}) });
+  } finally {
+    fs.closeSync(stateFd);
+  }
   try {
     checkVersion(vm, stateDir);
     await waitRunning(vm);
@@ -230,6 +256,38 @@ async function agentChannelClosed(vm: QemuVm, limitMs = 3_000): Promise<void> {
     if (hostGone && agent?.['frontend-open'] === false) return;
     await delay(POLL_MS);
   }
+}
+
+/**
+ * Listens on `socketPath` for QEMU's migration stream and writes it to `file` (owner-only). Only
+ * the first connection is taken, and the socket goes as soon as it arrived. `done` settles once
+ * the stream ended and the file is written; `close` undoes whatever is still open.
+ */
+async function receiveState(socketPath: string, file: string): Promise<{ done: Promise<void>; close(): void }> {
+  fs.rmSync(socketPath, { force: true });
+  const server = net.createServer();
+  let connection: net.Socket | undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    server.once('connection', (socket) => {
+      connection = socket;
+      server.close();
+      fs.rmSync(socketPath, { force: true });
+      pipeline(socket, fs.createWriteStream(file, { mode: 0o600 })).then(resolve, (err: Error) => reject(new SnapshotError(`writing the VM state failed: ${err.message}`)));
+    });
+  });
+  done.catch(() => undefined);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolve());
+  });
+  return {
+    done,
+    close() {
+      connection?.destroy();
+      server.close();
+      fs.rmSync(socketPath, { force: true });
+    },
+  };
 }
 
 /** Both sides must agree: with it, shared RAM is neither sent nor expected in the stream. */

@@ -56,6 +56,12 @@ describe('buildQemuArgv', () => {
     for (const flag of ['-nodefaults', '-no-user-config', '-nographic', '-no-reboot']) expect(argv).toContain(flag);
   });
 
+  it('the seccomp sandbox when the target asks for it: no spawn, no privilege changes', () => {
+    expect(buildQemuArgv(spec(), target, files)).not.toContain('-sandbox');
+    const argv = buildQemuArgv(spec(), { ...target, sandbox: true }, files);
+    expect(values(argv, '-sandbox')).toEqual(['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
+  });
+
   it('kernel, optional initrd, and the command line: console, driver args, then the spec args', () => {
     expect(values(buildQemuArgv(spec(), target, files), '-initrd')).toEqual([]);
     const argv = buildQemuArgv(spec({ initrd: '/k/initrd,1.img', cmdline: ['root=/dev/vda', 'x="a b"'] }), target, files);
