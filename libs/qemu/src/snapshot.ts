@@ -5,6 +5,7 @@
 // serves any number of VMs at once) and `-incoming defer`, then loads the device state.
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PrestartMismatchError, SnapshotError, type VmSpec } from '@smolvm/driver-api';
@@ -31,13 +32,6 @@ interface SnapshotInfo {
   memoryMiB: number;
 }
 
-/**
- * Where a saveable VM's device state is sent (`migrate unix:`): a socket we listen on in its run
- * directory, private to us. QEMU's sandbox forbids the `exec:` URI (no process may be started),
- * and an `fd:` one needs a descriptor passed over QMP, which Node cannot send.
- */
-const saveSockets = new WeakMap<QemuVm, string>();
-
 /** Starts a VM that can be saved into `stateDir` later. */
 export async function launchSaveable(spec: VmSpec, target: QemuTarget, stateDir: string, options: LaunchOptions = {}): Promise<QemuVm> {
   const memoryFile = path.join(stateDir, SNAPSHOT_FILES.memory);
@@ -50,8 +44,6 @@ export async function launchSaveable(spec: VmSpec, target: QemuTarget, stateDir:
     await vm.kill();
     throw err;
   }
-  // As long as the QMP socket's path, which launchQemu checked.
-  saveSockets.set(vm, path.join(spec.runDir, 'mig.sock'));
   return vm;
 }
 
@@ -62,14 +54,12 @@ export async function launchSaveable(spec: VmSpec, target: QemuTarget, stateDir:
 export async function saveQemuVm(vm: QemuVm, stateDir: string): Promise<void> {
   const version = vm.qemuVersion();
   if (!version) throw new SnapshotError('cannot save: QEMU did not report its version');
-  const socketPath = saveSockets.get(vm);
-  if (!socketPath) throw new SnapshotError('cannot save: the VM was not started saveable (launchSaveable)');
   const tmp = path.join(stateDir, `.${SNAPSHOT_FILES.state}.tmp`);
   await agentChannelClosed(vm);
   await vm.qmp('stop');
-  const received = await receiveState(socketPath, tmp);
+  const received = await receiveState(tmp);
   try {
-    await vm.qmp('migrate', { uri: `unix:${socketPath}` });
+    await vm.qmp('migrate', { uri: `unix:${received.socketPath}` });
     const deadline = Date.now() + SAVE_TIMEOUT_MS;
     for (;;) {
       const info = (await vm.qmp('query-migrate')) as { status?: string; 'error-desc'?: string };
@@ -80,8 +70,10 @@ export async function saveQemuVm(vm: QemuVm, stateDir: string): Promise<void> {
       if (Date.now() > deadline) throw new SnapshotError(`saving the VM state took longer than ${SAVE_TIMEOUT_MS / 1000} s`);
       await delay(POLL_MS);
     }
-    // Completed means QEMU sent everything and closed its end: the file has it all once written.
-    await received.done;
+    // Completed means QEMU sent everything and closes its end: the file has it all once written.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new SnapshotError(`saving the VM state took longer than ${SAVE_TIMEOUT_MS / 1000} s`)), Math.max(0, deadline - Date.now()))));
+    await Promise.race([received.done, late]).finally(() => clearTimeout(timer));
   } finally {
     received.close();
   }
@@ -259,35 +251,41 @@ async function agentChannelClosed(vm: QemuVm, limitMs = 3_000): Promise<void> {
 }
 
 /**
- * Listens on `socketPath` for QEMU's migration stream and writes it to `file` (owner-only). Only
- * the first connection is taken, and the socket goes as soon as it arrived. `done` settles once
- * the stream ended and the file is written; `close` undoes whatever is still open.
+ * Where QEMU sends the device state (`migrate unix:`): QEMU's sandbox forbids the `exec:` URI (no
+ * process may be started), and its `fd:` needs a descriptor passed over QMP, which Node cannot
+ * send. Listens in a fresh private directory (the run directory is gone by now; the snapshot's
+ * may be too long a socket path) and writes what the first connection sends to `file`
+ * (owner-only). `done` settles once the stream ended and the file is written; `close` removes
+ * the socket and its directory and ends whatever is still open.
  */
-async function receiveState(socketPath: string, file: string): Promise<{ done: Promise<void>; close(): void }> {
-  fs.rmSync(socketPath, { force: true });
+async function receiveState(file: string): Promise<{ socketPath: string; done: Promise<void>; close(): void }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-save-'));
+  const socketPath = path.join(dir, 'state.sock');
   const server = net.createServer();
   let connection: net.Socket | undefined;
   const done = new Promise<void>((resolve, reject) => {
     server.once('connection', (socket) => {
       connection = socket;
       server.close();
-      fs.rmSync(socketPath, { force: true });
       pipeline(socket, fs.createWriteStream(file, { mode: 0o600 })).then(resolve, (err: Error) => reject(new SnapshotError(`writing the VM state failed: ${err.message}`)));
     });
   });
   done.catch(() => undefined);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => resolve());
-  });
-  return {
-    done,
-    close() {
-      connection?.destroy();
-      server.close();
-      fs.rmSync(socketPath, { force: true });
-    },
+  const close = () => {
+    connection?.destroy();
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+  } catch (err) {
+    close();
+    throw new SnapshotError(`cannot receive the VM state: ${(err as Error).message}`);
+  }
+  return { socketPath, done, close };
 }
 
 /** Both sides must agree: with it, shared RAM is neither sent nor expected in the stream. */
