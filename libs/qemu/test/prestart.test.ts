@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseQemuRestoreRecipe, prestartQemuRestore, recipeCommand, recipeIn, restoreScript, type QemuRestoreRecipe } from '../src/prestart';
+import { dropPrivilegeArgs } from '../src/supervise';
 import { isRunning, tempDir, waitUntil } from './helpers';
 
 let dir: string;
@@ -16,7 +17,8 @@ function recipe(over: Partial<QemuRestoreRecipe> = {}): QemuRestoreRecipe {
   const run = '/run/smolvm/vm-abc';
   return {
     file: '/usr/bin/setpriv',
-    args: ['--pdeathsig', 'KILL', '--', '/usr/bin/qemu-system-x86_64', '-chardev', `socket,id=agent,path=${run}/agent.sock`, '-chardev', `socket,id=qmp,path=${run}/driver/qmp.sock`],
+    // What pdeathsigCommand builds: setpriv's own options, then QEMU.
+    args: ['--pdeathsig', 'KILL', ...dropPrivilegeArgs(), '--', '/usr/bin/qemu-system-x86_64', '-chardev', `socket,id=agent,path=${run}/agent.sock`, '-chardev', `socket,id=qmp,path=${run}/driver/qmp.sock`],
     runDir: run,
     driverDir: `${run}/driver`,
     qmpSocket: `${run}/driver/qmp.sock`,
