@@ -95,7 +95,10 @@ export function planRun(spec: SetupSpec, root = '/'): SetupStep[] {
   const r = (p: string) => path.join(root, p);
   for (const v of spec.volumes ?? []) {
     steps.push({ op: 'mkdir', path: r(v.path), mode: 0o755 });
-    steps.push({ op: 'mount', source: v.tag, target: r(v.path), fstype: '9p', flags: v.readOnly ? MS_RDONLY : 0, data: NINEP_OPTIONS });
+    // nosuid, nodev: the guest's view of a share's modes and device numbers comes from xattrs
+    // (QEMU's mapped-xattr model) that a host user with write access to the folder can set too.
+    const flags = MS_NOSUID | MS_NODEV | (v.readOnly ? MS_RDONLY : 0);
+    steps.push({ op: 'mount', source: v.tag, target: r(v.path), fstype: '9p', flags, data: NINEP_OPTIONS });
   }
   steps.push({ op: 'write', path: r('etc/resolv.conf'), content: spec.resolvConf ?? NO_RESOLVER, onlyIfMissing: false });
   if (spec.hostname) {

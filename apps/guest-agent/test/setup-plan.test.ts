@@ -28,8 +28,8 @@ describe('guest root plan', () => {
       'devpts devpts /run/s/root/dev/pts 10 newinstance,ptmxmode=0666,mode=0620,gid=5',
       'tmpfs shm /run/s/root/dev/shm 6 mode=1777',
       'tmpfs tmpfs /run/s/root/tmp 6 mode=1777',
-      `9p vol0 /run/s/root/src 1 ${NINEP_OPTIONS}`,
-      `9p vol1 /run/s/root/out 0 ${NINEP_OPTIONS}`,
+      `9p vol0 /run/s/root/src 7 ${NINEP_OPTIONS}`,
+      `9p vol1 /run/s/root/out 6 ${NINEP_OPTIONS}`,
     ]);
     expect(steps.at(-1)).toEqual({ op: 'chroot', path: '/run/s/root' });
     expect(steps).toContainEqual({ op: 'hostname', name: 'web' });
@@ -118,7 +118,7 @@ describe('root before a boot snapshot, run settings after the restore', () => {
 
   it('planRun: volumes, resolv.conf and hostname in the root the agent already runs in (/), no chroot', () => {
     const steps = planRun({ hostname: 'web', volumes: [{ tag: 'vol0', path: '/src', readOnly: true }], resolvConf: 'nameserver 192.168.127.1\n' });
-    expect(mounts(steps)).toEqual([`9p vol0 /src 1 ${NINEP_OPTIONS}`]);
+    expect(mounts(steps)).toEqual([`9p vol0 /src 7 ${NINEP_OPTIONS}`]);
     expect(steps).toContainEqual({ op: 'mkdir', path: '/src', mode: 0o755 });
     expect(steps).toContainEqual({ op: 'write', path: '/etc/resolv.conf', content: 'nameserver 192.168.127.1\n', onlyIfMissing: false });
     expect(steps).toContainEqual({ op: 'hostname', name: 'web' });

@@ -21,6 +21,7 @@ export function microvmTarget(accel: Accelerator, binary = 'qemu-system-x86_64')
       cpu: 'host',
       consoleDevice: 'ttyS0',
       kernelArgs: COMMON_KERNEL_ARGS,
+      sandbox: true,
     };
   }
   return {
@@ -33,5 +34,6 @@ export function microvmTarget(accel: Accelerator, binary = 'qemu-system-x86_64')
     // Calibrating the local APIC timer under emulation takes ~300 ms; the PIT (present because
     // acpi=off keeps it) serves instead. Only safe with a PIT, hence only here.
     kernelArgs: [...COMMON_KERNEL_ARGS, 'nolapic_timer'],
+    sandbox: true,
   };
 }

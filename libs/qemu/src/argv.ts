@@ -36,6 +36,7 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
     // No default devices, no config files, no display, and a guest reboot ends QEMU: smolvm VMs
     // never reboot, and the kernel's reboot=t turns panics and poweroff into a reset.
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+    ...(target.sandbox ? ['-sandbox', SANDBOX] : []),
     '-kernel', rawArg(spec.kernel, 'kernel'),
   ];
   if (state) {
@@ -90,6 +91,8 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
         id,
         path: share.hostPath,
         security_model: NINEP_SECURITY_MODEL,
+        fmode: NINEP_FILE_MODE,
+        dmode: NINEP_DIR_MODE,
         readonly: share.readOnly ? true : undefined,
       }, field),
       '-device', opts('virtio-9p-device', { fsdev: id, mount_tag: share.tag }, field),
@@ -107,15 +110,28 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
 }
 
 /**
- * 9p ownership semantics, decided once for every share: `none` (Lima's default too). Files the
- * guest creates belong on the host to the user running smolvm, whatever uid the guest used;
- * host files show their real owner and mode; a guest chown/chmod that the host user may not do
- * is ignored instead of failing `cp -a` or `tar x`. `mapped-xattr` would keep guest ownership
- * in user.virtfs.* xattrs written into the user's own tree and fails on filesystems without user
- * xattrs (tmpfs before Linux 6.6, many NFS setups); `passthrough` fails every chown unless QEMU
- * runs as root. Caveat: when QEMU does run as root, guest chown/mknod apply for real on the share.
+ * 9p ownership semantics, decided once for every share: `mapped-xattr`. The guest's chown, chmod,
+ * mknod and symlink never become host metadata: files the guest creates are plain files and
+ * directories owned by QEMU's user with NINEP_FILE_MODE/NINEP_DIR_MODE (less the umask), and what
+ * the guest asked for (owner, mode with setuid/setgid, device numbers, a symlink's type) is kept
+ * in `user.virtfs.*` xattrs that only the guest reads. Host files without those xattrs show their
+ * real owner and mode. The guest reaches no other xattr than `user.*` (ACLs are mapped too), so no
+ * file capability either. `none` applied guest chmod (setuid included) and, with QEMU as root,
+ * chown and mknod for real; `passthrough` does so on purpose. The cost: the host filesystem
+ * must take user xattrs (ext4, xfs, btrfs, tmpfs since Linux 6.6), else guest writes fail.
  */
-export const NINEP_SECURITY_MODEL = 'none';
+export const NINEP_SECURITY_MODEL = 'mapped-xattr';
+/** Host modes of what the guest creates: readable like a default umask makes them, never more. */
+export const NINEP_FILE_MODE = '0644';
+export const NINEP_DIR_MODE = '0755';
+
+/**
+ * QEMU's seccomp filter (`-sandbox`, Linux builds): on top of its default deny list, no
+ * obsolete system calls, no set*uid/set*gid, no fork/exec (so no `exec:` migration: snapshots
+ * use fd: and unix: URIs) and no scheduler/NUMA/priority changes. A device-emulation bug the
+ * guest reaches lands in this filter, in a process with no capabilities (supervise.ts).
+ */
+export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
 export function kernelCmdline(spec: VmSpec, target: QemuTarget): string {
   const args = [`console=${target.consoleDevice}`, ...target.kernelArgs, ...(spec.cmdline ?? [])];

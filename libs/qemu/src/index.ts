@@ -7,7 +7,7 @@ export { launchSaveable, saveQemuVm, restoreQemuVm, SNAPSHOT_FILES } from './sna
 export { optValue, opts, rawArg, type OptProps } from './opts';
 export type { QemuTarget, RunFiles } from './target';
 export { QmpClient, QmpError, QmpConnectionError, type QmpEvent, type QmpVersion } from './qmp';
-export { spawnSupervised, defaultSupervision, type Supervision, type SupervisedProcess, type SuperviseOptions } from './supervise';
+export { spawnSupervised, defaultSupervision, dropPrivilegeArgs, type Supervision, type SupervisedProcess, type SuperviseOptions } from './supervise';
 export { findExecutable } from './binary';
 export { OutputTail } from './output-tail';
 export { prestartQemuRestore, parseQemuRestoreRecipe, recipeCommand, recipeIn, type PrestartedQemu, type QemuRestoreRecipe } from './prestart';

@@ -26,6 +26,8 @@ export interface LaunchOptions {
   recipe?: QemuRestoreRecipe;
   /** Written to QEMU's stdin as it starts (a restore's commands, see prestart.ts). */
   stdin?: string;
+  /** Open files QEMU inherits as its fds 3, 4, ... (a restore's device state: `fd:3`). */
+  fds?: number[];
 }
 
 // sun_path is 108 bytes on Linux (104 on macOS), including the terminating NUL.
@@ -60,7 +62,7 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
   const qmpConnection = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
 
   const stderr = new OutputTail();
-  const proc = spawnSupervised(binary, argv, { supervision: options.supervision, stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'], env: options.env });
+  const proc = spawnSupervised(binary, argv, { supervision: options.supervision, stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe', ...(options.fds ?? [])], env: options.env });
   if (options.stdin !== undefined) {
     proc.child.stdin?.on('error', () => undefined);
     proc.child.stdin?.end(options.stdin);

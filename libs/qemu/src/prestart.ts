@@ -51,17 +51,21 @@ export interface PrestartedQemu {
   discard(): void;
 }
 
+/** The fd the device state reaches QEMU on: the caller opens the state file, QEMU inherits it. */
+export const STATE_FD = 3;
+
 /**
  * The restore commands, for QEMU's second monitor on its stdin (`-chardev stdio`, see argv.ts):
  * written the moment QEMU is spawned, so it loads the device state as soon as it is up, without
  * a round trip to whoever started it. Both sides of a snapshot need x-ignore-shared: with it,
- * RAM that was shared at save time is neither in the stream nor expected from it.
+ * RAM that was shared at save time is neither in the stream nor expected from it. The state comes
+ * from an inherited fd, not an `exec:` command: QEMU's sandbox forbids it to start any process.
  */
-export function restoreScript(stateFile: string): string {
+export function restoreScript(): string {
   return [
     { execute: 'qmp_capabilities' },
     { execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'x-ignore-shared', state: true }] } },
-    { execute: 'migrate-incoming', arguments: { uri: `exec:cat ${shellQuote(stateFile)}` } },
+    { execute: 'migrate-incoming', arguments: { uri: `fd:${STATE_FD}` } },
   ]
     .map((c) => JSON.stringify(c) + '\n')
     .join('');
@@ -202,9 +206,14 @@ export function prestartQemuRestore(recipe: QemuRestoreRecipe, runDir: string, e
     fs.mkdirSync(moved(recipe.driverDir), { recursive: true });
     fs.writeFileSync(moved(recipe.consoleLog), '');
     server.listen(qmpSocket);
-    child = spawn(file, args, { stdio: ['pipe', 'ignore', 'pipe'], env, detached: true });
+    const state = fs.openSync(recipe.stateFile, 'r');
+    try {
+      child = spawn(file, args, { stdio: ['pipe', 'ignore', 'pipe', state], env, detached: true });
+    } finally {
+      fs.closeSync(state);
+    }
     child.stdin?.on('error', () => undefined);
-    child.stdin?.end(restoreScript(recipe.stateFile));
+    child.stdin?.end(restoreScript());
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => stderr.push(chunk));
     child.unref();
@@ -238,9 +247,4 @@ export function prestartQemuRestore(recipe: QemuRestoreRecipe, runDir: string, e
       fs.rmSync(qmpSocket, { force: true });
     },
   };
-}
-
-/** QEMU runs `exec:` URIs with /bin/sh -c. */
-export function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
 }

@@ -4,12 +4,15 @@
 // QEMU with the same command line, the RAM file mapped private (copy-on-write, so one snapshot
 // serves any number of VMs at once) and `-incoming defer`, then loads the device state.
 import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { PrestartMismatchError, SnapshotError, type VmSpec } from '@smolvm/driver-api';
 import { AGENT_CHARDEV_ID, buildQemuArgv, type MachineStateArgs } from './argv';
 import { findExecutable } from './binary';
 import { launchQemu, runFiles, type LaunchOptions } from './launch';
-import { restoreScript, shellQuote, type PrestartedQemu, type QemuRestoreRecipe } from './prestart';
+import { restoreScript, type PrestartedQemu, type QemuRestoreRecipe } from './prestart';
 import { QmpClient, type QmpVersion } from './qmp';
 import { defaultSupervision, pdeathsigCommand } from './supervise';
 import type { QemuTarget } from './target';
@@ -54,16 +57,25 @@ export async function saveQemuVm(vm: QemuVm, stateDir: string): Promise<void> {
   const tmp = path.join(stateDir, `.${SNAPSHOT_FILES.state}.tmp`);
   await agentChannelClosed(vm);
   await vm.qmp('stop');
-  await vm.qmp('migrate', { uri: `exec:cat > ${shellQuote(tmp)}` });
-  const deadline = Date.now() + SAVE_TIMEOUT_MS;
-  for (;;) {
-    const info = (await vm.qmp('query-migrate')) as { status?: string; 'error-desc'?: string };
-    if (info.status === 'completed') break;
-    if (info.status === 'failed' || info.status === 'cancelled') {
-      throw new SnapshotError(`saving the VM state failed: ${info['error-desc'] ?? info.status}`);
+  const received = await receiveState(tmp);
+  try {
+    await vm.qmp('migrate', { uri: `unix:${received.socketPath}` });
+    const deadline = Date.now() + SAVE_TIMEOUT_MS;
+    for (;;) {
+      const info = (await vm.qmp('query-migrate')) as { status?: string; 'error-desc'?: string };
+      if (info.status === 'completed') break;
+      if (info.status === 'failed' || info.status === 'cancelled') {
+        throw new SnapshotError(`saving the VM state failed: ${info['error-desc'] ?? info.status}`);
+      }
+      if (Date.now() > deadline) throw new SnapshotError(`saving the VM state took longer than ${SAVE_TIMEOUT_MS / 1000} s`);
+      await delay(POLL_MS);
     }
-    if (Date.now() > deadline) throw new SnapshotError(`saving the VM state took longer than ${SAVE_TIMEOUT_MS / 1000} s`);
-    await delay(POLL_MS);
+    // Completed means QEMU sent everything and closes its end: the file has it all once written.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new SnapshotError(`saving the VM state took longer than ${SAVE_TIMEOUT_MS / 1000} s`)), Math.max(0, deadline - Date.now()))));
+    await Promise.race([received.done, late]).finally(() => clearTimeout(timer));
+  } finally {
+    received.close();
   }
   fs.chmodSync(tmp, 0o600);
   fsyncFile(tmp);
@@ -93,7 +105,13 @@ export async function restoreQemuVm(spec: VmSpec, target: QemuTarget, stateDir: 
   const recipe = recipeFor(spec, target, state, stateFile, launchOptions);
   if (prestarted) return adoptPrestarted(prestarted, recipe, stateDir);
 
-  const vm = await launchQemu(spec, target, { ...launchOptions, state, stdin: restoreScript(stateFile), ...(recipe ? { recipe } : {}) });
+  const stateFd = fs.openSync(stateFile, 'r');
+  let vm: QemuVm;
+  try {
+    vm = await launchQemu(spec, target, { ...launchOptions, state, stdin: restoreScript(), fds: [stateFd], ...(recipe ? { recipe } : {}) });
+  } finally {
+    fs.closeSync(stateFd);
+  }
   try {
     checkVersion(vm, stateDir);
     await waitRunning(vm);
@@ -230,6 +248,44 @@ async function agentChannelClosed(vm: QemuVm, limitMs = 3_000): Promise<void> {
     if (hostGone && agent?.['frontend-open'] === false) return;
     await delay(POLL_MS);
   }
+}
+
+/**
+ * Where QEMU sends the device state (`migrate unix:`): QEMU's sandbox forbids the `exec:` URI (no
+ * process may be started), and its `fd:` needs a descriptor passed over QMP, which Node cannot
+ * send. Listens in a fresh private directory (the run directory is gone by now; the snapshot's
+ * may be too long a socket path) and writes what the first connection sends to `file`
+ * (owner-only). `done` settles once the stream ended and the file is written; `close` removes
+ * the socket and its directory and ends whatever is still open.
+ */
+async function receiveState(file: string): Promise<{ socketPath: string; done: Promise<void>; close(): void }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-save-'));
+  const socketPath = path.join(dir, 'state.sock');
+  const server = net.createServer();
+  let connection: net.Socket | undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    server.once('connection', (socket) => {
+      connection = socket;
+      server.close();
+      pipeline(socket, fs.createWriteStream(file, { mode: 0o600 })).then(resolve, (err: Error) => reject(new SnapshotError(`writing the VM state failed: ${err.message}`)));
+    });
+  });
+  done.catch(() => undefined);
+  const close = () => {
+    connection?.destroy();
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+  } catch (err) {
+    close();
+    throw new SnapshotError(`cannot receive the VM state: ${(err as Error).message}`);
+  }
+  return { socketPath, done, close };
 }
 
 /** Both sides must agree: with it, shared RAM is neither sent nor expected in the stream. */

@@ -50,11 +50,38 @@ function binaryMentions(file: string, text: string): boolean {
   }
 }
 
-/** The process a pdeathsig-supervised `binary args` is: setpriv, which execs QEMU. */
+/**
+ * The process a pdeathsig-supervised `binary args` is: setpriv, which also takes from QEMU what it
+ * never needs (dropPrivilegeArgs) and execs it.
+ */
 export function pdeathsigCommand(binary: string, args: readonly string[]): { file: string; args: string[] } {
   const setpriv = findExecutable('setpriv');
   if (!setpriv) throw new Error('setpriv not found: cannot supervise QEMU with pdeathsig');
-  return { file: setpriv, args: ['--pdeathsig', 'KILL', '--', binary, ...args] };
+  return { file: setpriv, args: ['--pdeathsig', 'KILL', ...dropPrivilegeArgs(), '--', binary, ...args] };
+}
+
+const CAP_SETPCAP = 8n;
+let dropArgs: string[] | undefined;
+
+/**
+ * setpriv options for QEMU: no new privileges ever (no setuid binary, no file capability), and,
+ * when we may (CAP_SETPCAP, i.e. root), an empty bounding and inheritable set, so that QEMU
+ * started by root holds no capability at all: no DAC override, chown, mknod, raw I/O or mount.
+ * It keeps uid 0, so it can still write what root owns by its permission bits. Dropping
+ * capabilities keeps the parent-death signal (the kernel clears it only when privileges grow).
+ */
+export function dropPrivilegeArgs(): string[] {
+  dropArgs ??= ['--no-new-privs', ...(hasCapability(CAP_SETPCAP) ? ['--inh-caps=-all', '--bounding-set=-all'] : [])];
+  return dropArgs;
+}
+
+function hasCapability(bit: bigint): boolean {
+  try {
+    const eff = /^CapEff:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1];
+    return eff !== undefined && ((BigInt(`0x${eff}`) >> bit) & 1n) === 1n;
+  } catch {
+    return false;
+  }
 }
 
 /**

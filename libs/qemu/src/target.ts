@@ -14,6 +14,8 @@ export interface QemuTarget {
   consoleDevice: string;
   /** The driver's kernel arguments; the spec's own come after them. */
   kernelArgs: string[];
+  /** Run QEMU under its seccomp filter (argv.ts SANDBOX). Linux builds have it, macOS ones do not. */
+  sandbox?: boolean;
 }
 
 /** Files the launcher keeps in the spec's runDir. */

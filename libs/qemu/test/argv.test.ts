@@ -56,6 +56,12 @@ describe('buildQemuArgv', () => {
     for (const flag of ['-nodefaults', '-no-user-config', '-nographic', '-no-reboot']) expect(argv).toContain(flag);
   });
 
+  it('the seccomp sandbox when the target asks for it: no spawn, no privilege changes', () => {
+    expect(buildQemuArgv(spec(), target, files)).not.toContain('-sandbox');
+    const argv = buildQemuArgv(spec(), { ...target, sandbox: true }, files);
+    expect(values(argv, '-sandbox')).toEqual(['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
+  });
+
   it('kernel, optional initrd, and the command line: console, driver args, then the spec args', () => {
     expect(values(buildQemuArgv(spec(), target, files), '-initrd')).toEqual([]);
     const argv = buildQemuArgv(spec({ initrd: '/k/initrd,1.img', cmdline: ['root=/dev/vda', 'x="a b"'] }), target, files);
@@ -101,7 +107,7 @@ describe('buildQemuArgv', () => {
     expect(values(argv, '-device').slice(3)).toEqual(['virtio-blk-device,drive=disk0,serial=rootfs', 'virtio-blk-device,drive=disk1,serial=overlay']);
   });
 
-  it('9p shares: security model, readonly=on only for read-only shares, mount tags', () => {
+  it('9p shares: mapped-xattr with plain host modes, readonly=on only for read-only shares, mount tags', () => {
     const argv = buildQemuArgv(
       spec({
         shares: [
@@ -113,8 +119,8 @@ describe('buildQemuArgv', () => {
       files,
     );
     expect(values(argv, '-fsdev')).toEqual([
-      'local,id=fs0,path=/home/u/pro,,ject,security_model=none',
-      'local,id=fs1,path=/etc/cfg,security_model=none,readonly=on',
+      'local,id=fs0,path=/home/u/pro,,ject,security_model=mapped-xattr,fmode=0644,dmode=0755',
+      'local,id=fs1,path=/etc/cfg,security_model=mapped-xattr,fmode=0644,dmode=0755,readonly=on',
     ]);
     expect(values(argv, '-device').slice(3)).toEqual(['virtio-9p-device,fsdev=fs0,mount_tag=work', 'virtio-9p-device,fsdev=fs1,mount_tag=cfg']);
   });

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseQemuRestoreRecipe, prestartQemuRestore, recipeCommand, recipeIn, restoreScript, type QemuRestoreRecipe } from '../src/prestart';
+import { dropPrivilegeArgs } from '../src/supervise';
 import { isRunning, tempDir, waitUntil } from './helpers';
 
 let dir: string;
@@ -16,7 +17,8 @@ function recipe(over: Partial<QemuRestoreRecipe> = {}): QemuRestoreRecipe {
   const run = '/run/smolvm/vm-abc';
   return {
     file: '/usr/bin/setpriv',
-    args: ['--pdeathsig', 'KILL', '--', '/usr/bin/qemu-system-x86_64', '-chardev', `socket,id=agent,path=${run}/agent.sock`, '-chardev', `socket,id=qmp,path=${run}/driver/qmp.sock`],
+    // What pdeathsigCommand builds: setpriv's own options, then QEMU.
+    args: ['--pdeathsig', 'KILL', ...dropPrivilegeArgs(), '--', '/usr/bin/qemu-system-x86_64', '-chardev', `socket,id=agent,path=${run}/agent.sock`, '-chardev', `socket,id=qmp,path=${run}/driver/qmp.sock`],
     runDir: run,
     driverDir: `${run}/driver`,
     qmpSocket: `${run}/driver/qmp.sock`,
@@ -64,19 +66,22 @@ describe('recipes', () => {
     expect(recipeIn(r, '/run')).toBeUndefined();
   });
 
-  it('the restore script sets x-ignore-shared before loading the state, with the path quoted for the shell', () => {
-    const lines = restoreScript("/c/it's here/state").trim().split('\n').map((l) => JSON.parse(l) as { execute: string; arguments?: { uri?: string } });
+  it('the restore script sets x-ignore-shared before loading the state from the inherited fd 3, never exec:', () => {
+    const lines = restoreScript().trim().split('\n').map((l) => JSON.parse(l) as { execute: string; arguments?: { uri?: string } });
     expect(lines.map((l) => l.execute)).toEqual(['qmp_capabilities', 'migrate-set-capabilities', 'migrate-incoming']);
-    expect(lines[2].arguments?.uri).toBe(`exec:cat '/c/it'\\''s here/state'`);
+    expect(lines[2].arguments?.uri).toBe('fd:3');
+    expect(restoreScript()).not.toContain('exec:');
   });
 });
 
 describe('prestartQemuRestore', () => {
-  // Plays QEMU: connects to the QMP socket its arguments name, copies its stdin there, then waits.
+  // Plays QEMU: connects to the QMP socket its arguments name, sends what it reads on fd 3 (the
+  // device state) and copies its stdin there, then waits.
   const FAKE = `
 const net = require('net');
 const sock = process.argv.find((a) => a.startsWith('qmp=')).slice(4);
-const c = net.connect(sock, () => process.stdin.pipe(c));
+const state = require('fs').readFileSync(3, 'utf8');
+const c = net.connect(sock, () => { c.write('fd3=' + state + '\\n'); process.stdin.pipe(c); });
 setInterval(() => {}, 1000);
 `;
 
@@ -107,8 +112,8 @@ setInterval(() => {}, 1000);
       let received = '';
       conn.setEncoding('utf8');
       conn.on('data', (d: string) => (received += d));
-      expect(await waitUntil(() => received.split('\n').length > 3, 10_000)).toBe(true);
-      expect(received).toBe(restoreScript(path.join(dir, 'state')));
+      expect(await waitUntil(() => received.split('\n').length > 4, 10_000)).toBe(true);
+      expect(received).toBe('fd3=state\n' + restoreScript());
       // The socket file goes once the process connected.
       expect(fs.existsSync(path.join(run, 'driver', 'qmp.sock'))).toBe(false);
     } finally {

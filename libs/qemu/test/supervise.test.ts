@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
-import { defaultSupervision, findExecutable } from '../src';
+import { defaultSupervision, findExecutable, spawnSupervised } from '../src';
 import { isRunning, waitUntil } from './helpers';
 
 const workspace = path.resolve(__dirname, '../../..');
@@ -20,6 +20,20 @@ async function startParent(mode: string): Promise<{ parent: number; qemu: number
   lines.close();
   return JSON.parse(first) as { parent: number; qemu: number };
 }
+
+describe('QEMU gets no privileges to spare', () => {
+  it('pdeathsig: no new privileges; started by root, no capability at all', async () => {
+    if (!linuxWithSetpriv) return;
+    const proc = spawnSupervised('grep', ['-E', '^(NoNewPrivs|CapEff|CapPrm|CapBnd|CapAmb):', '/proc/self/status'], { supervision: 'pdeathsig', stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    proc.child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise((resolve) => proc.child.once('close', resolve));
+    const status = Object.fromEntries(out.trim().split('\n').map((l) => l.split(':\t')));
+    expect(status.NoNewPrivs).toBe('1');
+    const none = '0000000000000000';
+    if (process.getuid?.() === 0) expect([status.CapEff, status.CapPrm, status.CapBnd, status.CapAmb]).toEqual([none, none, none, none]);
+  });
+});
 
 describe('QEMU never outlives its parent', () => {
   it('uses pdeathsig where setpriv is available', () => {
