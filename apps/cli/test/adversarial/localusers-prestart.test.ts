@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ATTACKER, asAttacker, rootOnlyIt } from './localusers-helpers';
+import { dropPrivilegeArgs } from '@smolvm/qemu';
 import type { PrestartedQemu } from '@smolvm/qemu/prestart';
 import { discardParts } from '@smolvm/runtime/prestart';
 import { invocationKey, prestartFor, recipeFile, takePrestarted } from '../../src/prestart';
@@ -52,7 +53,7 @@ function writeCanary(file: string): void {
 function recipe(overrides: Record<string, unknown> = {}, runDir = '/run/smolvm/vm-old'): string {
   const restore = {
     file: '/usr/bin/setpriv',
-    args: ['--pdeathsig', 'KILL', '--', path.join(bin, 'qemu-system-x86_64'), '-chardev', `socket,id=qmp,path=${runDir}/driver/qmp.sock`],
+    args: ['--pdeathsig', 'KILL', ...dropPrivilegeArgs(), '--', path.join(bin, 'qemu-system-x86_64'), '-chardev', `socket,id=qmp,path=${runDir}/driver/qmp.sock`],
     runDir,
     driverDir: `${runDir}/driver`,
     qmpSocket: `${runDir}/driver/qmp.sock`,
