@@ -84,6 +84,8 @@ function fail(progress, reason) {
   setTimeout(() => killGroup('SIGKILL'), 5_000).unref();
   // What jest did not get to write: the counts so far plus this failure.
   const summary = readJson(summaryFile) ?? { passed: progress.passed ?? 0, failed: progress.failed ?? 0, skipped: progress.skipped ?? 0, suitesFailed: 0 };
+  // Counted as a failed test too, so the suite's closing line does not read "0 failed".
+  summary.failed = (summary.failed ?? 0) + 1;
   summary.suitesFailed = (summary.suitesFailed ?? 0) + 1;
   summary.watchdog = reason;
   fs.mkdirSync(resultsDir, { recursive: true });
