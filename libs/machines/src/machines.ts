@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { ConflictError, NotFoundError, SmolvmError, UsageError, deferCaCerts, isProcessAlive, withTimeout, type ProcessIdentity } from '@smolvm/common';
 import { AgentClient } from '@smolvm/agent-protocol';
+import { runRoot, sweepRunDirs } from '@smolvm/runtime';
 import { MachineStore, machineState, type MachineRecord, type MachineState, type NewMachine, type SkippedEntry } from '@smolvm/machine-store';
 import { allocatedBytes, compactDisk, createDisk, growDisk } from './disks';
 import { machineFiles } from './layout';
@@ -309,6 +310,7 @@ export class Machines {
           if (!(await waitForExit(supervisor, timeoutMs))) await killAndWait(supervisor);
         }
         await killAndWait(rt.vm);
+        this.sweepRunDirs();
         // An ephemeral machine (run -d) goes with its disks once its VM is gone: nothing is left.
         if (record.ephemeral) {
           await this.store.delete(name);
@@ -336,8 +338,14 @@ export class Machines {
         }
         await killAndWait(supervisor);
         await killAndWait(rt.vm);
+        this.sweepRunDirs();
       },
     });
+  }
+
+  /** A killed supervisor leaves its run dir (control socket) behind; it is stale once its owner is gone. */
+  private sweepRunDirs(): void {
+    sweepRunDirs(runRoot(this.env));
   }
 
   /** A client connected to the running machine's supervisor (exec, cp). */

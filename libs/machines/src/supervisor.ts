@@ -77,7 +77,7 @@ async function runInit(vm: Vm, record: MachineRecord): Promise<void> {
     if (status.code !== 0) {
       const tail = output.toString('utf8').trimEnd().split('\n').slice(-5);
       throw new SmolvmError(`init command failed with ${status.code === null ? status.signal : `exit code ${status.code}`}: ${command}`, {
-        remedy: 'fix the command in the Smolfile [dev] init (or --init) and create the machine again',
+        remedy: `fix the command in the Smolfile [dev] init (or --init) and ${record.ephemeral ? 'run it again' : 'create the machine again'}`,
         cause: tail.join('\n'),
       });
     }
