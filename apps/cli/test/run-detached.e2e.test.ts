@@ -95,3 +95,15 @@ it('run -d --name N: a failing init leaves nothing; a running one is killed and 
   expect(cli(['machine', 'delete', 'eph', '-f']).status).toBe(0);
   expectNothingLeft(rt);
 });
+
+it('a detached VM that ends by itself (QEMU killed) is removed by its supervisor', async () => {
+  expect(cli(['machine', 'run', '-d', '--name', 'crash', '--cpus', '1', '--memory', '256']).status).toBe(0);
+  const rt = runtimeOf('crash');
+  process.kill(rt.vm.pid, 'SIGKILL');
+  const end = Date.now() + 30_000;
+  while (fs.existsSync(path.join(machinesDir, 'crash')) || isAlive(rt.pid)) {
+    if (Date.now() > end) throw new Error('the ephemeral machine was not removed after its VM died');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  expectNothingLeft(rt);
+});
