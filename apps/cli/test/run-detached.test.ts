@@ -37,6 +37,7 @@ describe('machine run -d refuses what makes no sense detached, before creating a
     [['-d', '--name', 'x', '-t'], /^error: -i and -t .*machine exec --name x -it/],
     [['--name', 'x', '--', 'true'], /^error: --name names the machine of machine run -d.*add -d/],
     [['-d', '--name', '../etc'], /^error: .*name/],
+    [['-d', '--driver', 'nope'], /^error: unknown driver 'nope' \(from --driver\); use one of: kvm/],
   ])('run %j: usage error, exit 2', (flags, message) => {
     const r = smolvm(['machine', 'run', ...flags], env);
     expect(r.status).toBe(2);

@@ -7,6 +7,13 @@ import { assertNameFree, machineInput, mergeWorkload } from './machine-input';
 import { cliMachines } from './machines';
 import type { RunArgs } from './run';
 
+/** The supervisor picks the driver (as SMOLVM_DRIVER): a wrong --driver is named as such here, before anything is made. */
+async function assertKnownDriver(name: string): Promise<void> {
+  const [{ defaultRegistry, UnknownDriverError }] = await Promise.all([import('@smolvm/driver-api'), import('../../runtime-assets')]);
+  const registry = defaultRegistry();
+  if (!registry.get(name)) throw new UnknownDriverError(name, registry.list().map((d) => d.name), '--driver');
+}
+
 export async function runDetached(args: RunArgs): Promise<void> {
   const command = (args['--'] ?? []).map(String);
   const name = args.name ?? 'NAME';
@@ -20,6 +27,7 @@ export async function runDetached(args: RunArgs): Promise<void> {
     throw new UsageError('-i and -t attach a command to this terminal, and machine run -d runs none', { remedy: `drop them; for a shell in the detached machine use \`smolvm machine exec --name ${name} -it -- /bin/sh\`` });
   }
   if (args.name !== undefined) validateMachineName(args.name);
+  if (args.driver !== undefined) await assertKnownDriver(args.driver);
   const merged = mergeWorkload(args);
   const machines = cliMachines(args.driver ? { SMOLVM_DRIVER: args.driver } : {});
   if (args.name !== undefined) assertNameFree(machines, args.name);
