@@ -3,7 +3,7 @@
 // QEMU, supervisor, control socket, run dir, machine directory with its disks.
 import fs from 'node:fs';
 import path from 'node:path';
-import { e2eSetup, smolvm, type CliResult, type E2eSetup } from './helpers';
+import { e2eSetup, smolvm, startSmolvm, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -96,14 +96,29 @@ it('run -d --name N: a failing init leaves nothing; a running one is killed and 
   expectNothingLeft(rt);
 });
 
+async function until(what: string, check: () => boolean, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 it('a detached VM that ends by itself (QEMU killed) is removed by its supervisor', async () => {
   expect(cli(['machine', 'run', '-d', '--name', 'crash', '--cpus', '1', '--memory', '256']).status).toBe(0);
   const rt = runtimeOf('crash');
   process.kill(rt.vm.pid, 'SIGKILL');
-  const end = Date.now() + 30_000;
-  while (fs.existsSync(path.join(machinesDir, 'crash')) || isAlive(rt.pid)) {
-    if (Date.now() > end) throw new Error('the ephemeral machine was not removed after its VM died');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await until('the ephemeral machine to be removed after its VM died', () => !fs.existsSync(path.join(machinesDir, 'crash')) && !isAlive(rt.pid));
   expectNothingLeft(rt);
+});
+
+it('run -d interrupted (Ctrl-C) while the VM boots: the supervisor powers it off and removes the machine', async () => {
+  const run = startSmolvm(['machine', 'run', '-d', '--name', 'intr', '--cpus', '1', '--memory', '256'], env);
+  // The supervisor is spawned right after its log is opened; before that only the record exists.
+  await until('the supervisor to be started', () => fs.existsSync(path.join(machinesDir, 'intr', 'supervisor.log')));
+  process.kill(run.pid, 'SIGINT');
+  expect((await run.done).stdout).toBe('');
+  await until('the interrupted machine to be removed', () => !fs.existsSync(path.join(machinesDir, 'intr')) && setup.qemus().length === 0);
+  expect(fs.readdirSync(machinesDir).filter((e) => e !== '.locks')).toEqual([]);
+  await until('its run dir to go', () => !fs.existsSync(path.join(setup.runtimeDir, 'smolvm')) || fs.readdirSync(path.join(setup.runtimeDir, 'smolvm')).length === 0);
 });
