@@ -85,6 +85,13 @@ describe('an ephemeral machine whose VM is gone (supervisor killed)', () => {
     expect(machineNames()).toEqual(['run-dead']);
   });
 
+  it('is refused by monitor, which would restart it', () => {
+    const r = smolvm(['machine', 'monitor', '--name', 'run-dead'], env);
+    expect(r.status).toBe(1);
+    expect(oneErrorLine(r)).toMatch(/^error: machine monitor restarts machines, and machine "run-dead" is ephemeral.*smolvm machine create NAME/);
+    expect(machineNames()).toEqual(['run-dead']);
+  });
+
   it('is refused by prune and resize, which are for persistent machines', () => {
     for (const cmd of [['prune'], ['resize', '--cpus', '2']]) {
       const r = smolvm(['machine', ...cmd, '--name', 'run-dead'], env);
