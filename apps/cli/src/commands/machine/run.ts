@@ -21,7 +21,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       .usage(
         'smolvm machine run [options] [-- COMMAND [ARG...]]\nsmolvm machine run -d [--name NAME] [options]\n\nRun a command in a fresh, ephemeral micro-VM. Without --image it runs the built-in bare image\n(busybox userland). The command\'s exit code becomes smolvm\'s exit code.\n\nWith -d the VM stays up in the background instead: smolvm prints its machine name and returns\nonce the agent is ready and [dev] init ran; `machine ls` lists it, `machine exec --name NAME`\nruns commands in it and `machine stop --name NAME` removes it with its disks. It takes no\ncommand (run one with `machine exec`), nor -i/-t; the Smolfile\'s cmd is not run.',
       )
-      .option('init', { type: 'string', array: true, describe: 'Shell command to run before COMMAND (after [dev] init); repeatable' })
+      .option('init', { type: 'string', array: true, describe: 'Shell command to run before COMMAND (after [dev] init; with -d, once the VM is up); repeatable' })
       .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'Keep stdin open and send it to the command' })
       .option('tty', { alias: 't', type: 'boolean', default: false, describe: 'Allocate a pseudo-terminal (use with -i for a shell)' })
       .option('driver', { coerce: lastValue, type: 'string', describe: 'VM driver (default: SMOLVM_DRIVER, else the first usable one)' })
