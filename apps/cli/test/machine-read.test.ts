@@ -57,8 +57,8 @@ describe('machine ls / status (read the store)', () => {
 
     const json = JSON.parse((await smolvmAsync(['machine', 'ls', '--json'], env)).stdout);
     expect(json).toEqual([
-      { name: 'bare', state: 'created', image: null, cpus: 4, memoryMiB: 8192, storageGiB: 20, overlayGiB: 2, net: false, createdAt: expect.any(String) },
-      { name: 'web', state: 'running', image: 'docker.io/library/alpine:latest', cpus: 2, memoryMiB: 1024, storageGiB: 20, overlayGiB: 2, net: false, createdAt: expect.any(String) },
+      { name: 'bare', state: 'created', image: null, cpus: 4, memoryMiB: 8192, storageGiB: 20, overlayGiB: 2, net: false, ephemeral: false, createdAt: expect.any(String) },
+      { name: 'web', state: 'running', image: 'docker.io/library/alpine:latest', cpus: 2, memoryMiB: 1024, storageGiB: 20, overlayGiB: 2, net: false, ephemeral: false, createdAt: expect.any(String) },
     ]);
   });
 

@@ -80,7 +80,7 @@ describe('machine create', () => {
     }
     const ls = JSON.parse(cli(['machine', 'ls', '--json']).stdout) as Array<Record<string, unknown>>;
     expect(ls).toEqual([
-      { name: 'dev', state: 'created', image: null, cpus: 1, memoryMiB: 256, storageGiB: 1, overlayGiB: 1, net: false, createdAt: expect.any(String) },
+      { name: 'dev', state: 'created', image: null, cpus: 1, memoryMiB: 256, storageGiB: 1, overlayGiB: 1, net: false, ephemeral: false, createdAt: expect.any(String) },
     ]);
   });
 

@@ -91,6 +91,11 @@ export interface MachineRecord {
   /** Smolfile the machine was created from. */
   smolfile?: string;
   health?: MachineHealthCheck;
+  /**
+   * Made by `machine run -d`: removed with its disks when it stops, never started again.
+   * Absent (not false) on persistent machines, so their records are unchanged.
+   */
+  ephemeral?: true;
   runtime?: MachineRuntime;
 }
 
@@ -278,6 +283,10 @@ function readRecord(value: unknown): MachineRecord {
   }
   const smolfile = r.optionalString('smolfile');
   if (smolfile !== undefined) record.smolfile = smolfile;
+  if (r.has('ephemeral')) {
+    if (!r.bool('ephemeral')) throw new FieldError(`'ephemeral' must be true when present`);
+    record.ephemeral = true;
+  }
   if (r.has('runtime')) record.runtime = r.object('runtime', readRuntime);
   return record;
 }
@@ -364,6 +373,7 @@ export function newMachineRecord(input: NewMachine, now: Date = new Date()): Mac
   if (input.user !== undefined) record.user = input.user;
   if (input.health !== undefined) record.health = input.health;
   if (input.smolfile !== undefined) record.smolfile = input.smolfile;
+  if (input.ephemeral) record.ephemeral = true;
   if (input.runtime !== undefined) record.runtime = input.runtime;
   return validateMachineRecord(record);
 }

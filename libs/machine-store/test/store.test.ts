@@ -253,6 +253,16 @@ describe('corrupt records', () => {
     expect(() => store.get('vm')).toThrow(`machine "vm" is incomplete: ${file} is missing`);
   });
 
+  it('keeps the ephemeral mark of `machine run -d` and rejects ephemeral: false', async () => {
+    fs.writeFileSync(file, JSON.stringify({ ...good, ephemeral: true }));
+    expect(store.get('vm')).toEqual({ ...good, ephemeral: true });
+    expect(errorFor(JSON.stringify({ ...good, ephemeral: false })).message).toContain("'ephemeral' must be true when present");
+    expect(errorFor(JSON.stringify({ ...good, ephemeral: 'yes' })).message).toContain("'ephemeral' must be true or false");
+    const made = await store.create({ name: 'tmp1', ephemeral: true });
+    expect(made.ephemeral).toBe(true);
+    expect(good).not.toHaveProperty('ephemeral');
+  });
+
   it('drops unknown keys instead of carrying them forward', () => {
     fs.writeFileSync(file, JSON.stringify({ ...good, surprise: true }));
     expect(store.get('vm')).toEqual(good);

@@ -2,11 +2,13 @@
 // Every change of a machine happens under its lock; read-only calls never change a machine's
 // state (a status check of a running machine leaves it running).
 import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ConflictError, SmolvmError, UsageError, deferCaCerts, isProcessAlive, withTimeout, type ProcessIdentity } from '@smolvm/common';
+import { ConflictError, NotFoundError, SmolvmError, UsageError, deferCaCerts, isProcessAlive, withTimeout, type ProcessIdentity } from '@smolvm/common';
 import { AgentClient } from '@smolvm/agent-protocol';
+import { runRoot, sweepRunDirs } from '@smolvm/runtime';
 import { MachineStore, machineState, type MachineRecord, type MachineState, type NewMachine, type SkippedEntry } from '@smolvm/machine-store';
 import { allocatedBytes, compactDisk, createDisk, growDisk } from './disks';
 import { machineFiles } from './layout';
@@ -199,6 +201,11 @@ export class Machines {
         if (status.state === 'unreachable') {
           throw new ConflictError(`machine "${name}" is running but its agent does not answer`, { remedy: `stop it with \`smolvm machine stop --name ${name}\` (it is killed if it does not stop), then start it again` });
         }
+        if (status.record.ephemeral && status.record.runtime) {
+          throw new ConflictError(`machine "${name}" was started by \`machine run -d\` and has ended; an ephemeral machine is never started again`, {
+            remedy: `remove it with \`smolvm machine delete ${name}\` and start a new one with \`smolvm machine run -d\``,
+          });
+        }
         // A supervisor that died (SIGKILL) takes QEMU with it, but make sure before booting on the same disks.
         await killAndWait(status.record.runtime?.vm);
         const files = this.files(name);
@@ -243,6 +250,35 @@ export class Machines {
   }
 
   /**
+   * `machine run -d`: an ephemeral machine (record + temporary disks in its directory) started by
+   * the persistent machines' supervisor; `stop` removes it. Without a name one is generated.
+   * A machine that fails to start is removed again: nothing is left of a failed run.
+   */
+  async runDetached(input: Omit<NewMachine, 'ephemeral' | 'runtime' | 'name'> & { name?: string }, opts: { imageErofs?: string; timeoutMs?: number } = {}): Promise<StartResult> {
+    const record = await this.createEphemeral(input);
+    try {
+      return await this.start(record.name, opts);
+    } catch (err) {
+      await this.delete(record.name, { force: true }).catch((e: unknown) => {
+        if (!(e instanceof NotFoundError)) throw e;
+      });
+      throw err;
+    }
+  }
+
+  private async createEphemeral(input: Omit<NewMachine, 'ephemeral' | 'runtime' | 'name'> & { name?: string }): Promise<MachineRecord> {
+    if (input.name !== undefined) return this.create({ ...input, name: input.name, ephemeral: true });
+    // A clash of 32 random bits is all but impossible; a few tries cover it anyway.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.create({ ...input, name: `run-${crypto.randomBytes(4).toString('hex')}`, ephemeral: true });
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
+      }
+    }
+  }
+
+  /**
    * Graceful: the supervisor asks the guest to power off and waits; a supervisor that does not
    * answer is terminated, then killed. Stopping a stopped machine is a no-op (false).
    */
@@ -253,7 +289,10 @@ export class Machines {
       async () => {
         const record = this.store.get(name);
         const rt = record.runtime;
-        if (!rt || rt.stoppedAt) return false;
+        if (!rt || rt.stoppedAt) {
+          if (record.ephemeral) await this.store.delete(name);
+          return false;
+        }
         const supervisor = { pid: rt.pid, startTime: rt.startTime };
         const wasRunning = isProcessAlive(supervisor);
         if (wasRunning) {
@@ -271,6 +310,12 @@ export class Machines {
           if (!(await waitForExit(supervisor, timeoutMs))) await killAndWait(supervisor);
         }
         await killAndWait(rt.vm);
+        this.sweepRunDirs();
+        // An ephemeral machine (run -d) goes with its disks once its VM is gone: nothing is left.
+        if (record.ephemeral) {
+          await this.store.delete(name);
+          return wasRunning;
+        }
         // A machine whose supervisor had crashed is marked stopped too: its state is now settled.
         await this.store.update(name, (r) => ({ ...r, runtime: { ...rt, stoppedAt: new Date().toISOString() } }), { purpose: 'stop' });
         return wasRunning;
@@ -293,8 +338,14 @@ export class Machines {
         }
         await killAndWait(supervisor);
         await killAndWait(rt.vm);
+        this.sweepRunDirs();
       },
     });
+  }
+
+  /** A killed supervisor leaves its run dir (control socket) behind; it is stale once its owner is gone. */
+  private sweepRunDirs(): void {
+    sweepRunDirs(runRoot(this.env));
   }
 
   /** A client connected to the running machine's supervisor (exec, cp). */
@@ -350,7 +401,10 @@ export class Machines {
   }
 
   private async requireStopped(name: string, what: string): Promise<void> {
-    const { state } = await this.status(name);
+    const { state, record } = await this.status(name);
+    if (record.ephemeral) {
+      throw new ConflictError(`${what} is for persistent machines; machine "${name}" is ephemeral (machine run -d) and its disks go when it stops`, { remedy: `create a persistent machine with \`smolvm machine create NAME\`` });
+    }
     if (state === 'running' || state === 'unreachable') {
       throw new ConflictError(`${what} requires the VM to be stopped; machine "${name}" is running`, { remedy: `stop it first with \`smolvm machine stop --name ${name}\`` });
     }

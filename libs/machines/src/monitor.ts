@@ -1,6 +1,7 @@
 // `machine monitor`: a foreground loop that keeps one machine alive and healthy. It starts the
 // machine when it is down, runs the Smolfile's [health] exec check every interval (after the
 // startup grace), and restarts the machine after `retries` consecutive failures.
+import { ConflictError } from '@smolvm/common';
 import { AgentClient } from '@smolvm/agent-protocol';
 import type { MachineHealthCheck } from '@smolvm/machine-store';
 import { envOf } from './supervisor';
@@ -62,7 +63,14 @@ export async function runHealthCheck(machines: Machines, name: string, check: Ma
 
 export async function monitorMachine(machines: Machines, name: string, options: MonitorOptions): Promise<void> {
   const { log, signal } = options;
-  const check = machines.store.get(name).health;
+  const record = machines.store.get(name);
+  // Restarting is what monitor does, and an ephemeral machine is removed when it stops.
+  if (record.ephemeral) {
+    throw new ConflictError(`machine monitor restarts machines, and machine "${name}" is ephemeral (machine run -d): it is removed when it stops`, {
+      remedy: 'monitor a persistent machine: `smolvm machine create NAME -s Smolfile`, then `smolvm machine monitor --name NAME`',
+    });
+  }
+  const check = record.health;
   log(check ? `monitoring ${name}: \`${check.exec.join(' ')}\` every ${check.intervalMs / 1000} s (timeout ${check.timeoutMs / 1000} s, ${check.retries} retries, grace ${check.startupGraceMs / 1000} s)` : `monitoring ${name}: no [health] check, restarting it whenever it stops`);
   let failures = 0;
   let graceUntil = 0;

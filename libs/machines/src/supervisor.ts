@@ -46,6 +46,7 @@ const ACK_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 const PING_TIMEOUT_MS = 5_000;
 const INIT_TAIL_BYTES = 16 * 1024;
+const EPHEMERAL_REMOVE_LOCK_MS = 5_000;
 
 /** Where the supervisor logs: stdout until runSupervisor knows the machine's log file. */
 let out: Pick<SupervisorLog, 'write' | 'line'> = {
@@ -76,7 +77,7 @@ async function runInit(vm: Vm, record: MachineRecord): Promise<void> {
     if (status.code !== 0) {
       const tail = output.toString('utf8').trimEnd().split('\n').slice(-5);
       throw new SmolvmError(`init command failed with ${status.code === null ? status.signal : `exit code ${status.code}`}: ${command}`, {
-        remedy: 'fix the command in the Smolfile [dev] init (or --init) and create the machine again',
+        remedy: `fix the command in the Smolfile [dev] init (or --init) and ${record.ephemeral ? 'run it again' : 'create the machine again'}`,
         cause: tail.join('\n'),
       });
     }
@@ -260,7 +261,22 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     denials.flush();
     log(`exited: ${exit.cause} (${exit.detail})`);
     // Let the last acknowledgement reach its client before the process goes.
-    setTimeout(() => process.exit(code), 50);
+    void removeIfEphemeral(exit).finally(() => setTimeout(() => process.exit(code), 50));
+  };
+  // An ephemeral machine (run -d) whose VM ended by itself (guest power-off, crash) or whose
+  // starter went away has no one left to remove it; `machine stop` removes it on its own path.
+  const removeIfEphemeral = async (exit: LastExit): Promise<void> => {
+    if (!record.ephemeral || exit.cause === 'stopped') return;
+    try {
+      await store.delete(record.name, {
+        timeoutMs: EPHEMERAL_REMOVE_LOCK_MS,
+        guard: (current) => {
+          if (current?.id !== record.id) throw new SmolvmError(`machine "${record.name}" is no longer the one this supervisor ran`);
+        },
+      });
+    } catch (err) {
+      log(`could not remove the ephemeral machine: ${(err as Error).message}`);
+    }
   };
   const stop = async (why: string) => {
     if (ending) return;

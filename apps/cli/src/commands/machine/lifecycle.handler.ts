@@ -16,16 +16,24 @@ export async function runStart(args: StartArgs): Promise<void> {
     if (result.alreadyRunning) process.stderr.write(`machine "${args.name}" is already running\n`);
     else if (!args.quiet) process.stderr.write(`machine "${args.name}" started in ${((result.bootMs ?? 0) / 1000).toFixed(1)} s\n`);
   } catch (err) {
-    // What the guest printed last is what explains a failed boot or init command.
-    if (err instanceof MachineStartError && err.detail.length > 0) process.stderr.write(err.detail.map((l) => `  | ${l}\n`).join(''));
+    printStartDetail(err);
     throw err;
   }
 }
 
+/** What the guest printed last is what explains a failed boot or init command. */
+export function printStartDetail(err: unknown): void {
+  if (err instanceof MachineStartError && err.detail.length > 0) process.stderr.write(err.detail.map((l) => `  | ${l}\n`).join(''));
+}
+
 export async function runStop(args: StopArgs): Promise<void> {
   validateMachineName(args.name);
-  const stopped = await cliMachines().stop(args.name, { timeoutMs: Math.max(1, args.timeout) * 1000 });
-  if (!stopped) process.stderr.write(`machine "${args.name}" is not running\n`);
+  const machines = cliMachines();
+  const { ephemeral } = machines.store.get(args.name);
+  const stopped = await machines.stop(args.name, { timeoutMs: Math.max(1, args.timeout) * 1000 });
+  if (ephemeral) {
+    if (!args.quiet) process.stderr.write(`machine "${args.name}" ${stopped ? 'stopped and ' : ''}removed (ephemeral)\n`);
+  } else if (!stopped) process.stderr.write(`machine "${args.name}" is not running\n`);
 }
 
 export async function runDelete(args: DeleteArgs): Promise<void> {

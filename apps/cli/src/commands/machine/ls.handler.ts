@@ -1,5 +1,5 @@
 import { renderTable, writeJson } from '../../output/table';
-import { machineSummary } from './summary';
+import { machineSummary, stateLabel } from './summary';
 import { cliMachines } from './machines';
 import type { LsArgs } from './ls';
 
@@ -15,7 +15,7 @@ export async function runLs(args: LsArgs): Promise<void> {
     process.stdout.write(
       renderTable(
         ['NAME', 'STATE', 'IMAGE', 'CPUS', 'MEMORY', 'NET', 'CREATED'],
-        rows.map((m) => [m.name, m.state, m.image ?? '(bare)', String(m.cpus), `${m.memoryMiB} MiB`, m.net ? 'on' : 'off', m.createdAt]),
+        rows.map((m) => [m.name, stateLabel(m), m.image ?? '(bare)', String(m.cpus), `${m.memoryMiB} MiB`, m.net ? 'on' : 'off', m.createdAt]),
       ),
     );
   }

@@ -7,8 +7,9 @@ import { Machines } from '@smolvm/machines';
 import type { MachineRecord } from '@smolvm/machine-store';
 import { pullWithProgress } from '../image/pull-progress';
 
-export function cliMachines(): Machines {
-  return new Machines({ supervisorArgv: [process.execPath, path.resolve(process.argv[1]), 'machine', '_supervise'] });
+/** `env` is added to the supervisor's environment (run -d --driver as SMOLVM_DRIVER). */
+export function cliMachines(env: NodeJS.ProcessEnv = {}): Machines {
+  return new Machines({ supervisorArgv: [process.execPath, path.resolve(process.argv[1]), 'machine', '_supervise'], env: { ...process.env, ...env } });
 }
 
 /**

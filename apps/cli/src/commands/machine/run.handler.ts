@@ -13,6 +13,9 @@ import { networkFlags, vmNetwork } from './workload-options';
 import { execOrExitCode } from './exec.handler';
 
 export async function runRun(args: RunArgs): Promise<number> {
+  if (args.name !== undefined) {
+    throw new UsageError('--name names the machine of machine run -d, and this run is not detached', { remedy: 'add -d to leave the VM running under that name, or drop --name' });
+  }
   if (args.tty && args.interactive && !process.stdin.isTTY) {
     throw new UsageError('-it needs a terminal on stdin, and stdin is not one', { remedy: 'drop -t to pipe data in with -i, or run from a terminal' });
   }

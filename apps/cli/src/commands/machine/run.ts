@@ -7,6 +7,8 @@ export interface RunArgs extends WorkloadArgs {
   tty: boolean;
   driver?: string;
   cold: boolean;
+  detach: boolean;
+  name?: string;
   '--'?: Array<string | number>;
 }
 
@@ -16,12 +18,16 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     workloadOptions(yargs, 'to run')
       .parserConfiguration({ 'populate--': true })
-      .usage('smolvm machine run [options] [-- COMMAND [ARG...]]\n\nRun a command in a fresh, ephemeral micro-VM. Without --image it runs the built-in bare image\n(busybox userland). The command\'s exit code becomes smolvm\'s exit code.')
-      .option('init', { type: 'string', array: true, describe: 'Shell command to run before COMMAND (after [dev] init); repeatable' })
+      .usage(
+        'smolvm machine run [options] [-- COMMAND [ARG...]]\nsmolvm machine run -d [--name NAME] [options]\n\nRun a command in a fresh, ephemeral micro-VM. Without --image it runs the built-in bare image\n(busybox userland). The command\'s exit code becomes smolvm\'s exit code.\n\nWith -d the VM stays up in the background instead: smolvm prints its machine name and returns\nonce the agent is ready and [dev] init ran; `machine ls` lists it, `machine exec --name NAME`\nruns commands in it and `machine stop --name NAME` removes it with its disks. It takes no\ncommand (run one with `machine exec`), nor -i/-t; the Smolfile\'s cmd is not run.',
+      )
+      .option('init', { type: 'string', array: true, describe: 'Shell command to run before COMMAND (after [dev] init; with -d, once the VM is up); repeatable' })
       .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'Keep stdin open and send it to the command' })
       .option('tty', { alias: 't', type: 'boolean', default: false, describe: 'Allocate a pseudo-terminal (use with -i for a shell)' })
       .option('driver', { coerce: lastValue, type: 'string', describe: 'VM driver (default: SMOLVM_DRIVER, else the first usable one)' })
-      .option('cold', { type: 'boolean', default: false, describe: 'Boot the VM instead of restoring the boot snapshot of its shape' })
+      .option('cold', { type: 'boolean', default: false, describe: 'Boot the VM instead of restoring the boot snapshot of its shape (-d always boots)' })
+      .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Leave the VM running in the background as an ephemeral machine; print its name' })
+      .option('name', { alias: 'n', coerce: lastValue, type: 'string', describe: 'Name of the -d machine (default: run-XXXXXXXX, generated)' })
       .example('$0 machine run -- echo hello', 'Run a command in the bare image')
       .example('$0 machine run -it', 'An interactive shell in the bare image')
       .example('$0 machine run --image python:3.12-alpine -- python3 -c "print(1)"', 'Run a command in an OCI image')
@@ -31,8 +37,11 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       .example('$0 machine run --allow-host api.example.com -- sh', 'Only that name resolves and connects')
       .example('$0 machine run -p 8080:80 -- httpd -f -p 80', 'Serve guest port 80 on the host at 127.0.0.1:8080')
       .example('$0 machine run --ssh-agent --net --image alpine/git -- git ls-remote git@host:org/repo', "Use the host's SSH agent; keys stay on the host")
-      .example('$0 machine run -s Smolfile', 'Run the workload a Smolfile declares'),
+      .example('$0 machine run -s Smolfile', 'Run the workload a Smolfile declares')
+      .example('$0 machine run -d -s Smolfile', 'Bare VM with [dev] init setup, detached: prints its name')
+      .example('$0 machine run -d --name scratch && $0 machine exec --name scratch -- uname -a', 'A named detached VM; `machine stop --name scratch` removes it'),
   handler: async (args) => {
+    if (args.detach) return (await import('./run-detached.handler')).runDetached(args);
     process.exitCode = await (await import('./run.handler')).runRun(args);
   },
 };

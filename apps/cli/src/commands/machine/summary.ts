@@ -11,6 +11,8 @@ export interface MachineSummary {
   storageGiB: number;
   overlayGiB: number;
   net: boolean;
+  /** Made by `machine run -d`: removed with its disks when it stops. */
+  ephemeral: boolean;
   createdAt: string;
 }
 
@@ -24,6 +26,12 @@ export function machineSummary(record: MachineRecord, state: MachineState): Mach
     storageGiB: record.storageGiB,
     overlayGiB: record.overlayGiB,
     net: record.net,
+    ephemeral: record.ephemeral === true,
     createdAt: record.createdAt,
   };
+}
+
+/** The STATE column and `state:` line: an ephemeral machine says so next to its state. */
+export function stateLabel(summary: MachineSummary): string {
+  return summary.ephemeral ? `${summary.state} (ephemeral)` : summary.state;
 }
