@@ -14,7 +14,7 @@ export default tseslint.config(
     },
   },
   {
-    // Libraries never import applications (DESIGN.md section 1).
+    // Libraries never import applications (docs/architecture.md#layout).
     files: ['libs/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {

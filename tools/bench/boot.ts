@@ -1,4 +1,4 @@
-// Boot benchmark (DESIGN §3, issue "VM core"): in one run on this machine, interleaved, medians of
+// Boot benchmark (docs/architecture.md#guest-boot, issue "VM core"): in one run on this machine, interleaved, medians of
 //   (a) the floor: QEMU + the same kernel + a trivial init that prints and ends the VM
 //   (b) `smolvm machine run --cold -- true` on the bare image (a boot)
 //   (c) `smolvm machine run --cold --image IMAGE -- true` with a small image already in the store

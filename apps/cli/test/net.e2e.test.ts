@@ -1,4 +1,4 @@
-// Networking end to end: real VMs behind our gateway (DESIGN §6), the built CLI. Every server a
+// Networking end to end: real VMs behind our gateway (docs/architecture.md#network), the built CLI. Every server a
 // guest reaches lives on this machine: the host's loopback (seen by the guest as 192.168.127.1)
 // and two addresses on a veth pair this suite creates (the "remote" hosts); names come from a
 // DNS server on loopback that the gateway is pointed at with SMOLVM_DNS_SERVERS.

@@ -1,5 +1,5 @@
 // What a driver is asked to run. Everything here is host-neutral: no hypervisor option leaks in,
-// so one spec boots under any driver (DESIGN §2). Paths are absolute host paths.
+// so one spec boots under any driver (docs/architecture.md#driver-contract). Paths are absolute host paths.
 
 /** A disk the guest sees as a virtio block device. */
 export interface BlockDeviceSpec {
@@ -25,7 +25,7 @@ export interface HostShareSpec {
 }
 
 /**
- * The host <-> agent channel (DESIGN §4). The caller listens on `socketPath` BEFORE start();
+ * The host <-> agent channel (docs/architecture.md#agent-protocol). The caller listens on `socketPath` BEFORE start();
  * the driver wires one virtio-serial port named `smolvm.agent` that connects to it as a client,
  * so there is no start-up race and no polling.
  */

@@ -1,5 +1,5 @@
 // How driver-kvm runs QEMU: microvm without ACPI, PVH-booted vmlinux, and the kernel arguments
-// each accelerator needs (DESIGN §3, reference/guest-kernel.md).
+// each accelerator needs (docs/architecture.md#guest-boot, tools/kernel/README.md).
 import type { QemuTarget } from '@smolvm/qemu';
 
 export type Accelerator = 'kvm' | 'tcg';

@@ -1,4 +1,4 @@
-// Public API of @smolvm/machines: persistent machines (DESIGN §7) — their disks, the detached
+// Public API of @smolvm/machines: persistent machines (docs/architecture.md#persistent-machines) — their disks, the detached
 // per-VM supervisor and its socket, and the lifecycle the CLI and the API expose.
 export { Machines, MachineStartError, MachineNotRunningError, connectSupervisor, type MachinesOptions, type MachineStatus, type StartResult } from './machines';
 export { superviseMachine, envOf, type LastExit } from './supervisor';

@@ -11,7 +11,7 @@ export const AGENT_PORT_NAME = 'smolvm.agent';
 export const AGENT_CHARDEV_ID = 'agent';
 
 /**
- * How a VM's state is kept, for snapshots (DESIGN §3). Guest RAM lives in a file: `share: true`
+ * How a VM's state is kept, for snapshots (docs/architecture.md#warm-starts). Guest RAM lives in a file: `share: true`
  * while booting a VM that will be saved (its writes land in the file), `share: false` when
  * restoring (a private copy-on-write mapping: one file serves any number of VMs).
  */

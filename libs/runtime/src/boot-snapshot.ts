@@ -1,4 +1,4 @@
-// The boot snapshot cache (DESIGN §3, issue 7): one snapshot per VM shape, taken once the agent
+// The boot snapshot cache (docs/architecture.md#warm-starts, issue 7): one snapshot per VM shape, taken once the agent
 // of a fresh VM is ready and has run its warm-ups (before any user work: nothing of the user's is
 // in it), under <cache>/vmsnap/<key>/, where the key hashes everything the saved state depends
 // on. Bare VMs (no image) restore a guest already running in the bare root, which is built the

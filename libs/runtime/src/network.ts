@@ -1,4 +1,4 @@
-// A VM's network (DESIGN §6): the -p host ports are bound first (a busy port fails before boot),
+// A VM's network (docs/architecture.md#network): the -p host ports are bound first (a busy port fails before boot),
 // then our gateway listens on the unix socket QEMU's `-netdev stream` connects to; once the agent
 // is up it configures the guest statically from the gateway's addresses. Also the host end of
 // --ssh-agent.

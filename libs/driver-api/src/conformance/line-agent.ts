@@ -1,5 +1,5 @@
 // Host side of the conformance guest's line protocol. Listens before the VM starts, as the real
-// agent connection does (DESIGN §4): QEMU connects to it as a client.
+// agent connection does (docs/architecture.md#agent-protocol): QEMU connects to it as a client.
 import fs from 'node:fs';
 import net from 'node:net';
 

@@ -1,4 +1,4 @@
-// The driver conformance suite (DESIGN §2): boots real VMs through the driver it is given and
+// The driver conformance suite (docs/architecture.md#driver-contract): boots real VMs through the driver it is given and
 // checks what every driver must do. Call it at the top level of a jest test file:
 //   runDriverConformance({ title: 'kvm', createDriver: () => createKvmDriver() });
 import fs from 'node:fs';
@@ -221,7 +221,7 @@ export function runDriverConformance(options: ConformanceOptions): void {
       }
     }, testTimeout);
 
-    // Only for drivers with the optional snapshot capability (DESIGN §2).
+    // Only for drivers with the optional snapshot capability.
     it('snapshots (if offered): a saved VM restores twice at once, each copy-on-write on its own channel; a wrong shape is refused', async () => {
       const snapshot = driver.capabilities?.snapshot;
       if (!snapshot) return;
