@@ -8,6 +8,7 @@ import { getFile, installFile, putFile } from './files';
 import { getTree, installTree, putTree } from './tree';
 import { listenSshAgent, type OpenRelay } from './ssh-agent';
 import { collectGarbage, warmExecPath } from './warm-up';
+import { createIdleTrimmer } from './idle-trim';
 
 export interface HandlerOptions {
   /** The VM's privileged operations; absent when serving on a host (tests): exec only. */
@@ -17,6 +18,8 @@ export interface HandlerOptions {
   lingerMs?: number;
   /** Opens a relay to the host over the current connection (SSH agent forwarding). */
   openRelay?: OpenRelay;
+  /** Idle time before the page cache is dropped (idle-trim.ts); tests shorten it. */
+  idleTrimMs?: number;
 }
 
 export interface Handlers extends AgentHandlers {
@@ -34,42 +37,73 @@ export function createHandlers(opts: HandlerOptions): Handlers {
   /** SSH_AUTH_SOCK for every exec once forwarding is set up (the request's env still wins). */
   let sshAuthSock: string | undefined;
   const unsupported = (op: string) => new AgentRequestError(op, 'unsupported', 'not available outside a VM');
+  const trimmer = system && createIdleTrimmer(() => system.trimMemory(), opts.idleTrimMs);
+  const busy = async <T>(work: () => Promise<T>): Promise<T> => {
+    trimmer?.begin();
+    try {
+      return await work();
+    } finally {
+      trimmer?.end();
+    }
+  };
   // A bare VM needs no setup request: the first exec (or copy) builds the default root.
   const rootReady = async () => {
     if (system && !setup && !root) setup = system.setup({});
     await (setup ?? root?.done);
   };
   return {
-    async putFile(req, data) {
-      await rootReady();
-      return putFile(req, data);
+    putFile(req, data) {
+      return busy(async () => {
+        await rootReady();
+        return putFile(req, data);
+      });
     },
-    async putTree(req, data) {
-      await rootReady();
-      return putTree(req, data, opts.busybox);
+    putTree(req, data) {
+      return busy(async () => {
+        await rootReady();
+        return putTree(req, data, opts.busybox);
+      });
     },
-    async installTree(req) {
-      await rootReady();
-      return installTree(req, opts.busybox);
+    installTree(req) {
+      return busy(async () => {
+        await rootReady();
+        return installTree(req, opts.busybox);
+      });
     },
-    async getTree(req, out) {
-      await rootReady();
-      return getTree(req, out, opts.busybox);
+    getTree(req, out) {
+      return busy(async () => {
+        await rootReady();
+        return getTree(req, out, opts.busybox);
+      });
     },
-    async installFile(req) {
-      await rootReady();
-      return installFile(req);
+    installFile(req) {
+      return busy(async () => {
+        await rootReady();
+        return installFile(req);
+      });
     },
-    async getFile(req, out) {
-      await rootReady();
-      return getFile(req, out);
+    getFile(req, out) {
+      return busy(async () => {
+        await rootReady();
+        return getFile(req, out);
+      });
     },
     async exec(req, io) {
-      await rootReady();
-      const cmd = prepareCommand(sshAuthSock ? { ...req, env: { SSH_AUTH_SOCK: sshAuthSock, ...req.env } } : req);
-      const proc = await (req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs));
+      trimmer?.begin();
+      let proc: ExecProcess;
+      try {
+        await rootReady();
+        const cmd = prepareCommand(sshAuthSock ? { ...req, env: { SSH_AUTH_SOCK: sshAuthSock, ...req.env } } : req);
+        proc = await (req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs));
+      } catch (err) {
+        trimmer?.end();
+        throw err;
+      }
       running.add(proc);
-      void proc.exited.finally(() => running.delete(proc));
+      void proc.exited.finally(() => {
+        running.delete(proc);
+        trimmer?.end();
+      });
       return proc;
     },
     async setupRoot(spec) {
@@ -123,6 +157,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       system?.powerOff();
     },
     killAll() {
+      trimmer?.close();
       for (const proc of running) proc.signal('SIGKILL');
     },
   };

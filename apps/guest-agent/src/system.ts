@@ -21,6 +21,37 @@ export interface GuestSystem {
   reseed(entropy: Buffer): void;
   prepareShutdown(): Promise<void>;
   powerOff(): void;
+  /** Drops the clean page cache, where the host takes back what is freed (idle-trim.ts). */
+  trimMemory(): void;
+}
+
+/**
+ * Free page reporting hands back free blocks of 128 KiB and up. The kernel's choice (its pageblock
+ * order: 4 MiB blocks here, set when the balloon driver registers, so a kernel argument cannot
+ * change it) leaves a fragmented guest's free memory on the host: measured, a 256 MiB guest
+ * after reading 120 MB held 156 MiB of host memory, 99 MiB with 128 KiB blocks.
+ */
+const PAGE_REPORTING_ORDER = 5;
+
+function reportSmallerBlocks(): void {
+  try {
+    fs.writeFileSync('/sys/module/page_reporting/parameters/page_reporting_order', String(PAGE_REPORTING_ORDER));
+  } catch {
+    // An older kernel without the parameter reports 4 MiB blocks: less returned, nothing broken.
+  }
+}
+
+/**
+ * Whether freed guest memory goes back to the host: a virtio-balloon device with free page
+ * reporting bound to its driver. Without it (a VM restored from a snapshot) a trim would only
+ * cost re-reads.
+ */
+export function hasFreePageReporting(virtioDrivers = '/sys/bus/virtio/drivers'): boolean {
+  try {
+    return fs.readdirSync(path.join(virtioDrivers, 'virtio_balloon')).some((entry) => entry.startsWith('virtio'));
+  } catch {
+    return false;
+  }
 }
 
 export function findDeviceBySerial(serial: string, sysBlock = '/sys/block'): string | null {
@@ -161,6 +192,9 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
   const c = libc();
   loopbackUp();
   let setUp = false;
+  // Looked up before the agent chroots into the run's root.
+  const reporting = hasFreePageReporting();
+  if (reporting) reportSmallerBlocks();
   return {
     get isSetUp() {
       return setUp;
@@ -201,6 +235,10 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
     },
     async prepareShutdown() {
       c.sync();
+    },
+    trimMemory() {
+      // 1: page cache only; dentries and inodes are small and cost more to rebuild.
+      if (reporting) fs.writeFileSync('/proc/sys/vm/drop_caches', '1');
     },
     powerOff() {
       // With QEMU -no-reboot and the kernel's reboot=t, a reboot ends QEMU; microvm without ACPI

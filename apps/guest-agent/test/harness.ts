@@ -18,7 +18,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(lingerMs = 250, system?: GuestSystem): Promise<Harness> {
+export async function startHarness(lingerMs = 250, system?: GuestSystem, idleTrimMs?: number): Promise<Harness> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-agent-test-'));
   const sock = path.join(dir, 'agent.sock');
   const listener = net.createServer();
@@ -26,7 +26,7 @@ export async function startHarness(lingerMs = 250, system?: GuestSystem): Promis
   const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
   const hostSide = net.connect(sock);
   const agentSide = await accepted;
-  const handlers = createHandlers({ busybox: hostBusybox(), lingerMs, ...(system ? { system } : {}) });
+  const handlers = createHandlers({ busybox: hostBusybox(), lingerMs, idleTrimMs, ...(system ? { system } : {}) });
   const server = new AgentServer(agentSide, handlers, { agent: { where: 'host' } });
   server.announce();
   const client = new AgentClient(hostSide);

@@ -23,6 +23,7 @@ function recordingSystem(rootDelayMs = 0): GuestSystem & { calls: string[] } {
     reseed: () => undefined,
     prepareShutdown: async () => undefined,
     powerOff: () => undefined,
+    trimMemory: () => void calls.push('trimMemory'),
   };
 }
 
@@ -68,6 +69,17 @@ describe('setupRoot, then setup', () => {
     await root;
     await h.client.setup({ hostname: 'later' });
     expect(system.calls).toEqual(['setupRoot {}', 'exec started', 'configure {"hostname":"later"}']);
+  });
+
+  it('drops the page cache once idle after a request, never while one runs', async () => {
+    const system = recordingSystem();
+    h = await startHarness(250, system, 300);
+    const session = await h.client.exec({ argv: ['sleep', '1'] });
+    await new Promise((r) => setTimeout(r, 700));
+    expect(system.calls).not.toContain('trimMemory');
+    expect((await session.exit).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(system.calls.filter((c) => c === 'trimMemory')).toHaveLength(1);
   });
 
   it('prepareSnapshot runs after setupRoot, and is refused once a run was set up', async () => {

@@ -123,14 +123,9 @@ export interface ResizeCapability {
   resizeDisk(handle: VmHandle, diskId: string, sizeBytes: number): Promise<void>;
 }
 
-export interface BalloonCapability {
-  setGuestMemoryMiB(handle: VmHandle, memoryMiB: number): Promise<void>;
-}
-
 export interface DriverCapabilities {
   snapshot?: SnapshotCapability;
   resize?: ResizeCapability;
-  balloon?: BalloonCapability;
 }
 
 export interface Driver {

@@ -12,7 +12,6 @@ export type {
   RestoreOptions,
   PrestartedRestore,
   ResizeCapability,
-  BalloonCapability,
 } from './driver';
 export type { VmSpec, BlockDeviceSpec, HostShareSpec, AgentChannelSpec, NetworkEndpointSpec } from './spec';
 export {

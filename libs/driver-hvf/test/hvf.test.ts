@@ -66,7 +66,7 @@ describe('hvf command line', () => {
     expect(argv.join(' ')).not.toMatch(/nolapic_timer|acpi=|reboot=t/);
   });
 
-  it('uses the same virtio-mmio devices as on x86: disk, 9p, agent port, net, rng', () => {
+  it('uses the same virtio-mmio devices as on x86: disk, 9p, agent port, net, rng, balloon', () => {
     expect(values(argv, '-device')).toEqual([
       'virtio-rng-device',
       'virtio-serial-device',
@@ -74,6 +74,7 @@ describe('hvf command line', () => {
       'virtio-blk-device,drive=disk0,serial=root',
       'virtio-9p-device,fsdev=fs0,mount_tag=work',
       'virtio-net-device,netdev=net0,mac=52:54:00:00:00:01',
+      'virtio-balloon-device,free-page-reporting=on',
     ]);
   });
 

@@ -106,6 +106,11 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
       '-device', opts('virtio-net-device', { netdev: 'net0', mac: spec.network.mac }, 'network'),
     );
   }
+  // Elastic memory: the guest reports the pages it frees and QEMU hands them back to the host. Only
+  // where guest RAM is anonymous: QEMU 7.2 discards file-backed RAM by punching holes in the file,
+  // and a boot snapshot's RAM file is shared by every VM restored from it. Last, so that the other
+  // devices keep their places whether it is there or not.
+  if (!state) argv.push('-device', 'virtio-balloon-device,free-page-reporting=on');
   return argv;
 }
 

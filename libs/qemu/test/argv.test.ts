@@ -84,6 +84,7 @@ describe('buildQemuArgv', () => {
       'virtio-rng-device',
       'virtio-serial-device',
       'virtserialport,chardev=agent,name=smolvm.agent',
+      'virtio-balloon-device,free-page-reporting=on',
     ]);
     // No server=on anywhere: QEMU never listens, it connects to sockets we already listen on.
     expect(argv.join(' ')).not.toContain('server=on');
@@ -104,7 +105,7 @@ describe('buildQemuArgv', () => {
       'driver=raw,node-name=disk0,read-only=on,file.driver=file,file.filename=/img/root.erofs',
       'driver=raw,node-name=disk1,read-only=off,discard=unmap,file.driver=file,file.filename=/data/a,,b/overlay.raw',
     ]);
-    expect(values(argv, '-device').slice(3)).toEqual(['virtio-blk-device,drive=disk0,serial=rootfs', 'virtio-blk-device,drive=disk1,serial=overlay']);
+    expect(values(argv, '-device').slice(3, -1)).toEqual(['virtio-blk-device,drive=disk0,serial=rootfs', 'virtio-blk-device,drive=disk1,serial=overlay']);
   });
 
   it('9p shares: mapped-xattr with plain host modes, readonly=on only for read-only shares, mount tags', () => {
@@ -122,14 +123,14 @@ describe('buildQemuArgv', () => {
       'local,id=fs0,path=/home/u/pro,,ject,security_model=mapped-xattr,fmode=0644,dmode=0755',
       'local,id=fs1,path=/etc/cfg,security_model=mapped-xattr,fmode=0644,dmode=0755,readonly=on',
     ]);
-    expect(values(argv, '-device').slice(3)).toEqual(['virtio-9p-device,fsdev=fs0,mount_tag=work', 'virtio-9p-device,fsdev=fs1,mount_tag=cfg']);
+    expect(values(argv, '-device').slice(3, -1)).toEqual(['virtio-9p-device,fsdev=fs0,mount_tag=work', 'virtio-9p-device,fsdev=fs1,mount_tag=cfg']);
   });
 
   it('network: -netdev stream to the unix socket (QEMU as client) and a virtio-net NIC with the MAC', () => {
     expect(values(buildQemuArgv(spec(), target, files), '-netdev')).toEqual([]);
     const argv = buildQemuArgv(spec({ network: { socketPath: '/run/vm/net,1.sock', mac: '52:54:00:12:34:56' } }), target, files);
     expect(values(argv, '-netdev')).toEqual(['stream,id=net0,server=off,addr.type=unix,addr.path=/run/vm/net,,1.sock']);
-    expect(values(argv, '-device').slice(3)).toEqual(['virtio-net-device,netdev=net0,mac=52:54:00:12:34:56']);
+    expect(values(argv, '-device').slice(3, -1)).toEqual(['virtio-net-device,netdev=net0,mac=52:54:00:12:34:56']);
   });
 
   it('escapes commas in every socket and log path', () => {
@@ -171,5 +172,15 @@ describe('buildQemuArgv', () => {
       argv.filter((a, i) => !restoreOnly.has(a) && !restoreOnly.has(argv[i + 1]) && !a.startsWith('memory-backend-file'));
     expect(strip(restore)).toEqual(strip(save));
     expect(values(buildQemuArgv(spec(), target, files), '-M')).toEqual(['microvm,acpi=off']);
+  });
+
+  it('elastic memory: a free-page-reporting balloon, last, only when RAM is not a snapshot file', () => {
+    const cold = buildQemuArgv(spec({ network: { socketPath: '/run/vm/net.sock', mac: '52:54:00:12:34:56' } }), target, files);
+    expect(values(cold, '-device').at(-1)).toBe('virtio-balloon-device,free-page-reporting=on');
+    // Discarding file-backed RAM punches holes in the file every restore of the snapshot maps.
+    for (const share of [true, false]) {
+      const argv = buildQemuArgv(spec(), target, files, { memoryFile: '/s/memory', share, incoming: !share });
+      expect(values(argv, '-device').some((d) => d.startsWith('virtio-balloon'))).toBe(false);
+    }
   });
 });
