@@ -22,6 +22,7 @@ export {
   InvalidVmSpecError,
   VmStartError,
   SnapshotError,
+  SnapshotTimeoutError,
   PrestartMismatchError,
   type VmStartErrorDetails,
 } from './errors';
