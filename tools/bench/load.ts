@@ -3,14 +3,21 @@
 // machine. For each case: the wall time until the last run ended, per-run times (median, p90,
 // max), and every run that failed or printed the wrong thing (its exit code and stderr's last
 // line). All VMs: bare, 1 vCPU, 256 MiB, restored from the boot snapshot saved by the warm-up.
-//   node tools/run-ts.mjs tools/bench/load.ts [N...] (default: 10 30 60)
+// The host's load drifts (other work on it): with rounds=R each size runs R times, early starts
+// off first in odd rounds and on first in even ones, so drift does not favour one case.
+//   node tools/run-ts.mjs tools/bench/load.ts [rounds=R] [N...] (default: rounds=1, 10 30 60)
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WORKSPACE, median, quantile } from './lib/stats';
 
-const sizes = process.argv.slice(2).map(Number);
+const roundsArg = process.argv.slice(2).find((a) => a.startsWith('rounds='));
+const rounds = roundsArg ? Number(roundsArg.slice('rounds='.length)) : 1;
+const sizes = process.argv
+  .slice(2)
+  .filter((a) => a !== roundsArg)
+  .map(Number);
 const cli = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-load-'));
 const baseEnv = { ...process.env, SMOLVM_HOME: path.join(work, 'home'), SMOLVM_NO_TCG_WARNING: '1' };
@@ -64,7 +71,7 @@ async function main(): Promise<void> {
     if (warm.status !== 0) throw new Error(`warm-up run failed: ${warm.stderr}`);
     console.log(`${os.cpus().length} host cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`);
     for (const n of sizes.length ? sizes : [10, 30, 60]) {
-      for (const early of [false, true]) await round(n, early);
+      for (let r = 0; r < rounds; r++) for (const early of r % 2 ? [true, false] : [false, true]) await round(n, early);
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
