@@ -1,5 +1,6 @@
 // Persistent machines benchmark (issue "persistent machines"), one run on this machine, medians:
-//   exec:  `machine exec -- true` on a running machine vs `machine run -- true` (same CLI, same size)
+//   exec:  `machine exec -- true` on a running machine vs `machine run -- true` (same CLI, same size),
+//          and vs `node -e 0` (the start of node itself)
 //   start: `machine start` of a stopped machine (and `machine stop`)
 //   cp:    100 MB upload and download, MB/s (the reference quotes ~35-42 up, ~170 down on macOS)
 //   RSS:   host memory of an idle running machine: supervisor + QEMU (VmRSS)
@@ -50,6 +51,17 @@ function main(): void {
       runs,
     );
     report(`exec on a running machine vs an ephemeral run, ${runs} interleaved runs`, execVsRun);
+    // Exec latency against the floor any node CLI has: node itself, without a CA bundle to parse
+    // (as the smolvm executable starts it). Short commands: more samples.
+    const { NODE_EXTRA_CA_CERTS: _ca, ...plainEnv } = env;
+    const execVsNode = runInterleaved(
+      [
+        { label: 'node -e 0', run: () => timeCommand([process.execPath, '-e', '0'], plainEnv) },
+        { label: 'machine exec -- true', run: () => timeCommand(smolvm('machine', 'exec', '--name', 'bench', '--', 'true'), env) },
+      ],
+      runs * 4,
+    );
+    report(`exec latency vs the start of node, ${runs * 4} interleaved runs`, execVsNode);
 
     // Idle RSS: give the guest a moment to settle after the execs.
     spawnSync('sleep', ['3']);

@@ -9,6 +9,7 @@ import Module from 'node:module';
 import path from 'node:path';
 import { restoreCaCertsEnv, smolvmDirs } from '@smolvm/common';
 import { commandOf, loadBundle } from './code-cache';
+import type * as FastExec from './exec-fast';
 import type * as Prestart from './prestart';
 
 interface CliBundle {
@@ -42,11 +43,14 @@ if (command === 'machine run') {
   const cache = smolvmCacheDir();
   if (cache) (Module.createRequire(__filename)(path.join(__dirname, 'smolvm-prestart.js')) as typeof Prestart).prestartFor(args, cache, bundle);
 }
-const loaded = loadBundle({
-  bundle,
-  cacheDir: cacheDir(),
-  command,
-  ...(debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: code cache: ${message}\n`) } : {}),
-});
-process.once('exit', (code) => loaded.flush(code));
-(loaded.exports as CliBundle).runCli();
+const onNote = debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: code cache: ${message}\n`) } : {};
+/** Loads `file` (next to this one) through its code cache, flushed as the process exits. */
+function load(file: string): unknown {
+  const loaded = loadBundle({ bundle: file, cacheDir: cacheDir(), command, ...onNote });
+  process.once('exit', (code) => loaded.flush(code));
+  return loaded.exports;
+}
+// `machine exec` in its plain forms runs from a bundle of its own (see exec-fast.ts); the rest,
+// and any exec it declines, from the CLI.
+const fastExec = command === 'machine exec' && (load(path.join(__dirname, 'smolvm-exec.js')) as typeof FastExec).runFastExec(args);
+if (!fastExec) (load(bundle) as CliBundle).runCli();

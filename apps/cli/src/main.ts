@@ -7,6 +7,7 @@ import { ExitCode, UsageError, exitCodeOf, formatError } from '@smolvm/common';
 import { commandGroups } from './commands';
 import { commandPath, groupCommand } from './commands/group';
 import type { GlobalArgs } from './context';
+import { onStdoutError, reportFailure } from './outcome';
 import { smolvmVersion } from './version';
 
 export async function main(argv: string[]): Promise<number> {
@@ -38,16 +39,8 @@ export async function main(argv: string[]): Promise<number> {
     await parser.parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
   } catch (err) {
-    process.stderr.write(formatError(err) + '\n');
-    if (debug && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
-    return exitCodeOf(err);
+    return reportFailure(err, debug);
   }
-}
-
-function onStdoutError(err: NodeJS.ErrnoException): void {
-  // `smolvm machine ls | head` closes the pipe early: that is not an error worth a message.
-  if (err.code === 'EPIPE') process.exit(ExitCode.Ok);
-  throw err;
 }
 
 /** Runs the CLI on process.argv; src/bin.ts (dist/smolvm.js) calls it once it has loaded this bundle. */

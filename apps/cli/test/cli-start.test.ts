@@ -70,6 +70,7 @@ describe('the code cache', () => {
     expect([r.status, r.stdout, r.stderr]).toEqual([0, `${version}\n`, '']);
   });
 
+  // Twelve node processes at once: seconds on a loaded 2-core host, hence the test's time limit.
   it('processes starting and writing at once all run, and leave one valid file', async () => {
     const commands = [['--version'], ['--help'], ['machine', 'ls'], ['image', 'ls'], ['machine', '--help'], ['image', '--help']];
     // Round 1: no cache yet, every process writes one. Round 2: they read while others write.
@@ -80,7 +81,7 @@ describe('the code cache', () => {
       const header = readCacheFile(onlyCacheFile()).header;
       expect(commands.map((c) => c.join(' '))).toEqual(expect.arrayContaining(header.commands));
     }
-  });
+  }, 60_000);
 
   it('stack traces stay source-mapped under --enable-source-maps (the cache steps aside)', () => {
     const args = ['--debug', 'machine', 'status', '--name', 'missing-machine'];
@@ -94,7 +95,7 @@ describe('the code cache', () => {
 
 describe('start-up loads only what a command needs', () => {
   /** The Node built-ins a CLI run loaded beyond what bare node loads. */
-  function builtinsLoadedBy(args: string[]): string[] {
+  function builtinsLoadedBy(args: string[], status = 0): string[] {
     const out = path.join(home, 'modules.json');
     const preload = path.join(home, 'preload.js');
     fs.writeFileSync(
@@ -103,7 +104,7 @@ describe('start-up loads only what a command needs', () => {
 process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.moduleLoadList.filter((m) => !base.has(m)))));\n`,
     );
     const r = smolvm(args, { ...env, NODE_OPTIONS: `--require ${preload}` });
-    expect(r.status).toBe(0);
+    expect(r.status).toBe(status);
     return (JSON.parse(fs.readFileSync(out, 'utf8')) as string[]).filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length));
   }
 
@@ -118,6 +119,20 @@ process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSO
   it('machine ls does not evaluate undici (which loads http, http2 and tls)', () => {
     const loaded = builtinsLoadedBy(['machine', 'ls']);
     for (const name of ['http', 'http2', 'tls']) expect(loaded).not.toContain(name);
+  });
+
+  it('machine exec runs from its own small bundle (src/exec-fast.ts), with the CLI\'s own error line', () => {
+    const args = ['machine', 'exec', '--name', 'missing-machine', '--', 'true'];
+    const loaded = builtinsLoadedBy(args, 1);
+    for (const name of ['crypto', 'child_process', 'http', 'http2', 'tls']) expect(loaded).not.toContain(name);
+    const fast = smolvm(['--debug', ...args], env);
+    expect(fast.stderr).toMatch(/\n\s+at .*smolvm-exec\.js:\d+:\d+/);
+    expect(fast.stderr).not.toMatch(/smolvm-main\.js/);
+    // The same line and exit code as the full CLI, which takes any form the fast path declines.
+    const quick = smolvm(args, env);
+    expect([quick.status, quick.stdout, quick.stderr]).toEqual([1, '', 'error: machine "missing-machine" does not exist; see existing machines with `smolvm machine ls`\n']);
+    const viaCli = smolvm(['machine', 'exec', '--name', 'missing-machine', '--no-tty', '--', 'true'], env);
+    expect([viaCli.status, viaCli.stdout, viaCli.stderr]).toEqual([quick.status, quick.stdout, quick.stderr]);
   });
 });
 

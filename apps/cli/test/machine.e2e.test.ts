@@ -121,6 +121,29 @@ describe('a running machine', () => {
     expect(cli(['machine', 'exec', '--name', 'dev', '-e', 'GREETING=hi', '-w', '/workspace', '--', '/bin/sh', '-c', 'echo $GREETING $(pwd)']).stdout).toBe('hi /workspace\n');
   });
 
+  it('exec -it gives the command a terminal: its size, Ctrl-C to the command, the exit code back', async () => {
+    const cmd = `${process.execPath} ${CLI} machine exec --name dev -it -- /bin/sh`;
+    const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      await until('the shell prompt', () => / # /.test(output), 120_000);
+      child.stdin.write('tty; echo "cols=$(stty size)"\r');
+      await until('the terminal size', () => /cols=\d+ \d+/.test(output), 60_000);
+      expect(output).toMatch(/\/dev\/pts\/\d+/);
+      child.stdin.write('sleep 1000\r');
+      await new Promise((r) => setTimeout(r, 1500));
+      child.stdin.write('\x03');
+      child.stdin.write('echo after-sleep=$?\r');
+      await until('the interrupted sleep', () => /after-sleep=130/.test(output), 60_000);
+      child.stdin.write('exit 7\r');
+      expect(await exited).toBe(7);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('runs 20 concurrent execs correctly', async () => {
     const runs = Array.from({ length: 20 }, (_, i) => cliAsync(['machine', 'exec', '--name', 'dev', '--', '/bin/sh', '-c', `echo out-${i}; echo err-${i} >&2; exit ${i % 7}`]));
     const results = await Promise.all(runs.map((r) => r.done));

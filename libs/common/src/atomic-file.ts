@@ -1,18 +1,7 @@
 // Crash-safe file replacement: a reader sees the old file or the new one, never a torn write.
 import fs from 'node:fs';
 import path from 'node:path';
-
-type Crypto = typeof import('node:crypto');
-let crypto: Crypto | undefined;
-/**
- * node:crypto costs 3-5 ms to load and every CLI command imports this module (through
- * @smolvm/common): load it on the first temp name, so `--version` and `--help` never do.
- */
-function randomHex(bytes: number): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  crypto ??= require('node:crypto') as Crypto;
-  return crypto.randomBytes(bytes).toString('hex');
-}
+import { randomHex } from './random';
 
 /** A temp name beside `target` (same filesystem, so rename is atomic), hidden and unique. */
 export function tempPathFor(target: string): string {

@@ -16,4 +16,5 @@ export { writeFileAtomic, writeJsonAtomic, tempPathFor, fsyncDir, commitTempFile
 export { processStartTime, currentProcessIdentity, isProcessAlive, type ProcessIdentity } from './process-identity';
 export { ensurePrivateDir, assertTrustedPath, UntrustedPathError } from './private-files';
 export { withTimeout } from './async';
+export { randomHex, randomUUID } from './random';
 export { DEFERRED_CA_CERTS_ENV, restoreCaCertsEnv, deferCaCerts, extraCaCerts } from './ca-certs';

@@ -55,6 +55,12 @@ export class SnapshotError extends SmolvmError {
 }
 
 /**
+ * A restore that did not finish in time. On a host starved of CPU that says nothing about the
+ * snapshot, so callers keep it (dropping it sends every later start into a cold boot and a save).
+ */
+export class SnapshotTimeoutError extends SnapshotError {}
+
+/**
  * A VM started early for a restore (a driver's prestart) is not the one the restore needs, or
  * failed before it was needed. It has been ended; the caller restores the usual way.
  */

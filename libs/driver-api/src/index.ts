@@ -21,6 +21,7 @@ export {
   InvalidVmSpecError,
   VmStartError,
   SnapshotError,
+  SnapshotTimeoutError,
   PrestartMismatchError,
   type VmStartErrorDetails,
 } from './errors';

@@ -20,8 +20,7 @@
 // thing that must be atomic is removing exactly that holder, which the token-named unlink is.
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
-import { ConflictError, ensurePrivateDir, isProcessAlive } from '@smolvm/common';
+import { ConflictError, ensurePrivateDir, isProcessAlive, randomHex } from '@smolvm/common';
 import { currentBootId, selfIdentity, stagingName } from './staging';
 
 export interface LockHolder {
@@ -163,7 +162,7 @@ export function stageHolder(lockPath: string, purpose?: string): { staged: strin
     pid,
     startTime,
     bootId: currentBootId(),
-    token: crypto.randomBytes(12).toString('hex'),
+    token: randomHex(12),
     acquiredAt: new Date().toISOString(),
   };
   if (purpose !== undefined) holder.purpose = purpose;

@@ -1,7 +1,6 @@
 // The machine record (`machine.json`): what `machine create` decided, plus what the supervisor
 // reports once the machine has been started. Plain JSON so other tools can read it.
-import crypto from 'node:crypto';
-import { SmolvmError, UsageError } from '@smolvm/common';
+import { SmolvmError, UsageError, randomUUID } from '@smolvm/common';
 import { validateMachineName } from './names';
 
 export const SCHEMA_VERSION = 1;
@@ -349,7 +348,7 @@ export function newMachineRecord(input: NewMachine, now: Date = new Date()): Mac
   const allowCidrs = input.allowCidrs ?? [];
   const record: MachineRecord = {
     schemaVersion: SCHEMA_VERSION,
-    id: crypto.randomUUID(),
+    id: randomUUID(),
     name: input.name,
     createdAt: now.toISOString(),
     cpus: input.cpus ?? MACHINE_DEFAULTS.cpus,

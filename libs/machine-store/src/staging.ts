@@ -1,9 +1,8 @@
 // Names for directories that are on their way in (being built) or out (being removed).
 // They start with '.', which no machine name may, so they never look like machines; and they
 // carry the owner's pid + start time so a leftover from a crashed process can be recognised.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { currentProcessIdentity, type ProcessIdentity } from '@smolvm/common';
+import { currentProcessIdentity, randomHex, type ProcessIdentity } from '@smolvm/common';
 
 export type StagingKind = 'tmp' | 'trash';
 
@@ -24,7 +23,7 @@ export function selfIdentity(): ProcessIdentity {
 
 export function stagingName(kind: StagingKind, label: string): string {
   const { pid, startTime } = selfIdentity();
-  return `.${kind}-${pid}-${startTime ?? 'x'}-${crypto.randomBytes(6).toString('hex')}-${label}`;
+  return `.${kind}-${pid}-${startTime ?? 'x'}-${randomHex(6)}-${label}`;
 }
 
 const STAGING = /^\.(tmp|trash)-(\d+)-(\d+|x)-[0-9a-f]+-(.*)$/s;

@@ -12,6 +12,7 @@ import { runRoot, sweepRunDirs } from '@smolvm/runtime';
 import { MachineStore, machineState, type MachineRecord, type MachineState, type NewMachine, type SkippedEntry } from '@smolvm/machine-store';
 import { allocatedBytes, compactDisk, createDisk, growDisk } from './disks';
 import { machineFiles } from './layout';
+import { connectRunning, connectSupervisor } from './connect';
 import { readLastExit, type LastExit, type StartReport } from './supervisor';
 import { rotateLogFile } from './supervisor-log';
 
@@ -53,10 +54,7 @@ export class MachineStartError extends SmolvmError {
   }
 }
 
-export class MachineNotRunningError extends ConflictError {}
-
 const START_LOCK_TIMEOUT_MS = 10 * 60_000;
-const CONNECT_TIMEOUT_MS = 5_000;
 const PING_TIMEOUT_MS = 5_000;
 
 function delay(ms: number): Promise<void> {
@@ -81,19 +79,6 @@ async function killAndWait(id: ProcessIdentity | undefined): Promise<void> {
     return;
   }
   await waitForExit(id, 10_000);
-}
-
-/** Connects to a machine's supervisor socket and waits for its hello. */
-export async function connectSupervisor(socketPath: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise<AgentClient> {
-  const socket = net.connect(socketPath);
-  const client = new AgentClient(socket);
-  try {
-    await withTimeout(client.waitReady(), timeoutMs, `connecting to ${socketPath}`);
-    return client;
-  } catch (err) {
-    client.close();
-    throw err;
-  }
 }
 
 function tail(file: string, lines = 10): string[] {
@@ -350,16 +335,7 @@ export class Machines {
 
   /** A client connected to the running machine's supervisor (exec, cp). */
   async connect(name: string): Promise<AgentClient> {
-    const record = this.store.get(name);
-    const rt = record.runtime;
-    if (!rt || machineState(record) !== 'running') {
-      throw new MachineNotRunningError(`machine "${name}" is not running`, { remedy: `start it with \`smolvm machine start --name ${name}\`` });
-    }
-    try {
-      return await connectSupervisor(rt.socket);
-    } catch (err) {
-      throw new SmolvmError(`machine "${name}" does not answer: ${(err as Error).message}`, { remedy: `restart it: \`smolvm machine stop --name ${name}\` then \`smolvm machine start --name ${name}\`` });
-    }
+    return connectRunning(this.store.get(name));
   }
 
   /** Changes vCPUs and memory, and grows disks; the machine must be stopped. */

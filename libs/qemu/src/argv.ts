@@ -46,8 +46,12 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
       // The saved VM must come back running, not paused: it was stopped only to be saved.
       '-global', 'migration.store-global-state=off',
     );
-    // The restore commands arrive on a second monitor on stdin (prestart.ts restoreScript).
-    if (state.incoming) argv.push('-incoming', 'defer', '-chardev', 'stdio,id=restore', '-mon', 'chardev=restore,mode=control');
+    // The restore commands arrive on a second monitor on stdin (prestart.ts restoreScript). -S:
+    // the restored guest waits, paused, for whoever takes the VM over to `cont` it (snapshot.ts
+    // waitRunning). An early start (prestart.ts) loads the state while the CLI is still loading,
+    // and an idle guest under TCG is not free (its timer ticks cost ~2-3% of a core): dozens of
+    // early-started guests running before their CLIs could use them starved those CLIs.
+    if (state.incoming) argv.push('-S', '-incoming', 'defer', '-chardev', 'stdio,id=restore', '-mon', 'chardev=restore,mode=control');
   }
   if (spec.initrd !== undefined) argv.push('-initrd', rawArg(spec.initrd, 'initrd'));
   argv.push('-append', rawArg(kernelCmdline(spec, target), 'cmdline'));

@@ -82,7 +82,7 @@ const QEMU_BINARIES = ['qemu-system-x86_64', 'qemu-system-aarch64'];
  */
 const QEMU_OPTIONS = new Map<string, boolean>([
   ...['-M', '-accel', '-cpu', '-smp', '-m', '-kernel', '-initrd', '-append', '-object', '-global', '-incoming', '-chardev', '-mon', '-serial', '-device', '-blockdev', '-fsdev', '-netdev', '-sandbox'].map((o) => [o, true] as const),
-  ...['-nodefaults', '-no-user-config', '-nographic', '-no-reboot'].map((o) => [o, false] as const),
+  ...['-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-S'].map((o) => [o, false] as const),
 ]);
 /** Values of these options must start with one of these (what buildQemuArgv writes). */
 const VALUE_PREFIXES: Record<string, string[]> = {

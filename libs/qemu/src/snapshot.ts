@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { PrestartMismatchError, SnapshotError, type VmSpec } from '@smolvm/driver-api';
+import { PrestartMismatchError, SnapshotError, SnapshotTimeoutError, type VmSpec } from '@smolvm/driver-api';
 import { AGENT_CHARDEV_ID, buildQemuArgv, type MachineStateArgs } from './argv';
 import { findExecutable } from './binary';
 import { launchQemu, runFiles, type LaunchOptions } from './launch';
@@ -217,7 +217,7 @@ async function waitRunning(vm: QemuVm): Promise<void> {
     if (exited) throw new SnapshotError(`QEMU exited while loading the snapshot: ${vm.hypervisorOutput().filter((l) => l.trim()).slice(-2).join('; ') || 'no output'}`);
     const status = (await vm.qmp('query-status').catch(() => ({ status: 'gone' }))) as { status?: string };
     if (status.status === 'running') return;
-    // Saved with store-global-state=off a VM comes back running; one saved paused would not.
+    // Restored with -S (argv.ts), the VM waits paused once its state is loaded: started here.
     if (status.status === 'paused' || status.status === 'postmigrate') {
       await vm.qmp('cont');
       continue;
@@ -225,7 +225,7 @@ async function waitRunning(vm: QemuVm): Promise<void> {
     if (status.status !== 'inmigrate' && status.status !== 'gone' && status.status !== 'prelaunch') {
       throw new SnapshotError(`the restored VM is in state '${status.status}'`);
     }
-    if (Date.now() > deadline) throw new SnapshotError(`loading the snapshot took longer than ${RESTORE_TIMEOUT_MS / 1000} s`);
+    if (Date.now() > deadline) throw new SnapshotTimeoutError(`loading the snapshot took longer than ${RESTORE_TIMEOUT_MS / 1000} s`);
     await delay(POLL_MS);
   }
 }

@@ -161,6 +161,9 @@ describe('buildQemuArgv', () => {
     const restore = buildQemuArgv(spec(), target, files, { memoryFile: '/s/memory', share: false, incoming: true });
     expect(values(restore, '-object')).toEqual(['memory-backend-file,id=smolvm-ram,size=512M,mem-path=/s/memory,share=off']);
     expect(values(restore, '-incoming')).toEqual(['defer']);
+    // Restored paused: the taker of the VM starts it (an early start must not run the guest yet).
+    expect(restore).toContain('-S');
+    expect(save).not.toContain('-S');
     // The restore commands come on a second monitor, on stdin (prestart.ts restoreScript).
     expect(values(restore, '-mon')).toEqual(['chardev=restore,mode=control', 'chardev=qmp,mode=control']);
     expect(values(restore, '-chardev')).toContain('stdio,id=restore');
@@ -169,7 +172,7 @@ describe('buildQemuArgv', () => {
     // device set must match (monitors are not part of the migrated state).
     const restoreOnly = new Set(['defer', 'stdio,id=restore', 'chardev=restore,mode=control']);
     const strip = (argv: string[]) =>
-      argv.filter((a, i) => !restoreOnly.has(a) && !restoreOnly.has(argv[i + 1]) && !a.startsWith('memory-backend-file'));
+      argv.filter((a, i) => a !== '-S' && !restoreOnly.has(a) && !restoreOnly.has(argv[i + 1]) && !a.startsWith('memory-backend-file'));
     expect(strip(restore)).toEqual(strip(save));
     expect(values(buildQemuArgv(spec(), target, files), '-M')).toEqual(['microvm,acpi=off']);
   });

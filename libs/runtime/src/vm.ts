@@ -10,6 +10,7 @@ import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type S
 import { buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
 import {
   SnapshotError,
+  SnapshotTimeoutError,
   VmStartError,
   boundConsoleLog,
   readLogTail,
@@ -190,6 +191,9 @@ interface BootOptions {
   bootTimeoutMs: number;
 }
 
+/** The VM ran, but its agent did not answer in time (see warmStart: the snapshot is not to blame). */
+class AgentTimeoutError extends VmStartError {}
+
 /** Boots a VM and waits for its agent; on failure nothing it made is left. */
 async function boot(options: BootOptions, t0: number, network?: PreparedNetwork, prestarted?: PrestartedParts): Promise<Vm> {
   const since = () => Math.round(performance.now() - t0);
@@ -241,7 +245,7 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork,
         reject(new VmStartError(`the VM ended before its agent was ready (${exit.detail ?? exit.reason})`, { consoleTail: readLogTail(consoleLog), hypervisorOutput: exit.hypervisorOutput }));
       });
       timer = setTimeout(() => {
-        reject(new VmStartError(`the agent was not ready after ${Math.round(options.bootTimeoutMs / 1000)} s`, { consoleTail: readLogTail(consoleLog) }, { remedy: 'the host may be overloaded; try again, or give the VM fewer vCPUs' }));
+        reject(new AgentTimeoutError(`the agent was not ready after ${Math.round(options.bootTimeoutMs / 1000)} s`, { consoleTail: readLogTail(consoleLog) }, { remedy: 'the host may be overloaded; try again, or give the VM fewer vCPUs' }));
       }, options.bootTimeoutMs);
     });
     failure.catch(() => undefined);
@@ -416,8 +420,12 @@ interface EarlyStart {
   parts?: PrestartedParts;
 }
 
-/** A restored agent answers in well under a second; this bounds a restore that went wrong. */
-const RESTORE_READY_TIMEOUT_MS = 30_000;
+/**
+ * A restored agent answers in well under a second on an idle host, but in tens of seconds when
+ * dozens of VMs start at once on a few cores (each gets a sliver of CPU): the same bound as a
+ * boot's. A restore that went wrong mostly ends QEMU, which boot() sees at once.
+ */
+const RESTORE_READY_TIMEOUT_MS = 120_000;
 
 /**
  * Restores the VM from the boot snapshot of its shape, saving that snapshot first if there is
@@ -482,6 +490,9 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
     markUsed(found.dir);
     return vm;
   } catch (err) {
+    // Out of time on a starved host: the snapshot is fine, and neither a cold boot (several times
+    // the CPU of a restore) nor dropping it (every later start would boot and save one) helps.
+    if (err instanceof AgentTimeoutError || err instanceof SnapshotTimeoutError) throw err;
     note(`restoring the boot snapshot failed (${(err as Error).message}): cold boot; the snapshot is dropped and rebuilt by the next start`);
     discardSnapshot(root, found.dir);
     return undefined;

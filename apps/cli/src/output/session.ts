@@ -1,7 +1,7 @@
 // Connects a guest process to this terminal: stdin (with -i), stdout/stderr, raw mode and window
 // size (with -t), and signals. Resolves with the exit code smolvm should exit with.
 import type { ExecSession } from '@smolvm/agent-protocol';
-import { exitCodeFor } from '@smolvm/runtime';
+import { exitCodeFor } from '@smolvm/runtime/exit-code';
 import type { Readable, Writable } from 'node:stream';
 
 export interface SessionOptions {
@@ -21,16 +21,16 @@ function drain(from: Readable, to: Writable): Promise<void> {
 }
 
 export async function runSession(session: ExecSession, options: SessionOptions): Promise<number> {
-  const stdin = process.stdin;
   const undo: Array<() => void> = [];
-  // In raw mode Ctrl-C is a byte the guest's terminal turns into SIGINT; otherwise it is our
-  // signal, forwarded to the guest process. A second one ends the VM.
-  const raw = options.tty && options.interactive && stdin.isTTY === true;
-  if (raw) {
-    stdin.setRawMode(true);
-    undo.push(() => stdin.setRawMode(false));
-  }
   if (options.interactive) {
+    // process.stdin is made on first use (a stream, 3-5 ms): only a session that reads it does.
+    const stdin = process.stdin;
+    // In raw mode Ctrl-C is a byte the guest's terminal turns into SIGINT; otherwise it is our
+    // signal, forwarded to the guest process. A second one ends the VM.
+    if (options.tty && stdin.isTTY === true) {
+      stdin.setRawMode(true);
+      undo.push(() => stdin.setRawMode(false));
+    }
     stdin.pipe(session.stdin);
     undo.push(() => {
       stdin.unpipe(session.stdin);

@@ -1,10 +1,12 @@
 // `smolvm machine exec`: the same session handling as `run`, against the machine's supervisor.
+// Also the whole of the fast exec path (src/exec-fast.ts, its own bundle): only light imports
+// here (not @smolvm/machines' index, which brings the runtime, nor anything of images).
 import { SmolvmError, UsageError, formatError } from '@smolvm/common';
 import { AgentRequestError, ProtocolError, SessionLostError, type AgentClient, type ExecOptions, type ExecSession } from '@smolvm/agent-protocol';
-import { mergeEnv, parseEnvEntry, parseEnvFlag } from '@smolvm/config';
-import { validateMachineName } from '@smolvm/machine-store';
+import { mergeEnv, parseEnvEntry, parseEnvFlag } from '@smolvm/config/env';
+import { MachineStore, validateMachineName } from '@smolvm/machine-store';
+import { connectRunning } from '@smolvm/machines/connect';
 import { runSession } from '../../output/session';
-import { cliMachines } from './machines';
 import type { ExecArgs } from './exec';
 
 export async function runExec(args: ExecArgs): Promise<number> {
@@ -14,13 +16,12 @@ export async function runExec(args: ExecArgs): Promise<number> {
   if (args.tty && args.interactive && !process.stdin.isTTY) {
     throw new UsageError('-it needs a terminal on stdin, and stdin is not one', { remedy: 'drop -t to pipe data in with -i, or run from a terminal' });
   }
-  const machines = cliMachines();
-  const record = machines.store.get(args.name);
+  const record = new MachineStore().get(args.name);
   const env = mergeEnv(
     record.env.map((e) => parseEnvEntry(e)),
     (args.env ?? []).map((e) => parseEnvFlag(e)),
   );
-  const client = await machines.connect(args.name);
+  const client = await connectRunning(record);
   try {
     const session = await execOrExitCode(client, {
       argv,

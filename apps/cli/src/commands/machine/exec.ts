@@ -17,7 +17,8 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
   describe: 'Run a command in a running machine (filesystem changes persist)',
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
-      .parserConfiguration({ 'populate--': true })
+      // What follows -- goes to the guest as written (yargs would turn 0x10 into 16).
+      .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
       .usage('smolvm machine exec [--name NAME] [options] -- COMMAND [ARG...]\n\nRun a command in a running persistent machine. Its exit code becomes smolvm\'s exit code.\nWhat it writes (outside /tmp) survives later execs and stop/start.')
       .option('name', { alias: 'n', type: 'string', default: 'default', coerce: lastValue, describe: 'Machine name' })
       .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'Keep stdin open and send it to the command' })

@@ -17,7 +17,8 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
   describe: 'Run a command in a fresh, ephemeral micro-VM (everything is discarded when it exits)',
   builder: (yargs: Argv<GlobalArgs>) =>
     workloadOptions(yargs, 'to run')
-      .parserConfiguration({ 'populate--': true })
+      // What follows -- goes to the guest as written (yargs would turn 0x10 into 16).
+      .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
       .usage(
         'smolvm machine run [options] [-- COMMAND [ARG...]]\nsmolvm machine run -d [--name NAME] [options]\n\nRun a command in a fresh, ephemeral micro-VM. Without --image it runs the built-in bare image\n(busybox userland). The command\'s exit code becomes smolvm\'s exit code.\n\nWith -d the VM stays up in the background instead: smolvm prints its machine name and returns\nonce the agent is ready and [dev] init ran; `machine ls` lists it, `machine exec --name NAME`\nruns commands in it and `machine stop --name NAME` removes it with its disks. It takes no\ncommand (run one with `machine exec`), nor -i/-t; the Smolfile\'s cmd is not run.',
       )
