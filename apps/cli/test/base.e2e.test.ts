@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startAptRepo, type AptRepoFixture } from '../../../tools/fixtures/apt-repo';
-import { CLI, e2eSetup, smolvm, type CliResult, type E2eSetup } from './helpers';
+import { CLI, e2eSetup, smolvm, smolvmAsync, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(600_000);
 
@@ -65,7 +65,7 @@ describe('without a base', () => {
 });
 
 describe('a bare persistent machine on the Debian base', () => {
-  it('apt-get installs from a local repository, and what it installs persists across stop/start with a tool in /usr/local/bin', () => {
+  it('apt-get installs from a local repository, and what it installs persists across stop/start with a tool in /usr/local/bin', async () => {
     const created = cli(['machine', 'create', 'dev', '--cpus', '1', '--memory', '512', '--storage', '1', '--overlay', '1', '--allow-cidr', '127.0.0.1/32']);
     expect(created.stderr).toMatch(/created machine "dev" \(smolvm\.internal\/base:debian-bookworm-[0-9a-f]+,/);
     expect(created.status).toBe(0);
@@ -77,17 +77,17 @@ describe('a bare persistent machine on the Debian base', () => {
 
     const fhs = exec('dev', 'cat /etc/debian_version; test -d /usr/local/bin && echo fhs; command -v apt-get');
     expect(fhs.stdout).toMatch(/^12\.\d+\nfhs\n\/usr\/bin\/apt-get\n$/);
-    const install = exec(
-      'dev',
+    // Not spawnSync: the repository is served from this process.
+    const install = await smolvmAsync(['machine', 'exec', '--name', 'dev', '--', '/bin/sh', '-c',
       [
         `echo '${apt.sourcesLine}' > /etc/apt/sources.list.d/fixture.list`,
         // Only the fixture: the base's own Debian sources are out of reach (no DNS, one CIDR).
         'apt-get -q -o Dir::Etc::SourceList=sources.list.d/fixture.list -o Dir::Etc::SourceParts=- update',
         `apt-get -q -y install ${apt.packageName}`,
         "printf '#!/bin/sh\\necho tool works\\n' > /usr/local/bin/mytool && chmod 755 /usr/local/bin/mytool",
-      ].join(' && '),
-    );
+      ].join(' && ')], env);
     expect([install.status, install.stderr]).toEqual([0, expect.any(String)]);
+    expect(install.stdout).toMatch(/Setting up smolvm-hello \(1\.0\)/);
     expect(apt.requests).toContain(`${apt.packageName}_1.0_all.deb`);
     expect(exec('dev', `${apt.packageName}; mytool`).stdout).toBe(`${apt.greeting}\ntool works\n`);
 

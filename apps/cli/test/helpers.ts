@@ -58,6 +58,24 @@ export interface E2eSetup {
 export const BUSYBOX_BASE = 'smolvm-test/busybox-base:1';
 
 /**
+ * For e2e files with a home of their own: a local registry serving the busybox base, and the
+ * environment that makes bare VMs run on it (pulled once into the file's store).
+ */
+export async function startBusyboxBase(): Promise<{ env: NodeJS.ProcessEnv; stop(): Promise<void> }> {
+  const registry = await startRegistry({ auth: 'none' });
+  const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
+  try {
+    const { reference } = await pushBuiltImage(client, `${registry.host}/${BUSYBOX_BASE}`, busyboxBaseImage());
+    return { env: { SMOLVM_BASE_IMAGE: reference }, stop: () => registry.stop() };
+  } catch (err) {
+    await registry.stop();
+    throw err;
+  } finally {
+    await client.close();
+  }
+}
+
+/**
  * A private home and runtime dir for one e2e file, and a local registry (loopback) with the
  * given images pushed: `{ 'smolvm-test/feature:latest': featureImage() }`. Bare VMs run on a
  * busybox base image (SMOLVM_BASE_IMAGE; the scripts of most tests use busybox applets), or with
