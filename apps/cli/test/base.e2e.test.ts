@@ -77,15 +77,15 @@ describe('a bare persistent machine on the Debian base', () => {
 
     const fhs = exec('dev', 'cat /etc/debian_version; test -d /usr/local/bin && echo fhs; command -v apt-get');
     expect(fhs.stdout).toMatch(/^12\.\d+\nfhs\n\/usr\/bin\/apt-get\n$/);
+    const script = [
+      `echo '${apt.sourcesLine}' > /etc/apt/sources.list.d/fixture.list`,
+      // Only the fixture: the base's own Debian sources are out of reach (no DNS, one CIDR).
+      'apt-get -q -o Dir::Etc::SourceList=sources.list.d/fixture.list -o Dir::Etc::SourceParts=- update',
+      `apt-get -q -y install ${apt.packageName}`,
+      "printf '#!/bin/sh\\necho tool works\\n' > /usr/local/bin/mytool && chmod 755 /usr/local/bin/mytool",
+    ].join(' && ');
     // Not spawnSync: the repository is served from this process.
-    const install = await smolvmAsync(['machine', 'exec', '--name', 'dev', '--', '/bin/sh', '-c',
-      [
-        `echo '${apt.sourcesLine}' > /etc/apt/sources.list.d/fixture.list`,
-        // Only the fixture: the base's own Debian sources are out of reach (no DNS, one CIDR).
-        'apt-get -q -o Dir::Etc::SourceList=sources.list.d/fixture.list -o Dir::Etc::SourceParts=- update',
-        `apt-get -q -y install ${apt.packageName}`,
-        "printf '#!/bin/sh\\necho tool works\\n' > /usr/local/bin/mytool && chmod 755 /usr/local/bin/mytool",
-      ].join(' && ')], env);
+    const install = await smolvmAsync(['machine', 'exec', '--name', 'dev', '--', '/bin/sh', '-c', script], env);
     expect([install.status, install.stderr]).toEqual([0, expect.any(String)]);
     expect(install.stdout).toMatch(/Setting up smolvm-hello \(1\.0\)/);
     expect(apt.requests).toContain(`${apt.packageName}_1.0_all.deb`);
