@@ -1,11 +1,14 @@
 // Boot benchmark (docs/architecture.md#guest-boot, issue "VM core"): in one run on this machine, interleaved, medians of
 //   (a) the floor: QEMU + the same kernel + a trivial init that prints and ends the VM
-//   (b) `smolvm machine run --cold -- true` on the bare image (a boot)
+//   (b) `smolvm machine run --cold -- true`, a bare VM on the base image (a boot)
 //   (c) `smolvm machine run --cold --image IMAGE -- true` with a small image already in the store
-//   (d) `smolvm machine run -- true` restored from the boot snapshot (issue 7: warm start)
+//   (d) `smolvm machine run -- true` restored from the boot snapshot (issue 7: warm start; the
+//       base image's root is in the snapshot, issue 16)
 //   (e) `smolvm machine run --image IMAGE -- true` restored (the image-slot snapshot: root built after the restore)
 // and where (b), (d) and (e) spend their time (from SMOLVM_TIMINGS). All VMs: 1 vCPU, 256 MiB.
-// The CLI runs as users run it: the executable itself (see libs/common/src/ca-certs.ts).
+// The CLI runs as users run it: the executable itself (see libs/common/src/ca-certs.ts). Bare VMs
+// run on the Debian base tools/setup built (imported into the bench's store in the warm-up), or
+// on SMOLVM_BASE_IMAGE when set.
 //   node tools/run-ts.mjs tools/bench/boot.ts [runs=10]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -89,7 +92,7 @@ async function main(): Promise<void> {
     const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
     const image = (await pushBuiltImage(client, `${registry.host}/bench/busybox:1`, buildImage([buildLayer(busyboxRootfs())]))).reference;
     await client.close();
-    // Warm-up: builds the agent image, pulls + converts the image, saves the boot snapshot (all cached afterwards).
+    // Warm-up: builds the agent image, imports the base, pulls + converts the image, saves the boot snapshots (all cached afterwards).
     const warmUp: Timings[] = [];
     smolvmRun(['--cold'], warmUp);
     smolvmRun(['--cold', '--image', image], warmUp);
@@ -98,9 +101,9 @@ async function main(): Promise<void> {
 
     const series: Series[] = [
       { label: '(a) floor: QEMU + kernel + trivial init', samples: [] },
-      { label: '(b) smolvm machine run --cold -- true', samples: [] },
+      { label: '(b) smolvm machine run --cold -- true (bare)', samples: [] },
       { label: '(c) smolvm machine run --cold --image -- true', samples: [] },
-      { label: '(d) smolvm machine run -- true (warm)', samples: [] },
+      { label: '(d) smolvm machine run -- true (bare, warm)', samples: [] },
       { label: '(e) smolvm machine run --image -- true (warm)', samples: [] },
     ];
     const bare: Timings[] = [];

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { RegistryClient, RegistryConfig } from '@smolvm/oci';
 import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
-import { pushBuiltImage, type BuiltImage } from '../../../tools/fixtures/images';
+import { busyboxBaseImage, pushBuiltImage, type BuiltImage } from '../../../tools/fixtures/images';
 
 export const CLI = path.join(__dirname, '..', 'dist', 'smolvm.js');
 
@@ -54,14 +54,38 @@ export interface E2eSetup {
   close(): Promise<void>;
 }
 
+/** The busybox base image e2e files run bare VMs on unless they ask for the Debian base. */
+export const BUSYBOX_BASE = 'smolvm-test/busybox-base:1';
+
+/**
+ * For e2e files with a home of their own: a local registry serving the busybox base, and the
+ * environment that makes bare VMs run on it (pulled once into the file's store).
+ */
+export async function startBusyboxBase(): Promise<{ env: NodeJS.ProcessEnv; stop(): Promise<void> }> {
+  const registry = await startRegistry({ auth: 'none' });
+  const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
+  try {
+    const { reference } = await pushBuiltImage(client, `${registry.host}/${BUSYBOX_BASE}`, busyboxBaseImage());
+    return { env: { SMOLVM_BASE_IMAGE: reference }, stop: () => registry.stop() };
+  } catch (err) {
+    await registry.stop();
+    throw err;
+  } finally {
+    await client.close();
+  }
+}
+
 /**
  * A private home and runtime dir for one e2e file, and a local registry (loopback) with the
- * given images pushed: `{ 'smolvm-test/feature:latest': featureImage() }`.
+ * given images pushed: `{ 'smolvm-test/feature:latest': featureImage() }`. Bare VMs run on a
+ * busybox base image (SMOLVM_BASE_IMAGE; the scripts of most tests use busybox applets), or with
+ * `base: 'debian'` on the Debian base tools/setup built, as users' bare VMs do.
  */
-export async function e2eSetup(prefix: string, images: Record<string, BuiltImage> = {}): Promise<E2eSetup> {
+export async function e2eSetup(prefix: string, images: Record<string, BuiltImage> = {}, options: { base?: 'busybox' | 'debian' } = {}): Promise<E2eSetup> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const runtimeDir = path.join(home, 'run');
   fs.mkdirSync(runtimeDir, { mode: 0o700 });
+  if ((options.base ?? 'busybox') === 'busybox') images = { ...images, [BUSYBOX_BASE]: busyboxBaseImage() };
   const registry: RegistryFixture | undefined = Object.keys(images).length > 0 ? await startRegistry({ auth: 'none' }) : undefined;
   const refs: Record<string, string> = {};
   if (registry) {
@@ -75,7 +99,7 @@ export async function e2eSetup(prefix: string, images: Record<string, BuiltImage
   return {
     home,
     runtimeDir,
-    env: { SMOLVM_HOME: home, XDG_RUNTIME_DIR: runtimeDir, SMOLVM_NO_TCG_WARNING: '1' },
+    env: { SMOLVM_HOME: home, XDG_RUNTIME_DIR: runtimeDir, SMOLVM_NO_TCG_WARNING: '1', ...(refs[BUSYBOX_BASE] ? { SMOLVM_BASE_IMAGE: refs[BUSYBOX_BASE] } : {}) },
     refs,
     qemus: () => {
       const rows = spawnSync('ps', ['-eo', 'pid,ppid,stat,args'], { encoding: 'utf8' })

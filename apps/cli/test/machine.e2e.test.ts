@@ -79,8 +79,9 @@ describe('machine create', () => {
       expect(st.blocks * 512).toBeLessThan(16 * 1024 * 1024);
     }
     const ls = JSON.parse(cli(['machine', 'ls', '--json']).stdout) as Array<Record<string, unknown>>;
+    // A bare machine is based on the base image bare VMs run on (here the busybox one e2eSetup names).
     expect(ls).toEqual([
-      { name: 'dev', state: 'created', image: null, cpus: 1, memoryMiB: 256, storageGiB: 1, overlayGiB: 1, net: false, ephemeral: false, createdAt: expect.any(String) },
+      { name: 'dev', state: 'created', image: env.SMOLVM_BASE_IMAGE, cpus: 1, memoryMiB: 256, storageGiB: 1, overlayGiB: 1, net: false, ephemeral: false, createdAt: expect.any(String) },
     ]);
   });
 

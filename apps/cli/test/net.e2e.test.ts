@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { DnsRcode, buildDnsResponse, parseDnsQuery } from '../../../libs/netpolicy/src/dns';
-import { smolvmAsync, type CliResult } from './helpers';
+import { smolvmAsync, startBusyboxBase, type CliResult } from './helpers';
 
 jest.setTimeout(240_000);
 
@@ -27,6 +27,7 @@ let port: number;
 const servers: http.Server[] = [];
 let dns: dgram.Socket;
 let sshDir: string;
+let busyboxBase: Awaited<ReturnType<typeof startBusyboxBase>> | undefined;
 
 /** Plain HTTP GET with busybox nc (busybox wget crashes on a refused connection): last line = body or nc's error. */
 const GET = `get() { printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 "$1" "$2" 2>&1 | tail -n1; }`;
@@ -77,7 +78,10 @@ beforeAll(async () => {
     dns.send(buildDnsResponse(q, rcode, address ? [{ address, ttl: 30 }] : []), r.port, r.address);
   });
   await new Promise<void>((r) => dns.bind(0, '127.0.0.1', () => r()));
+  // The scripts use busybox applets (nc, nslookup, httpd, ping): bare VMs run on a busybox base.
+  busyboxBase = await startBusyboxBase();
   env = {
+    ...busyboxBase.env,
     SMOLVM_HOME: home,
     XDG_RUNTIME_DIR: runtimeDir,
     SMOLVM_NO_TCG_WARNING: '1',
@@ -102,6 +106,7 @@ afterAll(async () => {
   for (const s of servers) s.close();
   dns?.close();
   spawnSync('ip', ['link', 'del', VETH]);
+  await busyboxBase?.stop();
   fs.rmSync(home, { recursive: true, force: true });
 });
 

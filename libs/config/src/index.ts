@@ -44,3 +44,5 @@ export {
   MAX_REFERENCE_NAME_LENGTH,
   type ImageReference,
 } from './reference';
+
+export { loadUserConfig, userConfigPath, USER_CONFIG_FILE_NAME, type UserConfig } from './user-config';

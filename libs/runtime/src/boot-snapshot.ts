@@ -1,9 +1,9 @@
 // The boot snapshot cache (docs/architecture.md#warm-starts, issue 7): one snapshot per VM shape, taken once the agent
 // of a fresh VM is ready and has run its warm-ups (before any user work: nothing of the user's is
 // in it), under <cache>/vmsnap/<key>/, where the key hashes everything the saved state depends
-// on. Bare VMs (no image) restore a guest already running in the bare root, which is built the
-// same way for every run; runs with an image restore a guest without a root and build it on
-// their image. A snapshot directory only ever appears complete (built in a private staging
+// on. Bare VMs restore a guest already running in their root (the agent's own, or the base image
+// attached as a disk), which is built the same way for every run; runs with an image restore a
+// guest without a root and build it on their image. A snapshot directory only ever appears complete (built in a private staging
 // directory, then renamed), so readers never see a partial one; two processes that build the
 // same one race on the rename and the loser discards its copy. Everything is owner-only (0700
 // directories, 0600 files).
@@ -33,9 +33,18 @@ export interface SnapshotShape {
   /**
    * 'bare': no image disk, and the saved guest already runs in its bare root (restores only
    * configure the run). 'image-slot': an image disk placeholder, and no root yet (a restore
-   * points the slot at the run's image and builds the root on it).
+   * points the slot at the run's image and builds the root on it). `{ image }`: an image known
+   * before any run (the base of bare VMs): its disk is attached and the saved guest already runs
+   * in the root built on it, as a bare one does; `id` is its identity (manifest digest), `file`
+   * its erofs, whose identity is part of the key (a rebuilt file is another snapshot).
    */
-  root: 'bare' | 'image-slot';
+  root: 'bare' | 'image-slot' | { image: { id: string; file: string } };
+}
+
+function rootDevice(root: SnapshotShape['root']): string {
+  if (root === 'bare') return 'root:bare';
+  if (root === 'image-slot') return 'blk:image-slot:ro';
+  return `blk:image:ro root:image:${root.image.id}`;
 }
 
 export interface SnapshotKey {
@@ -74,7 +83,7 @@ function fileIdentity(file: string): string {
 }
 
 export async function snapshotKey(driverName: string, capability: SnapshotCapability, shape: SnapshotShape): Promise<SnapshotKey> {
-  const devices = ['blk:agent:ro', ...(shape.root === 'image-slot' ? ['blk:image-slot:ro'] : ['root:bare']), ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), shape.network ? 'net' : 'no-net'];
+  const devices = ['blk:agent:ro', rootDevice(shape.root), ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), shape.network ? 'net' : 'no-net'];
   const shapeFields = { driver: driverName, cpus: String(shape.cpus), memoryMiB: String(shape.memoryMiB), devices: devices.join(' ') };
   const fields = {
     format: String(FORMAT),
@@ -83,6 +92,7 @@ export async function snapshotKey(driverName: string, capability: SnapshotCapabi
     kernel: fileIdentity(shape.kernel),
     cmdline: shape.agentImage.kernelArgs.join(' '),
     agentImage: shape.agentImage.key,
+    ...(typeof shape.root === 'object' ? { rootImage: fileIdentity(shape.root.image.file) } : {}),
   };
   return { key: hash(fields), shapeKey: hash(shapeFields), fields };
 }

@@ -36,6 +36,8 @@ export const IMAGE_DISK_ID = 'smolvm-image';
 /** Disk serials of a persistent machine's overlay (upper layer) and storage (/workspace) disks. */
 export const OVERLAY_DISK_ID = 'smolvm-overlay';
 export const STORAGE_DISK_ID = 'smolvm-storage';
+/** The image disk as the overlay's lower layer, in the same words for setup and setupRoot (the agent compares them). */
+const IMAGE_ROOT: NonNullable<SetupSpec['image']> = { device: { serial: IMAGE_DISK_ID }, fstype: 'erofs' };
 
 export interface VolumeSpec {
   hostPath: string;
@@ -46,8 +48,14 @@ export interface VolumeSpec {
 export interface StartVmOptions {
   cpus: number;
   memoryMiB: number;
-  /** The image's erofs (from @smolvm/oci prepare); absent: a bare VM on the agent's busybox userland. */
+  /** The image's erofs (from @smolvm/oci prepare); absent: a VM on the agent's busybox userland. */
   imageErofs?: string;
+  /**
+   * The image's identity (its manifest digest) when the image is the same for many runs and known
+   * before them (the base of bare VMs): its root is built in the boot snapshot of a shape of its
+   * own, so a restore only configures the run, as for the agent's own root.
+   */
+  imageInSnapshot?: string;
   volumes?: VolumeSpec[];
   /**
    * Persistent machines: writable disks for the overlay's upper layer and for /workspace (ext4,
@@ -185,6 +193,8 @@ interface BootOptions {
   cpus: number;
   memoryMiB: number;
   imageErofs?: string;
+  /** See StartVmOptions.imageInSnapshot. */
+  imageInSnapshot?: string;
   volumes: VolumeSpec[];
   persistent?: { overlayDisk: string; storageDisk: string };
   env: NodeJS.ProcessEnv;
@@ -357,6 +367,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       cpus: options.cpus,
       memoryMiB: options.memoryMiB,
       imageErofs: options.imageErofs,
+      ...(options.imageErofs && options.imageInSnapshot ? { imageInSnapshot: options.imageInSnapshot } : {}),
       volumes,
       persistent: options.persistent,
       env,
@@ -388,7 +399,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
     if (sshAgent) vm.agent.serveSshAgent(sshAgent.relay);
     const setup: SetupSpec = {
       ...(options.hostname ? { hostname: options.hostname } : {}),
-      ...(options.imageErofs ? { image: { device: { serial: IMAGE_DISK_ID }, fstype: 'erofs' } } : {}),
+      ...(options.imageErofs ? { image: IMAGE_ROOT } : {}),
       ...(options.persistent
         ? { upper: { device: { serial: OVERLAY_DISK_ID }, fstype: 'ext4' }, workspace: { device: { serial: STORAGE_DISK_ID }, fstype: 'ext4' } }
         : {}),
@@ -400,11 +411,13 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
     // arrives), and a restored guest pays a round trip per request. A restored guest shares its
     // RNG state with every VM restored from the same snapshot: reseeded before anything mounts or runs.
     // An empty setup asks for the default root: the agent builds that on its own before the first
-    // exec, and a bare snapshot holds it built. Not sending it spares a restored guest a request.
+    // exec, and a bare snapshot holds it built. Not sending it spares a restored guest a request;
+    // nor is one that only names the root a snapshot already holds (imageInSnapshot).
+    const rootOnly = Object.keys(setup).length === 0 || (vm.restored && options.imageInSnapshot !== undefined && Object.keys(setup).join() === 'image');
     await Promise.all([
       vm.agent.setTime(Date.now()),
       ...(vm.restored ? [vm.agent.reseed(crypto.randomBytes(64))] : []),
-      ...(Object.keys(setup).length > 0 ? [vm.agent.setup(setup)] : []),
+      ...(rootOnly ? [] : [vm.agent.setup(setup)]),
     ]);
   } catch (err) {
     await vm.kill();
@@ -444,7 +457,7 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       memoryMiB: options.memoryMiB,
       shares: options.volumes.length,
       network: network !== undefined,
-      root: options.imageErofs ? 'image-slot' : 'bare',
+      root: !options.imageErofs ? 'bare' : options.imageInSnapshot ? { image: { id: options.imageInSnapshot, file: options.imageErofs } } : 'image-slot',
     });
     const lookup = findSnapshot(root, k);
     if ('note' in lookup) {
@@ -480,7 +493,8 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       }
     }
     // The restored NIC's backend connects to this run's own gateway (a new socket, like the agent's).
-    // The run's image takes the image slot's place; a bare VM's snapshot has no slot.
+    // The run's image takes the image slot's place; a bare VM's snapshot has no slot, and one with
+    // its image in the snapshot gets that same image again.
     vm ??= await boot({ ...restoring, start: (spec) => capability.restore(spec, found.dir) }, t0, network);
     if (vm.agentInfo.pid !== found.agentPid || vm.agentInfo.reconnect !== true) {
       await vm.kill();
@@ -518,13 +532,14 @@ function snapshotNetwork(): PreparedNetwork {
  * shape will run first (clock, RNG, for bare VMs the root and an exec), saves it, publishes it.
  */
 async function saveSnapshot(options: BootOptions, capability: SnapshotCapability, root: string, k: SnapshotKey, withNic: boolean): Promise<FoundSnapshot> {
-  const bare = !options.imageErofs;
-  const staging = new SnapshotStaging(root, { imageSlot: !bare });
+  // The root is built before the save for bare VMs, on the agent's root or on an image known in advance.
+  const rootBuilt = !options.imageErofs || options.imageInSnapshot !== undefined;
+  const staging = new SnapshotStaging(root, { imageSlot: !rootBuilt });
   try {
     const vm = await boot(
       {
         ...options,
-        imageErofs: undefined,
+        imageErofs: options.imageInSnapshot ? options.imageErofs : undefined,
         imageSlot: staging.imageSlot,
         volumes: options.volumes.map((v) => ({ hostPath: staging.emptyShare, guestPath: v.guestPath, readOnly: true })),
         persistent: undefined,
@@ -539,9 +554,9 @@ async function saveSnapshot(options: BootOptions, capability: SnapshotCapability
       if (typeof agentPid !== 'number') throw new SnapshotError('the agent did not report its pid');
       await vm.agent.setTime(Date.now());
       await vm.agent.reseed(crypto.randomBytes(64));
-      if (bare) {
+      if (rootBuilt) {
         // Every bare run builds the same root: built once here, restores only configure their run.
-        await vm.agent.setupRoot({});
+        await vm.agent.setupRoot(options.imageErofs ? { image: IMAGE_ROOT } : {});
         const session = await vm.exec({ argv: ['true'] });
         session.stdout.resume();
         session.stderr.resume();

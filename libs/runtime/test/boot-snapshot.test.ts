@@ -36,6 +36,25 @@ describe('snapshot keys', () => {
     expect(keys[0].fields.devices).toBe('blk:agent:ro blk:image-slot:ro no-net');
     expect((await snapshotKey('kvm', capability, shape())).key).toBe(base.key);
   });
+
+  it('an image in the snapshot (the base of bare VMs) is a shape of its own per image, and a rebuilt image file is another snapshot', async () => {
+    const file = path.join(tmp, 'base.erofs');
+    fs.writeFileSync(file, 'erofs');
+    const withBase = (id: string) => snapshotKey('kvm', capability, shape({ root: { image: { id, file } } }));
+    const a = await withBase('sha256:aa');
+    expect(a.fields.devices).toBe('blk:agent:ro blk:image:ro root:image:sha256:aa no-net');
+    expect(a.key).not.toBe((await snapshotKey('kvm', capability, shape())).key);
+    expect(a.key).not.toBe((await snapshotKey('kvm', capability, shape({ root: 'image-slot' }))).key);
+    const b = await withBase('sha256:bb');
+    expect(b.shapeKey).not.toBe(a.shapeKey);
+    expect((await withBase('sha256:aa')).key).toBe(a.key);
+    // Same image, its erofs written again: same shape (it replaces the old one), another key.
+    fs.rmSync(file);
+    fs.writeFileSync(file, 'erofs again');
+    const rebuilt = await withBase('sha256:aa');
+    expect(rebuilt.shapeKey).toBe(a.shapeKey);
+    expect(rebuilt.key).not.toBe(a.key);
+  });
 });
 
 describe('staging', () => {

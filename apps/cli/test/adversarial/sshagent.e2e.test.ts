@@ -1,5 +1,5 @@
 // A hostile guest against --ssh-agent, end to end: root in a bare VM runs the host's own ssh-add
-// and ssh-keygen (from a volume) and a node script (the agent image's node) against the
+// and ssh-keygen and a node script (the host's node; all three from a volume) against the
 // forwarded agent. It may list the host key and sign with it; it may not delete, add, lock or
 // unlock keys, and it gets only a bounded number of agent connections at once.
 import { spawnSync } from 'node:child_process';
@@ -28,7 +28,7 @@ function hostAdd(...args: string[]): { status: number | null; stdout: string } {
 /** `script` for /bin/sh -c in a guest with the tools under /ssh. */
 function withTools(script: string): string {
   return [
-    // The host's binaries through their own loader and libraries (the bare guest has no glibc).
+    // The host's binaries through their own loader and libraries (the bare guest, on the busybox base, has no glibc).
     'run() { tool=$1; shift; /ssh/bin/ld-linux-x86-64.so.2 --library-path /ssh/bin /ssh/bin/$tool "$@" </dev/null; }',
     'export SSH_ASKPASS=/ssh/askpass SSH_ASKPASS_REQUIRE=force',
     script,
@@ -51,7 +51,7 @@ const ATTACKS = [
   'run ssh-add -l',
   // sync: the volume caches writes (cache=loose), and a persistent machine is still running when the host reads the signature.
   'rm -f /ssh/data.sig; run ssh-keygen -Y sign -f /ssh/pub/key.pub -n file /ssh/data >/dev/null 2>&1; echo "sign: $?"; sync',
-  '/opt/smolvm/node /ssh/conns.js',
+  'run node /ssh/conns.js',
 ].join('\n');
 
 /** What ATTACKS prints when only listing and signing get through, on 8 connections at most. */
@@ -114,8 +114,8 @@ const ask = () => new Promise((resolve) => {
 })();
 `,
   );
-  const libs = spawnSync('ldd', ['/usr/bin/ssh-add', '/usr/bin/ssh-keygen'], { encoding: 'utf8' }).stdout.match(/\/\S+/g) ?? [];
-  for (const file of ['/usr/bin/ssh-add', '/usr/bin/ssh-keygen', ...libs]) {
+  const libs = spawnSync('ldd', ['/usr/bin/ssh-add', '/usr/bin/ssh-keygen', process.execPath], { encoding: 'utf8' }).stdout.match(/\/\S+/g) ?? [];
+  for (const file of ['/usr/bin/ssh-add', '/usr/bin/ssh-keygen', process.execPath, ...libs]) {
     if (file.endsWith(':')) continue;
     fs.copyFileSync(fs.realpathSync(file), path.join(sshDir, 'bin', path.basename(file)));
   }

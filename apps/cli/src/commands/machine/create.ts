@@ -17,7 +17,7 @@ export const createCommand: CommandModule<GlobalArgs, CreateArgs> = {
       .option('init', { type: 'string', array: true, describe: 'Shell command to run on every start (after [dev] init); repeatable' })
       .option('storage', { coerce: lastValue, type: 'string', describe: 'Storage disk (/workspace) in GiB (default: Smolfile, else 20)' })
       .option('overlay', { coerce: lastValue, type: 'string', describe: 'Overlay disk (root filesystem changes) in GiB (default: Smolfile, else 2)' })
-      .example('$0 machine create dev', 'A bare machine named "dev"')
+      .example('$0 machine create dev', 'A bare machine named "dev" (on the base image: Debian 12 with apt)')
       .example('$0 machine create web --image python:3.12-alpine --cpus 2 --memory 2G', 'A machine based on an image')
       .example('$0 machine create app -s Smolfile', 'Settings, init commands and [health] from a Smolfile'),
   handler: async (args) => (await import('./create.handler')).runCreate(args),

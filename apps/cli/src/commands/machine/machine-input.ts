@@ -6,6 +6,7 @@ import { applyImageConfig, formatReference, loadSmolfile, mergeRunOptions, type 
 import type { NewMachine } from '@smolvm/machine-store';
 import type { Machines } from '@smolvm/machines';
 import { pullWithProgress } from '../image/pull-progress';
+import { prepareBaseImage } from './base-image';
 import { networkFlags, type WorkloadArgs } from './workload-options';
 
 export type MachineWorkloadArgs = WorkloadArgs & { storage?: string; overlay?: string };
@@ -21,10 +22,12 @@ export function mergeWorkload(args: MachineWorkloadArgs): MergedRunOptions {
 
 /** Pulls the image if missing (pinned by digest in the record) and fills in the machine's settings. */
 export async function machineInput(merged: MergedRunOptions, args: MachineWorkloadArgs): Promise<{ input: Omit<NewMachine, 'name'>; imageErofs?: string }> {
-  const prepared = merged.image ? await pullWithProgress(merged.image, { quiet: args.quiet, pull: 'missing' }) : undefined;
-  const config = applyImageConfig(merged, prepared?.config ?? {});
+  // A bare machine is based on the base image bare VMs run on, pinned like any image.
+  const prepared = merged.image ? await pullWithProgress(merged.image, { quiet: args.quiet, pull: 'missing' }) : await prepareBaseImage(args.quiet);
+  const config = applyImageConfig(merged, prepared.config);
   const input: Omit<NewMachine, 'name'> = {
-    ...(merged.image ? { image: formatReference(merged.image), imageDigest: prepared?.manifestDigest } : {}),
+    image: merged.image ? formatReference(merged.image) : prepared.reference,
+    imageDigest: prepared.manifestDigest,
     cpus: config.cpus,
     memoryMiB: config.memoryMib,
     storageGiB: config.storageGib,
@@ -42,7 +45,7 @@ export async function machineInput(merged: MergedRunOptions, args: MachineWorklo
     ...(config.health ? { health: config.health } : {}),
     ...(args.smolfile ? { smolfile: path.resolve(args.smolfile) } : {}),
   };
-  return { input, ...(prepared ? { imageErofs: prepared.erofsPath } : {}) };
+  return { input, imageErofs: prepared.erofsPath };
 }
 
 /** Checked before a possibly long pull; creating the record checks again under the lock. */

@@ -21,11 +21,21 @@ export async function machineImageErofs(record: MachineRecord, quiet: boolean): 
   const digest = record.imageDigest;
   if (!digest) return (await pullWithProgress(record.image, { quiet, pull: 'missing' })).erofsPath;
   // Imported here: most commands that reach cliMachines (ls, exec, stop...) never touch images.
-  const { ImageService } = await import('@smolvm/oci');
+  const { ImageService, ensureBuiltBase, isBuiltBaseReference } = await import('@smolvm/oci');
   const service = new ImageService();
   let local;
   try {
     local = service.find(digest)[0];
+    // A bare machine's base, removed from this store (or another SMOLVM_HOME): imported again from the set-up's build.
+    if (!local && isBuiltBaseReference(record.image)) {
+      await ensureBuiltBase(service.store).catch(() => undefined);
+      local = service.find(digest)[0];
+      if (!local) {
+        throw new SmolvmError(`the base image machine "${record.name}" was created from (${record.image}, ${digest}) is no longer on this host`, {
+          remedy: 'create the machine again to use the current base (its overlay only fits the base it was made on)',
+        });
+      }
+    }
     if (local) return (await service.prepare(local.reference, { pull: 'never' })).erofsPath;
   } finally {
     await service.close();

@@ -7,6 +7,7 @@ import type { ImageConfig } from '@smolvm/oci';
 import { agentBundlePath } from '../../runtime-assets';
 import { cliBundlePath, keepRecipe, takePrestarted } from '../../prestart';
 import { pullWithProgress } from '../image/pull-progress';
+import { prepareBaseImage } from './base-image';
 import { runSession } from '../../output/session';
 import type { RunArgs } from './run';
 import { networkFlags, vmNetwork } from './workload-options';
@@ -35,14 +36,12 @@ export async function runRun(args: RunArgs): Promise<number> {
     smolfile,
   );
 
-  let imageErofs: string | undefined;
-  let imageConfig: ImageConfig | undefined;
-  if (merged.image) {
-    const prepared = await pullWithProgress(merged.image, { quiet: args.quiet, pull: 'missing' });
-    imageErofs = prepared.erofsPath;
-    imageConfig = prepared.config;
-  }
-  const config = applyImageConfig(merged, imageConfig ?? {});
+  // Without an image, the base image bare VMs run on: known before any run, so its root is
+  // built in the boot snapshot (imageInSnapshot) and a restore only configures the run.
+  const prepared = merged.image ? await pullWithProgress(merged.image, { quiet: args.quiet, pull: 'missing' }) : await prepareBaseImage(args.quiet);
+  const imageErofs = prepared.erofsPath;
+  const imageConfig: ImageConfig = prepared.config;
+  const config = applyImageConfig(merged, imageConfig);
   const argv = config.argv.length > 0 ? config.argv : merged.image ? [] : ['/bin/sh'];
   if (argv.length === 0) {
     throw new UsageError(`image ${args.image ?? merged.image} defines no command`, { remedy: 'name one after --, e.g. smolvm machine run --image IMAGE -- /bin/sh' });
@@ -55,6 +54,7 @@ export async function runRun(args: RunArgs): Promise<number> {
     cpus: config.cpus,
     memoryMiB: config.memoryMib,
     imageErofs,
+    ...(merged.image ? {} : { imageInSnapshot: prepared.manifestDigest }),
     volumes: config.volumes,
     // Denied connections are the policy working: silent unless --debug, as are the gateway's
     // warnings (an allowed host that did not resolve, or resolved to addresses it does not open).

@@ -20,7 +20,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       // What follows -- goes to the guest as written (yargs would turn 0x10 into 16).
       .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
       .usage(
-        'smolvm machine run [options] [-- COMMAND [ARG...]]\nsmolvm machine run -d [--name NAME] [options]\n\nRun a command in a fresh, ephemeral micro-VM. Without --image it runs the built-in bare image\n(busybox userland). The command\'s exit code becomes smolvm\'s exit code.\n\nWith -d the VM stays up in the background instead: smolvm prints its machine name and returns\nonce the agent is ready and [dev] init ran; `machine ls` lists it, `machine exec --name NAME`\nruns commands in it and `machine stop --name NAME` removes it with its disks. It takes no\ncommand (run one with `machine exec`), nor -i/-t; the Smolfile\'s cmd is not run.',
+        'smolvm machine run [options] [-- COMMAND [ARG...]]\nsmolvm machine run -d [--name NAME] [options]\n\nRun a command in a fresh, ephemeral micro-VM. Without --image it is a bare VM on the base image\n(Debian 12 with apt, unless base_image in config.toml or SMOLVM_BASE_IMAGE names another). The command\'s exit code becomes smolvm\'s exit code.\n\nWith -d the VM stays up in the background instead: smolvm prints its machine name and returns\nonce the agent is ready and [dev] init ran; `machine ls` lists it, `machine exec --name NAME`\nruns commands in it and `machine stop --name NAME` removes it with its disks. It takes no\ncommand (run one with `machine exec`), nor -i/-t; the Smolfile\'s cmd is not run.',
       )
       .option('init', { type: 'string', array: true, describe: 'Shell command to run before COMMAND (after [dev] init; with -d, once the VM is up); repeatable' })
       .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'Keep stdin open and send it to the command' })
@@ -29,8 +29,8 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       .option('cold', { type: 'boolean', default: false, describe: 'Boot the VM instead of restoring the boot snapshot of its shape (-d always boots)' })
       .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Leave the VM running in the background as an ephemeral machine; print its name' })
       .option('name', { alias: 'n', coerce: lastValue, type: 'string', describe: 'Name of the -d machine (default: run-XXXXXXXX, generated)' })
-      .example('$0 machine run -- echo hello', 'Run a command in the bare image')
-      .example('$0 machine run -it', 'An interactive shell in the bare image')
+      .example('$0 machine run -- echo hello', 'Run a command in a bare VM (the base image)')
+      .example('$0 machine run -it', 'An interactive shell (bash) in a bare VM')
       .example('$0 machine run --image python:3.12-alpine -- python3 -c "print(1)"', 'Run a command in an OCI image')
       .example('echo hi | $0 machine run -i -- cat', 'Pipe stdin into the guest')
       .example('$0 machine run -v ./data:/data:ro -- ls /data', 'Mount a host directory read-only')

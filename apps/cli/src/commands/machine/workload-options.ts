@@ -28,7 +28,7 @@ export interface WorkloadArgs extends GlobalArgs {
 
 export function workloadOptions<T extends GlobalArgs>(yargs: Argv<T>, what: string): Argv<T & WorkloadArgs> {
   return yargs
-    .option('image', { coerce: lastValue, alias: 'I', type: 'string', describe: `OCI image ${what} (default: the built-in bare image)` })
+    .option('image', { coerce: lastValue, alias: 'I', type: 'string', describe: `OCI image ${what} (default: a bare VM on the base image)` })
     .option('env', { alias: 'e', type: 'string', array: true, describe: 'Environment variable KEY=VALUE (or KEY to copy it from the host); repeatable' })
     .option('workdir', { coerce: lastValue, alias: 'w', type: 'string', describe: 'Working directory in the guest' })
     .option('volume', { alias: 'v', type: 'string', array: true, describe: 'Mount a host directory: HOST:GUEST[:ro]; repeatable' })
