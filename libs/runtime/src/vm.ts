@@ -24,7 +24,7 @@ import {
   type VmSpec,
 } from '@smolvm/driver-api';
 import { DEFAULT_NETWORK, startGateway, staticResolver, type Gateway } from '@smolvm/netpolicy';
-import { SnapshotStaging, discardSnapshot, findSnapshot, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
+import { MACHINE_SLOT_BYTES, SnapshotStaging, discardSnapshot, findSnapshot, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
 import { locateKernel } from './kernel';
 import { prepareNetwork, sshAgentSetup, type NetworkOptions, type PreparedNetwork } from './network';
 import { agentSocketPath, discardParts, listenOnce, type PrestartedParts, type PrestartedRun, type RunRecipe } from './prestart';
@@ -69,7 +69,8 @@ export interface StartVmOptions {
   onSshAgentRefused?: (request: string) => void;
   /**
    * Start from the boot snapshot of this VM shape when the driver can (made by the first such
-   * start), instead of booting. Default true; persistent machines and VMs with a NIC always boot.
+   * start), instead of booting. Default true. A persistent machine's disks take writable slots
+   * of its shape's snapshot, as the image takes the image slot.
    */
   bootSnapshot?: boolean;
   /** Diagnostics worth a line with --debug: why a start did not come from a snapshot. */
@@ -366,9 +367,9 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
     try {
       if (options.bootSnapshot !== false) {
         const capability = driver.capabilities?.snapshot;
-        // Persistent machines boot: their disks are not part of any snapshot shape.
-        if (options.persistent) note('persistent machines are not started from boot snapshots: cold boot');
-        else if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
+        const tooLarge = options.persistent ? diskLargerThanSlot(options.persistent) : undefined;
+        if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
+        else if (tooLarge) note(`${tooLarge} is larger than a boot snapshot's disk slot (${MACHINE_SLOT_BYTES / 2 ** 40} TiB): cold boot`);
         else vm = await warmStart(bootOptions, capability, cacheDir, note, t0, network, early);
       }
     } finally {
@@ -411,6 +412,14 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   return vm;
 }
 
+/**
+ * A restored guest keeps the disk capacity it saw when the snapshot was saved (its slots' size):
+ * a machine disk past it would not fit. The disk that does not, if one.
+ */
+function diskLargerThanSlot(disks: { overlayDisk: string; storageDisk: string }): string | undefined {
+  return [disks.overlayDisk, disks.storageDisk].find((disk) => (fs.statSync(disk, { throwIfNoEntry: false })?.size ?? 0) > MACHINE_SLOT_BYTES);
+}
+
 /** An early start's parts until a boot() takes them; whatever is left is discarded. */
 interface EarlyStart {
   parts?: PrestartedParts;
@@ -437,6 +446,7 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       shares: options.volumes.length,
       network: network !== undefined,
       root: options.imageErofs ? 'image-slot' : 'bare',
+      machineDisks: options.persistent !== undefined,
     });
     const lookup = findSnapshot(root, k);
     if ('note' in lookup) {
@@ -450,11 +460,12 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
     return undefined;
   }
   // Recipes are kept for restores without a NIC only: an early start has no gateway to connect to.
+  // Nor for machines: their starts go through the supervisor, which has no early start.
   const restoring: BootOptions = {
     ...options,
     restored: true,
     bootTimeoutMs: RESTORE_READY_TIMEOUT_MS,
-    ...(network || !capability.restoreRecipe ? {} : { recipeOf: (handle: VmHandle, runDir: string) => capability.restoreRecipe?.(handle, runDir) }),
+    ...(network || options.persistent || !capability.restoreRecipe ? {} : { recipeOf: (handle: VmHandle, runDir: string) => capability.restoreRecipe?.(handle, runDir) }),
   };
   try {
     let vm: Vm | undefined;
@@ -507,8 +518,9 @@ function snapshotNetwork(): PreparedNetwork {
  * shape will run first (clock, RNG, for bare VMs the root and an exec), saves it, publishes it.
  */
 async function saveSnapshot(options: BootOptions, capability: SnapshotCapability, root: string, k: SnapshotKey, withNic: boolean): Promise<FoundSnapshot> {
-  const bare = !options.imageErofs;
-  const staging = new SnapshotStaging(root, { imageSlot: !bare });
+  // A machine's root lives on its overlay disk: only a bare VM without one has its root saved.
+  const bare = !options.imageErofs && !options.persistent;
+  const staging = new SnapshotStaging(root, { imageSlot: options.imageErofs !== undefined, machineDisks: options.persistent !== undefined });
   try {
     const vm = await boot(
       {
@@ -516,7 +528,8 @@ async function saveSnapshot(options: BootOptions, capability: SnapshotCapability
         imageErofs: undefined,
         imageSlot: staging.imageSlot,
         volumes: options.volumes.map((v) => ({ hostPath: staging.emptyShare, guestPath: v.guestPath, readOnly: true })),
-        persistent: undefined,
+        // Placeholders the saved guest never mounts: nothing of any machine's disks is in a snapshot.
+        persistent: staging.machineSlots,
         start: (spec) => capability.startSaveable(spec, staging.dir),
       },
       performance.now(),
