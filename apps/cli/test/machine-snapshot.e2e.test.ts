@@ -67,7 +67,8 @@ describe('machines sharing a boot snapshot', () => {
       'dd if=/dev/urandom of=/dev/shm/fill bs=1M count=64 2>/dev/null',
       'setsid sleep 6001 </dev/null >/dev/null 2>&1 &',
       'head -c 16 /dev/urandom | od -An -tx1 | tr -d " \\n"',
-    ].join('; '));
+    ].join('\n'));
+    expect(a.stderr).toBe('');
     expect(a.status).toBe(0);
     const randomA = a.stdout;
     expect(randomA).toMatch(/^[0-9a-f]{32}$/);
