@@ -12,40 +12,19 @@
 //   node tools/run-ts.mjs tools/bench/boot.ts [runs=10]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { cpioNewc } from '@smolvm/driver-api';
-import { createKvmDriver } from '@smolvm/driver-kvm';
 import { RegistryClient, RegistryConfig } from '@smolvm/oci';
 import { locateKernel } from '@smolvm/runtime';
 import { startRegistry } from '../fixtures/registry';
 import { buildImage, buildLayer, busyboxRootfs, pushBuiltImage } from '../fixtures/images';
+import { prepareFloor } from './lib/floor';
 import { WORKSPACE, median, report, type Series } from './lib/stats';
 
 const runs = Number(process.argv[2] ?? 10);
 const cli = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-boot-'));
 const env = { ...process.env, SMOLVM_HOME: path.join(work, 'home'), SMOLVM_NO_TCG_WARNING: '1' };
-
-const FLOOR_INIT = '#!/bin/busybox sh\n/bin/busybox echo hello\n/bin/busybox reboot -f\n';
-
-async function floorOnce(kernel: string, initrd: string, driver: ReturnType<typeof createKvmDriver>, i: number): Promise<number> {
-  const dir = path.join(work, `floor-${i}`);
-  fs.mkdirSync(dir);
-  // The driver wires the agent port to a socket we listen on; the trivial init never uses it.
-  const server = net.createServer((s) => s.resume());
-  await new Promise<void>((r) => server.listen(path.join(dir, 'agent.sock'), r));
-  const t0 = performance.now();
-  const vm = await driver.start({ kernel, initrd, cpus: 1, memoryMiB: 256, agent: { socketPath: path.join(dir, 'agent.sock') }, consoleLog: path.join(dir, 'console.log'), runDir: path.join(dir, 'run') });
-  const exit = await vm.wait();
-  const ms = performance.now() - t0;
-  server.close();
-  if (exit.reason !== 'guest' || !fs.readFileSync(path.join(dir, 'console.log'), 'utf8').includes('hello')) {
-    throw new Error(`floor VM did not print and end cleanly: ${JSON.stringify(exit)}`);
-  }
-  return ms;
-}
 
 interface Timings {
   vmStart: number;
@@ -77,15 +56,7 @@ function smolvmRun(extra: string[], timings: Timings[]): number {
 async function main(): Promise<void> {
   if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: build first (npx nx build cli)`);
   const kernel = locateKernel(env);
-  const initrd = path.join(work, 'floor.cpio');
-  fs.writeFileSync(initrd, cpioNewc([
-    ...['bin', 'dev', 'proc', 'sys'].map((d) => ({ kind: 'dir' as const, path: d })),
-    { kind: 'chardev', path: 'dev/console', major: 5, minor: 1 },
-    { kind: 'file', path: 'bin/busybox', data: fs.readFileSync('/bin/busybox'), mode: 0o755 },
-    { kind: 'file', path: 'init', data: FLOOR_INIT, mode: 0o755 },
-  ]));
-  const driver = createKvmDriver({ quiet: true });
-  const probe = await driver.probe();
+  const floor = await prepareFloor(kernel, work);
 
   const registry = await startRegistry({ auth: 'none' });
   try {
@@ -111,13 +82,13 @@ async function main(): Promise<void> {
     const warm: Timings[] = [];
     const warmImage: Timings[] = [];
     for (let i = 0; i < runs; i++) {
-      series[0].samples.push(await floorOnce(kernel, initrd, driver, i));
+      series[0].samples.push(await floor.once());
       series[1].samples.push(smolvmRun(['--cold'], bare));
       series[2].samples.push(smolvmRun(['--cold', '--image', image], withImage));
       series[3].samples.push(smolvmRun([], warm));
       series[4].samples.push(smolvmRun(['--image', image], warmImage));
     }
-    console.log(`accelerator: ${probe.accelerator ?? 'unknown'}${probe.reason ? ` (${probe.reason})` : ''}; ${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
+    console.log(`accelerator: ${floor.accelerator ?? 'unknown'}${floor.reason ? ` (${floor.reason})` : ''}; ${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
     report(`Boot, spawn to exit, ${runs} interleaved runs, 1 vCPU, 256 MiB`, series);
 
     const phase = (name: string, f: (t: Timings) => number | null) => {

@@ -1,7 +1,8 @@
 // Persistent machines benchmark (issue "persistent machines"), one run on this machine, medians:
 //   exec:  `machine exec -- true` on a running machine vs `machine run -- true` (same CLI, same size),
 //          and vs `node -e 0` (the start of node itself)
-//   start: `machine start` of a stopped machine (and `machine stop`)
+//   start: `machine start` of a stopped machine, restored (warm) and --cold, against the floor
+//          (QEMU + kernel + trivial init) in the same run; and `machine stop`
 //   cp:    100 MB upload and download, MB/s (the reference quotes ~35-42 up, ~170 down on macOS)
 //   RSS:   host memory of an idle running machine: supervisor + QEMU (VmRSS)
 // All VMs: 1 vCPU, 256 MiB, 1 GiB disks.
@@ -11,7 +12,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { WORKSPACE, median, report, runInterleaved, timeCommand } from './lib/stats';
+import { locateKernel } from '@smolvm/runtime';
+import { prepareFloor } from './lib/floor';
+import { WORKSPACE, median, report, runInterleaved, timeCommand, type Series } from './lib/stats';
 
 const runs = Number(process.argv[2] ?? 5);
 const cli = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
@@ -35,8 +38,23 @@ function mbps(bytes: number, ms: number): number {
   return bytes / 1e6 / (ms / 1000);
 }
 
-function main(): void {
+/** How the machine's last start came up, from its supervisor log: a warm series must be restores. */
+function lastStart(name: string): 'restored' | 'booted' | undefined {
+  const log = fs.readFileSync(path.join(env.SMOLVM_HOME, 'data/machines', name, 'supervisor.log'), 'utf8');
+  const ready = log.split('\n').filter((l) => l.includes(' ready after ')).pop() ?? '';
+  return ready.includes('restored from a boot snapshot') ? 'restored' : ready.includes('booted') ? 'booted' : undefined;
+}
+
+function timeStart(name: string, cold: boolean): number {
+  const ms = timeCommand(smolvm('machine', 'start', '--name', name, ...(cold ? ['--cold'] : [])), env);
+  const how = lastStart(name);
+  if (how !== (cold ? 'booted' : 'restored')) throw new Error(`machine start${cold ? ' --cold' : ''} was ${how ?? 'not logged'}`);
+  return ms;
+}
+
+async function main(): Promise<void> {
   if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: build first (npx nx build cli)`);
+  const floor = await prepareFloor(locateKernel(env), work);
   try {
     must('machine', 'create', 'bench', '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1');
     // Warm-up: builds the agent image and its startup snapshot once.
@@ -79,17 +97,27 @@ function main(): void {
       down.push(mbps(size, timeCommand(smolvm('machine', 'cp', 'bench:/workspace/big.bin', path.join(work, 'back.bin')), env)));
     }
 
-    const start: number[] = [];
+    // Interleaved: the floor, a restored start and a booted one, each of a stopped machine.
+    const starts: Series[] = [
+      { label: 'floor: QEMU + kernel + trivial init', samples: [] },
+      { label: 'machine start (warm: restored)', samples: [] },
+      { label: 'machine start --cold (booted)', samples: [] },
+    ];
     const stop: number[] = [];
     for (let i = 0; i < runs; i++) {
+      starts[0].samples.push(await floor.once());
       stop.push(timeCommand(smolvm('machine', 'stop', '--name', 'bench'), env));
-      start.push(timeCommand(smolvm('machine', 'start', '--name', 'bench'), env));
+      starts[1].samples.push(timeStart('bench', false));
+      stop.push(timeCommand(smolvm('machine', 'stop', '--name', 'bench'), env));
+      starts[2].samples.push(timeStart('bench', true));
     }
 
     console.log(`\n${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
     console.log(`exec/run ratio: ${(median(execVsRun[1].samples) / median(execVsRun[0].samples)).toFixed(3)}`);
     console.log(`cp 100 MB (whole command, medians of ${runs}): upload ${median(up).toFixed(1)} MB/s, download ${median(down).toFixed(1)} MB/s`);
-    console.log(`machine start of a stopped machine: median ${median(start).toFixed(0)} ms; machine stop: median ${median(stop).toFixed(0)} ms`);
+    report(`machine start of a stopped machine (whole command), ${runs} interleaved runs`, starts);
+    const [floorMs, warmMs, coldMs] = starts.map((s) => median(s.samples));
+    console.log(`machine start: warm/floor ${(warmMs / floorMs).toFixed(2)} (target <= 0.6), cold/floor ${(coldMs / floorMs).toFixed(2)}, warm/cold ${(warmMs / coldMs).toFixed(2)}; machine stop: median ${median(stop).toFixed(0)} ms`);
     console.log(`idle running machine RSS: supervisor ${(sup / 1024).toFixed(1)} MiB + QEMU ${(qemu / 1024).toFixed(1)} MiB = ${((sup + qemu) / 1024).toFixed(1)} MiB (guest memory 256 MiB)`);
   } finally {
     spawnSync(cli, ['machine', 'delete', 'bench', '-f'], { env });
@@ -97,4 +125,7 @@ function main(): void {
   }
 }
 
-main();
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack : err);
+  process.exit(1);
+});

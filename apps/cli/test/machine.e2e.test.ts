@@ -1,6 +1,11 @@
 // Persistent machines end to end: the built CLI, real VMs (KVM where usable, else TCG), the
 // detached supervisor, real ext4 disks. The tests share one machine where they can: each boot
 // costs seconds under TCG.
+//
+// Every start is restored from the boot snapshot of the machine's shape (warm: the default) in
+// this file; machine-cold.e2e.test.ts sets SMOLVM_E2E_COLD and loads it again with every start
+// `--cold`: each persistence property must hold both ways. Tests that do not depend on how the
+// VM started (cp, monitor) run once, here.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,6 +15,11 @@ import { featureImage } from '../../../tools/fixtures/images';
 import { CLI, e2eSetup, smolvm, startSmolvm, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(300_000);
+
+const COLD = process.env.SMOLVM_E2E_COLD === '1';
+const startFlags = COLD ? ['--cold'] : [];
+/** Start-independent tests run in the warm file only. */
+const onceOnly = COLD ? describe.skip : describe;
 
 let setup: E2eSetup;
 let home: string;
@@ -24,6 +34,19 @@ function cli(args: string[], input?: string): CliResult {
 
 function cliAsync(args: string[]): { done: Promise<CliResult>; pid: number } {
   return startSmolvm(args, env);
+}
+
+/** `machine start`, warm or --cold as this file runs; checks the supervisor started it that way. */
+function start(name: string): CliResult {
+  const r = cli(['machine', 'start', '--name', name, ...startFlags]);
+  if (r.status === 0 && !r.stderr.includes('already running')) expect(lastStart(name)).toBe(COLD ? 'booted' : 'restored');
+  return r;
+}
+
+/** How the machine's last start came up, from its supervisor log. */
+function lastStart(name: string): string | undefined {
+  const log = fs.readFileSync(path.join(home, 'data', 'machines', name, 'supervisor.log'), 'utf8');
+  return /ready after \d+ ms \((restored|booted)/.exec(log.split('\n').filter((l) => l.includes(' ready after ')).pop() ?? '')?.[1];
 }
 
 function exec(name: string, script: string): CliResult {
@@ -55,7 +78,7 @@ function isAlive(pid: number): boolean {
 const sha = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 beforeAll(async () => {
-  setup = await e2eSetup('smolvm-machine-e2e-', { 'smolvm-test/feature:latest': featureImage() });
+  setup = await e2eSetup(COLD ? 'smolvm-machine-cold-e2e-' : 'smolvm-machine-e2e-', { 'smolvm-test/feature:latest': featureImage() });
   ({ home, env } = setup);
   imageRef = setup.refs['smolvm-test/feature:latest'];
 });
@@ -99,7 +122,7 @@ describe('machine create', () => {
 
 describe('a running machine', () => {
   it('keeps what exec writes and installs across stop/start; /tmp is fresh; /workspace persists', () => {
-    expect(cli(['machine', 'start', '--name', 'dev']).status).toBe(0);
+    expect(start('dev').status).toBe(0);
     const status = JSON.parse(cli(['machine', 'status', '--name', 'dev', '--json']).stdout);
     expect(status).toMatchObject({ name: 'dev', state: 'running', pingMs: expect.any(Number) });
     const w = exec('dev', 'mkdir -p /usr/local/bin && cp /bin/busybox /usr/local/bin/busybox-copy && echo edited > /etc/marker && echo kept > /workspace/notes && echo gone > /tmp/scratch');
@@ -109,7 +132,7 @@ describe('a running machine', () => {
     expect(stop.status).toBe(0);
     expect(JSON.parse(cli(['machine', 'status', '--name', 'dev', '--json']).stdout)).toMatchObject({ state: 'stopped', lastExit: { cause: 'stopped' } });
     expect(qemus()).toEqual([]);
-    expect(cli(['machine', 'start', '--name', 'dev']).status).toBe(0);
+    expect(start('dev').status).toBe(0);
     const r = exec('dev', 'busybox-copy echo installed; cat /etc/marker /workspace/notes; ls /tmp | wc -l');
     expect(r.stdout).toBe('installed\nedited\nkept\n0\n');
   });
@@ -154,7 +177,7 @@ describe('a running machine', () => {
   });
 });
 
-describe('machine cp', () => {
+onceOnly('machine cp', () => {
   let work: string;
   beforeAll(() => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-cp-'));
@@ -257,7 +280,7 @@ describe('crashes and races', () => {
     await until('the machine to stop', () => JSON.parse(cli(['machine', 'status', '--name', 'dev', '--json']).stdout).state === 'stopped');
     const status = JSON.parse(cli(['machine', 'status', '--name', 'dev', '--json']).stdout);
     expect(status.lastExit).toMatchObject({ cause: 'vm', detail: expect.stringContaining('SIGKILL') });
-    expect(cli(['machine', 'start', '--name', 'dev']).status).toBe(0);
+    expect(start('dev').status).toBe(0);
     expect(exec('dev', 'cat /workspace/notes').stdout).toBe('kept\n');
   });
 
@@ -266,13 +289,13 @@ describe('crashes and races', () => {
     process.kill(pid, 'SIGKILL');
     await until('QEMU to end', () => !isAlive(vm.pid));
     expect(JSON.parse(cli(['machine', 'status', '--name', 'dev', '--json']).stdout).state).toBe('stopped');
-    expect(cli(['machine', 'start', '--name', 'dev']).status).toBe(0);
+    expect(start('dev').status).toBe(0);
     expect(exec('dev', 'cat /etc/marker').stdout).toBe('edited\n');
   });
 
   it('two starts at once start one VM', async () => {
     expect(cli(['machine', 'stop', '--name', 'dev']).status).toBe(0);
-    const [a, b] = await Promise.all([cliAsync(['machine', 'start', '--name', 'dev']).done, cliAsync(['machine', 'start', '--name', 'dev']).done]);
+    const [a, b] = await Promise.all([cliAsync(['machine', 'start', '--name', 'dev', ...startFlags]).done, cliAsync(['machine', 'start', '--name', 'dev', ...startFlags]).done]);
     expect([a.status, b.status]).toEqual([0, 0]);
     expect([a.stderr, b.stderr].filter((s) => s.includes('already running'))).toHaveLength(1);
     expect(qemus()).toHaveLength(1);
@@ -285,7 +308,7 @@ describe('crashes and races', () => {
     const r = await long.done;
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^error: machine "dev" went away while the command ran \(.*\); see `smolvm machine status --name dev`\n$/);
-    expect(cli(['machine', 'start', '--name', 'dev']).status).toBe(0);
+    expect(start('dev').status).toBe(0);
   });
 
   it('delete of a running machine needs -f, which kills it and leaves nothing', () => {
@@ -305,7 +328,7 @@ describe('an image-based machine', () => {
     fs.writeFileSync(smolfile, `image = "${imageRef}"\ncpus = 1\nmemory = 256\nstorage = 1\noverlay = 1\n[dev]\ninit = ["date +%s >> /workspace/boots"]\n`);
     const created = cli(['machine', 'create', 'img', '-s', smolfile]);
     expect(created.status).toBe(0);
-    const started = cli(['machine', 'start', '--name', 'img']);
+    const started = start('img');
     expect(started.stderr).toMatch(/^machine "img" started in [\d.]+ s\n$/);
     // The image runs as user 1000: its home and /workspace are writable, the rest of the image is not.
     expect(exec('img', 'id -u; cat /etc/motd; echo new > /home/user/new && echo ok; touch /opt/data/x 2>&1 | grep -c denied')).toMatchObject({ stdout: '1000\nsmolvm test image\nok\n1\n', status: 0 });
@@ -313,7 +336,7 @@ describe('an image-based machine', () => {
     expect(cli(['machine', 'cp', path.join(home, 'in-tmp'), 'img:/tmp/in-tmp']).status).toBe(0);
     expect(exec('img', 'cat /tmp/in-tmp').stdout).toBe('copied\n');
     expect(cli(['machine', 'stop', '--name', 'img']).status).toBe(0);
-    expect(cli(['machine', 'start', '--name', 'img']).status).toBe(0);
+    expect(start('img').status).toBe(0);
     expect(exec('img', 'cat /home/user/new; wc -l < /workspace/boots').stdout).toBe('new\n2\n');
     const rm = cli(['image', 'rm', '-I', imageRef]);
     expect(rm.status).toBe(1);
@@ -345,7 +368,7 @@ describe('machine images, prune and resize', () => {
     const shrink = cli(['machine', 'resize', '--name', 'img', '--storage', '1']);
     expect(shrink.status).toBe(2);
     expect(shrink.stderr).toContain('can only grow');
-    expect(cli(['machine', 'start', '--name', 'img']).status).toBe(0);
+    expect(start('img').status).toBe(0);
     const out = exec('img', "nproc; df -k /workspace | tail -1 | awk '{print $2}'; wc -l < /workspace/boots").stdout.split('\n');
     expect(out[0]).toBe('2');
     expect(Number(out[1])).toBeGreaterThan(1.8 * 1024 * 1024);
@@ -353,7 +376,7 @@ describe('machine images, prune and resize', () => {
   });
 });
 
-describe('machine monitor', () => {
+onceOnly('machine monitor', () => {
   it('starts the machine, restarts it after failed health checks and when it dies, reports health', async () => {
     const smolfile = path.join(home, 'Smolfile.mon');
     fs.writeFileSync(smolfile, `cpus = 1\nmemory = 256\nstorage = 1\noverlay = 1\n[health]\nexec = ["test", "-f", "/workspace/healthy"]\ninterval = "2s"\ntimeout = "2s"\nretries = 2\n`);

@@ -212,13 +212,21 @@ test('--ssh-agent: ssh-add -l in the guest lists the host agent key; no host age
   expect(missing.stderr).toMatch(/^error: --ssh-agent needs an SSH agent on the host, and SSH_AUTH_SOCK is not set; start an agent/);
 });
 
-test('a persistent machine created with --net keeps its network across stop/start', async () => {
-  const create = await cli(['machine', 'create', 'netkeep', '--net', '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1']);
+test('a persistent machine created with --net keeps its network and port forward across stop/start, restored and booted', async () => {
+  const hostPort = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const create = await cli(['machine', 'create', 'netkeep', '--net', '-p', `${hostPort}:80`, '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1']);
   expect(create.status).toBe(0);
-  for (let round = 0; round < 2; round++) {
-    expect((await cli(['machine', 'start', '--name', 'netkeep'])).status).toBe(0);
-    const r = await cli(['machine', 'exec', '--name', 'netkeep', '--', '/bin/sh', '-c', `${GET}; get 192.168.127.1 ${port}; get ${ALLOWED} ${port}`]);
+  // The first start is restored from the boot snapshot of the machine's shape, the second boots.
+  for (const flags of [[], ['--cold']]) {
+    expect((await cli(['machine', 'start', '--name', 'netkeep', ...flags])).status).toBe(0);
+    const r = await cli(['machine', 'exec', '--name', 'netkeep', '--', '/bin/sh', '-c', `${GET}; get 192.168.127.1 ${port}; get ${ALLOWED} ${port}; mkdir -p /www && echo page-${flags.length} > /www/index.html && httpd -p 80 -h /www`]);
     expect(r.stdout).toBe(`reached 127.0.0.1\nreached ${ALLOWED}\n`);
+    expect(await fetch(`http://127.0.0.1:${hostPort}/`).then((res) => res.text())).toBe(`page-${flags.length}\n`);
     expect((await cli(['machine', 'stop', '--name', 'netkeep'])).status).toBe(0);
   }
 });

@@ -1,6 +1,6 @@
 // Public API of @smolvm/machines: persistent machines (docs/architecture.md#persistent-machines) — their disks, the detached
 // per-VM supervisor and its socket, and the lifecycle the CLI and the API expose.
-export { Machines, MachineStartError, type MachinesOptions, type MachineStatus, type StartResult } from './machines';
+export { Machines, MachineStartError, type MachinesOptions, type MachineStatus, type StartOptions, type StartResult } from './machines';
 export { MachineNotRunningError, connectSupervisor, connectRunning } from './connect';
 export { superviseMachine, envOf, type LastExit } from './supervisor';
 export { machineFiles, type MachineFiles } from './layout';

@@ -41,6 +41,10 @@ export interface StartResult {
   alreadyRunning: boolean;
   /** Supervisor spawn to agent ready + init, in ms. */
   bootMs?: number;
+  /** Restored from the boot snapshot of the machine's shape rather than booted. */
+  restored?: boolean;
+  /** Why the start did not come from a boot snapshot, when it did not (for --debug). */
+  notes?: string[];
 }
 
 /** The supervisor could not boot the machine; carries what the supervisor saw. */
@@ -52,6 +56,14 @@ export class MachineStartError extends SmolvmError {
   ) {
     super(message, options);
   }
+}
+
+export interface StartOptions {
+  /** The erofs of the image the machine is pinned to. */
+  imageErofs?: string;
+  /** Boot the VM rather than restore the boot snapshot of the machine's shape. */
+  cold?: boolean;
+  timeoutMs?: number;
 }
 
 const START_LOCK_TIMEOUT_MS = 10 * 60_000;
@@ -175,7 +187,7 @@ export class Machines {
    * Starts the machine's supervisor and returns once the guest agent is ready and init ran.
    * Starting a running machine is a no-op; two concurrent starts start one VM (the lock).
    */
-  async start(name: string, opts: { imageErofs?: string; timeoutMs?: number } = {}): Promise<StartResult> {
+  async start(name: string, opts: StartOptions = {}): Promise<StartResult> {
     const argv = this.options.supervisorArgv;
     if (!argv?.length) throw new SmolvmError('Machines.start needs supervisorArgv');
     return this.store.withMachineLock(
@@ -199,7 +211,7 @@ export class Machines {
         const logFd = fs.openSync(files.supervisorLog, 'a', 0o600);
         let child: ChildProcess;
         try {
-          child = spawn(argv[0], [...argv.slice(1), '--name', name, ...(opts.imageErofs ? ['--image-erofs', opts.imageErofs] : [])], {
+          child = spawn(argv[0], [...argv.slice(1), '--name', name, ...(opts.imageErofs ? ['--image-erofs', opts.imageErofs] : []), ...(opts.cold ? ['--cold'] : [])], {
             detached: true,
             stdio: ['ignore', logFd, logFd, 'pipe'],
             // It outlives this command: keep no directory of the user's busy, and pin SMOLVM_HOME.
@@ -222,7 +234,7 @@ export class Machines {
           // The supervisor keeps the VM only once it hears the record is committed.
           await new Promise<void>((resolve) => control.end('ack\n', () => resolve()));
           child.unref();
-          return { record, alreadyRunning: false, bootMs: report.bootMs };
+          return { record, alreadyRunning: false, bootMs: report.bootMs, restored: report.restored === true, notes: report.notes ?? [] };
         } catch (err) {
           control.destroy();
           child.unref();
@@ -239,7 +251,7 @@ export class Machines {
    * the persistent machines' supervisor; `stop` removes it. Without a name one is generated.
    * A machine that fails to start is removed again: nothing is left of a failed run.
    */
-  async runDetached(input: Omit<NewMachine, 'ephemeral' | 'runtime' | 'name'> & { name?: string }, opts: { imageErofs?: string; timeoutMs?: number } = {}): Promise<StartResult> {
+  async runDetached(input: Omit<NewMachine, 'ephemeral' | 'runtime' | 'name'> & { name?: string }, opts: StartOptions = {}): Promise<StartResult> {
     const record = await this.createEphemeral(input);
     try {
       return await this.start(record.name, opts);

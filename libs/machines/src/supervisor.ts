@@ -23,6 +23,8 @@ export interface SupervisorOptions {
   store: MachineStore;
   agentBundle: string;
   imageErofs?: string;
+  /** Boot instead of restoring the boot snapshot of the machine's shape (`machine start --cold`). */
+  cold?: boolean;
   /** Inherited socket to the starting command. */
   controlFd: number;
   env?: NodeJS.ProcessEnv;
@@ -30,7 +32,18 @@ export interface SupervisorOptions {
 
 /** The first line the supervisor sends its starter. */
 export type StartReport =
-  | { ok: true; pid: number; startTime: number | null; socket: string; vm: { pid: number; startTime: number | null }; bootMs: number }
+  | {
+      ok: true;
+      pid: number;
+      startTime: number | null;
+      socket: string;
+      vm: { pid: number; startTime: number | null };
+      bootMs: number;
+      /** Restored from a boot snapshot rather than booted. */
+      restored?: boolean;
+      /** Why the start did not come from a snapshot (`machine start --debug` prints them). */
+      notes?: string[];
+    }
   | { ok: false; message: string; remedy?: string; detail?: string[] };
 
 /** How the VM of a machine last ended, for `machine status`. */
@@ -214,6 +227,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   const t0 = performance.now();
   let vm: Vm | undefined;
   let server: net.Server | undefined;
+  const notes: string[] = [];
   try {
     vm = await startVm({
       cpus: record.cpus,
@@ -225,6 +239,12 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
       agentBundle: options.agentBundle,
       env,
       ...networkOf(record, denials),
+      bootSnapshot: !options.cold,
+      // Bounded: a start makes a handful of notes at most, whatever the guest does.
+      onNote: (message) => {
+        log(`note: ${message}`);
+        if (notes.length < 8) notes.push(message);
+      },
     });
     await runInit(vm, record);
     server = net.createServer();
@@ -247,7 +267,11 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   const machineVm = vm;
   const listening = server;
   const bootMs = Math.round(performance.now() - t0);
-  log(`ready after ${bootMs} ms (qemu pid ${machineVm.handle.pid})`);
+  const t = machineVm.timings;
+  // Where a start goes, for whoever wonders why one was slow: process start (Node + bundle) to
+  // startVm, then startVm's own phases, then [dev] init.
+  const phases = `process ${Math.round(process.uptime() * 1000 - bootMs)}, prepare ${t.prepared}, ${machineVm.restored ? 'restore' : 'boot'} ${t.agentReady - t.prepared}, setup ${t.setUp - t.agentReady}, init ${bootMs - t.setUp} ms`;
+  log(`ready after ${bootMs} ms (${machineVm.restored ? 'restored from a boot snapshot' : 'booted'}; ${phases}; qemu pid ${machineVm.handle.pid})`);
 
   let ending = false;
   const clients = new Set<AgentServer>();
@@ -324,7 +348,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   }
 
   const me = currentProcessIdentity();
-  await report({ ok: true, pid: me.pid, startTime: me.startTime, socket: socketPath, vm: { pid: machineVm.handle.pid, startTime: processStartTime(machineVm.handle.pid) }, bootMs });
+  await report({ ok: true, pid: me.pid, startTime: me.startTime, socket: socketPath, vm: { pid: machineVm.handle.pid, startTime: processStartTime(machineVm.handle.pid) }, bootMs, restored: machineVm.restored, notes });
   if (!(await withTimeout(ack, ACK_TIMEOUT_MS, 'waiting for the start command').catch(() => false))) {
     log('the start command went away before recording the machine; powering off');
     await stop('start abandoned');
@@ -343,8 +367,8 @@ export function readLastExit(file: string): LastExit | undefined {
 }
 
 /** Entry point of the supervisor process (the CLI's hidden `machine _supervise`). */
-export async function superviseMachine(options: { name: string; agentBundle: string; imageErofs?: string; env?: NodeJS.ProcessEnv }): Promise<void> {
+export async function superviseMachine(options: { name: string; agentBundle: string; imageErofs?: string; cold?: boolean; env?: NodeJS.ProcessEnv }): Promise<void> {
   const env = options.env ?? process.env;
   const store = new MachineStore(MachineStore.defaultRoot(env));
-  await runSupervisor({ record: store.get(options.name), store, agentBundle: options.agentBundle, imageErofs: options.imageErofs, controlFd: 3, env });
+  await runSupervisor({ record: store.get(options.name), store, agentBundle: options.agentBundle, imageErofs: options.imageErofs, cold: options.cold, controlFd: 3, env });
 }

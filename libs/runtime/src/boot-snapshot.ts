@@ -20,6 +20,13 @@ const META_FILE = 'meta.json';
 /** The per-run image disk's placeholder: sparse, larger than any image (see imageSlotPath). */
 const SLOT_FILE = 'slot.img';
 export const IMAGE_SLOT_BYTES = 2 ** 40;
+/**
+ * Placeholders of a persistent machine's overlay and storage disks: sparse, never read or written
+ * by the saved guest. The guest keeps the capacity it saw at boot, so a machine disk larger than
+ * this cannot be attached to a restore (that machine boots).
+ */
+const MACHINE_SLOT_FILES = { overlay: 'overlay-slot.img', storage: 'storage-slot.img' } as const;
+export const MACHINE_SLOT_BYTES = 2 ** 43;
 
 /** What must be equal between the VM that was saved and the one that restores it. */
 export interface SnapshotShape {
@@ -39,12 +46,18 @@ export interface SnapshotShape {
    * its erofs, whose identity is part of the key (a rebuilt file is another snapshot).
    */
   root: 'bare' | 'image-slot' | { image: { id: string; file: string } };
+  /**
+   * A persistent machine's overlay and storage disks, in writable slots after the image slot.
+   * The root is then never built before the save (it lives on the machine's overlay disk): a
+   * 'bare' root means the agent image's userland as the lower layer, nothing more.
+   */
+  machineDisks: boolean;
 }
 
-function rootDevice(root: SnapshotShape['root']): string {
-  if (root === 'bare') return 'root:bare';
-  if (root === 'image-slot') return 'blk:image-slot:ro';
-  return `blk:image:ro root:image:${root.image.id}`;
+function rootDevices(shape: SnapshotShape): string[] {
+  if (shape.root === 'bare') return shape.machineDisks ? [] : ['root:bare'];
+  if (shape.root === 'image-slot') return ['blk:image-slot:ro'];
+  return [`blk:image:ro root:image:${shape.root.image.id}`];
 }
 
 export interface SnapshotKey {
@@ -83,7 +96,8 @@ function fileIdentity(file: string): string {
 }
 
 export async function snapshotKey(driverName: string, capability: SnapshotCapability, shape: SnapshotShape): Promise<SnapshotKey> {
-  const devices = ['blk:agent:ro', rootDevice(shape.root), ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), shape.network ? 'net' : 'no-net'];
+  const machineDevices = shape.machineDisks ? ['blk:overlay-slot:rw', 'blk:storage-slot:rw'] : [];
+  const devices = ['blk:agent:ro', ...rootDevices(shape), ...machineDevices, ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), shape.network ? 'net' : 'no-net'];
   const shapeFields = { driver: driverName, cpus: String(shape.cpus), memoryMiB: String(shape.memoryMiB), devices: devices.join(' ') };
   const fields = {
     format: String(FORMAT),
@@ -200,10 +214,12 @@ export class SnapshotStaging {
   readonly emptyShare: string;
   /** The image disk placeholder, for 'image-slot' snapshots. */
   readonly imageSlot?: string;
+  /** The machine disks' placeholders, for machine shapes. */
+  readonly machineSlots?: { overlayDisk: string; storageDisk: string };
 
   constructor(
     private readonly root: string,
-    options: { imageSlot: boolean },
+    options: { imageSlot: boolean; machineDisks?: boolean },
   ) {
     ensurePrivateDir(root);
     sweepStaging(root);
@@ -212,11 +228,17 @@ export class SnapshotStaging {
     fs.writeFileSync(path.join(this.dir, 'owner.json'), JSON.stringify(currentProcessIdentity()), { mode: 0o600 });
     this.emptyShare = path.join(this.dir, 'empty');
     fs.mkdirSync(this.emptyShare, { mode: 0o700 });
-    if (options.imageSlot) {
-      this.imageSlot = path.join(this.dir, SLOT_FILE);
-      fs.writeFileSync(this.imageSlot, '', { mode: 0o600 });
-      fs.truncateSync(this.imageSlot, IMAGE_SLOT_BYTES);
+    if (options.imageSlot) this.imageSlot = this.placeholder(SLOT_FILE, IMAGE_SLOT_BYTES);
+    if (options.machineDisks) {
+      this.machineSlots = { overlayDisk: this.placeholder(MACHINE_SLOT_FILES.overlay, MACHINE_SLOT_BYTES), storageDisk: this.placeholder(MACHINE_SLOT_FILES.storage, MACHINE_SLOT_BYTES) };
     }
+  }
+
+  private placeholder(name: string, bytes: number): string {
+    const file = path.join(this.dir, name);
+    fs.writeFileSync(file, '', { mode: 0o600 });
+    fs.truncateSync(file, bytes);
+    return file;
   }
 
   /**

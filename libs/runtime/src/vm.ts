@@ -25,7 +25,7 @@ import {
   type VmSpec,
 } from '@smolvm/driver-api';
 import { DEFAULT_NETWORK, startGateway, staticResolver, type Gateway } from '@smolvm/netpolicy';
-import { SnapshotStaging, discardSnapshot, findSnapshot, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
+import { MACHINE_SLOT_BYTES, SnapshotStaging, discardSnapshot, findSnapshot, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
 import { locateKernel } from './kernel';
 import { prepareNetwork, sshAgentSetup, type NetworkOptions, type PreparedNetwork } from './network';
 import { agentSocketPath, discardParts, listenOnce, type PrestartedParts, type PrestartedRun, type RunRecipe } from './prestart';
@@ -78,7 +78,8 @@ export interface StartVmOptions {
   onSshAgentRefused?: (request: string) => void;
   /**
    * Start from the boot snapshot of this VM shape when the driver can (made by the first such
-   * start), instead of booting. Default true; persistent machines and VMs with a NIC always boot.
+   * start), instead of booting. Default true. A persistent machine's disks take writable slots
+   * of its shape's snapshot, as the image takes the image slot.
    */
   bootSnapshot?: boolean;
   /** Diagnostics worth a line with --debug: why a start did not come from a snapshot. */
@@ -381,9 +382,9 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
     try {
       if (options.bootSnapshot !== false) {
         const capability = driver.capabilities?.snapshot;
-        // Persistent machines boot: their disks are not part of any snapshot shape.
-        if (options.persistent) note('persistent machines are not started from boot snapshots: cold boot');
-        else if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
+        const tooLarge = options.persistent ? diskLargerThanSlot(options.persistent) : undefined;
+        if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
+        else if (tooLarge) note(`${tooLarge} is larger than a boot snapshot's disk slot (${MACHINE_SLOT_BYTES / 2 ** 40} TiB): cold boot`);
         else vm = await warmStart(bootOptions, capability, cacheDir, note, t0, network, early);
       }
     } finally {
@@ -428,6 +429,14 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   return vm;
 }
 
+/**
+ * A restored guest keeps the disk capacity it saw when the snapshot was saved (its slots' size):
+ * a machine disk past it would not fit. The disk that does not, if one.
+ */
+function diskLargerThanSlot(disks: { overlayDisk: string; storageDisk: string }): string | undefined {
+  return [disks.overlayDisk, disks.storageDisk].find((disk) => (fs.statSync(disk, { throwIfNoEntry: false })?.size ?? 0) > MACHINE_SLOT_BYTES);
+}
+
 /** An early start's parts until a boot() takes them; whatever is left is discarded. */
 interface EarlyStart {
   parts?: PrestartedParts;
@@ -457,7 +466,9 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       memoryMiB: options.memoryMiB,
       shares: options.volumes.length,
       network: network !== undefined,
-      root: !options.imageErofs ? 'bare' : options.imageInSnapshot ? { image: { id: options.imageInSnapshot, file: options.imageErofs } } : 'image-slot',
+      // A machine's root is on its overlay disk: never one built in the snapshot.
+      root: !options.imageErofs ? 'bare' : options.imageInSnapshot && !options.persistent ? { image: { id: options.imageInSnapshot, file: options.imageErofs } } : 'image-slot',
+      machineDisks: options.persistent !== undefined,
     });
     const lookup = findSnapshot(root, k);
     if ('note' in lookup) {
@@ -471,11 +482,12 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
     return undefined;
   }
   // Recipes are kept for restores without a NIC only: an early start has no gateway to connect to.
+  // Nor for machines: their starts go through the supervisor, which has no early start.
   const restoring: BootOptions = {
     ...options,
     restored: true,
     bootTimeoutMs: RESTORE_READY_TIMEOUT_MS,
-    ...(network || !capability.restoreRecipe ? {} : { recipeOf: (handle: VmHandle, runDir: string) => capability.restoreRecipe?.(handle, runDir) }),
+    ...(network || options.persistent || !capability.restoreRecipe ? {} : { recipeOf: (handle: VmHandle, runDir: string) => capability.restoreRecipe?.(handle, runDir) }),
   };
   try {
     let vm: Vm | undefined;
@@ -532,17 +544,19 @@ function snapshotNetwork(): PreparedNetwork {
  * shape will run first (clock, RNG, for bare VMs the root and an exec), saves it, publishes it.
  */
 async function saveSnapshot(options: BootOptions, capability: SnapshotCapability, root: string, k: SnapshotKey, withNic: boolean): Promise<FoundSnapshot> {
-  // The root is built before the save for bare VMs, on the agent's root or on an image known in advance.
-  const rootBuilt = !options.imageErofs || options.imageInSnapshot !== undefined;
-  const staging = new SnapshotStaging(root, { imageSlot: !rootBuilt });
+  // The root is built before the save for bare VMs, on the agent's root or on an image known in
+  // advance; a machine's root lives on its overlay disk, so its snapshot has none.
+  const rootBuilt = !options.persistent && (!options.imageErofs || options.imageInSnapshot !== undefined);
+  const staging = new SnapshotStaging(root, { imageSlot: options.imageErofs !== undefined && !rootBuilt, machineDisks: options.persistent !== undefined });
   try {
     const vm = await boot(
       {
         ...options,
-        imageErofs: options.imageInSnapshot ? options.imageErofs : undefined,
+        imageErofs: rootBuilt ? options.imageErofs : undefined,
         imageSlot: staging.imageSlot,
         volumes: options.volumes.map((v) => ({ hostPath: staging.emptyShare, guestPath: v.guestPath, readOnly: true })),
-        persistent: undefined,
+        // Placeholders the saved guest never mounts: nothing of any machine's disks is in a snapshot.
+        persistent: staging.machineSlots,
         start: (spec) => capability.startSaveable(spec, staging.dir),
       },
       performance.now(),

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { SnapshotCapability } from '@smolvm/driver-api';
 import type { AgentImage } from '@smolvm/agent-image';
 import { markUsed } from '@smolvm/common';
-import { SnapshotStaging, UNUSED_SNAPSHOT_MS, findSnapshot, snapshotKey, type SnapshotKey, type SnapshotShape } from '../src/boot-snapshot';
+import { MACHINE_SLOT_BYTES, SnapshotStaging, UNUSED_SNAPSHOT_MS, findSnapshot, snapshotKey, type SnapshotKey, type SnapshotShape } from '../src/boot-snapshot';
 
 let tmp: string;
 beforeEach(() => {
@@ -19,7 +19,7 @@ function shape(over: Partial<SnapshotShape> = {}): SnapshotShape {
   const kernel = path.join(tmp, 'vmlinux');
   if (!fs.existsSync(kernel)) fs.writeFileSync(kernel, 'kernel');
   const agentImage: AgentImage = { path: '/x.erofs', key: 'agent-1', kernelArgs: ['root=/dev/vda'], diskId: 'smolvm-agent', built: false };
-  return { kernel, agentImage, cpus: 1, memoryMiB: 256, shares: 0, network: false, root: 'bare', ...over };
+  return { kernel, agentImage, cpus: 1, memoryMiB: 256, shares: 0, network: false, root: 'bare', machineDisks: false, ...over };
 }
 
 describe('snapshot keys', () => {
@@ -55,6 +55,16 @@ describe('snapshot keys', () => {
     expect(rebuilt.shapeKey).toBe(a.shapeKey);
     expect(rebuilt.key).not.toBe(a.key);
   });
+
+  it('give persistent machines shapes of their own: writable disk slots and no saved root, with or without an image slot', async () => {
+    const bare = await snapshotKey('kvm', capability, shape());
+    const image = await snapshotKey('kvm', capability, shape({ root: 'image-slot' }));
+    const machine = await snapshotKey('kvm', capability, shape({ machineDisks: true, shares: 1 }));
+    const imageMachine = await snapshotKey('kvm', capability, shape({ machineDisks: true, root: 'image-slot', shares: 1, network: true }));
+    expect(machine.fields.devices).toBe('blk:agent:ro blk:overlay-slot:rw blk:storage-slot:rw 9p:vol0 no-net');
+    expect(imageMachine.fields.devices).toBe('blk:agent:ro blk:image-slot:ro blk:overlay-slot:rw blk:storage-slot:rw 9p:vol0 net');
+    expect(new Set([bare.key, image.key, machine.key, imageMachine.key, (await snapshotKey('kvm', capability, shape({ machineDisks: true }))).key]).size).toBe(5);
+  });
 });
 
 describe('staging', () => {
@@ -78,6 +88,24 @@ describe('staging', () => {
     }
     // Both shapes live side by side: publishing one does not evict the other.
     expect(fs.readdirSync(root).filter((n) => !n.startsWith('.'))).toHaveLength(2);
+  });
+
+  it('a machine shape gets writable disk placeholders, sparse and owner-only, published with the snapshot', async () => {
+    const root = path.join(tmp, 'vmsnap');
+    const staging = new SnapshotStaging(root, { imageSlot: true, machineDisks: true });
+    const slots = staging.machineSlots;
+    expect(slots).toBeDefined();
+    for (const file of [slots?.overlayDisk, slots?.storageDisk] as string[]) {
+      const st = fs.statSync(file);
+      expect(st.size).toBe(MACHINE_SLOT_BYTES);
+      expect(st.blocks).toBe(0);
+      expect(st.mode & 0o777).toBe(0o600);
+    }
+    fs.writeFileSync(path.join(staging.dir, 'state'), 'device state');
+    const k = await snapshotKey('kvm', capability, shape({ machineDisks: true, root: 'image-slot' }));
+    expect(staging.commit(k, 7)).toBe(true);
+    expect(fs.readdirSync(path.join(root, k.key)).sort()).toEqual(['meta.json', 'overlay-slot.img', 'slot.img', 'state', 'storage-slot.img']);
+    expect(findSnapshot(root, k)).toEqual({ dir: path.join(root, k.key), agentPid: 7 });
   });
 });
 

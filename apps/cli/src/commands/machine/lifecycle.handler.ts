@@ -12,13 +12,19 @@ export async function runStart(args: StartArgs): Promise<void> {
   const record = machines.store.get(args.name);
   const imageErofs = await machineImageErofs(record, args.quiet);
   try {
-    const result = await machines.start(args.name, imageErofs ? { imageErofs } : {});
+    const result = await machines.start(args.name, { ...(imageErofs ? { imageErofs } : {}), cold: args.cold });
+    printStartNotes(args.debug, result.notes);
     if (result.alreadyRunning) process.stderr.write(`machine "${args.name}" is already running\n`);
     else if (!args.quiet) process.stderr.write(`machine "${args.name}" started in ${((result.bootMs ?? 0) / 1000).toFixed(1)} s\n`);
   } catch (err) {
     printStartDetail(err);
     throw err;
   }
+}
+
+/** With --debug: why the supervisor booted the VM rather than restoring it (the same lines are in supervisor.log). */
+export function printStartNotes(debug: boolean, notes: string[] | undefined): void {
+  if (debug) for (const note of notes ?? []) process.stderr.write(`smolvm: note: ${note}\n`);
 }
 
 /** What the guest printed last is what explains a failed boot or init command. */

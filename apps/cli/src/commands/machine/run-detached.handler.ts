@@ -2,7 +2,7 @@
 // supervisor. Prints its name (stdout, for scripts) once the agent is ready and init ran.
 import { UsageError } from '@smolvm/common';
 import { validateMachineName } from '@smolvm/machine-store';
-import { printStartDetail } from './lifecycle.handler';
+import { printStartDetail, printStartNotes } from './lifecycle.handler';
 import { assertNameFree, machineInput, mergeWorkload } from './machine-input';
 import { cliMachines } from './machines';
 import type { RunArgs } from './run';
@@ -33,7 +33,8 @@ export async function runDetached(args: RunArgs): Promise<void> {
   if (args.name !== undefined) assertNameFree(machines, args.name);
   const { input, imageErofs } = await machineInput(merged, args);
   try {
-    const result = await machines.runDetached({ ...input, ...(args.name !== undefined ? { name: args.name } : {}) }, imageErofs ? { imageErofs } : {});
+    const result = await machines.runDetached({ ...input, ...(args.name !== undefined ? { name: args.name } : {}) }, { ...(imageErofs ? { imageErofs } : {}), cold: args.cold });
+    printStartNotes(args.debug, result.notes);
     const started = result.record.name;
     process.stdout.write(`${started}\n`);
     if (!args.quiet) {

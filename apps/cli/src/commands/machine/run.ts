@@ -26,7 +26,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'Keep stdin open and send it to the command' })
       .option('tty', { alias: 't', type: 'boolean', default: false, describe: 'Allocate a pseudo-terminal (use with -i for a shell)' })
       .option('driver', { coerce: lastValue, type: 'string', describe: 'VM driver (default: SMOLVM_DRIVER, else the first usable one)' })
-      .option('cold', { type: 'boolean', default: false, describe: 'Boot the VM instead of restoring the boot snapshot of its shape (-d always boots)' })
+      .option('cold', { type: 'boolean', default: false, describe: 'Boot the VM instead of restoring the boot snapshot of its shape' })
       .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Leave the VM running in the background as an ephemeral machine; print its name' })
       .option('name', { alias: 'n', coerce: lastValue, type: 'string', describe: 'Name of the -d machine (default: run-XXXXXXXX, generated)' })
       .example('$0 machine run -- echo hello', 'Run a command in a bare VM (the base image)')
