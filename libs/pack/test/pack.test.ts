@@ -176,3 +176,14 @@ test('a disk section is used in place from a file only this user can change, els
   expect(copied.offset).toBeUndefined();
   expect(fs.readFileSync(copied.path)).toEqual(content.rootfs);
 });
+
+test('a pack rebuilt from its manifest and section streams (as a registry pull does) is the same pack', async () => {
+  const file = path.join(dir, 'a.smolmachine');
+  await makePack(file);
+  const pack = PackFile.open(file);
+  const { format: _f, version: _v, sections, ...base } = pack.manifest;
+  const rebuilt = path.join(dir, 'b.smolmachine');
+  await assemblePack({ output: rebuilt, manifest: base, sections: sections.map((s) => ({ name: s.name, open: () => pack.readSection(s.name) })) });
+  expect(PackFile.open(rebuilt).digest).toBe(pack.digest);
+  expect(fs.readFileSync(rebuilt)).toEqual(fs.readFileSync(file));
+});
