@@ -110,6 +110,13 @@ test('-it: a shell on a pseudo-terminal', async () => {
   }
 });
 
+test('a packed run is restored from the boot snapshot of its shape (warm start)', () => {
+  // Earlier runs saved the shape's snapshot; --debug notes every start that was not a restore.
+  const r = stub(app, ['run', '--debug', '--', 'true']);
+  expect(r.stderr).not.toMatch(/cold boot|note:/);
+  expect(r.status).toBe(0);
+});
+
 test('two runs of one pack at once, and a stub killed with SIGKILL leaves no QEMU', async () => {
   const [a, b] = await Promise.all([stubAsync(app, ['run', '--', 'echo', 'A']), stubAsync(app, ['run', '--', 'echo', 'B'])]);
   expect([a.stdout, b.stdout, a.status, b.status]).toEqual(['A\n', 'B\n', 0, 0]);
