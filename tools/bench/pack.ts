@@ -42,15 +42,22 @@ async function main(): Promise<void> {
     fs.mkdirSync(out);
     let n = 0;
     const app = path.join(out, 'my-app');
+    const copy = () => {
+      const target = path.join(out, `copy-${n++}`);
+      const ms = timeCommand(['cp', `${app}.smolmachine`, target]);
+      fs.rmSync(target);
+      return ms;
+    };
+    // pack create runs first in each round: the copy needs its output.
     const series1 = runInterleaved(
       [
-        { label: 'cp of the .smolmachine (floor)', run: () => timeCommand(['cp', `${app}.smolmachine`, path.join(out, `copy-${n++}`)]) },
         { label: 'smolvm pack create (~50 MB image)', run: () => timeCommand([process.execPath, CLI, 'pack', 'create', '--image', reference, '--cpus', '1', '--memory', '512', '-o', app, '--quiet'], env) },
+        { label: 'cp of the .smolmachine (floor)', run: copy },
       ],
       runs,
       0,
     );
-    report(`1. pack create of a ${(compressed / MB).toFixed(1)} MB (compressed) image already in the store, ${runs} runs`, series1);
+    report(`1. pack create of a ${(compressed / MB).toFixed(1)} MB (compressed) image already in the store, ${runs} runs`, series1, 'ms', series1[1]);
 
     // 2. Sizes.
     const pack = PackFile.open(`${app}.smolmachine`);
