@@ -4,5 +4,6 @@ export { Machines, MachineStartError, type MachinesOptions, type MachineStatus, 
 export { MachineNotRunningError, connectSupervisor, connectRunning } from './connect';
 export { superviseMachine, envOf, type LastExit } from './supervisor';
 export { machineFiles, type MachineFiles } from './layout';
-export { createDisk, growDisk, compactDisk, allocatedBytes, DiskToolError } from './disks';
+export { createDisk, growDisk, compactDisk, allocatedBytes, shrunkCopy, DiskToolError } from './disks';
+export { machinePackBoot, writePackDisks } from './from-pack';
 export { monitorMachine, runHealthCheck, type MonitorOptions, type HealthResult } from './monitor';

@@ -108,6 +108,11 @@ describe('buildQemuArgv', () => {
     expect(values(argv, '-device').slice(3, -1)).toEqual(['virtio-blk-device,drive=disk0,serial=rootfs', 'virtio-blk-device,drive=disk1,serial=overlay']);
   });
 
+  it('a disk that is a byte range of a file (a pack section in place): the raw driver gets offset and size', () => {
+    const argv = buildQemuArgv(spec({ disks: [{ id: 'image', path: '/p/app.smolmachine', readOnly: true, format: 'raw', range: { offset: 8192, size: 4096 } }] }), target, files);
+    expect(values(argv, '-blockdev')).toEqual(['driver=raw,node-name=disk0,read-only=on,offset=8192,size=4096,file.driver=file,file.filename=/p/app.smolmachine']);
+  });
+
   it('9p shares: mapped-xattr with plain host modes, readonly=on only for read-only shares, mount tags', () => {
     const argv = buildQemuArgv(
       spec({

@@ -52,6 +52,8 @@ export interface SnapshotShape {
    * 'bare' root means the agent image's userland as the lower layer, nothing more.
    */
   machineDisks: boolean;
+  /** Shapes that must not replace the default family's snapshots (a pack's own kernel and agent). */
+  family?: string;
 }
 
 function rootDevices(shape: SnapshotShape): string[] {
@@ -98,7 +100,7 @@ function fileIdentity(file: string): string {
 export async function snapshotKey(driverName: string, capability: SnapshotCapability, shape: SnapshotShape): Promise<SnapshotKey> {
   const machineDevices = shape.machineDisks ? ['blk:overlay-slot:rw', 'blk:storage-slot:rw'] : [];
   const devices = ['blk:agent:ro', ...rootDevices(shape), ...machineDevices, ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), shape.network ? 'net' : 'no-net'];
-  const shapeFields = { driver: driverName, cpus: String(shape.cpus), memoryMiB: String(shape.memoryMiB), devices: devices.join(' ') };
+  const shapeFields = { driver: driverName, cpus: String(shape.cpus), memoryMiB: String(shape.memoryMiB), devices: devices.join(' '), ...(shape.family ? { family: shape.family } : {}) };
   const fields = {
     format: String(FORMAT),
     ...shapeFields,

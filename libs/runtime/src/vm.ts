@@ -7,7 +7,7 @@ import type net from 'node:net';
 import path from 'node:path';
 import { SmolvmError, UsageError, markUsed, smolvmDirs, withTimeout, writeFileAtomic } from '@smolvm/common';
 import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
-import { buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
+import { AGENT_DISK_ID, agentKernelArgs, buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
 import {
   SnapshotError,
   SnapshotTimeoutError,
@@ -56,6 +56,14 @@ export interface StartVmOptions {
    * own, so a restore only configures the run, as for the agent's own root.
    */
   imageInSnapshot?: string;
+  /** Only this byte range of `imageErofs` is the image (a .smolmachine section used in place). */
+  imageRange?: DiskRange;
+  /**
+   * A packed machine's own kernel and agent image (sections of a .smolmachine, verified by the
+   * caller) instead of the host's: booted as they are (no agent startup snapshot is baked into
+   * them), with boot snapshots of their own.
+   */
+  packed?: { kernel: string; agentImage: { path: string; range?: DiskRange; key: string } };
   volumes?: VolumeSpec[];
   /**
    * Persistent machines: writable disks for the overlay's upper layer and for /workspace (ext4,
@@ -65,8 +73,8 @@ export interface StartVmOptions {
   hostname?: string;
   /** From --driver or the Smolfile; otherwise SMOLVM_DRIVER or the first usable driver. */
   driver?: { name: string; source: string };
-  /** The bundled guest agent (shipped beside the CLI). */
-  agentBundle: string;
+  /** The bundled guest agent (shipped beside the CLI); not needed with `packed`. */
+  agentBundle?: string;
   env?: NodeJS.ProcessEnv;
   /** How long boot may take before it counts as failed. TCG on a busy host is slow: default 120 s. */
   bootTimeoutMs?: number;
@@ -196,6 +204,8 @@ interface BootOptions {
   imageErofs?: string;
   /** See StartVmOptions.imageInSnapshot. */
   imageInSnapshot?: string;
+  imageRange?: DiskRange;
+  agentRange?: DiskRange;
   volumes: VolumeSpec[];
   persistent?: { overlayDisk: string; storageDisk: string };
   env: NodeJS.ProcessEnv;
@@ -204,6 +214,23 @@ interface BootOptions {
 
 /** The VM ran, but its agent did not answer in time (see warmStart: the snapshot is not to blame). */
 class AgentTimeoutError extends VmStartError {}
+/** A byte range of a file that is a disk. */
+export interface DiskRange {
+  offset: number;
+  size: number;
+}
+
+const PACKED_KEY_PREFIX = 'packed-';
+
+function requireAgentBundle(options: StartVmOptions): string {
+  if (!options.agentBundle) throw new SmolvmError('startVm needs agentBundle unless the VM is packed');
+  return options.agentBundle;
+}
+
+/** A pack's agent image as the boot path wants it: booted as it is. */
+function packedAgentImage(file: string, key: string): AgentImage {
+  return { path: file, key: `${PACKED_KEY_PREFIX}${key}`, kernelArgs: agentKernelArgs(), diskId: AGENT_DISK_ID, built: false };
+}
 
 /** Boots a VM and waits for its agent; on failure nothing it made is left. */
 async function boot(options: BootOptions, t0: number, network?: PreparedNetwork, prestarted?: PrestartedParts): Promise<Vm> {
@@ -227,9 +254,9 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork,
       nic = { socketPath: path.join(runDir.path, 'net.sock'), mac: network.mac };
       gateway = await network.start(nic.socketPath);
     }
-    const disks: BlockDeviceSpec[] = [{ id: agentImage.diskId, path: agentImage.path, readOnly: true, format: 'raw' }];
-    const image = options.imageErofs ?? options.imageSlot;
-    if (image) disks.push({ id: IMAGE_DISK_ID, path: image, readOnly: true, format: 'raw' });
+    const disks: BlockDeviceSpec[] = [{ id: agentImage.diskId, path: agentImage.path, readOnly: true, format: 'raw', ...(options.agentRange ? { range: options.agentRange } : {}) }];
+    if (options.imageErofs) disks.push({ id: IMAGE_DISK_ID, path: options.imageErofs, readOnly: true, format: 'raw', ...(options.imageRange ? { range: options.imageRange } : {}) });
+    else if (options.imageSlot) disks.push({ id: IMAGE_DISK_ID, path: options.imageSlot, readOnly: true, format: 'raw' });
     if (options.persistent) {
       disks.push({ id: OVERLAY_DISK_ID, path: options.persistent.overlayDisk, readOnly: false, format: 'raw' });
       disks.push({ id: STORAGE_DISK_ID, path: options.persistent.storageDisk, readOnly: false, format: 'raw' });
@@ -347,7 +374,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   const t0 = performance.now();
   const env = options.env ?? process.env;
   const cacheDir = smolvmDirs(env).cache;
-  const kernel = locateKernel(env);
+  const kernel = options.packed?.kernel ?? locateKernel(env);
   const { driver, probe } = await selectDriver({ name: options.driver?.name, source: options.driver?.source, env });
   const volumes = options.volumes ?? [];
   const sshAgent = options.sshAgent ? sshAgentSetup(env, options.onSshAgentRefused) : undefined;
@@ -363,18 +390,20 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   try {
     const bootOptions: BootOptions = {
       kernel,
-      agentImage: await ensureAgentImage({ cacheDir, agentBundle: options.agentBundle }),
+      agentImage: options.packed ? packedAgentImage(options.packed.agentImage.path, options.packed.agentImage.key) : await ensureAgentImage({ cacheDir, agentBundle: requireAgentBundle(options) }),
+      ...(options.packed?.agentImage.range ? { agentRange: options.packed.agentImage.range } : {}),
       driver,
       cpus: options.cpus,
       memoryMiB: options.memoryMiB,
       imageErofs: options.imageErofs,
       ...(options.imageErofs && options.imageInSnapshot ? { imageInSnapshot: options.imageInSnapshot } : {}),
+      ...(options.imageRange ? { imageRange: options.imageRange } : {}),
       volumes,
       persistent: options.persistent,
       env,
       bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
     };
-    bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, options.agentBundle, `${driver.name}-${probe.accelerator ?? 'default'}`);
+    if (!options.packed) bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, requireAgentBundle(options), `${driver.name}-${probe.accelerator ?? 'default'}`);
     prepared = Math.round(performance.now() - t0);
     const note = options.onNote ?? (() => undefined);
     // An early start is only of use to a restore of the same driver; anything else ends it.
@@ -469,6 +498,9 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       // A machine's root is on its overlay disk: never one built in the snapshot.
       root: !options.imageErofs ? 'bare' : options.imageInSnapshot && !options.persistent ? { image: { id: options.imageInSnapshot, file: options.imageErofs } } : 'image-slot',
       machineDisks: options.persistent !== undefined,
+      // A pack's kernel and agent make a family of shapes of their own, so that packed runs and
+      // `machine run` do not keep replacing each other's snapshot of the same shape.
+      ...(options.agentImage.key.startsWith(PACKED_KEY_PREFIX) ? { family: `packed:${options.agentImage.key}` } : {}),
     });
     const lookup = findSnapshot(root, k);
     if ('note' in lookup) {

@@ -72,6 +72,8 @@ export async function runImages(args: ImagesArgs): Promise<void> {
         digest: r.imageDigest ?? null,
         // An image removed from the store is pulled again (by digest) at the next start.
         inStore: r.image ? local !== undefined : null,
+        // A machine made from a pack boots the pack's sections, not the store's image.
+        from: r.from ?? null,
         overlayBytes: used(files.overlayDisk),
         storageBytes: used(files.storageDisk),
       };
@@ -83,7 +85,7 @@ export async function runImages(args: ImagesArgs): Promise<void> {
     process.stdout.write(
       renderTable(
         ['MACHINE', 'IMAGE', 'DIGEST', 'IN STORE', 'OVERLAY', 'STORAGE'],
-        rows.map((r) => [r.name, r.image ?? '(bare)', r.digest ? r.digest.slice(0, 19) : '-', r.inStore === null ? '-' : r.inStore ? 'yes' : 'no', formatBytes(r.overlayBytes), formatBytes(r.storageBytes)]),
+        rows.map((r) => [r.name, r.image ?? '(bare)', r.digest ? r.digest.slice(0, 19) : '-', r.from ? 'pack' : r.inStore === null ? '-' : r.inStore ? 'yes' : 'no', formatBytes(r.overlayBytes), formatBytes(r.storageBytes)]),
       ),
     );
   } finally {

@@ -1,0 +1,119 @@
+// Packs, in one run (medians; every comparison against a baseline measured in the same run):
+//  1. `pack create` of a ~50 MB image already in the store, against copying the pack it writes (cp);
+//  2. the executable + .smolmachine size against the image's compressed size, and what the rest is;
+//  3. `./my-app run -- true` warm against `smolvm machine run --image IMG -- true` warm;
+//  4. `machine create --from` + start against `machine create --image` + start, image store empty.
+//   node tools/run-ts.mjs tools/bench/pack.ts [runs=3]
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { RegistryClient, RegistryConfig } from '@smolvm/oci';
+import { PackFile } from '@smolvm/pack';
+import { startRegistry } from '../fixtures/registry';
+import { BUSYBOX, bigImage, buildImage, buildLayer, busyboxRootfs, pushBuiltImage } from '../fixtures/images';
+import { WORKSPACE, median, report, runInterleaved, timeCommand } from './lib/stats';
+
+const CLI = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
+const MB = 1e6;
+
+function cli(args: string[], env: NodeJS.ProcessEnv): void {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new Error(`smolvm ${args.join(' ')} exited ${r.status}: ${r.stderr.toString().trim()}`);
+}
+
+async function main(): Promise<void> {
+  const runs = Number(process.argv[2] ?? 3);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-pack-'));
+  const registry = await startRegistry({ dir: path.join(work, 'registry') });
+  const home = path.join(work, 'home');
+  const env = { ...process.env, SMOLVM_HOME: home, SMOLVM_NO_TCG_WARNING: '1', SMOLVM_NO_EARLY_START: '1' };
+  try {
+    const big = bigImage(50);
+    const image = buildImage([buildLayer(busyboxRootfs(BUSYBOX)), ...big.layers], { Cmd: ['/bin/sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] });
+    const compressed = image.layers.reduce((n, l) => n + l.bytes.length, image.config.length);
+    const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
+    const { reference } = await pushBuiltImage(client, `${registry.host}/smolvm-test/big:latest`, image);
+    await client.close();
+    cli(['image', 'pull', '-I', reference], env);
+
+    // 1. pack create, image in the store.
+    const out = path.join(work, 'out');
+    fs.mkdirSync(out);
+    let n = 0;
+    const app = path.join(out, 'my-app');
+    const copy = () => {
+      const target = path.join(out, `copy-${n++}`);
+      const ms = timeCommand(['cp', `${app}.smolmachine`, target]);
+      fs.rmSync(target);
+      return ms;
+    };
+    // pack create runs first in each round: the copy needs its output.
+    const series1 = runInterleaved(
+      [
+        { label: 'smolvm pack create (~50 MB image)', run: () => timeCommand([process.execPath, CLI, 'pack', 'create', '--image', reference, '--cpus', '1', '--memory', '512', '-o', app, '--quiet'], env) },
+        { label: 'cp of the .smolmachine (floor)', run: copy },
+      ],
+      runs,
+      0,
+    );
+    report(`1. pack create of a ${(compressed / MB).toFixed(1)} MB (compressed) image already in the store, ${runs} runs`, series1, 'ms', series1[1]);
+
+    // 2. Sizes.
+    const pack = PackFile.open(`${app}.smolmachine`);
+    const stubBytes = fs.statSync(app).size;
+    const payload = fs.statSync(`${app}.smolmachine`).size;
+    const node = fs.statSync(process.execPath).size;
+    const sizeOf = (name: 'kernel' | 'agent' | 'rootfs') => pack.section(name)?.size ?? 0;
+    const overhead = stubBytes + payload - compressed;
+    console.log('\n2. Sizes');
+    console.log(`  image, compressed layers + config:  ${(compressed / MB).toFixed(1)} MB`);
+    console.log(`  my-app (stub) + my-app.smolmachine: ${((stubBytes + payload) / MB).toFixed(1)} MB  (${((stubBytes + payload) / compressed).toFixed(2)}x the image)`);
+    console.log(`  overhead:                           ${(overhead / MB).toFixed(1)} MB = ${(overhead / node).toFixed(2)}x the Node runtime (${(node / MB).toFixed(1)} MB)`);
+    console.log(`    stub ${(stubBytes / MB).toFixed(1)} MB, kernel ${(sizeOf('kernel') / MB).toFixed(1)} MB, agent image ${(sizeOf('agent') / MB).toFixed(1)} MB (Node, its libraries, busybox, agent),`);
+    console.log(`    rootfs ${(sizeOf('rootfs') / MB).toFixed(1)} MB uncompressed erofs vs ${(compressed / MB).toFixed(1)} MB gzip, manifest + padding ${((payload - sizeOf('kernel') - sizeOf('agent') - sizeOf('rootfs')) / MB).toFixed(2)} MB`);
+
+    // 3. Warm runs (the first of each saves its boot snapshot).
+    const series3 = runInterleaved(
+      [
+        { label: 'smolvm machine run --image IMG -- true (warm)', run: () => timeCommand([process.execPath, CLI, 'machine', 'run', '--cpus', '1', '--memory', '512', '--image', reference, '--', 'true'], env) },
+        { label: './my-app run -- true (warm)', run: () => timeCommand([process.execPath, app, 'run', '--', 'true'], env) },
+      ],
+      runs,
+      2,
+    );
+    report(`3. A warm run of \`true\`, ${runs} interleaved runs (after 2 warm-ups each)`, series3);
+
+    // 4. Persistent machines from an empty image store (and, for --from, an empty section cache).
+    let m = 0;
+    const emptyCaches = () => {
+      spawnSync(process.execPath, [CLI, 'image', 'rm', '-I', reference], { env, stdio: 'ignore' });
+      fs.rmSync(path.join(home, 'cache', 'pack'), { recursive: true, force: true });
+    };
+    const machine = (args: string[]) => () => {
+      emptyCaches();
+      const name = `bench-${m++}`;
+      const ms = timeCommand([process.execPath, CLI, 'machine', 'create', name, ...args, '--quiet'], env) + timeCommand([process.execPath, CLI, 'machine', 'start', '--name', name, '--quiet'], env);
+      cli(['machine', 'delete', name, '-f'], env);
+      return ms;
+    };
+    const series4 = runInterleaved(
+      [
+        { label: 'machine create --image IMG + start', run: machine(['--image', reference, '--cpus', '1', '--memory', '512']) },
+        { label: 'machine create --from my-app.smolmachine + start', run: machine(['--from', `${app}.smolmachine`]) },
+      ],
+      runs,
+      0,
+    );
+    report(`4. A persistent machine from nothing cached, ${runs} interleaved runs`, series4);
+    console.log(`  ratio --from/--image: ${(median(series4[1].samples) / median(series4[0].samples)).toFixed(2)}x`);
+  } finally {
+    await registry.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
