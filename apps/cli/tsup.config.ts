@@ -4,13 +4,15 @@ import path from 'node:path';
 import { defineConfig, type Options } from 'tsup';
 
 type EsbuildPlugin = NonNullable<Options['esbuildPlugins']>[number];
-// Three CommonJS files. smolvm.js (src/bin.ts, the executable; its hashbang comes from the source)
+// Four CommonJS files. smolvm.js (src/bin.ts, the executable; its hashbang comes from the source)
 // is a small loader that runs smolvm-main.js through a V8 code cache. smolvm-main.js is the CLI:
 // command handlers are lazily initialised modules inside it, so `--help` only evaluates the
 // command table. smolvm-prestart.js (src/prestart.ts) is what the loader runs before the CLI for
-// `machine run` only (early restores). Native modules stay external.
+// `machine run` only (early restores). smolvm-sea.js (src/sea.ts) is the single-file smolvm's
+// main script (tools/sea/build.ts embeds it with smolvm-main.js as an asset). Native modules
+// stay external.
 export default defineConfig({
-  entry: { smolvm: 'src/bin.ts', 'smolvm-main': 'src/main.ts', 'smolvm-prestart': 'src/prestart.ts' },
+  entry: { smolvm: 'src/bin.ts', 'smolvm-main': 'src/main.ts', 'smolvm-prestart': 'src/prestart.ts', 'smolvm-sea': 'src/sea.ts' },
   format: ['cjs'],
   target: 'node20',
   platform: 'node',

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { SmolvmError, currentProcessIdentity, processStartTime, withTimeout, writeJsonAtomic } from '@smolvm/common';
 import { AgentServer, type AgentHandlers, type ExecSession } from '@smolvm/agent-protocol';
 import { MachineStore, type MachineRecord } from '@smolvm/machine-store';
-import { createRunDir, startVm, type StartVmOptions, type Vm } from '@smolvm/runtime';
+import { createRunDir, startVm, type GuestAssets, type StartVmOptions, type Vm } from '@smolvm/runtime';
 import { GUEST_INBOX, machineFiles } from './layout';
 import { resetInbox, stageUpload } from './inbox';
 import { RateLimitedLines, SupervisorLog } from './supervisor-log';
@@ -22,6 +22,7 @@ export interface SupervisorOptions {
   record: MachineRecord;
   store: MachineStore;
   agentBundle: string;
+  guestAssets?: GuestAssets;
   imageErofs?: string;
   /** Inherited socket to the starting command. */
   controlFd: number;
@@ -223,6 +224,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
       persistent: { overlayDisk: files.overlayDisk, storageDisk: files.storageDisk },
       hostname: record.name,
       agentBundle: options.agentBundle,
+      ...(options.guestAssets ? { guestAssets: options.guestAssets } : {}),
       env,
       ...networkOf(record, denials),
     });
@@ -343,8 +345,8 @@ export function readLastExit(file: string): LastExit | undefined {
 }
 
 /** Entry point of the supervisor process (the CLI's hidden `machine _supervise`). */
-export async function superviseMachine(options: { name: string; agentBundle: string; imageErofs?: string; env?: NodeJS.ProcessEnv }): Promise<void> {
+export async function superviseMachine(options: { name: string; agentBundle: string; guestAssets?: GuestAssets; imageErofs?: string; env?: NodeJS.ProcessEnv }): Promise<void> {
   const env = options.env ?? process.env;
   const store = new MachineStore(MachineStore.defaultRoot(env));
-  await runSupervisor({ record: store.get(options.name), store, agentBundle: options.agentBundle, imageErofs: options.imageErofs, controlFd: 3, env });
+  await runSupervisor({ record: store.get(options.name), store, agentBundle: options.agentBundle, guestAssets: options.guestAssets, imageErofs: options.imageErofs, controlFd: 3, env });
 }
