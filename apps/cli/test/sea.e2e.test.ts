@@ -102,7 +102,8 @@ describe('single-file smolvm (node and the checkout hidden)', () => {
       expect(hidden(['machine', 'create', 'm1'], { home: h })).toMatchObject({ status: 0 });
       try {
         const start = hidden(['machine', 'start', '--name', 'm1'], { home: h });
-        expect(start).toMatchObject({ status: 0, stderr: '' });
+        expect(start).toMatchObject({ status: 0 });
+        expect(start.stderr).toMatch(/^machine "m1" started in /);
         const exec = hidden(['machine', 'exec', '--name', 'm1', '--', 'sh', '-c', 'echo kept > /workspace/f; cat /etc/hostname'], { home: h });
         expect(exec).toMatchObject({ status: 0, stdout: 'm1\n' });
       } finally {
