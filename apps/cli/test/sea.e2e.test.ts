@@ -2,25 +2,19 @@
 // run from a copy of that one file, in a mount namespace where node and the checkout are
 // hidden, with a fresh HOME, it boots VMs with the kernel, agent, busybox, koffi and node it
 // carries; a second, unprivileged user on the same host does the same from the same file.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { hiddenRunner, killLeftovers, makeHome, type HiddenOptions, type HiddenResult } from './hidden-ns';
 
 const SEA = path.join(__dirname, '..', 'dist', 'smolvm');
-const CHECKOUT = path.resolve(__dirname, '..', '..', '..');
 const NOBODY = 65534;
 const BOOT_MS = 600_000;
-
-/** Every node on PATH (and the one running jest), to hide. */
-function nodes(): string[] {
-  const found = spawnSync('sh', ['-c', 'which -a node nodejs'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  return [...new Set([...found, process.execPath].map((p) => fs.realpathSync(p)))];
-}
 
 describe('single-file smolvm (node and the checkout hidden)', () => {
   let dir: string;
   let exe: string;
+  let run: (argv: string[], opts: HiddenOptions) => HiddenResult;
 
   beforeAll(() => {
     expect(fs.existsSync(SEA)).toBe(true); // built by the test target's build-sea dependency
@@ -30,50 +24,17 @@ describe('single-file smolvm (node and the checkout hidden)', () => {
     exe = path.join(dir, 'bin', 'smolvm');
     fs.copyFileSync(SEA, exe);
     fs.chmodSync(exe, 0o755);
-    fs.writeFileSync(path.join(dir, 'empty-file'), '', { mode: 0o644 });
-    fs.mkdirSync(path.join(dir, 'empty-dir'), { mode: 0o755 });
+    run = hiddenRunner(dir);
   });
 
   afterAll(() => {
-    const left = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(dir) && !l.includes('ps -eo'));
-    for (const line of left) process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
+    const left = killLeftovers(dir);
     fs.rmSync(dir, { recursive: true, force: true });
     expect(left).toEqual([]);
   });
 
-  function home(name: string, uid = 0): string {
-    const h = path.join(dir, name);
-    fs.mkdirSync(path.join(h, 'run'), { recursive: true, mode: 0o700 });
-    fs.chmodSync(h, 0o700);
-    if (uid !== 0) {
-      fs.chownSync(h, uid, uid);
-      fs.chownSync(path.join(h, 'run'), uid, uid);
-    }
-    return h;
-  }
-
-  /** Runs the copied executable with node and the checkout bound over by empty ones, as `uid`, with a clean environment. */
-  function hidden(args: string[], opts: { home: string; uid?: number; env?: Record<string, string> }): { status: number | null; stdout: string; stderr: string } {
-    const binds = [...nodes().map((n) => `mount --bind ${dir}/empty-file ${n}`), `mount --bind ${dir}/empty-dir ${CHECKOUT}`];
-    const env = {
-      HOME: opts.home,
-      XDG_RUNTIME_DIR: path.join(opts.home, 'run'),
-      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      SMOLVM_NO_TCG_WARNING: '1',
-      ...opts.env,
-    };
-    const as = opts.uid ? `setpriv --reuid=${opts.uid} --regid=${opts.uid} --clear-groups ` : '';
-    // The checks fail the script unless node really is gone and the checkout empty.
-    const script = [
-      'set -e',
-      ...binds,
-      'if node -e 0 2>/dev/null; then echo "node still runs" >&2; exit 97; fi',
-      `if [ -n "$(ls -A ${CHECKOUT})" ]; then echo "checkout still visible" >&2; exit 98; fi`,
-      `exec ${as}env -i ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} ${exe} "$@"`,
-    ].join('\n');
-    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...args], { encoding: 'utf8', timeout: BOOT_MS });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-  }
+  const home = (name: string, uid = 0): string => makeHome(dir, name, uid);
+  const hidden = (args: string[], opts: HiddenOptions): HiddenResult => run([exe, ...args], opts);
 
   it(
     'runs a command in a fresh VM with a fresh HOME: output and exit code',
