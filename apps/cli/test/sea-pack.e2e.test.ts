@@ -87,3 +87,20 @@ test(
   },
   BOOT_MS,
 );
+
+test(
+  '--single-file: the payload appended to the single-executable stub runs the same',
+  () => {
+    const one = path.join(dir, 'out', 'one-file');
+    const packed = spawnSync(path.join(dir, 'bin', 'smolvm'), ['pack', 'create', '--single-file', '-o', one, '--cpus', '1', '--memory', '512M'], {
+      env: { ...process.env, ...setup.env },
+      encoding: 'utf8',
+      timeout: BOOT_MS,
+    });
+    expect(packed).toMatchObject({ status: 0, stdout: `${one}\n` });
+    expect(fs.existsSync(`${one}.smolmachine`)).toBe(false);
+    const r = run([one, 'run', '--', 'sh', '-c', 'echo one file; exit 6'], { home: makeHome(dir, 'home-one') });
+    expect(r).toMatchObject({ stdout: 'one file\n', stderr: '', status: 6 });
+  },
+  BOOT_MS,
+);
