@@ -33,8 +33,13 @@ const MAX_OTHER_FILES = 7;
 const STALE_TEMP_MS = 10 * 60_000;
 
 export interface LoadOptions {
-  /** Absolute path of the CommonJS bundle. */
+  /** Absolute path of the CommonJS bundle (with `source`: the file whose identity keys the cache). */
   bundle: string;
+  /**
+   * The bundle's text when it is not a file of its own: the single-file smolvm carries it as an
+   * asset, and `bundle` is then the executable (it is its __filename too).
+   */
+  source?: () => string;
   /**
    * Directory of the cache files (`<cache>/code-cache`); undefined loads the bundle with plain
    * require. Its parent is the state root the cache must be private from (assertTrustedPath).
@@ -70,14 +75,16 @@ export function loadBundle(options: LoadOptions): LoadedBundle {
   let prepared: Prepared | undefined;
   if (options.cacheDir !== undefined) {
     try {
-      prepared = prepare(options.bundle, options.cacheDir, note);
+      prepared = prepare(options.bundle, options.cacheDir, note, options.source);
     } catch (err) {
       note(`not used: ${messageOf(err)}`);
     }
   }
   if (!prepared) {
     // Plain require: what Node does without us (and what keeps --enable-source-maps working).
-    const exports: unknown = Module.createRequire(__filename)(options.bundle);
+    const exports: unknown = options.source
+      ? evaluate(compile(options.source(), options.bundle, undefined), options.bundle)
+      : Module.createRequire(__filename)(options.bundle);
     return { exports, status: 'disabled', flush: () => false };
   }
   const { script, cached, file, key } = prepared;
@@ -121,24 +128,28 @@ interface Prepared {
   key: string;
 }
 
-function prepare(bundle: string, cacheDir: string, note: (message: string) => void): Prepared | undefined {
+function prepare(bundle: string, cacheDir: string, note: (message: string) => void, embedded?: () => string): Prepared | undefined {
   // Source maps are registered by Node's own CommonJS loader only, not for vm.Script.
   if (process.sourceMapsEnabled) return undefined;
   if (typeof zlib.crc32 !== 'function') throw new Error(`zlib.crc32 is missing (node ${process.version}; 20.15 or later has it)`);
-  // One descriptor for stat and read: the key describes exactly the bytes compiled.
-  const fd = fs.openSync(bundle, 'r');
   let source: string;
   let key: string;
-  try {
-    key = cacheKey(bundle, fs.fstatSync(fd, { bigint: true }));
-    const bytes = fs.readFileSync(fd);
-    // An ASCII bundle decodes ~4x faster as latin1 and becomes a one-byte string.
-    source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
-  } finally {
-    fs.closeSync(fd);
+  if (embedded) {
+    // The executable carries the bundle: a rebuilt executable is a new file, so its identity keys it.
+    key = cacheKey(bundle, fs.statSync(bundle, { bigint: true }));
+    source = embedded();
+  } else {
+    // One descriptor for stat and read: the key describes exactly the bytes compiled.
+    const fd = fs.openSync(bundle, 'r');
+    try {
+      key = cacheKey(bundle, fs.fstatSync(fd, { bigint: true }));
+      const bytes = fs.readFileSync(fd);
+      // An ASCII bundle decodes ~4x faster as latin1 and becomes a one-byte string.
+      source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
   }
-  // The wrapper puts the source inside a function, where a hashbang is a syntax error.
-  if (source.startsWith('#!')) source = '//' + source.slice(2);
   const file = cacheFileFor(cacheDir, bundle);
   let cached: Prepared['cached'];
   let status: CacheStatus;
@@ -159,13 +170,19 @@ function prepare(bundle: string, cacheDir: string, note: (message: string) => vo
       if (status === 'unusable') note(`${file} is unusable (${messageOf(err)}); it will be rewritten`);
     }
   }
-  const script = new vm.Script(Module.wrap(source), {
+  const script = compile(source, bundle, cached?.data);
+  return { script, cached, status, file, key };
+}
+
+function compile(source: string, bundle: string, cachedData: Buffer | undefined): vm.Script {
+  // The wrapper puts the source inside a function, where a hashbang is a syntax error.
+  const text = source.startsWith('#!') ? '//' + source.slice(2) : source;
+  return new vm.Script(Module.wrap(text), {
     filename: bundle,
-    ...(cached ? { cachedData: cached.data } : {}),
+    ...(cachedData ? { cachedData } : {}),
     // What require would allow: a dynamic import() inside the bundle uses Node's own loader.
     ...(vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER ? { importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER } : {}),
   });
-  return { script, cached, status, file, key };
 }
 
 /** Runs the compiled wrapper as Node's CommonJS loader would run the file. */

@@ -48,11 +48,6 @@ export function invocationKey(args: string[], cwd: string, env: NodeJS.ProcessEn
   return crypto.createHash('sha256').update(JSON.stringify([bundle, bundleId, words, cwd, vars])).digest('hex').slice(0, 32);
 }
 
-/** The CLI bundle the executable loads (part of the key: another build may start VMs differently). */
-export function cliBundlePath(dir: string): string {
-  return path.join(dir, 'smolvm-main.js');
-}
-
 export function recipeFile(cacheDir: string, key: string): string {
   return path.join(cacheDir, 'prestart', `${key}.json`);
 }

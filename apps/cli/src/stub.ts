@@ -1,9 +1,15 @@
-// The packed executable's stub, as `pack create` writes it next to a payload. Today it is the
-// pack-stub bundle, run by Node (`node stub.js`, or directly through its hashbang); a build of the
-// stub as a single executable replaces it by changing locateStubExecutable() alone.
+// The packed executable's stub, as `pack create` writes it next to a payload: `smolvm-stub`, the
+// pack-stub app as a single executable (Node included; tools/sea/build.ts), so a pack runs where
+// there is no Node. It is shipped beside `smolvm`, not inside it: a stub carries Node (~94 MB,
+// which cannot be shared with smolvm's own copy: a single executable's program sits inside its
+// binary), so embedding it would double smolvm; and beside it, the stub copied into every pack
+// holds only what a pack needs (no CLI, kernel or agent inputs: the pack has its own).
+// A checkout without the single-file build falls back to the pack-stub bundle run by Node
+// (`node stub.js`, or directly through its hashbang).
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError } from '@smolvm/common';
+import { isSingleExecutable } from '@smolvm/sea';
 
 export interface StubExecutable {
   path: string;
@@ -11,7 +17,18 @@ export interface StubExecutable {
   kind: 'node-script' | 'native';
 }
 
+export const STUB_EXECUTABLE = 'smolvm-stub';
+
 export function locateStubExecutable(): StubExecutable {
+  // The single file: only beside itself (a place as trusted as the executable). A checkout:
+  // apps/pack-stub/dist, seen from apps/cli/dist.
+  const native = isSingleExecutable() ? path.join(path.dirname(process.execPath), STUB_EXECUTABLE) : path.join(__dirname, '..', '..', 'pack-stub', 'dist', STUB_EXECUTABLE);
+  if (fs.existsSync(native)) return { path: native, kind: 'native' };
+  if (isSingleExecutable()) {
+    throw new NotFoundError(`the packed executable's stub ${STUB_EXECUTABLE} is not beside ${process.execPath}`, {
+      remedy: `install ${STUB_EXECUTABLE} (apps/pack-stub/dist/${STUB_EXECUTABLE}, built by tools/setup) in ${path.dirname(process.execPath)}`,
+    });
+  }
   const bundle = path.join(__dirname, 'stub', 'stub.js');
   if (!fs.existsSync(bundle)) throw new NotFoundError(`the packed executable's stub is missing (${bundle})`, { remedy: 'rebuild smolvm: npx nx build cli' });
   return { path: bundle, kind: 'node-script' };

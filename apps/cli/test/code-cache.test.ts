@@ -55,6 +55,21 @@ describe('loadBundle', () => {
     expect(notes).toEqual([]);
   });
 
+  it("an embedded bundle (the single file's asset) is keyed by the file that carries it", () => {
+    // `bundle` plays the executable: its bytes are not the source, its identity keys the cache.
+    const source = () => `"use strict";\n// ${process.pid}-${generation++}-embedded\nexports.answer = () => 7;\nexports.file = __filename;\n`;
+    const text = source();
+    const first = load('machine ls', { source: () => text });
+    expect([first.status, first.answer, (first.exports as { file: string }).file]).toEqual(['missing', 7, bundle]);
+    expect(first.flush(0)).toBe(true);
+    expect(load('machine ls', { source: () => text })).toMatchObject({ status: 'used', answer: 7 });
+    // A rebuilt executable (another identity) never uses the old cache.
+    writeBundle(1);
+    expect(load('machine ls', { source: () => text })).toMatchObject({ status: 'stale', answer: 7 });
+    // Without a cache dir, the source is compiled all the same.
+    expect(load('machine ls', { source: () => text, cacheDir: undefined })).toMatchObject({ status: 'disabled', answer: 7 });
+  });
+
   it('rewrites a usable cache only for a command that has not contributed yet and succeeded', () => {
     load('machine ls').flush(0);
     // Every write is a new file renamed into place: the inode tells whether one happened.

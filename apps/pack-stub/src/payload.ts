@@ -3,14 +3,15 @@
 import fs from 'node:fs';
 import { NotFoundError } from '@smolvm/common';
 import { PACK_MAGIC, PackFile } from '@smolvm/pack';
+import { isSingleExecutable } from '@smolvm/sea';
 
 /**
- * This executable's own file: the script Node runs (the stub as a CommonJS bundle, directly or
- * through the --single-file loader, which names it __filename too). A single-executable build
- * of the stub changes this to process.execPath.
+ * This executable's own file: the single executable (smolvm-stub, tools/sea/build.ts), or the
+ * script Node runs (the stub as a CommonJS bundle, directly or through the --single-file loader,
+ * which names it __filename too).
  */
 export function selfPath(): string {
-  return __filename;
+  return isSingleExecutable() ? process.execPath : __filename;
 }
 
 function endsWithMagic(file: string): boolean {

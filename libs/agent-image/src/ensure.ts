@@ -23,6 +23,8 @@ export interface AgentImageOptions {
   node?: string;
   /** A statically linked busybox (default: found on this host). */
   busybox?: string;
+  /** A directory whose node_modules holds koffi (default: where this library is installed). */
+  koffiFrom?: string;
   /**
    * Start the agent from a V8 startup snapshot: 'host' builds the blob here; `{ blob }` ships
    * one built elsewhere (in a guest: a blob only loads on a CPU with the same features, and
@@ -77,12 +79,12 @@ interface HostInputs {
 const hostInputsMemo = new Map<string, HostInputs>();
 
 function hostInputs(opts: AgentImageOptions): HostInputs {
-  const memoKey = `${opts.node ?? ''}\0${opts.busybox ?? ''}`;
+  const memoKey = `${opts.node ?? ''}\0${opts.busybox ?? ''}\0${opts.koffiFrom ?? ''}`;
   const known = hostInputsMemo.get(memoKey);
   if (known) return known;
   const node = fs.realpathSync(opts.node ?? process.execPath);
   const busybox = findStaticBusybox(opts.busybox);
-  const koffi = locateKoffi();
+  const koffi = locateKoffi(opts.koffiFrom);
   const libraries = resolveLibraries([node, ...koffi.natives]);
   const nodeVersion = node === fs.realpathSync(process.execPath) ? process.version : execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
   const inputs = { node, nodeVersion, busybox, koffi, koffiFiles: koffi.packages.flatMap((p) => koffiRuntimeFiles(p.dir)), libraries };

@@ -3,8 +3,8 @@
 // it. Only its tail is worth anything (crash messages, read by readLogTail), so the rest is
 // punched out: the file keeps its size and the hypervisor its write offset, but the blocks before
 // the tail are given back.
-import { createRequire } from 'node:module';
 import fs from 'node:fs';
+import { requireNative } from '@smolvm/sea';
 
 /** Allocated bytes past which the log is trimmed. */
 export const CONSOLE_LOG_MAX_BYTES = 1024 * 1024;
@@ -21,7 +21,7 @@ let fallocateFn: Fallocate | undefined;
 // Loaded on the first trim: most VMs never write a megabyte to their console.
 function fallocate(): Fallocate {
   if (!fallocateFn) {
-    const koffi = createRequire(__filename)('koffi') as typeof import('koffi');
+    const koffi = requireNative<typeof import('koffi')>('koffi', __filename);
     const fn = koffi.load('libc.so.6').func('int fallocate(int fd, int mode, int64_t offset, int64_t len)');
     fallocateFn = (fd, mode, offset, length) => {
       const result: number = fn(fd, mode, offset, length);

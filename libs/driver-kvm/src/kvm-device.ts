@@ -1,8 +1,8 @@
 // Asks the kernel itself whether KVM works: opens the device and issues the ioctls QEMU would
 // (through koffi, no native addon of ours), so the reason we report is the real one.
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
+import { requireNative } from '@smolvm/sea';
 
 // From <linux/kvm.h>: _IO(KVMIO = 0xAE, nr).
 const KVM_GET_API_VERSION = 0xae00;
@@ -32,7 +32,7 @@ let ioctlFn: Ioctl | undefined;
 // tests can decide at definition time whether KVM suites run.
 function loadIoctl(): Ioctl {
   if (!ioctlFn) {
-    const koffi = createRequire(__filename)('koffi') as typeof import('koffi');
+    const koffi = requireNative<typeof import('koffi')>('koffi', __filename);
     const libc = koffi.load('libc.so.6');
     const fn = libc.func('int ioctl(int fd, unsigned long request, ...)');
     ioctlFn = (fd, request, ...typedArgs) => {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { SmolvmError, currentProcessIdentity, processStartTime, smolvmDirs, withTimeout, writeJsonAtomic } from '@smolvm/common';
 import { AgentServer, type AgentHandlers, type ExecSession } from '@smolvm/agent-protocol';
 import { MachineStore, type MachineRecord } from '@smolvm/machine-store';
-import { createRunDir, startVm, type StartVmOptions, type Vm } from '@smolvm/runtime';
+import { createRunDir, startVm, type GuestAssets, type StartVmOptions, type Vm } from '@smolvm/runtime';
 import { GUEST_INBOX, machineFiles } from './layout';
 import { machinePackBoot } from './from-pack';
 import { resetInbox, stageUpload } from './inbox';
@@ -24,6 +24,7 @@ export interface SupervisorOptions {
   store: MachineStore;
   /** Not needed by machines made from a pack (they boot its agent image). */
   agentBundle?: string;
+  guestAssets?: GuestAssets;
   imageErofs?: string;
   /** Boot instead of restoring the boot snapshot of the machine's shape (`machine start --cold`). */
   cold?: boolean;
@@ -240,6 +241,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
       persistent: { overlayDisk: files.overlayDisk, storageDisk: files.storageDisk },
       hostname: record.name,
       ...(options.agentBundle ? { agentBundle: options.agentBundle } : {}),
+      ...(options.guestAssets ? { guestAssets: options.guestAssets } : {}),
       env,
       ...networkOf(record, denials),
       bootSnapshot: !options.cold,
@@ -370,8 +372,8 @@ export function readLastExit(file: string): LastExit | undefined {
 }
 
 /** Entry point of the supervisor process (the CLI's hidden `machine _supervise`). */
-export async function superviseMachine(options: { name: string; agentBundle?: string; imageErofs?: string; cold?: boolean; env?: NodeJS.ProcessEnv }): Promise<void> {
+export async function superviseMachine(options: { name: string; agentBundle?: string; guestAssets?: GuestAssets; imageErofs?: string; cold?: boolean; env?: NodeJS.ProcessEnv }): Promise<void> {
   const env = options.env ?? process.env;
   const store = new MachineStore(MachineStore.defaultRoot(env));
-  await runSupervisor({ record: store.get(options.name), store, agentBundle: options.agentBundle, imageErofs: options.imageErofs, cold: options.cold, controlFd: 3, env });
+  await runSupervisor({ record: store.get(options.name), store, agentBundle: options.agentBundle, guestAssets: options.guestAssets, imageErofs: options.imageErofs, cold: options.cold, controlFd: 3, env });
 }

@@ -24,7 +24,8 @@ function recordedKernel(cacheDir: string): string | undefined {
   }
 }
 
-export function locateKernel(env: NodeJS.ProcessEnv = process.env): string {
+/** `shipped`: the kernel a single-file smolvm carries; it comes after SMOLVM_KERNEL, before the recorded one. */
+export function locateKernel(env: NodeJS.ProcessEnv = process.env, shipped?: string): string {
   const override = env.SMOLVM_KERNEL;
   if (override) {
     if (!fs.existsSync(override) || !fs.statSync(override).isFile()) {
@@ -32,6 +33,7 @@ export function locateKernel(env: NodeJS.ProcessEnv = process.env): string {
     }
     return path.resolve(override);
   }
+  if (shipped) return shipped;
   const caches = [smolvmDirs(env).cache];
   if (env.SMOLVM_HOME) caches.push(smolvmDirs({ ...env, SMOLVM_HOME: undefined }).cache);
   for (const cache of caches) {

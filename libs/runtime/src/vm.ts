@@ -7,7 +7,7 @@ import type net from 'node:net';
 import path from 'node:path';
 import { SmolvmError, UsageError, markUsed, smolvmDirs, withTimeout, writeFileAtomic } from '@smolvm/common';
 import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
-import { AGENT_DISK_ID, agentKernelArgs, buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
+import { AGENT_DISK_ID, agentKernelArgs, buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage, type AgentImageOptions } from '@smolvm/agent-image';
 import {
   SnapshotError,
   SnapshotTimeoutError,
@@ -45,6 +45,18 @@ export interface VolumeSpec {
   readOnly: boolean;
 }
 
+/** Guest ingredients a self-contained smolvm ships instead of finding them on the host. */
+export interface GuestAssets {
+  /** A vmlinux, used unless SMOLVM_KERNEL names another. */
+  kernel?: string;
+  /** The Linux node the agent runs on (default: the node running smolvm). */
+  node?: string;
+  /** A static busybox (default: the host's). */
+  busybox?: string;
+  /** A directory whose node_modules holds koffi. */
+  koffiFrom?: string;
+}
+
 export interface StartVmOptions {
   cpus: number;
   memoryMiB: number;
@@ -75,6 +87,8 @@ export interface StartVmOptions {
   driver?: { name: string; source: string };
   /** The bundled guest agent (shipped beside the CLI); not needed with `packed`. */
   agentBundle?: string;
+  /** What a single-file smolvm carries for guests; each absent one is found on the host as usual. */
+  guestAssets?: GuestAssets;
   env?: NodeJS.ProcessEnv;
   /** How long boot may take before it counts as failed. TCG on a busy host is slow: default 120 s. */
   bootTimeoutMs?: number;
@@ -331,10 +345,15 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork,
  * built once per guest CPU model inside a VM of the plain image, then baked into a second image.
  * Best effort: without a snapshot the agent starts from its bundle, only slower.
  */
-async function agentImageFor(options: BootOptions, cacheDir: string, agentBundle: string, accelerator: string): Promise<AgentImage> {
+function agentImageOptions(cacheDir: string, options: StartVmOptions): AgentImageOptions {
+  const { node, busybox, koffiFrom } = options.guestAssets ?? {};
+  return { cacheDir, agentBundle: requireAgentBundle(options), ...(node ? { node } : {}), ...(busybox ? { busybox } : {}), ...(koffiFrom ? { koffiFrom } : {}) };
+}
+
+async function agentImageFor(options: BootOptions, imageOptions: AgentImageOptions, accelerator: string): Promise<AgentImage> {
   const plain = options.agentImage;
   if (options.env.SMOLVM_AGENT_SNAPSHOT === '0') return plain;
-  const blob = snapshotBlobPath(cacheDir, plain.key, guestCpuModel(accelerator));
+  const blob = snapshotBlobPath(imageOptions.cacheDir, plain.key, guestCpuModel(accelerator));
   if (!fs.existsSync(blob)) {
     try {
       const vm = await boot({ ...options, cpus: 1, memoryMiB: 1024, imageErofs: undefined, volumes: [], persistent: undefined }, performance.now());
@@ -347,7 +366,7 @@ async function agentImageFor(options: BootOptions, cacheDir: string, agentBundle
       return plain;
     }
   }
-  return ensureAgentImage({ cacheDir, agentBundle, snapshot: { blob } });
+  return ensureAgentImage({ ...imageOptions, snapshot: { blob } });
 }
 
 /** What a snapshot depends on: the accelerator (TCG's `max` CPU or KVM's host CPU) and the host CPU's features. */
@@ -374,7 +393,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   const t0 = performance.now();
   const env = options.env ?? process.env;
   const cacheDir = smolvmDirs(env).cache;
-  const kernel = options.packed?.kernel ?? locateKernel(env);
+  const kernel = options.packed?.kernel ?? locateKernel(env, options.guestAssets?.kernel);
   const { driver, probe } = await selectDriver({ name: options.driver?.name, source: options.driver?.source, env });
   const volumes = options.volumes ?? [];
   const sshAgent = options.sshAgent ? sshAgentSetup(env, options.onSshAgentRefused) : undefined;
@@ -390,7 +409,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   try {
     const bootOptions: BootOptions = {
       kernel,
-      agentImage: options.packed ? packedAgentImage(options.packed.agentImage.path, options.packed.agentImage.key) : await ensureAgentImage({ cacheDir, agentBundle: requireAgentBundle(options) }),
+      agentImage: options.packed ? packedAgentImage(options.packed.agentImage.path, options.packed.agentImage.key) : await ensureAgentImage(agentImageOptions(cacheDir, options)),
       ...(options.packed?.agentImage.range ? { agentRange: options.packed.agentImage.range } : {}),
       driver,
       cpus: options.cpus,
@@ -403,7 +422,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       env,
       bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
     };
-    if (!options.packed) bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, requireAgentBundle(options), `${driver.name}-${probe.accelerator ?? 'default'}`);
+    if (!options.packed) bootOptions.agentImage = await agentImageFor(bootOptions, agentImageOptions(cacheDir, options), `${driver.name}-${probe.accelerator ?? 'default'}`);
     prepared = Math.round(performance.now() - t0);
     const note = options.onNote ?? (() => undefined);
     // An early start is only of use to a restore of the same driver; anything else ends it.

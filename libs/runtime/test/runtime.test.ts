@@ -40,6 +40,20 @@ describe('locateKernel', () => {
     expect(locateKernel(env)).toBe(path.join(dir, 'vmlinux'));
   });
 
+  it("a single file's own kernel comes after SMOLVM_KERNEL and before the recorded one", () => {
+    const env = { SMOLVM_HOME: tmp, HOME: tmp, XDG_CACHE_HOME: path.join(tmp, 'xdg') };
+    const shipped = path.join(tmp, 'shipped-vmlinux');
+    const override = path.join(tmp, 'override-vmlinux');
+    fs.writeFileSync(override, 'x');
+    const dir = path.join(tmp, 'cache', 'kernel', 'k1');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'vmlinux'), 'x');
+    fs.writeFileSync(path.join(tmp, 'cache', 'kernel', 'kernel.json'), JSON.stringify({ path: path.join(dir, 'vmlinux') }));
+    expect(locateKernel(env, shipped)).toBe(shipped);
+    expect(locateKernel({ ...env, SMOLVM_KERNEL: override }, shipped)).toBe(override);
+    expect(locateKernel(env)).toBe(path.join(dir, 'vmlinux'));
+  });
+
   // Issue 14, item 7: every VM boots this kernel with the run's volumes and secrets.
   it('ignores a kernel record, or a kernel, that another user could have written or that lies outside the cache', () => {
     const env = { SMOLVM_HOME: tmp, HOME: tmp, XDG_CACHE_HOME: path.join(tmp, 'xdg') };

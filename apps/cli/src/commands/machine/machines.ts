@@ -1,16 +1,16 @@
 // The CLI's handle on persistent machines: the supervisor is this same CLI, run detached with
 // the hidden `machine _supervise` command.
-import path from 'node:path';
 import { SmolvmError } from '@smolvm/common';
 import { parseImageReference, formatReference } from '@smolvm/config';
 import { Machines } from '@smolvm/machines';
 import type { MachineRecord } from '@smolvm/machine-store';
+import { selfCommand } from '../../self';
 import type { PreparedImage } from '@smolvm/oci';
 import { pullWithProgress } from '../image/pull-progress';
 
 /** `env` is added to the supervisor's environment (run -d --driver as SMOLVM_DRIVER). */
 export function cliMachines(env: NodeJS.ProcessEnv = {}): Machines {
-  return new Machines({ supervisorArgv: [process.execPath, path.resolve(process.argv[1]), 'machine', '_supervise'], env: { ...process.env, ...env } });
+  return new Machines({ supervisorArgv: [...selfCommand(), 'machine', '_supervise'], env: { ...process.env, ...env } });
 }
 
 /**

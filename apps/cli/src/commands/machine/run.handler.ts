@@ -4,8 +4,8 @@ import { UsageError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
 import { applyImageConfig, loadSmolfile, mergeRunOptions } from '@smolvm/config';
 import { startVm, type Vm } from '@smolvm/runtime';
 import type { ImageConfig } from '@smolvm/oci';
-import { agentBundlePath } from '../../runtime-assets';
-import { cliBundlePath, keepRecipe, takePrestarted } from '../../prestart';
+import { agentBundlePath, guestAssets } from '../../runtime-assets';
+import { keepRecipe, takePrestarted } from '../../prestart';
 import { pullWithProgress } from '../image/pull-progress';
 import { prepareBaseImage } from './base-image';
 import { runSession } from '../../output/session';
@@ -66,13 +66,15 @@ export async function runRun(args: RunArgs): Promise<number> {
     sshAgent: merged.sshAgent,
     ...(args.debug ? { onSshAgentRefused: (request: string) => process.stderr.write(`smolvm: ssh-agent: refused ${request} from the guest\n`) } : {}),
     agentBundle: agentBundlePath(),
+    guestAssets: guestAssets(),
     bootSnapshot: !args.cold,
     ...(args.debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: ${message}\n`) } : {}),
     ...(args.driver ? { driver: { name: args.driver, source: '--driver' } } : {}),
     ...(early ? { prestarted: early } : {}),
   });
   // The next identical invocation starts this restore before it has even loaded (prestart.ts).
-  if (vm.restoreRecipe) keepRecipe(process.argv.slice(2), smolvmDirs(process.env).cache, cliBundlePath(__dirname), vm.restoreRecipe);
+  // __filename is the CLI bundle the loader keyed the recipe by (the executable, when smolvm is one file).
+  if (vm.restoreRecipe) keepRecipe(process.argv.slice(2), smolvmDirs(process.env).cache, __filename, vm.restoreRecipe);
   try {
     const env = Object.fromEntries(config.env.map((v) => [v.name, v.value]));
     for (const command of config.init) {

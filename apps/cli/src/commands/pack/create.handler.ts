@@ -12,7 +12,7 @@ import { shrunkCopy } from '@smolvm/machines';
 import { formatPlatform as formatOciPlatform, hostPlatform, type PreparedImage } from '@smolvm/oci';
 import { assemblePack, type PackManifestBase, type SectionSource } from '@smolvm/pack';
 import { locateKernel } from '@smolvm/runtime';
-import { agentBundlePath } from '../../runtime-assets';
+import { agentBundlePath, guestAssets } from '../../runtime-assets';
 import { locateStubExecutable, stubPrefix } from '../../stub';
 import { smolvmVersion } from '../../version';
 import { pullWithProgress } from '../image/pull-progress';
@@ -105,8 +105,10 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
   };
 
   const cacheDir = smolvmDirs().cache;
-  const kernel = locateKernel();
-  const agent = await ensureAgentImage({ cacheDir, agentBundle: agentBundlePath() });
+  // The single-file smolvm packs the kernel and agent inputs it carries, like the VMs it runs.
+  const { kernel: shippedKernel, ...agentInputs } = guestAssets() ?? {};
+  const kernel = locateKernel(process.env, shippedKernel);
+  const agent = await ensureAgentImage({ cacheDir, agentBundle: agentBundlePath(), ...agentInputs });
   const stub = locateStubExecutable();
   const scratch = record ? fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-pack-')) : undefined;
   try {

@@ -1,0 +1,106 @@
+// Issue 15's first acceptance test: a machine packed by the single-file smolvm runs where there
+// is neither Node nor smolvm. Pack an image from the local registry, remove smolvm's image cache,
+// then, with node and the checkout hidden and a fresh HOME, the packed executable (smolvm-stub,
+// a single executable itself) runs a command (output, exit code) and start/exec/status/stop.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { featureImage } from '../../../tools/fixtures/images';
+import { e2eSetup, type E2eSetup } from './helpers';
+import { hiddenRunner, killLeftovers, makeHome, type HiddenOptions, type HiddenResult } from './hidden-ns';
+
+const DIST = path.join(__dirname, '..', 'dist');
+const STUB = path.join(__dirname, '..', '..', 'pack-stub', 'dist', 'smolvm-stub');
+const BOOT_MS = 600_000;
+
+let setup: E2eSetup;
+let dir: string;
+let app: string;
+let run: (argv: string[], opts: HiddenOptions) => HiddenResult;
+
+beforeAll(async () => {
+  // Built by the test target's build-sea dependencies.
+  expect(fs.existsSync(path.join(DIST, 'smolvm'))).toBe(true);
+  expect(fs.existsSync(STUB)).toBe(true);
+  setup = await e2eSetup('smolvm-sea-pack-e2e-', { 'smolvm-test/feature:latest': featureImage() });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-sea-pack-'));
+  fs.chmodSync(dir, 0o755);
+  // Installed as the README says: both files side by side.
+  const bin = path.join(dir, 'bin');
+  fs.mkdirSync(bin, { mode: 0o755 });
+  fs.copyFileSync(path.join(DIST, 'smolvm'), path.join(bin, 'smolvm'));
+  fs.copyFileSync(STUB, path.join(bin, 'smolvm-stub'));
+  for (const f of ['smolvm', 'smolvm-stub']) fs.chmodSync(path.join(bin, f), 0o755);
+  const smolfile = path.join(dir, 'Smolfile');
+  fs.writeFileSync(smolfile, `image = "${setup.refs['smolvm-test/feature:latest']}"\nentrypoint = ["/bin/sh", "-c"]\ncmd = ["echo default command"]\n`);
+  app = path.join(dir, 'out', 'my-app');
+  fs.mkdirSync(path.dirname(app), { mode: 0o755 });
+  const packed = spawnSync(path.join(bin, 'smolvm'), ['pack', 'create', '-s', smolfile, '-o', app, '--cpus', '1', '--memory', '512M'], {
+    env: { ...process.env, ...setup.env },
+    encoding: 'utf8',
+    timeout: BOOT_MS,
+  });
+  expect(packed).toMatchObject({ status: 0, stdout: `${app}\n` });
+  // The packed executable is the stub, byte for byte; the payload is beside it.
+  expect(fs.readFileSync(app).equals(fs.readFileSync(STUB))).toBe(true);
+  expect(fs.existsSync(`${app}.smolmachine`)).toBe(true);
+  // Nothing of the packer's images is left to fall back on.
+  fs.rmSync(path.join(setup.home, 'cache', 'oci'), { recursive: true, force: true });
+  run = hiddenRunner(dir);
+}, BOOT_MS);
+
+afterAll(async () => {
+  const left = dir ? killLeftovers(dir) : [];
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  await setup?.close();
+  expect(left).toEqual([]);
+});
+
+test(
+  'run -- CMD: output and exit code, with node and the checkout hidden',
+  () => {
+    const home = makeHome(dir, 'home-run');
+    const r = run([app, 'run', '--', 'echo "$GREETING from $(cat /etc/motd)"; exit 5'], { home });
+    expect(r).toMatchObject({ stdout: 'hello from smolvm test image\n', stderr: '', status: 5 });
+    const dflt = run([app], { home });
+    expect(dflt).toMatchObject({ stdout: 'default command\n', status: 0 });
+  },
+  BOOT_MS,
+);
+
+test(
+  'start, exec, status, stop',
+  () => {
+    const home = makeHome(dir, 'home-daemon');
+    expect(run([app, 'status'], { home })).toMatchObject({ status: 0, stdout: 'not created\n' });
+    const start = run([app, 'start'], { home });
+    try {
+      expect(start).toMatchObject({ status: 0 });
+      expect(run([app, 'status'], { home })).toMatchObject({ status: 0, stdout: 'running\n' });
+      const exec = run([app, 'exec', '--', 'sh', '-c', 'echo kept > /workspace/f; cat /etc/motd; exit 7'], { home });
+      expect(exec).toMatchObject({ status: 7, stdout: 'smolvm test image\n' });
+    } finally {
+      expect(run([app, 'stop'], { home })).toMatchObject({ status: 0 });
+    }
+    expect(run([app, 'status'], { home })).toMatchObject({ status: 0, stdout: 'stopped\n' });
+  },
+  BOOT_MS,
+);
+
+test(
+  '--single-file: the payload appended to the single-executable stub runs the same',
+  () => {
+    const one = path.join(dir, 'out', 'one-file');
+    const packed = spawnSync(path.join(dir, 'bin', 'smolvm'), ['pack', 'create', '--single-file', '-o', one, '--cpus', '1', '--memory', '512M'], {
+      env: { ...process.env, ...setup.env },
+      encoding: 'utf8',
+      timeout: BOOT_MS,
+    });
+    expect(packed).toMatchObject({ status: 0, stdout: `${one}\n` });
+    expect(fs.existsSync(`${one}.smolmachine`)).toBe(false);
+    const r = run([one, 'run', '--', 'sh', '-c', 'echo one file; exit 6'], { home: makeHome(dir, 'home-one') });
+    expect(r).toMatchObject({ stdout: 'one file\n', stderr: '', status: 6 });
+  },
+  BOOT_MS,
+);
