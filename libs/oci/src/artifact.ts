@@ -181,6 +181,8 @@ export const DEFAULT_ARTIFACT_LIMITS: ArtifactLimits = {
 export interface ArtifactPullOptions {
   /** The artifact type the manifest must declare. */
   artifactType: string;
+  /** How messages name what was expected ("a smolvm pack"); "an artifact of type T" by default. */
+  kindName?: string;
   /** Guest platform to select from the index; linux + this host's architecture by default. */
   platform?: Platform | string;
   limits?: Partial<ArtifactLimits>;
@@ -257,10 +259,11 @@ export async function pullArtifact(client: RegistryClient, store: ContentStore, 
   if (fetched.parsed.kind !== 'image') throw new SmolvmError(`${reference}: an index points to another index, which smolvm does not follow`);
   const manifest = fetched.parsed.manifest;
   if (manifest.artifactType !== options.artifactType) {
+    const wantedKind = options.kindName ?? `an artifact of type ${options.artifactType}`;
     throw new SmolvmError(
       manifest.artifactType === undefined
-        ? `${reference} is a container image, not a ${options.artifactType} artifact`
-        : `${reference} is a ${manifest.artifactType} artifact, not ${options.artifactType}`,
+        ? `${reference} is a container image, not ${wantedKind}`
+        : `${reference} is an artifact of type ${manifest.artifactType}, not ${wantedKind}`,
       { remedy: 'check the reference' },
     );
   }

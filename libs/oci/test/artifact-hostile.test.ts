@@ -172,7 +172,7 @@ it('refuses manifests whose Content-Type contradicts their body, or that are no 
   await fake.close();
   fake = await fakeRegistry(artifactTable('other/type', { artifactType: 'application/vnd.example.thing.v1' }));
   expect(((await pull(`${fake.host}/other/type:latest`)) as Error).message).toBe(
-    `${fake.host}/other/type:latest is a application/vnd.example.thing.v1 artifact, not ${MACHINE_ARTIFACT_TYPE}`,
+    `${fake.host}/other/type:latest is an artifact of type application/vnd.example.thing.v1, not an artifact of type ${MACHINE_ARTIFACT_TYPE}`,
   );
   expect(blobRequests()).toEqual([]);
 });

@@ -215,7 +215,7 @@ it('refuses to pull a container image as an artifact, and to push to a digest', 
   await pushBuiltImage(client, `${registry.host}/smolvm-test/feature:latest`, featureImage());
   const store = ContentStore.open(home.env);
   await expect(pullArtifact(client, store, `${registry.host}/smolvm-test/feature:latest`, { artifactType: MACHINE_ARTIFACT_TYPE })).rejects.toThrow(
-    `${registry.host}/smolvm-test/feature:latest is a container image, not a ${MACHINE_ARTIFACT_TYPE} artifact`,
+    `${registry.host}/smolvm-test/feature:latest is a container image, not an artifact of type ${MACHINE_ARTIFACT_TYPE}`,
   );
   const { artifact } = artifactFile(work.home, 'd.bin', [{ name: 'rootfs', bytes: Buffer.from('x') }], 'linux/amd64');
   await expect(pushArtifact(client, parseImageReference(`${registry.host}/smolvm-test/d@sha256:${'a'.repeat(64)}`), artifact)).rejects.toThrow(
