@@ -1,0 +1,73 @@
+// What a VM needs from a pack to boot: its kernel as a file, its agent image and root image as
+// disks (in place when safe), after the pack was verified. Shaped for @smolvm/runtime's startVm.
+import fs from 'node:fs';
+import path from 'node:path';
+import { assertTrustedPath } from '@smolvm/common';
+import { PackFormatError } from './format';
+import type { PackManifest, SectionName } from './manifest';
+import { PackFile } from './reader';
+import { extractSection, sectionCacheDir, sectionDisk, type SectionFile } from './sections';
+
+export interface PackedBoot {
+  packed: { kernel: string; agentImage: { path: string; range?: { offset: number; size: number }; key: string } };
+  imageErofs?: string;
+  imageRange?: { offset: number; size: number };
+}
+
+function asRange(f: SectionFile): { range?: { offset: number; size: number } } {
+  return f.offset !== undefined && f.size !== undefined ? { range: { offset: f.offset, size: f.size } } : {};
+}
+
+function bootOf(manifest: PackManifest, kernel: string, agent: SectionFile, rootfs?: SectionFile): PackedBoot {
+  const agentSection = manifest.sections.find((s) => s.name === 'agent');
+  const rootRange = rootfs ? asRange(rootfs).range : undefined;
+  return {
+    packed: { kernel, agentImage: { path: agent.path, ...asRange(agent), key: agentSection?.sha256 ?? '' } },
+    ...(rootfs ? { imageErofs: rootfs.path, ...(rootRange ? { imageRange: rootRange } : {}) } : {}),
+  };
+}
+
+/** Verifies the pack (or finds it verified before) and returns how to boot it. */
+export async function packedBoot(pack: PackFile, cacheDir: string): Promise<PackedBoot> {
+  await pack.verify(cacheDir);
+  const kernel = await extractSection(pack, 'kernel', cacheDir);
+  const agent = await sectionDisk(pack, 'agent', cacheDir);
+  const rootfs = pack.section('rootfs') ? await sectionDisk(pack, 'rootfs', cacheDir) : undefined;
+  return bootOf(pack.manifest, kernel, agent, rootfs);
+}
+
+/** Copies the sections a machine boots from into the section cache (verified on the way). */
+export async function importSections(pack: PackFile, cacheDir: string): Promise<void> {
+  await pack.verify(cacheDir);
+  for (const name of ['kernel', 'agent', 'rootfs'] as SectionName[]) if (pack.section(name)) await extractSection(pack, name, cacheDir);
+}
+
+/**
+ * How to boot a machine made from a pack (`machine create --from`): from the sections imported
+ * into the cache; ones the cache lost are imported again from `source` when it is still the
+ * same pack (its manifest digest is `digest`).
+ */
+export async function importedBoot(manifest: PackManifest, digest: string, cacheDir: string, source?: string): Promise<PackedBoot> {
+  const cached = (name: SectionName): string | undefined => {
+    const s = manifest.sections.find((x) => x.name === name);
+    if (!s) return undefined;
+    const file = path.join(sectionCacheDir(cacheDir), s.sha256);
+    try {
+      assertTrustedPath(file, cacheDir);
+      if (fs.statSync(file).size === s.size) return file;
+    } catch {
+      // Gone or untrusted: imported again below.
+    }
+    return undefined;
+  };
+  const wanted = (['kernel', 'agent', 'rootfs'] as SectionName[]).filter((n) => manifest.sections.some((s) => s.name === n));
+  if (wanted.some((n) => cached(n) === undefined)) {
+    const pack = source && fs.existsSync(source) ? PackFile.open(source) : undefined;
+    if (!pack || pack.digest !== digest) {
+      throw new PackFormatError(source ?? '(no source)', `the machine's sections are gone from the cache and the file is not the pack it was made from (${digest})`, 'create the machine again from its .smolmachine');
+    }
+    await importSections(pack, cacheDir);
+  }
+  const file = (n: SectionName) => cached(n) as string;
+  return bootOf(manifest, file('kernel'), { path: file('agent') }, wanted.includes('rootfs') ? { path: file('rootfs') } : undefined);
+}

@@ -1,0 +1,201 @@
+// The pack manifest: every field the reference names (platform, host_platform, created,
+// smolvm_version), the workload, resources, network policy, the Smolfile's [artifact] profile
+// and the section table. Parsed strictly: a pack comes from someone else, and what it says
+// decides what a VM boots and runs.
+import { PackFormatError, MAX_SECTIONS, SECTION_ALIGN } from './format';
+
+/** What a section holds; `name` is its role in the machine. */
+export const SectionMediaType = {
+  kernel: 'application/vnd.smolvm.kernel.vmlinux.v1',
+  agent: 'application/vnd.smolvm.agent.erofs.v1',
+  rootfs: 'application/vnd.smolvm.rootfs.erofs.v1',
+  overlay: 'application/vnd.smolvm.disk.ext4.v1',
+  storage: 'application/vnd.smolvm.disk.ext4.v1',
+} as const;
+export type SectionName = keyof typeof SectionMediaType;
+export const SECTION_NAMES = Object.keys(SectionMediaType) as SectionName[];
+
+export interface PackSection {
+  name: SectionName;
+  media_type: string;
+  /** From the payload's first byte; a multiple of SECTION_ALIGN. */
+  offset: number;
+  size: number;
+  sha256: string;
+}
+
+export interface PackNetwork {
+  net: boolean;
+  allow_hosts: string[];
+  allow_cidrs: string[];
+}
+
+/** The Smolfile's [artifact] table as given (before it was applied to the fields below). */
+export interface PackArtifactProfile {
+  cpus?: number;
+  memory_mib?: number;
+  entrypoint?: string[];
+  oci_platform?: string;
+}
+
+export interface PackManifest {
+  format: 'smolmachine';
+  version: number;
+  /** The guest's OS/arch (OCI form, e.g. linux/amd64). */
+  platform: string;
+  /** The host OS/arch the packed stub and kernel run on (e.g. linux/amd64). */
+  host_platform: string;
+  /** RFC 3339. */
+  created: string;
+  smolvm_version: string;
+  /** The OCI image it was packed from; null for the bare image. */
+  image: { reference: string; digest: string } | null;
+  /** The packed machine's name when made with --from-vm. */
+  from_vm: string | null;
+  /** The final command line pieces (image config applied): run uses entrypoint + (CMD args or cmd). */
+  entrypoint: string[];
+  cmd: string[];
+  env: string[];
+  workdir: string | null;
+  user: string | null;
+  cpus: number;
+  memory_mib: number;
+  /** Sizes a machine made from this pack gets (GiB). */
+  storage_gib: number;
+  overlay_gib: number;
+  network: PackNetwork;
+  artifact: PackArtifactProfile | null;
+  sections: PackSection[];
+}
+
+/** The manifest without its section table: what a writer is given. */
+export type PackManifestBase = Omit<PackManifest, 'format' | 'version' | 'sections'>;
+
+type Obj = Record<string, unknown>;
+
+class Checker {
+  constructor(readonly file: string) {}
+  fail(why: string): never {
+    throw new PackFormatError(this.file, `its manifest ${why}`);
+  }
+  obj(v: unknown, what: string): Obj {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(`field ${what} is not an object`);
+    return v as Obj;
+  }
+  str(v: unknown, what: string, max = 4096): string {
+    if (typeof v !== 'string' || v.length > max || v.includes('\0')) this.fail(`field ${what} is not a string of at most ${max} characters`);
+    return v;
+  }
+  strOrNull(v: unknown, what: string): string | null {
+    return v === null ? null : this.str(v, what);
+  }
+  int(v: unknown, what: string, min: number, max: number): number {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) this.fail(`field ${what} is not an integer in ${min}..${max}`);
+    return v;
+  }
+  bool(v: unknown, what: string): boolean {
+    if (typeof v !== 'boolean') this.fail(`field ${what} is not true or false`);
+    return v;
+  }
+  strings(v: unknown, what: string, maxItems = 4096): string[] {
+    if (!Array.isArray(v) || v.length > maxItems) this.fail(`field ${what} is not a list of at most ${maxItems} strings`);
+    return v.map((x, i) => this.str(x, `${what}[${i}]`));
+  }
+  known(o: Obj, keys: string[], what: string): void {
+    for (const k of Object.keys(o)) if (!keys.includes(k)) this.fail(`has an unknown field ${what}${k}`);
+  }
+}
+
+const MANIFEST_KEYS = ['format', 'version', 'platform', 'host_platform', 'created', 'smolvm_version', 'image', 'from_vm', 'entrypoint', 'cmd', 'env', 'workdir', 'user', 'cpus', 'memory_mib', 'storage_gib', 'overlay_gib', 'network', 'artifact', 'sections'];
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+
+/**
+ * Parses and checks a manifest: known fields only, types and bounds, and a section table whose
+ * sections are aligned, in order, non-overlapping and end before `manifestOffset`.
+ */
+export function parseManifest(bytes: Buffer, file: string, manifestOffset: number): PackManifest {
+  const c = new Checker(file);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    c.fail('is not JSON');
+  }
+  const o = c.obj(raw, '(top level)');
+  c.known(o, MANIFEST_KEYS, '');
+  if (o.format !== 'smolmachine') c.fail('does not say format "smolmachine"');
+  const version = c.int(o.version, 'version', 1, 1);
+  const platform = c.str(o.platform, 'platform', 64);
+  const hostPlatform = c.str(o.host_platform, 'host_platform', 64);
+  if (!PLATFORM.test(platform) || !PLATFORM.test(hostPlatform)) c.fail('has a platform that is not OS/ARCH');
+  const created = c.str(o.created, 'created', 64);
+  if (!RFC3339.test(created) || Number.isNaN(Date.parse(created))) c.fail('field created is not an RFC 3339 time');
+  let image: PackManifest['image'] = null;
+  if (o.image !== null) {
+    const i = c.obj(o.image, 'image');
+    c.known(i, ['reference', 'digest'], 'image.');
+    const digest = c.str(i.digest, 'image.digest', 80);
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) c.fail('field image.digest is not sha256:<64 hex>');
+    image = { reference: c.str(i.reference, 'image.reference', 1024), digest };
+  }
+  const n = c.obj(o.network, 'network');
+  c.known(n, ['net', 'allow_hosts', 'allow_cidrs'], 'network.');
+  let artifact: PackArtifactProfile | null = null;
+  if (o.artifact !== null) {
+    const a = c.obj(o.artifact, 'artifact');
+    c.known(a, ['cpus', 'memory_mib', 'entrypoint', 'oci_platform'], 'artifact.');
+    artifact = {
+      ...(a.cpus !== undefined ? { cpus: c.int(a.cpus, 'artifact.cpus', 1, 64) } : {}),
+      ...(a.memory_mib !== undefined ? { memory_mib: c.int(a.memory_mib, 'artifact.memory_mib', 64, 1024 * 1024) } : {}),
+      ...(a.entrypoint !== undefined ? { entrypoint: c.strings(a.entrypoint, 'artifact.entrypoint') } : {}),
+      ...(a.oci_platform !== undefined ? { oci_platform: c.str(a.oci_platform, 'artifact.oci_platform', 64) } : {}),
+    };
+  }
+  if (!Array.isArray(o.sections) || o.sections.length > MAX_SECTIONS) c.fail(`field sections is not a list of at most ${MAX_SECTIONS}`);
+  const sections: PackSection[] = [];
+  let end = 0;
+  for (const [i, v] of (o.sections as unknown[]).entries()) {
+    const s = c.obj(v, `sections[${i}]`);
+    c.known(s, ['name', 'media_type', 'offset', 'size', 'sha256'], `sections[${i}].`);
+    const name = c.str(s.name, `sections[${i}].name`, 32);
+    if (!(SECTION_NAMES as string[]).includes(name)) c.fail(`names an unknown section ${JSON.stringify(name)}`);
+    if (sections.some((x) => x.name === name)) c.fail(`names section ${name} twice`);
+    const mediaType = c.str(s.media_type, `sections[${i}].media_type`, 128);
+    if (mediaType !== SectionMediaType[name as SectionName]) c.fail(`gives section ${name} the media type ${mediaType}`);
+    const offset = c.int(s.offset, `sections[${i}].offset`, 0, Number.MAX_SAFE_INTEGER);
+    const size = c.int(s.size, `sections[${i}].size`, 1, Number.MAX_SAFE_INTEGER);
+    if (offset % SECTION_ALIGN !== 0) c.fail(`places section ${name} at ${offset}, not a multiple of ${SECTION_ALIGN}`);
+    if (offset < end || offset + size > manifestOffset) c.fail(`places section ${name} over another section or the manifest`);
+    end = offset + size;
+    const sha256 = c.str(s.sha256, `sections[${i}].sha256`, 64);
+    if (!SHA256.test(sha256)) c.fail(`gives section ${name} a sha256 that is not 64 hex digits`);
+    sections.push({ name: name as SectionName, media_type: mediaType, offset, size, sha256 });
+  }
+  for (const required of ['kernel', 'agent'] as const) if (!sections.some((s) => s.name === required)) c.fail(`has no ${required} section`);
+  if (image && !sections.some((s) => s.name === 'rootfs')) c.fail('names an image but has no rootfs section');
+  if (sections.some((s) => s.name === 'overlay') !== sections.some((s) => s.name === 'storage')) c.fail('has one of the overlay and storage disks without the other');
+  return {
+    format: 'smolmachine',
+    version,
+    platform,
+    host_platform: hostPlatform,
+    created,
+    smolvm_version: c.str(o.smolvm_version, 'smolvm_version', 64),
+    image,
+    from_vm: c.strOrNull(o.from_vm, 'from_vm'),
+    entrypoint: c.strings(o.entrypoint, 'entrypoint'),
+    cmd: c.strings(o.cmd, 'cmd'),
+    env: c.strings(o.env, 'env'),
+    workdir: c.strOrNull(o.workdir, 'workdir'),
+    user: c.strOrNull(o.user, 'user'),
+    cpus: c.int(o.cpus, 'cpus', 1, 64),
+    memory_mib: c.int(o.memory_mib, 'memory_mib', 64, 1024 * 1024),
+    storage_gib: c.int(o.storage_gib, 'storage_gib', 1, 16 * 1024),
+    overlay_gib: c.int(o.overlay_gib, 'overlay_gib', 1, 16 * 1024),
+    network: { net: c.bool(n.net, 'network.net'), allow_hosts: c.strings(n.allow_hosts, 'network.allow_hosts'), allow_cidrs: c.strings(n.allow_cidrs, 'network.allow_cidrs') },
+    artifact,
+    sections,
+  };
+}

@@ -1,0 +1,92 @@
+// Using a verified pack's sections: QEMU reads a disk section in place (raw driver offset/size)
+// when nobody but this user (or root) can change the file; anything else, and the kernel (QEMU
+// takes it as a file), is copied into a cache keyed by sha256, hashed on the way in.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { assertTrustedPath, commitTempFile, ensurePrivateDir, markUsed, tempPathFor } from '@smolvm/common';
+import { PackFormatError } from './format';
+import type { SectionName } from './manifest';
+import type { PackFile } from './reader';
+
+/** A section as a disk: a whole file, or a byte range of one. */
+export interface SectionFile {
+  path: string;
+  offset?: number;
+  size?: number;
+}
+
+export function sectionCacheDir(cacheDir: string): string {
+  return path.join(cacheDir, 'pack', 'sections');
+}
+
+/**
+ * The section's bytes as their own file under `<cacheDir>/pack/sections/<sha256>`. Safe when
+ * processes race: each copies to its own temp file and renames (same content, same name).
+ */
+export async function extractSection(pack: PackFile, name: SectionName, cacheDir: string): Promise<string> {
+  const s = pack.section(name);
+  if (!s) throw new PackFormatError(pack.path, `it has no ${name} section`);
+  const dir = sectionCacheDir(cacheDir);
+  ensurePrivateDir(dir);
+  const target = path.join(dir, s.sha256);
+  try {
+    assertTrustedPath(target, cacheDir);
+    if (fs.statSync(target).size === s.size) {
+      markUsed(target);
+      return target;
+    }
+  } catch {
+    // Missing, or not trustworthy: written again below (renamed over it).
+  }
+  const tmp = tempPathFor(target);
+  const fh = await fs.promises.open(tmp, 'wx', 0o600);
+  try {
+    const hash = crypto.createHash('sha256');
+    let size = 0;
+    for await (const chunk of pack.readSection(name)) {
+      const b = chunk as Buffer;
+      hash.update(b);
+      size += b.length;
+      await fh.write(b);
+    }
+    if (size !== s.size || hash.digest('hex') !== s.sha256) throw new PackFormatError(pack.path, `its ${name} section does not match its sha256 (changed while it was read?)`);
+    await fh.sync();
+    await fh.close();
+    commitTempFile(tmp, target);
+    return target;
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Why another user could change the pack's bytes after it was verified (the file or a directory
+ * above it is theirs, or writable by them without the sticky bit), or undefined when none can.
+ */
+export function inPlaceWeakness(file: string): string | undefined {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  let p = fs.realpathSync(file);
+  for (;;) {
+    const st = fs.statSync(p);
+    if (uid !== undefined && st.uid !== uid && st.uid !== 0) return `${p} belongs to uid ${st.uid}`;
+    const writable = (st.mode & 0o022) !== 0;
+    if (writable && (st.isFile() || (st.mode & 0o1000) === 0)) return `${p} is writable by others`;
+    const parent = path.dirname(p);
+    if (parent === p) return undefined;
+    p = parent;
+  }
+}
+
+/**
+ * A disk section for QEMU: the pack file itself at the section's range when only this user can
+ * change it, else a verified copy in the cache.
+ */
+export async function sectionDisk(pack: PackFile, name: SectionName, cacheDir: string): Promise<SectionFile> {
+  const s = pack.section(name);
+  if (!s) throw new PackFormatError(pack.path, `it has no ${name} section`);
+  if (inPlaceWeakness(pack.path) === undefined) return { path: pack.path, offset: s.fileOffset, size: s.size };
+  return { path: await extractSection(pack, name, cacheDir) };
+}

@@ -1,0 +1,178 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { FOOTER_SIZE, PackFile, PackFormatError, SECTION_ALIGN, assemblePack, extractSection, sectionDisk, type PackManifestBase, type SectionName } from '../src';
+
+const base: PackManifestBase = {
+  platform: 'linux/amd64',
+  host_platform: 'linux/amd64',
+  created: '2026-12-07T03:00:00Z',
+  smolvm_version: '0.1.0',
+  image: { reference: 'localhost:5000/test:1', digest: `sha256:${'a'.repeat(64)}` },
+  from_vm: null,
+  entrypoint: [],
+  cmd: ['/bin/sh'],
+  env: ['PATH=/usr/bin:/bin'],
+  workdir: null,
+  user: null,
+  cpus: 4,
+  memory_mib: 8192,
+  storage_gib: 20,
+  overlay_gib: 2,
+  network: { net: false, allow_hosts: [], allow_cidrs: [] },
+  artifact: { cpus: 2 },
+};
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pack-test-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const content: Record<string, Buffer> = {
+  kernel: crypto.randomBytes(5000),
+  agent: crypto.randomBytes(8192),
+  rootfs: crypto.randomBytes(10_000),
+};
+
+async function makePack(file: string, prefix?: string): Promise<void> {
+  await assemblePack({
+    output: file,
+    manifest: base,
+    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({ name, open: () => Readable.from([content[name]]) })),
+    ...(prefix ? { prefix } : {}),
+  });
+}
+
+async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+test('a written pack opens, lists aligned sections and reads them back', async () => {
+  const file = path.join(dir, 'a.smolmachine');
+  await makePack(file);
+  const pack = PackFile.open(file);
+  expect(pack.manifest.artifact).toEqual({ cpus: 2 });
+  expect(pack.sections().map((s) => s.name)).toEqual(['kernel', 'agent', 'rootfs']);
+  for (const s of pack.sections()) {
+    expect(s.offset % SECTION_ALIGN).toBe(0);
+    expect(await readAll(pack.readSection(s.name))).toEqual(content[s.name]);
+  }
+  expect(await pack.verify()).toEqual({ remembered: false });
+  expect(pack.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+});
+
+test('appended to a stub, the payload starts aligned in the file and reads the same', async () => {
+  const stub = path.join(dir, 'stub');
+  fs.writeFileSync(stub, crypto.randomBytes(1234));
+  const file = path.join(dir, 'app');
+  await makePack(file, stub);
+  const pack = PackFile.open(file);
+  expect(pack.payloadStart).toBe(SECTION_ALIGN);
+  expect(fs.statSync(file).mode & 0o777).toBe(0o755);
+  expect(fs.readFileSync(file).subarray(0, 1234)).toEqual(fs.readFileSync(stub));
+  for (const s of pack.sections()) expect(s.fileOffset % SECTION_ALIGN).toBe(0);
+  await pack.verify();
+  expect(await readAll(pack.readSection('rootfs'))).toEqual(content.rootfs);
+});
+
+test.each(['kernel', 'agent', 'rootfs'] as SectionName[])('a flipped byte in the %s section is refused by verify', async (name) => {
+  const file = path.join(dir, 'a.smolmachine');
+  await makePack(file);
+  const s = PackFile.open(file).section(name)!;
+  const fd = fs.openSync(file, 'r+');
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, s.fileOffset + 17);
+  b[0] ^= 0x01;
+  fs.writeSync(fd, b, 0, 1, s.fileOffset + 17);
+  fs.closeSync(fd);
+  await expect(PackFile.open(file).verify()).rejects.toThrow(new RegExp(`its ${name} section does not match its sha256`));
+});
+
+test('a flipped byte in the manifest, a truncated file, a wrong magic or version are refused on open', async () => {
+  const file = path.join(dir, 'a.smolmachine');
+  await makePack(file);
+  const good = fs.readFileSync(file);
+  const manifestAt = good.length - FOOTER_SIZE - 50;
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['manifest', Buffer.concat([good.subarray(0, manifestAt), Buffer.from([good[manifestAt] ^ 1]), good.subarray(manifestAt + 1)]), /manifest does not match the digest/],
+    ['truncated', good.subarray(0, good.length - 100), /SMOLMACH magic/],
+    ['cut at the front', good.subarray(SECTION_ALIGN), /payload is \d+ bytes/],
+    ['magic', Buffer.concat([good.subarray(0, good.length - 8), Buffer.from('NOTAPACK')]), /SMOLMACH magic/],
+    ['version', (() => { const b = Buffer.from(good); b.writeUInt32LE(2, good.length - FOOTER_SIZE); return b; })(), /format version 2/],
+    ['empty', Buffer.alloc(0), /shorter than the footer/],
+  ];
+  for (const [label, bytes, message] of cases) {
+    const bad = path.join(dir, `bad-${label.replace(/ /g, '-')}`);
+    fs.writeFileSync(bad, bytes);
+    expect(() => PackFile.open(bad)).toThrow(PackFormatError);
+    expect(() => PackFile.open(bad)).toThrow(message);
+  }
+});
+
+test('a manifest with unknown fields or overlapping sections is refused', async () => {
+  const { parseManifest } = await import('../src');
+  const ok = JSON.parse(JSON.stringify({ format: 'smolmachine', version: 1, ...base, sections: [
+    { name: 'kernel', media_type: 'application/vnd.smolvm.kernel.vmlinux.v1', offset: 0, size: 5000, sha256: 'b'.repeat(64) },
+    { name: 'agent', media_type: 'application/vnd.smolvm.agent.erofs.v1', offset: 8192, size: 10, sha256: 'c'.repeat(64) },
+    { name: 'rootfs', media_type: 'application/vnd.smolvm.rootfs.erofs.v1', offset: 12288, size: 10, sha256: 'd'.repeat(64) },
+  ] })) as Record<string, unknown>;
+  const parse = (m: unknown) => parseManifest(Buffer.from(JSON.stringify(m)), 'f', 1 << 20);
+  expect(parse(ok).sections).toHaveLength(3);
+  expect(() => parse({ ...ok, extra: 1 })).toThrow(/unknown field extra/);
+  const sections = ok.sections as Array<Record<string, unknown>>;
+  expect(() => parse({ ...ok, sections: [sections[0], { ...sections[1], offset: 4096 }, sections[2]] })).toThrow(/over another section/);
+  expect(() => parse({ ...ok, sections: [sections[0], { ...sections[1], offset: 8000 }, sections[2]] })).toThrow(/not a multiple of 4096/);
+  expect(() => parse({ ...ok, sections: [sections[0], sections[2]] })).toThrow(/no agent section/);
+  expect(() => parse({ ...ok, cpus: 1000 })).toThrow(/cpus/);
+  expect(() => parseManifest(Buffer.from(JSON.stringify(ok)), 'f', 12290)).toThrow(/over another section or the manifest/);
+});
+
+test('a verification is remembered per file identity, and a changed file is verified again', async () => {
+  const file = path.join(dir, 'a.smolmachine');
+  const cache = path.join(dir, 'cache');
+  fs.mkdirSync(cache, { mode: 0o700 });
+  await makePack(file);
+  expect(await PackFile.open(file).verify(cache)).toEqual({ remembered: false });
+  expect(await PackFile.open(file).verify(cache)).toEqual({ remembered: true });
+  // Same bytes rewritten with the old mtime: ctime differs, so it is a new identity.
+  const { mtime } = fs.statSync(file);
+  const s = PackFile.open(file).section('agent')!;
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.from([content.agent[0] ^ 1]), 0, 1, s.fileOffset);
+  fs.closeSync(fd);
+  fs.utimesSync(file, mtime, mtime);
+  await expect(PackFile.open(file).verify(cache)).rejects.toThrow(/agent section/);
+});
+
+test('sections extract to a digest-keyed cache, also when processes race', async () => {
+  const file = path.join(dir, 'a.smolmachine');
+  const cache = path.join(dir, 'cache');
+  fs.mkdirSync(cache, { mode: 0o700 });
+  await makePack(file);
+  const pack = PackFile.open(file);
+  const paths = await Promise.all(Array.from({ length: 4 }, () => extractSection(pack, 'kernel', cache)));
+  expect(new Set(paths).size).toBe(1);
+  expect(path.basename(paths[0])).toBe(pack.section('kernel')!.sha256);
+  expect(fs.readFileSync(paths[0])).toEqual(content.kernel);
+  expect(fs.statSync(paths[0]).mode & 0o777).toBe(0o600);
+  expect(fs.readdirSync(path.dirname(paths[0]))).toEqual([pack.section('kernel')!.sha256]);
+});
+
+test('a disk section is used in place from a file only this user can change, else copied', async () => {
+  const file = path.join(dir, 'a.smolmachine');
+  const cache = path.join(dir, 'cache');
+  fs.mkdirSync(cache, { mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+  await makePack(file);
+  const pack = PackFile.open(file);
+  expect(await sectionDisk(pack, 'rootfs', cache)).toEqual({ path: file, offset: pack.section('rootfs')!.fileOffset, size: content.rootfs.length });
+  fs.chmodSync(file, 0o666);
+  const copied = await sectionDisk(pack, 'rootfs', cache);
+  expect(copied.offset).toBeUndefined();
+  expect(fs.readFileSync(copied.path)).toEqual(content.rootfs);
+});
