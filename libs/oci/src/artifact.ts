@@ -240,7 +240,11 @@ export async function pullArtifact(client: RegistryClient, store: ContentStore, 
   const reference = formatReference(ref);
   const limits = { ...DEFAULT_ARTIFACT_LIMITS, ...options.limits };
   const wanted = wantedPlatform(options.platform);
-  const top = await client.getManifest(ref, { accept: ARTIFACT_ACCEPT, signal: options.signal });
+  const top = await client.getManifest(ref, { accept: ARTIFACT_ACCEPT, signal: options.signal }).catch((err: unknown) => {
+    // The client speaks of images; an artifact is named as what it is.
+    if (err instanceof ImageNotFoundError) throw new ImageNotFoundError(`${reference} not found`, { remedy: err.remedy });
+    throw err;
+  });
   checkContentType(top, reference, ref.registry);
 
   let fetched = top;
