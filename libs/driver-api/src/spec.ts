@@ -14,6 +14,8 @@ export interface BlockDeviceSpec {
   path: string;
   readOnly: boolean;
   format: 'raw';
+  /** Only this byte range of `path` is the disk (a section of a .smolmachine used in place). */
+  range?: { offset: number; size: number };
 }
 
 /** A host directory the guest mounts over 9p (`mount -t 9p -o trans=virtio TAG /mnt`). */

@@ -34,6 +34,11 @@ export function validateVmSpec(spec: VmSpec): void {
     ids.add(disk.id);
     if (disk.format !== 'raw') throw new InvalidVmSpecError(`${field}.format`, `'${String(disk.format)}' is not supported (only raw)`);
     checkFile(`${field}.path`, disk.path);
+    if (disk.range) {
+      checkInteger(`${field}.range.offset`, disk.range.offset, 0, Number.MAX_SAFE_INTEGER);
+      checkInteger(`${field}.range.size`, disk.range.size, 1, Number.MAX_SAFE_INTEGER);
+      if (disk.range.offset + disk.range.size > (statOf(disk.path)?.size ?? 0)) throw new InvalidVmSpecError(`${field}.range`, `it ends past the end of ${disk.path}`);
+    }
   });
 
   const tags = new Set<string>();

@@ -3,5 +3,6 @@
 export { Machines, MachineStartError, MachineNotRunningError, connectSupervisor, type MachinesOptions, type MachineStatus, type StartResult } from './machines';
 export { superviseMachine, envOf, type LastExit } from './supervisor';
 export { machineFiles, type MachineFiles } from './layout';
-export { createDisk, growDisk, compactDisk, allocatedBytes, DiskToolError } from './disks';
+export { createDisk, growDisk, compactDisk, allocatedBytes, shrunkCopy, DiskToolError } from './disks';
+export { machinePackBoot } from './from-pack';
 export { monitorMachine, runHealthCheck, type MonitorOptions, type HealthResult } from './monitor';

@@ -12,6 +12,8 @@ export interface MachineFiles {
   lastExit: string;
   /** Uploads staged by the supervisor, shared read-only with the guest (9p). */
   inbox: string;
+  /** A machine made from a .smolmachine: the pack's digest and manifest (its sections, by sha256). */
+  pack: string;
 }
 
 /** Where the guest sees the inbox. */
@@ -24,5 +26,6 @@ export function machineFiles(dir: string): MachineFiles {
     supervisorLog: path.join(dir, 'supervisor.log'),
     lastExit: path.join(dir, 'last-exit.json'),
     inbox: path.join(dir, 'inbox'),
+    pack: path.join(dir, 'pack.json'),
   };
 }

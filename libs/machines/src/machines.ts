@@ -6,12 +6,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ConflictError, NotFoundError, SmolvmError, UsageError, deferCaCerts, isProcessAlive, withTimeout, type ProcessIdentity } from '@smolvm/common';
+import { ConflictError, NotFoundError, SmolvmError, UsageError, deferCaCerts, isProcessAlive, smolvmDirs, withTimeout, type ProcessIdentity } from '@smolvm/common';
+import type { PackFile } from '@smolvm/pack';
 import { AgentClient } from '@smolvm/agent-protocol';
 import { runRoot, sweepRunDirs } from '@smolvm/runtime';
 import { MachineStore, machineState, type MachineRecord, type MachineState, type NewMachine, type SkippedEntry } from '@smolvm/machine-store';
 import { allocatedBytes, compactDisk, createDisk, growDisk } from './disks';
 import { machineFiles } from './layout';
+import { populateFromPack } from './from-pack';
 import { readLastExit, type LastExit, type StartReport } from './supervisor';
 import { rotateLogFile } from './supervisor-log';
 
@@ -154,6 +156,17 @@ export class Machines {
         createDisk(files.storageDisk, record.storageGiB, 'smolvm-storage', { shared: true });
       },
     });
+  }
+
+  /**
+   * A machine made from a .smolmachine (`machine create --from`): the record names the pack, the
+   * sections it boots are imported into the cache, and a pack made with --from-vm brings its disks.
+   */
+  createFromPack(input: NewMachine, pack: PackFile): Promise<MachineRecord> {
+    return this.store.create(
+      { ...input, from: pack.path },
+      { populate: (dir, record) => populateFromPack(dir, pack, record, smolvmDirs(this.env).cache) },
+    );
   }
 
   /** running / stopped / created / unreachable, checked against the live supervisor and agent. */

@@ -10,18 +10,20 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { SmolvmError, currentProcessIdentity, processStartTime, withTimeout, writeJsonAtomic } from '@smolvm/common';
+import { SmolvmError, currentProcessIdentity, processStartTime, smolvmDirs, withTimeout, writeJsonAtomic } from '@smolvm/common';
 import { AgentServer, type AgentHandlers, type ExecSession } from '@smolvm/agent-protocol';
 import { MachineStore, type MachineRecord } from '@smolvm/machine-store';
 import { createRunDir, startVm, type StartVmOptions, type Vm } from '@smolvm/runtime';
 import { GUEST_INBOX, machineFiles } from './layout';
+import { machinePackBoot } from './from-pack';
 import { resetInbox, stageUpload } from './inbox';
 import { RateLimitedLines, SupervisorLog } from './supervisor-log';
 
 export interface SupervisorOptions {
   record: MachineRecord;
   store: MachineStore;
-  agentBundle: string;
+  /** Not needed by machines made from a pack (they boot its agent image). */
+  agentBundle?: string;
   imageErofs?: string;
   /** Inherited socket to the starting command. */
   controlFd: number;
@@ -218,11 +220,12 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     vm = await startVm({
       cpus: record.cpus,
       memoryMiB: record.memoryMiB,
-      ...(options.imageErofs ? { imageErofs: options.imageErofs } : {}),
+      // A machine made from a pack boots the pack's kernel, agent and image.
+      ...(record.from ? await machinePackBoot(files.pack, smolvmDirs(env).cache, record.from) : options.imageErofs ? { imageErofs: options.imageErofs } : {}),
       volumes: [...record.volumes.map((v) => ({ hostPath: v.host, guestPath: v.guest, readOnly: v.readOnly })), { hostPath: files.inbox, guestPath: GUEST_INBOX, readOnly: true }],
       persistent: { overlayDisk: files.overlayDisk, storageDisk: files.storageDisk },
       hostname: record.name,
-      agentBundle: options.agentBundle,
+      ...(options.agentBundle ? { agentBundle: options.agentBundle } : {}),
       env,
       ...networkOf(record, denials),
     });
@@ -343,7 +346,7 @@ export function readLastExit(file: string): LastExit | undefined {
 }
 
 /** Entry point of the supervisor process (the CLI's hidden `machine _supervise`). */
-export async function superviseMachine(options: { name: string; agentBundle: string; imageErofs?: string; env?: NodeJS.ProcessEnv }): Promise<void> {
+export async function superviseMachine(options: { name: string; agentBundle?: string; imageErofs?: string; env?: NodeJS.ProcessEnv }): Promise<void> {
   const env = options.env ?? process.env;
   const store = new MachineStore(MachineStore.defaultRoot(env));
   await runSupervisor({ record: store.get(options.name), store, agentBundle: options.agentBundle, imageErofs: options.imageErofs, controlFd: 3, env });

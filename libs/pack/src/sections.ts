@@ -4,7 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { assertTrustedPath, commitTempFile, ensurePrivateDir, markUsed, tempPathFor } from '@smolvm/common';
+import { assertTrustedPath, commitTempFile, ensurePrivateDir, tempPathFor } from '@smolvm/common';
 import { PackFormatError } from './format';
 import type { SectionName } from './manifest';
 import type { PackFile } from './reader';
@@ -32,10 +32,8 @@ export async function extractSection(pack: PackFile, name: SectionName, cacheDir
   const target = path.join(dir, s.sha256);
   try {
     assertTrustedPath(target, cacheDir);
-    if (fs.statSync(target).size === s.size) {
-      markUsed(target);
-      return target;
-    }
+    // Not touched when used: a boot snapshot's key includes the kernel file's times.
+    if (fs.statSync(target).size === s.size) return target;
   } catch {
     // Missing, or not trustworthy: written again below (renamed over it).
   }

@@ -74,6 +74,9 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
         'read-only': disk.readOnly,
         // Sparse overlay/storage disks stay sparse when the guest frees blocks.
         discard: disk.readOnly ? undefined : 'unmap',
+        // A byte range of a bigger file (a pack section used in place): the raw driver's window.
+        offset: disk.range?.offset,
+        size: disk.range?.size,
         'file.driver': 'file',
         // file.filename, unlike -drive file=, never parses a "protocol:" prefix out of the path.
         'file.filename': disk.path,

@@ -36,6 +36,8 @@ export interface SnapshotShape {
    * points the slot at the run's image and builds the root on it).
    */
   root: 'bare' | 'image-slot';
+  /** Shapes that must not replace the default family's snapshots (a pack's own kernel and agent). */
+  family?: string;
 }
 
 export interface SnapshotKey {
@@ -75,7 +77,7 @@ function fileIdentity(file: string): string {
 
 export async function snapshotKey(driverName: string, capability: SnapshotCapability, shape: SnapshotShape): Promise<SnapshotKey> {
   const devices = ['blk:agent:ro', ...(shape.root === 'image-slot' ? ['blk:image-slot:ro'] : ['root:bare']), ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), shape.network ? 'net' : 'no-net'];
-  const shapeFields = { driver: driverName, cpus: String(shape.cpus), memoryMiB: String(shape.memoryMiB), devices: devices.join(' ') };
+  const shapeFields = { driver: driverName, cpus: String(shape.cpus), memoryMiB: String(shape.memoryMiB), devices: devices.join(' '), ...(shape.family ? { family: shape.family } : {}) };
   const fields = {
     format: String(FORMAT),
     ...shapeFields,

@@ -7,7 +7,7 @@ import type net from 'node:net';
 import path from 'node:path';
 import { SmolvmError, UsageError, markUsed, smolvmDirs, withTimeout, writeFileAtomic } from '@smolvm/common';
 import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
-import { buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
+import { AGENT_DISK_ID, agentKernelArgs, buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage } from '@smolvm/agent-image';
 import {
   SnapshotError,
   VmStartError,
@@ -47,6 +47,14 @@ export interface StartVmOptions {
   memoryMiB: number;
   /** The image's erofs (from @smolvm/oci prepare); absent: a bare VM on the agent's busybox userland. */
   imageErofs?: string;
+  /** Only this byte range of `imageErofs` is the image (a .smolmachine section used in place). */
+  imageRange?: DiskRange;
+  /**
+   * A packed machine's own kernel and agent image (sections of a .smolmachine, verified by the
+   * caller) instead of the host's: booted as they are (no agent startup snapshot is baked into
+   * them), with boot snapshots of their own.
+   */
+  packed?: { kernel: string; agentImage: { path: string; range?: DiskRange; key: string } };
   volumes?: VolumeSpec[];
   /**
    * Persistent machines: writable disks for the overlay's upper layer and for /workspace (ext4,
@@ -56,8 +64,8 @@ export interface StartVmOptions {
   hostname?: string;
   /** From --driver or the Smolfile; otherwise SMOLVM_DRIVER or the first usable driver. */
   driver?: { name: string; source: string };
-  /** The bundled guest agent (shipped beside the CLI). */
-  agentBundle: string;
+  /** The bundled guest agent (shipped beside the CLI); not needed with `packed`. */
+  agentBundle?: string;
   env?: NodeJS.ProcessEnv;
   /** How long boot may take before it counts as failed. TCG on a busy host is slow: default 120 s. */
   bootTimeoutMs?: number;
@@ -184,10 +192,30 @@ interface BootOptions {
   cpus: number;
   memoryMiB: number;
   imageErofs?: string;
+  imageRange?: DiskRange;
+  agentRange?: DiskRange;
   volumes: VolumeSpec[];
   persistent?: { overlayDisk: string; storageDisk: string };
   env: NodeJS.ProcessEnv;
   bootTimeoutMs: number;
+}
+
+/** A byte range of a file that is a disk. */
+export interface DiskRange {
+  offset: number;
+  size: number;
+}
+
+const PACKED_KEY_PREFIX = 'packed-';
+
+function requireAgentBundle(options: StartVmOptions): string {
+  if (!options.agentBundle) throw new SmolvmError('startVm needs agentBundle unless the VM is packed');
+  return options.agentBundle;
+}
+
+/** A pack's agent image as the boot path wants it: booted as it is. */
+function packedAgentImage(file: string, key: string): AgentImage {
+  return { path: file, key: `${PACKED_KEY_PREFIX}${key}`, kernelArgs: agentKernelArgs(), diskId: AGENT_DISK_ID, built: false };
 }
 
 /** Boots a VM and waits for its agent; on failure nothing it made is left. */
@@ -212,9 +240,9 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork,
       nic = { socketPath: path.join(runDir.path, 'net.sock'), mac: network.mac };
       gateway = await network.start(nic.socketPath);
     }
-    const disks: BlockDeviceSpec[] = [{ id: agentImage.diskId, path: agentImage.path, readOnly: true, format: 'raw' }];
-    const image = options.imageErofs ?? options.imageSlot;
-    if (image) disks.push({ id: IMAGE_DISK_ID, path: image, readOnly: true, format: 'raw' });
+    const disks: BlockDeviceSpec[] = [{ id: agentImage.diskId, path: agentImage.path, readOnly: true, format: 'raw', ...(options.agentRange ? { range: options.agentRange } : {}) }];
+    if (options.imageErofs) disks.push({ id: IMAGE_DISK_ID, path: options.imageErofs, readOnly: true, format: 'raw', ...(options.imageRange ? { range: options.imageRange } : {}) });
+    else if (options.imageSlot) disks.push({ id: IMAGE_DISK_ID, path: options.imageSlot, readOnly: true, format: 'raw' });
     if (options.persistent) {
       disks.push({ id: OVERLAY_DISK_ID, path: options.persistent.overlayDisk, readOnly: false, format: 'raw' });
       disks.push({ id: STORAGE_DISK_ID, path: options.persistent.storageDisk, readOnly: false, format: 'raw' });
@@ -332,7 +360,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   const t0 = performance.now();
   const env = options.env ?? process.env;
   const cacheDir = smolvmDirs(env).cache;
-  const kernel = locateKernel(env);
+  const kernel = options.packed?.kernel ?? locateKernel(env);
   const { driver, probe } = await selectDriver({ name: options.driver?.name, source: options.driver?.source, env });
   const volumes = options.volumes ?? [];
   const sshAgent = options.sshAgent ? sshAgentSetup(env, options.onSshAgentRefused) : undefined;
@@ -348,17 +376,19 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   try {
     const bootOptions: BootOptions = {
       kernel,
-      agentImage: await ensureAgentImage({ cacheDir, agentBundle: options.agentBundle }),
+      agentImage: options.packed ? packedAgentImage(options.packed.agentImage.path, options.packed.agentImage.key) : await ensureAgentImage({ cacheDir, agentBundle: requireAgentBundle(options) }),
+      ...(options.packed?.agentImage.range ? { agentRange: options.packed.agentImage.range } : {}),
       driver,
       cpus: options.cpus,
       memoryMiB: options.memoryMiB,
       imageErofs: options.imageErofs,
+      ...(options.imageRange ? { imageRange: options.imageRange } : {}),
       volumes,
       persistent: options.persistent,
       env,
       bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
     };
-    bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, options.agentBundle, `${driver.name}-${probe.accelerator ?? 'default'}`);
+    if (!options.packed) bootOptions.agentImage = await agentImageFor(bootOptions, cacheDir, requireAgentBundle(options), `${driver.name}-${probe.accelerator ?? 'default'}`);
     prepared = Math.round(performance.now() - t0);
     const note = options.onNote ?? (() => undefined);
     // An early start is only of use to a restore of the same driver; anything else ends it.
@@ -437,6 +467,9 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       shares: options.volumes.length,
       network: network !== undefined,
       root: options.imageErofs ? 'image-slot' : 'bare',
+      // A pack's kernel and agent make a family of shapes of their own, so that packed runs and
+      // `machine run` do not keep replacing each other's snapshot of the same shape.
+      ...(options.agentImage.key.startsWith(PACKED_KEY_PREFIX) ? { family: `packed:${options.agentImage.key}` } : {}),
     });
     const lookup = findSnapshot(root, k);
     if ('note' in lookup) {

@@ -10,8 +10,7 @@ export async function runCreate(args: CreateArgs): Promise<void> {
   const merged = mergeWorkload(args);
   const machines = new Machines();
   assertNameFree(machines, args.name);
-  const { input } = await machineInput(merged, args);
-  const record = await machines.create({ name: args.name, ...input });
+  const record = args.from !== undefined ? await (await import('./create-from.handler')).createFromPack(machines, args, merged) : await machines.create({ name: args.name, ...(await machineInput(merged, args)).input });
   process.stdout.write(`${record.name}\n`);
   if (!args.quiet) {
     process.stderr.write(`created machine "${record.name}" (${record.image ?? 'bare'}, ${record.cpus} vCPUs, ${record.memoryMiB} MiB, storage ${record.storageGiB} GiB, overlay ${record.overlayGiB} GiB); start it with \`smolvm machine start --name ${record.name}\`\n`);

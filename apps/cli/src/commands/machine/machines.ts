@@ -5,6 +5,7 @@ import { SmolvmError } from '@smolvm/common';
 import { parseImageReference, formatReference } from '@smolvm/config';
 import { Machines } from '@smolvm/machines';
 import type { MachineRecord } from '@smolvm/machine-store';
+import type { PreparedImage } from '@smolvm/oci';
 import { pullWithProgress } from '../image/pull-progress';
 
 /** `env` is added to the supervisor's environment (run -d --driver as SMOLVM_DRIVER). */
@@ -14,19 +15,26 @@ export function cliMachines(env: NodeJS.ProcessEnv = {}): Machines {
 
 /**
  * The erofs of exactly the image the machine was created from: its overlay disk only makes sense
- * on top of that image, so a tag that has moved since does not matter.
+ * on top of that image, so a tag that has moved since does not matter. A machine made from a
+ * pack boots the pack's own image (its supervisor finds it): none here.
  */
 export async function machineImageErofs(record: MachineRecord, quiet: boolean): Promise<string | undefined> {
+  if (record.from) return undefined;
+  return (await machineImage(record, quiet))?.erofsPath;
+}
+
+/** The prepared image (erofs and config) of exactly the image the machine was created from. */
+export async function machineImage(record: MachineRecord, quiet: boolean): Promise<PreparedImage | undefined> {
   if (!record.image) return undefined;
   const digest = record.imageDigest;
-  if (!digest) return (await pullWithProgress(record.image, { quiet, pull: 'missing' })).erofsPath;
+  if (!digest) return pullWithProgress(record.image, { quiet, pull: 'missing' });
   // Imported here: most commands that reach cliMachines (ls, exec, stop...) never touch images.
   const { ImageService } = await import('@smolvm/oci');
   const service = new ImageService();
   let local;
   try {
     local = service.find(digest)[0];
-    if (local) return (await service.prepare(local.reference, { pull: 'never' })).erofsPath;
+    if (local) return await service.prepare(local.reference, { pull: 'never' });
   } finally {
     await service.close();
   }
@@ -37,5 +45,5 @@ export async function machineImageErofs(record: MachineRecord, quiet: boolean): 
       remedy: 'create the machine again to use the current image',
     });
   }
-  return prepared.erofsPath;
+  return prepared;
 }

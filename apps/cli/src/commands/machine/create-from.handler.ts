@@ -1,0 +1,44 @@
+// `smolvm machine create NAME --from FILE.smolmachine`: a persistent machine that boots the pack's
+// kernel, agent and image (imported into the cache, verified), with the pack's settings; flags
+// given on the command line win, and a pack made with --from-vm brings its disks.
+import { UsageError } from '@smolvm/common';
+import type { MergedRunOptions } from '@smolvm/config';
+import type { MachineRecord } from '@smolvm/machine-store';
+import type { Machines } from '@smolvm/machines';
+import { PackFile } from '@smolvm/pack';
+import type { CreateArgs } from './create';
+
+export async function createFromPack(machines: Machines, args: CreateArgs, merged: MergedRunOptions): Promise<MachineRecord> {
+  if (args.image !== undefined || args.smolfile !== undefined) {
+    throw new UsageError('--from takes the workload from the pack, and --image/--smolfile describe another one', { remedy: 'drop --image and --smolfile, or --from' });
+  }
+  const pack = PackFile.open(args.from as string);
+  const m = pack.manifest;
+  const env = [...m.env];
+  for (const v of merged.env) {
+    const i = env.findIndex((e) => e.startsWith(`${v.name}=`));
+    if (i >= 0) env.splice(i, 1);
+    env.push(`${v.name}=${v.value}`);
+  }
+  return machines.createFromPack(
+    {
+      name: args.name,
+      ...(m.image ? { image: m.image.reference, imageDigest: m.image.digest } : {}),
+      cpus: args.cpus !== undefined ? merged.cpus : m.cpus,
+      memoryMiB: args.memory !== undefined ? merged.memoryMib : m.memory_mib,
+      storageGiB: args.storage !== undefined ? merged.storageGib : m.storage_gib,
+      overlayGiB: args.overlay !== undefined ? merged.overlayGib : m.overlay_gib,
+      volumes: merged.volumes.map((v) => ({ host: v.hostPath, guest: v.guestPath, readOnly: v.readOnly })),
+      env,
+      ...((merged.workdir ?? m.workdir) ? { workdir: merged.workdir ?? (m.workdir as string) } : {}),
+      ...(m.user ? { user: m.user } : {}),
+      init: merged.init,
+      net: merged.network.enabled || m.network.net,
+      allowHosts: merged.network.enabled ? merged.network.allowHosts : m.network.allow_hosts,
+      allowCidrs: merged.network.enabled ? merged.network.allowCidrs.map((c) => c.cidr) : m.network.allow_cidrs,
+      ports: merged.ports.map((p) => ({ host: p.hostPort, guest: p.guestPort })),
+      sshAgent: merged.sshAgent,
+    },
+    pack,
+  );
+}

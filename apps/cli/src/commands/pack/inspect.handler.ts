@@ -1,0 +1,34 @@
+// `smolvm pack inspect PATH`: the manifest and section table, after the sections were verified.
+import { smolvmDirs } from '@smolvm/common';
+import { PackFile } from '@smolvm/pack';
+import { renderTable, writeJson } from '../../output/table';
+import type { PackInspectArgs } from './inspect';
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export async function runPackInspect(args: PackInspectArgs): Promise<void> {
+  const pack = PackFile.open(args.path);
+  await pack.verify(smolvmDirs().cache);
+  const m = pack.manifest;
+  if (args.json) {
+    writeJson({ path: pack.path, digest: pack.digest, payload_offset: pack.payloadStart, ...m });
+    return;
+  }
+  const lines = [
+    `pack:          ${pack.path} (${pack.digest})`,
+    `platform:      ${m.platform} (host ${m.host_platform})`,
+    `created:       ${m.created} by smolvm ${m.smolvm_version}`,
+    `image:         ${m.image ? `${m.image.reference} (${m.image.digest})` : '(bare)'}${m.from_vm ? `, from machine ${m.from_vm}` : ''}`,
+    `command:       ${JSON.stringify([...m.entrypoint, ...m.cmd])}${m.entrypoint.length ? ` (entrypoint ${JSON.stringify(m.entrypoint)})` : ''}`,
+    `workdir/user:  ${m.workdir ?? '/'} / ${m.user ?? 'root'}`,
+    `env:           ${m.env.length ? m.env.join(' ') : '(none)'}`,
+    `resources:     ${m.cpus} vCPUs, ${m.memory_mib} MiB; machines get storage ${m.storage_gib} GiB, overlay ${m.overlay_gib} GiB`,
+    `network:       ${m.network.net ? ['on', ...m.network.allow_hosts, ...m.network.allow_cidrs].join(' ') : 'off'}`,
+    `artifact:      ${m.artifact ? JSON.stringify(m.artifact) : '(none)'}`,
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(renderTable(['SECTION', 'MEDIA TYPE', 'OFFSET', 'SIZE', 'SHA256'], pack.sections().map((s) => [s.name, s.media_type, String(s.fileOffset), mib(s.size), s.sha256.slice(0, 16)])));
+}

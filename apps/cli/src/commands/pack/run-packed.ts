@@ -1,0 +1,47 @@
+// Running a packed machine once (`smolvm pack run`, and the packed executable's `run`): the pack's
+// kernel, agent and image, its command (or the one given), restored from the boot snapshot of its
+// shape like `machine run`, with the user's stdio; nothing is kept.
+import { UsageError, smolvmDirs } from '@smolvm/common';
+import { packedBoot, packedWorkload, type PackFile } from '@smolvm/pack';
+import { startVm } from '@smolvm/runtime';
+import { runSession } from '../../output/session';
+import { execOrExitCode } from '../machine/exec.handler';
+
+export interface PackedRunOptions {
+  command: string[];
+  interactive: boolean;
+  tty: boolean;
+  cold?: boolean;
+  debug?: boolean;
+  /** How to name the program in messages (smolvm pack run, or ./my-app). */
+  program: string;
+}
+
+export function ttyOptions(tty: boolean): { tty?: { rows: number; cols: number; term: string } } {
+  return tty ? { tty: { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80, term: process.env.TERM || 'xterm-256color' } } : {};
+}
+
+export async function runPacked(pack: PackFile, o: PackedRunOptions): Promise<number> {
+  if (o.tty && o.interactive && !process.stdin.isTTY) {
+    throw new UsageError('-it needs a terminal on stdin, and stdin is not one', { remedy: 'drop -t to pipe data in with -i, or run from a terminal' });
+  }
+  const w = packedWorkload(pack.manifest, o.command);
+  const argv = w.argv.length > 0 ? w.argv : pack.manifest.image ? [] : ['/bin/sh'];
+  if (argv.length === 0) throw new UsageError('the pack defines no command', { remedy: `name one after --, e.g. ${o.program} run -- /bin/sh` });
+  const boot = await packedBoot(pack, smolvmDirs().cache);
+  const vm = await startVm({
+    cpus: w.cpus,
+    memoryMiB: w.memoryMiB,
+    ...boot,
+    ...(w.network.net ? { network: { outbound: true, allowHosts: w.network.allowHosts, allowCidrs: w.network.allowCidrs, ports: [] } } : {}),
+    bootSnapshot: o.cold !== true,
+    ...(o.debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: ${message}\n`) } : {}),
+  });
+  try {
+    const session = await execOrExitCode(vm, { argv, env: w.env, ...(w.workdir ? { cwd: w.workdir } : {}), ...(w.user ? { user: w.user } : {}), stdin: o.interactive, ...ttyOptions(o.tty) });
+    if (typeof session === 'number') return session;
+    return await runSession(session, { interactive: o.interactive, tty: o.tty, onTerminate: () => vm.kill() });
+  } finally {
+    await vm.dispose();
+  }
+}

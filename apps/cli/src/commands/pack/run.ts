@@ -1,0 +1,29 @@
+import type { Argv, CommandModule } from 'yargs';
+import type { GlobalArgs } from '../../context';
+import { lastValue } from '../machine/workload-options';
+
+export interface PackRunArgs extends GlobalArgs {
+  sidecar?: string;
+  interactive: boolean;
+  tty: boolean;
+  cold: boolean;
+  '--'?: Array<string | number>;
+}
+
+export const packRunCommand: CommandModule<GlobalArgs, PackRunArgs> = {
+  command: 'run',
+  describe: 'Run a .smolmachine in a fresh, ephemeral micro-VM',
+  builder: (yargs: Argv<GlobalArgs>) =>
+    yargs
+      .parserConfiguration({ 'populate--': true })
+      .usage('smolvm pack run --sidecar PATH [-i] [-t] [-- COMMAND [ARG...]]\n\nRuns the packed machine once, like `machine run`: COMMAND replaces the pack\'s command, its exit\ncode becomes smolvm\'s, and nothing is kept. PATH is a .smolmachine or a --single-file executable.')
+      .option('sidecar', { coerce: lastValue, type: 'string', describe: 'The .smolmachine (or single-file executable) to run' })
+      .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'Keep stdin open and send it to the command' })
+      .option('tty', { alias: 't', type: 'boolean', default: false, describe: 'Allocate a pseudo-terminal (use with -i for a shell)' })
+      .option('cold', { type: 'boolean', default: false, describe: 'Boot instead of restoring the boot snapshot of its shape' })
+      .example('$0 pack run --sidecar ./my-app.smolmachine', "Run the pack's own command")
+      .example('$0 pack run --sidecar ./my-app.smolmachine -it -- /bin/sh', 'A shell in the packed machine'),
+  handler: async (args) => {
+    process.exitCode = await (await import('./run.handler')).runPackRun(args);
+  },
+};

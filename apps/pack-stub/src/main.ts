@@ -1,0 +1,110 @@
+// The packed executable (`pack create` writes it next to a .smolmachine): runs the packed machine
+// with the same libraries as the CLI. `./my-app [run] [-- CMD]` runs it once; `start`, `exec`,
+// `stop`, `status` keep it running as a persistent machine (named after the pack's digest, kept
+// in the user's state like any machine); `info` shows the pack.
+import path from 'node:path';
+import yargs from 'yargs/yargs';
+import { hideBin } from 'yargs/helpers';
+import { ExitCode, UsageError, exitCodeOf, formatError } from '@smolvm/common';
+import '@smolvm/driver-kvm';
+import '@smolvm/driver-hvf';
+import { findPayload, selfPath } from './payload';
+import { runPacked } from '../../cli/src/commands/pack/run-packed';
+import { runExec } from '../../cli/src/commands/machine/exec.handler';
+import type { ExecArgs } from '../../cli/src/commands/machine/exec';
+import { runPackInspect } from '../../cli/src/commands/pack/inspect.handler';
+import { daemonName, startDaemon, statusOfDaemon, stopDaemon } from './daemon';
+
+interface Args {
+  debug: boolean;
+  quiet: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+  env?: string[];
+  workdir?: string;
+  json?: boolean;
+  name?: string;
+  '--'?: Array<string | number>;
+}
+
+function command(args: Args): string[] {
+  return (args['--'] ?? []).map(String);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = `./${path.basename(selfPath())}`;
+  const debug = argv.includes('--debug');
+  const run = async (args: Args) => {
+    process.exitCode = await runPacked(findPayload(), { command: command(args), interactive: args.interactive === true, tty: args.tty === true, debug: args.debug, program });
+  };
+  const parser = yargs(argv)
+    .scriptName(program)
+    .usage(`${program} [run] [-i] [-t] [-- COMMAND...]\n\nA machine packed by smolvm: runs it in a micro-VM (QEMU). COMMAND replaces its command.`)
+    .parserConfiguration({ 'populate--': true })
+    .option('debug', { type: 'boolean', default: false, global: true, describe: 'Show stack traces and diagnostic notes on errors' })
+    .option('quiet', { type: 'boolean', default: false, global: true, describe: 'Print no progress output' })
+    .command<Args>(['run', '$0'], 'Run the machine once (ephemeral)', (y) => y.option('interactive', { alias: 'i', type: 'boolean', default: false }).option('tty', { alias: 't', type: 'boolean', default: false }), run)
+    .command<Args>('start', 'Start the machine in the background (persistent: /workspace and what exec writes are kept)', (y) => y, async (args) => {
+      await startDaemon(findPayload(), { quiet: args.quiet, program });
+    })
+    .command<Args>(
+      'exec',
+      'Run a command in the started machine',
+      (y) => y.option('interactive', { alias: 'i', type: 'boolean', default: false }).option('tty', { alias: 't', type: 'boolean', default: false }).option('env', { alias: 'e', type: 'string', array: true }).option('workdir', { alias: 'w', type: 'string' }),
+      async (args) => {
+        const name = daemonName(findPayload());
+        await statusOfDaemon(name, program, true);
+        process.exitCode = await runExec({ name, interactive: args.interactive === true, tty: args.tty === true, stream: false, env: args.env, workdir: args.workdir, debug: args.debug, quiet: args.quiet, '--': args['--'] } satisfies ExecArgs);
+      },
+    )
+    .command<Args>('stop', 'Stop the started machine', (y) => y, async (args) => {
+      await stopDaemon(findPayload(), { quiet: args.quiet });
+    })
+    .command<Args>('status', 'Whether the machine is running', (y) => y.option('json', { type: 'boolean', default: false }), async (args) => {
+      const status = await statusOfDaemon(daemonName(findPayload()), program, false);
+      if (args.json) process.stdout.write(JSON.stringify(status) + '\n');
+      else process.stdout.write(`${status.state}\n`);
+    })
+    .command<Args>('info', 'Show the pack: platform, image, command, resources, sections', (y) => y.option('json', { type: 'boolean', default: false }), async (args) => {
+      await runPackInspect({ path: findPayload().path, json: args.json === true, debug: args.debug, quiet: args.quiet });
+    })
+    .command<Args>('_supervise', false, (y) => y.option('name', { type: 'string', demandOption: true }), async (args) => {
+      const { superviseMachine } = await import('@smolvm/machines');
+      await superviseMachine({ name: args.name as string });
+    })
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .exitProcess(false)
+    .fail((message, error) => {
+      if (error) throw error;
+      throw new UsageError(message.replace(/\n+/g, ' ').trim(), { remedy: `see '${program} --help'` });
+    });
+  try {
+    await parser.parseAsync();
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
+  } catch (err) {
+    process.stderr.write(formatError(err) + '\n');
+    if (debug && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+    return exitCodeOf(err);
+  }
+}
+
+// The bundle is the program: run by Node directly, or compiled by the --single-file loader.
+if (require.main === module || process.argv[1] === selfPath()) {
+  // `./my-app info | head` closes the pipe early: not an error worth a message.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(ExitCode.Ok);
+    throw err;
+  });
+  main(hideBin(process.argv)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(formatError(err) + '\n');
+      process.exitCode = exitCodeOf(err);
+    },
+  );
+}

@@ -1,0 +1,16 @@
+import { defineConfig } from 'tsup';
+
+// One CommonJS file, dist/stub.js, that `pack create` copies next to each payload. Everything is
+// bundled (no dynamic requires of our code); native modules the host libs load on demand stay
+// external, and their users fall back without them (koffi: TCG-only probe, no console trimming).
+export default defineConfig({
+  entry: { stub: 'src/main.ts' },
+  format: ['cjs'],
+  target: 'node20',
+  platform: 'node',
+  clean: true,
+  sourcemap: false,
+  minify: false,
+  noExternal: [/.*/],
+  external: ['koffi', 'ssh2', 'cpu-features'],
+});

@@ -1,0 +1,41 @@
+// Machines made from a .smolmachine (`machine create --from`, and the packed executable's daemon
+// mode): they boot the pack's own kernel, agent and image from the section cache, and a pack made
+// with --from-vm brings the overlay and /workspace disks it was made with.
+import fs from 'node:fs';
+import { writeJsonAtomic } from '@smolvm/common';
+import { extractSection, importSections, importedBoot, parseManifest, type PackFile, type PackManifest, type PackedBoot } from '@smolvm/pack';
+import { createDisk, growDisk, restoreJournal } from './disks';
+import { machineFiles } from './layout';
+
+interface PackRecord {
+  digest: string;
+  manifest: PackManifest;
+}
+
+/** Fills a new machine's directory from the pack: its record of the pack, and both disks. */
+export async function populateFromPack(dir: string, pack: PackFile, sizes: { overlayGiB: number; storageGiB: number }, cacheDir: string): Promise<void> {
+  const files = machineFiles(dir);
+  await importSections(pack, cacheDir);
+  writeJsonAtomic(files.pack, { digest: pack.digest, manifest: pack.manifest } satisfies PackRecord);
+  for (const [name, file, gib, label] of [
+    ['overlay', files.overlayDisk, sizes.overlayGiB, 'smolvm-overlay'],
+    ['storage', files.storageDisk, sizes.storageGiB, 'smolvm-storage'],
+  ] as const) {
+    if (pack.section(name)) {
+      // The packed disk was shrunk to its contents: copied (verified) and grown to the machine's size.
+      fs.copyFileSync(await extractSection(pack, name, cacheDir), file);
+      fs.chmodSync(file, 0o600);
+      growDisk(file, gib);
+      restoreJournal(file);
+    } else {
+      createDisk(file, gib, label, { shared: name === 'storage' });
+    }
+  }
+}
+
+/** How to boot a machine made from a pack (its pack.json, written by populateFromPack). */
+export async function machinePackBoot(packJson: string, cacheDir: string, source: string): Promise<PackedBoot> {
+  const record = JSON.parse(fs.readFileSync(packJson, 'utf8')) as PackRecord;
+  const manifest = parseManifest(Buffer.from(JSON.stringify(record.manifest)), packJson, Number.MAX_SAFE_INTEGER);
+  return importedBoot(manifest, record.digest, cacheDir, source);
+}
