@@ -13,16 +13,29 @@ interface PackRecord {
 }
 
 /** Fills a new machine's directory from the pack: its record of the pack, and both disks. */
-export async function populateFromPack(dir: string, pack: PackFile, sizes: { overlayGiB: number; storageGiB: number }, cacheDir: string): Promise<void> {
+export async function populateFromPack(dir: string, pack: PackFile, sizes: PackDiskSizes, cacheDir: string): Promise<void> {
   const files = machineFiles(dir);
   await importSections(pack, cacheDir);
   writeJsonAtomic(files.pack, { digest: pack.digest, manifest: pack.manifest } satisfies PackRecord);
+  await writePackDisks(pack, files, sizes, cacheDir);
+}
+
+export interface PackDiskSizes {
+  overlayGiB: number;
+  storageGiB: number;
+}
+
+/**
+ * The overlay and /workspace disks of a machine made from the pack: the packed ones (a pack made
+ * with --from-vm; shrunk to their contents, so copied, verified, grown and given a journal
+ * back), else new empty ones.
+ */
+export async function writePackDisks(pack: PackFile, disks: { overlayDisk: string; storageDisk: string }, sizes: PackDiskSizes, cacheDir: string): Promise<void> {
   for (const [name, file, gib, label] of [
-    ['overlay', files.overlayDisk, sizes.overlayGiB, 'smolvm-overlay'],
-    ['storage', files.storageDisk, sizes.storageGiB, 'smolvm-storage'],
+    ['overlay', disks.overlayDisk, sizes.overlayGiB, 'smolvm-overlay'],
+    ['storage', disks.storageDisk, sizes.storageGiB, 'smolvm-storage'],
   ] as const) {
     if (pack.section(name)) {
-      // The packed disk was shrunk to its contents: copied (verified) and grown to the machine's size.
       fs.copyFileSync(await extractSection(pack, name, cacheDir), file);
       fs.chmodSync(file, 0o600);
       growDisk(file, gib);

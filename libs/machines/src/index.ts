@@ -4,5 +4,5 @@ export { Machines, MachineStartError, MachineNotRunningError, connectSupervisor,
 export { superviseMachine, envOf, type LastExit } from './supervisor';
 export { machineFiles, type MachineFiles } from './layout';
 export { createDisk, growDisk, compactDisk, allocatedBytes, shrunkCopy, DiskToolError } from './disks';
-export { machinePackBoot } from './from-pack';
+export { machinePackBoot, writePackDisks } from './from-pack';
 export { monitorMachine, runHealthCheck, type MonitorOptions, type HealthResult } from './monitor';

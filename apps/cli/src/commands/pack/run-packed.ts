@@ -2,8 +2,10 @@
 // kernel, agent and image, its command (or the one given), restored from the boot snapshot of its
 // shape like `machine run`, with the user's stdio; nothing is kept.
 import { UsageError, smolvmDirs } from '@smolvm/common';
-import { packedBoot, packedWorkload, type PackFile } from '@smolvm/pack';
-import { startVm } from '@smolvm/runtime';
+import path from 'node:path';
+import { writePackDisks } from '@smolvm/machines';
+import { packedBoot, packedWorkload, type PackFile, type PackedWorkload } from '@smolvm/pack';
+import { createRunDir, startVm, type StartVmOptions } from '@smolvm/runtime';
 import { runSession } from '../../output/session';
 import { execOrExitCode } from '../machine/exec.handler';
 
@@ -28,7 +30,20 @@ export async function runPacked(pack: PackFile, o: PackedRunOptions): Promise<nu
   const w = packedWorkload(pack.manifest, o.command);
   const argv = w.argv.length > 0 ? w.argv : pack.manifest.image ? [] : ['/bin/sh'];
   if (argv.length === 0) throw new UsageError('the pack defines no command', { remedy: `name one after --, e.g. ${o.program} run -- /bin/sh` });
-  const boot = await packedBoot(pack, smolvmDirs().cache);
+  const cacheDir = smolvmDirs().cache;
+  const boot = await packedBoot(pack, cacheDir);
+  // A pack made with --from-vm brings its machine's disks: this run gets copies, gone after it.
+  const scratch = pack.section('overlay') ? createRunDir('pack') : undefined;
+  try {
+    const persistent = scratch ? { overlayDisk: path.join(scratch.path, 'overlay.ext4'), storageDisk: path.join(scratch.path, 'storage.ext4') } : undefined;
+    if (persistent) await writePackDisks(pack, persistent, { overlayGiB: pack.manifest.overlay_gib, storageGiB: pack.manifest.storage_gib }, cacheDir);
+    return await runVm(o, w, argv, { ...boot, ...(persistent ? { persistent } : {}) });
+  } finally {
+    scratch?.remove();
+  }
+}
+
+async function runVm(o: PackedRunOptions, w: PackedWorkload, argv: string[], boot: Partial<StartVmOptions>): Promise<number> {
   const vm = await startVm({
     cpus: w.cpus,
     memoryMiB: w.memoryMiB,
