@@ -1,5 +1,7 @@
-// `smolvm pack run --sidecar PATH [-- CMD]`: a .smolmachine run once, like `machine run`.
+// `smolvm pack run --sidecar PATH | --from REF [-- CMD]`: a .smolmachine run once, like `machine run`.
 import { UsageError } from '@smolvm/common';
+// Registers the VM drivers (without it: "no VM driver is usable on this host (no drivers registered)").
+import '../../runtime-assets';
 import { PackFile } from '@smolvm/pack';
 import type { PackRunArgs } from './run';
 import { runPacked } from './run-packed';
