@@ -122,6 +122,25 @@ it('pushes two packs sharing kernel and agent, which the registry receives once;
   expect(viaRef.path).toBe(pulledPackPath(b.manifest.digest, clean));
 });
 
+it('pushes the payload of a single-file executable, which pulls back as a plain .smolmachine', async () => {
+  const rootfs = crypto.randomBytes(7000);
+  const content: Record<string, Buffer> = { kernel, agent, rootfs };
+  const exe = path.join(dir, 'app');
+  await assemblePack({
+    output: exe,
+    manifest: base,
+    prefix: Buffer.from('#!/bin/sh\necho a stub that does not travel\n'),
+    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({ name, open: () => Readable.from([content[name]]) })),
+  });
+  const single = PackFile.open(exe);
+  expect(single.payloadStart).toBeGreaterThan(0);
+  const env = envOf('single');
+  await pushPack(exe, `${registry.host}/packs/single:v1`, { env, client });
+  const pulled = await pullPack(`${registry.host}/packs/single:v1`, { env: envOf('single-clean'), client, platform: 'linux/amd64' });
+  expect(pulled.packDigest).toBe(single.digest);
+  expect(fs.readFileSync(pulled.path).equals(fs.readFileSync(exe).subarray(single.payloadStart))).toBe(true);
+});
+
 it('tells files from references, and names a value that is neither', async () => {
   expect(isPackReference('./app.smolmachine')).toBe(false);
   expect(isPackReference('app.smolmachine')).toBe(false);
