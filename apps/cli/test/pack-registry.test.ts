@@ -158,4 +158,12 @@ it('refuses what is not a pack in one line, writing nothing', () => {
   const digestRef = smolvm(['pack', 'push', one.path, `${registry.host}/packs/x@sha256:${'a'.repeat(64)}`], env);
   expect(digestRef.stderr).toMatch(/a push needs a tag, not a digest/);
   expect(digestRef.status).toBe(2);
+  // --from: one source only, and a value that is neither a file nor a reference, before any VM.
+  const both = smolvm(['pack', 'run', '--sidecar', one.path, '--from', 'team/app'], env);
+  expect(both.stderr).toBe('error: --sidecar and --from both name the pack to run; give one of them\n');
+  expect(both.status).toBe(2);
+  const neither = smolvm(['machine', 'create', 'x', '--from', 'Not:A:Ref'], env);
+  expect(neither.stderr).toBe('error: Not:A:Ref is neither a file nor an artifact reference; give the path of a .smolmachine, or a reference such as registry.example.com/team/app:v1\n');
+  expect(neither.status).toBe(2);
+  expect(smolvm(['machine', 'ls', '--json'], env).stdout).toBe('[]\n');
 });
