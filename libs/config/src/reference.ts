@@ -166,9 +166,12 @@ export function parseImageReference(input: string): ImageReference {
   return parseReference(input, IMAGE);
 }
 
-/** Parses a machine artifact reference; the default registry is DEFAULT_ARTIFACT_REGISTRY. */
-export function parseArtifactReference(input: string): ImageReference {
-  return parseReference(input, ARTIFACT);
+/**
+ * Parses a machine artifact reference. A name without a registry goes to `defaultRegistry`
+ * (DEFAULT_ARTIFACT_REGISTRY unless the user configured another), and never gets `library/`.
+ */
+export function parseArtifactReference(input: string, defaultRegistry: string = DEFAULT_ARTIFACT_REGISTRY): ImageReference {
+  return parseReference(input, defaultRegistry === DEFAULT_ARTIFACT_REGISTRY ? ARTIFACT : { ...ARTIFACT, defaultRegistry });
 }
 
 /** Canonical `registry/repository[:tag][@digest]`, never abbreviated. */

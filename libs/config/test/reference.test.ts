@@ -67,6 +67,12 @@ describe('parseArtifactReference: every example of the reference', () => {
     expect(DEFAULT_ARTIFACT_REGISTRY).toBe('registry.smolmachines.com');
     expect(formatReference(parseArtifactReference('python-dev'))).toBe('registry.smolmachines.com/python-dev');
   });
+
+  it('sends names without a registry to a configured default registry, and only those', () => {
+    expect(parseArtifactReference('binsquare/custom:v1', 'registry.lan:5000')).toEqual({ registry: 'registry.lan:5000', repository: 'binsquare/custom', tag: 'v1' });
+    expect(parseArtifactReference('smolmachines.com/python-dev', 'registry.lan:5000').registry).toBe('smolmachines.com');
+    expect(() => parseArtifactReference('Python-Dev', 'registry.lan:5000')).toThrow('invalid artifact reference "Python-Dev"');
+  });
 });
 
 describe('withDefaultTag and formatReference', () => {

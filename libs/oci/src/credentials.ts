@@ -1,5 +1,6 @@
 // Which credentials and transport settings apply to a registry host: smolvm's registries.toml
 // first (it is ours and explicit), then `docker login`'s config.json.
+import { DEFAULT_ARTIFACT_REGISTRY } from '@smolvm/config';
 import { dockerConfigPath, loadDockerConfigAuths, type DockerConfigAuths } from './docker-config';
 import { loadRegistriesFile, normalizeRegistryHost, registriesFilePath, type RegistriesFile, type RegistrySettings } from './registries-file';
 
@@ -33,13 +34,20 @@ export class RegistryConfig {
   }
 
   /** An in-memory configuration, for tests and embedders that keep settings elsewhere. */
-  static fromSettings(registries: Record<string, RegistrySettings>): RegistryConfig {
+  static fromSettings(registries: Record<string, RegistrySettings>, artifactRegistry?: string): RegistryConfig {
     const map = new Map(Object.entries(registries).map(([host, s]) => [normalizeRegistryHost(host), s]));
-    return new RegistryConfig({ path: '(in memory)', registries: map }, undefined);
+    const file: RegistriesFile = { path: '(in memory)', registries: map };
+    if (artifactRegistry !== undefined) file.artifactRegistry = normalizeRegistryHost(artifactRegistry);
+    return new RegistryConfig(file, undefined);
   }
 
   get registriesFilePath(): string {
     return this.file.path;
+  }
+
+  /** Where artifact names without a registry go: `[artifacts] registry`, else registry.smolmachines.com. */
+  get artifactRegistry(): string {
+    return this.file.artifactRegistry ?? DEFAULT_ARTIFACT_REGISTRY;
   }
 
   settings(registry: string): RegistrySettings {

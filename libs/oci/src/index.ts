@@ -8,7 +8,33 @@ export { collectGarbage, DEFAULT_GC_GRACE_MS, type GcOptions, type GcResult } fr
 export { ContentStore, type ImageRecord } from './store';
 export { RegistryClient, type RegistryClientOptions, type FetchedManifest, type RepositoryRef } from './registry-client';
 export { downloadBlob, type BlobDownloadOptions } from './blob-download';
-export { pushBlob, pushManifest, pushImage, pushIndex, type BlobUpload, type ImageToPush, type PushBlobOptions } from './push';
+export {
+  pushBlob,
+  pushManifest,
+  pushImage,
+  pushIndex,
+  type BlobUpload,
+  type BlobPushOutcome,
+  type PushedBlob,
+  type ImageToPush,
+  type PushBlobOptions,
+} from './push';
+export {
+  pushArtifact,
+  pullArtifact,
+  resolveArtifactReference,
+  MACHINE_ARTIFACT_TYPE,
+  DEFAULT_ARTIFACT_LIMITS,
+  type ArtifactLayer,
+  type ArtifactToPush,
+  type ArtifactPushOptions,
+  type ArtifactPullOptions,
+  type ArtifactLimits,
+  type PushedArtifact,
+  type PulledArtifact,
+  type PushEvent,
+} from './artifact';
+export { BlobLocations, MAX_BLOB_LOCATIONS } from './blob-locations';
 export { RegistryConfig, type Credentials, type RegistryConfigOptions } from './credentials';
 export {
   loadRegistriesFile,

@@ -12,11 +12,15 @@ export interface Descriptor {
   urls?: string[];
   annotations?: Record<string, string>;
   platform?: Platform;
+  /** OCI 1.1: the artifact type of the manifest an index entry points to. */
+  artifactType?: string;
 }
 
 export interface ImageManifest {
   schemaVersion: 2;
   mediaType: string;
+  /** OCI 1.1: what kind of artifact this is; absent for container images. */
+  artifactType?: string;
   config: Descriptor;
   layers: Descriptor[];
   annotations?: Record<string, string>;
@@ -55,6 +59,12 @@ function stringMap(value: unknown, what: string): Record<string, string> | undef
   return out;
 }
 
+function optionalString(value: unknown, what: string, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw invalid(what, `${field} must be a string`);
+  return value;
+}
+
 function parsePlatformField(value: unknown, what: string): Platform | undefined {
   if (value === undefined || value === null) return undefined;
   if (!isRecord(value) || typeof value.os !== 'string' || typeof value.architecture !== 'string') {
@@ -82,6 +92,8 @@ export function parseDescriptor(value: unknown, what: string): Descriptor {
   if (annotations) descriptor.annotations = annotations;
   const platform = parsePlatformField(value.platform, what);
   if (platform) descriptor.platform = platform;
+  const artifactType = optionalString(value.artifactType, what, 'artifactType');
+  if (artifactType !== undefined) descriptor.artifactType = artifactType;
   return descriptor;
 }
 
@@ -131,6 +143,8 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ParsedMa
     config: parseDescriptor(doc.config, 'manifest config'),
     layers: doc.layers.map((l, i) => parseDescriptor(l, `manifest layer ${i}`)),
   };
+  const artifactType = optionalString(doc.artifactType, 'manifest', 'artifactType');
+  if (artifactType !== undefined) manifest.artifactType = artifactType;
   if (annotations) manifest.annotations = annotations;
   return { kind: 'image', manifest };
 }

@@ -11,7 +11,7 @@ import type { Descriptor, ImageManifest } from './manifest';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectManifest, type Platform } from './platform';
 import type { ProgressListener } from './progress';
 import { formatReference, toReference, type ImageReference } from './reference';
-import type { FetchedManifest, RegistryClient } from './registry-client';
+import type { FetchedManifest, RegistryClient, RepositoryRef } from './registry-client';
 import type { ContentStore, ImageRecord } from './store';
 
 export interface PullOptions {
@@ -111,45 +111,7 @@ export async function pullImage(
     totalBytes,
   });
 
-  const done = new Map<string, number>();
-  let downloadedBytes = 0;
-  const overall = (): number => [...done.values()].reduce((a, b) => a + b, 0);
-  // One failed blob fails the pull: stop the siblings instead of finishing gigabytes for nothing.
-  // Their partial files stay, so the next pull resumes them.
-  const siblings = new AbortController();
-  const stop = (): void => siblings.abort();
-  if (options.signal?.aborted) siblings.abort();
-  options.signal?.addEventListener('abort', stop, { once: true });
-  try {
-    await mapLimit(unique, options.concurrency ?? DEFAULT_PULL_CONCURRENCY, async (desc) => {
-      try {
-        await fetchOne(desc);
-      } catch (err) {
-        siblings.abort();
-        throw err;
-      }
-    });
-  } finally {
-    options.signal?.removeEventListener('abort', stop);
-  }
-
-  async function fetchOne(desc: Descriptor): Promise<void> {
-    let startedAt = 0;
-    const result = await downloadBlob(client, source, desc, store, {
-      signal: siblings.signal,
-      onStart: (resumedFrom) => {
-        startedAt = resumedFrom;
-        options.onProgress?.({ type: 'blob-start', digest: desc.digest, size: desc.size, resumedFrom });
-      },
-      onProgress: (bytes) => {
-        done.set(desc.digest, bytes);
-        options.onProgress?.({ type: 'blob-progress', digest: desc.digest, bytes, size: desc.size, overallBytes: overall(), overallTotal: totalBytes });
-      },
-      onRetry: (attempt, error) => options.onProgress?.({ type: 'blob-retry', digest: desc.digest, attempt, error: error.message }),
-    });
-    if (!result.cached) downloadedBytes += desc.size - startedAt;
-    options.onProgress?.({ type: 'blob-done', digest: desc.digest, size: desc.size, cached: result.cached });
-  }
+  const downloadedBytes = await downloadBlobs(client, source, store, unique, options);
 
   const config = parseImageConfig(store.readBlob(manifest.config.digest));
   if (config.diffIds.length !== 0 && config.diffIds.length !== manifest.layers.length) {
@@ -181,4 +143,57 @@ export async function pullImage(
   store.putImage(record);
   options.onProgress?.({ type: 'done', reference, manifestDigest: manifestFetch.digest, downloadedBytes });
   return { record, manifest, config, downloadedBytes };
+}
+
+/**
+ * Downloads blobs in parallel into the store, with progress events; returns the bytes fetched.
+ * One failed blob fails them all: the siblings stop instead of finishing gigabytes for nothing,
+ * and their partial files stay, so the next pull resumes them.
+ */
+export async function downloadBlobs(
+  client: RegistryClient,
+  source: RepositoryRef,
+  store: ContentStore,
+  blobs: Descriptor[],
+  options: { concurrency?: number; onProgress?: ProgressListener; signal?: AbortSignal },
+): Promise<number> {
+  const totalBytes = blobs.reduce((n, b) => n + b.size, 0);
+  const done = new Map<string, number>();
+  let downloadedBytes = 0;
+  const overall = (): number => [...done.values()].reduce((a, b) => a + b, 0);
+  const siblings = new AbortController();
+  const stop = (): void => siblings.abort();
+  if (options.signal?.aborted) siblings.abort();
+  options.signal?.addEventListener('abort', stop, { once: true });
+  try {
+    await mapLimit(blobs, options.concurrency ?? DEFAULT_PULL_CONCURRENCY, async (desc) => {
+      try {
+        await fetchOne(desc);
+      } catch (err) {
+        siblings.abort();
+        throw err;
+      }
+    });
+  } finally {
+    options.signal?.removeEventListener('abort', stop);
+  }
+  return downloadedBytes;
+
+  async function fetchOne(desc: Descriptor): Promise<void> {
+    let startedAt = 0;
+    const result = await downloadBlob(client, source, desc, store, {
+      signal: siblings.signal,
+      onStart: (resumedFrom) => {
+        startedAt = resumedFrom;
+        options.onProgress?.({ type: 'blob-start', digest: desc.digest, size: desc.size, resumedFrom });
+      },
+      onProgress: (bytes) => {
+        done.set(desc.digest, bytes);
+        options.onProgress?.({ type: 'blob-progress', digest: desc.digest, bytes, size: desc.size, overallBytes: overall(), overallTotal: totalBytes });
+      },
+      onRetry: (attempt, error) => options.onProgress?.({ type: 'blob-retry', digest: desc.digest, attempt, error: error.message }),
+    });
+    if (!result.cached) downloadedBytes += desc.size - startedAt;
+    options.onProgress?.({ type: 'blob-done', digest: desc.digest, size: desc.size, cached: result.cached });
+  }
 }

@@ -1,8 +1,10 @@
-// Push: blobs (monolithic POST+PUT, or chunked PATCHes for large ones) and manifests. Used by
-// the test fixtures and by `pack push`; a registry accepts a manifest only once its blobs exist.
-import { Readable } from 'node:stream';
+// Push: blobs (monolithic POST+PUT, or chunked PATCHes for large ones; a HEAD first and a
+// cross-repository mount when the blob is known elsewhere) and manifests. Used by the test
+// fixtures and by artifact pushes; a registry accepts a manifest only once its blobs exist.
+import { Readable, Transform } from 'node:stream';
 import { sha256Digest } from './digest';
-import { RegistryError } from './errors';
+import { apiUrl } from './endpoint';
+import { DigestMismatchError, RegistryAuthError, RegistryError } from './errors';
 import { MediaType } from './media-types';
 import type { Descriptor } from './manifest';
 import type { Platform } from './platform';
@@ -13,7 +15,7 @@ import type { HttpResponse } from './transport';
 export interface BlobUpload {
   digest: string;
   size: number;
-  /** Called once per attempt (and per chunk when chunked). */
+  /** Called once per attempt (and per chunk when chunked); `end` is inclusive. */
   open: (start?: number, end?: number) => Readable;
 }
 
@@ -21,6 +23,22 @@ export interface PushBlobOptions {
   /** Upload in PATCH chunks of this many bytes instead of one PUT. */
   chunkSize?: number;
   signal?: AbortSignal;
+  /**
+   * A repository of the same registry that may hold the blob already: asked for a
+   * cross-repository mount first, so shared blobs (a kernel in every pack) are never re-sent.
+   */
+  mountFrom?: string;
+  /** Bytes of this blob sent so far. */
+  onProgress?: (bytes: number) => void;
+}
+
+/** What a blob push did: found it, had the registry link it from another repository, or sent it. */
+export type BlobPushOutcome = 'existed' | 'mounted' | 'uploaded';
+
+export interface PushedBlob {
+  digest: string;
+  size: number;
+  outcome: BlobPushOutcome;
 }
 
 function location(res: HttpResponse, base: string): string {
@@ -38,23 +56,86 @@ async function expect(client: RegistryClient, res: HttpResponse, statuses: numbe
   throw await client.unexpected(res, what);
 }
 
-/** Uploads a blob unless the registry has it; returns its descriptor fields. */
-export async function pushBlob(
-  client: RegistryClient,
-  repo: RepositoryRef,
-  blob: Buffer | BlobUpload,
-  options: PushBlobOptions = {},
-): Promise<{ digest: string; size: number; existed: boolean }> {
+/** A registry that names the blob it stored must name ours (distribution checks the digest we give). */
+function checkStoredDigest(res: HttpResponse, digest: string, what: string): void {
+  const value = res.headers['docker-content-digest'];
+  const stored = Array.isArray(value) ? value[0] : value;
+  if (stored !== undefined && stored !== digest) throw new DigestMismatchError(digest, stored, what);
+}
+
+/** Counts bytes as the HTTP client reads them, for progress (a listener on 'data' would drop bytes). */
+function counted(stream: Readable, onBytes: (n: number) => void): Readable {
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      onBytes(chunk.length);
+      callback(null, chunk);
+    },
+  });
+  stream.on('error', (err) => counter.destroy(err));
+  return stream.pipe(counter);
+}
+
+/**
+ * Starts an upload session, or mounts the blob from `mountFrom` when the registry can (201).
+ * A mount the registry declines answers 202 with a session, which the upload then uses.
+ */
+async function startUpload(client: RegistryClient, repo: RepositoryRef, digest: string, options: PushBlobOptions, what: string): Promise<{ mounted: true } | { mounted: false; url: string }> {
+  const post = async (mount?: string): Promise<HttpResponse> => {
+    const base = apiUrl(client.endpoint(repo.registry), repo.repository, 'blobs/uploads');
+    const url = new URL(base);
+    if (mount) {
+      url.searchParams.set('mount', digest);
+      url.searchParams.set('from', mount);
+    }
+    return client.request(repo, {
+      method: 'POST',
+      url: url.toString(),
+      actions: ['pull', 'push'],
+      alsoPull: mount ? [mount] : undefined,
+      signal: options.signal,
+      headers: { 'content-length': '0' },
+    });
+  };
+  let res: HttpResponse | undefined;
+  if (options.mountFrom && options.mountFrom !== repo.repository) {
+    try {
+      res = await post(options.mountFrom);
+    } catch (err) {
+      // No pull right on the source repository (or it is gone): upload as if we had no hint.
+      if (!(err instanceof RegistryAuthError)) throw err;
+    }
+    if (res?.status === 201) {
+      checkStoredDigest(res, digest, what);
+      await res.body.dump().catch(() => {});
+      return { mounted: true };
+    }
+  }
+  res ??= await post();
+  const url = location(res, res.url);
+  await expect(client, res, [202], what);
+  return { mounted: false, url };
+}
+
+/** Uploads a blob unless the registry has it (HEAD first, then a mount when a source is known). */
+export async function pushBlob(client: RegistryClient, repo: RepositoryRef, blob: Buffer | BlobUpload, options: PushBlobOptions = {}): Promise<PushedBlob> {
   const upload: BlobUpload = Buffer.isBuffer(blob)
     ? { digest: sha256Digest(blob), size: blob.length, open: () => bufferStream(blob) }
     : blob;
   const what = `pushing blob ${upload.digest} to ${repo.registry}/${repo.repository}`;
-  if (await client.blobExists(repo, upload.digest, options.signal)) return { digest: upload.digest, size: upload.size, existed: true };
+  const done = (outcome: BlobPushOutcome): PushedBlob => {
+    options.onProgress?.(upload.size);
+    return { digest: upload.digest, size: upload.size, outcome };
+  };
+  if (await client.blobExists(repo, upload.digest, options.signal)) return done('existed');
+  const started = await startUpload(client, repo, upload.digest, options, what);
+  if (started.mounted) return done('mounted');
+  let url = started.url;
   const bytes = Buffer.isBuffer(blob) ? blob : undefined;
-
-  const start = await client.request(repo, { method: 'POST', kind: 'blobs/uploads', actions: ['pull', 'push'], signal: options.signal, headers: { 'content-length': '0' } });
-  let url = location(start, start.url);
-  await expect(client, start, [202], what);
+  // One counter per attempt: a retried chunk reports from its own start again.
+  const open = (start?: number, end?: number) => (): Readable => {
+    let sent = start ?? 0;
+    return counted(upload.open(start, end), (n) => options.onProgress?.((sent += n)));
+  };
 
   const chunk = options.chunkSize;
   if (chunk && chunk > 0 && upload.size > chunk) {
@@ -66,14 +147,15 @@ export async function pushBlob(
         actions: ['pull', 'push'],
         signal: options.signal,
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end}`, 'content-length': String(end - offset + 1) },
-        body: bytes ? bytes.subarray(offset, end + 1) : () => upload.open(offset, end),
+        body: bytes ? bytes.subarray(offset, end + 1) : open(offset, end),
       });
       url = location(res, url);
       await expect(client, res, [202], what);
     }
-    const done = new URL(url);
-    done.searchParams.set('digest', upload.digest);
-    const res = await client.request(repo, { method: 'PUT', url: done.toString(), actions: ['pull', 'push'], signal: options.signal, headers: { 'content-length': '0' } });
+    const finish = new URL(url);
+    finish.searchParams.set('digest', upload.digest);
+    const res = await client.request(repo, { method: 'PUT', url: finish.toString(), actions: ['pull', 'push'], signal: options.signal, headers: { 'content-length': '0' } });
+    checkStoredDigest(res, upload.digest, what);
     await expect(client, res, [201, 204], what);
   } else {
     const put = new URL(url);
@@ -84,11 +166,12 @@ export async function pushBlob(
       actions: ['pull', 'push'],
       signal: options.signal,
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(upload.size) },
-      body: bytes ?? (() => upload.open()),
+      body: bytes ?? open(),
     });
+    checkStoredDigest(res, upload.digest, what);
     await expect(client, res, [201, 204], what);
   }
-  return { digest: upload.digest, size: upload.size, existed: false };
+  return done('uploaded');
 }
 
 function bufferStream(buf: Buffer): Readable {
@@ -107,7 +190,9 @@ export async function pushManifest(client: RegistryClient, ref: ImageReference, 
     headers: { 'content-type': mediaType, 'content-length': String(bytes.length) },
     body: bytes,
   });
-  await expect(client, res, [201, 202, 204], `pushing manifest ${formatReference(ref)}`);
+  const what = `pushing manifest ${formatReference(ref)}`;
+  checkStoredDigest(res, digest, what);
+  await expect(client, res, [201, 202, 204], what);
   return digest;
 }
 

@@ -21,6 +21,8 @@ export interface RegistriesFile {
   path: string;
   /** Keyed by normalized registry host ("docker.io", "ghcr.io", "127.0.0.1:5000"). */
   registries: Map<string, RegistrySettings>;
+  /** `[artifacts] registry`: where artifact names without a registry go (pack push/pull). */
+  artifactRegistry?: string;
 }
 
 export const REGISTRIES_FILE_NAME = 'registries.toml';
@@ -46,6 +48,10 @@ export const REGISTRIES_FILE_TEMPLATE = `# smolvm registry settings. Keep this f
 #   token                a registry access token, sent as "Authorization: Bearer <token>"
 #   insecure = true      plain HTTP (registries on 127.0.0.1, ::1 and localhost use HTTP anyway)
 #   mirrors = ["host"]   pull through these hosts first, in order, then the registry itself
+#
+# [artifacts]
+# registry = "registry.lan:5000"   where pack names without a registry (python-dev:v1) go;
+#                                  registry.smolmachines.com when unset
 #
 # [registries."ghcr.io"]
 # username = "me"
@@ -148,9 +154,14 @@ export function loadRegistriesFile(file: string = registriesFilePath()): Registr
   }
   const locator = new KeyLocator(text);
   const registries = new Map<string, RegistrySettings>();
+  let artifactRegistry: string | undefined;
   for (const [key, value] of Object.entries(doc)) {
+    if (key === 'artifacts') {
+      artifactRegistry = parseArtifacts(file, value, locator);
+      continue;
+    }
     if (key !== 'registries') {
-      throw new ConfigError(`unknown key '${key}'`, { file, line: locator.line([key]), keyPath: key }, { remedy: 'put settings under [registries."HOST"]' });
+      throw new ConfigError(`unknown key '${key}'`, { file, line: locator.line([key]), keyPath: key }, { remedy: 'put settings under [registries."HOST"] or [artifacts]' });
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new ConfigError('must be a table of registry hosts', { file, line: locator.line(['registries']), keyPath: 'registries' });
@@ -173,5 +184,21 @@ export function loadRegistriesFile(file: string = registriesFilePath()): Registr
       });
     }
   }
-  return { path: file, registries };
+  return artifactRegistry === undefined ? { path: file, registries } : { path: file, registries, artifactRegistry };
+}
+
+function parseArtifacts(file: string, value: unknown, locator: KeyLocator): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError('must be a table', { file, line: locator.line(['artifacts']), keyPath: 'artifacts' }, { remedy: 'write [artifacts] followed by registry = "HOST"' });
+  }
+  let registry: string | undefined;
+  for (const [key, v] of Object.entries(value)) {
+    const at = { file, line: locator.line(['artifacts', key]), keyPath: `artifacts.${key}` };
+    if (key !== 'registry') throw new ConfigError(`unknown key '${key}'`, at, { remedy: 'use registry' });
+    if (typeof v !== 'string' || !HOST.test(normalizeRegistryHost(v))) {
+      throw new ConfigError('must be a registry host such as "registry.example.com" or "127.0.0.1:5000"', at, { remedy: 'write the host (and port) only, without https:// or a path' });
+    }
+    registry = normalizeRegistryHost(v);
+  }
+  return registry;
 }

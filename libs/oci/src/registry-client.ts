@@ -22,6 +22,8 @@ export interface FetchedManifest {
   mediaType: string;
   bytes: Buffer;
   parsed: ParsedManifest;
+  /** The Content-Type the registry sent, without parameters (undefined when it sent none). */
+  contentType?: string;
 }
 
 /** The repository a request concerns; a full ImageReference fits. */
@@ -39,6 +41,8 @@ interface ApiRequest {
   headers?: Record<string, string>;
   body?: HttpRequest['body'];
   actions?: Action[];
+  /** Further repositories the token must cover (pull), e.g. the source of a cross-repository mount. */
+  alsoPull?: string[];
   signal?: AbortSignal;
 }
 
@@ -127,7 +131,7 @@ export class RegistryClient {
   async request(repo: RepositoryRef, req: ApiRequest): Promise<HttpResponse> {
     const endpoint = this.endpoint(repo.registry);
     await this.ensurePinged(repo.registry, req.signal);
-    const scopes = [repositoryScope(repo.repository, req.actions ?? ['pull'])];
+    const scopes = [repositoryScope(repo.repository, req.actions ?? ['pull']), ...(req.alsoPull ?? []).map((r) => repositoryScope(r, ['pull']))];
     let url = req.url ?? apiUrl(endpoint, repo.repository, req.kind ?? 'manifests', req.reference);
     let authorization = await this.auth.header(endpoint, scopes, req.signal);
     let reauthenticated = false;
@@ -162,13 +166,13 @@ export class RegistryClient {
   }
 
   /** Fetches and verifies a manifest: by digest it must hash to that digest; by tag we compute it. */
-  async getManifest(ref: ImageReference, options: { signal?: AbortSignal; selector?: string } = {}): Promise<FetchedManifest> {
+  async getManifest(ref: ImageReference, options: { signal?: AbortSignal; selector?: string; accept?: string } = {}): Promise<FetchedManifest> {
     const selector = options.selector ?? manifestSelector(ref);
     const res = await this.request(ref, {
       method: 'GET',
       kind: 'manifests',
       reference: selector,
-      headers: { accept: MANIFEST_ACCEPT },
+      headers: { accept: options.accept ?? MANIFEST_ACCEPT },
       signal: options.signal,
     });
     const shown = selector === manifestSelector(ref) ? formatReference(ref) : `${ref.registry}/${ref.repository}@${selector}`;
@@ -192,9 +196,10 @@ export class RegistryClient {
     if (!bytes) throw tooLarge();
     const digest = sha256Digest(bytes);
     if (selector.startsWith('sha256:') && digest !== selector) throw new DigestMismatchError(selector, digest, `manifest of ${shown}`);
-    const parsed = parseManifest(bytes, header(res.headers, 'content-type'));
+    const contentType = header(res.headers, 'content-type')?.split(';')[0].trim() || undefined;
+    const parsed = parseManifest(bytes, contentType);
     const mediaType = parsed.kind === 'index' ? parsed.index.mediaType : parsed.manifest.mediaType;
-    return { digest, mediaType, bytes, parsed };
+    return { digest, mediaType, bytes, parsed, contentType };
   }
 
   /** Opens a blob's body, from `offset` when resuming. The caller verifies what it reads. */

@@ -6,6 +6,7 @@ import { RegistryConfig } from '../src/credentials';
 import { decodeDockerAuth, dockerConfigKeyToHost, loadDockerConfigAuths } from '../src/docker-config';
 import { ensureRegistriesFile, loadRegistriesFile } from '../src/registries-file';
 import { isLoopbackHost, resolveEndpoint } from '../src/endpoint';
+import { resolveArtifactReference } from '../src/artifact';
 
 let dir: string;
 beforeEach(() => {
@@ -108,6 +109,22 @@ describe('registries.toml', () => {
     expect(() => loadRegistriesFile(write('c.toml', '[registries."https://x.io"]\ninsecure = true\n'))).toThrow(/c\.toml:1: .*is not a registry host/);
     expect(() => loadRegistriesFile(write('d.toml', '[registries."x.io"]\npassword = "p"\n'))).toThrow(/d\.toml:1: .*password needs a username/);
     expect(() => loadRegistriesFile(write('e.toml', '[registries\n'))).toThrow(/e\.toml:1/);
+  });
+
+  it('reads [artifacts] registry as the default for artifact names, and refuses anything else there', () => {
+    const file = write('art.toml', '[artifacts]\nregistry = "Registry.LAN:5000"\n');
+    expect(loadRegistriesFile(file).artifactRegistry).toBe('registry.lan:5000');
+    const config = RegistryConfig.load({ registriesFile: file, dockerConfig: false });
+    expect(config.artifactRegistry).toBe('registry.lan:5000');
+    expect(resolveArtifactReference('binsquare/custom', config)).toEqual({ registry: 'registry.lan:5000', repository: 'binsquare/custom', tag: 'latest' });
+    expect(resolveArtifactReference('smolmachines.com/python-dev:v1', config).registry).toBe('smolmachines.com');
+    expect(RegistryConfig.load({ registriesFile: write('none.toml', ''), dockerConfig: false }).artifactRegistry).toBe('registry.smolmachines.com');
+    expect(() => loadRegistriesFile(write('f.toml', '[artifacts]\nregistry = "https://x.io/v2"\n'))).toThrow(/f\.toml:2: 'artifacts\.registry': must be a registry host/);
+    expect(() => loadRegistriesFile(write('g.toml', '[artifacts]\nmirror = "x.io"\n'))).toThrow(/g\.toml:2: 'artifacts\.mirror': unknown key 'mirror'/);
+    // The template documents the table, commented out, and still loads as empty.
+    const template = ensureRegistriesFile(path.join(dir, 'tpl.toml'));
+    expect(fs.readFileSync(template, 'utf8')).toContain('# [artifacts]');
+    expect(loadRegistriesFile(template).artifactRegistry).toBeUndefined();
   });
 
   it('ensureRegistriesFile creates a private template once and keeps an existing file', () => {

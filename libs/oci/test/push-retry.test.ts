@@ -40,10 +40,10 @@ it('pushes blobs in PATCH chunks and the image pulls back intact', async () => {
   const proxied = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
   try {
     const first = await pushBlob(proxied, viaProxy, layer, { chunkSize: 64 * 1024 });
-    expect(first).toEqual({ digest: sha256Digest(layer), size: layer.length, existed: false });
+    expect(first).toEqual({ digest: sha256Digest(layer), size: layer.length, outcome: 'uploaded' });
     expect(proxy.requests.filter((r) => r.method === 'PATCH')).toHaveLength(5);
     // A second push finds the blob and uploads nothing.
-    expect((await pushBlob(proxied, viaProxy, layer, { chunkSize: 64 * 1024 })).existed).toBe(true);
+    expect((await pushBlob(proxied, viaProxy, layer, { chunkSize: 64 * 1024 })).outcome).toBe('existed');
   } finally {
     await proxied.close();
   }

@@ -17,3 +17,15 @@ export { PackFile, type LocatedSection, type FileIdentity } from './reader';
 export { extractSection, sectionDisk, inPlaceWeakness, sectionCacheDir, type SectionFile } from './sections';
 export { packedBoot, importSections, importedBoot, type PackedBoot } from './boot';
 export { packedWorkload, type PackedWorkload } from './workload';
+export {
+  pushPack,
+  pullPack,
+  pulledPackPath,
+  resolvePackSource,
+  isPackReference,
+  PACK_MANIFEST_MEDIA_TYPE,
+  type PushedPack,
+  type PulledPack,
+  type PullPackOptions,
+  type PackRegistryOptions,
+} from './registry';

@@ -1,4 +1,4 @@
-// `smolvm machine create NAME --from FILE.smolmachine`: a persistent machine that boots the pack's
+// `smolvm machine create NAME --from FILE.smolmachine|REFERENCE`: a persistent machine that boots the pack's
 // kernel, agent and image (imported into the cache, verified), with the pack's settings; flags
 // given on the command line win, and a pack made with --from-vm brings its disks.
 import { UsageError } from '@smolvm/common';
@@ -12,7 +12,8 @@ export async function createFromPack(machines: Machines, args: CreateArgs, merge
   if (args.image !== undefined || args.smolfile !== undefined) {
     throw new UsageError('--from takes the workload from the pack, and --image/--smolfile describe another one', { remedy: 'drop --image and --smolfile, or --from' });
   }
-  const pack = PackFile.open(args.from as string);
+  // A reference is pulled into the pack cache first (once per digest); a path is used as it is.
+  const pack = PackFile.open(await (await import('../pack/pull.handler')).packFileFrom(args.from as string, args.quiet));
   const m = pack.manifest;
   const env = [...m.env];
   for (const v of merged.env) {

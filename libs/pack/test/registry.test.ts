@@ -1,0 +1,189 @@
+// Packs through Debian's docker-registry: pushed as OCI artifacts (sections stream from the file),
+// shared kernel/agent blobs sent once, pulled into a clean cache and reassembled into the same
+// pack; forged artifacts (section table or platform that do not match) are refused.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { MACHINE_ARTIFACT_TYPE, RegistryClient, RegistryConfig, pushArtifact } from '@smolvm/oci';
+import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
+import { startProxy, type Proxy, type ProxyRequest } from '../../../tools/fixtures/proxy';
+import {
+  PACK_MANIFEST_MEDIA_TYPE,
+  PackFile,
+  PackFormatError,
+  assemblePack,
+  isPackReference,
+  pullPack,
+  pulledPackPath,
+  pushPack,
+  resolvePackSource,
+  type PackManifestBase,
+  type SectionName,
+} from '../src';
+
+jest.setTimeout(120_000);
+
+const base: PackManifestBase = {
+  platform: 'linux/amd64',
+  host_platform: 'linux/amd64',
+  created: '2026-12-07T03:00:00Z',
+  smolvm_version: '0.1.0',
+  image: null,
+  from_vm: null,
+  entrypoint: [],
+  cmd: ['/bin/sh'],
+  env: ['PATH=/usr/bin:/bin'],
+  workdir: null,
+  user: null,
+  cpus: 4,
+  memory_mib: 8192,
+  storage_gib: 20,
+  overlay_gib: 2,
+  network: { net: false, allow_hosts: [], allow_cidrs: [] },
+  artifact: null,
+};
+
+const kernel = crypto.randomBytes(9000);
+const agent = crypto.randomBytes(20_000);
+
+async function makePack(file: string, rootfs: Buffer, manifest: Partial<PackManifestBase> = {}): Promise<PackFile> {
+  const content: Record<string, Buffer> = { kernel, agent, rootfs };
+  await assemblePack({
+    output: file,
+    manifest: { ...base, ...manifest },
+    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({ name, open: () => Readable.from([content[name]]) })),
+  });
+  return PackFile.open(file);
+}
+
+function uploadsOf(requests: ProxyRequest[], digest: string): ProxyRequest[] {
+  return requests.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/') && r.path.includes(`digest=${encodeURIComponent(digest)}`));
+}
+
+let registry: RegistryFixture;
+let proxy: Proxy;
+let dir: string;
+let client: RegistryClient;
+const envOf = (name: string): NodeJS.ProcessEnv => {
+  const home = path.join(dir, name);
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  return { SMOLVM_HOME: home, HOME: home };
+};
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  proxy = await startProxy({ target: registry.url });
+});
+afterAll(async () => {
+  await proxy?.close();
+  await registry?.stop();
+});
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pack-registry-'));
+  client = new RegistryClient({ config: RegistryConfig.fromSettings({}), retry: { backoffMs: 20 } });
+});
+afterEach(async () => {
+  await client.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+it('pushes two packs sharing kernel and agent, which the registry receives once; a clean home pulls the same pack back', async () => {
+  const one = await makePack(path.join(dir, 'one.smolmachine'), crypto.randomBytes(30_000));
+  const two = await makePack(path.join(dir, 'two.smolmachine'), crypto.randomBytes(40_000), { cpus: 2 });
+  const pusher = envOf('pusher');
+  proxy.requests.length = 0;
+  const a = await pushPack(one.path, `${proxy.host}/packs/one:v1`, { env: pusher, client });
+  expect(a.packDigest).toBe(one.digest);
+  expect(a.platform).toBe('linux/amd64');
+  expect(a.blobs.map((b) => b.outcome)).toEqual(['uploaded', 'uploaded', 'uploaded', 'uploaded']);
+  const b = await pushPack(two.path, `${proxy.host}/packs/two:v1`, { env: pusher, client });
+  expect(b.blobs.map((x) => x.outcome)).toEqual(['uploaded', 'mounted', 'mounted', 'uploaded']);
+  for (const name of ['kernel', 'agent'] as const) expect(uploadsOf(proxy.requests, `sha256:${one.section(name)?.sha256}`)).toHaveLength(1);
+
+  // A clean home: the pack lands in the cache keyed by the artifact's digest, identical to the pushed one.
+  const clean = envOf('clean');
+  const pulled = await pullPack(`${registry.host}/packs/one:v1`, { env: clean, client, platform: 'linux/amd64' });
+  expect(pulled.cached).toBe(false);
+  expect(pulled.path).toBe(pulledPackPath(a.manifest.digest, clean));
+  expect(pulled.packDigest).toBe(one.digest);
+  expect(fs.readFileSync(pulled.path).equals(fs.readFileSync(one.path))).toBe(true);
+  await PackFile.open(pulled.path).verify();
+  const again = await pullPack(`${registry.host}/packs/one@${a.index.digest}`, { env: clean, client, platform: 'linux/amd64' });
+  expect(again).toMatchObject({ cached: true, path: pulled.path, downloadedBytes: 0 });
+
+  // -o writes where asked; --from resolution pulls references and passes files through.
+  const output = path.join(dir, 'out.smolmachine');
+  expect((await pullPack(`${registry.host}/packs/two:v1`, { env: clean, client, output, platform: 'linux/amd64' })).path).toBe(output);
+  expect(PackFile.open(output).digest).toBe(two.digest);
+  expect(await resolvePackSource(output, { env: clean, client })).toEqual({ path: output });
+  const viaRef = await resolvePackSource(`${registry.host}/packs/two:v1`, { env: clean, client, platform: 'linux/amd64' });
+  expect(viaRef.path).toBe(pulledPackPath(b.manifest.digest, clean));
+});
+
+it('pushes the payload of a single-file executable, which pulls back as a plain .smolmachine', async () => {
+  const rootfs = crypto.randomBytes(7000);
+  const content: Record<string, Buffer> = { kernel, agent, rootfs };
+  const exe = path.join(dir, 'app');
+  await assemblePack({
+    output: exe,
+    manifest: base,
+    prefix: Buffer.from('#!/bin/sh\necho a stub that does not travel\n'),
+    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({ name, open: () => Readable.from([content[name]]) })),
+  });
+  const single = PackFile.open(exe);
+  expect(single.payloadStart).toBeGreaterThan(0);
+  const env = envOf('single');
+  await pushPack(exe, `${registry.host}/packs/single:v1`, { env, client });
+  const pulled = await pullPack(`${registry.host}/packs/single:v1`, { env: envOf('single-clean'), client, platform: 'linux/amd64' });
+  expect(pulled.packDigest).toBe(single.digest);
+  expect(fs.readFileSync(pulled.path).equals(fs.readFileSync(exe).subarray(single.payloadStart))).toBe(true);
+});
+
+it('tells files from references, and names a value that is neither', async () => {
+  expect(isPackReference('./app.smolmachine')).toBe(false);
+  expect(isPackReference('app.smolmachine')).toBe(false);
+  expect(isPackReference('/tmp/x')).toBe(false);
+  expect(isPackReference('binsquare/custom:v1')).toBe(true);
+  expect(isPackReference('python-dev')).toBe(true);
+  await expect(resolvePackSource('Not A Ref', { env: envOf('x'), client })).rejects.toThrow('Not A Ref is neither a file nor an artifact reference');
+});
+
+it('refuses a forged artifact whose section table or platform does not match what the registry serves', async () => {
+  const pack = await makePack(path.join(dir, 'p.smolmachine'), crypto.randomBytes(5000));
+  const layers = pack.sections().map((s) => ({
+    mediaType: s.media_type,
+    digest: `sha256:${s.sha256}`,
+    size: s.size,
+    open: (start = 0, end = s.size - 1) => fs.createReadStream(pack.path, { start: s.fileOffset + start, end: s.fileOffset + end }),
+  }));
+  const config = Buffer.from(JSON.stringify(pack.manifest));
+  const amd64 = { os: 'linux', architecture: 'amd64' };
+  // The rootfs layer swapped for other bytes: each blob is valid, the table no longer matches.
+  const other = Buffer.alloc(5000, 7);
+  await pushArtifact(client, `${registry.host}/forged/table:v1`, {
+    artifactType: MACHINE_ARTIFACT_TYPE,
+    config: { mediaType: PACK_MANIFEST_MEDIA_TYPE, bytes: config },
+    layers: [...layers.slice(0, 2), { mediaType: layers[2].mediaType, digest: `sha256:${crypto.createHash('sha256').update(other).digest('hex')}`, size: other.length, open: () => Readable.from([other]) }],
+    platform: amd64,
+  });
+  const env = envOf('forged');
+  const output = path.join(dir, 'forged.smolmachine');
+  const err = await pullPack(`${registry.host}/forged/table:v1`, { env, client, output, platform: 'linux/amd64' }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(PackFormatError);
+  expect((err as Error).message).toBe(`${registry.host}/forged/table:v1 is not a usable .smolmachine: its manifest's section table does not match the artifact's layers`);
+  expect(fs.existsSync(output)).toBe(false);
+
+  // Listed for arm64, but the pack says amd64.
+  await pushArtifact(client, `${registry.host}/forged/platform:v1`, {
+    artifactType: MACHINE_ARTIFACT_TYPE,
+    config: { mediaType: PACK_MANIFEST_MEDIA_TYPE, bytes: config },
+    layers,
+    platform: { os: 'linux', architecture: 'arm64' },
+  });
+  await expect(pullPack(`${registry.host}/forged/platform:v1`, { env, client, output, platform: 'linux/arm64' })).rejects.toThrow(
+    'it is listed for linux/arm64 but its manifest says linux/amd64',
+  );
+  expect(fs.existsSync(output)).toBe(false);
+});
