@@ -35,6 +35,8 @@ export const IMAGE_DISK_ID = 'smolvm-image';
 /** Disk serials of a persistent machine's overlay (upper layer) and storage (/workspace) disks. */
 export const OVERLAY_DISK_ID = 'smolvm-overlay';
 export const STORAGE_DISK_ID = 'smolvm-storage';
+/** 9p tag of `rootShare`. */
+const ROOT_SHARE_TAG = 'root';
 
 export interface VolumeSpec {
   hostPath: string;
@@ -47,6 +49,12 @@ export interface StartVmOptions {
   memoryMiB: number;
   /** The image's erofs (from @smolvm/oci prepare); absent: a bare VM on the agent's busybox userland. */
   imageErofs?: string;
+  /**
+   * A host directory that is the guest's root as it is, writable (a container rootfs prepared by
+   * containerd): shared over 9p with the host's owners and modes. Excludes `imageErofs` and
+   * `persistent`; such VMs always boot (no snapshot shape has a shared root).
+   */
+  rootShare?: string;
   volumes?: VolumeSpec[];
   /**
    * Persistent machines: writable disks for the overlay's upper layer and for /workspace (ext4,
@@ -184,6 +192,7 @@ interface BootOptions {
   cpus: number;
   memoryMiB: number;
   imageErofs?: string;
+  rootShare?: string;
   volumes: VolumeSpec[];
   persistent?: { overlayDisk: string; storageDisk: string };
   env: NodeJS.ProcessEnv;
@@ -226,7 +235,10 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork,
       cpus: options.cpus,
       memoryMiB: options.memoryMiB,
       disks,
-      shares: volumes.map((v, i) => ({ tag: `vol${i}`, hostPath: v.hostPath, readOnly: v.readOnly })),
+      shares: [
+        ...volumes.map((v, i) => ({ tag: `vol${i}`, hostPath: v.hostPath, readOnly: v.readOnly })),
+        ...(options.rootShare ? [{ tag: ROOT_SHARE_TAG, hostPath: options.rootShare, readOnly: false, hostOwnership: true }] : []),
+      ],
       agent: { socketPath: agentSocket },
       ...(nic ? { network: nic } : {}),
       consoleLog,
@@ -265,7 +277,7 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork,
     runDir.remove();
     // startVm fills in `prepared` and `setUp`, which happen outside boot.
     const vm = new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd, options.restored ?? false);
-    vm.flushOnStop = volumes.length > 0 || options.persistent !== undefined;
+    vm.flushOnStop = volumes.length > 0 || options.persistent !== undefined || options.rootShare !== undefined;
     if (recipe !== undefined) vm.restoreRecipe = { v: 1, driver: options.driver.name, restore: recipe };
     if (gateway) {
       const gw = gateway;
@@ -335,6 +347,12 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   const kernel = locateKernel(env);
   const { driver, probe } = await selectDriver({ name: options.driver?.name, source: options.driver?.source, env });
   const volumes = options.volumes ?? [];
+  if (options.rootShare && (options.imageErofs || options.persistent)) {
+    throw new UsageError('a VM whose root is a host directory has no image and no machine disks', { remedy: 'give rootShare alone, or an image / persistent disks without it' });
+  }
+  if (options.rootShare && !fs.statSync(options.rootShare, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new UsageError(`root directory ${options.rootShare} is not a directory`, { remedy: 'mount the container rootfs there first' });
+  }
   const sshAgent = options.sshAgent ? sshAgentSetup(env, options.onSshAgentRefused) : undefined;
   for (const v of volumes) {
     if (!fs.statSync(v.hostPath, { throwIfNoEntry: false })?.isDirectory()) {
@@ -353,6 +371,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       cpus: options.cpus,
       memoryMiB: options.memoryMiB,
       imageErofs: options.imageErofs,
+      rootShare: options.rootShare,
       volumes,
       persistent: options.persistent,
       env,
@@ -368,6 +387,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
         const capability = driver.capabilities?.snapshot;
         // Persistent machines boot: their disks are not part of any snapshot shape.
         if (options.persistent) note('persistent machines are not started from boot snapshots: cold boot');
+        else if (options.rootShare) note('a VM whose root is a host directory is not started from a boot snapshot: cold boot');
         else if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
         else vm = await warmStart(bootOptions, capability, cacheDir, note, t0, network, early);
       }
@@ -385,6 +405,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
     const setup: SetupSpec = {
       ...(options.hostname ? { hostname: options.hostname } : {}),
       ...(options.imageErofs ? { image: { device: { serial: IMAGE_DISK_ID }, fstype: 'erofs' } } : {}),
+      ...(options.rootShare ? { rootShare: { tag: ROOT_SHARE_TAG } } : {}),
       ...(options.persistent
         ? { upper: { device: { serial: OVERLAY_DISK_ID }, fstype: 'ext4' }, workspace: { device: { serial: STORAGE_DISK_ID }, fstype: 'ext4' } }
         : {}),
