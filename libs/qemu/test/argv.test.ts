@@ -127,7 +127,7 @@ describe('buildQemuArgv', () => {
 
   it('9p share with host ownership (a container rootfs): security_model=none, so host symlinks and owners show as they are', () => {
     const argv = buildQemuArgv(spec({ shares: [{ tag: 'root', hostPath: '/b/rootfs', readOnly: false, hostOwnership: true }] }), target, files);
-    expect(values(argv, '-fsdev')).toEqual(['local,id=fs0,path=/b/rootfs,security_model=none,fmode=0644,dmode=0755']);
+    expect(values(argv, '-fsdev')).toEqual(['local,id=fs0,path=/b/rootfs,security_model=none']);
   });
 
   it('network: -netdev stream to the unix socket (QEMU as client) and a virtio-net NIC with the MAC', () => {
