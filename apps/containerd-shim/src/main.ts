@@ -134,6 +134,8 @@ async function serve(flags: ShimFlags): Promise<number> {
   });
   const server = new TtrpcServer([service.definition()]);
   server.onError = (err) => log(`error: ${err.message}`);
+  const trace = process.env.SMOLVM_SHIM_TRACE;
+  if (trace) server.onFrame = (direction, bytes) => fs.appendFileSync(trace, JSON.stringify({ direction, frame: bytes.toString('base64') }) + '\n', { mode: 0o600 });
   fs.rmSync(socket, { force: true });
   try {
     await new Promise<void>((resolve, reject) => {

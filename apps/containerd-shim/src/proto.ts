@@ -48,7 +48,10 @@ export function timestamp(ms: number): { seconds: number; nanos: number } {
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
 }
 
-/** A google.protobuf.Any holding message `name` (containerd's type URLs are the full names). */
-export function anyOf(name: string, value: Record<string, unknown>): { typeUrl: string; value: Buffer } {
-  return { typeUrl: name, value: encodeMessage(name, value) };
+/**
+ * A google.protobuf.Any holding message `name` (containerd's type URLs are the full names).
+ * protobufjs's built-in any.proto keeps the field's proto name, type_url.
+ */
+export function anyOf(name: string, value: Record<string, unknown>): { type_url: string; value: Buffer } {
+  return { type_url: name, value: encodeMessage(name, value) };
 }

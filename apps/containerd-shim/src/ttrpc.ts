@@ -141,6 +141,8 @@ export class TtrpcServer {
   private readonly sockets = new Set<net.Socket>();
   readonly server: net.Server;
   onError: (err: Error) => void = () => undefined;
+  /** Sees every frame as it crossed the socket (SMOLVM_SHIM_TRACE: fixtures for the tests). */
+  onFrame: (direction: 'in' | 'out', bytes: Buffer) => void = () => undefined;
 
   constructor(services: ServiceDefinition[]) {
     for (const s of services) this.services.set(s.name, s);
@@ -165,6 +167,7 @@ export class TtrpcServer {
       let frames: Frame[];
       try {
         frames = decoder.push(chunk);
+        for (const f of frames) this.onFrame('in', encodeFrame(f));
       } catch (err) {
         this.onError(err as Error);
         socket.destroy();
@@ -177,6 +180,7 @@ export class TtrpcServer {
           return;
         }
         void this.call(frame).then((answer) => {
+          this.onFrame('out', answer);
           if (!socket.destroyed) socket.write(answer);
         });
       }
