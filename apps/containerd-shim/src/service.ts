@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ExecSession } from '@smolvm/agent-protocol';
 import { exitCodeFor, startVm, type Vm } from '@smolvm/runtime';
-import { wireIo, type ProcessIo, type Wiring } from './io';
+import { releasePendingOpens, wireIo, type ProcessIo, type Wiring } from './io';
 import { mountRootfs, unmountRootfs, type Mount } from './mounts';
 import { parseProcess, readBundle, type ProcessSpec } from './oci';
 import { timestamp } from './proto';
@@ -214,6 +214,7 @@ export class TaskService {
   /** A process ended: its exit event, and for the init process the end of its VM. */
   private exitProc(task: Task, proc: Proc, code: number): void {
     if (!proc.finish(code)) return;
+    proc.wiring?.release();
     void this.options.publisher.publish('/tasks/exit', 'containerd.events.TaskExit', {
       containerId: task.id,
       id: proc.execId || task.id,
@@ -334,7 +335,10 @@ export class TaskService {
   }
 
   private shutdown(_r: Req): Req {
-    if (this.tasks.size === 0 && this.creating.size === 0) setImmediate(() => this.options.onShutdown());
+    if (this.tasks.size === 0 && this.creating.size === 0) {
+      releasePendingOpens();
+      setImmediate(() => this.options.onShutdown());
+    }
     return {};
   }
 
