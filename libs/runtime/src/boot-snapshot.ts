@@ -33,9 +33,10 @@ export interface SnapshotShape {
   /**
    * 'bare': no image disk, and the saved guest already runs in its bare root (restores only
    * configure the run). 'image-slot': an image disk placeholder, and no root yet (a restore
-   * points the slot at the run's image and builds the root on it).
+   * points the slot at the run's image and builds the root on it). 'share-root': a 9p share with
+   * host ownership (tag root) that a restore points at the run's directory and makes the root.
    */
-  root: 'bare' | 'image-slot';
+  root: 'bare' | 'image-slot' | 'share-root';
 }
 
 export interface SnapshotKey {
@@ -74,7 +75,9 @@ function fileIdentity(file: string): string {
 }
 
 export async function snapshotKey(driverName: string, capability: SnapshotCapability, shape: SnapshotShape): Promise<SnapshotKey> {
-  const devices = ['blk:agent:ro', ...(shape.root === 'image-slot' ? ['blk:image-slot:ro'] : ['root:bare']), ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), shape.network ? 'net' : 'no-net'];
+  const root = { 'image-slot': ['blk:image-slot:ro'], bare: ['root:bare'], 'share-root': [] }[shape.root];
+  const shares = [...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), ...(shape.root === 'share-root' ? ['9p:root:host-ownership'] : [])];
+  const devices = ['blk:agent:ro', ...root, ...shares, shape.network ? 'net' : 'no-net'];
   const shapeFields = { driver: driverName, cpus: String(shape.cpus), memoryMiB: String(shape.memoryMiB), devices: devices.join(' ') };
   const fields = {
     format: String(FORMAT),

@@ -52,7 +52,7 @@ export interface StartVmOptions {
   /**
    * A host directory that is the guest's root as it is, writable (a container rootfs prepared by
    * containerd): shared over 9p with the host's owners and modes. Excludes `imageErofs` and
-   * `persistent`; such VMs always boot (no snapshot shape has a shared root).
+   * `persistent`. Its boot snapshot shape has the share and no root yet, like an image slot.
    */
   rootShare?: string;
   volumes?: VolumeSpec[];
@@ -387,7 +387,6 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
         const capability = driver.capabilities?.snapshot;
         // Persistent machines boot: their disks are not part of any snapshot shape.
         if (options.persistent) note('persistent machines are not started from boot snapshots: cold boot');
-        else if (options.rootShare) note('a VM whose root is a host directory is not started from a boot snapshot: cold boot');
         else if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
         else vm = await warmStart(bootOptions, capability, cacheDir, note, t0, network, early);
       }
@@ -457,7 +456,7 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       memoryMiB: options.memoryMiB,
       shares: options.volumes.length,
       network: network !== undefined,
-      root: options.imageErofs ? 'image-slot' : 'bare',
+      root: options.rootShare ? 'share-root' : options.imageErofs ? 'image-slot' : 'bare',
     });
     const lookup = findSnapshot(root, k);
     if ('note' in lookup) {
@@ -528,14 +527,16 @@ function snapshotNetwork(): PreparedNetwork {
  * shape will run first (clock, RNG, for bare VMs the root and an exec), saves it, publishes it.
  */
 async function saveSnapshot(options: BootOptions, capability: SnapshotCapability, root: string, k: SnapshotKey, withNic: boolean): Promise<FoundSnapshot> {
-  const bare = !options.imageErofs;
-  const staging = new SnapshotStaging(root, { imageSlot: !bare });
+  const bare = !options.imageErofs && !options.rootShare;
+  const staging = new SnapshotStaging(root, { imageSlot: options.imageErofs !== undefined });
   try {
     const vm = await boot(
       {
         ...options,
         imageErofs: undefined,
         imageSlot: staging.imageSlot,
+        // The saved guest mounts no root: a restore's setup makes the run's directory its root.
+        rootShare: options.rootShare ? staging.emptyShare : undefined,
         volumes: options.volumes.map((v) => ({ hostPath: staging.emptyShare, guestPath: v.guestPath, readOnly: true })),
         persistent: undefined,
         start: (spec) => capability.startSaveable(spec, staging.dir),
