@@ -15,8 +15,17 @@ export interface ProcessSpec {
   consoleSize?: { rows: number; cols: number };
 }
 
+/** A directory bind mount of the spec: shared into the VM over 9p at `guestPath`. */
+export interface DirMount {
+  hostPath: string;
+  guestPath: string;
+  readOnly: boolean;
+}
+
 export interface BundleSpec {
   process: ProcessSpec;
+  /** The spec's bind mounts of directories (volumes); other mounts (proc, tmpfs, files) are not applied. */
+  mounts: DirMount[];
   /** spec.root.path, absolute: the rootfs when containerd passes no mounts. */
   rootPath: string;
   annotations: Record<string, string>;
@@ -30,6 +39,8 @@ export const DEFAULT_MEMORY_MIB = 512;
 const MIN_MEMORY_MIB = 128;
 const MAX_CPUS = 64;
 const MAX_CONFIG_BYTES = 4 << 20;
+/** More shares than this is not a container any VM should boot with. */
+const MAX_MOUNTS = 64;
 
 type JsonObject = Record<string, unknown>;
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -43,7 +54,24 @@ export function readBundle(bundle: string): BundleSpec {
   const root = isObject(spec.root) && typeof spec.root.path === 'string' ? spec.root.path : 'rootfs';
   const annotations = isObject(spec.annotations) ? (Object.fromEntries(Object.entries(spec.annotations).filter(([, v]) => typeof v === 'string')) as Record<string, string>) : {};
   const resources = isObject(spec.linux) && isObject(spec.linux.resources) ? spec.linux.resources : {};
-  return { process: parseProcess(spec.process, file), rootPath: path.resolve(bundle, root), annotations, ...vmSize(resources) };
+  return { process: parseProcess(spec.process, file), mounts: dirMounts(spec.mounts), rootPath: path.resolve(bundle, root), annotations, ...vmSize(resources) };
+}
+
+/**
+ * Bind mounts whose source is a directory (containerd's --mount, Kubernetes volumes): the rest
+ * are the API filesystems the guest makes itself, or single files, which 9p cannot share.
+ */
+function dirMounts(mounts: unknown): DirMount[] {
+  const out: DirMount[] = [];
+  for (const m of Array.isArray(mounts) ? mounts.slice(0, MAX_MOUNTS) : []) {
+    if (!isObject(m) || typeof m.source !== 'string' || typeof m.destination !== 'string') continue;
+    const options = Array.isArray(m.options) ? m.options.filter((o): o is string => typeof o === 'string') : [];
+    if (m.type !== 'bind' && !options.includes('bind') && !options.includes('rbind')) continue;
+    if (!path.isAbsolute(m.source) || !path.isAbsolute(m.destination) || path.normalize(m.destination) === '/') continue;
+    if (!fs.statSync(m.source, { throwIfNoEntry: false })?.isDirectory()) continue;
+    out.push({ hostPath: m.source, guestPath: path.normalize(m.destination), readOnly: options.includes('ro') });
+  }
+  return out;
 }
 
 /** An OCI Process object (config.json's, or the one an Exec carries). */

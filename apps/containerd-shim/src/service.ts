@@ -142,6 +142,7 @@ export class TaskService {
           cpus: spec.cpus,
           memoryMiB: spec.memoryMiB,
           rootShare: rootfs,
+          volumes: spec.mounts,
           agentBundle: this.options.agentBundle,
           onNote: (m) => this.options.log(`task ${id}: ${m}`),
         });
@@ -289,7 +290,10 @@ export class TaskService {
     if (execId) {
       task.execs.delete(execId);
     } else {
-      await task.vm.kill();
+      // A task whose process ended is being powered off with its writes synced (rootfs, volumes):
+      // wait for that. One never started has nothing to keep.
+      if (proc.status === Status.Stopped) await task.vm.dispose();
+      else await task.vm.kill();
       this.finishAll(task, LOST_EXIT);
       if (task.mounted) await unmountRootfs(task.rootfs);
       this.tasks.delete(task.id);

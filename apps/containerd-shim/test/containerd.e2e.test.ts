@@ -119,6 +119,19 @@ it('ctr run --rm: output on stdout and stderr, the exit code, and the task event
   expect(seen).toMatch(/\/tasks\/exit \{"container_id":"t-run","id":"t-run","pid":\d+,"exit_status":3,/);
 }, 300_000);
 
+it('a directory bind mount (--mount) is shared: read, written and synced to the host before the task is gone; ro refuses writes', async () => {
+  const vol = path.join(setup.home, 'vol');
+  fs.mkdirSync(vol);
+  fs.writeFileSync(path.join(vol, 'in'), 'from host\n');
+  const rw = await run('t-vol', ['sh', '-c', 'cat /data/in; echo from guest > /data/out'], ['--mount', `type=bind,src=${vol},dst=/data,options=rbind:rw`]);
+  expect(rw).toMatchObject({ status: 0, stdout: 'from host\n' });
+  expect(fs.readFileSync(path.join(vol, 'out'), 'utf8')).toBe('from guest\n');
+  const ro = await run('t-vol-ro', ['sh', '-c', 'echo x > /data/other'], ['--mount', `type=bind,src=${vol},dst=/data,options=rbind:ro`]);
+  expect(ro.status).not.toBe(0);
+  expect(ro.stderr).toContain('Read-only file system');
+  expect(fs.existsSync(path.join(vol, 'other'))).toBe(false);
+}, 300_000);
+
 it('ctr task exec (output, exit code, stdin), then SIGTERM ends the task with 143', async () => {
   expect((await runDetached('t-exec', ['sleep', '1000'])).status).toBe(0);
   const exec = await ctr(['task', 'exec', '--exec-id', 'e1', 't-exec', 'sh', '-c', 'echo in-exec; exit 4']);
