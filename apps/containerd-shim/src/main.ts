@@ -2,72 +2,17 @@
 // containerd runs it as
 //   containerd-shim-smolvm-v2 -namespace NS -address SOCK -publish-binary BIN -id ID [-debug] start
 // in the task's bundle directory, with TTRPC_ADDRESS in the environment: `start` launches the
-// long-lived shim (this file again, action `serve`, detached), prints the unix:// address it
+// long-lived shim (server.ts's bundle, action `serve`, detached), prints the unix:// address it
 // serves the task API on, and exits. `delete` (with -bundle) cleans up after a shim that died and
-// prints a DeleteResponse. docs/kubernetes.md and the app's README describe the install.
+// prints a DeleteResponse. This entry loads nothing else before it knows what to do: a task's start
+// pays for one full load (the server's), not two. docs/kubernetes.md describes the install.
 import { spawn } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { formatError } from '@smolvm/common';
-import '@smolvm/driver-kvm';
-import { EventPublisher } from './events';
-import { unmountRootfs } from './mounts';
-import { encodeMessage, timestamp } from './proto';
-import { TaskService } from './service';
-import { TtrpcServer } from './ttrpc';
-import { killRecordedVm } from './vm-record';
+import { parseFlags, socketPathFor, type ShimFlags } from './flags';
 
-export interface ShimFlags {
-  namespace: string;
-  address: string;
-  publishBinary: string;
-  id: string;
-  bundle: string;
-  socket: string;
-  debug: boolean;
-  version: boolean;
-  action: string;
-}
-
-const VALUE_FLAGS: Record<string, keyof ShimFlags> = {
-  namespace: 'namespace',
-  address: 'address',
-  'publish-binary': 'publishBinary',
-  id: 'id',
-  bundle: 'bundle',
-  socket: 'socket',
-};
-
-/** Go `flag` syntax, as containerd passes it: -name value, -name=value, --name too. */
-export function parseFlags(argv: string[]): ShimFlags {
-  const flags: ShimFlags = { namespace: '', address: '', publishBinary: 'containerd', id: '', bundle: '', socket: '', debug: false, version: false, action: '' };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const m = /^--?([a-z-]+)(?:=(.*))?$/.exec(arg);
-    if (!m) {
-      flags.action = arg;
-      continue;
-    }
-    const [, name, inline] = m;
-    if (name === 'debug' || name === 'v') {
-      flags[name === 'v' ? 'version' : 'debug'] = inline === undefined || inline === 'true';
-      continue;
-    }
-    const key = VALUE_FLAGS[name];
-    if (!key) throw new Error(`unknown flag -${name}`);
-    const value = inline ?? argv[++i];
-    if (value === undefined) throw new Error(`flag -${name} needs a value`);
-    (flags as unknown as Record<string, string>)[key] = value;
-  }
-  return flags;
-}
-
-/** Where the shim of (containerd, namespace, id) listens: beside containerd's socket, like runc's shims. */
-export function socketPathFor(flags: ShimFlags): string {
-  const digest = crypto.createHash('sha256').update(`${flags.address}\0${flags.namespace}\0${flags.id}`).digest('hex').slice(0, 32);
-  return path.join(path.dirname(flags.address || '/run/containerd/containerd.sock'), 's', `smolvm-${digest}`);
-}
+/** The server's bundle, beside this one (tsup.config.ts). */
+const SERVER = path.join(__dirname, 'containerd-shim-smolvm-v2-server.js');
 
 async function main(): Promise<number> {
   const flags = parseFlags(process.argv.slice(2));
@@ -76,16 +21,13 @@ async function main(): Promise<number> {
     return 0;
   }
   if (!flags.namespace || !flags.id) throw new Error('-namespace and -id are required (containerd passes them)');
-  switch (flags.action) {
-    case 'start':
-      return start(flags);
-    case 'serve':
-      return serve(flags);
-    case 'delete':
-      return remove(flags);
-    default:
-      throw new Error(`unknown action '${flags.action}': containerd runs this shim with start or delete`);
+  if (flags.action === 'start') return start(flags);
+  if (flags.action === 'delete' || flags.action === 'serve') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const server = require(SERVER) as { runAction(flags: ShimFlags): Promise<number> };
+    return server.runAction(flags);
   }
+  throw new Error(`unknown action '${flags.action}': containerd runs this shim with start or delete`);
 }
 
 /** Launches the shim server for this task and prints its address. */
@@ -93,7 +35,7 @@ async function start(flags: ShimFlags): Promise<number> {
   const socket = socketPathFor(flags);
   fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o711 });
   const address = `unix://${socket}`;
-  const args = [...process.execArgv, __filename, '-namespace', flags.namespace, '-address', flags.address, '-publish-binary', flags.publishBinary, '-id', flags.id, ...(flags.debug ? ['-debug'] : []), 'serve'];
+  const args = [...process.execArgv, SERVER, '-namespace', flags.namespace, '-address', flags.address, '-publish-binary', flags.publishBinary, '-id', flags.id, ...(flags.debug ? ['-debug'] : []), 'serve'];
   // Detached (own session) with no stdio of ours: containerd waits for start's output to close.
   const child = spawn(process.execPath, args, { cwd: process.cwd(), detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env: process.env });
   const report = await new Promise<string>((resolve) => {
@@ -114,89 +56,14 @@ async function start(flags: ShimFlags): Promise<number> {
   return 0;
 }
 
-/** The long-lived shim: the task service on the socket until Shutdown. */
-async function serve(flags: ShimFlags): Promise<number> {
-  const ready = fs.createWriteStream('', { fd: 3 });
-  const log = openLog(flags.debug);
-  const socket = socketPathFor(flags);
-  const publisher = new EventPublisher(process.env.TTRPC_ADDRESS ?? `${flags.address}.ttrpc`, flags.namespace, log);
-  const service = new TaskService({
-    namespace: flags.namespace,
-    publisher,
-    agentBundle: agentBundlePath(),
-    log,
-    onShutdown: () => {
-      server.close();
-      publisher.close();
-      fs.rmSync(socket, { force: true });
-      process.exit(0);
-    },
-  });
-  const server = new TtrpcServer([service.definition()]);
-  server.onError = (err) => log(`error: ${err.message}`);
-  const trace = process.env.SMOLVM_SHIM_TRACE;
-  if (trace) server.onFrame = (direction, bytes) => fs.appendFileSync(trace, JSON.stringify({ direction, frame: bytes.toString('base64') }) + '\n', { mode: 0o600 });
-  fs.rmSync(socket, { force: true });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.server.once('error', reject);
-      server.server.listen(socket, resolve);
-    });
-  } catch (err) {
-    ready.end(`cannot listen on ${socket}: ${(err as Error).message}`);
-    return 1;
-  }
-  fs.chmodSync(socket, 0o600);
-  // Signals end the VMs first: a shim that is told to go leaves nothing running.
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => void service.close().finally(() => {
-      fs.rmSync(socket, { force: true });
-      process.exit(0);
-    }));
-  }
-  ready.end('ready\n');
-  return new Promise<number>(() => undefined);
-}
-
-/** After a shim died: its VM and rootfs mount go, and containerd gets the exit it will record. */
-async function remove(flags: ShimFlags): Promise<number> {
-  const bundle = flags.bundle || process.cwd();
-  killRecordedVm(bundle);
-  await unmountRootfs(path.join(bundle, 'rootfs'));
-  fs.rmSync(socketPathFor(flags), { force: true });
-  process.stdout.write(encodeMessage('containerd.task.v2.DeleteResponse', { pid: 0, exitStatus: 137, exitedAt: timestamp(Date.now()) }));
-  return 0;
-}
-
-/** Shim logs go to the `log` FIFO containerd opened in the bundle (it copies them to its own log). */
-function openLog(debug: boolean): (line: string) => void {
-  let out: fs.WriteStream | undefined;
-  try {
-    out = fs.createWriteStream('', { fd: fs.openSync('log', fs.constants.O_WRONLY | fs.constants.O_NONBLOCK) });
-    out.on('error', () => (out = undefined));
-  } catch {
-    out = undefined;
-  }
-  return (line: string) => {
-    const text = `time="${new Date().toISOString()}" level=${debug ? 'debug' : 'info'} msg=${JSON.stringify(`smolvm: ${line}`)}\n`;
-    out?.write(text);
-  };
-}
-
-/** The guest agent travels beside the shim bundle (the build copies it to dist/guest). */
-function agentBundlePath(): string {
-  return path.join(__dirname, 'guest', 'agent.js');
-}
-
 if (require.main === module) {
   main().then(
     (code) => {
       if (code !== 0) process.exitCode = code;
     },
     (err: unknown) => {
-      process.stderr.write(`${formatError(err)}\n`);
+      process.stderr.write(`containerd-shim-smolvm-v2: ${(err as Error).message}\n`);
       process.exitCode = 1;
     },
   );
 }
-

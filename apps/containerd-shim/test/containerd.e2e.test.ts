@@ -54,10 +54,20 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
   }
 }
 
+const SERVER = 'containerd-shim-smolvm-v2-server.js';
+
 /** The shim server process of task `id` (one per task), by its command line. */
 function shimPid(id: string): number | undefined {
   const out = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout;
-  const line = out.split('\n').find((l) => l.includes('containerd-shim-smolvm-v2.js') && l.includes(` -id ${id} `) && l.includes(setup.home) && l.trim().endsWith('serve'));
+  const line = out.split('\n').find((l) => l.includes(SERVER) && l.includes(` -id ${id} `) && l.includes(setup.home) && l.trim().endsWith('serve'));
+  return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
+}
+
+/** The QEMU of task `id`: its shim's child. */
+function qemuPid(id: string): number | undefined {
+  const shim = shimPid(id);
+  const out = shim ? spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(shim)], { encoding: 'utf8' }).stdout : '';
+  const line = out.split('\n').find((l) => l.includes('qemu-system'));
   return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
 }
 
@@ -101,7 +111,7 @@ afterAll(async () => {
   }
   // Whatever a failed test left: shims, then mounts under the temp dir.
   for (const line of spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout.split('\n')) {
-    if (line.includes('containerd-shim-smolvm-v2.js') && setup && line.includes(setup.home)) process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
+    if (line.includes(SERVER) && setup && line.includes(setup.home)) process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
   }
   if (setup) {
     const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1]).filter((m) => m?.startsWith(setup.home));
@@ -167,18 +177,20 @@ it('a tty task: a terminal inside, its exit code through', async () => {
 it('a killed shim leaves no QEMU, and containerd cleans the task up', async () => {
   expect((await runDetached('t-shim', ['sleep', '1000'])).status).toBe(0);
   const pid = shimPid('t-shim');
+  const qemu = qemuPid('t-shim');
   expect(pid).toBeDefined();
-  expect(setup.qemus().length).toBeGreaterThan(0);
+  expect(qemu).toBeDefined();
   process.kill(pid!, 'SIGKILL');
-  await until('the VM to go', () => (setup.qemus().length === 0 ? true : undefined), 30_000);
+  await until('the VM to go', () => (setup.qemus().some((q) => q.startsWith(`${qemu} `)) ? undefined : true), 30_000);
   await until('containerd to drop the task', async () => ((await ctr(['task', 'ls'])).stdout.includes('t-shim') ? undefined : true), 30_000);
   await ctr(['container', 'rm', 't-shim']);
 }, 300_000);
 
 it('a VM that dies reports its task ended (137) to containerd', async () => {
   expect((await runDetached('t-vm', ['sleep', '1000'])).status).toBe(0);
-  const [qemu] = setup.qemus();
-  process.kill(Number(qemu.split(' ')[0]), 'SIGKILL');
+  const qemu = qemuPid('t-vm');
+  expect(qemu).toBeDefined();
+  process.kill(qemu!, 'SIGKILL');
   await until('the exit event', () => (/"container_id":"t-vm","id":"t-vm","pid":\d+,"exit_status":137,/.test(events.text) ? true : undefined));
   expect((await ctr(['task', 'ls'])).stdout).toMatch(/t-vm\s+\d+\s+STOPPED/);
   await removeTask('t-vm');
