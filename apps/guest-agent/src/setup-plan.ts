@@ -49,11 +49,27 @@ function planRoot(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => string, 
   const mount = (source: string, target: string, fstype: string, flags = 0, data: string | null = null) =>
     steps.push({ op: 'mount', source, target, fstype, flags, data });
 
+  const root = path.join(run, 'root');
+  mkdir(root);
+  if (spec.rootShare) {
+    // The host's directory is the root as it is (a container rootfs): writes land in it.
+    mount(spec.rootShare.tag, root, '9p', 0, NINEP_OPTIONS);
+  } else {
+    planOverlay(spec, device, run, mount, mkdir);
+  }
+  apiFilesystems(spec, device, root, mount, mkdir);
+  return steps;
+}
+
+type Mkdir = (p: string, mode?: number) => void;
+type Mount = (source: string, target: string, fstype: string, flags?: number, data?: string | null) => void;
+
+/** The image (or the agent image's own root) as the overlay's lower layer, at <run>/root. */
+function planOverlay(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => string, run: string, mount: Mount, mkdir: Mkdir): void {
   const lower = path.join(run, 'lower');
   const rw = path.join(run, 'rw');
   const root = path.join(run, 'root');
   mkdir(rw);
-  mkdir(root);
   let lowerDir = '/';
   if (spec.image) {
     mkdir(lower);
@@ -70,9 +86,13 @@ function planRoot(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => string, 
   mkdir(path.join(upperBase, 'upper'));
   mkdir(path.join(upperBase, 'work'));
   mount('overlay', root, 'overlay', 0, `lowerdir=${lowerDir},upperdir=${upperBase}/upper,workdir=${upperBase}/work`);
+}
 
+/** proc, sys, dev, dev/pts, dev/shm, tmp and the workspace in the root at `root`. */
+function apiFilesystems(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => string, root: string, mount: Mount, mkdir: Mkdir): void {
   const r = (p: string) => path.join(root, p);
-  for (const dir of ['proc', 'sys', 'dev', 'etc', 'workspace']) mkdir(r(dir));
+  // A shared root is the user's own tree: no /workspace appears in it.
+  for (const dir of ['proc', 'sys', 'dev', 'etc', ...(spec.rootShare ? [] : ['workspace'])]) mkdir(r(dir));
   mkdir(r('tmp'), 0o1777);
   mount('proc', r('proc'), 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC);
   mount('sysfs', r('sys'), 'sysfs', MS_NOSUID | MS_NODEV | MS_NOEXEC);
@@ -83,7 +103,6 @@ function planRoot(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => string, 
   mount('shm', r('dev/shm'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777');
   mount('tmpfs', r('tmp'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777');
   if (spec.workspace) mount(device(spec.workspace.device), r('workspace'), spec.workspace.fstype, 0, diskOptions(spec.workspace.fstype));
-  return steps;
 }
 
 /**

@@ -46,6 +46,13 @@ describe('guest root plan', () => {
     expect(steps.some((s) => s.op === 'hostname')).toBe(false);
   });
 
+  it('shared root (a container rootfs): the 9p share is the root itself, no overlay, no /workspace', () => {
+    const steps = planSetup({ rootShare: { tag: 'root' } }, dev, '/run/s');
+    expect(mounts(steps).slice(0, 2)).toEqual([`9p root /run/s/root 0 ${NINEP_OPTIONS}`, 'proc proc /run/s/root/proc 14']);
+    expect(steps.some((s) => s.op === 'mkdir' && s.path.endsWith('/workspace'))).toBe(false);
+    expect(steps.at(-1)).toEqual({ op: 'chroot', path: '/run/s/root' });
+  });
+
   it('persistent machine: upper layer and /workspace on disks', () => {
     const steps = planSetup(
       {

@@ -56,6 +56,12 @@ export interface SetupSpec {
    * layer of an overlay. Absent: a bare VM, whose root is the agent image's own userland.
    */
   image?: { device: BlockDeviceRef; fstype?: string };
+  /**
+   * The root is this 9p share itself, writable, with no overlay (a container's rootfs that the
+   * host prepared, e.g. containerd's snapshot): what the guest writes lands in it. Excludes
+   * `image`, `upper`, `upperSizeMiB` and `workspace`.
+   */
+  rootShare?: { tag: string };
   /** Where the overlay's writable layer lives. Absent: tmpfs, discarded at power-off. */
   upper?: DiskMount & { /** Directory on that filesystem holding upper/ and work/. */ dir?: string };
   /** Size of the tmpfs upper layer in MiB; default: the kernel's (half of RAM). */
@@ -215,7 +221,7 @@ function parseGuestPath(value: string, where: string): string {
 }
 
 /** The fields of a SetupSpec that make the guest root; the rest (hostname, volumes, network...) configure a run in it. */
-export const ROOT_SETUP_FIELDS = ['image', 'upper', 'upperSizeMiB', 'workspace'] as const;
+export const ROOT_SETUP_FIELDS = ['image', 'rootShare', 'upper', 'upperSizeMiB', 'workspace'] as const;
 
 export type RootSetupSpec = Pick<SetupSpec, (typeof ROOT_SETUP_FIELDS)[number]>;
 
@@ -223,6 +229,7 @@ export type RootSetupSpec = Pick<SetupSpec, (typeof ROOT_SETUP_FIELDS)[number]>;
 export function rootSetupOf(spec: SetupSpec): RootSetupSpec {
   const root: RootSetupSpec = {};
   if (spec.image) root.image = spec.image.fstype ? { device: spec.image.device, fstype: spec.image.fstype } : { device: spec.image.device };
+  if (spec.rootShare) root.rootShare = { tag: spec.rootShare.tag };
   if (spec.upper) root.upper = { device: spec.upper.device, fstype: spec.upper.fstype, ...(spec.upper.dir !== undefined ? { dir: spec.upper.dir } : {}) };
   if (spec.upperSizeMiB !== undefined) root.upperSizeMiB = spec.upperSizeMiB;
   if (spec.workspace) root.workspace = { device: spec.workspace.device, fstype: spec.workspace.fstype };
@@ -235,6 +242,11 @@ export function parseSetupRoot(args: Json): RootSetupSpec {
   const extra = Object.keys(spec).filter((k) => !(ROOT_SETUP_FIELDS as readonly string[]).includes(k));
   if (extra.length > 0) throw new SchemaError(`setupRoot: ${extra.join(', ')} belong to setup, not setupRoot`);
   return rootSetupOf(spec);
+}
+
+function parseShareTag(tag: string, field: string): string {
+  if (!/^[A-Za-z0-9._-]+$/.test(tag)) throw new SchemaError(`${field}: tag '${tag}' has characters a mount option cannot carry`);
+  return tag;
 }
 
 export function parseSetup(args: Json, op = 'setup'): SetupSpec {
@@ -257,9 +269,14 @@ export function parseSetup(args: Json, op = 'setup'): SetupSpec {
   if (upperSize !== undefined) spec.upperSizeMiB = upperSize;
   const workspace = f.optObj('workspace');
   if (workspace) spec.workspace = parseDiskMount(workspace);
+  const rootShare = f.optObj('rootShare');
+  if (rootShare) {
+    const clash = (['image', 'upper', 'upperSizeMiB', 'workspace'] as const).filter((k) => spec[k] !== undefined);
+    if (clash.length > 0) throw new SchemaError(`setup.rootShare: the root is the share, so ${clash.join(', ')} cannot be given`);
+    spec.rootShare = { tag: parseShareTag(rootShare.str('tag', 64), 'setup.rootShare') };
+  }
   const volumes = f.optArray('volumes', 256).map((v) => {
-    const tag = v.str('tag', 64);
-    if (!/^[A-Za-z0-9._-]+$/.test(tag)) throw new SchemaError(`setup.volumes: tag '${tag}' has characters a mount option cannot carry`);
+    const tag = parseShareTag(v.str('tag', 64), 'setup.volumes');
     return { tag, path: parseGuestPath(v.str('path', 1024), 'setup.volumes.path'), readOnly: v.optBool('readOnly') ?? false };
   });
   if (volumes.length > 0) spec.volumes = volumes;

@@ -40,6 +40,9 @@ describe('handshake and requests', () => {
     const { parseSetupRoot } = await import('../src/ops');
     expect(() => parseSetupRoot({ image: { device: { serial: 'smolvm-image' } }, hostname: 'x' })).toThrow('setupRoot: hostname belong to setup, not setupRoot');
     expect(parseSetupRoot({ image: { device: { serial: 'smolvm-image' } } })).toEqual({ image: { device: { serial: 'smolvm-image' } } });
+    expect(parseSetupRoot({ rootShare: { tag: 'root' } })).toEqual({ rootShare: { tag: 'root' } });
+    expect(() => parseSetupRoot({ rootShare: { tag: 'root' }, image: { device: { serial: 'smolvm-image' } } })).toThrow('setup.rootShare: the root is the share, so image cannot be given');
+    expect(() => parseSetupRoot({ rootShare: { tag: 'a,b' } })).toThrow("setup.rootShare: tag 'a,b' has characters a mount option cannot carry");
     client.close();
   });
 

@@ -24,6 +24,13 @@ export interface HostShareSpec {
   tag: string;
   hostPath: string;
   readOnly: boolean;
+  /**
+   * The guest sees and sets the host files' real owners, modes and symlinks, as far as the
+   * hypervisor's user may (failures to change an owner are ignored). For a tree that is the
+   * guest's own, like a container rootfs; default: the guest's metadata is kept apart from the
+   * host's (docs/security.md).
+   */
+  hostOwnership?: boolean;
 }
 
 /**

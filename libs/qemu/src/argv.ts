@@ -97,9 +97,10 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
       opts('local', {
         id,
         path: share.hostPath,
-        security_model: NINEP_SECURITY_MODEL,
-        fmode: NINEP_FILE_MODE,
-        dmode: NINEP_DIR_MODE,
+        security_model: share.hostOwnership ? NINEP_HOST_OWNERSHIP_MODEL : NINEP_SECURITY_MODEL,
+        // Modes for what the guest creates exist only in the mapped models.
+        fmode: share.hostOwnership ? undefined : NINEP_FILE_MODE,
+        dmode: share.hostOwnership ? undefined : NINEP_DIR_MODE,
         readonly: share.readOnly ? true : undefined,
       }, field),
       '-device', opts('virtio-9p-device', { fsdev: id, mount_tag: share.tag }, field),
@@ -133,6 +134,12 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
  * must take user xattrs (ext4, xfs, btrfs, tmpfs since Linux 6.6), else guest writes fail.
  */
 export const NINEP_SECURITY_MODEL = 'mapped-xattr';
+/**
+ * Shares with `hostOwnership` (a container's rootfs): `none`, the host's owners, modes and
+ * symlinks as they are, so an image's symlinks resolve. QEMU has no capabilities (supervise.ts),
+ * so the guest's chown of a file to another owner changes nothing, and `none` does not fail it.
+ */
+export const NINEP_HOST_OWNERSHIP_MODEL = 'none';
 /** Host modes of what the guest creates: readable like a default umask makes them, never more. */
 export const NINEP_FILE_MODE = '0644';
 export const NINEP_DIR_MODE = '0755';

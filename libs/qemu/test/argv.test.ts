@@ -131,6 +131,11 @@ describe('buildQemuArgv', () => {
     expect(values(argv, '-device').slice(3, -1)).toEqual(['virtio-9p-device,fsdev=fs0,mount_tag=work', 'virtio-9p-device,fsdev=fs1,mount_tag=cfg']);
   });
 
+  it('9p share with host ownership (a container rootfs): security_model=none, so host symlinks and owners show as they are', () => {
+    const argv = buildQemuArgv(spec({ shares: [{ tag: 'root', hostPath: '/b/rootfs', readOnly: false, hostOwnership: true }] }), target, files);
+    expect(values(argv, '-fsdev')).toEqual(['local,id=fs0,path=/b/rootfs,security_model=none']);
+  });
+
   it('network: -netdev stream to the unix socket (QEMU as client) and a virtio-net NIC with the MAC', () => {
     expect(values(buildQemuArgv(spec(), target, files), '-netdev')).toEqual([]);
     const argv = buildQemuArgv(spec({ network: { socketPath: '/run/vm/net,1.sock', mac: '52:54:00:12:34:56' } }), target, files);

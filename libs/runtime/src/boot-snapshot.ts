@@ -44,8 +44,10 @@ export interface SnapshotShape {
    * before any run (the base of bare VMs): its disk is attached and the saved guest already runs
    * in the root built on it, as a bare one does; `id` is its identity (manifest digest), `file`
    * its erofs, whose identity is part of the key (a rebuilt file is another snapshot).
+   * 'share-root': a 9p share with host ownership (tag root) that a restore points at the run's
+   * directory and makes the root.
    */
-  root: 'bare' | 'image-slot' | { image: { id: string; file: string } };
+  root: 'bare' | 'image-slot' | 'share-root' | { image: { id: string; file: string } };
   /**
    * A persistent machine's overlay and storage disks, in writable slots after the image slot.
    * The root is then never built before the save (it lives on the machine's overlay disk): a
@@ -59,6 +61,7 @@ export interface SnapshotShape {
 function rootDevices(shape: SnapshotShape): string[] {
   if (shape.root === 'bare') return shape.machineDisks ? [] : ['root:bare'];
   if (shape.root === 'image-slot') return ['blk:image-slot:ro'];
+  if (shape.root === 'share-root') return [];
   return [`blk:image:ro root:image:${shape.root.image.id}`];
 }
 
@@ -99,7 +102,8 @@ function fileIdentity(file: string): string {
 
 export async function snapshotKey(driverName: string, capability: SnapshotCapability, shape: SnapshotShape): Promise<SnapshotKey> {
   const machineDevices = shape.machineDisks ? ['blk:overlay-slot:rw', 'blk:storage-slot:rw'] : [];
-  const devices = ['blk:agent:ro', ...rootDevices(shape), ...machineDevices, ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), shape.network ? 'net' : 'no-net'];
+  const shares = [...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), ...(shape.root === 'share-root' ? ['9p:root:host-ownership'] : [])];
+  const devices = ['blk:agent:ro', ...rootDevices(shape), ...machineDevices, ...shares, shape.network ? 'net' : 'no-net'];
   const shapeFields = { driver: driverName, cpus: String(shape.cpus), memoryMiB: String(shape.memoryMiB), devices: devices.join(' '), ...(shape.family ? { family: shape.family } : {}) };
   const fields = {
     format: String(FORMAT),

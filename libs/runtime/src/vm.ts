@@ -38,6 +38,8 @@ export const OVERLAY_DISK_ID = 'smolvm-overlay';
 export const STORAGE_DISK_ID = 'smolvm-storage';
 /** The image disk as the overlay's lower layer, in the same words for setup and setupRoot (the agent compares them). */
 const IMAGE_ROOT: NonNullable<SetupSpec['image']> = { device: { serial: IMAGE_DISK_ID }, fstype: 'erofs' };
+/** 9p tag of `rootShare`. */
+const ROOT_SHARE_TAG = 'root';
 
 export interface VolumeSpec {
   hostPath: string;
@@ -76,6 +78,11 @@ export interface StartVmOptions {
    * them), with boot snapshots of their own.
    */
   packed?: { kernel: string; agentImage: { path: string; range?: DiskRange; key: string } };
+   * A host directory that is the guest's root as it is, writable (a container rootfs prepared by
+   * containerd): shared over 9p with the host's owners and modes. Excludes `imageErofs` and
+   * `persistent`. Its boot snapshot shape has the share and no root yet, like an image slot.
+   */
+  rootShare?: string;
   volumes?: VolumeSpec[];
   /**
    * Persistent machines: writable disks for the overlay's upper layer and for /workspace (ext4,
@@ -220,6 +227,7 @@ interface BootOptions {
   imageInSnapshot?: string;
   imageRange?: DiskRange;
   agentRange?: DiskRange;
+  rootShare?: string;
   volumes: VolumeSpec[];
   persistent?: { overlayDisk: string; storageDisk: string };
   env: NodeJS.ProcessEnv;
@@ -282,7 +290,10 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork,
       cpus: options.cpus,
       memoryMiB: options.memoryMiB,
       disks,
-      shares: volumes.map((v, i) => ({ tag: `vol${i}`, hostPath: v.hostPath, readOnly: v.readOnly })),
+      shares: [
+        ...volumes.map((v, i) => ({ tag: `vol${i}`, hostPath: v.hostPath, readOnly: v.readOnly })),
+        ...(options.rootShare ? [{ tag: ROOT_SHARE_TAG, hostPath: options.rootShare, readOnly: false, hostOwnership: true }] : []),
+      ],
       agent: { socketPath: agentSocket },
       ...(nic ? { network: nic } : {}),
       consoleLog,
@@ -321,7 +332,7 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork,
     runDir.remove();
     // startVm fills in `prepared` and `setUp`, which happen outside boot.
     const vm = new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd, options.restored ?? false);
-    vm.flushOnStop = volumes.length > 0 || options.persistent !== undefined;
+    vm.flushOnStop = volumes.length > 0 || options.persistent !== undefined || options.rootShare !== undefined;
     if (recipe !== undefined) vm.restoreRecipe = { v: 1, driver: options.driver.name, restore: recipe };
     if (gateway) {
       const gw = gateway;
@@ -396,6 +407,12 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   const kernel = options.packed?.kernel ?? locateKernel(env, options.guestAssets?.kernel);
   const { driver, probe } = await selectDriver({ name: options.driver?.name, source: options.driver?.source, env });
   const volumes = options.volumes ?? [];
+  if (options.rootShare && (options.imageErofs || options.persistent)) {
+    throw new UsageError('a VM whose root is a host directory has no image and no machine disks', { remedy: 'give rootShare alone, or an image / persistent disks without it' });
+  }
+  if (options.rootShare && !fs.statSync(options.rootShare, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new UsageError(`root directory ${options.rootShare} is not a directory`, { remedy: 'mount the container rootfs there first' });
+  }
   const sshAgent = options.sshAgent ? sshAgentSetup(env, options.onSshAgentRefused) : undefined;
   for (const v of volumes) {
     if (!fs.statSync(v.hostPath, { throwIfNoEntry: false })?.isDirectory()) {
@@ -417,6 +434,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       imageErofs: options.imageErofs,
       ...(options.imageErofs && options.imageInSnapshot ? { imageInSnapshot: options.imageInSnapshot } : {}),
       ...(options.imageRange ? { imageRange: options.imageRange } : {}),
+      rootShare: options.rootShare,
       volumes,
       persistent: options.persistent,
       env,
@@ -449,6 +467,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
     const setup: SetupSpec = {
       ...(options.hostname ? { hostname: options.hostname } : {}),
       ...(options.imageErofs ? { image: IMAGE_ROOT } : {}),
+      ...(options.rootShare ? { rootShare: { tag: ROOT_SHARE_TAG } } : {}),
       ...(options.persistent
         ? { upper: { device: { serial: OVERLAY_DISK_ID }, fstype: 'ext4' }, workspace: { device: { serial: STORAGE_DISK_ID }, fstype: 'ext4' } }
         : {}),
@@ -515,7 +534,7 @@ async function warmStart(options: BootOptions, capability: SnapshotCapability, c
       shares: options.volumes.length,
       network: network !== undefined,
       // A machine's root is on its overlay disk: never one built in the snapshot.
-      root: !options.imageErofs ? 'bare' : options.imageInSnapshot && !options.persistent ? { image: { id: options.imageInSnapshot, file: options.imageErofs } } : 'image-slot',
+      root: options.rootShare ? 'share-root' : !options.imageErofs ? 'bare' : options.imageInSnapshot && !options.persistent ? { image: { id: options.imageInSnapshot, file: options.imageErofs } } : 'image-slot',
       machineDisks: options.persistent !== undefined,
       // A pack's kernel and agent make a family of shapes of their own, so that packed runs and
       // `machine run` do not keep replacing each other's snapshot of the same shape.
@@ -597,7 +616,7 @@ function snapshotNetwork(): PreparedNetwork {
 async function saveSnapshot(options: BootOptions, capability: SnapshotCapability, root: string, k: SnapshotKey, withNic: boolean): Promise<FoundSnapshot> {
   // The root is built before the save for bare VMs, on the agent's root or on an image known in
   // advance; a machine's root lives on its overlay disk, so its snapshot has none.
-  const rootBuilt = !options.persistent && (!options.imageErofs || options.imageInSnapshot !== undefined);
+  const rootBuilt = !options.persistent && !options.rootShare && (!options.imageErofs || options.imageInSnapshot !== undefined);
   const staging = new SnapshotStaging(root, { imageSlot: options.imageErofs !== undefined && !rootBuilt, machineDisks: options.persistent !== undefined });
   try {
     const vm = await boot(
@@ -605,6 +624,8 @@ async function saveSnapshot(options: BootOptions, capability: SnapshotCapability
         ...options,
         imageErofs: rootBuilt ? options.imageErofs : undefined,
         imageSlot: staging.imageSlot,
+        // The saved guest mounts no root: a restore's setup makes the run's directory its root.
+        rootShare: options.rootShare ? staging.emptyShare : undefined,
         volumes: options.volumes.map((v) => ({ hostPath: staging.emptyShare, guestPath: v.guestPath, readOnly: true })),
         // Placeholders the saved guest never mounts: nothing of any machine's disks is in a snapshot.
         persistent: staging.machineSlots,

@@ -30,8 +30,10 @@ describe('snapshot keys', () => {
       snapshotKey('kvm', capability, shape({ shares: 1 })),
       snapshotKey('kvm', capability, shape({ network: true })),
       snapshotKey('kvm', capability, shape({ memoryMiB: 512 })),
+      snapshotKey('kvm', capability, shape({ root: 'share-root' })),
     ]);
-    expect(new Set([base.key, ...keys.map((k) => k.key)]).size).toBe(5);
+    expect(new Set([base.key, ...keys.map((k) => k.key)]).size).toBe(6);
+    expect(keys[4].fields.devices).toBe('blk:agent:ro 9p:root:host-ownership no-net');
     expect(base.fields.devices).toBe('blk:agent:ro root:bare no-net');
     expect(keys[0].fields.devices).toBe('blk:agent:ro blk:image-slot:ro no-net');
     expect((await snapshotKey('kvm', capability, shape())).key).toBe(base.key);
