@@ -78,6 +78,7 @@ export interface StartVmOptions {
    * them), with boot snapshots of their own.
    */
   packed?: { kernel: string; agentImage: { path: string; range?: DiskRange; key: string } };
+  /**
    * A host directory that is the guest's root as it is, writable (a container rootfs prepared by
    * containerd): shared over 9p with the host's owners and modes. Excludes `imageErofs` and
    * `persistent`. Its boot snapshot shape has the share and no root yet, like an image slot.
