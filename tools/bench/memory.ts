@@ -14,6 +14,7 @@ import { WORKSPACE } from './lib/stats';
 const clis = [path.join(WORKSPACE, 'apps/cli/dist/smolvm.js'), ...process.argv.slice(2).map((p) => path.resolve(p))];
 const IDLE_SETTLE_MS = 8_000;
 
+
 interface Mem {
   rss: number;
   anon: number;
@@ -43,10 +44,14 @@ function measure(cli: string): void {
     const rec = JSON.parse(fs.readFileSync(path.join(env.SMOLVM_HOME, 'data/machines', name, 'machine.json'), 'utf8')) as { runtime: { pid: number; vm: { pid: number } } };
     return { supervisor: rec.runtime.pid, qemu: rec.runtime.vm.pid };
   };
+  // Booted machines: restored ones have their RAM in the boot snapshot's file and no balloon. A
+  // baseline CLI from before `machine start --cold` existed always boots.
+  const help = spawnSync(cli, ['machine', 'start', '--help'], { env, encoding: 'utf8' }).stdout;
+  const startFlags = help.includes('--cold') ? ['--cold'] : [];
   console.log(`\n${cli}`);
   try {
     must('machine', 'create', 'idle', '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1');
-    must('machine', 'start', '--name', 'idle');
+    must('machine', 'start', '--name', 'idle', ...startFlags);
     for (let i = 0; i < 3; i++) must('machine', 'exec', '--name', 'idle', '--', 'true');
     const guestUsed = must('machine', 'exec', '--name', 'idle', '--', 'sh', '-c', "awk '/MemTotal/{t=$2} /MemFree/{f=$2} END{print int((t-f)/1024)}' /proc/meminfo").trim();
     sleep(IDLE_SETTLE_MS);
@@ -57,7 +62,7 @@ function measure(cli: string): void {
     must('machine', 'delete', 'idle', '-f');
 
     must('machine', 'create', 'touch', '--cpus', '1', '--memory', '1536', '--storage', '1', '--overlay', '1');
-    must('machine', 'start', '--name', 'touch');
+    must('machine', 'start', '--name', 'touch', ...startFlags);
     sleep(IDLE_SETTLE_MS);
     const { qemu: pid } = pids('touch');
     const before = memOf(pid);
