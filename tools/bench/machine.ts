@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     report(`exec on a running machine vs an ephemeral run, ${runs} interleaved runs`, execVsRun);
     // Exec latency against the floor any node CLI has: node itself, without a CA bundle to parse
     // (as the smolvm executable starts it). Short commands: more samples.
-    const { NODE_EXTRA_CA_CERTS: _ca, ...plainEnv } = env;
+    const { NODE_EXTRA_CA_CERTS: _ca, ...plainEnv }: NodeJS.ProcessEnv = env;
     const execVsNode = runInterleaved(
       [
         { label: 'node -e 0', run: () => timeCommand([process.execPath, '-e', '0'], plainEnv) },
