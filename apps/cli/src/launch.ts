@@ -1,10 +1,12 @@
 // What both forms of the `smolvm` executable do first: dist/smolvm.js (src/bin.ts, run by node)
 // and the single-file smolvm (src/sea.ts). Early start for `machine run`, then the CLI bundle
-// through the V8 code cache (code-cache.ts), then the CLI.
+// through the V8 code cache (code-cache.ts), then the CLI; a plain `machine exec` runs from a
+// small bundle of its own instead (exec-fast.ts) where the executable has one.
 // Only Node built-ins and tiny modules here: this code is compiled on every start, uncached.
 import path from 'node:path';
 import { smolvmDirs } from '@smolvm/common';
 import { commandOf, loadBundle } from './code-cache';
+import type * as FastExec from './exec-fast';
 
 interface CliBundle {
   runCli(): void;
@@ -17,6 +19,8 @@ export interface LaunchOptions {
   source?: () => string;
   /** Starts an early restore for `machine run` (prestart.ts), given the arguments and the cache dir. */
   prestart(args: string[], cacheDir: string): void;
+  /** The fast `machine exec` bundle (dist/smolvm-exec.js), loaded instead of the CLI for plain execs. */
+  fastExec?: string;
 }
 
 function smolvmCacheDir(): string | undefined {
@@ -35,13 +39,19 @@ export function launch(options: LaunchOptions): void {
   const cache = smolvmCacheDir();
   // Before the CLI loads: QEMU restores the snapshot meanwhile.
   if (command === 'machine run' && cache) options.prestart(args, cache);
-  const loaded = loadBundle({
-    bundle: options.bundle,
-    ...(options.source ? { source: options.source } : {}),
-    cacheDir: process.env.SMOLVM_NO_CODE_CACHE === '1' || !cache ? undefined : path.join(cache, 'code-cache'),
-    command,
-    ...(debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: code cache: ${message}\n`) } : {}),
-  });
-  process.once('exit', (code) => loaded.flush(code));
-  (loaded.exports as CliBundle).runCli();
+  /** Loads a bundle through its code cache, flushed as the process exits. */
+  const load = (bundle: string, source?: () => string): unknown => {
+    const loaded = loadBundle({
+      bundle,
+      ...(source ? { source } : {}),
+      cacheDir: process.env.SMOLVM_NO_CODE_CACHE === '1' || !cache ? undefined : path.join(cache, 'code-cache'),
+      command,
+      ...(debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: code cache: ${message}\n`) } : {}),
+    });
+    process.once('exit', (code) => loaded.flush(code));
+    return loaded.exports;
+  };
+  // Any exec the fast path declines (help, unusual flags) goes to the CLI, as every other command.
+  const fast = command === 'machine exec' && options.fastExec !== undefined && (load(options.fastExec) as typeof FastExec).runFastExec(args);
+  if (!fast) (load(options.bundle, options.source) as CliBundle).runCli();
 }
