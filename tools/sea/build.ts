@@ -2,7 +2,8 @@
 //   node tools/run-ts.mjs tools/sea/build.ts apps/cli        (Nx: npx nx build-sea cli)
 // The app's sea.json names its main script (an esbuild CommonJS bundle that requires only Node
 // built-ins), extra raw assets, and the files the executable carries for its users (guest
-// kernel, agent bundle, busybox, koffi), which @smolvm/sea extracts per user by digest. The
+// kernel, agent bundle, busybox, koffi, the Debian base of bare VMs), which @smolvm/sea extracts
+// per user by digest. The
 // executable is this node binary with the SEA blob injected by postject and its fuse set.
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -21,6 +22,8 @@ type FileSpec =
   | { name: string; path: string; gzip?: boolean }
   | { name: string; kernel: true; gzip?: boolean }
   | { name: string; busybox: true; gzip?: boolean }
+  /** The base tools/base/build made (its record and zstd tar, under `name/`); none if not built. */
+  | { name: string; base: true }
   | { koffi: true };
 
 interface SeaConfig {
@@ -79,10 +82,10 @@ async function main(): Promise<void> {
     await inject(tmpOutput, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SENTINEL_FUSE });
     fs.renameSync(tmpOutput, output);
     const size = fs.statSync(output).size;
-    // By top-level name: node_modules/koffi/... counts as one.
+    // By top-level name: node_modules/koffi/... and base/... count as one.
     const groups = new Map<string, number>();
     for (const f of files) {
-      const group = f.name.split('/').slice(0, 2).join('/');
+      const group = f.name.split('/').slice(0, f.name.startsWith('node_modules/') ? 2 : 1).join('/');
       groups.set(group, (groups.get(group) ?? 0) + f.size);
     }
     const carried = [...groups].map(([name, size]) => `${name} ${mib(size)}`).join(', ');
@@ -107,6 +110,8 @@ function sources(specs: FileSpec[], appDir: string): Array<{ name: string; from:
       // Builds the kernel once if it is not cached yet; its stdout is the vmlinux path.
       const vmlinux = execFileSync(path.join(root, 'tools/kernel/build'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
       out.push({ name: spec.name, from: mustExist(vmlinux), gzip: spec.gzip ?? false });
+    } else if ('base' in spec) {
+      out.push(...builtBase(spec.name));
     } else if ('busybox' in spec) {
       out.push({ name: spec.name, from: findStaticBusybox(), gzip: spec.gzip ?? false });
     } else {
@@ -114,6 +119,24 @@ function sources(specs: FileSpec[], appDir: string): Array<{ name: string; from:
     }
   }
   return out;
+}
+
+function builtBase(dir: string): Array<{ name: string; from: string; gzip: boolean }> {
+  // Never built here (tools/base/build not run): the executable carries no base, and its bare VMs
+  // say how to get one, as without a set-up.
+  let record: string;
+  try {
+    record = execFileSync(path.join(root, 'tools/base/build'), ['--print-path'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    console.error('tools/sea/build: no Debian base built (tools/base/build): the executable carries none');
+    return [];
+  }
+  const { layer } = JSON.parse(fs.readFileSync(record, 'utf8')) as { layer: string };
+  return [
+    { name: `${dir}/base.json`, from: record, gzip: false },
+    // Already zstd.
+    { name: `${dir}/${layer}`, from: mustExist(path.join(path.dirname(record), layer)), gzip: false },
+  ];
 }
 
 function mustExist(file: string): string {

@@ -1,7 +1,8 @@
 // The single-file smolvm (dist/smolvm, tools/sea/build.ts) is all a user needs besides QEMU:
 // run from a copy of that one file, in a mount namespace where node and the checkout are
-// hidden, with a fresh HOME, it boots VMs with the kernel, agent, busybox, koffi and node it
-// carries; a second, unprivileged user on the same host does the same from the same file.
+// hidden, with a fresh HOME, it boots bare VMs with the kernel, agent, busybox, koffi, node and
+// Debian base it carries; a second, unprivileged user on the same host does the same from the
+// same file.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,7 +49,8 @@ describe('single-file smolvm (node and the checkout hidden)', () => {
       const sea = path.join(h, '.cache', 'smolvm', 'sea');
       const [extracted] = fs.readdirSync(sea);
       expect(fs.statSync(path.join(sea, extracted)).mode & 0o777).toBe(0o700);
-      expect(fs.readdirSync(path.join(sea, extracted)).sort()).toEqual(['.complete', 'agent.js', 'busybox', 'node', 'node_modules', 'vmlinux']);
+      expect(fs.readdirSync(path.join(sea, extracted)).sort()).toEqual(['.complete', 'agent.js', 'base', 'busybox', 'node', 'node_modules', 'vmlinux']);
+      expect(fs.readdirSync(path.join(sea, extracted, 'base')).sort()).toEqual(['base.json', expect.stringMatching(/^debian-[0-9a-f]+\.tar\.zst$/)]);
       // A second run is restored from the snapshot the first one saved.
       const again = hidden(['machine', 'run', '--', 'echo', 'again'], { home: h });
       expect(again).toMatchObject({ status: 0, stdout: 'again\n', stderr: '' });
@@ -60,7 +62,12 @@ describe('single-file smolvm (node and the checkout hidden)', () => {
     'a persistent machine: the supervisor is the executable itself',
     () => {
       const h = home('home-root');
-      expect(hidden(['machine', 'create', 'm1'], { home: h })).toMatchObject({ status: 0 });
+      const created = hidden(['machine', 'create', 'm1'], { home: h });
+      expect(created).toMatchObject({ status: 0 });
+      // Pinned to the base the executable carries, like the set-up's own.
+      expect(created.stderr).toMatch(/created machine "m1" \(smolvm\.internal\/base:debian-bookworm-[0-9a-f]+,/);
+      const images = JSON.parse(hidden(['machine', 'images', '--name', 'm1', '--json'], { home: h }).stdout) as Array<{ image: string; digest: string; inStore: boolean }>;
+      expect(images[0]).toMatchObject({ image: expect.stringMatching(/^smolvm\.internal\/base:/), digest: expect.stringMatching(/^sha256:/), inStore: true });
       try {
         const start = hidden(['machine', 'start', '--name', 'm1'], { home: h });
         expect(start).toMatchObject({ status: 0 });

@@ -3,7 +3,7 @@ export { ImageService, prepare, type ImageServiceOptions, type ImageDetails } fr
 export { pullImage, DEFAULT_PULL_CONCURRENCY, type PullOptions, type PulledImage } from './pull';
 export { prepareImage, type PrepareOptions, type PreparedImage, type BuildErofs, type ErofsLayerSource } from './prepare';
 export { importLayerImage, type ImportLayerOptions } from './import';
-export { ensureBuiltBase, findBuiltBase, isBuiltBaseReference, BASE_REMEDY, type BuiltBase } from './base';
+export { ensureBuiltBase, findBuiltBase, isBuiltBaseReference, BASE_REMEDY, type BuiltBase, type BuiltBaseOptions } from './base';
 export { collectGarbage, DEFAULT_GC_GRACE_MS, type GcOptions, type GcResult } from './gc';
 export { ContentStore, type ImageRecord } from './store';
 export { RegistryClient, type RegistryClientOptions, type FetchedManifest, type RepositoryRef } from './registry-client';

@@ -7,6 +7,7 @@ import type { MachineRecord } from '@smolvm/machine-store';
 import { selfCommand } from '../../self';
 import type { PreparedImage } from '@smolvm/oci';
 import { pullWithProgress } from '../image/pull-progress';
+import { builtBaseOptions } from './base-image';
 
 /** `env` is added to the supervisor's environment (run -d --driver as SMOLVM_DRIVER). */
 export function cliMachines(env: NodeJS.ProcessEnv = {}): Machines {
@@ -34,9 +35,10 @@ export async function machineImage(record: MachineRecord, quiet: boolean): Promi
   let local;
   try {
     local = service.find(digest)[0];
-    // A bare machine's base, removed from this store (or another SMOLVM_HOME): imported again from the set-up's build.
+    // A bare machine's base, removed from this store (or another SMOLVM_HOME): imported again from the set-up's build
+    // (or the single file's).
     if (!local && isBuiltBaseReference(record.image)) {
-      await ensureBuiltBase(service.store).catch(() => undefined);
+      await ensureBuiltBase(service.store, process.env, builtBaseOptions()).catch(() => undefined);
       local = service.find(digest)[0];
       if (!local) {
         throw new SmolvmError(`the base image machine "${record.name}" was created from (${record.image}, ${digest}) is no longer on this host`, {
