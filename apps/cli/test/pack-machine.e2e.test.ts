@@ -15,7 +15,7 @@ let dir: string;
 let app: string;
 
 function stub(exe: string, args: string[], timeoutMs = 300_000): CliResult {
-  const r = spawnSync(process.execPath, [exe, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: timeoutMs });
+  const r = spawnSync(exe, args, { env: { ...process.env, ...env }, encoding: 'utf8', timeout: timeoutMs });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -25,12 +25,12 @@ function plainImage() {
 
 /** Runs the packed executable the way a user does, through Node (node-script stub). */
 function stub(exe: string, args: string[], input?: string, timeoutMs = 240_000): CliResult {
-  const r = spawnSync(process.execPath, [exe, ...args], { env: { ...process.env, ...env }, input, encoding: 'utf8', timeout: timeoutMs });
+  const r = spawnSync(exe, args, { env: { ...process.env, ...env }, input, encoding: 'utf8', timeout: timeoutMs });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 function stubAsync(exe: string, args: string[]): Promise<CliResult> {
-  const child = spawn(process.execPath, [exe, ...args], { env: { ...process.env, ...env } });
+  const child = spawn(exe, args, { env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -87,7 +87,7 @@ test('run: the default command, then a command with its output, stderr and exit 
 });
 
 test('-it: a shell on a pseudo-terminal', async () => {
-  const child = spawn('script', ['-qfec', `${process.execPath} ${app} run -it -- /bin/sh`, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('script', ['-qfec', `${app} run -it -- /bin/sh`, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   const waitFor = async (pattern: RegExp, ms = 200_000) => {
@@ -121,7 +121,7 @@ test('two runs of one pack at once, and a stub killed with SIGKILL leaves no QEM
   const [a, b] = await Promise.all([stubAsync(app, ['run', '--', 'echo', 'A']), stubAsync(app, ['run', '--', 'echo', 'B'])]);
   expect([a.stdout, b.stdout, a.status, b.status]).toEqual(['A\n', 'B\n', 0, 0]);
 
-  const child = spawn(process.execPath, [app, 'run', '--', 'sh', '-c', 'echo started; sleep 1000'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(app, ['run', '--', 'sh', '-c', 'echo started; sleep 1000'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the packed VM never started')), 200_000);

@@ -157,7 +157,10 @@ it('ctr task exec (output, exit code, stdin), then SIGTERM ends the task with 14
 }, 300_000);
 
 it('SIGKILL ends a task that ignores SIGTERM with 137', async () => {
-  expect((await runDetached('t-kill', ['sh', '-c', "trap '' TERM; echo ready; while :; do sleep 1; done"])).status).toBe(0);
+  expect((await runDetached('t-kill', ['sh', '-c', "trap '' TERM; : > /tmp/trap-set; while :; do sleep 1; done"])).status).toBe(0);
+  // `ctr run -d` returns once the task started, maybe before sh has set its trap.
+  let probe = 0;
+  await until('the trap to be set', async () => ((await ctr(['task', 'exec', '--exec-id', `probe${probe++}`, 't-kill', 'test', '-e', '/tmp/trap-set'])).status === 0 ? true : undefined));
   await ctr(['task', 'kill', '-s', 'SIGTERM', 't-kill']);
   await new Promise((r) => setTimeout(r, 2000));
   expect((await ctr(['task', 'ls'])).stdout).toMatch(/t-kill\s+\d+\s+RUNNING/);
