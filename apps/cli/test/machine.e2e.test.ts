@@ -348,7 +348,7 @@ describe('machine images, prune and resize', () => {
   it('images shows the digest the machine is pinned to', () => {
     const rows = JSON.parse(cli(['machine', 'images', '--json']).stdout);
     expect(rows).toEqual([
-      { name: 'img', image: expect.stringContaining('smolvm-test/feature:latest'), digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), inStore: true, overlayBytes: expect.any(Number), storageBytes: expect.any(Number) },
+      { name: 'img', image: expect.stringContaining('smolvm-test/feature:latest'), digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), inStore: true, from: null, overlayBytes: expect.any(Number), storageBytes: expect.any(Number) },
     ]);
   });
 

@@ -3,7 +3,7 @@
 // with --from-vm brings the overlay and /workspace disks it was made with.
 import fs from 'node:fs';
 import { writeJsonAtomic } from '@smolvm/common';
-import { extractSection, importSections, importedBoot, parseManifest, type PackFile, type PackManifest, type PackedBoot } from '@smolvm/pack';
+import { extractSection, importSections, importedBoot, parseManifest, type PackFile, type PackManifest, type PackedBoot } from '@smolvm/pack/local';
 import { createDisk, growDisk, restoreJournal } from './disks';
 import { machineFiles } from './layout';
 

@@ -1,0 +1,20 @@
+// @smolvm/pack without its registry half: what booting and making machines from a pack file needs.
+// Machines import this, so that commands such as `machine ls` do not load the registry client
+// (undici: http, http2, tls).
+export { PACK_MAGIC, PACK_FORMAT_VERSION, SECTION_ALIGN, FOOTER_SIZE, MAX_MANIFEST_BYTES, PackFormatError, encodeFooter, decodeFooter, type PackFooter } from './format';
+export {
+  SectionMediaType,
+  SECTION_NAMES,
+  parseManifest,
+  type SectionName,
+  type PackSection,
+  type PackManifest,
+  type PackManifestBase,
+  type PackNetwork,
+  type PackArtifactProfile,
+} from './manifest';
+export { assemblePack, type AssembleOptions, type AssembledPack, type SectionSource } from './writer';
+export { PackFile, type LocatedSection, type FileIdentity } from './reader';
+export { extractSection, sectionDisk, inPlaceWeakness, sectionCacheDir, type SectionFile } from './sections';
+export { packedBoot, importSections, importedBoot, type PackedBoot } from './boot';
+export { packedWorkload, type PackedWorkload } from './workload';
