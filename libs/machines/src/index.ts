@@ -5,3 +5,20 @@ export { superviseMachine, envOf, type LastExit } from './supervisor';
 export { machineFiles, type MachineFiles } from './layout';
 export { createDisk, growDisk, compactDisk, allocatedBytes, DiskToolError } from './disks';
 export { monitorMachine, runHealthCheck, type MonitorOptions, type HealthResult } from './monitor';
+export {
+  byteCounter,
+  assertUnderCap,
+  uploadFile,
+  uploadTar,
+  treeBytes,
+  packTree,
+  openGuestPath,
+  saveGuestFile,
+  extractGuestTree,
+  TREE_LIMITS,
+  type TreeLimits,
+  type GuestEntry,
+} from './transfer';
+export { machineInput, pinnedImage, machineExecOptions, type PullImage } from './workload';
+export { guestFileError, shellExitOf, TransferTooLargeError, GuestPathError } from './guest-errors';
+export { machineSummary, machineDetails, type MachineSummary, type MachineDetails } from './summary';

@@ -1,9 +1,7 @@
 // The CLI's handle on persistent machines: the supervisor is this same CLI, run detached with
 // the hidden `machine _supervise` command.
 import path from 'node:path';
-import { SmolvmError } from '@smolvm/common';
-import { parseImageReference, formatReference } from '@smolvm/config';
-import { Machines } from '@smolvm/machines';
+import { Machines, pinnedImage } from '@smolvm/machines';
 import type { MachineRecord } from '@smolvm/machine-store';
 import { pullWithProgress } from '../image/pull-progress';
 
@@ -12,30 +10,7 @@ export function cliMachines(env: NodeJS.ProcessEnv = {}): Machines {
   return new Machines({ supervisorArgv: [process.execPath, path.resolve(process.argv[1]), 'machine', '_supervise'], env: { ...process.env, ...env } });
 }
 
-/**
- * The erofs of exactly the image the machine was created from: its overlay disk only makes sense
- * on top of that image, so a tag that has moved since does not matter.
- */
+/** The erofs of exactly the image the machine was created from (pulled by digest if it left the store). */
 export async function machineImageErofs(record: MachineRecord, quiet: boolean): Promise<string | undefined> {
-  if (!record.image) return undefined;
-  const digest = record.imageDigest;
-  if (!digest) return (await pullWithProgress(record.image, { quiet, pull: 'missing' })).erofsPath;
-  // Imported here: most commands that reach cliMachines (ls, exec, stop...) never touch images.
-  const { ImageService } = await import('@smolvm/oci');
-  const service = new ImageService();
-  let local;
-  try {
-    local = service.find(digest)[0];
-    if (local) return (await service.prepare(local.reference, { pull: 'never' })).erofsPath;
-  } finally {
-    await service.close();
-  }
-  const ref = parseImageReference(record.image);
-  const prepared = await pullWithProgress(formatReference({ registry: ref.registry, repository: ref.repository, digest }), { quiet, pull: 'missing' });
-  if (prepared.manifestDigest !== digest) {
-    throw new SmolvmError(`image ${record.image} resolved to ${prepared.manifestDigest}, not the ${digest} machine "${record.name}" was created from`, {
-      remedy: 'create the machine again to use the current image',
-    });
-  }
-  return prepared.erofsPath;
+  return (await pinnedImage(record, (ref) => pullWithProgress(ref, { quiet, pull: 'missing' })))?.erofsPath;
 }
