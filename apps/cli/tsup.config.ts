@@ -4,13 +4,14 @@ import path from 'node:path';
 import { defineConfig, type Options } from 'tsup';
 
 type EsbuildPlugin = NonNullable<Options['esbuildPlugins']>[number];
-// Three CommonJS files. smolvm.js (src/bin.ts, the executable; its hashbang comes from the source)
+// Four CommonJS files. smolvm.js (src/bin.ts, the executable; its hashbang comes from the source)
 // is a small loader that runs smolvm-main.js through a V8 code cache. smolvm-main.js is the CLI:
 // command handlers are lazily initialised modules inside it, so `--help` only evaluates the
 // command table. smolvm-prestart.js (src/prestart.ts) is what the loader runs before the CLI for
-// `machine run` only (early restores). Native modules stay external.
+// `machine run` only (early restores). smolvm-serve.js is `smolvm serve` (fastify and the API
+// routes), required by that command only. Native modules stay external.
 export default defineConfig({
-  entry: { smolvm: 'src/bin.ts', 'smolvm-main': 'src/main.ts', 'smolvm-prestart': 'src/prestart.ts' },
+  entry: { smolvm: 'src/bin.ts', 'smolvm-main': 'src/main.ts', 'smolvm-prestart': 'src/prestart.ts', 'smolvm-serve': 'src/commands/serve/serve.handler.ts' },
   format: ['cjs'],
   target: 'node20',
   platform: 'node',

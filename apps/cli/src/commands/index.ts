@@ -4,5 +4,6 @@ import type { CommandGroup } from './group';
 import { configGroup } from './config';
 import { imageGroup } from './image';
 import { machineGroup } from './machine';
+import { serveGroup } from './serve';
 
-export const commandGroups: CommandGroup[] = [machineGroup, imageGroup, configGroup];
+export const commandGroups: CommandGroup[] = [machineGroup, imageGroup, configGroup, serveGroup];
