@@ -54,6 +54,9 @@ export function forwardOutput(src: Readable, dest: OutboundStream, lingerMs = DE
     done,
     processExited() {
       if (finished || timer) return;
+      // The quiet period counts from the exit at the earliest: on a busy agent the exit can be
+      // seen before output the process wrote just before it was read off the pipe.
+      lastActivity = Math.max(lastActivity, Date.now());
       timer = setInterval(() => {
         if (waitingForHost) lastActivity = Date.now();
         else if (Date.now() - lastActivity >= lingerMs) {
