@@ -60,8 +60,14 @@ export function forwardOutput(src: Readable, dest: OutboundStream, lingerMs = DE
       timer = setInterval(() => {
         if (waitingForHost) lastActivity = Date.now();
         else if (Date.now() - lastActivity >= lingerMs) {
-          src.destroy();
-          finish();
+          // Timers run before the loop polls for I/O: after a busy spell the quiet period can
+          // be "over" with output still unread in the pipe. Decide after this round's poll.
+          const seen = lastActivity;
+          setImmediate(() => {
+            if (finished || lastActivity !== seen) return;
+            src.destroy();
+            finish();
+          });
         }
       }, Math.max(10, Math.floor(lingerMs / 5)));
       timer.unref();
