@@ -1,12 +1,12 @@
 // The routes of /api/v1: thin adapters over @smolvm/machines, the same calls the CLI makes.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ConflictError, SmolvmError } from '@smolvm/common';
 import { ProtocolError, SessionLostError, type AgentClient, type ExecSession } from '@smolvm/agent-protocol';
-import { mergeRunOptions, type ImageReference } from '@smolvm/config';
+import { mergeRunOptions, type ImageReference, type MergedRunOptions } from '@smolvm/config';
 import { validateMachineName } from '@smolvm/machine-store';
 import { byteCounter, machineDetails, machineExecOptions, machineInput, machineSummary, openGuestPath, pinnedImage, shellExitOf, uploadFile, uploadTar, type Machines } from '@smolvm/machines';
 import type { PreparedImage, PullEvent } from '@smolvm/oci';
@@ -26,6 +26,7 @@ import {
   NameParams,
   PullBody,
   PullResult,
+  RunBody,
   SseText,
   StartResult,
   StopBody,
@@ -33,6 +34,7 @@ import {
   errors,
   type ExecBody as ExecBodyT,
   type ExecResult as ExecResultT,
+  type RunBody as RunBodyT,
 } from './schemas';
 import { SseStream } from './sse';
 
@@ -82,6 +84,54 @@ function guestPathOf(wildcard: string): string {
   const p = '/' + wildcard.replace(/^\/+/, '');
   if (p === '/' || p.split('/').some((part) => part === '..')) throw new HttpError(400, 'invalid-path', `${p} is not a path to copy: name a file or directory below /, without ..`);
   return p;
+}
+
+/** The body's workload merged as `machine create` merges its flags (there is no Smolfile here). */
+function mergedWorkload(body: RunBodyT): MergedRunOptions {
+  return mergeRunOptions({
+    image: body.image,
+    env: body.env,
+    init: body.init,
+    cpus: body.cpus,
+    memory: body.memory,
+    storage: body.storage,
+    overlay: body.overlay,
+    workdir: body.workdir,
+    net: body.net,
+    allowHosts: body.allowHosts,
+    allowCidrs: body.allowCidrs,
+    outboundLocalhostOnly: body.outboundLocalhostOnly,
+    ports: body.ports,
+    // `env: ["NAME"]` must not copy a variable of the server's own environment.
+    hostEnv: {},
+  });
+}
+
+/**
+ * The request body as a stream of our own: the transfer may destroy it (a refused upload) without
+ * tearing down the client's connection, and a client that goes away mid-upload fails it, so the
+ * machine keeps the file it had.
+ */
+function ownedBody(raw: Readable): { stream: PassThrough; abandon(): boolean } {
+  const stream = new PassThrough();
+  stream.on('error', () => undefined);
+  const gone = () => {
+    if (!(raw as Readable & { complete?: boolean }).complete) stream.destroy(new Error('the client went away during the upload'));
+  };
+  raw.on('error', gone);
+  raw.on('aborted', gone);
+  raw.on('close', gone);
+  raw.pipe(stream);
+  return {
+    stream,
+    abandon() {
+      raw.unpipe(stream);
+      const unread = !raw.readableEnded;
+      // What the client still sends is read and dropped until the connection closes.
+      raw.resume();
+      return unread;
+    },
+  };
 }
 
 /** Starts the command, or says how a shell would end it (127/126). */
@@ -196,27 +246,34 @@ export function registerRoutes(app: Api, ctx: ApiContext): void {
       if (ctx.machines.store.exists(body.name)) {
         throw new ConflictError(`machine "${body.name}" already exists`, { remedy: `choose another name, or delete it first (DELETE /api/v1/machines/${body.name})` });
       }
-      const merged = mergeRunOptions({
-        image: body.image,
-        env: body.env,
-        init: body.init,
-        cpus: body.cpus,
-        memory: body.memory,
-        storage: body.storage,
-        overlay: body.overlay,
-        workdir: body.workdir,
-        net: body.net,
-        allowHosts: body.allowHosts,
-        allowCidrs: body.allowCidrs,
-        outboundLocalhostOnly: body.outboundLocalhostOnly,
-        ports: body.ports,
-        // `env: ["NAME"]` must not copy a variable of the server's own environment.
-        hostEnv: {},
-      });
+      const merged = mergedWorkload(body);
       const { input } = await machineInput(merged, { pull: (ref) => ctx.pull(ref) });
       await ctx.machines.create({ name: body.name, ...input });
       reply.code(201);
       return machineDetails(await ctx.machines.status(body.name));
+    },
+  );
+
+  app.post(
+    '/api/v1/runs',
+    {
+      schema: {
+        tags,
+        summary: 'An ephemeral machine (machine run -d): created and started in one call, returns once its agent is ready and init ran; POST .../stop removes it with its disks',
+        body: RunBody,
+        response: { 201: Machine, ...errors(400, 409, 413, 415, 422, 500) },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      if (body.name !== undefined) {
+        validateMachineName(body.name);
+        if (ctx.machines.store.exists(body.name)) throw new ConflictError(`machine "${body.name}" already exists`, { remedy: 'choose another name, or leave it out for a generated one' });
+      }
+      const { input, imageErofs } = await machineInput(mergedWorkload(body), { pull: (ref) => ctx.pull(ref) });
+      const result = await ctx.machines.runDetached({ ...input, ...(body.name !== undefined ? { name: body.name } : {}) }, imageErofs ? { imageErofs } : {});
+      reply.code(201);
+      return machineDetails(await ctx.machines.status(result.record.name));
     },
   );
 
@@ -351,24 +408,26 @@ export function registerRoutes(app: Api, ctx: ApiContext): void {
         summary:
           'Upload a file (application/octet-stream, Content-Length required) or a directory (application/x-tar holding one top-level directory named like the last path component); atomic in the machine, under 4 GiB',
         params: FileParams,
-        body: { content: { ...octets, ...tarball } },
+        // Described, not typed: the body is a stream handed on as it arrives, never a parsed value.
+        body: { content: { 'application/octet-stream': { schema: { description: "The file's bytes" } }, 'application/x-tar': { schema: { description: 'A tar of one directory' } } } },
         response: { 200: FileResult, ...errors(400, 401, 404, 409, 411, 413, 415, 422, 500) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { name } = request.params;
       const guestPath = guestPathOf(request.params['*']);
-      const source = request.body as Readable;
       const isTar = (request.headers['content-type'] ?? '').startsWith('application/x-tar');
       const length = request.headers['content-length'];
       if (!isTar && length === undefined) throw new HttpError(411, 'length-required', 'a file upload needs a Content-Length header (its size is checked against the 4 GiB cap before anything is written)');
       const client = await ctx.machines.connect(name);
+      const upload = ownedBody(request.body as Readable);
       try {
-        const where = { machine: name, path: guestPath };
-        if (isTar) {
-          return await uploadTar(client, { machine: name, path: path.posix.dirname(guestPath) }, path.posix.basename(guestPath), source);
-        }
-        return await uploadFile(client, where, { size: Number(length), mode: 0o644, name: path.posix.basename(guestPath) }, source);
+        if (isTar) return await uploadTar(client, { machine: name, path: path.posix.dirname(guestPath) }, path.posix.basename(guestPath), upload.stream);
+        return await uploadFile(client, { machine: name, path: guestPath }, { size: Number(length), mode: 0o644, name: path.posix.basename(guestPath) }, upload.stream);
+      } catch (err) {
+        // Refused before the body was read: answer, then close rather than read the rest.
+        if (upload.abandon()) reply.header('connection', 'close');
+        throw err;
       } finally {
         client.close();
       }

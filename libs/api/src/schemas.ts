@@ -22,34 +22,25 @@ export type ErrorBody = Static<typeof ErrorBody>;
 
 export const MachineState = Type.Union([Type.Literal('created'), Type.Literal('stopped'), Type.Literal('running'), Type.Literal('unreachable')]);
 
-export const MachineSummary = Type.Object(
-  {
-    name: Type.String(),
-    state: MachineState,
-    image: Type.Union([Type.String(), Type.Null()]),
-    cpus: Type.Integer(),
-    memoryMiB: Type.Integer(),
-    storageGiB: Type.Integer(),
-    overlayGiB: Type.Integer(),
-    net: Type.Boolean(),
-    ephemeral: Type.Boolean(),
-    createdAt: Type.String(),
-  },
-  strict,
-);
+/** `machine ls --json`. */
+const summaryFields = {
+  name: Type.String(),
+  state: MachineState,
+  image: Type.Union([Type.String(), Type.Null()]),
+  cpus: Type.Integer(),
+  memoryMiB: Type.Integer(),
+  storageGiB: Type.Integer(),
+  overlayGiB: Type.Integer(),
+  net: Type.Boolean(),
+  ephemeral: Type.Boolean(),
+  createdAt: Type.String(),
+};
+export const MachineSummary = Type.Object(summaryFields, strict);
 
+/** `machine status --json`. */
 export const Machine = Type.Object(
   {
-    name: Type.String(),
-    state: MachineState,
-    image: Type.Union([Type.String(), Type.Null()]),
-    cpus: Type.Integer(),
-    memoryMiB: Type.Integer(),
-    storageGiB: Type.Integer(),
-    overlayGiB: Type.Integer(),
-    net: Type.Boolean(),
-    ephemeral: Type.Boolean(),
-    createdAt: Type.String(),
+    ...summaryFields,
     pingMs: Type.Optional(Type.Number()),
     supervisorPid: Type.Optional(Type.Integer()),
     startedAt: Type.Optional(Type.String()),
@@ -67,25 +58,30 @@ const EnvMap = Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', ma
 });
 const Strings = (max: number, item = 4096) => Type.Array(Type.String({ maxLength: item }), { maxItems: max });
 
-export const CreateMachineBody = Type.Object(
-  {
-    name: MachineName,
-    image: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'OCI image (default: the built-in bare image); pinned by digest' })),
-    cpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
-    memory: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.String({ maxLength: 32 })], { description: 'MiB, or a size like "2G"' })),
-    storage: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.String({ maxLength: 32 })], { description: 'GiB, or "40G"' })),
-    overlay: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.String({ maxLength: 32 })], { description: 'GiB, or "4G"' })),
-    env: Type.Optional(Strings(256, 32768)),
-    workdir: Type.Optional(Type.String({ maxLength: 4096 })),
-    init: Type.Optional(Strings(64, 16384)),
-    net: Type.Optional(Type.Boolean()),
-    allowHosts: Type.Optional(Strings(256, 253)),
-    allowCidrs: Type.Optional(Strings(256, 64)),
-    outboundLocalhostOnly: Type.Optional(Type.Boolean()),
-    ports: Type.Optional(Strings(64, 32)),
-  },
-  { ...strict, description: 'As `machine create` flags. Volumes and the SSH agent are not offered over the API (they hand host files and keys to the machine): use the CLI for them.' },
+/** The workload of a machine, as `machine create` / `run -d` flags. */
+const workloadFields = {
+  image: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'OCI image (default: the built-in bare image); pinned by digest' })),
+  cpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+  memory: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.String({ maxLength: 32 })], { description: 'MiB, or a size like "2G"' })),
+  storage: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.String({ maxLength: 32 })], { description: 'GiB, or "40G"' })),
+  overlay: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.String({ maxLength: 32 })], { description: 'GiB, or "4G"' })),
+  env: Type.Optional(Strings(256, 32768)),
+  workdir: Type.Optional(Type.String({ maxLength: 4096 })),
+  init: Type.Optional(Strings(64, 16384)),
+  net: Type.Optional(Type.Boolean()),
+  allowHosts: Type.Optional(Strings(256, 253)),
+  allowCidrs: Type.Optional(Strings(256, 64)),
+  outboundLocalhostOnly: Type.Optional(Type.Boolean()),
+  ports: Type.Optional(Strings(64, 32)),
+};
+const noHostAccess = 'Volumes and the SSH agent are not offered over the API (they hand host files and keys to the machine): use the CLI for them.';
+
+export const CreateMachineBody = Type.Object({ name: MachineName, ...workloadFields }, { ...strict, description: `As \`machine create\` flags. ${noHostAccess}` });
+export const RunBody = Type.Object(
+  { name: Type.Optional(MachineName), ...workloadFields },
+  { ...strict, description: `As \`machine run -d\` flags: an ephemeral machine (named run-XXXXXXXX unless given), removed with its disks when it stops. ${noHostAccess}` },
 );
+export type RunBody = Static<typeof RunBody>;
 export type CreateMachineBody = Static<typeof CreateMachineBody>;
 
 export const DeleteQuery = Type.Object({ force: Type.Optional(Type.Boolean({ description: 'Kill a running machine first' })) }, strict);

@@ -60,6 +60,7 @@ describe('the OpenAPI document', () => {
       'GET /api/v1/machines/{name}/files/{*}',
       'GET /api/v1/machines/{name}/logs',
       'POST /api/v1/machines/{name}/images/pull',
+      'POST /api/v1/runs',
     ]) {
       expect(paths).toContain(route);
     }
