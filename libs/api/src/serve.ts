@@ -1,5 +1,6 @@
 // A running API server: TCP and/or unix socket listeners, and a graceful close (open streams end
 // with a `shutdown` event, buffered requests finish or are cut with 503; machines keep running).
+import { setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import type net from 'node:net';
 import type { ImageReference } from '@smolvm/config';
@@ -46,6 +47,8 @@ export async function startServe(options: ServeOptions): Promise<RunningServer> 
   if (!options.listen && !options.socket) throw new Error('startServe needs listen or socket');
   if (options.listen) assertListenAllowed(options.listen, options.token !== undefined);
   const shutdown = new AbortController();
+  // Every open request listens for the shutdown: as many as there are requests, not a leak.
+  setMaxListeners(0, shutdown.signal);
   const app = await createApiServer(apiContext(options.machines, shutdown.signal), {
     ...(options.token !== undefined ? { token: options.token } : {}),
     loopbackHostOnly: options.token === undefined,
