@@ -104,6 +104,8 @@ describe('requests the server refuses', () => {
     expect([media.status, media.json.code]).toEqual([415, 'unsupported-media-type']);
     const noCommand = await call(server.url!, 'POST', '/api/v1/machines/a/exec', { body: JSON.stringify({ command: [] }), headers: json });
     expect([noCommand.status, noCommand.json.code]).toEqual([400, 'invalid-request']);
+    const dots = await call(server.url!, 'GET', '/api/v1/machines/a/files/workspace/..%2Fetc/passwd');
+    expect([dots.status, dots.json.code]).toEqual([400, 'invalid-path']);
     const route = await call(server.url!, 'GET', '/api/v2/machines', { unchecked: true });
     expect([route.status, route.json.code]).toEqual([404, 'no-such-route']);
   });
