@@ -2,8 +2,6 @@
 // dist/smolvm-serve.js (in the single-file smolvm, its asset of that name), loaded only by these
 // commands: every other command starts as before.
 import path from 'node:path';
-import { isSingleExecutable, readAsset } from '@smolvm/sea';
-import { loadBundle } from '../../code-cache';
 import type { Argv, CommandModule } from 'yargs';
 import type { GlobalArgs } from '../../context';
 import type { CommandGroup } from '../group';
@@ -14,8 +12,11 @@ export type ServeOpenapiArgs = GlobalArgs & { output?: string };
 type ServeHandlers = typeof import('./serve.handler');
 
 /** The serve bundle beside this one; from the sources (tests under ts-jest), the handler module itself. */
-function handlers(): ServeHandlers {
+async function handlers(): Promise<ServeHandlers> {
+  // Imported here: the command table (every command's start-up) must not load them.
+  const { isSingleExecutable, readAsset } = await import('@smolvm/sea');
   if (isSingleExecutable()) {
+    const { loadBundle } = await import('../../code-cache');
     // Evaluated like the CLI's own asset, without a code cache: a server starts once, and the
     // cache file is keyed by the executable, which the CLI's cache already uses.
     return loadBundle({ bundle: process.execPath, source: () => readAsset('smolvm-serve.js').toString('latin1'), cacheDir: undefined, command: 'serve' }).exports as ServeHandlers;
@@ -28,7 +29,7 @@ function handlers(): ServeHandlers {
 
 /** The serve bundle has its own copies of the error classes: it prints its own errors and returns the exit code. */
 async function run(fn: (h: ServeHandlers) => Promise<number>): Promise<void> {
-  process.exitCode = await fn(handlers());
+  process.exitCode = await fn(await handlers());
 }
 
 const startCommand: CommandModule<GlobalArgs, ServeStartArgs> = {
