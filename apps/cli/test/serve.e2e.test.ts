@@ -12,7 +12,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import * as tar from 'tar';
 import { featureImage } from '../../../tools/fixtures/images';
 import { openApiChecker, type OpenApiChecker } from '../../../tools/fixtures/openapi-check';
-import { e2eSetup, smolvm, startSmolvm, type E2eSetup } from './helpers';
+import { BUSYBOX_BASE, e2eSetup, smolvm, startSmolvm, type E2eSetup } from './helpers';
 
 jest.setTimeout(600_000);
 
@@ -153,6 +153,8 @@ describe('machines over HTTP', () => {
   it('creates, starts (init runs) and shows a bare machine; start again is a no-op', async () => {
     const created = await call('POST', '/api/v1/machines', { name: NAME, cpus: 1, memory: '256', storage: 1, overlay: 1, env: ['GREETING=hi'], init: ['echo init-ran > /workspace/init'] });
     expect(created.status).toBe(201);
+    // Pinned to the base image bare VMs run on (here the configured SMOLVM_BASE_IMAGE), as `machine create` pins it.
+    expect(created.json.image).toContain(BUSYBOX_BASE);
     const notRunning = await exec(['true']);
     expect([notRunning.status, notRunning.json.code]).toEqual([409, 'not-running']);
     const started = await call('POST', `/api/v1/machines/${NAME}/start`);
