@@ -81,6 +81,14 @@ describe('single-file smolvm (node and the checkout hidden)', () => {
     BOOT_MS,
   );
 
+  it('serves the HTTP API from the bundle it carries (smolvm serve openapi)', () => {
+    const r = hidden(['serve', 'openapi'], { home: home('home-root') });
+    expect(r).toMatchObject({ status: 0, stderr: '' });
+    const doc = JSON.parse(r.stdout) as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toContain('/api/v1/machines');
+  });
+
   it(
     'a second, unprivileged user runs it from the same file',
     () => {

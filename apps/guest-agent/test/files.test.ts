@@ -46,6 +46,18 @@ describe('putFile', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it('fails, leaving the old file, when the source errors midway (a client that went away), without an unhandled error', async () => {
+    const dest = path.join(t.dir, 'keep.txt');
+    fs.writeFileSync(dest, 'old');
+    const source = new PassThrough();
+    const put = rejection(t.h.client.putFile({ path: dest, size: 1024 * 1024, mode: 0o644 }, source));
+    source.write(Buffer.alloc(64 * 1024));
+    setTimeout(() => source.destroy(new Error('the client went away')), 50);
+    expect(await put).toBeInstanceOf(Error);
+    expect(fs.readFileSync(dest, 'utf8')).toBe('old');
+    expect(leftovers()).toEqual([]);
+  });
+
   it('reports a missing directory as not-found', async () => {
     const err = await rejection(t.h.client.putFile({ path: path.join(t.dir, 'no/such/file'), size: 1, mode: 0o644 }, Readable.from([Buffer.from('x')])));
     expect(err.code).toBe('not-found');

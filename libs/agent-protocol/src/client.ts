@@ -205,6 +205,9 @@ export class AgentClient {
     const request = this.conn.request('putFile', encodePutFile(opts, out.id));
     // A failed request (refused up front, or the connection lost) stops the pump.
     request.catch(() => out.destroy());
+    // A failing source fails the request (the stream is reset); the error is reported there,
+    // not as an unhandled 'error' event on the stream.
+    out.on('error', () => undefined);
     source.pipe(out);
     source.once('error', (err) => out.destroy(err));
     try {
@@ -235,6 +238,9 @@ export class AgentClient {
     const out = this.conn.openOutbound();
     const request = this.conn.request('putTree', encodePutTree(opts, out.id));
     request.catch(() => out.destroy());
+    // A failing source fails the request (the stream is reset); the error is reported there,
+    // not as an unhandled 'error' event on the stream.
+    out.on('error', () => undefined);
     source.pipe(out);
     source.once('error', (err) => out.destroy(err));
     try {

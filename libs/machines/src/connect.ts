@@ -35,3 +35,7 @@ export async function connectRunning(record: MachineRecord): Promise<AgentClient
     throw new SmolvmError(`machine "${name}" does not answer: ${(err as Error).message}`, { remedy: `restart it: \`smolvm machine stop --name ${name}\` then \`smolvm machine start --name ${name}\`` });
   }
 }
+
+// What the fast exec path needs besides the connection, from light modules of their own.
+export { machineExecOptions } from './exec-options';
+export { shellExitOf } from './guest-errors';

@@ -7,3 +7,21 @@ export { machineFiles, type MachineFiles } from './layout';
 export { createDisk, growDisk, compactDisk, allocatedBytes, shrunkCopy, DiskToolError } from './disks';
 export { machinePackBoot, writePackDisks } from './from-pack';
 export { monitorMachine, runHealthCheck, type MonitorOptions, type HealthResult } from './monitor';
+export {
+  byteCounter,
+  assertUnderCap,
+  uploadFile,
+  uploadTar,
+  treeBytes,
+  packTree,
+  openGuestPath,
+  saveGuestFile,
+  extractGuestTree,
+  TREE_LIMITS,
+  type TreeLimits,
+  type GuestEntry,
+} from './transfer';
+export { machineInput, pinnedImage, type PullImage, type PinnedImageOptions } from './workload';
+export { machineExecOptions } from './exec-options';
+export { guestFileError, shellExitOf, TransferTooLargeError, GuestPathError } from './guest-errors';
+export { machineSummary, machineDetails, type MachineSummary, type MachineDetails } from './summary';

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { SmolvmError, currentProcessIdentity, processStartTime, smolvmDirs, withTimeout, writeJsonAtomic } from '@smolvm/common';
 import { AgentServer, type AgentHandlers, type ExecSession } from '@smolvm/agent-protocol';
 import { MachineStore, type MachineRecord } from '@smolvm/machine-store';
-import { createRunDir, startVm, type GuestAssets, type StartVmOptions, type Vm } from '@smolvm/runtime';
+import { createRunDir, runInitCommands, startVm, type GuestAssets, type StartVmOptions, type Vm } from '@smolvm/runtime';
+import { formatDenial } from '@smolvm/netpolicy';
 import { GUEST_INBOX, machineFiles } from './layout';
 import { machinePackBoot } from './from-pack';
 import { resetInbox, stageUpload } from './inbox';
@@ -61,7 +62,6 @@ export interface LastExit {
 const ACK_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 const PING_TIMEOUT_MS = 5_000;
-const INIT_TAIL_BYTES = 16 * 1024;
 const EPHEMERAL_REMOVE_LOCK_MS = 5_000;
 
 /** Where the supervisor logs: stdout until runSupervisor knows the machine's log file. */
@@ -74,30 +74,16 @@ function log(message: string): void {
   out.line(message);
 }
 
-/** Runs the machine's init commands in order; the first failure fails the start. */
-async function runInit(vm: Vm, record: MachineRecord): Promise<void> {
-  const env = envOf(record);
-  for (const command of record.init) {
-    log(`init: ${command}`);
-    const session = await vm.exec({ argv: ['/bin/sh', '-c', command], env, ...(record.workdir ? { cwd: record.workdir } : {}), ...(record.user ? { user: record.user } : {}) });
-    // Only the tail is kept for the error: init output is the guest's to make as long as it likes.
-    let output = Buffer.alloc(0);
-    const keep = (d: Buffer) => {
-      out.write(d);
-      output = Buffer.concat([output, d]);
-      if (output.length > INIT_TAIL_BYTES) output = output.subarray(output.length - INIT_TAIL_BYTES);
-    };
-    session.stdout.on('data', keep);
-    session.stderr.on('data', keep);
-    const status = await session.exit;
-    if (status.code !== 0) {
-      const tail = output.toString('utf8').trimEnd().split('\n').slice(-5);
-      throw new SmolvmError(`init command failed with ${status.code === null ? status.signal : `exit code ${status.code}`}: ${command}`, {
-        remedy: `fix the command in the Smolfile [dev] init (or --init) and ${record.ephemeral ? 'run it again' : 'create the machine again'}`,
-        cause: tail.join('\n'),
-      });
-    }
-  }
+/** Runs the machine's init commands in order (output to the machine log); the first failure fails the start. */
+function runInit(vm: Vm, record: MachineRecord): Promise<void> {
+  return runInitCommands(vm, record.init, {
+    env: envOf(record),
+    ...(record.workdir ? { cwd: record.workdir } : {}),
+    ...(record.user ? { user: record.user } : {}),
+    onCommand: (command) => log(`init: ${command}`),
+    onOutput: (d) => out.write(d),
+    remedy: `fix the command in the Smolfile [dev] init (or --init) and ${record.ephemeral ? 'run it again' : 'create the machine again'}`,
+  });
 }
 
 /**
@@ -113,7 +99,7 @@ function networkOf(record: MachineRecord, denials: RateLimitedLines): Pick<Start
           allowHosts: record.allowHosts,
           allowCidrs: record.allowCidrs,
           ports: record.ports.map((p) => ({ hostPort: p.host, guestPort: p.guest })),
-          onDenied: (d) => denials.line(`network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})`),
+          onDenied: (d) => denials.line(formatDenial(d)),
           onWarning: (m) => log(`network: ${m}`),
         }
       : undefined;

@@ -131,6 +131,11 @@ export interface DeniedAttempt {
   reason: string;
 }
 
+/** The one wording of a denial, for `run --debug` and the machine log alike. */
+export function formatDenial(d: DeniedAttempt): string {
+  return `network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})`;
+}
+
 export interface GatewayStats {
   tcpConnections: number;
   udpFlows: number;

@@ -10,6 +10,7 @@ export {
   type GatewayLimits,
   type GatewayStats,
   type DeniedAttempt,
+  formatDenial,
 } from './gateway';
 export { EgressPolicy, type DroppedAddress, type PolicyInput, type PolicyOptions, type Verdict } from './policy';
 export { listenPortForwards, PortForwards, type PortMapping, type BoundPort } from './port-forward';

@@ -6,3 +6,4 @@ export { createRunDir, runRoot, sweepRunDirs, type RunDir } from './run-dir';
 export { exitCodeFor } from './exit-code';
 export { GUEST_SSH_AUTH_SOCK, type NetworkOptions } from './network';
 export { prestartRun, parseRunRecipe, type RunRecipe, type PrestartedRun } from './prestart';
+export { runInitCommands, workloadArgv, BARE_DEFAULT_ARGV, type InitOptions } from './workload';

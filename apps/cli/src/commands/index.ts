@@ -5,5 +5,6 @@ import { configGroup } from './config';
 import { imageGroup } from './image';
 import { machineGroup } from './machine';
 import { packGroup } from './pack';
+import { serveGroup } from './serve';
 
-export const commandGroups: CommandGroup[] = [machineGroup, packGroup, imageGroup, configGroup];
+export const commandGroups: CommandGroup[] = [machineGroup, packGroup, imageGroup, configGroup, serveGroup];

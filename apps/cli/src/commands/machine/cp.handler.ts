@@ -1,16 +1,12 @@
-// `smolvm machine cp`: one file either way, streamed with bounded memory (the protocol's credit
-// window), atomic at the destination on both sides. On the host the guest only ever supplies
-// bytes: the file name and directory come from the user, and the file is created fresh (staging
-// + rename), so nothing the guest sends can write elsewhere or follow a link.
+// `smolvm machine cp`: a file or a directory either way, streamed with bounded memory (the
+// protocol's credit window), atomic at the destination on both sides; the transfers themselves
+// (and what is defended against a guest) are @smolvm/machines' (transfer.ts).
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { SmolvmError, UsageError, tempPathFor } from '@smolvm/common';
+import { UsageError } from '@smolvm/common';
 import { isValidMachineName } from '@smolvm/machine-store';
-import { AgentRequestError, MAX_TRANSFER_BYTES } from '@smolvm/agent-protocol';
-import { counter, explain, summary, type GuestPath } from './cp-common';
-import { downloadTree, uploadTree } from './cp-tree';
+import { assertUnderCap, byteCounter, extractGuestTree, openGuestPath, packTree, saveGuestFile, treeBytes, uploadFile, uploadTar } from '@smolvm/machines';
+import { summary, type GuestPath } from './cp-common';
 import { cliMachines } from './machines';
 import { transferProgress } from '../../output/transfer';
 import type { CpArgs } from './cp';
@@ -40,81 +36,71 @@ export async function runCp(args: CpArgs): Promise<void> {
 async function upload(hostPath: string, dst: GuestPath, quiet: boolean): Promise<void> {
   const st = fs.statSync(hostPath, { throwIfNoEntry: false });
   if (!st) throw new UsageError(`${hostPath} does not exist`, { remedy: 'check the path' });
-  if (st.isDirectory()) return uploadTree(hostPath, dst, quiet);
-  if (!st.isFile()) throw new UsageError(`${hostPath} is not a regular file or directory`, { remedy: 'copy files and directories only' });
-  if (st.size >= MAX_TRANSFER_BYTES) {
-    throw new UsageError(`total_size exceeds maximum: ${hostPath} is ${st.size} bytes, the per-transfer cap is ${MAX_TRANSFER_BYTES} bytes (4 GiB)`, {
-      remedy: 'mount the host directory with --volume instead',
-    });
-  }
+  if (!st.isDirectory() && !st.isFile()) throw new UsageError(`${hostPath} is not a regular file or directory`, { remedy: 'copy files and directories only' });
+  const total = st.isDirectory() ? treeBytes(hostPath) : st.size;
+  assertUnderCap(total, hostPath);
   const client = await cliMachines().connect(dst.machine);
-  const progress = transferProgress({ quiet, total: st.size, verb: 'uploading' });
+  const progress = transferProgress({ quiet, total, verb: 'uploading' });
   const t0 = performance.now();
   try {
-    const source = fs.createReadStream(hostPath, { highWaterMark: 1024 * 1024 });
-    const result = await client.putFile({ path: dst.path, size: st.size, mode: st.mode & 0o777, name: path.basename(hostPath) }, source.pipe(counter(progress.update)));
-    progress.done();
-    summary('uploaded', result.bytes, `${dst.machine}:${result.path}`, t0);
-  } catch (err) {
-    progress.done();
-    throw explain(err, `${dst.machine}:${dst.path}`);
+    if (st.isDirectory()) {
+      const { name, archive } = await packTree(hostPath);
+      const result = await uploadTar(client, dst, name, archive.pipe(byteCounter(progress.update)));
+      progress.done();
+      summary('uploaded', result.bytes, `${dst.machine}:${result.path}`, t0, 'bytes of tar');
+    } else {
+      const source = fs.createReadStream(hostPath, { highWaterMark: 1024 * 1024 });
+      const result = await uploadFile(client, dst, { size: st.size, mode: st.mode, name: path.basename(hostPath) }, source.pipe(byteCounter(progress.update)));
+      progress.done();
+      summary('uploaded', result.bytes, `${dst.machine}:${result.path}`, t0);
+    }
   } finally {
+    progress.done();
     client.close();
   }
 }
 
 async function download(src: GuestPath, hostPath: string, quiet: boolean): Promise<void> {
-  let target = hostPath;
-  if (fs.statSync(hostPath, { throwIfNoEntry: false })?.isDirectory() || hostPath.endsWith('/')) {
-    const name = path.posix.basename(src.path);
-    if (!name || name === '.' || name === '..') throw new UsageError(`${src.path} does not name a file`, { remedy: 'name the file to copy, e.g. dev:/workspace/out.json' });
-    target = path.join(hostPath, name);
-  }
-  const dir = path.dirname(path.resolve(target));
-  if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${dir} is not a directory`, { remedy: 'create it first' });
   const client = await cliMachines().connect(src.machine);
   const t0 = performance.now();
-  let staging: string | undefined;
   try {
-    let file;
-    try {
-      file = await client.getFile({ path: src.path, maxBytes: MAX_TRANSFER_BYTES });
-    } catch (err) {
-      if (err instanceof AgentRequestError && err.code === 'is-a-directory') return await downloadTree(client, src, hostPath, quiet);
-      throw err;
+    const entry = await openGuestPath(client, src);
+    const intoDir = fs.statSync(hostPath, { throwIfNoEntry: false })?.isDirectory() ?? false;
+    if (entry.kind === 'directory') {
+      const name = path.posix.basename(src.path.replace(/\/+$/, ''));
+      if (!name || name === '.' || name === '..') throw new UsageError(`${src.path} does not name a directory to copy`, { remedy: 'name it, e.g. dev:/workspace/results' });
+      const target = path.resolve(intoDir ? path.join(hostPath, name) : hostPath);
+      const progress = transferProgress({ quiet, total: 0, verb: 'downloading' });
+      try {
+        const result = await extractGuestTree(entry, name, target, { onBytes: progress.update, what: `${src.machine}:${src.path}` });
+        progress.done();
+        if (result.skipped > 0) process.stderr.write(`warning: skipped ${result.skipped} special file${result.skipped > 1 ? 's' : ''} (devices, fifos)\n`);
+        summary('downloaded', result.bytes, target, t0, 'bytes of tar');
+      } finally {
+        progress.done();
+      }
+      return;
     }
-    const progress = transferProgress({ quiet, total: file.size, verb: 'downloading' });
-    staging = tempPathFor(path.resolve(target));
-    // wx: a fresh file of ours; the guest chooses neither its name nor where it goes.
-    const out = fs.createWriteStream(staging, { flags: 'wx', mode: 0o600 });
-    let received = 0;
-    await pipeline(
-      file.data as Readable,
-      counter((n) => {
-        received = n;
-        if (n > file.size) throw new SmolvmError(`the machine sent more than the ${file.size} bytes it announced`);
-        progress.update(n);
-      }),
-      out,
-    );
-    progress.done();
-    if (received !== file.size) throw new SmolvmError(`the transfer ended after ${received} of ${file.size} bytes`, { remedy: 'check that the machine is still running and try again' });
-    const fd = fs.openSync(staging, 'r+');
+    let target = hostPath;
+    if (intoDir || hostPath.endsWith('/')) {
+      const name = path.posix.basename(src.path);
+      if (!name || name === '.' || name === '..') throw new UsageError(`${src.path} does not name a file`, { remedy: 'name the file to copy, e.g. dev:/workspace/out.json' });
+      target = path.join(hostPath, name);
+    }
+    const dir = path.dirname(path.resolve(target));
+    if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+      entry.data.destroy();
+      throw new UsageError(`${dir} is not a directory`, { remedy: 'create it first' });
+    }
+    const progress = transferProgress({ quiet, total: entry.size, verb: 'downloading' });
     try {
-      // Never setuid/setgid/sticky from a guest.
-      fs.fchmodSync(fd, file.mode & 0o777);
-      fs.fsyncSync(fd);
+      const received = await saveGuestFile(entry, target, progress.update);
+      progress.done();
+      summary('downloaded', received, target, t0);
     } finally {
-      fs.closeSync(fd);
+      progress.done();
     }
-    fs.renameSync(staging, target);
-    staging = undefined;
-    summary('downloaded', received, target, t0);
-  } catch (err) {
-    throw explain(err, `${src.machine}:${src.path}`);
   } finally {
-    if (staging) fs.rmSync(staging, { force: true });
     client.close();
   }
 }
-

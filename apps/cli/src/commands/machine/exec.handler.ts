@@ -2,10 +2,10 @@
 // Also the whole of the fast exec path (src/exec-fast.ts, its own bundle): only light imports
 // here (not @smolvm/machines' index, which brings the runtime, nor anything of images).
 import { SmolvmError, UsageError, formatError } from '@smolvm/common';
-import { AgentRequestError, ProtocolError, SessionLostError, type AgentClient, type ExecOptions, type ExecSession } from '@smolvm/agent-protocol';
-import { mergeEnv, parseEnvEntry, parseEnvFlag } from '@smolvm/config/env';
+import { ProtocolError, SessionLostError, type AgentClient, type ExecOptions, type ExecSession } from '@smolvm/agent-protocol';
+import { parseEnvFlag } from '@smolvm/config/env';
 import { MachineStore, validateMachineName } from '@smolvm/machine-store';
-import { connectRunning } from '@smolvm/machines/connect';
+import { connectRunning, machineExecOptions, shellExitOf } from '@smolvm/machines/connect';
 import { runSession } from '../../output/session';
 import type { ExecArgs } from './exec';
 
@@ -17,17 +17,11 @@ export async function runExec(args: ExecArgs): Promise<number> {
     throw new UsageError('-it needs a terminal on stdin, and stdin is not one', { remedy: 'drop -t to pipe data in with -i, or run from a terminal' });
   }
   const record = new MachineStore().get(args.name);
-  const env = mergeEnv(
-    record.env.map((e) => parseEnvEntry(e)),
-    (args.env ?? []).map((e) => parseEnvFlag(e)),
-  );
+  const options = machineExecOptions(record, argv, { env: (args.env ?? []).map((e) => parseEnvFlag(e)), ...(args.workdir !== undefined ? { workdir: args.workdir } : {}) });
   const client = await connectRunning(record);
   try {
     const session = await execOrExitCode(client, {
-      argv,
-      env: Object.fromEntries(env.map((v) => [v.name, v.value])),
-      ...(args.workdir ?? record.workdir ? { cwd: args.workdir ?? record.workdir } : {}),
-      ...(record.user ? { user: record.user } : {}),
+      ...options,
       stdin: args.interactive,
       ...(args.tty ? { tty: { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80, term: process.env.TERM || 'xterm-256color' } } : {}),
     });
@@ -48,9 +42,9 @@ export async function execOrExitCode(client: Pick<AgentClient, 'exec'>, options:
   try {
     return await client.exec(options);
   } catch (err) {
-    const shellCode = err instanceof AgentRequestError ? { 'command-not-found': 127, 'permission-denied': 126 }[err.code as string] : undefined;
-    if (shellCode === undefined) throw err;
+    const shell = shellExitOf(err);
+    if (!shell) throw err;
     process.stderr.write(formatError(err) + '\n');
-    return shellCode;
+    return shell.exitCode;
   }
 }

@@ -1,5 +1,6 @@
 import { renderTable, writeJson } from '../../output/table';
-import { machineSummary, stateLabel } from './summary';
+import { machineSummary } from '@smolvm/machines';
+import { stateLabel } from './summary';
 import { cliMachines } from './machines';
 import type { LsArgs } from './ls';
 

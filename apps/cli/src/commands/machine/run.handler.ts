@@ -2,7 +2,9 @@
 // the user's stdio, and pass its exit code through. The VM and its files are gone afterwards.
 import { UsageError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
 import { applyImageConfig, loadSmolfile, mergeRunOptions } from '@smolvm/config';
-import { startVm, type Vm } from '@smolvm/runtime';
+import { formatDenial } from '@smolvm/netpolicy';
+import { runInitCommands, startVm, workloadArgv, type Vm } from '@smolvm/runtime';
+import type { ExecSession } from '@smolvm/agent-protocol';
 import type { ImageConfig } from '@smolvm/oci';
 import { agentBundlePath, guestAssets } from '../../runtime-assets';
 import { keepRecipe, takePrestarted } from '../../prestart';
@@ -42,7 +44,8 @@ export async function runRun(args: RunArgs): Promise<number> {
   const imageErofs = prepared.erofsPath;
   const imageConfig: ImageConfig = prepared.config;
   const config = applyImageConfig(merged, imageConfig);
-  const argv = config.argv.length > 0 ? config.argv : merged.image ? [] : ['/bin/sh'];
+  // The base's own command (Debian's /bin/bash) comes with its config; a base without one gets the shell.
+  const argv = workloadArgv(config.argv, merged.image !== undefined);
   if (argv.length === 0) {
     throw new UsageError(`image ${args.image ?? merged.image} defines no command`, { remedy: 'name one after --, e.g. smolvm machine run --image IMAGE -- /bin/sh' });
   }
@@ -60,7 +63,7 @@ export async function runRun(args: RunArgs): Promise<number> {
     // warnings (an allowed host that did not resolve, or resolved to addresses it does not open).
     network: vmNetwork(
       merged,
-      args.debug ? (d) => process.stderr.write(`smolvm: network: denied ${d.protocol} ${d.destination}${d.port !== undefined ? `:${d.port}` : ''} (${d.reason})\n`) : undefined,
+      args.debug ? (d) => process.stderr.write(`smolvm: ${formatDenial(d)}\n`) : undefined,
       args.debug ? (message) => process.stderr.write(`smolvm: network: ${message}\n`) : undefined,
     ),
     sshAgent: merged.sshAgent,
@@ -77,13 +80,7 @@ export async function runRun(args: RunArgs): Promise<number> {
   if (vm.restoreRecipe) keepRecipe(process.argv.slice(2), smolvmDirs(process.env).cache, __filename, vm.restoreRecipe);
   try {
     const env = Object.fromEntries(config.env.map((v) => [v.name, v.value]));
-    for (const command of config.init) {
-      const init = await vm.exec({ argv: ['/bin/sh', '-c', command], env, cwd: config.workdir, user: config.user });
-      const code = await runSession(init, { interactive: false, tty: false });
-      if (code !== 0) {
-        throw new UsageError(`init command failed with exit code ${code}: ${command}`, { remedy: 'fix the command in [dev] init or --init' });
-      }
-    }
+    await runInit(vm, config.init, { env, ...(config.workdir ? { cwd: config.workdir } : {}), ...(config.user ? { user: config.user } : {}) });
     const session = await execOrExitCode(vm, {
       argv,
       env,
@@ -99,6 +96,24 @@ export async function runRun(args: RunArgs): Promise<number> {
   } finally {
     await vm.dispose();
     if (process.env.SMOLVM_TIMINGS) writeTimings(process.env.SMOLVM_TIMINGS, vm, vmStart, commandDone);
+  }
+}
+
+/** Init output goes to the terminal; Ctrl-C, SIGTERM and SIGHUP go to the init command, as they do to the command. */
+async function runInit(vm: Vm, commands: string[], ctx: { env: Record<string, string>; cwd?: string; user?: string }): Promise<void> {
+  let current: ExecSession | undefined;
+  const forward = (signal: NodeJS.Signals) => void current?.signal(signal).catch(() => undefined);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, forward);
+  try {
+    await runInitCommands(vm, commands, {
+      ...ctx,
+      onSession: (session) => (current = session),
+      onOutput: (data, stream) => void (stream === 'stdout' ? process.stdout : process.stderr).write(data),
+      remedy: 'fix the command in [dev] init or --init',
+    });
+  } finally {
+    for (const s of signals) process.off(s, forward);
   }
 }
 

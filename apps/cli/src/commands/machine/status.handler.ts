@@ -2,21 +2,16 @@ import { validateMachineName } from '@smolvm/machine-store';
 import { writeJson } from '../../output/table';
 import { formatBytes } from '../../output/progress';
 import { cliMachines } from './machines';
-import { machineSummary, stateLabel } from './summary';
+import { machineDetails } from '@smolvm/machines';
+import { stateLabel } from './summary';
 import type { StatusArgs } from './status';
 
 export async function runStatus(args: StatusArgs): Promise<void> {
   validateMachineName(args.name);
   // Read-only: pings a running machine through its supervisor, changes nothing.
   const status = await cliMachines().status(args.name);
-  const summary = machineSummary(status.record, status.state);
-  const details = {
-    ...summary,
-    ...(status.pingMs !== undefined ? { pingMs: Math.round(status.pingMs * 10) / 10 } : {}),
-    ...(status.state === 'running' && status.record.runtime ? { supervisorPid: status.record.runtime.pid, startedAt: status.record.runtime.startedAt } : {}),
-    ...(status.lastExit ? { lastExit: { at: status.lastExit.at, cause: status.lastExit.cause, detail: status.lastExit.detail } } : {}),
-    diskUsage: status.disks,
-  };
+  const details = machineDetails(status);
+  const summary = details;
   if (args.json) {
     writeJson(details);
     return;

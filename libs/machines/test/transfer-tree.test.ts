@@ -1,34 +1,31 @@
 // The host side of a directory download faces a tar stream the (untrusted) guest produced. These
-// feed downloadTree hostile archives directly, without a VM.
+// feed extractGuestTree hostile archives directly, without a VM.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { AgentClient } from '@smolvm/agent-protocol';
 import { tarEntries, type TarEntry } from '../../../tools/fixtures/tar';
-import { downloadTree } from '../src/commands/machine/cp-tree';
+import { extractGuestTree, type TreeLimits } from '../src/transfer';
 
 let dir: string;
 let outside: string;
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-cptree-'));
   outside = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-outside-'));
-  jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
 });
 afterEach(() => {
-  jest.restoreAllMocks();
   fs.rmSync(dir, { recursive: true, force: true });
   fs.rmSync(outside, { recursive: true, force: true });
 });
 
-function guestSending(entries: TarEntry[]): AgentClient {
+type Tree = { data: Readable; done: Promise<unknown> };
+
+function guestSending(entries: TarEntry[]): Tree {
   const archive = tarEntries(entries);
-  const client = { getTree: async () => ({ data: Readable.from([archive]), done: Promise.resolve({ bytes: archive.length }) }) };
-  return client as unknown as AgentClient;
+  return { data: Readable.from([archive]), done: Promise.resolve({ bytes: archive.length }) };
 }
 
-const src = { machine: 'dev', path: '/workspace/proj' };
+const downloadTree = (tree: Tree, target: string, limits?: TreeLimits) => extractGuestTree(tree, 'proj', target, { what: 'dev:/workspace/proj', ...(limits ? { limits } : {}) });
 
 it('puts a well-formed tree in place, without special bits or devices', async () => {
   await downloadTree(
@@ -39,9 +36,7 @@ it('puts a well-formed tree in place, without special bits or devices', async ()
       { path: 'proj/dev', type: 'char', devmajor: 1, devminor: 3 },
       { path: 'proj/link', type: 'symlink', linkname: 'a.txt' },
     ]),
-    src,
     path.join(dir, 'out'),
-    true,
   );
   expect(fs.readFileSync(path.join(dir, 'out', 'a.txt'), 'utf8')).toBe('a\n');
   expect(fs.statSync(path.join(dir, 'out', 'suid')).mode & 0o7777).toBe(0o755);
@@ -61,24 +56,27 @@ it.each<[string, TarEntry[]]>([
   ['a file where the directory should be', [{ path: 'proj', type: 'file', content: 'x' }]],
 ])('refuses %s, writes nothing outside and leaves nothing behind', async (_what, entries) => {
   for (const e of entries) if (e.type === 'symlink' && e.linkname === '') e.linkname = outside;
-  await expect(downloadTree(guestSending(entries), src, path.join(dir, 'out'), true)).rejects.toThrow();
+  await expect(downloadTree(guestSending(entries), path.join(dir, 'out'))).rejects.toThrow();
   expect(fs.readdirSync(dir)).toEqual([]);
   expect(fs.readdirSync(outside)).toEqual([]);
   expect(fs.existsSync(path.join(os.tmpdir(), 'evil'))).toBe(false);
 });
 
-it('refuses an existing destination before asking the machine for anything', async () => {
+it('refuses an existing destination without reading what the machine sends or touching it', async () => {
   fs.mkdirSync(path.join(dir, 'proj'));
-  const client = { getTree: jest.fn() } as unknown as AgentClient;
-  await expect(downloadTree(client, src, dir, true)).rejects.toThrow(`${path.join(dir, 'proj')} already exists`);
-  expect((client as unknown as { getTree: jest.Mock }).getTree).not.toHaveBeenCalled();
+  fs.writeFileSync(path.join(dir, 'proj', 'mine'), 'kept');
+  const tree = guestSending([{ path: 'proj/', type: 'dir' }, { path: 'proj/mine', type: 'file', content: 'theirs' }]);
+  await expect(downloadTree(tree, path.join(dir, 'proj'))).rejects.toThrow(`${path.join(dir, 'proj')} already exists`);
+  expect(tree.data.readableFlowing).toBeNull();
+  expect(fs.readFileSync(path.join(dir, 'proj', 'mine'), 'utf8')).toBe('kept');
+  expect(fs.readdirSync(dir)).toEqual(['proj']);
 });
 
 /**
  * A guest that ignores the byte cap it was asked for: entries made by `entry(i)` until `until`
  * bytes, far past any cap under test. Counts what the host pulled from it.
  */
-function guestStreamingForever(entry: (i: number) => TarEntry, until: number): { client: AgentClient; pulled: () => number } {
+function guestStreamingForever(entry: (i: number) => TarEntry, until: number): { tree: Tree; pulled: () => number } {
   let pulled = 0;
   async function* stream(): AsyncGenerator<Buffer> {
     const top = tarEntries([{ path: 'proj/', type: 'dir' }]);
@@ -91,15 +89,14 @@ function guestStreamingForever(entry: (i: number) => TarEntry, until: number): {
   }
   const data = Readable.from(stream());
   const done = new Promise((resolve) => data.on('close', () => resolve({ bytes: pulled })));
-  const client = { getTree: async () => ({ data, done }) };
-  return { client: client as unknown as AgentClient, pulled: () => pulled };
+  return { tree: { data, done }, pulled: () => pulled };
 }
 
 const limits = { maxBytes: 8 * 1024 * 1024, maxEntries: 500 };
 
 it('stops a guest that streams past the byte cap, with a clear error, leaving nothing behind', async () => {
   const guest = guestStreamingForever((i) => ({ path: `proj/f${i}`, type: 'file', content: Buffer.alloc(1024 * 1024, 0x61) }), 64 * 1024 * 1024);
-  const copy = downloadTree(guest.client, src, path.join(dir, 'out'), true, limits);
+  const copy = downloadTree(guest.tree, path.join(dir, 'out'), limits);
   await expect(copy).rejects.toThrow(`the machine sent more than the per-transfer cap of ${limits.maxBytes} bytes`);
   expect(guest.pulled()).toBeLessThan(limits.maxBytes + 4 * 1024 * 1024);
   expect(fs.readdirSync(dir)).toEqual([]);
@@ -107,7 +104,7 @@ it('stops a guest that streams past the byte cap, with a clear error, leaving no
 
 it('stops a guest that streams past the entry bound, with a clear error, leaving nothing behind', async () => {
   const guest = guestStreamingForever((i) => ({ path: `proj/e${i}`, type: 'file', content: '' }), 16 * 1024 * 1024);
-  const copy = downloadTree(guest.client, src, path.join(dir, 'out'), true, limits);
+  const copy = downloadTree(guest.tree, path.join(dir, 'out'), limits);
   await expect(copy).rejects.toThrow(`the machine sent more than ${limits.maxEntries} entries`);
   expect(guest.pulled()).toBeLessThan(2 * limits.maxEntries * 512 + 4 * 1024 * 1024);
   expect(fs.readdirSync(dir)).toEqual([]);

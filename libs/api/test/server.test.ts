@@ -1,0 +1,197 @@
+// The API server without VMs: its document, its error shape and statuses for bad requests, auth,
+// the Host check and its listeners. Every response is checked against the generated document.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { request, Agent } from 'undici';
+import { MachineStore } from '@smolvm/machine-store';
+import { Machines } from '@smolvm/machines';
+import { assertListenAllowed, parseListen, readTokenFile } from '../src/listen';
+import { startServe, type RunningServer } from '../src/serve';
+import { JSON_BODY_LIMIT, openApiDocument } from '../src/server';
+import { openApiChecker, type OpenApiChecker } from '../../../tools/fixtures/openapi-check';
+
+let home: string;
+let machines: Machines;
+let checker: OpenApiChecker;
+let server: RunningServer;
+const TOKEN = 'k'.repeat(20) + 'secret';
+
+async function call(
+  base: string,
+  method: string,
+  url: string,
+  opts: { body?: string | Buffer; headers?: Record<string, string>; dispatcher?: Agent; unchecked?: boolean } = {},
+): Promise<{ status: number; json: { error?: string; code?: string } & Record<string, unknown>; text: string; headers: Record<string, unknown> }> {
+  const res = await request(base + url, { method: method as 'GET', ...(opts.body !== undefined ? { body: opts.body } : {}), headers: opts.headers ?? {}, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) });
+  const text = await res.body.text();
+  if (!opts.unchecked) checker.check(method, url, res.statusCode, res.headers['content-type'] as string | undefined, text);
+  return { status: res.statusCode, json: text && String(res.headers['content-type']).startsWith('application/json') ? JSON.parse(text) : {}, text, headers: res.headers };
+}
+const json = { 'content-type': 'application/json' };
+// No request here gets as far as a bare machine's base image (every create is refused first).
+const noBase = (): Promise<never> => Promise.reject(new Error('no base image in this test'));
+
+beforeAll(async () => {
+  home = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-api-'));
+  fs.chmodSync(home, 0o700);
+  machines = new Machines({ store: new MachineStore(path.join(home, 'machines')), env: { ...process.env, SMOLVM_HOME: home } });
+  checker = await openApiChecker(await openApiDocument());
+  server = await startServe({ machines, base: noBase, listen: { host: '127.0.0.1', port: 0 } });
+});
+
+afterAll(async () => {
+  await server?.close();
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+describe('the OpenAPI document', () => {
+  it('is OpenAPI 3.1, valid, lists every route of the reference, and is what the server serves', async () => {
+    expect(checker.doc.openapi).toBe('3.1.0');
+    const paths = Object.entries(checker.doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
+    for (const route of [
+      'POST /api/v1/machines',
+      'GET /api/v1/machines',
+      'GET /api/v1/machines/{name}',
+      'DELETE /api/v1/machines/{name}',
+      'POST /api/v1/machines/{name}/start',
+      'POST /api/v1/machines/{name}/stop',
+      'POST /api/v1/machines/{name}/exec',
+      'POST /api/v1/machines/{name}/exec/stream',
+      'PUT /api/v1/machines/{name}/files/{*}',
+      'GET /api/v1/machines/{name}/files/{*}',
+      'GET /api/v1/machines/{name}/logs',
+      'POST /api/v1/machines/{name}/images/pull',
+      'POST /api/v1/runs',
+    ]) {
+      expect(paths).toContain(route);
+    }
+    const served = await call(server.url!, 'GET', '/api/v1/openapi.json');
+    expect(served.status).toBe(200);
+    expect(JSON.parse(served.text)).toEqual(JSON.parse(JSON.stringify(checker.doc)));
+  });
+});
+
+describe('requests the server refuses', () => {
+  it('answers an empty list, then a missing machine with 404 and a stable code', async () => {
+    expect((await call(server.url!, 'GET', '/api/v1/machines')).json).toEqual({ machines: [] });
+    const missing = await call(server.url!, 'GET', '/api/v1/machines/nope');
+    expect(missing.status).toBe(404);
+    expect(missing.json.code).toBe('not-found');
+    expect(missing.json.error).toContain('machine "nope" does not exist');
+    for (const [method, url, body] of [
+      ['POST', '/api/v1/machines/nope/exec', '{"command":["true"]}'],
+      ['POST', '/api/v1/machines/nope/start', undefined],
+      ['DELETE', '/api/v1/machines/nope', undefined],
+      ['GET', '/api/v1/machines/nope/logs', undefined],
+    ] as const) {
+      const r = await call(server.url!, method, url, body ? { body, headers: json } : {});
+      expect([r.status, r.json.code]).toEqual([404, 'not-found']);
+    }
+  });
+
+  it('refuses bad JSON, unknown fields, wrong types, bad names and wrong media types with 400/415', async () => {
+    const bad = await call(server.url!, 'POST', '/api/v1/machines', { body: '{"name": ', headers: json });
+    expect([bad.status, bad.json.code]).toEqual([400, 'invalid-request']);
+    const unknown = await call(server.url!, 'POST', '/api/v1/machines', { body: JSON.stringify({ name: 'a', volumes: ['/:/host'] }), headers: json });
+    expect([unknown.status, unknown.json.code]).toEqual([400, 'invalid-request']);
+    expect(unknown.json.error).toContain('additional properties');
+    const type = await call(server.url!, 'POST', '/api/v1/machines', { body: JSON.stringify({ name: 'a', cpus: 'many' }), headers: json });
+    expect([type.status, type.json.code]).toEqual([400, 'invalid-request']);
+    const name = await call(server.url!, 'POST', '/api/v1/machines', { body: JSON.stringify({ name: '../etc' }), headers: json });
+    expect([name.status, name.json.code]).toEqual([400, 'invalid-request']);
+    const pathName = await call(server.url!, 'GET', '/api/v1/machines/..%2Fetc');
+    expect([pathName.status, pathName.json.code]).toEqual([400, 'invalid-request']);
+    const media = await call(server.url!, 'POST', '/api/v1/machines', { body: 'name=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect([media.status, media.json.code]).toEqual([415, 'unsupported-media-type']);
+    const noCommand = await call(server.url!, 'POST', '/api/v1/machines/a/exec', { body: JSON.stringify({ command: [] }), headers: json });
+    expect([noCommand.status, noCommand.json.code]).toEqual([400, 'invalid-request']);
+    const dots = await call(server.url!, 'GET', '/api/v1/machines/a/files/workspace/..%2Fetc/passwd');
+    expect([dots.status, dots.json.code]).toEqual([400, 'invalid-path']);
+    const route = await call(server.url!, 'GET', '/api/v2/machines', { unchecked: true });
+    expect([route.status, route.json.code]).toEqual([404, 'no-such-route']);
+  });
+
+  it('refuses a JSON body over the limit with 413, and a value the merge rules reject with 422', async () => {
+    const big = await call(server.url!, 'POST', '/api/v1/machines', { body: JSON.stringify({ name: 'a', init: ['x'.repeat(JSON_BODY_LIMIT)] }), headers: json });
+    expect([big.status, big.json.code]).toEqual([413, 'body-too-large']);
+    const memory = await call(server.url!, 'POST', '/api/v1/machines', { body: JSON.stringify({ name: 'a', memory: '12 parsecs' }), headers: json });
+    expect([memory.status, memory.json.code]).toEqual([422, 'unprocessable']);
+    expect(memory.json.error).toContain('memory');
+    expect(fs.existsSync(path.join(home, 'machines', 'a'))).toBe(false);
+  });
+
+  it('never sends CORS headers', async () => {
+    const r = await call(server.url!, 'GET', '/api/v1/machines', { headers: { origin: 'http://localhost:3000' } });
+    expect(r.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('without a token, refuses a Host that is not loopback (DNS rebinding)', async () => {
+    const r = await call(server.url!, 'GET', '/api/v1/machines', { headers: { host: 'evil.example:8080' } });
+    expect([r.status, r.json.code]).toEqual([403, 'forbidden-host']);
+  });
+});
+
+describe('listeners and tokens', () => {
+  it('refuses a non-loopback listen without a token', async () => {
+    expect(() => assertListenAllowed(parseListen('0.0.0.0:8080'), false)).toThrow(/would let anyone who can reach this host run commands/);
+    expect(() => assertListenAllowed(parseListen('127.0.0.1:8080'), false)).not.toThrow();
+    expect(() => assertListenAllowed(parseListen('[::1]:8080'), false)).not.toThrow();
+    await expect(startServe({ machines, base: noBase, listen: parseListen('0.0.0.0:0') })).rejects.toThrow(/would let anyone/);
+    expect(() => parseListen('8080')).toThrow('is not ADDR:PORT');
+    expect(() => parseListen('example.com:80')).toThrow('is not ADDR:PORT');
+    expect(() => parseListen('127.0.0.1:70000')).toThrow('is not ADDR:PORT');
+  });
+
+  it('reads a token only from an owner-only file of a real token', () => {
+    const file = path.join(home, 'token');
+    fs.writeFileSync(file, TOKEN + '\n', { mode: 0o644 });
+    fs.chmodSync(file, 0o644);
+    expect(() => readTokenFile(file)).toThrow('can be read by other users (mode 644)');
+    fs.chmodSync(file, 0o600);
+    expect(readTokenFile(file)).toBe(TOKEN);
+    fs.writeFileSync(file, 'short');
+    expect(() => readTokenFile(file)).toThrow('at least 16 characters');
+    expect(() => readTokenFile(path.join(home, 'none'))).toThrow('cannot read --token-file');
+  });
+
+  it('with a token, every route needs it (the document too), and a wrong one is refused', async () => {
+    const guarded = await startServe({ machines, base: noBase, listen: { host: '127.0.0.1', port: 0 }, token: TOKEN });
+    try {
+      for (const url of ['/api/v1/machines', '/api/v1/openapi.json', '/api/v1/machines/x/logs']) {
+        const none = await call(guarded.url!, 'GET', url);
+        expect([none.status, none.json.code]).toEqual([401, 'unauthorized']);
+        expect(none.headers['www-authenticate']).toBe('Bearer');
+      }
+      const wrong = await call(guarded.url!, 'GET', '/api/v1/machines', { headers: { authorization: `Bearer ${TOKEN}x` } });
+      expect(wrong.status).toBe(401);
+      const right = await call(guarded.url!, 'GET', '/api/v1/machines', { headers: { authorization: `Bearer ${TOKEN}`, host: 'smolvm.example:8080' } });
+      expect(right.status).toBe(200);
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it('serves a unix socket created 0600, refuses a live one, replaces a stale one, and removes it on close', async () => {
+    const socket = path.join(home, 'api.sock');
+    const onSocket = await startServe({ machines, base: noBase, socket });
+    try {
+      expect(onSocket.url).toBeUndefined();
+      expect(fs.statSync(socket).mode & 0o777).toBe(0o600);
+      const agent = new Agent({ connect: { socketPath: socket } });
+      try {
+        const r = await call('http://localhost', 'GET', '/api/v1/machines', { dispatcher: agent });
+        expect(r.status).toBe(200);
+      } finally {
+        await agent.close();
+      }
+      await expect(startServe({ machines, base: noBase, socket })).rejects.toThrow('in use by another server');
+    } finally {
+      await onSocket.close();
+    }
+    expect(fs.existsSync(socket)).toBe(false);
+    fs.writeFileSync(socket, 'not a socket');
+    await expect(startServe({ machines, base: noBase, socket })).rejects.toThrow('is not a socket');
+    fs.rmSync(socket);
+  });
+});
