@@ -10,6 +10,9 @@ export type Accelerator = 'kvm' | 'tcg';
 // random.trust_cpu=on: no entropy wait at boot (RDRAND under both accelerators).
 const COMMON_KERNEL_ARGS = ['quiet', 'reboot=t', 'panic=-1', 'init_on_alloc=0', 'random.trust_cpu=on'];
 
+// microvm without its second IO-APIC has 8 virtio-mmio transports (QEMU 7.2).
+const MICROVM_VIRTIO_TRANSPORTS = 8;
+
 export function microvmTarget(accel: Accelerator, binary = 'qemu-system-x86_64'): QemuTarget {
   if (accel === 'kvm') {
     return {
@@ -22,6 +25,7 @@ export function microvmTarget(accel: Accelerator, binary = 'qemu-system-x86_64')
       consoleDevice: 'ttyS0',
       kernelArgs: COMMON_KERNEL_ARGS,
       sandbox: true,
+      virtioTransports: MICROVM_VIRTIO_TRANSPORTS,
     };
   }
   return {
@@ -35,5 +39,6 @@ export function microvmTarget(accel: Accelerator, binary = 'qemu-system-x86_64')
     // acpi=off keeps it) serves instead. Only safe with a PIT, hence only here.
     kernelArgs: [...COMMON_KERNEL_ARGS, 'nolapic_timer'],
     sandbox: true,
+    virtioTransports: MICROVM_VIRTIO_TRANSPORTS,
   };
 }

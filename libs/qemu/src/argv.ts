@@ -117,8 +117,10 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
   // Elastic memory: the guest reports the pages it frees and QEMU hands them back to the host. Only
   // where guest RAM is anonymous: QEMU 7.2 discards file-backed RAM by punching holes in the file,
   // and a boot snapshot's RAM file is shared by every VM restored from it. Last, so that the other
-  // devices keep their places whether it is there or not.
-  if (!state) argv.push('-device', 'virtio-balloon-device,free-page-reporting=on');
+  // devices keep their places whether it is there or not; and only in a free transport (a VM that
+  // needs all of microvm's for its disks, shares and NIC does without).
+  const transports = argv.filter((a, i) => argv[i - 1] === '-device' && /^virtio-[a-z0-9]+-device\b/.test(a)).length;
+  if (!state && transports < (target.virtioTransports ?? Infinity)) argv.push('-device', 'virtio-balloon-device,free-page-reporting=on');
   return argv;
 }
 

@@ -16,6 +16,8 @@ export interface QemuTarget {
   kernelArgs: string[];
   /** Run QEMU under its seccomp filter (argv.ts SANDBOX). Linux builds have it, macOS ones do not. */
   sandbox?: boolean;
+  /** How many virtio-mmio devices the machine can take (microvm: 8); absent: no known limit. */
+  virtioTransports?: number;
 }
 
 /** Files the launcher keeps in the spec's runDir. */

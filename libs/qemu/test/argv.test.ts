@@ -191,6 +191,11 @@ describe('buildQemuArgv', () => {
     const cold = buildQemuArgv(spec({ network: { socketPath: '/run/vm/net.sock', mac: '52:54:00:12:34:56' } }), target, files);
     expect(values(cold, '-device').at(-1)).toBe('virtio-balloon-device,free-page-reporting=on');
     // Discarding file-backed RAM punches holes in the file every restore of the snapshot maps.
+    // Not in a ninth transport of an 8-transport machine: the VM would not start.
+    const full = (n: number) => spec({ disks: Array.from({ length: n }, (_, i) => ({ id: `d${i}`, path: `/d${i}`, readOnly: true, format: 'raw' as const })) });
+    const limited = { ...target, virtioTransports: 8 };
+    expect(values(buildQemuArgv(full(5), limited, files), '-device').filter((d) => d.startsWith('virtio-balloon'))).toHaveLength(1);
+    expect(values(buildQemuArgv(full(6), limited, files), '-device').filter((d) => d.startsWith('virtio-balloon'))).toHaveLength(0);
     for (const share of [true, false]) {
       const argv = buildQemuArgv(spec(), target, files, { memoryFile: '/s/memory', share, incoming: !share });
       expect(values(argv, '-device').some((d) => d.startsWith('virtio-balloon'))).toBe(false);
