@@ -1,6 +1,7 @@
 // The machine record (`machine.json`): what `machine create` decided, plus what the supervisor
 // reports once the machine has been started. Plain JSON so other tools can read it.
 import { SmolvmError, UsageError, randomUUID } from '@smolvm/common';
+import type { PortMapping, VolumeMount } from '@smolvm/config';
 import { validateMachineName } from './names';
 
 export const SCHEMA_VERSION = 1;
@@ -13,18 +14,17 @@ export const MACHINE_DEFAULTS = {
   overlayGiB: 2,
 } as const;
 
-export interface VolumeMount {
-  /** Host directory (absolute once resolved by the caller). */
+/**
+ * machine.json spells a volume `{host, guest, readOnly}` and a port `{host, guest}`; in memory a
+ * record holds @smolvm/config's types. readRecord and machineRecordJson translate at the file.
+ */
+interface VolumeJson {
   host: string;
-  /** Mount point inside the guest (absolute). */
   guest: string;
   readOnly: boolean;
 }
-
-export interface PortMapping {
-  /** TCP port on the host. */
+interface PortJson {
   host: number;
-  /** TCP port in the guest. */
   guest: number;
 }
 
@@ -248,11 +248,11 @@ function readRecord(value: unknown): MachineRecord {
     allowHosts: r.strings('allowHosts'),
     allowCidrs: r.strings('allowCidrs'),
     volumes: r.objects('volumes', (v) => ({
-      host: v.string('host'),
-      guest: v.absolutePath('guest'),
+      hostPath: v.string('host'),
+      guestPath: v.absolutePath('guest'),
       readOnly: v.bool('readOnly'),
     })),
-    ports: r.objects('ports', (p) => ({ host: p.int('host', 1, 65535), guest: p.int('guest', 1, 65535) })),
+    ports: r.objects('ports', (p) => ({ hostPort: p.int('host', 1, 65535), guestPort: p.int('guest', 1, 65535) })),
     env: r.strings('env', isEnvEntry, 'a list of KEY=VALUE strings'),
     init: r.strings('init'),
     sshAgent: r.bool('sshAgent'),
@@ -327,6 +327,15 @@ export function parseMachineRecord(text: string, file: string, expectedName?: st
   return record;
 }
 
+/** The record as machine.json holds it. */
+export function machineRecordJson(record: MachineRecord): Omit<MachineRecord, 'volumes' | 'ports'> & { volumes: VolumeJson[]; ports: PortJson[] } {
+  return {
+    ...record,
+    volumes: record.volumes.map((v) => ({ host: v.hostPath, guest: v.guestPath, readOnly: v.readOnly })),
+    ports: record.ports.map((p) => ({ host: p.hostPort, guest: p.guestPort })),
+  };
+}
+
 /**
  * Checks a record about to be written (from `create` or an `update` callback).
  * A bad value here is the caller's mistake, so it is a UsageError rather than a corrupt file.
@@ -334,7 +343,7 @@ export function parseMachineRecord(text: string, file: string, expectedName?: st
 export function validateMachineRecord(record: MachineRecord): MachineRecord {
   try {
     // Round-trip through JSON: what is validated is exactly what will be on disk.
-    return readRecord(JSON.parse(JSON.stringify(record)));
+    return readRecord(JSON.parse(JSON.stringify(machineRecordJson(record))));
   } catch (err) {
     if (!(err instanceof FieldError)) throw err;
     throw new UsageError(`invalid machine settings: ${err.message}`, { remedy: 'correct the value and retry' });

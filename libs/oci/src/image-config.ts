@@ -1,29 +1,11 @@
 // The image config blob (OCI image config / Docker container config): what a VM needs to run
-// the image the way its author intended.
+// the image the way its author intended. The blob's JSON (`config.Entrypoint`, maps, nulls) is
+// read here into @smolvm/config's normalised ImageConfig.
 import { SmolvmError } from '@smolvm/common';
+import type { ImageConfig } from '@smolvm/config';
 import { normalizePlatform, type Platform } from './platform';
 
-export interface ImageConfig {
-  architecture: string;
-  os: string;
-  variant?: string;
-  /** ENTRYPOINT; undefined when the image sets none. */
-  entrypoint?: string[];
-  /** CMD; undefined when the image sets none. */
-  cmd?: string[];
-  /** "KEY=value" entries in image order. */
-  env: string[];
-  workingDir?: string;
-  user?: string;
-  /** "80/tcp", "53/udp". */
-  exposedPorts: string[];
-  volumes: string[];
-  labels: Record<string, string>;
-  stopSignal?: string;
-  created?: string;
-  /** Uncompressed layer digests, one per manifest layer, in order. */
-  diffIds: string[];
-}
+export type { ImageConfig };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
