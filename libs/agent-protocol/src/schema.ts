@@ -1,13 +1,13 @@
 // Hand-written readers for untrusted JSON: every field is checked for type and range before
 // anything else looks at it. A failure names the offending field.
 
+import { isJsonObject } from '@smolvm/common';
+
 export class SchemaError extends Error {}
 
 export type Json = Record<string, unknown>;
 
-export function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+export const isObject: (value: unknown) => value is Json = isJsonObject;
 
 /** Typed access to the fields of one JSON object; `where` prefixes error messages. */
 export class Fields {

@@ -20,3 +20,4 @@ export { ensurePrivateDir, assertTrustedPath, UntrustedPathError } from './priva
 export { withTimeout, delay, type DelayOptions } from './async';
 export { randomHex, randomUUID } from './random';
 export { DEFERRED_CA_CERTS_ENV, restoreCaCertsEnv, deferCaCerts, extraCaCerts } from './ca-certs';
+export { isJsonObject } from './json';

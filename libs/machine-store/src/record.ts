@@ -1,6 +1,6 @@
 // The machine record (`machine.json`): what `machine create` decided, plus what the supervisor
 // reports once the machine has been started. Plain JSON so other tools can read it.
-import { SmolvmError, UsageError, randomUUID } from '@smolvm/common';
+import { SmolvmError, UsageError, isJsonObject, randomUUID } from '@smolvm/common';
 import type { PortMapping, VolumeMount } from '@smolvm/config';
 import { validateMachineName } from './names';
 
@@ -110,15 +110,10 @@ export class MachineRecordError extends SmolvmError {
   }
 }
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type JsonObject = { [key: string]: Json };
+type JsonObject = Record<string, unknown>;
 
 /** Thrown inside the validator; converted to the caller's error type with the path attached. */
 class FieldError extends Error {}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
@@ -195,14 +190,14 @@ class Reader {
     const v = this.obj[key];
     if (!Array.isArray(v)) this.fail(key, 'a list');
     return v.map((item, i) => {
-      if (!isObject(item)) throw new FieldError(`'${this.prefix}${key}[${i}]' must be an object, got ${describe(item)}`);
+      if (!isJsonObject(item)) throw new FieldError(`'${this.prefix}${key}[${i}]' must be an object, got ${describe(item)}`);
       return each(new Reader(item, `${this.prefix}${key}[${i}].`));
     });
   }
 
   object<T>(key: string, read: (r: Reader) => T): T {
     const v = this.obj[key];
-    if (!isObject(v)) this.fail(key, 'an object');
+    if (!isJsonObject(v)) this.fail(key, 'an object');
     return read(new Reader(v, `${this.prefix}${key}.`));
   }
 }
@@ -223,7 +218,7 @@ function readRuntime(r: Reader): MachineRuntime {
 
 /** Validates an untrusted value as a record; keeps only known keys so a rewrite stays clean. */
 function readRecord(value: unknown): MachineRecord {
-  if (!isObject(value)) throw new FieldError(`expected a JSON object, got ${describe(value)}`);
+  if (!isJsonObject(value)) throw new FieldError(`expected a JSON object, got ${describe(value)}`);
   const r = new Reader(value);
   // The version is checked first: a newer layout deserves "upgrade", not a list of odd fields.
   if (value.schemaVersion !== SCHEMA_VERSION) {
@@ -305,7 +300,7 @@ export function parseMachineRecord(text: string, file: string, expectedName?: st
   } catch (err) {
     throw new MachineRecordError(file, `machine record ${file} is not valid JSON (${(err as Error).message})`, { remedy, cause: err });
   }
-  if (isObject(value) && typeof value.schemaVersion === 'number' && value.schemaVersion > SCHEMA_VERSION) {
+  if (isJsonObject(value) && typeof value.schemaVersion === 'number' && value.schemaVersion > SCHEMA_VERSION) {
     throw new MachineRecordError(
       file,
       `machine record ${file} has schema version ${value.schemaVersion}; this smolvm understands version ${SCHEMA_VERSION}`,

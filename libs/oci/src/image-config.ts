@@ -1,15 +1,11 @@
 // The image config blob (OCI image config / Docker container config): what a VM needs to run
 // the image the way its author intended. The blob's JSON (`config.Entrypoint`, maps, nulls) is
 // read here into @smolvm/config's normalised ImageConfig.
-import { SmolvmError } from '@smolvm/common';
+import { SmolvmError, isJsonObject } from '@smolvm/common';
 import type { ImageConfig } from '@smolvm/config';
 import { normalizePlatform, type Platform } from './platform';
 
 export type { ImageConfig };
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function stringList(value: unknown, field: string): string[] | undefined {
   if (value === undefined || value === null) return undefined;
@@ -40,18 +36,18 @@ export function parseImageConfig(bytes: Uint8Array): ImageConfig {
   } catch {
     throw bad('not JSON');
   }
-  if (!isRecord(doc)) throw bad('not a JSON object');
+  if (!isJsonObject(doc)) throw bad('not a JSON object');
   if (typeof doc.architecture !== 'string' || typeof doc.os !== 'string') throw bad('architecture and os are required');
-  const c = isRecord(doc.config) ? doc.config : {};
+  const c = isJsonObject(doc.config) ? doc.config : {};
   const labels: Record<string, string> = {};
-  if (isRecord(c.Labels)) for (const [k, v] of Object.entries(c.Labels)) if (typeof v === 'string') labels[k] = v;
-  const rootfs = isRecord(doc.rootfs) ? doc.rootfs : {};
+  if (isJsonObject(c.Labels)) for (const [k, v] of Object.entries(c.Labels)) if (typeof v === 'string') labels[k] = v;
+  const rootfs = isJsonObject(doc.rootfs) ? doc.rootfs : {};
   const config: ImageConfig = {
     architecture: doc.architecture,
     os: doc.os,
     env: stringList(c.Env, 'Env') ?? [],
-    exposedPorts: isRecord(c.ExposedPorts) ? Object.keys(c.ExposedPorts) : [],
-    volumes: isRecord(c.Volumes) ? Object.keys(c.Volumes) : [],
+    exposedPorts: isJsonObject(c.ExposedPorts) ? Object.keys(c.ExposedPorts) : [],
+    volumes: isJsonObject(c.Volumes) ? Object.keys(c.Volumes) : [],
     labels,
     diffIds: stringList(rootfs.diff_ids, 'rootfs.diff_ids') ?? [],
   };
