@@ -21,3 +21,4 @@ export { withTimeout, delay, type DelayOptions } from './async';
 export { randomHex, randomUUID } from './random';
 export { DEFERRED_CA_CERTS_ENV, restoreCaCertsEnv, deferCaCerts, extraCaCerts } from './ca-certs';
 export { isJsonObject } from './json';
+export { JsonReader, type JsonReaderOptions, type JsonFieldFailure } from './json-reader';
