@@ -235,7 +235,7 @@ describe('corrupt records', () => {
     expect(errorFor(JSON.stringify({ ...good, createdAt: 'yesterday' })).message).toContain("'createdAt' must be an RFC 3339 timestamp");
     expect(errorFor(JSON.stringify({ ...good, ports: [{ host: 1 }] })).message).toContain("'ports[0].guest' must be an integer");
     expect(errorFor(JSON.stringify({ ...good, runtime: { pid: 'x' } })).message).toContain("'runtime.pid' must be an integer");
-    expect(errorFor(JSON.stringify({ ...good, id: undefined })).message).toContain("'id' must be a non-empty string, got nothing");
+    expect(errorFor(JSON.stringify({ ...good, id: undefined })).message).toContain("'id' must be a non-empty string of at most 4096 characters, got nothing");
     expect(errorFor('[]').message).toContain('expected a JSON object, got an array');
     expect(errorFor('').message).toContain('is not valid JSON');
   });
