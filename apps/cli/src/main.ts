@@ -3,7 +3,7 @@
 // 2 usage error).
 import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
-import { ExitCode, UsageError, exitCodeOf, formatError } from '@smolvm/common';
+import { ExitCode, exitWhenSettled, usageFailure } from '@smolvm/common';
 import { commandGroups } from './commands';
 import { commandPath, groupCommand } from './commands/group';
 import type { GlobalArgs } from './context';
@@ -27,11 +27,7 @@ export async function main(argv: string[]): Promise<number> {
     .alias('help', 'h')
     .wrap(width)
     .exitProcess(false)
-    .fail((message, error) => {
-      // Handler errors pass through untouched; yargs' own messages are usage errors.
-      if (error) throw error;
-      throw new UsageError(message.replace(/\n+/g, ' ').trim(), { remedy: `see '${commandPath(commandGroups, argv)} --help'` });
-    })
+    .fail(usageFailure(() => commandPath(commandGroups, argv)))
     .epilogue('Run `smolvm <command> --help` for the options of a command.');
   for (const group of commandGroups) parser = parser.command(groupCommand(group));
 
@@ -46,15 +42,7 @@ export async function main(argv: string[]): Promise<number> {
 /** Runs the CLI on process.argv; src/bin.ts (dist/smolvm.js) calls it once it has loaded this bundle. */
 export function runCli(): void {
   process.stdout.on('error', onStdoutError);
-  main(hideBin(process.argv)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.stderr.write(formatError(err) + '\n');
-      process.exitCode = exitCodeOf(err);
-    },
-  );
+  exitWhenSettled(main(hideBin(process.argv)));
 }
 
 // `node dist/smolvm-main.js` works too, without the code cache.

@@ -1,12 +1,11 @@
 // Bare VMs on the Debian base tools/setup builds (issue 16 item 1): apt installs from a local
 // repository persist in a bare machine across stop/start, as does a tool in /usr/local/bin; a bare
 // shell on a pty; without any base, one line saying how to get one.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startAptRepo, type AptRepoFixture } from '../../../tools/fixtures/apt-repo';
-import { CLI, e2eSetup, smolvm, smolvmAsync, type CliResult, type E2eSetup } from './helpers';
+import { CLI, e2eSetup, smolvm, smolvmAsync, startPty, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(600_000);
 
@@ -104,27 +103,17 @@ describe('machine run on the Debian base', () => {
   it('machine run -it is a bash shell on a pty in the Debian root; the next run restores a fresh root', async () => {
     // `script` gives smolvm a real terminal; the test types into it like a user.
     const cmd = `${process.execPath} ${CLI} machine run --cpus 1 --memory 256 -it`;
-    const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    const waitFor = async (pattern: RegExp, ms = 400_000) => {
-      const end = Date.now() + ms;
-      while (!pattern.test(output)) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${pattern}; output so far: ${JSON.stringify(output.slice(-500))}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    };
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const pty = startPty(cmd, env, 400_000);
     try {
       // bash's prompt in the root directory: user@host:/#
-      await waitFor(/:\/# /);
-      child.stdin.write('echo "shell=$0 tty=$(tty) debian=$(cat /etc/debian_version)"; echo scratch > /etc/scratch\r');
-      await waitFor(/shell=\S+ tty=\/dev\/pts\/\d+ debian=12\.\d+/);
-      expect(output).toMatch(/shell=(\/bin\/)?bash/);
-      child.stdin.write('exit 3\r');
-      expect(await exited).toBe(3);
+      await pty.waitFor(/:\/# /);
+      pty.type('echo "shell=$0 tty=$(tty) debian=$(cat /etc/debian_version)"; echo scratch > /etc/scratch\r');
+      await pty.waitFor(/shell=\S+ tty=\/dev\/pts\/\d+ debian=12\.\d+/);
+      expect(pty.output).toMatch(/shell=(\/bin\/)?bash/);
+      pty.type('exit 3\r');
+      expect(await pty.exited).toBe(3);
     } finally {
-      child.kill('SIGKILL');
+      pty.kill();
     }
     // The shell's run saved the bare shape's snapshot with the Debian root in it; this one restores it.
     const again = cli(['machine', 'run', '--cpus', '1', '--memory', '256', '--debug', '--', '/bin/sh', '-c', 'test -e /etc/scratch || echo fresh; apt-get --version | head -n1']);

@@ -41,6 +41,43 @@ export function smolvmAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promis
   return startSmolvm(args, env).done;
 }
 
+/** A command on a pseudo-terminal, driven by typing into it as a user would. */
+export interface PtySession {
+  /** Everything the terminal has shown so far. */
+  readonly output: string;
+  /** The command's exit code (script(1) passes it through). */
+  readonly exited: Promise<number | null>;
+  /** Types `text` (end a line with "\r", as a terminal does). */
+  type(text: string): void;
+  /** Waits until the output matches, or fails with what it showed last. */
+  waitFor(pattern: RegExp, ms?: number): Promise<void>;
+  /** Ends script(1) and what it runs; call in `finally`. */
+  kill(): void;
+}
+
+/** Runs the shell command line `cmd` under script(1), which gives it a real terminal (TERM=xterm). */
+export function startPty(cmd: string, env: NodeJS.ProcessEnv, waitMs = 150_000): PtySession {
+  const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return {
+    get output() {
+      return output;
+    },
+    exited,
+    type: (text) => child.stdin.write(text),
+    async waitFor(pattern, ms = waitMs) {
+      const end = Date.now() + ms;
+      while (!pattern.test(output)) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${pattern}; output so far: ${JSON.stringify(output.slice(-500))}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    kill: () => child.kill('SIGKILL'),
+  };
+}
+
 export interface E2eSetup {
   /** SMOLVM_HOME of this test file. */
   home: string;

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { featureImage } from '../../../tools/fixtures/images';
-import { CLI, e2eSetup, smolvm, startSmolvm, type CliResult, type E2eSetup } from './helpers';
+import { CLI, e2eSetup, smolvm, startPty, startSmolvm, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -147,24 +147,21 @@ describe('a running machine', () => {
 
   it('exec -it gives the command a terminal: its size, Ctrl-C to the command, the exit code back', async () => {
     const cmd = `${process.execPath} ${CLI} machine exec --name dev -it -- /bin/sh`;
-    const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const pty = startPty(cmd, env);
     try {
-      await until('the shell prompt', () => / # /.test(output), 120_000);
-      child.stdin.write('tty; echo "cols=$(stty size)"\r');
-      await until('the terminal size', () => /cols=\d+ \d+/.test(output), 60_000);
-      expect(output).toMatch(/\/dev\/pts\/\d+/);
-      child.stdin.write('sleep 1000\r');
+      await pty.waitFor(/ # /, 120_000);
+      pty.type('tty; echo "cols=$(stty size)"\r');
+      await pty.waitFor(/cols=\d+ \d+/, 60_000);
+      expect(pty.output).toMatch(/\/dev\/pts\/\d+/);
+      pty.type('sleep 1000\r');
       await new Promise((r) => setTimeout(r, 1500));
-      child.stdin.write('\x03');
-      child.stdin.write('echo after-sleep=$?\r');
-      await until('the interrupted sleep', () => /after-sleep=130/.test(output), 60_000);
-      child.stdin.write('exit 7\r');
-      expect(await exited).toBe(7);
+      pty.type('\x03');
+      pty.type('echo after-sleep=$?\r');
+      await pty.waitFor(/after-sleep=130/, 60_000);
+      pty.type('exit 7\r');
+      expect(await pty.exited).toBe(7);
     } finally {
-      child.kill('SIGKILL');
+      pty.kill();
     }
   });
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { featureImage } from '../../../tools/fixtures/images';
-import { CLI, e2eSetup, smolvm, type CliResult, type E2eSetup } from './helpers';
+import { CLI, e2eSetup, smolvm, startPty, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(240_000);
 
@@ -173,32 +173,22 @@ describe('terminal and cleanup', () => {
   it('drives a shell on a pseudo-terminal: typed commands run and Ctrl-C interrupts', async () => {
     // `script` gives smolvm a real terminal; the test types into it like a user.
     const cmd = `${process.execPath} ${CLI} machine run ${bootFlags.join(' ')} --cpus 1 --memory 256 -it`;
-    const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    const waitFor = async (pattern: RegExp, ms = 150_000) => {
-      const end = Date.now() + ms;
-      while (!pattern.test(output)) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${pattern}; output so far: ${JSON.stringify(output.slice(-500))}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    };
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const pty = startPty(cmd, env, 150_000);
     try {
       // busybox ash's prompt, possibly followed by its cursor-position query (ESC [ 6 n).
-      await waitFor(/\/ # /);
-      child.stdin.write('tty; echo "cols=$(stty size)"\r');
-      await waitFor(/cols=\d+ \d+/);
-      expect(output).toMatch(/\/dev\/pts\/\d+/);
-      child.stdin.write('sleep 1000\r');
+      await pty.waitFor(/\/ # /);
+      pty.type('tty; echo "cols=$(stty size)"\r');
+      await pty.waitFor(/cols=\d+ \d+/);
+      expect(pty.output).toMatch(/\/dev\/pts\/\d+/);
+      pty.type('sleep 1000\r');
       await new Promise((r) => setTimeout(r, 1500));
-      child.stdin.write('\x03');
-      child.stdin.write('echo after-sleep=$?\r');
-      await waitFor(/after-sleep=130/);
-      child.stdin.write('exit 7\r');
-      expect(await exited).toBe(7);
+      pty.type('\x03');
+      pty.type('echo after-sleep=$?\r');
+      await pty.waitFor(/after-sleep=130/);
+      pty.type('exit 7\r');
+      expect(await pty.exited).toBe(7);
     } finally {
-      child.kill('SIGKILL');
+      pty.kill();
     }
   });
 

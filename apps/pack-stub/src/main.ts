@@ -5,7 +5,7 @@
 import path from 'node:path';
 import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
-import { ExitCode, UsageError, exitCodeOf, formatError } from '@smolvm/common';
+import { ExitCode, exitCodeOf, exitWhenSettled, formatError, usageFailure } from '@smolvm/common';
 import '@smolvm/driver-kvm';
 import '@smolvm/driver-hvf';
 import { findPayload, selfPath } from './payload';
@@ -77,10 +77,7 @@ export async function main(argv: string[]): Promise<number> {
     .alias('help', 'h')
     .version(false)
     .exitProcess(false)
-    .fail((message, error) => {
-      if (error) throw error;
-      throw new UsageError(message.replace(/\n+/g, ' ').trim(), { remedy: `see '${program} --help'` });
-    });
+    .fail(usageFailure(() => program));
   try {
     await parser.parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
@@ -98,13 +95,5 @@ if (require.main === module || process.argv[1] === selfPath()) {
     if (err.code === 'EPIPE') process.exit(ExitCode.Ok);
     throw err;
   });
-  main(hideBin(process.argv)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.stderr.write(formatError(err) + '\n');
-      process.exitCode = exitCodeOf(err);
-    },
-  );
+  exitWhenSettled(main(hideBin(process.argv)));
 }

@@ -35,6 +35,10 @@ export interface ExitStatus {
   signal: string | null;
 }
 
+/**
+ * The guest's half of a volume (wire shape of `setup.volumes`): which share to mount where. The
+ * volume the user asked for, host path and all, is @smolvm/config's VolumeMount.
+ */
 export interface VolumeMount {
   /** The virtio-9p mount tag QEMU exposes the share under. */
   tag: string;

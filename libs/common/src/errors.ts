@@ -67,3 +67,28 @@ export function formatError(err: unknown): string {
 export function exitCodeOf(err: unknown): number {
   return err instanceof SmolvmError ? err.exitCode : ExitCode.Runtime;
 }
+
+/**
+ * A `.fail()` handler for a yargs parser: errors thrown by command handlers pass through
+ * untouched; yargs' own messages (unknown option, missing argument) become one-line usage errors
+ * that point at `help()`'s `--help`. `help` is called only on failure.
+ */
+export function usageFailure(help: () => string): (message: string, error: Error | undefined) => never {
+  return (message, error) => {
+    if (error) throw error;
+    throw new UsageError(message.replace(/\n+/g, ' ').trim(), { remedy: `see '${help()} --help'` });
+  };
+}
+
+/** Sets process.exitCode from a program's main(); a rejection is printed as one line. */
+export function exitWhenSettled(run: Promise<number>): void {
+  run.then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(formatError(err) + '\n');
+      process.exitCode = exitCodeOf(err);
+    },
+  );
+}

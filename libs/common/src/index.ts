@@ -9,12 +9,16 @@ export {
   ConflictError,
   formatError,
   exitCodeOf,
+  usageFailure,
+  exitWhenSettled,
   type SmolvmErrorOptions,
 } from './errors';
 export { smolvmDirs, type SmolvmDirs } from './dirs';
 export { writeFileAtomic, writeJsonAtomic, tempPathFor, fsyncDir, commitTempFile, markUsed } from './atomic-file';
 export { processStartTime, currentProcessIdentity, isProcessAlive, type ProcessIdentity } from './process-identity';
 export { ensurePrivateDir, assertTrustedPath, UntrustedPathError } from './private-files';
-export { withTimeout } from './async';
+export { withTimeout, delay, type DelayOptions } from './async';
 export { randomHex, randomUUID } from './random';
 export { DEFERRED_CA_CERTS_ENV, restoreCaCertsEnv, deferCaCerts, extraCaCerts } from './ca-certs';
+export { isJsonObject } from './json';
+export { JsonReader, type JsonReaderOptions, type JsonFieldFailure } from './json-reader';

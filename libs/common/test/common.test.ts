@@ -12,6 +12,7 @@ import {
   formatError,
   isProcessAlive,
   withTimeout,
+  delay,
   processStartTime,
   smolvmDirs,
   writeFileAtomic,
@@ -111,5 +112,20 @@ describe('withTimeout', () => {
   it('passes a result through and rejects with what timed out', async () => {
     await expect(withTimeout(Promise.resolve(3), 1000, 'x')).resolves.toBe(3);
     await expect(withTimeout(new Promise(() => undefined), 20, 'the agent ping')).rejects.toThrow('the agent ping timed out after 0.02 s');
+  });
+});
+
+describe('delay', () => {
+  it('resolves after the time, or at once when its signal aborts', async () => {
+    const order: string[] = [];
+    await Promise.all([delay(30).then(() => order.push('slow')), delay(1).then(() => order.push('fast'))]);
+    expect(order).toEqual(['fast', 'slow']);
+    const aborted = new AbortController();
+    aborted.abort();
+    await expect(delay(60_000, { signal: aborted.signal })).resolves.toBeUndefined();
+    const later = new AbortController();
+    const waiting = delay(60_000, { signal: later.signal, unref: true });
+    later.abort();
+    await expect(waiting).resolves.toBeUndefined();
   });
 });

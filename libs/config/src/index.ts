@@ -20,11 +20,11 @@ export type {
   WorkloadOptions,
   MergedRunOptions,
   ArtifactProfile,
-  ImageConfig,
   WithImageConfig,
   RunConfig,
 } from './merge/types';
 
+export type { ImageConfig, ImageRunSettings } from './image-config';
 export { parseVolume, type VolumeMount } from './volume';
 export { parsePort, type PortMapping } from './port';
 export { parseEnvEntry, parseEnvFlag, mergeEnv, type EnvVar } from './env';
@@ -32,7 +32,7 @@ export { parseCidr, type Cidr } from './cidr';
 export { parseAllowHost } from './hostname';
 export { parseCpus, parseMemory, parseDiskSize } from './resources';
 export { parseDuration } from './duration';
-export { parsePlatform, formatPlatform, type Platform } from './platform';
+export { parsePlatform, splitPlatform, formatPlatform, type Platform } from './platform';
 export { parseGuestPath } from './guest-path';
 
 export {

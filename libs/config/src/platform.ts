@@ -1,7 +1,7 @@
 import { invalid } from './invalid';
 import { closestMatch } from './suggest';
 
-/** OCI image-index platform, with the image spec's field names. */
+/** A platform, with the OCI image spec's field names: the one type every lib uses. */
 export interface Platform {
   os: string;
   architecture: string;
@@ -22,10 +22,23 @@ const VARIANTS: Record<string, readonly string[]> = {
 /** Names people type from `uname -m` that OCI spells differently. Suggested, never rewritten. */
 const ALIASES: Record<string, string> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', arm64v8: 'arm64' };
 
-export function parsePlatform(spec: string): Platform {
-  const parts = spec.split('/');
-  if (parts.length < 2 || parts.length > 3) throw invalid('platform', spec, 'expected OS/ARCH or OS/ARCH/VARIANT', REMEDY);
+/**
+ * `OS/ARCH[/VARIANT]` cut into its parts, which are not judged (a variant may be ""); undefined
+ * when the text has not two or three parts. Both parsers start here: parsePlatform for a target
+ * the user names, @smolvm/oci's for what registries and the image store say.
+ */
+export function splitPlatform(text: string): Platform | undefined {
+  const parts = text.split('/');
+  if (parts.length < 2 || parts.length > 3) return undefined;
   const [os, architecture, variant] = parts;
+  return variant === undefined ? { os, architecture } : { os, architecture, variant };
+}
+
+/** A platform smolvm can boot without emulation (Smolfile `platform`, `pack create --platform`). */
+export function parsePlatform(spec: string): Platform {
+  const split = splitPlatform(spec);
+  if (!split) throw invalid('platform', spec, 'expected OS/ARCH or OS/ARCH/VARIANT', REMEDY);
+  const { os, architecture, variant } = split;
   if (os !== 'linux') {
     throw invalid('platform', spec, `OS "${os}" is not supported; smolvm guests run Linux`, `write linux/${architecture || 'amd64'}`);
   }

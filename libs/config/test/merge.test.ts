@@ -10,14 +10,14 @@ import {
   parseSmolfile,
   resolveArtifactProfile,
   resolveRunConfig,
-  type ImageConfig,
+  type ImageRunSettings,
   type RunConfig,
 } from '../src';
 import { thrown } from './helpers';
 import { REFERENCE_SMOLFILE } from './fixtures';
 
 const smol = (text: string) => parseSmolfile(text, '/proj/Smolfile');
-const IMAGE: ImageConfig = {
+const IMAGE: ImageRunSettings = {
   entrypoint: ['/docker-entrypoint.sh'],
   cmd: ['python3'],
   env: ['PATH=/usr/bin', 'LANG=C.UTF-8', 'PORT=1'],
@@ -199,8 +199,8 @@ describe('merge rules of the reference', () => {
     }
   });
 
-  it('applyImageConfig skips malformed image env entries and null metadata', () => {
-    const cfg = applyImageConfig(mergeRunOptions({}), { env: ['OK=1', 'BROKEN', '=x'], entrypoint: null, cmd: null, user: '' });
+  it('applyImageConfig skips malformed image env entries and empty metadata', () => {
+    const cfg = applyImageConfig(mergeRunOptions({}), { env: ['OK=1', 'BROKEN', '=x'], user: '' });
     expect(cfg.env).toEqual([{ name: 'OK', value: '1' }]);
     expect(cfg.argv).toEqual([]);
     expect(cfg.user).toBeUndefined();

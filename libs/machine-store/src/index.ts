@@ -12,8 +12,6 @@ export {
   type MachineRecord,
   type MachineRuntime,
   type NewMachine,
-  type PortMapping,
-  type VolumeMount,
 } from './record';
 export {
   MachineStore,

@@ -20,7 +20,7 @@
 // thing that must be atomic is removing exactly that holder, which the token-named unlink is.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConflictError, ensurePrivateDir, isProcessAlive, randomHex } from '@smolvm/common';
+import { ConflictError, delay, ensurePrivateDir, isProcessAlive, randomHex } from '@smolvm/common';
 import { currentBootId, selfIdentity, stagingName } from './staging';
 
 export interface LockHolder {
@@ -277,10 +277,6 @@ function busyError(subject: string, lockPath: string, holder: LockHolder | null,
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Takes the lock at `lockPath`, waiting (polling with backoff) up to `timeoutMs` for a live holder. */
 export async function acquireLock(lockPath: string, options: AcquireOptions = {}): Promise<LockHandle> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
@@ -289,7 +285,7 @@ export async function acquireLock(lockPath: string, options: AcquireOptions = {}
   const { staged, holder } = stageHolder(lockPath, options.purpose);
   let done = false;
   try {
-    let delay = 4;
+    let backoffMs = 4;
     while (true) {
       const result = attempt(lockPath, staged, holder, subject);
       if (result.acquired) {
@@ -299,8 +295,8 @@ export async function acquireLock(lockPath: string, options: AcquireOptions = {}
       const left = deadline - Date.now();
       if (left <= 0) throw busyError(subject, lockPath, result.holder, timeoutMs);
       // Jitter keeps a crowd of waiters from retrying in lockstep.
-      await sleep(Math.min(left, delay * (0.5 + Math.random())));
-      delay = Math.min(delay * 1.6, 200);
+      await delay(Math.min(left, backoffMs * (0.5 + Math.random())));
+      backoffMs = Math.min(backoffMs * 1.6, 200);
     }
   } finally {
     if (!done) fs.rmSync(staged, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 // The machine record (`machine.json`): what `machine create` decided, plus what the supervisor
 // reports once the machine has been started. Plain JSON so other tools can read it.
-import { SmolvmError, UsageError, randomUUID } from '@smolvm/common';
+import { JsonReader, SmolvmError, UsageError, isJsonObject, randomUUID, type JsonReaderOptions } from '@smolvm/common';
+import type { PortMapping, VolumeMount } from '@smolvm/config';
 import { validateMachineName } from './names';
 
 export const SCHEMA_VERSION = 1;
@@ -13,18 +14,17 @@ export const MACHINE_DEFAULTS = {
   overlayGiB: 2,
 } as const;
 
-export interface VolumeMount {
-  /** Host directory (absolute once resolved by the caller). */
+/**
+ * machine.json spells a volume `{host, guest, readOnly}` and a port `{host, guest}`; in memory a
+ * record holds @smolvm/config's types. readRecord and machineRecordJson translate at the file.
+ */
+interface VolumeJson {
   host: string;
-  /** Mount point inside the guest (absolute). */
   guest: string;
   readOnly: boolean;
 }
-
-export interface PortMapping {
-  /** TCP port on the host. */
+interface PortJson {
   host: number;
-  /** TCP port in the guest. */
   guest: number;
 }
 
@@ -110,15 +110,8 @@ export class MachineRecordError extends SmolvmError {
   }
 }
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type JsonObject = { [key: string]: Json };
-
 /** Thrown inside the validator; converted to the caller's error type with the path attached. */
 class FieldError extends Error {}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
@@ -129,107 +122,62 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
+const READER: JsonReaderOptions = { fail: (path, expected, actual) => new FieldError(`'${path}' must be ${expected}, got ${describe(actual)}`) };
+
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+/** Paths, references and ids in a record; longer than any a file system or registry allows. */
+const MAX_TEXT = 4096;
 
-class Reader {
-  constructor(private readonly obj: JsonObject, private readonly prefix = '') {}
+function text(r: JsonReader, key: string): string {
+  return r.str(key, MAX_TEXT, 1);
+}
 
-  private fail(key: string, expected: string): never {
-    throw new FieldError(`'${this.prefix}${key}' must be ${expected}, got ${describe(this.obj[key])}`);
-  }
+function optionalText(r: JsonReader, key: string): string | undefined {
+  return r.optStr(key, MAX_TEXT, 1);
+}
 
-  has(key: string): boolean {
-    return this.obj[key] !== undefined;
-  }
+function absolutePath(r: JsonReader, key: string): string {
+  const v = text(r, key);
+  if (!v.startsWith('/')) throw READER.fail(r.path(key), 'an absolute path', v);
+  return v;
+}
 
-  string(key: string): string {
-    const v = this.obj[key];
-    if (typeof v !== 'string' || v.length === 0) this.fail(key, 'a non-empty string');
-    return v;
-  }
+function timestamp(r: JsonReader, key: string): string {
+  const v = r.raw[key];
+  if (typeof v !== 'string' || !RFC3339.test(v) || Number.isNaN(Date.parse(v))) throw READER.fail(r.path(key), 'an RFC 3339 timestamp', v);
+  return v;
+}
 
-  absolutePath(key: string): string {
-    const v = this.string(key);
-    if (!v.startsWith('/')) this.fail(key, 'an absolute path');
-    return v;
-  }
-
-  optionalString(key: string): string | undefined {
-    return this.has(key) ? this.string(key) : undefined;
-  }
-
-  timestamp(key: string): string {
-    const v = this.obj[key];
-    if (typeof v !== 'string' || !RFC3339.test(v) || Number.isNaN(Date.parse(v))) this.fail(key, 'an RFC 3339 timestamp');
-    return v;
-  }
-
-  bool(key: string): boolean {
-    const v = this.obj[key];
-    if (typeof v !== 'boolean') this.fail(key, 'true or false');
-    return v;
-  }
-
-  int(key: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-    const v = this.obj[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      this.fail(key, max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`);
-    }
-    return v;
-  }
-
-  /** An integer, or null where the writer could not know the value. */
-  intOrNull(key: string, min: number): number | null {
-    return this.obj[key] === null ? null : this.int(key, min);
-  }
-
-  strings(key: string, check?: (s: string) => boolean, expected = 'a list of non-empty strings'): string[] {
-    const v = this.obj[key];
-    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && s.length > 0 && (!check || check(s)))) {
-      this.fail(key, expected);
-    }
-    return [...(v as string[])];
-  }
-
-  objects<T>(key: string, each: (r: Reader) => T): T[] {
-    const v = this.obj[key];
-    if (!Array.isArray(v)) this.fail(key, 'a list');
-    return v.map((item, i) => {
-      if (!isObject(item)) throw new FieldError(`'${this.prefix}${key}[${i}]' must be an object, got ${describe(item)}`);
-      return each(new Reader(item, `${this.prefix}${key}[${i}].`));
-    });
-  }
-
-  object<T>(key: string, read: (r: Reader) => T): T {
-    const v = this.obj[key];
-    if (!isObject(v)) this.fail(key, 'an object');
-    return read(new Reader(v, `${this.prefix}${key}.`));
-  }
+function strings(r: JsonReader, key: string, check?: (s: string) => boolean, expected = 'a list of non-empty strings'): string[] {
+  return r.strArray(key, { minLength: 1 }, check, expected);
 }
 
 const isEnvEntry = (s: string): boolean => s.indexOf('=') > 0;
 
-function readRuntime(r: Reader): MachineRuntime {
+function readRuntime(r: JsonReader): MachineRuntime {
   const runtime: MachineRuntime = {
     pid: r.int('pid', 1),
     startTime: r.intOrNull('startTime', 0),
-    socket: r.string('socket'),
-    startedAt: r.timestamp('startedAt'),
+    socket: text(r, 'socket'),
+    startedAt: timestamp(r, 'startedAt'),
   };
-  if (r.has('stoppedAt')) runtime.stoppedAt = r.timestamp('stoppedAt');
-  if (r.has('vm')) runtime.vm = r.object('vm', (v) => ({ pid: v.int('pid', 1), startTime: v.intOrNull('startTime', 0) }));
+  if (r.has('stoppedAt')) runtime.stoppedAt = timestamp(r, 'stoppedAt');
+  if (r.has('vm')) {
+    const vm = r.obj('vm');
+    runtime.vm = { pid: vm.int('pid', 1), startTime: vm.intOrNull('startTime', 0) };
+  }
   return runtime;
 }
 
 /** Validates an untrusted value as a record; keeps only known keys so a rewrite stays clean. */
 function readRecord(value: unknown): MachineRecord {
-  if (!isObject(value)) throw new FieldError(`expected a JSON object, got ${describe(value)}`);
-  const r = new Reader(value);
+  if (!isJsonObject(value)) throw new FieldError(`expected a JSON object, got ${describe(value)}`);
+  const r = new JsonReader(value, '', READER);
   // The version is checked first: a newer layout deserves "upgrade", not a list of odd fields.
   if (value.schemaVersion !== SCHEMA_VERSION) {
     throw new FieldError(`'schemaVersion' must be ${SCHEMA_VERSION}, got ${describe(value.schemaVersion)}`);
   }
-  const name = r.string('name');
+  const name = text(r, 'name');
   try {
     validateMachineName(name);
   } catch (err) {
@@ -237,56 +185,57 @@ function readRecord(value: unknown): MachineRecord {
   }
   const record: MachineRecord = {
     schemaVersion: SCHEMA_VERSION,
-    id: r.string('id'),
+    id: text(r, 'id'),
     name,
-    createdAt: r.timestamp('createdAt'),
+    createdAt: timestamp(r, 'createdAt'),
     cpus: r.int('cpus', 1, 1024),
     memoryMiB: r.int('memoryMiB', 1),
     storageGiB: r.int('storageGiB', 1),
     overlayGiB: r.int('overlayGiB', 1),
     net: r.bool('net'),
-    allowHosts: r.strings('allowHosts'),
-    allowCidrs: r.strings('allowCidrs'),
-    volumes: r.objects('volumes', (v) => ({
-      host: v.string('host'),
-      guest: v.absolutePath('guest'),
+    allowHosts: strings(r, 'allowHosts'),
+    allowCidrs: strings(r, 'allowCidrs'),
+    volumes: r.array('volumes').map((v) => ({
+      hostPath: text(v, 'host'),
+      guestPath: absolutePath(v, 'guest'),
       readOnly: v.bool('readOnly'),
     })),
-    ports: r.objects('ports', (p) => ({ host: p.int('host', 1, 65535), guest: p.int('guest', 1, 65535) })),
-    env: r.strings('env', isEnvEntry, 'a list of KEY=VALUE strings'),
-    init: r.strings('init'),
+    ports: r.array('ports').map((p) => ({ hostPort: p.int('host', 1, 65535), guestPort: p.int('guest', 1, 65535) })),
+    env: strings(r, 'env', isEnvEntry, 'a list of KEY=VALUE strings'),
+    init: strings(r, 'init'),
     sshAgent: r.bool('sshAgent'),
   };
   // Optional keys are added only when present so the JSON round-trips without `undefined`s.
-  const image = r.optionalString('image');
+  const image = optionalText(r, 'image');
   if (image !== undefined) record.image = image;
-  const from = r.optionalString('from');
+  const from = optionalText(r, 'from');
   if (from !== undefined) record.from = from;
-  const workdir = r.optionalString('workdir');
+  const workdir = optionalText(r, 'workdir');
   if (workdir !== undefined) record.workdir = workdir;
-  const imageDigest = r.optionalString('imageDigest');
+  const imageDigest = optionalText(r, 'imageDigest');
   if (imageDigest !== undefined) {
     if (!/^sha256:[0-9a-f]{64}$/.test(imageDigest)) throw new FieldError(`'imageDigest' must be sha256: followed by 64 lowercase hex digits`);
     record.imageDigest = imageDigest;
   }
-  const user = r.optionalString('user');
+  const user = optionalText(r, 'user');
   if (user !== undefined) record.user = user;
   if (r.has('health')) {
-    record.health = r.object('health', (h) => ({
-      exec: h.strings('exec'),
+    const h = r.obj('health');
+    record.health = {
+      exec: strings(h, 'exec'),
       intervalMs: h.int('intervalMs', 1),
       timeoutMs: h.int('timeoutMs', 1),
       retries: h.int('retries', 0),
       startupGraceMs: h.int('startupGraceMs', 0),
-    }));
+    };
   }
-  const smolfile = r.optionalString('smolfile');
+  const smolfile = optionalText(r, 'smolfile');
   if (smolfile !== undefined) record.smolfile = smolfile;
   if (r.has('ephemeral')) {
     if (!r.bool('ephemeral')) throw new FieldError(`'ephemeral' must be true when present`);
     record.ephemeral = true;
   }
-  if (r.has('runtime')) record.runtime = r.object('runtime', readRuntime);
+  if (r.has('runtime')) record.runtime = readRuntime(r.obj('runtime'));
   return record;
 }
 
@@ -305,7 +254,7 @@ export function parseMachineRecord(text: string, file: string, expectedName?: st
   } catch (err) {
     throw new MachineRecordError(file, `machine record ${file} is not valid JSON (${(err as Error).message})`, { remedy, cause: err });
   }
-  if (isObject(value) && typeof value.schemaVersion === 'number' && value.schemaVersion > SCHEMA_VERSION) {
+  if (isJsonObject(value) && typeof value.schemaVersion === 'number' && value.schemaVersion > SCHEMA_VERSION) {
     throw new MachineRecordError(
       file,
       `machine record ${file} has schema version ${value.schemaVersion}; this smolvm understands version ${SCHEMA_VERSION}`,
@@ -327,6 +276,15 @@ export function parseMachineRecord(text: string, file: string, expectedName?: st
   return record;
 }
 
+/** The record as machine.json holds it. */
+export function machineRecordJson(record: MachineRecord): Omit<MachineRecord, 'volumes' | 'ports'> & { volumes: VolumeJson[]; ports: PortJson[] } {
+  return {
+    ...record,
+    volumes: record.volumes.map((v) => ({ host: v.hostPath, guest: v.guestPath, readOnly: v.readOnly })),
+    ports: record.ports.map((p) => ({ host: p.hostPort, guest: p.guestPort })),
+  };
+}
+
 /**
  * Checks a record about to be written (from `create` or an `update` callback).
  * A bad value here is the caller's mistake, so it is a UsageError rather than a corrupt file.
@@ -334,7 +292,7 @@ export function parseMachineRecord(text: string, file: string, expectedName?: st
 export function validateMachineRecord(record: MachineRecord): MachineRecord {
   try {
     // Round-trip through JSON: what is validated is exactly what will be on disk.
-    return readRecord(JSON.parse(JSON.stringify(record)));
+    return readRecord(JSON.parse(JSON.stringify(machineRecordJson(record))));
   } catch (err) {
     if (!(err instanceof FieldError)) throw err;
     throw new UsageError(`invalid machine settings: ${err.message}`, { remedy: 'correct the value and retry' });

@@ -25,6 +25,7 @@ import {
 import { validateMachineName, isValidMachineName } from './names';
 import {
   MachineRecordError,
+  machineRecordJson,
   newMachineRecord,
   parseMachineRecord,
   validateMachineRecord,
@@ -271,7 +272,7 @@ export class MachineStore {
     fs.mkdirSync(tmp, { mode: 0o700 });
     try {
       if (options.populate) await options.populate(tmp, record);
-      writeJsonAtomic(path.join(tmp, RECORD_FILE), record);
+      writeJsonAtomic(path.join(tmp, RECORD_FILE), machineRecordJson(record));
       await this.withMachineLock(
         record.name,
         () => {
@@ -311,7 +312,7 @@ export class MachineStore {
             throw new SmolvmError(`update of machine "${name}" tried to change '${key}', which is fixed at creation`);
           }
         }
-        writeJsonAtomic(this.recordPath(name), next);
+        writeJsonAtomic(this.recordPath(name), machineRecordJson(next));
         return next;
       },
       { purpose: options.purpose ?? 'update', timeoutMs: options.timeoutMs },

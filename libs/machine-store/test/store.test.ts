@@ -91,8 +91,8 @@ describe('create / get', () => {
       net: true,
       allowHosts: ['api.stripe.com'],
       allowCidrs: ['10.0.0.0/8'],
-      volumes: [{ host: '/home/u/src', guest: '/app', readOnly: true }],
-      ports: [{ host: 8080, guest: 80 }],
+      volumes: [{ hostPath: '/home/u/src', guestPath: '/app', readOnly: true }],
+      ports: [{ hostPort: 8080, guestPort: 80 }],
       env: ['PORT=8080', 'EMPTY='],
       workdir: '/app',
       init: ['pip install -r requirements.txt'],
@@ -106,7 +106,10 @@ describe('create / get', () => {
     expect(store.get('dev')).toEqual(record);
     expect(record.health?.exec).toEqual(['curl', '-f', 'http://127.0.0.1/']);
     expect(record.runtime?.vm).toEqual({ pid: 13, startTime: null });
-    expect(record.volumes[0]).toEqual({ host: '/home/u/src', guest: '/app', readOnly: true });
+    expect(record.volumes[0]).toEqual({ hostPath: '/home/u/src', guestPath: '/app', readOnly: true });
+    // machine.json keeps its own spelling: files written by earlier versions stay readable.
+    const file = JSON.parse(fs.readFileSync(path.join(root, 'dev', 'machine.json'), 'utf8'));
+    expect([file.volumes, file.ports]).toEqual([[{ host: '/home/u/src', guest: '/app', readOnly: true }], [{ host: 8080, guest: 80 }]]);
     expect(record.smolfile).toBe('/home/u/Smolfile');
   });
 
@@ -145,9 +148,9 @@ describe('create / get', () => {
 
   it('rejects invalid settings before anything reaches the disk', async () => {
     await expect(store.create({ name: 'x', cpus: 0 })).rejects.toThrow("'cpus' must be an integer from 1 to 1024, got number 0");
-    await expect(store.create({ name: 'x', ports: [{ host: 70000, guest: 80 }] })).rejects.toThrow("'ports[0].host' must be an integer from 1 to 65535");
+    await expect(store.create({ name: 'x', ports: [{ hostPort: 70000, guestPort: 80 }] })).rejects.toThrow("'ports[0].host' must be an integer from 1 to 65535");
     await expect(store.create({ name: 'x', env: ['NOEQUALS'] })).rejects.toThrow("'env' must be a list of KEY=VALUE strings");
-    await expect(store.create({ name: 'x', volumes: [{ host: '/h', guest: 'rel', readOnly: false }] })).rejects.toThrow(
+    await expect(store.create({ name: 'x', volumes: [{ hostPath: '/h', guestPath: 'rel', readOnly: false }] })).rejects.toThrow(
       "'volumes[0].guest' must be an absolute path",
     );
     await expect(store.create({ name: 'x', imageDigest: 'sha256:ABC' })).rejects.toThrow("'imageDigest' must be sha256: followed by 64 lowercase hex digits");
@@ -232,7 +235,7 @@ describe('corrupt records', () => {
     expect(errorFor(JSON.stringify({ ...good, createdAt: 'yesterday' })).message).toContain("'createdAt' must be an RFC 3339 timestamp");
     expect(errorFor(JSON.stringify({ ...good, ports: [{ host: 1 }] })).message).toContain("'ports[0].guest' must be an integer");
     expect(errorFor(JSON.stringify({ ...good, runtime: { pid: 'x' } })).message).toContain("'runtime.pid' must be an integer");
-    expect(errorFor(JSON.stringify({ ...good, id: undefined })).message).toContain("'id' must be a non-empty string, got nothing");
+    expect(errorFor(JSON.stringify({ ...good, id: undefined })).message).toContain("'id' must be a non-empty string of at most 4096 characters, got nothing");
     expect(errorFor('[]').message).toContain('expected a JSON object, got an array');
     expect(errorFor('').message).toContain('is not valid JSON');
   });

@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ConflictError, NotFoundError, SmolvmError, UsageError, deferCaCerts, isProcessAlive, smolvmDirs, withTimeout, type ProcessIdentity } from '@smolvm/common';
+import { ConflictError, NotFoundError, SmolvmError, UsageError, deferCaCerts, delay, isProcessAlive, smolvmDirs, withTimeout, type ProcessIdentity } from '@smolvm/common';
 import type { PackFile } from '@smolvm/pack';
 import { AgentClient } from '@smolvm/agent-protocol';
 import { runRoot, sweepRunDirs } from '@smolvm/runtime';
@@ -70,10 +70,6 @@ export interface StartOptions {
 
 const START_LOCK_TIMEOUT_MS = 10 * 60_000;
 const PING_TIMEOUT_MS = 5_000;
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** Waits until the process is gone; false if it is still there after `ms`. */
 async function waitForExit(id: ProcessIdentity, ms: number): Promise<boolean> {

@@ -1,7 +1,7 @@
 // `machine monitor`: a foreground loop that keeps one machine alive and healthy. It starts the
 // machine when it is down, runs the Smolfile's [health] exec check every interval (after the
 // startup grace), and restarts the machine after `retries` consecutive failures.
-import { ConflictError } from '@smolvm/common';
+import { ConflictError, delay } from '@smolvm/common';
 import { AgentClient } from '@smolvm/agent-protocol';
 import type { MachineHealthCheck } from '@smolvm/machine-store';
 import { envOf } from './supervisor';
@@ -18,19 +18,6 @@ export interface MonitorOptions {
 }
 
 export type HealthResult = { ok: true } | { ok: false; reason: string };
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done);
-  });
-}
 
 /** Runs the check once: healthy means exit code 0 within the timeout. */
 export async function runHealthCheck(machines: Machines, name: string, check: MachineHealthCheck): Promise<HealthResult> {
@@ -114,7 +101,7 @@ export async function monitorMachine(machines: Machines, name: string, options: 
     } catch (err) {
       log(`error: ${(err as Error).message}`);
     }
-    await sleep(check?.intervalMs ?? options.livenessIntervalMs ?? 5_000, signal);
+    await delay(check?.intervalMs ?? options.livenessIntervalMs ?? 5_000, { signal });
   }
   log(`stopped monitoring ${name} (the machine is left as it is)`);
 }

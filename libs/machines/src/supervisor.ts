@@ -98,7 +98,7 @@ function networkOf(record: MachineRecord, denials: RateLimitedLines): Pick<Start
           outbound: record.net,
           allowHosts: record.allowHosts,
           allowCidrs: record.allowCidrs,
-          ports: record.ports.map((p) => ({ hostPort: p.host, guestPort: p.guest })),
+          ports: record.ports,
           onDenied: (d) => denials.line(formatDenial(d)),
           onWarning: (m) => log(`network: ${m}`),
         }
@@ -223,7 +223,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
       memoryMiB: record.memoryMiB,
       // A machine made from a pack boots the pack's kernel, agent and image.
       ...(record.from ? await machinePackBoot(files.pack, smolvmDirs(env).cache, record.from) : options.imageErofs ? { imageErofs: options.imageErofs } : {}),
-      volumes: [...record.volumes.map((v) => ({ hostPath: v.host, guestPath: v.guest, readOnly: v.readOnly })), { hostPath: files.inbox, guestPath: GUEST_INBOX, readOnly: true }],
+      volumes: [...record.volumes, { hostPath: files.inbox, guestPath: GUEST_INBOX, readOnly: true }],
       persistent: { overlayDisk: files.overlayDisk, storageDisk: files.storageDisk },
       hostname: record.name,
       ...(options.agentBundle ? { agentBundle: options.agentBundle } : {}),

@@ -13,5 +13,5 @@ export {
   formatDenial,
 } from './gateway';
 export { EgressPolicy, type DroppedAddress, type PolicyInput, type PolicyOptions, type Verdict } from './policy';
-export { listenPortForwards, PortForwards, type PortMapping, type BoundPort } from './port-forward';
+export { listenPortForwards, PortForwards, type BoundPort } from './port-forward';
 export { hostResolver, staticResolver, type UpstreamResolver, type ResolvedAddress, type HostResolverOptions } from './resolver';

@@ -2,18 +2,12 @@
 // TCP connections into the guest. Bound before the VM boots, so a busy port fails fast.
 import net from 'node:net';
 import { ConflictError, SmolvmError } from '@smolvm/common';
+import type { PortMapping } from '@smolvm/config';
 import type { Gateway } from './gateway';
 
-export interface PortMapping {
-  /** 0 picks a free port (see PortForwards.bound). */
-  hostPort: number;
-  guestPort: number;
-}
-
-export interface BoundPort {
+/** A mapping as bound: the real host port, and the address it listens on. */
+export interface BoundPort extends PortMapping {
   address: string;
-  hostPort: number;
-  guestPort: number;
 }
 
 /** Connections that arrive before the gateway is attached wait, up to this many. */
@@ -61,7 +55,7 @@ export class PortForwards {
 
 /**
  * Binds every host port first (all or none): a busy port is a ConflictError naming it, raised
- * before anything boots.
+ * before anything boots. A hostPort of 0 picks a free port (see PortForwards.bound).
  */
 export async function listenPortForwards(mappings: readonly PortMapping[], options: { address?: string } = {}): Promise<PortForwards> {
   const address = options.address ?? '127.0.0.1';

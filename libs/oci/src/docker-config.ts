@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { isJsonObject } from '@smolvm/common';
 import { normalizeRegistryHost } from './registries-file';
 
 export interface DockerAuth {
@@ -40,10 +41,6 @@ export function dockerConfigKeyToHost(key: string): string {
   return normalizeRegistryHost(withoutScheme.split('/')[0]);
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /**
  * Reads the auths; a missing file yields none. A malformed file is reported through `warn` and
  * ignored: it belongs to Docker, and a broken one should not stop smolvm from pulling.
@@ -57,15 +54,15 @@ export function loadDockerConfigAuths(file: string = dockerConfigPath(), warn: (
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') warn(`ignoring ${file}: ${(err as Error).message}`);
     return result;
   }
-  if (!isRecord(doc)) {
+  if (!isJsonObject(doc)) {
     warn(`ignoring ${file}: not a JSON object`);
     return result;
   }
   if (typeof doc.credsStore === 'string' && doc.credsStore !== '') result.usesCredsStore = true;
-  if (isRecord(doc.credHelpers)) for (const key of Object.keys(doc.credHelpers)) result.helperHosts.add(dockerConfigKeyToHost(key));
-  if (!isRecord(doc.auths)) return result;
+  if (isJsonObject(doc.credHelpers)) for (const key of Object.keys(doc.credHelpers)) result.helperHosts.add(dockerConfigKeyToHost(key));
+  if (!isJsonObject(doc.auths)) return result;
   for (const [key, value] of Object.entries(doc.auths)) {
-    if (!isRecord(value)) continue;
+    if (!isJsonObject(value)) continue;
     const entry: DockerAuth = {};
     if (typeof value.auth === 'string' && value.auth !== '') {
       const decoded = decodeDockerAuth(value.auth);

@@ -1,49 +1,17 @@
 // The image config blob (OCI image config / Docker container config): what a VM needs to run
-// the image the way its author intended.
-import { SmolvmError } from '@smolvm/common';
+// the image the way its author intended. The blob's JSON (`config.Entrypoint`, maps, nulls) is
+// read here into @smolvm/config's normalised ImageConfig.
+import { JsonReader, SmolvmError, isJsonObject, type JsonReaderOptions } from '@smolvm/common';
+import type { ImageConfig } from '@smolvm/config';
 import { normalizePlatform, type Platform } from './platform';
 
-export interface ImageConfig {
-  architecture: string;
-  os: string;
-  variant?: string;
-  /** ENTRYPOINT; undefined when the image sets none. */
-  entrypoint?: string[];
-  /** CMD; undefined when the image sets none. */
-  cmd?: string[];
-  /** "KEY=value" entries in image order. */
-  env: string[];
-  workingDir?: string;
-  user?: string;
-  /** "80/tcp", "53/udp". */
-  exposedPorts: string[];
-  volumes: string[];
-  labels: Record<string, string>;
-  stopSignal?: string;
-  created?: string;
-  /** Uncompressed layer digests, one per manifest layer, in order. */
-  diffIds: string[];
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function stringList(value: unknown, field: string): string[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw bad(`${field} must be a list of strings`);
-  return value as string[];
-}
-
-function optionalString(value: unknown, field: string): string | undefined {
-  if (value === undefined || value === null || value === '') return undefined;
-  if (typeof value !== 'string') throw bad(`${field} must be a string`);
-  return value;
-}
+export type { ImageConfig };
 
 function bad(detail: string): SmolvmError {
   return new SmolvmError(`invalid image config: ${detail}`, { remedy: 'rebuild the image with a current build tool' });
 }
+
+const READER: JsonReaderOptions = { fail: (path, expected) => bad(`${path} must be ${expected}`) };
 
 /**
  * Configs are read whole into memory; real ones are a few KiB (with a long history, some hundred
@@ -58,35 +26,28 @@ export function parseImageConfig(bytes: Uint8Array): ImageConfig {
   } catch {
     throw bad('not JSON');
   }
-  if (!isRecord(doc)) throw bad('not a JSON object');
+  if (!isJsonObject(doc)) throw bad('not a JSON object');
   if (typeof doc.architecture !== 'string' || typeof doc.os !== 'string') throw bad('architecture and os are required');
-  const c = isRecord(doc.config) ? doc.config : {};
+  const top = new JsonReader(doc, '', READER);
+  // Builders leave out, or null, whatever the image does not set; a config that is not an object is none.
+  const c = isJsonObject(doc.config) ? top.obj('config') : new JsonReader({}, 'config', READER);
   const labels: Record<string, string> = {};
-  if (isRecord(c.Labels)) for (const [k, v] of Object.entries(c.Labels)) if (typeof v === 'string') labels[k] = v;
-  const rootfs = isRecord(doc.rootfs) ? doc.rootfs : {};
+  if (isJsonObject(c.raw.Labels)) for (const [k, v] of Object.entries(c.raw.Labels)) if (typeof v === 'string') labels[k] = v;
+  const rootfs = isJsonObject(doc.rootfs) ? top.obj('rootfs') : undefined;
+  const keys = (value: unknown): string[] => (isJsonObject(value) ? Object.keys(value) : []);
+  const list = (r: JsonReader, key: string): string[] | undefined => (r.has(key) ? r.strArray(key) : undefined);
   const config: ImageConfig = {
     architecture: doc.architecture,
     os: doc.os,
-    env: stringList(c.Env, 'Env') ?? [],
-    exposedPorts: isRecord(c.ExposedPorts) ? Object.keys(c.ExposedPorts) : [],
-    volumes: isRecord(c.Volumes) ? Object.keys(c.Volumes) : [],
+    env: list(c, 'Env') ?? [],
+    exposedPorts: keys(c.raw.ExposedPorts),
+    volumes: keys(c.raw.Volumes),
     labels,
-    diffIds: stringList(rootfs.diff_ids, 'rootfs.diff_ids') ?? [],
+    diffIds: (rootfs && list(rootfs, 'diff_ids')) ?? [],
   };
-  const variant = optionalString(doc.variant, 'variant');
-  if (variant) config.variant = variant;
-  const entrypoint = stringList(c.Entrypoint, 'Entrypoint');
-  if (entrypoint) config.entrypoint = entrypoint;
-  const cmd = stringList(c.Cmd, 'Cmd');
-  if (cmd) config.cmd = cmd;
-  const workingDir = optionalString(c.WorkingDir, 'WorkingDir');
-  if (workingDir) config.workingDir = workingDir;
-  const user = optionalString(c.User, 'User');
-  if (user) config.user = user;
-  const stopSignal = optionalString(c.StopSignal, 'StopSignal');
-  if (stopSignal) config.stopSignal = stopSignal;
-  const created = optionalString(doc.created, 'created');
-  if (created) config.created = created;
+  // An empty string means unset, as in Docker's own reading of these fields.
+  const optional = { variant: top.optStr('variant'), entrypoint: list(c, 'Entrypoint'), cmd: list(c, 'Cmd'), workingDir: c.optStr('WorkingDir'), user: c.optStr('User'), stopSignal: c.optStr('StopSignal'), created: top.optStr('created') };
+  for (const [key, value] of Object.entries(optional)) if (value !== undefined && value !== '') Object.assign(config, { [key]: value });
   return config;
 }
 

@@ -1,6 +1,6 @@
 // Manifests and indexes (OCI and Docker schema 2), parsed from untrusted registry bytes into
 // checked shapes: a malformed descriptor fails here, not deep inside a download.
-import { SmolvmError } from '@smolvm/common';
+import { SmolvmError, isJsonObject } from '@smolvm/common';
 import { assertDigest } from './digest';
 import { MediaType, isImageManifestMediaType, isIndexMediaType } from './media-types';
 import type { Platform } from './platform';
@@ -44,13 +44,9 @@ function invalid(what: string, detail: string): SmolvmError {
   });
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function stringMap(value: unknown, what: string): Record<string, string> | undefined {
   if (value === undefined || value === null) return undefined;
-  if (!isRecord(value)) throw invalid(what, 'annotations must be an object');
+  if (!isJsonObject(value)) throw invalid(what, 'annotations must be an object');
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== 'string') throw invalid(what, `annotation '${k}' must be a string`);
@@ -67,7 +63,7 @@ function optionalString(value: unknown, what: string, field: string): string | u
 
 function parsePlatformField(value: unknown, what: string): Platform | undefined {
   if (value === undefined || value === null) return undefined;
-  if (!isRecord(value) || typeof value.os !== 'string' || typeof value.architecture !== 'string') {
+  if (!isJsonObject(value) || typeof value.os !== 'string' || typeof value.architecture !== 'string') {
     throw invalid(what, 'platform needs string os and architecture');
   }
   const platform: Platform = { os: value.os, architecture: value.architecture };
@@ -76,7 +72,7 @@ function parsePlatformField(value: unknown, what: string): Platform | undefined 
 }
 
 export function parseDescriptor(value: unknown, what: string): Descriptor {
-  if (!isRecord(value)) throw invalid(what, 'descriptor must be an object');
+  if (!isJsonObject(value)) throw invalid(what, 'descriptor must be an object');
   if (typeof value.mediaType !== 'string' || value.mediaType === '') throw invalid(what, 'descriptor has no mediaType');
   let digest: string;
   try {
@@ -109,7 +105,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ParsedMa
   } catch {
     throw invalid('manifest', 'not JSON');
   }
-  if (!isRecord(doc)) throw invalid('manifest', 'not a JSON object');
+  if (!isJsonObject(doc)) throw invalid('manifest', 'not a JSON object');
   const header = contentType?.split(';')[0].trim();
   const declared = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
   let mediaType = declared ?? header;

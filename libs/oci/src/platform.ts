@@ -1,13 +1,10 @@
 // Platforms ("linux/arm64/v8") and how an index entry is chosen for the one we run.
 import os from 'node:os';
 import { NotFoundError, UsageError } from '@smolvm/common';
+import { splitPlatform, type Platform } from '@smolvm/config';
 import type { Descriptor } from './manifest';
 
-export interface Platform {
-  os: string;
-  architecture: string;
-  variant?: string;
-}
+export type { Platform };
 
 /** Names people and tools use for the same architecture, folded to the OCI spelling. */
 const ARCH_ALIASES: Record<string, Platform> = {
@@ -52,12 +49,13 @@ export function normalizePlatform(platform: Platform): Platform {
   return variant ? { os: osName, architecture, variant } : { os: osName, architecture };
 }
 
+/** Any platform a registry may list, normalized (aliases folded, implied variants dropped). */
 export function parsePlatform(text: string): Platform {
-  const parts = text.trim().split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) {
+  const split = splitPlatform(text.trim());
+  if (!split || split.os === '' || split.architecture === '' || split.variant === '') {
     throw new UsageError(`invalid platform '${text}': expected OS/ARCH[/VARIANT], for example linux/arm64 or linux/arm/v7`);
   }
-  return normalizePlatform({ os: parts[0], architecture: parts[1], variant: parts[2] });
+  return normalizePlatform(split);
 }
 
 export function formatPlatform(platform: Platform): string {

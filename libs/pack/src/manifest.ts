@@ -2,6 +2,7 @@
 // smolvm_version), the workload, resources, network policy, the Smolfile's [artifact] profile
 // and the section table. Parsed strictly: a pack comes from someone else, and what it says
 // decides what a VM boots and runs.
+import { JsonReader, isJsonObject, type JsonReaderOptions } from '@smolvm/common';
 import { PackFormatError, MAX_SECTIONS, SECTION_ALIGN } from './format';
 
 /** What a section holds; `name` is its role in the machine. */
@@ -71,41 +72,6 @@ export interface PackManifest {
 /** The manifest without its section table: what a writer is given. */
 export type PackManifestBase = Omit<PackManifest, 'format' | 'version' | 'sections'>;
 
-type Obj = Record<string, unknown>;
-
-class Checker {
-  constructor(readonly file: string) {}
-  fail(why: string): never {
-    throw new PackFormatError(this.file, `its manifest ${why}`);
-  }
-  obj(v: unknown, what: string): Obj {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(`field ${what} is not an object`);
-    return v as Obj;
-  }
-  str(v: unknown, what: string, max = 4096): string {
-    if (typeof v !== 'string' || v.length > max || v.includes('\0')) this.fail(`field ${what} is not a string of at most ${max} characters`);
-    return v;
-  }
-  strOrNull(v: unknown, what: string): string | null {
-    return v === null ? null : this.str(v, what);
-  }
-  int(v: unknown, what: string, min: number, max: number): number {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) this.fail(`field ${what} is not an integer in ${min}..${max}`);
-    return v;
-  }
-  bool(v: unknown, what: string): boolean {
-    if (typeof v !== 'boolean') this.fail(`field ${what} is not true or false`);
-    return v;
-  }
-  strings(v: unknown, what: string, maxItems = 4096): string[] {
-    if (!Array.isArray(v) || v.length > maxItems) this.fail(`field ${what} is not a list of at most ${maxItems} strings`);
-    return v.map((x, i) => this.str(x, `${what}[${i}]`));
-  }
-  known(o: Obj, keys: string[], what: string): void {
-    for (const k of Object.keys(o)) if (!keys.includes(k)) this.fail(`has an unknown field ${what}${k}`);
-  }
-}
-
 const MANIFEST_KEYS = ['format', 'version', 'platform', 'host_platform', 'created', 'smolvm_version', 'image', 'from_vm', 'entrypoint', 'cmd', 'env', 'workdir', 'user', 'cpus', 'memory_mib', 'storage_gib', 'overlay_gib', 'network', 'artifact', 'sections'];
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
@@ -116,86 +82,98 @@ const SHA256 = /^[0-9a-f]{64}$/;
  * sections are aligned, in order, non-overlapping and end before `manifestOffset`.
  */
 export function parseManifest(bytes: Buffer, file: string, manifestOffset: number): PackManifest {
-  const c = new Checker(file);
+  const fail = (why: string): never => {
+    throw new PackFormatError(file, `its manifest ${why}`);
+  };
+  const options: JsonReaderOptions = { fail: (path, expected) => new PackFormatError(file, `its manifest field ${path} is not ${expected}`), rejectNul: true };
+  const known = (r: JsonReader, keys: string[]): void => {
+    const unknown = r.unknownKeys(keys);
+    if (unknown.length > 0) fail(`has an unknown field ${unknown[0]}`);
+  };
+  const strings = (r: JsonReader, key: string): string[] => r.strArray(key, { maxItems: 4096, maxLength: 4096 });
   let raw: unknown;
   try {
     raw = JSON.parse(bytes.toString('utf8'));
   } catch {
-    c.fail('is not JSON');
+    fail('is not JSON');
   }
-  const o = c.obj(raw, '(top level)');
-  c.known(o, MANIFEST_KEYS, '');
-  if (o.format !== 'smolmachine') c.fail('does not say format "smolmachine"');
-  const version = c.int(o.version, 'version', 1, 1);
-  const platform = c.str(o.platform, 'platform', 64);
-  const hostPlatform = c.str(o.host_platform, 'host_platform', 64);
-  if (!PLATFORM.test(platform) || !PLATFORM.test(hostPlatform)) c.fail('has a platform that is not OS/ARCH');
-  const created = c.str(o.created, 'created', 64);
-  if (!RFC3339.test(created) || Number.isNaN(Date.parse(created))) c.fail('field created is not an RFC 3339 time');
+  if (!isJsonObject(raw)) return fail('field (top level) is not an object');
+  const o = new JsonReader(raw, '', options);
+  known(o, MANIFEST_KEYS);
+  if (raw.format !== 'smolmachine') fail('does not say format "smolmachine"');
+  const version = o.int('version', 1, 1);
+  const platform = o.str('platform', 64);
+  const hostPlatform = o.str('host_platform', 64);
+  if (!PLATFORM.test(platform) || !PLATFORM.test(hostPlatform)) fail('has a platform that is not OS/ARCH');
+  const created = o.str('created', 64);
+  if (!RFC3339.test(created) || Number.isNaN(Date.parse(created))) fail('field created is not an RFC 3339 time');
   let image: PackManifest['image'] = null;
-  if (o.image !== null) {
-    const i = c.obj(o.image, 'image');
-    c.known(i, ['reference', 'digest'], 'image.');
-    const digest = c.str(i.digest, 'image.digest', 80);
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) c.fail('field image.digest is not sha256:<64 hex>');
-    image = { reference: c.str(i.reference, 'image.reference', 1024), digest };
+  if (raw.image !== null) {
+    const i = o.obj('image');
+    known(i, ['reference', 'digest']);
+    const digest = i.str('digest', 80);
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) fail('field image.digest is not sha256:<64 hex>');
+    image = { reference: i.str('reference', 1024), digest };
   }
-  const n = c.obj(o.network, 'network');
-  c.known(n, ['net', 'allow_hosts', 'allow_cidrs'], 'network.');
+  const n = o.obj('network');
+  known(n, ['net', 'allow_hosts', 'allow_cidrs']);
   let artifact: PackArtifactProfile | null = null;
-  if (o.artifact !== null) {
-    const a = c.obj(o.artifact, 'artifact');
-    c.known(a, ['cpus', 'memory_mib', 'entrypoint', 'oci_platform'], 'artifact.');
+  if (raw.artifact !== null) {
+    const a = o.obj('artifact');
+    known(a, ['cpus', 'memory_mib', 'entrypoint', 'oci_platform']);
     artifact = {
-      ...(a.cpus !== undefined ? { cpus: c.int(a.cpus, 'artifact.cpus', 1, 64) } : {}),
-      ...(a.memory_mib !== undefined ? { memory_mib: c.int(a.memory_mib, 'artifact.memory_mib', 64, 1024 * 1024) } : {}),
-      ...(a.entrypoint !== undefined ? { entrypoint: c.strings(a.entrypoint, 'artifact.entrypoint') } : {}),
-      ...(a.oci_platform !== undefined ? { oci_platform: c.str(a.oci_platform, 'artifact.oci_platform', 64) } : {}),
+      ...(a.has('cpus') ? { cpus: a.int('cpus', 1, 64) } : {}),
+      ...(a.has('memory_mib') ? { memory_mib: a.int('memory_mib', 64, 1024 * 1024) } : {}),
+      ...(a.has('entrypoint') ? { entrypoint: strings(a, 'entrypoint') } : {}),
+      ...(a.has('oci_platform') ? { oci_platform: a.str('oci_platform', 64) } : {}),
     };
   }
-  if (!Array.isArray(o.sections) || o.sections.length > MAX_SECTIONS) c.fail(`field sections is not a list of at most ${MAX_SECTIONS}`);
   const sections: PackSection[] = [];
   let end = 0;
-  for (const [i, v] of (o.sections as unknown[]).entries()) {
-    const s = c.obj(v, `sections[${i}]`);
-    c.known(s, ['name', 'media_type', 'offset', 'size', 'sha256'], `sections[${i}].`);
-    const name = c.str(s.name, `sections[${i}].name`, 32);
-    if (!(SECTION_NAMES as string[]).includes(name)) c.fail(`names an unknown section ${JSON.stringify(name)}`);
-    if (sections.some((x) => x.name === name)) c.fail(`names section ${name} twice`);
-    const mediaType = c.str(s.media_type, `sections[${i}].media_type`, 128);
-    if (mediaType !== SectionMediaType[name as SectionName]) c.fail(`gives section ${name} the media type ${mediaType}`);
-    const offset = c.int(s.offset, `sections[${i}].offset`, 0, Number.MAX_SAFE_INTEGER);
-    const size = c.int(s.size, `sections[${i}].size`, 1, Number.MAX_SAFE_INTEGER);
-    if (offset % SECTION_ALIGN !== 0) c.fail(`places section ${name} at ${offset}, not a multiple of ${SECTION_ALIGN}`);
-    if (offset < end || offset + size > manifestOffset) c.fail(`places section ${name} over another section or the manifest`);
+  for (const s of o.array('sections', MAX_SECTIONS)) {
+    known(s, ['name', 'media_type', 'offset', 'size', 'sha256']);
+    const name = s.str('name', 32);
+    if (!(SECTION_NAMES as string[]).includes(name)) fail(`names an unknown section ${JSON.stringify(name)}`);
+    if (sections.some((x) => x.name === name)) fail(`names section ${name} twice`);
+    const mediaType = s.str('media_type', 128);
+    if (mediaType !== SectionMediaType[name as SectionName]) fail(`gives section ${name} the media type ${mediaType}`);
+    const offset = s.int('offset', 0);
+    const size = s.int('size', 1);
+    if (offset % SECTION_ALIGN !== 0) fail(`places section ${name} at ${offset}, not a multiple of ${SECTION_ALIGN}`);
+    if (offset < end || offset + size > manifestOffset) fail(`places section ${name} over another section or the manifest`);
     end = offset + size;
-    const sha256 = c.str(s.sha256, `sections[${i}].sha256`, 64);
-    if (!SHA256.test(sha256)) c.fail(`gives section ${name} a sha256 that is not 64 hex digits`);
+    const sha256 = s.str('sha256', 64);
+    if (!SHA256.test(sha256)) fail(`gives section ${name} a sha256 that is not 64 hex digits`);
     sections.push({ name: name as SectionName, media_type: mediaType, offset, size, sha256 });
   }
-  for (const required of ['kernel', 'agent'] as const) if (!sections.some((s) => s.name === required)) c.fail(`has no ${required} section`);
-  if (image && !sections.some((s) => s.name === 'rootfs')) c.fail('names an image but has no rootfs section');
-  if (sections.some((s) => s.name === 'overlay') !== sections.some((s) => s.name === 'storage')) c.fail('has one of the overlay and storage disks without the other');
+  for (const required of ['kernel', 'agent'] as const) if (!sections.some((s) => s.name === required)) fail(`has no ${required} section`);
+  if (image && !sections.some((s) => s.name === 'rootfs')) fail('names an image but has no rootfs section');
+  if (sections.some((s) => s.name === 'overlay') !== sections.some((s) => s.name === 'storage')) fail('has one of the overlay and storage disks without the other');
   return {
     format: 'smolmachine',
     version,
     platform,
     host_platform: hostPlatform,
     created,
-    smolvm_version: c.str(o.smolvm_version, 'smolvm_version', 64),
+    smolvm_version: o.str('smolvm_version', 64),
     image,
-    from_vm: c.strOrNull(o.from_vm, 'from_vm'),
-    entrypoint: c.strings(o.entrypoint, 'entrypoint'),
-    cmd: c.strings(o.cmd, 'cmd'),
-    env: c.strings(o.env, 'env'),
-    workdir: c.strOrNull(o.workdir, 'workdir'),
-    user: c.strOrNull(o.user, 'user'),
-    cpus: c.int(o.cpus, 'cpus', 1, 64),
-    memory_mib: c.int(o.memory_mib, 'memory_mib', 64, 1024 * 1024),
-    storage_gib: c.int(o.storage_gib, 'storage_gib', 1, 16 * 1024),
-    overlay_gib: c.int(o.overlay_gib, 'overlay_gib', 1, 16 * 1024),
-    network: { net: c.bool(n.net, 'network.net'), allow_hosts: c.strings(n.allow_hosts, 'network.allow_hosts'), allow_cidrs: c.strings(n.allow_cidrs, 'network.allow_cidrs') },
+    from_vm: nullableStr(o, 'from_vm'),
+    entrypoint: strings(o, 'entrypoint'),
+    cmd: strings(o, 'cmd'),
+    env: strings(o, 'env'),
+    workdir: nullableStr(o, 'workdir'),
+    user: nullableStr(o, 'user'),
+    cpus: o.int('cpus', 1, 64),
+    memory_mib: o.int('memory_mib', 64, 1024 * 1024),
+    storage_gib: o.int('storage_gib', 1, 16 * 1024),
+    overlay_gib: o.int('overlay_gib', 1, 16 * 1024),
+    network: { net: n.bool('net'), allow_hosts: strings(n, 'allow_hosts'), allow_cidrs: strings(n, 'allow_cidrs') },
     artifact,
     sections,
   };
+}
+
+/** null stays null; a missing field is an error, as the writer always writes these. */
+function nullableStr(r: JsonReader, key: string): string | null {
+  return r.raw[key] === null ? null : r.str(key);
 }

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { delay } from '@smolvm/common';
 import { InvalidVmSpecError, VmStartError, readLogTail, validateVmSpec, type VmSpec } from '@smolvm/driver-api';
 import { buildQemuArgv, type MachineStateArgs } from './argv';
 import { findExecutable } from './binary';
@@ -87,7 +88,7 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
   let failure = await Promise.race([ready.then(() => undefined), exited, timedOut]).catch((err: Error) => err.message);
   if (failure !== undefined) {
     // A QMP error is usually QEMU dying: its exit status is the better summary.
-    failure = await Promise.race([exited, delay(1_000).then(() => failure)]);
+    failure = await Promise.race([exited, delay(1_000, { unref: true }).then(() => failure)]);
   }
   clearTimeout(timer);
   // The socket did its job once QEMU connected; an unlinked socket cannot go stale.
@@ -98,7 +99,7 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
     qmp?.close();
     await stopChild(proc.child);
     proc.release();
-    if (proc.child.pid !== undefined) await Promise.race([closed, delay(1_000)]);
+    if (proc.child.pid !== undefined) await Promise.race([closed, delay(1_000, { unref: true })]);
     // KVM that fails on a host (e.g. software KVM that aborts QEMU at launch) must be named as
     // the cause: QEMU's own words may not say it, and software emulation is the way out.
     const underKvm = target.accel === 'kvm';
@@ -129,8 +130,4 @@ function checkSocketPath(field: string, socketPath: string): void {
 /** "qemu-system-x86_64: -chardev ...: msg" -> "-chardev ...: msg": the program name is noise. */
 function stripProgramPrefix(line: string): string {
   return line.replace(/^qemu(-system-[\w-]+)?: /, '');
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { delay } from '@smolvm/common';
 import { PrestartMismatchError, SnapshotError, SnapshotTimeoutError, type VmSpec } from '@smolvm/driver-api';
 import { AGENT_CHARDEV_ID, buildQemuArgv, type MachineStateArgs } from './argv';
 import { findExecutable } from './binary';
@@ -305,8 +306,4 @@ function fsyncFile(file: string): void {
   } finally {
     fs.closeSync(fd);
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,6 +1,7 @@
 // A running QEMU: the VmHandle of every QEMU-based driver.
 import fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
+import { delay } from '@smolvm/common';
 import type { StopOptions, VmExit, VmExitReason, VmHandle } from '@smolvm/driver-api';
 import type { QmpClient, QmpEvent, QmpVersion } from './qmp';
 import type { OutputTail } from './output-tail';
@@ -43,7 +44,7 @@ export class QemuVm implements VmHandle {
         parts.release();
         // Events QEMU wrote just before dying (SHUTDOWN and its reason) arrive before the
         // socket's EOF, not necessarily before the exit notification: read them all first.
-        await Promise.race([parts.qmp.closed, delay(1_000)]);
+        await Promise.race([parts.qmp.closed, delay(1_000, { unref: true })]);
         parts.qmp.close();
         for (const file of parts.ownFiles) fs.rmSync(file, { force: true });
         this.exited = true;
@@ -121,7 +122,7 @@ export class QemuVm implements VmHandle {
   }
 
   private exitWithin(ms: number): Promise<boolean> {
-    return Promise.race([this.exit.then(() => true), delay(ms).then(() => false)]);
+    return Promise.race([this.exit.then(() => true), delay(ms, { unref: true }).then(() => false)]);
   }
 
   private classify(code: number | null, signal: NodeJS.Signals | null): VmExit {
@@ -135,9 +136,4 @@ export class QemuVm implements VmHandle {
     else return { reason: 'crashed', code, signal, hypervisorOutput: this.parts.stderr.get() };
     return detail === undefined ? { reason, code, signal } : { reason, code, signal, detail };
   }
-}
-
-/** A timer that does not keep the process alive on its own. */
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { UsageError } from '@smolvm/common';
+import type { PortMapping } from '@smolvm/config';
 import { agentRequestName, filterAgentConnection } from './ssh-agent-filter';
 import type { RelayStreams, SetupSpec } from '@smolvm/agent-protocol';
 import {
@@ -29,7 +30,7 @@ export interface NetworkOptions {
   allowHosts?: string[];
   /** "10.0.0.0/8", "::1"...; --outbound-localhost-only arrives here as 127.0.0.0/8 + ::1. */
   allowCidrs?: string[];
-  ports?: Array<{ hostPort: number; guestPort: number }>;
+  ports?: PortMapping[];
   /** Each refused connection, datagram or name (for the run's --debug output or the machine log). */
   onDenied?: (attempt: DeniedAttempt) => void;
   onWarning?: (message: string) => void;

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
 import { SmolvmError, UsageError, markUsed, smolvmDirs, withTimeout, writeFileAtomic } from '@smolvm/common';
+import type { VolumeMount } from '@smolvm/config';
 import { AgentClient, type AgentInfo, type ExecOptions, type ExecSession, type SetupSpec } from '@smolvm/agent-protocol';
 import { AGENT_DISK_ID, agentKernelArgs, buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage, type AgentImageOptions } from '@smolvm/agent-image';
 import {
@@ -40,12 +41,6 @@ export const STORAGE_DISK_ID = 'smolvm-storage';
 const IMAGE_ROOT: NonNullable<SetupSpec['image']> = { device: { serial: IMAGE_DISK_ID }, fstype: 'erofs' };
 /** 9p tag of `rootShare`. */
 const ROOT_SHARE_TAG = 'root';
-
-export interface VolumeSpec {
-  hostPath: string;
-  guestPath: string;
-  readOnly: boolean;
-}
 
 /** Guest ingredients a self-contained smolvm ships instead of finding them on the host. */
 export interface GuestAssets {
@@ -84,7 +79,7 @@ export interface StartVmOptions {
    * `persistent`. Its boot snapshot shape has the share and no root yet, like an image slot.
    */
   rootShare?: string;
-  volumes?: VolumeSpec[];
+  volumes?: VolumeMount[];
   /**
    * Persistent machines: writable disks for the overlay's upper layer and for /workspace (ext4,
    * made by the caller). Absent: a tmpfs upper layer and /workspace in it, gone at power-off.
@@ -229,7 +224,7 @@ interface BootOptions {
   imageRange?: DiskRange;
   agentRange?: DiskRange;
   rootShare?: string;
-  volumes: VolumeSpec[];
+  volumes: VolumeMount[];
   persistent?: { overlayDisk: string; storageDisk: string };
   env: NodeJS.ProcessEnv;
   bootTimeoutMs: number;

@@ -2,10 +2,11 @@ import type { EnvVar } from '../env';
 import { mergeEnv } from '../env';
 import type { Smolfile } from '../smolfile/types';
 import { mergeRunOptions } from './run-options';
-import type { CliRunOptions, ImageConfig, RunConfig, WithImageConfig, WorkloadOptions } from './types';
+import type { ImageRunSettings } from '../image-config';
+import type { CliRunOptions, RunConfig, WithImageConfig, WorkloadOptions } from './types';
 
 /** Image env is trusted as-is (it was valid enough for the image's builder); malformed entries are skipped. */
-function imageEnv(env: readonly string[] | null | undefined): EnvVar[] {
+function imageEnv(env: readonly string[] | undefined): EnvVar[] {
   return (env ?? []).flatMap((entry) => {
     const eq = entry.indexOf('=');
     return eq > 0 ? [{ name: entry.slice(0, eq), value: entry.slice(eq + 1) }] : [];
@@ -17,7 +18,7 @@ function imageEnv(env: readonly string[] | null | undefined): EnvVar[] {
  * Image env is the base that every other env source overrides. As the reference states it, a
  * Smolfile entrypoint does not discard the image's CMD (unlike `docker run --entrypoint`).
  */
-export function applyImageConfig<T extends WorkloadOptions>(options: T, image: ImageConfig = {}): WithImageConfig<T> {
+export function applyImageConfig<T extends WorkloadOptions>(options: T, image: ImageRunSettings = {}): WithImageConfig<T> {
   const entrypoint = [...(options.entrypoint ?? image.entrypoint ?? [])];
   const cmd = [...(options.cmd ?? image.cmd ?? [])];
   const { entrypoint: _e, cmd: _c, ...rest } = options;
@@ -35,6 +36,6 @@ export function applyImageConfig<T extends WorkloadOptions>(options: T, image: I
 }
 
 /** CLI flags + Smolfile + image metadata, per the reference's precedence rules. */
-export function resolveRunConfig(cli: CliRunOptions, smolfile?: Smolfile, imageConfig?: ImageConfig): RunConfig {
+export function resolveRunConfig(cli: CliRunOptions, smolfile?: Smolfile, imageConfig?: ImageRunSettings): RunConfig {
   return applyImageConfig(mergeRunOptions(cli, smolfile), imageConfig);
 }

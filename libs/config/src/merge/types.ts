@@ -81,16 +81,6 @@ export interface ArtifactProfile extends WorkloadOptions {
   platform?: Platform;
 }
 
-/** The parts of an OCI image config that take part in merging (field names as in the spec). */
-export interface ImageConfig {
-  entrypoint?: readonly string[] | null;
-  cmd?: readonly string[] | null;
-  /** "NAME=VALUE" entries. */
-  env?: readonly string[] | null;
-  workingDir?: string | null;
-  user?: string | null;
-}
-
 /** A workload with its image metadata applied: the command line is final. */
 export type WithImageConfig<T extends WorkloadOptions> = Omit<T, 'entrypoint' | 'cmd'> & {
   entrypoint: string[];

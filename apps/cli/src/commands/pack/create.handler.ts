@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConflictError, UsageError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
-import { applyImageConfig, formatPlatform, formatReference, loadSmolfile, mergeEnv, mergeNetwork, parseCpus, parseEnvEntry, parseEnvFlag, parseMemory, resolveArtifactProfile, type ImageConfig, type WorkloadOptions } from '@smolvm/config';
+import { applyImageConfig, formatPlatform, formatReference, loadSmolfile, mergeEnv, mergeNetwork, parseCpus, parseEnvEntry, parseEnvFlag, parseMemory, resolveArtifactProfile, type ImageRunSettings, type WorkloadOptions } from '@smolvm/config';
 import { ensureAgentImage } from '@smolvm/agent-image';
 import type { MachineRecord } from '@smolvm/machine-store';
 import { shrunkCopy } from '@smolvm/machines';
@@ -49,7 +49,7 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
     prepared = await pullWithProgress(formatReference(profile.image), { quiet: args.quiet, pull: 'missing', ...(profile.platform ? { platform: formatPlatform(profile.platform) } : {}) });
   }
 
-  const imageConfig: ImageConfig = prepared?.config ?? {};
+  const imageConfig: ImageRunSettings = prepared?.config ?? {};
   let workload: Pick<PackManifestBase, 'entrypoint' | 'cmd' | 'env' | 'workdir' | 'user' | 'cpus' | 'memory_mib' | 'storage_gib' | 'overlay_gib' | 'network'>;
   if (record) {
     // The record holds the merged env/workdir/resources; the image config supplies the command.
