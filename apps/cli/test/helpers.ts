@@ -41,6 +41,38 @@ export function smolvmAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promis
   return startSmolvm(args, env).done;
 }
 
+/** A program on a pseudo-terminal (script(1)): what it printed so far, typing, its exit code. */
+export interface PtySession {
+  output(): string;
+  write(keys: string): void;
+  /** Waits (bounded) until the output matches `pattern`; the error shows the output's tail. */
+  waitFor(pattern: RegExp, ms?: number): Promise<void>;
+  exited: Promise<number | null>;
+  kill(): void;
+}
+
+/** Runs `argv` (quoted for script's shell) on a pty of its own, as a terminal user would. */
+export function spawnInPty(argv: string[], env: NodeJS.ProcessEnv = {}): PtySession {
+  const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const child = spawn('script', ['-qfec', quoted, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return {
+    output: () => output,
+    write: (keys) => void child.stdin.write(keys),
+    waitFor: async (pattern, ms = 200_000) => {
+      const end = Date.now() + ms;
+      while (!pattern.test(output)) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${pattern}; output so far: ${JSON.stringify(output.slice(-500))}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    exited,
+    kill: () => void child.kill('SIGKILL'),
+  };
+}
+
 export interface E2eSetup {
   /** SMOLVM_HOME of this test file. */
   home: string;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BUSYBOX, buildImage, buildLayer, busyboxRootfs } from '../../../tools/fixtures/images';
 import { FOOTER_SIZE, PackFile } from '@smolvm/pack';
-import { e2eSetup, smolvm, type CliResult, type E2eSetup } from './helpers';
+import { e2eSetup, smolvm, spawnInPty, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -87,26 +87,16 @@ test('run: the default command, then a command with its output, stderr and exit 
 });
 
 test('-it: a shell on a pseudo-terminal', async () => {
-  const child = spawn('script', ['-qfec', `${app} run -it -- /bin/sh`, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  const waitFor = async (pattern: RegExp, ms = 200_000) => {
-    const end = Date.now() + ms;
-    while (!pattern.test(output)) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${pattern}; output so far: ${JSON.stringify(output.slice(-500))}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const pty = spawnInPty([app, 'run', '-it', '--', '/bin/sh'], env);
   try {
-    await waitFor(/\/ # /);
-    child.stdin.write('tty; echo "rows=$(stty size)"\r');
-    await waitFor(/rows=\d+ \d+/);
-    expect(output).toMatch(/\/dev\/pts\/\d+/);
-    child.stdin.write('exit 5\r');
-    expect(await exited).toBe(5);
+    await pty.waitFor(/\/ # /);
+    pty.write('tty; echo "rows=$(stty size)"\r');
+    await pty.waitFor(/rows=\d+ \d+/);
+    expect(pty.output()).toMatch(/\/dev\/pts\/\d+/);
+    pty.write('exit 5\r');
+    expect(await pty.exited).toBe(5);
   } finally {
-    child.kill('SIGKILL');
+    pty.kill();
   }
 });
 

@@ -1,9 +1,9 @@
 // The protocol handlers the agent serves, wired to processes and (in a VM) the guest system.
-import { AgentRequestError, rootSetupOf, type AgentHandlers, type ExecProcess } from '@smolvm/agent-protocol';
+import { AgentRequestError, rootSetupOf, type AgentHandlers, type ExecProcess, type SetupSpec } from '@smolvm/agent-protocol';
 import { prepareCommand } from './command';
 import { execWithPipes } from './exec-pipes';
 import { execWithPty } from './exec-pty';
-import type { GuestSystem } from './system';
+import type { ExecRoot, GuestSystem } from './system';
 import { getFile, installFile, putFile } from './files';
 import { getTree, installTree, putTree } from './tree';
 import { listenSshAgent, type OpenRelay } from './ssh-agent';
@@ -34,6 +34,8 @@ export function createHandlers(opts: HandlerOptions): Handlers {
   /** A root built by setupRoot (before a boot snapshot): what a later setup must ask for again. */
   let root: { key: string; done: Promise<void> } | null = null;
   const running = new Set<ExecProcess>();
+  /** The setup when every exec gets a root of its own (execRoot 'fresh'). */
+  let freshRoots: SetupSpec | null = null;
   /** SSH_AUTH_SOCK for every exec once forwarding is set up (the request's env still wins). */
   let sshAuthSock: string | undefined;
   const unsupported = (op: string) => new AgentRequestError(op, 'unsupported', 'not available outside a VM');
@@ -91,17 +93,25 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     async exec(req, io) {
       trimmer?.begin();
       let proc: ExecProcess;
+      let own: ExecRoot | undefined;
       try {
         await rootReady();
-        const cmd = prepareCommand(sshAuthSock ? { ...req, env: { SSH_AUTH_SOCK: sshAuthSock, ...req.env } } : req);
-        proc = await (req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs));
+        own = system && freshRoots ? system.execRoot(freshRoots) : undefined;
+        // Synchronous up to the spawn: in an exec root of its own, the command is found and started there.
+        const start = () => {
+          const cmd = prepareCommand(sshAuthSock ? { ...req, env: { SSH_AUTH_SOCK: sshAuthSock, ...req.env } } : req);
+          return req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs);
+        };
+        proc = await (own ? own.enter(start) : start());
       } catch (err) {
+        own?.remove();
         trimmer?.end();
         throw err;
       }
       running.add(proc);
       void proc.exited.finally(() => {
         running.delete(proc);
+        own?.remove();
         trimmer?.end();
       });
       return proc;
@@ -127,6 +137,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
         base = system.setup(spec);
       }
       setup = base.then(async () => {
+        if (spec.execRoot === 'fresh') freshRoots = spec;
         if (!spec.sshAgent) return;
         if (!opts.openRelay) throw new AgentRequestError('setup', 'unsupported', 'this agent cannot relay an SSH agent');
         await listenSshAgent(spec.sshAgent.socket, opts.openRelay);

@@ -24,6 +24,19 @@ function recordingSystem(rootDelayMs = 0): GuestSystem & { calls: string[] } {
     prepareShutdown: async () => undefined,
     powerOff: () => undefined,
     trimMemory: () => void calls.push('trimMemory'),
+    execRoot(spec: SetupSpec) {
+      const n = calls.filter((c) => c.startsWith('execRoot')).length + 1;
+      calls.push(`execRoot ${n} ${spec.execRoot ?? ''}`);
+      return {
+        enter<T>(start: () => T): T {
+          calls.push(`enter ${n}`);
+          const started = start();
+          calls.push(`left ${n}`);
+          return started;
+        },
+        remove: () => void calls.push(`remove ${n}`),
+      };
+    },
   };
 }
 
@@ -69,6 +82,19 @@ describe('setupRoot, then setup', () => {
     await root;
     await h.client.setup({ hostname: 'later' });
     expect(system.calls).toEqual(['setupRoot {}', 'exec started', 'configure {"hostname":"later"}']);
+  });
+
+  it("execRoot 'fresh': each exec is started inside a root of its own, removed once it ended", async () => {
+    const system = recordingSystem();
+    h = await startHarness(250, system);
+    await h.client.setup({ execRoot: 'fresh' });
+    const first = await h.client.exec({ argv: ['sh', '-c', 'sleep 0.5; exit 3'] });
+    system.calls.push('first started');
+    expect((await first.exit).code).toBe(3);
+    // A command that is not there: its root goes at once.
+    expect(await code(h.client.exec({ argv: ['no-such-command'] }))).toBe('command-not-found');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(system.calls).toEqual(['setup {"execRoot":"fresh"}', 'execRoot 1 fresh', 'enter 1', 'left 1', 'first started', 'remove 1', 'execRoot 2 fresh', 'enter 2', 'remove 2']);
   });
 
   it('drops the page cache once idle after a request, never while one runs', async () => {
