@@ -77,7 +77,8 @@ test(
   async () => {
     const pty = spawnInPty(hidden([app, 'run', '-it', '--', '/bin/sh'], { home: makeHome(dir, 'home-pty'), env: { TERM: 'xterm' } }));
     try {
-      await pty.waitFor(/ # /, BOOT_MS / 2);
+      // The image's user is not root: the prompt is '/app $ '.
+      await pty.waitFor(/\/app \$ /, BOOT_MS / 2);
       pty.write('tty; echo "rows=$(stty size)"\r');
       await pty.waitFor(/rows=\d+ \d+/, 60_000);
       expect(pty.output()).toMatch(/\/dev\/pts\/\d+/);
