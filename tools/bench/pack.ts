@@ -71,14 +71,14 @@ async function main(): Promise<void> {
     console.log(`  image, compressed layers + config:  ${(compressed / MB).toFixed(1)} MB`);
     console.log(`  my-app (stub) + my-app.smolmachine: ${((stubBytes + payload) / MB).toFixed(1)} MB  (${((stubBytes + payload) / compressed).toFixed(2)}x the image)`);
     console.log(`  overhead:                           ${(overhead / MB).toFixed(1)} MB = ${(overhead / node).toFixed(2)}x the Node runtime (${(node / MB).toFixed(1)} MB)`);
-    console.log(`    stub ${(stubBytes / MB).toFixed(1)} MB, kernel ${(sizeOf('kernel') / MB).toFixed(1)} MB, agent image ${(sizeOf('agent') / MB).toFixed(1)} MB (Node, its libraries, busybox, agent),`);
+    console.log(`    stub ${(stubBytes / MB).toFixed(1)} MB (${stubBytes > node / 2 ? 'a single executable: Node inside' : 'a Node script'}), kernel ${(sizeOf('kernel') / MB).toFixed(1)} MB, agent image ${(sizeOf('agent') / MB).toFixed(1)} MB (Node, its libraries, busybox, agent),`);
     console.log(`    rootfs ${(sizeOf('rootfs') / MB).toFixed(1)} MB uncompressed erofs vs ${(compressed / MB).toFixed(1)} MB gzip, manifest + padding ${((payload - sizeOf('kernel') - sizeOf('agent') - sizeOf('rootfs')) / MB).toFixed(2)} MB`);
 
     // 3. Warm runs (the first of each saves its boot snapshot).
     const series3 = runInterleaved(
       [
         { label: 'smolvm machine run --image IMG -- true (warm)', run: () => timeCommand([process.execPath, CLI, 'machine', 'run', '--cpus', '1', '--memory', '512', '--image', reference, '--', 'true'], env) },
-        { label: './my-app run -- true (warm)', run: () => timeCommand([process.execPath, app, 'run', '--', 'true'], env) },
+        { label: './my-app run -- true (warm)', run: () => timeCommand([app, 'run', '--', 'true'], env) },
       ],
       runs,
       2,
