@@ -40,13 +40,24 @@ export function createHandlers(opts: HandlerOptions): Handlers {
   let sshAuthSock: string | undefined;
   const unsupported = (op: string) => new AgentRequestError(op, 'unsupported', 'not available outside a VM');
   const trimmer = system && createIdleTrimmer(() => system.trimMemory(), opts.idleTrimMs);
+  /**
+   * File requests in flight. Their path lookups run on libuv's threads and resolve against the
+   * process's root, which an exec in a root of its own changes for a moment: it waits for none.
+   */
+  let fileRequests = 0;
+  const noFileRequests: Array<() => void> = [];
   const busy = async <T>(work: () => Promise<T>): Promise<T> => {
     trimmer?.begin();
+    fileRequests++;
     try {
       return await work();
     } finally {
       trimmer?.end();
+      if (--fileRequests === 0) for (const wake of noFileRequests.splice(0)) wake();
     }
+  };
+  const fileRequestsDone = async () => {
+    while (fileRequests > 0) await new Promise<void>((resolve) => noFileRequests.push(resolve));
   };
   // A bare VM needs no setup request: the first exec (or copy) builds the default root.
   const rootReady = async () => {
@@ -96,7 +107,11 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       let own: ExecRoot | undefined;
       try {
         await rootReady();
-        own = system && freshRoots ? system.execRoot(freshRoots) : undefined;
+        if (system && freshRoots) {
+          await fileRequestsDone();
+          // From here to the spawn nothing yields: no file request starts in between.
+          own = system.execRoot(freshRoots);
+        }
         // Synchronous up to the spawn: in an exec root of its own, the command is found and started there.
         const start = () => {
           const cmd = prepareCommand(sshAuthSock ? { ...req, env: { SSH_AUTH_SOCK: sshAuthSock, ...req.env } } : req);
