@@ -55,6 +55,11 @@ export interface PtySession {
   kill(): void;
 }
 
+/** `argv` as one shell command line (for startPty), each word single-quoted. */
+export function shellWords(argv: string[]): string {
+  return argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+}
+
 /** Runs the shell command line `cmd` under script(1), which gives it a real terminal (TERM=xterm). */
 export function startPty(cmd: string, env: NodeJS.ProcessEnv, waitMs = 150_000): PtySession {
   const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });

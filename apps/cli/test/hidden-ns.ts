@@ -27,8 +27,12 @@ function nodes(): string[] {
   return [...new Set([...found, process.execPath].map((p) => fs.realpathSync(p)))];
 }
 
-/** `scratch`: a directory of the test's own, where the empty file and dir are made. */
-export function hiddenRunner(scratch: string): (argv: string[], opts: HiddenOptions) => HiddenResult {
+/**
+ * `scratch`: a directory of the test's own, where the empty file and dir are made. Returns the
+ * `unshare` command line that runs `argv` hidden (for a test that spawns it itself, e.g. under
+ * script(1) for a pty).
+ */
+export function hiddenCommand(scratch: string): (argv: string[], opts: HiddenOptions) => string[] {
   const emptyFile = path.join(scratch, 'empty-file');
   const emptyDir = path.join(scratch, 'empty-dir');
   fs.writeFileSync(emptyFile, '', { mode: 0o644 });
@@ -50,7 +54,16 @@ export function hiddenRunner(scratch: string): (argv: string[], opts: HiddenOpti
       `if [ -n "$(ls -A ${CHECKOUT})" ]; then echo "checkout still visible" >&2; exit 98; fi`,
       `exec ${as}env -i ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} "$@"`,
     ].join('\n');
-    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...argv], { encoding: 'utf8', timeout: opts.timeoutMs ?? 600_000 });
+    return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...argv];
+  };
+}
+
+/** Runs `argv` hidden (see hiddenCommand) and waits for it. */
+export function hiddenRunner(scratch: string): (argv: string[], opts: HiddenOptions) => HiddenResult {
+  const command = hiddenCommand(scratch);
+  return (argv, opts) => {
+    const [file, ...args] = command(argv, opts);
+    const r = spawnSync(file, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 600_000 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
 }

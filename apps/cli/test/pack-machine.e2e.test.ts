@@ -1,11 +1,12 @@
-// Packs as persistent machines, end to end (real VMs): the packed executable's start/exec/stop,
+// Packs as persistent machines, end to end (real VMs): the packed executable's start/exec/stop
+// (/workspace kept, the rest of the root reset per exec),
 // `machine create --from` keeping what exec wrote across stop/start, and `pack create --from-vm`
 // carrying a machine's files into a new pack.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BUSYBOX, buildImage, buildLayer, busyboxRootfs } from '../../../tools/fixtures/images';
-import { e2eSetup, smolvm, type CliResult, type E2eSetup } from './helpers';
+import { e2eSetup, smolvm, startPty, shellWords, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(400_000);
 
@@ -40,7 +41,7 @@ afterAll(async () => {
   await setup.close();
 });
 
-test('the packed executable: start, exec (exit codes, /workspace kept), status, stop', () => {
+test('the packed executable: start, exec (exit codes, /workspace kept, the rest reset per exec), status, stop', async () => {
   expect(stub(app, ['status']).stdout).toBe('not created\n');
   const started = stub(app, ['start']);
   expect(started.stderr).toMatch(/started \(machine pack-[0-9a-f]{12}\)/);
@@ -50,11 +51,28 @@ test('the packed executable: start, exec (exit codes, /workspace kept), status, 
   const wrote = stub(app, ['exec', '--', 'sh', '-c', 'echo kept > /workspace/w; echo to-stderr >&2; exit 4']);
   expect([wrote.stderr, wrote.status]).toEqual(['to-stderr\n', 4]);
   expect(stub(app, ['exec', '--', 'cat', '/workspace/w']).stdout).toBe('kept\n');
+  // The reference's daemon mode: the container overlay resets per exec, /workspace is kept.
+  const install = stub(app, ['exec', '--', 'sh', '-c', 'echo tool > /usr/bin/installed; echo t > /tmp/t; cat /usr/bin/installed; echo more >> /workspace/w']);
+  expect([install.stdout, install.status]).toEqual(['tool\n', 0]);
+  const after = stub(app, ['exec', '--', 'sh', '-c', 'ls /usr/bin/installed /tmp/t 2>&1; ls -A /tmp; cat /workspace/w']);
+  expect(after.stdout).toMatch(/^ls: \/usr\/bin\/installed: No such file or directory\nls: \/tmp\/t: No such file or directory\nkept\nmore\n$/);
+  // A terminal works in an exec's own root too.
+  const pty = startPty(shellWords([app, 'exec', '-it', '--', 'sh', '-c', 'echo "on $(tty)" > /etc/pty-was-here; cat /etc/pty-was-here; exit 3']), env);
+  try {
+    expect(await pty.exited).toBe(3);
+    expect(pty.output).toMatch(/on \/dev\/pts\/\d+/);
+  } finally {
+    pty.kill();
+  }
+  expect(stub(app, ['exec', '--', 'cat', '/etc/pty-was-here']).status).toBe(1);
   const ls = JSON.parse(cli(['machine', 'ls', '--json']).stdout) as Array<{ name: string; state: string }>;
   expect(ls.find((m) => m.name.startsWith('pack-'))?.state).toBe('running');
   expect(stub(app, ['stop']).status).toBe(0);
   const status = JSON.parse(stub(app, ['status', '--json']).stdout) as { state: string };
   expect(status.state).toBe('stopped');
+  expect(stub(app, ['start']).status).toBe(0);
+  expect(stub(app, ['exec', '--', 'cat', '/workspace/w']).stdout).toBe('kept\nmore\n');
+  expect(stub(app, ['stop']).status).toBe(0);
   const notRunning = stub(app, ['exec', '--', 'true']);
   expect(notRunning.stderr).toMatch(/is not started \(stopped\).*start it with/);
   expect(notRunning.status).toBe(1);

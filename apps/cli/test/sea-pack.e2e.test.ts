@@ -1,14 +1,15 @@
 // Issue 15's first acceptance test: a machine packed by the single-file smolvm runs where there
 // is neither Node nor smolvm. Pack an image from the local registry, remove smolvm's image cache,
 // then, with node and the checkout hidden and a fresh HOME, the packed executable (smolvm-stub,
-// a single executable itself) runs a command (output, exit code) and start/exec/status/stop.
+// a single executable itself) runs a command (output, exit code), a shell through a pty (-it), and
+// start/exec/status/stop.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { featureImage } from '../../../tools/fixtures/images';
-import { e2eSetup, type E2eSetup } from './helpers';
-import { hiddenRunner, killLeftovers, makeHome, type HiddenOptions, type HiddenResult } from './hidden-ns';
+import { e2eSetup, startPty, shellWords, type E2eSetup } from './helpers';
+import { hiddenCommand, hiddenRunner, killLeftovers, makeHome, type HiddenOptions, type HiddenResult } from './hidden-ns';
 
 const DIST = path.join(__dirname, '..', 'dist');
 const STUB = path.join(__dirname, '..', '..', 'pack-stub', 'dist', 'smolvm-stub');
@@ -18,6 +19,7 @@ let setup: E2eSetup;
 let dir: string;
 let app: string;
 let run: (argv: string[], opts: HiddenOptions) => HiddenResult;
+let hidden: (argv: string[], opts: HiddenOptions) => string[];
 
 beforeAll(async () => {
   // Built by the test target's build-sea dependencies.
@@ -48,6 +50,7 @@ beforeAll(async () => {
   // Nothing of the packer's images is left to fall back on.
   fs.rmSync(path.join(setup.home, 'cache', 'oci'), { recursive: true, force: true });
   run = hiddenRunner(dir);
+  hidden = hiddenCommand(dir);
 }, BOOT_MS);
 
 afterAll(async () => {
@@ -65,6 +68,25 @@ test(
     expect(r).toMatchObject({ stdout: 'hello from smolvm test image\n', stderr: '', status: 5 });
     const dflt = run([app], { home });
     expect(dflt).toMatchObject({ stdout: 'default command\n', status: 0 });
+  },
+  BOOT_MS,
+);
+
+test(
+  'run -it: a shell on a pseudo-terminal, with node and the checkout hidden',
+  async () => {
+    const pty = startPty(shellWords(hidden([app, 'run', '-it', '--', '/bin/sh'], { home: makeHome(dir, 'home-pty'), env: { TERM: 'xterm' } })), {});
+    try {
+      // The image's user is not root: the prompt is '/app $ '.
+      await pty.waitFor(/\/app \$ /, BOOT_MS / 2);
+      pty.type('tty; echo "rows=$(stty size)"\r');
+      await pty.waitFor(/rows=\d+ \d+/, 60_000);
+      expect(pty.output).toMatch(/\/dev\/pts\/\d+/);
+      pty.type('exit 4\r');
+      expect(await pty.exited).toBe(4);
+    } finally {
+      pty.kill();
+    }
   },
   BOOT_MS,
 );

@@ -1,9 +1,9 @@
 // The protocol handlers the agent serves, wired to processes and (in a VM) the guest system.
-import { AgentRequestError, rootSetupOf, type AgentHandlers, type ExecProcess } from '@smolvm/agent-protocol';
+import { AgentRequestError, rootSetupOf, type AgentHandlers, type ExecProcess, type SetupSpec } from '@smolvm/agent-protocol';
 import { prepareCommand } from './command';
 import { execWithPipes } from './exec-pipes';
 import { execWithPty } from './exec-pty';
-import type { GuestSystem } from './system';
+import type { ExecRoot, GuestSystem } from './system';
 import { getFile, installFile, putFile } from './files';
 import { getTree, installTree, putTree } from './tree';
 import { listenSshAgent, type OpenRelay } from './ssh-agent';
@@ -34,17 +34,30 @@ export function createHandlers(opts: HandlerOptions): Handlers {
   /** A root built by setupRoot (before a boot snapshot): what a later setup must ask for again. */
   let root: { key: string; done: Promise<void> } | null = null;
   const running = new Set<ExecProcess>();
+  /** The setup when every exec gets a root of its own (execRoot 'fresh'). */
+  let freshRoots: SetupSpec | null = null;
   /** SSH_AUTH_SOCK for every exec once forwarding is set up (the request's env still wins). */
   let sshAuthSock: string | undefined;
   const unsupported = (op: string) => new AgentRequestError(op, 'unsupported', 'not available outside a VM');
   const trimmer = system && createIdleTrimmer(() => system.trimMemory(), opts.idleTrimMs);
+  /**
+   * File requests in flight. Their path lookups run on libuv's threads and resolve against the
+   * process's root, which an exec in a root of its own changes for a moment: it waits for none.
+   */
+  let fileRequests = 0;
+  const noFileRequests: Array<() => void> = [];
   const busy = async <T>(work: () => Promise<T>): Promise<T> => {
     trimmer?.begin();
+    fileRequests++;
     try {
       return await work();
     } finally {
       trimmer?.end();
+      if (--fileRequests === 0) for (const wake of noFileRequests.splice(0)) wake();
     }
+  };
+  const fileRequestsDone = async () => {
+    while (fileRequests > 0) await new Promise<void>((resolve) => noFileRequests.push(resolve));
   };
   // A bare VM needs no setup request: the first exec (or copy) builds the default root.
   const rootReady = async () => {
@@ -91,17 +104,29 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     async exec(req, io) {
       trimmer?.begin();
       let proc: ExecProcess;
+      let own: ExecRoot | undefined;
       try {
         await rootReady();
-        const cmd = prepareCommand(sshAuthSock ? { ...req, env: { SSH_AUTH_SOCK: sshAuthSock, ...req.env } } : req);
-        proc = await (req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs));
+        if (system && freshRoots) {
+          await fileRequestsDone();
+          // From here to the spawn nothing yields: no file request starts in between.
+          own = system.execRoot(freshRoots);
+        }
+        // Synchronous up to the spawn: in an exec root of its own, the command is found and started there.
+        const start = () => {
+          const cmd = prepareCommand(sshAuthSock ? { ...req, env: { SSH_AUTH_SOCK: sshAuthSock, ...req.env } } : req);
+          return req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs);
+        };
+        proc = await (own ? own.enter(start) : start());
       } catch (err) {
+        own?.remove();
         trimmer?.end();
         throw err;
       }
       running.add(proc);
       void proc.exited.finally(() => {
         running.delete(proc);
+        own?.remove();
         trimmer?.end();
       });
       return proc;
@@ -127,6 +152,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
         base = system.setup(spec);
       }
       setup = base.then(async () => {
+        if (spec.execRoot === 'fresh') freshRoots = spec;
         if (!spec.sshAgent) return;
         if (!opts.openRelay) throw new AgentRequestError('setup', 'unsupported', 'this agent cannot relay an SSH agent');
         await listenSshAgent(spec.sshAgent.socket, opts.openRelay);

@@ -28,6 +28,7 @@ export interface Libc {
   mount: Fn<[string | null, string, string | null, number, string | null]>;
   umount2: Fn<[string, number]>;
   chroot: Fn<[string]>;
+  fchdir: Fn<[number]>;
   sethostname: Fn<[string, number]>;
   clockSettime: Fn<[number, { tv_sec: number; tv_nsec: number }]>;
   sync: Fn<[], void>;
@@ -65,6 +66,7 @@ export function libc(): Libc {
     mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: lib.func('int umount2(const char *target, int flags)'),
     chroot: lib.func('int chroot(const char *path)'),
+    fchdir: lib.func('int fchdir(int fd)'),
     sethostname: lib.func('int sethostname(const char *name, size_t len)'),
     clockSettime: lib.func('int clock_settime(int clk, const timespec *ts)'),
     sync: lib.func('void sync()'),

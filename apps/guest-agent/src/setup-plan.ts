@@ -6,7 +6,7 @@
 //                 tmp, workspace, 9p volumes, resolv.conf, hostname; then the agent chroots here.
 import path from 'node:path';
 import { GUEST_RUN_DIR, type BlockDeviceRef, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
-import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from './constants';
+import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT } from './constants';
 
 export type SetupStep =
   | { op: 'mkdir'; path: string; mode: number }
@@ -124,6 +124,44 @@ export function planRun(spec: SetupSpec, root = '/'): SetupStep[] {
     steps.push({ op: 'hostname', name: spec.hostname });
     steps.push({ op: 'write', path: r('etc/hostname'), content: `${spec.hostname}\n`, onlyIfMissing: false });
     steps.push({ op: 'write', path: r('etc/hosts'), content: `127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t${spec.hostname}\n`, onlyIfMissing: true });
+  }
+  return steps;
+}
+
+/** Where the agent, chrooted into the machine's root, makes each exec's own root (execRoot 'fresh'). */
+export const EXEC_ROOTS_DIR = '/tmp/.smolvm-exec';
+
+/**
+ * One exec's own root at `<dir>/root` (execRoot 'fresh'), made from inside the machine's root:
+ * an overlay whose lower layer is the machine's root itself and whose upper layer is a tmpfs of
+ * its own, so what the exec writes there is gone when it ends. /workspace and the volumes are
+ * the machine's (bound), so what is written there is kept; /dev is shared, /proc, /sys and /tmp
+ * are its own. `dir` lies under the machine's /tmp, a mount an overlay lower layer does not
+ * show, so no exec sees another's.
+ */
+export function planExecRoot(spec: SetupSpec, dir: string): SetupStep[] {
+  const steps: SetupStep[] = [];
+  const mkdir = (p: string, mode = 0o755) => steps.push({ op: 'mkdir', path: p, mode });
+  const mount = (source: string, target: string, fstype: string, flags = 0, data: string | null = null) =>
+    steps.push({ op: 'mount', source, target, fstype, flags, data });
+  const root = path.join(dir, 'root');
+  const r = (p: string) => path.join(root, p);
+  mkdir(dir, 0o700);
+  mount('tmpfs', dir, 'tmpfs', MS_NOSUID, spec.upperSizeMiB ? `mode=0700,size=${spec.upperSizeMiB}m` : 'mode=0700');
+  for (const d of ['upper', 'work', 'root']) mkdir(path.join(dir, d));
+  mount('overlay', root, 'overlay', 0, `lowerdir=/,upperdir=${dir}/upper,workdir=${dir}/work`);
+  for (const d of ['proc', 'sys', 'dev', 'workspace']) mkdir(r(d));
+  mkdir(r('tmp'), 0o1777);
+  mount('proc', r('proc'), 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  mount('sysfs', r('sys'), 'sysfs', MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  // With dev/pts and dev/shm: a pty the agent opens is the exec's terminal.
+  mount('/dev', r('dev'), 'none', MS_BIND | MS_REC);
+  mount('tmpfs', r('tmp'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777');
+  mount('/workspace', r('workspace'), 'none', MS_BIND);
+  for (const v of spec.volumes ?? []) {
+    mkdir(r(v.path));
+    mount(v.path, r(v.path), 'none', MS_BIND | MS_REC);
+    if (v.readOnly) mount(v.path, r(v.path), 'none', MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV);
   }
   return steps;
 }

@@ -5,9 +5,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
-import { BLKFLSBUF, CLOCK_REALTIME, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
+import { BLKFLSBUF, CLOCK_REALTIME, MNT_DETACH, MS_BIND, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
 import { check, libc } from './libc';
-import { planRootOnly, planRun, planSetup, type SetupStep } from './setup-plan';
+import { EXEC_ROOTS_DIR, planExecRoot, planRootOnly, planRun, planSetup, type SetupStep } from './setup-plan';
 
 export interface GuestSystem {
   readonly isSetUp: boolean;
@@ -23,6 +23,18 @@ export interface GuestSystem {
   powerOff(): void;
   /** Drops the clean page cache, where the host takes back what is freed (idle-trim.ts). */
   trimMemory(): void;
+  /** A root of one exec's own over the machine's root (SetupSpec.execRoot 'fresh'; setup-plan.ts). */
+  execRoot(spec: SetupSpec): ExecRoot;
+}
+
+export interface ExecRoot {
+  /**
+   * Runs `start` with the agent chrooted into the exec's root, then returns to the machine's
+   * root: what `start` spawns synchronously (the command) lives in the exec's root from then on.
+   */
+  enter<T>(start: () => T): T;
+  /** Detaches the exec's root (processes still in it keep it until they end). */
+  remove(): void;
 }
 
 /**
@@ -92,7 +104,7 @@ function runStep(step: SetupStep): void {
       fs.mkdirSync(step.path, { recursive: true, mode: step.mode });
       return;
     case 'mount':
-      if (step.source.startsWith('/dev/')) flushBlockBuffers(step.source);
+      if (step.source.startsWith('/dev/') && !(step.flags & MS_BIND)) flushBlockBuffers(step.source);
       check(c.mount(step.source, step.target, step.fstype, step.flags, step.data), `mount -t ${step.fstype} ${step.source} ${step.target}`);
       return;
     case 'write': {
@@ -124,6 +136,49 @@ function runSteps(steps: SetupStep[]): void {
       throw new AgentRequestError('setup', 'setup-failed', (err as Error).message);
     }
   }
+}
+
+let execRoots = 0;
+
+function makeExecRoot(spec: SetupSpec): ExecRoot {
+  const c = libc();
+  const dir = `${EXEC_ROOTS_DIR}/${++execRoots}`;
+  let removed = false;
+  const remove = () => {
+    if (removed) return;
+    removed = true;
+    // Lazily, with everything mounted under it: a background process may still be in there.
+    c.umount2(dir, MNT_DETACH);
+    try {
+      // Not recursive: were anything still mounted there (/workspace), it must not be emptied.
+      fs.rmdirSync(dir);
+    } catch {
+      // Left behind in the machine's /tmp (a tmpfs): gone at the next start.
+    }
+  };
+  try {
+    runSteps(planExecRoot(spec, dir));
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return {
+    enter(start) {
+      // The way back: a handle on the machine's root, which chroot alone would leave behind.
+      const back = fs.openSync('/', 'r');
+      try {
+        check(c.chroot(`${dir}/root`), 'chroot into the exec root');
+        process.chdir('/');
+        return start();
+      } finally {
+        check(c.fchdir(back), 'fchdir');
+        check(c.chroot('.'), 'chroot back');
+        process.chdir('/');
+        fs.closeSync(back);
+      }
+    },
+    remove,
+  };
 }
 
 /** The NIC to configure: the one with `mac`, else the first that is not `lo`. */
@@ -235,6 +290,9 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
     },
     async prepareShutdown() {
       c.sync();
+    },
+    execRoot(spec) {
+      return makeExecRoot(spec);
     },
     trimMemory() {
       // 1: page cache only; dentries and inodes are small and cost more to rebuild.

@@ -1,5 +1,9 @@
 // setupRoot before a boot snapshot, setup after the restore: the handlers' rules, with a guest
 // system that records what it is asked to do instead of mounting anything.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { AgentRequestError, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
 import { warmExecPath, createHandlers, type GuestSystem } from '../src';
 import { hostBusybox, startHarness, type Harness } from './harness';
@@ -24,6 +28,19 @@ function recordingSystem(rootDelayMs = 0): GuestSystem & { calls: string[] } {
     prepareShutdown: async () => undefined,
     powerOff: () => undefined,
     trimMemory: () => void calls.push('trimMemory'),
+    execRoot(spec: SetupSpec) {
+      const n = calls.filter((c) => c.startsWith('execRoot')).length + 1;
+      calls.push(`execRoot ${n} ${spec.execRoot ?? ''}`);
+      return {
+        enter<T>(start: () => T): T {
+          calls.push(`enter ${n}`);
+          const started = start();
+          calls.push(`left ${n}`);
+          return started;
+        },
+        remove: () => void calls.push(`remove ${n}`),
+      };
+    },
   };
 }
 
@@ -69,6 +86,41 @@ describe('setupRoot, then setup', () => {
     await root;
     await h.client.setup({ hostname: 'later' });
     expect(system.calls).toEqual(['setupRoot {}', 'exec started', 'configure {"hostname":"later"}']);
+  });
+
+  it("execRoot 'fresh': each exec is started inside a root of its own, removed once it ended", async () => {
+    const system = recordingSystem();
+    h = await startHarness(250, system);
+    await h.client.setup({ execRoot: 'fresh' });
+    const first = await h.client.exec({ argv: ['sh', '-c', 'sleep 0.5; exit 3'] });
+    system.calls.push('first started');
+    expect((await first.exit).code).toBe(3);
+    // A command that is not there: its root goes at once.
+    expect(await code(h.client.exec({ argv: ['no-such-command'] }))).toBe('command-not-found');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(system.calls).toEqual(['setup {"execRoot":"fresh"}', 'execRoot 1 fresh', 'enter 1', 'left 1', 'first started', 'remove 1', 'execRoot 2 fresh', 'enter 2', 'remove 2']);
+  });
+
+  it("execRoot 'fresh': an exec waits for the file requests in flight before it changes root", async () => {
+    const system = recordingSystem();
+    h = await startHarness(250, system);
+    await h.client.setup({ execRoot: 'fresh' });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-fresh-'));
+    try {
+      const source = new PassThrough();
+      const upload = h.client.putFile({ path: path.join(dir, 'f'), size: 4, mode: 0o644 }, source);
+      source.write('ab');
+      await new Promise((r) => setTimeout(r, 200));
+      const exec = h.client.exec({ argv: ['true'] });
+      await new Promise((r) => setTimeout(r, 300));
+      system.calls.push('upload ends');
+      source.end('cd');
+      await upload;
+      expect((await (await exec).exit).code).toBe(0);
+      expect(system.calls.slice(1, 3)).toEqual(['upload ends', 'execRoot 1 fresh']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('drops the page cache once idle after a request, never while one runs', async () => {

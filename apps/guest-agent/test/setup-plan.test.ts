@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NINEP_OPTIONS, findInterface, planRootOnly, planRun, planSetup, resolveUser, type SetupStep } from '../src';
+import { NINEP_OPTIONS, findInterface, planExecRoot, planRootOnly, planRun, planSetup, resolveUser, type SetupStep } from '../src';
 
 const dev = (ref: { serial: string } | { path: string }) => ('path' in ref ? ref.path : `/dev/by-serial/${ref.serial}`);
 const mounts = (steps: SetupStep[]) => steps.filter((s) => s.op === 'mount').map((s) => s.op === 'mount' && `${s.fstype} ${s.source} ${s.target} ${s.flags} ${s.data ?? ''}`.trim());
@@ -35,6 +35,25 @@ describe('guest root plan', () => {
     expect(steps).toContainEqual({ op: 'hostname', name: 'web' });
     expect(steps).toContainEqual(expect.objectContaining({ op: 'write', path: '/run/s/root/etc/resolv.conf' }));
     expect(steps).toContainEqual({ op: 'mkdir', path: '/run/s/root/tmp', mode: 0o1777 });
+  });
+
+  it("an exec's own root: a tmpfs upper over the machine's root, /workspace and volumes bound from it", () => {
+    const steps = planExecRoot({ upperSizeMiB: 256, volumes: [{ tag: 'vol0', path: '/src', readOnly: true }, { tag: 'vol1', path: '/out' }] }, '/tmp/.x/3');
+    expect(mounts(steps)).toEqual([
+      'tmpfs tmpfs /tmp/.x/3 2 mode=0700,size=256m',
+      'overlay overlay /tmp/.x/3/root 0 lowerdir=/,upperdir=/tmp/.x/3/upper,workdir=/tmp/.x/3/work',
+      'proc proc /tmp/.x/3/root/proc 14',
+      'sysfs sysfs /tmp/.x/3/root/sys 14',
+      'none /dev /tmp/.x/3/root/dev 20480',
+      'tmpfs tmpfs /tmp/.x/3/root/tmp 6 mode=1777',
+      'none /workspace /tmp/.x/3/root/workspace 4096',
+      'none /src /tmp/.x/3/root/src 20480',
+      // A bind mount only becomes read-only by a remount.
+      'none /src /tmp/.x/3/root/src 4135',
+      'none /out /tmp/.x/3/root/out 20480',
+    ]);
+    expect(steps[0]).toEqual({ op: 'mkdir', path: '/tmp/.x/3', mode: 0o700 });
+    expect(steps.some((s) => s.op === 'chroot')).toBe(false);
   });
 
   it('bare VM: the agent image root is the lower layer', () => {

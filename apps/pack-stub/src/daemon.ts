@@ -1,6 +1,8 @@
-// The packed executable's daemon mode (`start`, `exec`, `stop`, `status`): a persistent machine of
+// The packed executable's daemon mode (`start`, `exec`, `stop`, `status`): a machine of
 // libs/machines, named after the pack's digest, made from the pack on first start and supervised
-// by this executable's hidden `_supervise` command; `smolvm machine ls` shows it too.
+// by this executable's hidden `_supervise` command; `smolvm machine ls` shows it too. As the
+// reference says, /workspace persists across execs and stop/start, while the rest of the root
+// resets per exec (each exec runs in a root of its own over the pack's).
 import fs from 'node:fs';
 import { NotFoundError } from '@smolvm/common';
 import { Machines, MachineStartError } from '@smolvm/machines';
@@ -48,6 +50,8 @@ export async function startDaemon(pack: PackFile, o: { quiet: boolean; program: 
         allowCidrs: m.network.allow_cidrs,
       },
       pack,
+      // The reference's daemon mode: /workspace is kept, each exec's other writes are not.
+      { freshExecRoot: true },
     );
   }
   try {

@@ -44,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('debug', { type: 'boolean', default: false, global: true, describe: 'Show stack traces and diagnostic notes on errors' })
     .option('quiet', { type: 'boolean', default: false, global: true, describe: 'Print no progress output' })
     .command<Args>(['run', '$0'], 'Run the machine once (ephemeral)', (y) => y.option('interactive', { alias: 'i', type: 'boolean', default: false }).option('tty', { alias: 't', type: 'boolean', default: false }), run)
-    .command<Args>('start', 'Start the machine in the background (persistent: /workspace and what exec writes are kept)', (y) => y, async (args) => {
+    .command<Args>('start', 'Start the machine in the background (/workspace is kept; what an exec writes elsewhere is not)', (y) => y, async (args) => {
       await startDaemon(findPayload(), { quiet: args.quiet, program });
     })
     .command<Args>(

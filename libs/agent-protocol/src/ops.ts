@@ -83,6 +83,12 @@ export interface SetupSpec {
    * `sshAgentConnect`).
    */
   sshAgent?: { socket: string };
+  /**
+   * `fresh`: every exec runs in a root of its own, an overlay over the machine's root whose
+   * writes are discarded when the exec ends (a packed executable's daemon mode); /workspace and
+   * the volumes are shared. Absent: every exec runs in the machine's root.
+   */
+  execRoot?: 'fresh';
 }
 
 export interface GuestNetwork {
@@ -302,5 +308,11 @@ export function parseSetup(args: Json, op = 'setup'): SetupSpec {
   }
   const sshAgent = f.optObj('sshAgent');
   if (sshAgent) spec.sshAgent = { socket: parseGuestPath(sshAgent.str('socket', 100), 'setup.sshAgent.socket') };
+  const execRoot = f.optStr('execRoot', 16);
+  if (execRoot !== undefined) {
+    if (execRoot !== 'fresh') throw new SchemaError(`setup.execRoot: '${execRoot}' is not 'fresh'`);
+    if (spec.rootShare) throw new SchemaError('setup.execRoot: a shared root has no overlay to give each exec');
+    spec.execRoot = 'fresh';
+  }
   return spec;
 }

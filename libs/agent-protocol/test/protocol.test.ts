@@ -46,6 +46,15 @@ describe('handshake and requests', () => {
     client.close();
   });
 
+  it("setup's execRoot: only 'fresh', never with a shared root, and a run setting (not in setupRoot)", async () => {
+    const { parseSetup, parseSetupRoot, rootSetupOf } = await import('../src/ops');
+    expect(parseSetup({ execRoot: 'fresh', upperSizeMiB: 64 })).toEqual({ execRoot: 'fresh', upperSizeMiB: 64 });
+    expect(rootSetupOf({ execRoot: 'fresh', upperSizeMiB: 64 })).toEqual({ upperSizeMiB: 64 });
+    expect(() => parseSetup({ execRoot: 'shared' })).toThrow("setup.execRoot: 'shared' is not 'fresh'");
+    expect(() => parseSetup({ execRoot: 'fresh', rootShare: { tag: 'root' } })).toThrow('setup.execRoot: a shared root has no overlay to give each exec');
+    expect(() => parseSetupRoot({ execRoot: 'fresh' })).toThrow('setupRoot: execRoot belong to setup, not setupRoot');
+  });
+
   it('reports a failed setup as setup-failed with the agent message', async () => {
     const { client } = connect();
     const err = await client.setup({ hostname: 'fail' }).catch((e: unknown) => e);

@@ -10,13 +10,19 @@ import { machineFiles } from './layout';
 interface PackRecord {
   digest: string;
   manifest: PackManifest;
+  /** The packed executable's daemon: every exec in a root of its own (absent: one persistent root). */
+  execRoot?: 'fresh';
 }
 
-/** Fills a new machine's directory from the pack: its record of the pack, and both disks. */
-export async function populateFromPack(dir: string, pack: PackFile, sizes: PackDiskSizes, cacheDir: string): Promise<void> {
+/**
+ * Fills a new machine's directory from the pack: its record of the pack, and both disks. With
+ * `freshExecRoot` (the packed executable's daemon mode), each exec's writes outside /workspace
+ * are discarded when it ends.
+ */
+export async function populateFromPack(dir: string, pack: PackFile, sizes: PackDiskSizes, cacheDir: string, freshExecRoot = false): Promise<void> {
   const files = machineFiles(dir);
   await importSections(pack, cacheDir);
-  writeJsonAtomic(files.pack, { digest: pack.digest, manifest: pack.manifest } satisfies PackRecord);
+  writeJsonAtomic(files.pack, { digest: pack.digest, manifest: pack.manifest, ...(freshExecRoot ? { execRoot: 'fresh' } : {}) } satisfies PackRecord);
   await writePackDisks(pack, files, sizes, cacheDir);
 }
 
@@ -47,8 +53,8 @@ export async function writePackDisks(pack: PackFile, disks: { overlayDisk: strin
 }
 
 /** How to boot a machine made from a pack (its pack.json, written by populateFromPack). */
-export async function machinePackBoot(packJson: string, cacheDir: string, source: string): Promise<PackedBoot> {
+export async function machinePackBoot(packJson: string, cacheDir: string, source: string): Promise<PackedBoot & { freshExecRoot?: boolean }> {
   const record = JSON.parse(fs.readFileSync(packJson, 'utf8')) as PackRecord;
   const manifest = parseManifest(Buffer.from(JSON.stringify(record.manifest)), packJson, Number.MAX_SAFE_INTEGER);
-  return importedBoot(manifest, record.digest, cacheDir, source);
+  return { ...(await importedBoot(manifest, record.digest, cacheDir, source)), ...(record.execRoot === 'fresh' ? { freshExecRoot: true } : {}) };
 }

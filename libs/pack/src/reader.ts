@@ -101,12 +101,15 @@ export class PackFile {
   /**
    * Checks every section's sha256 unless this file (same identity, same manifest) was verified
    * before by this user (a record under `cacheDir`). Throws PackFormatError naming the first
-   * section that does not match. Returns whether the check was remembered.
+   * section that does not match. Returns whether the check was remembered. `hashed`: sections
+   * the caller checked against the table itself, reading this file (not read again).
    */
-  async verify(cacheDir?: string): Promise<{ remembered: boolean }> {
+  async verify(cacheDir?: string, options: { hashed?: readonly SectionName[] } = {}): Promise<{ remembered: boolean }> {
     const record = cacheDir ? this.verifiedRecordPath(cacheDir) : undefined;
     if (record && trusted(record, cacheDir as string)) return { remembered: true };
     for (const s of this.sections()) {
+      // Already hashed by the caller, from this file, while it copied them (extractSection).
+      if (options.hashed?.includes(s.name)) continue;
       const hash = crypto.createHash('sha256');
       let read = 0;
       for await (const chunk of this.readSection(s.name)) {

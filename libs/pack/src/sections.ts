@@ -25,6 +25,11 @@ export function sectionCacheDir(cacheDir: string): string {
  * processes race: each copies to its own temp file and renames (same content, same name).
  */
 export async function extractSection(pack: PackFile, name: SectionName, cacheDir: string): Promise<string> {
+  return (await copySection(pack, name, cacheDir)).path;
+}
+
+/** extractSection, saying whether it copied (and so hashed) the section now or found it cached. */
+export async function copySection(pack: PackFile, name: SectionName, cacheDir: string): Promise<{ path: string; copied: boolean }> {
   const s = pack.section(name);
   if (!s) throw new PackFormatError(pack.path, `it has no ${name} section`);
   const dir = sectionCacheDir(cacheDir);
@@ -33,7 +38,7 @@ export async function extractSection(pack: PackFile, name: SectionName, cacheDir
   try {
     assertTrustedPath(target, cacheDir);
     // Not touched when used: a boot snapshot's key includes the kernel file's times.
-    if (fs.statSync(target).size === s.size) return target;
+    if (fs.statSync(target).size === s.size) return { path: target, copied: false };
   } catch {
     // Missing, or not trustworthy: written again below (renamed over it).
   }
@@ -48,11 +53,11 @@ export async function extractSection(pack: PackFile, name: SectionName, cacheDir
       size += b.length;
       await fh.write(b);
     }
-    if (size !== s.size || hash.digest('hex') !== s.sha256) throw new PackFormatError(pack.path, `its ${name} section does not match its sha256 (changed while it was read?)`);
+    if (size !== s.size || hash.digest('hex') !== s.sha256) throw new PackFormatError(pack.path, `its ${name} section does not match its sha256 (damaged or tampered with)`);
     await fh.sync();
     await fh.close();
     commitTempFile(tmp, target);
-    return target;
+    return { path: target, copied: true };
   } catch (err) {
     await fh.close().catch(() => undefined);
     fs.rmSync(tmp, { force: true });

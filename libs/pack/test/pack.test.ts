@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { FOOTER_SIZE, PackFile, PackFormatError, SECTION_ALIGN, assemblePack, extractSection, sectionDisk, type PackManifestBase, type SectionName } from '../src';
+import { FOOTER_SIZE, PackFile, PackFormatError, SECTION_ALIGN, assemblePack, extractSection, importSections, sectionDisk, type PackManifestBase, type SectionName } from '../src';
 
 const base: PackManifestBase = {
   platform: 'linux/amd64',
@@ -161,6 +161,39 @@ test('sections extract to a digest-keyed cache, also when processes race', async
   expect(fs.readFileSync(paths[0])).toEqual(content.kernel);
   expect(fs.statSync(paths[0]).mode & 0o777).toBe(0o600);
   expect(fs.readdirSync(path.dirname(paths[0]))).toEqual([pack.section('kernel')!.sha256]);
+});
+
+test('importSections copies and verifies in one read; a damaged section is refused, cached or not', async () => {
+  const file = path.join(dir, 'a.smolmachine');
+  const cache = path.join(dir, 'cache');
+  fs.mkdirSync(cache, { mode: 0o700 });
+  await makePack(file);
+  const reads: string[] = [];
+  const readSection = PackFile.prototype.readSection;
+  const spy = jest.spyOn(PackFile.prototype, 'readSection').mockImplementation(function (this: PackFile, name: SectionName) {
+    reads.push(name);
+    return readSection.call(this, name);
+  });
+  try {
+    await importSections(PackFile.open(file), cache);
+  } finally {
+    spy.mockRestore();
+  }
+  // Each section read once: hashed while copied, not again by the verification.
+  expect(reads).toEqual(['kernel', 'agent', 'rootfs']);
+  expect(await PackFile.open(file).verify(cache)).toEqual({ remembered: true });
+  for (const name of ['kernel', 'rootfs'] as SectionName[]) {
+    // A damaged copy of the same pack: its kernel is in the cache already (not copied again), its rootfs is not.
+    const other = path.join(dir, `${name}.smolmachine`);
+    fs.copyFileSync(file, other);
+    const s = PackFile.open(other).section(name)!;
+    const fd = fs.openSync(other, 'r+');
+    fs.writeSync(fd, Buffer.from([content[name][7] ^ 1]), 0, 1, s.fileOffset + 7);
+    fs.closeSync(fd);
+    if (name === 'rootfs') fs.rmSync(path.join(cache, 'pack', 'sections', s.sha256));
+    await expect(importSections(PackFile.open(other), cache)).rejects.toThrow(`its ${name} section does not match its sha256 (damaged or tampered with)`);
+    expect(fs.existsSync(path.join(cache, 'pack', 'sections', s.sha256))).toBe(name === 'kernel');
+  }
 });
 
 test('a disk section is used in place from a file only this user can change, else copied', async () => {

@@ -85,6 +85,11 @@ export interface StartVmOptions {
    * made by the caller). Absent: a tmpfs upper layer and /workspace in it, gone at power-off.
    */
   persistent?: { overlayDisk: string; storageDisk: string };
+  /**
+   * Every exec runs in a root of its own over the machine's root, its writes discarded when it
+   * ends (/workspace and volumes kept): a packed executable's daemon mode.
+   */
+  freshExecRoot?: boolean;
   hostname?: string;
   /** From --driver or the Smolfile; otherwise SMOLVM_DRIVER or the first usable driver. */
   driver?: { name: string; source: string };
@@ -470,6 +475,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       ...(volumes.length ? { volumes: volumes.map((v, i) => ({ tag: `vol${i}`, path: v.guestPath, readOnly: v.readOnly })) } : {}),
       ...(vm.network ? network?.setup(vm.network) : {}),
       ...(sshAgent ? { sshAgent: { socket: sshAgent.guestSocket } } : {}),
+      ...(options.freshExecRoot ? { execRoot: 'fresh' as const } : {}),
     };
     // Sent back to back: the agent runs them in this order (each handler starts when its request
     // arrives), and a restored guest pays a round trip per request. A restored guest shares its
