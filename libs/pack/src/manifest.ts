@@ -2,7 +2,7 @@
 // smolvm_version), the workload, resources, network policy, the Smolfile's [artifact] profile
 // and the section table. Parsed strictly: a pack comes from someone else, and what it says
 // decides what a VM boots and runs.
-import { PackFormatError, MAX_SECTIONS, SECTION_ALIGN } from './format';
+import { PackFormatError, MAX_SECTIONS, PACK_READ_VERSIONS, SECTION_ALIGN } from './format';
 
 /** What a section holds; `name` is its role in the machine. */
 export const SectionMediaType = {
@@ -11,9 +11,30 @@ export const SectionMediaType = {
   rootfs: 'application/vnd.smolvm.rootfs.erofs.v1',
   overlay: 'application/vnd.smolvm.disk.ext4.v1',
   storage: 'application/vnd.smolvm.disk.ext4.v1',
+  // Format version 2: a running machine's state (`snapshot` in the manifest).
+  memory: 'application/vnd.smolvm.memory.raw.v1',
+  state: 'application/vnd.smolvm.vmstate.qemu.v1',
 } as const;
 export type SectionName = keyof typeof SectionMediaType;
 export const SECTION_NAMES = Object.keys(SectionMediaType) as SectionName[];
+/** Sections only a version 2 pack may have. */
+const SNAPSHOT_SECTIONS: readonly SectionName[] = ['memory', 'state'];
+const MIB = 1024 * 1024;
+
+/**
+ * A running machine's state packed with `--from-snapshot` (format version 2): the `memory`
+ * section is its RAM, `state` the hypervisor's device state. A restore needs a host whose
+ * hypervisor is the one that saved it, exactly.
+ */
+export interface PackSnapshot {
+  /** The snapshot it was packed from (MACHINE:TAG). */
+  id: string;
+  /** The driver that saved it (e.g. `kvm`, QEMU under KVM or TCG). */
+  driver: string;
+  /** The QEMU that saved it; a restore compares it with the QEMU it starts. */
+  qemu: { major: number; minor: number; micro: number };
+  qemu_package: string;
+}
 
 export interface PackSection {
   name: SectionName;
@@ -65,11 +86,18 @@ export interface PackManifest {
   overlay_gib: number;
   network: PackNetwork;
   artifact: PackArtifactProfile | null;
+  /** Version 2 only (null in a version 1 pack, where the field is absent). */
+  snapshot: PackSnapshot | null;
   sections: PackSection[];
 }
 
-/** The manifest without its section table: what a writer is given. */
-export type PackManifestBase = Omit<PackManifest, 'format' | 'version' | 'sections'>;
+/** The manifest without its section table: what a writer is given (`snapshot` left out: none). */
+export type PackManifestBase = Omit<PackManifest, 'format' | 'version' | 'sections' | 'snapshot'> & { snapshot?: PackSnapshot | null };
+
+/** The version a manifest is written as: 1 unless it carries a snapshot, so older readers keep reading it. */
+export function manifestVersion(manifest: Pick<PackManifestBase, 'snapshot'>): number {
+  return manifest.snapshot ? 2 : 1;
+}
 
 type Obj = Record<string, unknown>;
 
@@ -124,9 +152,9 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
     c.fail('is not JSON');
   }
   const o = c.obj(raw, '(top level)');
-  c.known(o, MANIFEST_KEYS, '');
   if (o.format !== 'smolmachine') c.fail('does not say format "smolmachine"');
-  const version = c.int(o.version, 'version', 1, 1);
+  const version = c.int(o.version, 'version', 1, Math.max(...PACK_READ_VERSIONS));
+  c.known(o, version >= 2 ? [...MANIFEST_KEYS, 'snapshot'] : MANIFEST_KEYS, '');
   const platform = c.str(o.platform, 'platform', 64);
   const hostPlatform = c.str(o.host_platform, 'host_platform', 64);
   if (!PLATFORM.test(platform) || !PLATFORM.test(hostPlatform)) c.fail('has a platform that is not OS/ARCH');
@@ -160,7 +188,8 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
     const s = c.obj(v, `sections[${i}]`);
     c.known(s, ['name', 'media_type', 'offset', 'size', 'sha256'], `sections[${i}].`);
     const name = c.str(s.name, `sections[${i}].name`, 32);
-    if (!(SECTION_NAMES as string[]).includes(name)) c.fail(`names an unknown section ${JSON.stringify(name)}`);
+    if (!(SECTION_NAMES as string[]).includes(name)) c.fail(`names an unknown section ${JSON.stringify(name)} (made by a newer smolvm?)`);
+    if (version < 2 && (SNAPSHOT_SECTIONS as string[]).includes(name)) c.fail(`names section ${name}, which format version ${version} does not have`);
     if (sections.some((x) => x.name === name)) c.fail(`names section ${name} twice`);
     const mediaType = c.str(s.media_type, `sections[${i}].media_type`, 128);
     if (mediaType !== SectionMediaType[name as SectionName]) c.fail(`gives section ${name} the media type ${mediaType}`);
@@ -176,6 +205,19 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   for (const required of ['kernel', 'agent'] as const) if (!sections.some((s) => s.name === required)) c.fail(`has no ${required} section`);
   if (image && !sections.some((s) => s.name === 'rootfs')) c.fail('names an image but has no rootfs section');
   if (sections.some((s) => s.name === 'overlay') !== sections.some((s) => s.name === 'storage')) c.fail('has one of the overlay and storage disks without the other');
+  const cpus = c.int(o.cpus, 'cpus', 1, 64);
+  const memoryMib = c.int(o.memory_mib, 'memory_mib', 64, 1024 * 1024);
+  const storageGib = c.int(o.storage_gib, 'storage_gib', 1, 16 * 1024);
+  const overlayGib = c.int(o.overlay_gib, 'overlay_gib', 1, 16 * 1024);
+  const snapshot = version >= 2 ? parseSnapshot(c, o.snapshot) : null;
+  const size = (name: SectionName) => sections.find((s) => s.name === name)?.size;
+  if (snapshot) {
+    for (const required of ['memory', 'state', 'overlay', 'storage'] as const) if (size(required) === undefined) c.fail(`has a snapshot but no ${required} section`);
+    // The restored guest's memory map has this size (QEMU would grow a short RAM file by writing to it).
+    if (size('memory') !== memoryMib * MIB) c.fail(`has a memory section of ${size('memory')} bytes, not memory_mib (${memoryMib} MiB)`);
+  } else if (SNAPSHOT_SECTIONS.some((n) => size(n) !== undefined)) {
+    c.fail('has memory or state sections but no snapshot');
+  }
   return {
     format: 'smolmachine',
     version,
@@ -190,12 +232,31 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
     env: c.strings(o.env, 'env'),
     workdir: c.strOrNull(o.workdir, 'workdir'),
     user: c.strOrNull(o.user, 'user'),
-    cpus: c.int(o.cpus, 'cpus', 1, 64),
-    memory_mib: c.int(o.memory_mib, 'memory_mib', 64, 1024 * 1024),
-    storage_gib: c.int(o.storage_gib, 'storage_gib', 1, 16 * 1024),
-    overlay_gib: c.int(o.overlay_gib, 'overlay_gib', 1, 16 * 1024),
+    cpus,
+    memory_mib: memoryMib,
+    storage_gib: storageGib,
+    overlay_gib: overlayGib,
     network: { net: c.bool(n.net, 'network.net'), allow_hosts: c.strings(n.allow_hosts, 'network.allow_hosts'), allow_cidrs: c.strings(n.allow_cidrs, 'network.allow_cidrs') },
     artifact,
+    snapshot,
     sections,
+  };
+}
+
+const SNAPSHOT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function parseSnapshot(c: Checker, v: unknown): PackSnapshot | null {
+  if (v === null) return null;
+  const s = c.obj(v, 'snapshot');
+  c.known(s, ['id', 'driver', 'qemu', 'qemu_package'], 'snapshot.');
+  const id = c.str(s.id, 'snapshot.id', 129);
+  if (!SNAPSHOT_ID.test(id)) c.fail('field snapshot.id is not MACHINE:TAG');
+  const q = c.obj(s.qemu, 'snapshot.qemu');
+  c.known(q, ['major', 'minor', 'micro'], 'snapshot.qemu.');
+  return {
+    id,
+    driver: c.str(s.driver, 'snapshot.driver', 64),
+    qemu: { major: c.int(q.major, 'snapshot.qemu.major', 0, 1000), minor: c.int(q.minor, 'snapshot.qemu.minor', 0, 1000), micro: c.int(q.micro, 'snapshot.qemu.micro', 0, 1000) },
+    qemu_package: c.str(s.qemu_package, 'snapshot.qemu_package', 256),
   };
 }
