@@ -21,7 +21,7 @@ export {
   type TreeLimits,
   type GuestEntry,
 } from './transfer';
-export { machineInput, pinnedImage, type PullImage, type PinnedImageOptions } from './workload';
+export { machineInput, machineNetwork, pinnedImage, type PullImage, type PinnedImageOptions } from './workload';
 export { machineExecOptions } from './exec-options';
 export { guestFileError, shellExitOf, TransferTooLargeError, GuestPathError } from './guest-errors';
 export { machineSummary, machineDetails, type MachineSummary, type MachineDetails } from './summary';
