@@ -146,6 +146,10 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       // An empty young generation: a restored VM's first requests then allocate without a GC.
       collectGarbage();
     },
+    identity(spec) {
+      if (!system) throw unsupported('identity');
+      system.identity(spec);
+    },
     reseed(entropy) {
       if (!system) throw unsupported('reseed');
       system.reseed(entropy);

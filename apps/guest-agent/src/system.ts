@@ -19,6 +19,8 @@ export interface GuestSystem {
   configure(spec: SetupSpec): Promise<void>;
   setTime(epochMs: number): void;
   reseed(entropy: Buffer): void;
+  /** The hostname of a copy restored from a machine snapshot (kernel and /etc/hostname). */
+  identity(spec: { hostname: string }): void;
   prepareShutdown(): Promise<void>;
   powerOff(): void;
   /** Drops the clean page cache, where the host takes back what is freed (idle-trim.ts). */
@@ -232,6 +234,12 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
       } finally {
         fs.closeSync(fd);
       }
+    },
+    identity(spec) {
+      runSteps([
+        { op: 'hostname', name: spec.hostname },
+        { op: 'write', path: '/etc/hostname', content: `${spec.hostname}\n`, onlyIfMissing: false },
+      ]);
     },
     async prepareShutdown() {
       c.sync();

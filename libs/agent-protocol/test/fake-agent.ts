@@ -96,6 +96,9 @@ export function fakeHandlers(log: FakeAgentLog): AgentHandlers {
     reseed(entropy) {
       log.calls.push(`reseed ${entropy.length}`);
     },
+    identity(spec) {
+      log.calls.push(`identity ${spec.hostname}`);
+    },
     async setupRoot(spec) {
       log.calls.push(`setupRoot ${JSON.stringify(spec)}`);
     },
