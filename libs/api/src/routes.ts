@@ -282,7 +282,14 @@ export function registerRoutes(app: Api, ctx: ApiContext): void {
 
   app.post(
     '/api/v1/machines',
-    { schema: { tags, summary: 'Create a machine (pulls its image if missing, pins it by digest)', body: CreateMachineBody, response: { 201: Machine, ...errors(400, 401, 409, 413, 415, 422, 500) } } },
+    {
+      schema: {
+        tags,
+        summary: 'Create a machine (pulls its image if missing, pins it by digest), or one from a snapshot (fromSnapshot; 404 when there is no such snapshot)',
+        body: CreateMachineBody,
+        response: { 201: Machine, ...errors(400, 401, 404, 409, 413, 415, 422, 500) },
+      },
+    },
     async (request, reply) => {
       const body = request.body;
       validateMachineName(body.name);

@@ -179,8 +179,8 @@ describe('snapshots (of a stopped machine: no VM)', () => {
       expect(made.json).toMatchObject({ id: 'src:v1', machine: 'src', tag: 'v1', running: false, dependents: [] });
       const again = await call(server.url!, 'POST', '/api/v1/machines/src/snapshots', { body: JSON.stringify({ tag: 'v1' }), headers: json });
       expect([again.status, again.json.code]).toEqual([409, 'conflict']);
-      // Without a body (and without a tag): the next free tag.
-      const untagged = await call(server.url!, 'POST', '/api/v1/machines/src/snapshots');
+      // Without a tag: the next free one.
+      const untagged = await call(server.url!, 'POST', '/api/v1/machines/src/snapshots', { body: '{}', headers: json });
       expect(untagged.status).toBe(201);
       expect(untagged.json.id).not.toBe('src:v1');
       const list = await call(server.url!, 'GET', '/api/v1/snapshots');
