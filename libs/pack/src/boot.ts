@@ -27,8 +27,19 @@ function bootOf(manifest: PackManifest, kernel: string, agent: SectionFile, root
   };
 }
 
+/**
+ * A pack of a running machine (format version 2) must resume, never boot: its disks are those of
+ * a guest that has them mounted. Booting does not resume, so it refuses such a pack.
+ */
+function refuseSnapshot(pack: PackFile): void {
+  if (pack.manifest.snapshot) {
+    throw new PackFormatError(pack.path, `it holds the running state of snapshot ${pack.manifest.snapshot.id}, and this smolvm can only boot packs, not resume them`, 'use a smolvm that resumes packed snapshots, or pack the machine with `pack create --from-vm`');
+  }
+}
+
 /** Verifies the pack (or finds it verified before) and returns how to boot it. */
 export async function packedBoot(pack: PackFile, cacheDir: string): Promise<PackedBoot> {
+  refuseSnapshot(pack);
   await pack.verify(cacheDir);
   const kernel = await extractSection(pack, 'kernel', cacheDir);
   const agent = await sectionDisk(pack, 'agent', cacheDir);
@@ -38,6 +49,7 @@ export async function packedBoot(pack: PackFile, cacheDir: string): Promise<Pack
 
 /** Copies the sections a machine boots from into the section cache (verified on the way). */
 export async function importSections(pack: PackFile, cacheDir: string): Promise<void> {
+  refuseSnapshot(pack);
   await pack.verify(cacheDir);
   for (const name of ['kernel', 'agent', 'rootfs'] as SectionName[]) if (pack.section(name)) await extractSection(pack, name, cacheDir);
 }

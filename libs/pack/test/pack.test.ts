@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { FOOTER_SIZE, PackFile, PackFormatError, SECTION_ALIGN, assemblePack, extractSection, sectionDisk, type PackManifestBase, type SectionName } from '../src';
+import { FOOTER_SIZE, PackFile, PackFormatError, SECTION_ALIGN, assemblePack, extractSection, importSections, packedBoot, sectionDisk, type PackManifestBase, type SectionName } from '../src';
 
 const base: PackManifestBase = {
   platform: 'linux/amd64',
@@ -230,6 +230,9 @@ describe('format version 2: a running machine (memory and state sections)', () =
     const memory = await readAll(pack.readSection('memory'));
     expect(memory.subarray(40 * MIB, 40 * MIB + 4096)).toEqual(memoryPage);
     await pack.verify();
+    // Booting it would run a guest on disks another guest has mounted: refused, not booted.
+    await expect(packedBoot(pack, dir)).rejects.toThrow(/holds the running state of snapshot web:ready, and this smolvm can only boot packs, not resume them/);
+    await expect(importSections(pack, dir)).rejects.toThrow(PackFormatError);
     // Sparse on disk: the zero runs of RAM and disks are holes.
     expect(fs.statSync(file).blocks * 512).toBeLessThan(8 * MIB);
 
