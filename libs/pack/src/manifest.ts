@@ -86,13 +86,16 @@ export interface PackManifest {
   overlay_gib: number;
   network: PackNetwork;
   artifact: PackArtifactProfile | null;
-  /** Version 2 only (null in a version 1 pack, where the field is absent). */
-  snapshot: PackSnapshot | null;
+  /**
+   * Version 2 only: absent, not null, otherwise, so a version 1 manifest serialized again (a
+   * registry's config, a machine's pack.json) stays one older readers accept.
+   */
+  snapshot?: PackSnapshot;
   sections: PackSection[];
 }
 
-/** The manifest without its section table: what a writer is given (`snapshot` left out: none). */
-export type PackManifestBase = Omit<PackManifest, 'format' | 'version' | 'sections' | 'snapshot'> & { snapshot?: PackSnapshot | null };
+/** The manifest without its section table: what a writer is given. */
+export type PackManifestBase = Omit<PackManifest, 'format' | 'version' | 'sections'>;
 
 /** The version a manifest is written as: 1 unless it carries a snapshot, so older readers keep reading it. */
 export function manifestVersion(manifest: Pick<PackManifestBase, 'snapshot'>): number {
@@ -209,14 +212,12 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   const memoryMib = c.int(o.memory_mib, 'memory_mib', 64, 1024 * 1024);
   const storageGib = c.int(o.storage_gib, 'storage_gib', 1, 16 * 1024);
   const overlayGib = c.int(o.overlay_gib, 'overlay_gib', 1, 16 * 1024);
-  const snapshot = version >= 2 ? parseSnapshot(c, o.snapshot) : null;
+  const snapshot = version >= 2 ? parseSnapshot(c, o.snapshot) : undefined;
   const size = (name: SectionName) => sections.find((s) => s.name === name)?.size;
   if (snapshot) {
     for (const required of ['memory', 'state', 'overlay', 'storage'] as const) if (size(required) === undefined) c.fail(`has a snapshot but no ${required} section`);
     // The restored guest's memory map has this size (QEMU would grow a short RAM file by writing to it).
     if (size('memory') !== memoryMib * MIB) c.fail(`has a memory section of ${size('memory')} bytes, not memory_mib (${memoryMib} MiB)`);
-  } else if (SNAPSHOT_SECTIONS.some((n) => size(n) !== undefined)) {
-    c.fail('has memory or state sections but no snapshot');
   }
   return {
     format: 'smolmachine',
@@ -238,15 +239,14 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
     overlay_gib: overlayGib,
     network: { net: c.bool(n.net, 'network.net'), allow_hosts: c.strings(n.allow_hosts, 'network.allow_hosts'), allow_cidrs: c.strings(n.allow_cidrs, 'network.allow_cidrs') },
     artifact,
-    snapshot,
+    ...(snapshot ? { snapshot } : {}),
     sections,
   };
 }
 
 const SNAPSHOT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-function parseSnapshot(c: Checker, v: unknown): PackSnapshot | null {
-  if (v === null) return null;
+function parseSnapshot(c: Checker, v: unknown): PackSnapshot {
   const s = c.obj(v, 'snapshot');
   c.known(s, ['id', 'driver', 'qemu', 'qemu_package'], 'snapshot.');
   const id = c.str(s.id, 'snapshot.id', 129);

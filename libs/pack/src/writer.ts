@@ -83,9 +83,8 @@ export async function assemblePack(opts: AssembleOptions): Promise<AssembledPack
     const { snapshot, ...rest } = opts.manifest;
     const version = manifestVersion(opts.manifest);
     // A version 1 manifest has no snapshot field at all (older readers refuse unknown fields).
-    const written = { format: 'smolmachine', version, ...rest, ...(snapshot ? { snapshot } : {}), sections };
-    const manifest: PackManifest = { ...written, format: 'smolmachine', snapshot: snapshot ?? null };
-    const manifestBytes = Buffer.from(JSON.stringify(written, null, 2) + '\n', 'utf8');
+    const manifest: PackManifest = { format: 'smolmachine', version, ...rest, ...(snapshot ? { snapshot } : {}), sections };
+    const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
     const manifestOffset = pos - payloadStart;
     await write(manifestBytes);
     const payloadLength = pos - payloadStart + FOOTER_SIZE;
