@@ -1,5 +1,5 @@
 // The protocol handlers the agent serves, wired to processes and (in a VM) the guest system.
-import { AgentRequestError, rootSetupOf, type AgentHandlers, type ExecProcess } from '@smolvm/agent-protocol';
+import { AgentRequestError, rootSetupOf, type AgentHandlers, type ExecProcess, type SetupSpec } from '@smolvm/agent-protocol';
 import { prepareCommand } from './command';
 import { execWithPipes } from './exec-pipes';
 import { execWithPty } from './exec-pty';
@@ -36,6 +36,8 @@ export function createHandlers(opts: HandlerOptions): Handlers {
   const running = new Set<ExecProcess>();
   /** SSH_AUTH_SOCK for every exec once forwarding is set up (the request's env still wins). */
   let sshAuthSock: string | undefined;
+  /** The run's 9p volumes (setup), which `shares` detaches around a machine snapshot. */
+  let volumes: NonNullable<SetupSpec['volumes']> = [];
   const unsupported = (op: string) => new AgentRequestError(op, 'unsupported', 'not available outside a VM');
   const trimmer = system && createIdleTrimmer(() => system.trimMemory(), opts.idleTrimMs);
   const busy = async <T>(work: () => Promise<T>): Promise<T> => {
@@ -116,6 +118,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     async setup(spec) {
       if (!system) throw unsupported('setup');
       if (setup) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up (setup must come before the first exec)');
+      volumes = spec.volumes ?? [];
       let base: Promise<void>;
       if (root) {
         // A restored VM: its root was built before the snapshot; only the run is configured now.
@@ -145,6 +148,11 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       await warmExecPath(createHandlers({ busybox: opts.busybox }));
       // An empty young generation: a restored VM's first requests then allocate without a GC.
       collectGarbage();
+    },
+    async shares(spec) {
+      if (!system) throw unsupported('shares');
+      await setup;
+      system.shares(volumes, spec.mounted);
     },
     identity(spec) {
       if (!system) throw unsupported('identity');

@@ -4,10 +4,10 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
+import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec, type VolumeMount } from '@smolvm/agent-protocol';
 import { BLKFLSBUF, CLOCK_REALTIME, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
 import { check, libc } from './libc';
-import { planRootOnly, planRun, planSetup, type SetupStep } from './setup-plan';
+import { planRootOnly, planRun, planSetup, planVolumes, type SetupStep } from './setup-plan';
 
 export interface GuestSystem {
   readonly isSetUp: boolean;
@@ -21,6 +21,8 @@ export interface GuestSystem {
   reseed(entropy: Buffer): void;
   /** The hostname of a copy restored from a machine snapshot (kernel and /etc/hostname). */
   identity(spec: { hostname: string }): void;
+  /** Unmounts or mounts again these 9p volumes (chrooted: at their guest paths). */
+  shares(volumes: VolumeMount[], mounted: boolean): void;
   prepareShutdown(): Promise<void>;
   powerOff(): void;
   /** Drops the clean page cache, where the host takes back what is freed (idle-trim.ts). */
@@ -233,6 +235,23 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
         check(c.ioctlBuffer(fd, RNDRESEEDCRNG, null), 'RNDRESEEDCRNG');
       } finally {
         fs.closeSync(fd);
+      }
+    },
+    shares(volumes, mounted) {
+      if (mounted) {
+        runSteps(planVolumes(volumes));
+        return;
+      }
+      const done: VolumeMount[] = [];
+      try {
+        for (const v of [...volumes].reverse()) {
+          check(c.umount2(v.path, 0), `umount ${v.path}`);
+          done.unshift(v);
+        }
+      } catch (err) {
+        // All or none: what was unmounted is mounted again.
+        runSteps(planVolumes(done));
+        throw err;
       }
     },
     identity(spec) {

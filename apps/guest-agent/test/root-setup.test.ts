@@ -22,6 +22,7 @@ function recordingSystem(rootDelayMs = 0): GuestSystem & { calls: string[] } {
     setTime: () => undefined,
     reseed: () => undefined,
     identity: () => undefined,
+    shares: () => undefined,
     prepareShutdown: async () => undefined,
     powerOff: () => undefined,
     trimMemory: () => void calls.push('trimMemory'),

@@ -195,6 +195,11 @@ export function parseIdentity(args: Json): { hostname: string } {
   return { hostname };
 }
 
+/** `shares`: unmount (false) or mount again (true) the run's 9p volumes (around a machine snapshot). */
+export function parseShares(args: Json): { mounted: boolean } {
+  return { mounted: new Fields(args, 'shares').bool('mounted') };
+}
+
 /** `reseed` carries host entropy base64-encoded: 32 to MAX_RESEED_BYTES bytes. */
 export function parseReseed(args: Json): { entropy: Buffer } {
   const text = new Fields(args, 'reseed').str('entropy', Math.ceil(MAX_RESEED_BYTES / 3) * 4);

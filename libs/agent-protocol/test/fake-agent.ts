@@ -96,6 +96,9 @@ export function fakeHandlers(log: FakeAgentLog): AgentHandlers {
     reseed(entropy) {
       log.calls.push(`reseed ${entropy.length}`);
     },
+    shares(spec) {
+      log.calls.push(`shares ${spec.mounted}`);
+    },
     identity(spec) {
       log.calls.push(`identity ${spec.hostname}`);
     },

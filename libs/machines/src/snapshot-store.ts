@@ -230,7 +230,8 @@ export class SnapshotStore {
       const file = path.join(staging, rel);
       const hashed = HASHED_VM_FILES.some((f) => rel === `${SNAPSHOT_VM_DIR}/${f}`) || rel === SNAPSHOT_PACK;
       files[rel] = { size: fs.statSync(file).size, ...(hashed ? { sha256: sha256File(file) } : {}) };
-      fs.chmodSync(file, 0o400);
+      // Read-only, but QEMU (without capabilities) opens a RAM file read-write even to map it privately.
+      fs.chmodSync(file, rel === `${SNAPSHOT_VM_DIR}/memory` ? 0o600 : 0o400);
       fsyncPath(file);
     }
     const full: SnapshotMeta = { schemaVersion: SNAPSHOT_SCHEMA_VERSION, ...meta, files };

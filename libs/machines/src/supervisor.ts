@@ -404,14 +404,22 @@ function serveSnapshots(vm: Vm, record: MachineRecord, socketPath: string, env: 
             const t0 = performance.now();
             let pausedMs = 0;
             const format = record.fromSnapshot ? 'qcow2' : 'raw';
-            log('snapshot: pausing the VM to save it');
-            await vm.snapshotRunning(path.join(dir, SNAPSHOT_VM_DIR), async () => {
-              const copies = { overlayDisk: path.join(dir, SNAPSHOT_DISKS.overlay), storageDisk: path.join(dir, SNAPSHOT_DISKS.storage) };
-              copyDiskSparse(files.overlayDisk, copies.overlayDisk, format);
-              copyDiskSparse(files.storageDisk, copies.storageDisk, format);
-              pausedMs = Math.round(performance.now() - t0);
-              return copies;
+            // QEMU refuses to save a VM with a 9p share mounted: the guest lets go of them meanwhile.
+            await vm.agent.shares({ mounted: false }).catch((err: Error) => {
+              throw new SmolvmError(`the guest cannot let go of its shared folders for the snapshot: ${err.message}`, { remedy: 'stop the processes that use the -v folders (or the current directory in one), then try again' });
             });
+            try {
+              log('snapshot: pausing the VM to save it');
+              await vm.snapshotRunning(path.join(dir, SNAPSHOT_VM_DIR), async () => {
+                const copies = { overlayDisk: path.join(dir, SNAPSHOT_DISKS.overlay), storageDisk: path.join(dir, SNAPSHOT_DISKS.storage) };
+                copyDiskSparse(files.overlayDisk, copies.overlayDisk, format);
+                copyDiskSparse(files.storageDisk, copies.storageDisk, format);
+                pausedMs = Math.round(performance.now() - t0);
+                return copies;
+              });
+            } finally {
+              await vm.agent.shares({ mounted: true });
+            }
             log(`snapshot: saved (paused ${pausedMs} ms, ${Math.round(performance.now() - t0)} ms in all)`);
             reply = { ok: true, pausedMs, nic: vm.network !== undefined };
           } finally {
