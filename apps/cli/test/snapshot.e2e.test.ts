@@ -115,7 +115,7 @@ describe('snapshots of a running machine', () => {
     expect(listed).toEqual([expect.objectContaining({ id: 'src:1', dependents: forks })]);
   });
 
-  it('a fork stops and starts again (warm, its qcow2 disks in the boot snapshot's slots), keeps its own files, refuses resize', () => {
+  it('a fork stops and starts again (warm, its qcow2 disks in the boot snapshot slots), keeps its own files, refuses resize', () => {
     ok(cli(['machine', 'stop', '--name', 'f1']));
     ok(cli(['machine', 'start', '--name', 'f1']));
     // Restored from the boot snapshot of its shape, with its qcow2 disks in the disk slots.
