@@ -47,6 +47,21 @@ async function httpGet(port: number, file: string): Promise<string> {
   return `${res.status} ${(await res.text()).trim()}`;
 }
 
+/** Every save the supervisor began has ended (saved or failed), by its log. */
+async function supervisorIdle(): Promise<void> {
+  const log = path.join(setup.home, 'data', 'machines', 'src', 'supervisor.log');
+  // A request written just before the kill may still be on its way.
+  await new Promise((r) => setTimeout(r, 1000));
+  for (let i = 0; i < 240; i++) {
+    const text = fs.readFileSync(log, 'utf8');
+    const began = text.split('snapshot: requested').length;
+    const ended = text.split('snapshot: saved').length + text.split('snapshot: failed').length - 1;
+    if (began === ended) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error('the supervisor did not finish its snapshot within 2 minutes');
+}
+
 function snapshotsDir(): string {
   return path.join(setup.home, 'data', 'snapshots');
 }
@@ -57,7 +72,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const name of ['src', ...forks, 'cold']) cli(['machine', 'delete', name, '-f']);
+  for (const name of ['src', ...forks, 'ff-1', 'ff-2']) cli(['machine', 'delete', name, '-f']);
   expect(setup.qemus()).toEqual([]);
   await setup.close();
 });
@@ -71,6 +86,8 @@ describe('snapshots of a running machine', () => {
     ok(cli(['machine', 'start', '--name', 'src']));
     ok(exec('src', 'mkdir -p /tmp/www && echo from-tmp > /tmp/www/t.txt && echo from-workspace > /workspace/w.txt && cp /workspace/w.txt /tmp/www/ && httpd -p 8080 -h /tmp/www'));
     expect(await httpGet(srcPort, 't.txt')).toBe('200 from-tmp');
+    // Read before the snapshot: the kernel fixes boot_id at its first read.
+    const srcBootId = ok(exec('src', 'cat /proc/sys/kernel/random/boot_id')).trim();
 
     const created = JSON.parse(ok(cli(['machine', 'snapshot', 'create', 'src', '--json']))) as { id: string; running: boolean; sizeBytes: number; pausedMs: number };
     expect(created).toMatchObject({ id: 'src:1', running: true });
@@ -106,6 +123,11 @@ describe('snapshots of a running machine', () => {
     const random = forks.map((name) => ok(exec(name, 'head -c 32 /dev/urandom | od -An -tx1 | tr -d " \\n"')).trim());
     expect(new Set(random).size).toBe(FORKS);
     for (const r of random) expect(r).toMatch(/^[0-9a-f]{64}$/);
+    // And each has a boot_id of its own (the source keeps its own).
+    const bootIds = forks.map((name) => ok(exec(name, 'cat /proc/sys/kernel/random/boot_id')).trim());
+    expect(new Set([srcBootId, ...bootIds]).size).toBe(FORKS + 1);
+    for (const b of bootIds) expect(b).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(ok(exec('src', 'cat /proc/sys/kernel/random/boot_id')).trim()).toBe(srcBootId);
 
     // In use: removal refused with one line naming the machines.
     const rm = cli(['machine', 'snapshot', 'rm', 'src:1']);
@@ -115,7 +137,7 @@ describe('snapshots of a running machine', () => {
     expect(listed).toEqual([expect.objectContaining({ id: 'src:1', dependents: forks })]);
   });
 
-  it('a fork stops and starts again (warm, its qcow2 disks in the boot snapshot's slots), keeps its own files, refuses resize', () => {
+  it('a fork stops and starts again (warm, its qcow2 disks in the boot snapshot slots), keeps its own files, refuses resize', () => {
     ok(cli(['machine', 'stop', '--name', 'f1']));
     ok(cli(['machine', 'start', '--name', 'f1']));
     // Restored from the boot snapshot of its shape, with its qcow2 disks in the disk slots.
@@ -133,6 +155,25 @@ describe('snapshots of a running machine', () => {
   });
 });
 
+describe('machine fork', () => {
+  it('snapshots the running source and starts COUNT copies, NEW-1..NEW-COUNT, with no ports', () => {
+    const out = JSON.parse(ok(cli(['machine', 'fork', 'src', 'ff', '-n', '2', '--json']))) as { snapshot: { id: string; running: boolean }; machines: string[] };
+    expect(out.machines).toEqual(['ff-1', 'ff-2']);
+    expect(out.snapshot.running).toBe(true);
+    for (const name of out.machines) {
+      expect(ok(exec(name, 'hostname; cat /workspace/w.txt')).trim().split('\n')).toEqual([name, 'from-workspace']);
+      const status = JSON.parse(ok(cli(['machine', 'status', '--name', name, '--json']))) as { ports?: unknown[] };
+      expect(status.ports ?? []).toEqual([]);
+    }
+    // -p cannot go to several copies.
+    const r = cli(['machine', 'fork', 'src', 'fp', '-n', '2', '-p', '18999:8080']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('-p cannot be given to several forks');
+    for (const name of out.machines) ok(cli(['machine', 'delete', name, '-f']));
+    ok(cli(['machine', 'snapshot', 'rm', out.snapshot.id]));
+  });
+});
+
 describe('crash safety and damage', () => {
   it('a snapshot create killed at any point leaves a complete snapshot or none', async () => {
     const outcomes: string[] = [];
@@ -147,6 +188,8 @@ describe('crash safety and damage', () => {
         killed = false; // it had finished
       }
       const result = await run.done;
+      // A killed command's save goes on in the supervisor: wait for it before the next one.
+      await supervisorIdle();
       const dir = path.join(snapshotsDir(), 'src', tag);
       if (!killed) expect(result.status).toBe(0);
       if (fs.existsSync(dir)) {

@@ -89,9 +89,8 @@ export function compactDisk(file: string): number {
  * A copy of the disk (machine stopped) shrunk to its contents, for a pack: checked, without its
  * journal (a pack need not carry an empty one), resized to the minimum. The caller removes it.
  */
-export function shrunkCopy(file: string, dest: string): void {
-  run('cp', ['--sparse=always', file, dest]);
-  fs.chmodSync(dest, 0o600);
+export function shrunkCopy(file: string, dest: string, format: DiskFormat = 'raw'): void {
+  copyDiskSparse(file, dest, format);
   run('e2fsck', ['-f', '-p', dest], [0, 1]);
   run('tune2fs', ['-O', '^has_journal', dest]);
   run('resize2fs', ['-M', dest]);

@@ -398,6 +398,7 @@ function serveSnapshots(vm: Vm, record: MachineRecord, socketPath: string, env: 
           if (typeof req.dir !== 'string' || !path.isAbsolute(req.dir) || !path.resolve(req.dir).startsWith(staging)) throw new SmolvmError('a snapshot is only written into the snapshot store');
           if (busy) throw new SmolvmError('another snapshot of this machine is being taken');
           busy = true;
+          log('snapshot: requested');
           try {
             const dir = path.resolve(req.dir);
             fs.mkdirSync(path.join(dir, SNAPSHOT_VM_DIR), { mode: 0o700 });
@@ -409,7 +410,7 @@ function serveSnapshots(vm: Vm, record: MachineRecord, socketPath: string, env: 
               throw new SmolvmError(`the guest cannot let go of its shared folders for the snapshot: ${err.message}`, { remedy: 'stop the processes that use the -v folders (or the current directory in one), then try again' });
             });
             try {
-              log('snapshot: pausing the VM to save it');
+              log('snapshot: pausing the VM to save it (shares detached)');
               await vm.snapshotRunning(path.join(dir, SNAPSHOT_VM_DIR), async () => {
                 const copies = { overlayDisk: path.join(dir, SNAPSHOT_DISKS.overlay), storageDisk: path.join(dir, SNAPSHOT_DISKS.storage) };
                 copyDiskSparse(files.overlayDisk, copies.overlayDisk, format);
@@ -427,7 +428,7 @@ function serveSnapshots(vm: Vm, record: MachineRecord, socketPath: string, env: 
           }
         } catch (err) {
           const e = err instanceof SmolvmError ? err : new SmolvmError((err as Error).message);
-          log(`snapshot failed: ${e.message}`);
+          log(`snapshot: failed: ${e.message}`);
           reply = { ok: false, message: e.message, ...(e.remedy ? { remedy: e.remedy } : {}) };
         }
         socket.end(JSON.stringify(reply) + '\n');

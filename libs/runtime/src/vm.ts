@@ -504,7 +504,9 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       // The saved guest is set up already (root, disks, network, processes running): it only
       // becomes this copy. Every copy shares the saved RNG state until reseeded.
       // Its shares were unmounted for the save (QEMU cannot save a mounted 9p share): mounted again, now this copy's.
-      await Promise.all([vm.agent.setTime(Date.now()), vm.agent.reseed(crypto.randomBytes(64)), ...(options.hostname ? [vm.agent.identity({ hostname: options.hostname })] : []), vm.agent.shares({ mounted: true })]);
+      // Reseeded first: the copy's new boot_id (identity) comes from the kernel's RNG.
+      await Promise.all([vm.agent.setTime(Date.now()), vm.agent.reseed(crypto.randomBytes(64))]);
+      await Promise.all([...(options.hostname ? [vm.agent.identity({ hostname: options.hostname })] : []), vm.agent.shares({ mounted: true })]);
       if (sshAgent) vm.agent.serveSshAgent(sshAgent.relay);
     } catch (err) {
       await vm.kill();
