@@ -290,6 +290,41 @@ describe('files over HTTP', () => {
   });
 });
 
+describe('snapshots over HTTP', () => {
+  it('snapshots the running machine; a machine made from it resumes its files and processes, and the snapshot goes once unused', async () => {
+    // A process of its own session, so it outlives the exec that started it.
+    const started = await exec(['sh', '-c', 'echo kept > /tmp/kept; setsid sh -c "while :; do sleep 1; done" </dev/null >/dev/null 2>&1 & echo $! > /tmp/loop.pid']);
+    expect(started.json.exitCode).toBe(0);
+    const snap = await call('POST', `/api/v1/machines/${NAME}/snapshots`, { tag: 'warm' });
+    expect([snap.status, snap.json]).toEqual([201, expect.objectContaining({ id: `${NAME}:warm`, machine: NAME, running: true, dependents: [] })]);
+    const copy = await call('POST', '/api/v1/machines', { name: 'api-copy', fromSnapshot: `${NAME}:warm` });
+    expect([copy.status, copy.json]).toEqual([201, expect.objectContaining({ name: 'api-copy', state: 'created' })]);
+    try {
+      const start = await call('POST', '/api/v1/machines/api-copy/start');
+      expect([start.status, start.json.code]).toEqual([200, undefined]);
+      const check = ['sh', '-c', 'cat /tmp/kept; kill -0 "$(cat /tmp/loop.pid)" && echo alive'];
+      const inCopy = await call('POST', '/api/v1/machines/api-copy/exec', { command: check });
+      expect(inCopy.json).toMatchObject({ exitCode: 0, stdout: 'kept\nalive\n' });
+      // The copy's own writes stay its own.
+      await call('POST', '/api/v1/machines/api-copy/exec', { command: ['sh', '-c', 'echo copy > /tmp/kept'] });
+      expect((await exec(check)).json).toMatchObject({ exitCode: 0, stdout: 'kept\nalive\n' });
+      const inUse = await call('DELETE', `/api/v1/snapshots/${NAME}%3Awarm`);
+      expect([inUse.status, inUse.json.code]).toEqual([409, 'conflict']);
+      // A fork: snapshot and started copy in one call.
+      const fork = await call('POST', `/api/v1/machines/${NAME}/fork`, { names: ['api-fork'] });
+      expect([fork.status, fork.json.machines]).toEqual([201, [expect.objectContaining({ name: 'api-fork', state: 'running' })]]);
+      expect((await call('POST', '/api/v1/machines/api-fork/exec', { command: check })).json).toMatchObject({ exitCode: 0, stdout: 'kept\nalive\n' });
+      expect((await call('DELETE', '/api/v1/machines/api-fork?force=true')).status).toBe(204);
+      expect((await call('DELETE', `/api/v1/snapshots/${(fork.json.snapshot as { id: string }).id}`)).status).toBe(204);
+    } finally {
+      await call('DELETE', '/api/v1/machines/api-copy?force=true');
+      await call('DELETE', '/api/v1/machines/api-fork?force=true');
+    }
+    expect((await call('DELETE', `/api/v1/snapshots/${NAME}:warm`)).status).toBe(204);
+    expect((await call('GET', '/api/v1/snapshots')).json).toEqual({ snapshots: [] });
+  });
+});
+
 describe('ephemeral runs', () => {
   it('POST /runs leaves an ephemeral machine running; stop removes it with everything', async () => {
     const run = await call('POST', '/api/v1/runs', { cpus: 1, memory: 256, init: ['echo ready > /tmp/ready'] });

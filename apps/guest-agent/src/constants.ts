@@ -6,6 +6,9 @@ export const CLOCK_REALTIME = 0;
 export const RB_AUTOBOOT = 0x01234567;
 export const MS_RDONLY = 1;
 export const MS_NOSUID = 2;
+export const MS_BIND = 4096;
+/** umount2: detach now, let go once unused. */
+export const MNT_DETACH = 2;
 export const MS_NODEV = 4;
 export const MS_NOEXEC = 8;
 export const MS_REMOUNT = 32;

@@ -92,7 +92,14 @@ export async function installFile(req: InstallFileOptions): Promise<PutFileResul
     fs.closeSync(fd);
     throw new AgentRequestError('installFile', 'bad-request', `${req.source} is not a regular file of ${req.size} bytes`);
   }
-  return putFile(req, fs.createReadStream('', { fd, highWaterMark: 1024 * 1024 }));
+  const source = fs.createReadStream('', { fd, highWaterMark: 1024 * 1024 });
+  try {
+    return await putFile(req, source);
+  } finally {
+    // Refused before it was read (no such directory...): the descriptor would stay open, and an
+    // open file in the upload share keeps it from being unmounted (a machine snapshot needs that).
+    source.destroy();
+  }
 }
 
 export async function getFile(req: GetFileRequest, out: OutboundStream): Promise<FileInfo> {

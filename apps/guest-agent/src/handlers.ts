@@ -38,6 +38,8 @@ export function createHandlers(opts: HandlerOptions): Handlers {
   let freshRoots: SetupSpec | null = null;
   /** SSH_AUTH_SOCK for every exec once forwarding is set up (the request's env still wins). */
   let sshAuthSock: string | undefined;
+  /** The run's 9p volumes (setup), which `shares` detaches around a machine snapshot. */
+  let volumes: NonNullable<SetupSpec['volumes']> = [];
   const unsupported = (op: string) => new AgentRequestError(op, 'unsupported', 'not available outside a VM');
   const trimmer = system && createIdleTrimmer(() => system.trimMemory(), opts.idleTrimMs);
   /**
@@ -141,6 +143,7 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     async setup(spec) {
       if (!system) throw unsupported('setup');
       if (setup) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up (setup must come before the first exec)');
+      volumes = spec.volumes ?? [];
       let base: Promise<void>;
       if (root) {
         // A restored VM: its root was built before the snapshot; only the run is configured now.
@@ -171,6 +174,15 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       await warmExecPath(createHandlers({ busybox: opts.busybox }));
       // An empty young generation: a restored VM's first requests then allocate without a GC.
       collectGarbage();
+    },
+    async shares(spec) {
+      if (!system) throw unsupported('shares');
+      await setup;
+      system.shares(volumes, spec.mounted);
+    },
+    identity(spec) {
+      if (!system) throw unsupported('identity');
+      system.identity(spec);
     },
     reseed(entropy) {
       if (!system) throw unsupported('reseed');

@@ -105,20 +105,27 @@ function apiFilesystems(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => st
   if (spec.workspace) mount(device(spec.workspace.device), r('workspace'), spec.workspace.fstype, 0, diskOptions(spec.workspace.fstype));
 }
 
+/** The 9p volumes' mounts (also what a machine snapshot detaches and attaches again: `shares`). */
+export function planVolumes(volumes: NonNullable<SetupSpec['volumes']>, root = '/'): SetupStep[] {
+  const steps: SetupStep[] = [];
+  for (const v of volumes) {
+    const target = path.join(root, v.path);
+    steps.push({ op: 'mkdir', path: target, mode: 0o755 });
+    // nosuid, nodev: the guest's view of a share's modes and device numbers comes from xattrs
+    // (QEMU's mapped-xattr model) that a host user with write access to the folder can set too.
+    const flags = MS_NOSUID | MS_NODEV | (v.readOnly ? MS_RDONLY : 0);
+    steps.push({ op: 'mount', source: v.tag, target, fstype: '9p', flags, data: NINEP_OPTIONS });
+  }
+  return steps;
+}
+
 /**
  * A run's settings in a root at `root`: the root's directory before the chroot, or `/` once the
  * agent runs chrooted in a root built earlier (setupRoot, then a snapshot restore).
  */
 export function planRun(spec: SetupSpec, root = '/'): SetupStep[] {
-  const steps: SetupStep[] = [];
+  const steps: SetupStep[] = planVolumes(spec.volumes ?? [], root);
   const r = (p: string) => path.join(root, p);
-  for (const v of spec.volumes ?? []) {
-    steps.push({ op: 'mkdir', path: r(v.path), mode: 0o755 });
-    // nosuid, nodev: the guest's view of a share's modes and device numbers comes from xattrs
-    // (QEMU's mapped-xattr model) that a host user with write access to the folder can set too.
-    const flags = MS_NOSUID | MS_NODEV | (v.readOnly ? MS_RDONLY : 0);
-    steps.push({ op: 'mount', source: v.tag, target: r(v.path), fstype: '9p', flags, data: NINEP_OPTIONS });
-  }
   steps.push({ op: 'write', path: r('etc/resolv.conf'), content: spec.resolvConf ?? NO_RESOLVER, onlyIfMissing: false });
   if (spec.hostname) {
     steps.push({ op: 'hostname', name: spec.hostname });

@@ -4,10 +4,10 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
+import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec, type VolumeMount } from '@smolvm/agent-protocol';
 import { BLKFLSBUF, CLOCK_REALTIME, MNT_DETACH, MS_BIND, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
 import { check, libc } from './libc';
-import { EXEC_ROOTS_DIR, planExecRoot, planRootOnly, planRun, planSetup, type SetupStep } from './setup-plan';
+import { EXEC_ROOTS_DIR, planExecRoot, planRootOnly, planRun, planSetup, planVolumes, type SetupStep } from './setup-plan';
 
 export interface GuestSystem {
   readonly isSetUp: boolean;
@@ -19,6 +19,10 @@ export interface GuestSystem {
   configure(spec: SetupSpec): Promise<void>;
   setTime(epochMs: number): void;
   reseed(entropy: Buffer): void;
+  /** The hostname of a copy restored from a machine snapshot (kernel and /etc/hostname). */
+  identity(spec: { hostname: string }): void;
+  /** Unmounts or mounts again these 9p volumes (chrooted: at their guest paths). */
+  shares(volumes: VolumeMount[], mounted: boolean): void;
   prepareShutdown(): Promise<void>;
   powerOff(): void;
   /** Drops the clean page cache, where the host takes back what is freed (idle-trim.ts). */
@@ -124,6 +128,37 @@ function runStep(step: SetupStep): void {
       check(c.chroot(step.path), `chroot ${step.path}`);
       process.chdir('/');
       return;
+  }
+}
+
+/**
+ * boot_id is fixed by the kernel the first time it is read, so copies of one running machine
+ * would share it: each copy's is masked with a fresh one (bind-mounted over the proc file in the
+ * guest root). From the kernel's RNG, reseeded by then: the agent's own (node/OpenSSL) RNG state
+ * is the same in every copy. A fresh procfs mounted elsewhere still shows the kernel's value.
+ */
+function maskBootId(): void {
+  const target = '/proc/sys/kernel/random/boot_id';
+  const bytes = Buffer.alloc(16);
+  const fd = fs.openSync('/dev/urandom', 'r');
+  try {
+    fs.readSync(fd, bytes, 0, 16, null);
+  } finally {
+    fs.closeSync(fd);
+  }
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  const uuid = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  // The file needs a home only until mounted: the mount keeps its inode.
+  const file = `/dev/.smolvm-boot-id-${hex.slice(0, 8)}`;
+  fs.writeFileSync(file, `${uuid}\n`, { mode: 0o444 });
+  try {
+    const c = libc();
+    c.umount2(target, MNT_DETACH); // an earlier copy's mask, if any
+    check(c.mount(file, target, null, MS_BIND, null), `mount --bind ${target}`);
+  } finally {
+    fs.rmSync(file, { force: true });
   }
 }
 
@@ -287,6 +322,30 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
       } finally {
         fs.closeSync(fd);
       }
+    },
+    shares(volumes, mounted) {
+      if (mounted) {
+        runSteps(planVolumes(volumes));
+        return;
+      }
+      const done: VolumeMount[] = [];
+      try {
+        for (const v of [...volumes].reverse()) {
+          check(c.umount2(v.path, 0), `umount ${v.path}`);
+          done.unshift(v);
+        }
+      } catch (err) {
+        // All or none: what was unmounted is mounted again.
+        runSteps(planVolumes(done));
+        throw err;
+      }
+    },
+    identity(spec) {
+      runSteps([
+        { op: 'hostname', name: spec.hostname },
+        { op: 'write', path: '/etc/hostname', content: `${spec.hostname}\n`, onlyIfMissing: false },
+      ]);
+      maskBootId();
     },
     async prepareShutdown() {
       c.sync();

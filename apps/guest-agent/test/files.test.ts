@@ -135,4 +135,23 @@ describe('installFile', () => {
     expect(sha(fs.readFileSync(dest))).toBe(sha(data));
     expect(leftovers()).toEqual([]);
   });
+
+  it('closes the source when the destination is refused (an open file keeps its share from being unmounted)', async () => {
+    const src = path.join(t.dir, 'staged');
+    fs.writeFileSync(src, 'data');
+    const target = (fd: string) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return undefined; // closed meanwhile (e.g. the directory listing's own descriptor)
+      }
+    };
+    const opened = () => fs.readdirSync('/proc/self/fd').filter((fd) => target(fd) === src).length;
+    for (const dest of [path.join(t.dir, 'no', 'such', 'dir', 'f'), t.dir]) {
+      await rejection(t.h.client.installFile({ source: src, path: dest, size: 4, mode: 0o644 }));
+    }
+    // The stream closes its descriptor asynchronously after destroy().
+    for (let i = 0; i < 50 && opened() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(opened()).toBe(0);
+  });
 });

@@ -25,6 +25,8 @@ function recordingSystem(rootDelayMs = 0): GuestSystem & { calls: string[] } {
     },
     setTime: () => undefined,
     reseed: () => undefined,
+    identity: () => undefined,
+    shares: () => undefined,
     prepareShutdown: async () => undefined,
     powerOff: () => undefined,
     trimMemory: () => void calls.push('trimMemory'),

@@ -133,6 +133,18 @@ export class AgentClient {
     await this.conn.request('reseed', { entropy: entropy.toString('base64') });
   }
 
+  /** Unmounts (false) or mounts again (true) the run's 9p volumes, around a machine snapshot. */
+  async shares(spec: { mounted: boolean }): Promise<void> {
+    await this.readyPromise;
+    await this.conn.request('shares', spec);
+  }
+
+  /** Gives a copy restored from a machine snapshot its own hostname. */
+  async identity(spec: { hostname: string }): Promise<void> {
+    await this.readyPromise;
+    await this.conn.request('identity', spec);
+  }
+
   /**
    * Builds only the guest root (image overlay, API mounts), nothing of a run: done before a boot
    * snapshot is saved, so a restored VM's `setup` just configures the run.

@@ -198,6 +198,18 @@ export function parseSetTime(args: Json): SetTimeArgs {
   return { epochMs: new Fields(args, 'setTime').int('epochMs', 0) };
 }
 
+/** `identity`: a copy restored from a machine snapshot takes its own name (snapshot forks). */
+export function parseIdentity(args: Json): { hostname: string } {
+  const hostname = new Fields(args, 'identity').str('hostname', 64);
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(hostname)) throw new SchemaError(`identity.hostname: '${hostname}' is not a hostname`);
+  return { hostname };
+}
+
+/** `shares`: unmount (false) or mount again (true) the run's 9p volumes (around a machine snapshot). */
+export function parseShares(args: Json): { mounted: boolean } {
+  return { mounted: new Fields(args, 'shares').bool('mounted') };
+}
+
 /** `reseed` carries host entropy base64-encoded: 32 to MAX_RESEED_BYTES bytes. */
 export function parseReseed(args: Json): { entropy: Buffer } {
   const text = new Fields(args, 'reseed').str('entropy', Math.ceil(MAX_RESEED_BYTES / 3) * 4);

@@ -5,7 +5,7 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import { AgentRequestError, type ErrorCode } from './errors';
 import { Connection, type ConnectionOptions } from './connection';
 import type { AgentInfo, EventMessage, RequestMessage } from './messages';
-import { parseExec, parseReseed, parseResize, parseSetTime, parseSetup, parseSetupRoot, parseSignal, type ExecRequest, type ExitStatus, type RootSetupSpec, type SetupSpec } from './ops';
+import { parseExec, parseIdentity, parseReseed, parseShares, parseResize, parseSetTime, parseSetup, parseSetupRoot, parseSignal, type ExecRequest, type ExitStatus, type RootSetupSpec, type SetupSpec } from './ops';
 import { Fields, SchemaError, type Json } from './schema';
 import type { InboundStream, OutboundStream } from './streams';
 import {
@@ -59,6 +59,14 @@ export interface AgentHandlers {
   prepareSnapshot?(): Promise<void>;
   /** Mixes host entropy into the kernel's pool and reseeds its RNG at once (after a snapshot restore). */
   reseed?(entropy: Buffer): Promise<void> | void;
+  /** A restored copy of a running machine takes its own hostname (snapshot forks). */
+  identity?(spec: { hostname: string }): Promise<void> | void;
+  /**
+   * Unmounts (false) or mounts again (true) the run's 9p volumes: QEMU cannot save a VM while a
+   * share is mounted, so a machine snapshot detaches them for the save. Unmounting fails (and
+   * leaves them mounted) while a process uses one.
+   */
+  shares?(spec: { mounted: boolean }): Promise<void> | void;
   /**
    * Writes exactly `req.size` bytes from `data` to `req.path`, atomically: the destination
    * changes only once the whole file is written and synced. Rejects (and leaves nothing) if the
@@ -229,6 +237,16 @@ export class AgentServer {
       case 'reseed': {
         if (!this.handlers.reseed) throw new AgentRequestError('reseed', 'unsupported', 'this agent cannot reseed the kernel RNG');
         await this.handlers.reseed(parseReseed(msg.args).entropy);
+        return {};
+      }
+      case 'identity': {
+        if (!this.handlers.identity) throw new AgentRequestError('identity', 'unsupported', 'this agent cannot change its identity');
+        await this.handlers.identity(parseIdentity(msg.args));
+        return {};
+      }
+      case 'shares': {
+        if (!this.handlers.shares) throw new AgentRequestError('shares', 'unsupported', 'this agent cannot detach its shares');
+        await this.handlers.shares(parseShares(msg.args));
         return {};
       }
       case 'setupRoot': {

@@ -96,6 +96,12 @@ export function fakeHandlers(log: FakeAgentLog): AgentHandlers {
     reseed(entropy) {
       log.calls.push(`reseed ${entropy.length}`);
     },
+    shares(spec) {
+      log.calls.push(`shares ${spec.mounted}`);
+    },
+    identity(spec) {
+      log.calls.push(`identity ${spec.hostname}`);
+    },
     async setupRoot(spec) {
       log.calls.push(`setupRoot ${JSON.stringify(spec)}`);
     },

@@ -33,6 +33,15 @@ describe('handshake and requests', () => {
     client.close();
   });
 
+  it('gives a restored copy its hostname, and refuses one that is not a hostname', async () => {
+    const { client, log } = connect();
+    await client.identity({ hostname: 'fork-1' });
+    expect(log.calls).toEqual(['identity fork-1']);
+    const err = await client.identity({ hostname: 'bad name;rm' }).catch((e: unknown) => e);
+    expect((err as AgentRequestError).code).toBe('bad-request');
+    client.close();
+  });
+
   it('setupRoot carries only the root fields; a raw one with a run setting is refused', async () => {
     const { client, log } = connect();
     await client.setupRoot({ upperSizeMiB: 64, ...({ hostname: 'dropped' } as object) });

@@ -2,7 +2,7 @@
 // message the CLI would print (what, why, what to do). Anything that is not one of ours is an
 // internal error whose text (paths, stack) stays in the server's log.
 import { ConfigError, ConflictError, NotFoundError, SmolvmError, UsageError, formatError } from '@smolvm/common';
-import { GuestPathError, MachineNotRunningError, MachineStartError, TransferTooLargeError } from '@smolvm/machines';
+import { GuestPathError, MachineNotRunningError, MachineStartError, SnapshotDamagedError, TransferTooLargeError } from '@smolvm/machines';
 import type { ErrorBody } from './schemas';
 
 /** An error the API raises itself, with its status and code. */
@@ -36,6 +36,7 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
     const detail = err.detail.length > 0 ? ` (last output: ${err.detail.slice(-3).join(' | ')})` : '';
     return { status: 500, body: { error: message(err) + detail, code: 'start-failed' } };
   }
+  if (err instanceof SnapshotDamagedError) return { status: 500, body: { error: message(err), code: 'snapshot-damaged' } };
   if (err instanceof GuestPathError) return { status: 500, body: { error: message(err), code: 'guest-error' } };
   if (err instanceof SmolvmError) return { status: 500, body: { error: message(err), code: 'failed' } };
   // Fastify's own: bad JSON, wrong media type, body too large, schema validation.

@@ -8,18 +8,37 @@ import { ConflictError, SmolvmError } from '@smolvm/common';
 import { ProtocolError, SessionLostError, type AgentClient, type ExecSession } from '@smolvm/agent-protocol';
 import { mergeRunOptions, type ImageReference, type MergedRunOptions } from '@smolvm/config';
 import { validateMachineName, type MachineRecord } from '@smolvm/machine-store';
-import { byteCounter, machineDetails, machineExecOptions, machineInput, machineSummary, openGuestPath, pinnedImage, shellExitOf, uploadFile, uploadTar, type Machines } from '@smolvm/machines';
+import {
+  byteCounter,
+  forkNames,
+  machineDetails,
+  machineExecOptions,
+  machineInput,
+  machineNetwork,
+  machineSummary,
+  openGuestPath,
+  pinnedImage,
+  shellExitOf,
+  uploadFile,
+  uploadTar,
+  type FromSnapshotOptions,
+  type Machines,
+  type SnapshotSummary,
+} from '@smolvm/machines';
 import type { BuiltBaseOptions, PreparedImage, PullEvent } from '@smolvm/oci';
 import { exitCodeFor } from '@smolvm/runtime';
 import { HttpError, toHttpError } from './errors';
 import {
   CreateMachineBody,
+  CreateSnapshotBody,
   DeleteQuery,
   ErrorBody,
   ExecBody,
   ExecResult,
   FileParams,
   FileResult,
+  ForkBody,
+  ForkResult,
   LogsQuery,
   Machine,
   MachineList,
@@ -27,6 +46,10 @@ import {
   PullBody,
   PullResult,
   RunBody,
+  SNAPSHOT_FIXED_FIELDS,
+  Snapshot,
+  SnapshotList,
+  SnapshotParams,
   SseText,
   StartResult,
   StopBody,
@@ -115,6 +138,16 @@ function mergedWorkload(body: RunBodyT): MergedRunOptions {
     // `env: ["NAME"]` must not copy a variable of the server's own environment.
     hostEnv: {},
   });
+}
+
+/** What a machine made from a snapshot chooses for itself: its network policy and host ports (merged as `machine create` merges them). */
+function snapshotMachineOptions(body: Pick<RunBodyT, 'net' | 'allowHosts' | 'allowCidrs' | 'outboundLocalhostOnly' | 'ports'>): FromSnapshotOptions {
+  return machineNetwork(mergeRunOptions({ net: body.net, allowHosts: body.allowHosts, allowCidrs: body.allowCidrs, outboundLocalhostOnly: body.outboundLocalhostOnly, ports: body.ports, hostEnv: {} }));
+}
+
+/** The summary alone (the library's result may carry more, e.g. how long the source was paused). */
+function snapshotSummary(s: SnapshotSummary): SnapshotSummary {
+  return { id: s.id, machine: s.machine, tag: s.tag, createdAt: s.createdAt, sizeBytes: s.sizeBytes, running: s.running, dependents: s.dependents };
 }
 
 /**
@@ -249,18 +282,96 @@ export function registerRoutes(app: Api, ctx: ApiContext): void {
 
   app.post(
     '/api/v1/machines',
-    { schema: { tags, summary: 'Create a machine (pulls its image if missing, pins it by digest)', body: CreateMachineBody, response: { 201: Machine, ...errors(400, 401, 409, 413, 415, 422, 500) } } },
+    {
+      schema: {
+        tags,
+        summary: 'Create a machine (pulls its image if missing, pins it by digest), or one from a snapshot (fromSnapshot; 404 when there is no such snapshot)',
+        body: CreateMachineBody,
+        response: { 201: Machine, ...errors(400, 401, 404, 409, 413, 415, 422, 500) },
+      },
+    },
     async (request, reply) => {
       const body = request.body;
       validateMachineName(body.name);
       if (ctx.machines.store.exists(body.name)) {
         throw new ConflictError(`machine "${body.name}" already exists`, { remedy: `choose another name, or delete it first (DELETE /api/v1/machines/${body.name})` });
       }
+      if (body.fromSnapshot !== undefined) {
+        const fixed = SNAPSHOT_FIXED_FIELDS.filter((f) => body[f] !== undefined);
+        if (fixed.length > 0) throw new HttpError(400, 'invalid-request', `fromSnapshot cannot be combined with ${fixed.join(', ')}: a machine made from a snapshot has the snapshot's image, resources and disks; leave them out`);
+        await ctx.machines.createMachineFromSnapshot(body.name, body.fromSnapshot, snapshotMachineOptions(body));
+        reply.code(201);
+        return machineDetails(await ctx.machines.status(body.name));
+      }
       const merged = mergedWorkload(body);
       const { input } = await machineInput(merged, { pull: (ref) => ctx.pull(ref), base: ctx.base });
       await ctx.machines.create({ name: body.name, ...input });
       reply.code(201);
       return machineDetails(await ctx.machines.status(body.name));
+    },
+  );
+
+  const snapshotTags = ['snapshots'];
+  app.post(
+    '/api/v1/machines/:name/snapshots',
+    {
+      schema: {
+        tags: snapshotTags,
+        summary: 'Snapshot a machine (running: paused only for the copy; stopped: its disks): memory, device state and disks, copy-on-write',
+        params: NameParams,
+        body: CreateSnapshotBody,
+        response: { 201: Snapshot, ...errors(400, 401, 404, 409, 413, 415, 500) },
+      },
+    },
+    async (request, reply) => {
+      const snapshot = await ctx.machines.createSnapshot(request.params.name, request.body?.tag !== undefined ? { tag: request.body.tag } : {});
+      reply.code(201);
+      return snapshotSummary(snapshot);
+    },
+  );
+
+  app.get('/api/v1/snapshots', { schema: { tags: snapshotTags, summary: 'List snapshots with their source, size and the machines made from them', response: { 200: SnapshotList, ...errors(401, 500) } } }, async () => ({
+    snapshots: await ctx.machines.listSnapshots(),
+  }));
+
+  app.get('/api/v1/snapshots/:id', { schema: { tags: snapshotTags, summary: 'One snapshot (id MACHINE:TAG; the colon as it is or as %3A)', params: SnapshotParams, response: { 200: Snapshot, ...errors(400, 401, 404, 500) } } }, async (request) =>
+    ctx.machines.getSnapshot(request.params.id),
+  );
+
+  app.delete(
+    '/api/v1/snapshots/:id',
+    { schema: { tags: snapshotTags, summary: 'Delete a snapshot; refused (409) while machines are made from it', params: SnapshotParams, response: { 204: { type: 'null', description: 'Deleted' }, ...errors(400, 401, 404, 409, 500) } } },
+    async (request, reply) => {
+      await ctx.machines.removeSnapshot(request.params.id);
+      reply.code(204);
+      return null;
+    },
+  );
+
+  app.post(
+    '/api/v1/machines/:name/fork',
+    {
+      schema: {
+        tags,
+        summary: 'Snapshot the machine and start independent copies of it (machine fork): each has its own identity and network, and runs the processes the source ran',
+        params: NameParams,
+        body: ForkBody,
+        response: { 201: ForkResult, ...errors(400, 401, 404, 409, 413, 415, 422, 500) },
+      },
+    },
+    async (request, reply) => {
+      const { names, name, count } = request.body;
+      if ((names === undefined) === (name === undefined) || (count !== undefined && name === undefined)) {
+        throw new HttpError(400, 'invalid-request', 'give either names (the new machines) or name (with count for NAME-1..NAME-COUNT), not both');
+      }
+      const list = names ?? forkNames(name!, count);
+      for (const n of list) validateMachineName(n);
+      const source = ctx.machines.store.get(request.params.name);
+      const prepared = await machineBootImage(ctx, source);
+      const forked = await ctx.machines.forkMachine(request.params.name, list, { ...snapshotMachineOptions(request.body), start: prepared ? { imageErofs: prepared.erofsPath } : {} });
+      const copies = await Promise.all(forked.machines.map(async (n) => machineDetails(await ctx.machines.status(n))));
+      reply.code(201);
+      return { snapshot: snapshotSummary(forked.snapshot), machines: copies };
     },
   );
 

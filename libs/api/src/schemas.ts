@@ -76,13 +76,68 @@ const workloadFields = {
 };
 const noHostAccess = 'Volumes and the SSH agent are not offered over the API (they hand host files and keys to the machine): use the CLI for them.';
 
-export const CreateMachineBody = Type.Object({ name: MachineName, ...workloadFields }, { ...strict, description: `As \`machine create\` flags. ${noHostAccess}` });
+/** `<machine>:<tag>`. In a URL path the `:` goes as it is (RFC 3986 allows it in a segment) or as `%3A`. */
+const SNAPSHOT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+export const SnapshotTag = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'Snapshot tag (default: a generated one)' });
+export const SnapshotId = Type.String({ minLength: 3, maxLength: 129, pattern: SNAPSHOT_ID_PATTERN, description: 'Snapshot id: MACHINE:TAG' });
+
+/** Fields a machine made from a snapshot takes from the snapshot instead (its image, shape, disks and settings). */
+export const SNAPSHOT_FIXED_FIELDS = ['image', 'cpus', 'memory', 'storage', 'overlay', 'init', 'workdir', 'env'] as const;
+
+export const CreateMachineBody = Type.Object(
+  {
+    name: MachineName,
+    ...workloadFields,
+    fromSnapshot: Type.Optional({ ...SnapshotId, description: `A snapshot (MACHINE:TAG) to start from: its disks, memory and running processes. Not with ${SNAPSHOT_FIXED_FIELDS.join(', ')} (the snapshot fixes them); network policy and ports are the new machine's own` }),
+  },
+  { ...strict, description: `As \`machine create\` flags (\`fromSnapshot\`: \`machine create --from-snapshot\`). ${noHostAccess}` },
+);
 export const RunBody = Type.Object(
   { name: Type.Optional(MachineName), ...workloadFields },
   { ...strict, description: `As \`machine run -d\` flags: an ephemeral machine (named run-XXXXXXXX unless given), removed with its disks when it stops. ${noHostAccess}` },
 );
 export type RunBody = Static<typeof RunBody>;
 export type CreateMachineBody = Static<typeof CreateMachineBody>;
+
+export const Snapshot = Type.Object(
+  {
+    id: SnapshotId,
+    machine: Type.String({ description: 'The machine it was taken of' }),
+    tag: Type.String(),
+    createdAt: Type.String({ description: 'RFC 3339' }),
+    sizeBytes: Type.Integer({ minimum: 0, description: 'Bytes it occupies on disk' }),
+    running: Type.Boolean({ description: 'The machine was running when it was taken (its processes run on in machines made from it)' }),
+    dependents: Type.Array(Type.String(), { description: 'Machines made from it: it cannot be deleted while there are any' }),
+  },
+  strict,
+);
+export const SnapshotList = Type.Object({ snapshots: Type.Array(Snapshot) }, strict);
+export const SnapshotParams = Type.Object({ id: { ...SnapshotId, description: 'Snapshot id MACHINE:TAG; the colon as it is or percent-encoded (%3A)' } }, strict);
+export const CreateSnapshotBody = Type.Object({ tag: Type.Optional(SnapshotTag) }, { ...strict, description: 'A running machine is paused only while its memory and disks are copied' });
+
+/** A new machine's own network policy and host ports: all a machine made from a snapshot chooses. */
+const networkFields = {
+  net: workloadFields.net,
+  allowHosts: workloadFields.allowHosts,
+  allowCidrs: workloadFields.allowCidrs,
+  outboundLocalhostOnly: workloadFields.outboundLocalhostOnly,
+  ports: workloadFields.ports,
+};
+export const ForkBody = Type.Object(
+  {
+    names: Type.Optional(Type.Array(MachineName, { minItems: 1, maxItems: 64, uniqueItems: true, description: 'Names of the new machines' })),
+    name: Type.Optional({ ...MachineName, description: 'Name of the new machine; with count, the copies are NAME-1..NAME-COUNT' }),
+    count: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'How many copies (machine fork -n), named NAME-1..NAME-COUNT' })),
+    ...networkFields,
+  },
+  {
+    ...strict,
+    description:
+      'As `machine fork SOURCE NEW [-n COUNT]`: snapshots the machine, then creates and starts one machine per name from it. Give names, or name (with count). Each copy is its own machine: new identity, its own network policy; ports only for a single copy (a host port is one machine\'s)',
+  },
+);
+export const ForkResult = Type.Object({ snapshot: Snapshot, machines: Type.Array(Machine, { description: 'The copies, running' }) }, strict);
+export type ForkBody = Static<typeof ForkBody>;
 
 export const DeleteQuery = Type.Object({ force: Type.Optional(Type.Boolean({ description: 'Kill a running machine first' })) }, strict);
 

@@ -63,6 +63,11 @@ describe('the OpenAPI document', () => {
       'GET /api/v1/machines/{name}/logs',
       'POST /api/v1/machines/{name}/images/pull',
       'POST /api/v1/runs',
+      'POST /api/v1/machines/{name}/snapshots',
+      'POST /api/v1/machines/{name}/fork',
+      'GET /api/v1/snapshots',
+      'GET /api/v1/snapshots/{id}',
+      'DELETE /api/v1/snapshots/{id}',
     ]) {
       expect(paths).toContain(route);
     }
@@ -129,6 +134,75 @@ describe('requests the server refuses', () => {
   it('without a token, refuses a Host that is not loopback (DNS rebinding)', async () => {
     const r = await call(server.url!, 'GET', '/api/v1/machines', { headers: { host: 'evil.example:8080' } });
     expect([r.status, r.json.code]).toEqual([403, 'forbidden-host']);
+  });
+});
+
+describe('snapshots (of a stopped machine: no VM)', () => {
+  it('refuses bad ids, unknown snapshots and machines, and bodies that mix a snapshot with what it fixes', async () => {
+    expect((await call(server.url!, 'GET', '/api/v1/snapshots')).json).toEqual({ snapshots: [] });
+    for (const url of ['/api/v1/snapshots/no-tag', '/api/v1/snapshots/a:b:c', '/api/v1/snapshots/..%2Fetc:1', '/api/v1/snapshots/a:..']) {
+      const r = await call(server.url!, 'GET', url);
+      expect([url, r.status, r.json.code]).toEqual([url, 400, 'invalid-request']);
+    }
+    for (const [method, url] of [
+      ['GET', '/api/v1/snapshots/nope:1'],
+      ['GET', '/api/v1/snapshots/nope%3A1'],
+      ['DELETE', '/api/v1/snapshots/nope:1'],
+    ] as const) {
+      const r = await call(server.url!, method, url);
+      expect([url, r.status, r.json.code]).toEqual([url, 404, 'not-found']);
+      expect(r.json.error).toContain('nope:1');
+    }
+    const noMachine = await call(server.url!, 'POST', '/api/v1/machines/nope/snapshots', { body: '{}', headers: json });
+    expect([noMachine.status, noMachine.json.code]).toEqual([404, 'not-found']);
+    const badTag = await call(server.url!, 'POST', '/api/v1/machines/nope/snapshots', { body: JSON.stringify({ tag: '../x' }), headers: json });
+    expect([badTag.status, badTag.json.code]).toEqual([400, 'invalid-request']);
+    const mixed = await call(server.url!, 'POST', '/api/v1/machines', { body: JSON.stringify({ name: 'm', fromSnapshot: 'nope:1', image: 'alpine', cpus: 2 }), headers: json });
+    expect([mixed.status, mixed.json.code]).toEqual([400, 'invalid-request']);
+    expect(mixed.json.error).toContain('fromSnapshot cannot be combined with image, cpus');
+    const unknown = await call(server.url!, 'POST', '/api/v1/machines', { body: JSON.stringify({ name: 'm', fromSnapshot: 'nope:1' }), headers: json });
+    expect([unknown.status, unknown.json.code]).toEqual([404, 'not-found']);
+    expect(fs.existsSync(path.join(home, 'machines', 'm'))).toBe(false);
+    for (const body of [{}, { names: ['a'], name: 'b' }, { count: 2 }, { names: [] }, { name: 'b', count: 65 }, { names: ['../x'] }]) {
+      const r = await call(server.url!, 'POST', '/api/v1/machines/nope/fork', { body: JSON.stringify(body), headers: json });
+      expect([JSON.stringify(body), r.status, r.json.code]).toEqual([JSON.stringify(body), 400, 'invalid-request']);
+    }
+    const forkMissing = await call(server.url!, 'POST', '/api/v1/machines/nope/fork', { body: JSON.stringify({ name: 'copy' }), headers: json });
+    expect([forkMissing.status, forkMissing.json.code]).toEqual([404, 'not-found']);
+  });
+
+  it('snapshots a stopped machine, makes a machine from it, refuses to delete it while used, then deletes it', async () => {
+    await machines.create({ name: 'src', storageGiB: 1, overlayGiB: 1 });
+    try {
+      const made = await call(server.url!, 'POST', '/api/v1/machines/src/snapshots', { body: JSON.stringify({ tag: 'v1' }), headers: json });
+      expect(made.status).toBe(201);
+      expect(made.json).toMatchObject({ id: 'src:v1', machine: 'src', tag: 'v1', running: false, dependents: [] });
+      const again = await call(server.url!, 'POST', '/api/v1/machines/src/snapshots', { body: JSON.stringify({ tag: 'v1' }), headers: json });
+      expect([again.status, again.json.code]).toEqual([409, 'conflict']);
+      // Without a tag: the next free one.
+      const untagged = await call(server.url!, 'POST', '/api/v1/machines/src/snapshots', { body: '{}', headers: json });
+      expect(untagged.status).toBe(201);
+      expect(untagged.json.id).not.toBe('src:v1');
+      const list = await call(server.url!, 'GET', '/api/v1/snapshots');
+      expect((list.json.snapshots as Array<{ id: string }>).map((x) => x.id).sort()).toEqual(['src:v1', untagged.json.id as string].sort());
+      // The id's colon as it is, or percent-encoded: the same snapshot.
+      expect((await call(server.url!, 'GET', '/api/v1/snapshots/src:v1')).json).toEqual((await call(server.url!, 'GET', '/api/v1/snapshots/src%3Av1')).json);
+
+      const copy = await call(server.url!, 'POST', '/api/v1/machines', { body: JSON.stringify({ name: 'copy', fromSnapshot: 'src:v1', ports: ['18080:80'] }), headers: json });
+      expect(copy.status).toBe(201);
+      expect(copy.json).toMatchObject({ name: 'copy', state: 'created', storageGiB: 1, overlayGiB: 1 });
+      expect((await call(server.url!, 'GET', '/api/v1/snapshots/src:v1')).json.dependents).toEqual(['copy']);
+      const inUse = await call(server.url!, 'DELETE', '/api/v1/snapshots/src:v1');
+      expect([inUse.status, inUse.json.code]).toEqual([409, 'conflict']);
+      expect(inUse.json.error).toContain('copy');
+      expect((await call(server.url!, 'DELETE', '/api/v1/machines/copy')).status).toBe(204);
+      expect((await call(server.url!, 'DELETE', '/api/v1/snapshots/src%3Av1')).status).toBe(204);
+      expect((await call(server.url!, 'DELETE', `/api/v1/snapshots/${untagged.json.id as string}`)).status).toBe(204);
+      expect((await call(server.url!, 'GET', '/api/v1/snapshots')).json).toEqual({ snapshots: [] });
+    } finally {
+      await machines.delete('copy', { force: true }).catch(() => undefined);
+      await machines.delete('src', { force: true });
+    }
   });
 });
 

@@ -95,6 +95,14 @@ export interface SnapshotCapability {
    * hand the result to `restore`.
    */
   restoreRecipe?(handle: VmHandle, runDir: string): unknown;
+  /**
+   * Optional (machine snapshots): saves a running VM from `restore` into `stateDir` (an empty,
+   * private directory) in the form `restore` reads, so any number of copies resume where it was.
+   * The VM is paused only while its state is taken and `whilePaused` copies its writable disks
+   * (returning the copies by disk id: what the saved state is checked against); then it runs on.
+   * Throws SnapshotError (the VM running again) when it cannot.
+   */
+  snapshotRunning?(handle: VmHandle, stateDir: string, whilePaused: () => Promise<Record<string, string>>): Promise<void>;
 }
 
 export interface RestoreOptions {

@@ -13,7 +13,11 @@ export interface BlockDeviceSpec {
   id: string;
   path: string;
   readOnly: boolean;
-  format: 'raw';
+  /**
+   * qcow2: a copy-on-write layer whose backing file (named in its header, which the caller made;
+   * never probed from a raw disk the guest could write) holds the rest (snapshot forks).
+   */
+  format: 'raw' | 'qcow2';
   /** Only this byte range of `path` is the disk (a section of a .smolmachine used in place). */
   range?: { offset: number; size: number };
 }

@@ -32,7 +32,8 @@ export function validateVmSpec(spec: VmSpec): void {
     if (!DISK_ID.test(disk.id)) throw new InvalidVmSpecError(`${field}.id`, `'${disk.id}' must be 1-20 characters of A-Z a-z 0-9 _ . -`);
     if (ids.has(disk.id)) throw new InvalidVmSpecError(`${field}.id`, `'${disk.id}' is used twice`);
     ids.add(disk.id);
-    if (disk.format !== 'raw') throw new InvalidVmSpecError(`${field}.format`, `'${String(disk.format)}' is not supported (only raw)`);
+    if (disk.format !== 'raw' && disk.format !== 'qcow2') throw new InvalidVmSpecError(`${field}.format`, `'${String(disk.format)}' is not supported (raw or qcow2)`);
+    if (disk.format === 'qcow2' && disk.range) throw new InvalidVmSpecError(`${field}.range`, 'a qcow2 disk is a whole file');
     checkFile(`${field}.path`, disk.path);
     if (disk.range) {
       checkInteger(`${field}.range.offset`, disk.range.offset, 0, Number.MAX_SAFE_INTEGER);

@@ -11,7 +11,7 @@ import {
   type VmHandle,
   type VmSpec,
 } from '@smolvm/driver-api';
-import { QemuVm, findExecutable, launchQemu, launchSaveable, restoreQemuVm, saveQemuVm, recipeIn, type PrestartedQemu, type QemuTarget, type Supervision } from '@smolvm/qemu';
+import { QemuVm, findExecutable, launchQemu, launchSaveable, restoreQemuVm, saveQemuVm, snapshotRunningQemuVm, recipeIn, type PrestartedQemu, type QemuTarget, type Supervision } from '@smolvm/qemu';
 import { probeKvmDevice } from './kvm-device';
 import { microvmTarget, type Accelerator } from './target';
 
@@ -109,6 +109,10 @@ export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
     restoreRecipe(handle, runDir) {
       const recipe = handle instanceof QemuVm ? handle.restoreRecipe : undefined;
       return recipe && recipeIn(recipe, runDir);
+    },
+    async snapshotRunning(handle, stateDir, whilePaused) {
+      if (!(handle instanceof QemuVm)) throw new SnapshotError('cannot snapshot a VM this driver did not start');
+      await snapshotRunningQemuVm(handle, stateDir, whilePaused, { env, supervision: options.supervision });
     },
   };
 

@@ -35,3 +35,4 @@ export {
   type LockHolder,
 } from './lock';
 export { machineState, type MachineState, type StateProbe } from './state';
+export { stagingName, parseStagingName, type StagingInfo } from './staging';

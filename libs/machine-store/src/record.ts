@@ -95,6 +95,11 @@ export interface MachineRecord {
    * Absent (not false) on persistent machines, so their records are unchanged.
    */
   ephemeral?: true;
+  /**
+   * A fork: the snapshot (`<machine>:<tag>`) its disks are copy-on-write over (qcow2 files whose
+   * backing files are the snapshot's), so the snapshot cannot be removed while this machine exists.
+   */
+  fromSnapshot?: string;
   runtime?: MachineRuntime;
 }
 
@@ -235,6 +240,8 @@ function readRecord(value: unknown): MachineRecord {
     if (!r.bool('ephemeral')) throw new FieldError(`'ephemeral' must be true when present`);
     record.ephemeral = true;
   }
+  const fromSnapshot = r.optStr('fromSnapshot');
+  if (fromSnapshot !== undefined) record.fromSnapshot = fromSnapshot;
   if (r.has('runtime')) record.runtime = readRuntime(r.obj('runtime'));
   return record;
 }
@@ -331,6 +338,7 @@ export function newMachineRecord(input: NewMachine, now: Date = new Date()): Mac
   if (input.health !== undefined) record.health = input.health;
   if (input.smolfile !== undefined) record.smolfile = input.smolfile;
   if (input.ephemeral) record.ephemeral = true;
+  if (input.fromSnapshot !== undefined) record.fromSnapshot = input.fromSnapshot;
   if (input.runtime !== undefined) record.runtime = input.runtime;
   return validateMachineRecord(record);
 }

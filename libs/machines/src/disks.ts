@@ -15,7 +15,8 @@ function findTool(name: string): string {
     const p = path.join(dir, name);
     if (dir && fs.existsSync(p)) return p;
   }
-  throw new DiskToolError(`${name} was not found`, { remedy: 'install e2fsprogs (tools/setup installs it; on Debian: apt-get install e2fsprogs)' });
+  const pkg = name === 'qemu-img' ? 'qemu-utils' : name === 'cp' ? 'coreutils' : 'e2fsprogs';
+  throw new DiskToolError(`${name} was not found`, { remedy: `install ${pkg} (tools/setup installs it; on Debian: apt-get install ${pkg})` });
 }
 
 function run(tool: string, args: string[], okCodes: number[] = [0]): string {
@@ -88,9 +89,8 @@ export function compactDisk(file: string): number {
  * A copy of the disk (machine stopped) shrunk to its contents, for a pack: checked, without its
  * journal (a pack need not carry an empty one), resized to the minimum. The caller removes it.
  */
-export function shrunkCopy(file: string, dest: string): void {
-  run('cp', ['--sparse=always', file, dest]);
-  fs.chmodSync(dest, 0o600);
+export function shrunkCopy(file: string, dest: string, format: DiskFormat = 'raw'): void {
+  copyDiskSparse(file, dest, format);
   run('e2fsck', ['-f', '-p', dest], [0, 1]);
   run('tune2fs', ['-O', '^has_journal', dest]);
   run('resize2fs', ['-M', dest]);
@@ -99,4 +99,30 @@ export function shrunkCopy(file: string, dest: string): void {
 /** Gives a disk made by shrunkCopy its journal back (after growDisk). */
 export function restoreJournal(file: string): void {
   run('tune2fs', ['-O', 'has_journal', file]);
+}
+
+/** What a machine's disk file is: raw ext4, or (a snapshot fork) a qcow2 layer over a snapshot's raw disk. */
+export type DiskFormat = 'raw' | 'qcow2';
+
+/**
+ * A raw copy of `file` at `dest` (owner-only) that takes only the blocks in use: a reflink where
+ * the file system has them, else a sparse copy; a qcow2 layer is flattened with its backing
+ * file. `-U`: the source may be open in a paused VM (QEMU holds its lock).
+ */
+export function copyDiskSparse(file: string, dest: string, format: DiskFormat): void {
+  if (format === 'qcow2') run('qemu-img', ['convert', '-U', '-q', '-f', 'qcow2', '-O', 'raw', file, dest]);
+  else run('cp', ['--reflink=auto', '--sparse=always', file, dest]);
+  fs.chmodSync(dest, 0o600);
+}
+
+/** A qcow2 layer at `dest` over the raw disk `backing` (read, never written): a fork's disk. */
+export function createCowDisk(backing: string, dest: string): void {
+  const tmp = tempPathFor(dest);
+  try {
+    run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', backing, tmp]);
+    fs.chmodSync(tmp, 0o600);
+    fs.renameSync(tmp, dest);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
 }

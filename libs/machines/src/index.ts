@@ -4,7 +4,7 @@ export { Machines, MachineStartError, type MachinesOptions, type MachineStatus, 
 export { MachineNotRunningError, connectSupervisor, connectRunning } from './connect';
 export { superviseMachine, envOf, type LastExit } from './supervisor';
 export { machineFiles, type MachineFiles } from './layout';
-export { createDisk, growDisk, compactDisk, allocatedBytes, shrunkCopy, DiskToolError } from './disks';
+export { createDisk, growDisk, compactDisk, allocatedBytes, shrunkCopy, copyDiskSparse, createCowDisk, DiskToolError, type DiskFormat } from './disks';
 export { machinePackBoot, writePackDisks } from './from-pack';
 export { monitorMachine, runHealthCheck, type MonitorOptions, type HealthResult } from './monitor';
 export {
@@ -21,7 +21,19 @@ export {
   type TreeLimits,
   type GuestEntry,
 } from './transfer';
-export { machineInput, pinnedImage, type PullImage, type PinnedImageOptions } from './workload';
+export { machineInput, machineNetwork, pinnedImage, type PullImage, type PinnedImageOptions } from './workload';
 export { machineExecOptions } from './exec-options';
 export { guestFileError, shellExitOf, TransferTooLargeError, GuestPathError } from './guest-errors';
 export { machineSummary, machineDetails, type MachineSummary, type MachineDetails } from './summary';
+export {
+  SnapshotStore,
+  SnapshotNotFoundError,
+  SnapshotDamagedError,
+  parseSnapshotId,
+  snapshotsRoot,
+  SNAPSHOT_DISKS,
+  SNAPSHOT_VM_DIR,
+  type SnapshotSummary,
+  type SnapshotMeta,
+} from './snapshot-store';
+export { forkNames, MAX_FORKS, type ForkOptions, type FromSnapshotOptions, type SnapshotCreateResult } from './snapshots';

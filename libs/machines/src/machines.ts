@@ -17,6 +17,8 @@ import { connectRunning, connectSupervisor } from './connect';
 import { populateFromPack } from './from-pack';
 import { readLastExit, type LastExit, type StartReport } from './supervisor';
 import { rotateLogFile } from './supervisor-log';
+import { SnapshotStore, snapshotsRoot, type SnapshotSummary } from './snapshot-store';
+import { createMachineFromSnapshot, createSnapshot, forkMachine, getSnapshot, listSnapshots, removeSnapshot, type ForkOptions, type FromSnapshotOptions, type SnapshotCreateResult } from './snapshots';
 
 export interface MachinesOptions {
   store?: MachineStore;
@@ -26,6 +28,8 @@ export interface MachinesOptions {
    * `--name NAME [--image-erofs FILE]` is appended. Only `start` needs it.
    */
   supervisorArgv?: string[];
+  /** Where snapshots live (default: `<data>/snapshots`). */
+  snapshotStore?: SnapshotStore;
 }
 
 export interface MachineStatus {
@@ -129,11 +133,46 @@ function readReport(child: ChildProcess, control: net.Socket, timeoutMs: number,
 
 export class Machines {
   readonly store: MachineStore;
+  /** Machine snapshots (snapshot-store.ts). */
+  readonly snapshots: SnapshotStore;
   private readonly env: NodeJS.ProcessEnv;
 
   constructor(private readonly options: MachinesOptions = {}) {
     this.env = options.env ?? process.env;
     this.store = options.store ?? new MachineStore(MachineStore.defaultRoot(this.env));
+    this.snapshots = options.snapshotStore ?? new SnapshotStore(snapshotsRoot(this.env));
+  }
+
+  /**
+   * Snapshots the machine: a running one is paused only while its memory and disks are saved.
+   * The tag defaults to the next free integer; an existing tag is refused.
+   */
+  createSnapshot(name: string, opts: { tag?: string } = {}): Promise<SnapshotCreateResult> {
+    return createSnapshot(this, name, opts);
+  }
+
+  listSnapshots(): Promise<SnapshotSummary[]> {
+    return listSnapshots(this);
+  }
+
+  /** SnapshotNotFoundError when there is none. */
+  getSnapshot(id: string): Promise<SnapshotSummary> {
+    return getSnapshot(this, id);
+  }
+
+  /** Refused (ConflictError) while machines are built on it. */
+  removeSnapshot(id: string): Promise<void> {
+    return removeSnapshot(this, id);
+  }
+
+  /** A new machine (not started) from a snapshot, with its own network policy and ports. */
+  createMachineFromSnapshot(name: string, snapshotId: string, opts: FromSnapshotOptions = {}): Promise<MachineRecord> {
+    return createMachineFromSnapshot(this, name, snapshotId, opts);
+  }
+
+  /** Snapshot `source`, then create and start each fork (`names`, or BASE-1..BASE-COUNT). */
+  forkMachine(source: string, names: string[] | { count: number; base: string }, opts: ForkOptions = {}): ReturnType<typeof forkMachine> {
+    return forkMachine(this, source, names, opts);
   }
 
   files(name: string) {
@@ -367,6 +406,7 @@ export class Machines {
       async () => {
         await this.requireStopped(name, 'machine resize');
         const record = this.store.get(name);
+        if (record.fromSnapshot && (changes.storageGiB !== undefined || changes.overlayGiB !== undefined)) throw forkDiskError(name, 'its disks cannot be grown');
         for (const [key, disk] of [
           ['storageGiB', 'storage'],
           ['overlayGiB', 'overlay'],
@@ -391,6 +431,7 @@ export class Machines {
       name,
       async () => {
         await this.requireStopped(name, 'machine prune');
+        if (this.store.get(name).fromSnapshot) throw forkDiskError(name, 'machine prune does not apply (a fork\'s disks hold only what it changed)');
         const files = this.files(name);
         return { overlayBytes: compactDisk(files.overlayDisk), storageBytes: compactDisk(files.storageDisk) };
       },
@@ -407,6 +448,13 @@ export class Machines {
       throw new ConflictError(`${what} requires the VM to be stopped; machine "${name}" is running`, { remedy: `stop it first with \`smolvm machine stop --name ${name}\`` });
     }
   }
+}
+
+/** A fork's disks are qcow2 layers over its snapshot's: the ext4 tools cannot work on them. */
+function forkDiskError(name: string, what: string): UsageError {
+  return new UsageError(`machine "${name}" is a fork of a snapshot: ${what}`, {
+    remedy: `create a new machine with the size you need (\`smolvm machine create NEW --storage GiB\`) and copy what you need across with \`smolvm machine cp\``,
+  });
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

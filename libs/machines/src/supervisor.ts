@@ -19,6 +19,8 @@ import { GUEST_INBOX, machineFiles } from './layout';
 import { machinePackBoot } from './from-pack';
 import { resetInbox, stageUpload } from './inbox';
 import { RateLimitedLines, SupervisorLog } from './supervisor-log';
+import { copyDiskSparse } from './disks';
+import { SNAPSHOT_DISKS, SNAPSHOT_VM_DIR, SnapshotStore, snapshotsRoot, type SnapshotMeta } from './snapshot-store';
 
 export interface SupervisorOptions {
   record: MachineRecord;
@@ -91,9 +93,9 @@ function runInit(vm: Vm, record: MachineRecord): Promise<void> {
  * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials and refused agent
  * requests go to the machine log, rate-limited by `denials` (the guest chooses how many there are).
  */
-function networkOf(record: MachineRecord, denials: RateLimitedLines): Pick<StartVmOptions, 'network' | 'sshAgent' | 'onSshAgentRefused'> {
+function networkOf(record: MachineRecord, denials: RateLimitedLines, needsNic = false): Pick<StartVmOptions, 'network' | 'sshAgent' | 'onSshAgentRefused'> {
   const network: StartVmOptions['network'] =
-    record.net || record.ports.length > 0
+    record.net || record.ports.length > 0 || needsNic
       ? {
           outbound: record.net,
           allowHosts: record.allowHosts,
@@ -216,20 +218,25 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   const t0 = performance.now();
   let vm: Vm | undefined;
   let server: net.Server | undefined;
+  let snapshotServer: net.Server | undefined;
   const notes: string[] = [];
   try {
+    // A fork's first start resumes its snapshot's running VM (processes and all) instead of booting.
+    const resume = record.fromSnapshot && !record.runtime && !options.cold ? resumableSnapshot(record.fromSnapshot, env) : undefined;
+    if (resume) log(`resuming snapshot ${resume.meta.id}`);
     vm = await startVm({
       cpus: record.cpus,
       memoryMiB: record.memoryMiB,
       // A machine made from a pack boots the pack's kernel, agent and image.
       ...(record.from ? await machinePackBoot(files.pack, smolvmDirs(env).cache, record.from) : options.imageErofs ? { imageErofs: options.imageErofs } : {}),
       volumes: [...record.volumes, { hostPath: files.inbox, guestPath: GUEST_INBOX, readOnly: true }],
-      persistent: { overlayDisk: files.overlayDisk, storageDisk: files.storageDisk },
+      persistent: { overlayDisk: files.overlayDisk, storageDisk: files.storageDisk, format: record.fromSnapshot ? 'qcow2' : 'raw' },
       hostname: record.name,
+      ...(resume ? { fromSnapshot: { stateDir: resume.stateDir } } : {}),
       ...(options.agentBundle ? { agentBundle: options.agentBundle } : {}),
       ...(options.guestAssets ? { guestAssets: options.guestAssets } : {}),
       env,
-      ...networkOf(record, denials),
+      ...networkOf(record, denials, resume?.meta.nic === true),
       bootSnapshot: !options.cold,
       // Bounded: a start makes a handful of notes at most, whatever the guest does.
       onNote: (message) => {
@@ -237,15 +244,18 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
         if (notes.length < 8) notes.push(message);
       },
     });
-    await runInit(vm, record);
+    // Resumed processes are running already: init ran in the source.
+    if (!resume) await runInit(vm, record);
     server = net.createServer();
     await new Promise<void>((resolve, reject) => {
       server?.once('error', reject);
       server?.listen(socketPath, resolve);
     });
+    snapshotServer = serveSnapshots(vm, record, path.join(runDir.path, SNAPSHOT_SOCKET), env);
   } catch (err) {
     if (vm) await vm.dispose(STOP_GRACE_MS);
     server?.close();
+    snapshotServer?.close();
     runDir.remove();
     const e = err instanceof SmolvmError ? err : new SmolvmError((err as Error).message);
     const detail = typeof e.cause === 'string' ? e.cause.split('\n') : undefined;
@@ -271,6 +281,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   const finish = (exit: LastExit, code: number) => {
     if (!ended) writeLastExit(exit);
     listening.close();
+    snapshotServer?.close();
     for (const c of clients) c.close();
     runDir.remove();
     denials.flush();
@@ -347,6 +358,86 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     return;
   }
   control.destroy();
+}
+
+/** Beside the control socket: where `snapshot create` asks the supervisor to save the running VM. */
+export const SNAPSHOT_SOCKET = 'snapshot.sock';
+
+/** What `snapshot create` sends (one JSON line) and gets back. */
+export interface SnapshotRequest {
+  /** The staging directory the snapshot is built in (under the snapshots' staging root). */
+  dir: string;
+}
+export type SnapshotReply = { ok: true; pausedMs: number; nic: boolean } | { ok: false; message: string; remedy?: string };
+
+function resumableSnapshot(id: string, env: NodeJS.ProcessEnv): { meta: SnapshotMeta; stateDir: string } | undefined {
+  const store = new SnapshotStore(snapshotsRoot(env));
+  const meta = store.verify(id);
+  return meta.running ? { meta, stateDir: path.join(store.dir(id), SNAPSHOT_VM_DIR) } : undefined;
+}
+
+/**
+ * Saves the running VM on request: one at a time, into a staging directory of the snapshot
+ * store only. The guest is paused while its state is taken and its disks are copied.
+ */
+function serveSnapshots(vm: Vm, record: MachineRecord, socketPath: string, env: NodeJS.ProcessEnv): net.Server {
+  const staging = path.join(snapshotsRoot(env), '.staging') + path.sep;
+  const files = machineFiles(new MachineStore(MachineStore.defaultRoot(env)).machineDir(record.name));
+  let busy = false;
+  const server = net.createServer((socket) => {
+    let line = '';
+    socket.on('error', () => undefined);
+    socket.on('data', (d: Buffer) => {
+      line += d.toString();
+      if (line.length > 4096) socket.destroy();
+      if (!line.includes('\n')) return;
+      void (async () => {
+        let reply: SnapshotReply;
+        try {
+          const req = JSON.parse(line.slice(0, line.indexOf('\n'))) as SnapshotRequest;
+          if (typeof req.dir !== 'string' || !path.isAbsolute(req.dir) || !path.resolve(req.dir).startsWith(staging)) throw new SmolvmError('a snapshot is only written into the snapshot store');
+          if (busy) throw new SmolvmError('another snapshot of this machine is being taken');
+          busy = true;
+          log('snapshot: requested');
+          try {
+            const dir = path.resolve(req.dir);
+            fs.mkdirSync(path.join(dir, SNAPSHOT_VM_DIR), { mode: 0o700 });
+            const t0 = performance.now();
+            let pausedMs = 0;
+            const format = record.fromSnapshot ? 'qcow2' : 'raw';
+            // QEMU refuses to save a VM with a 9p share mounted: the guest lets go of them meanwhile.
+            await vm.agent.shares({ mounted: false }).catch((err: Error) => {
+              throw new SmolvmError(`the guest cannot let go of its shared folders for the snapshot: ${err.message}`, { remedy: 'stop the processes that use the -v folders (or the current directory in one), then try again' });
+            });
+            try {
+              log('snapshot: pausing the VM to save it (shares detached)');
+              await vm.snapshotRunning(path.join(dir, SNAPSHOT_VM_DIR), async () => {
+                const copies = { overlayDisk: path.join(dir, SNAPSHOT_DISKS.overlay), storageDisk: path.join(dir, SNAPSHOT_DISKS.storage) };
+                copyDiskSparse(files.overlayDisk, copies.overlayDisk, format);
+                copyDiskSparse(files.storageDisk, copies.storageDisk, format);
+                pausedMs = Math.round(performance.now() - t0);
+                return copies;
+              });
+            } finally {
+              await vm.agent.shares({ mounted: true });
+            }
+            log(`snapshot: saved (paused ${pausedMs} ms, ${Math.round(performance.now() - t0)} ms in all)`);
+            reply = { ok: true, pausedMs, nic: vm.network !== undefined };
+          } finally {
+            busy = false;
+          }
+        } catch (err) {
+          const e = err instanceof SmolvmError ? err : new SmolvmError((err as Error).message);
+          log(`snapshot: failed: ${e.message}`);
+          reply = { ok: false, message: e.message, ...(e.remedy ? { remedy: e.remedy } : {}) };
+        }
+        socket.end(JSON.stringify(reply) + '\n');
+      })();
+    });
+  });
+  server.on('error', (err) => log(`snapshot socket: ${err.message}`));
+  server.listen(socketPath);
+  return server;
 }
 
 export function readLastExit(file: string): LastExit | undefined {

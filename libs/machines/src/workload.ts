@@ -33,15 +33,22 @@ export async function machineInput(
     ...(config.workdir ? { workdir: config.workdir } : {}),
     ...(config.user ? { user: config.user } : {}),
     init: config.init,
-    net: merged.network.enabled,
-    allowHosts: merged.network.allowHosts,
-    allowCidrs: merged.network.allowCidrs.map((c) => c.cidr),
-    ports: merged.ports,
+    ...machineNetwork(merged),
     sshAgent: merged.sshAgent,
     ...(config.health ? { health: config.health } : {}),
     ...(opts.smolfile ? { smolfile: path.resolve(opts.smolfile) } : {}),
   };
   return { input, imageErofs: prepared.erofsPath };
+}
+
+/** A merged workload's network policy and port forwards, as a machine record holds them. */
+export function machineNetwork(merged: Pick<MergedRunOptions, 'network' | 'ports'>): Pick<NewMachine, 'net' | 'allowHosts' | 'allowCidrs' | 'ports'> {
+  return {
+    net: merged.network.enabled,
+    allowHosts: merged.network.allowHosts,
+    allowCidrs: merged.network.allowCidrs.map((c) => c.cidr),
+    ports: merged.ports,
+  };
 }
 
 export interface PinnedImageOptions {

@@ -27,8 +27,19 @@ function bootOf(manifest: PackManifest, kernel: string, agent: SectionFile, root
   };
 }
 
+/**
+ * A pack of a running machine (format version 2) must resume, never boot: its disks are those of
+ * a guest that has them mounted. Booting does not resume, so it refuses such a pack.
+ */
+function refuseSnapshot(pack: PackFile): void {
+  if (pack.manifest.snapshot) {
+    throw new PackFormatError(pack.path, `it holds the running state of snapshot ${pack.manifest.snapshot.id}, and this smolvm can only boot packs, not resume them`, 'use a smolvm that resumes packed snapshots, or pack the machine with `pack create --from-vm`');
+  }
+}
+
 /** Verifies the pack (or finds it verified before) and returns how to boot it. */
 export async function packedBoot(pack: PackFile, cacheDir: string): Promise<PackedBoot> {
+  refuseSnapshot(pack);
   await pack.verify(cacheDir);
   const kernel = await extractSection(pack, 'kernel', cacheDir);
   const agent = await sectionDisk(pack, 'agent', cacheDir);
@@ -41,6 +52,7 @@ export async function packedBoot(pack: PackFile, cacheDir: string): Promise<Pack
  * read of each section: a copy is hashed on its way in, so verify skips what was copied.
  */
 export async function importSections(pack: PackFile, cacheDir: string): Promise<void> {
+  refuseSnapshot(pack);
   const names = (['kernel', 'agent', 'rootfs'] as SectionName[]).filter((n) => pack.section(n));
   const copied: SectionName[] = [];
   for (const name of names) if ((await copySection(pack, name, cacheDir)).copied) copied.push(name);

@@ -6,8 +6,13 @@ import { SmolvmError } from '@smolvm/common';
 
 /** Last 8 bytes of every .smolmachine file. */
 export const PACK_MAGIC = Buffer.from('SMOLMACH', 'latin1');
-/** The format version this code writes and the only one it reads. */
-export const PACK_FORMAT_VERSION = 1;
+/**
+ * The newest format version this code writes. Version 2 is version 1 plus a running machine's
+ * state (the `snapshot` manifest field, `memory` and `state` sections); a pack without them is
+ * still written as version 1, so older readers keep reading it. Both are read.
+ */
+export const PACK_FORMAT_VERSION = 2;
+export const PACK_READ_VERSIONS: readonly number[] = [1, 2];
 /** Sections start on this boundary, so QEMU's raw driver can use one in place (offset=, size=). */
 export const SECTION_ALIGN = 4096;
 export const FOOTER_SIZE = 80;
@@ -55,8 +60,8 @@ function safeNumber(v: bigint, what: string, file: string): number {
 export function decodeFooter(b: Buffer, file: string): PackFooter {
   if (b.length !== FOOTER_SIZE || !b.subarray(72).equals(PACK_MAGIC)) throw new PackFormatError(file, 'it does not end with the SMOLMACH magic (not a pack, or truncated)');
   const version = b.readUInt32LE(0);
-  if (version !== PACK_FORMAT_VERSION) {
-    throw new PackFormatError(file, `it is format version ${version}, and this smolvm reads version ${PACK_FORMAT_VERSION}`, 'use a smolvm of the version that packed it, or pack it again with this one');
+  if (!PACK_READ_VERSIONS.includes(version)) {
+    throw new PackFormatError(file, `it is format version ${version}, and this smolvm reads versions ${PACK_READ_VERSIONS.join(' and ')}`, 'use a smolvm of the version that packed it, or pack it again with this one');
   }
   if (!b.subarray(64, 72).equals(Buffer.alloc(8))) throw new PackFormatError(file, 'its footer has non-zero reserved bytes');
   return {

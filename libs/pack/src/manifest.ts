@@ -3,7 +3,7 @@
 // and the section table. Parsed strictly: a pack comes from someone else, and what it says
 // decides what a VM boots and runs.
 import { JsonReader, isJsonObject, type JsonReaderOptions } from '@smolvm/common';
-import { PackFormatError, MAX_SECTIONS, SECTION_ALIGN } from './format';
+import { PackFormatError, MAX_SECTIONS, PACK_READ_VERSIONS, SECTION_ALIGN } from './format';
 
 /** What a section holds; `name` is its role in the machine. */
 export const SectionMediaType = {
@@ -12,9 +12,30 @@ export const SectionMediaType = {
   rootfs: 'application/vnd.smolvm.rootfs.erofs.v1',
   overlay: 'application/vnd.smolvm.disk.ext4.v1',
   storage: 'application/vnd.smolvm.disk.ext4.v1',
+  // Format version 2: a running machine's state (`snapshot` in the manifest).
+  memory: 'application/vnd.smolvm.memory.raw.v1',
+  state: 'application/vnd.smolvm.vmstate.qemu.v1',
 } as const;
 export type SectionName = keyof typeof SectionMediaType;
 export const SECTION_NAMES = Object.keys(SectionMediaType) as SectionName[];
+/** Sections only a version 2 pack may have. */
+const SNAPSHOT_SECTIONS: readonly SectionName[] = ['memory', 'state'];
+const MIB = 1024 * 1024;
+
+/**
+ * A running machine's state packed with `--from-snapshot` (format version 2): the `memory`
+ * section is its RAM, `state` the hypervisor's device state. A restore needs a host whose
+ * hypervisor is the one that saved it, exactly.
+ */
+export interface PackSnapshot {
+  /** The snapshot it was packed from (MACHINE:TAG). */
+  id: string;
+  /** The driver that saved it (e.g. `kvm`, QEMU under KVM or TCG). */
+  driver: string;
+  /** The QEMU that saved it; a restore compares it with the QEMU it starts. */
+  qemu: { major: number; minor: number; micro: number };
+  qemu_package: string;
+}
 
 export interface PackSection {
   name: SectionName;
@@ -66,11 +87,21 @@ export interface PackManifest {
   overlay_gib: number;
   network: PackNetwork;
   artifact: PackArtifactProfile | null;
+  /**
+   * Version 2 only: absent, not null, otherwise, so a version 1 manifest serialized again (a
+   * registry's config, a machine's pack.json) stays one older readers accept.
+   */
+  snapshot?: PackSnapshot;
   sections: PackSection[];
 }
 
 /** The manifest without its section table: what a writer is given. */
 export type PackManifestBase = Omit<PackManifest, 'format' | 'version' | 'sections'>;
+
+/** The version a manifest is written as: 1 unless it carries a snapshot, so older readers keep reading it. */
+export function manifestVersion(manifest: Pick<PackManifestBase, 'snapshot'>): number {
+  return manifest.snapshot ? 2 : 1;
+}
 
 const MANIFEST_KEYS = ['format', 'version', 'platform', 'host_platform', 'created', 'smolvm_version', 'image', 'from_vm', 'entrypoint', 'cmd', 'env', 'workdir', 'user', 'cpus', 'memory_mib', 'storage_gib', 'overlay_gib', 'network', 'artifact', 'sections'];
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
@@ -99,9 +130,9 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   }
   if (!isJsonObject(raw)) return fail('field (top level) is not an object');
   const o = new JsonReader(raw, '', options);
-  known(o, MANIFEST_KEYS);
   if (raw.format !== 'smolmachine') fail('does not say format "smolmachine"');
-  const version = o.int('version', 1, 1);
+  const version = o.int('version', 1, Math.max(...PACK_READ_VERSIONS));
+  known(o, version >= 2 ? [...MANIFEST_KEYS, 'snapshot'] : MANIFEST_KEYS);
   const platform = o.str('platform', 64);
   const hostPlatform = o.str('host_platform', 64);
   if (!PLATFORM.test(platform) || !PLATFORM.test(hostPlatform)) fail('has a platform that is not OS/ARCH');
@@ -133,7 +164,8 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   for (const s of o.array('sections', MAX_SECTIONS)) {
     known(s, ['name', 'media_type', 'offset', 'size', 'sha256']);
     const name = s.str('name', 32);
-    if (!(SECTION_NAMES as string[]).includes(name)) fail(`names an unknown section ${JSON.stringify(name)}`);
+    if (!(SECTION_NAMES as string[]).includes(name)) fail(`names an unknown section ${JSON.stringify(name)} (made by a newer smolvm?)`);
+    if (version < 2 && (SNAPSHOT_SECTIONS as string[]).includes(name)) fail(`names section ${name}, which format version ${version} does not have`);
     if (sections.some((x) => x.name === name)) fail(`names section ${name} twice`);
     const mediaType = s.str('media_type', 128);
     if (mediaType !== SectionMediaType[name as SectionName]) fail(`gives section ${name} the media type ${mediaType}`);
@@ -149,6 +181,17 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   for (const required of ['kernel', 'agent'] as const) if (!sections.some((s) => s.name === required)) fail(`has no ${required} section`);
   if (image && !sections.some((s) => s.name === 'rootfs')) fail('names an image but has no rootfs section');
   if (sections.some((s) => s.name === 'overlay') !== sections.some((s) => s.name === 'storage')) fail('has one of the overlay and storage disks without the other');
+  const cpus = o.int('cpus', 1, 64);
+  const memoryMib = o.int('memory_mib', 64, 1024 * 1024);
+  const storageGib = o.int('storage_gib', 1, 16 * 1024);
+  const overlayGib = o.int('overlay_gib', 1, 16 * 1024);
+  const snapshot = version >= 2 ? parseSnapshot(o.obj('snapshot'), known, fail) : undefined;
+  const size = (name: SectionName) => sections.find((s) => s.name === name)?.size;
+  if (snapshot) {
+    for (const required of ['memory', 'state', 'overlay', 'storage'] as const) if (size(required) === undefined) fail(`has a snapshot but no ${required} section`);
+    // The restored guest's memory map has this size (QEMU would grow a short RAM file by writing to it).
+    if (size('memory') !== memoryMib * MIB) fail(`has a memory section of ${size('memory')} bytes, not memory_mib (${memoryMib} MiB)`);
+  }
   return {
     format: 'smolmachine',
     version,
@@ -163,12 +206,13 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
     env: strings(o, 'env'),
     workdir: nullableStr(o, 'workdir'),
     user: nullableStr(o, 'user'),
-    cpus: o.int('cpus', 1, 64),
-    memory_mib: o.int('memory_mib', 64, 1024 * 1024),
-    storage_gib: o.int('storage_gib', 1, 16 * 1024),
-    overlay_gib: o.int('overlay_gib', 1, 16 * 1024),
+    cpus,
+    memory_mib: memoryMib,
+    storage_gib: storageGib,
+    overlay_gib: overlayGib,
     network: { net: n.bool('net'), allow_hosts: strings(n, 'allow_hosts'), allow_cidrs: strings(n, 'allow_cidrs') },
     artifact,
+    ...(snapshot ? { snapshot } : {}),
     sections,
   };
 }
@@ -176,4 +220,20 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
 /** null stays null; a missing field is an error, as the writer always writes these. */
 function nullableStr(r: JsonReader, key: string): string | null {
   return r.raw[key] === null ? null : r.str(key);
+}
+
+const SNAPSHOT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function parseSnapshot(s: JsonReader, known: (r: JsonReader, keys: string[]) => void, fail: (why: string) => never): PackSnapshot {
+  known(s, ['id', 'driver', 'qemu', 'qemu_package']);
+  const id = s.str('id', 129);
+  if (!SNAPSHOT_ID.test(id)) fail('field snapshot.id is not MACHINE:TAG');
+  const q = s.obj('qemu');
+  known(q, ['major', 'minor', 'micro']);
+  return {
+    id,
+    driver: s.str('driver', 64),
+    qemu: { major: q.int('major', 0, 1000), minor: q.int('minor', 0, 1000), micro: q.int('micro', 0, 1000) },
+    qemu_package: s.str('qemu_package', 256),
+  };
 }

@@ -77,6 +77,7 @@ export class PackFile {
       const digest = crypto.createHash('sha256').update(bytes).digest('hex');
       if (digest !== footer.manifestSha256) throw new PackFormatError(abs, 'its manifest does not match the digest in its footer (damaged or tampered with)');
       const manifest = parseManifest(bytes, abs, footer.manifestOffset);
+      if (manifest.version !== footer.version) throw new PackFormatError(abs, `its manifest says format version ${manifest.version} and its footer ${footer.version} (spliced?)`);
       return new PackFile(abs, manifest, digest, payloadStart, identityOf(st));
     } finally {
       fs.closeSync(fd);

@@ -5,8 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { commitTempFile, tempPathFor } from '@smolvm/common';
-import { FOOTER_SIZE, PACK_FORMAT_VERSION, SECTION_ALIGN, alignUp, encodeFooter } from './format';
-import { SectionMediaType, type PackManifest, type PackManifestBase, type PackSection, type SectionName } from './manifest';
+import { FOOTER_SIZE, SECTION_ALIGN, alignUp, encodeFooter } from './format';
+import { SectionMediaType, manifestVersion, type PackManifest, type PackManifestBase, type PackSection, type SectionName } from './manifest';
 
 export interface SectionSource {
   name: SectionName;
@@ -80,14 +80,17 @@ export async function assemblePack(opts: AssembleOptions): Promise<AssembledPack
       sections.push({ name: source.name, media_type: SectionMediaType[source.name], offset, size, sha256: hash.digest('hex') });
     }
     await pad();
-    const manifest: PackManifest = { format: 'smolmachine', version: PACK_FORMAT_VERSION, ...opts.manifest, sections };
+    const { snapshot, ...rest } = opts.manifest;
+    const version = manifestVersion(opts.manifest);
+    // A version 1 manifest has no snapshot field at all (older readers refuse unknown fields).
+    const manifest: PackManifest = { format: 'smolmachine', version, ...rest, ...(snapshot ? { snapshot } : {}), sections };
     const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
     const manifestOffset = pos - payloadStart;
     await write(manifestBytes);
     const payloadLength = pos - payloadStart + FOOTER_SIZE;
     await write(
       encodeFooter({
-        version: PACK_FORMAT_VERSION,
+        version,
         flags: 0,
         manifestOffset,
         manifestLength: manifestBytes.length,

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { FOOTER_SIZE, PackFile, PackFormatError, SECTION_ALIGN, assemblePack, extractSection, importSections, sectionDisk, type PackManifestBase, type SectionName } from '../src';
+import { FOOTER_SIZE, PackFile, PackFormatError, SECTION_ALIGN, assemblePack, extractSection, importSections, packedBoot, sectionDisk, type PackManifestBase, type SectionName } from '../src';
 
 const base: PackManifestBase = {
   platform: 'linux/amd64',
@@ -103,7 +103,8 @@ test('a flipped byte in the manifest, a truncated file, a wrong magic or version
     ['truncated', good.subarray(0, good.length - 100), /SMOLMACH magic/],
     ['cut at the front', good.subarray(SECTION_ALIGN), /payload is \d+ bytes/],
     ['magic', Buffer.concat([good.subarray(0, good.length - 8), Buffer.from('NOTAPACK')]), /SMOLMACH magic/],
-    ['version', (() => { const b = Buffer.from(good); b.writeUInt32LE(2, good.length - FOOTER_SIZE); return b; })(), /format version 2/],
+    ['version', (() => { const b = Buffer.from(good); b.writeUInt32LE(3, good.length - FOOTER_SIZE); return b; })(), /format version 3, and this smolvm reads versions 1 and 2/],
+    ['spliced version', (() => { const b = Buffer.from(good); b.writeUInt32LE(2, good.length - FOOTER_SIZE); return b; })(), /manifest says format version 1 and its footer 2/],
     ['empty', Buffer.alloc(0), /shorter than the footer/],
   ];
   for (const [label, bytes, message] of cases) {
@@ -219,4 +220,122 @@ test('a pack rebuilt from its manifest and section streams (as a registry pull d
   await assemblePack({ output: rebuilt, manifest: base, sections: sections.map((s) => ({ name: s.name, open: () => pack.readSection(s.name) })) });
   expect(PackFile.open(rebuilt).digest).toBe(pack.digest);
   expect(fs.readFileSync(rebuilt)).toEqual(fs.readFileSync(file));
+});
+
+describe('format version 2: a running machine (memory and state sections)', () => {
+  // Tens of MiB of RAM hashed twice per test, on a shared machine.
+  jest.setTimeout(120_000);
+  const MIB = 1024 * 1024;
+  const GIB = 1024 * MIB;
+  const snapshot = { id: 'web:ready', driver: 'kvm', qemu: { major: 7, minor: 2, micro: 22 }, qemu_package: 'Debian 1:7.2+dfsg-7' };
+  const shaped = { ...base, memory_mib: 64 };
+  const state = crypto.randomBytes(30_000);
+  // RAM with a recognisable page far in; disks sparse but for their first block.
+  const memoryPage = crypto.randomBytes(4096);
+  function* chunks(total: number, first: Buffer, at = 0): Generator<Buffer> {
+    for (let pos = 0; pos < total; pos += MIB) {
+      const chunk = Buffer.alloc(Math.min(MIB, total - pos));
+      if (at >= pos && at < pos + chunk.length) first.copy(chunk, at - pos);
+      yield chunk;
+    }
+  }
+  const sources = (sizes: Partial<Record<SectionName, number>> = {}) =>
+    [
+      { name: 'kernel' as const, open: () => Readable.from([content.kernel]) },
+      { name: 'agent' as const, open: () => Readable.from([content.agent]) },
+      { name: 'rootfs' as const, open: () => Readable.from([content.rootfs]) },
+      { name: 'overlay' as const, open: () => Readable.from(chunks(sizes.overlay ?? 4 * MIB, Buffer.from('overlay'))) },
+      { name: 'storage' as const, open: () => Readable.from(chunks(sizes.storage ?? 4 * MIB, Buffer.from('storage'))) },
+      { name: 'memory' as const, open: () => Readable.from(chunks(sizes.memory ?? 64 * MIB, memoryPage, 40 * MIB)) },
+      { name: 'state' as const, open: () => Readable.from([state]) },
+    ];
+
+  test('a pack with a snapshot is version 2, reads its sections back and verifies; one without stays version 1', async () => {
+    const file = path.join(dir, 'snap.smolmachine');
+    const written = await assemblePack({ output: file, manifest: { ...shaped, snapshot }, sections: sources() });
+    expect(written.manifest.version).toBe(2);
+    const pack = PackFile.open(file);
+    expect(pack.manifest.snapshot).toEqual(snapshot);
+    expect(pack.manifest.version).toBe(2);
+    expect(fs.readFileSync(file).readUInt32LE(fs.statSync(file).size - FOOTER_SIZE)).toBe(2);
+    expect(pack.section('memory')!.size).toBe(64 * MIB);
+    expect(await readAll(pack.readSection('state'))).toEqual(state);
+    const memory = await readAll(pack.readSection('memory'));
+    expect(memory.subarray(40 * MIB, 40 * MIB + 4096)).toEqual(memoryPage);
+    await pack.verify();
+    // Booting it would run a guest on disks another guest has mounted: refused, not booted.
+    await expect(packedBoot(pack, dir)).rejects.toThrow(/holds the running state of snapshot web:ready, and this smolvm can only boot packs, not resume them/);
+    await expect(importSections(pack, dir)).rejects.toThrow(PackFormatError);
+    // Sparse on disk: the zero runs of RAM and disks are holes.
+    expect(fs.statSync(file).blocks * 512).toBeLessThan(8 * MIB);
+
+    const old = path.join(dir, 'old.smolmachine');
+    await makePack(old);
+    const v1 = fs.readFileSync(old);
+    expect(v1.readUInt32LE(v1.length - FOOTER_SIZE)).toBe(1);
+    expect(v1.toString('latin1')).not.toContain('"snapshot"');
+    // Parsed and serialized again (a registry's config, a machine's pack.json), still version 1 without the field.
+    const reparsed = JSON.stringify(PackFile.open(old).manifest);
+    expect(reparsed).not.toContain('"snapshot"');
+    const { parseManifest } = await import('../src');
+    expect(parseManifest(Buffer.from(reparsed), 'f', Number.MAX_SAFE_INTEGER).version).toBe(1);
+  });
+
+  test('a flipped byte in the memory or state section is refused by verify', async () => {
+    const file = path.join(dir, 'snap.smolmachine');
+    await assemblePack({ output: file, manifest: { ...shaped, snapshot }, sections: sources() });
+    for (const [name, at] of [['memory', 40 * MIB + 5], ['state', 100]] as const) {
+      const s = PackFile.open(file).section(name)!;
+      const fd = fs.openSync(file, 'r+');
+      const b = Buffer.alloc(1);
+      fs.readSync(fd, b, 0, 1, s.fileOffset + at);
+      fs.writeSync(fd, Buffer.from([b[0] ^ 0x80]), 0, 1, s.fileOffset + at);
+      fs.closeSync(fd);
+      await expect(PackFile.open(file).verify()).rejects.toThrow(new RegExp(`its ${name} section does not match its sha256`));
+      const fix = fs.openSync(file, 'r+');
+      fs.writeSync(fix, b, 0, 1, s.fileOffset + at);
+      fs.closeSync(fix);
+    }
+    await PackFile.open(file).verify();
+  });
+
+  test('the manifest refuses a snapshot that does not fit its shape, and version 1 refuses what version 2 added', async () => {
+    const { parseManifest } = await import('../src');
+    const section = (name: SectionName, media_type: string, offset: number, size: number) => ({ name, media_type, offset, size, sha256: 'e'.repeat(64) });
+    const table = (memory = 64 * MIB, disk = MIB) => [
+      section('kernel', 'application/vnd.smolvm.kernel.vmlinux.v1', 0, 4096),
+      section('agent', 'application/vnd.smolvm.agent.erofs.v1', 4096, 4096),
+      section('rootfs', 'application/vnd.smolvm.rootfs.erofs.v1', 8192, 4096),
+      section('overlay', 'application/vnd.smolvm.disk.ext4.v1', 12288, disk),
+      section('storage', 'application/vnd.smolvm.disk.ext4.v1', 12288 + disk, disk),
+      section('memory', 'application/vnd.smolvm.memory.raw.v1', 12288 + 2 * disk, memory),
+      section('state', 'application/vnd.smolvm.vmstate.qemu.v1', 12288 + 2 * disk + 256 * MIB, 4096),
+    ];
+    const v2 = { format: 'smolmachine', version: 2, ...shaped, snapshot, sections: table() };
+    const parse = (m: unknown) => parseManifest(Buffer.from(JSON.stringify(m)), 'f', 4 * GIB);
+    expect(parse(v2).snapshot).toEqual(snapshot);
+    expect(() => parse({ ...v2, sections: table(128 * MIB) })).toThrow(/memory section of 134217728 bytes, not memory_mib \(64 MiB\)/);
+    expect(() => parse({ ...v2, memory_mib: 128 })).toThrow(/memory section/);
+    expect(() => parse({ ...v2, sections: table().filter((s) => s.name !== 'state') })).toThrow(/snapshot but no state section/);
+    expect(() => parse({ ...v2, snapshot: null })).toThrow(/field snapshot is not an object/);
+    expect(() => parse({ ...v2, snapshot: { ...snapshot, id: 'no-colon' } })).toThrow(/snapshot.id is not MACHINE:TAG/);
+    expect(() => parse({ ...v2, snapshot: { ...snapshot, extra: 1 } })).toThrow(/unknown field snapshot.extra/);
+    expect(() => parse({ ...v2, snapshot: undefined })).toThrow(/snapshot is not an object/);
+    // What an older smolvm does with a newer pack, and this one with a version 1 pack that claims version 2 parts.
+    expect(() => parse({ ...v2, version: 1 })).toThrow(/unknown field snapshot/);
+    const { snapshot: _s, ...v1 } = { ...v2, version: 1 };
+    expect(() => parse(v1)).toThrow(/names section memory, which format version 1 does not have/);
+    expect(() => parse({ ...v2, version: 3 })).toThrow(/version is not an integer in 1..2/);
+    expect(() => parse({ ...v2, sections: [...table(), section('gpu' as SectionName, 'x', 3 * GIB, 4096)] })).toThrow(/unknown section "gpu" \(made by a newer smolvm\?\)/);
+  });
+
+  test('a version 2 pack rebuilt from its manifest and sections (a registry pull) is byte-identical', async () => {
+    const file = path.join(dir, 'snap.smolmachine');
+    await assemblePack({ output: file, manifest: { ...shaped, snapshot }, sections: sources() });
+    const pack = PackFile.open(file);
+    const { format: _f, version: _v, sections, ...rest } = pack.manifest;
+    const rebuilt = path.join(dir, 'b.smolmachine');
+    await assemblePack({ output: rebuilt, manifest: rest, sections: sections.map((s) => ({ name: s.name, open: () => pack.readSection(s.name) })) });
+    expect(PackFile.open(rebuilt).digest).toBe(pack.digest);
+  });
 });

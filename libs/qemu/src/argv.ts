@@ -73,7 +73,7 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
     const node = `disk${i}`;
     argv.push(
       '-blockdev',
-      opts('driver=raw', {
+      opts(`driver=${disk.format === 'qcow2' ? 'qcow2' : 'raw'}`, {
         'node-name': node,
         'read-only': disk.readOnly,
         // Sparse overlay/storage disks stay sparse when the guest frees blocks.

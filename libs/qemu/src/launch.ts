@@ -109,7 +109,7 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
       underKvm ? { remedy: `if KVM does not work on this host, use software emulation: SMOLVM_ACCEL=tcg (console log: ${spec.consoleLog})` } : {},
     );
   }
-  return new QemuVm({ child: proc.child, qmp, stderr, ownFiles: [files.qmpSocket], release: proc.release, ...(options.recipe ? { recipe: options.recipe } : {}) });
+  return new QemuVm({ child: proc.child, qmp, stderr, ownFiles: [files.qmpSocket], release: proc.release, ...(options.recipe ? { recipe: options.recipe } : {}), launched: { spec, target, ...(options.state ? { state: options.state } : {}) } });
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

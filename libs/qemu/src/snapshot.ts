@@ -58,34 +58,47 @@ export async function saveQemuVm(vm: QemuVm, stateDir: string): Promise<void> {
   const tmp = path.join(stateDir, `.${SNAPSHOT_FILES.state}.tmp`);
   await agentChannelClosed(vm);
   await vm.qmp('stop');
-  const received = await receiveState(tmp);
+  await migrateToFile(vm, tmp);
+  fsyncFile(path.join(stateDir, SNAPSHOT_FILES.memory));
+  fs.renameSync(tmp, path.join(stateDir, SNAPSHOT_FILES.state));
+  writeSnapshotInfo(stateDir, version);
+}
+
+/** Writes qemu.json: what restores check the snapshot against (QEMU version, RAM size from the RAM file). */
+export function writeSnapshotInfo(stateDir: string, version: QmpVersion): void {
+  // QEMU sized the RAM file to the VM's memory.
+  const memoryMiB = fs.statSync(path.join(stateDir, SNAPSHOT_FILES.memory)).size / MIB;
+  const info: SnapshotInfo = { qemu: version.qemu, package: version.package, memoryMiB };
+  fs.writeFileSync(path.join(stateDir, SNAPSHOT_FILES.info), JSON.stringify(info) + '\n', { mode: 0o600 });
+}
+
+/**
+ * Migrates the (paused) VM's state into `file` (owner-only, fsynced), with whatever migration
+ * capabilities are set. Throws SnapshotError when QEMU fails or takes longer than the limit.
+ */
+export async function migrateToFile(vm: QemuVm, file: string, timeoutMs = SAVE_TIMEOUT_MS): Promise<void> {
+  const received = await receiveState(file);
   try {
     await vm.qmp('migrate', { uri: `unix:${received.socketPath}` });
-    const deadline = Date.now() + SAVE_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const info = (await vm.qmp('query-migrate')) as { status?: string; 'error-desc'?: string };
       if (info.status === 'completed') break;
       if (info.status === 'failed' || info.status === 'cancelled') {
         throw new SnapshotError(`saving the VM state failed: ${info['error-desc'] ?? info.status}`);
       }
-      if (Date.now() > deadline) throw new SnapshotError(`saving the VM state took longer than ${SAVE_TIMEOUT_MS / 1000} s`);
+      if (Date.now() > deadline) throw new SnapshotError(`saving the VM state took longer than ${timeoutMs / 1000} s`);
       await delay(POLL_MS);
     }
     // Completed means QEMU sent everything and closes its end: the file has it all once written.
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new SnapshotError(`saving the VM state took longer than ${SAVE_TIMEOUT_MS / 1000} s`)), Math.max(0, deadline - Date.now()))));
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new SnapshotError(`saving the VM state took longer than ${timeoutMs / 1000} s`)), Math.max(0, deadline - Date.now()))));
     await Promise.race([received.done, late]).finally(() => clearTimeout(timer));
   } finally {
     received.close();
   }
-  fs.chmodSync(tmp, 0o600);
-  fsyncFile(tmp);
-  fsyncFile(path.join(stateDir, SNAPSHOT_FILES.memory));
-  fs.renameSync(tmp, path.join(stateDir, SNAPSHOT_FILES.state));
-  // QEMU sized the RAM file to the VM's memory.
-  const memoryMiB = fs.statSync(path.join(stateDir, SNAPSHOT_FILES.memory)).size / MIB;
-  const info: SnapshotInfo = { qemu: version.qemu, package: version.package, memoryMiB };
-  fs.writeFileSync(path.join(stateDir, SNAPSHOT_FILES.info), JSON.stringify(info) + '\n', { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  fsyncFile(file);
 }
 
 /**
@@ -299,7 +312,7 @@ function describeVersion(v: { qemu: QmpVersion['qemu']; package: string }): stri
 }
 
 
-function fsyncFile(file: string): void {
+export function fsyncFile(file: string): void {
   const fd = fs.openSync(file, 'r');
   try {
     fs.fsyncSync(fd);

@@ -2,7 +2,9 @@
 import fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { delay } from '@smolvm/common';
-import type { StopOptions, VmExit, VmExitReason, VmHandle } from '@smolvm/driver-api';
+import type { StopOptions, VmExit, VmExitReason, VmHandle, VmSpec } from '@smolvm/driver-api';
+import type { MachineStateArgs } from './argv';
+import type { QemuTarget } from './target';
 import type { QmpClient, QmpEvent, QmpVersion } from './qmp';
 import type { OutputTail } from './output-tail';
 import type { QemuRestoreRecipe } from './prestart';
@@ -20,6 +22,8 @@ export interface QemuVmParts {
   release(): void;
   /** A restored VM: how it was started, for starting the next one early (prestart.ts). */
   recipe?: QemuRestoreRecipe;
+  /** What it was launched with (a running snapshot starts a twin of it: running-snapshot.ts). */
+  launched?: { spec: VmSpec; target: QemuTarget; state?: MachineStateArgs };
 }
 
 export class QemuVm implements VmHandle {
@@ -81,6 +85,11 @@ export class QemuVm implements VmHandle {
   /** Subscribes to QMP events of this VM. */
   onEvent(listener: (event: QmpEvent) => void): () => void {
     return this.parts.qmp.onEvent(listener);
+  }
+
+  /** What it was launched with, when launchQemu started it. */
+  get launched(): QemuVmParts['launched'] {
+    return this.parts.launched;
   }
 
   /** A restored VM's recipe (see prestart.ts); undefined for booted ones. */

@@ -113,6 +113,11 @@ describe('buildQemuArgv', () => {
     expect(values(argv, '-blockdev')).toEqual(['driver=raw,node-name=disk0,read-only=on,offset=8192,size=4096,file.driver=file,file.filename=/p/app.smolmachine']);
   });
 
+  it('a qcow2 disk (a snapshot fork) gets the qcow2 driver (its backing file is in its header)', () => {
+    const argv = buildQemuArgv(spec({ disks: [{ id: 'storage', path: '/m/storage.ext4', readOnly: false, format: 'qcow2' }] }), target, files);
+    expect(values(argv, '-blockdev')).toEqual(['driver=qcow2,node-name=disk0,read-only=off,discard=unmap,file.driver=file,file.filename=/m/storage.ext4']);
+  });
+
   it('9p shares: mapped-xattr with plain host modes, readonly=on only for read-only shares, mount tags', () => {
     const argv = buildQemuArgv(
       spec({

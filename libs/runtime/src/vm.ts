@@ -42,6 +42,13 @@ const IMAGE_ROOT: NonNullable<SetupSpec['image']> = { device: { serial: IMAGE_DI
 /** 9p tag of `rootShare`. */
 const ROOT_SHARE_TAG = 'root';
 
+/** A persistent machine's disks; qcow2 for snapshot forks (copy-on-write over the snapshot's). */
+export interface PersistentDisks {
+  overlayDisk: string;
+  storageDisk: string;
+  format?: 'raw' | 'qcow2';
+}
+
 /** Guest ingredients a self-contained smolvm ships instead of finding them on the host. */
 export interface GuestAssets {
   /** A vmlinux, used unless SMOLVM_KERNEL names another. */
@@ -84,13 +91,19 @@ export interface StartVmOptions {
    * Persistent machines: writable disks for the overlay's upper layer and for /workspace (ext4,
    * made by the caller). Absent: a tmpfs upper layer and /workspace in it, gone at power-off.
    */
-  persistent?: { overlayDisk: string; storageDisk: string };
+  persistent?: PersistentDisks;
   /**
    * Every exec runs in a root of its own over the machine's root, its writes discarded when it
    * ends (/workspace and volumes kept): a packed executable's daemon mode.
    */
   freshExecRoot?: boolean;
   hostname?: string;
+  /**
+   * Resume a running machine's saved state (a machine snapshot's VM directory, written by
+   * Vm.snapshotRunning) instead of booting: the guest is already set up, so it only gets its own
+   * clock, RNG seed and `hostname`. The disks, volumes and NIC must have the saved VM's shape.
+   */
+  fromSnapshot?: { stateDir: string };
   /** From --driver or the Smolfile; otherwise SMOLVM_DRIVER or the first usable driver. */
   driver?: { name: string; source: string };
   /** The bundled guest agent (shipped beside the CLI); not needed with `packed`. */
@@ -146,6 +159,8 @@ export class Vm {
   flushOnStop = true;
   /** A restored VM: how to begin the next identical restore early (see prestart.ts). */
   restoreRecipe?: RunRecipe;
+  /** The driver's snapshot capability, for snapshotRunning. */
+  snapshotter?: SnapshotCapability;
   /** Trims the console log while the VM runs; stopped before its descriptor is closed. */
   private readonly consoleBound: { stop(): void };
 
@@ -198,6 +213,20 @@ export class Vm {
     return this.disposing;
   }
 
+  /**
+   * Saves the running VM into `stateDir` (empty, private) for StartVmOptions.fromSnapshot; the
+   * guest is paused only while its state is taken and `whilePaused` copies its writable disks
+   * (returning the copies by disk id). Throws SnapshotError, the VM running again.
+   */
+  async snapshotRunning(stateDir: string, whilePaused: () => Promise<{ overlayDisk: string; storageDisk: string }>): Promise<void> {
+    const snapshotRunning = this.snapshotter?.snapshotRunning?.bind(this.snapshotter);
+    if (!snapshotRunning) throw new SnapshotError('this driver cannot snapshot a running VM', { remedy: 'stop the machine and snapshot it while stopped' });
+    await snapshotRunning(this.handle, stateDir, async () => {
+      const copies = await whilePaused();
+      return { [OVERLAY_DISK_ID]: copies.overlayDisk, [STORAGE_DISK_ID]: copies.storageDisk };
+    });
+  }
+
   /** Runs `fn` after the VM has ended, when it is disposed or killed. */
   addCleanup(fn: () => Promise<void>): void {
     this.cleanups.push(fn);
@@ -230,7 +259,7 @@ interface BootOptions {
   agentRange?: DiskRange;
   rootShare?: string;
   volumes: VolumeMount[];
-  persistent?: { overlayDisk: string; storageDisk: string };
+  persistent?: PersistentDisks;
   env: NodeJS.ProcessEnv;
   bootTimeoutMs: number;
 }
@@ -281,8 +310,9 @@ async function boot(options: BootOptions, t0: number, network?: PreparedNetwork,
     if (options.imageErofs) disks.push({ id: IMAGE_DISK_ID, path: options.imageErofs, readOnly: true, format: 'raw', ...(options.imageRange ? { range: options.imageRange } : {}) });
     else if (options.imageSlot) disks.push({ id: IMAGE_DISK_ID, path: options.imageSlot, readOnly: true, format: 'raw' });
     if (options.persistent) {
-      disks.push({ id: OVERLAY_DISK_ID, path: options.persistent.overlayDisk, readOnly: false, format: 'raw' });
-      disks.push({ id: STORAGE_DISK_ID, path: options.persistent.storageDisk, readOnly: false, format: 'raw' });
+      const format = options.persistent.format ?? 'raw';
+      disks.push({ id: OVERLAY_DISK_ID, path: options.persistent.overlayDisk, readOnly: false, format });
+      disks.push({ id: STORAGE_DISK_ID, path: options.persistent.storageDisk, readOnly: false, format });
     }
     const start = options.start ?? ((spec: VmSpec) => options.driver.start(spec));
     handle = await start({
@@ -447,7 +477,12 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
     // An early start is only of use to a restore of the same driver; anything else ends it.
     const early: EarlyStart = { parts: options.prestarted?.driver === driver.name ? options.prestarted.take() : undefined };
     try {
-      if (options.bootSnapshot !== false) {
+      if (options.fromSnapshot) {
+        const capability = driver.capabilities?.snapshot;
+        if (!capability) throw new SnapshotError(`the ${driver.name} driver cannot restore snapshots`, { remedy: 'use the default driver' });
+        const dir = options.fromSnapshot.stateDir;
+        vm = await boot({ ...bootOptions, restored: true, bootTimeoutMs: RESTORE_READY_TIMEOUT_MS, start: (spec) => capability.restore(spec, dir) }, t0, network);
+      } else if (options.bootSnapshot !== false) {
         const capability = driver.capabilities?.snapshot;
         const tooLarge = options.persistent ? diskLargerThanSlot(options.persistent) : undefined;
         if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
@@ -463,6 +498,24 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
     throw err;
   }
   if (network) vm.addCleanup(() => network.close());
+  vm.snapshotter = driver.capabilities?.snapshot;
+  if (options.fromSnapshot) {
+    try {
+      // The saved guest is set up already (root, disks, network, processes running): it only
+      // becomes this copy. Every copy shares the saved RNG state until reseeded.
+      // Its shares were unmounted for the save (QEMU cannot save a mounted 9p share): mounted again, now this copy's.
+      // Reseeded first: the copy's new boot_id (identity) comes from the kernel's RNG.
+      await Promise.all([vm.agent.setTime(Date.now()), vm.agent.reseed(crypto.randomBytes(64))]);
+      await Promise.all([...(options.hostname ? [vm.agent.identity({ hostname: options.hostname })] : []), vm.agent.shares({ mounted: true })]);
+      if (sshAgent) vm.agent.serveSshAgent(sshAgent.relay);
+    } catch (err) {
+      await vm.kill();
+      throw err;
+    }
+    vm.timings.prepared = prepared;
+    vm.timings.setUp = Math.round(performance.now() - t0);
+    return vm;
+  }
   try {
     if (sshAgent) vm.agent.serveSshAgent(sshAgent.relay);
     const setup: SetupSpec = {

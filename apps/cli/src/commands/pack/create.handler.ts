@@ -118,7 +118,7 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
       const files = cliMachines().files(record.name);
       for (const [name, disk] of [['overlay', files.overlayDisk], ['storage', files.storageDisk]] as const) {
         const copy = path.join(scratch, `${name}.ext4`);
-        shrunkCopy(disk, copy);
+        shrunkCopy(disk, copy, record.fromSnapshot ? 'qcow2' : 'raw');
         sections.push(fileSection(name, copy));
       }
     }
