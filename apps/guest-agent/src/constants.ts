@@ -12,9 +12,7 @@ export const MNT_DETACH = 2;
 export const MS_NODEV = 4;
 export const MS_NOEXEC = 8;
 export const MS_REMOUNT = 32;
-export const MS_BIND = 4096;
 export const MS_REC = 16384;
-export const MNT_DETACH = 2;
 // <linux/random.h>: RNDADDENTROPY = _IOW('R', 0x03, int[2]); RNDRESEEDCRNG = _IO('R', 0x07).
 export const RNDADDENTROPY = 0x40085203;
 export const RNDRESEEDCRNG = 0x5207;

@@ -15,7 +15,7 @@ const SMALL = { storageGiB: 1, overlayGiB: 1, cpus: 1, memoryMiB: 256 };
 beforeEach(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-snapshots-'));
   machines = new Machines({ env: { ...process.env, SMOLVM_HOME: home } });
-  await machines.create({ name: 'src', ...SMALL, ports: [{ host: 18080, guest: 80 }], env: ['A=1'] });
+  await machines.create({ name: 'src', ...SMALL, ports: [{ hostPort: 18080, guestPort: 80 }], env: ['A=1'] });
 });
 afterEach(() => {
   jest.restoreAllMocks();
@@ -59,8 +59,8 @@ describe('snapshots of a stopped machine', () => {
 describe('machines from a snapshot', () => {
   it('get qcow2 disks over the snapshot, the source settings but none of its ports, and block removal until deleted', async () => {
     const snap = await machines.createSnapshot('src');
-    const fork = await machines.createMachineFromSnapshot('copy', snap.id, { ports: [{ host: 18081, guest: 80 }] });
-    expect(fork).toMatchObject({ fromSnapshot: 'src:1', env: ['A=1'], memoryMiB: 256, ports: [{ host: 18081, guest: 80 }] });
+    const fork = await machines.createMachineFromSnapshot('copy', snap.id, { ports: [{ hostPort: 18081, guestPort: 80 }] });
+    expect(fork).toMatchObject({ fromSnapshot: 'src:1', env: ['A=1'], memoryMiB: 256, ports: [{ hostPort: 18081, guestPort: 80 }] });
     const bare = await machines.createMachineFromSnapshot('copy2', snap.id);
     expect(bare.ports).toEqual([]);
     const info = JSON.parse(spawnSync('qemu-img', ['info', '--output=json', machines.files('copy').storageDisk], { encoding: 'utf8' }).stdout) as { format: string; 'backing-filename': string; 'virtual-size': number };

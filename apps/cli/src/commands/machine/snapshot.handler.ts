@@ -1,8 +1,8 @@
 // `machine snapshot create|ls|rm`, `machine fork` and `machine create --from-snapshot`: thin
 // adapters over @smolvm/machines.
 import { UsageError } from '@smolvm/common';
-import { parseAllowHost, parseCidr, parsePort } from '@smolvm/config';
-import { validateMachineName, type MachineRecord, type PortMapping } from '@smolvm/machine-store';
+import { parseAllowHost, parseCidr, parsePort, type PortMapping } from '@smolvm/config';
+import { validateMachineName, type MachineRecord } from '@smolvm/machine-store';
 import type { FromSnapshotOptions, Machines, SnapshotSummary } from '@smolvm/machines';
 import { formatBytes } from '../../output/progress';
 import { renderTable, writeJson } from '../../output/table';
@@ -42,10 +42,7 @@ export async function runSnapshotRm(args: SnapshotRmArgs): Promise<void> {
 }
 
 function ports(values: string[] | undefined): PortMapping[] {
-  return (values ?? []).map((v) => {
-    const p = parsePort(v);
-    return { host: p.hostPort, guest: p.guestPort };
-  });
+  return (values ?? []).map((v) => parsePort(v));
 }
 
 function networkOptions(args: { net?: boolean; allowHost?: string[]; allowCidr?: string[]; port?: string[] }): FromSnapshotOptions {
