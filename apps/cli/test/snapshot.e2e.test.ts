@@ -162,8 +162,8 @@ describe('machine fork', () => {
     expect(out.snapshot.running).toBe(true);
     for (const name of out.machines) {
       expect(ok(exec(name, 'hostname; cat /workspace/w.txt')).trim().split('\n')).toEqual([name, 'from-workspace']);
-      const status = JSON.parse(ok(cli(['machine', 'status', '--name', name, '--json']))) as { ports?: unknown[] };
-      expect(status.ports ?? []).toEqual([]);
+      const record = JSON.parse(fs.readFileSync(path.join(setup.home, 'data', 'machines', name, 'machine.json'), 'utf8')) as { ports: unknown[]; fromSnapshot: string };
+      expect(record).toMatchObject({ ports: [], fromSnapshot: out.snapshot.id });
     }
     // -p cannot go to several copies.
     const r = cli(['machine', 'fork', 'src', 'fp', '-n', '2', '-p', '18999:8080']);
