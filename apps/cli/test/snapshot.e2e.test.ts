@@ -229,4 +229,18 @@ describe('crash safety and damage', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     ok(cli(['machine', 'snapshot', 'rm', 'src:dmg']));
   });
+
+  it('a machine booted --cold cannot be snapshotted while running (one line); stopped it can', () => {
+    ok(cli(['machine', 'stop', '--name', 'src']));
+    ok(cli(['machine', 'start', '--name', 'src', '--cold']));
+    const r = cli(['machine', 'snapshot', 'create', 'src']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('was booted cold');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(ok(exec('src', 'cat /workspace/w.txt')).trim()).toBe('from-workspace');
+    ok(cli(['machine', 'stop', '--name', 'src']));
+    const stopped = JSON.parse(ok(cli(['machine', 'snapshot', 'create', 'src', '--json']))) as { id: string; running: boolean };
+    expect(stopped.running).toBe(false);
+    ok(cli(['machine', 'snapshot', 'rm', stopped.id]));
+  });
 });
