@@ -162,8 +162,8 @@ describe('machine fork', () => {
     expect(out.snapshot.running).toBe(true);
     for (const name of out.machines) {
       expect(ok(exec(name, 'hostname; cat /workspace/w.txt')).trim().split('\n')).toEqual([name, 'from-workspace']);
-      const status = JSON.parse(ok(cli(['machine', 'status', '--name', name, '--json']))) as { ports?: unknown[] };
-      expect(status.ports ?? []).toEqual([]);
+      const record = JSON.parse(fs.readFileSync(path.join(setup.home, 'data', 'machines', name, 'machine.json'), 'utf8')) as { ports: unknown[]; fromSnapshot: string };
+      expect(record).toMatchObject({ ports: [], fromSnapshot: out.snapshot.id });
     }
     // -p cannot go to several copies.
     const r = cli(['machine', 'fork', 'src', 'fp', '-n', '2', '-p', '18999:8080']);
@@ -228,5 +228,19 @@ describe('crash safety and damage', () => {
     expect(r.stderr).toContain('snapshot "src:dmg" is damaged: vm/state is 100 bytes');
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     ok(cli(['machine', 'snapshot', 'rm', 'src:dmg']));
+  });
+
+  it('a machine booted --cold cannot be snapshotted while running (one line); stopped it can', () => {
+    ok(cli(['machine', 'stop', '--name', 'src']));
+    ok(cli(['machine', 'start', '--name', 'src', '--cold']));
+    const r = cli(['machine', 'snapshot', 'create', 'src']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('was booted cold');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(ok(exec('src', 'cat /workspace/w.txt')).trim()).toBe('from-workspace');
+    ok(cli(['machine', 'stop', '--name', 'src']));
+    const stopped = JSON.parse(ok(cli(['machine', 'snapshot', 'create', 'src', '--json']))) as { id: string; running: boolean };
+    expect(stopped.running).toBe(false);
+    ok(cli(['machine', 'snapshot', 'rm', stopped.id]));
   });
 });

@@ -74,7 +74,10 @@ describe('validateVmSpec', () => {
     expect(fieldOf({ disks: [{ ...disk, id: 'a,b' }] })).toBe('disks[0].id');
     expect(fieldOf({ disks: [disk, disk] })).toBe('disks[1].id');
     expect(fieldOf({ disks: [{ ...disk, path: path.join(dir, 'nope.img') }] })).toBe('disks[0].path');
-    expect(fieldOf({ disks: [{ ...disk, format: 'qcow2' as 'raw' }] })).toBe('disks[0].format');
+    expect(fieldOf({ disks: [{ ...disk, format: 'vmdk' as 'raw' }] })).toBe('disks[0].format');
+    // qcow2 (snapshot forks) is a whole file: no byte range.
+    expect(fieldOf({ disks: [{ ...disk, format: 'qcow2' }] })).toBeUndefined();
+    expect(fieldOf({ disks: [{ ...disk, format: 'qcow2', range: { offset: 0, size: 4096 } }] })).toBe('disks[0].range');
     expect(fieldOf({ disks: [{ ...disk, range: { offset: -1, size: 1 } }] })).toBe('disks[0].range.offset');
     expect(fieldOf({ disks: [{ ...disk, range: { offset: 0, size: 0 } }] })).toBe('disks[0].range.size');
     expect(fieldOf({ disks: [{ ...disk, range: { offset: 0, size: fs.statSync(disk.path).size + 1 } }] })).toBe('disks[0].range');

@@ -220,9 +220,10 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   let server: net.Server | undefined;
   let snapshotServer: net.Server | undefined;
   const notes: string[] = [];
+  let resume: ReturnType<typeof resumableSnapshot>;
   try {
     // A fork's first start resumes its snapshot's running VM (processes and all) instead of booting.
-    const resume = record.fromSnapshot && !record.runtime && !options.cold ? resumableSnapshot(record.fromSnapshot, env) : undefined;
+    resume = record.fromSnapshot && !record.runtime && !options.cold ? resumableSnapshot(record.fromSnapshot, env) : undefined;
     if (resume) log(`resuming snapshot ${resume.meta.id}`);
     vm = await startVm({
       cpus: record.cpus,
@@ -272,7 +273,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   // Where a start goes, for whoever wonders why one was slow: process start (Node + bundle) to
   // startVm, then startVm's own phases, then [dev] init.
   const phases = `process ${Math.round(process.uptime() * 1000 - bootMs)}, prepare ${t.prepared}, ${machineVm.restored ? 'restore' : 'boot'} ${t.agentReady - t.prepared}, setup ${t.setUp - t.agentReady}, init ${bootMs - t.setUp} ms`;
-  log(`ready after ${bootMs} ms (${machineVm.restored ? 'restored from a boot snapshot' : 'booted'}; ${phases}; qemu pid ${machineVm.handle.pid})`);
+  log(`ready after ${bootMs} ms (${resume ? `resumed snapshot ${resume.meta.id}` : machineVm.restored ? 'restored from a boot snapshot' : 'booted'}; ${phases}; qemu pid ${machineVm.handle.pid})`);
 
   let ending = false;
   const clients = new Set<AgentServer>();
