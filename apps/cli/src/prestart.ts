@@ -15,7 +15,7 @@ import { assertTrustedPath, ensurePrivateDir, writeFileAtomic } from '@smolvm/co
 // small loader, which must not evaluate (or require the built-ins of) whole libraries.
 import { findEarlyStart } from '@smolvm/driver-api/early-start';
 import { parseRunRecipe, prestartRun, type PrestartedRun, type RunRecipe } from '@smolvm/runtime/prestart';
-import './early-starts';
+import '@smolvm/drivers/early-start';
 
 const MAX_RECIPES = 32;
 /** Environment that cannot change which VM a run starts. */
