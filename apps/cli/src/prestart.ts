@@ -13,15 +13,14 @@ import path from 'node:path';
 import { assertTrustedPath, ensurePrivateDir, writeFileAtomic } from '@smolvm/common';
 // The libraries' early-start entry points, not their indexes: this runs in the executable's
 // small loader, which must not evaluate (or require the built-ins of) whole libraries.
-import { parseQemuRestoreRecipe, prestartQemuRestore } from '@smolvm/qemu/prestart';
+import { findEarlyStart } from '@smolvm/driver-api/early-start';
 import { parseRunRecipe, prestartRun, type PrestartedRun, type RunRecipe } from '@smolvm/runtime/prestart';
+import '@smolvm/drivers/early-start';
 
 const MAX_RECIPES = 32;
 /** Environment that cannot change which VM a run starts. */
 const IRRELEVANT_ENV = new Set(['SMOLVM_TIMINGS', 'SMOLVM_NO_TCG_WARNING', 'SMOLVM_NO_CODE_CACHE', 'SMOLVM_NO_EARLY_START', 'SMOLVM_NODE_EXTRA_CA_CERTS']);
 const RELEVANT_ENV = ['PATH', 'HOME', 'TMPDIR', 'XDG_RUNTIME_DIR', 'XDG_CACHE_HOME', 'XDG_DATA_HOME', 'XDG_CONFIG_HOME'];
-/** The drivers whose restore recipes are QEMU's (prestartQemuRestore). */
-const QEMU_DRIVERS = new Set(['kvm']);
 
 /** What the loader hands the CLI (a global: the two are separate bundles). */
 interface Handoff {
@@ -79,11 +78,10 @@ export function prestartFor(args: string[], cacheDir: string, bundle: string, en
     if (text === undefined) return;
     handoff.text = text;
     const recipe = parseRunRecipe(JSON.parse(text));
-    if (!recipe || !QEMU_DRIVERS.has(recipe.driver)) return;
-    handoff.run = prestartRun(recipe, (restore, runDir, e) => {
-      const qemu = parseQemuRestoreRecipe(restore, e);
-      return qemu && prestartQemuRestore(qemu, runDir, e);
-    }, env);
+    // The recipe's driver, if it registered an early start (early-starts.ts).
+    const start = recipe && findEarlyStart(recipe.driver);
+    if (!recipe || !start) return;
+    handoff.run = prestartRun(recipe, start, env);
     const run = handoff.run;
     if (run) process.once('exit', () => run.discard());
   } catch {

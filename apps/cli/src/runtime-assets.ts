@@ -7,8 +7,7 @@ import path from 'node:path';
 import { NotFoundError } from '@smolvm/common';
 import type { GuestAssets } from '@smolvm/runtime';
 import { shippedAssets, shippedNode } from '@smolvm/sea';
-import '@smolvm/driver-kvm';
-import '@smolvm/driver-hvf';
+import '@smolvm/drivers';
 
 export function agentBundlePath(): string {
   const shipped = shippedAssets();

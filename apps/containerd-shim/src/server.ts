@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { formatError } from '@smolvm/common';
-import '@smolvm/driver-kvm';
+import '@smolvm/drivers';
 import { EventPublisher } from './events';
 import { parseFlags, socketPathFor, type ShimFlags } from './flags';
 import { unmountRootfs } from './mounts';

@@ -11,8 +11,44 @@ export interface ProbeResult {
   reason?: string;
   /** What the user can do about `reason`, phrased as an instruction. */
   remedy?: string;
-  /** Named booleans for what this host/driver pair supports (e.g. kvm, snapshot, network). */
-  features: Record<string, boolean>;
+  /** The wiring this driver gives a guest here. Present whenever `available`. */
+  features?: DriverFeatures;
+  /**
+   * Names the CPU the guest sees, for caches of CPU-specific guest code (the agent's V8 startup
+   * blob only loads on the CPU it was built on). Present whenever `available`.
+   */
+  guestCpu?: string;
+}
+
+/**
+ * How a driver wires a guest: what the caller may put in a VmSpec (validateVmSpec refuses the
+ * rest) and how the guest finds each part (the caller turns it into the guest's setup).
+ */
+export interface DriverFeatures {
+  /**
+   * How the guest agent reaches the host; either way the driver connects the guest's channel to
+   * `spec.agent.socketPath`, where the caller listens. 'virtio-serial': a port named
+   * `smolvm.agent`. 'vsock': the guest connects to the host (CID 2) on vsock port 1024.
+   */
+  agentTransport: 'virtio-serial' | 'vsock';
+  /** How `spec.shares` reach the guest: 9p (mount tag = share tag), virtio-fs, or not at all. */
+  shares: '9p' | 'virtio-fs' | 'none';
+  /** Shares may carry the host files' owners and modes (`HostShareSpec.hostOwnership`). */
+  shareOwnership: boolean;
+  /**
+   * How the guest tells disks apart: 'serial' (the disk id is the virtio serial, in
+   * /sys/block/vdX/serial), or 'order' only (the n-th disk is /dev/vd<a+n>).
+   */
+  diskLookup: 'serial' | 'order';
+  /** A disk may be a byte range of a file (`BlockDeviceSpec.range`). */
+  diskRanges: boolean;
+  /**
+   * The NIC: 'unix-stream' (frames to `spec.network.socketPath`, 4-byte length prefixed), 'tap',
+   * or none at all (then `spec.network` is refused).
+   */
+  nic: 'unix-stream' | 'tap' | 'none';
+  /** `capabilities.snapshot` works on this host. */
+  snapshot: boolean;
 }
 
 /**
@@ -55,11 +91,6 @@ export interface VmHandle {
   stop(options?: StopOptions): Promise<VmExit>;
   /** Ends the VM at once (SIGKILL). Idempotent; never rejects. */
   kill(): Promise<VmExit>;
-  /**
-   * QEMU-based drivers only: one raw QMP command. An escape hatch for diagnostics and
-   * experiments; core features must be driver capabilities instead.
-   */
-  qmp?(command: string, args?: Record<string, unknown>): Promise<unknown>;
 }
 
 /**
@@ -126,14 +157,8 @@ export interface PrestartedRestore {
   discard(): void;
 }
 
-export interface ResizeCapability {
-  /** Grows a disk of a running VM after its file was grown. */
-  resizeDisk(handle: VmHandle, diskId: string, sizeBytes: number): Promise<void>;
-}
-
 export interface DriverCapabilities {
   snapshot?: SnapshotCapability;
-  resize?: ResizeCapability;
 }
 
 export interface Driver {

@@ -1,9 +1,10 @@
 // Public API of @smolvm/driver-api: the hypervisor-driver contract (see README.md), the driver
-// registry, typed errors, and the conformance suite every driver runs.
+// registry, typed errors. The conformance suite every driver runs: @smolvm/driver-api/conformance.
 export type {
   Driver,
   DriverCapabilities,
   ProbeResult,
+  DriverFeatures,
   VmHandle,
   VmExit,
   VmExitReason,
@@ -11,7 +12,6 @@ export type {
   SnapshotCapability,
   RestoreOptions,
   PrestartedRestore,
-  ResizeCapability,
 } from './driver';
 export type { VmSpec, BlockDeviceSpec, HostShareSpec, AgentChannelSpec, NetworkEndpointSpec } from './spec';
 export {
@@ -37,8 +37,5 @@ export {
   type SelectDriverOptions,
   type SelectedDriver,
 } from './registry';
-export { runDriverConformance, type ConformanceOptions } from './conformance/suite';
-export { prepareConformanceFixtures, FixtureError, type ConformanceFixtures, type FixtureOptions } from './conformance/fixtures';
-export { LineAgent, type CommandResult } from './conformance/line-agent';
-export { cpioNewc, type CpioEntry } from './conformance/cpio';
-export { processesMentioning } from './conformance/booter';
+export { registerEarlyStart, findEarlyStart, type EarlyStart } from './early-start';
+// The conformance suite is at @smolvm/driver-api/conformance (tests only).

@@ -1,11 +1,14 @@
 // The end of a console log, for error messages. Bounded read: a guest can write gigabytes.
 import fs from 'node:fs';
 
-/** The last `maxLines` lines of `file` (at most the last `maxBytes`); [] if it does not exist. */
-export function readLogTail(file: string, maxLines = 20, maxBytes = 16 * 1024): string[] {
+/**
+ * The last `maxLines` lines of `file` (at most the last `maxBytes`); [] if it does not exist.
+ * `file` may be an open descriptor (of a log already unlinked): it is read, not closed.
+ */
+export function readLogTail(file: string | number, maxLines = 20, maxBytes = 16 * 1024): string[] {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = typeof file === 'number' ? file : fs.openSync(file, 'r');
   } catch {
     return [];
   }
@@ -20,7 +23,9 @@ export function readLogTail(file: string, maxLines = 20, maxBytes = 16 * 1024): 
     while (lines.length && lines[lines.length - 1] === '') lines.pop();
     // eslint-disable-next-line no-control-regex
     return lines.slice(-maxLines).map((l) => l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, ''));
+  } catch {
+    return [];
   } finally {
-    fs.closeSync(fd);
+    if (typeof file !== 'number') fs.closeSync(fd);
   }
 }

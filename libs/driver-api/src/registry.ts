@@ -73,7 +73,7 @@ async function safeProbe(driver: Driver): Promise<ProbeResult> {
   try {
     return await driver.probe();
   } catch (err) {
-    return { available: false, reason: `probe failed: ${err instanceof Error ? err.message : String(err)}`, features: {} };
+    return { available: false, reason: `probe failed: ${err instanceof Error ? err.message : String(err)}` };
   }
 }
 

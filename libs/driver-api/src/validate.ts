@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidVmSpecError } from './errors';
+import type { DriverFeatures } from './driver';
 import type { VmSpec } from './spec';
 
 const DISK_ID = /^[A-Za-z0-9_.-]{1,20}$/; // virtio-blk serial is 20 bytes
@@ -13,7 +14,12 @@ const KERNEL_ARG = /^[^\s"=]+(=("[^"]*"|[^\s"]*))?$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
 
-export function validateVmSpec(spec: VmSpec): void {
+/**
+ * Throws InvalidVmSpecError for the first thing wrong with `spec`. With `features` (the driver's
+ * probe), also for anything it asks of the driver that the driver does not declare.
+ */
+export function validateVmSpec(spec: VmSpec, features?: DriverFeatures): void {
+  if (features) checkFeatures(spec, features);
   checkFile('kernel', spec.kernel);
   if (spec.initrd !== undefined) checkFile('initrd', spec.initrd);
   (spec.cmdline ?? []).forEach((arg, i) => {
@@ -67,6 +73,21 @@ export function validateVmSpec(spec: VmSpec): void {
     throw new InvalidVmSpecError('consoleLog', `directory ${path.dirname(spec.consoleLog)} does not exist`);
   }
   checkPath('runDir', spec.runDir);
+}
+
+/** What the spec asks for that `features` does not declare: one line naming the field. */
+function checkFeatures(spec: VmSpec, features: DriverFeatures): void {
+  const shares = spec.shares ?? [];
+  if (shares.length > 0 && features.shares === 'none') {
+    throw new InvalidVmSpecError('shares', 'this driver cannot share host directories', { remedy: 'drop the volumes, or use a driver with shares' });
+  }
+  const owned = shares.findIndex((s) => s.hostOwnership);
+  if (owned >= 0 && !features.shareOwnership) throw new InvalidVmSpecError(`shares[${owned}].hostOwnership`, "this driver's shares cannot carry host owners and modes");
+  const ranged = (spec.disks ?? []).findIndex((d) => d.range);
+  if (ranged >= 0 && !features.diskRanges) throw new InvalidVmSpecError(`disks[${ranged}].range`, 'this driver cannot use a byte range of a file as a disk');
+  if (spec.network && features.nic !== 'unix-stream') {
+    throw new InvalidVmSpecError('network', features.nic === 'none' ? 'this driver gives guests no NIC' : `this driver's NIC is ${features.nic}, not a unix stream socket`);
+  }
 }
 
 function checkInteger(field: string, value: number, min: number, max: number): void {

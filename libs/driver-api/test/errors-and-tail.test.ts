@@ -34,6 +34,20 @@ describe('readLogTail', () => {
     expect(readLogTail(file, 5, 1024)).toEqual(['last-but-one', 'last']);
   });
 
+  it('reads an unlinked log through a descriptor, and leaves the descriptor open', () => {
+    const file = path.join(dir, 'unlinked.log');
+    fs.writeFileSync(file, 'booting\nready\n');
+    const fd = fs.openSync(file, 'r+');
+    try {
+      fs.unlinkSync(file);
+      expect(readLogTail(fd, 1)).toEqual(['ready']);
+      fs.writeSync(fd, 'more\n', fs.fstatSync(fd).size);
+      expect(readLogTail(fd, 2)).toEqual(['ready', 'more']);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   it('is empty for a missing file', () => {
     expect(readLogTail(path.join(dir, 'missing.log'))).toEqual([]);
   });

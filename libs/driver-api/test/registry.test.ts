@@ -25,8 +25,12 @@ function fake(name: string, probe: ProbeResult | (() => Promise<ProbeResult>)): 
   return driver;
 }
 
-const up: ProbeResult = { available: true, accelerator: 'fake', features: {} };
-const down = (reason: string, remedy?: string): ProbeResult => ({ available: false, reason, remedy, features: {} });
+const up: ProbeResult = {
+  available: true,
+  accelerator: 'fake',
+  features: { agentTransport: 'virtio-serial', shares: 'none', shareOwnership: false, diskLookup: 'order', diskRanges: false, nic: 'none', snapshot: false },
+};
+const down = (reason: string, remedy?: string): ProbeResult => ({ available: false, reason, remedy });
 
 describe('DriverRegistry.select', () => {
   it('without a name: the first registered driver whose probe succeeds, later ones not probed', async () => {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { InvalidVmSpecError, validateVmSpec, type VmSpec } from '../src';
+import { InvalidVmSpecError, validateVmSpec, type DriverFeatures, type VmSpec } from '../src';
 
 let dir: string;
 let server: net.Server;
@@ -30,9 +30,9 @@ afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function fieldOf(spec: Partial<VmSpec>): string | undefined {
+function fieldOf(spec: Partial<VmSpec>, features?: DriverFeatures): string | undefined {
   try {
-    validateVmSpec({ ...base, ...spec });
+    validateVmSpec({ ...base, ...spec }, features);
     return undefined;
   } catch (err) {
     expect(err).toBeInstanceOf(InvalidVmSpecError);
@@ -99,5 +99,33 @@ describe('validateVmSpec', () => {
     const socketPath = path.join(dir, 'agent.sock');
     expect(fieldOf({ network: { socketPath, mac: '01:00:5e:00:00:01' } })).toBe('network.mac');
     expect(fieldOf({ network: { socketPath, mac: '52-54-00-12-34-56' } })).toBe('network.mac');
+  });
+
+  describe('against the features a driver declares', () => {
+    const all: DriverFeatures = { agentTransport: 'virtio-serial', shares: '9p', shareOwnership: true, diskLookup: 'serial', diskRanges: true, nic: 'unix-stream', snapshot: true };
+    const disk = () => ({ id: 'd', path: path.join(dir, 'disk.img'), readOnly: true, format: 'raw' as const });
+    const share = () => ({ tag: 'work', hostPath: path.join(dir, 'share'), readOnly: false });
+    const nic = () => ({ socketPath: path.join(dir, 'agent.sock'), mac: '52:54:00:12:34:56' });
+
+    it('accepts what is declared', () => {
+      expect(fieldOf({ disks: [disk()], shares: [{ ...share(), hostOwnership: true }], network: nic() }, all)).toBeUndefined();
+    });
+
+    // Specs are made when the test runs: `dir` exists only from beforeAll on.
+    it.each<[string, Partial<DriverFeatures>, () => Partial<VmSpec>]>([
+      ['shares', { shares: 'none' }, () => ({ shares: [share()] })],
+      ['shares[0].hostOwnership', { shareOwnership: false }, () => ({ shares: [{ ...share(), hostOwnership: true }] })],
+      ['disks[0].range', { diskRanges: false }, () => ({ disks: [{ ...disk(), range: { offset: 0, size: 0 } }] })],
+      ['network', { nic: 'none' }, () => ({ network: nic() })],
+      ['network', { nic: 'tap' }, () => ({ network: nic() })],
+    ])('refuses %s when the driver does not declare it', (field, missing, spec) => {
+      expect(fieldOf(spec(), { ...all, ...missing })).toBe(field);
+    });
+
+    it('checks features before anything else, and the same spec passes without them', () => {
+      const spec = { shares: [share()] };
+      expect(fieldOf(spec, { ...all, shares: 'none' })).toBe('shares');
+      expect(fieldOf(spec)).toBeUndefined();
+    });
   });
 });

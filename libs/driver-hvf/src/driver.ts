@@ -1,8 +1,10 @@
 // driver-hvf: QEMU with Hypervisor.framework on macOS (arm64). It shares everything with
 // driver-kvm through @smolvm/qemu except the machine and the probe. Not booted in CI: see README.
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import { DriverUnavailableError, type Driver, type ProbeResult, type VmHandle, type VmSpec } from '@smolvm/driver-api';
-import { findExecutable, launchQemu, type Supervision } from '@smolvm/qemu';
+import { findExecutable, type Supervision } from '@smolvm/driver-kit';
+import { QEMU_WIRING, launchQemu } from '@smolvm/qemu';
 import { virtHvfTarget } from './target';
 
 export interface HvfDriverOptions {
@@ -27,18 +29,20 @@ export function createHvfDriver(options: HvfDriverOptions = {}): Driver {
 
   async function probe(): Promise<ProbeResult> {
     if (platform !== 'darwin') {
-      return { available: false, reason: 'hvf is only available on macOS', remedy: 'on Linux use the kvm driver', features: {} };
+      return { available: false, reason: 'hvf is only available on macOS', remedy: 'on Linux use the kvm driver' };
     }
     if (arch !== 'arm64') {
-      return { available: false, reason: `the hvf driver runs arm64 guests on Apple silicon (this Mac is ${arch})`, features: {} };
+      return { available: false, reason: `the hvf driver runs arm64 guests on Apple silicon (this Mac is ${arch})` };
     }
     if (sysctl('kern.hv_support') !== '1') {
-      return { available: false, reason: 'Hypervisor.framework is not supported on this Mac (kern.hv_support is not 1)', features: {} };
+      return { available: false, reason: 'Hypervisor.framework is not supported on this Mac (kern.hv_support is not 1)' };
     }
     if (!findExecutable(binary, env)) {
-      return { available: false, reason: `${binary} not found`, remedy: 'install QEMU (brew install qemu)', features: {} };
+      return { available: false, reason: `${binary} not found`, remedy: 'install QEMU (brew install qemu)' };
     }
-    return { available: true, accelerator: 'hvf', features: { hvf: true, network: true, shares: true, snapshot: false } };
+    // QEMU's wiring; no snapshot capability (yet) on macOS.
+    const cpu = crypto.createHash('sha256').update(sysctl('machdep.cpu.brand_string') ?? '').digest('hex').slice(0, 12);
+    return { available: true, accelerator: 'hvf', features: { ...QEMU_WIRING, snapshot: false }, guestCpu: `${HVF_DRIVER_NAME}-hvf-${cpu}` };
   }
 
   async function start(spec: VmSpec): Promise<VmHandle> {

@@ -24,7 +24,7 @@ describe('hvf probe', () => {
   it('on this host (not macOS) says exactly why it is unavailable', async () => {
     if (process.platform === 'darwin') return;
     const probe = await createHvfDriver().probe();
-    expect(probe).toEqual({ available: false, reason: 'hvf is only available on macOS', remedy: 'on Linux use the kvm driver', features: {} });
+    expect(probe).toEqual({ available: false, reason: 'hvf is only available on macOS', remedy: 'on Linux use the kvm driver' });
   });
 
   it('start() refuses with the probe reason instead of running QEMU', async () => {
@@ -41,9 +41,11 @@ describe('hvf probe', () => {
     expect(noQemu).toMatchObject({ available: false, reason: 'qemu-system-aarch64 not found', remedy: 'install QEMU (brew install qemu)' });
   });
 
-  it('on a capable Mac: available with accelerator hvf', async () => {
+  it('on a capable Mac: available with accelerator hvf, QEMU wiring, no snapshots, a guest CPU name', async () => {
     const probe = await createHvfDriver({ platform: 'darwin', arch: 'arm64', sysctl: () => '1', qemuBinary: process.execPath }).probe();
-    expect(probe).toMatchObject({ available: true, accelerator: 'hvf', features: { hvf: true } });
+    expect(probe).toMatchObject({ available: true, accelerator: 'hvf' });
+    expect(probe.features).toEqual({ agentTransport: 'virtio-serial', shares: '9p', shareOwnership: true, diskLookup: 'serial', diskRanges: true, nic: 'unix-stream', snapshot: false });
+    expect(probe.guestCpu).toMatch(/^hvf-hvf-[0-9a-f]{12}$/);
   });
 
   it('registers itself', () => {
@@ -76,6 +78,42 @@ describe('hvf command line', () => {
       'virtio-net-device,netdev=net0,mac=52:54:00:00:00:01',
       'virtio-balloon-device,free-page-reporting=on',
     ]);
+  });
+
+  describe('wires each feature it declares', () => {
+    const wired = buildQemuArgv(
+      {
+        ...spec,
+        disks: [{ id: 'sect', path: '/p/app.smolmachine', readOnly: true, format: 'raw', range: { offset: 4096, size: 8192 } }],
+        shares: [{ tag: 'root', hostPath: '/c/rootfs', readOnly: false, hostOwnership: true }],
+      },
+      virtHvfTarget(),
+      { qmpSocket: '/r/qmp.sock' },
+    );
+    const declared = async () => (await createHvfDriver({ platform: 'darwin', arch: 'arm64', sysctl: () => '1', qemuBinary: process.execPath }).probe()).features;
+
+    it("agentTransport virtio-serial: a port named smolvm.agent, connected to the caller's socket", async () => {
+      expect((await declared())?.agentTransport).toBe('virtio-serial');
+      expect(values(wired, '-chardev')).toContain('socket,id=agent,path=/r/agent.sock');
+      expect(values(wired, '-device')).toContain('virtserialport,chardev=agent,name=smolvm.agent');
+    });
+
+    it('diskLookup serial and diskRanges: the disk id is the serial, the range a raw window', async () => {
+      expect(await declared()).toMatchObject({ diskLookup: 'serial', diskRanges: true });
+      expect(values(wired, '-device')).toContain('virtio-blk-device,drive=disk0,serial=sect');
+      expect(values(wired, '-blockdev')[0]).toMatch(/offset=4096,size=8192,/);
+    });
+
+    it('shares 9p with shareOwnership: the tag is the mount tag, host owners kept', async () => {
+      expect(await declared()).toMatchObject({ shares: '9p', shareOwnership: true });
+      expect(values(wired, '-device')).toContain('virtio-9p-device,fsdev=fs0,mount_tag=root');
+      expect(values(wired, '-fsdev')[0]).toMatch(/security_model=none/);
+    });
+
+    it("nic unix-stream: frames go to the caller's unix socket", async () => {
+      expect((await declared())?.nic).toBe('unix-stream');
+      expect(values(wired, '-netdev')).toEqual(['stream,id=net0,server=off,addr.type=unix,addr.path=/r/net.sock']);
+    });
   });
 
   it('uses qemu-system-aarch64', () => {

@@ -4,7 +4,7 @@
 // -> VM ended after the guest's `reboot -f`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { LineAgent, prepareConformanceFixtures } from '@smolvm/driver-api';
+import { LineAgent, prepareConformanceFixtures } from '@smolvm/driver-api/conformance';
 import { createKvmDriver } from '@smolvm/driver-kvm';
 
 async function main(): Promise<void> {

@@ -1,4 +1,5 @@
 // driver-kvm: QEMU microvm on Linux x86-64, with KVM when the host has it and TCG otherwise.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import {
   DriverUnavailableError,
@@ -11,7 +12,8 @@ import {
   type VmHandle,
   type VmSpec,
 } from '@smolvm/driver-api';
-import { QemuVm, findExecutable, launchQemu, launchSaveable, restoreQemuVm, saveQemuVm, snapshotRunningQemuVm, recipeIn, type PrestartedQemu, type QemuTarget, type Supervision } from '@smolvm/qemu';
+import { findExecutable, type Supervision } from '@smolvm/driver-kit';
+import { QEMU_WIRING, QemuVm, launchQemu, launchSaveable, restoreQemuVm, saveQemuVm, snapshotRunningQemuVm, recipeIn, type PrestartedQemu, type QemuTarget } from '@smolvm/qemu';
 import { probeKvmDevice } from './kvm-device';
 import { microvmTarget, type Accelerator } from './target';
 
@@ -50,13 +52,14 @@ export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
     }
     if (!findExecutable(binary, env)) return unavailable(`${binary} not found`, QEMU_REMEDY);
     const kvm = await probeKvmDevice(options.kvmDevice);
-    const features = { kvm: kvm.usable, tcg: true, network: true, shares: true, snapshot: true };
-    if (requested === 'tcg') return { available: true, accelerator: 'tcg', features };
-    if (kvm.usable) return { available: true, accelerator: 'kvm', features };
-    if (requested === 'kvm') return { available: false, reason: `SMOLVM_ACCEL=kvm but ${kvm.reason}`, remedy: kvm.remedy, features };
+    const features = { ...QEMU_WIRING, snapshot: true };
+    if (requested === 'tcg') return { available: true, accelerator: 'tcg', features, guestCpu: guestCpu('tcg') };
+    if (kvm.usable) return { available: true, accelerator: 'kvm', features, guestCpu: guestCpu('kvm') };
+    if (requested === 'kvm') return { available: false, reason: `SMOLVM_ACCEL=kvm but ${kvm.reason}`, remedy: kvm.remedy };
     return {
       available: true,
       accelerator: 'tcg',
+      guestCpu: guestCpu('tcg'),
       reason: `KVM is not usable (${kvm.reason}); VMs run under TCG software emulation, several times slower`,
       remedy: kvm.remedy,
       features,
@@ -88,7 +91,8 @@ export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
       // still compares the exact version QEMU reports over QMP with the one that saved.
       const bin = findExecutable(t.binary, env);
       const st = bin ? fs.statSync(bin) : undefined;
-      const cpu = t.accel === 'kvm' ? hostCpuFlags() : '';
+      // With KVM the guest sees the host CPU: a snapshot holds CPU state only that CPU can resume.
+      const cpu = t.accel === 'kvm' ? readCpuFlags().trim() : '';
       return JSON.stringify({ driver: KVM_DRIVER_NAME, binary: bin, size: st?.size, mtimeMs: st?.mtimeMs, target: t, cpu });
     },
     async startSaveable(spec, stateDir) {
@@ -123,10 +127,18 @@ function isPrestartedQemu(p: PrestartedRestore): p is PrestartedQemu {
   return p.kind === 'qemu-restore';
 }
 
-/** With KVM the guest sees the host CPU: a snapshot holds CPU state only that CPU can resume. */
-function hostCpuFlags(): string {
+/**
+ * The guest's CPU: TCG's `max` model or KVM's host CPU, named with the host CPU's features (TCG's
+ * `max` follows them too). The accelerator alone when the host does not say.
+ */
+function guestCpu(accel: Accelerator): string {
+  return `${KVM_DRIVER_NAME}-${accel}-${crypto.createHash('sha256').update(readCpuFlags()).digest('hex').slice(0, 12)}`;
+}
+
+/** The flags line of /proc/cpuinfo as it is ('' when there is none). */
+function readCpuFlags(): string {
   try {
-    return /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1].trim() ?? '';
+    return /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
   } catch {
     return '';
   }
@@ -139,5 +151,5 @@ function parseAccelEnv(value: string | undefined): Accelerator | 'auto' | Error 
 }
 
 function unavailable(reason: string, remedy?: string): ProbeResult {
-  return { available: false, reason, remedy, features: {} };
+  return { available: false, reason, remedy };
 }

@@ -1,6 +1,6 @@
 // The driver conformance suite with KVM, where this host has a usable /dev/kvm. Elsewhere the
 // suite is reported as skipped, with the reason in its title; the TCG suite still runs.
-import { runDriverConformance } from '@smolvm/driver-api';
+import { runDriverConformance } from '@smolvm/driver-api/conformance';
 import { createKvmDriver, probeKvmDeviceSync } from '../src';
 import { timingCollector } from './timings';
 

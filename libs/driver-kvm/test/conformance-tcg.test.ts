@@ -1,5 +1,5 @@
 // The driver conformance suite under TCG: runs on every host, KVM or not (SMOLVM_ACCEL=tcg's path).
-import { runDriverConformance } from '@smolvm/driver-api';
+import { runDriverConformance } from '@smolvm/driver-api/conformance';
 import { createKvmDriver } from '../src';
 import { timingCollector } from './timings';
 

@@ -83,7 +83,7 @@ describe('createKvmDriver().probe()', () => {
     const probe = await createKvmDriver({ env: { PATH: process.env.PATH } }).probe();
     expect(probe.available).toBe(true);
     if (kvm.usable) {
-      expect(probe).toMatchObject({ accelerator: 'kvm', features: { kvm: true, tcg: true } });
+      expect(probe).toMatchObject({ accelerator: 'kvm', features: { snapshot: true }, guestCpu: expect.stringMatching(/^kvm-kvm-/) });
       expect(probe.reason).toBeUndefined();
     } else {
       expect(probe.accelerator).toBe('tcg');
@@ -94,7 +94,8 @@ describe('createKvmDriver().probe()', () => {
 
   it('auto without KVM (device injected): available through TCG, with reason and remedy', async () => {
     const probe = await createKvmDriver({ kvmDevice: '/nonexistent/kvm', env: { PATH: process.env.PATH } }).probe();
-    expect(probe).toMatchObject({ available: true, accelerator: 'tcg', features: { kvm: false, tcg: true } });
+    expect(probe).toMatchObject({ available: true, accelerator: 'tcg', guestCpu: expect.stringMatching(/^kvm-tcg-[0-9a-f]{12}$/) });
+    expect(probe.features).toEqual({ agentTransport: 'virtio-serial', shares: '9p', shareOwnership: true, diskLookup: 'serial', diskRanges: true, nic: 'unix-stream', snapshot: true });
     expect(probe.reason).toBe('KVM is not usable (no /nonexistent/kvm: this host has no KVM); VMs run under TCG software emulation, several times slower');
     expect(probe.remedy).toMatch(/modprobe/);
   });

@@ -4,8 +4,9 @@
 // against stand-in QEMUs that fail each way, and against the real QEMU where /dev/kvm is software KVM.
 import fs from 'node:fs';
 import path from 'node:path';
-import { LineAgent, VmStartError, prepareConformanceFixtures, processesMentioning, type ConformanceFixtures, type VmExit, type VmSpec } from '@smolvm/driver-api';
-import { launchQemu, type QemuVm } from '@smolvm/qemu';
+import { VmStartError, type VmExit, type VmSpec } from '@smolvm/driver-api';
+import { LineAgent, prepareConformanceFixtures, processesMentioning, type ConformanceFixtures } from '@smolvm/driver-api/conformance';
+import { QemuVm, launchQemu } from '@smolvm/qemu';
 import { createKvmDriver, microvmTarget, probeKvmDeviceSync } from '../src';
 
 let fx: ConformanceFixtures;
@@ -109,12 +110,15 @@ async function forceKvm(name: string, binary: string, boundMs: number): Promise<
 it('a VM paused and resumed over QMP keeps running (only dead states end it)', async () => {
   await withSpec('pause', async (spec, agent) => {
     const vm = await createKvmDriver({ accel: 'tcg' }).start(spec);
+    // QMP is QEMU's own: the driver's handle is a QemuVm, which keeps it.
+    if (!(vm instanceof QemuVm)) throw new Error('the kvm driver did not start a QemuVm');
+    const qmp = (command: string) => vm.qmp(command);
     try {
       await agent.ready(60_000, vm.wait());
-      await vm.qmp?.('stop');
-      expect(await vm.qmp?.('query-status')).toMatchObject({ status: 'paused' });
+      await qmp('stop');
+      expect(await qmp('query-status')).toMatchObject({ status: 'paused' });
       await new Promise((resolve) => setTimeout(resolve, 300));
-      await vm.qmp?.('cont');
+      await qmp('cont');
       expect(await agent.run('echo still here')).toEqual({ output: ['still here'], code: 0 });
     } finally {
       expect((await vm.stop()).reason).toBe('stopped');

@@ -8,6 +8,11 @@ import { parseCidr, type Cidr } from '@smolvm/config';
 import type { ResolvedAddress, UpstreamResolver } from './resolver';
 
 export interface PolicyInput {
+  /**
+   * Nothing leaves: every connection is refused and no name is resolved (what `machine run` does
+   * with only -p, and the NIC of a VM being snapshotted). Excludes the allow lists.
+   */
+  denyAll?: boolean;
   /** Hostnames (lowercase, no trailing dot). With any allow list, DNS answers only these names. */
   allowHosts?: readonly string[];
   /** Networks, as text ("10.0.0.0/8", "::1") or as parsed by @smolvm/config. */
@@ -86,6 +91,8 @@ export interface DroppedAddress {
 export class EgressPolicy {
   /** No allow list: everything but the always-denied ranges. */
   readonly unrestricted: boolean;
+  /** Nothing at all (PolicyInput.denyAll). */
+  readonly denyAll: boolean;
   /** DNS answers only allowed names (any allow list; with CIDRs alone, no name at all). */
   readonly filtersDns: boolean;
   private readonly hosts: Set<string>;
@@ -103,8 +110,10 @@ export class EgressPolicy {
   constructor(input: PolicyInput, options: PolicyOptions = {}) {
     this.hosts = new Set((input.allowHosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, '')));
     const cidrs = input.allowCidrs ?? [];
+    if (input.denyAll && (this.hosts.size > 0 || cidrs.length > 0)) throw new Error('a deny-all policy has no allow lists');
+    this.denyAll = input.denyAll === true;
     this.cidrs = blockList(cidrs);
-    this.unrestricted = this.hosts.size === 0 && cidrs.length === 0;
+    this.unrestricted = !this.denyAll && this.hosts.size === 0 && cidrs.length === 0;
     this.filtersDns = !this.unrestricted;
     this.denied = ALWAYS_DENIED.map(([range, reason]) => ({ list: blockList([range]), reason }));
     this.internal = INTERNAL.map(([range, what]) => ({ list: blockList([range]), range, what }));
@@ -150,6 +159,7 @@ export class EgressPolicy {
 
   /** Why the DNS server does not answer `name` (for the denial log). */
   nameDeniedReason(name: string): string {
+    if (this.denyAll) return 'this VM has no outbound network, so no name is resolved';
     return this.hosts.size === 0
       ? 'the policy allows addresses only (no --allow-host), so no name is resolved'
       : `not an allowed host (allow it with --allow-host ${name})`;
@@ -226,6 +236,6 @@ export class EgressPolicy {
       this.learned.delete(address);
       return { allowed: false, reason: 'the DNS answer that allowed this address has expired' };
     }
-    return { allowed: false, reason: 'not in the allowed hosts or CIDRs' };
+    return { allowed: false, reason: this.denyAll ? 'this VM has no outbound network' : 'not in the allowed hosts or CIDRs' };
   }
 }

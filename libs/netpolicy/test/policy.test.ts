@@ -12,6 +12,20 @@ test('no allow list: everything but link-local, multicast and reserved', () => {
   expect(p.allowsName('anything.example')).toBe(true);
 });
 
+test('deny-all: no address, loopback or the old sentinels included, and no name; never with allow lists', () => {
+  const p = new EgressPolicy({ denyAll: true });
+  expect(p.unrestricted).toBe(false);
+  expect(p.filtersDns).toBe(true);
+  for (const address of ['93.184.216.34', '127.0.0.1', '0.0.0.0', '192.0.2.0', '10.0.0.1', '::1', '2001:db8::1']) {
+    expect(p.check(address)).toEqual({ allowed: false, reason: expect.any(String) });
+  }
+  expect(p.check('93.184.216.34')).toEqual({ allowed: false, reason: 'this VM has no outbound network' });
+  expect(p.allowsName('example.com')).toBe(false);
+  expect(p.nameDeniedReason('example.com')).toMatch(/no outbound network/);
+  expect(() => new EgressPolicy({ denyAll: true, allowCidrs: ['10.0.0.0/8'] })).toThrow(/deny-all/);
+  expect(() => new EgressPolicy({ denyAll: true, allowHosts: ['example.com'] })).toThrow(/deny-all/);
+});
+
 test('CIDRs (v4 and v6, text or parsed) allow their ranges only; link-local stays denied under 0.0.0.0/0', () => {
   const p = new EgressPolicy({ allowCidrs: ['10.0.0.0/8', parseCidr('fd00::/8'), '::1'] });
   expect(p.check('10.200.1.1').allowed).toBe(true);

@@ -6,13 +6,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { delay } from '@smolvm/common';
-import { InvalidVmSpecError, VmStartError, readLogTail, validateVmSpec, type VmSpec } from '@smolvm/driver-api';
+import { OutputTail, findExecutable, spawnSupervised, type Supervision } from '@smolvm/driver-kit';
+import { InvalidVmSpecError, VmStartError, readLogTail, validateVmSpec, type DriverFeatures, type VmSpec } from '@smolvm/driver-api';
 import { buildQemuArgv, type MachineStateArgs } from './argv';
-import { findExecutable } from './binary';
-import { OutputTail } from './output-tail';
 import type { QemuRestoreRecipe } from './prestart';
 import { QmpClient } from './qmp';
-import { spawnSupervised, type Supervision } from './supervise';
 import type { QemuTarget, RunFiles } from './target';
 import { QemuVm } from './vm';
 
@@ -34,12 +32,25 @@ export interface LaunchOptions {
 // sun_path is 108 bytes on Linux (104 on macOS), including the terminating NUL.
 const MAX_SOCKET_PATH = process.platform === 'linux' ? 107 : 103;
 
+/**
+ * The wiring launchQemu gives every guest (argv.ts): a driver on it declares these features, plus
+ * whether it can snapshot.
+ */
+export const QEMU_WIRING: Omit<DriverFeatures, 'snapshot'> = {
+  agentTransport: 'virtio-serial',
+  shares: '9p',
+  shareOwnership: true,
+  diskLookup: 'serial',
+  diskRanges: true,
+  nic: 'unix-stream',
+};
+
 export function runFiles(runDir: string): RunFiles {
   return { qmpSocket: path.join(runDir, 'qmp.sock') };
 }
 
 export async function launchQemu(spec: VmSpec, target: QemuTarget, options: LaunchOptions = {}): Promise<QemuVm> {
-  validateVmSpec(spec);
+  validateVmSpec(spec, { ...QEMU_WIRING, snapshot: options.state !== undefined });
   const files = runFiles(spec.runDir);
   checkSocketPath('runDir', files.qmpSocket);
   checkSocketPath('agent.socketPath', spec.agent.socketPath);

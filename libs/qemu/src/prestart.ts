@@ -9,9 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { findExecutable } from './binary';
-import { OutputTail } from './output-tail';
-import { pdeathsigCommand } from './supervise';
+import { OutputTail, findExecutable, pdeathsigCommand } from '@smolvm/driver-kit';
 
 /** How a restored QEMU was started (see recipeOf in snapshot.ts). Plain JSON. */
 export interface QemuRestoreRecipe {

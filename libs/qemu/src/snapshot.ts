@@ -11,11 +11,10 @@ import { pipeline } from 'node:stream/promises';
 import { delay } from '@smolvm/common';
 import { PrestartMismatchError, SnapshotError, SnapshotTimeoutError, type VmSpec } from '@smolvm/driver-api';
 import { AGENT_CHARDEV_ID, buildQemuArgv, type MachineStateArgs } from './argv';
-import { findExecutable } from './binary';
 import { launchQemu, runFiles, type LaunchOptions } from './launch';
 import { restoreScript, type PrestartedQemu, type QemuRestoreRecipe } from './prestart';
 import { QmpClient, type QmpVersion } from './qmp';
-import { defaultSupervision, pdeathsigCommand } from './supervise';
+import { defaultSupervision, findExecutable, pdeathsigCommand } from '@smolvm/driver-kit';
 import type { QemuTarget } from './target';
 import { QemuVm } from './vm';
 

@@ -1,17 +1,14 @@
 // A running QEMU: the VmHandle of every QEMU-based driver.
 import fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { delay } from '@smolvm/common';
 import type { StopOptions, VmExit, VmExitReason, VmHandle, VmSpec } from '@smolvm/driver-api';
 import type { MachineStateArgs } from './argv';
 import type { QemuTarget } from './target';
 import type { QmpClient, QmpEvent, QmpVersion } from './qmp';
-import type { OutputTail } from './output-tail';
+import { delay } from '@smolvm/common';
+import { escalateStop, type OutputTail } from '@smolvm/driver-kit';
 import type { QemuRestoreRecipe } from './prestart';
 
-/** After a QMP quit (or SIGTERM), how long QEMU gets to flush disks and exit before the next step. */
-const QUIT_GRACE_MS = 5_000;
-const TERM_GRACE_MS = 2_000;
 
 export interface QemuVmParts {
   child: ChildProcess;
@@ -119,19 +116,22 @@ export class QemuVm implements VmHandle {
   }
 
   private async escalate(timeoutMs: number): Promise<VmExit> {
-    if (timeoutMs > 0 && (await this.exitWithin(timeoutMs))) return this.exit;
-    this.stopRequested = true;
-    // quit: QEMU flushes its disks and exits cleanly.
-    await this.parts.qmp.execute('quit', undefined, { timeoutMs: QUIT_GRACE_MS }).catch(() => undefined);
-    if (await this.exitWithin(QUIT_GRACE_MS)) return this.exit;
-    this.parts.child.kill('SIGTERM');
-    if (await this.exitWithin(TERM_GRACE_MS)) return this.exit;
-    this.parts.child.kill('SIGKILL');
+    await escalateStop(
+      {
+        exited: this.exit,
+        // quit: QEMU flushes its disks and exits cleanly. Past timeoutMs, the VM is being stopped.
+        quit: async (graceMs) => {
+          this.stopRequested = true;
+          await this.parts.qmp.execute('quit', undefined, { timeoutMs: graceMs });
+        },
+        signal: (signal) => {
+          this.stopRequested = true;
+          this.parts.child.kill(signal);
+        },
+      },
+      { timeoutMs },
+    );
     return this.exit;
-  }
-
-  private exitWithin(ms: number): Promise<boolean> {
-    return Promise.race([this.exit.then(() => true), delay(ms, { unref: true }).then(() => false)]);
   }
 
   private classify(code: number | null, signal: NodeJS.Signals | null): VmExit {

@@ -3,10 +3,10 @@
 // the setpriv and QEMU smolvm itself resolves, only the QEMU options smolvm writes, no `..`.
 // (The CLI's test/adversarial/localusers-prestart.test.ts plants recipes end to end.)
 import type { VmSpec } from '@smolvm/driver-api';
-import { buildQemuArgv, findExecutable, type QemuTarget } from '../src';
+import { findExecutable, pdeathsigCommand } from '@smolvm/driver-kit';
+import { buildQemuArgv, type QemuTarget } from '../src';
 import { runFiles } from '../src/launch';
 import { parseQemuRestoreRecipe, type QemuRestoreRecipe } from '../src/prestart';
-import { pdeathsigCommand } from '../src/supervise';
 
 const RUN = '/run/smolvm/vm-abc';
 const target: QemuTarget = { binary: 'qemu-system-x86_64', machine: 'microvm', machineOptions: { acpi: 'off' }, accel: 'tcg', cpu: 'max', consoleDevice: 'ttyS0', kernelArgs: ['quiet'] };

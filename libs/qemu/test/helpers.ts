@@ -7,24 +7,8 @@ export function tempDir(prefix = 'smolvm-qemu-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** True while `pid` runs (a zombie waiting to be reaped does not count). */
-export function isRunning(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-export async function waitUntil(check: () => boolean, timeoutMs: number, stepMs = 20): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, stepMs));
-  }
-  return check();
-}
+// Process checks are the driver kit's (its supervision tests use them too).
+export { isRunning, waitUntil } from '../../driver-kit/test/helpers';
 
 /** A paused QEMU (no kernel needed) with a QMP server socket, for QMP tests. */
 export function startPausedQemu(qmpSocket: string, extra: string[] = []): ChildProcess {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseQemuRestoreRecipe, prestartQemuRestore, recipeCommand, recipeIn, restoreScript, type QemuRestoreRecipe } from '../src/prestart';
-import { dropPrivilegeArgs } from '../src/supervise';
+import { dropPrivilegeArgs } from '@smolvm/driver-kit';
 import { isRunning, tempDir, waitUntil } from './helpers';
 
 let dir: string;

@@ -1,6 +1,8 @@
 // Public API of @smolvm/runtime: boots a VM for a workload (kernel, agent image, driver, agent
 // channel, guest root setup) and tears it down without leftovers.
-export { startVm, Vm, IMAGE_DISK_ID, OVERLAY_DISK_ID, STORAGE_DISK_ID, type StartVmOptions, type PersistentDisks, type GuestAssets, type DiskRange, type BootTimings } from './vm';
+export { startVm, type StartVmOptions, type GuestAssets } from './start';
+export { Vm, type BootTimings } from './vm';
+export { IMAGE_DISK_ID, OVERLAY_DISK_ID, STORAGE_DISK_ID, type DiskRange, type PersistentDisks } from './layout';
 export { locateKernel } from './kernel';
 export { createRunDir, runRoot, sweepRunDirs, type RunDir } from './run-dir';
 export { exitCodeFor } from './exit-code';

@@ -54,9 +54,9 @@ export const GUEST_SSH_AUTH_SOCK = '/run/smolvm-ssh/agent.sock';
 export async function prepareNetwork(options: NetworkOptions, env: NodeJS.ProcessEnv): Promise<PreparedNetwork> {
   const forwards: PortForwards | undefined = options.ports?.length ? await listenPortForwards(options.ports) : undefined;
   const servers = env.SMOLVM_DNS_SERVERS?.split(',').map((s) => s.trim()).filter(Boolean);
-  // No outbound: an allow list naming only 0.0.0.0 (never a destination) and a resolver that
-  // knows no names, so neither connections nor DNS leave the host.
-  const policy = options.outbound ? { allowHosts: options.allowHosts ?? [], allowCidrs: options.allowCidrs ?? [] } : { allowCidrs: ['0.0.0.0/32'] };
+  // No outbound: a deny-all policy and a resolver that knows no names, so neither connections
+  // nor DNS leave the host.
+  const policy = options.outbound ? { allowHosts: options.allowHosts ?? [], allowCidrs: options.allowCidrs ?? [] } : { denyAll: true };
   const resolver = !options.outbound ? staticResolver({}) : (options.resolver ?? hostResolver(servers?.length ? { servers } : {}));
   return {
     mac: DEFAULT_NETWORK.guestMac,

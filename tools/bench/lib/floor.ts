@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { cpioNewc } from '@smolvm/driver-api';
+import { cpioNewc } from '@smolvm/driver-api/conformance';
 import { createKvmDriver } from '@smolvm/driver-kvm';
 
 const FLOOR_INIT = '#!/bin/busybox sh\n/bin/busybox echo hello\n/bin/busybox reboot -f\n';

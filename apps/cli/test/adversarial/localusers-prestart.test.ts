@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ATTACKER, asAttacker, rootOnlyIt } from './localusers-helpers';
-import { dropPrivilegeArgs } from '@smolvm/qemu';
+import { dropPrivilegeArgs } from '@smolvm/driver-kit';
 import type { PrestartedQemu } from '@smolvm/qemu/prestart';
 import { discardParts } from '@smolvm/runtime/prestart';
 import { invocationKey, prestartFor, recipeFile, takePrestarted } from '../../src/prestart';

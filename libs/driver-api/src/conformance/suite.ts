@@ -4,12 +4,13 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { Driver, VmExit } from '../driver';
+import type { Driver, DriverFeatures, VmExit } from '../driver';
 import { InvalidVmSpecError, SnapshotError, VmStartError } from '../errors';
 import { readLogTail } from '../log-tail';
 import type { VmSpec } from '../spec';
 import { bootVm, isAlive, prepareVm, processesMentioning, vmDir, type BootedVm } from './booter';
 import { prepareConformanceFixtures, type ConformanceFixtures } from './fixtures';
+import { describeNeed, meets, needs, undeclaredRequests, type FeatureNeed } from './gate';
 
 export interface ConformanceOptions {
   title?: string;
@@ -25,6 +26,8 @@ export interface ConformanceOptions {
 const GUEST_CPUS = 2;
 const GUEST_MEMORY_MIB = 256;
 const MAC = '52:54:00:c0:ff:ee';
+const SHARES_9P = needs('shares', '9p');
+const NIC_UNIX = needs('nic', 'unix-stream');
 
 export function runDriverConformance(options: ConformanceOptions): void {
   const bootTimeoutMs = options.bootTimeoutMs ?? 60_000;
@@ -33,7 +36,24 @@ export function runDriverConformance(options: ConformanceOptions): void {
   describe(options.title ?? 'driver conformance', () => {
     let fx: ConformanceFixtures;
     let driver: Driver;
+    let features: DriverFeatures | undefined;
     const booted: BootedVm[] = [];
+    /** Tests that did not apply to this driver, named in one line at the end. */
+    const notApplicable = new Set<string>();
+
+    /**
+     * A test that runs only where probe() declares `need`. Elsewhere it does nothing and is named
+     * at the end (jest cannot skip a test once the run has started, and the probe is async).
+     */
+    const gated = (need: FeatureNeed, title: string, fn: () => Promise<void> | void, timeout?: number): void => {
+      it(`${title} [${describeNeed(need)}]`, async () => {
+        if (!meets(features, need)) {
+          notApplicable.add(`${title} (${describeNeed(need)})`);
+          return;
+        }
+        await fn();
+      }, timeout);
+    };
 
     const boot = async (name: string, spec?: Partial<VmSpec>): Promise<BootedVm> => {
       const vm = await bootVm({ driver, fixtures: fx, name, timeoutMs: bootTimeoutMs, spec });
@@ -45,9 +65,11 @@ export function runDriverConformance(options: ConformanceOptions): void {
     beforeAll(async () => {
       fx = await (options.fixtures ?? prepareConformanceFixtures)();
       driver = options.createDriver();
+      features = (await driver.probe()).features;
     }, testTimeout);
 
     afterAll(async () => {
+      if (notApplicable.size > 0) console.log(`${options.title ?? 'driver conformance'}: not declared, not tested: ${[...notApplicable].join('; ')}`);
       for (const vm of booted) {
         await vm.handle.kill();
         await vm.agent.close();
@@ -55,12 +77,51 @@ export function runDriverConformance(options: ConformanceOptions): void {
       if (fx) fs.rmSync(fx.workDir, { recursive: true, force: true });
     }, testTimeout);
 
-    it('probe() reports the driver available, with an accelerator and feature flags', async () => {
+    it('probe() reports the driver available, with an accelerator, its features and a guest CPU name', async () => {
       const probe = await driver.probe();
       expect(probe.available).toBe(true);
       expect(typeof probe.accelerator).toBe('string');
-      expect(typeof probe.features).toBe('object');
+      expect(typeof probe.guestCpu).toBe('string');
+      expect(probe.features).toEqual({
+        agentTransport: expect.stringMatching(/^(virtio-serial|vsock)$/),
+        shares: expect.stringMatching(/^(9p|virtio-fs|none)$/),
+        shareOwnership: expect.any(Boolean),
+        diskLookup: expect.stringMatching(/^(serial|order)$/),
+        diskRanges: expect.any(Boolean),
+        nic: expect.stringMatching(/^(unix-stream|tap|none)$/),
+        snapshot: expect.any(Boolean),
+      });
+      expect(probe.features?.snapshot).toBe(driver.capabilities?.snapshot !== undefined);
+      // The suite's stand-in agent reads a virtio-serial port (guest-init.ts).
+      expect(probe.features?.agentTransport).toBe('virtio-serial');
     });
+
+    it('refuses a spec that asks for a feature it does not declare, before starting anything', async () => {
+      const asks = features ? undeclaredRequests(features) : [];
+      for (const { field } of asks) {
+        const name = `undeclared-${field.replace(/\W/g, '-')}`;
+        const dir = vmDir(fx, name);
+        fs.mkdirSync(path.join(dir, 'share'), { recursive: true });
+        fs.writeFileSync(path.join(dir, 'disk.img'), Buffer.alloc(8192));
+        const request: Partial<VmSpec> =
+          field === 'network'
+            ? { network: { socketPath: '', mac: MAC } }
+            : field === 'disks[0].range'
+              ? { disks: [{ id: 'ranged', path: path.join(dir, 'disk.img'), readOnly: true, format: 'raw', range: { offset: 0, size: 4096 } }] }
+              : { shares: [{ tag: 'share', hostPath: path.join(dir, 'share'), readOnly: true, hostOwnership: field !== 'shares' }] };
+        const { spec, agent } = await prepareVm({ driver, fixtures: fx, name, timeoutMs: bootTimeoutMs, spec: request });
+        if (spec.network) spec.network.socketPath = spec.agent.socketPath;
+        try {
+          const err = await driver.start(spec).then(() => undefined, (e: unknown) => e);
+          expect(err).toBeInstanceOf(InvalidVmSpecError);
+          expect((err as InvalidVmSpecError).field).toBe(field);
+          expect(processesMentioning(spec.runDir)).toEqual([]);
+        } finally {
+          await agent.close();
+        }
+      }
+      if (asks.length === 0) notApplicable.add('refusing undeclared features (this driver declares every one a VmSpec can ask for)');
+    }, testTimeout);
 
     describe('a running VM', () => {
       let vm: BootedVm;
@@ -86,6 +147,7 @@ export function runDriverConformance(options: ConformanceOptions): void {
           }),
         );
         await new Promise<void>((resolve) => netServer.listen(path.join(dir, 'net.sock'), resolve));
+        // Only what the driver declares: the tests of the rest do not run.
         vm = await boot('main', {
           cpus: GUEST_CPUS,
           memoryMiB: GUEST_MEMORY_MIB,
@@ -94,11 +156,15 @@ export function runDriverConformance(options: ConformanceOptions): void {
             { id: 'conf-ro', path: path.join(dir, 'ro.img'), readOnly: true, format: 'raw' },
             { id: 'conf-rw', path: path.join(dir, 'rw.img'), readOnly: false, format: 'raw' },
           ],
-          shares: [
-            { tag: 'rwshare', hostPath: path.join(dir, 'share-rw'), readOnly: false },
-            { tag: 'roshare', hostPath: path.join(dir, 'share-ro'), readOnly: true },
-          ],
-          network: { socketPath: path.join(dir, 'net.sock'), mac: MAC },
+          ...(meets(features, SHARES_9P)
+            ? {
+                shares: [
+                  { tag: 'rwshare', hostPath: path.join(dir, 'share-rw'), readOnly: false },
+                  { tag: 'roshare', hostPath: path.join(dir, 'share-ro'), readOnly: true },
+                ],
+              }
+            : {}),
+          ...(meets(features, NIC_UNIX) ? { network: { socketPath: path.join(dir, 'net.sock'), mac: MAC } } : {}),
         });
       }, testTimeout);
 
@@ -130,7 +196,12 @@ export function runDriverConformance(options: ConformanceOptions): void {
         expect(cmdline.output.join(' ').split(' ')).toContain('smolvm.conformance=1');
       });
 
-      it('attaches disks with their id as serial, read-only when asked', async () => {
+      it('attaches disks in spec order, read-only when asked', async () => {
+        const list = await vm.agent.run('for b in /sys/block/vd*; do echo "${b##*/} $(cat $b/ro)"; done');
+        expect(list.output).toEqual(['vda 1', 'vdb 0']);
+      });
+
+      gated(needs('diskLookup', 'serial'), 'attaches disks with their id as serial, read-only when asked', async () => {
         const list = await vm.agent.run('for b in /sys/block/vd*; do echo "$(cat $b/serial) ${b##*/} $(cat $b/ro)"; done');
         const disks = new Map(list.output.map((l) => { const [id, dev, ro] = l.split(' '); return [id, { dev, ro }]; }));
         expect(disks.get('conf-ro')?.ro).toBe('1');
@@ -143,7 +214,7 @@ export function runDriverConformance(options: ConformanceOptions): void {
         expect(fs.readFileSync(path.join(vm.dir, 'rw.img')).subarray(0, 12).toString()).toBe('smolvm-rw-ok');
       });
 
-      it('shares host directories over 9p, read-only when asked', async () => {
+      gated(SHARES_9P, 'shares host directories over 9p, read-only when asked', async () => {
         const mount = (tag: string, at: string) => `mkdir -p ${at} && mount -t 9p -o trans=virtio,version=9p2000.L ${tag} ${at}`;
         expect((await vm.agent.run(`${mount('rwshare', '/mnt/rw')} && cat /mnt/rw/hello.txt`)).output).toEqual(['hello from the host']);
         expect((await vm.agent.run('echo from the guest > /mnt/rw/guest.txt')).code).toBe(0);
@@ -153,7 +224,7 @@ export function runDriverConformance(options: ConformanceOptions): void {
         expect(fs.existsSync(path.join(fx.workDir, 'main/share-ro/denied.txt'))).toBe(false);
       });
 
-      it('wires the network endpoint: a NIC with the MAC, connected to the socket', async () => {
+      gated(NIC_UNIX, 'wires the network endpoint: a NIC with the MAC, connected to the socket', async () => {
         const addresses = await vm.agent.run('cat /sys/class/net/*/address');
         expect(addresses.output).toContain(MAC);
         await expect(Promise.race([netPeer.then(() => 'connected'), sleep(10_000).then(() => 'no connection')])).resolves.toBe('connected');
@@ -222,9 +293,9 @@ export function runDriverConformance(options: ConformanceOptions): void {
     }, testTimeout);
 
     // Only for drivers with the optional snapshot capability.
-    it('snapshots (if offered): a saved VM restores twice at once, each copy-on-write on its own channel; a wrong shape is refused', async () => {
+    gated(needs('snapshot', true), 'snapshots: a saved VM restores twice at once, each copy-on-write on its own channel; a wrong shape is refused', async () => {
       const snapshot = driver.capabilities?.snapshot;
-      if (!snapshot) return;
+      if (!snapshot) throw new Error('probe() declares snapshot, but the driver has no snapshot capability');
       expect(typeof (await snapshot.fingerprint())).toBe('string');
       const stateDir = vmDir(fx, 'snap-state');
       const reconnect = { cmdline: ['smolvm.conformance.reconnect'] };

@@ -1,16 +1,17 @@
-// QEMU must never outlive the process that started it, even when that process is SIGKILLed
-// (a crashed CLI must not leave a VM running and holding its disks).
+// A hypervisor must never outlive the process that started it, even when that process is
+// SIGKILLed (a crashed CLI must not leave a VM running and holding its disks).
 //
-// 'pdeathsig' (Linux): QEMU is started through util-linux `setpriv --pdeathsig KILL`, which sets
-// PR_SET_PDEATHSIG and then execs QEMU, so QEMU keeps its pid and the kernel itself sends it
-// SIGKILL the moment its parent dies. Nothing to run, nothing that can fail later. The signal
+// 'pdeathsig' (Linux): the hypervisor is started through util-linux `setpriv --pdeathsig KILL`,
+// which sets PR_SET_PDEATHSIG and then execs it, so it keeps its pid and the kernel itself sends
+// it SIGKILL the moment its parent dies. Nothing to run, nothing that can fail later. The signal
 // follows the parent *thread*: spawn from the main thread (Node's child_process does).
 //
 // 'watchdog' (elsewhere, e.g. macOS): a tiny Node process holds a pipe from us; when the pipe
-// reaches EOF (we died, however) it SIGKILLs QEMU and exits. We stop it when QEMU exits.
+// reaches EOF (we died, however) it SIGKILLs the hypervisor and exits. We stop it when the
+// hypervisor exits.
 import fs from 'node:fs';
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { findExecutable } from './binary';
+import { findExecutable } from './executable';
 
 export type Supervision = 'pdeathsig' | 'watchdog';
 
@@ -51,12 +52,12 @@ function binaryMentions(file: string, text: string): boolean {
 }
 
 /**
- * The process a pdeathsig-supervised `binary args` is: setpriv, which also takes from QEMU what it
- * never needs (dropPrivilegeArgs) and execs it.
+ * The process a pdeathsig-supervised `binary args` is: setpriv, which also takes from the
+ * hypervisor what it never needs (dropPrivilegeArgs) and execs it.
  */
 export function pdeathsigCommand(binary: string, args: readonly string[]): { file: string; args: string[] } {
   const setpriv = findExecutable('setpriv');
-  if (!setpriv) throw new Error('setpriv not found: cannot supervise QEMU with pdeathsig');
+  if (!setpriv) throw new Error(`setpriv not found: cannot supervise ${binary} with pdeathsig`);
   return { file: setpriv, args: ['--pdeathsig', 'KILL', ...dropPrivilegeArgs(), '--', binary, ...args] };
 }
 
@@ -64,9 +65,10 @@ const CAP_SETPCAP = 8n;
 let dropArgs: string[] | undefined;
 
 /**
- * setpriv options for QEMU: no new privileges ever (no setuid binary, no file capability), and,
- * when we may (CAP_SETPCAP, i.e. root), an empty bounding and inheritable set, so that QEMU
- * started by root holds no capability at all: no DAC override, chown, mknod, raw I/O or mount.
+ * setpriv options for a hypervisor: no new privileges ever (no setuid binary, no file
+ * capability), and, when we may (CAP_SETPCAP, i.e. root), an empty bounding and inheritable set,
+ * so that one started by root holds no capability at all: no DAC override, chown, mknod, raw I/O
+ * or mount.
  * It keeps uid 0, so it can still write what root owns by its permission bits. Dropping
  * capabilities keeps the parent-death signal (the kernel clears it only when privileges grow).
  */
@@ -86,7 +88,7 @@ function hasCapability(bit: bigint): boolean {
 
 /**
  * Spawns `binary args` directly (no shell) in its own session, so a Ctrl-C meant for the CLI
- * does not reach QEMU: ending the VM is the caller's decision.
+ * does not reach the hypervisor: ending the VM is the caller's decision.
  */
 export function spawnSupervised(binary: string, args: readonly string[], options: SuperviseOptions = {}): SupervisedProcess {
   const supervision = options.supervision ?? defaultSupervision();
@@ -108,13 +110,13 @@ export function spawnSupervised(binary: string, args: readonly string[], options
     child,
     supervision,
     release: () => {
-      // SIGTERM ends it without its EOF handler running: QEMU is already gone, its pid may be reused.
+      // SIGTERM ends it without its EOF handler running: the child is already gone, its pid may be reused.
       watchdog.kill('SIGTERM');
     },
   };
 }
 
-// Runs as `node -e WATCHDOG_SOURCE QEMU_PID` with our pipe as stdin.
+// Runs as `node -e WATCHDOG_SOURCE CHILD_PID` with our pipe as stdin.
 const WATCHDOG_SOURCE = `
 const pid = Number(process.argv[1]);
 const end = () => { try { process.kill(pid, 'SIGKILL'); } catch {} process.exit(0); };

@@ -1,4 +1,4 @@
-// Keeps the last lines a process wrote (QEMU's stderr) for error messages, bounded in memory.
+// Keeps the last lines a process wrote (a hypervisor's stderr) for error messages, bounded in memory.
 export class OutputTail {
   private lines: string[] = [];
   private partial = '';
