@@ -27,7 +27,8 @@ write('package.json', JSON.stringify({
   version: '0.1.0',
   private: true,
   description: purpose,
-  nx: { name },
+  // Module boundaries (eslint.config.mjs): a driver lib may import qemu; every other lib is core.
+  nx: { name, tags: kind === 'app' ? ['type:app'] : ['type:lib', /^driver-(?!api$)/.test(name) ? 'scope:driver' : 'scope:core'] },
   main: 'dist/index.js',
   types: 'src/index.ts',
   scripts: {
