@@ -17,6 +17,10 @@ if (fs.existsSync(path.join(dir, 'package.json'))) {
   console.error(`${path.relative(root, dir)} already exists: pick another name or edit it`);
   process.exit(1);
 }
+// Module boundaries (eslint.config.mjs): drivers may import driver-support libs (qemu, a driver
+// kit), which only drivers import; every other lib is core and sees drivers through driver-api.
+const libScope = (lib) =>
+  lib === 'driver-kit' ? 'scope:driver-support' : /^driver-(?!api$)/.test(lib) ? 'scope:driver' : 'scope:core';
 const write = (rel, text) => {
   const file = path.join(dir, rel);
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -27,7 +31,7 @@ write('package.json', JSON.stringify({
   version: '0.1.0',
   private: true,
   description: purpose,
-  nx: { name },
+  nx: { name, tags: kind === 'app' ? ['type:app'] : ['type:lib', libScope(name)] },
   main: 'dist/index.js',
   types: 'src/index.ts',
   scripts: {

@@ -1,4 +1,5 @@
-// Boot benchmark (docs/architecture.md#guest-boot, issue "VM core"): in one run on this machine, interleaved, medians of
+// Boot benchmark (docs/architecture.md#guest-boot, issue "VM core"): in one run on this machine,
+// interleaved, medians of
 //   (a) the floor: QEMU + the same kernel + a trivial init that prints and ends the VM
 //   (b) `smolvm machine run --cold -- true`, a bare VM on the base image (a boot)
 //   (c) `smolvm machine run --cold --image IMAGE -- true` with a small image already in the store
@@ -63,7 +64,8 @@ async function main(): Promise<void> {
     const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
     const image = (await pushBuiltImage(client, `${registry.host}/bench/busybox:1`, buildImage([buildLayer(busyboxRootfs())]))).reference;
     await client.close();
-    // Warm-up: builds the agent image, imports the base, pulls + converts the image, saves the boot snapshots (all cached afterwards).
+    // Warm-up: builds the agent image, imports the base, pulls + converts the image, saves the boot
+    // snapshots (all cached afterwards).
     const warmUp: Timings[] = [];
     smolvmRun(['--cold'], warmUp);
     smolvmRun(['--cold', '--image', image], warmUp);

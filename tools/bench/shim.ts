@@ -70,7 +70,8 @@ async function main(): Promise<void> {
     // Phases from containerd's event timestamps, medians over the measured runs.
     const at = (id: string, topic: string): number | undefined => {
       const line = eventText.split('\n').find((l) => l.includes(` ${topic} `) && l.includes(`"${topic.startsWith('/containers') ? 'id' : 'container_id'}":"${id}"`));
-      // "2026-12-07 03:03:24.044123456 +0000 UTC ...": containerd's own stamps have nanoseconds, the shim's milliseconds.
+      // "2026-12-07 03:03:24.044123456 +0000 UTC ...": containerd's own stamps have nanoseconds,
+      // the shim's milliseconds.
       const m = line ? /^(\S+) (\d\d:\d\d:\d\d)(\.\d+)? \+0000 UTC/.exec(line) : null;
       return m ? Date.parse(`${m[1]}T${m[2]}${(m[3] ?? '').slice(0, 4)}Z`) : undefined;
     };

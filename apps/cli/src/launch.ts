@@ -13,7 +13,10 @@ interface CliBundle {
 }
 
 export interface LaunchOptions {
-  /** The CLI bundle's path; with `source`, the executable that carries it. Keys the code cache and early-start recipes. */
+  /**
+   * The CLI bundle's path; with `source`, the executable that carries it. Keys the code cache and
+   * early-start recipes.
+   */
   bundle: string;
   /** The bundle's text when it is an asset of the executable, not a file. */
   source?: () => string;

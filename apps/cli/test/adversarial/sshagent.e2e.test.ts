@@ -49,7 +49,8 @@ function guest(script: string) {
 const ATTACKS = [
   'for args in "-D" "-d /ssh/pub/key.pub" "/ssh/other" "-x"; do run ssh-add $args >/dev/null 2>&1; echo "ssh-add $args: $?"; done',
   'run ssh-add -l',
-  // sync: the volume caches writes (cache=loose), and a persistent machine is still running when the host reads the signature.
+  // sync: the volume caches writes (cache=loose), and a persistent machine is still running when the
+  // host reads the signature.
   'rm -f /ssh/data.sig; run ssh-keygen -Y sign -f /ssh/pub/key.pub -n file /ssh/data >/dev/null 2>&1; echo "sign: $?"; sync',
   'run node /ssh/conns.js',
 ].join('\n');

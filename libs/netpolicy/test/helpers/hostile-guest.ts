@@ -172,7 +172,10 @@ export class HostileGuest {
     }
   }
 
-  /** Opens `count` connections to the host's 127.0.0.1:hostPort; resolves once `count` are set up or timeoutMs passed. */
+  /**
+   * Opens `count` connections to the host's 127.0.0.1:hostPort; resolves once `count` are set up or
+   * timeoutMs passed.
+   */
   async open(count: number, hostPort: number, timeoutMs = 60_000): Promise<RawConn[]> {
     const opened: RawConn[] = [];
     for (let i = 0; i < count; i++) {
@@ -224,7 +227,10 @@ export class HostileGuest {
     return buildIpv4Frames(GW_MAC, GUEST_MAC, GUEST, GW, IPPROTO_UDP, buildUdp(GUEST, GW, 5353, 53, payload), 1500)[0];
   }
 
-  /** One round: each connection sends new in-order data as far as its last advertised window allows. Returns the frames sent. */
+  /**
+   * One round: each connection sends new in-order data as far as its last advertised window allows.
+   * Returns the frames sent.
+   */
   async fillWindows(conns: RawConn[], payload: Buffer): Promise<number> {
     let sent = 0;
     for (let k = 0; k < conns.length; k += 64) {
