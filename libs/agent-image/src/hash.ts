@@ -1,8 +1,7 @@
 // Content hashes of the image inputs, remembered by (path, size, mtime, inode): hashing the
 // ~100 MB node binary on every `smolvm machine run` would cost more than the rest of the check.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { writeJsonAtomic } from '@smolvm/common';
+import { sha256File, writeJsonAtomic } from '@smolvm/common';
 
 interface Entry {
   size: number;
@@ -45,18 +44,3 @@ export class HashMemo {
   }
 }
 
-export function sha256File(file: string): string {
-  const hash = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      hash.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest('hex');
-}

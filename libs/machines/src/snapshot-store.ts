@@ -4,10 +4,9 @@
 // qemu.json). Built in a staging directory and renamed into place once complete and fsynced, so
 // a killed `snapshot create` leaves a complete snapshot or nothing visible; the staging
 // directories of dead processes are swept. Every file is owner-only: a snapshot holds guest RAM.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConflictError, NotFoundError, SmolvmError, UsageError, ensurePrivateDir, fsyncDir, isProcessAlive, smolvmDirs, writeJsonAtomic } from '@smolvm/common';
+import { ConflictError, NotFoundError, SmolvmError, UsageError, ensurePrivateDir, fsyncDir, isProcessAlive, sha256File, smolvmDirs, writeJsonAtomic } from '@smolvm/common';
 import { parseStagingName, stagingName, validateMachineName, type MachineRecord } from '@smolvm/machine-store';
 
 export const SNAPSHOT_SCHEMA_VERSION = 1;
@@ -297,21 +296,6 @@ function allocatedTree(dir: string): number {
   return total;
 }
 
-export function sha256File(file: string): string {
-  const hash = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(1 << 20);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      hash.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest('hex');
-}
 
 function fsyncPath(file: string): void {
   const fd = fs.openSync(file, 'r');

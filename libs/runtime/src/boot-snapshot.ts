@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { UntrustedPathError, assertTrustedPath, currentProcessIdentity, ensurePrivateDir, fsyncDir, isProcessAlive, type ProcessIdentity } from '@smolvm/common';
+import { UntrustedPathError, assertTrustedPath, currentProcessIdentity, ensurePrivateDir, fsyncDir, isProcessAlive, sha256File, type ProcessIdentity } from '@smolvm/common';
 import { SnapshotError, type SnapshotCapability } from '@smolvm/driver-api';
 import type { AgentImage } from '@smolvm/agent-image';
 
@@ -119,10 +119,6 @@ export async function snapshotKey(driverName: string, capability: SnapshotCapabi
 
 function hash(value: Record<string, string>): string {
   return crypto.createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 32);
-}
-
-function sha256File(file: string): string {
-  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 function readMeta(dir: string): SnapshotMeta | undefined {

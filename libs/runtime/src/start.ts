@@ -186,7 +186,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   if (network) vm.addCleanup(() => network.close());
   vm.snapshotter = driver.capabilities?.snapshot;
   if (options.fromSnapshot) {
-    try {
+    return finishStart(vm, t0, prepared, async (vm) => {
       // The saved guest is set up already (root, disks, network, processes running): it only
       // becomes this copy. Every copy shares the saved RNG state until reseeded.
       // Its shares were unmounted for the save (QEMU cannot save a mounted 9p share): mounted again, now this copy's.
@@ -194,15 +194,9 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       await Promise.all([vm.agent.setTime(Date.now()), vm.agent.reseed(crypto.randomBytes(64))]);
       await Promise.all([...(options.hostname ? [vm.agent.identity({ hostname: options.hostname })] : []), vm.agent.shares({ mounted: true })]);
       if (sshAgent) vm.agent.serveSshAgent(sshAgent.relay);
-    } catch (err) {
-      await vm.kill();
-      throw err;
-    }
-    vm.timings.prepared = prepared;
-    vm.timings.setUp = Math.round(performance.now() - t0);
-    return vm;
+    });
   }
-  try {
+  return finishStart(vm, t0, prepared, async (vm) => {
     if (sshAgent) vm.agent.serveSshAgent(sshAgent.relay);
     const setup: SetupSpec = {
       ...(options.hostname ? { hostname: options.hostname } : {}),
@@ -228,6 +222,13 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       ...(vm.restored ? [vm.agent.reseed(crypto.randomBytes(64))] : []),
       ...(rootOnly ? [] : [vm.agent.setup(setup)]),
     ]);
+  });
+}
+
+/** The guest's last start-up steps: on failure the VM is ended; else it gets its timings. */
+async function finishStart(vm: Vm, t0: number, prepared: number, steps: (vm: Vm) => Promise<void>): Promise<Vm> {
+  try {
+    await steps(vm);
   } catch (err) {
     await vm.kill();
     throw err;
