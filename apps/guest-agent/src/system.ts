@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
-import { BLKFLSBUF, CLOCK_REALTIME, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
+import { BLKFLSBUF, CLOCK_REALTIME, FIFREEZE, MS_RDONLY, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
 import { check, libc } from './libc';
 import { planRootOnly, planRun, planSetup, type SetupStep } from './setup-plan';
 
@@ -85,7 +85,13 @@ function flushBlockBuffers(device: string): void {
   }
 }
 
-function runStep(step: SetupStep): void {
+/**
+ * Writable ext4 disks (a machine's overlay and storage), each held by a descriptor of its mount
+ * point: the upper disk's is outside the root the agent chroots into.
+ */
+type WritableDisks = number[];
+
+function runStep(step: SetupStep, disks: WritableDisks): void {
   const c = libc();
   switch (step.op) {
     case 'mkdir':
@@ -94,6 +100,7 @@ function runStep(step: SetupStep): void {
     case 'mount':
       if (step.source.startsWith('/dev/')) flushBlockBuffers(step.source);
       check(c.mount(step.source, step.target, step.fstype, step.flags, step.data), `mount -t ${step.fstype} ${step.source} ${step.target}`);
+      if (step.fstype === 'ext4' && !(step.flags & MS_RDONLY)) disks.push(fs.openSync(step.target, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
       return;
     case 'write': {
       if (step.onlyIfMissing && fs.existsSync(step.path)) return;
@@ -115,15 +122,25 @@ function runStep(step: SetupStep): void {
   }
 }
 
-function runSteps(steps: SetupStep[]): void {
+function runSteps(steps: SetupStep[], disks: WritableDisks): void {
   for (const step of steps) {
     try {
-      runStep(step);
+      runStep(step, disks);
     } catch (err) {
       if (err instanceof AgentRequestError) throw err;
       throw new AgentRequestError('setup', 'setup-failed', (err as Error).message);
     }
   }
+}
+
+/**
+ * Freezes each disk: ext4 checkpoints its journal and marks itself clean, as an unmount would,
+ * with the user's processes still running (they block on it). The VM powers off right after, so
+ * nothing thaws them; the next mount of these disks (the next `machine start`) has no journal to
+ * replay. A disk that will not freeze (an I/O error) is left as sync left it: replayed next time.
+ */
+function freezeDisks(disks: WritableDisks): void {
+  for (const fd of disks.splice(0)) libc().ioctlBuffer(fd, FIFREEZE, null);
 }
 
 /** The NIC to configure: the one with `mac`, else the first that is not `lo`. */
@@ -192,6 +209,8 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
   const c = libc();
   loopbackUp();
   let setUp = false;
+  const disks: WritableDisks = [];
+  let frozen = false;
   // Looked up before the agent chroots into the run's root.
   const reporting = hasFreePageReporting();
   if (reporting) reportSmallerBlocks();
@@ -203,16 +222,16 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
       if (setUp) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up');
       setUp = true;
       configureNetwork(spec.network, options.busybox ?? '/bin/busybox');
-      runSteps(planSetup(spec, resolveDevice));
+      runSteps(planSetup(spec, resolveDevice), disks);
     },
     async setupRoot(spec) {
       if (setUp) throw new AgentRequestError('setupRoot', 'bad-request', 'the guest root is already set up');
       setUp = true;
-      runSteps(planRootOnly(spec, resolveDevice));
+      runSteps(planRootOnly(spec, resolveDevice), disks);
     },
     async configure(spec) {
       configureNetwork(spec.network, options.busybox ?? '/bin/busybox');
-      runSteps(planRun(spec));
+      runSteps(planRun(spec), disks);
     },
     setTime(epochMs) {
       const ts = { tv_sec: Math.floor(epochMs / 1000), tv_nsec: (epochMs % 1000) * 1e6 };
@@ -235,6 +254,8 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
     },
     async prepareShutdown() {
       c.sync();
+      frozen = disks.length > 0;
+      freezeDisks(disks);
     },
     trimMemory() {
       // 1: page cache only; dentries and inodes are small and cost more to rebuild.
@@ -242,8 +263,8 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
     },
     powerOff() {
       // With QEMU -no-reboot and the kernel's reboot=t, a reboot ends QEMU; microvm without ACPI
-      // has no power-off to offer.
-      c.sync();
+      // has no power-off to offer. Frozen disks have nothing left to write.
+      if (!frozen) c.sync();
       c.reboot(RB_AUTOBOOT);
     },
   };
