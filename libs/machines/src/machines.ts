@@ -103,16 +103,6 @@ function tail(file: string, lines = 10): string[] {
   }
 }
 
-/**
- * The supervisor idles for as long as its machine runs, and its host memory counts against the
- * machine's: a young generation of 1 MiB (V8's default grows to 16 MiB per semi-space) took ~8 MiB
- * off an idle supervisor's RSS in one run, with exec latency unchanged. The user's own options
- * come first; ours, later on the line, win.
- */
-export function supervisorNodeOptions(user: string | undefined): string {
-  return [user, '--max-semi-space-size=1'].filter((o) => o !== undefined && o !== '').join(' ');
-}
-
 /** Reads the supervisor's one-line report; rejects if it exits or goes silent first. */
 function readReport(child: ChildProcess, control: net.Socket, timeoutMs: number, log: string): Promise<StartReport> {
   return new Promise((resolve, reject) => {
@@ -240,7 +230,7 @@ export class Machines {
             // It outlives this command: keep no directory of the user's busy, and pin SMOLVM_HOME.
             cwd: '/',
             // Our own CLI again: NODE_EXTRA_CA_CERTS deferred as the executable's hashbang does.
-            env: deferCaCerts({ ...this.env, ...(this.env.SMOLVM_HOME ? { SMOLVM_HOME: path.resolve(this.env.SMOLVM_HOME) } : {}), NODE_OPTIONS: supervisorNodeOptions(this.env.NODE_OPTIONS) }),
+            env: deferCaCerts({ ...this.env, ...(this.env.SMOLVM_HOME ? { SMOLVM_HOME: path.resolve(this.env.SMOLVM_HOME) } : {}) }),
           });
         } finally {
           fs.closeSync(logFd);
