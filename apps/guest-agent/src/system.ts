@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
-import { BLKFLSBUF, CLOCK_REALTIME, FIFREEZE, MS_RDONLY, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
+import { BLKFLSBUF, CLOCK_REALTIME, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
+import { FIFREEZE, MS_RDONLY } from './constants';
 import { check, libc } from './libc';
 import { planRootOnly, planRun, planSetup, type SetupStep } from './setup-plan';
 
@@ -85,13 +86,7 @@ function flushBlockBuffers(device: string): void {
   }
 }
 
-/**
- * Writable ext4 disks (a machine's overlay and storage), each held by a descriptor of its mount
- * point: the upper disk's is outside the root the agent chroots into.
- */
-type WritableDisks = number[];
-
-function runStep(step: SetupStep, disks: WritableDisks): void {
+function runStep(step: SetupStep): void {
   const c = libc();
   switch (step.op) {
     case 'mkdir':
@@ -100,7 +95,6 @@ function runStep(step: SetupStep, disks: WritableDisks): void {
     case 'mount':
       if (step.source.startsWith('/dev/')) flushBlockBuffers(step.source);
       check(c.mount(step.source, step.target, step.fstype, step.flags, step.data), `mount -t ${step.fstype} ${step.source} ${step.target}`);
-      if (step.fstype === 'ext4' && !(step.flags & MS_RDONLY)) disks.push(fs.openSync(step.target, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
       return;
     case 'write': {
       if (step.onlyIfMissing && fs.existsSync(step.path)) return;
@@ -122,10 +116,17 @@ function runStep(step: SetupStep, disks: WritableDisks): void {
   }
 }
 
-function runSteps(steps: SetupStep[], disks: WritableDisks): void {
+/**
+ * Writable ext4 disks (a machine's overlay and storage), each held by a descriptor of its mount
+ * point: the upper disk's is outside the root the agent chroots into.
+ */
+type WritableDisks = number[];
+
+function runSteps(steps: SetupStep[], disks: WritableDisks = []): void {
   for (const step of steps) {
     try {
-      runStep(step, disks);
+      runStep(step);
+      if (step.op === 'mount' && step.fstype === 'ext4' && !(step.flags & MS_RDONLY)) disks.push(fs.openSync(step.target, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
     } catch (err) {
       if (err instanceof AgentRequestError) throw err;
       throw new AgentRequestError('setup', 'setup-failed', (err as Error).message);
