@@ -4,9 +4,9 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { FIFREEZE, MS_RDONLY } from './constants';
 import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
 import { BLKFLSBUF, CLOCK_REALTIME, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
-import { FIFREEZE, MS_RDONLY } from './constants';
 import { check, libc } from './libc';
 import { planRootOnly, planRun, planSetup, type SetupStep } from './setup-plan';
 
@@ -86,6 +86,22 @@ function flushBlockBuffers(device: string): void {
   }
 }
 
+/**
+ * Writable ext4 disks (a machine's overlay and storage), each held by a descriptor of its mount
+ * point: the upper disk's is outside the root the agent chroots into.
+ */
+type WritableDisks = number[];
+
+/**
+ * Freezes each disk: ext4 checkpoints its journal and marks itself clean, as an unmount would,
+ * with the user's processes still running (they block on it). The VM powers off right after, so
+ * nothing thaws them; the next mount of these disks (the next `machine start`) has no journal to
+ * replay. A disk that will not freeze (an I/O error) is left as sync left it: replayed next time.
+ */
+function freezeDisks(disks: WritableDisks): void {
+  for (const fd of disks.splice(0)) libc().ioctlBuffer(fd, FIFREEZE, null);
+}
+
 function runStep(step: SetupStep): void {
   const c = libc();
   switch (step.op) {
@@ -116,12 +132,6 @@ function runStep(step: SetupStep): void {
   }
 }
 
-/**
- * Writable ext4 disks (a machine's overlay and storage), each held by a descriptor of its mount
- * point: the upper disk's is outside the root the agent chroots into.
- */
-type WritableDisks = number[];
-
 function runSteps(steps: SetupStep[], disks: WritableDisks = []): void {
   for (const step of steps) {
     try {
@@ -132,16 +142,6 @@ function runSteps(steps: SetupStep[], disks: WritableDisks = []): void {
       throw new AgentRequestError('setup', 'setup-failed', (err as Error).message);
     }
   }
-}
-
-/**
- * Freezes each disk: ext4 checkpoints its journal and marks itself clean, as an unmount would,
- * with the user's processes still running (they block on it). The VM powers off right after, so
- * nothing thaws them; the next mount of these disks (the next `machine start`) has no journal to
- * replay. A disk that will not freeze (an I/O error) is left as sync left it: replayed next time.
- */
-function freezeDisks(disks: WritableDisks): void {
-  for (const fd of disks.splice(0)) libc().ioctlBuffer(fd, FIFREEZE, null);
 }
 
 /** The NIC to configure: the one with `mac`, else the first that is not `lo`. */
