@@ -2,9 +2,9 @@
 // the agent image (its marker file present, running as root), so no test run on a host can
 // mount over, chroot or reboot that host.
 import { spawnSync } from 'node:child_process';
+import { FIFREEZE, MS_RDONLY } from './constants';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FIFREEZE, MS_RDONLY } from './constants';
 import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec } from '@smolvm/agent-protocol';
 import { BLKFLSBUF, CLOCK_REALTIME, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
 import { check, libc } from './libc';
@@ -102,6 +102,17 @@ function freezeDisks(disks: WritableDisks): void {
   for (const fd of disks.splice(0)) libc().ioctlBuffer(fd, FIFREEZE, null);
 }
 
+/** A root's steps, holding the writable disks they mount before their chroot hides the upper one. */
+function runRootSteps(steps: SetupStep[], disks: WritableDisks): void {
+  const chroot = steps.findIndex((s) => s.op === 'chroot');
+  const before = chroot < 0 ? steps : steps.slice(0, chroot);
+  runSteps(before);
+  for (const s of before) {
+    if (s.op === 'mount' && s.fstype === 'ext4' && !(s.flags & MS_RDONLY)) disks.push(fs.openSync(s.target, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
+  }
+  runSteps(steps.slice(before.length));
+}
+
 function runStep(step: SetupStep): void {
   const c = libc();
   switch (step.op) {
@@ -132,11 +143,10 @@ function runStep(step: SetupStep): void {
   }
 }
 
-function runSteps(steps: SetupStep[], disks: WritableDisks = []): void {
+function runSteps(steps: SetupStep[]): void {
   for (const step of steps) {
     try {
       runStep(step);
-      if (step.op === 'mount' && step.fstype === 'ext4' && !(step.flags & MS_RDONLY)) disks.push(fs.openSync(step.target, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
     } catch (err) {
       if (err instanceof AgentRequestError) throw err;
       throw new AgentRequestError('setup', 'setup-failed', (err as Error).message);
@@ -223,16 +233,16 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
       if (setUp) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up');
       setUp = true;
       configureNetwork(spec.network, options.busybox ?? '/bin/busybox');
-      runSteps(planSetup(spec, resolveDevice), disks);
+      runRootSteps(planSetup(spec, resolveDevice), disks);
     },
     async setupRoot(spec) {
       if (setUp) throw new AgentRequestError('setupRoot', 'bad-request', 'the guest root is already set up');
       setUp = true;
-      runSteps(planRootOnly(spec, resolveDevice), disks);
+      runRootSteps(planRootOnly(spec, resolveDevice), disks);
     },
     async configure(spec) {
       configureNetwork(spec.network, options.busybox ?? '/bin/busybox');
-      runSteps(planRun(spec), disks);
+      runSteps(planRun(spec));
     },
     setTime(epochMs) {
       const ts = { tv_sec: Math.floor(epochMs / 1000), tv_nsec: (epochMs % 1000) * 1e6 };
