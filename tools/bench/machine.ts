@@ -5,8 +5,9 @@
 //          (QEMU + kernel + trivial init) in the same run; and `machine stop`
 //   cp:    100 MB upload and download, MB/s (the reference quotes ~35-42 up, ~170 down on macOS)
 //   RSS:   host memory of an idle running machine: supervisor + QEMU (VmRSS)
-// All VMs: 1 vCPU, 256 MiB, 1 GiB disks.
-//   node tools/run-ts.mjs tools/bench/machine.ts [runs=5]
+// All VMs: 1 vCPU, 256 MiB, 1 GiB disks. With a baseline CLI (another build's dist/smolvm.js), its
+// exec latency, warm start and idle RSS are measured in the same run, interleaved, in a home of its own.
+//   node tools/run-ts.mjs tools/bench/machine.ts [runs=5] [baseline-cli.js]
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -18,12 +19,19 @@ import { WORKSPACE, median, report, runInterleaved, timeCommand, type Series } f
 
 const runs = Number(process.argv[2] ?? 5);
 const cli = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
+const baseCli = process.argv[3] ? path.resolve(process.argv[3]) : undefined;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-machine-'));
 const env = { ...process.env, SMOLVM_HOME: path.join(work, 'home'), SMOLVM_NO_TCG_WARNING: '1' };
+const baseEnv = { ...env, SMOLVM_HOME: path.join(work, 'home-base') };
 // The executable itself, as users run it (its hashbang matters: see libs/common/src/ca-certs.ts).
 const smolvm = (...args: string[]) => [cli, ...args];
+const baseline = (...args: string[]) => [baseCli ?? cli, ...args];
 
 function must(...args: string[]): string {
+  return mustWith(cli, env, args);
+}
+
+function mustWith(cli: string, env: NodeJS.ProcessEnv, args: string[]): string {
   const r = spawnSync(cli, args, { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`smolvm ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
@@ -39,15 +47,15 @@ function mbps(bytes: number, ms: number): number {
 }
 
 /** How the machine's last start came up, from its supervisor log: a warm series must be restores. */
-function lastStart(name: string): 'restored' | 'booted' | undefined {
-  const log = fs.readFileSync(path.join(env.SMOLVM_HOME, 'data/machines', name, 'supervisor.log'), 'utf8');
+function lastStart(name: string, home = env.SMOLVM_HOME): 'restored' | 'booted' | undefined {
+  const log = fs.readFileSync(path.join(home, 'data/machines', name, 'supervisor.log'), 'utf8');
   const ready = log.split('\n').filter((l) => l.includes(' ready after ')).pop() ?? '';
   return ready.includes('restored from a boot snapshot') ? 'restored' : ready.includes('booted') ? 'booted' : undefined;
 }
 
-function timeStart(name: string, cold: boolean): number {
-  const ms = timeCommand(smolvm('machine', 'start', '--name', name, ...(cold ? ['--cold'] : [])), env);
-  const how = lastStart(name);
+function timeStart(name: string, cold: boolean, base = false): number {
+  const ms = base ? timeCommand(baseline('machine', 'start', '--name', name), baseEnv) : timeCommand(smolvm('machine', 'start', '--name', name, ...(cold ? ['--cold'] : [])), env);
+  const how = lastStart(name, base ? baseEnv.SMOLVM_HOME : env.SMOLVM_HOME);
   if (how !== (cold ? 'booted' : 'restored')) throw new Error(`machine start${cold ? ' --cold' : ''} was ${how ?? 'not logged'}`);
   return ms;
 }
@@ -60,6 +68,9 @@ async function main(): Promise<void> {
     // Warm-up: builds the agent image and its startup snapshot once.
     must('machine', 'run', '--cpus', '1', '--memory', '256', '--', 'true');
     must('machine', 'start', '--name', 'bench');
+    if (baseCli) {
+      for (const args of [['machine', 'create', 'bench', '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1'], ['machine', 'run', '--cpus', '1', '--memory', '256', '--', 'true'], ['machine', 'start', '--name', 'bench']]) mustWith(baseCli, baseEnv, args);
+    }
 
     const execVsRun = runInterleaved(
       [
@@ -76,6 +87,7 @@ async function main(): Promise<void> {
       [
         { label: 'node -e 0', run: () => timeCommand([process.execPath, '-e', '0'], plainEnv) },
         { label: 'machine exec -- true', run: () => timeCommand(smolvm('machine', 'exec', '--name', 'bench', '--', 'true'), env) },
+        ...(baseCli ? [{ label: 'machine exec -- true (baseline)', run: () => timeCommand(baseline('machine', 'exec', '--name', 'bench', '--', 'true'), baseEnv) }] : []),
       ],
       runs * 4,
     );
@@ -83,9 +95,14 @@ async function main(): Promise<void> {
 
     // Idle RSS: give the guest a moment to settle after the execs.
     spawnSync('sleep', ['3']);
-    const rec = JSON.parse(fs.readFileSync(path.join(env.SMOLVM_HOME, 'data/machines/bench/machine.json'), 'utf8')) as { runtime: { pid: number; vm: { pid: number } } };
-    const sup = rssKiB(rec.runtime.pid);
-    const qemu = rssKiB(rec.runtime.vm.pid);
+    const idleRss = (home: string) => {
+      const rec = JSON.parse(fs.readFileSync(path.join(home, 'data/machines/bench/machine.json'), 'utf8')) as { runtime: { pid: number; vm: { pid: number } } };
+      const [sup, qemu] = [rssKiB(rec.runtime.pid), rssKiB(rec.runtime.vm.pid)];
+      return `supervisor ${(sup / 1024).toFixed(1)} MiB + QEMU ${(qemu / 1024).toFixed(1)} MiB = ${((sup + qemu) / 1024).toFixed(1)} MiB`;
+    };
+    const rss = idleRss(env.SMOLVM_HOME);
+    const baseRss = baseCli ? idleRss(baseEnv.SMOLVM_HOME) : undefined;
+    if (baseCli) mustWith(baseCli, baseEnv, ['machine', 'stop', '--name', 'bench']);
 
     const big = path.join(work, 'big.bin');
     fs.writeFileSync(big, crypto.randomBytes(100 * 1024 * 1024));
@@ -102,6 +119,7 @@ async function main(): Promise<void> {
       { label: 'floor: QEMU + kernel + trivial init', samples: [] },
       { label: 'machine start (warm: restored)', samples: [] },
       { label: 'machine start --cold (booted)', samples: [] },
+      ...(baseCli ? [{ label: 'machine start (warm: restored), baseline', samples: [] }] : []),
     ];
     const stop: number[] = [];
     for (let i = 0; i < runs; i++) {
@@ -110,17 +128,23 @@ async function main(): Promise<void> {
       starts[1].samples.push(timeStart('bench', false));
       stop.push(timeCommand(smolvm('machine', 'stop', '--name', 'bench'), env));
       starts[2].samples.push(timeStart('bench', true));
+      if (baseCli) {
+        starts[3].samples.push(timeStart('bench', false, true));
+        mustWith(baseCli, baseEnv, ['machine', 'stop', '--name', 'bench']);
+      }
     }
 
     console.log(`\n${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
     console.log(`exec/run ratio: ${(median(execVsRun[1].samples) / median(execVsRun[0].samples)).toFixed(3)}`);
     console.log(`cp 100 MB (whole command, medians of ${runs}): upload ${median(up).toFixed(1)} MB/s, download ${median(down).toFixed(1)} MB/s`);
     report(`machine start of a stopped machine (whole command), ${runs} interleaved runs`, starts);
-    const [floorMs, warmMs, coldMs] = starts.map((s) => median(s.samples));
+    const [floorMs, warmMs, coldMs, baseWarmMs] = starts.map((s) => median(s.samples));
     console.log(`machine start: warm/floor ${(warmMs / floorMs).toFixed(2)} (target <= 0.6), cold/floor ${(coldMs / floorMs).toFixed(2)}, warm/cold ${(warmMs / coldMs).toFixed(2)}; machine stop: median ${median(stop).toFixed(0)} ms`);
-    console.log(`idle running machine RSS: supervisor ${(sup / 1024).toFixed(1)} MiB + QEMU ${(qemu / 1024).toFixed(1)} MiB = ${((sup + qemu) / 1024).toFixed(1)} MiB (guest memory 256 MiB)`);
+    if (baseWarmMs !== undefined) console.log(`baseline machine start: warm/floor ${(baseWarmMs / floorMs).toFixed(2)}; this build's warm start / the baseline's ${(warmMs / baseWarmMs).toFixed(2)}`);
+    console.log(`idle running (restored) machine RSS: ${rss} (guest memory 256 MiB)${baseRss ? `; baseline: ${baseRss}` : ''}`);
   } finally {
     spawnSync(cli, ['machine', 'delete', 'bench', '-f'], { env });
+    if (baseCli) spawnSync(baseCli, ['machine', 'delete', 'bench', '-f'], { env: baseEnv });
     fs.rmSync(work, { recursive: true, force: true });
   }
 }

@@ -18,3 +18,5 @@ export const RNDADDENTROPY = 0x40085203;
 export const RNDRESEEDCRNG = 0x5207;
 // <linux/fs.h>: BLKFLSBUF = _IO(0x12, 97).
 export const BLKFLSBUF = 0x1261;
+// <linux/fs.h>: FIFREEZE = _IOWR('X', 119, int).
+export const FIFREEZE = 0xc0045877;

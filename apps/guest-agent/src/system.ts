@@ -2,6 +2,7 @@
 // the agent image (its marker file present, running as root), so no test run on a host can
 // mount over, chroot or reboot that host.
 import { spawnSync } from 'node:child_process';
+import { FIFREEZE, MS_RDONLY } from './constants';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec, type VolumeMount } from '@smolvm/agent-protocol';
@@ -99,6 +100,33 @@ function flushBlockBuffers(device: string): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * Writable ext4 disks (a machine's overlay and storage), each held by a descriptor of its mount
+ * point: the upper disk's is outside the root the agent chroots into.
+ */
+type WritableDisks = number[];
+
+/**
+ * Freezes each disk: ext4 checkpoints its journal and marks itself clean, as an unmount would,
+ * with the user's processes still running (they block on it). The VM powers off right after, so
+ * nothing thaws them; the next mount of these disks (the next `machine start`) has no journal to
+ * replay. A disk that will not freeze (an I/O error) is left as sync left it: replayed next time.
+ */
+function freezeDisks(disks: WritableDisks): void {
+  for (const fd of disks.splice(0)) libc().ioctlBuffer(fd, FIFREEZE, null);
+}
+
+/** A root's steps, holding the writable disks they mount before their chroot hides the upper one. */
+function runRootSteps(steps: SetupStep[], disks: WritableDisks): void {
+  const chroot = steps.findIndex((s) => s.op === 'chroot');
+  const before = chroot < 0 ? steps : steps.slice(0, chroot);
+  runSteps(before);
+  for (const s of before) {
+    if (s.op === 'mount' && s.fstype === 'ext4' && !(s.flags & MS_RDONLY)) disks.push(fs.openSync(s.target, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
+  }
+  runSteps(steps.slice(before.length));
 }
 
 function runStep(step: SetupStep): void {
@@ -282,6 +310,8 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
   const c = libc();
   loopbackUp();
   let setUp = false;
+  const disks: WritableDisks = [];
+  let frozen = false;
   // Looked up before the agent chroots into the run's root.
   const reporting = hasFreePageReporting();
   if (reporting) reportSmallerBlocks();
@@ -293,12 +323,12 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
       if (setUp) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up');
       setUp = true;
       configureNetwork(spec.network, options.busybox ?? '/bin/busybox');
-      runSteps(planSetup(spec, resolveDevice));
+      runRootSteps(planSetup(spec, resolveDevice), disks);
     },
     async setupRoot(spec) {
       if (setUp) throw new AgentRequestError('setupRoot', 'bad-request', 'the guest root is already set up');
       setUp = true;
-      runSteps(planRootOnly(spec, resolveDevice));
+      runRootSteps(planRootOnly(spec, resolveDevice), disks);
     },
     async configure(spec) {
       configureNetwork(spec.network, options.busybox ?? '/bin/busybox');
@@ -349,6 +379,8 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
     },
     async prepareShutdown() {
       c.sync();
+      frozen = disks.length > 0;
+      freezeDisks(disks);
     },
     execRoot(spec) {
       return makeExecRoot(spec);
@@ -359,8 +391,8 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
     },
     powerOff() {
       // With QEMU -no-reboot and the kernel's reboot=t, a reboot ends QEMU; microvm without ACPI
-      // has no power-off to offer.
-      c.sync();
+      // has no power-off to offer. Frozen disks have nothing left to write.
+      if (!frozen) c.sync();
       c.reboot(RB_AUTOBOOT);
     },
   };

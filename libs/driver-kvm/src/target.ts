@@ -10,6 +10,8 @@ export type Accelerator = 'kvm' | 'tcg';
 // random.trust_cpu=on: no entropy wait at boot (RDRAND under both accelerators).
 const COMMON_KERNEL_ARGS = ['quiet', 'reboot=t', 'panic=-1', 'init_on_alloc=0', 'random.trust_cpu=on'];
 
+const TCG_TB_SIZE_MIB = 32;
+
 // microvm without its second IO-APIC has 8 virtio-mmio transports (QEMU 7.2).
 const MICROVM_VIRTIO_TRANSPORTS = 8;
 
@@ -33,6 +35,12 @@ export function microvmTarget(accel: Accelerator, binary = 'qemu-system-x86_64')
     machine: 'microvm',
     machineOptions: { acpi: 'off' },
     accel: 'tcg',
+    // TCG's translation cache (QEMU 7.2's default: up to 1 GiB, held as the guest runs new code)
+    // was the largest part of an idle machine's host memory (~76 MiB, 150 MiB after a varied
+    // workload). 32 MiB holds a busy guest's working set: in one run, a mixed workload took as
+    // long as with the default and QEMU's RSS halved; at 16 MiB and below retranslation shows
+    // (tools/bench/memory.ts, docs/architecture.md#driver-contract).
+    accelOptions: { 'tb-size': TCG_TB_SIZE_MIB },
     cpu: 'max',
     consoleDevice: 'ttyS0',
     // Calibrating the local APIC timer under emulation takes ~300 ms; the PIT (present because

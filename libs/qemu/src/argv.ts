@@ -29,7 +29,7 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
   const machineOptions = state ? { ...target.machineOptions, 'memory-backend': MEMORY_BACKEND_ID } : target.machineOptions ?? {};
   const argv: string[] = [
     '-M', opts(target.machine, machineOptions, 'machine'),
-    '-accel', optValue(target.accel, 'accel'),
+    '-accel', opts(optValue(target.accel, 'accel'), target.accelOptions ?? {}, 'accel'),
     '-cpu', optValue(target.cpu, 'cpu'),
     '-smp', String(spec.cpus),
     '-m', `${spec.memoryMiB}M`,

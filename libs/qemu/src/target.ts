@@ -8,6 +8,7 @@ export interface QemuTarget {
   machineOptions?: Record<string, string | boolean>;
   /** kvm, tcg, hvf. */
   accel: string;
+  accelOptions?: Record<string, string | number | boolean>;
   /** host, max... */
   cpu: string;
   /** The guest's name for the serial console the log captures: ttyS0 (x86), ttyAMA0 (arm64 virt). */

@@ -56,6 +56,10 @@ describe('buildQemuArgv', () => {
     for (const flag of ['-nodefaults', '-no-user-config', '-nographic', '-no-reboot']) expect(argv).toContain(flag);
   });
 
+  it("the accelerator's options after its name (a bounded TCG translation cache)", () => {
+    expect(values(buildQemuArgv(spec(), { ...target, accelOptions: { 'tb-size': 32 } }, files), '-accel')).toEqual(['tcg,tb-size=32']);
+  });
+
   it('the seccomp sandbox when the target asks for it: no spawn, no privilege changes', () => {
     expect(buildQemuArgv(spec(), target, files)).not.toContain('-sandbox');
     const argv = buildQemuArgv(spec(), { ...target, sandbox: true }, files);
