@@ -49,13 +49,21 @@ export default tseslint.config(
   {
     // Benchmarks measure libraries' internals and reuse their test helpers; tools' jest config the root preset.
     files: ['tools/**'],
-    rules: { '@nx/enforce-module-boundaries': boundaries({ allow: [...TEST_IMPORTS, '^\\.\\./\\.\\./libs/', '^\\.\\./jest\\.preset\\.js$'] }) },
+    rules: {
+      '@nx/enforce-module-boundaries': boundaries({
+        allow: [...TEST_IMPORTS, '^\\.\\./\\.\\./libs/', '^\\.\\./jest\\.preset\\.js$'],
+      }),
+    },
   },
   // Known violations, each to be removed by the change that fixes it (issue 18). Keep this list short.
   {
     // A local-users test forges a QEMU early-start recipe, which only libs/qemu knows the shape of.
     files: ['apps/cli/test/adversarial/localusers-prestart.test.ts'],
-    rules: { '@nx/enforce-module-boundaries': boundaries({ allow: ['^@smolvm/qemu(/prestart)?$', '^@smolvm/driver-kit$', ...TEST_IMPORTS] }) },
+    rules: {
+      '@nx/enforce-module-boundaries': boundaries({
+        allow: ['^@smolvm/qemu(/prestart)?$', '^@smolvm/driver-kit$', ...TEST_IMPORTS],
+      }),
+    },
   },
   {
     // A CLI test answers DNS with netpolicy's internal codec: export it from netpolicy or test it there.
@@ -77,7 +85,15 @@ export default tseslint.config(
   },
   {
     files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
-    languageOptions: { globals: { require: 'readonly', module: 'writable', __dirname: 'readonly', process: 'readonly', console: 'readonly' } },
+    languageOptions: {
+      globals: {
+        require: 'readonly',
+        module: 'writable',
+        __dirname: 'readonly',
+        process: 'readonly',
+        console: 'readonly',
+      },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   // Last: turns off the stylistic rules Prettier owns (`npm run format`).

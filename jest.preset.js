@@ -15,5 +15,9 @@ module.exports = {
   moduleNameMapper,
   testMatch: ['**/?(*.)test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
-  reporters: ['default', path.join(__dirname, 'tools/jest-summary-reporter.js'), path.join(__dirname, 'tools/jest-progress-reporter.js')],
+  reporters: [
+    'default',
+    path.join(__dirname, 'tools/jest-summary-reporter.js'),
+    path.join(__dirname, 'tools/jest-progress-reporter.js'),
+  ],
 };

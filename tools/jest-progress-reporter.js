@@ -18,7 +18,16 @@ class ProgressReporter {
   constructor(globalConfig) {
     this.rootDir = globalConfig.rootDir;
     this.file = path.join(this.rootDir, '.test-results', 'progress.json');
-    this.state = { pid: process.pid, running: {}, finished: 0, passed: 0, failed: 0, skipped: 0, leftOpen: {}, completedAt: null };
+    this.state = {
+      pid: process.pid,
+      running: {},
+      finished: 0,
+      passed: 0,
+      failed: 0,
+      skipped: 0,
+      leftOpen: {},
+      completedAt: null,
+    };
     this.resources = countResources();
   }
 

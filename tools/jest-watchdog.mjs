@@ -28,7 +28,9 @@ function positive(name, fallback) {
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!Number.isFinite(value) || value <= 0) {
-    console.error(`watchdog: ${name}=${raw} is not a positive number of seconds; unset it or set e.g. ${name}=${fallback}`);
+    console.error(
+      `watchdog: ${name}=${raw} is not a positive number of seconds; unset it or set e.g. ${name}=${fallback}`,
+    );
     process.exit(2);
   }
   return value;
@@ -64,8 +66,13 @@ const timer = setInterval(() => {
   const now = Date.now();
   const overdue = Object.entries(progress.running ?? {}).filter(([, since]) => now - since > fileLimitS * 1000);
   if (overdue.length > 0) {
-    const files = overdue.map(([file, since]) => `${file} (running for ${Math.round((now - since) / 1000)} s)`).join(', ');
-    fail(progress, `${files} exceeded the ${fileLimitS} s limit of one test file (SMOLVM_TEST_FILE_LIMIT_S): a test hangs; jest was killed`);
+    const files = overdue
+      .map(([file, since]) => `${file} (running for ${Math.round((now - since) / 1000)} s)`)
+      .join(', ');
+    fail(
+      progress,
+      `${files} exceeded the ${fileLimitS} s limit of one test file (SMOLVM_TEST_FILE_LIMIT_S): a test hangs; jest was killed`,
+    );
   } else if (progress.completedAt && now - progress.completedAt > exitGraceS * 1000) {
     const suspects = Object.entries(progress.leftOpen ?? {}).map(([file, kinds]) => `${file} (${kinds.join(', ')})`);
     const who = suspects.length > 0 ? `left open by ${suspects.join(', ')}` : 'left open by a test';
@@ -83,7 +90,12 @@ function fail(progress, reason) {
   killGroup('SIGTERM');
   setTimeout(() => killGroup('SIGKILL'), 5_000).unref();
   // What jest did not get to write: the counts so far plus this failure.
-  const summary = readJson(summaryFile) ?? { passed: progress.passed ?? 0, failed: progress.failed ?? 0, skipped: progress.skipped ?? 0, suitesFailed: 0 };
+  const summary = readJson(summaryFile) ?? {
+    passed: progress.passed ?? 0,
+    failed: progress.failed ?? 0,
+    skipped: progress.skipped ?? 0,
+    suitesFailed: 0,
+  };
   // Counted as a failed test too, so the suite's closing line does not read "0 failed".
   summary.failed = (summary.failed ?? 0) + 1;
   summary.suitesFailed = (summary.suitesFailed ?? 0) + 1;

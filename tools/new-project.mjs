@@ -26,29 +26,45 @@ const write = (rel, text) => {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   if (!fs.existsSync(file)) fs.writeFileSync(file, text);
 };
-write('package.json', JSON.stringify({
-  name: `@smolvm/${name}`,
-  version: '0.1.0',
-  private: true,
-  description: purpose,
-  nx: { name, tags: kind === 'app' ? ['type:app'] : ['type:lib', libScope(name)] },
-  main: 'dist/index.js',
-  types: 'src/index.ts',
-  scripts: {
-    build: 'tsup',
-    test: 'node ../../tools/jest-watchdog.mjs',
-    lint: 'eslint src',
-    typecheck: 'tsc -p tsconfig.json --noEmit',
-  },
-}, null, 2) + '\n');
-write('tsconfig.json', JSON.stringify({
-  extends: '../../tsconfig.base.json',
-  include: ['src/**/*.ts', 'test/**/*.ts'],
-}, null, 2) + '\n');
+write(
+  'package.json',
+  JSON.stringify(
+    {
+      name: `@smolvm/${name}`,
+      version: '0.1.0',
+      private: true,
+      description: purpose,
+      nx: { name, tags: kind === 'app' ? ['type:app'] : ['type:lib', libScope(name)] },
+      main: 'dist/index.js',
+      types: 'src/index.ts',
+      scripts: {
+        build: 'tsup',
+        test: 'node ../../tools/jest-watchdog.mjs',
+        lint: 'eslint src',
+        typecheck: 'tsc -p tsconfig.json --noEmit',
+      },
+    },
+    null,
+    2,
+  ) + '\n',
+);
+write(
+  'tsconfig.json',
+  JSON.stringify(
+    {
+      extends: '../../tsconfig.base.json',
+      include: ['src/**/*.ts', 'test/**/*.ts'],
+    },
+    null,
+    2,
+  ) + '\n',
+);
 write('jest.config.js', `module.exports = { ...require('../../jest.preset.js'), displayName: '${name}' };\n`);
-write('tsup.config.ts', kind === 'lib'
-  ? "// The shared library build: see tools/tsup-lib.config.ts.\nexport { default } from '../../tools/tsup-lib.config';\n"
-  : `import { defineConfig } from 'tsup';
+write(
+  'tsup.config.ts',
+  kind === 'lib'
+    ? "// The shared library build: see tools/tsup-lib.config.ts.\nexport { default } from '../../tools/tsup-lib.config';\n"
+    : `import { defineConfig } from 'tsup';
 
 export default defineConfig({
   entry: ['src/index.ts'],
@@ -57,7 +73,8 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
 });
-`);
+`,
+);
 write('README.md', `# @smolvm/${name}\n\n${purpose}\n`);
 write('src/index.ts', `// Public API of @smolvm/${name}: ${purpose}\nexport {};\n`);
 

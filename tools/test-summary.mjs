@@ -11,7 +11,12 @@ const watchdog = [];
 // Every project with tests: apps/*, libs/*, and tools itself.
 const projectDirs = ['apps', 'libs'].flatMap((group) => {
   const groupDir = path.join(root, group);
-  return fs.existsSync(groupDir) ? fs.readdirSync(groupDir).sort().map((name) => `${group}/${name}`) : [];
+  return fs.existsSync(groupDir)
+    ? fs
+        .readdirSync(groupDir)
+        .sort()
+        .map((name) => `${group}/${name}`)
+    : [];
 });
 projectDirs.push('tools');
 for (const project of projectDirs) {
@@ -25,6 +30,7 @@ for (const project of projectDirs) {
 for (const line of projects) console.log(`  ${line}`);
 for (const line of watchdog) console.log(`  watchdog: ${line}`);
 const seconds = Number(process.env.SMOLVM_SUITE_SECONDS);
-if (Number.isFinite(seconds) && seconds > 0) console.log(`  the suite took ${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`);
+if (Number.isFinite(seconds) && seconds > 0)
+  console.log(`  the suite took ${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`);
 console.log(`tests: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 if (totals.failed > 0 || totals.suitesFailed > 0 || totals.passed === 0) process.exit(1);

@@ -37,7 +37,10 @@ export default defineConfig({
     asciiOnly(path.join(__dirname, 'dist', 'smolvm-main.js'));
     // The guest agent travels with the CLI: the runtime builds the agent image from this copy.
     fs.mkdirSync(path.join(__dirname, 'dist', 'guest'), { recursive: true });
-    fs.copyFileSync(path.join(__dirname, '../guest-agent/dist/agent.js'), path.join(__dirname, 'dist', 'guest', 'agent.js'));
+    fs.copyFileSync(
+      path.join(__dirname, '../guest-agent/dist/agent.js'),
+      path.join(__dirname, 'dist', 'guest', 'agent.js'),
+    );
     // The packed executable's stub: `pack create` copies it next to each payload (src/stub.ts).
     fs.mkdirSync(path.join(__dirname, 'dist', 'stub'), { recursive: true });
     fs.copyFileSync(path.join(__dirname, '../pack-stub/dist/stub.js'), path.join(__dirname, 'dist', 'stub', 'stub.js'));

@@ -19,6 +19,9 @@ export default defineConfig({
   external: ['koffi', 'ssh2', 'cpu-features'],
   onSuccess: async () => {
     fs.mkdirSync(path.join(__dirname, 'dist', 'guest'), { recursive: true });
-    fs.copyFileSync(path.join(__dirname, '../guest-agent/dist/agent.js'), path.join(__dirname, 'dist', 'guest', 'agent.js'));
+    fs.copyFileSync(
+      path.join(__dirname, '../guest-agent/dist/agent.js'),
+      path.join(__dirname, 'dist', 'guest', 'agent.js'),
+    );
   },
 });

@@ -44,12 +44,16 @@ function smolvmRun(extra: string[], timings: Timings[]): number {
   const file = path.join(work, 'timings.json');
   fs.rmSync(file, { force: true });
   const t0 = performance.now();
-  const r = spawnSync(cli, ['machine', 'run', '--cpus', '1', '--memory', '256', ...extra, '--', 'true'], { env: { ...env, SMOLVM_TIMINGS: file }, encoding: 'utf8' });
+  const r = spawnSync(cli, ['machine', 'run', '--cpus', '1', '--memory', '256', ...extra, '--', 'true'], {
+    env: { ...env, SMOLVM_TIMINGS: file },
+    encoding: 'utf8',
+  });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`smolvm machine run failed (${r.status}): ${r.stderr}`);
   const t = JSON.parse(fs.readFileSync(file, 'utf8')) as Timings;
   // A series must measure what it says: a warm run that fell back to a boot is not a warm run.
-  if (t.restored !== !extra.includes('--cold')) throw new Error(`run ${extra.join(' ')} was ${t.restored ? 'restored' : 'booted'}`);
+  if (t.restored !== !extra.includes('--cold'))
+    throw new Error(`run ${extra.join(' ')} was ${t.restored ? 'restored' : 'booted'}`);
   timings.push(t);
   return ms;
 }
@@ -62,7 +66,9 @@ async function main(): Promise<void> {
   const registry = await startRegistry({ auth: 'none' });
   try {
     const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
-    const image = (await pushBuiltImage(client, `${registry.host}/bench/busybox:1`, buildImage([buildLayer(busyboxRootfs())]))).reference;
+    const image = (
+      await pushBuiltImage(client, `${registry.host}/bench/busybox:1`, buildImage([buildLayer(busyboxRootfs())]))
+    ).reference;
     await client.close();
     // Warm-up: builds the agent image, imports the base, pulls + converts the image, saves the boot
     // snapshots (all cached afterwards).
@@ -90,7 +96,9 @@ async function main(): Promise<void> {
       series[3].samples.push(smolvmRun([], warm));
       series[4].samples.push(smolvmRun(['--image', image], warmImage));
     }
-    console.log(`accelerator: ${floor.accelerator ?? 'unknown'}${floor.reason ? ` (${floor.reason})` : ''}; ${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
+    console.log(
+      `accelerator: ${floor.accelerator ?? 'unknown'}${floor.reason ? ` (${floor.reason})` : ''}; ${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`,
+    );
     report(`Boot, spawn to exit, ${runs} interleaved runs, 1 vCPU, 256 MiB`, series);
 
     const phase = (name: string, f: (t: Timings) => number | null) => {

@@ -39,19 +39,34 @@ try {
       { label: 'node -e 0 (without NODE_EXTRA_CA_CERTS)', run: () => timeCommand([node, '-e', '0'], withoutExtraCa) },
       { label: 'smolvm --version', run: () => timeCommand([cli, '--version'], env) },
       { label: 'smolvm --version (no code cache)', run: () => timeCommand([cli, '--version'], noCache) },
-      { label: 'node smolvm.js --version (node reads NODE_EXTRA_CA_CERTS)', run: () => timeCommand([node, cli, '--version'], env) },
+      {
+        label: 'node smolvm.js --version (node reads NODE_EXTRA_CA_CERTS)',
+        run: () => timeCommand([node, cli, '--version'], env),
+      },
       { label: 'smolvm --help', run: () => timeCommand([cli, '--help'], env) },
       { label: 'smolvm machine ls', run: () => timeCommand([cli, 'machine', 'ls'], env) },
       { label: 'smolvm machine ls (no code cache)', run: () => timeCommand([cli, 'machine', 'ls'], noCache) },
-      { label: 'smolvm machine ls (no cache yet: writes it)', run: () => timeCommand([cli, 'machine', 'ls'], freshHome()) },
+      {
+        label: 'smolvm machine ls (no cache yet: writes it)',
+        run: () => timeCommand([cli, 'machine', 'ls'], freshHome()),
+      },
       ...(hasSea
         ? [
             { label: 'single-file smolvm --version', run: () => timeCommand([sea, '--version'], env) },
-            { label: 'single-file smolvm --version (no code cache)', run: () => timeCommand([sea, '--version'], noCache) },
+            {
+              label: 'single-file smolvm --version (no code cache)',
+              run: () => timeCommand([sea, '--version'], noCache),
+            },
             // No hashbang to defer it: the single file pays for NODE_EXTRA_CA_CERTS when it is set.
-            { label: 'single-file smolvm --version (without NODE_EXTRA_CA_CERTS)', run: () => timeCommand([sea, '--version'], { ...withoutExtraCa, SMOLVM_HOME: home }) },
+            {
+              label: 'single-file smolvm --version (without NODE_EXTRA_CA_CERTS)',
+              run: () => timeCommand([sea, '--version'], { ...withoutExtraCa, SMOLVM_HOME: home }),
+            },
             { label: 'single-file smolvm machine ls', run: () => timeCommand([sea, 'machine', 'ls'], env) },
-            { label: 'single-file smolvm machine ls (no code cache)', run: () => timeCommand([sea, 'machine', 'ls'], noCache) },
+            {
+              label: 'single-file smolvm machine ls (no code cache)',
+              run: () => timeCommand([sea, 'machine', 'ls'], noCache),
+            },
           ]
         : []),
       ...(other
@@ -64,10 +79,14 @@ try {
     runs,
     2,
   );
-  report(`CLI start-up (${runs} interleaved runs, ${path.relative(process.cwd(), cli)}${hasSea ? ' and the single-file smolvm' : ''}${other ? `, other: ${other}` : ''})`, series);
+  report(
+    `CLI start-up (${runs} interleaved runs, ${path.relative(process.cwd(), cli)}${hasSea ? ' and the single-file smolvm' : ''}${other ? `, other: ${other}` : ''})`,
+    series,
+  );
   if (!hasSea) console.log(`  (no ${sea}: build it with \`npx nx build-sea cli\` to compare the single-file form)`);
   const cacheDir = path.join(home, 'cache', 'code-cache');
-  for (const name of fs.readdirSync(cacheDir)) console.log(`  code cache: ${name} ${(fs.statSync(path.join(cacheDir, name)).size / 1024).toFixed(0)} KiB`);
+  for (const name of fs.readdirSync(cacheDir))
+    console.log(`  code cache: ${name} ${(fs.statSync(path.join(cacheDir, name)).size / 1024).toFixed(0)} KiB`);
 } finally {
   fs.rmSync(home, { recursive: true, force: true });
 }

@@ -13,7 +13,9 @@ import { busyboxRootfs } from '../fixtures/images';
 import { tarEntries, type TarEntry } from '../fixtures/tar';
 import { median, report, timeCommand, type Series } from './lib/stats';
 
-const WORDS = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore'.split(' ');
+const WORDS = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore'.split(
+  ' ',
+);
 
 function tree(randomMB: number, smallFiles: number): TarEntry[] {
   const entries: TarEntry[] = [...busyboxRootfs(), { path: 'srv', type: 'dir' }];
@@ -22,9 +24,14 @@ function tree(randomMB: number, smallFiles: number): TarEntry[] {
   for (let i = 0; i < smallFiles; i++) {
     // 1-8 KiB of compressible text, each file different.
     const start = (i * 131) % 2000;
-    entries.push({ path: `srv/d${i % 100}/f${i}.txt`, type: 'file', content: `${i}\n${text.slice(start, start + 1024 + ((i * 7919) % 7168))}` });
+    entries.push({
+      path: `srv/d${i % 100}/f${i}.txt`,
+      type: 'file',
+      content: `${i}\n${text.slice(start, start + 1024 + ((i * 7919) % 7168))}`,
+    });
   }
-  for (let i = 0; i < randomMB; i++) entries.push({ path: `srv/blob${i}.bin`, type: 'file', content: crypto.randomBytes(1024 * 1024) });
+  for (let i = 0; i < randomMB; i++)
+    entries.push({ path: `srv/blob${i}.bin`, type: 'file', content: crypto.randomBytes(1024 * 1024) });
   return entries;
 }
 
@@ -46,7 +53,8 @@ async function main(): Promise<void> {
     const tarBytes = fs.statSync(tar).size;
     const unpacked = path.join(work, 'rootfs');
     fs.mkdirSync(unpacked);
-    const untar = (): number => timeCommand(['tar', '-xpf', tar, '--same-owner', '--xattrs', '--xattrs-include=*', '-C', unpacked]);
+    const untar = (): number =>
+      timeCommand(['tar', '-xpf', tar, '--same-owner', '--xattrs', '--xattrs-include=*', '-C', unpacked]);
     untar();
     const oursOut = path.join(work, 'ours.erofs');
     const mkfsOut = path.join(work, 'mkfs.erofs');
@@ -76,9 +84,14 @@ async function main(): Promise<void> {
       `tar -> erofs: ${mb.toFixed(1)} MB tar, ${smallFiles} small files + ${randomMB} x 1 MiB + busybox rootfs, ${runs} interleaved runs`,
       [seriesMkfs, seriesUntarMkfs, seriesOurs],
     );
-    for (const s of [seriesMkfs, seriesUntarMkfs, seriesOurs]) console.log(`  ${s.label}: ${(mb / (median(s.samples) / 1000)).toFixed(0)} MB/s of tar (median)`);
-    console.log(`  image sizes: ours ${fs.statSync(oursOut).size} bytes, mkfs.erofs ${fs.statSync(mkfsOut).size} bytes`);
-    console.log(`  ratio ours/mkfs.erofs (time): ${(median(seriesOurs.samples) / median(seriesMkfs.samples)).toFixed(2)}x; ours/(tar -x + mkfs.erofs): ${(median(seriesOurs.samples) / median(seriesUntarMkfs.samples)).toFixed(2)}x`);
+    for (const s of [seriesMkfs, seriesUntarMkfs, seriesOurs])
+      console.log(`  ${s.label}: ${(mb / (median(s.samples) / 1000)).toFixed(0)} MB/s of tar (median)`);
+    console.log(
+      `  image sizes: ours ${fs.statSync(oursOut).size} bytes, mkfs.erofs ${fs.statSync(mkfsOut).size} bytes`,
+    );
+    console.log(
+      `  ratio ours/mkfs.erofs (time): ${(median(seriesOurs.samples) / median(seriesMkfs.samples)).toFixed(2)}x; ours/(tar -x + mkfs.erofs): ${(median(seriesOurs.samples) / median(seriesUntarMkfs.samples)).toFixed(2)}x`,
+    );
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

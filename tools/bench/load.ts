@@ -40,7 +40,13 @@ function runOnce(i: number, env: NodeJS.ProcessEnv): Promise<Outcome> {
     child.on('close', (code, signal) => {
       const ok = code === 0 && out === `r${i}\n`;
       const last = err.trim().split('\n').pop() ?? '';
-      resolve({ ms: performance.now() - t0, ok, detail: ok ? '' : `exit ${code ?? signal}, stdout ${JSON.stringify(out)}, stderr ${last ? JSON.stringify(last) : '(none)'}` });
+      resolve({
+        ms: performance.now() - t0,
+        ok,
+        detail: ok
+          ? ''
+          : `exit ${code ?? signal}, stdout ${JSON.stringify(out)}, stderr ${last ? JSON.stringify(last) : '(none)'}`,
+      });
     });
   });
 }

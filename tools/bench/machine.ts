@@ -49,14 +49,21 @@ function mbps(bytes: number, ms: number): number {
 /** How the machine's last start came up, from its supervisor log: a warm series must be restores. */
 function lastStart(name: string, home = env.SMOLVM_HOME): 'restored' | 'booted' | undefined {
   const log = fs.readFileSync(path.join(home, 'data/machines', name, 'supervisor.log'), 'utf8');
-  const ready = log.split('\n').filter((l) => l.includes(' ready after ')).pop() ?? '';
+  const ready =
+    log
+      .split('\n')
+      .filter((l) => l.includes(' ready after '))
+      .pop() ?? '';
   return ready.includes('restored from a boot snapshot') ? 'restored' : ready.includes('booted') ? 'booted' : undefined;
 }
 
 function timeStart(name: string, cold: boolean, base = false): number {
-  const ms = base ? timeCommand(baseline('machine', 'start', '--name', name), baseEnv) : timeCommand(smolvm('machine', 'start', '--name', name, ...(cold ? ['--cold'] : [])), env);
+  const ms = base
+    ? timeCommand(baseline('machine', 'start', '--name', name), baseEnv)
+    : timeCommand(smolvm('machine', 'start', '--name', name, ...(cold ? ['--cold'] : [])), env);
   const how = lastStart(name, base ? baseEnv.SMOLVM_HOME : env.SMOLVM_HOME);
-  if (how !== (cold ? 'booted' : 'restored')) throw new Error(`machine start${cold ? ' --cold' : ''} was ${how ?? 'not logged'}`);
+  if (how !== (cold ? 'booted' : 'restored'))
+    throw new Error(`machine start${cold ? ' --cold' : ''} was ${how ?? 'not logged'}`);
   return ms;
 }
 
@@ -69,13 +76,24 @@ async function main(): Promise<void> {
     must('machine', 'run', '--cpus', '1', '--memory', '256', '--', 'true');
     must('machine', 'start', '--name', 'bench');
     if (baseCli) {
-      for (const args of [['machine', 'create', 'bench', '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1'], ['machine', 'run', '--cpus', '1', '--memory', '256', '--', 'true'], ['machine', 'start', '--name', 'bench']]) mustWith(baseCli, baseEnv, args);
+      for (const args of [
+        ['machine', 'create', 'bench', '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1'],
+        ['machine', 'run', '--cpus', '1', '--memory', '256', '--', 'true'],
+        ['machine', 'start', '--name', 'bench'],
+      ])
+        mustWith(baseCli, baseEnv, args);
     }
 
     const execVsRun = runInterleaved(
       [
-        { label: 'machine run -- true (boot + run + shutdown)', run: () => timeCommand(smolvm('machine', 'run', '--cpus', '1', '--memory', '256', '--', 'true'), env) },
-        { label: 'machine exec -- true (running machine)', run: () => timeCommand(smolvm('machine', 'exec', '--name', 'bench', '--', 'true'), env) },
+        {
+          label: 'machine run -- true (boot + run + shutdown)',
+          run: () => timeCommand(smolvm('machine', 'run', '--cpus', '1', '--memory', '256', '--', 'true'), env),
+        },
+        {
+          label: 'machine exec -- true (running machine)',
+          run: () => timeCommand(smolvm('machine', 'exec', '--name', 'bench', '--', 'true'), env),
+        },
       ],
       runs,
     );
@@ -86,8 +104,18 @@ async function main(): Promise<void> {
     const execVsNode = runInterleaved(
       [
         { label: 'node -e 0', run: () => timeCommand([process.execPath, '-e', '0'], plainEnv) },
-        { label: 'machine exec -- true', run: () => timeCommand(smolvm('machine', 'exec', '--name', 'bench', '--', 'true'), env) },
-        ...(baseCli ? [{ label: 'machine exec -- true (baseline)', run: () => timeCommand(baseline('machine', 'exec', '--name', 'bench', '--', 'true'), baseEnv) }] : []),
+        {
+          label: 'machine exec -- true',
+          run: () => timeCommand(smolvm('machine', 'exec', '--name', 'bench', '--', 'true'), env),
+        },
+        ...(baseCli
+          ? [
+              {
+                label: 'machine exec -- true (baseline)',
+                run: () => timeCommand(baseline('machine', 'exec', '--name', 'bench', '--', 'true'), baseEnv),
+              },
+            ]
+          : []),
       ],
       runs * 4,
     );
@@ -96,7 +124,9 @@ async function main(): Promise<void> {
     // Idle RSS: give the guest a moment to settle after the execs.
     spawnSync('sleep', ['3']);
     const idleRss = (home: string) => {
-      const rec = JSON.parse(fs.readFileSync(path.join(home, 'data/machines/bench/machine.json'), 'utf8')) as { runtime: { pid: number; vm: { pid: number } } };
+      const rec = JSON.parse(fs.readFileSync(path.join(home, 'data/machines/bench/machine.json'), 'utf8')) as {
+        runtime: { pid: number; vm: { pid: number } };
+      };
       const [sup, qemu] = [rssKiB(rec.runtime.pid), rssKiB(rec.runtime.vm.pid)];
       return `supervisor ${(sup / 1024).toFixed(1)} MiB + QEMU ${(qemu / 1024).toFixed(1)} MiB = ${((sup + qemu) / 1024).toFixed(1)} MiB`;
     };
@@ -111,7 +141,9 @@ async function main(): Promise<void> {
     const down: number[] = [];
     for (let i = 0; i < runs; i++) {
       up.push(mbps(size, timeCommand(smolvm('machine', 'cp', big, 'bench:/workspace/big.bin'), env)));
-      down.push(mbps(size, timeCommand(smolvm('machine', 'cp', 'bench:/workspace/big.bin', path.join(work, 'back.bin')), env)));
+      down.push(
+        mbps(size, timeCommand(smolvm('machine', 'cp', 'bench:/workspace/big.bin', path.join(work, 'back.bin')), env)),
+      );
     }
 
     // Interleaved: the floor, a restored start and a booted one, each of a stopped machine.
@@ -136,12 +168,21 @@ async function main(): Promise<void> {
 
     console.log(`\n${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
     console.log(`exec/run ratio: ${(median(execVsRun[1].samples) / median(execVsRun[0].samples)).toFixed(3)}`);
-    console.log(`cp 100 MB (whole command, medians of ${runs}): upload ${median(up).toFixed(1)} MB/s, download ${median(down).toFixed(1)} MB/s`);
+    console.log(
+      `cp 100 MB (whole command, medians of ${runs}): upload ${median(up).toFixed(1)} MB/s, download ${median(down).toFixed(1)} MB/s`,
+    );
     report(`machine start of a stopped machine (whole command), ${runs} interleaved runs`, starts);
     const [floorMs, warmMs, coldMs, baseWarmMs] = starts.map((s) => median(s.samples));
-    console.log(`machine start: warm/floor ${(warmMs / floorMs).toFixed(2)} (target <= 0.6), cold/floor ${(coldMs / floorMs).toFixed(2)}, warm/cold ${(warmMs / coldMs).toFixed(2)}; machine stop: median ${median(stop).toFixed(0)} ms`);
-    if (baseWarmMs !== undefined) console.log(`baseline machine start: warm/floor ${(baseWarmMs / floorMs).toFixed(2)}; this build's warm start / the baseline's ${(warmMs / baseWarmMs).toFixed(2)}`);
-    console.log(`idle running (restored) machine RSS: ${rss} (guest memory 256 MiB)${baseRss ? `; baseline: ${baseRss}` : ''}`);
+    console.log(
+      `machine start: warm/floor ${(warmMs / floorMs).toFixed(2)} (target <= 0.6), cold/floor ${(coldMs / floorMs).toFixed(2)}, warm/cold ${(warmMs / coldMs).toFixed(2)}; machine stop: median ${median(stop).toFixed(0)} ms`,
+    );
+    if (baseWarmMs !== undefined)
+      console.log(
+        `baseline machine start: warm/floor ${(baseWarmMs / floorMs).toFixed(2)}; this build's warm start / the baseline's ${(warmMs / baseWarmMs).toFixed(2)}`,
+      );
+    console.log(
+      `idle running (restored) machine RSS: ${rss} (guest memory 256 MiB)${baseRss ? `; baseline: ${baseRss}` : ''}`,
+    );
   } finally {
     spawnSync(cli, ['machine', 'delete', 'bench', '-f'], { env });
     if (baseCli) spawnSync(baseCli, ['machine', 'delete', 'bench', '-f'], { env: baseEnv });

@@ -14,7 +14,6 @@ import { WORKSPACE } from './lib/stats';
 const clis = [path.join(WORKSPACE, 'apps/cli/dist/smolvm.js'), ...process.argv.slice(2).map((p) => path.resolve(p))];
 const IDLE_SETTLE_MS = 8_000;
 
-
 interface Mem {
   rss: number;
   anon: number;
@@ -41,7 +40,9 @@ function measure(cli: string): void {
     return r.stdout;
   };
   const pids = (name: string) => {
-    const rec = JSON.parse(fs.readFileSync(path.join(env.SMOLVM_HOME, 'data/machines', name, 'machine.json'), 'utf8')) as { runtime: { pid: number; vm: { pid: number } } };
+    const rec = JSON.parse(
+      fs.readFileSync(path.join(env.SMOLVM_HOME, 'data/machines', name, 'machine.json'), 'utf8'),
+    ) as { runtime: { pid: number; vm: { pid: number } } };
     return { supervisor: rec.runtime.pid, qemu: rec.runtime.vm.pid };
   };
   // Booted machines: restored ones have their RAM in the boot snapshot's file and no balloon. A
@@ -53,12 +54,23 @@ function measure(cli: string): void {
     must('machine', 'create', 'idle', '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1');
     must('machine', 'start', '--name', 'idle', ...startFlags);
     for (let i = 0; i < 3; i++) must('machine', 'exec', '--name', 'idle', '--', 'true');
-    const guestUsed = must('machine', 'exec', '--name', 'idle', '--', 'sh', '-c', "awk '/MemTotal/{t=$2} /MemFree/{f=$2} END{print int((t-f)/1024)}' /proc/meminfo").trim();
+    const guestUsed = must(
+      'machine',
+      'exec',
+      '--name',
+      'idle',
+      '--',
+      'sh',
+      '-c',
+      "awk '/MemTotal/{t=$2} /MemFree/{f=$2} END{print int((t-f)/1024)}' /proc/meminfo",
+    ).trim();
     sleep(IDLE_SETTLE_MS);
     const idle = pids('idle');
     const sup = memOf(idle.supervisor);
     const qemu = memOf(idle.qemu);
-    console.log(`idle 256 MiB machine: supervisor ${fmt(sup)} + QEMU ${fmt(qemu)} = ${(sup.rss + qemu.rss).toFixed(0)} MiB RSS, ${(sup.anon + qemu.anon).toFixed(0)} MiB anon; the guest uses ${guestUsed} MiB`);
+    console.log(
+      `idle 256 MiB machine: supervisor ${fmt(sup)} + QEMU ${fmt(qemu)} = ${(sup.rss + qemu.rss).toFixed(0)} MiB RSS, ${(sup.anon + qemu.anon).toFixed(0)} MiB anon; the guest uses ${guestUsed} MiB`,
+    );
     must('machine', 'delete', 'idle', '-f');
 
     must('machine', 'create', 'touch', '--cpus', '1', '--memory', '1536', '--storage', '1', '--overlay', '1');
@@ -66,7 +78,16 @@ function measure(cli: string): void {
     sleep(IDLE_SETTLE_MS);
     const { qemu: pid } = pids('touch');
     const before = memOf(pid);
-    must('machine', 'exec', '--name', 'touch', '--', 'sh', '-c', 'mkdir -p /tmp/touch && mount -t tmpfs -o size=1100m tmpfs /tmp/touch && dd if=/dev/zero of=/tmp/touch/f bs=1M count=1024 2>/dev/null');
+    must(
+      'machine',
+      'exec',
+      '--name',
+      'touch',
+      '--',
+      'sh',
+      '-c',
+      'mkdir -p /tmp/touch && mount -t tmpfs -o size=1100m tmpfs /tmp/touch && dd if=/dev/zero of=/tmp/touch/f bs=1M count=1024 2>/dev/null',
+    );
     const peak = memOf(pid);
     must('machine', 'exec', '--name', 'touch', '--', 'sh', '-c', 'rm /tmp/touch/f && umount /tmp/touch');
     const after: string[] = [];
@@ -74,7 +95,9 @@ function measure(cli: string): void {
       sleep(2000);
       after.push(`${s}s ${memOf(pid).rss.toFixed(0)}`);
     }
-    console.log(`1536 MiB machine, 1 GiB touched and freed: QEMU RSS before ${fmt(before)}, peak ${fmt(peak)}, then MiB: ${after.join(', ')}`);
+    console.log(
+      `1536 MiB machine, 1 GiB touched and freed: QEMU RSS before ${fmt(before)}, peak ${fmt(peak)}, then MiB: ${after.join(', ')}`,
+    );
   } finally {
     for (const name of ['idle', 'touch']) spawnSync(cli, ['machine', 'delete', name, '-f'], { env });
     fs.rmSync(work, { recursive: true, force: true });

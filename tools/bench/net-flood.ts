@@ -8,7 +8,13 @@
 // never reads.
 //   node tools/run-ts.mjs tools/bench/net-flood.ts [runs=3]
 import { TcpFlags } from '../../libs/netpolicy/src/packets';
-import { GatewayProcess, hostServers, HostileGuest, type HostServers, type ProcessStats } from '../../libs/netpolicy/test/helpers/hostile-guest';
+import {
+  GatewayProcess,
+  hostServers,
+  HostileGuest,
+  type HostServers,
+  type ProcessStats,
+} from '../../libs/netpolicy/test/helpers/hostile-guest';
 import { median } from './lib/stats';
 
 const runs = Number(process.argv[2] ?? 3);
@@ -78,7 +84,11 @@ const scenarios: Scenario[] = [
 
 async function main(): Promise<void> {
   const ports = await hostServers();
-  const results = scenarios.map(() => ({ idle: [] as number[], peak: [] as number[], last: undefined as ProcessStats | undefined }));
+  const results = scenarios.map(() => ({
+    idle: [] as number[],
+    peak: [] as number[],
+    last: undefined as ProcessStats | undefined,
+  }));
   try {
     for (let run = 0; run < runs; run++) {
       for (const [i, sc] of scenarios.entries()) {
@@ -104,21 +114,35 @@ async function main(): Promise<void> {
     await ports.close();
   }
   const mib = (n: number): string => `${(n / MiB).toFixed(0)} MiB`;
-  console.log(`\nGateway process RSS under a hostile guest's flood; medians of ${runs} runs, each scenario in a fresh process`);
+  console.log(
+    `\nGateway process RSS under a hostile guest's flood; medians of ${runs} runs, each scenario in a fresh process`,
+  );
   console.log('  idle = RSS after start-up (baseline of the same run); peak = VmHWM after the flood');
   const width = Math.max(...scenarios.map((s) => s.label.length));
   for (const [i, sc] of scenarios.entries()) {
     const r = results[i];
     const idle = median(r.idle);
     const peak = median(r.peak);
-    console.log(`  ${sc.label.padEnd(width)}  idle ${mib(idle)}  peak ${mib(peak)}  growth ${mib(peak - idle)}  (${(peak / idle).toFixed(2)}x idle)`);
+    console.log(
+      `  ${sc.label.padEnd(width)}  idle ${mib(idle)}  peak ${mib(peak)}  growth ${mib(peak - idle)}  (${(peak / idle).toFixed(2)}x idle)`,
+    );
   }
   console.log('\nCounters of the last run of each scenario:');
   for (const [i, sc] of scenarios.entries()) {
     const s = results[i].last;
     if (!s) continue;
-    const { framesIn, framesOversize, framesOutDropped, segmentsDropped, connectionsRefused, tcpConnections, bufferedBytes } = s;
-    console.log(`  ${sc.label.padEnd(width)}  ${JSON.stringify({ framesIn, framesOversize, framesOutDropped, segmentsDropped, connectionsRefused, tcpConnections, bufferedBytes })}`);
+    const {
+      framesIn,
+      framesOversize,
+      framesOutDropped,
+      segmentsDropped,
+      connectionsRefused,
+      tcpConnections,
+      bufferedBytes,
+    } = s;
+    console.log(
+      `  ${sc.label.padEnd(width)}  ${JSON.stringify({ framesIn, framesOversize, framesOutDropped, segmentsDropped, connectionsRefused, tcpConnections, bufferedBytes })}`,
+    );
   }
 }
 

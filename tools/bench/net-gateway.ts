@@ -50,7 +50,13 @@ once(0);
 
 interface Path {
   label: string;
-  tn: { node(script: string, args: string[], o?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string; code: number | null }> };
+  tn: {
+    node(
+      script: string,
+      args: string[],
+      o?: { timeoutMs?: number },
+    ): Promise<{ stdout: string; stderr: string; code: number | null }>;
+  };
   host: string;
 }
 
@@ -141,14 +147,20 @@ async function main(): Promise<void> {
       }
     }
 
-    console.log(`\nTCP through the gateway vs the kernel's veth path; ${mib} MiB per transfer, ${runs} interleaved runs (+1 warm-up)`);
+    console.log(
+      `\nTCP through the gateway vs the kernel's veth path; ${mib} MiB per transfer, ${runs} interleaved runs (+1 warm-up)`,
+    );
     report('throughput guest -> host (MB/s, higher is better)', up, 'MB/s');
     report('throughput host -> guest (MB/s, higher is better)', down, 'MB/s');
     report('connection setup, median of 200 sequential connects (µs, lower is better)', conn, 'µs');
     console.log('\nCPU of this process (host sockets; + the gateway on its path) per GB moved');
-    paths.forEach((p, i) => console.log(`  ${p.label.padEnd(18)} ${((cpu[i].ms / 1000) / (cpu[i].bytes / 1e9)).toFixed(2)} CPU-s/GB`));
+    paths.forEach((p, i) =>
+      console.log(`  ${p.label.padEnd(18)} ${(cpu[i].ms / 1000 / (cpu[i].bytes / 1e9)).toFixed(2)} CPU-s/GB`),
+    );
     const ratio = (s: Series[]): string => (median(s[1].samples) / median(s[0].samples)).toFixed(2);
-    console.log(`\n  gateway/kernel: guest->host ${ratio(up)}x, host->guest ${ratio(down)}x throughput; connect ${ratio(conn)}x latency`);
+    console.log(
+      `\n  gateway/kernel: guest->host ${ratio(up)}x, host->guest ${ratio(down)}x throughput; connect ${ratio(conn)}x latency`,
+    );
     console.log(`  gateway stats: ${JSON.stringify(gw.stats())}`);
   } finally {
     await gw.close();
@@ -162,7 +174,12 @@ async function main(): Promise<void> {
   }
 }
 
-async function nodeIn(ns: string, script: string, args: string[], timeoutMs = 60_000): Promise<{ stdout: string; stderr: string; code: number | null }> {
+async function nodeIn(
+  ns: string,
+  script: string,
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<{ stdout: string; stderr: string; code: number | null }> {
   const { spawn } = await import('node:child_process');
   return new Promise((resolve) => {
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script, '--', ...args]);

@@ -84,7 +84,9 @@ function startServer(): Promise<{ server: net.Server; port: number }> {
     s.on('end', () => (mode === 'U' || !mode) && s.end());
     s.on('error', () => s.destroy());
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as net.AddressInfo).port })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as net.AddressInfo).port })),
+  );
 }
 
 /** A qemu-system-x86_64 on PATH that turns our stream netdev into slirp on the same addresses. */
@@ -165,12 +167,18 @@ async function main(): Promise<void> {
         connect[j].samples.push((await guestNode(vm, CONNECT, ['192.168.127.1', String(port), '200'])).ms);
       }
     }
-    console.log(`VM TCP to the host's loopback (192.168.127.1), ${mib} MiB per transfer, ${runs} runs, 1 vCPU, ${vms[0].vm.agentInfo.node ?? ''} in the guest`);
+    console.log(
+      `VM TCP to the host's loopback (192.168.127.1), ${mib} MiB per transfer, ${runs} runs, 1 vCPU, ${vms[0].vm.agentInfo.node ?? ''} in the guest`,
+    );
     report('guest -> host throughput', upload as Series[], 'MB/s', upload[1]);
     report('host -> guest throughput', download as Series[], 'MB/s', download[1]);
     report('connection setup (mean of 200 sequential connects per run)', connect as Series[], 'ms', connect[1]);
-    console.log(`\ngateway CPU (this process): ${(gatewayCpu / (gatewayBytes / 1e9)).toFixed(1)} CPU-s per GB moved (${(gatewayBytes / 1e6).toFixed(0)} MB)`);
-    console.log(`throughput ratios (gateway / slirp): up ${(median(upload[0].samples) / median(upload[1].samples)).toFixed(2)}x, down ${(median(download[0].samples) / median(download[1].samples)).toFixed(2)}x`);
+    console.log(
+      `\ngateway CPU (this process): ${(gatewayCpu / (gatewayBytes / 1e9)).toFixed(1)} CPU-s per GB moved (${(gatewayBytes / 1e6).toFixed(0)} MB)`,
+    );
+    console.log(
+      `throughput ratios (gateway / slirp): up ${(median(upload[0].samples) / median(upload[1].samples)).toFixed(2)}x, down ${(median(download[0].samples) / median(download[1].samples)).toFixed(2)}x`,
+    );
   } finally {
     for (const { vm } of vms) await vm.dispose();
     server.close();

@@ -31,7 +31,10 @@ async function main(): Promise<void> {
   const env = { ...process.env, SMOLVM_HOME: home, SMOLVM_NO_TCG_WARNING: '1', SMOLVM_NO_EARLY_START: '1' };
   try {
     const big = bigImage(50);
-    const image = buildImage([buildLayer(busyboxRootfs(BUSYBOX)), ...big.layers], { Cmd: ['/bin/sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] });
+    const image = buildImage([buildLayer(busyboxRootfs(BUSYBOX)), ...big.layers], {
+      Cmd: ['/bin/sh'],
+      Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+    });
     const compressed = image.layers.reduce((n, l) => n + l.bytes.length, image.config.length);
     const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
     const { reference } = await pushBuiltImage(client, `${registry.host}/smolvm-test/big:latest`, image);
@@ -52,13 +55,39 @@ async function main(): Promise<void> {
     // pack create runs first in each round: the copy needs its output.
     const series1 = runInterleaved(
       [
-        { label: 'smolvm pack create (~50 MB image)', run: () => timeCommand([process.execPath, CLI, 'pack', 'create', '--image', reference, '--cpus', '1', '--memory', '512', '-o', app, '--quiet'], env) },
+        {
+          label: 'smolvm pack create (~50 MB image)',
+          run: () =>
+            timeCommand(
+              [
+                process.execPath,
+                CLI,
+                'pack',
+                'create',
+                '--image',
+                reference,
+                '--cpus',
+                '1',
+                '--memory',
+                '512',
+                '-o',
+                app,
+                '--quiet',
+              ],
+              env,
+            ),
+        },
         { label: 'cp of the .smolmachine (floor)', run: copy },
       ],
       runs,
       0,
     );
-    report(`1. pack create of a ${(compressed / MB).toFixed(1)} MB (compressed) image already in the store, ${runs} runs`, series1, 'ms', series1[1]);
+    report(
+      `1. pack create of a ${(compressed / MB).toFixed(1)} MB (compressed) image already in the store, ${runs} runs`,
+      series1,
+      'ms',
+      series1[1],
+    );
 
     // 2. Sizes.
     const pack = PackFile.open(`${app}.smolmachine`);
@@ -69,15 +98,43 @@ async function main(): Promise<void> {
     const overhead = stubBytes + payload - compressed;
     console.log('\n2. Sizes');
     console.log(`  image, compressed layers + config:  ${(compressed / MB).toFixed(1)} MB`);
-    console.log(`  my-app (stub) + my-app.smolmachine: ${((stubBytes + payload) / MB).toFixed(1)} MB  (${((stubBytes + payload) / compressed).toFixed(2)}x the image)`);
-    console.log(`  overhead:                           ${(overhead / MB).toFixed(1)} MB = ${(overhead / node).toFixed(2)}x the Node runtime (${(node / MB).toFixed(1)} MB)`);
-    console.log(`    stub ${(stubBytes / MB).toFixed(1)} MB (${stubBytes > node / 2 ? 'a single executable: Node inside' : 'a Node script'}), kernel ${(sizeOf('kernel') / MB).toFixed(1)} MB, agent image ${(sizeOf('agent') / MB).toFixed(1)} MB (Node, its libraries, busybox, agent),`);
-    console.log(`    rootfs ${(sizeOf('rootfs') / MB).toFixed(1)} MB uncompressed erofs vs ${(compressed / MB).toFixed(1)} MB gzip, manifest + padding ${((payload - sizeOf('kernel') - sizeOf('agent') - sizeOf('rootfs')) / MB).toFixed(2)} MB`);
+    console.log(
+      `  my-app (stub) + my-app.smolmachine: ${((stubBytes + payload) / MB).toFixed(1)} MB  (${((stubBytes + payload) / compressed).toFixed(2)}x the image)`,
+    );
+    console.log(
+      `  overhead:                           ${(overhead / MB).toFixed(1)} MB = ${(overhead / node).toFixed(2)}x the Node runtime (${(node / MB).toFixed(1)} MB)`,
+    );
+    console.log(
+      `    stub ${(stubBytes / MB).toFixed(1)} MB (${stubBytes > node / 2 ? 'a single executable: Node inside' : 'a Node script'}), kernel ${(sizeOf('kernel') / MB).toFixed(1)} MB, agent image ${(sizeOf('agent') / MB).toFixed(1)} MB (Node, its libraries, busybox, agent),`,
+    );
+    console.log(
+      `    rootfs ${(sizeOf('rootfs') / MB).toFixed(1)} MB uncompressed erofs vs ${(compressed / MB).toFixed(1)} MB gzip, manifest + padding ${((payload - sizeOf('kernel') - sizeOf('agent') - sizeOf('rootfs')) / MB).toFixed(2)} MB`,
+    );
 
     // 3. Warm runs (the first of each saves its boot snapshot).
     const series3 = runInterleaved(
       [
-        { label: 'smolvm machine run --image IMG -- true (warm)', run: () => timeCommand([process.execPath, CLI, 'machine', 'run', '--cpus', '1', '--memory', '512', '--image', reference, '--', 'true'], env) },
+        {
+          label: 'smolvm machine run --image IMG -- true (warm)',
+          run: () =>
+            timeCommand(
+              [
+                process.execPath,
+                CLI,
+                'machine',
+                'run',
+                '--cpus',
+                '1',
+                '--memory',
+                '512',
+                '--image',
+                reference,
+                '--',
+                'true',
+              ],
+              env,
+            ),
+        },
         { label: './my-app run -- true (warm)', run: () => timeCommand([app, 'run', '--', 'true'], env) },
       ],
       runs,
@@ -90,18 +147,24 @@ async function main(): Promise<void> {
     // copied), and as every later one (sections and their verification already in the cache,
     // as a user's second `create --from` of the same pack finds them).
     let m = 0;
-    const emptyImageStore = () => spawnSync(process.execPath, [CLI, 'image', 'rm', '-I', reference], { env, stdio: 'ignore' });
+    const emptyImageStore = () =>
+      spawnSync(process.execPath, [CLI, 'image', 'rm', '-I', reference], { env, stdio: 'ignore' });
     const emptySectionCache = () => fs.rmSync(path.join(home, 'cache', 'pack'), { recursive: true, force: true });
     const machine = (args: string[], emptyCaches: () => void) => () => {
       emptyCaches();
       const name = `bench-${m++}`;
-      const ms = timeCommand([process.execPath, CLI, 'machine', 'create', name, ...args, '--quiet'], env) + timeCommand([process.execPath, CLI, 'machine', 'start', '--name', name, '--quiet'], env);
+      const ms =
+        timeCommand([process.execPath, CLI, 'machine', 'create', name, ...args, '--quiet'], env) +
+        timeCommand([process.execPath, CLI, 'machine', 'start', '--name', name, '--quiet'], env);
       cli(['machine', 'delete', name, '-f'], env);
       return ms;
     };
     const series4 = runInterleaved(
       [
-        { label: 'machine create --image IMG + start (empty image store)', run: machine(['--image', reference, '--cpus', '1', '--memory', '512'], emptyImageStore) },
+        {
+          label: 'machine create --image IMG + start (empty image store)',
+          run: machine(['--image', reference, '--cpus', '1', '--memory', '512'], emptyImageStore),
+        },
         {
           label: 'machine create --from my-app.smolmachine + start (first: empty section cache)',
           run: machine(['--from', `${app}.smolmachine`], () => {
@@ -109,7 +172,10 @@ async function main(): Promise<void> {
             emptySectionCache();
           }),
         },
-        { label: 'machine create --from my-app.smolmachine + start (later: sections cached)', run: machine(['--from', `${app}.smolmachine`], emptyImageStore) },
+        {
+          label: 'machine create --from my-app.smolmachine + start (later: sections cached)',
+          run: machine(['--from', `${app}.smolmachine`], emptyImageStore),
+        },
       ],
       runs,
       0,

@@ -47,7 +47,14 @@ async function main(): Promise<void> {
     };
     const runSkopeo = (): number => {
       const dir = fresh();
-      const ms = timeCommand(['skopeo', 'copy', '--quiet', '--src-tls-verify=false', `docker://${reference}`, `oci:${dir}:big`]);
+      const ms = timeCommand([
+        'skopeo',
+        'copy',
+        '--quiet',
+        '--src-tls-verify=false',
+        `docker://${reference}`,
+        `oci:${dir}:big`,
+      ]);
       fs.rmSync(dir, { recursive: true, force: true });
       return ms;
     };
@@ -68,8 +75,12 @@ async function main(): Promise<void> {
       inProcess.samples.push(await runInProcess());
       startup.samples.push(timeCommand([process.execPath, process.argv[1], '--noop']));
     }
-    report(`Pull of a ${(bytes / 1e6).toFixed(1)} MB image (${image.layers.length} gzip layers) from docker-registry on 127.0.0.1, ${runs} interleaved runs`, [skopeo, ours, inProcess, startup]);
-    for (const s of [skopeo, ours, inProcess]) console.log(`  ${s.label}: ${(bytes / 1e6 / (median(s.samples) / 1000)).toFixed(0)} MB/s (median)`);
+    report(
+      `Pull of a ${(bytes / 1e6).toFixed(1)} MB image (${image.layers.length} gzip layers) from docker-registry on 127.0.0.1, ${runs} interleaved runs`,
+      [skopeo, ours, inProcess, startup],
+    );
+    for (const s of [skopeo, ours, inProcess])
+      console.log(`  ${s.label}: ${(bytes / 1e6 / (median(s.samples) / 1000)).toFixed(0)} MB/s (median)`);
     console.log(`  ratio smolvm/skopeo (time): ${(median(ours.samples) / median(skopeo.samples)).toFixed(2)}x`);
   } finally {
     await registry.stop();

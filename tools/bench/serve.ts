@@ -24,7 +24,10 @@ function must(...args: string[]): string {
 }
 
 async function startServer(): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = spawn(cli, ['serve', 'start', '--listen', '127.0.0.1:0', '--quiet'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(cli, ['serve', 'start', '--listen', '127.0.0.1:0', '--quiet'], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -46,9 +49,14 @@ async function startServer(): Promise<{ url: string; stop(): Promise<void> }> {
 
 async function httpExec(url: string): Promise<number> {
   const start = process.hrtime.bigint();
-  const res = await request(`${url}/api/v1/machines/bench/exec`, { method: 'POST', body: JSON.stringify({ command: ['true'] }), headers: { 'content-type': 'application/json' } });
+  const res = await request(`${url}/api/v1/machines/bench/exec`, {
+    method: 'POST',
+    body: JSON.stringify({ command: ['true'] }),
+    headers: { 'content-type': 'application/json' },
+  });
   const body = (await res.body.json()) as { exitCode?: number };
-  if (res.statusCode !== 200 || body.exitCode !== 0) throw new Error(`exec over HTTP failed: ${res.statusCode} ${JSON.stringify(body)}`);
+  if (res.statusCode !== 200 || body.exitCode !== 0)
+    throw new Error(`exec over HTTP failed: ${res.statusCode} ${JSON.stringify(body)}`);
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
@@ -76,8 +84,12 @@ async function main(): Promise<void> {
     console.log(`HTTP/CLI ratio: ${ratio.toFixed(3)} (target <= 0.5)`);
 
     const load = await autocannon({ url: `${server.url}/api/v1/machines`, connections: 10, duration: seconds });
-    console.log(`\nGET /api/v1/machines (1 running machine, pinged per request), autocannon 10 connections, ${seconds} s:`);
-    console.log(`  requests/s: mean ${load.requests.average.toFixed(0)}, p50 ${load.requests.p50}; latency p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms; ${load.non2xx} non-2xx, ${load.errors} errors`);
+    console.log(
+      `\nGET /api/v1/machines (1 running machine, pinged per request), autocannon 10 connections, ${seconds} s:`,
+    );
+    console.log(
+      `  requests/s: mean ${load.requests.average.toFixed(0)}, p50 ${load.requests.p50}; latency p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms; ${load.non2xx} non-2xx, ${load.errors} errors`,
+    );
     console.log(`\n${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
   } finally {
     await server?.stop();

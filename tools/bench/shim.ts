@@ -30,9 +30,22 @@ async function main(): Promise<void> {
   const sock = path.join(work, 'c.sock');
   const fifoDir = path.join(work, 'fifo');
   fs.mkdirSync(fifoDir);
-  fs.writeFileSync(path.join(work, 'config.toml'), [`version = 2`, `root = "${work}/root"`, `state = "${work}/state"`, `disabled_plugins = ["io.containerd.grpc.v1.cri"]`, `[grpc]`, `  address = "${sock}"`].join('\n') + '\n');
+  fs.writeFileSync(
+    path.join(work, 'config.toml'),
+    [
+      `version = 2`,
+      `root = "${work}/root"`,
+      `state = "${work}/state"`,
+      `disabled_plugins = ["io.containerd.grpc.v1.cri"]`,
+      `[grpc]`,
+      `  address = "${sock}"`,
+    ].join('\n') + '\n',
+  );
   const logFile = path.join(work, 'containerd.log');
-  const containerd = spawn('containerd', ['--config', path.join(work, 'config.toml')], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, stdio: ['ignore', 'ignore', fs.openSync(logFile, 'w')] });
+  const containerd = spawn('containerd', ['--config', path.join(work, 'config.toml')], {
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+    stdio: ['ignore', 'ignore', fs.openSync(logFile, 'w')],
+  });
   let events: ReturnType<typeof spawn> | undefined;
   try {
     const ctr = (args: string[]) => spawnSync('ctr', ['-a', sock, ...args], { encoding: 'utf8' });
@@ -41,7 +54,11 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
-    const { reference } = await pushBuiltImage(client, `${registry.host}/smolvm-test/busybox:latest`, buildImage([buildLayer(busyboxRootfs())], { Cmd: ['/bin/sh'] }));
+    const { reference } = await pushBuiltImage(
+      client,
+      `${registry.host}/smolvm-test/busybox:latest`,
+      buildImage([buildLayer(busyboxRootfs())], { Cmd: ['/bin/sh'] }),
+    );
     await client.close();
     if (ctr(['image', 'pull', '--plain-http', reference]).status !== 0) throw new Error('ctr image pull failed');
     let eventText = '';
@@ -53,23 +70,33 @@ async function main(): Promise<void> {
     const once = (runtime: 'runc' | 'smolvm') => () => {
       const id = `${runtime}-${n++}`;
       ids[runtime].push(id);
-      const extra = runtime === 'smolvm' ? ['--runtime', 'io.containerd.smolvm.v2', '--memory-limit', String(256 << 20)] : [];
+      const extra =
+        runtime === 'smolvm' ? ['--runtime', 'io.containerd.smolvm.v2', '--memory-limit', String(256 << 20)] : [];
       const start = process.hrtime.bigint();
       const r = ctr(['run', '--rm', '--fifo-dir', fifoDir, ...extra, reference, id, 'true']);
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
       if (r.status !== 0) throw new Error(`ctr run (${runtime}) exited ${r.status}: ${r.stderr.trim()}`);
       return ms;
     };
-    const series = runInterleaved([
-      { label: 'runc: ctr run --rm IMAGE id true', run: once('runc') },
-      { label: 'smolvm: ctr run --rm --runtime io.containerd.smolvm.v2 IMAGE id true', run: once('smolvm') },
-    ], runs);
+    const series = runInterleaved(
+      [
+        { label: 'runc: ctr run --rm IMAGE id true', run: once('runc') },
+        { label: 'smolvm: ctr run --rm --runtime io.containerd.smolvm.v2 IMAGE id true', run: once('smolvm') },
+      ],
+      runs,
+    );
     report(`containerd task start to finish, ${runs} runs each (1 warm-up)`, series);
     await new Promise((r) => setTimeout(r, 1000));
 
     // Phases from containerd's event timestamps, medians over the measured runs.
     const at = (id: string, topic: string): number | undefined => {
-      const line = eventText.split('\n').find((l) => l.includes(` ${topic} `) && l.includes(`"${topic.startsWith('/containers') ? 'id' : 'container_id'}":"${id}"`));
+      const line = eventText
+        .split('\n')
+        .find(
+          (l) =>
+            l.includes(` ${topic} `) &&
+            l.includes(`"${topic.startsWith('/containers') ? 'id' : 'container_id'}":"${id}"`),
+        );
       // "2026-12-07 03:03:24.044123456 +0000 UTC ...": containerd's own stamps have nanoseconds,
       // the shim's milliseconds.
       const m = line ? /^(\S+) (\d\d:\d\d:\d\d)(\.\d+)? \+0000 UTC/.exec(line) : null;
@@ -90,9 +117,16 @@ async function main(): Promise<void> {
       });
       console.log(`  ${runtime}\n    ${cells.join('\n    ')}`);
     }
-    const timings = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('timings rootfs='));
-    const field = (name: string) => median(timings.map((l) => Number(new RegExp(`${name}=(\\d+)`).exec(l)?.[1])).filter((x) => Number.isFinite(x)));
-    if (timings.length) console.log(`  smolvm shim, inside task create: rootfs mount ${field('rootfs')}, QEMU spawned ${field('spawned')}, agent ready ${field('agentReady')}, root set up ${field('setUp')} (ms from VM start)`);
+    const timings = fs
+      .readFileSync(logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('timings rootfs='));
+    const field = (name: string) =>
+      median(timings.map((l) => Number(new RegExp(`${name}=(\\d+)`).exec(l)?.[1])).filter((x) => Number.isFinite(x)));
+    if (timings.length)
+      console.log(
+        `  smolvm shim, inside task create: rootfs mount ${field('rootfs')}, QEMU spawned ${field('spawned')}, agent ready ${field('agentReady')}, root set up ${field('setUp')} (ms from VM start)`,
+      );
   } finally {
     events?.kill();
     containerd.kill('SIGTERM');

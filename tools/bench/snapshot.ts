@@ -70,13 +70,28 @@ async function main(): Promise<void> {
     must('machine', 'create', 'src', ...SHAPE, ...DISKS);
     // The first start builds the agent image and the boot snapshot of this shape.
     must('machine', 'start', '--name', 'src');
-    must('machine', 'exec', '--name', 'src', '--', '/bin/sh', '-c', 'head -c 100000000 /dev/urandom > /workspace/blob && sync');
+    must(
+      'machine',
+      'exec',
+      '--name',
+      'src',
+      '--',
+      '/bin/sh',
+      '-c',
+      'head -c 100000000 /dev/urandom > /workspace/blob && sync',
+    );
 
     const t0 = performance.now();
-    const created = JSON.parse(must('machine', 'snapshot', 'create', 'src', '--json')) as { id: string; sizeBytes: number; pausedMs: number };
+    const created = JSON.parse(must('machine', 'snapshot', 'create', 'src', '--json')) as {
+      id: string;
+      sizeBytes: number;
+      pausedMs: number;
+    };
     const createMs = performance.now() - t0;
     console.log(`\nsnapshot create of a running machine (256 MiB RAM, 100 MB written to /workspace), one run`);
-    console.log(`  whole command ${createMs.toFixed(0)} ms; machine paused ${created.pausedMs} ms; size on disk ${(created.sizeBytes / 1e6).toFixed(1)} MB`);
+    console.log(
+      `  whole command ${createMs.toFixed(0)} ms; machine paused ${created.pausedMs} ms; size on disk ${(created.sizeBytes / 1e6).toFixed(1)} MB`,
+    );
 
     let n = 0;
     const forkAndExec = () => {
@@ -91,7 +106,10 @@ async function main(): Promise<void> {
     };
     const series = runInterleaved(
       [
-        { label: 'machine run -- true (warm)', run: () => timeCommand([cli, 'machine', 'run', ...SHAPE, '--', 'true'], env) },
+        {
+          label: 'machine run -- true (warm)',
+          run: () => timeCommand([cli, 'machine', 'run', ...SHAPE, '--', 'true'], env),
+        },
         { label: 'fork: create --from-snapshot + start + exec true', run: forkAndExec },
       ],
       runs,
@@ -109,8 +127,12 @@ async function main(): Promise<void> {
     const plain = memoryOf(qemuPids().filter((p) => !srcPid().includes(p)));
     deleteAll(fresh);
     console.log(`\nhost memory of ${copies} idle machines' QEMU processes (256 MiB guests)`);
-    console.log(`  ${copies} fresh machines (warm start)  RSS ${plain.rssMiB.toFixed(0)} MiB  PSS ${plain.pssMiB.toFixed(0)} MiB (baseline)`);
-    console.log(`  ${copies} forks of the snapshot        RSS ${forked.rssMiB.toFixed(0)} MiB  PSS ${forked.pssMiB.toFixed(0)} MiB  ratio RSS ${(forked.rssMiB / plain.rssMiB).toFixed(2)}x, PSS ${(forked.pssMiB / plain.pssMiB).toFixed(2)}x`);
+    console.log(
+      `  ${copies} fresh machines (warm start)  RSS ${plain.rssMiB.toFixed(0)} MiB  PSS ${plain.pssMiB.toFixed(0)} MiB (baseline)`,
+    );
+    console.log(
+      `  ${copies} forks of the snapshot        RSS ${forked.rssMiB.toFixed(0)} MiB  PSS ${forked.pssMiB.toFixed(0)} MiB  ratio RSS ${(forked.rssMiB / plain.rssMiB).toFixed(2)}x, PSS ${(forked.pssMiB / plain.pssMiB).toFixed(2)}x`,
+    );
   } finally {
     spawnSync(cli, ['machine', 'delete', 'src', '-f'], { env });
     for (const pid of qemuPids()) {
@@ -126,7 +148,9 @@ async function main(): Promise<void> {
 
 /** The source machine's QEMU, left out of the copies' totals. */
 function srcPid(): number[] {
-  const record = JSON.parse(fs.readFileSync(path.join(home, 'data', 'machines', 'src', 'machine.json'), 'utf8')) as { runtime?: { vm?: { pid: number } } };
+  const record = JSON.parse(fs.readFileSync(path.join(home, 'data', 'machines', 'src', 'machine.json'), 'utf8')) as {
+    runtime?: { vm?: { pid: number } };
+  };
   return record.runtime?.vm ? [record.runtime.vm.pid] : [];
 }
 

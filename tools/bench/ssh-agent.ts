@@ -26,11 +26,15 @@ async function sample(socketPath: string, data: Buffer): Promise<number> {
   const agent = new OpenSSHAgent(socketPath);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < rounds; i++) {
-    const keys = await new Promise<unknown[]>((resolve, reject) => agent.getIdentities((err, k) => (err ? reject(err) : resolve(k ?? []))));
+    const keys = await new Promise<unknown[]>((resolve, reject) =>
+      agent.getIdentities((err, k) => (err ? reject(err) : resolve(k ?? []))),
+    );
     if (keys.length !== 1) throw new Error(`expected one key, the agent listed ${keys.length}`);
     // OpenSSHAgent lists parsed keys.
     const key = keys[0] as ParsedKey;
-    await new Promise<Buffer>((resolve, reject) => agent.sign(key, data, {}, (err, sig) => (err || !sig ? reject(err ?? new Error('no signature')) : resolve(sig))));
+    await new Promise<Buffer>((resolve, reject) =>
+      agent.sign(key, data, {}, (err, sig) => (err || !sig ? reject(err ?? new Error('no signature')) : resolve(sig))),
+    );
   }
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
@@ -45,7 +49,10 @@ async function main(): Promise<void> {
     if (started.status !== 0) throw new Error(`ssh-agent: ${started.stderr}`);
     agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(started.stdout)?.[1]);
     spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'key')]);
-    const add = spawnSync('ssh-add', ['-q', path.join(dir, 'key')], { env: { ...process.env, SSH_AUTH_SOCK: hostSock }, encoding: 'utf8' });
+    const add = spawnSync('ssh-add', ['-q', path.join(dir, 'key')], {
+      env: { ...process.env, SSH_AUTH_SOCK: hostSock },
+      encoding: 'utf8',
+    });
     if (add.status !== 0) throw new Error(`ssh-add: ${add.stderr}`);
 
     // The relay before the filter: bytes both ways.
@@ -69,8 +76,14 @@ async function main(): Promise<void> {
     const data = Buffer.alloc(1024, 7);
     for (const c of cases) await sample(c.socket, data);
     const series: Series[] = cases.map((c) => ({ label: c.label, samples: [] }));
-    for (let i = 0; i < runs; i++) for (const [j, c] of cases.entries()) series[j].samples.push(await sample(c.socket, data));
-    report(`ssh-agent: ${rounds} x (list identities, sign 1 KiB), a connection each, per sample, ${runs} interleaved runs`, series, 'ms', series[1]);
+    for (let i = 0; i < runs; i++)
+      for (const [j, c] of cases.entries()) series[j].samples.push(await sample(c.socket, data));
+    report(
+      `ssh-agent: ${rounds} x (list identities, sign 1 KiB), a connection each, per sample, ${runs} interleaved runs`,
+      series,
+      'ms',
+      series[1],
+    );
   } finally {
     for (const s of servers) s.close();
     if (agentPid) process.kill(agentPid);

@@ -66,17 +66,36 @@ async function main(): Promise<void> {
       files.push({ name: spec.name, asset, sha256: sha256(data), size: data.length, mode, gzip: spec.gzip });
     }
     const mainScript = mustExist(path.join(appDir, config.main));
-    const manifest: SeaManifest = { version: MANIFEST_VERSION, app: config.app, node: process.version, main: sha256(fs.readFileSync(mainScript)), files };
+    const manifest: SeaManifest = {
+      version: MANIFEST_VERSION,
+      app: config.app,
+      node: process.version,
+      main: sha256(fs.readFileSync(mainScript)),
+      files,
+    };
     assets[MANIFEST_ASSET] = path.join(work, MANIFEST_ASSET);
     fs.writeFileSync(assets[MANIFEST_ASSET], JSON.stringify(manifest));
 
     const blob = path.join(work, 'sea.blob');
     const seaConfig = path.join(work, 'sea-config.json');
-    fs.writeFileSync(seaConfig, JSON.stringify({ main: mainScript, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, assets }));
-    execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
+    fs.writeFileSync(
+      seaConfig,
+      JSON.stringify({
+        main: mainScript,
+        output: blob,
+        disableExperimentalSEAWarning: true,
+        useSnapshot: false,
+        useCodeCache: false,
+        assets,
+      }),
+    );
+    execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
 
     const node = fs.realpathSync(process.execPath);
-    if (fuseOffset(fs.readFileSync(node)) < 0) throw new Error(`${node} has no SEA fuse: it cannot become a single executable`);
+    if (fuseOffset(fs.readFileSync(node)) < 0)
+      throw new Error(`${node} has no SEA fuse: it cannot become a single executable`);
     fs.copyFileSync(node, tmpOutput);
     fs.chmodSync(tmpOutput, 0o755);
     await inject(tmpOutput, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SENTINEL_FUSE });
@@ -85,11 +104,16 @@ async function main(): Promise<void> {
     // By top-level name: node_modules/koffi/... and base/... count as one.
     const groups = new Map<string, number>();
     for (const f of files) {
-      const group = f.name.split('/').slice(0, f.name.startsWith('node_modules/') ? 2 : 1).join('/');
+      const group = f.name
+        .split('/')
+        .slice(0, f.name.startsWith('node_modules/') ? 2 : 1)
+        .join('/');
       groups.set(group, (groups.get(group) ?? 0) + f.size);
     }
     const carried = [...groups].map(([name, size]) => `${name} ${mib(size)}`).join(', ');
-    console.log(`${path.relative(root, output)}: ${mib(size)} (node ${mib(fs.statSync(node).size)}, SEA blob ${mib(fs.statSync(blob).size)}: main + ${carried})`);
+    console.log(
+      `${path.relative(root, output)}: ${mib(size)} (node ${mib(fs.statSync(node).size)}, SEA blob ${mib(fs.statSync(blob).size)}: main + ${carried})`,
+    );
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
     fs.rmSync(tmpOutput, { force: true });
@@ -103,12 +127,19 @@ function sources(specs: FileSpec[], appDir: string): Array<{ name: string; from:
       // Laid out as node_modules, so require('koffi') from the extraction directory finds it.
       for (const pkg of locateKoffi(root).packages) {
         for (const file of koffiRuntimeFiles(pkg.dir)) {
-          out.push({ name: `node_modules/${pkg.name}/${path.relative(pkg.dir, file).split(path.sep).join('/')}`, from: file, gzip: file.endsWith('.node') });
+          out.push({
+            name: `node_modules/${pkg.name}/${path.relative(pkg.dir, file).split(path.sep).join('/')}`,
+            from: file,
+            gzip: file.endsWith('.node'),
+          });
         }
       }
     } else if ('kernel' in spec) {
       // Builds the kernel once if it is not cached yet; its stdout is the vmlinux path.
-      const vmlinux = execFileSync(path.join(root, 'tools/kernel/build'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+      const vmlinux = execFileSync(path.join(root, 'tools/kernel/build'), {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }).trim();
       out.push({ name: spec.name, from: mustExist(vmlinux), gzip: spec.gzip ?? false });
     } else if ('base' in spec) {
       out.push(...builtBase(spec.name));
@@ -126,7 +157,10 @@ function builtBase(dir: string): Array<{ name: string; from: string; gzip: boole
   // say how to get one, as without a set-up.
   let record: string;
   try {
-    record = execFileSync(path.join(root, 'tools/base/build'), ['--print-path'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    record = execFileSync(path.join(root, 'tools/base/build'), ['--print-path'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     console.error('tools/sea/build: no Debian base built (tools/base/build): the executable carries none');
     return [];

@@ -6,7 +6,11 @@ import path from 'node:path';
 const root = path.resolve(__dirname, '..', '..');
 const SKIP_DIRS = new Set(['node_modules', 'dist', '.test-results', '.nx', 'coverage']);
 // Sources that never run on a Linux host: the guest agent runs inside the guest, driver-hvf on macOS.
-const NOT_LINUX_HOST = [path.join('apps', 'guest-agent', 'src'), path.join('libs', 'driver-hvf', 'src'), path.join('tools', 'tests', 'host-requirements.test.ts')];
+const NOT_LINUX_HOST = [
+  path.join('apps', 'guest-agent', 'src'),
+  path.join('libs', 'driver-hvf', 'src'),
+  path.join('tools', 'tests', 'host-requirements.test.ts'),
+];
 
 // Calls whose first argument names the program: child_process, executable lookups, and the test
 // helpers that run a program (in a network namespace, timed by a benchmark).

@@ -41,7 +41,10 @@ describe('module boundaries', () => {
   const cases: Array<{ name: string; probe: Probe; error: RegExp | null }> = [
     {
       name: 'runtime imports qemu',
-      probe: { file: 'libs/runtime/src/boundary-probe.ts', code: "import { QemuVm } from '@smolvm/qemu';\nexport { QemuVm };\n" },
+      probe: {
+        file: 'libs/runtime/src/boundary-probe.ts',
+        code: "import { QemuVm } from '@smolvm/qemu';\nexport { QemuVm };\n",
+      },
       error: /"scope:core" can only depend on libs tagged with "scope:core"/,
     },
     {
@@ -53,7 +56,8 @@ describe('module boundaries', () => {
       name: 'a lib imports an app',
       probe: { file: 'libs/machines/src/boundary-probe.ts', code: "import '@smolvm/cli';\n" },
       // Every app imports libs, so this is reported as the cycle it would make.
-      error: /Circular dependency between "machines" and "cli"|"type:lib" can only depend on libs tagged with "type:lib"/,
+      error:
+        /Circular dependency between "machines" and "cli"|"type:lib" can only depend on libs tagged with "type:lib"/,
     },
     {
       name: 'an app imports another app',
@@ -62,7 +66,10 @@ describe('module boundaries', () => {
     },
     {
       name: 'an app reaches past the drivers into qemu',
-      probe: { file: 'apps/containerd-shim/src/boundary-probe.ts', code: "import { QemuVm } from '@smolvm/qemu';\nexport { QemuVm };\n" },
+      probe: {
+        file: 'apps/containerd-shim/src/boundary-probe.ts',
+        code: "import { QemuVm } from '@smolvm/qemu';\nexport { QemuVm };\n",
+      },
       error: /"type:app" can only depend on libs tagged with/,
     },
     {
@@ -77,12 +84,18 @@ describe('module boundaries', () => {
     },
     {
       name: 'a driver imports qemu (allowed)',
-      probe: { file: 'libs/driver-kvm/src/boundary-probe.ts', code: "import { QemuVm } from '@smolvm/qemu';\nexport { QemuVm };\n" },
+      probe: {
+        file: 'libs/driver-kvm/src/boundary-probe.ts',
+        code: "import { QemuVm } from '@smolvm/qemu';\nexport { QemuVm };\n",
+      },
       error: null,
     },
     {
       name: 'runtime imports the driver contract (allowed)',
-      probe: { file: 'libs/runtime/src/boundary-probe.ts', code: "import { selectDriver } from '@smolvm/driver-api';\nexport { selectDriver };\n" },
+      probe: {
+        file: 'libs/runtime/src/boundary-probe.ts',
+        code: "import { selectDriver } from '@smolvm/driver-api';\nexport { selectDriver };\n",
+      },
       error: null,
     },
     {
@@ -108,7 +121,8 @@ describe('module boundaries', () => {
         const ok =
           dir === 'apps'
             ? tags.includes('type:app')
-            : tags.includes('type:lib') && tags.some((t) => ['scope:core', 'scope:driver', 'scope:driver-support'].includes(t));
+            : tags.includes('type:lib') &&
+              tags.some((t) => ['scope:core', 'scope:driver', 'scope:driver-support'].includes(t));
         if (!ok) untagged.push(`${dir}/${name}: ${JSON.stringify(tags)}`);
       }
     }

@@ -17,6 +17,11 @@ const bundle = path.join(__dirname, 'smolvm-main.js');
 launch({
   bundle,
   // A file of its own, so that other commands load none of it.
-  prestart: (args, cache) => (Module.createRequire(__filename)(path.join(__dirname, 'smolvm-prestart.js')) as typeof Prestart).prestartFor(args, cache, bundle),
+  prestart: (args, cache) =>
+    (Module.createRequire(__filename)(path.join(__dirname, 'smolvm-prestart.js')) as typeof Prestart).prestartFor(
+      args,
+      cache,
+      bundle,
+    ),
   fastExec: path.join(__dirname, 'smolvm-exec.js'),
 });

@@ -102,13 +102,15 @@ export function loadBundle(options: LoadOptions): LoadedBundle {
     flush(exitCode) {
       // A failed command may have stopped anywhere: it does not mark its command as cached.
       const succeeded = exitCode === 0;
-      if (flushed || status === 'untrusted' || (status === 'used' && (known.includes(options.command) || !succeeded))) return false;
+      if (flushed || status === 'untrusted' || (status === 'used' && (known.includes(options.command) || !succeeded)))
+        return false;
       flushed = true;
       try {
         const dir = path.dirname(file);
         fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
         assertTrustedPath(dir, path.dirname(dir), 'dir');
-        const commands = succeeded && !known.includes(options.command) ? [...known, options.command].slice(-MAX_COMMANDS) : known;
+        const commands =
+          succeeded && !known.includes(options.command) ? [...known, options.command].slice(-MAX_COMMANDS) : known;
         writeCacheFile(file, { key, bundle: options.bundle, commands }, script.createCachedData());
         pruneCacheDir(path.dirname(file), file);
         return true;
@@ -128,10 +130,16 @@ interface Prepared {
   key: string;
 }
 
-function prepare(bundle: string, cacheDir: string, note: (message: string) => void, embedded?: () => string): Prepared | undefined {
+function prepare(
+  bundle: string,
+  cacheDir: string,
+  note: (message: string) => void,
+  embedded?: () => string,
+): Prepared | undefined {
   // Source maps are registered by Node's own CommonJS loader only, not for vm.Script.
   if (process.sourceMapsEnabled) return undefined;
-  if (typeof zlib.crc32 !== 'function') throw new Error(`zlib.crc32 is missing (node ${process.version}; 20.15 or later has it)`);
+  if (typeof zlib.crc32 !== 'function')
+    throw new Error(`zlib.crc32 is missing (node ${process.version}; 20.15 or later has it)`);
   let source: string;
   let key: string;
   if (embedded) {
@@ -181,7 +189,9 @@ function compile(source: string, bundle: string, cachedData: Buffer | undefined)
     filename: bundle,
     ...(cachedData ? { cachedData } : {}),
     // What require would allow: a dynamic import() inside the bundle uses Node's own loader.
-    ...(vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER ? { importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER } : {}),
+    ...(vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER
+      ? { importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER }
+      : {}),
   });
 }
 
@@ -235,12 +245,14 @@ export function cacheFileFor(cacheDir: string, bundle: string): string {
 /** Reads and verifies a cache file; throws if it is missing, truncated or corrupt. */
 export function readCacheFile(file: string): { header: CacheHeader; data: Buffer } {
   const bytes = fs.readFileSync(file);
-  if (bytes.length < PREFIX_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error('not a smolvm code cache');
+  if (bytes.length < PREFIX_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC))
+    throw new Error('not a smolvm code cache');
   if (zlib.crc32(bytes.subarray(12)) !== bytes.readUInt32LE(8)) throw new Error('checksum mismatch');
   const headerEnd = PREFIX_BYTES + bytes.readUInt32LE(12);
   if (headerEnd > bytes.length) throw new Error('truncated');
   const header = JSON.parse(bytes.toString('utf8', PREFIX_BYTES, headerEnd)) as CacheHeader;
-  if (typeof header.key !== 'string' || typeof header.bundle !== 'string' || !Array.isArray(header.commands)) throw new Error('bad header');
+  if (typeof header.key !== 'string' || typeof header.bundle !== 'string' || !Array.isArray(header.commands))
+    throw new Error('bad header');
   return { header, data: bytes.subarray(headerEnd) };
 }
 
@@ -304,7 +316,8 @@ function bundleExists(file: string): boolean {
   const fd = fs.openSync(file, 'r');
   try {
     const prefix = Buffer.alloc(PREFIX_BYTES);
-    if (fs.readSync(fd, prefix, 0, PREFIX_BYTES, 0) < PREFIX_BYTES || !prefix.subarray(0, MAGIC.length).equals(MAGIC)) return false;
+    if (fs.readSync(fd, prefix, 0, PREFIX_BYTES, 0) < PREFIX_BYTES || !prefix.subarray(0, MAGIC.length).equals(MAGIC))
+      return false;
     const json = Buffer.alloc(Math.min(prefix.readUInt32LE(12), 1 << 20));
     fs.readSync(fd, json, 0, json.length, PREFIX_BYTES);
     const bundle = (JSON.parse(json.toString('utf8')) as Partial<CacheHeader>).bundle;

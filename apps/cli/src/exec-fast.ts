@@ -36,7 +36,15 @@ const VALUES: Record<string, 'name' | 'env' | 'workdir'> = {
 export function parseFastExec(args: string[]): ExecArgs | undefined {
   const end = args.indexOf('--');
   if (end < 0) return undefined;
-  const parsed: ExecArgs = { debug: false, quiet: false, name: 'default', interactive: false, tty: false, stream: false, '--': args.slice(end + 1) };
+  const parsed: ExecArgs = {
+    debug: false,
+    quiet: false,
+    name: 'default',
+    interactive: false,
+    tty: false,
+    stream: false,
+    '--': args.slice(end + 1),
+  };
   const words: string[] = [];
   for (let i = 0; i < end; i++) {
     const arg = args[i];

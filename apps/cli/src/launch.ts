@@ -55,6 +55,9 @@ export function launch(options: LaunchOptions): void {
     return loaded.exports;
   };
   // Any exec the fast path declines (help, unusual flags) goes to the CLI, as every other command.
-  const fast = command === 'machine exec' && options.fastExec !== undefined && (load(options.fastExec) as typeof FastExec).runFastExec(args);
+  const fast =
+    command === 'machine exec' &&
+    options.fastExec !== undefined &&
+    (load(options.fastExec) as typeof FastExec).runFastExec(args);
   if (!fast) (load(options.bundle, options.source) as CliBundle).runCli();
 }

@@ -16,7 +16,12 @@ export async function main(argv: string[]): Promise<number> {
   let parser = yargs(argv)
     .scriptName('smolvm')
     .usage('smolvm <command> [options]\n\nBuild and run portable, self-contained micro-VMs. No daemon, no Docker.')
-    .option('debug', { type: 'boolean', default: false, global: true, describe: 'Show stack traces and diagnostic notes on errors' })
+    .option('debug', {
+      type: 'boolean',
+      default: false,
+      global: true,
+      describe: 'Show stack traces and diagnostic notes on errors',
+    })
     .option('quiet', { type: 'boolean', default: false, global: true, describe: 'Print no progress output' })
     .strict()
     .recommendCommands()

@@ -19,8 +19,22 @@ import '@smolvm/drivers/early-start';
 
 const MAX_RECIPES = 32;
 /** Environment that cannot change which VM a run starts. */
-const IRRELEVANT_ENV = new Set(['SMOLVM_TIMINGS', 'SMOLVM_NO_TCG_WARNING', 'SMOLVM_NO_CODE_CACHE', 'SMOLVM_NO_EARLY_START', 'SMOLVM_NODE_EXTRA_CA_CERTS']);
-const RELEVANT_ENV = ['PATH', 'HOME', 'TMPDIR', 'XDG_RUNTIME_DIR', 'XDG_CACHE_HOME', 'XDG_DATA_HOME', 'XDG_CONFIG_HOME'];
+const IRRELEVANT_ENV = new Set([
+  'SMOLVM_TIMINGS',
+  'SMOLVM_NO_TCG_WARNING',
+  'SMOLVM_NO_CODE_CACHE',
+  'SMOLVM_NO_EARLY_START',
+  'SMOLVM_NODE_EXTRA_CA_CERTS',
+]);
+const RELEVANT_ENV = [
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'XDG_RUNTIME_DIR',
+  'XDG_CACHE_HOME',
+  'XDG_DATA_HOME',
+  'XDG_CONFIG_HOME',
+];
 
 /** What the loader hands the CLI (a global: the two are separate bundles). */
 interface Handoff {
@@ -44,7 +58,11 @@ export function invocationKey(args: string[], cwd: string, env: NodeJS.ProcessEn
     // No bundle: the key still names the invocation.
   }
   const words = end < 0 ? args : args.slice(0, end);
-  return crypto.createHash('sha256').update(JSON.stringify([bundle, bundleId, words, cwd, vars])).digest('hex').slice(0, 32);
+  return crypto
+    .createHash('sha256')
+    .update(JSON.stringify([bundle, bundleId, words, cwd, vars]))
+    .digest('hex')
+    .slice(0, 32);
 }
 
 export function recipeFile(cacheDir: string, key: string): string {
@@ -69,7 +87,12 @@ function readOwn(file: string, cacheDir: string): string | undefined {
  * Loader side: starts the restore the recipe for this invocation describes, if there is one.
  * Never throws; whatever it starts is ended when the process exits unless the CLI took it over.
  */
-export function prestartFor(args: string[], cacheDir: string, bundle: string, env: NodeJS.ProcessEnv = process.env): void {
+export function prestartFor(
+  args: string[],
+  cacheDir: string,
+  bundle: string,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
   const handoff: Handoff = {};
   (globalThis as Record<symbol, unknown>)[HANDOFF] = handoff;
   if (env.SMOLVM_NO_EARLY_START === '1') return;
@@ -98,7 +121,13 @@ export function takePrestarted(): PrestartedRun | undefined {
 }
 
 /** CLI side: keeps the recipe of this run's restore for the next identical invocation. */
-export function keepRecipe(args: string[], cacheDir: string, bundle: string, recipe: RunRecipe, env: NodeJS.ProcessEnv = process.env): void {
+export function keepRecipe(
+  args: string[],
+  cacheDir: string,
+  bundle: string,
+  recipe: RunRecipe,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
   const text = JSON.stringify(recipe) + '\n';
   const handoff = (globalThis as Record<symbol, Handoff | undefined>)[HANDOFF];
   if (handoff?.text !== undefined && sameButRunDir(handoff.text, text)) return;
@@ -134,7 +163,10 @@ function evictOldRecipes(dir: string): void {
   const files = fs
     .readdirSync(dir)
     .filter((n) => n.endsWith('.json'))
-    .map((n) => ({ file: path.join(dir, n), mtime: fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
+    .map((n) => ({
+      file: path.join(dir, n),
+      mtime: fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.mtimeMs ?? 0,
+    }))
     .sort((a, b) => b.mtime - a.mtime);
   for (const { file } of files.slice(MAX_RECIPES)) fs.rmSync(file, { force: true });
 }

@@ -14,7 +14,9 @@ export function agentBundlePath(): string {
   if (shipped) return shipped.path('agent.js');
   const bundle = path.join(__dirname, 'guest', 'agent.js');
   if (!fs.existsSync(bundle)) {
-    throw new NotFoundError(`the guest agent bundle is missing (${bundle})`, { remedy: 'rebuild smolvm: npx nx build cli' });
+    throw new NotFoundError(`the guest agent bundle is missing (${bundle})`, {
+      remedy: 'rebuild smolvm: npx nx build cli',
+    });
   }
   return bundle;
 }

@@ -22,7 +22,9 @@ export const STUB_EXECUTABLE = 'smolvm-stub';
 export function locateStubExecutable(): StubExecutable {
   // The single file: only beside itself (a place as trusted as the executable). A checkout:
   // apps/pack-stub/dist, seen from apps/cli/dist.
-  const native = isSingleExecutable() ? path.join(path.dirname(process.execPath), STUB_EXECUTABLE) : path.join(__dirname, '..', '..', 'pack-stub', 'dist', STUB_EXECUTABLE);
+  const native = isSingleExecutable()
+    ? path.join(path.dirname(process.execPath), STUB_EXECUTABLE)
+    : path.join(__dirname, '..', '..', 'pack-stub', 'dist', STUB_EXECUTABLE);
   if (fs.existsSync(native)) return { path: native, kind: 'native' };
   if (isSingleExecutable()) {
     throw new NotFoundError(`the packed executable's stub ${STUB_EXECUTABLE} is not beside ${process.execPath}`, {
@@ -30,7 +32,10 @@ export function locateStubExecutable(): StubExecutable {
     });
   }
   const bundle = path.join(__dirname, 'stub', 'stub.js');
-  if (!fs.existsSync(bundle)) throw new NotFoundError(`the packed executable's stub is missing (${bundle})`, { remedy: 'rebuild smolvm: npx nx build cli' });
+  if (!fs.existsSync(bundle))
+    throw new NotFoundError(`the packed executable's stub is missing (${bundle})`, {
+      remedy: 'rebuild smolvm: npx nx build cli',
+    });
   return { path: bundle, kind: 'node-script' };
 }
 
@@ -50,7 +55,7 @@ export function stubPrefix(stub: StubExecutable, singleFile: boolean): Buffer {
   if (!singleFile) return Buffer.from(`#!/usr/bin/env node\n${script}`);
   const loader = [
     "const fs=require('fs'),M=require('module'),f=process.argv[1];",
-    "const b=fs.readFileSync(f),e=b.indexOf(" + JSON.stringify(SCRIPT_END_MARKER) + ");",
+    'const b=fs.readFileSync(f),e=b.indexOf(' + JSON.stringify(SCRIPT_END_MARKER) + ');',
     'const m=new M(f,null);m.filename=f;m.paths=M._nodeModulePaths(require("path").dirname(f));',
     "m._compile(b.subarray(b.indexOf('\\n',b.indexOf('\\n')+1)+1,e).toString('utf8'),f);",
   ].join('');

@@ -43,11 +43,21 @@ describe('without a base', () => {
 
   it('a bare run or create fails with one line saying how to get a base, and creates nothing', () => {
     // Another user's home: no set-up ran there, so no base was built (and no busybox fallback).
-    const noBase = { SMOLVM_HOME: path.join(empty, 'home'), HOME: empty, XDG_CACHE_HOME: path.join(empty, 'cache'), SMOLVM_KERNEL: '/nonexistent' };
-    for (const args of [['machine', 'run', '--', 'true'], ['machine', 'create', 'x']]) {
+    const noBase = {
+      SMOLVM_HOME: path.join(empty, 'home'),
+      HOME: empty,
+      XDG_CACHE_HOME: path.join(empty, 'cache'),
+      SMOLVM_KERNEL: '/nonexistent',
+    };
+    for (const args of [
+      ['machine', 'run', '--', 'true'],
+      ['machine', 'create', 'x'],
+    ]) {
       const r = cli(args, noBase);
       expect(r.status).toBe(1);
-      expect(r.stderr).toMatch(/^error: no base image for bare VMs: the Debian base is built by tools\/setup.*run tools\/setup.*base_image = "IMAGE".*SMOLVM_BASE_IMAGE=IMAGE.*\n$/);
+      expect(r.stderr).toMatch(
+        /^error: no base image for bare VMs: the Debian base is built by tools\/setup.*run tools\/setup.*base_image = "IMAGE".*SMOLVM_BASE_IMAGE=IMAGE.*\n$/,
+      );
       expect(r.stderr.split('\n')).toHaveLength(2);
     }
     expect(fs.existsSync(path.join(empty, 'home', 'data', 'machines', 'x'))).toBe(false);
@@ -65,13 +75,35 @@ describe('without a base', () => {
 
 describe('a bare persistent machine on the Debian base', () => {
   it('apt-get installs from a local repository, and what it installs persists across stop/start with a tool in /usr/local/bin', async () => {
-    const created = cli(['machine', 'create', 'dev', '--cpus', '1', '--memory', '512', '--storage', '1', '--overlay', '1', '--allow-cidr', '127.0.0.1/32']);
+    const created = cli([
+      'machine',
+      'create',
+      'dev',
+      '--cpus',
+      '1',
+      '--memory',
+      '512',
+      '--storage',
+      '1',
+      '--overlay',
+      '1',
+      '--allow-cidr',
+      '127.0.0.1/32',
+    ]);
     expect(created.stderr).toMatch(/created machine "dev" \(smolvm\.internal\/base:debian-bookworm-[0-9a-f]+,/);
     expect(created.status).toBe(0);
     // The base is an image of the store: listed, and the machine is pinned to its digest.
     expect(cli(['image', 'ls']).stdout).toMatch(/smolvm\.internal\/base:debian-bookworm-[0-9a-f]+ +linux\//);
-    const images = JSON.parse(cli(['machine', 'images', '--name', 'dev', '--json']).stdout) as Array<{ image: string; digest: string; inStore: boolean }>;
-    expect(images[0]).toMatchObject({ image: expect.stringMatching(/^smolvm\.internal\/base:/), digest: expect.stringMatching(/^sha256:/), inStore: true });
+    const images = JSON.parse(cli(['machine', 'images', '--name', 'dev', '--json']).stdout) as Array<{
+      image: string;
+      digest: string;
+      inStore: boolean;
+    }>;
+    expect(images[0]).toMatchObject({
+      image: expect.stringMatching(/^smolvm\.internal\/base:/),
+      digest: expect.stringMatching(/^sha256:/),
+      inStore: true,
+    });
     expect(cli(['machine', 'start', '--name', 'dev']).status).toBe(0);
 
     const fhs = exec('dev', 'cat /etc/debian_version; test -d /usr/local/bin && echo fhs; command -v apt-get');
@@ -116,7 +148,19 @@ describe('machine run on the Debian base', () => {
       pty.kill();
     }
     // The shell's run saved the bare shape's snapshot with the Debian root in it; this one restores it.
-    const again = cli(['machine', 'run', '--cpus', '1', '--memory', '256', '--debug', '--', '/bin/sh', '-c', 'test -e /etc/scratch || echo fresh; apt-get --version | head -n1']);
+    const again = cli([
+      'machine',
+      'run',
+      '--cpus',
+      '1',
+      '--memory',
+      '256',
+      '--debug',
+      '--',
+      '/bin/sh',
+      '-c',
+      'test -e /etc/scratch || echo fresh; apt-get --version | head -n1',
+    ]);
     expect(again.stdout).toMatch(/^fresh\napt \d/);
     expect(again.stderr).toBe('');
     expect(again.status).toBe(0);

@@ -33,7 +33,10 @@ describe('the code cache', () => {
     expect([first.status, first.stdout, first.stderr]).toEqual([0, `${version}\n`, '']);
     const file = onlyCacheFile();
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
-    expect(readCacheFile(file).header).toMatchObject({ bundle: path.join(path.dirname(CLI), 'smolvm-main.js'), commands: ['--version'] });
+    expect(readCacheFile(file).header).toMatchObject({
+      bundle: path.join(path.dirname(CLI), 'smolvm-main.js'),
+      commands: ['--version'],
+    });
     const inode = fs.statSync(file).ino;
 
     const again = smolvm(['--debug', '--version'], env);
@@ -54,7 +57,9 @@ describe('the code cache', () => {
     fs.writeFileSync(file, 'garbage');
     const debug = smolvm(['--debug', 'machine', 'ls'], env);
     expect(debug.status).toBe(0);
-    expect(debug.stderr).toMatch(/^smolvm: note: code cache: .*\.v8cache is unusable \(not a smolvm code cache\); it will be rewritten\nno machines yet/);
+    expect(debug.stderr).toMatch(
+      /^smolvm: note: code cache: .*\.v8cache is unusable \(not a smolvm code cache\); it will be rewritten\nno machines yet/,
+    );
     expect(readCacheFile(file).header.commands).toEqual(['machine ls']);
   });
 
@@ -72,7 +77,14 @@ describe('the code cache', () => {
 
   // Twelve node processes at once: seconds on a loaded 2-core host, hence the test's time limit.
   it('processes starting and writing at once all run, and leave one valid file', async () => {
-    const commands = [['--version'], ['--help'], ['machine', 'ls'], ['image', 'ls'], ['machine', '--help'], ['image', '--help']];
+    const commands = [
+      ['--version'],
+      ['--help'],
+      ['machine', 'ls'],
+      ['image', 'ls'],
+      ['machine', '--help'],
+      ['image', '--help'],
+    ];
     // Round 1: no cache yet, every process writes one. Round 2: they read while others write.
     for (let round = 0; round < 2; round++) {
       const results = await Promise.all(commands.map((args) => smolvmAsync(args, env)));
@@ -105,7 +117,9 @@ process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSO
     );
     const r = smolvm(args, { ...env, NODE_OPTIONS: `--require ${preload}` });
     expect(r.status).toBe(status);
-    return (JSON.parse(fs.readFileSync(out, 'utf8')) as string[]).filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length));
+    return (JSON.parse(fs.readFileSync(out, 'utf8')) as string[])
+      .filter((m) => m.startsWith('NativeModule '))
+      .map((m) => m.slice('NativeModule '.length));
   }
 
   // (net is Node's own doing when stdout is a pipe, as here.)
@@ -121,7 +135,7 @@ process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSO
     for (const name of ['http', 'http2', 'tls']) expect(loaded).not.toContain(name);
   });
 
-  it('machine exec runs from its own small bundle (src/exec-fast.ts), with the CLI\'s own error line', () => {
+  it("machine exec runs from its own small bundle (src/exec-fast.ts), with the CLI's own error line", () => {
     const args = ['machine', 'exec', '--name', 'missing-machine', '--', 'true'];
     const loaded = builtinsLoadedBy(args, 1);
     for (const name of ['crypto', 'child_process', 'http', 'http2', 'tls']) expect(loaded).not.toContain(name);
@@ -130,7 +144,11 @@ process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSO
     expect(fast.stderr).not.toMatch(/smolvm-main\.js/);
     // The same line and exit code as the full CLI, which takes any form the fast path declines.
     const quick = smolvm(args, env);
-    expect([quick.status, quick.stdout, quick.stderr]).toEqual([1, '', 'error: machine "missing-machine" does not exist; see existing machines with `smolvm machine ls`\n']);
+    expect([quick.status, quick.stdout, quick.stderr]).toEqual([
+      1,
+      '',
+      'error: machine "missing-machine" does not exist; see existing machines with `smolvm machine ls`\n',
+    ]);
     const viaCli = smolvm(['machine', 'exec', '--name', 'missing-machine', '--no-tty', '--', 'true'], env);
     expect([viaCli.status, viaCli.stdout, viaCli.stderr]).toEqual([quick.status, quick.stdout, quick.stderr]);
   });
@@ -147,8 +165,14 @@ describe('NODE_EXTRA_CA_CERTS (see libs/common/src/ca-certs.ts)', () => {
 
     const out = path.join(home, 'env.json');
     const preload = path.join(home, 'preload.js');
-    fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify([process.env.NODE_EXTRA_CA_CERTS ?? null, process.env.SMOLVM_NODE_EXTRA_CA_CERTS ?? null])));\n`);
-    const direct = spawnSync(CLI, ['--version'], { env: { ...process.env, ...env, NODE_EXTRA_CA_CERTS: missing(), NODE_OPTIONS: `--require ${preload}` }, encoding: 'utf8' });
+    fs.writeFileSync(
+      preload,
+      `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify([process.env.NODE_EXTRA_CA_CERTS ?? null, process.env.SMOLVM_NODE_EXTRA_CA_CERTS ?? null])));\n`,
+    );
+    const direct = spawnSync(CLI, ['--version'], {
+      env: { ...process.env, ...env, NODE_EXTRA_CA_CERTS: missing(), NODE_OPTIONS: `--require ${preload}` },
+      encoding: 'utf8',
+    });
     expect([direct.status, direct.stdout, direct.stderr]).toEqual([0, `${version}\n`, '']);
     expect(JSON.parse(fs.readFileSync(out, 'utf8'))).toEqual([missing(), null]);
   });
@@ -156,9 +180,15 @@ describe('NODE_EXTRA_CA_CERTS (see libs/common/src/ca-certs.ts)', () => {
   it('without it set, the executable leaves the environment without it', () => {
     const out = path.join(home, 'env.json');
     const preload = path.join(home, 'preload.js');
-    fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(process.env).filter((k) => k.includes('EXTRA_CA')))));\n`);
+    fs.writeFileSync(
+      preload,
+      `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(process.env).filter((k) => k.includes('EXTRA_CA')))));\n`,
+    );
     const { NODE_EXTRA_CA_CERTS: _drop, ...without } = process.env;
-    const direct = spawnSync(CLI, ['--version'], { env: { ...without, ...env, NODE_OPTIONS: `--require ${preload}` }, encoding: 'utf8' });
+    const direct = spawnSync(CLI, ['--version'], {
+      env: { ...without, ...env, NODE_OPTIONS: `--require ${preload}` },
+      encoding: 'utf8',
+    });
     expect(direct.status).toBe(0);
     expect(JSON.parse(fs.readFileSync(out, 'utf8'))).toEqual([]);
   });

@@ -3,7 +3,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cacheFileFor, cacheKey, commandOf, loadBundle, readCacheFile, writeCacheFile, type LoadOptions } from '../src/code-cache';
+import {
+  cacheFileFor,
+  cacheKey,
+  commandOf,
+  loadBundle,
+  readCacheFile,
+  writeCacheFile,
+  type LoadOptions,
+} from '../src/code-cache';
 
 let tmp: string;
 let cacheDir: string;
@@ -44,7 +52,11 @@ describe('loadBundle', () => {
     expect(fs.existsSync(cacheFile())).toBe(false);
     expect(first.flush(0)).toBe(true);
     const written = readCacheFile(cacheFile());
-    expect(written.header).toEqual({ key: cacheKey(bundle, fs.statSync(bundle, { bigint: true })), bundle, commands: ['machine ls'] });
+    expect(written.header).toEqual({
+      key: cacheKey(bundle, fs.statSync(bundle, { bigint: true })),
+      bundle,
+      commands: ['machine ls'],
+    });
     expect(written.data.length).toBeGreaterThan(0);
     // Owner-only: the cache is code this user runs.
     expect(fs.statSync(cacheFile()).mode & 0o777).toBe(0o600);
@@ -57,7 +69,8 @@ describe('loadBundle', () => {
 
   it("an embedded bundle (the single file's asset) is keyed by the file that carries it", () => {
     // `bundle` plays the executable: its bytes are not the source, its identity keys the cache.
-    const source = () => `"use strict";\n// ${process.pid}-${generation++}-embedded\nexports.answer = () => 7;\nexports.file = __filename;\n`;
+    const source = () =>
+      `"use strict";\n// ${process.pid}-${generation++}-embedded\nexports.answer = () => 7;\nexports.file = __filename;\n`;
     const text = source();
     const first = load('machine ls', { source: () => text });
     expect([first.status, first.answer, (first.exports as { file: string }).file]).toEqual(['missing', 7, bundle]);
@@ -67,7 +80,10 @@ describe('loadBundle', () => {
     writeBundle(1);
     expect(load('machine ls', { source: () => text })).toMatchObject({ status: 'stale', answer: 7 });
     // Without a cache dir, the source is compiled all the same.
-    expect(load('machine ls', { source: () => text, cacheDir: undefined })).toMatchObject({ status: 'disabled', answer: 7 });
+    expect(load('machine ls', { source: () => text, cacheDir: undefined })).toMatchObject({
+      status: 'disabled',
+      answer: 7,
+    });
   });
 
   it('rewrites a usable cache only for a command that has not contributed yet and succeeded', () => {
@@ -94,7 +110,10 @@ describe('loadBundle', () => {
     const changed = load();
     expect([changed.status, changed.answer]).toEqual(['stale', 7]);
     expect(changed.flush(1)).toBe(true);
-    expect(readCacheFile(cacheFile()).header).toMatchObject({ key: cacheKey(bundle, fs.statSync(bundle, { bigint: true })), commands: [] });
+    expect(readCacheFile(cacheFile()).header).toMatchObject({
+      key: cacheKey(bundle, fs.statSync(bundle, { bigint: true })),
+      commands: [],
+    });
     expect(load().status).toBe('used');
     expect(notes).toEqual([]);
   });
@@ -129,7 +148,9 @@ describe('loadBundle', () => {
     fs.writeFileSync(cacheFile(), Buffer.isBuffer(damaged) ? damaged : bytes);
     const next = load();
     expect([next.status, next.answer]).toEqual(['unusable', 42]);
-    expect(notes).toEqual([expect.stringMatching(/is unusable \((checksum mismatch|not a smolvm code cache)\); it will be rewritten$/)]);
+    expect(notes).toEqual([
+      expect.stringMatching(/is unusable \((checksum mismatch|not a smolvm code cache)\); it will be rewritten$/),
+    ]);
     expect(next.flush(0)).toBe(true);
     expect(readCacheFile(cacheFile()).header.commands).toEqual(['machine ls']);
   });
@@ -141,7 +162,11 @@ describe('loadBundle', () => {
     const otherLoaded = loadBundle({ bundle: other, cacheDir: path.join(tmp, 'other-cache'), command: 'x' });
     otherLoaded.flush(0);
     const foreign = readCacheFile(cacheFileFor(path.join(tmp, 'other-cache'), other)).data;
-    writeCacheFile(cacheFile(), { key: cacheKey(bundle, fs.statSync(bundle, { bigint: true })), bundle, commands: ['machine ls'] }, foreign);
+    writeCacheFile(
+      cacheFile(),
+      { key: cacheKey(bundle, fs.statSync(bundle, { bigint: true })), bundle, commands: ['machine ls'] },
+      foreign,
+    );
     const rejected = load();
     expect([rejected.status, rejected.answer]).toEqual(['rejected', 42]);
     expect(notes).toEqual([expect.stringMatching(/was rejected by V8; it will be rewritten$/)]);

@@ -18,7 +18,17 @@ async function viaCli(args: string[]): Promise<Partial<ExecArgs>> {
 }
 
 function pick(a: ExecArgs): Partial<ExecArgs> {
-  return { debug: a.debug, quiet: a.quiet, name: a.name, interactive: a.interactive, tty: a.tty, stream: a.stream, env: a.env, workdir: a.workdir, '--': (a['--'] ?? []).map(String) };
+  return {
+    debug: a.debug,
+    quiet: a.quiet,
+    name: a.name,
+    interactive: a.interactive,
+    tty: a.tty,
+    stream: a.stream,
+    env: a.env,
+    workdir: a.workdir,
+    '--': (a['--'] ?? []).map(String),
+  };
 }
 
 const taken: string[][] = [

@@ -31,7 +31,23 @@ describe('command table', () => {
     const r = smolvm(['machine', '--help']);
     expect(r.status).toBe(0);
     const listed = [...r.stdout.matchAll(/^ {2}smolvm machine (\S+)/gm)].map((m) => m[1]).sort();
-    expect(listed).toEqual(['cp', 'create', 'delete', 'exec', 'fork', 'images', 'ls', 'monitor', 'prune', 'resize', 'run', 'snapshot', 'start', 'status', 'stop']);
+    expect(listed).toEqual([
+      'cp',
+      'create',
+      'delete',
+      'exec',
+      'fork',
+      'images',
+      'ls',
+      'monitor',
+      'prune',
+      'resize',
+      'run',
+      'snapshot',
+      'start',
+      'status',
+      'stop',
+    ]);
   });
 
   it('an unknown subcommand or option is a usage error pointing at the right help', () => {

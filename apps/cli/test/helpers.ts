@@ -62,7 +62,10 @@ export function shellWords(argv: string[]): string {
 
 /** Runs the shell command line `cmd` under script(1), which gives it a real terminal (TERM=xterm). */
 export function startPty(cmd: string, env: NodeJS.ProcessEnv, waitMs = 150_000): PtySession {
-  const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('script', ['-qfec', cmd, '/dev/null'], {
+    env: { ...process.env, ...env, TERM: 'xterm' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -75,7 +78,8 @@ export function startPty(cmd: string, env: NodeJS.ProcessEnv, waitMs = 150_000):
     async waitFor(pattern, ms = waitMs) {
       const end = Date.now() + ms;
       while (!pattern.test(output)) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${pattern}; output so far: ${JSON.stringify(output.slice(-500))}`);
+        if (Date.now() > end)
+          throw new Error(`timed out waiting for ${pattern}; output so far: ${JSON.stringify(output.slice(-500))}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     },
@@ -123,17 +127,23 @@ export async function startBusyboxBase(): Promise<{ env: NodeJS.ProcessEnv; stop
  * busybox base image (SMOLVM_BASE_IMAGE; the scripts of most tests use busybox applets), or with
  * `base: 'debian'` on the Debian base tools/setup built, as users' bare VMs do.
  */
-export async function e2eSetup(prefix: string, images: Record<string, BuiltImage> = {}, options: { base?: 'busybox' | 'debian' } = {}): Promise<E2eSetup> {
+export async function e2eSetup(
+  prefix: string,
+  images: Record<string, BuiltImage> = {},
+  options: { base?: 'busybox' | 'debian' } = {},
+): Promise<E2eSetup> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const runtimeDir = path.join(home, 'run');
   fs.mkdirSync(runtimeDir, { mode: 0o700 });
   if ((options.base ?? 'busybox') === 'busybox') images = { ...images, [BUSYBOX_BASE]: busyboxBaseImage() };
-  const registry: RegistryFixture | undefined = Object.keys(images).length > 0 ? await startRegistry({ auth: 'none' }) : undefined;
+  const registry: RegistryFixture | undefined =
+    Object.keys(images).length > 0 ? await startRegistry({ auth: 'none' }) : undefined;
   const refs: Record<string, string> = {};
   if (registry) {
     const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
     try {
-      for (const [name, image] of Object.entries(images)) refs[name] = (await pushBuiltImage(client, `${registry.host}/${name}`, image)).reference;
+      for (const [name, image] of Object.entries(images))
+        refs[name] = (await pushBuiltImage(client, `${registry.host}/${name}`, image)).reference;
     } finally {
       await client.close();
     }
@@ -141,7 +151,12 @@ export async function e2eSetup(prefix: string, images: Record<string, BuiltImage
   return {
     home,
     runtimeDir,
-    env: { SMOLVM_HOME: home, XDG_RUNTIME_DIR: runtimeDir, SMOLVM_NO_TCG_WARNING: '1', ...(refs[BUSYBOX_BASE] ? { SMOLVM_BASE_IMAGE: refs[BUSYBOX_BASE] } : {}) },
+    env: {
+      SMOLVM_HOME: home,
+      XDG_RUNTIME_DIR: runtimeDir,
+      SMOLVM_NO_TCG_WARNING: '1',
+      ...(refs[BUSYBOX_BASE] ? { SMOLVM_BASE_IMAGE: refs[BUSYBOX_BASE] } : {}),
+    },
     refs,
     qemus: () => {
       const rows = spawnSync('ps', ['-eo', 'pid,ppid,stat,args'], { encoding: 'utf8' })

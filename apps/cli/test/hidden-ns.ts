@@ -23,7 +23,9 @@ export interface HiddenOptions {
 
 /** Every node on PATH (and the one running jest), to hide. */
 function nodes(): string[] {
-  const found = spawnSync('sh', ['-c', 'which -a node nodejs'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  const found = spawnSync('sh', ['-c', 'which -a node nodejs'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter(Boolean);
   return [...new Set([...found, process.execPath].map((p) => fs.realpathSync(p)))];
 }
 
@@ -52,7 +54,9 @@ export function hiddenCommand(scratch: string): (argv: string[], opts: HiddenOpt
       ...binds,
       'if node -e 0 2>/dev/null; then echo "node still runs" >&2; exit 97; fi',
       `if [ -n "$(ls -A ${CHECKOUT})" ]; then echo "checkout still visible" >&2; exit 98; fi`,
-      `exec ${as}env -i ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} "$@"`,
+      `exec ${as}env -i ${Object.entries(env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')} "$@"`,
     ].join('\n');
     return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...argv];
   };

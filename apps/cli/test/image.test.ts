@@ -17,7 +17,10 @@ let privateRef: string;
 let home: string;
 let env: NodeJS.ProcessEnv;
 
-async function push(registry: RegistryFixture, settings: Record<string, { username: string; password: string }> = {}): Promise<TestImages> {
+async function push(
+  registry: RegistryFixture,
+  settings: Record<string, { username: string; password: string }> = {},
+): Promise<TestImages> {
   const client = new RegistryClient({ config: RegistryConfig.fromSettings(settings) });
   try {
     return await pushTestImages(client, registry.host);
@@ -58,7 +61,13 @@ describe('smolvm image', () => {
 
     const listed = JSON.parse(smolvm(['image', 'ls', '--json'], env).stdout);
     expect(listed).toEqual([
-      { reference: images.feature.reference, platform: 'linux/amd64', manifestDigest: images.feature.manifestDigest, size: expect.any(Number), pulledAt: expect.any(String) },
+      {
+        reference: images.feature.reference,
+        platform: 'linux/amd64',
+        manifestDigest: images.feature.manifestDigest,
+        size: expect.any(Number),
+        pulledAt: expect.any(String),
+      },
     ]);
     const table = smolvm(['image', 'ls'], env).stdout.split('\n');
     expect(table[0]).toMatch(/^REFERENCE\s+PLATFORM\s+DIGEST\s+SIZE\s+PULLED$/);
@@ -68,7 +77,11 @@ describe('smolvm image', () => {
   it('pull shows a byte progress bar on a terminal', () => {
     // `script` gives the CLI a pseudo-terminal, as a user's shell would.
     const cmd = `${process.execPath} ${CLI} image pull -I ${images.dockerFormat.reference}`;
-    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/pulling .*\d+% \| [\d.]+ [KM]?B \/ [\d.]+ [KM]?B \| [\d.]+ [KM]?B\/s \| ETA/);
     expect(r.stdout).toContain(`${images.dockerFormat.reference}@${images.dockerFormat.manifestDigest}`);
@@ -108,13 +121,21 @@ describe('smolvm image', () => {
     expect(fs.readdirSync(path.join(home, 'cache', 'oci', 'erofs', 'sha256'))).toEqual([]);
     const again = smolvm(['image', 'rm', '-I', images.feature.reference], env);
     expect(again.status).toBe(1);
-    expect(again.stderr).toMatch(/^error: image .* is not in the local store; list local images with 'smolvm image ls'\n$/);
+    expect(again.stderr).toMatch(
+      /^error: image .* is not in the local store; list local images with 'smolvm image ls'\n$/,
+    );
   });
 
   it('prune --dry-run --json reports without deleting', () => {
     const r = smolvm(['image', 'prune', '--dry-run', '--json'], env);
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ removedBlobs: [], removedErofs: [], removedTemp: 0, freedBytes: 0, dryRun: true });
+    expect(JSON.parse(r.stdout)).toEqual({
+      removedBlobs: [],
+      removedErofs: [],
+      removedTemp: 0,
+      freedBytes: 0,
+      dryRun: true,
+    });
   });
 });
 
@@ -122,7 +143,9 @@ describe('registry credentials', () => {
   it('a private registry without credentials fails with a pointer to `config registries edit`', () => {
     const r = smolvm(['image', 'pull', '-I', privateRef], env);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^error: authentication (required|failed) for 127\.0\.0\.1:\d+.*smolvm config registries edit/);
+    expect(r.stderr).toMatch(
+      /^error: authentication (required|failed) for 127\.0\.0\.1:\d+.*smolvm config registries edit/,
+    );
   });
 
   it('config registries edit creates the file 0600, validates it, and the credentials work', () => {
@@ -142,7 +165,9 @@ describe('registry credentials', () => {
     const editor = writeEditor(`[registries."${basic.host}"]\nusername = "u"\npasword = "typo"`);
     const r = smolvm(['config', 'registries', 'edit'], { ...env, EDITOR: editor, VISUAL: '' });
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(new RegExp(`^error: ${path.join(home, 'config', 'registries.toml').replace(/[.]/g, '\\.')}:3: .*pasword`));
+    expect(r.stderr).toMatch(
+      new RegExp(`^error: ${path.join(home, 'config', 'registries.toml').replace(/[.]/g, '\\.')}:3: .*pasword`),
+    );
   });
 
   it('a missing editor is a clear error', () => {

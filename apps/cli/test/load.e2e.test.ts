@@ -32,8 +32,12 @@ it(`${N} concurrent runs all succeed with their own output, and the snapshot sur
   const before = snapshots();
   expect(before).toHaveLength(1);
 
-  const results = await Promise.all(Array.from({ length: N }, (_, i) => smolvmAsync([...RUN, 'echo', `r${i}`], setup.env)));
-  const wrong = results.map((r, i) => ({ i, ...r })).filter((r) => r.status !== 0 || r.stdout !== `r${r.i}\n` || r.stderr !== '');
+  const results = await Promise.all(
+    Array.from({ length: N }, (_, i) => smolvmAsync([...RUN, 'echo', `r${i}`], setup.env)),
+  );
+  const wrong = results
+    .map((r, i) => ({ i, ...r }))
+    .filter((r) => r.status !== 0 || r.stdout !== `r${r.i}\n` || r.stderr !== '');
   expect(wrong).toEqual([]);
   expect(snapshots()).toEqual(before);
   expect(setup.qemus()).toEqual([]);

@@ -46,7 +46,10 @@ describe('machine ls / status (read the store)', () => {
     await store.create({ name: 'bare' });
     const me = currentProcessIdentity();
     const socket = await fakeSupervisor();
-    await store.update('web', (r) => ({ ...r, runtime: { pid: me.pid, startTime: me.startTime, socket, startedAt: new Date().toISOString() } }));
+    await store.update('web', (r) => ({
+      ...r,
+      runtime: { pid: me.pid, startTime: me.startTime, socket, startedAt: new Date().toISOString() },
+    }));
 
     const table = await smolvmAsync(['machine', 'ls'], env);
     expect(table.status).toBe(0);
@@ -57,8 +60,30 @@ describe('machine ls / status (read the store)', () => {
 
     const json = JSON.parse((await smolvmAsync(['machine', 'ls', '--json'], env)).stdout);
     expect(json).toEqual([
-      { name: 'bare', state: 'created', image: null, cpus: 4, memoryMiB: 8192, storageGiB: 20, overlayGiB: 2, net: false, ephemeral: false, createdAt: expect.any(String) },
-      { name: 'web', state: 'running', image: 'docker.io/library/alpine:latest', cpus: 2, memoryMiB: 1024, storageGiB: 20, overlayGiB: 2, net: false, ephemeral: false, createdAt: expect.any(String) },
+      {
+        name: 'bare',
+        state: 'created',
+        image: null,
+        cpus: 4,
+        memoryMiB: 8192,
+        storageGiB: 20,
+        overlayGiB: 2,
+        net: false,
+        ephemeral: false,
+        createdAt: expect.any(String),
+      },
+      {
+        name: 'web',
+        state: 'running',
+        image: 'docker.io/library/alpine:latest',
+        cpus: 2,
+        memoryMiB: 1024,
+        storageGiB: 20,
+        overlayGiB: 2,
+        net: false,
+        ephemeral: false,
+        createdAt: expect.any(String),
+      },
     ]);
   });
 
@@ -76,17 +101,31 @@ describe('machine ls / status (read the store)', () => {
     await store.create({ name: 'default' });
     expect(smolvm(['machine', 'status'], env).stdout).toMatch(/^state:\s+created$/m);
 
-    await store.update('default', (r) => ({ ...r, runtime: { pid: 2 ** 22 + 7, startTime: 1, socket: '/x', startedAt: new Date().toISOString() } }));
+    await store.update('default', (r) => ({
+      ...r,
+      runtime: { pid: 2 ** 22 + 7, startTime: 1, socket: '/x', startedAt: new Date().toISOString() },
+    }));
     const stopped = JSON.parse(smolvm(['machine', 'status', '--json'], env).stdout);
     expect(stopped.state).toBe('stopped');
 
     // A live supervisor whose socket does not answer: the truth is "unreachable", not "running".
     const me = currentProcessIdentity();
-    await store.update('default', (r) => ({ ...r, runtime: { pid: me.pid, startTime: me.startTime, socket: path.join(home, 'nobody.sock'), startedAt: new Date().toISOString() } }));
+    await store.update('default', (r) => ({
+      ...r,
+      runtime: {
+        pid: me.pid,
+        startTime: me.startTime,
+        socket: path.join(home, 'nobody.sock'),
+        startedAt: new Date().toISOString(),
+      },
+    }));
     expect(JSON.parse(smolvm(['machine', 'status', '-n', 'default', '--json'], env).stdout).state).toBe('unreachable');
 
     const socket = await fakeSupervisor();
-    await store.update('default', (r) => ({ ...r, runtime: { pid: me.pid, startTime: me.startTime, socket, startedAt: new Date().toISOString() } }));
+    await store.update('default', (r) => ({
+      ...r,
+      runtime: { pid: me.pid, startTime: me.startTime, socket, startedAt: new Date().toISOString() },
+    }));
     const running = JSON.parse((await smolvmAsync(['machine', 'status', '-n', 'default', '--json'], env)).stdout);
     expect(running).toMatchObject({ state: 'running', pingMs: expect.any(Number), supervisorPid: me.pid });
   });

@@ -26,17 +26,37 @@ function exec(name: string, script: string): CliResult {
 
 function lastStart(name: string): string | undefined {
   const log = fs.readFileSync(path.join(home, 'data', 'machines', name, 'supervisor.log'), 'utf8');
-  return /ready after \d+ ms \((restored|booted)/.exec(log.split('\n').filter((l) => l.includes(' ready after ')).pop() ?? '')?.[1];
+  return /ready after \d+ ms \((restored|booted)/.exec(
+    log
+      .split('\n')
+      .filter((l) => l.includes(' ready after '))
+      .pop() ?? '',
+  )?.[1];
 }
 
 /** The boot snapshots of machine shapes (they have disk slots). */
 function machineSnapshots(): string[] {
   const root = path.join(home, 'cache', 'vmsnap');
-  return fs.readdirSync(root).filter((n) => !n.startsWith('.') && fs.existsSync(path.join(root, n, 'overlay-slot.img'))).map((n) => path.join(root, n));
+  return fs
+    .readdirSync(root)
+    .filter((n) => !n.startsWith('.') && fs.existsSync(path.join(root, n, 'overlay-slot.img')))
+    .map((n) => path.join(root, n));
 }
 
 function hashFiles(dir: string): Record<string, string> {
-  return Object.fromEntries(fs.readdirSync(dir).sort().filter((f) => !f.endsWith('-slot.img') && f !== 'slot.img').map((f) => [f, crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex')]));
+  return Object.fromEntries(
+    fs
+      .readdirSync(dir)
+      .sort()
+      .filter((f) => !f.endsWith('-slot.img') && f !== 'slot.img')
+      .map((f) => [
+        f,
+        crypto
+          .createHash('sha256')
+          .update(fs.readFileSync(path.join(dir, f)))
+          .digest('hex'),
+      ]),
+  );
 }
 
 beforeAll(async () => {
@@ -61,13 +81,16 @@ describe('machines sharing a boot snapshot', () => {
 
     // The first machine's guest, as root: secrets on every kind of storage, a process left
     // running, 64 MiB of its RAM dirtied.
-    const a = exec('a', [
-      'echo secret-a > /etc/secret-a',
-      'echo secret-a > /workspace/secret-a',
-      'dd if=/dev/urandom of=/dev/shm/fill bs=1M count=64 2>/dev/null',
-      'setsid sleep 6001 </dev/null >/dev/null 2>&1 &',
-      'head -c 16 /dev/urandom | od -An -tx1 | tr -d " \\n"',
-    ].join('\n'));
+    const a = exec(
+      'a',
+      [
+        'echo secret-a > /etc/secret-a',
+        'echo secret-a > /workspace/secret-a',
+        'dd if=/dev/urandom of=/dev/shm/fill bs=1M count=64 2>/dev/null',
+        'setsid sleep 6001 </dev/null >/dev/null 2>&1 &',
+        'head -c 16 /dev/urandom | od -An -tx1 | tr -d " \\n"',
+      ].join('\n'),
+    );
     expect(a.stderr).toBe('');
     expect(a.status).toBe(0);
     const randomA = a.stdout;
@@ -79,7 +102,10 @@ describe('machines sharing a boot snapshot', () => {
     expect(cli(['machine', 'start', '--name', 'b']).status).toBe(0);
     expect(lastStart('b')).toBe('restored');
     expect(machineSnapshots()).toEqual([snapshot]);
-    const b = exec('b', 'hostname; ls /etc/secret-a /workspace/secret-a /dev/shm/fill 2>&1 | wc -l; ls /dev/shm | wc -l; ps -o args | grep -c "^sleep 6001"; date +%s; head -c 16 /dev/urandom | od -An -tx1 | tr -d " \\n"');
+    const b = exec(
+      'b',
+      'hostname; ls /etc/secret-a /workspace/secret-a /dev/shm/fill 2>&1 | wc -l; ls /dev/shm | wc -l; ps -o args | grep -c "^sleep 6001"; date +%s; head -c 16 /dev/urandom | od -An -tx1 | tr -d " \\n"',
+    );
     const [hostname, missing, shm, sleepers, clock, randomB] = b.stdout.split('\n');
     expect({ hostname, missing, shm, sleepers }).toEqual({ hostname: 'b', missing: '3', shm: '0', sleepers: '0' });
     // The clock is the host's, not the snapshot's; the RNG is reseeded for every restore.
@@ -97,7 +123,10 @@ describe('machines sharing a boot snapshot', () => {
     const size = fs.statSync(disk).size;
     const dev = 'for d in /sys/block/*; do [ "$(cat $d/serial 2>/dev/null)" = smolvm-storage ] && echo ${d##*/}; done';
     // 2 GiB into a 1 GiB disk: the guest's block layer allows it (the slot is larger), QEMU must not.
-    const r = exec('b', `dev=$(${dev}); dd if=/dev/zero of=/dev/$dev bs=4096 seek=524288 count=1 conv=fsync 2>/dev/null && echo written || echo refused`);
+    const r = exec(
+      'b',
+      `dev=$(${dev}); dd if=/dev/zero of=/dev/$dev bs=4096 seek=524288 count=1 conv=fsync 2>/dev/null && echo written || echo refused`,
+    );
     expect(r.stdout).toBe('refused\n');
     expect(fs.statSync(disk).size).toBe(size);
     expect(exec('b', 'echo still > /workspace/still && cat /workspace/still').stdout).toBe('still\n');
@@ -114,13 +143,17 @@ describe('machines sharing a boot snapshot', () => {
     fs.truncateSync(memory, size);
     const started = cli(['machine', 'start', '--name', 'b', '--debug']);
     expect(started.status).toBe(0);
-    expect(started.stderr).toMatch(/^smolvm: note: restoring the boot snapshot failed \(.*\): cold boot; the snapshot is dropped and rebuilt by the next start$/m);
+    expect(started.stderr).toMatch(
+      /^smolvm: note: restoring the boot snapshot failed \(.*\): cold boot; the snapshot is dropped and rebuilt by the next start$/m,
+    );
     expect(lastStart('b')).toBe('booted');
     expect(machineSnapshots()).toEqual([]);
     expect(exec('b', 'cat /workspace/kept').stdout).toBe('before-damage\n');
     expect(cli(['machine', 'stop', '--name', 'b']).status).toBe(0);
     const again = cli(['machine', 'start', '--name', 'b', '--debug']);
-    expect(again.stderr).toMatch(/^smolvm: note: no boot snapshot for this VM shape yet: cold boot to save one, then restore it$/m);
+    expect(again.stderr).toMatch(
+      /^smolvm: note: no boot snapshot for this VM shape yet: cold boot to save one, then restore it$/m,
+    );
     expect(lastStart('b')).toBe('restored');
     expect(exec('b', 'cat /workspace/kept').stdout).toBe('before-damage\n');
   });

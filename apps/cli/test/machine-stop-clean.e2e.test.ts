@@ -44,9 +44,17 @@ afterAll(async () => {
 });
 
 it('a stopped machine has clean disks, even with a writer running at the stop, and keeps what it wrote', () => {
-  expect(cli(['machine', 'create', 'clean', '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1']).status).toBe(0);
+  expect(
+    cli(['machine', 'create', 'clean', '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1']).status,
+  ).toBe(0);
   expect(cli(['machine', 'start', '--name', 'clean']).status).toBe(0);
-  const wrote = exec(['echo root > /etc/kept', 'echo workspace > /workspace/kept', 'setsid sh -c "while :; do echo x >> /workspace/busy; echo y >> /var/busy; done" </dev/null >/dev/null 2>&1 &'].join('\n'));
+  const wrote = exec(
+    [
+      'echo root > /etc/kept',
+      'echo workspace > /workspace/kept',
+      'setsid sh -c "while :; do echo x >> /workspace/busy; echo y >> /var/busy; done" </dev/null >/dev/null 2>&1 &',
+    ].join('\n'),
+  );
   expect(wrote.status).toBe(0);
   // Mounted and written: the journal is live.
   const dir = path.join(setup.home, 'data', 'machines', 'clean');
@@ -56,7 +64,9 @@ it('a stopped machine has clean disks, even with a writer running at the stop, a
   expect(needsRecovery(path.join(dir, 'storage.ext4'))).toBe(false);
 
   expect(cli(['machine', 'start', '--name', 'clean']).status).toBe(0);
-  const after = exec('cat /etc/kept /workspace/kept; test -s /workspace/busy && test -s /var/busy && echo busy; dmesg | grep -c "recovery complete"');
+  const after = exec(
+    'cat /etc/kept /workspace/kept; test -s /workspace/busy && test -s /var/busy && echo busy; dmesg | grep -c "recovery complete"',
+  );
   expect(after.stdout).toBe('root\nworkspace\nbusy\n0\n');
   expect(cli(['machine', 'stop', '--name', 'clean']).status).toBe(0);
 });

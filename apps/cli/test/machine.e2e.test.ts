@@ -39,14 +39,20 @@ function cliAsync(args: string[]): { done: Promise<CliResult>; pid: number } {
 /** `machine start`, warm or --cold as this file runs; checks the supervisor started it that way. */
 function start(name: string): CliResult {
   const r = cli(['machine', 'start', '--name', name, ...startFlags]);
-  if (r.status === 0 && !r.stderr.includes('already running')) expect(lastStart(name)).toBe(COLD ? 'booted' : 'restored');
+  if (r.status === 0 && !r.stderr.includes('already running'))
+    expect(lastStart(name)).toBe(COLD ? 'booted' : 'restored');
   return r;
 }
 
 /** How the machine's last start came up, from its supervisor log. */
 function lastStart(name: string): string | undefined {
   const log = fs.readFileSync(path.join(home, 'data', 'machines', name, 'supervisor.log'), 'utf8');
-  return /ready after \d+ ms \((restored|booted)/.exec(log.split('\n').filter((l) => l.includes(' ready after ')).pop() ?? '')?.[1];
+  return /ready after \d+ ms \((restored|booted)/.exec(
+    log
+      .split('\n')
+      .filter((l) => l.includes(' ready after '))
+      .pop() ?? '',
+  )?.[1];
 }
 
 function exec(name: string, script: string): CliResult {
@@ -78,7 +84,9 @@ function isAlive(pid: number): boolean {
 const sha = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 beforeAll(async () => {
-  setup = await e2eSetup(COLD ? 'smolvm-machine-cold-e2e-' : 'smolvm-machine-e2e-', { 'smolvm-test/feature:latest': featureImage() });
+  setup = await e2eSetup(COLD ? 'smolvm-machine-cold-e2e-' : 'smolvm-machine-e2e-', {
+    'smolvm-test/feature:latest': featureImage(),
+  });
   ({ home, env } = setup);
   imageRef = setup.refs['smolvm-test/feature:latest'];
 });
@@ -104,19 +112,34 @@ describe('machine create', () => {
     const ls = JSON.parse(cli(['machine', 'ls', '--json']).stdout) as Array<Record<string, unknown>>;
     // A bare machine is based on the base image bare VMs run on (here the busybox one e2eSetup names).
     expect(ls).toEqual([
-      { name: 'dev', state: 'created', image: env.SMOLVM_BASE_IMAGE, cpus: 1, memoryMiB: 256, storageGiB: 1, overlayGiB: 1, net: false, ephemeral: false, createdAt: expect.any(String) },
+      {
+        name: 'dev',
+        state: 'created',
+        image: env.SMOLVM_BASE_IMAGE,
+        cpus: 1,
+        memoryMiB: 256,
+        storageGiB: 1,
+        overlayGiB: 1,
+        net: false,
+        ephemeral: false,
+        createdAt: expect.any(String),
+      },
     ]);
   });
 
   it('refuses a taken name, a bad name, and exec on a machine that is not running', () => {
     const taken = cli(['machine', 'create', 'dev']);
     expect(taken.status).toBe(1);
-    expect(taken.stderr).toBe('error: machine "dev" already exists; choose another name, or delete it first with `smolvm machine delete dev`\n');
+    expect(taken.stderr).toBe(
+      'error: machine "dev" already exists; choose another name, or delete it first with `smolvm machine delete dev`\n',
+    );
     const bad = cli(['machine', 'create', 'Bad_Name']);
     expect(bad.status).toBe(2);
     const notRunning = exec('dev', 'true');
     expect(notRunning.status).toBe(1);
-    expect(notRunning.stderr).toBe('error: machine "dev" is not running; start it with `smolvm machine start --name dev`\n');
+    expect(notRunning.stderr).toBe(
+      'error: machine "dev" is not running; start it with `smolvm machine start --name dev`\n',
+    );
   });
 });
 
@@ -125,12 +148,18 @@ describe('a running machine', () => {
     expect(start('dev').status).toBe(0);
     const status = JSON.parse(cli(['machine', 'status', '--name', 'dev', '--json']).stdout);
     expect(status).toMatchObject({ name: 'dev', state: 'running', pingMs: expect.any(Number) });
-    const w = exec('dev', 'mkdir -p /usr/local/bin && cp /bin/busybox /usr/local/bin/busybox-copy && echo edited > /etc/marker && echo kept > /workspace/notes && echo gone > /tmp/scratch');
+    const w = exec(
+      'dev',
+      'mkdir -p /usr/local/bin && cp /bin/busybox /usr/local/bin/busybox-copy && echo edited > /etc/marker && echo kept > /workspace/notes && echo gone > /tmp/scratch',
+    );
     expect(w.stderr).toBe('');
     expect(w.status).toBe(0);
     const stop = cli(['machine', 'stop', '--name', 'dev']);
     expect(stop.status).toBe(0);
-    expect(JSON.parse(cli(['machine', 'status', '--name', 'dev', '--json']).stdout)).toMatchObject({ state: 'stopped', lastExit: { cause: 'stopped' } });
+    expect(JSON.parse(cli(['machine', 'status', '--name', 'dev', '--json']).stdout)).toMatchObject({
+      state: 'stopped',
+      lastExit: { cause: 'stopped' },
+    });
     expect(qemus()).toEqual([]);
     expect(start('dev').status).toBe(0);
     const r = exec('dev', 'busybox-copy echo installed; cat /etc/marker /workspace/notes; ls /tmp | wc -l');
@@ -142,7 +171,22 @@ describe('a running machine', () => {
     const missing = cli(['machine', 'exec', '--name', 'dev', '--', 'no-such-command']);
     expect(missing.status).toBe(127);
     expect(cli(['machine', 'exec', '--name', 'dev', '-i', '--', 'wc', '-c'], 'twelve bytes').stdout.trim()).toBe('12');
-    expect(cli(['machine', 'exec', '--name', 'dev', '-e', 'GREETING=hi', '-w', '/workspace', '--', '/bin/sh', '-c', 'echo $GREETING $(pwd)']).stdout).toBe('hi /workspace\n');
+    expect(
+      cli([
+        'machine',
+        'exec',
+        '--name',
+        'dev',
+        '-e',
+        'GREETING=hi',
+        '-w',
+        '/workspace',
+        '--',
+        '/bin/sh',
+        '-c',
+        'echo $GREETING $(pwd)',
+      ]).stdout,
+    ).toBe('hi /workspace\n');
   });
 
   it('exec -it gives the command a terminal: its size, Ctrl-C to the command, the exit code back', async () => {
@@ -166,10 +210,26 @@ describe('a running machine', () => {
   });
 
   it('runs 20 concurrent execs correctly', async () => {
-    const runs = Array.from({ length: 20 }, (_, i) => cliAsync(['machine', 'exec', '--name', 'dev', '--', '/bin/sh', '-c', `echo out-${i}; echo err-${i} >&2; exit ${i % 7}`]));
+    const runs = Array.from({ length: 20 }, (_, i) =>
+      cliAsync([
+        'machine',
+        'exec',
+        '--name',
+        'dev',
+        '--',
+        '/bin/sh',
+        '-c',
+        `echo out-${i}; echo err-${i} >&2; exit ${i % 7}`,
+      ]),
+    );
     const results = await Promise.all(runs.map((r) => r.done));
     results.forEach((r, i) => {
-      expect({ i, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ i, status: i % 7, stdout: `out-${i}\n`, stderr: `err-${i}\n` });
+      expect({ i, status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({
+        i,
+        status: i % 7,
+        stdout: `out-${i}\n`,
+        stderr: `err-${i}\n`,
+      });
     });
   });
 });
@@ -197,7 +257,9 @@ onceOnly('machine cp', () => {
 
   it('uses the source name when the destination is a directory, on both sides', () => {
     fs.writeFileSync(path.join(work, 'note.txt'), 'a note\n');
-    expect(cli(['machine', 'cp', path.join(work, 'note.txt'), 'dev:/workspace']).stdout).toContain('dev:/workspace/note.txt');
+    expect(cli(['machine', 'cp', path.join(work, 'note.txt'), 'dev:/workspace']).stdout).toContain(
+      'dev:/workspace/note.txt',
+    );
     const dl = path.join(work, 'dl');
     fs.mkdirSync(dl);
     expect(cli(['machine', 'cp', 'dev:/workspace/note.txt', dl]).status).toBe(0);
@@ -210,7 +272,9 @@ onceOnly('machine cp', () => {
     fs.truncateSync(huge, 4 * 1024 ** 3);
     const up = cli(['machine', 'cp', huge, 'dev:/workspace/huge']);
     expect(up.status).toBe(2);
-    expect(up.stderr).toMatch(/^error: total_size exceeds maximum: .* mount the host directory with --volume instead\n$/);
+    expect(up.stderr).toMatch(
+      /^error: total_size exceeds maximum: .* mount the host directory with --volume instead\n$/,
+    );
     expect(exec('dev', 'truncate -s 4G /workspace/huge && echo made').stdout).toBe('made\n');
     const down = cli(['machine', 'cp', 'dev:/workspace/huge', path.join(work, 'huge-back')]);
     expect(down.status).toBe(2);
@@ -228,7 +292,8 @@ onceOnly('machine cp', () => {
     fs.truncateSync(big, 600 * 1024 * 1024);
     const inbox = path.join(home, 'data', 'machines', 'dev', 'inbox');
     const copy = cliAsync(['machine', 'cp', big, 'dev:/workspace/target']);
-    const staged = () => fs.readdirSync(inbox).some((f) => (fs.statSync(path.join(inbox, f), { throwIfNoEntry: false })?.size ?? 0) > 0);
+    const staged = () =>
+      fs.readdirSync(inbox).some((f) => (fs.statSync(path.join(inbox, f), { throwIfNoEntry: false })?.size ?? 0) > 0);
     await until('the upload to be under way', staged, 30_000);
     process.kill(copy.pid, 'SIGKILL');
     const killed = await copy.done;
@@ -251,7 +316,10 @@ onceOnly('machine cp', () => {
     fs.symlinkSync('a.txt', path.join(tree, 'link'));
     const up = cli(['machine', 'cp', tree, 'dev:/workspace']);
     expect(up.stdout).toMatch(/^uploaded \d+ bytes of tar to dev:\/workspace\/tree in/);
-    expect(exec('dev', 'cat /workspace/tree/a.txt; readlink /workspace/tree/link; sha256sum /workspace/tree/sub/b.bin').stdout).toBe(`a\na.txt\n${sha(path.join(tree, 'sub', 'b.bin'))}  /workspace/tree/sub/b.bin\n`);
+    expect(
+      exec('dev', 'cat /workspace/tree/a.txt; readlink /workspace/tree/link; sha256sum /workspace/tree/sub/b.bin')
+        .stdout,
+    ).toBe(`a\na.txt\n${sha(path.join(tree, 'sub', 'b.bin'))}  /workspace/tree/sub/b.bin\n`);
     const again = cli(['machine', 'cp', tree, 'dev:/workspace']);
     expect(again.status).toBe(1);
     expect(again.stderr).toContain('/workspace/tree already exists');
@@ -274,7 +342,10 @@ describe('crashes and races', () => {
   it('SIGKILL of QEMU: status says stopped and why; start brings the disks back', async () => {
     const { vm } = record('dev').runtime;
     process.kill(vm.pid, 'SIGKILL');
-    await until('the machine to stop', () => JSON.parse(cli(['machine', 'status', '--name', 'dev', '--json']).stdout).state === 'stopped');
+    await until(
+      'the machine to stop',
+      () => JSON.parse(cli(['machine', 'status', '--name', 'dev', '--json']).stdout).state === 'stopped',
+    );
     const status = JSON.parse(cli(['machine', 'status', '--name', 'dev', '--json']).stdout);
     expect(status.lastExit).toMatchObject({ cause: 'vm', detail: expect.stringContaining('SIGKILL') });
     expect(start('dev').status).toBe(0);
@@ -292,7 +363,10 @@ describe('crashes and races', () => {
 
   it('two starts at once start one VM', async () => {
     expect(cli(['machine', 'stop', '--name', 'dev']).status).toBe(0);
-    const [a, b] = await Promise.all([cliAsync(['machine', 'start', '--name', 'dev', ...startFlags]).done, cliAsync(['machine', 'start', '--name', 'dev', ...startFlags]).done]);
+    const [a, b] = await Promise.all([
+      cliAsync(['machine', 'start', '--name', 'dev', ...startFlags]).done,
+      cliAsync(['machine', 'start', '--name', 'dev', ...startFlags]).done,
+    ]);
     expect([a.status, b.status]).toEqual([0, 0]);
     expect([a.stderr, b.stderr].filter((s) => s.includes('already running'))).toHaveLength(1);
     expect(qemus()).toHaveLength(1);
@@ -304,7 +378,9 @@ describe('crashes and races', () => {
     expect(cli(['machine', 'stop', '--name', 'dev']).status).toBe(0);
     const r = await long.done;
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^error: machine "dev" went away while the command ran \(.*\); see `smolvm machine status --name dev`\n$/);
+    expect(r.stderr).toMatch(
+      /^error: machine "dev" went away while the command ran \(.*\); see `smolvm machine status --name dev`\n$/,
+    );
     expect(start('dev').status).toBe(0);
   });
 
@@ -322,13 +398,21 @@ describe('crashes and races', () => {
 describe('an image-based machine', () => {
   it('persists changes over the image, runs [dev] init on every start, and sees cp files at the same path', () => {
     const smolfile = path.join(home, 'Smolfile');
-    fs.writeFileSync(smolfile, `image = "${imageRef}"\ncpus = 1\nmemory = 256\nstorage = 1\noverlay = 1\n[dev]\ninit = ["date +%s >> /workspace/boots"]\n`);
+    fs.writeFileSync(
+      smolfile,
+      `image = "${imageRef}"\ncpus = 1\nmemory = 256\nstorage = 1\noverlay = 1\n[dev]\ninit = ["date +%s >> /workspace/boots"]\n`,
+    );
     const created = cli(['machine', 'create', 'img', '-s', smolfile]);
     expect(created.status).toBe(0);
     const started = start('img');
     expect(started.stderr).toMatch(/^machine "img" started in [\d.]+ s\n$/);
     // The image runs as user 1000: its home and /workspace are writable, the rest of the image is not.
-    expect(exec('img', 'id -u; cat /etc/motd; echo new > /home/user/new && echo ok; touch /opt/data/x 2>&1 | grep -c denied')).toMatchObject({ stdout: '1000\nsmolvm test image\nok\n1\n', status: 0 });
+    expect(
+      exec(
+        'img',
+        'id -u; cat /etc/motd; echo new > /home/user/new && echo ok; touch /opt/data/x 2>&1 | grep -c denied',
+      ),
+    ).toMatchObject({ stdout: '1000\nsmolvm test image\nok\n1\n', status: 0 });
     fs.writeFileSync(path.join(home, 'in-tmp'), 'copied\n');
     expect(cli(['machine', 'cp', path.join(home, 'in-tmp'), 'img:/tmp/in-tmp']).status).toBe(0);
     expect(exec('img', 'cat /tmp/in-tmp').stdout).toBe('copied\n');
@@ -345,7 +429,15 @@ describe('machine images, prune and resize', () => {
   it('images shows the digest the machine is pinned to', () => {
     const rows = JSON.parse(cli(['machine', 'images', '--json']).stdout);
     expect(rows).toEqual([
-      { name: 'img', image: expect.stringContaining('smolvm-test/feature:latest'), digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), inStore: true, from: null, overlayBytes: expect.any(Number), storageBytes: expect.any(Number) },
+      {
+        name: 'img',
+        image: expect.stringContaining('smolvm-test/feature:latest'),
+        digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+        inStore: true,
+        from: null,
+        overlayBytes: expect.any(Number),
+        storageBytes: expect.any(Number),
+      },
     ]);
   });
 
@@ -353,20 +445,25 @@ describe('machine images, prune and resize', () => {
     exec('img', 'dd if=/dev/urandom of=/workspace/fill bs=1M count=40 2>/dev/null; sync; rm /workspace/fill; sync');
     const refused = cli(['machine', 'prune', '--name', 'img']);
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toBe('error: machine prune requires the VM to be stopped; machine "img" is running; stop it first with `smolvm machine stop --name img`\n');
+    expect(refused.stderr).toBe(
+      'error: machine prune requires the VM to be stopped; machine "img" is running; stop it first with `smolvm machine stop --name img`\n',
+    );
     expect(cli(['machine', 'stop', '--name', 'img']).status).toBe(0);
     const pruned = JSON.parse(cli(['machine', 'prune', '--name', 'img', '--json']).stdout);
     expect(pruned.reclaimedBytes.storageBytes).toBeGreaterThan(30 * 1024 * 1024);
   });
 
-  it('resize grows a stopped machine\'s disk and changes its vCPUs; data survives', () => {
+  it("resize grows a stopped machine's disk and changes its vCPUs; data survives", () => {
     const r = cli(['machine', 'resize', '--name', 'img', '--storage', '2', '--cpus', '2']);
     expect(r.status).toBe(0);
     const shrink = cli(['machine', 'resize', '--name', 'img', '--storage', '1']);
     expect(shrink.status).toBe(2);
     expect(shrink.stderr).toContain('can only grow');
     expect(start('img').status).toBe(0);
-    const out = exec('img', "nproc; df -k /workspace | tail -1 | awk '{print $2}'; wc -l < /workspace/boots").stdout.split('\n');
+    const out = exec(
+      'img',
+      "nproc; df -k /workspace | tail -1 | awk '{print $2}'; wc -l < /workspace/boots",
+    ).stdout.split('\n');
     expect(out[0]).toBe('2');
     expect(Number(out[1])).toBeGreaterThan(1.8 * 1024 * 1024);
     expect(out[2]).toBe('3');
@@ -376,20 +473,33 @@ describe('machine images, prune and resize', () => {
 onceOnly('machine monitor', () => {
   it('starts the machine, restarts it after failed health checks and when it dies, reports health', async () => {
     const smolfile = path.join(home, 'Smolfile.mon');
-    fs.writeFileSync(smolfile, `cpus = 1\nmemory = 256\nstorage = 1\noverlay = 1\n[health]\nexec = ["test", "-f", "/workspace/healthy"]\ninterval = "2s"\ntimeout = "2s"\nretries = 2\n`);
+    fs.writeFileSync(
+      smolfile,
+      `cpus = 1\nmemory = 256\nstorage = 1\noverlay = 1\n[health]\nexec = ["test", "-f", "/workspace/healthy"]\ninterval = "2s"\ntimeout = "2s"\nretries = 2\n`,
+    );
     expect(cli(['machine', 'create', 'mon', '-s', smolfile]).status).toBe(0);
-    const child = spawn(process.execPath, [CLI, 'machine', 'monitor', '--name', 'mon'], { env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [CLI, 'machine', 'monitor', '--name', 'mon'], {
+      env: { ...process.env, ...env },
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
     try {
       await until('the first start', () => out.includes('mon is running'), 120_000);
-      await until('a restart after two failed checks', () => out.includes('health check failed (2/2)') && out.includes('mon is running again'), 120_000);
+      await until(
+        'a restart after two failed checks',
+        () => out.includes('health check failed (2/2)') && out.includes('mon is running again'),
+        120_000,
+      );
       expect(exec('mon', 'touch /workspace/healthy && echo ok').stdout).toBe('ok\n');
       await until('a passing check', () => out.includes('mon is healthy'), 60_000);
       process.kill(record('mon').runtime.vm.pid, 'SIGKILL');
-      await until('a start after the VM died', () => out.split('mon is stopped; starting it').length > 1 && out.split('mon is running').length > 3, 120_000);
+      await until(
+        'a start after the VM died',
+        () => out.split('mon is stopped; starting it').length > 1 && out.split('mon is running').length > 3,
+        120_000,
+      );
     } finally {
       child.kill('SIGINT');
     }

@@ -31,22 +31,37 @@ afterAll(async () => {
 });
 
 it('memory a guest touched and freed goes back to the host', async () => {
-  expect(cli(['machine', 'create', 'elastic', '--cpus', '1', '--memory', '1536', '--storage', '1', '--overlay', '1']).status).toBe(0);
+  expect(
+    cli(['machine', 'create', 'elastic', '--cpus', '1', '--memory', '1536', '--storage', '1', '--overlay', '1']).status,
+  ).toBe(0);
   // Booted: a VM restored from a boot snapshot has its RAM in the snapshot's file and no balloon
   // (README, Memory).
   const started = cli(['machine', 'start', '--name', 'elastic', '--cold']);
   expect(started).toMatchObject({ status: 0 });
-  const record = JSON.parse(fs.readFileSync(path.join(setup.home, 'data/machines/elastic/machine.json'), 'utf8')) as { runtime: { vm: { pid: number } } };
+  const record = JSON.parse(fs.readFileSync(path.join(setup.home, 'data/machines/elastic/machine.json'), 'utf8')) as {
+    runtime: { vm: { pid: number } };
+  };
   const qemu = record.runtime.vm.pid;
   const before = rssMiB(qemu);
 
-  const touch = cli(['machine', 'exec', '--name', 'elastic', '--', 'sh', '-c', 'mkdir -p /tmp/t && mount -t tmpfs -o size=1100m tmpfs /tmp/t && dd if=/dev/zero of=/tmp/t/f bs=1M count=1024 2>/dev/null && echo touched']);
+  const touch = cli([
+    'machine',
+    'exec',
+    '--name',
+    'elastic',
+    '--',
+    'sh',
+    '-c',
+    'mkdir -p /tmp/t && mount -t tmpfs -o size=1100m tmpfs /tmp/t && dd if=/dev/zero of=/tmp/t/f bs=1M count=1024 2>/dev/null && echo touched',
+  ]);
   expect(touch.stdout.trim()).toBe('touched');
   const peak = rssMiB(qemu);
   // The test proves something only if the guest's memory really reached the host.
   expect(peak - before).toBeGreaterThan(700);
 
-  expect(cli(['machine', 'exec', '--name', 'elastic', '--', 'sh', '-c', 'rm /tmp/t/f && umount /tmp/t']).status).toBe(0);
+  expect(cli(['machine', 'exec', '--name', 'elastic', '--', 'sh', '-c', 'rm /tmp/t/f && umount /tmp/t']).status).toBe(
+    0,
+  );
   // Free page reporting runs every 2 s in the guest; under TCG and a loaded host, give it 60 s.
   let now = peak;
   for (let waited = 0; waited < 60_000 && now - before > 300; waited += 1000) {

@@ -33,7 +33,10 @@ let busyboxBase: Awaited<ReturnType<typeof startBusyboxBase>> | undefined;
 const GET = `get() { printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 "$1" "$2" 2>&1 | tail -n1; }`;
 
 function run(args: string[], script: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return smolvmAsync(['machine', 'run', '--cpus', '1', '--memory', '256', ...args, '--', '/bin/sh', '-c', `${GET}; ${script}`], { ...env, ...extraEnv });
+  return smolvmAsync(
+    ['machine', 'run', '--cpus', '1', '--memory', '256', ...args, '--', '/bin/sh', '-c', `${GET}; ${script}`],
+    { ...env, ...extraEnv },
+  );
 }
 
 function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
@@ -94,10 +97,14 @@ beforeAll(async () => {
   if (agent.status !== 0) throw new Error(`ssh-agent: ${agent.stderr}`);
   env.SSH_AGENT_PID = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1];
   spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'smolvm-net-e2e', '-f', path.join(sshDir, 'key')]);
-  const add = spawnSync('ssh-add', [path.join(sshDir, 'key')], { env: { ...process.env, SSH_AUTH_SOCK: path.join(sshDir, 'agent.sock') }, encoding: 'utf8' });
+  const add = spawnSync('ssh-add', [path.join(sshDir, 'key')], {
+    env: { ...process.env, SSH_AUTH_SOCK: path.join(sshDir, 'agent.sock') },
+    encoding: 'utf8',
+  });
   if (add.status !== 0) throw new Error(`ssh-add: ${add.stderr}`);
   const libs = spawnSync('ldd', ['/usr/bin/ssh-add'], { encoding: 'utf8' }).stdout.match(/\/\S+/g) ?? [];
-  for (const file of ['/usr/bin/ssh-add', ...libs]) fs.copyFileSync(fs.realpathSync(file), path.join(sshDir, 'bin', path.basename(file)));
+  for (const file of ['/usr/bin/ssh-add', ...libs])
+    fs.copyFileSync(fs.realpathSync(file), path.join(sshDir, 'bin', path.basename(file)));
 });
 
 afterAll(async () => {
@@ -117,8 +124,17 @@ test('no network flag: no NIC at all, but a working loopback', async () => {
 });
 
 test('--net: the host loopback through 192.168.127.1 and other host addresses; static address and resolver', async () => {
-  const r = await run(['--net'], `ip -4 -o addr show eth0 | awk '{print $4}'; cat /etc/resolv.conf; get 192.168.127.1 ${port}; get ${ALLOWED} ${port}`);
-  expect(r.stdout.split('\n')).toEqual(['192.168.127.2/24', 'nameserver 192.168.127.1', 'reached 127.0.0.1', `reached ${ALLOWED}`, '']);
+  const r = await run(
+    ['--net'],
+    `ip -4 -o addr show eth0 | awk '{print $4}'; cat /etc/resolv.conf; get 192.168.127.1 ${port}; get ${ALLOWED} ${port}`,
+  );
+  expect(r.stdout.split('\n')).toEqual([
+    '192.168.127.2/24',
+    'nameserver 192.168.127.1',
+    'reached 127.0.0.1',
+    `reached ${ALLOWED}`,
+    '',
+  ]);
   expect(r.status).toBe(0);
 });
 
@@ -139,7 +155,10 @@ test('--allow-host: only the allowed name resolves and connects; denials show wi
 test('a Smolfile [network] allow list gives the VM a NIC with that policy', async () => {
   const file = path.join(home, 'Smolfile');
   fs.writeFileSync(file, `[network]\nallow_cidrs = ["${ALLOWED}/32"]\n`);
-  const r = await run(['-s', file], `ls /sys/class/net | tr '\\n' ' '; echo; get ${ALLOWED} ${port}; get ${OTHER} ${port}`);
+  const r = await run(
+    ['-s', file],
+    `ls /sys/class/net | tr '\\n' ' '; echo; get ${ALLOWED} ${port}; get ${OTHER} ${port}`,
+  );
   const lines = r.stdout.split('\n');
   expect(lines.slice(0, 2)).toEqual(['eth0 lo ', `reached ${ALLOWED}`]);
   expect(lines[2]).toMatch(/Connection refused/);
@@ -178,7 +197,10 @@ test('-p: the host reaches a guest HTTP server; outbound stays closed; a busy ho
   const vm = run(['-p', `${hostPort}:80`], script);
   let page = '';
   for (let i = 0; i < 600 && !page; i++) {
-    page = await fetch(`http://127.0.0.1:${hostPort}/`).then((res) => (res.ok ? res.text() : ''), () => '');
+    page = await fetch(`http://127.0.0.1:${hostPort}/`).then(
+      (res) => (res.ok ? res.text() : ''),
+      () => '',
+    );
     if (!page) await new Promise((r) => setTimeout(r, 200));
   }
   await fetch(`http://127.0.0.1:${hostPort}/cgi-bin/stop`).catch(() => undefined);
@@ -188,11 +210,15 @@ test('-p: the host reaches a guest HTTP server; outbound stays closed; a busy ho
   expect(r.status).toBe(0);
 
   const busy = net.createServer();
-  const busyPort = await new Promise<number>((resolve) => busy.listen(0, '127.0.0.1', () => resolve((busy.address() as net.AddressInfo).port)));
+  const busyPort = await new Promise<number>((resolve) =>
+    busy.listen(0, '127.0.0.1', () => resolve((busy.address() as net.AddressInfo).port)),
+  );
   try {
     const refused = await run(['-p', `${busyPort}:80`], 'true');
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toBe(`error: cannot forward host port ${busyPort} to guest port 80: 127.0.0.1:${busyPort} is already in use; stop the program listening on 127.0.0.1:${busyPort}, or pick another host port (-p OTHER:80)\n`);
+    expect(refused.stderr).toBe(
+      `error: cannot forward host port ${busyPort} to guest port 80: 127.0.0.1:${busyPort} is already in use; stop the program listening on 127.0.0.1:${busyPort}, or pick another host port (-p OTHER:80)\n`,
+    );
   } finally {
     busy.close();
   }
@@ -209,7 +235,9 @@ test('--ssh-agent: ssh-add -l in the guest lists the host agent key; no host age
   expect(r.status).toBe(0);
   const missing = await run(['--ssh-agent'], 'true', { SSH_AUTH_SOCK: '' });
   expect(missing.status).toBe(2);
-  expect(missing.stderr).toMatch(/^error: --ssh-agent needs an SSH agent on the host, and SSH_AUTH_SOCK is not set; start an agent/);
+  expect(missing.stderr).toMatch(
+    /^error: --ssh-agent needs an SSH agent on the host, and SSH_AUTH_SOCK is not set; start an agent/,
+  );
 });
 
 test('a persistent machine created with --net keeps its network and port forward across stop/start, restored and booted', async () => {
@@ -219,12 +247,36 @@ test('a persistent machine created with --net keeps its network and port forward
       s.close(() => resolve(p));
     });
   });
-  const create = await cli(['machine', 'create', 'netkeep', '--net', '-p', `${hostPort}:80`, '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1']);
+  const create = await cli([
+    'machine',
+    'create',
+    'netkeep',
+    '--net',
+    '-p',
+    `${hostPort}:80`,
+    '--cpus',
+    '1',
+    '--memory',
+    '256',
+    '--storage',
+    '1',
+    '--overlay',
+    '1',
+  ]);
   expect(create.status).toBe(0);
   // The first start is restored from the boot snapshot of the machine's shape, the second boots.
   for (const flags of [[], ['--cold']]) {
     expect((await cli(['machine', 'start', '--name', 'netkeep', ...flags])).status).toBe(0);
-    const r = await cli(['machine', 'exec', '--name', 'netkeep', '--', '/bin/sh', '-c', `${GET}; get 192.168.127.1 ${port}; get ${ALLOWED} ${port}; mkdir -p /www && echo page-${flags.length} > /www/index.html && httpd -p 80 -h /www`]);
+    const r = await cli([
+      'machine',
+      'exec',
+      '--name',
+      'netkeep',
+      '--',
+      '/bin/sh',
+      '-c',
+      `${GET}; get 192.168.127.1 ${port}; get ${ALLOWED} ${port}; mkdir -p /www && echo page-${flags.length} > /www/index.html && httpd -p 80 -h /www`,
+    ]);
     expect(r.stdout).toBe(`reached 127.0.0.1\nreached ${ALLOWED}\n`);
     expect(await fetch(`http://127.0.0.1:${hostPort}/`).then((res) => res.text())).toBe(`page-${flags.length}\n`);
     expect((await cli(['machine', 'stop', '--name', 'netkeep'])).status).toBe(0);

@@ -24,13 +24,30 @@ const cli = (args: string[], timeoutMs = 300_000) => smolvm(args, env, undefined
 
 beforeAll(async () => {
   setup = await e2eSetup('smolvm-pack-machine-e2e-', {
-    'smolvm-test/plain:1': buildImage([buildLayer(busyboxRootfs(BUSYBOX))], { Cmd: ['/bin/sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] }),
+    'smolvm-test/plain:1': buildImage([buildLayer(busyboxRootfs(BUSYBOX))], {
+      Cmd: ['/bin/sh'],
+      Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+    }),
   });
   env = setup.env;
   dir = path.join(setup.home, 'out');
   fs.mkdirSync(dir);
   app = path.join(dir, 'my-app');
-  expect(cli(['pack', 'create', '--image', setup.refs['smolvm-test/plain:1'], '--cpus', '1', '--memory', '256', '-o', app, '--quiet']).status).toBe(0);
+  expect(
+    cli([
+      'pack',
+      'create',
+      '--image',
+      setup.refs['smolvm-test/plain:1'],
+      '--cpus',
+      '1',
+      '--memory',
+      '256',
+      '-o',
+      app,
+      '--quiet',
+    ]).status,
+  ).toBe(0);
   expect(cli(['image', 'rm', '-I', setup.refs['smolvm-test/plain:1']]).status).toBe(0);
 });
 
@@ -52,12 +69,37 @@ test('the packed executable: start, exec (exit codes, /workspace kept, the rest 
   expect([wrote.stderr, wrote.status]).toEqual(['to-stderr\n', 4]);
   expect(stub(app, ['exec', '--', 'cat', '/workspace/w']).stdout).toBe('kept\n');
   // The reference's daemon mode: the container overlay resets per exec, /workspace is kept.
-  const install = stub(app, ['exec', '--', 'sh', '-c', 'echo tool > /usr/bin/installed; echo t > /tmp/t; cat /usr/bin/installed; echo more >> /workspace/w']);
+  const install = stub(app, [
+    'exec',
+    '--',
+    'sh',
+    '-c',
+    'echo tool > /usr/bin/installed; echo t > /tmp/t; cat /usr/bin/installed; echo more >> /workspace/w',
+  ]);
   expect([install.stdout, install.status]).toEqual(['tool\n', 0]);
-  const after = stub(app, ['exec', '--', 'sh', '-c', 'ls /usr/bin/installed /tmp/t 2>&1; ls -A /tmp; cat /workspace/w']);
-  expect(after.stdout).toMatch(/^ls: \/usr\/bin\/installed: No such file or directory\nls: \/tmp\/t: No such file or directory\nkept\nmore\n$/);
+  const after = stub(app, [
+    'exec',
+    '--',
+    'sh',
+    '-c',
+    'ls /usr/bin/installed /tmp/t 2>&1; ls -A /tmp; cat /workspace/w',
+  ]);
+  expect(after.stdout).toMatch(
+    /^ls: \/usr\/bin\/installed: No such file or directory\nls: \/tmp\/t: No such file or directory\nkept\nmore\n$/,
+  );
   // A terminal works in an exec's own root too.
-  const pty = startPty(shellWords([app, 'exec', '-it', '--', 'sh', '-c', 'echo "on $(tty)" > /etc/pty-was-here; cat /etc/pty-was-here; exit 3']), env);
+  const pty = startPty(
+    shellWords([
+      app,
+      'exec',
+      '-it',
+      '--',
+      'sh',
+      '-c',
+      'echo "on $(tty)" > /etc/pty-was-here; cat /etc/pty-was-here; exit 3',
+    ]),
+    env,
+  );
   try {
     expect(await pty.exited).toBe(3);
     expect(pty.output).toMatch(/on \/dev\/pts\/\d+/);
@@ -82,7 +124,18 @@ test('machine create --from: boots the payload, keeps installs and /workspace ac
   const created = cli(['machine', 'create', 'from-pack', '--from', `${app}.smolmachine`, '--quiet']);
   expect(created.status).toBe(0);
   expect(cli(['machine', 'start', '--name', 'from-pack', '--quiet']).status).toBe(0);
-  expect(cli(['machine', 'exec', '--name', 'from-pack', '--', 'sh', '-c', 'echo installed > /usr/bin/my-tool; echo data > /workspace/d']).status).toBe(0);
+  expect(
+    cli([
+      'machine',
+      'exec',
+      '--name',
+      'from-pack',
+      '--',
+      'sh',
+      '-c',
+      'echo installed > /usr/bin/my-tool; echo data > /workspace/d',
+    ]).status,
+  ).toBe(0);
   expect(cli(['machine', 'stop', '--name', 'from-pack']).status).toBe(0);
   expect(cli(['machine', 'start', '--name', 'from-pack', '--quiet']).status).toBe(0);
   const r = cli(['machine', 'exec', '--name', 'from-pack', '--', 'cat', '/usr/bin/my-tool', '/workspace/d']);
@@ -96,11 +149,39 @@ test('machine create --from: boots the payload, keeps installs and /workspace ac
 
 test('pack create --from-vm carries what the machine wrote into a new pack', () => {
   // from-pack was made from a pack: packing it again is refused; pack a machine made from the image.
-  expect(cli(['pack', 'create', '--from-vm', 'from-pack', '-o', path.join(dir, 'x')]).stderr).toMatch(/made from a pack/);
-  expect(cli(['machine', 'create', 'pack-src', '--image', setup.refs['smolvm-test/plain:1'], '--cpus', '1', '--memory', '256', '--quiet']).status).toBe(0);
+  expect(cli(['pack', 'create', '--from-vm', 'from-pack', '-o', path.join(dir, 'x')]).stderr).toMatch(
+    /made from a pack/,
+  );
+  expect(
+    cli([
+      'machine',
+      'create',
+      'pack-src',
+      '--image',
+      setup.refs['smolvm-test/plain:1'],
+      '--cpus',
+      '1',
+      '--memory',
+      '256',
+      '--quiet',
+    ]).status,
+  ).toBe(0);
   expect(cli(['machine', 'start', '--name', 'pack-src', '--quiet']).status).toBe(0);
-  expect(cli(['pack', 'create', '--from-vm', 'pack-src', '-o', path.join(dir, 'x')]).stderr).toMatch(/is running.*stop it first/);
-  expect(cli(['machine', 'exec', '--name', 'pack-src', '--', 'sh', '-c', 'echo in-root > /etc/carried; echo in-workspace > /workspace/carried']).status).toBe(0);
+  expect(cli(['pack', 'create', '--from-vm', 'pack-src', '-o', path.join(dir, 'x')]).stderr).toMatch(
+    /is running.*stop it first/,
+  );
+  expect(
+    cli([
+      'machine',
+      'exec',
+      '--name',
+      'pack-src',
+      '--',
+      'sh',
+      '-c',
+      'echo in-root > /etc/carried; echo in-workspace > /workspace/carried',
+    ]).status,
+  ).toBe(0);
   expect(cli(['machine', 'stop', '--name', 'pack-src']).status).toBe(0);
   const fromVm = path.join(dir, 'from-vm');
   const packed = cli(['pack', 'create', '--from-vm', 'pack-src', '-o', fromVm]);

@@ -30,7 +30,12 @@ function cli(args: string[], extra: NodeJS.ProcessEnv = env, timeoutMs = 300_000
 
 /** Requests that carried a blob's bytes (a monolithic PUT with its digest, or a PATCH of its upload). */
 function uploadsOf(requests: ProxyRequest[], digest: string): ProxyRequest[] {
-  return requests.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/') && r.path.includes(`digest=${encodeURIComponent(digest)}`));
+  return requests.filter(
+    (r) =>
+      r.method === 'PUT' &&
+      r.path.includes('/blobs/uploads/') &&
+      r.path.includes(`digest=${encodeURIComponent(digest)}`),
+  );
 }
 
 beforeAll(async () => {
@@ -41,7 +46,18 @@ beforeAll(async () => {
   proxy = await startProxy({ target: `http://${registryHost}` });
   work = path.join(setup.home, 'work');
   fs.mkdirSync(work);
-  const one = cli(['pack', 'create', '--image', featureRef, '-o', path.join(work, 'one'), '--cpus', '1', '--memory', '256']);
+  const one = cli([
+    'pack',
+    'create',
+    '--image',
+    featureRef,
+    '-o',
+    path.join(work, 'one'),
+    '--cpus',
+    '1',
+    '--memory',
+    '256',
+  ]);
   expect(one.stderr).not.toMatch(/error/i);
   expect(one.status).toBe(0);
   const two = cli(['pack', 'create', '-o', path.join(work, 'two'), '--cpus', '1', '--memory', '256']);
@@ -65,13 +81,19 @@ it('pushes two packs; the kernel and agent reach the registry once; a clean home
   for (const name of shared) expect(two.section(name)?.sha256).toBe(one.section(name)?.sha256);
 
   const first = await smolvmAsync(['pack', 'push', one.path, `${proxy.host}/packs/one:v1`], env);
-  expect(first.stderr).toMatch(/^pushed .*packs\/one:v1 \(linux\/\w+\): .* uploaded, 0 of \d+ blobs already on the registry\n$/);
+  expect(first.stderr).toMatch(
+    /^pushed .*packs\/one:v1 \(linux\/\w+\): .* uploaded, 0 of \d+ blobs already on the registry\n$/,
+  );
   expect(first.stdout).toMatch(new RegExp(`^${proxy.host.replace(/\./g, '\\.')}/packs/one:v1@sha256:[a-f0-9]{64}\\n$`));
   expect(first.status).toBe(0);
 
   const second = await smolvmAsync(['pack', 'push', two.path, `${proxy.host}/packs/two:v1`, '--json'], env);
   expect(second.status).toBe(0);
-  const pushed = JSON.parse(second.stdout) as { blobs: Array<{ digest: string; outcome: string }>; packDigest: string; platform: string };
+  const pushed = JSON.parse(second.stdout) as {
+    blobs: Array<{ digest: string; outcome: string }>;
+    packDigest: string;
+    platform: string;
+  };
   expect(pushed.packDigest).toBe(two.digest);
   for (const name of shared) {
     const digest = `sha256:${one.section(name)?.sha256}`;
@@ -103,7 +125,10 @@ it('pushes two packs; the kernel and agent reach the registry once; a clean home
 
   // Another clean home runs pack two straight from the registry (pulled into its cache by digest).
   const homeB = cleanHome('clean-b');
-  const direct = cli(['pack', 'run', '--from', `${registryHost}/packs/two:v1`, '--', 'sh', '-c', 'echo from-two; exit 7'], homeB);
+  const direct = cli(
+    ['pack', 'run', '--from', `${registryHost}/packs/two:v1`, '--', 'sh', '-c', 'echo from-two; exit 7'],
+    homeB,
+  );
   expect(direct.stdout).toBe('from-two\n');
   expect(direct.status).toBe(7);
   const cached = fs.readdirSync(path.join(homeB.SMOLVM_HOME as string, 'cache', 'pack', 'pulled'));

@@ -42,13 +42,21 @@ async function makePack(file: string, rootfs: Buffer): Promise<PackFile> {
   await assemblePack({
     output: file,
     manifest: base,
-    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({ name, open: () => Readable.from([content[name]]) })),
+    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({
+      name,
+      open: () => Readable.from([content[name]]),
+    })),
   });
   return PackFile.open(file);
 }
 
 function uploadsOf(requests: ProxyRequest[], digest: string): ProxyRequest[] {
-  return requests.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/') && r.path.includes(`digest=${encodeURIComponent(digest)}`));
+  return requests.filter(
+    (r) =>
+      r.method === 'PUT' &&
+      r.path.includes('/blobs/uploads/') &&
+      r.path.includes(`digest=${encodeURIComponent(digest)}`),
+  );
 }
 
 let registry: RegistryFixture;
@@ -73,7 +81,8 @@ beforeAll(async () => {
   two = await makePack(path.join(dir, 'two.smolmachine'), crypto.randomBytes(60_000));
   const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
   try {
-    featureRef = (await pushBuiltImage(client, `${registry.host}/smolvm-test/feature:latest`, featureImage())).reference;
+    featureRef = (await pushBuiltImage(client, `${registry.host}/smolvm-test/feature:latest`, featureImage()))
+      .reference;
   } finally {
     await client.close();
   }
@@ -89,12 +98,19 @@ it('pushes two packs (shared kernel and agent sent once) and pulls each into a c
   const pusher = home('pusher');
   const first = await smolvmAsync(['pack', 'push', one.path, `${proxy.host}/packs/one:v1`], pusher);
   expect(first.stdout).toMatch(new RegExp(`^${proxy.host.replace(/\./g, '\\.')}/packs/one:v1@sha256:[a-f0-9]{64}\\n$`));
-  expect(first.stderr).toMatch(/^pushed 127\.0\.0\.1:\d+\/packs\/one:v1 \(linux\/\w+\): [\d.]+ KB uploaded, 0 of 4 blobs already on the registry\n$/);
+  expect(first.stderr).toMatch(
+    /^pushed 127\.0\.0\.1:\d+\/packs\/one:v1 \(linux\/\w+\): [\d.]+ KB uploaded, 0 of 4 blobs already on the registry\n$/,
+  );
   expect(first.status).toBe(0);
 
   const second = await smolvmAsync(['pack', 'push', two.path, `${proxy.host}/packs/two:v1`, '--json'], pusher);
   expect(second.status).toBe(0);
-  const pushed = JSON.parse(second.stdout) as { blobs: Array<{ digest: string; outcome: string }>; packDigest: string; digest: string; reference: string };
+  const pushed = JSON.parse(second.stdout) as {
+    blobs: Array<{ digest: string; outcome: string }>;
+    packDigest: string;
+    digest: string;
+    reference: string;
+  };
   expect(pushed.packDigest).toBe(two.digest);
   expect(pushed.reference).toBe(`${proxy.host}/packs/two:v1`);
   for (const name of ['kernel', 'agent'] as const) {
@@ -115,11 +131,15 @@ it('pushes two packs (shared kernel and agent sent once) and pulls each into a c
   const byDigest = smolvm(['pack', 'pull', `${registry.host}/packs/two@${pushed.digest}`, '--json'], clean);
   expect(byDigest.status).toBe(0);
   const cached = JSON.parse(byDigest.stdout) as { path: string; packDigest: string; downloadedBytes: number };
-  expect(cached.path.startsWith(path.join(clean.SMOLVM_HOME as string, 'cache', 'pack', 'pulled') + path.sep)).toBe(true);
+  expect(cached.path.startsWith(path.join(clean.SMOLVM_HOME as string, 'cache', 'pack', 'pulled') + path.sep)).toBe(
+    true,
+  );
   expect(cached.packDigest).toBe(two.digest);
   // kernel and agent were in this home's store already (pulled with pack one)
   expect(cached.downloadedBytes).toBeLessThan(fs.statSync(two.path).size - kernel.length - agent.length + 4096);
-  const again = JSON.parse(smolvm(['pack', 'pull', `${registry.host}/packs/two:v1`, '--json'], clean).stdout) as typeof cached;
+  const again = JSON.parse(
+    smolvm(['pack', 'pull', `${registry.host}/packs/two:v1`, '--json'], clean).stdout,
+  ) as typeof cached;
   expect(again).toMatchObject({ path: cached.path, downloadedBytes: 0 });
 });
 
@@ -127,7 +147,9 @@ it('sends names without a registry to [artifacts] registry from registries.toml'
   const env = home('default-registry');
   const config = path.join(env.SMOLVM_HOME as string, 'config');
   fs.mkdirSync(config, { mode: 0o700 });
-  fs.writeFileSync(path.join(config, 'registries.toml'), `[artifacts]\nregistry = "${registry.host}"\n`, { mode: 0o600 });
+  fs.writeFileSync(path.join(config, 'registries.toml'), `[artifacts]\nregistry = "${registry.host}"\n`, {
+    mode: 0o600,
+  });
   const r = smolvm(['pack', 'push', one.path, 'team/app', '--json'], env);
   expect(r.stderr).toBe('');
   expect((JSON.parse(r.stdout) as { reference: string }).reference).toBe(`${registry.host}/team/app:latest`);
@@ -163,7 +185,9 @@ it('refuses what is not a pack in one line, writing nothing', () => {
   expect(both.stderr).toBe('error: --sidecar and --from both name the pack to run; give one of them\n');
   expect(both.status).toBe(2);
   const neither = smolvm(['machine', 'create', 'x', '--from', 'Not:A:Ref'], env);
-  expect(neither.stderr).toBe('error: Not:A:Ref is neither a file nor an artifact reference; give the path of a .smolmachine, or a reference such as registry.example.com/team/app:v1\n');
+  expect(neither.stderr).toBe(
+    'error: Not:A:Ref is neither a file nor an artifact reference; give the path of a .smolmachine, or a reference such as registry.example.com/team/app:v1\n',
+  );
   expect(neither.status).toBe(2);
   expect(smolvm(['machine', 'ls', '--json'], env).stdout).toBe('[]\n');
 });

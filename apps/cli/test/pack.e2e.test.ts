@@ -17,10 +17,13 @@ let app: string;
 
 /** A busybox image without an entrypoint: the packed command is the image's CMD. */
 function plainImage() {
-  return buildImage([buildLayer([...busyboxRootfs(BUSYBOX), { path: 'etc/packed', type: 'file', content: 'from the image\n' }])], {
-    Cmd: ['/bin/sh', '-c', 'echo packed-default'],
-    Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_IMAGE=yes'],
-  });
+  return buildImage(
+    [buildLayer([...busyboxRootfs(BUSYBOX), { path: 'etc/packed', type: 'file', content: 'from the image\n' }])],
+    {
+      Cmd: ['/bin/sh', '-c', 'echo packed-default'],
+      Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_IMAGE=yes'],
+    },
+  );
 }
 
 /** Runs the packed executable the way a user does, through Node (node-script stub). */
@@ -46,7 +49,10 @@ beforeAll(async () => {
   fs.mkdirSync(dir);
   app = path.join(dir, 'my-app');
   const smolfile = path.join(dir, 'Smolfile');
-  fs.writeFileSync(smolfile, `image = "${setup.refs['smolvm-test/plain:1']}"\nenv = ["GREETING=hi"]\n[artifact]\ncpus = 1\nmemory = 256\n`);
+  fs.writeFileSync(
+    smolfile,
+    `image = "${setup.refs['smolvm-test/plain:1']}"\nenv = ["GREETING=hi"]\n[artifact]\ncpus = 1\nmemory = 256\n`,
+  );
   const created = smolvm(['pack', 'create', '-s', smolfile, '-o', app], { ...setup.env }, undefined, 240_000);
   expect(created.stderr).toMatch(/packed .*plain:1: .*my-app.smolmachine/);
   expect(created.status).toBe(0);
@@ -67,7 +73,14 @@ test('the manifest records the image, the Smolfile profile and the reference def
   const inspect = smolvm(['pack', 'inspect', `${app}.smolmachine`, '--json'], setup.env);
   expect(inspect.status).toBe(0);
   const m = JSON.parse(inspect.stdout) as Record<string, unknown>;
-  expect(m).toMatchObject({ platform: 'linux/amd64', host_platform: 'linux/amd64', cpus: 1, memory_mib: 256, artifact: { cpus: 1, memory_mib: 256 }, cmd: ['/bin/sh', '-c', 'echo packed-default'] });
+  expect(m).toMatchObject({
+    platform: 'linux/amd64',
+    host_platform: 'linux/amd64',
+    cpus: 1,
+    memory_mib: 256,
+    artifact: { cpus: 1, memory_mib: 256 },
+    cmd: ['/bin/sh', '-c', 'echo packed-default'],
+  });
   expect(m.env).toEqual(['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_IMAGE=yes', 'GREETING=hi']);
   expect((m.image as { reference: string }).reference).toBe(setup.refs['smolvm-test/plain:1']);
   expect((m.sections as Array<{ name: string }>).map((s) => s.name)).toEqual(['kernel', 'agent', 'rootfs']);
@@ -78,7 +91,13 @@ test('run: the default command, then a command with its output, stderr and exit 
   const byDefault = stub(app, []);
   expect(byDefault.stdout).toBe('packed-default\n');
   expect(byDefault.status).toBe(0);
-  const r = stub(app, ['run', '--', 'sh', '-c', 'cat /etc/packed; echo "$GREETING $FROM_IMAGE"; grep -c ^processor /proc/cpuinfo; echo oops >&2; exit 7']);
+  const r = stub(app, [
+    'run',
+    '--',
+    'sh',
+    '-c',
+    'cat /etc/packed; echo "$GREETING $FROM_IMAGE"; grep -c ^processor /proc/cpuinfo; echo oops >&2; exit 7',
+  ]);
   expect(r.stdout).toBe('from the image\nhi yes\n1\n');
   expect(r.stderr).toBe('oops\n');
   expect(r.status).toBe(7);
@@ -108,10 +127,16 @@ test('a packed run is restored from the boot snapshot of its shape (warm start)'
 });
 
 test('two runs of one pack at once, and a stub killed with SIGKILL leaves no QEMU', async () => {
-  const [a, b] = await Promise.all([stubAsync(app, ['run', '--', 'echo', 'A']), stubAsync(app, ['run', '--', 'echo', 'B'])]);
+  const [a, b] = await Promise.all([
+    stubAsync(app, ['run', '--', 'echo', 'A']),
+    stubAsync(app, ['run', '--', 'echo', 'B']),
+  ]);
   expect([a.stdout, b.stdout, a.status, b.status]).toEqual(['A\n', 'B\n', 0, 0]);
 
-  const child = spawn(app, ['run', '--', 'sh', '-c', 'echo started; sleep 1000'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(app, ['run', '--', 'sh', '-c', 'echo started; sleep 1000'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the packed VM never started')), 200_000);
@@ -133,14 +158,36 @@ test('two runs of one pack at once, and a stub killed with SIGKILL leaves no QEM
 
 test('--single-file: one executable, run directly, runs the same', () => {
   const one = path.join(dir, 'one');
-  const created = smolvm(['pack', 'create', '--image', `${setup.refs['smolvm-test/plain:1']}`, '--cpus', '1', '--memory', '256', '-o', one, '--single-file', '--quiet'], setup.env, undefined, 240_000);
+  const created = smolvm(
+    [
+      'pack',
+      'create',
+      '--image',
+      `${setup.refs['smolvm-test/plain:1']}`,
+      '--cpus',
+      '1',
+      '--memory',
+      '256',
+      '-o',
+      one,
+      '--single-file',
+      '--quiet',
+    ],
+    setup.env,
+    undefined,
+    240_000,
+  );
   expect(created.status).toBe(0);
   expect(fs.existsSync(`${one}.smolmachine`)).toBe(false);
   expect(fs.statSync(one).mode & 0o111).toBe(0o111);
   const pack = PackFile.open(one);
   expect(pack.payloadStart % 4096).toBe(0);
   // Executed directly: its first lines hand it to the node on PATH.
-  const r = spawnSync(one, ['run', '--', 'cat', '/etc/packed'], { env: { ...process.env, ...env, PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin` }, encoding: 'utf8', timeout: 240_000 });
+  const r = spawnSync(one, ['run', '--', 'cat', '/etc/packed'], {
+    env: { ...process.env, ...env, PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin` },
+    encoding: 'utf8',
+    timeout: 240_000,
+  });
   expect(r.stdout).toBe('from the image\n');
   expect(r.status).toBe(0);
 });
@@ -171,8 +218,14 @@ describe('a damaged or foreign payload is refused with one line, and nothing run
   });
 
   test('truncated, wrong magic, wrong version', () => {
-    refused(broken('cut', (b) => b.subarray(0, b.length - 4096)), /not a usable .smolmachine: it does not end with the SMOLMACH magic/);
-    refused(broken('magic', (b) => Buffer.concat([b.subarray(0, b.length - 8), Buffer.from('ELFMAGIC')])), /does not end with the SMOLMACH magic/);
+    refused(
+      broken('cut', (b) => b.subarray(0, b.length - 4096)),
+      /not a usable .smolmachine: it does not end with the SMOLMACH magic/,
+    );
+    refused(
+      broken('magic', (b) => Buffer.concat([b.subarray(0, b.length - 8), Buffer.from('ELFMAGIC')])),
+      /does not end with the SMOLMACH magic/,
+    );
     refused(
       broken('version', (b) => {
         const copy = Buffer.from(b);

@@ -21,12 +21,15 @@ describe('invocationKey', () => {
     expect(key(args, '/w', { ...env, SMOLVM_HOME: '/other' })).not.toBe(base);
     expect(key(args, '/w', { ...env, SMOLVM_KERNEL: '/k' })).not.toBe(base);
     expect(key(args, '/w', { ...env, PATH: '/opt/qemu/bin:/usr/bin' })).not.toBe(base);
-    expect(key(args, '/w', { ...env, SMOLVM_TIMINGS: '/t.json', SMOLVM_NO_EARLY_START: '1', TERM: 'xterm', LANG: 'C' })).toBe(base);
+    expect(
+      key(args, '/w', { ...env, SMOLVM_TIMINGS: '/t.json', SMOLVM_NO_EARLY_START: '1', TERM: 'xterm', LANG: 'C' }),
+    ).toBe(base);
   });
 });
 
 describe('sameButRunDir', () => {
-  const recipe = (run: string, extra = '') => JSON.stringify({ v: 1, driver: 'kvm', restore: { runDir: run, args: [`${run}/agent.sock${extra}`] } });
+  const recipe = (run: string, extra = '') =>
+    JSON.stringify({ v: 1, driver: 'kvm', restore: { runDir: run, args: [`${run}/agent.sock${extra}`] } });
 
   it('recipes of two runs differ only in their run directories', () => {
     expect(sameButRunDir(recipe('/r/vm-a'), recipe('/r/vm-b'))).toBe(true);

@@ -30,7 +30,8 @@ interface Runtime {
 }
 
 function runtimeOf(name: string): Runtime {
-  return (JSON.parse(fs.readFileSync(path.join(machinesDir, name, 'machine.json'), 'utf8')) as { runtime: Runtime }).runtime;
+  return (JSON.parse(fs.readFileSync(path.join(machinesDir, name, 'machine.json'), 'utf8')) as { runtime: Runtime })
+    .runtime;
 }
 
 /** Nothing of any machine is left: no entry in the store, no process, no socket, no run dir. */
@@ -60,16 +61,34 @@ afterAll(async () => {
 
 it('run -d -s Smolfile: runs [dev] init, prints the name, is listed and reachable by exec, and stop removes everything', () => {
   const smolfile = path.join(setup.home, 'Smolfile');
-  fs.writeFileSync(smolfile, `cpus = 1\nmemory = 256\nstorage = 1\noverlay = 1\nenv = ["GREETING=hi"]\n[dev]\ninit = ["echo init-ran > /workspace/init"]\n`);
+  fs.writeFileSync(
+    smolfile,
+    `cpus = 1\nmemory = 256\nstorage = 1\noverlay = 1\nenv = ["GREETING=hi"]\n[dev]\ninit = ["echo init-ran > /workspace/init"]\n`,
+  );
   const started = cli(['machine', 'run', '-d', '-s', smolfile]);
-  expect(started.stderr).toMatch(/^machine "run-[0-9a-f]{8}" is running \(ephemeral\) after [\d.]+ s: .*machine stop --name run-[0-9a-f]{8}` removes it\n$/);
+  expect(started.stderr).toMatch(
+    /^machine "run-[0-9a-f]{8}" is running \(ephemeral\) after [\d.]+ s: .*machine stop --name run-[0-9a-f]{8}` removes it\n$/,
+  );
   expect(started.status).toBe(0);
   expect(started.stdout).toMatch(/^run-[0-9a-f]{8}\n$/);
   const name = started.stdout.trim();
 
-  expect(JSON.parse(cli(['machine', 'ls', '--json']).stdout)).toMatchObject([{ name, state: 'running', ephemeral: true, cpus: 1, memoryMiB: 256 }]);
-  expect(cli(['machine', 'status', '--name', name]).stdout).toMatch(/^state:\s+running \(ephemeral\) \(agent answered/m);
-  const exec = cli(['machine', 'exec', '--name', name, '--', '/bin/sh', '-c', 'cat /workspace/init; echo $GREETING; hostname']);
+  expect(JSON.parse(cli(['machine', 'ls', '--json']).stdout)).toMatchObject([
+    { name, state: 'running', ephemeral: true, cpus: 1, memoryMiB: 256 },
+  ]);
+  expect(cli(['machine', 'status', '--name', name]).stdout).toMatch(
+    /^state:\s+running \(ephemeral\) \(agent answered/m,
+  );
+  const exec = cli([
+    'machine',
+    'exec',
+    '--name',
+    name,
+    '--',
+    '/bin/sh',
+    '-c',
+    'cat /workspace/init; echo $GREETING; hostname',
+  ]);
   expect(exec).toMatchObject({ status: 0, stdout: `init-ran\nhi\n${name}\n` });
 
   const rt = runtimeOf(name);
@@ -80,11 +99,25 @@ it('run -d -s Smolfile: runs [dev] init, prints the name, is listed and reachabl
 });
 
 it('run -d --name N: a failing init leaves nothing; a running one is killed and removed by delete -f', () => {
-  const failed = cli(['machine', 'run', '-d', '--name', 'eph', '--cpus', '1', '--memory', '256', '--init', 'echo about to fail; exit 3']);
+  const failed = cli([
+    'machine',
+    'run',
+    '-d',
+    '--name',
+    'eph',
+    '--cpus',
+    '1',
+    '--memory',
+    '256',
+    '--init',
+    'echo about to fail; exit 3',
+  ]);
   expect(failed.status).toBe(1);
   expect(failed.stdout).toBe('');
   expect(failed.stderr).toContain('about to fail');
-  expect(failed.stderr).toMatch(/^error: init command failed with exit code 3: echo about to fail; exit 3.*and run it again$/m);
+  expect(failed.stderr).toMatch(
+    /^error: init command failed with exit code 3: echo about to fail; exit 3.*and run it again$/m,
+  );
   expect(fs.readdirSync(machinesDir).filter((e) => e !== '.locks')).toEqual([]);
   expect(setup.qemus()).toEqual([]);
 
@@ -108,7 +141,10 @@ it('a detached VM that ends by itself (QEMU killed) is removed by its supervisor
   expect(cli(['machine', 'run', '-d', '--name', 'crash', '--cpus', '1', '--memory', '256']).status).toBe(0);
   const rt = runtimeOf('crash');
   process.kill(rt.vm.pid, 'SIGKILL');
-  await until('the ephemeral machine to be removed after its VM died', () => !fs.existsSync(path.join(machinesDir, 'crash')) && !isAlive(rt.pid));
+  await until(
+    'the ephemeral machine to be removed after its VM died',
+    () => !fs.existsSync(path.join(machinesDir, 'crash')) && !isAlive(rt.pid),
+  );
   expectNothingLeft(rt);
 });
 
@@ -119,7 +155,15 @@ it('run -d interrupted (Ctrl-C) while the VM boots: the supervisor powers it off
   process.kill(run.pid, 'SIGINT');
   expect((await run.done).stdout).toBe('');
   // Removal renames the directory to a trash name (the machine is gone), then deletes it: both steps, on a loaded host.
-  await until('the interrupted machine to be removed', () => fs.readdirSync(machinesDir).filter((e) => e !== '.locks').length === 0 && setup.qemus().length === 0);
+  await until(
+    'the interrupted machine to be removed',
+    () => fs.readdirSync(machinesDir).filter((e) => e !== '.locks').length === 0 && setup.qemus().length === 0,
+  );
   expect(fs.readdirSync(machinesDir).filter((e) => e !== '.locks')).toEqual([]);
-  await until('its run dir to go', () => !fs.existsSync(path.join(setup.runtimeDir, 'smolvm')) || fs.readdirSync(path.join(setup.runtimeDir, 'smolvm')).length === 0);
+  await until(
+    'its run dir to go',
+    () =>
+      !fs.existsSync(path.join(setup.runtimeDir, 'smolvm')) ||
+      fs.readdirSync(path.join(setup.runtimeDir, 'smolvm')).length === 0,
+  );
 });

@@ -32,7 +32,10 @@ function machineNames(): string[] {
 
 describe('machine run -d refuses what makes no sense detached, before creating anything', () => {
   it.each([
-    [['-d', '--', 'echo', 'hi'], /^error: machine run -d takes no command \(got "echo hi"\).*smolvm machine exec --name NAME -- echo hi/],
+    [
+      ['-d', '--', 'echo', 'hi'],
+      /^error: machine run -d takes no command \(got "echo hi"\).*smolvm machine exec --name NAME -- echo hi/,
+    ],
     [['-d', '-i'], /^error: -i and -t attach a command to this terminal.*machine exec --name NAME -it -- \/bin\/sh/],
     [['-d', '--name', 'x', '-t'], /^error: -i and -t .*machine exec --name x -it/],
     [['--name', 'x', '--', 'true'], /^error: --name names the machine of machine run -d.*add -d/],
@@ -65,14 +68,25 @@ describe('machine run -d refuses what makes no sense detached, before creating a
 describe('an ephemeral machine whose VM is gone (supervisor killed)', () => {
   beforeEach(async () => {
     // A supervisor pid that cannot be alive: what a SIGKILLed supervisor leaves in the record.
-    await store.create({ name: 'run-dead', ephemeral: true, runtime: { pid: 2 ** 22 + 7, startTime: 1, socket: path.join(home, 'gone.sock'), startedAt: new Date().toISOString() } });
+    await store.create({
+      name: 'run-dead',
+      ephemeral: true,
+      runtime: {
+        pid: 2 ** 22 + 7,
+        startTime: 1,
+        socket: path.join(home, 'gone.sock'),
+        startedAt: new Date().toISOString(),
+      },
+    });
     fs.writeFileSync(path.join(machinesDir, 'run-dead', 'storage.ext4'), 'disk');
   });
 
   it('is listed and shown with the ephemeral marker', () => {
     const table = smolvm(['machine', 'ls'], env);
     expect(table.stdout.trimEnd().split('\n')[1]).toMatch(/^run-dead\s+stopped \(ephemeral\)\s+\(bare\)/);
-    expect(JSON.parse(smolvm(['machine', 'ls', '--json'], env).stdout)).toMatchObject([{ name: 'run-dead', state: 'stopped', ephemeral: true }]);
+    expect(JSON.parse(smolvm(['machine', 'ls', '--json'], env).stdout)).toMatchObject([
+      { name: 'run-dead', state: 'stopped', ephemeral: true },
+    ]);
     const status = smolvm(['machine', 'status', '--name', 'run-dead'], env).stdout;
     expect(status).toMatch(/^state:\s+stopped \(ephemeral\)$/m);
     expect(status).toMatch(/^kind:\s+ephemeral \(machine run -d\)/m);
@@ -81,14 +95,18 @@ describe('an ephemeral machine whose VM is gone (supervisor killed)', () => {
   it('is never started again', () => {
     const r = smolvm(['machine', 'start', '--name', 'run-dead'], env);
     expect(r.status).toBe(1);
-    expect(oneErrorLine(r)).toMatch(/^error: machine "run-dead" was started by `machine run -d` and has ended.*smolvm machine delete run-dead/);
+    expect(oneErrorLine(r)).toMatch(
+      /^error: machine "run-dead" was started by `machine run -d` and has ended.*smolvm machine delete run-dead/,
+    );
     expect(machineNames()).toEqual(['run-dead']);
   });
 
   it('is refused by monitor, which would restart it', () => {
     const r = smolvm(['machine', 'monitor', '--name', 'run-dead'], env);
     expect(r.status).toBe(1);
-    expect(oneErrorLine(r)).toMatch(/^error: machine monitor restarts machines, and machine "run-dead" is ephemeral.*smolvm machine create NAME/);
+    expect(oneErrorLine(r)).toMatch(
+      /^error: machine monitor restarts machines, and machine "run-dead" is ephemeral.*smolvm machine create NAME/,
+    );
     expect(machineNames()).toEqual(['run-dead']);
   });
 

@@ -22,13 +22,20 @@ let imageRef: string;
 
 /** A small VM: 1 vCPU boots fastest under TCG, and tests run side by side. */
 function run(args: string[], input?: string, extraEnv: NodeJS.ProcessEnv = {}): CliResult {
-  return smolvm(['machine', 'run', ...bootFlags, '--cpus', '1', '--memory', '256', ...args], { ...env, ...extraEnv }, input, 180_000);
+  return smolvm(
+    ['machine', 'run', ...bootFlags, '--cpus', '1', '--memory', '256', ...args],
+    { ...env, ...extraEnv },
+    input,
+    180_000,
+  );
 }
 
 const qemuChildren = () => setup.qemus();
 
 beforeAll(async () => {
-  setup = await e2eSetup(WARM ? 'smolvm-run-warm-e2e-' : 'smolvm-run-e2e-', { 'smolvm-test/feature:latest': featureImage() });
+  setup = await e2eSetup(WARM ? 'smolvm-run-warm-e2e-' : 'smolvm-run-e2e-', {
+    'smolvm-test/feature:latest': featureImage(),
+  });
   ({ home, runtimeDir, env } = setup);
   imageRef = setup.refs['smolvm-test/feature:latest'];
 });
@@ -82,7 +89,9 @@ describe('machine run (bare image)', () => {
   it('refuses bad input before booting: a missing volume directory, a bad value given last', () => {
     const volume = run(['-v', `${home}/does-not-exist:/x`, '--', 'true']);
     expect(volume.status).toBe(2);
-    expect(volume.stderr).toBe(`error: volume host path ${home}/does-not-exist is not a directory; create it, or fix the volume ${home}/does-not-exist:/x\n`);
+    expect(volume.stderr).toBe(
+      `error: volume host path ${home}/does-not-exist is not a directory; create it, or fix the volume ${home}/does-not-exist:/x\n`,
+    );
     const cpus = run(['--cpus', '0', '--', 'true']);
     expect(cpus.status).toBe(2);
     expect(cpus.stderr).toMatch(/^error: invalid CPU count "0": must be between 1 and 64/);
@@ -90,7 +99,8 @@ describe('machine run (bare image)', () => {
 
   it('keeps 10 MB of stdout and 10 MB of stderr apart, byte for byte', () => {
     // Distinct, checkable streams: 10 MiB of "o" lines to stdout, of "e" lines to stderr, interleaved.
-    const script = 'i=0; while [ $i -lt 20 ]; do head -c 524288 /dev/zero | tr "\\0" o; head -c 524288 /dev/zero | tr "\\0" e >&2; i=$((i+1)); done';
+    const script =
+      'i=0; while [ $i -lt 20 ]; do head -c 524288 /dev/zero | tr "\\0" o; head -c 524288 /dev/zero | tr "\\0" e >&2; i=$((i+1)); done';
     const r = run(['--', 'sh', '-c', script]);
     expect(r.status).toBe(0);
     expect(r.stdout.length).toBe(10 * 1024 * 1024);
@@ -119,7 +129,16 @@ describe('machine run (bare image)', () => {
     const rw = fs.mkdtempSync(path.join(home, 'rw-'));
     const ro = fs.mkdtempSync(path.join(home, 'ro-'));
     fs.writeFileSync(path.join(ro, 'input.txt'), 'from the host\n');
-    const r = run(['-v', `${rw}:/data`, '-v', `${ro}:/input:ro`, '--', 'sh', '-c', 'cat /input/input.txt > /data/copy.txt && echo written > /data/new.txt; touch /input/nope 2>/dev/null; echo ro=$?']);
+    const r = run([
+      '-v',
+      `${rw}:/data`,
+      '-v',
+      `${ro}:/input:ro`,
+      '--',
+      'sh',
+      '-c',
+      'cat /input/input.txt > /data/copy.txt && echo written > /data/new.txt; touch /input/nope 2>/dev/null; echo ro=$?',
+    ]);
     expect(r.stdout).toBe('ro=1\n');
     expect(r.status).toBe(0);
     expect(fs.readFileSync(path.join(rw, 'copy.txt'), 'utf8')).toBe('from the host\n');
@@ -133,9 +152,23 @@ describe('machine run (bare image)', () => {
     fs.writeFileSync(path.join(dir, 'src', 'app.sh'), 'echo "app: $MODE $EXTRA $(cat /etc/ready)"\n');
     fs.writeFileSync(
       path.join(dir, 'Smolfile'),
-      ['cmd = ["sh", "/app/app.sh"]', 'env = ["MODE=top"]', 'cpus = 1', 'memory = 256', '[dev]', 'volumes = ["./src:/app:ro"]', 'init = ["echo ready > /etc/ready"]', 'env = ["MODE=dev"]'].join('\n'),
+      [
+        'cmd = ["sh", "/app/app.sh"]',
+        'env = ["MODE=top"]',
+        'cpus = 1',
+        'memory = 256',
+        '[dev]',
+        'volumes = ["./src:/app:ro"]',
+        'init = ["echo ready > /etc/ready"]',
+        'env = ["MODE=dev"]',
+      ].join('\n'),
     );
-    const r = smolvm(['machine', 'run', ...bootFlags, '-s', path.join(dir, 'Smolfile'), '-e', 'EXTRA=cli'], env, undefined, 180_000);
+    const r = smolvm(
+      ['machine', 'run', ...bootFlags, '-s', path.join(dir, 'Smolfile'), '-e', 'EXTRA=cli'],
+      env,
+      undefined,
+      180_000,
+    );
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('app: dev cli ready\n');
     expect(r.status).toBe(0);
@@ -162,8 +195,16 @@ describe('machine run --image', () => {
   it('runs in the image root as the image user, with the image layers applied', () => {
     // Override the entrypoint through a Smolfile to inspect the root from inside.
     const file = path.join(home, 'Smolfile.inspect');
-    fs.writeFileSync(file, `image = "${imageRef}"\nentrypoint = ["/bin/sh", "-c"]\ncmd = ["id -u; pwd; cat /etc/motd; ls /etc/removed-later 2>&1 | grep -c 'No such'; ls /var/cache; echo tmp > /tmp/x && cat /tmp/x"]\n`);
-    const inspect = smolvm(['machine', 'run', ...bootFlags, '--cpus', '1', '--memory', '256', '-s', file], env, undefined, 180_000);
+    fs.writeFileSync(
+      file,
+      `image = "${imageRef}"\nentrypoint = ["/bin/sh", "-c"]\ncmd = ["id -u; pwd; cat /etc/motd; ls /etc/removed-later 2>&1 | grep -c 'No such'; ls /var/cache; echo tmp > /tmp/x && cat /tmp/x"]\n`,
+    );
+    const inspect = smolvm(
+      ['machine', 'run', ...bootFlags, '--cpus', '1', '--memory', '256', '-s', file],
+      env,
+      undefined,
+      180_000,
+    );
     expect(inspect.stdout).toBe('1000\n/app\nsmolvm test image\n1\nfresh\ntmp\n');
     expect(inspect.status).toBe(0);
   });
@@ -193,10 +234,27 @@ describe('terminal and cleanup', () => {
   });
 
   it('leaves no VM and no files when the CLI is SIGKILLed mid-run', async () => {
-    const child = spawn(process.execPath, [CLI, 'machine', 'run', ...bootFlags, '--cpus', '1', '--memory', '256', '--', 'sh', '-c', 'echo started; sleep 1000'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'machine',
+        'run',
+        ...bootFlags,
+        '--cpus',
+        '1',
+        '--memory',
+        '256',
+        '--',
+        'sh',
+        '-c',
+        'echo started; sleep 1000',
+      ],
+      {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('the VM never started')), 180_000);

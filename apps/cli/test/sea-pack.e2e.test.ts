@@ -9,7 +9,14 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { featureImage } from '../../../tools/fixtures/images';
 import { e2eSetup, startPty, shellWords, type E2eSetup } from './helpers';
-import { hiddenCommand, hiddenRunner, killLeftovers, makeHome, type HiddenOptions, type HiddenResult } from './hidden-ns';
+import {
+  hiddenCommand,
+  hiddenRunner,
+  killLeftovers,
+  makeHome,
+  type HiddenOptions,
+  type HiddenResult,
+} from './hidden-ns';
 
 const DIST = path.join(__dirname, '..', 'dist');
 const STUB = path.join(__dirname, '..', '..', 'pack-stub', 'dist', 'smolvm-stub');
@@ -35,14 +42,21 @@ beforeAll(async () => {
   fs.copyFileSync(STUB, path.join(bin, 'smolvm-stub'));
   for (const f of ['smolvm', 'smolvm-stub']) fs.chmodSync(path.join(bin, f), 0o755);
   const smolfile = path.join(dir, 'Smolfile');
-  fs.writeFileSync(smolfile, `image = "${setup.refs['smolvm-test/feature:latest']}"\nentrypoint = ["/bin/sh", "-c"]\ncmd = ["echo default command"]\n`);
+  fs.writeFileSync(
+    smolfile,
+    `image = "${setup.refs['smolvm-test/feature:latest']}"\nentrypoint = ["/bin/sh", "-c"]\ncmd = ["echo default command"]\n`,
+  );
   app = path.join(dir, 'out', 'my-app');
   fs.mkdirSync(path.dirname(app), { mode: 0o755 });
-  const packed = spawnSync(path.join(bin, 'smolvm'), ['pack', 'create', '-s', smolfile, '-o', app, '--cpus', '1', '--memory', '512M'], {
-    env: { ...process.env, ...setup.env },
-    encoding: 'utf8',
-    timeout: BOOT_MS,
-  });
+  const packed = spawnSync(
+    path.join(bin, 'smolvm'),
+    ['pack', 'create', '-s', smolfile, '-o', app, '--cpus', '1', '--memory', '512M'],
+    {
+      env: { ...process.env, ...setup.env },
+      encoding: 'utf8',
+      timeout: BOOT_MS,
+    },
+  );
   expect(packed).toMatchObject({ status: 0, stdout: `${app}\n` });
   // The packed executable is the stub, byte for byte; the payload is beside it.
   expect(fs.readFileSync(app).equals(fs.readFileSync(STUB))).toBe(true);
@@ -75,7 +89,12 @@ test(
 test(
   'run -it: a shell on a pseudo-terminal, with node and the checkout hidden',
   async () => {
-    const pty = startPty(shellWords(hidden([app, 'run', '-it', '--', '/bin/sh'], { home: makeHome(dir, 'home-pty'), env: { TERM: 'xterm' } })), {});
+    const pty = startPty(
+      shellWords(
+        hidden([app, 'run', '-it', '--', '/bin/sh'], { home: makeHome(dir, 'home-pty'), env: { TERM: 'xterm' } }),
+      ),
+      {},
+    );
     try {
       // The image's user is not root: the prompt is '/app $ '.
       await pty.waitFor(/\/app \$ /, BOOT_MS / 2);
@@ -114,11 +133,15 @@ test(
   '--single-file: the payload appended to the single-executable stub runs the same',
   () => {
     const one = path.join(dir, 'out', 'one-file');
-    const packed = spawnSync(path.join(dir, 'bin', 'smolvm'), ['pack', 'create', '--single-file', '-o', one, '--cpus', '1', '--memory', '512M'], {
-      env: { ...process.env, ...setup.env },
-      encoding: 'utf8',
-      timeout: BOOT_MS,
-    });
+    const packed = spawnSync(
+      path.join(dir, 'bin', 'smolvm'),
+      ['pack', 'create', '--single-file', '-o', one, '--cpus', '1', '--memory', '512M'],
+      {
+        env: { ...process.env, ...setup.env },
+        encoding: 'utf8',
+        timeout: BOOT_MS,
+      },
+    );
     expect(packed).toMatchObject({ status: 0, stdout: `${one}\n` });
     expect(fs.existsSync(`${one}.smolmachine`)).toBe(false);
     const r = run([one, 'run', '--', 'sh', '-c', 'echo one file; exit 6'], { home: makeHome(dir, 'home-one') });

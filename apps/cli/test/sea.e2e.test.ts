@@ -49,8 +49,19 @@ describe('single-file smolvm (node and the checkout hidden)', () => {
       const sea = path.join(h, '.cache', 'smolvm', 'sea');
       const [extracted] = fs.readdirSync(sea);
       expect(fs.statSync(path.join(sea, extracted)).mode & 0o777).toBe(0o700);
-      expect(fs.readdirSync(path.join(sea, extracted)).sort()).toEqual(['.complete', 'agent.js', 'base', 'busybox', 'node', 'node_modules', 'vmlinux']);
-      expect(fs.readdirSync(path.join(sea, extracted, 'base')).sort()).toEqual(['base.json', expect.stringMatching(/^debian-[0-9a-f]+\.tar\.zst$/)]);
+      expect(fs.readdirSync(path.join(sea, extracted)).sort()).toEqual([
+        '.complete',
+        'agent.js',
+        'base',
+        'busybox',
+        'node',
+        'node_modules',
+        'vmlinux',
+      ]);
+      expect(fs.readdirSync(path.join(sea, extracted, 'base')).sort()).toEqual([
+        'base.json',
+        expect.stringMatching(/^debian-[0-9a-f]+\.tar\.zst$/),
+      ]);
       // A second run is restored from the snapshot the first one saved.
       const again = hidden(['machine', 'run', '--', 'echo', 'again'], { home: h });
       expect(again).toMatchObject({ status: 0, stdout: 'again\n', stderr: '' });
@@ -66,13 +77,24 @@ describe('single-file smolvm (node and the checkout hidden)', () => {
       expect(created).toMatchObject({ status: 0 });
       // Pinned to the base the executable carries, like the set-up's own.
       expect(created.stderr).toMatch(/created machine "m1" \(smolvm\.internal\/base:debian-bookworm-[0-9a-f]+,/);
-      const images = JSON.parse(hidden(['machine', 'images', '--name', 'm1', '--json'], { home: h }).stdout) as Array<{ image: string; digest: string; inStore: boolean }>;
-      expect(images[0]).toMatchObject({ image: expect.stringMatching(/^smolvm\.internal\/base:/), digest: expect.stringMatching(/^sha256:/), inStore: true });
+      const images = JSON.parse(hidden(['machine', 'images', '--name', 'm1', '--json'], { home: h }).stdout) as Array<{
+        image: string;
+        digest: string;
+        inStore: boolean;
+      }>;
+      expect(images[0]).toMatchObject({
+        image: expect.stringMatching(/^smolvm\.internal\/base:/),
+        digest: expect.stringMatching(/^sha256:/),
+        inStore: true,
+      });
       try {
         const start = hidden(['machine', 'start', '--name', 'm1'], { home: h });
         expect(start).toMatchObject({ status: 0 });
         expect(start.stderr).toMatch(/^machine "m1" started in /);
-        const exec = hidden(['machine', 'exec', '--name', 'm1', '--', 'sh', '-c', 'echo kept > /workspace/f; cat /etc/hostname'], { home: h });
+        const exec = hidden(
+          ['machine', 'exec', '--name', 'm1', '--', 'sh', '-c', 'echo kept > /workspace/f; cat /etc/hostname'],
+          { home: h },
+        );
         expect(exec).toMatchObject({ status: 0, stdout: 'm1\n' });
       } finally {
         expect(hidden(['machine', 'stop', '--name', 'm1'], { home: h })).toMatchObject({ status: 0 });
@@ -95,7 +117,11 @@ describe('single-file smolvm (node and the checkout hidden)', () => {
       const h = home('home-nobody', NOBODY);
       // One cold boot (no agent snapshot, no boot snapshot) keeps this short: the kernel, agent
       // and node come from the executable all the same.
-      const r = hidden(['machine', 'run', '--cold', '--', 'id', '-u'], { home: h, uid: NOBODY, env: { SMOLVM_AGENT_SNAPSHOT: '0' } });
+      const r = hidden(['machine', 'run', '--cold', '--', 'id', '-u'], {
+        home: h,
+        uid: NOBODY,
+        env: { SMOLVM_AGENT_SNAPSHOT: '0' },
+      });
       expect(r).toMatchObject({ status: 0, stdout: '0\n', stderr: '' });
       const sea = path.join(h, '.cache', 'smolvm', 'sea');
       const [extracted] = fs.readdirSync(sea);

@@ -18,11 +18,16 @@ afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
 function bundlesLoadedBy(args: string[]): string[] {
   const out = path.join(home, 'required.json');
   const preload = path.join(home, 'preload.js');
-  fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`);
+  fs.writeFileSync(
+    preload,
+    `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`,
+  );
   const r = smolvm(args, { ...env, NODE_OPTIONS: `--require ${preload}` });
   expect([args, r.status]).toEqual([args, 0]);
   const dist = path.dirname(CLI);
-  return (JSON.parse(fs.readFileSync(out, 'utf8')) as string[]).filter((f) => path.dirname(f) === dist).map((f) => path.basename(f));
+  return (JSON.parse(fs.readFileSync(out, 'utf8')) as string[])
+    .filter((f) => path.dirname(f) === dist)
+    .map((f) => path.basename(f));
 }
 
 it('keeps fastify out of the CLI bundle: only serve commands load dist/smolvm-serve.js', () => {
@@ -54,7 +59,10 @@ it('refuses a non-loopback listen without a token, and a bad token file, with on
   fs.writeFileSync(token, 'a-long-enough-secret-token\n', { mode: 0o644 });
   fs.chmodSync(token, 0o644);
   const loose = smolvm(['serve', 'start', '--listen', '0.0.0.0:0', '--token-file', token], env);
-  expect([loose.status, loose.stderr]).toEqual([2, `error: --token-file ${token} can be read by other users (mode 644); chmod 600 ${token}\n`]);
+  expect([loose.status, loose.stderr]).toEqual([
+    2,
+    `error: --token-file ${token} can be read by other users (mode 644); chmod 600 ${token}\n`,
+  ]);
   const bad = smolvm(['serve', 'start', '--listen', 'localhost'], env);
   expect([bad.status, bad.stderr.split(';')[0]]).toEqual([2, 'error: --listen localhost is not ADDR:PORT']);
 });

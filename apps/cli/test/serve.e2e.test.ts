@@ -33,7 +33,9 @@ interface Reply {
 async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
   const res = await request(base + url, {
     method: method as 'GET',
-    ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } } : { headers }),
+    ...(body !== undefined
+      ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } }
+      : { headers }),
   });
   const text = await res.body.text();
   checker.check(method, url, res.statusCode, res.headers['content-type'] as string | undefined, text);
@@ -42,10 +44,18 @@ async function call(method: string, url: string, body?: unknown, headers: Record
 }
 
 /** Opens an SSE response and hands each parsed event to `onEvent` until the stream ends (or `signal` aborts it). */
-async function events(method: string, url: string, body: unknown, onEvent: (e: EventSourceMessage) => void, signal?: AbortSignal): Promise<{ status: number }> {
+async function events(
+  method: string,
+  url: string,
+  body: unknown,
+  onEvent: (e: EventSourceMessage) => void,
+  signal?: AbortSignal,
+): Promise<{ status: number }> {
   const res = await request(base + url, {
     method: method as 'POST',
-    ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json', accept: 'text/event-stream' } } : { headers: { accept: 'text/event-stream' } }),
+    ...(body !== undefined
+      ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json', accept: 'text/event-stream' } }
+      : { headers: { accept: 'text/event-stream' } }),
     ...(signal ? { signal } : {}),
   });
   checker.check(method, url, res.statusCode, res.headers['content-type'] as string | undefined, '');
@@ -104,7 +114,8 @@ function readListening(pid: number): string | undefined {
   }
   for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const cols = line.trim().split(/\s+/);
-    if (cols.length > 9 && cols[3] === '0A' && inodes.has(cols[9])) return `http://127.0.0.1:${parseInt(cols[1].split(':')[1], 16)}`;
+    if (cols.length > 9 && cols[3] === '0A' && inodes.has(cols[9]))
+      return `http://127.0.0.1:${parseInt(cols[1].split(':')[1], 16)}`;
   }
   return undefined;
 }
@@ -131,7 +142,14 @@ afterAll(async () => {
 describe('machines over HTTP', () => {
   it('creates a machine from an image (pulled, pinned) and pulls it again as SSE, then deletes it', async () => {
     const ref = setup.refs['smolvm-test/feature:latest'];
-    const created = await call('POST', '/api/v1/machines', { name: 'img', image: ref, cpus: 1, memory: 256, storage: 1, overlay: 1 });
+    const created = await call('POST', '/api/v1/machines', {
+      name: 'img',
+      image: ref,
+      cpus: 1,
+      memory: 256,
+      storage: 1,
+      overlay: 1,
+    });
     expect(created.status).toBe(201);
     expect(created.json).toMatchObject({ name: 'img', state: 'created', image: ref });
     const seen: string[] = [];
@@ -151,7 +169,15 @@ describe('machines over HTTP', () => {
   });
 
   it('creates, starts (init runs) and shows a bare machine; start again is a no-op', async () => {
-    const created = await call('POST', '/api/v1/machines', { name: NAME, cpus: 1, memory: '256', storage: 1, overlay: 1, env: ['GREETING=hi'], init: ['echo init-ran > /workspace/init'] });
+    const created = await call('POST', '/api/v1/machines', {
+      name: NAME,
+      cpus: 1,
+      memory: '256',
+      storage: 1,
+      overlay: 1,
+      env: ['GREETING=hi'],
+      init: ['echo init-ran > /workspace/init'],
+    });
     expect(created.status).toBe(201);
     // Pinned to the base image bare VMs run on (here the configured SMOLVM_BASE_IMAGE), as `machine create` pins it.
     expect(created.json.image).toContain(BUSYBOX_BASE);
@@ -162,13 +188,25 @@ describe('machines over HTTP', () => {
     expect(started.json).toMatchObject({ alreadyRunning: false, machine: { name: NAME, state: 'running' } });
     expect((await call('POST', `/api/v1/machines/${NAME}/start`)).json.alreadyRunning).toBe(true);
     const list = await call('GET', '/api/v1/machines');
-    expect(list.json.machines).toEqual([expect.objectContaining({ name: NAME, state: 'running', cpus: 1, memoryMiB: 256 })]);
+    expect(list.json.machines).toEqual([
+      expect.objectContaining({ name: NAME, state: 'running', cpus: 1, memoryMiB: 256 }),
+    ]);
     expect((await exec(['cat', '/workspace/init'])).json.stdout).toBe('init-ran\n');
   });
 
   it('exec: output, exit codes, env, workdir, a missing command (127) and a timeout', async () => {
-    const r = await exec(['sh', '-c', 'echo "$GREETING $EXTRA"; pwd; echo oops >&2; exit 3'], { env: { EXTRA: 'there' }, workdir: '/tmp' });
-    expect(r.json).toEqual({ exitCode: 3, signal: null, stdout: 'hi there\n/tmp\n', stderr: 'oops\n', timedOut: false, truncated: false });
+    const r = await exec(['sh', '-c', 'echo "$GREETING $EXTRA"; pwd; echo oops >&2; exit 3'], {
+      env: { EXTRA: 'there' },
+      workdir: '/tmp',
+    });
+    expect(r.json).toEqual({
+      exitCode: 3,
+      signal: null,
+      stdout: 'hi there\n/tmp\n',
+      stderr: 'oops\n',
+      timedOut: false,
+      truncated: false,
+    });
     const missing = await exec(['/no/such/cmd']);
     expect(missing.json).toMatchObject({ exitCode: 127, stderr: '/no/such/cmd: no such file or directory\n' });
     const slow = await exec(['sleep', '60'], { timeoutSeconds: 1 });
@@ -176,18 +214,40 @@ describe('machines over HTTP', () => {
   });
 
   it('runs 100 concurrent exec requests on one machine, each with its own output', async () => {
-    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => exec(['sh', '-c', `echo n${i}; echo e${i} >&2; exit ${i % 7}`])));
-    const wrong = results.map((r, i) => ({ i, status: r.status, json: r.json })).filter(({ i, status, json }) => status !== 200 || json.stdout !== `n${i}\n` || json.stderr !== `e${i}\n` || json.exitCode !== i % 7);
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => exec(['sh', '-c', `echo n${i}; echo e${i} >&2; exit ${i % 7}`])),
+    );
+    const wrong = results
+      .map((r, i) => ({ i, status: r.status, json: r.json }))
+      .filter(
+        ({ i, status, json }) =>
+          status !== 200 || json.stdout !== `n${i}\n` || json.stderr !== `e${i}\n` || json.exitCode !== i % 7,
+      );
     expect(wrong).toEqual([]);
   });
 
   it('exec/stream sends stdout, stderr and exit events', async () => {
     const got: Array<[string, string]> = [];
-    const res = await events('POST', `/api/v1/machines/${NAME}/exec/stream`, { command: ['sh', '-c', 'echo one; echo two >&2; printf "three\\nfour\\n"; exit 5'] }, (e) => got.push([e.event ?? '', e.data]));
+    const res = await events(
+      'POST',
+      `/api/v1/machines/${NAME}/exec/stream`,
+      { command: ['sh', '-c', 'echo one; echo two >&2; printf "three\\nfour\\n"; exit 5'] },
+      (e) => got.push([e.event ?? '', e.data]),
+    );
     expect(res.status).toBe(200);
     // Each event carries a chunk of output as it came; together they are the output.
-    expect(got.filter(([e]) => e === 'stdout').map(([, d]) => d).join('')).toBe('one\nthree\nfour\n');
-    expect(got.filter(([e]) => e === 'stderr').map(([, d]) => d).join('')).toBe('two\n');
+    expect(
+      got
+        .filter(([e]) => e === 'stdout')
+        .map(([, d]) => d)
+        .join(''),
+    ).toBe('one\nthree\nfour\n');
+    expect(
+      got
+        .filter(([e]) => e === 'stderr')
+        .map(([, d]) => d)
+        .join(''),
+    ).toBe('two\n');
     expect(got[got.length - 1]).toEqual(['exit', '{"exitCode":5,"signal":null}']);
   });
 
@@ -207,7 +267,12 @@ describe('machines over HTTP', () => {
       abort.signal,
     );
     expect(pidLine).toMatch(/^\d+$/);
-    await until('the guest process to be killed', async () => (await exec(['sh', '-c', `kill -0 ${pidLine} 2>/dev/null && echo alive || echo gone`])).json.stdout === 'gone\n');
+    await until(
+      'the guest process to be killed',
+      async () =>
+        (await exec(['sh', '-c', `kill -0 ${pidLine} 2>/dev/null && echo alive || echo gone`])).json.stdout ===
+        'gone\n',
+    );
   });
 });
 
@@ -239,9 +304,20 @@ describe('files over HTTP', () => {
 
   it('a killed upload leaves the old file and no staging file', async () => {
     const put = (body: Readable | string, length: number, signal?: AbortSignal) =>
-      request(base + file('/workspace/target'), { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) }, ...(signal ? { signal } : {}) });
+      request(base + file('/workspace/target'), {
+        method: 'PUT',
+        body,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
+        ...(signal ? { signal } : {}),
+      });
     const first = await put('previous\n', 9);
-    checker.check('PUT', file('/workspace/target'), first.statusCode, first.headers['content-type'] as string, await first.body.text());
+    checker.check(
+      'PUT',
+      file('/workspace/target'),
+      first.statusCode,
+      first.headers['content-type'] as string,
+      await first.body.text(),
+    );
     const abort = new AbortController();
     let sent = 0;
     const endless = new Readable({
@@ -252,16 +328,27 @@ describe('files over HTTP', () => {
       },
     });
     await expect(put(endless, 600 * 1024 * 1024, abort.signal)).rejects.toThrow();
-    await until('the staging file to go', async () => !(await exec(['ls', '-a', '/workspace'])).json.stdout?.toString().includes('.part'));
+    await until(
+      'the staging file to go',
+      async () => !(await exec(['ls', '-a', '/workspace'])).json.stdout?.toString().includes('.part'),
+    );
     expect((await exec(['cat', '/workspace/target'])).json.stdout).toBe('previous\n');
   });
 
-  it('says a missing directory without the guest\'s internals, and refuses a bad path', async () => {
-    const r = await request(base + file('/workspace/no/such/dir/f'), { method: 'PUT', body: 'x', headers: { 'content-type': 'application/octet-stream', 'content-length': '1' } });
+  it("says a missing directory without the guest's internals, and refuses a bad path", async () => {
+    const r = await request(base + file('/workspace/no/such/dir/f'), {
+      method: 'PUT',
+      body: 'x',
+      headers: { 'content-type': 'application/octet-stream', 'content-length': '1' },
+    });
     const text = await r.body.text();
     checker.check('PUT', file('/workspace/no/such/dir/f'), r.statusCode, r.headers['content-type'] as string, text);
     expect(r.statusCode).toBe(404);
-    expect(JSON.parse(text)).toEqual({ error: 'api:/workspace/no/such/dir/f: no such file or directory; check the path (the parent directory must exist)', code: 'not-found' });
+    expect(JSON.parse(text)).toEqual({
+      error:
+        'api:/workspace/no/such/dir/f: no such file or directory; check the path (the parent directory must exist)',
+      code: 'not-found',
+    });
     const missing = await call('GET', file('/workspace/nothing-here'));
     expect([missing.status, missing.json.code]).toEqual([404, 'not-found']);
     // The slash encoded, or the client would resolve the dots itself before sending.
@@ -275,7 +362,11 @@ describe('files over HTTP', () => {
     fs.writeFileSync(path.join(tree, 'a.txt'), 'a\n');
     fs.writeFileSync(path.join(tree, 'sub', 'b.bin'), crypto.randomBytes(256 * 1024));
     const archive = tar.c({ cwd: work, portable: true }, ['proj']) as unknown as Readable;
-    const up = await request(base + file('/workspace/proj'), { method: 'PUT', body: archive, headers: { 'content-type': 'application/x-tar' } });
+    const up = await request(base + file('/workspace/proj'), {
+      method: 'PUT',
+      body: archive,
+      headers: { 'content-type': 'application/x-tar' },
+    });
     const upText = await up.body.text();
     checker.check('PUT', file('/workspace/proj'), up.statusCode, up.headers['content-type'] as string, upText);
     expect(up.statusCode).toBe(200);
@@ -293,10 +384,17 @@ describe('files over HTTP', () => {
 describe('snapshots over HTTP', () => {
   it('snapshots the running machine; a machine made from it resumes its files and processes, and the snapshot goes once unused', async () => {
     // A process of its own session, so it outlives the exec that started it.
-    const started = await exec(['sh', '-c', 'echo kept > /tmp/kept; setsid sh -c "while :; do sleep 1; done" </dev/null >/dev/null 2>&1 & echo $! > /tmp/loop.pid']);
+    const started = await exec([
+      'sh',
+      '-c',
+      'echo kept > /tmp/kept; setsid sh -c "while :; do sleep 1; done" </dev/null >/dev/null 2>&1 & echo $! > /tmp/loop.pid',
+    ]);
     expect(started.json.exitCode).toBe(0);
     const snap = await call('POST', `/api/v1/machines/${NAME}/snapshots`, { tag: 'warm' });
-    expect([snap.status, snap.json]).toEqual([201, expect.objectContaining({ id: `${NAME}:warm`, machine: NAME, running: true, dependents: [] })]);
+    expect([snap.status, snap.json]).toEqual([
+      201,
+      expect.objectContaining({ id: `${NAME}:warm`, machine: NAME, running: true, dependents: [] }),
+    ]);
     const copy = await call('POST', '/api/v1/machines', { name: 'api-copy', fromSnapshot: `${NAME}:warm` });
     expect([copy.status, copy.json]).toEqual([201, expect.objectContaining({ name: 'api-copy', state: 'created' })]);
     try {
@@ -312,8 +410,14 @@ describe('snapshots over HTTP', () => {
       expect([inUse.status, inUse.json.code]).toEqual([409, 'conflict']);
       // A fork: snapshot and started copy in one call.
       const fork = await call('POST', `/api/v1/machines/${NAME}/fork`, { names: ['api-fork'] });
-      expect([fork.status, fork.json.machines]).toEqual([201, [expect.objectContaining({ name: 'api-fork', state: 'running' })]]);
-      expect((await call('POST', '/api/v1/machines/api-fork/exec', { command: check })).json).toMatchObject({ exitCode: 0, stdout: 'kept\nalive\n' });
+      expect([fork.status, fork.json.machines]).toEqual([
+        201,
+        [expect.objectContaining({ name: 'api-fork', state: 'running' })],
+      ]);
+      expect((await call('POST', '/api/v1/machines/api-fork/exec', { command: check })).json).toMatchObject({
+        exitCode: 0,
+        stdout: 'kept\nalive\n',
+      });
       expect((await call('DELETE', '/api/v1/machines/api-fork?force=true')).status).toBe(204);
       expect((await call('DELETE', `/api/v1/snapshots/${(fork.json.snapshot as { id: string }).id}`)).status).toBe(204);
     } finally {
@@ -329,11 +433,19 @@ describe('ephemeral runs', () => {
   it('POST /runs leaves an ephemeral machine running; stop removes it with everything', async () => {
     const run = await call('POST', '/api/v1/runs', { cpus: 1, memory: 256, init: ['echo ready > /tmp/ready'] });
     expect([run.status, run.json.error]).toEqual([201, undefined]);
-    expect(run.json).toMatchObject({ state: 'running', ephemeral: true, name: expect.stringMatching(/^run-[0-9a-f]{8}$/) });
+    expect(run.json).toMatchObject({
+      state: 'running',
+      ephemeral: true,
+      name: expect.stringMatching(/^run-[0-9a-f]{8}$/),
+    });
     const name = String(run.json.name);
     const r = await call('POST', `/api/v1/machines/${name}/exec`, { command: ['cat', '/tmp/ready'] });
     expect(r.json.stdout).toBe('ready\n');
-    expect((await call('POST', `/api/v1/machines/${name}/stop`, {})).json).toEqual({ name, wasRunning: true, removed: true });
+    expect((await call('POST', `/api/v1/machines/${name}/stop`, {})).json).toEqual({
+      name,
+      wasRunning: true,
+      removed: true,
+    });
     expect((await call('GET', `/api/v1/machines/${name}`)).status).toBe(404);
     expect(fs.existsSync(path.join(setup.home, 'data', 'machines', name))).toBe(false);
   });
@@ -346,27 +458,45 @@ describe('logs, stop and shutdown', () => {
     expect(lines.some((l) => l.includes('init: echo init-ran > /workspace/init'))).toBe(true);
     const abort = new AbortController();
     const followed: string[] = [];
-    const following = events('GET', `/api/v1/machines/${NAME}/logs?follow=true&tail=0`, undefined, (e) => {
-      followed.push(e.data);
-      if (e.data.includes('exited: stopped')) abort.abort();
-    }, abort.signal);
+    const following = events(
+      'GET',
+      `/api/v1/machines/${NAME}/logs?follow=true&tail=0`,
+      undefined,
+      (e) => {
+        followed.push(e.data);
+        if (e.data.includes('exited: stopped')) abort.abort();
+      },
+      abort.signal,
+    );
     await new Promise((r) => setTimeout(r, 500));
     const stop = await call('POST', `/api/v1/machines/${NAME}/stop`, { timeoutSeconds: 60 });
     expect(stop.json).toEqual({ name: NAME, wasRunning: true, removed: false });
-    await Promise.race([following, new Promise((_, reject) => setTimeout(() => reject(new Error(`no 'exited' line in ${JSON.stringify(followed)}`)), 30_000))]);
+    await Promise.race([
+      following,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error(`no 'exited' line in ${JSON.stringify(followed)}`)), 30_000),
+      ),
+    ]);
     const running = await call('DELETE', `/api/v1/machines/${NAME}`);
     expect(running.status).toBe(204);
   });
 
   it('shuts down on SIGTERM: an open stream gets a shutdown event, the machine keeps running', async () => {
-    expect((await call('POST', '/api/v1/machines', { name: NAME, cpus: 1, memory: 256, storage: 1, overlay: 1 })).status).toBe(201);
+    expect(
+      (await call('POST', '/api/v1/machines', { name: NAME, cpus: 1, memory: 256, storage: 1, overlay: 1 })).status,
+    ).toBe(201);
     const started = await call('POST', `/api/v1/machines/${NAME}/start`);
     expect([started.status, started.json.error]).toEqual([200, undefined]);
     const got: string[] = [];
-    const streaming = events('POST', `/api/v1/machines/${NAME}/exec/stream`, { command: ['sh', '-c', 'echo up; exec sleep 600'] }, (e) => {
-      got.push(e.event ?? '');
-      if (e.event === 'stdout') process.kill(server.pid, 'SIGTERM');
-    });
+    const streaming = events(
+      'POST',
+      `/api/v1/machines/${NAME}/exec/stream`,
+      { command: ['sh', '-c', 'echo up; exec sleep 600'] },
+      (e) => {
+        got.push(e.event ?? '');
+        if (e.event === 'stdout') process.kill(server.pid, 'SIGTERM');
+      },
+    );
     await streaming;
     expect(got).toContain('shutdown');
     const ended = await server.done;

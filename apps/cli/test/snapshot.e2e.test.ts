@@ -84,12 +84,22 @@ describe('snapshots of a running machine', () => {
     const srcPort = await freePort();
     ok(cli(['machine', 'create', 'src', ...SMALL, '-p', `${srcPort}:8080`]));
     ok(cli(['machine', 'start', '--name', 'src']));
-    ok(exec('src', 'mkdir -p /tmp/www && echo from-tmp > /tmp/www/t.txt && echo from-workspace > /workspace/w.txt && cp /workspace/w.txt /tmp/www/ && httpd -p 8080 -h /tmp/www'));
+    ok(
+      exec(
+        'src',
+        'mkdir -p /tmp/www && echo from-tmp > /tmp/www/t.txt && echo from-workspace > /workspace/w.txt && cp /workspace/w.txt /tmp/www/ && httpd -p 8080 -h /tmp/www',
+      ),
+    );
     expect(await httpGet(srcPort, 't.txt')).toBe('200 from-tmp');
     // Read before the snapshot: the kernel fixes boot_id at its first read.
     const srcBootId = ok(exec('src', 'cat /proc/sys/kernel/random/boot_id')).trim();
 
-    const created = JSON.parse(ok(cli(['machine', 'snapshot', 'create', 'src', '--json']))) as { id: string; running: boolean; sizeBytes: number; pausedMs: number };
+    const created = JSON.parse(ok(cli(['machine', 'snapshot', 'create', 'src', '--json']))) as {
+      id: string;
+      running: boolean;
+      sizeBytes: number;
+      pausedMs: number;
+    };
     expect(created).toMatchObject({ id: 'src:1', running: true });
     expect(created.sizeBytes).toBeGreaterThan(0);
     // The source runs on, unchanged.
@@ -133,7 +143,10 @@ describe('snapshots of a running machine', () => {
     const rm = cli(['machine', 'snapshot', 'rm', 'src:1']);
     expect(rm.status).not.toBe(0);
     expect(rm.stderr).toContain('is in use by machines "f1", "f2"');
-    const listed = JSON.parse(ok(cli(['machine', 'snapshot', 'ls', '--json']))) as Array<{ id: string; dependents: string[] }>;
+    const listed = JSON.parse(ok(cli(['machine', 'snapshot', 'ls', '--json']))) as Array<{
+      id: string;
+      dependents: string[];
+    }>;
     expect(listed).toEqual([expect.objectContaining({ id: 'src:1', dependents: forks })]);
   });
 
@@ -142,8 +155,16 @@ describe('snapshots of a running machine', () => {
     ok(cli(['machine', 'start', '--name', 'f1']));
     // Restored from the boot snapshot of its shape, with its qcow2 disks in the disk slots.
     const log = fs.readFileSync(path.join(setup.home, 'data', 'machines', 'f1', 'supervisor.log'), 'utf8');
-    expect(log.split('\n').filter((l) => l.includes(' ready after ')).pop()).toContain('restored from a boot snapshot');
-    expect(ok(exec('f1', 'cat /workspace/own.txt /workspace/w.txt')).trim().split('\n')).toEqual(['f1', 'from-workspace']);
+    expect(
+      log
+        .split('\n')
+        .filter((l) => l.includes(' ready after '))
+        .pop(),
+    ).toContain('restored from a boot snapshot');
+    expect(ok(exec('f1', 'cat /workspace/own.txt /workspace/w.txt')).trim().split('\n')).toEqual([
+      'f1',
+      'from-workspace',
+    ]);
     const resize = cli(['machine', 'resize', '--name', 'f1', '--storage', '2']);
     expect(resize.status).not.toBe(0);
   });
@@ -157,12 +178,17 @@ describe('snapshots of a running machine', () => {
 
 describe('machine fork', () => {
   it('snapshots the running source and starts COUNT copies, NEW-1..NEW-COUNT, with no ports', () => {
-    const out = JSON.parse(ok(cli(['machine', 'fork', 'src', 'ff', '-n', '2', '--json']))) as { snapshot: { id: string; running: boolean }; machines: string[] };
+    const out = JSON.parse(ok(cli(['machine', 'fork', 'src', 'ff', '-n', '2', '--json']))) as {
+      snapshot: { id: string; running: boolean };
+      machines: string[];
+    };
     expect(out.machines).toEqual(['ff-1', 'ff-2']);
     expect(out.snapshot.running).toBe(true);
     for (const name of out.machines) {
       expect(ok(exec(name, 'hostname; cat /workspace/w.txt')).trim().split('\n')).toEqual([name, 'from-workspace']);
-      const record = JSON.parse(fs.readFileSync(path.join(setup.home, 'data', 'machines', name, 'machine.json'), 'utf8')) as { ports: unknown[]; fromSnapshot: string };
+      const record = JSON.parse(
+        fs.readFileSync(path.join(setup.home, 'data', 'machines', name, 'machine.json'), 'utf8'),
+      ) as { ports: unknown[]; fromSnapshot: string };
       expect(record).toMatchObject({ ports: [], fromSnapshot: out.snapshot.id });
     }
     // -p cannot go to several copies.
@@ -239,7 +265,10 @@ describe('crash safety and damage', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(ok(exec('src', 'cat /workspace/w.txt')).trim()).toBe('from-workspace');
     ok(cli(['machine', 'stop', '--name', 'src']));
-    const stopped = JSON.parse(ok(cli(['machine', 'snapshot', 'create', 'src', '--json']))) as { id: string; running: boolean };
+    const stopped = JSON.parse(ok(cli(['machine', 'snapshot', 'create', 'src', '--json']))) as {
+      id: string;
+      running: boolean;
+    };
     expect(stopped.running).toBe(false);
     ok(cli(['machine', 'snapshot', 'rm', stopped.id]));
   });

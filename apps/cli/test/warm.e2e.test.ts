@@ -48,8 +48,31 @@ const qemuChildren = () => setup.qemus();
 let baseSnapshot: string;
 
 beforeAll(async () => {
-  const small = buildImage([buildLayer([...busyboxRootfs(), { path: 'opt', type: 'dir' }, { path: 'opt/data', type: 'dir' }, { path: 'opt/data/a', type: 'file', content: 'data a\n' }])], { Cmd: ['/bin/sh'] });
-  const big = buildImage([buildLayer(busyboxRootfs()), buildLayer([{ path: 'data', type: 'dir' }, { path: 'data/blob', type: 'file', content: bigBlob }], 'gzip', 1)], { Cmd: ['/bin/sh'] });
+  const small = buildImage(
+    [
+      buildLayer([
+        ...busyboxRootfs(),
+        { path: 'opt', type: 'dir' },
+        { path: 'opt/data', type: 'dir' },
+        { path: 'opt/data/a', type: 'file', content: 'data a\n' },
+      ]),
+    ],
+    { Cmd: ['/bin/sh'] },
+  );
+  const big = buildImage(
+    [
+      buildLayer(busyboxRootfs()),
+      buildLayer(
+        [
+          { path: 'data', type: 'dir' },
+          { path: 'data/blob', type: 'file', content: bigBlob },
+        ],
+        'gzip',
+        1,
+      ),
+    ],
+    { Cmd: ['/bin/sh'] },
+  );
   setup = await e2eSetup('smolvm-warm-e2e-', { 'warm/small:1': small, 'warm/big:1': big });
   ({ home, runtimeDir, env } = setup);
   smallImage = setup.refs['warm/small:1'];
@@ -78,7 +101,8 @@ describe('boot snapshots', () => {
     baseSnapshot = path.join(snapRoot(), snapshots()[0]);
     expect(fs.statSync(snapRoot()).mode & 0o777).toBe(0o700);
     expect(fs.statSync(baseSnapshot).mode & 0o777).toBe(0o700);
-    for (const f of fs.readdirSync(baseSnapshot)) expect([f, fs.statSync(path.join(baseSnapshot, f)).mode & 0o777]).toEqual([f, 0o600]);
+    for (const f of fs.readdirSync(baseSnapshot))
+      expect([f, fs.statSync(path.join(baseSnapshot, f)).mode & 0o777]).toEqual([f, 0o600]);
     // A bare VM's snapshot has no image disk slot: its guest already runs in the bare root.
     expect(fs.readdirSync(baseSnapshot).sort()).toEqual(['memory', 'meta.json', 'qemu.json', 'state']);
 
@@ -92,17 +116,31 @@ describe('boot snapshots', () => {
   });
 
   it('nothing of one run reaches the next: the bare root in the snapshot is fresh for every restore', () => {
-    const write = restoredBy(['--', 'sh', '-c', 'echo one > /tmp/t; echo one > /root/r; echo one > /etc/added; mkdir /made']);
+    const write = restoredBy([
+      '--',
+      'sh',
+      '-c',
+      'echo one > /tmp/t; echo one > /root/r; echo one > /etc/added; mkdir /made',
+    ]);
     expect(write.result.status).toBe(0);
     expect(write.restored).toBe(true);
-    const read = restoredBy(['--', 'sh', '-c', 'ls -A /tmp | wc -l; ls -A /root | wc -l; test -e /etc/added || echo no-etc; test -e /made || echo no-made; cat /etc/resolv.conf']);
+    const read = restoredBy([
+      '--',
+      'sh',
+      '-c',
+      'ls -A /tmp | wc -l; ls -A /root | wc -l; test -e /etc/added || echo no-etc; test -e /made || echo no-made; cat /etc/resolv.conf',
+    ]);
     expect(read.restored).toBe(true);
-    expect(read.result.stdout).toBe('0\n0\nno-etc\nno-made\n# smolvm: this VM has no network; start it with --net for DNS\n');
+    expect(read.result.stdout).toBe(
+      '0\n0\nno-etc\nno-made\n# smolvm: this VM has no network; start it with --net for DNS\n',
+    );
   });
 
   it('sets the guest clock from the host after a restore', async () => {
     // Let the snapshot's clock fall behind, so a restore that skipped the clock would show it.
-    const created = Date.parse((JSON.parse(fs.readFileSync(path.join(baseSnapshot, 'meta.json'), 'utf8')) as { createdAt: string }).createdAt);
+    const created = Date.parse(
+      (JSON.parse(fs.readFileSync(path.join(baseSnapshot, 'meta.json'), 'utf8')) as { createdAt: string }).createdAt,
+    );
     await new Promise((r) => setTimeout(r, Math.max(0, created + 5_000 - Date.now())));
     // busybox date has no sub-second format; adjtimex prints the clock to the microsecond.
     const before = Date.now() / 1000;
@@ -135,19 +173,32 @@ describe('boot snapshots', () => {
     expect(big.result.stderr).toBe('');
     expect(big.result.stdout.split(' ')[0]).toBe(crypto.createHash('sha256').update(bigBlob).digest('hex'));
     expect(big.restored).toBe(true);
-    const again = restoredBy(['-I', smallImage, '--', 'sh', '-c', 'cat /opt/data/a; ls /data 2>&1 | grep -c "No such"']);
+    const again = restoredBy([
+      '-I',
+      smallImage,
+      '--',
+      'sh',
+      '-c',
+      'cat /opt/data/a; ls /data 2>&1 | grep -c "No such"',
+    ]);
     expect(again.result.stdout).toBe('data a\n1\n');
     expect(again.restored).toBe(true);
     // Bare runs after an image run see the bare root again.
     expect(run(['--', 'sh', '-c', 'test -e /opt/data/a || echo bare']).stdout).toBe('bare\n');
     // Runs with an image share one snapshot (an image disk slot, no root yet); bare runs have theirs.
     expect(snapshots()).toHaveLength(2);
-    const imageSnapshot = snapshots().map((n) => path.join(snapRoot(), n)).find((d) => d !== baseSnapshot) as string;
+    const imageSnapshot = snapshots()
+      .map((n) => path.join(snapRoot(), n))
+      .find((d) => d !== baseSnapshot) as string;
     expect(fs.readdirSync(imageSnapshot).sort()).toEqual(['memory', 'meta.json', 'qemu.json', 'slot.img', 'state']);
   });
 
   it('runs 8 VMs restored in parallel from one snapshot', async () => {
-    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => runAsync(['--', 'sh', '-c', `echo vm${i} $((6 * 7)); cat /proc/sys/kernel/random/boot_id`])));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        runAsync(['--', 'sh', '-c', `echo vm${i} $((6 * 7)); cat /proc/sys/kernel/random/boot_id`]),
+      ),
+    );
     const ids = new Set<string>();
     results.forEach((r, i) => {
       expect([r.status, r.stderr]).toEqual([0, '']);
@@ -163,7 +214,20 @@ describe('boot snapshots', () => {
     const dir = fs.mkdtempSync(path.join(home, 'vol-'));
     fs.writeFileSync(path.join(dir, 'in.txt'), 'from the host\n');
     const ro = fs.mkdtempSync(path.join(home, 'ro-'));
-    const r = restoredBy(['-v', `${dir}:/data`, '-v', `${ro}:/ro:ro`, '-e', 'GREETING=hi', '-w', '/data', '--', 'sh', '-c', 'cat in.txt; echo $GREETING > out.txt; touch /ro/x 2>/dev/null || echo ro-refused']);
+    const r = restoredBy([
+      '-v',
+      `${dir}:/data`,
+      '-v',
+      `${ro}:/ro:ro`,
+      '-e',
+      'GREETING=hi',
+      '-w',
+      '/data',
+      '--',
+      'sh',
+      '-c',
+      'cat in.txt; echo $GREETING > out.txt; touch /ro/x 2>/dev/null || echo ro-refused',
+    ]);
     expect(r.result.stderr).toBe('');
     expect(r.result.stdout).toBe('from the host\nro-refused\n');
     expect(r.restored).toBe(true);
@@ -173,11 +237,22 @@ describe('boot snapshots', () => {
   it('a VM with a NIC has a snapshot shape of its own, and its network works after the restore', async () => {
     // A server in another process: the blocking CLI calls below would starve one in this one.
     // process.stdout.write, not console.log: under FORCE_COLOR (Nx sets it) a logged number is coloured.
-    const server = spawn(process.execPath, ['-e', "require('http').createServer((q, r) => r.end('hi from the host\\n')).listen(0, '127.0.0.1', function () { process.stdout.write(this.address().port + '\\n') })"]);
+    const server = spawn(process.execPath, [
+      '-e',
+      "require('http').createServer((q, r) => r.end('hi from the host\\n')).listen(0, '127.0.0.1', function () { process.stdout.write(this.address().port + '\\n') })",
+    ]);
     try {
-      const port = Number(await new Promise<string>((resolve) => server.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+      const port = Number(
+        await new Promise<string>((resolve) => server.stdout.once('data', (d: Buffer) => resolve(d.toString()))),
+      );
       // nc's errors are kept (2>&1): a failure then says why. -w 20: TCG on a loaded CI host is slow.
-      const get = ['--net', '--', '/bin/sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 20 192.168.127.1 ${port} 2>&1 | tail -n1; ls /sys/class/net | tr '\\n' ' '`];
+      const get = [
+        '--net',
+        '--',
+        '/bin/sh',
+        '-c',
+        `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 20 192.168.127.1 ${port} 2>&1 | tail -n1; ls /sys/class/net | tr '\\n' ' '`,
+      ];
       const before = snapshots().length;
       const first = restoredBy(get);
       expect(first.result.stdout).toBe('hi from the host\neth0 lo ');
@@ -185,7 +260,10 @@ describe('boot snapshots', () => {
       const second = restoredBy(get);
       expect(second).toMatchObject({ restored: true, result: { stdout: 'hi from the host\neth0 lo ', status: 0 } });
       // The shape without a NIC still restores without one.
-      expect(restoredBy(['--', '/bin/sh', '-c', 'ls /sys/class/net'])).toMatchObject({ restored: true, result: { stdout: 'lo\n' } });
+      expect(restoredBy(['--', '/bin/sh', '-c', 'ls /sys/class/net'])).toMatchObject({
+        restored: true,
+        result: { stdout: 'lo\n' },
+      });
     } finally {
       server.kill();
     }
@@ -206,7 +284,9 @@ describe('boot snapshots', () => {
       const r = run(['--debug', '--', 'echo', 'still works']);
       expect(r.stdout).toBe('still works\n');
       expect(r.status).toBe(0);
-      expect(r.stderr).toMatch(new RegExp(`note: the boot snapshot .* is unusable \\(${file} is 4096 bytes, expected \\d+\\): cold boot`));
+      expect(r.stderr).toMatch(
+        new RegExp(`note: the boot snapshot .* is unusable \\(${file} is 4096 bytes, expected \\d+\\): cold boot`),
+      );
       expect(fs.statSync(path.join(baseSnapshot, file)).size).toBeGreaterThan(4096);
       const next = restoredBy(['--debug', '--', 'true']);
       expect([next.restored, next.result.stderr]).toEqual([true, '']);
@@ -220,7 +300,9 @@ describe('boot snapshots', () => {
     const r = restoredBy(['--debug', '--', 'echo', 'ok']);
     expect(r.result.stdout).toBe('ok\n');
     expect(r.restored).toBe(false);
-    expect(r.result.stderr).toMatch(/note: restoring the boot snapshot failed \(the restored agent is not the saved one .*\): cold boot/);
+    expect(r.result.stderr).toMatch(
+      /note: restoring the boot snapshot failed \(the restored agent is not the saved one .*\): cold boot/,
+    );
     expect(fs.existsSync(baseSnapshot)).toBe(false);
     expect(run(['--', 'true']).status).toBe(0);
     expect(restoredBy(['--', 'true']).restored).toBe(true);
@@ -250,7 +332,15 @@ describe('early start (the executable restores before the CLI has loaded)', () =
   const BASE = ['machine', 'run', ...SHAPE];
   /** The recipe file an invocation uses: the words before `--`, cwd, bundle and environment name it. */
   const recipeOf = (words: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
-    recipeFile(path.join(home, 'cache'), invocationKey([...words, '--', 'true'], process.cwd(), { ...process.env, ...env, ...extraEnv }, path.join(path.dirname(CLI), 'smolvm-main.js')));
+    recipeFile(
+      path.join(home, 'cache'),
+      invocationKey(
+        [...words, '--', 'true'],
+        process.cwd(),
+        { ...process.env, ...env, ...extraEnv },
+        path.join(path.dirname(CLI), 'smolvm-main.js'),
+      ),
+    );
   /** The recipe file of the test shape's plain invocation, after a run that leaves it. */
   const baseRecipe = (flags: string[] = []) => {
     expect(run([...flags, '--', 'true']).status).toBe(0);
@@ -289,7 +379,9 @@ describe('early start (the executable restores before the CLI has loaded)', () =
     fs.writeFileSync(file, JSON.stringify(recipe));
     const r = run(['--debug', '--', 'echo', 'ok']);
     expect([r.status, r.stdout]).toEqual([0, 'ok\n']);
-    expect(r.stderr).toMatch(/note: the early start was not used \(the early-started QEMU is not the one this restore needs\)/);
+    expect(r.stderr).toMatch(
+      /note: the early start was not used \(the early-started QEMU is not the one this restore needs\)/,
+    );
     expect(sameButRunDir(fs.readFileSync(file, 'utf8'), good)).toBe(true);
     expect(timed(['--', 'true']).earlyStart).not.toBeNull();
   });
@@ -310,7 +402,10 @@ describe('early start (the executable restores before the CLI has loaded)', () =
 
   it('a CLI killed (SIGKILL) just after its early start leaves no QEMU; the next run removes its run directory', async () => {
     baseRecipe();
-    const child = spawn(process.execPath, [CLI, ...BASE, '--', 'sleep', '30'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [CLI, ...BASE, '--', 'sleep', '30'], {
+      env: { ...process.env, ...env },
+      stdio: 'ignore',
+    });
     const exited = new Promise((resolve) => child.once('exit', resolve));
     try {
       const deadline = Date.now() + 30_000;

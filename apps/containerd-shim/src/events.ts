@@ -37,7 +37,10 @@ export class EventPublisher implements Publisher {
         await client.call(SERVICE, 'Forward', { envelope }, { [NAMESPACE_HEADER]: this.namespace });
         return;
       } catch (err) {
-        void this.client?.then((c) => c.close(), () => undefined);
+        void this.client?.then(
+          (c) => c.close(),
+          () => undefined,
+        );
         this.client = undefined;
         if (attempt === 1) this.log(`event ${topic} not delivered: ${(err as Error).message}`);
       }
@@ -45,6 +48,9 @@ export class EventPublisher implements Publisher {
   }
 
   close(): void {
-    void this.client?.then((c) => c.close(), () => undefined);
+    void this.client?.then(
+      (c) => c.close(),
+      () => undefined,
+    );
   }
 }

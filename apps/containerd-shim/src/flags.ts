@@ -26,7 +26,17 @@ const VALUE_FLAGS: Record<string, keyof ShimFlags> = {
 
 /** Go `flag` syntax, as containerd passes it: -name value, -name=value, --name too. */
 export function parseFlags(argv: string[]): ShimFlags {
-  const flags: ShimFlags = { namespace: '', address: '', publishBinary: 'containerd', id: '', bundle: '', socket: '', debug: false, version: false, action: '' };
+  const flags: ShimFlags = {
+    namespace: '',
+    address: '',
+    publishBinary: 'containerd',
+    id: '',
+    bundle: '',
+    socket: '',
+    debug: false,
+    version: false,
+    action: '',
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const m = /^--?([a-z-]+)(?:=(.*))?$/.exec(arg);
@@ -50,6 +60,10 @@ export function parseFlags(argv: string[]): ShimFlags {
 
 /** Where the shim of (containerd, namespace, id) listens: beside containerd's socket, like runc's shims. */
 export function socketPathFor(flags: ShimFlags): string {
-  const digest = crypto.createHash('sha256').update(`${flags.address}\0${flags.namespace}\0${flags.id}`).digest('hex').slice(0, 32);
+  const digest = crypto
+    .createHash('sha256')
+    .update(`${flags.address}\0${flags.namespace}\0${flags.id}`)
+    .digest('hex')
+    .slice(0, 32);
   return path.join(path.dirname(flags.address || '/run/containerd/containerd.sock'), 's', `smolvm-${digest}`);
 }

@@ -36,7 +36,8 @@ function openFifo(file: string, flags: number): { handle: Promise<fs.promises.Fi
     if (settled) return;
     settled = true;
     pending.delete(release);
-    const other = (flags & (fs.constants.O_WRONLY | fs.constants.O_RDWR)) === 0 ? fs.constants.O_WRONLY : fs.constants.O_RDONLY;
+    const other =
+      (flags & (fs.constants.O_WRONLY | fs.constants.O_RDWR)) === 0 ? fs.constants.O_WRONLY : fs.constants.O_RDONLY;
     try {
       fs.closeSync(fs.openSync(file, other | fs.constants.O_NONBLOCK));
     } catch {

@@ -35,9 +35,27 @@ async function start(flags: ShimFlags): Promise<number> {
   const socket = socketPathFor(flags);
   fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o711 });
   const address = `unix://${socket}`;
-  const args = [...process.execArgv, SERVER, '-namespace', flags.namespace, '-address', flags.address, '-publish-binary', flags.publishBinary, '-id', flags.id, ...(flags.debug ? ['-debug'] : []), 'serve'];
+  const args = [
+    ...process.execArgv,
+    SERVER,
+    '-namespace',
+    flags.namespace,
+    '-address',
+    flags.address,
+    '-publish-binary',
+    flags.publishBinary,
+    '-id',
+    flags.id,
+    ...(flags.debug ? ['-debug'] : []),
+    'serve',
+  ];
   // Detached (own session) with no stdio of ours: containerd waits for start's output to close.
-  const child = spawn(process.execPath, args, { cwd: process.cwd(), detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env: process.env });
+  const child = spawn(process.execPath, args, {
+    cwd: process.cwd(),
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    env: process.env,
+  });
   const report = await new Promise<string>((resolve) => {
     let text = '';
     const pipe = child.stdio[3] as NodeJS.ReadableStream;

@@ -23,15 +23,20 @@ export async function mountRootfs(mounts: Mount[], target: string): Promise<void
     for (const m of mounts) {
       // A bind mount is spelled as an option for mount(8): -t bind is not a filesystem.
       const bind = m.type === 'bind' || m.options.includes('bind') || m.options.includes('rbind');
-      const args = bind ? ['--bind', ...optionArgs(m.options.filter((o) => o !== 'bind' && o !== 'rbind')), m.source, target] : ['-t', m.type, ...optionArgs(m.options), m.source, target];
+      const args = bind
+        ? ['--bind', ...optionArgs(m.options.filter((o) => o !== 'bind' && o !== 'rbind')), m.source, target]
+        : ['-t', m.type, ...optionArgs(m.options), m.source, target];
       await run('mount', args);
       done++;
     }
   } catch (err) {
     for (; done > 0; done--) await unmountRootfs(target);
-    throw new SmolvmError(`could not mount the container rootfs at ${target}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, {
-      remedy: 'check that containerd\'s snapshotter (overlayfs or native) works here: ctr run with runc should too',
-    });
+    throw new SmolvmError(
+      `could not mount the container rootfs at ${target}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`,
+      {
+        remedy: "check that containerd's snapshotter (overlayfs or native) works here: ctr run with runc should too",
+      },
+    );
   }
 }
 

@@ -48,13 +48,28 @@ const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !==
 export function readBundle(bundle: string): BundleSpec {
   const file = path.join(bundle, 'config.json');
   const size = fs.statSync(file).size;
-  if (size > MAX_CONFIG_BYTES) throw new UsageError(`${file} is ${size} bytes, more than a runtime spec needs`, { remedy: 'check what wrote the bundle' });
+  if (size > MAX_CONFIG_BYTES)
+    throw new UsageError(`${file} is ${size} bytes, more than a runtime spec needs`, {
+      remedy: 'check what wrote the bundle',
+    });
   const spec: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
-  if (!isObject(spec) || !isObject(spec.process)) throw new UsageError(`${file} has no process`, { remedy: 'give the container a process (args) to run' });
+  if (!isObject(spec) || !isObject(spec.process))
+    throw new UsageError(`${file} has no process`, { remedy: 'give the container a process (args) to run' });
   const root = isObject(spec.root) && typeof spec.root.path === 'string' ? spec.root.path : 'rootfs';
-  const annotations = isObject(spec.annotations) ? (Object.fromEntries(Object.entries(spec.annotations).filter(([, v]) => typeof v === 'string')) as Record<string, string>) : {};
+  const annotations = isObject(spec.annotations)
+    ? (Object.fromEntries(Object.entries(spec.annotations).filter(([, v]) => typeof v === 'string')) as Record<
+        string,
+        string
+      >)
+    : {};
   const resources = isObject(spec.linux) && isObject(spec.linux.resources) ? spec.linux.resources : {};
-  return { process: parseProcess(spec.process, file), mounts: dirMounts(spec.mounts), rootPath: path.resolve(bundle, root), annotations, ...vmSize(resources) };
+  return {
+    process: parseProcess(spec.process, file),
+    mounts: dirMounts(spec.mounts),
+    rootPath: path.resolve(bundle, root),
+    annotations,
+    ...vmSize(resources),
+  };
 }
 
 /**
@@ -67,7 +82,8 @@ function dirMounts(mounts: unknown): DirMount[] {
     if (!isObject(m) || typeof m.source !== 'string' || typeof m.destination !== 'string') continue;
     const options = Array.isArray(m.options) ? m.options.filter((o): o is string => typeof o === 'string') : [];
     if (m.type !== 'bind' && !options.includes('bind') && !options.includes('rbind')) continue;
-    if (!path.isAbsolute(m.source) || !path.isAbsolute(m.destination) || path.normalize(m.destination) === '/') continue;
+    if (!path.isAbsolute(m.source) || !path.isAbsolute(m.destination) || path.normalize(m.destination) === '/')
+      continue;
     if (!fs.statSync(m.source, { throwIfNoEntry: false })?.isDirectory()) continue;
     out.push({ hostPath: m.source, guestPath: path.normalize(m.destination), readOnly: options.includes('ro') });
   }
@@ -76,7 +92,8 @@ function dirMounts(mounts: unknown): DirMount[] {
 
 /** An OCI Process object (config.json's, or the one an Exec carries). */
 export function parseProcess(p: unknown, where: string): ProcessSpec {
-  if (!isObject(p)) throw new UsageError(`${where}: the process is not an object`, { remedy: 'pass an OCI runtime-spec Process' });
+  if (!isObject(p))
+    throw new UsageError(`${where}: the process is not an object`, { remedy: 'pass an OCI runtime-spec Process' });
   const args = p.args;
   if (!Array.isArray(args) || args.length === 0 || !args.every((a) => typeof a === 'string')) {
     throw new UsageError(`${where}: process.args is empty`, { remedy: 'give the container a command' });
@@ -90,7 +107,10 @@ export function parseProcess(p: unknown, where: string): ProcessSpec {
   const user = isObject(p.user) ? p.user : {};
   const uid = typeof user.uid === 'number' ? user.uid : 0;
   const gid = typeof user.gid === 'number' ? user.gid : 0;
-  const size = isObject(p.consoleSize) && typeof p.consoleSize.height === 'number' && typeof p.consoleSize.width === 'number' ? { rows: p.consoleSize.height, cols: p.consoleSize.width } : undefined;
+  const size =
+    isObject(p.consoleSize) && typeof p.consoleSize.height === 'number' && typeof p.consoleSize.width === 'number'
+      ? { rows: p.consoleSize.height, cols: p.consoleSize.width }
+      : undefined;
   return {
     argv: args as string[],
     env,
@@ -110,6 +130,7 @@ function vmSize(resources: JsonObject): { cpus: number; memoryMiB: number } {
   }
   let memoryMiB = DEFAULT_MEMORY_MIB;
   const memory = isObject(resources.memory) ? resources.memory : {};
-  if (typeof memory.limit === 'number' && memory.limit > 0) memoryMiB = Math.max(MIN_MEMORY_MIB, Math.floor(memory.limit / (1 << 20)));
+  if (typeof memory.limit === 'number' && memory.limit > 0)
+    memoryMiB = Math.max(MIN_MEMORY_MIB, Math.floor(memory.limit / (1 << 20)));
   return { cpus, memoryMiB };
 }

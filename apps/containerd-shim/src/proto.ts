@@ -18,7 +18,8 @@ export function protoRoot(): protobuf.Root {
   if (root) return root;
   const r = new protobuf.Root();
   // google/protobuf/* are protobufjs's built-in common files; the rest is ours, relative to proto/.
-  r.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') || path.isAbsolute(target) ? target : path.join(PROTO_DIR, target));
+  r.resolvePath = (_origin, target) =>
+    target.startsWith('google/protobuf/') || path.isAbsolute(target) ? target : path.join(PROTO_DIR, target);
   r.loadSync(FILES.map((f) => path.join(PROTO_DIR, f)));
   r.resolveAll();
   root = r;
@@ -40,7 +41,13 @@ export function encodeMessage(name: string, value: Record<string, unknown>): Buf
 /** Decodes message `name` into a plain object: default values filled in, 64-bit numbers as numbers. */
 export function decodeMessage<T = Record<string, unknown>>(name: string, bytes: Uint8Array): T {
   const type = messageType(name);
-  return type.toObject(type.decode(bytes), { defaults: true, longs: Number, bytes: Buffer, arrays: true, objects: true }) as T;
+  return type.toObject(type.decode(bytes), {
+    defaults: true,
+    longs: Number,
+    bytes: Buffer,
+    arrays: true,
+    objects: true,
+  }) as T;
 }
 
 /** A google.protobuf.Timestamp for a time in milliseconds. */

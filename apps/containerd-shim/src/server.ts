@@ -39,7 +39,9 @@ async function serve(flags: ShimFlags): Promise<number> {
   const server = new TtrpcServer([service.definition()]);
   server.onError = (err) => log(`error: ${err.message}`);
   const trace = process.env.SMOLVM_SHIM_TRACE;
-  if (trace) server.onFrame = (direction, bytes) => fs.appendFileSync(trace, JSON.stringify({ direction, frame: bytes.toString('base64') }) + '\n', { mode: 0o600 });
+  if (trace)
+    server.onFrame = (direction, bytes) =>
+      fs.appendFileSync(trace, JSON.stringify({ direction, frame: bytes.toString('base64') }) + '\n', { mode: 0o600 });
   fs.rmSync(socket, { force: true });
   try {
     await new Promise<void>((resolve, reject) => {
@@ -53,10 +55,14 @@ async function serve(flags: ShimFlags): Promise<number> {
   fs.chmodSync(socket, 0o600);
   // Signals end the VMs first: a shim that is told to go leaves nothing running.
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => void service.close().finally(() => {
-      fs.rmSync(socket, { force: true });
-      process.exit(0);
-    }));
+    process.once(
+      signal,
+      () =>
+        void service.close().finally(() => {
+          fs.rmSync(socket, { force: true });
+          process.exit(0);
+        }),
+    );
   }
   ready.end('ready\n');
   return new Promise<number>(() => undefined);
@@ -68,7 +74,9 @@ async function remove(flags: ShimFlags): Promise<number> {
   killRecordedVm(bundle);
   await unmountRootfs(path.join(bundle, 'rootfs'));
   fs.rmSync(socketPathFor(flags), { force: true });
-  process.stdout.write(encodeMessage('containerd.task.v2.DeleteResponse', { pid: 0, exitStatus: 137, exitedAt: timestamp(Date.now()) }));
+  process.stdout.write(
+    encodeMessage('containerd.task.v2.DeleteResponse', { pid: 0, exitStatus: 137, exitedAt: timestamp(Date.now()) }),
+  );
   return 0;
 }
 

@@ -121,8 +121,10 @@ export class TaskService {
   private async create(r: Req): Promise<Req> {
     const id = str(r, 'id');
     const bundle = str(r, 'bundle');
-    if (this.tasks.has(id) || this.creating.has(id)) throw new TtrpcError(Code.AlreadyExists, `task ${id} already exists`);
-    if (r.checkpoint) throw new TtrpcError(Code.Unimplemented, 'restoring a checkpoint is not implemented by the smolvm shim');
+    if (this.tasks.has(id) || this.creating.has(id))
+      throw new TtrpcError(Code.AlreadyExists, `task ${id} already exists`);
+    if (r.checkpoint)
+      throw new TtrpcError(Code.Unimplemented, 'restoring a checkpoint is not implemented by the smolvm shim');
     this.creating.add(id);
     try {
       let spec;
@@ -153,15 +155,23 @@ export class TaskService {
       writeVmRecord(bundle, vm.handle.pid);
       const t = vm.timings;
       // One line per task on where its start went (tools/bench/shim.ts reads it).
-      this.options.log(`task ${id}: timings rootfs=${Math.round(mounted - t0)}ms vm=${t.setUp}ms (spawned=${t.spawned} agentReady=${t.agentReady} setUp=${t.setUp})`);
-      const io: ProcessIo = { stdin: str(r, 'stdin'), stdout: str(r, 'stdout'), stderr: str(r, 'stderr'), terminal: r.terminal === true };
+      this.options.log(
+        `task ${id}: timings rootfs=${Math.round(mounted - t0)}ms vm=${t.setUp}ms (spawned=${t.spawned} agentReady=${t.agentReady} setUp=${t.setUp})`,
+      );
+      const io: ProcessIo = {
+        stdin: str(r, 'stdin'),
+        stdout: str(r, 'stdout'),
+        stderr: str(r, 'stderr'),
+        terminal: r.terminal === true,
+      };
       const init = new Proc('', spec.process, io);
       init.pid = vm.handle.pid;
       const task: Task = { id, bundle, rootfs, mounted: mounts.length > 0, vm, init, execs: new Map() };
       this.tasks.set(id, task);
       // A VM that ends on its own (crash, guest power-off) ends every process it held.
       void vm.handle.wait().then((exit) => {
-        if (task.init.status !== Status.Stopped) this.options.log(`task ${id}: the VM ended (${exit.reason}) before its process did`);
+        if (task.init.status !== Status.Stopped)
+          this.options.log(`task ${id}: the VM ended (${exit.reason}) before its process did`);
         this.finishAll(task, LOST_EXIT);
       });
       await this.options.publisher.publish('/tasks/create', 'containerd.events.TaskCreate', {
@@ -180,8 +190,10 @@ export class TaskService {
   private async start(r: Req): Promise<Req> {
     const task = this.task(str(r, 'id'));
     const proc = this.proc(task, str(r, 'execId'));
-    if (proc.status !== Status.Created) throw new TtrpcError(Code.FailedPrecondition, `process ${proc.execId || task.id} was started already`);
-    if (proc.execId && task.init.status !== Status.Running) throw new TtrpcError(Code.FailedPrecondition, `task ${task.id} is not running`);
+    if (proc.status !== Status.Created)
+      throw new TtrpcError(Code.FailedPrecondition, `process ${proc.execId || task.id} was started already`);
+    if (proc.execId && task.init.status !== Status.Running)
+      throw new TtrpcError(Code.FailedPrecondition, `task ${task.id} is not running`);
     const { spec } = proc;
     let session: ExecSession;
     try {
@@ -191,7 +203,15 @@ export class TaskService {
         cwd: spec.cwd,
         user: spec.user,
         stdin: proc.io.stdin !== '',
-        ...(proc.io.terminal ? { tty: { rows: spec.consoleSize?.rows ?? 24, cols: spec.consoleSize?.cols ?? 80, term: spec.env.TERM ?? 'xterm' } } : {}),
+        ...(proc.io.terminal
+          ? {
+              tty: {
+                rows: spec.consoleSize?.rows ?? 24,
+                cols: spec.consoleSize?.cols ?? 80,
+                term: spec.env.TERM ?? 'xterm',
+              },
+            }
+          : {}),
       });
     } catch (err) {
       // Like runc: a process that cannot start fails Start (containerd reports the message).
@@ -201,8 +221,17 @@ export class TaskService {
     proc.status = Status.Running;
     if (proc.execId) proc.pid = session.pid;
     proc.wiring = wireIo(session, proc.io);
-    if (proc.execId) await this.options.publisher.publish('/tasks/exec-started', 'containerd.events.TaskExecStarted', { containerId: task.id, execId: proc.execId, pid: proc.pid });
-    else await this.options.publisher.publish('/tasks/start', 'containerd.events.TaskStart', { containerId: task.id, pid: proc.pid });
+    if (proc.execId)
+      await this.options.publisher.publish('/tasks/exec-started', 'containerd.events.TaskExecStarted', {
+        containerId: task.id,
+        execId: proc.execId,
+        pid: proc.pid,
+      });
+    else
+      await this.options.publisher.publish('/tasks/start', 'containerd.events.TaskStart', {
+        containerId: task.id,
+        pid: proc.pid,
+      });
     const wiring = proc.wiring;
     void session.exit.then(
       async (status) => {
@@ -270,7 +299,11 @@ export class TaskService {
     const targets = r.all === true && !proc.execId ? [proc, ...task.execs.values()] : [proc];
     if (proc.status === Status.Stopped) throw new TtrpcError(Code.NotFound, 'process already finished');
     for (const p of targets) {
-      if (p.status === Status.Created && !p.execId && (number === os.constants.signals.SIGKILL || number === os.constants.signals.SIGTERM)) {
+      if (
+        p.status === Status.Created &&
+        !p.execId &&
+        (number === os.constants.signals.SIGKILL || number === os.constants.signals.SIGTERM)
+      ) {
         // Killed before it started: the VM goes, the process never ran.
         await task.vm.kill();
         this.exitProc(task, p, 128 + number);
@@ -285,7 +318,8 @@ export class TaskService {
     const task = this.task(str(r, 'id'));
     const execId = str(r, 'execId');
     const proc = this.proc(task, execId);
-    if (proc.status === Status.Running) throw new TtrpcError(Code.FailedPrecondition, `process ${execId || task.id} is still running`);
+    if (proc.status === Status.Running)
+      throw new TtrpcError(Code.FailedPrecondition, `process ${execId || task.id} is still running`);
     const answer = { pid: proc.pid, exitStatus: proc.exitStatus, exitedAt: timestamp(proc.exitedAt ?? Date.now()) };
     if (execId) {
       task.execs.delete(execId);
@@ -298,7 +332,11 @@ export class TaskService {
       if (task.mounted) await unmountRootfs(task.rootfs);
       this.tasks.delete(task.id);
     }
-    await this.options.publisher.publish('/tasks/delete', 'containerd.events.TaskDelete', { containerId: task.id, id: execId, ...answer });
+    await this.options.publisher.publish('/tasks/delete', 'containerd.events.TaskDelete', {
+      containerId: task.id,
+      id: execId,
+      ...answer,
+    });
     return answer;
   }
 
@@ -306,7 +344,8 @@ export class TaskService {
     const task = this.task(str(r, 'id'));
     const execId = str(r, 'execId');
     if (!execId) throw new TtrpcError(Code.InvalidArgument, 'an exec needs an id');
-    if (task.execs.has(execId)) throw new TtrpcError(Code.AlreadyExists, `process ${execId} already exists in task ${task.id}`);
+    if (task.execs.has(execId))
+      throw new TtrpcError(Code.AlreadyExists, `process ${execId} already exists in task ${task.id}`);
     if (task.init.status === Status.Stopped) throw new TtrpcError(Code.FailedPrecondition, `task ${task.id} has ended`);
     const any = r.spec as { value?: Buffer } | null;
     let spec: ProcessSpec;
@@ -315,14 +354,26 @@ export class TaskService {
     } catch (err) {
       throw new TtrpcError(Code.InvalidArgument, (err as Error).message);
     }
-    task.execs.set(execId, new Proc(execId, spec, { stdin: str(r, 'stdin'), stdout: str(r, 'stdout'), stderr: str(r, 'stderr'), terminal: r.terminal === true }));
-    void this.options.publisher.publish('/tasks/exec-added', 'containerd.events.TaskExecAdded', { containerId: task.id, execId });
+    task.execs.set(
+      execId,
+      new Proc(execId, spec, {
+        stdin: str(r, 'stdin'),
+        stdout: str(r, 'stdout'),
+        stderr: str(r, 'stderr'),
+        terminal: r.terminal === true,
+      }),
+    );
+    void this.options.publisher.publish('/tasks/exec-added', 'containerd.events.TaskExecAdded', {
+      containerId: task.id,
+      execId,
+    });
     return {};
   }
 
   private async resizePty(r: Req): Promise<Req> {
     const proc = this.proc(this.task(str(r, 'id')), str(r, 'execId'));
-    if (proc.session && proc.io.terminal) await proc.session.resize(Number(r.height) || 24, Number(r.width) || 80).catch(() => undefined);
+    if (proc.session && proc.io.terminal)
+      await proc.session.resize(Number(r.height) || 24, Number(r.width) || 80).catch(() => undefined);
     return {};
   }
 
@@ -353,10 +404,12 @@ export class TaskService {
 
   /** Ends every VM (the shim is going away). */
   async close(): Promise<void> {
-    await Promise.all([...this.tasks.values()].map(async (t) => {
-      await t.vm.kill();
-      if (t.mounted) await unmountRootfs(t.rootfs);
-    }));
+    await Promise.all(
+      [...this.tasks.values()].map(async (t) => {
+        await t.vm.kill();
+        if (t.mounted) await unmountRootfs(t.rootfs);
+      }),
+    );
   }
 }
 

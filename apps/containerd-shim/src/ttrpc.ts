@@ -61,7 +61,8 @@ export class TtrpcError extends Error {
 }
 
 export function encodeFrame(frame: Frame): Buffer {
-  if (frame.payload.length > MAX_MESSAGE) throw new TtrpcError(Code.Internal, `ttrpc: message of ${frame.payload.length} bytes exceeds ${MAX_MESSAGE}`);
+  if (frame.payload.length > MAX_MESSAGE)
+    throw new TtrpcError(Code.Internal, `ttrpc: message of ${frame.payload.length} bytes exceeds ${MAX_MESSAGE}`);
   const header = Buffer.alloc(HEADER_LENGTH);
   header.writeUInt32BE(frame.payload.length, 0);
   header.writeUInt32BE(frame.streamId, 4);
@@ -86,10 +87,16 @@ export class FrameDecoder {
       if (this.buffered < HEADER_LENGTH) return frames;
       const head = this.peek(HEADER_LENGTH);
       const length = head.readUInt32BE(0);
-      if (length > MAX_MESSAGE) throw new TtrpcError(Code.ResourceExhausted, `ttrpc: message of ${length} bytes exceeds ${MAX_MESSAGE}`);
+      if (length > MAX_MESSAGE)
+        throw new TtrpcError(Code.ResourceExhausted, `ttrpc: message of ${length} bytes exceeds ${MAX_MESSAGE}`);
       if (this.buffered < HEADER_LENGTH + length) return frames;
       const all = this.take(HEADER_LENGTH + length);
-      frames.push({ streamId: all.readUInt32BE(4), type: all.readUInt8(8), flags: all.readUInt8(9), payload: all.subarray(HEADER_LENGTH) });
+      frames.push({
+        streamId: all.readUInt32BE(4),
+        type: all.readUInt8(8),
+        flags: all.readUInt8(9),
+        payload: all.subarray(HEADER_LENGTH),
+      });
     }
   }
 
@@ -106,7 +113,10 @@ export class FrameDecoder {
   }
 }
 
-export function encodeRequest(streamId: number, request: Partial<TtrpcRequest> & { service: string; method: string }): Buffer {
+export function encodeRequest(
+  streamId: number,
+  request: Partial<TtrpcRequest> & { service: string; method: string },
+): Buffer {
   return encodeFrame({ streamId, type: TYPE_REQUEST, flags: 0, payload: encodeMessage('ttrpc.Request', request) });
 }
 
@@ -123,7 +133,10 @@ export function decodeResponse(payload: Buffer): { status: TtrpcStatus | null; p
 }
 
 /** A method: gets the decoded request message and the call's metadata, returns the reply message. */
-export type Method = (request: Record<string, unknown>, metadata: ReadonlyMap<string, string>) => Promise<Record<string, unknown>>;
+export type Method = (
+  request: Record<string, unknown>,
+  metadata: ReadonlyMap<string, string>,
+) => Promise<Record<string, unknown>>;
 
 export interface ServiceDefinition {
   /** Full protobuf name, e.g. containerd.task.v2.Task. */
@@ -192,7 +205,8 @@ export class TtrpcServer {
       const request = decodeRequest(frame.payload);
       const service = this.services.get(request.service);
       const method = service?.methods[request.method];
-      if (!service || !method) throw new TtrpcError(Code.Unimplemented, `${request.service}.${request.method} is not implemented`);
+      if (!service || !method)
+        throw new TtrpcError(Code.Unimplemented, `${request.service}.${request.method} is not implemented`);
       const types = methodTypes(service.name, request.method);
       const input = decodeMessage(types.request, request.payload);
       const metadata = new Map(request.metadata.map((kv) => [kv.key, kv.value]));
@@ -211,7 +225,10 @@ export function methodTypes(service: string, method: string): { request: string;
   const m = protoRoot().lookupService(service).methods[method];
   if (!m) throw new TtrpcError(Code.Unimplemented, `${service}.${method} is not implemented`);
   m.resolve();
-  return { request: m.resolvedRequestType!.fullName.replace(/^\./, ''), response: m.resolvedResponseType!.fullName.replace(/^\./, '') };
+  return {
+    request: m.resolvedRequestType!.fullName.replace(/^\./, ''),
+    response: m.resolvedResponseType!.fullName.replace(/^\./, ''),
+  };
 }
 
 /** A client of one connection: unary calls, each on the next odd stream id. */
@@ -249,8 +266,15 @@ export class TtrpcClient {
   }
 
   /** Calls service.method with a request message; resolves with the decoded reply. */
-  async call(service: string, method: string, request: Record<string, unknown>, metadata: Record<string, string> = {}, timeoutMs = 5000): Promise<Record<string, unknown>> {
-    if (this.closedWith || this.socket.destroyed) throw this.closedWith ?? new TtrpcError(Code.Unavailable, 'ttrpc: connection closed');
+  async call(
+    service: string,
+    method: string,
+    request: Record<string, unknown>,
+    metadata: Record<string, string> = {},
+    timeoutMs = 5000,
+  ): Promise<Record<string, unknown>> {
+    if (this.closedWith || this.socket.destroyed)
+      throw this.closedWith ?? new TtrpcError(Code.Unavailable, 'ttrpc: connection closed');
     const types = methodTypes(service, method);
     const streamId = this.nextStream;
     this.nextStream += 2;
@@ -273,7 +297,8 @@ export class TtrpcClient {
       this.socket.write(frame);
     });
     const response = decodeResponse(answer);
-    if (response.status && response.status.code !== Code.OK) throw new TtrpcError(response.status.code, response.status.message);
+    if (response.status && response.status.code !== Code.OK)
+      throw new TtrpcError(response.status.code, response.status.message);
     return decodeMessage(types.response, response.payload);
   }
 

@@ -18,7 +18,8 @@ export function killRecordedVm(bundle: string): boolean {
   } catch {
     return false;
   }
-  if (typeof record.pid !== 'number' || record.pid <= 1 || record.startTime === null || record.startTime === undefined) return false;
+  if (typeof record.pid !== 'number' || record.pid <= 1 || record.startTime === null || record.startTime === undefined)
+    return false;
   if (processStartTime(record.pid) !== record.startTime) return false;
   try {
     process.kill(record.pid, 'SIGKILL');

@@ -6,7 +6,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeMessage, encodeMessage } from '../src/proto';
-import { Code, FrameDecoder, HEADER_LENGTH, MAX_MESSAGE, TYPE_REQUEST, TYPE_RESPONSE, decodeRequest, decodeResponse, encodeFrame, encodeRequest, encodeResponse, methodTypes, type Frame, type TtrpcRequest } from '../src/ttrpc';
+import {
+  Code,
+  FrameDecoder,
+  HEADER_LENGTH,
+  MAX_MESSAGE,
+  TYPE_REQUEST,
+  TYPE_RESPONSE,
+  decodeRequest,
+  decodeResponse,
+  encodeFrame,
+  encodeRequest,
+  encodeResponse,
+  methodTypes,
+  type Frame,
+  type TtrpcRequest,
+} from '../src/ttrpc';
 
 interface Captured {
   direction: 'in' | 'out';
@@ -23,7 +38,12 @@ const captured: Captured[] = fs
   });
 
 /** Each request with its decoded message, and the response on its stream. */
-function exchanges(): Array<{ request: TtrpcRequest; message: Record<string, unknown>; frame: Frame; response?: Frame }> {
+function exchanges(): Array<{
+  request: TtrpcRequest;
+  message: Record<string, unknown>;
+  frame: Frame;
+  response?: Frame;
+}> {
   const list: Array<{ request: TtrpcRequest; message: Record<string, unknown>; frame: Frame; response?: Frame }> = [];
   // Responses answer the latest request on their stream id of the same connection; ids repeat across connections.
   const open = new Map<number, (typeof list)[number]>();
@@ -31,7 +51,11 @@ function exchanges(): Array<{ request: TtrpcRequest; message: Record<string, unk
     const [frame] = new FrameDecoder().push(c.frame);
     if (c.direction === 'in') {
       const request = decodeRequest(frame.payload);
-      const entry = { request, message: decodeMessage(methodTypes(request.service, request.method).request, request.payload), frame };
+      const entry = {
+        request,
+        message: decodeMessage(methodTypes(request.service, request.method).request, request.payload),
+        frame,
+      };
       list.push(entry);
       open.set(frame.streamId, entry);
     } else {
@@ -56,9 +80,25 @@ describe('ttrpc frames containerd sent', () => {
 
   it('decode to the task API calls of the session, in order', () => {
     const calls = exchanges().map((e) => `${e.request.service}.${e.request.method}`);
-    expect(new Set(calls.map((c) => c.split('.').slice(0, -1).join('.')))).toEqual(new Set(['containerd.task.v2.Task']));
+    expect(new Set(calls.map((c) => c.split('.').slice(0, -1).join('.')))).toEqual(
+      new Set(['containerd.task.v2.Task']),
+    );
     const methods = calls.map((c) => c.split('.').pop());
-    for (const m of ['Connect', 'Create', 'Start', 'Wait', 'Exec', 'Pids', 'Pause', 'Kill', 'Delete', 'Shutdown', 'ResizePty', 'State']) expect(methods).toContain(m);
+    for (const m of [
+      'Connect',
+      'Create',
+      'Start',
+      'Wait',
+      'Exec',
+      'Pids',
+      'Pause',
+      'Kill',
+      'Delete',
+      'Shutdown',
+      'ResizePty',
+      'State',
+    ])
+      expect(methods).toContain(m);
     expect(methods.indexOf('Create')).toBeLessThan(methods.indexOf('Start'));
   });
 
@@ -82,19 +122,33 @@ describe('ttrpc frames containerd sent', () => {
 
   it('hold what the shim needs: the bundle, the overlay rootfs, the FIFOs, an exec spec, signals', () => {
     const all = exchanges();
-    const create = all.find((e) => e.request.method === 'Create' && !(e.message.terminal as boolean))!.message as Record<string, unknown>;
+    const create = all.find((e) => e.request.method === 'Create' && !(e.message.terminal as boolean))!
+      .message as Record<string, unknown>;
     expect(create.id).toBe('s4');
     expect(create.bundle).toMatch(/io\.containerd\.runtime\.v2\.task\/default\/s4$/);
-    expect(create.rootfs).toEqual([expect.objectContaining({ type: 'overlay', source: 'overlay', options: expect.arrayContaining([expect.stringMatching(/^lowerdir=/), expect.stringMatching(/^upperdir=/)]) })]);
+    expect(create.rootfs).toEqual([
+      expect.objectContaining({
+        type: 'overlay',
+        source: 'overlay',
+        options: expect.arrayContaining([expect.stringMatching(/^lowerdir=/), expect.stringMatching(/^upperdir=/)]),
+      }),
+    ]);
     expect(create.stdout).toMatch(/s4-stdout$/);
     const tty = all.find((e) => e.request.method === 'Create' && e.message.terminal === true)!.message;
     expect(tty).toMatchObject({ id: 's5', terminal: true, stderr: '' });
-    const exec = all.find((e) => e.request.method === 'Exec')!.message as { execId: string; spec: { type_url: string; value: Buffer } };
+    const exec = all.find((e) => e.request.method === 'Exec')!.message as {
+      execId: string;
+      spec: { type_url: string; value: Buffer };
+    };
     expect(exec.execId).toBe('e1');
     expect(exec.spec.type_url).toBe('types.containerd.io/opencontainers/runtime-spec/1/Process');
     expect(JSON.parse(exec.spec.value.toString('utf8'))).toMatchObject({ args: ['sh', '-c', 'echo in-exec; exit 4'] });
     expect(all.find((e) => e.request.method === 'Kill')!.message).toMatchObject({ id: 's4', signal: 9, all: false });
-    expect(all.find((e) => e.request.method === 'ResizePty')!.message).toMatchObject({ id: 's5', width: expect.any(Number), height: expect.any(Number) });
+    expect(all.find((e) => e.request.method === 'ResizePty')!.message).toMatchObject({
+      id: 's5',
+      width: expect.any(Number),
+      height: expect.any(Number),
+    });
   });
 });
 
@@ -107,7 +161,9 @@ describe('ttrpc answers containerd took', () => {
       if (decoded.status && decoded.status.code !== Code.OK) continue;
       const type = methodTypes(request.service, request.method).response;
       const reply = decodeMessage(type, decoded.payload);
-      expect(encodeResponse(response.streamId, { payload: encodeMessage(type, reply) }).equals(encodeFrame(response))).toBe(true);
+      expect(
+        encodeResponse(response.streamId, { payload: encodeMessage(type, reply) }).equals(encodeFrame(response)),
+      ).toBe(true);
       checked++;
     }
     expect(checked).toBeGreaterThan(10);
@@ -115,13 +171,21 @@ describe('ttrpc answers containerd took', () => {
 
   it('Pause answered Unimplemented (12), which ctr reports as not implemented', () => {
     const pause = exchanges().find((e) => e.request.method === 'Pause')!;
-    expect(decodeResponse(pause.response!.payload).status).toMatchObject({ code: Code.Unimplemented, message: 'pause is not implemented by the smolvm shim' });
+    expect(decodeResponse(pause.response!.payload).status).toMatchObject({
+      code: Code.Unimplemented,
+      message: 'pause is not implemented by the smolvm shim',
+    });
   });
 
   it('exit statuses: the exec 4 (Wait, Delete), the SIGKILLed init 137 (Delete), the tty task 7 (Wait)', () => {
     const answer = (method: string, id: string, execId: string) => {
-      const e = exchanges().find((x) => x.request.method === method && x.message.id === id && x.message.execId === execId)!;
-      return decodeMessage<{ exitStatus: number; exitedAt: { seconds: number } }>(methodTypes(e.request.service, method).response, decodeResponse(e.response!.payload).payload);
+      const e = exchanges().find(
+        (x) => x.request.method === method && x.message.id === id && x.message.execId === execId,
+      )!;
+      return decodeMessage<{ exitStatus: number; exitedAt: { seconds: number } }>(
+        methodTypes(e.request.service, method).response,
+        decodeResponse(e.response!.payload).payload,
+      );
     };
     expect(answer('Wait', 's4', 'e1').exitStatus).toBe(4);
     expect(answer('Delete', 's4', 'e1').exitStatus).toBe(4);
@@ -132,7 +196,11 @@ describe('ttrpc answers containerd took', () => {
 });
 
 describe('frame decoder', () => {
-  const frame = encodeRequest(7, { service: 'containerd.task.v2.Task', method: 'State', payload: encodeMessage('containerd.task.v2.StateRequest', { id: 'x' }) });
+  const frame = encodeRequest(7, {
+    service: 'containerd.task.v2.Task',
+    method: 'State',
+    payload: encodeMessage('containerd.task.v2.StateRequest', { id: 'x' }),
+  });
 
   it('reassembles frames split anywhere and several in one chunk', () => {
     const two = Buffer.concat([frame, frame]);
@@ -152,6 +220,8 @@ describe('frame decoder', () => {
   });
 
   it('will not encode an oversized message', () => {
-    expect(() => encodeFrame({ streamId: 1, type: TYPE_REQUEST, flags: 0, payload: Buffer.alloc(MAX_MESSAGE + 1) })).toThrow(/exceeds/);
+    expect(() =>
+      encodeFrame({ streamId: 1, type: TYPE_REQUEST, flags: 0, payload: Buffer.alloc(MAX_MESSAGE + 1) }),
+    ).toThrow(/exceeds/);
   });
 });

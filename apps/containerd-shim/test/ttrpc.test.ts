@@ -41,12 +41,24 @@ it('dispatches to the method, answers errors with their status code, runs calls 
   try {
     const wait = client.call('containerd.task.v2.Task', 'Wait', { id: 't' });
     // Wait is pending: a State on the same connection is still answered.
-    expect(await client.call('containerd.task.v2.Task', 'State', { id: 't' })).toMatchObject({ id: 't', status: 2, pid: 42 });
+    expect(await client.call('containerd.task.v2.Task', 'State', { id: 't' })).toMatchObject({
+      id: 't',
+      status: 2,
+      pid: 42,
+    });
     release();
     expect(await wait).toMatchObject({ exitStatus: 3 });
-    await expect(client.call('containerd.task.v2.Task', 'Kill', { id: 't', signal: 9 })).rejects.toMatchObject({ code: Code.NotFound, message: 'process already finished' });
-    await expect(client.call('containerd.task.v2.Task', 'Pids', { id: 't' })).rejects.toMatchObject({ code: Code.Internal, message: 'boom' });
-    await expect(client.call('containerd.task.v2.Task', 'Pause', { id: 't' })).rejects.toMatchObject({ code: Code.Unimplemented });
+    await expect(client.call('containerd.task.v2.Task', 'Kill', { id: 't', signal: 9 })).rejects.toMatchObject({
+      code: Code.NotFound,
+      message: 'process already finished',
+    });
+    await expect(client.call('containerd.task.v2.Task', 'Pids', { id: 't' })).rejects.toMatchObject({
+      code: Code.Internal,
+      message: 'boom',
+    });
+    await expect(client.call('containerd.task.v2.Task', 'Pause', { id: 't' })).rejects.toMatchObject({
+      code: Code.Unimplemented,
+    });
     expect(errors).toEqual(['boom']);
   } finally {
     client.close();
@@ -57,7 +69,10 @@ it('dispatches to the method, answers errors with their status code, runs calls 
 it('closes a connection that sends a response frame or an oversized header, and keeps serving others', async () => {
   const server = new TtrpcServer([{ name: 'containerd.task.v2.Task', methods: { State: async () => ({ id: 'x' }) } }]);
   const sock = await listen(server);
-  for (const bad of [encodeFrame({ streamId: 1, type: TYPE_RESPONSE, flags: 0, payload: Buffer.alloc(0) }), Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 1, 0])]) {
+  for (const bad of [
+    encodeFrame({ streamId: 1, type: TYPE_RESPONSE, flags: 0, payload: Buffer.alloc(0) }),
+    Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 1, 0]),
+  ]) {
     const raw = net.connect(sock);
     raw.write(bad);
     await new Promise((resolve) => raw.on('close', resolve));
@@ -84,13 +99,24 @@ it('publishes events as containerd Forward calls: envelope with namespace, topic
   const sock = await listen(server);
   const publisher = new EventPublisher(sock, 'k8s.io', () => undefined);
   await publisher.publish('/tasks/start', 'containerd.events.TaskStart', { containerId: 'c1', pid: 7 });
-  await publisher.publish('/tasks/exit', 'containerd.events.TaskExit', { containerId: 'c1', id: 'c1', pid: 7, exitStatus: 143, exitedAt: { seconds: 1, nanos: 0 } });
+  await publisher.publish('/tasks/exit', 'containerd.events.TaskExit', {
+    containerId: 'c1',
+    id: 'c1',
+    pid: 7,
+    exitStatus: 143,
+    exitedAt: { seconds: 1, nanos: 0 },
+  });
   publisher.close();
   server.close();
-  const envelopes = received.map((r) => r.envelope as { namespace: string; topic: string; event: { type_url: string; value: Buffer } });
+  const envelopes = received.map(
+    (r) => r.envelope as { namespace: string; topic: string; event: { type_url: string; value: Buffer } },
+  );
   expect(envelopes.map((e) => [e.namespace, e.topic, e.event.type_url])).toEqual([
     ['k8s.io', '/tasks/start', 'containerd.events.TaskStart'],
     ['k8s.io', '/tasks/exit', 'containerd.events.TaskExit'],
   ]);
-  expect(decodeMessage('containerd.events.TaskExit', envelopes[1].event.value)).toMatchObject({ containerId: 'c1', exitStatus: 143 });
+  expect(decodeMessage('containerd.events.TaskExit', envelopes[1].event.value)).toMatchObject({
+    containerId: 'c1',
+    exitStatus: 143,
+  });
 });

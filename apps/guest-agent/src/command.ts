@@ -39,8 +39,10 @@ export function findProgram(name: string, searchPath: string, cwd: string): stri
   if (name.includes('/')) {
     const file = path.resolve(cwd, name);
     const state = isExecutableFile(file);
-    if (state === 'missing') throw new AgentRequestError('exec', 'command-not-found', `${name}: no such file or directory`);
-    if (state === 'not-executable') throw new AgentRequestError('exec', 'permission-denied', `${name}: permission denied`);
+    if (state === 'missing')
+      throw new AgentRequestError('exec', 'command-not-found', `${name}: no such file or directory`);
+    if (state === 'not-executable')
+      throw new AgentRequestError('exec', 'permission-denied', `${name}: permission denied`);
     return file;
   }
   let denied = false;
@@ -60,7 +62,8 @@ export function prepareCommand(req: ExecRequest, root = '/'): PreparedCommand {
   if (req.tty) env.TERM = req.tty.term ?? 'xterm-256color';
   Object.assign(env, req.env);
   const cwd = req.cwd ?? '/';
-  if (!path.isAbsolute(cwd)) throw new AgentRequestError('exec', 'bad-workdir', `working directory '${cwd}' is not absolute`);
+  if (!path.isAbsolute(cwd))
+    throw new AgentRequestError('exec', 'bad-workdir', `working directory '${cwd}' is not absolute`);
   let isDir = false;
   try {
     isDir = fs.statSync(cwd).isDirectory();
@@ -87,11 +90,14 @@ export function signalNumber(name: string): number {
 
 function spawnError(err: NodeJS.ErrnoException, name: string): AgentRequestError {
   if (err.code === 'ENOENT') return new AgentRequestError('exec', 'command-not-found', `${name}: command not found`);
-  if (err.code === 'EACCES' || err.code === 'EPERM') return new AgentRequestError('exec', 'permission-denied', `${name}: ${err.code}`);
+  if (err.code === 'EACCES' || err.code === 'EPERM')
+    return new AgentRequestError('exec', 'permission-denied', `${name}: ${err.code}`);
   return new AgentRequestError('exec', 'internal', `${name}: ${err.message}`);
 }
 
 /** A spawn that threw: errno errors (ENOENT, EACCES...) become the request's error codes. */
 export function spawnFailed(err: unknown, name: string): Error {
-  return typeof (err as NodeJS.ErrnoException).code === 'string' ? spawnError(err as NodeJS.ErrnoException, name) : (err as Error);
+  return typeof (err as NodeJS.ErrnoException).code === 'string'
+    ? spawnError(err as NodeJS.ErrnoException, name)
+    : (err as Error);
 }

@@ -8,7 +8,12 @@ import { forwardOutput } from './forward';
 import { posixSpawnAvailable, spawnPiped, type SpawnedProcess } from './posix-spawn';
 
 /** posix_spawn where it can do what is asked (see posix-spawn.ts), Node's spawn otherwise. */
-export async function execWithPipes(req: ExecRequest, cmd: PreparedCommand, io: ExecIo, lingerMs?: number): Promise<ExecProcess> {
+export async function execWithPipes(
+  req: ExecRequest,
+  cmd: PreparedCommand,
+  io: ExecIo,
+  lingerMs?: number,
+): Promise<ExecProcess> {
   const posix = Object.keys(identity(cmd.creds)).length === 0 && posixSpawnAvailable();
   let child: SpawnedProcess;
   try {

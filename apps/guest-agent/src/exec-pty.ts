@@ -16,7 +16,13 @@ function winsize(rows: number, cols: number): Winsize {
   return { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
 }
 
-export async function execWithPty(req: ExecRequest, cmd: PreparedCommand, io: ExecIo, busybox: string, lingerMs?: number): Promise<ExecProcess> {
+export async function execWithPty(
+  req: ExecRequest,
+  cmd: PreparedCommand,
+  io: ExecIo,
+  busybox: string,
+  lingerMs?: number,
+): Promise<ExecProcess> {
   const c = libc();
   const size = req.tty ?? { rows: 24, cols: 80 };
   const master = [0];

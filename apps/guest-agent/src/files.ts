@@ -7,11 +7,24 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { AgentRequestError, type FileInfo, type GetFileRequest, type InstallFileOptions, type OutboundStream, type PutFileOptions, type PutFileResult } from '@smolvm/agent-protocol';
+import {
+  AgentRequestError,
+  type FileInfo,
+  type GetFileRequest,
+  type InstallFileOptions,
+  type OutboundStream,
+  type PutFileOptions,
+  type PutFileResult,
+} from '@smolvm/agent-protocol';
 
 function fileError(op: string, err: unknown, what: string): AgentRequestError {
   const e = err as NodeJS.ErrnoException;
-  const code = e.code === 'ENOENT' || e.code === 'ENOTDIR' ? 'not-found' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission-denied' : 'io-error';
+  const code =
+    e.code === 'ENOENT' || e.code === 'ENOTDIR'
+      ? 'not-found'
+      : e.code === 'EACCES' || e.code === 'EPERM'
+        ? 'permission-denied'
+        : 'io-error';
   return new AgentRequestError(op, code, `${what}: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '));
 }
 
@@ -20,7 +33,10 @@ function sizedFileSink(fd: number, size: number, dest: string): Writable & { wri
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       sink.written += chunk.length;
-      if (sink.written > size) return cb(new AgentRequestError('putFile', 'bad-request', `more than the announced ${size} bytes arrived for ${dest}`));
+      if (sink.written > size)
+        return cb(
+          new AgentRequestError('putFile', 'bad-request', `more than the announced ${size} bytes arrived for ${dest}`),
+        );
       let off = 0;
       try {
         while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
@@ -38,15 +54,24 @@ export async function putFile(req: PutFileOptions, data: Readable): Promise<PutF
   let dest = req.path;
   const st = fs.statSync(dest, { throwIfNoEntry: false });
   if (st?.isDirectory()) {
-    if (!req.name) throw new AgentRequestError('putFile', 'bad-request', `${dest} is a directory; name the file to create in it`);
+    if (!req.name)
+      throw new AgentRequestError('putFile', 'bad-request', `${dest} is a directory; name the file to create in it`);
     dest = path.join(dest, req.name);
-    if (fs.statSync(dest, { throwIfNoEntry: false })?.isDirectory()) throw new AgentRequestError('putFile', 'bad-request', `${dest} is a directory`);
+    if (fs.statSync(dest, { throwIfNoEntry: false })?.isDirectory())
+      throw new AgentRequestError('putFile', 'bad-request', `${dest} is a directory`);
   }
   const dir = path.dirname(dest);
-  const staging = path.join(dir, `.${path.basename(dest).slice(0, 200)}.smolvm-${crypto.randomBytes(6).toString('hex')}.part`);
+  const staging = path.join(
+    dir,
+    `.${path.basename(dest).slice(0, 200)}.smolvm-${crypto.randomBytes(6).toString('hex')}.part`,
+  );
   let fd: number;
   try {
-    fd = fs.openSync(staging, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    fd = fs.openSync(
+      staging,
+      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+      0o600,
+    );
   } catch (err) {
     throw fileError('putFile', err, `cannot create a file in ${dir}`);
   }
@@ -55,7 +80,11 @@ export async function putFile(req: PutFileOptions, data: Readable): Promise<PutF
     const sink = sizedFileSink(fd, req.size, dest);
     await pipeline(data, sink);
     if (sink.written !== req.size) {
-      throw new AgentRequestError('putFile', 'io-error', `the transfer ended after ${sink.written} of ${req.size} bytes; ${dest} is unchanged`);
+      throw new AgentRequestError(
+        'putFile',
+        'io-error',
+        `the transfer ended after ${sink.written} of ${req.size} bytes; ${dest} is unchanged`,
+      );
     }
     fs.fchmodSync(fd, req.mode & 0o777);
     fs.fsyncSync(fd);
@@ -90,7 +119,11 @@ export async function installFile(req: InstallFileOptions): Promise<PutFileResul
   const st = fs.fstatSync(fd);
   if (!st.isFile() || st.size !== req.size) {
     fs.closeSync(fd);
-    throw new AgentRequestError('installFile', 'bad-request', `${req.source} is not a regular file of ${req.size} bytes`);
+    throw new AgentRequestError(
+      'installFile',
+      'bad-request',
+      `${req.source} is not a regular file of ${req.size} bytes`,
+    );
   }
   const source = fs.createReadStream('', { fd, highWaterMark: 1024 * 1024 });
   try {
@@ -114,7 +147,11 @@ export async function getFile(req: GetFileRequest, out: OutboundStream): Promise
     if (st.isDirectory()) throw new AgentRequestError('getFile', 'is-a-directory', `${req.path} is a directory`);
     if (!st.isFile()) throw new AgentRequestError('getFile', 'bad-request', `${req.path} is not a regular file`);
     if (st.size >= req.maxBytes) {
-      throw new AgentRequestError('getFile', 'too-large', `${req.path} is ${st.size} bytes, exceeding the byte cap of ${req.maxBytes} bytes`);
+      throw new AgentRequestError(
+        'getFile',
+        'too-large',
+        `${req.path} is ${st.size} bytes, exceeding the byte cap of ${req.maxBytes} bytes`,
+      );
     }
     const size = st.size;
     // Exactly `size` bytes go out even if the file changes meanwhile: the host checks the count.

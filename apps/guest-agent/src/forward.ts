@@ -57,19 +57,22 @@ export function forwardOutput(src: Readable, dest: OutboundStream, lingerMs = DE
       // The quiet period counts from the exit at the earliest: on a busy agent the exit can be
       // seen before output the process wrote just before it was read off the pipe.
       lastActivity = Math.max(lastActivity, Date.now());
-      timer = setInterval(() => {
-        if (waitingForHost) lastActivity = Date.now();
-        else if (Date.now() - lastActivity >= lingerMs) {
-          // Timers run before the loop polls for I/O: after a busy spell the quiet period can
-          // be "over" with output still unread in the pipe. Decide after this round's poll.
-          const seen = lastActivity;
-          setImmediate(() => {
-            if (finished || lastActivity !== seen) return;
-            src.destroy();
-            finish();
-          });
-        }
-      }, Math.max(10, Math.floor(lingerMs / 5)));
+      timer = setInterval(
+        () => {
+          if (waitingForHost) lastActivity = Date.now();
+          else if (Date.now() - lastActivity >= lingerMs) {
+            // Timers run before the loop polls for I/O: after a busy spell the quiet period can
+            // be "over" with output still unread in the pipe. Decide after this round's poll.
+            const seen = lastActivity;
+            setImmediate(() => {
+              if (finished || lastActivity !== seen) return;
+              src.destroy();
+              finish();
+            });
+          }
+        },
+        Math.max(10, Math.floor(lingerMs / 5)),
+      );
       timer.unref();
     },
   };

@@ -1,5 +1,11 @@
 // The protocol handlers the agent serves, wired to processes and (in a VM) the guest system.
-import { AgentRequestError, rootSetupOf, type AgentHandlers, type ExecProcess, type SetupSpec } from '@smolvm/agent-protocol';
+import {
+  AgentRequestError,
+  rootSetupOf,
+  type AgentHandlers,
+  type ExecProcess,
+  type SetupSpec,
+} from '@smolvm/agent-protocol';
 import { prepareCommand } from './command';
 import { execWithPipes } from './exec-pipes';
 import { execWithPty } from './exec-pty';
@@ -117,7 +123,9 @@ export function createHandlers(opts: HandlerOptions): Handlers {
         // Synchronous up to the spawn: in an exec root of its own, the command is found and started there.
         const start = () => {
           const cmd = prepareCommand(sshAuthSock ? { ...req, env: { SSH_AUTH_SOCK: sshAuthSock, ...req.env } } : req);
-          return req.tty ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs) : execWithPipes(req, cmd, io, opts.lingerMs);
+          return req.tty
+            ? execWithPty(req, cmd, io, opts.busybox, opts.lingerMs)
+            : execWithPipes(req, cmd, io, opts.lingerMs);
         };
         proc = await (own ? own.enter(start) : start());
       } catch (err) {
@@ -142,13 +150,22 @@ export function createHandlers(opts: HandlerOptions): Handlers {
     },
     async setup(spec) {
       if (!system) throw unsupported('setup');
-      if (setup) throw new AgentRequestError('setup', 'bad-request', 'the guest root is already set up (setup must come before the first exec)');
+      if (setup)
+        throw new AgentRequestError(
+          'setup',
+          'bad-request',
+          'the guest root is already set up (setup must come before the first exec)',
+        );
       volumes = spec.volumes ?? [];
       let base: Promise<void>;
       if (root) {
         // A restored VM: its root was built before the snapshot; only the run is configured now.
         if (JSON.stringify(rootSetupOf(spec)) !== root.key) {
-          throw new AgentRequestError('setup', 'bad-request', 'the guest root was built for another image or disks (setupRoot); it cannot be set up again');
+          throw new AgentRequestError(
+            'setup',
+            'bad-request',
+            'the guest root was built for another image or disks (setupRoot); it cannot be set up again',
+          );
         }
         base = root.done.then(() => system.configure(spec));
       } else {
@@ -157,7 +174,8 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       setup = base.then(async () => {
         if (spec.execRoot === 'fresh') freshRoots = spec;
         if (!spec.sshAgent) return;
-        if (!opts.openRelay) throw new AgentRequestError('setup', 'unsupported', 'this agent cannot relay an SSH agent');
+        if (!opts.openRelay)
+          throw new AgentRequestError('setup', 'unsupported', 'this agent cannot relay an SSH agent');
         await listenSshAgent(spec.sshAgent.socket, opts.openRelay);
         sshAuthSock = spec.sshAgent.socket;
       });
@@ -168,7 +186,12 @@ export function createHandlers(opts: HandlerOptions): Handlers {
       system.setTime(epochMs);
     },
     async prepareSnapshot() {
-      if (setup) throw new AgentRequestError('prepareSnapshot', 'bad-request', 'the guest root is already set up: a snapshot now would hold it');
+      if (setup)
+        throw new AgentRequestError(
+          'prepareSnapshot',
+          'bad-request',
+          'the guest root is already set up: a snapshot now would hold it',
+        );
       // An exec through the whole protocol stack (a second, root-less handler set behind a local
       // socket): restored VMs then find its code compiled and its object shapes settled.
       await warmExecPath(createHandlers({ busybox: opts.busybox }));

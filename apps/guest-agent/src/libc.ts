@@ -11,7 +11,6 @@ export interface Winsize {
   ws_ypixel: number;
 }
 
-
 type Fn<A extends unknown[], R = number> = (...args: A) => R;
 
 export interface Libc {
@@ -54,7 +53,9 @@ export function libc(): Libc {
   struct('timespec', { tv_sec: 'int64', tv_nsec: 'int64' });
   cached = {
     errno: () => koffi.errno(),
-    openpty: lib.func('int openpty(_Out_ int *amaster, _Out_ int *aslave, char *name, void *termp, const winsize *winp)'),
+    openpty: lib.func(
+      'int openpty(_Out_ int *amaster, _Out_ int *aslave, char *name, void *termp, const winsize *winp)',
+    ),
     // ioctl is variadic; on x86-64 a fixed prototype passes a pointer argument identically.
     ioctlWinsize: lib.func('int ioctl(int fd, unsigned long request, const winsize *ws)'),
     ioctlBuffer: lib.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
@@ -63,7 +64,9 @@ export function libc(): Libc {
     fchown: lib.func('int fchown(int fd, uint32_t owner, uint32_t group)'),
     tcgetpgrp: lib.func('int tcgetpgrp(int fd)'),
     close: lib.func('int close(int fd)'),
-    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    mount: lib.func(
+      'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
+    ),
     umount2: lib.func('int umount2(const char *target, int flags)'),
     chroot: lib.func('int chroot(const char *path)'),
     fchdir: lib.func('int fchdir(int fd)'),

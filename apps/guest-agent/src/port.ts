@@ -46,7 +46,11 @@ export function openPort(devicePath: string, prefer: PortMode = 'pipe'): { io: D
       const binding = (process as unknown as { binding(name: string): PipeWrapBinding }).binding('pipe_wrap');
       const handle = new binding.Pipe(binding.constants.SOCKET);
       const rc = handle.open(fd);
-      if (rc === 0) return { io: new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts), mode: 'pipe' };
+      if (rc === 0)
+        return {
+          io: new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts),
+          mode: 'pipe',
+        };
     } catch {
       // fall through to fs streams
     }

@@ -61,14 +61,18 @@ function spawnLibc(): SpawnLibc | null {
       faInit: lib.func('int posix_spawn_file_actions_init(_Inout_ uint8_t *fa)'),
       faDestroy: lib.func('int posix_spawn_file_actions_destroy(_Inout_ uint8_t *fa)'),
       faAddDup2: lib.func('int posix_spawn_file_actions_adddup2(_Inout_ uint8_t *fa, int fd, int newfd)'),
-      faAddOpen: lib.func('int posix_spawn_file_actions_addopen(_Inout_ uint8_t *fa, int fd, const char *path, int oflag, uint32_t mode)'),
+      faAddOpen: lib.func(
+        'int posix_spawn_file_actions_addopen(_Inout_ uint8_t *fa, int fd, const char *path, int oflag, uint32_t mode)',
+      ),
       faAddChdir: lib.func('int posix_spawn_file_actions_addchdir_np(_Inout_ uint8_t *fa, const char *path)'),
       attrInit: lib.func('int posix_spawnattr_init(_Inout_ uint8_t *attr)'),
       attrDestroy: lib.func('int posix_spawnattr_destroy(_Inout_ uint8_t *attr)'),
       attrSetFlags: lib.func('int posix_spawnattr_setflags(_Inout_ uint8_t *attr, short flags)'),
       attrSetSigMask: lib.func('int posix_spawnattr_setsigmask(_Inout_ uint8_t *attr, const uint8_t *mask)'),
       attrSetSigDefault: lib.func('int posix_spawnattr_setsigdefault(_Inout_ uint8_t *attr, const uint8_t *set)'),
-      posixSpawn: lib.func('int posix_spawn(_Out_ int *pid, const char *path, const uint8_t *fa, const uint8_t *attr, const char **argv, const char **envp)'),
+      posixSpawn: lib.func(
+        'int posix_spawn(_Out_ int *pid, const char *path, const uint8_t *fa, const uint8_t *attr, const char **argv, const char **envp)',
+      ),
       waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
     } as SpawnLibc;
   } catch {

@@ -37,7 +37,11 @@ export function planSetup(spec: SetupSpec, device: (ref: BlockDeviceRef) => stri
  * The root with a run's default settings (no volumes, no network, no hostname), chrooted into:
  * what a boot snapshot may hold. A restored VM's planRun then applies its own run's settings.
  */
-export function planRootOnly(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => string, run = GUEST_RUN_DIR): SetupStep[] {
+export function planRootOnly(
+  spec: RootSetupSpec,
+  device: (ref: BlockDeviceRef) => string,
+  run = GUEST_RUN_DIR,
+): SetupStep[] {
   const root = path.join(run, 'root');
   return [...planRoot(spec, device, run), ...planRun({}, root), { op: 'chroot', path: root }];
 }
@@ -65,7 +69,13 @@ type Mkdir = (p: string, mode?: number) => void;
 type Mount = (source: string, target: string, fstype: string, flags?: number, data?: string | null) => void;
 
 /** The image (or the agent image's own root) as the overlay's lower layer, at <run>/root. */
-function planOverlay(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => string, run: string, mount: Mount, mkdir: Mkdir): void {
+function planOverlay(
+  spec: RootSetupSpec,
+  device: (ref: BlockDeviceRef) => string,
+  run: string,
+  mount: Mount,
+  mkdir: Mkdir,
+): void {
   const lower = path.join(run, 'lower');
   const rw = path.join(run, 'rw');
   const root = path.join(run, 'root');
@@ -89,7 +99,13 @@ function planOverlay(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => strin
 }
 
 /** proc, sys, dev, dev/pts, dev/shm, tmp and the workspace in the root at `root`. */
-function apiFilesystems(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => string, root: string, mount: Mount, mkdir: Mkdir): void {
+function apiFilesystems(
+  spec: RootSetupSpec,
+  device: (ref: BlockDeviceRef) => string,
+  root: string,
+  mount: Mount,
+  mkdir: Mkdir,
+): void {
   const r = (p: string) => path.join(root, p);
   // A shared root is the user's own tree: no /workspace appears in it.
   for (const dir of ['proc', 'sys', 'dev', 'etc', ...(spec.rootShare ? [] : ['workspace'])]) mkdir(r(dir));
@@ -102,7 +118,8 @@ function apiFilesystems(spec: RootSetupSpec, device: (ref: BlockDeviceRef) => st
   mount('devpts', r('dev/pts'), 'devpts', MS_NOSUID | MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5');
   mount('shm', r('dev/shm'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777');
   mount('tmpfs', r('tmp'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777');
-  if (spec.workspace) mount(device(spec.workspace.device), r('workspace'), spec.workspace.fstype, 0, diskOptions(spec.workspace.fstype));
+  if (spec.workspace)
+    mount(device(spec.workspace.device), r('workspace'), spec.workspace.fstype, 0, diskOptions(spec.workspace.fstype));
 }
 
 /** The 9p volumes' mounts (also what a machine snapshot detaches and attaches again: `shares`). */
@@ -126,11 +143,21 @@ export function planVolumes(volumes: NonNullable<SetupSpec['volumes']>, root = '
 export function planRun(spec: SetupSpec, root = '/'): SetupStep[] {
   const steps: SetupStep[] = planVolumes(spec.volumes ?? [], root);
   const r = (p: string) => path.join(root, p);
-  steps.push({ op: 'write', path: r('etc/resolv.conf'), content: spec.resolvConf ?? NO_RESOLVER, onlyIfMissing: false });
+  steps.push({
+    op: 'write',
+    path: r('etc/resolv.conf'),
+    content: spec.resolvConf ?? NO_RESOLVER,
+    onlyIfMissing: false,
+  });
   if (spec.hostname) {
     steps.push({ op: 'hostname', name: spec.hostname });
     steps.push({ op: 'write', path: r('etc/hostname'), content: `${spec.hostname}\n`, onlyIfMissing: false });
-    steps.push({ op: 'write', path: r('etc/hosts'), content: `127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t${spec.hostname}\n`, onlyIfMissing: true });
+    steps.push({
+      op: 'write',
+      path: r('etc/hosts'),
+      content: `127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t${spec.hostname}\n`,
+      onlyIfMissing: true,
+    });
   }
   return steps;
 }

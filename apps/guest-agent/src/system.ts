@@ -5,10 +5,26 @@ import { spawnSync } from 'node:child_process';
 import { FIFREEZE, MS_RDONLY } from './constants';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AGENT_IMAGE_MARKER, AgentRequestError, type BlockDeviceRef, type GuestNetwork, type RootSetupSpec, type SetupSpec, type VolumeMount } from '@smolvm/agent-protocol';
+import {
+  AGENT_IMAGE_MARKER,
+  AgentRequestError,
+  type BlockDeviceRef,
+  type GuestNetwork,
+  type RootSetupSpec,
+  type SetupSpec,
+  type VolumeMount,
+} from '@smolvm/agent-protocol';
 import { BLKFLSBUF, CLOCK_REALTIME, MNT_DETACH, MS_BIND, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
 import { check, libc } from './libc';
-import { EXEC_ROOTS_DIR, planExecRoot, planRootOnly, planRun, planSetup, planVolumes, type SetupStep } from './setup-plan';
+import {
+  EXEC_ROOTS_DIR,
+  planExecRoot,
+  planRootOnly,
+  planRun,
+  planSetup,
+  planVolumes,
+  type SetupStep,
+} from './setup-plan';
 
 export interface GuestSystem {
   readonly isSetUp: boolean;
@@ -85,7 +101,12 @@ export function findDeviceBySerial(serial: string, sysBlock = '/sys/block'): str
 function resolveDevice(ref: BlockDeviceRef): string {
   if ('path' in ref) return ref.path;
   const dev = findDeviceBySerial(ref.serial);
-  if (!dev) throw new AgentRequestError('setup', 'setup-failed', `no disk with serial '${ref.serial}' (is it attached to the VM?)`);
+  if (!dev)
+    throw new AgentRequestError(
+      'setup',
+      'setup-failed',
+      `no disk with serial '${ref.serial}' (is it attached to the VM?)`,
+    );
   return dev;
 }
 
@@ -124,7 +145,8 @@ function runRootSteps(steps: SetupStep[], disks: WritableDisks): void {
   const before = chroot < 0 ? steps : steps.slice(0, chroot);
   runSteps(before);
   for (const s of before) {
-    if (s.op === 'mount' && s.fstype === 'ext4' && !(s.flags & MS_RDONLY)) disks.push(fs.openSync(s.target, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
+    if (s.op === 'mount' && s.fstype === 'ext4' && !(s.flags & MS_RDONLY))
+      disks.push(fs.openSync(s.target, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY));
   }
   runSteps(steps.slice(before.length));
 }
@@ -137,7 +159,10 @@ function runStep(step: SetupStep): void {
       return;
     case 'mount':
       if (step.source.startsWith('/dev/') && !(step.flags & MS_BIND)) flushBlockBuffers(step.source);
-      check(c.mount(step.source, step.target, step.fstype, step.flags, step.data), `mount -t ${step.fstype} ${step.source} ${step.target}`);
+      check(
+        c.mount(step.source, step.target, step.fstype, step.flags, step.data),
+        `mount -t ${step.fstype} ${step.source} ${step.target}`,
+      );
       return;
     case 'write': {
       if (step.onlyIfMissing && fs.existsSync(step.path)) return;
@@ -246,11 +271,20 @@ function makeExecRoot(spec: SetupSpec): ExecRoot {
 
 /** The NIC to configure: the one with `mac`, else the first that is not `lo`. */
 export function findInterface(mac: string | undefined, sysNet = '/sys/class/net'): string | null {
-  const names = fs.readdirSync(sysNet).filter((n) => n !== 'lo').sort();
+  const names = fs
+    .readdirSync(sysNet)
+    .filter((n) => n !== 'lo')
+    .sort();
   if (mac === undefined) return names[0] ?? null;
   for (const name of names) {
     try {
-      if (fs.readFileSync(path.join(sysNet, name, 'address'), 'utf8').trim().toLowerCase() === mac) return name;
+      if (
+        fs
+          .readFileSync(path.join(sysNet, name, 'address'), 'utf8')
+          .trim()
+          .toLowerCase() === mac
+      )
+        return name;
     } catch {
       // Not a network device with an address.
     }
@@ -289,7 +323,11 @@ export function loopbackUp(): void {
  */
 function configureNetwork(network: GuestNetwork | undefined, busybox: string): void {
   const ip = (...args: string[]) => {
-    const r = spawnSync(busybox, ['ip', ...args], { argv0: 'busybox', stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+    const r = spawnSync(busybox, ['ip', ...args], {
+      argv0: 'busybox',
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 10_000,
+    });
     if (r.status !== 0) {
       const why = r.stderr?.toString().trim() || r.error?.message || `exit ${r.status ?? r.signal}`;
       throw new AgentRequestError('setup', 'setup-failed', `ip ${args.join(' ')}: ${why}`);
@@ -297,7 +335,12 @@ function configureNetwork(network: GuestNetwork | undefined, busybox: string): v
   };
   if (!network) return;
   const dev = findInterface(network.mac);
-  if (!dev) throw new AgentRequestError('setup', 'setup-failed', `no network interface${network.mac ? ` with MAC ${network.mac}` : ''} (is the NIC attached to the VM?)`);
+  if (!dev)
+    throw new AgentRequestError(
+      'setup',
+      'setup-failed',
+      `no network interface${network.mac ? ` with MAC ${network.mac}` : ''} (is the NIC attached to the VM?)`,
+    );
   ip('link', 'set', 'dev', dev, 'mtu', String(network.mtu), 'up');
   ip('addr', 'add', `${network.ip}/${network.prefix}`, 'dev', dev);
   ip('route', 'add', 'default', 'via', network.gateway, 'dev', dev);
@@ -305,7 +348,9 @@ function configureNetwork(network: GuestNetwork | undefined, busybox: string): v
 
 export function createGuestSystem(options: { busybox?: string } = {}): GuestSystem {
   if (!fs.existsSync(AGENT_IMAGE_MARKER) || process.getuid?.() !== 0) {
-    throw new Error(`not running in the smolvm agent image (${AGENT_IMAGE_MARKER} missing or not root): refusing privileged operations`);
+    throw new Error(
+      `not running in the smolvm agent image (${AGENT_IMAGE_MARKER} missing or not root): refusing privileged operations`,
+    );
   }
   const c = libc();
   loopbackUp();

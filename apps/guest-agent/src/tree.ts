@@ -10,19 +10,36 @@ import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { libc } from './libc';
-import { AgentRequestError, type GetTreeRequest, type InstallTreeOptions, type OutboundStream, type PutTreeRequest, type TreeResult } from '@smolvm/agent-protocol';
+import {
+  AgentRequestError,
+  type GetTreeRequest,
+  type InstallTreeOptions,
+  type OutboundStream,
+  type PutTreeRequest,
+  type TreeResult,
+} from '@smolvm/agent-protocol';
 
 function targetOf(op: string, dest: string, name: string): string {
   const st = fs.statSync(dest, { throwIfNoEntry: false });
   const target = st?.isDirectory() ? path.join(dest, name) : dest;
-  if (fs.existsSync(target)) throw new AgentRequestError(op, 'bad-request', `${target} already exists; copy to a new path, or remove it first`);
-  if (!fs.statSync(path.dirname(target), { throwIfNoEntry: false })?.isDirectory()) throw new AgentRequestError(op, 'not-found', `${path.dirname(target)} is not a directory`);
+  if (fs.existsSync(target))
+    throw new AgentRequestError(op, 'bad-request', `${target} already exists; copy to a new path, or remove it first`);
+  if (!fs.statSync(path.dirname(target), { throwIfNoEntry: false })?.isDirectory())
+    throw new AgentRequestError(op, 'not-found', `${path.dirname(target)} is not a directory`);
   return target;
 }
 
 /** Runs busybox tar; resolves when it exited 0, rejects with its last stderr lines otherwise. */
-function tar(op: string, busybox: string, args: string[], stdin: Readable | null): { stdout: Readable; done: Promise<void>; kill(): void } {
-  const child = spawn(busybox, ['tar', ...args], { argv0: 'busybox', stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+function tar(
+  op: string,
+  busybox: string,
+  args: string[],
+  stdin: Readable | null,
+): { stdout: Readable; done: Promise<void>; kill(): void } {
+  const child = spawn(busybox, ['tar', ...args], {
+    argv0: 'busybox',
+    stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  });
   const stdout = child.stdout as Readable;
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
@@ -34,7 +51,14 @@ function tar(op: string, busybox: string, args: string[], stdin: Readable | null
     child.once('error', (err) => reject(new AgentRequestError(op, 'io-error', `tar: ${err.message}`)));
     child.once('close', (code, signal) => {
       if (code === 0) resolve();
-      else reject(new AgentRequestError(op, 'io-error', `tar failed (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').slice(-2).join('; ')}`));
+      else
+        reject(
+          new AgentRequestError(
+            op,
+            'io-error',
+            `tar failed (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').slice(-2).join('; ')}`,
+          ),
+        );
     });
   });
   return { stdout, done, kill: () => child.kill('SIGKILL') };
@@ -45,9 +69,18 @@ function syncFs(): void {
   libc().sync();
 }
 
-async function extract(op: string, busybox: string, dest: string, name: string, input: { file: string } | { stream: Readable; maxBytes: number }): Promise<TreeResult> {
+async function extract(
+  op: string,
+  busybox: string,
+  dest: string,
+  name: string,
+  input: { file: string } | { stream: Readable; maxBytes: number },
+): Promise<TreeResult> {
   const target = targetOf(op, dest, name);
-  const staging = path.join(path.dirname(target), `.${path.basename(target).slice(0, 200)}.smolvm-${crypto.randomBytes(6).toString('hex')}.part`);
+  const staging = path.join(
+    path.dirname(target),
+    `.${path.basename(target).slice(0, 200)}.smolvm-${crypto.randomBytes(6).toString('hex')}.part`,
+  );
   fs.mkdirSync(staging, { mode: 0o700 });
   let bytes = 0;
   try {
@@ -58,15 +91,25 @@ async function extract(op: string, busybox: string, dest: string, name: string, 
       const counted = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           bytes += chunk.length;
-          if (bytes > input.maxBytes) return cb(new AgentRequestError(op, 'too-large', `the directory is larger than the byte cap of ${input.maxBytes} bytes`));
+          if (bytes > input.maxBytes)
+            return cb(
+              new AgentRequestError(
+                op,
+                'too-large',
+                `the directory is larger than the byte cap of ${input.maxBytes} bytes`,
+              ),
+            );
           cb(null, chunk);
         },
       });
       const run = tar(op, busybox, ['-x', '-o', '-f', '-', '-C', staging], counted);
-      await Promise.all([pipeline(input.stream, counted).catch((err: unknown) => {
-        run.kill();
-        throw err;
-      }), run.done]);
+      await Promise.all([
+        pipeline(input.stream, counted).catch((err: unknown) => {
+          run.kill();
+          throw err;
+        }),
+        run.done,
+      ]);
     }
     const entries = fs.readdirSync(staging);
     if (entries.length !== 1 || entries[0] !== name || !fs.lstatSync(path.join(staging, name)).isDirectory()) {
@@ -94,12 +137,24 @@ export async function getTree(req: GetTreeRequest, out: OutboundStream, busybox:
   if (!st) throw new AgentRequestError('getTree', 'not-found', `${req.path} does not exist`);
   if (!st.isDirectory()) throw new AgentRequestError('getTree', 'bad-request', `${req.path} is not a directory`);
   const resolved = path.resolve(req.path);
-  const run = tar('getTree', busybox, ['-c', '-f', '-', '-C', path.dirname(resolved), path.basename(resolved) || '.'], null);
+  const run = tar(
+    'getTree',
+    busybox,
+    ['-c', '-f', '-', '-C', path.dirname(resolved), path.basename(resolved) || '.'],
+    null,
+  );
   let bytes = 0;
   const counted = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       bytes += chunk.length;
-      if (bytes > req.maxBytes) return cb(new AgentRequestError('getTree', 'too-large', `${req.path} is larger than the byte cap of ${req.maxBytes} bytes (exceeding the byte cap)`));
+      if (bytes > req.maxBytes)
+        return cb(
+          new AgentRequestError(
+            'getTree',
+            'too-large',
+            `${req.path} is larger than the byte cap of ${req.maxBytes} bytes (exceeding the byte cap)`,
+          ),
+        );
       cb(null, chunk);
     },
   });

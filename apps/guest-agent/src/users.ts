@@ -58,12 +58,15 @@ export function resolveUser(spec: string | undefined, root = '/'): Credentials {
     return { uid: 0, gid: 0, home: rootEntry?.home ?? '/root', name: rootEntry?.name ?? 'root' };
   }
   const [userPart, groupPart, ...rest] = spec.split(':');
-  if (rest.length > 0 || userPart === '') throw new AgentRequestError('exec', 'unknown-user', `'${spec}' is not user, uid or uid:gid`);
+  if (rest.length > 0 || userPart === '')
+    throw new AgentRequestError('exec', 'unknown-user', `'${spec}' is not user, uid or uid:gid`);
   let creds: Credentials;
   if (NUMERIC.test(userPart)) {
     const uid = Number(userPart);
     const entry = passwd.find((e) => e.uid === uid);
-    creds = entry ? { uid, gid: entry.gid, home: entry.home, name: entry.name } : { uid, gid: 0, home: '/', name: null };
+    creds = entry
+      ? { uid, gid: entry.gid, home: entry.home, name: entry.name }
+      : { uid, gid: 0, home: '/', name: null };
   } else {
     const entry = passwd.find((e) => e.name === userPart);
     if (!entry) throw new AgentRequestError('exec', 'unknown-user', `no user '${userPart}' in the guest's /etc/passwd`);
@@ -73,10 +76,12 @@ export function resolveUser(spec: string | undefined, root = '/'): Credentials {
     if (NUMERIC.test(groupPart)) creds.gid = Number(groupPart);
     else {
       const group = readGroups(root).find((g) => g.name === groupPart);
-      if (!group) throw new AgentRequestError('exec', 'unknown-user', `no group '${groupPart}' in the guest's /etc/group`);
+      if (!group)
+        throw new AgentRequestError('exec', 'unknown-user', `no group '${groupPart}' in the guest's /etc/group`);
       creds.gid = group.gid;
     }
   }
-  if (creds.uid > 0xfffffffe || creds.gid > 0xfffffffe) throw new AgentRequestError('exec', 'unknown-user', `'${spec}' is out of range`);
+  if (creds.uid > 0xfffffffe || creds.gid > 0xfffffffe)
+    throw new AgentRequestError('exec', 'unknown-user', `'${spec}' is out of range`);
   return creds;
 }

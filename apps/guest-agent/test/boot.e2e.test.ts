@@ -42,7 +42,9 @@ async function shutdown(vm: BootedVm): Promise<void> {
 
 function report(accel: string, vm: BootedVm, firstMs: number): void {
   // Printed, not asserted: timings belong to benchmarks (docs/CONTRIBUTING.md).
-  console.log(`boot figures (${accel}, ${os.cpus().length} host cpus, load ${os.loadavg()[0].toFixed(1)}): spawn->ready ${Math.round(vm.readyMs)} ms, spawn->first exec result ${Math.round(firstMs)} ms`);
+  console.log(
+    `boot figures (${accel}, ${os.cpus().length} host cpus, load ${os.loadavg()[0].toFixed(1)}): spawn->ready ${Math.round(vm.readyMs)} ms, spawn->first exec result ${Math.round(firstMs)} ms`,
+  );
 }
 
 describe('bare VM on the agent image', () => {
@@ -56,11 +58,15 @@ describe('bare VM on the agent image', () => {
       expect(first.exit).toEqual({ code: 0, signal: null });
       report('tcg', vm, first.ms);
 
-      const rw = await vm.client.exec({ argv: ['sh', '-c', 'echo written > /root/f && cat /root/f && touch /tmp/t && ls /opt/smolvm/agent.js'] });
+      const rw = await vm.client.exec({
+        argv: ['sh', '-c', 'echo written > /root/f && cat /root/f && touch /tmp/t && ls /opt/smolvm/agent.js'],
+      });
       expect((await collect(rw.stdout)).toString()).toBe('written\n/opt/smolvm/agent.js\n');
       await expect(rw.exit).resolves.toEqual({ code: 0, signal: null });
       // Orphans are reaped by PID 1: none linger as zombies.
-      const orphans = await vm.client.exec({ argv: ['sh', '-c', '(sleep 0.2 &) ; sleep 1; ps -o stat | grep -c Z || true'] });
+      const orphans = await vm.client.exec({
+        argv: ['sh', '-c', '(sleep 0.2 &) ; sleep 1; ps -o stat | grep -c Z || true'],
+      });
       expect((await collect(orphans.stdout)).toString().trim()).toBe('0');
       await shutdown(vm);
     } finally {
@@ -82,7 +88,9 @@ describe('bare VM on the agent image', () => {
       // PVM reject instructions an ordinary kernel executes. That is this host, not our code.
       const message = String(err);
       if (/internal-error|KVM internal error|emulation failure/i.test(message)) {
-        console.log(`KVM: /dev/kvm opens, but this host's KVM cannot run the guest kernel (QEMU internal-error); only TCG figures.\n${message.slice(0, 600)}`);
+        console.log(
+          `KVM: /dev/kvm opens, but this host's KVM cannot run the guest kernel (QEMU internal-error); only TCG figures.\n${message.slice(0, 600)}`,
+        );
         return;
       }
       throw err;
@@ -161,10 +169,14 @@ describe('image VM: erofs image disk as overlay root', () => {
         return { out: out.toString(), err: err.toString(), exit: await s.exit };
       };
       expect((await run(['cat', '/etc/os-release'])).out).toBe('ID=smolvm-test\n');
-      expect((await run(['sh', '-c', 'test -e /opt/smolvm && echo agent-visible || echo image-only'])).out).toBe('image-only\n');
+      expect((await run(['sh', '-c', 'test -e /opt/smolvm && echo agent-visible || echo image-only'])).out).toBe(
+        'image-only\n',
+      );
       expect((await run(['sh', '-c', 'echo changed > /etc/motd && cat /etc/motd'])).out).toBe('changed\n');
       expect((await run(['hostname'])).out).toBe('e2e-box\n');
-      expect((await run(['sh', '-c', 'id -u; id -g; echo $HOME'], { user: 'app' })).out).toBe('1000\n1000\n/home/app\n');
+      expect((await run(['sh', '-c', 'id -u; id -g; echo $HOME'], { user: 'app' })).out).toBe(
+        '1000\n1000\n/home/app\n',
+      );
       expect((await run(['pwd'], { cwd: '/workspace' })).out).toBe('/workspace\n');
       expect((await run(['date', '-u', '+%Y'])).out).toBe('2031\n');
       expect((await run(['cat', '/in/input.txt'])).out).toBe('from the host\n');
@@ -172,12 +184,18 @@ describe('image VM: erofs image disk as overlay root', () => {
       // cache=loose: the guest writes back lazily; sync (as the shutdown does) makes it visible.
       await run(['sh', '-c', 'echo from the guest > /out/result.txt && sync']);
       expect(fs.readFileSync(path.join(rwShare, 'result.txt'), 'utf8')).toBe('from the guest\n');
-      expect((await run(['sh', '-c', 'grep -c " / overlay" /proc/mounts; grep -c " /dev/pts devpts" /proc/mounts'])).out).toBe('1\n1\n');
+      expect(
+        (await run(['sh', '-c', 'grep -c " / overlay" /proc/mounts; grep -c " /dev/pts devpts" /proc/mounts'])).out,
+      ).toBe('1\n1\n');
       expect((await run(['sh', '-c', 'echo out; echo err >&2; exit 7'])).exit).toEqual({ code: 7, signal: null });
       const big = await run(['sh', '-c', 'head -c 3000000 /dev/zero; head -c 2000000 /dev/zero >&2']);
       expect([big.out.length, big.err.length]).toEqual([3000000, 2000000]);
 
-      const tty = await vm.client.exec({ argv: ['sh', '-c', 'stty size; echo ready; exec sleep 60'], stdin: true, tty: { rows: 40, cols: 100 } });
+      const tty = await vm.client.exec({
+        argv: ['sh', '-c', 'stty size; echo ready; exec sleep 60'],
+        stdin: true,
+        tty: { rows: 40, cols: 100 },
+      });
       const seen = await waitFor(tty.stdout, 'ready');
       expect(seen).toContain('40 100');
       tty.stdin.write('\x03');

@@ -13,7 +13,9 @@ const MB10 = 10 * 1024 * 1024;
 
 describe('exec with pipes (real processes on this host)', () => {
   it('keeps 10 MB of stdout and 10 MB of stderr apart', async () => {
-    const s = await h.client.exec({ argv: ['sh', '-c', `(yes a | head -c ${MB10}) & (yes b | head -c ${MB10} >&2); wait`] });
+    const s = await h.client.exec({
+      argv: ['sh', '-c', `(yes a | head -c ${MB10}) & (yes b | head -c ${MB10} >&2); wait`],
+    });
     const [out, err] = await Promise.all([collect(s.stdout), collect(s.stderr)]);
     expect(out.length).toBe(MB10);
     expect(err.length).toBe(MB10);
@@ -87,7 +89,10 @@ describe('exec with pipes (real processes on this host)', () => {
 
 describe('exec on a pty', () => {
   it('is a terminal of the requested size, with stdout and stderr merged', async () => {
-    const s = await h.client.exec({ argv: ['sh', '-c', 'stty size; [ -t 0 ] && echo tty; echo err >&2'], tty: { rows: 33, cols: 101 } });
+    const s = await h.client.exec({
+      argv: ['sh', '-c', 'stty size; [ -t 0 ] && echo tty; echo err >&2'],
+      tty: { rows: 33, cols: 101 },
+    });
     const [out, err] = await Promise.all([collect(s.stdout), collect(s.stderr)]);
     expect(out.toString()).toBe('33 101\r\ntty\r\nerr\r\n');
     expect(err.length).toBe(0);
@@ -95,7 +100,11 @@ describe('exec on a pty', () => {
   });
 
   it('delivers ^C typed on the terminal to the foreground process', async () => {
-    const s = await h.client.exec({ argv: ['sh', '-c', 'echo ready; exec sleep 30'], stdin: true, tty: { rows: 24, cols: 80 } });
+    const s = await h.client.exec({
+      argv: ['sh', '-c', 'echo ready; exec sleep 30'],
+      stdin: true,
+      tty: { rows: 24, cols: 80 },
+    });
     await waitFor(s.stdout, 'ready');
     s.stdin.write('\x03');
     await expect(s.exit).resolves.toEqual({ code: null, signal: 'SIGINT' });
@@ -122,7 +131,11 @@ describe('exec on a pty', () => {
   });
 
   it('takes input like a terminal and reports the size after a resize', async () => {
-    const s = await h.client.exec({ argv: ['sh', '-c', 'read line; echo "got $line"; stty size'], stdin: true, tty: { rows: 24, cols: 80 } });
+    const s = await h.client.exec({
+      argv: ['sh', '-c', 'read line; echo "got $line"; stty size'],
+      stdin: true,
+      tty: { rows: 24, cols: 80 },
+    });
     await s.resize(40, 90);
     s.stdin.write('hello\r');
     const out = (await collect(s.stdout)).toString();

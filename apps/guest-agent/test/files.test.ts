@@ -9,12 +9,14 @@ const t = useHarnessAndTempDir('smolvm-files-');
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 const leftovers = () => fs.readdirSync(t.dir).filter((n) => n.endsWith('.part'));
 
-
 describe('putFile', () => {
   it('writes 5 MB exactly, with the mode asked for minus special bits', async () => {
     const data = crypto.randomBytes(5 * 1024 * 1024 + 3);
     const dest = path.join(t.dir, 'f.bin');
-    const res = await t.h.client.putFile({ path: dest, size: data.length, mode: 0o750 }, Readable.from([data.subarray(0, 1000), data.subarray(1000)]));
+    const res = await t.h.client.putFile(
+      { path: dest, size: data.length, mode: 0o750 },
+      Readable.from([data.subarray(0, 1000), data.subarray(1000)]),
+    );
     expect(res).toEqual({ path: dest, bytes: data.length });
     expect(sha(fs.readFileSync(dest))).toBe(sha(data));
     expect(fs.statSync(dest).mode & 0o7777).toBe(0o750);
@@ -22,7 +24,10 @@ describe('putFile', () => {
   });
 
   it('puts the file inside a directory destination under the given name', async () => {
-    const res = await t.h.client.putFile({ path: t.dir, size: 2, mode: 0o644, name: 'x.txt' }, Readable.from([Buffer.from('hi')]));
+    const res = await t.h.client.putFile(
+      { path: t.dir, size: 2, mode: 0o644, name: 'x.txt' },
+      Readable.from([Buffer.from('hi')]),
+    );
     expect(res.path).toBe(path.join(t.dir, 'x.txt'));
     expect(fs.readFileSync(path.join(t.dir, 'x.txt'), 'utf8')).toBe('hi');
   });
@@ -30,7 +35,9 @@ describe('putFile', () => {
   it('leaves the old file intact when the stream ends short', async () => {
     const dest = path.join(t.dir, 'keep.txt');
     fs.writeFileSync(dest, 'old');
-    const err = await rejection(t.h.client.putFile({ path: dest, size: 100, mode: 0o644 }, Readable.from([Buffer.alloc(50)])));
+    const err = await rejection(
+      t.h.client.putFile({ path: dest, size: 100, mode: 0o644 }, Readable.from([Buffer.alloc(50)])),
+    );
     expect(err.code).toBe('io-error');
     expect(err.message).toMatch(/after 50 of 100 bytes/);
     expect(fs.readFileSync(dest, 'utf8')).toBe('old');
@@ -40,7 +47,9 @@ describe('putFile', () => {
   it('refuses a stream that runs past the announced size', async () => {
     const dest = path.join(t.dir, 'keep.txt');
     fs.writeFileSync(dest, 'old');
-    const err = await rejection(t.h.client.putFile({ path: dest, size: 10, mode: 0o644 }, Readable.from([Buffer.alloc(11)])));
+    const err = await rejection(
+      t.h.client.putFile({ path: dest, size: 10, mode: 0o644 }, Readable.from([Buffer.alloc(11)])),
+    );
     expect(err.code).toBe('bad-request');
     expect(fs.readFileSync(dest, 'utf8')).toBe('old');
     expect(leftovers()).toEqual([]);
@@ -59,12 +68,19 @@ describe('putFile', () => {
   });
 
   it('reports a missing directory as not-found', async () => {
-    const err = await rejection(t.h.client.putFile({ path: path.join(t.dir, 'no/such/file'), size: 1, mode: 0o644 }, Readable.from([Buffer.from('x')])));
+    const err = await rejection(
+      t.h.client.putFile(
+        { path: path.join(t.dir, 'no/such/file'), size: 1, mode: 0o644 },
+        Readable.from([Buffer.from('x')]),
+      ),
+    );
     expect(err.code).toBe('not-found');
   });
 
   it('refuses sizes at the 4 GiB cap before reading anything', async () => {
-    const err = await rejection(t.h.client.putFile({ path: path.join(t.dir, 'big'), size: 4 * 1024 ** 3, mode: 0o644 }, new PassThrough()));
+    const err = await rejection(
+      t.h.client.putFile({ path: path.join(t.dir, 'big'), size: 4 * 1024 ** 3, mode: 0o644 }, new PassThrough()),
+    );
     expect(err.code).toBe('bad-request');
     expect(fs.readdirSync(t.dir)).toEqual([]);
   });
@@ -94,7 +110,9 @@ describe('getFile', () => {
     expect(big.code).toBe('too-large');
     expect(big.message).toMatch(/exceeding the byte cap/);
     expect((await rejection(t.h.client.getFile({ path: t.dir, maxBytes: 10 }))).code).toBe('is-a-directory');
-    expect((await rejection(t.h.client.getFile({ path: path.join(t.dir, 'nope'), maxBytes: 10 }))).code).toBe('not-found');
+    expect((await rejection(t.h.client.getFile({ path: path.join(t.dir, 'nope'), maxBytes: 10 }))).code).toBe(
+      'not-found',
+    );
   });
 });
 
@@ -125,13 +143,22 @@ describe('installFile', () => {
     fs.writeFileSync(src, data);
     const dest = path.join(t.dir, 'out');
     fs.writeFileSync(dest, 'old');
-    expect(await t.h.client.installFile({ source: src, path: dest, size: data.length, mode: 0o640 })).toEqual({ path: dest, bytes: data.length });
+    expect(await t.h.client.installFile({ source: src, path: dest, size: data.length, mode: 0o640 })).toEqual({
+      path: dest,
+      bytes: data.length,
+    });
     expect(sha(fs.readFileSync(dest))).toBe(sha(data));
     expect(fs.statSync(dest).mode & 0o777).toBe(0o640);
     const wrongSize = await rejection(t.h.client.installFile({ source: src, path: dest, size: 3, mode: 0o644 }));
     expect(wrongSize.code).toBe('bad-request');
     fs.symlinkSync(src, path.join(t.dir, 'link'));
-    expect((await rejection(t.h.client.installFile({ source: path.join(t.dir, 'link'), path: dest, size: data.length, mode: 0o644 }))).code).toBe('io-error');
+    expect(
+      (
+        await rejection(
+          t.h.client.installFile({ source: path.join(t.dir, 'link'), path: dest, size: data.length, mode: 0o644 }),
+        )
+      ).code,
+    ).toBe('io-error');
     expect(sha(fs.readFileSync(dest))).toBe(sha(data));
     expect(leftovers()).toEqual([]);
   });

@@ -20,7 +20,10 @@ const env = { PATH: '/usr/local/bin:/usr/bin:/bin', GREETING: 'hello there' };
 beforeAll(() => expect(posixSpawnAvailable()).toBe(true));
 
 it('runs the program with its argv, cwd and environment; stdout and stderr apart; the exit code', async () => {
-  const p = spawnPiped({ file: '/bin/sh', argv: ['sh', '-c', 'echo "$0 $GREETING"; pwd; echo oops >&2; exit 3'], env, cwd: '/tmp' }, false);
+  const p = spawnPiped(
+    { file: '/bin/sh', argv: ['sh', '-c', 'echo "$0 $GREETING"; pwd; echo oops >&2; exit 3'], env, cwd: '/tmp' },
+    false,
+  );
   const [out, err] = await Promise.all([collect(p.stdout), collect(p.stderr)]);
   expect(out).toBe('sh hello there\n/tmp\n');
   expect(err).toBe('oops\n');
@@ -42,17 +45,39 @@ it('stdin is a pipe when asked for, /dev/null otherwise', async () => {
 it('the child starts with default signal handling and no blocked signals (Node ignores SIGPIPE), and none of our descriptors', async () => {
   const keep = fs.openSync(__filename, 'r');
   try {
-    const p = spawnPiped({ file: '/bin/sh', argv: ['sh', '-c', 'grep -E "^Sig(Ign|Blk)" /proc/self/status; ls /proc/self/fd'], env, cwd: '/' }, false);
+    const p = spawnPiped(
+      {
+        file: '/bin/sh',
+        argv: ['sh', '-c', 'grep -E "^Sig(Ign|Blk)" /proc/self/status; ls /proc/self/fd'],
+        env,
+        cwd: '/',
+      },
+      false,
+    );
     const lines = (await collect(p.stdout)).trim().split('\n');
     await p.exited;
     // grep's own status: nothing ignored, nothing blocked.
     expect(lines.slice(0, 2)).toEqual(['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000']);
     // ls sees what it would see started by Node's spawn (its stdio, the directory it lists, and
     // whatever this test process inherited without close-on-exec): not `keep`, not our pipes.
-    const fds = lines.slice(2).map(Number).sort((a, b) => a - b);
+    const fds = lines
+      .slice(2)
+      .map(Number)
+      .sort((a, b) => a - b);
     expect(fds).not.toContain(keep);
-    const viaNode = spawnSync('/bin/sh', ['-c', 'ls /proc/self/fd'], { cwd: '/', env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    expect(fds).toEqual(viaNode.stdout.trim().split('\n').map(Number).sort((a, b) => a - b));
+    const viaNode = spawnSync('/bin/sh', ['-c', 'ls /proc/self/fd'], {
+      cwd: '/',
+      env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    expect(fds).toEqual(
+      viaNode.stdout
+        .trim()
+        .split('\n')
+        .map(Number)
+        .sort((a, b) => a - b),
+    );
   } finally {
     fs.closeSync(keep);
   }
@@ -78,8 +103,12 @@ it('notices an exit while a background child still holds the output pipe', async
 
 it('a program that cannot run is an error like Node spawn, and leaves no descriptor open', () => {
   const before = openFds();
-  expect(() => spawnPiped({ file: '/no/such/program', argv: ['x'], env, cwd: '/' }, true)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
-  expect(() => spawnPiped({ file: '/bin/true', argv: ['true'], env, cwd: '/no/such/dir' }, false)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  expect(() => spawnPiped({ file: '/no/such/program', argv: ['x'], env, cwd: '/' }, true)).toThrow(
+    expect.objectContaining({ code: 'ENOENT' }),
+  );
+  expect(() => spawnPiped({ file: '/bin/true', argv: ['true'], env, cwd: '/no/such/dir' }, false)).toThrow(
+    expect.objectContaining({ code: 'ENOENT' }),
+  );
   expect(openFds()).toBe(before);
 });
 

@@ -47,7 +47,10 @@ function recordingSystem(rootDelayMs = 0): GuestSystem & { calls: string[] } {
 }
 
 async function code(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(() => null, (e: unknown) => e);
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
   return err instanceof AgentRequestError ? err.code : `no AgentRequestError: ${String(err)}`;
 }
 
@@ -63,7 +66,10 @@ describe('setupRoot, then setup', () => {
     h = await startHarness(250, system);
     await h.client.setupRoot({});
     await h.client.setup({ hostname: 'box', volumes: [{ tag: 'vol0', path: '/data' }] });
-    expect(system.calls).toEqual(['setupRoot {}', 'configure {"hostname":"box","volumes":[{"tag":"vol0","path":"/data","readOnly":false}]}']);
+    expect(system.calls).toEqual([
+      'setupRoot {}',
+      'configure {"hostname":"box","volumes":[{"tag":"vol0","path":"/data","readOnly":false}]}',
+    ]);
     expect(await code(h.client.setup({ hostname: 'again' }))).toBe('bad-request');
   });
 
@@ -72,7 +78,9 @@ describe('setupRoot, then setup', () => {
     h = await startHarness(250, system);
     await h.client.setupRoot({ upperSizeMiB: 64 });
     expect(await code(h.client.setup({}))).toBe('bad-request');
-    expect(await code(h.client.setup({ image: { device: { serial: 'smolvm-image' } }, upperSizeMiB: 64 }))).toBe('bad-request');
+    expect(await code(h.client.setup({ image: { device: { serial: 'smolvm-image' } }, upperSizeMiB: 64 }))).toBe(
+      'bad-request',
+    );
     expect(await code(h.client.setupRoot({ upperSizeMiB: 64 }))).toBe('bad-request');
     await h.client.setup({ upperSizeMiB: 64, hostname: 'ok' });
     expect(system.calls).toEqual(['setupRoot {"upperSizeMiB":64}', 'configure {"hostname":"ok","upperSizeMiB":64}']);
@@ -100,7 +108,17 @@ describe('setupRoot, then setup', () => {
     // A command that is not there: its root goes at once.
     expect(await code(h.client.exec({ argv: ['no-such-command'] }))).toBe('command-not-found');
     await new Promise((r) => setTimeout(r, 100));
-    expect(system.calls).toEqual(['setup {"execRoot":"fresh"}', 'execRoot 1 fresh', 'enter 1', 'left 1', 'first started', 'remove 1', 'execRoot 2 fresh', 'enter 2', 'remove 2']);
+    expect(system.calls).toEqual([
+      'setup {"execRoot":"fresh"}',
+      'execRoot 1 fresh',
+      'enter 1',
+      'left 1',
+      'first started',
+      'remove 1',
+      'execRoot 2 fresh',
+      'enter 2',
+      'remove 2',
+    ]);
   });
 
   it("execRoot 'fresh': an exec waits for the file requests in flight before it changes root", async () => {
@@ -167,7 +185,10 @@ describe('warmExecPath', () => {
 
   it('reports a failing exec instead of hanging', async () => {
     const inner = createHandlers({ busybox: hostBusybox() });
-    const err = await warmExecPath({ ...inner, exec: async () => Promise.reject(new AgentRequestError('exec', 'internal', 'no')) }).catch((e: unknown) => e);
+    const err = await warmExecPath({
+      ...inner,
+      exec: async () => Promise.reject(new AgentRequestError('exec', 'internal', 'no')),
+    }).catch((e: unknown) => e);
     expect((err as AgentRequestError).code).toBe('internal');
   });
 });

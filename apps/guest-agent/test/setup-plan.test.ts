@@ -1,10 +1,22 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NINEP_OPTIONS, findInterface, planExecRoot, planRootOnly, planRun, planSetup, resolveUser, type SetupStep } from '../src';
+import {
+  NINEP_OPTIONS,
+  findInterface,
+  planExecRoot,
+  planRootOnly,
+  planRun,
+  planSetup,
+  resolveUser,
+  type SetupStep,
+} from '../src';
 
 const dev = (ref: { serial: string } | { path: string }) => ('path' in ref ? ref.path : `/dev/by-serial/${ref.serial}`);
-const mounts = (steps: SetupStep[]) => steps.filter((s) => s.op === 'mount').map((s) => s.op === 'mount' && `${s.fstype} ${s.source} ${s.target} ${s.flags} ${s.data ?? ''}`.trim());
+const mounts = (steps: SetupStep[]) =>
+  steps
+    .filter((s) => s.op === 'mount')
+    .map((s) => s.op === 'mount' && `${s.fstype} ${s.source} ${s.target} ${s.flags} ${s.data ?? ''}`.trim());
 
 describe('guest root plan', () => {
   it('image VM: erofs lower, tmpfs upper, API filesystems, volumes, then chroot', () => {
@@ -13,7 +25,10 @@ describe('guest root plan', () => {
         hostname: 'web',
         image: { device: { serial: 'smolvm-image' } },
         upperSizeMiB: 512,
-        volumes: [{ tag: 'vol0', path: '/src', readOnly: true }, { tag: 'vol1', path: '/out' }],
+        volumes: [
+          { tag: 'vol0', path: '/src', readOnly: true },
+          { tag: 'vol1', path: '/out' },
+        ],
       },
       dev,
       '/run/s',
@@ -38,7 +53,16 @@ describe('guest root plan', () => {
   });
 
   it("an exec's own root: a tmpfs upper over the machine's root, /workspace and volumes bound from it", () => {
-    const steps = planExecRoot({ upperSizeMiB: 256, volumes: [{ tag: 'vol0', path: '/src', readOnly: true }, { tag: 'vol1', path: '/out' }] }, '/tmp/.x/3');
+    const steps = planExecRoot(
+      {
+        upperSizeMiB: 256,
+        volumes: [
+          { tag: 'vol0', path: '/src', readOnly: true },
+          { tag: 'vol1', path: '/out' },
+        ],
+      },
+      '/tmp/.x/3',
+    );
     expect(mounts(steps)).toEqual([
       'tmpfs tmpfs /tmp/.x/3 2 mode=0700,size=256m',
       'overlay overlay /tmp/.x/3/root 0 lowerdir=/,upperdir=/tmp/.x/3/upper,workdir=/tmp/.x/3/work',
@@ -67,7 +91,10 @@ describe('guest root plan', () => {
 
   it('shared root (a container rootfs): the 9p share is the root itself, no overlay, no /workspace', () => {
     const steps = planSetup({ rootShare: { tag: 'root' } }, dev, '/run/s');
-    expect(mounts(steps).slice(0, 2)).toEqual([`9p root /run/s/root 0 ${NINEP_OPTIONS}`, 'proc proc /run/s/root/proc 14']);
+    expect(mounts(steps).slice(0, 2)).toEqual([
+      `9p root /run/s/root 0 ${NINEP_OPTIONS}`,
+      'proc proc /run/s/root/proc 14',
+    ]);
     expect(steps.some((s) => s.op === 'mkdir' && s.path.endsWith('/workspace'))).toBe(false);
     expect(steps.at(-1)).toEqual({ op: 'chroot', path: '/run/s/root' });
   });
@@ -95,7 +122,10 @@ describe('guest root plan', () => {
 describe('user resolution', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-users-'));
   fs.mkdirSync(path.join(root, 'etc'));
-  fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n');
+  fs.writeFileSync(
+    path.join(root, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n',
+  );
   fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nstaff:x:50:\napp:x:1001:\n');
   afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -119,7 +149,11 @@ describe('network interface choice', () => {
   it('takes the NIC with the MAC, else the first that is not lo', () => {
     const sys = fs.mkdtempSync(path.join(os.tmpdir(), 'sysnet-'));
     try {
-      for (const [name, mac] of [['lo', '00:00:00:00:00:00'], ['eth1', '52:54:00:00:00:02'], ['eth0', '52:54:00:12:34:56']]) {
+      for (const [name, mac] of [
+        ['lo', '00:00:00:00:00:00'],
+        ['eth1', '52:54:00:00:00:02'],
+        ['eth0', '52:54:00:12:34:56'],
+      ]) {
         fs.mkdirSync(path.join(sys, name));
         fs.writeFileSync(path.join(sys, name, 'address'), `${mac}\n`);
       }
@@ -137,16 +171,30 @@ describe('root before a boot snapshot, run settings after the restore', () => {
   it('planRootOnly: the bare root with a run default settings, chrooted; nothing of a run', () => {
     const steps = planRootOnly({}, dev, '/run/s');
     expect(mounts(steps)).toEqual(mounts(planSetup({}, dev, '/run/s')));
-    expect(steps).toContainEqual({ op: 'write', path: '/run/s/root/etc/resolv.conf', content: expect.stringContaining('no network'), onlyIfMissing: false });
+    expect(steps).toContainEqual({
+      op: 'write',
+      path: '/run/s/root/etc/resolv.conf',
+      content: expect.stringContaining('no network'),
+      onlyIfMissing: false,
+    });
     expect(steps.some((s) => s.op === 'hostname')).toBe(false);
     expect(steps.at(-1)).toEqual({ op: 'chroot', path: '/run/s/root' });
   });
 
   it('planRun: volumes, resolv.conf and hostname in the root the agent already runs in (/), no chroot', () => {
-    const steps = planRun({ hostname: 'web', volumes: [{ tag: 'vol0', path: '/src', readOnly: true }], resolvConf: 'nameserver 192.168.127.1\n' });
+    const steps = planRun({
+      hostname: 'web',
+      volumes: [{ tag: 'vol0', path: '/src', readOnly: true }],
+      resolvConf: 'nameserver 192.168.127.1\n',
+    });
     expect(mounts(steps)).toEqual([`9p vol0 /src 7 ${NINEP_OPTIONS}`]);
     expect(steps).toContainEqual({ op: 'mkdir', path: '/src', mode: 0o755 });
-    expect(steps).toContainEqual({ op: 'write', path: '/etc/resolv.conf', content: 'nameserver 192.168.127.1\n', onlyIfMissing: false });
+    expect(steps).toContainEqual({
+      op: 'write',
+      path: '/etc/resolv.conf',
+      content: 'nameserver 192.168.127.1\n',
+      onlyIfMissing: false,
+    });
     expect(steps).toContainEqual({ op: 'hostname', name: 'web' });
     expect(steps).toContainEqual(expect.objectContaining({ op: 'write', path: '/etc/hosts', onlyIfMissing: true }));
     expect(steps.some((s) => s.op === 'chroot')).toBe(false);

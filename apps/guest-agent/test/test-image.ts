@@ -7,7 +7,8 @@ import { buildErofsFromDirectory } from '@smolvm/erofs';
 import { hostBusybox } from './harness';
 
 export async function buildTestImage(tree: string, out: string): Promise<void> {
-  for (const dir of ['bin', 'etc', 'home/app', 'root', 'tmp', 'proc', 'sys', 'dev']) fs.mkdirSync(path.join(tree, dir), { recursive: true });
+  for (const dir of ['bin', 'etc', 'home/app', 'root', 'tmp', 'proc', 'sys', 'dev'])
+    fs.mkdirSync(path.join(tree, dir), { recursive: true });
   const busybox = hostBusybox();
   fs.copyFileSync(busybox, path.join(tree, 'bin/busybox'));
   fs.chmodSync(path.join(tree, 'bin/busybox'), 0o755);
@@ -16,7 +17,10 @@ export async function buildTestImage(tree: string, out: string): Promise<void> {
   }
   fs.writeFileSync(path.join(tree, 'etc/os-release'), 'ID=smolvm-test\n');
   fs.writeFileSync(path.join(tree, 'etc/motd'), 'original\n');
-  fs.writeFileSync(path.join(tree, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n');
+  fs.writeFileSync(
+    path.join(tree, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n',
+  );
   fs.writeFileSync(path.join(tree, 'etc/group'), 'root:x:0:\napp:x:1000:\n');
   await buildErofsFromDirectory(tree, out, { owner: { uid: 0, gid: 0 } });
 }

@@ -15,7 +15,10 @@ const REPO = path.resolve(__dirname, '../../..');
 /** The guest kernel; a missing kernel is a failure with the remedy, never a silent skip. */
 export function guestKernel(): string {
   try {
-    return execFileSync(path.join(REPO, 'tools/kernel/build'), ['--print-path'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync(path.join(REPO, 'tools/kernel/build'), ['--print-path'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     throw new Error('the guest kernel is not built: run tools/setup (or tools/kernel/build)');
   }
@@ -23,11 +26,18 @@ export function guestKernel(): string {
 
 /** A fresh bundle of the agent sources, so the test never boots a stale dist/. */
 export function buildAgentBundle(outDir: string): string {
-  execFileSync(path.join(REPO, 'node_modules/.bin/tsup'), ['--out-dir', outDir], { cwd: path.join(REPO, 'apps/guest-agent'), stdio: 'pipe' });
+  execFileSync(path.join(REPO, 'node_modules/.bin/tsup'), ['--out-dir', outDir], {
+    cwd: path.join(REPO, 'apps/guest-agent'),
+    stdio: 'pipe',
+  });
   return path.join(outDir, 'agent.js');
 }
 
-export async function agentImage(cacheDir: string, bundle: string, opts: Partial<AgentImageOptions> = {}): Promise<AgentImage> {
+export async function agentImage(
+  cacheDir: string,
+  bundle: string,
+  opts: Partial<AgentImageOptions> = {},
+): Promise<AgentImage> {
   return ensureAgentImage({ cacheDir, agentBundle: bundle, ...opts });
 }
 
@@ -88,12 +98,22 @@ export async function bootVm(o: BootOptions): Promise<BootedVm> {
     const client = new AgentClient(socket);
     const timeout = o.readyTimeoutMs ?? 120_000;
     const ended = exited.then((e) => {
-      throw new Error(`the VM ended before the agent was ready (${JSON.stringify(e)}); console:\n${consoleTail(consoleLog)}`);
+      throw new Error(
+        `the VM ended before the agent was ready (${JSON.stringify(e)}); console:\n${consoleTail(consoleLog)}`,
+      );
     });
-    await Promise.race([withTimeout(client.waitReady(), timeout, `no agent hello within ${timeout} ms; console:\n${consoleTail(consoleLog)}`), ended]);
+    await Promise.race([
+      withTimeout(
+        client.waitReady(),
+        timeout,
+        `no agent hello within ${timeout} ms; console:\n${consoleTail(consoleLog)}`,
+      ),
+      ended,
+    ]);
     return { client, vm, readyMs: performance.now() - spawnedAt, spawnedAt, consoleLog, exited, dispose };
   } catch (err) {
-    if (err instanceof Error && !err.message.includes('console:')) err.message += `; console:\n${consoleTail(consoleLog)}`;
+    if (err instanceof Error && !err.message.includes('console:'))
+      err.message += `; console:\n${consoleTail(consoleLog)}`;
     await dispose();
     throw err;
   }

@@ -56,9 +56,15 @@ export async function startDaemon(pack: PackFile, o: { quiet: boolean; program: 
   }
   try {
     const result = await machines.start(name);
-    if (!o.quiet) process.stderr.write(result.alreadyRunning ? `${o.program} is already running\n` : `${o.program} started (machine ${name}); run commands with \`${o.program} exec -- CMD\`\n`);
+    if (!o.quiet)
+      process.stderr.write(
+        result.alreadyRunning
+          ? `${o.program} is already running\n`
+          : `${o.program} started (machine ${name}); run commands with \`${o.program} exec -- CMD\`\n`,
+      );
   } catch (err) {
-    if (err instanceof MachineStartError && err.detail.length > 0) process.stderr.write(err.detail.map((l) => `  | ${l}\n`).join(''));
+    if (err instanceof MachineStartError && err.detail.length > 0)
+      process.stderr.write(err.detail.map((l) => `  | ${l}\n`).join(''));
     throw err;
   }
 }
@@ -80,6 +86,7 @@ export interface DaemonStatus {
 export async function statusOfDaemon(name: string, program: string, mustRun: boolean): Promise<DaemonStatus> {
   const machines = packMachines();
   const state = machines.store.exists(name) ? (await machines.status(name)).state : 'not created';
-  if (mustRun && state !== 'running') throw new NotFoundError(`${program} is not started (${state})`, { remedy: `start it with \`${program} start\`` });
+  if (mustRun && state !== 'running')
+    throw new NotFoundError(`${program} is not started (${state})`, { remedy: `start it with \`${program} start\`` });
   return { machine: name, state };
 }

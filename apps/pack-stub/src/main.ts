@@ -34,43 +34,109 @@ export async function main(argv: string[]): Promise<number> {
   const program = `./${path.basename(selfPath())}`;
   const debug = argv.includes('--debug');
   const run = async (args: Args) => {
-    process.exitCode = await runPacked(findPayload(), { command: command(args), interactive: args.interactive === true, tty: args.tty === true, debug: args.debug, program });
+    process.exitCode = await runPacked(findPayload(), {
+      command: command(args),
+      interactive: args.interactive === true,
+      tty: args.tty === true,
+      debug: args.debug,
+      program,
+    });
   };
   const parser = yargs(argv)
     .scriptName(program)
-    .usage(`${program} [run] [-i] [-t] [-- COMMAND...]\n\nA machine packed by smolvm: runs it in a micro-VM (QEMU). COMMAND replaces its command.`)
+    .usage(
+      `${program} [run] [-i] [-t] [-- COMMAND...]\n\nA machine packed by smolvm: runs it in a micro-VM (QEMU). COMMAND replaces its command.`,
+    )
     .parserConfiguration({ 'populate--': true })
-    .option('debug', { type: 'boolean', default: false, global: true, describe: 'Show stack traces and diagnostic notes on errors' })
-    .option('quiet', { type: 'boolean', default: false, global: true, describe: 'Print no progress output' })
-    .command<Args>(['run', '$0'], 'Run the machine once (ephemeral)', (y) => y.option('interactive', { alias: 'i', type: 'boolean', default: false }).option('tty', { alias: 't', type: 'boolean', default: false }), run)
-    .command<Args>('start', 'Start the machine in the background (/workspace is kept; what an exec writes elsewhere is not)', (y) => y, async (args) => {
-      await startDaemon(findPayload(), { quiet: args.quiet, program });
+    .option('debug', {
+      type: 'boolean',
+      default: false,
+      global: true,
+      describe: 'Show stack traces and diagnostic notes on errors',
     })
+    .option('quiet', { type: 'boolean', default: false, global: true, describe: 'Print no progress output' })
+    .command<Args>(
+      ['run', '$0'],
+      'Run the machine once (ephemeral)',
+      (y) =>
+        y
+          .option('interactive', { alias: 'i', type: 'boolean', default: false })
+          .option('tty', { alias: 't', type: 'boolean', default: false }),
+      run,
+    )
+    .command<Args>(
+      'start',
+      'Start the machine in the background (/workspace is kept; what an exec writes elsewhere is not)',
+      (y) => y,
+      async (args) => {
+        await startDaemon(findPayload(), { quiet: args.quiet, program });
+      },
+    )
     .command<Args>(
       'exec',
       'Run a command in the started machine',
-      (y) => y.option('interactive', { alias: 'i', type: 'boolean', default: false }).option('tty', { alias: 't', type: 'boolean', default: false }).option('env', { alias: 'e', type: 'string', array: true }).option('workdir', { alias: 'w', type: 'string' }),
+      (y) =>
+        y
+          .option('interactive', { alias: 'i', type: 'boolean', default: false })
+          .option('tty', { alias: 't', type: 'boolean', default: false })
+          .option('env', { alias: 'e', type: 'string', array: true })
+          .option('workdir', { alias: 'w', type: 'string' }),
       async (args) => {
         const name = daemonName(findPayload());
         await statusOfDaemon(name, program, true);
-        process.exitCode = await runExec({ name, interactive: args.interactive === true, tty: args.tty === true, stream: false, env: args.env, workdir: args.workdir, debug: args.debug, quiet: args.quiet, '--': args['--'] } satisfies ExecArgs);
+        process.exitCode = await runExec({
+          name,
+          interactive: args.interactive === true,
+          tty: args.tty === true,
+          stream: false,
+          env: args.env,
+          workdir: args.workdir,
+          debug: args.debug,
+          quiet: args.quiet,
+          '--': args['--'],
+        } satisfies ExecArgs);
       },
     )
-    .command<Args>('stop', 'Stop the started machine', (y) => y, async (args) => {
-      await stopDaemon(findPayload(), { quiet: args.quiet });
-    })
-    .command<Args>('status', 'Whether the machine is running', (y) => y.option('json', { type: 'boolean', default: false }), async (args) => {
-      const status = await statusOfDaemon(daemonName(findPayload()), program, false);
-      if (args.json) process.stdout.write(JSON.stringify(status) + '\n');
-      else process.stdout.write(`${status.state}\n`);
-    })
-    .command<Args>('info', 'Show the pack: platform, image, command, resources, sections', (y) => y.option('json', { type: 'boolean', default: false }), async (args) => {
-      await runPackInspect({ path: findPayload().path, json: args.json === true, debug: args.debug, quiet: args.quiet });
-    })
-    .command<Args>('_supervise', false, (y) => y.option('name', { type: 'string', demandOption: true }), async (args) => {
-      const { superviseMachine } = await import('@smolvm/machines');
-      await superviseMachine({ name: args.name as string });
-    })
+    .command<Args>(
+      'stop',
+      'Stop the started machine',
+      (y) => y,
+      async (args) => {
+        await stopDaemon(findPayload(), { quiet: args.quiet });
+      },
+    )
+    .command<Args>(
+      'status',
+      'Whether the machine is running',
+      (y) => y.option('json', { type: 'boolean', default: false }),
+      async (args) => {
+        const status = await statusOfDaemon(daemonName(findPayload()), program, false);
+        if (args.json) process.stdout.write(JSON.stringify(status) + '\n');
+        else process.stdout.write(`${status.state}\n`);
+      },
+    )
+    .command<Args>(
+      'info',
+      'Show the pack: platform, image, command, resources, sections',
+      (y) => y.option('json', { type: 'boolean', default: false }),
+      async (args) => {
+        await runPackInspect({
+          path: findPayload().path,
+          json: args.json === true,
+          debug: args.debug,
+          quiet: args.quiet,
+        });
+      },
+    )
+    .command<Args>(
+      '_supervise',
+      false,
+      (y) => y.option('name', { type: 'string', demandOption: true }),
+      async (args) => {
+        const { superviseMachine } = await import('@smolvm/machines');
+        await superviseMachine({ name: args.name as string });
+      },
+    )
     .strict()
     .help()
     .alias('help', 'h')

@@ -36,5 +36,7 @@ export function findPayload(self = selfPath()): PackFile {
   const sidecar = `${self}.smolmachine`;
   if (fs.existsSync(sidecar)) return PackFile.open(sidecar);
   if (endsWithMagic(self)) return PackFile.open(self);
-  throw new NotFoundError(`no payload for ${self}: neither ${sidecar} beside it nor one appended to it`, { remedy: `put the .smolmachine that came with it at ${sidecar}` });
+  throw new NotFoundError(`no payload for ${self}: neither ${sidecar} beside it nor one appended to it`, {
+    remedy: `put the .smolmachine that came with it at ${sidecar}`,
+  });
 }

@@ -31,7 +31,8 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const sections = () => (['kernel', 'agent'] as const).map((name) => ({ name, open: () => Readable.from([Buffer.from(`${name} bytes`)]) }));
+const sections = () =>
+  (['kernel', 'agent'] as const).map((name) => ({ name, open: () => Readable.from([Buffer.from(`${name} bytes`)]) }));
 
 test('the payload is the sidecar beside the executable, else the one appended to it', async () => {
   const exe = path.join(dir, 'my-app');
@@ -50,6 +51,11 @@ test('the payload is the sidecar beside the executable, else the one appended to
 
 test('a payload that is not a pack is refused with one line naming it', async () => {
   const exe = path.join(dir, 'my-app');
-  fs.writeFileSync(`${exe}.smolmachine`, 'not a pack at all, but long enough to hold a footer of eighty bytes......................');
-  expect(() => findPayload(exe)).toThrow(/my-app.smolmachine is not a usable .smolmachine: it does not end with the SMOLMACH magic/);
+  fs.writeFileSync(
+    `${exe}.smolmachine`,
+    'not a pack at all, but long enough to hold a footer of eighty bytes......................',
+  );
+  expect(() => findPayload(exe)).toThrow(
+    /my-app.smolmachine is not a usable .smolmachine: it does not end with the SMOLMACH magic/,
+  );
 });

@@ -13,7 +13,10 @@ export function findStaticBusybox(explicit?: string): string {
     if (!fs.existsSync(candidate)) continue;
     const elf = readElf(fs.realpathSync(candidate));
     if (elf && elf.interpreter === null && elf.needed.length === 0) return fs.realpathSync(candidate);
-    if (explicit) throw new NotFoundError(`${explicit} is not a statically linked busybox`, { remedy: 'install busybox-static (Debian/Ubuntu: apt-get install busybox-static)' });
+    if (explicit)
+      throw new NotFoundError(`${explicit} is not a statically linked busybox`, {
+        remedy: 'install busybox-static (Debian/Ubuntu: apt-get install busybox-static)',
+      });
   }
   throw new NotFoundError('no statically linked busybox on this host (the agent image needs one)', {
     remedy: 'install busybox-static (Debian/Ubuntu: apt-get install busybox-static), or run tools/setup',

@@ -59,7 +59,13 @@ export interface AgentImage {
  * --no-flush-bytecode: and none dropped in between; --min-semi-space-size=8 + --expose-gc: the
  * heap is collected before the save, and a run's first requests then need no GC.
  */
-export const DEFAULT_NODE_FLAGS: string[] = ['--jitless', '--no-lazy', '--no-flush-bytecode', '--min-semi-space-size=8', '--expose-gc'];
+export const DEFAULT_NODE_FLAGS: string[] = [
+  '--jitless',
+  '--no-lazy',
+  '--no-flush-bytecode',
+  '--min-semi-space-size=8',
+  '--expose-gc',
+];
 
 interface HostInputs {
   node: string;
@@ -86,15 +92,27 @@ function hostInputs(opts: AgentImageOptions): HostInputs {
   const busybox = findStaticBusybox(opts.busybox);
   const koffi = locateKoffi(opts.koffiFrom);
   const libraries = resolveLibraries([node, ...koffi.natives]);
-  const nodeVersion = node === fs.realpathSync(process.execPath) ? process.version : execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
-  const inputs = { node, nodeVersion, busybox, koffi, koffiFiles: koffi.packages.flatMap((p) => koffiRuntimeFiles(p.dir)), libraries };
+  const nodeVersion =
+    node === fs.realpathSync(process.execPath)
+      ? process.version
+      : execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+  const inputs = {
+    node,
+    nodeVersion,
+    busybox,
+    koffi,
+    koffiFiles: koffi.packages.flatMap((p) => koffiRuntimeFiles(p.dir)),
+    libraries,
+  };
   hostInputsMemo.set(memoKey, inputs);
   return inputs;
 }
 
 export async function ensureAgentImage(opts: AgentImageOptions): Promise<AgentImage> {
   if (!fs.existsSync(opts.agentBundle)) {
-    throw new NotFoundError(`the guest agent bundle ${opts.agentBundle} does not exist`, { remedy: 'build it: npx nx build guest-agent' });
+    throw new NotFoundError(`the guest agent bundle ${opts.agentBundle} does not exist`, {
+      remedy: 'build it: npx nx build guest-agent',
+    });
   }
   const { node, nodeVersion, busybox, koffi, koffiFiles, libraries } = hostInputs(opts);
   const snapshot = opts.snapshot === undefined || opts.snapshot === 'none' ? null : opts.snapshot;
@@ -106,7 +124,17 @@ export async function ensureAgentImage(opts: AgentImageOptions): Promise<AgentIm
   // What every VM boots: nobody else may put or swap an image here.
   ensurePrivateDir(dir);
   const memo = new HashMemo(path.join(dir, 'input-hashes.json'));
-  const key = imageKey({ memo, node, nodeVersion, bundle: opts.agentBundle, busybox, koffiFiles, libraries: [...libraries.files], snapshot, init: initScript({ snapshot: snapshot !== null, nodeFlags, libraryDirs: libraries.dirs }) });
+  const key = imageKey({
+    memo,
+    node,
+    nodeVersion,
+    bundle: opts.agentBundle,
+    busybox,
+    koffiFiles,
+    libraries: [...libraries.files],
+    snapshot,
+    init: initScript({ snapshot: snapshot !== null, nodeFlags, libraryDirs: libraries.dirs }),
+  });
   memo.save();
   const finalPath = path.join(dir, `${key}.erofs`);
   const result = { path: finalPath, key, kernelArgs: agentKernelArgs(), diskId: AGENT_DISK_ID };
@@ -188,7 +216,8 @@ function sweepUnused(dir: string, keep: string): void {
     try {
       if (fs.statSync(path.join(dir, name)).mtimeMs >= cutoff) continue;
       fs.rmSync(path.join(dir, name), { force: true });
-      for (const blob of names.filter((n) => n.startsWith(`${key}.`) && n.endsWith('.blob'))) fs.rmSync(path.join(dir, blob), { force: true });
+      for (const blob of names.filter((n) => n.startsWith(`${key}.`) && n.endsWith('.blob')))
+        fs.rmSync(path.join(dir, blob), { force: true });
     } catch {
       // Removed by someone else meanwhile.
     }

@@ -12,12 +12,18 @@ import { DEFAULT_NODE_FLAGS } from './ensure';
  * Builds the blob in a running bare VM of the plain agent image (no setup with an image root:
  * the agent image must be the guest's root) and returns its bytes. Takes a few seconds under TCG.
  */
-export async function buildSnapshotInGuest(client: AgentClient, nodeFlags: string[] = DEFAULT_NODE_FLAGS): Promise<Buffer> {
+export async function buildSnapshotInGuest(
+  client: AgentClient,
+  nodeFlags: string[] = DEFAULT_NODE_FLAGS,
+): Promise<Buffer> {
   const blob = '/tmp/.smolvm-agent.blob';
   const script = `${NODE_PATH} ${nodeFlags.join(' ')} --snapshot-blob ${blob} --build-snapshot ${BUNDLE_PATH} >&2 && cat ${blob} && rm -f ${blob}`;
   const session = await client.exec({
     argv: ['/bin/sh', '-c', script],
-    env: { SMOLVM_AGENT_DIR: path.dirname(BUNDLE_PATH), LD_LIBRARY_PATH: '/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/usr/lib64:/lib:/usr/lib' },
+    env: {
+      SMOLVM_AGENT_DIR: path.dirname(BUNDLE_PATH),
+      LD_LIBRARY_PATH: '/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/usr/lib64:/lib:/usr/lib',
+    },
   });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -26,7 +32,9 @@ export async function buildSnapshotInGuest(client: AgentClient, nodeFlags: strin
   const exit = await session.exit;
   await Promise.all([ended(session.stdout), ended(session.stderr)]);
   if (exit.code !== 0) {
-    throw new SmolvmError(`building the agent snapshot in the guest failed (${exit.signal ?? `exit ${exit.code}`}): ${Buffer.concat(err).toString().trim().slice(-400)}`);
+    throw new SmolvmError(
+      `building the agent snapshot in the guest failed (${exit.signal ?? `exit ${exit.code}`}): ${Buffer.concat(err).toString().trim().slice(-400)}`,
+    );
   }
   return Buffer.concat(out);
 }

@@ -2,7 +2,13 @@
 // its libraries, the guest agent, koffi) and states the boot contract (README.md).
 export { findStaticBusybox } from './busybox';
 export { locateKoffi, koffiRuntimeFiles, type KoffiFiles } from './koffi';
-export { ensureAgentImage, DEFAULT_NODE_FLAGS, UNUSED_IMAGE_MS, type AgentImageOptions, type AgentImage } from './ensure';
+export {
+  ensureAgentImage,
+  DEFAULT_NODE_FLAGS,
+  UNUSED_IMAGE_MS,
+  type AgentImageOptions,
+  type AgentImage,
+} from './ensure';
 export { AGENT_DISK_ID, agentKernelArgs } from './boot';
 export { FORMAT_VERSION } from './layout';
 export { readElf, type ElfInfo } from './elf';

@@ -17,7 +17,8 @@ function packageDir(fromFile: string, name: string): string {
   let dir = path.dirname(createRequire(fromFile).resolve(name));
   for (;;) {
     const manifest = path.join(dir, 'package.json');
-    if (fs.existsSync(manifest) && (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string }).name === name) return dir;
+    if (fs.existsSync(manifest) && (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string }).name === name)
+      return dir;
     const parent = path.dirname(dir);
     if (parent === dir) throw new Error(`no package.json for ${name}`);
     dir = parent;
@@ -29,7 +30,10 @@ export function locateKoffi(fromDir = __dirname): KoffiFiles {
   try {
     koffiDir = packageDir(path.join(fromDir, 'x.js'), 'koffi');
   } catch (err) {
-    throw new NotFoundError('the koffi package is not installed', { remedy: 'run npm install (or tools/setup)', cause: err });
+    throw new NotFoundError('the koffi package is not installed', {
+      remedy: 'run npm install (or tools/setup)',
+      cause: err,
+    });
   }
   const platformName = `@koromix/koffi-${process.platform}-${process.arch}`;
   let platformDir: string | null = null;
@@ -40,8 +44,13 @@ export function locateKoffi(fromDir = __dirname): KoffiFiles {
   }
   const packages = [{ name: 'koffi', dir: koffiDir }];
   if (platformDir) packages.push({ name: platformName, dir: platformDir });
-  const natives = packages.flatMap((p) => findFiles(p.dir, (f) => f.endsWith('.node') && !/musl|[\\/]src[\\/]/.test(path.relative(p.dir, f))));
-  if (natives.length === 0) throw new NotFoundError(`no koffi native module for ${process.platform}-${process.arch}`, { remedy: 'reinstall koffi (npm install)' });
+  const natives = packages.flatMap((p) =>
+    findFiles(p.dir, (f) => f.endsWith('.node') && !/musl|[\\/]src[\\/]/.test(path.relative(p.dir, f))),
+  );
+  if (natives.length === 0)
+    throw new NotFoundError(`no koffi native module for ${process.platform}-${process.arch}`, {
+      remedy: 'reinstall koffi (npm install)',
+    });
   return { packages, natives };
 }
 

@@ -29,10 +29,13 @@ export interface InitOptions {
  */
 export function initScript(opts: InitOptions): string {
   const flags = opts.nodeFlags.length ? `${opts.nodeFlags.join(' ')} ` : '';
-  const run = (entry: string) => `SMOLVM_AGENT_DIR=${AGENT_DIR} LD_LIBRARY_PATH=${opts.libraryDirs.join(':')} ${NODE_PATH} ${flags}${entry}`;
+  const run = (entry: string) =>
+    `SMOLVM_AGENT_DIR=${AGENT_DIR} LD_LIBRARY_PATH=${opts.libraryDirs.join(':')} ${NODE_PATH} ${flags}${entry}`;
   // A blob only loads on a CPU with the features it was built on (V8 folds them into the
   // snapshot's tag); node exits 14 otherwise, and the plain bundle takes over.
-  const agent = opts.snapshot ? [run(`--snapshot-blob ${SNAPSHOT_PATH}`), '[ $? -eq 14 ] && ' + run(BUNDLE_PATH)] : [run(BUNDLE_PATH)];
+  const agent = opts.snapshot
+    ? [run(`--snapshot-blob ${SNAPSHOT_PATH}`), '[ $? -eq 14 ] && ' + run(BUNDLE_PATH)]
+    : [run(BUNDLE_PATH)];
   return [
     '#!/bin/busybox sh',
     '# smolvm agent image init (PID 1): API filesystems, then the agent; reaps orphans while waiting.',

@@ -41,7 +41,10 @@ function ldSoConfDirs(file = '/etc/ld.so.conf', depth = 0): string[] {
     const suffix = path.basename(pattern).replace(/^\*/, '');
     let names: string[] = [];
     try {
-      names = fs.readdirSync(dir).filter((n) => n.endsWith(suffix)).sort();
+      names = fs
+        .readdirSync(dir)
+        .filter((n) => n.endsWith(suffix))
+        .sort();
     } catch {
       // no such directory
     }

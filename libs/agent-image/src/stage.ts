@@ -5,7 +5,18 @@ import path from 'node:path';
 import { SmolvmError } from '@smolvm/common';
 import { busyboxApplets } from './busybox';
 import { koffiRuntimeFiles, type KoffiFiles } from './koffi';
-import { AGENT_DIR, AGENT_IMAGE_MARKER, BUNDLE_PATH, FORMAT_VERSION, GROUP, MOUNT_POINTS, NODE_PATH, PASSWD, SNAPSHOT_PATH, initScript } from './layout';
+import {
+  AGENT_DIR,
+  AGENT_IMAGE_MARKER,
+  BUNDLE_PATH,
+  FORMAT_VERSION,
+  GROUP,
+  MOUNT_POINTS,
+  NODE_PATH,
+  PASSWD,
+  SNAPSHOT_PATH,
+  initScript,
+} from './layout';
 import type { ResolvedLibraries } from './libraries';
 
 export interface StageInputs {
@@ -54,7 +65,11 @@ export function stageRoot(root: string, inputs: StageInputs): void {
   copy(inputs.bundle, inRoot(root, BUNDLE_PATH), 0o644);
   for (const pkg of inputs.koffi.packages) {
     for (const file of koffiRuntimeFiles(pkg.dir)) {
-      copy(file, path.join(inRoot(root, AGENT_DIR), 'node_modules', pkg.name, path.relative(pkg.dir, file)), file.endsWith('.node') ? 0o755 : 0o644);
+      copy(
+        file,
+        path.join(inRoot(root, AGENT_DIR), 'node_modules', pkg.name, path.relative(pkg.dir, file)),
+        file.endsWith('.node') ? 0o755 : 0o644,
+      );
     }
   }
   // One copy per library; further names for the same file (ld.so under /lib64 and the
@@ -75,8 +90,15 @@ export function stageRoot(root: string, inputs: StageInputs): void {
   write(path.join(root, 'etc/group'), GROUP);
   write(path.join(root, 'etc/hostname'), 'smolvm\n');
   const snapshot = inputs.snapshot !== null;
-  write(inRoot(root, AGENT_IMAGE_MARKER), JSON.stringify({ format: FORMAT_VERSION, node: inputs.nodeVersion, snapshot }) + '\n');
-  write(path.join(root, 'init'), initScript({ snapshot, nodeFlags: inputs.nodeFlags, libraryDirs: inputs.libraries.dirs }), 0o755);
+  write(
+    inRoot(root, AGENT_IMAGE_MARKER),
+    JSON.stringify({ format: FORMAT_VERSION, node: inputs.nodeVersion, snapshot }) + '\n',
+  );
+  write(
+    path.join(root, 'init'),
+    initScript({ snapshot, nodeFlags: inputs.nodeFlags, libraryDirs: inputs.libraries.dirs }),
+    0o755,
+  );
 
   checkKoffiLoads(root, inputs.node);
   if (inputs.snapshot === 'host') buildSnapshot(root, inputs.node, inputs.nodeFlags);
@@ -87,10 +109,15 @@ export function stageRoot(root: string, inputs: StageInputs): void {
 function checkKoffiLoads(root: string, node: string): void {
   const koffiDir = path.join(inRoot(root, AGENT_DIR), 'node_modules/koffi');
   try {
-    execFileSync(node, ['-e', `require(${JSON.stringify(koffiDir)}).load('libc.so.6')`], { stdio: ['ignore', 'ignore', 'pipe'], env: {} });
+    execFileSync(node, ['-e', `require(${JSON.stringify(koffiDir)}).load('libc.so.6')`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: {},
+    });
   } catch (err) {
     const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim().split('\n').slice(-3).join(' ');
-    throw new SmolvmError(`the agent image's copy of koffi does not load: ${stderr ?? String(err)}`, { remedy: 'reinstall node modules (npm ci) and retry' });
+    throw new SmolvmError(`the agent image's copy of koffi does not load: ${stderr ?? String(err)}`, {
+      remedy: 'reinstall node modules (npm ci) and retry',
+    });
   }
 }
 

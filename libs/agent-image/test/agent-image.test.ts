@@ -3,7 +3,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openErofs } from '@smolvm/erofs';
-import { DEFAULT_NODE_FLAGS, UNUSED_IMAGE_MS, agentKernelArgs, ensureAgentImage, readElf, resolveLibraries } from '../src';
+import {
+  DEFAULT_NODE_FLAGS,
+  UNUSED_IMAGE_MS,
+  agentKernelArgs,
+  ensureAgentImage,
+  readElf,
+  resolveLibraries,
+} from '../src';
 
 jest.setTimeout(180_000);
 
@@ -56,13 +63,18 @@ describe('ensureAgentImage', () => {
       for (const lib of resolveLibraries([process.execPath]).files.keys()) expect(entry(lib)).toBeDefined();
       expect(r.readFile('/opt/smolvm/agent.js').toString()).toContain('console.log("agent")');
       expect(entry('/opt/smolvm/node_modules/koffi/package.json')).toBeDefined();
-      expect(r.list().some((e) => e.path.startsWith('/opt/smolvm/node_modules/') && e.path.endsWith('.node'))).toBe(true);
+      expect(r.list().some((e) => e.path.startsWith('/opt/smolvm/node_modules/') && e.path.endsWith('.node'))).toBe(
+        true,
+      );
       const init = r.readFile('/init').toString();
       expect(entry('/init')?.mode).toBe(0o755);
       expect(init).toMatch(/^#!\/bin\/busybox sh\n/);
       expect(init).toContain(`/opt/smolvm/node ${DEFAULT_NODE_FLAGS.join(' ')} /opt/smolvm/agent.js`);
       expect(r.readFile('/etc/passwd').toString()).toMatch(/^root:x:0:0:/);
-      expect(JSON.parse(r.readFile('/etc/smolvm-agent-image').toString())).toMatchObject({ format: 1, node: process.version });
+      expect(JSON.parse(r.readFile('/etc/smolvm-agent-image').toString())).toMatchObject({
+        format: 1,
+        node: process.version,
+      });
       expect(entry('/tmp')?.mode).toBe(0o1777);
       for (const dir of ['/proc', '/sys', '/dev', '/run']) expect(entry(dir)?.type).toBe('dir');
     } finally {
@@ -89,7 +101,9 @@ describe('ensureAgentImage', () => {
     const cacheDir = path.join(work, 'cache-untrusted');
     const first = await ensureAgentImage({ cacheDir, agentBundle: bundle });
     fs.chmodSync(first.path, 0o666);
-    await expect(ensureAgentImage({ cacheDir, agentBundle: bundle })).rejects.toThrow(/^refusing .*\.erofs: it is writable by its group and other users \(mode 666\)$/);
+    await expect(ensureAgentImage({ cacheDir, agentBundle: bundle })).rejects.toThrow(
+      /^refusing .*\.erofs: it is writable by its group and other users \(mode 666\)$/,
+    );
     fs.chmodSync(first.path, 0o600);
     fs.chmodSync(path.join(cacheDir, 'agent'), 0o777);
     // Its own directory is tightened back to 0700 (a lax umask), then the image is trusted again.
@@ -109,7 +123,10 @@ describe('ensureAgentImage', () => {
   it('with a host-built snapshot: ships the blob and falls back to the bundle when it does not load', async () => {
     const real = path.join(work, 'real-agent.js');
     // A minimal snapshot entry: the blob must be a real one built by this node.
-    fs.writeFileSync(real, 'const v8 = require("v8");\nif (v8.startupSnapshot.isBuildingSnapshot()) v8.startupSnapshot.setDeserializeMainFunction(() => {});\n');
+    fs.writeFileSync(
+      real,
+      'const v8 = require("v8");\nif (v8.startupSnapshot.isBuildingSnapshot()) v8.startupSnapshot.setDeserializeMainFunction(() => {});\n',
+    );
     const img = await ensureAgentImage({ cacheDir: path.join(work, 'cache-d'), agentBundle: real, snapshot: 'host' });
     const r = openErofs(img.path);
     try {
@@ -131,7 +148,9 @@ describe('ensureAgentImage', () => {
     const dayAgo = new Date(Date.now() - UNUSED_IMAGE_MS - 60_000);
     for (const f of [old.path, recent.path]) fs.utimesSync(f, dayAgo, dayAgo);
     // A start of `recent` marks it used; `old` stays unused.
-    expect((await ensureAgentImage({ cacheDir, agentBundle: bundle, nodeFlags: ['--stack-size=901'] })).built).toBe(false);
+    expect((await ensureAgentImage({ cacheDir, agentBundle: bundle, nodeFlags: ['--stack-size=901'] })).built).toBe(
+      false,
+    );
     const fresh = await ensureAgentImage({ cacheDir, agentBundle: bundle, nodeFlags: ['--stack-size=902'] });
     expect(fresh.built).toBe(true);
     expect(fs.existsSync(old.path)).toBe(false);
@@ -141,7 +160,9 @@ describe('ensureAgentImage', () => {
   });
 
   it('says what to do when the bundle is missing', async () => {
-    await expect(ensureAgentImage({ cacheDir: path.join(work, 'cache-e'), agentBundle: path.join(work, 'nope.js') })).rejects.toMatchObject({
+    await expect(
+      ensureAgentImage({ cacheDir: path.join(work, 'cache-e'), agentBundle: path.join(work, 'nope.js') }),
+    ).rejects.toMatchObject({
       message: expect.stringMatching(/agent bundle .*nope\.js does not exist/),
       remedy: expect.stringMatching(/npx nx build guest-agent/),
     });

@@ -337,9 +337,12 @@ export class AgentClient {
 
   private onHello(msg: HelloMessage): void {
     if (msg.version !== PROTOCOL_VERSION) {
-      throw new ProtocolError(`the agent speaks protocol version ${msg.version}, this smolvm speaks version ${PROTOCOL_VERSION}`, {
-        remedy: 'rebuild the agent image (delete the agent/ directory under the smolvm cache) or update smolvm',
-      });
+      throw new ProtocolError(
+        `the agent speaks protocol version ${msg.version}, this smolvm speaks version ${PROTOCOL_VERSION}`,
+        {
+          remedy: 'rebuild the agent image (delete the agent/ directory under the smolvm cache) or update smolvm',
+        },
+      );
     }
     if (msg.ready) this.resolveReady(msg.agent ?? {});
   }
@@ -371,7 +374,10 @@ export class AgentClient {
         } catch (err) {
           throw this.violation(err);
         }
-        const io: RelayStreams = { input: this.conn.acceptInbound(ids.toHost), output: this.conn.acceptOutbound(ids.fromHost) };
+        const io: RelayStreams = {
+          input: this.conn.acceptInbound(ids.toHost),
+          output: this.conn.acceptOutbound(ids.fromHost),
+        };
         if (this.sshAgentRelay) this.sshAgentRelay(io);
         else {
           io.input.destroy();
@@ -385,7 +391,10 @@ export class AgentClient {
   }
 
   private violation(err: unknown): ProtocolError {
-    const e = err instanceof SchemaError ? new ProtocolError(`malformed message: ${err.message}`) : new ProtocolError(String(err));
+    const e =
+      err instanceof SchemaError
+        ? new ProtocolError(`malformed message: ${err.message}`)
+        : new ProtocolError(String(err));
     this.conn.fail(e);
     return e;
   }
@@ -393,7 +402,8 @@ export class AgentClient {
 
 function parseTreeResultBytes(result: unknown): number {
   const bytes = (result as { bytes?: unknown } | null)?.bytes;
-  if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 0) throw new ProtocolError('malformed message: getTree result: bytes must be a count');
+  if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 0)
+    throw new ProtocolError('malformed message: getTree result: bytes must be a count');
   return bytes;
 }
 

@@ -1,7 +1,15 @@
 // One end of the channel: framing, the hello exchange, request/response matching, events and
 // the stream table. AgentClient (host) and AgentServer (agent) are thin layers over this.
 import type { Duplex } from 'node:stream';
-import { DATA_HEADER_RESERVE, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, MAX_DATA_CHUNK, MIN_MAX_FRAME, MIN_WINDOW, PROTOCOL_VERSION } from './constants';
+import {
+  DATA_HEADER_RESERVE,
+  DEFAULT_MAX_FRAME,
+  DEFAULT_WINDOW,
+  MAX_DATA_CHUNK,
+  MIN_MAX_FRAME,
+  MIN_WINDOW,
+  PROTOCOL_VERSION,
+} from './constants';
 import { AgentRequestError, ProtocolError, isErrorCode, type ErrorCode } from './errors';
 import { FrameDecoder, encodeFrame, type RawFrame } from './frame';
 import { parseMessage, type AgentInfo, type EventMessage, type HelloMessage, type RequestMessage } from './messages';
@@ -87,7 +95,8 @@ export class Connection {
    * exists before any reply can arrive.
    */
   request(op: string, args: Json, beforeSend?: (id: number) => void): Promise<Json> {
-    if (this.closeReason !== undefined) return Promise.reject(this.closeReason ?? new ProtocolError('the connection is closed'));
+    if (this.closeReason !== undefined)
+      return Promise.reject(this.closeReason ?? new ProtocolError('the connection is closed'));
     const id = this.nextRequestId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { op, resolve, reject });
@@ -183,7 +192,8 @@ export class Connection {
 
   private makeLink(): StreamLink {
     const isBlocked = () => this.isBlocked && this.closeReason === undefined;
-    const maxChunk = () => Math.min(MAX_DATA_CHUNK, (this.peerHello?.maxFrame ?? DEFAULT_MAX_FRAME) - DATA_HEADER_RESERVE);
+    const maxChunk = () =>
+      Math.min(MAX_DATA_CHUNK, (this.peerHello?.maxFrame ?? DEFAULT_MAX_FRAME) - DATA_HEADER_RESERVE);
     return {
       sendData: (id, chunk) => this.send({ t: 'data', s: id }, chunk),
       sendEof: (id) => this.send({ t: 'eof', s: id }),
@@ -263,13 +273,16 @@ export class Connection {
 
   private dispatch(frame: RawFrame): void {
     const msg = parseMessage(frame.header);
-    if (msg.t !== 'data' && frame.payload.length > 0) throw new ProtocolError(`a '${msg.t}' frame carries an unexpected payload`);
+    if (msg.t !== 'data' && frame.payload.length > 0)
+      throw new ProtocolError(`a '${msg.t}' frame carries an unexpected payload`);
     switch (msg.t) {
       case 'hello':
         if (this.peerHello) throw new ProtocolError('second hello');
         if (msg.version === PROTOCOL_VERSION) {
-          if (msg.window < MIN_WINDOW) throw new ProtocolError(`peer window ${msg.window} is below the minimum ${MIN_WINDOW}`);
-          if (msg.maxFrame < MIN_MAX_FRAME) throw new ProtocolError(`peer maximum frame ${msg.maxFrame} is below the minimum ${MIN_MAX_FRAME}`);
+          if (msg.window < MIN_WINDOW)
+            throw new ProtocolError(`peer window ${msg.window} is below the minimum ${MIN_WINDOW}`);
+          if (msg.maxFrame < MIN_MAX_FRAME)
+            throw new ProtocolError(`peer maximum frame ${msg.maxFrame} is below the minimum ${MIN_MAX_FRAME}`);
           this.peerHello = msg;
         }
         this.handlers.hello(msg);

@@ -62,12 +62,19 @@ function guestPath(f: Fields, key: string): string {
 function fileName(f: Fields): string | undefined {
   const name = f.optStr('name', 255);
   if (name === undefined) return undefined;
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) throw new SchemaError(`name: '${name}' is not a file name`);
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0'))
+    throw new SchemaError(`name: '${name}' is not a file name`);
   return name;
 }
 
 export function encodePutFile(opts: PutFileOptions, stream: number): Json {
-  return { path: opts.path, size: opts.size, mode: opts.mode & 0o777, ...(opts.name !== undefined ? { name: opts.name } : {}), stream };
+  return {
+    path: opts.path,
+    size: opts.size,
+    mode: opts.mode & 0o777,
+    ...(opts.name !== undefined ? { name: opts.name } : {}),
+    stream,
+  };
 }
 
 export function parsePutFile(args: Json): PutFileRequest {
@@ -83,7 +90,13 @@ export function parsePutFile(args: Json): PutFileRequest {
 }
 
 export function encodeInstallFile(opts: InstallFileOptions): Json {
-  return { path: opts.path, source: opts.source, size: opts.size, mode: opts.mode & 0o777, ...(opts.name !== undefined ? { name: opts.name } : {}) };
+  return {
+    path: opts.path,
+    source: opts.source,
+    size: opts.size,
+    mode: opts.mode & 0o777,
+    ...(opts.name !== undefined ? { name: opts.name } : {}),
+  };
 }
 
 export function parseInstallFile(args: Json): InstallFileOptions {
@@ -169,7 +182,12 @@ function treeName(f: Fields): string {
 
 export function parsePutTree(args: Json): PutTreeRequest {
   const f = new Fields(args, 'putTree');
-  return { path: guestPath(f, 'path'), name: treeName(f), maxBytes: f.int('maxBytes', 0, MAX_TRANSFER_BYTES), stream: f.int('stream', 1) };
+  return {
+    path: guestPath(f, 'path'),
+    name: treeName(f),
+    maxBytes: f.int('maxBytes', 0, MAX_TRANSFER_BYTES),
+    stream: f.int('stream', 1),
+  };
 }
 
 export function encodeInstallTree(opts: InstallTreeOptions): Json {

@@ -18,13 +18,16 @@ const PREFIX = 8;
 /** The bytes of one frame: prefix + header in one buffer, the payload (if any) as its own. */
 export function encodeFrame(header: object, payload?: Uint8Array): Buffer[] {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
-  if (json.length > MAX_HEADER) throw new ProtocolError(`header of ${json.length} bytes exceeds the ${MAX_HEADER}-byte limit`);
+  if (json.length > MAX_HEADER)
+    throw new ProtocolError(`header of ${json.length} bytes exceeds the ${MAX_HEADER}-byte limit`);
   const payloadLength = payload?.length ?? 0;
   const head = Buffer.allocUnsafe(PREFIX + json.length);
   head.writeUInt32BE(4 + json.length + payloadLength, 0);
   head.writeUInt32BE(json.length, 4);
   json.copy(head, PREFIX);
-  return payloadLength > 0 && payload ? [head, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)] : [head];
+  return payloadLength > 0 && payload
+    ? [head, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)]
+    : [head];
 }
 
 /** Incremental decoder: feed it chunks as they arrive, get complete frames back. */
@@ -46,7 +49,8 @@ export class FrameDecoder {
       for (;;) {
         if (this.buffered < 4) break;
         const length = this.peekUInt32(0);
-        if (length > this.maxFrame) throw new ProtocolError(`frame of ${length} bytes exceeds the ${this.maxFrame}-byte limit`);
+        if (length > this.maxFrame)
+          throw new ProtocolError(`frame of ${length} bytes exceeds the ${this.maxFrame}-byte limit`);
         if (length < 4) throw new ProtocolError(`frame of ${length} bytes is too short to hold a header length`);
         if (this.buffered < 4 + length) break;
         frames.push(parseBody(this.take(4 + length).subarray(4)));
@@ -114,7 +118,8 @@ export class FrameDecoder {
 function parseBody(body: Buffer): RawFrame {
   const headerLength = body.readUInt32BE(0);
   if (headerLength === 0) throw new ProtocolError('frame has an empty header');
-  if (headerLength > MAX_HEADER) throw new ProtocolError(`header of ${headerLength} bytes exceeds the ${MAX_HEADER}-byte limit`);
+  if (headerLength > MAX_HEADER)
+    throw new ProtocolError(`header of ${headerLength} bytes exceeds the ${MAX_HEADER}-byte limit`);
   if (headerLength > body.length - 4) {
     throw new ProtocolError(`header length ${headerLength} overruns its ${body.length}-byte frame`);
   }

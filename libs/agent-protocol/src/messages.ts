@@ -62,7 +62,13 @@ export function parseMessage(header: Json): Message {
       const info: AgentInfo = {};
       if (agent) {
         for (const [k, v] of Object.entries(agent.raw).slice(0, 64)) {
-          if (v === null || typeof v === 'boolean' || typeof v === 'number' || (typeof v === 'string' && v.length <= 1024)) info[k] = v;
+          if (
+            v === null ||
+            typeof v === 'boolean' ||
+            typeof v === 'number' ||
+            (typeof v === 'string' && v.length <= 1024)
+          )
+            info[k] = v;
         }
       }
       return {

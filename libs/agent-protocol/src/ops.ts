@@ -150,7 +150,9 @@ export function parseExec(args: Json): ExecRequest {
   const argv = f.strArray('argv');
   if (argv.length === 0 || argv[0] === '') throw new SchemaError('exec.argv: expected at least the program name');
   const env = f.has('env') ? f.strMap('env') : {};
-  for (const k of Object.keys(env)) if (k === '' || k.includes('=') || k.includes('\0')) throw new SchemaError(`exec.env: invalid variable name '${k}'`);
+  for (const k of Object.keys(env))
+    if (k === '' || k.includes('=') || k.includes('\0'))
+      throw new SchemaError(`exec.env: invalid variable name '${k}'`);
   const stdin = f.has('stdin') ? f.int('stdin', 1) : null;
   const tty = f.optObj('tty');
   return {
@@ -160,7 +162,15 @@ export function parseExec(args: Json): ExecRequest {
     user: f.optStr('user', 256),
     stdin: stdin !== null,
     streams: { stdin, stdout: f.int('stdout', 1), stderr: f.int('stderr', 1) },
-    ...(tty ? { tty: { rows: tty.int('rows', 1, 0xffff), cols: tty.int('cols', 1, 0xffff), term: tty.optStr('term', 128) ?? 'xterm-256color' } } : {}),
+    ...(tty
+      ? {
+          tty: {
+            rows: tty.int('rows', 1, 0xffff),
+            cols: tty.int('cols', 1, 0xffff),
+            term: tty.optStr('term', 128) ?? 'xterm-256color',
+          },
+        }
+      : {}),
   };
 }
 
@@ -201,7 +211,8 @@ export function parseSetTime(args: Json): SetTimeArgs {
 /** `identity`: a copy restored from a machine snapshot takes its own name (snapshot forks). */
 export function parseIdentity(args: Json): { hostname: string } {
   const hostname = new Fields(args, 'identity').str('hostname', 64);
-  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(hostname)) throw new SchemaError(`identity.hostname: '${hostname}' is not a hostname`);
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(hostname))
+    throw new SchemaError(`identity.hostname: '${hostname}' is not a hostname`);
   return { hostname };
 }
 
@@ -214,15 +225,18 @@ export function parseShares(args: Json): { mounted: boolean } {
 export function parseReseed(args: Json): { entropy: Buffer } {
   const text = new Fields(args, 'reseed').str('entropy', Math.ceil(MAX_RESEED_BYTES / 3) * 4);
   const entropy = Buffer.from(text, 'base64');
-  if (entropy.length < 32 || entropy.toString('base64') !== text) throw new SchemaError('reseed.entropy: expected 32 or more bytes, base64-encoded');
+  if (entropy.length < 32 || entropy.toString('base64') !== text)
+    throw new SchemaError('reseed.entropy: expected 32 or more bytes, base64-encoded');
   return { entropy };
 }
 
 function parseDevice(f: Fields): BlockDeviceRef {
   const serial = f.optStr('serial', 20);
   const path = f.optStr('path', 256);
-  if ((serial === undefined) === (path === undefined)) throw new SchemaError('device: expected exactly one of serial and path');
-  if (path !== undefined && !/^\/dev\/[A-Za-z0-9._/-]+$/.test(path)) throw new SchemaError(`device.path: '${path}' is not under /dev`);
+  if ((serial === undefined) === (path === undefined))
+    throw new SchemaError('device: expected exactly one of serial and path');
+  if (path !== undefined && !/^\/dev\/[A-Za-z0-9._/-]+$/.test(path))
+    throw new SchemaError(`device.path: '${path}' is not under /dev`);
   return serial !== undefined ? { serial } : { path: path as string };
 }
 
@@ -250,9 +264,17 @@ export type RootSetupSpec = Pick<SetupSpec, (typeof ROOT_SETUP_FIELDS)[number]>;
 /** The root part of a spec, with its keys in one order: equal roots compare equal as JSON. */
 export function rootSetupOf(spec: SetupSpec): RootSetupSpec {
   const root: RootSetupSpec = {};
-  if (spec.image) root.image = spec.image.fstype ? { device: spec.image.device, fstype: spec.image.fstype } : { device: spec.image.device };
+  if (spec.image)
+    root.image = spec.image.fstype
+      ? { device: spec.image.device, fstype: spec.image.fstype }
+      : { device: spec.image.device };
   if (spec.rootShare) root.rootShare = { tag: spec.rootShare.tag };
-  if (spec.upper) root.upper = { device: spec.upper.device, fstype: spec.upper.fstype, ...(spec.upper.dir !== undefined ? { dir: spec.upper.dir } : {}) };
+  if (spec.upper)
+    root.upper = {
+      device: spec.upper.device,
+      fstype: spec.upper.fstype,
+      ...(spec.upper.dir !== undefined ? { dir: spec.upper.dir } : {}),
+    };
   if (spec.upperSizeMiB !== undefined) root.upperSizeMiB = spec.upperSizeMiB;
   if (spec.workspace) root.workspace = { device: spec.workspace.device, fstype: spec.workspace.fstype };
   return root;
@@ -267,7 +289,8 @@ export function parseSetupRoot(args: Json): RootSetupSpec {
 }
 
 function parseShareTag(tag: string, field: string): string {
-  if (!/^[A-Za-z0-9._-]+$/.test(tag)) throw new SchemaError(`${field}: tag '${tag}' has characters a mount option cannot carry`);
+  if (!/^[A-Za-z0-9._-]+$/.test(tag))
+    throw new SchemaError(`${field}: tag '${tag}' has characters a mount option cannot carry`);
   return tag;
 }
 
@@ -276,11 +299,16 @@ export function parseSetup(args: Json, op = 'setup'): SetupSpec {
   const spec: SetupSpec = {};
   const hostname = f.optStr('hostname', 64);
   if (hostname !== undefined) {
-    if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(hostname)) throw new SchemaError(`setup.hostname: '${hostname}' is not a hostname`);
+    if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(hostname))
+      throw new SchemaError(`setup.hostname: '${hostname}' is not a hostname`);
     spec.hostname = hostname;
   }
   const image = f.optObj('image');
-  if (image) spec.image = { device: parseDevice(image.obj('device')), ...(image.has('fstype') ? { fstype: parseFstype(image.str('fstype', 32)) } : {}) };
+  if (image)
+    spec.image = {
+      device: parseDevice(image.obj('device')),
+      ...(image.has('fstype') ? { fstype: parseFstype(image.str('fstype', 32)) } : {}),
+    };
   const upper = f.optObj('upper');
   if (upper) {
     spec.upper = parseDiskMount(upper);
@@ -294,12 +322,17 @@ export function parseSetup(args: Json, op = 'setup'): SetupSpec {
   const rootShare = f.optObj('rootShare');
   if (rootShare) {
     const clash = (['image', 'upper', 'upperSizeMiB', 'workspace'] as const).filter((k) => spec[k] !== undefined);
-    if (clash.length > 0) throw new SchemaError(`setup.rootShare: the root is the share, so ${clash.join(', ')} cannot be given`);
+    if (clash.length > 0)
+      throw new SchemaError(`setup.rootShare: the root is the share, so ${clash.join(', ')} cannot be given`);
     spec.rootShare = { tag: parseShareTag(rootShare.str('tag', 64), 'setup.rootShare') };
   }
   const volumes = f.optArray('volumes', 256).map((v) => {
     const tag = parseShareTag(v.str('tag', 64), 'setup.volumes');
-    return { tag, path: parseGuestPath(v.str('path', 1024), 'setup.volumes.path'), readOnly: v.optBool('readOnly') ?? false };
+    return {
+      tag,
+      path: parseGuestPath(v.str('path', 1024), 'setup.volumes.path'),
+      readOnly: v.optBool('readOnly') ?? false,
+    };
   });
   if (volumes.length > 0) spec.volumes = volumes;
   const resolv = f.optStr('resolvConf', 16384);
@@ -311,10 +344,16 @@ export function parseSetup(args: Json, op = 'setup'): SetupSpec {
       if (!isIPv4(v)) throw new SchemaError(`setup.network.${name}: '${v}' is not an IPv4 address`);
       return v;
     };
-    spec.network = { ip: ipv4('ip'), prefix: network.int('prefix', 1, 30), gateway: ipv4('gateway'), mtu: network.int('mtu', 576, 65535) };
+    spec.network = {
+      ip: ipv4('ip'),
+      prefix: network.int('prefix', 1, 30),
+      gateway: ipv4('gateway'),
+      mtu: network.int('mtu', 576, 65535),
+    };
     const mac = network.optStr('mac', 17);
     if (mac !== undefined) {
-      if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac)) throw new SchemaError(`setup.network.mac: '${mac}' is not a MAC address`);
+      if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac))
+        throw new SchemaError(`setup.network.mac: '${mac}' is not a MAC address`);
       spec.network.mac = mac.toLowerCase();
     }
   }

@@ -5,7 +5,21 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import { AgentRequestError, type ErrorCode } from './errors';
 import { Connection, type ConnectionOptions } from './connection';
 import type { AgentInfo, EventMessage, RequestMessage } from './messages';
-import { parseExec, parseIdentity, parseReseed, parseShares, parseResize, parseSetTime, parseSetup, parseSetupRoot, parseSignal, type ExecRequest, type ExitStatus, type RootSetupSpec, type SetupSpec } from './ops';
+import {
+  parseExec,
+  parseIdentity,
+  parseReseed,
+  parseShares,
+  parseResize,
+  parseSetTime,
+  parseSetup,
+  parseSetupRoot,
+  parseSignal,
+  type ExecRequest,
+  type ExitStatus,
+  type RootSetupSpec,
+  type SetupSpec,
+} from './ops';
 import { Fields, SchemaError, type Json } from './schema';
 import type { InboundStream, OutboundStream } from './streams';
 import {
@@ -155,7 +169,10 @@ export class AgentServer {
       if (msg.op === 'shutdown') return;
       this.conn.respond(msg.id, result);
     } catch (err) {
-      const { code, message } = describe(err, msg.op === 'setup' || msg.op === 'setupRoot' ? 'setup-failed' : 'internal');
+      const { code, message } = describe(
+        err,
+        msg.op === 'setup' || msg.op === 'setupRoot' ? 'setup-failed' : 'internal',
+      );
       this.conn.respondError(msg.id, code, message);
     }
   }
@@ -166,7 +183,8 @@ export class AgentServer {
         await this.handlers.ping?.();
         return {};
       case 'putFile': {
-        if (!this.handlers.putFile) throw new AgentRequestError('putFile', 'unsupported', 'this agent cannot receive files');
+        if (!this.handlers.putFile)
+          throw new AgentRequestError('putFile', 'unsupported', 'this agent cannot receive files');
         // The stream is taken first, so a refused request still closes it cleanly: the host may
         // already be sending on it.
         const data = this.conn.acceptInbound(new Fields(msg.args, 'putFile').int('stream', 1));
@@ -177,11 +195,13 @@ export class AgentServer {
         }
       }
       case 'installFile': {
-        if (!this.handlers.installFile) throw new AgentRequestError('installFile', 'unsupported', 'this agent cannot install files');
+        if (!this.handlers.installFile)
+          throw new AgentRequestError('installFile', 'unsupported', 'this agent cannot install files');
         return { ...(await this.handlers.installFile(parseInstallFile(msg.args))) };
       }
       case 'putTree': {
-        if (!this.handlers.putTree) throw new AgentRequestError('putTree', 'unsupported', 'this agent cannot receive directories');
+        if (!this.handlers.putTree)
+          throw new AgentRequestError('putTree', 'unsupported', 'this agent cannot receive directories');
         const data = this.conn.acceptInbound(new Fields(msg.args, 'putTree').int('stream', 1));
         try {
           return { ...(await this.handlers.putTree(parsePutTree(msg.args), data)) };
@@ -190,11 +210,13 @@ export class AgentServer {
         }
       }
       case 'installTree': {
-        if (!this.handlers.installTree) throw new AgentRequestError('installTree', 'unsupported', 'this agent cannot install directories');
+        if (!this.handlers.installTree)
+          throw new AgentRequestError('installTree', 'unsupported', 'this agent cannot install directories');
         return { ...(await this.handlers.installTree(parseInstallTree(msg.args))) };
       }
       case 'getTree': {
-        if (!this.handlers.getTree) throw new AgentRequestError('getTree', 'unsupported', 'this agent cannot send directories');
+        if (!this.handlers.getTree)
+          throw new AgentRequestError('getTree', 'unsupported', 'this agent cannot send directories');
         const out = this.conn.acceptOutbound(new Fields(msg.args, 'getTree').int('stream', 1));
         try {
           return { ...(await this.handlers.getTree(parseGetTree(msg.args), out)) };
@@ -204,7 +226,8 @@ export class AgentServer {
         }
       }
       case 'getFile': {
-        if (!this.handlers.getFile) throw new AgentRequestError('getFile', 'unsupported', 'this agent cannot send files');
+        if (!this.handlers.getFile)
+          throw new AgentRequestError('getFile', 'unsupported', 'this agent cannot send files');
         const out = this.conn.acceptOutbound(new Fields(msg.args, 'getFile').int('stream', 1));
         try {
           return { ...(await this.handlers.getFile(parseGetFile(msg.args), out)) };
@@ -226,36 +249,43 @@ export class AgentServer {
         return {};
       }
       case 'setTime': {
-        if (!this.handlers.setTime) throw new AgentRequestError('setTime', 'unsupported', 'this agent cannot set the clock');
+        if (!this.handlers.setTime)
+          throw new AgentRequestError('setTime', 'unsupported', 'this agent cannot set the clock');
         await this.handlers.setTime(parseSetTime(msg.args).epochMs);
         return {};
       }
       case 'prepareSnapshot':
-        if (!this.handlers.prepareSnapshot) throw new AgentRequestError('prepareSnapshot', 'unsupported', 'this agent cannot prepare for a snapshot');
+        if (!this.handlers.prepareSnapshot)
+          throw new AgentRequestError('prepareSnapshot', 'unsupported', 'this agent cannot prepare for a snapshot');
         await this.handlers.prepareSnapshot();
         return {};
       case 'reseed': {
-        if (!this.handlers.reseed) throw new AgentRequestError('reseed', 'unsupported', 'this agent cannot reseed the kernel RNG');
+        if (!this.handlers.reseed)
+          throw new AgentRequestError('reseed', 'unsupported', 'this agent cannot reseed the kernel RNG');
         await this.handlers.reseed(parseReseed(msg.args).entropy);
         return {};
       }
       case 'identity': {
-        if (!this.handlers.identity) throw new AgentRequestError('identity', 'unsupported', 'this agent cannot change its identity');
+        if (!this.handlers.identity)
+          throw new AgentRequestError('identity', 'unsupported', 'this agent cannot change its identity');
         await this.handlers.identity(parseIdentity(msg.args));
         return {};
       }
       case 'shares': {
-        if (!this.handlers.shares) throw new AgentRequestError('shares', 'unsupported', 'this agent cannot detach its shares');
+        if (!this.handlers.shares)
+          throw new AgentRequestError('shares', 'unsupported', 'this agent cannot detach its shares');
         await this.handlers.shares(parseShares(msg.args));
         return {};
       }
       case 'setupRoot': {
-        if (!this.handlers.setupRoot) throw new AgentRequestError('setupRoot', 'unsupported', 'this agent cannot set up a root');
+        if (!this.handlers.setupRoot)
+          throw new AgentRequestError('setupRoot', 'unsupported', 'this agent cannot set up a root');
         await this.handlers.setupRoot(parseSetupRoot(msg.args));
         return {};
       }
       case 'setup': {
-        if (!this.handlers.setup) throw new AgentRequestError('setup', 'unsupported', 'this agent cannot set up a root');
+        if (!this.handlers.setup)
+          throw new AgentRequestError('setup', 'unsupported', 'this agent cannot set up a root');
         await this.handlers.setup(parseSetup(msg.args));
         return {};
       }

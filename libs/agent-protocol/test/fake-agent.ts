@@ -1,6 +1,14 @@
 // A scripted in-process agent for protocol tests: `cat`, `split`, `flood` and `exit` programs
 // implemented directly on the stream objects, no processes.
-import { AgentRequestError, AgentServer, type AgentHandlers, type ExecIo, type ExecProcess, type ExecRequest, type ExitStatus } from '../src';
+import {
+  AgentRequestError,
+  AgentServer,
+  type AgentHandlers,
+  type ExecIo,
+  type ExecProcess,
+  type ExecRequest,
+  type ExitStatus,
+} from '../src';
 import type { Duplex } from 'node:stream';
 import { pattern } from './pair';
 
@@ -46,14 +54,18 @@ export function fakeHandlers(log: FakeAgentLog): AgentHandlers {
             });
           }
           break;
-        case 'split': { // N bytes of pattern to stdout and to stderr
+        case 'split': {
+          // N bytes of pattern to stdout and to stderr
           const n = Number(args[0]);
           const write = (w: NodeJS.WritableStream, seed: number) =>
             new Promise<void>((resolve) => w.end(pattern(n, seed), () => resolve()));
-          void Promise.all([write(io.stdout, 1), write(io.stderr, 2)]).then(() => finish({ code: Number(args[1] ?? 0), signal: null }));
+          void Promise.all([write(io.stdout, 1), write(io.stderr, 2)]).then(() =>
+            finish({ code: Number(args[1] ?? 0), signal: null }),
+          );
           break;
         }
-        case 'flood': { // writes 64 KiB chunks until N bytes, honouring backpressure
+        case 'flood': {
+          // writes 64 KiB chunks until N bytes, honouring backpressure
           const total = Number(args[0]);
           const chunk = pattern(64 * 1024, 3);
           const step = () => {
@@ -72,7 +84,9 @@ export function fakeHandlers(log: FakeAgentLog): AgentHandlers {
           break;
         }
         case 'env':
-          io.stdout.end(JSON.stringify({ env: req.env, cwd: req.cwd ?? null, user: req.user ?? null, tty: req.tty ?? null }));
+          io.stdout.end(
+            JSON.stringify({ env: req.env, cwd: req.cwd ?? null, user: req.user ?? null, tty: req.tty ?? null }),
+          );
           io.stderr.end();
           finish({ code: 0, signal: null });
           break;
@@ -118,7 +132,10 @@ export function fakeHandlers(log: FakeAgentLog): AgentHandlers {
   };
 }
 
-export function startFakeAgent(io: Duplex, options: ConstructorParameters<typeof AgentServer>[2] = {}): { server: AgentServer; log: FakeAgentLog } {
+export function startFakeAgent(
+  io: Duplex,
+  options: ConstructorParameters<typeof AgentServer>[2] = {},
+): { server: AgentServer; log: FakeAgentLog } {
   const log: FakeAgentLog = { signals: [], resizes: [], calls: [], flooded: 0 };
   const server = new AgentServer(io, fakeHandlers(log), { agent: { name: 'fake' }, ...options });
   server.announce();

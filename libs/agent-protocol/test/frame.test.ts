@@ -17,7 +17,10 @@ describe('frames', () => {
     for (let cut = 0; cut <= bytes.length; cut += 97) {
       const d = new FrameDecoder(1 << 20);
       const frames = [...d.push(bytes.subarray(0, cut)), ...d.push(bytes.subarray(cut))];
-      expect(frames.map((f) => f.header)).toEqual([{ t: 'data', s: 3 }, { t: 'eof', s: 3 }]);
+      expect(frames.map((f) => f.header)).toEqual([
+        { t: 'data', s: 3 },
+        { t: 'eof', s: 3 },
+      ]);
       expect(Buffer.compare(frames[0].payload, payload)).toBe(0);
       expect(frames[1].payload.length).toBe(0);
       expect(d.pendingBytes).toBe(0);
@@ -48,7 +51,11 @@ describe('frames', () => {
     ['an empty header', body(Buffer.alloc(0), Buffer.from('abc')), /empty header/],
     ['a header that is not JSON', body(Buffer.from('{"t":')), /not valid JSON/],
     ['a header that is a JSON array', body(Buffer.from('[1,2]')), /not a JSON object/],
-    ['a header larger than the header limit', body(Buffer.from(JSON.stringify({ t: 'x', pad: 'y'.repeat(MAX_HEADER) }))), /header of \d+ bytes exceeds/],
+    [
+      'a header larger than the header limit',
+      body(Buffer.from(JSON.stringify({ t: 'x', pad: 'y'.repeat(MAX_HEADER) }))),
+      /header of \d+ bytes exceeds/,
+    ],
   ])('rejects %s', (_name, bytes, message) => {
     expect(() => new FrameDecoder(1 << 20).push(bytes)).toThrow(message);
   });

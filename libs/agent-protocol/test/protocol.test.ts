@@ -47,11 +47,19 @@ describe('handshake and requests', () => {
     await client.setupRoot({ upperSizeMiB: 64, ...({ hostname: 'dropped' } as object) });
     expect(log.calls).toEqual(['setupRoot {"upperSizeMiB":64}']);
     const { parseSetupRoot } = await import('../src/ops');
-    expect(() => parseSetupRoot({ image: { device: { serial: 'smolvm-image' } }, hostname: 'x' })).toThrow('setupRoot: hostname belong to setup, not setupRoot');
-    expect(parseSetupRoot({ image: { device: { serial: 'smolvm-image' } } })).toEqual({ image: { device: { serial: 'smolvm-image' } } });
+    expect(() => parseSetupRoot({ image: { device: { serial: 'smolvm-image' } }, hostname: 'x' })).toThrow(
+      'setupRoot: hostname belong to setup, not setupRoot',
+    );
+    expect(parseSetupRoot({ image: { device: { serial: 'smolvm-image' } } })).toEqual({
+      image: { device: { serial: 'smolvm-image' } },
+    });
     expect(parseSetupRoot({ rootShare: { tag: 'root' } })).toEqual({ rootShare: { tag: 'root' } });
-    expect(() => parseSetupRoot({ rootShare: { tag: 'root' }, image: { device: { serial: 'smolvm-image' } } })).toThrow('setup.rootShare: the root is the share, so image cannot be given');
-    expect(() => parseSetupRoot({ rootShare: { tag: 'a,b' } })).toThrow("setup.rootShare: tag 'a,b' has characters a mount option cannot carry");
+    expect(() => parseSetupRoot({ rootShare: { tag: 'root' }, image: { device: { serial: 'smolvm-image' } } })).toThrow(
+      'setup.rootShare: the root is the share, so image cannot be given',
+    );
+    expect(() => parseSetupRoot({ rootShare: { tag: 'a,b' } })).toThrow(
+      "setup.rootShare: tag 'a,b' has characters a mount option cannot carry",
+    );
     client.close();
   });
 
@@ -60,7 +68,9 @@ describe('handshake and requests', () => {
     expect(parseSetup({ execRoot: 'fresh', upperSizeMiB: 64 })).toEqual({ execRoot: 'fresh', upperSizeMiB: 64 });
     expect(rootSetupOf({ execRoot: 'fresh', upperSizeMiB: 64 })).toEqual({ upperSizeMiB: 64 });
     expect(() => parseSetup({ execRoot: 'shared' })).toThrow("setup.execRoot: 'shared' is not 'fresh'");
-    expect(() => parseSetup({ execRoot: 'fresh', rootShare: { tag: 'root' } })).toThrow('setup.execRoot: a shared root has no overlay to give each exec');
+    expect(() => parseSetup({ execRoot: 'fresh', rootShare: { tag: 'root' } })).toThrow(
+      'setup.execRoot: a shared root has no overlay to give each exec',
+    );
     expect(() => parseSetupRoot({ execRoot: 'fresh' })).toThrow('setupRoot: execRoot belong to setup, not setupRoot');
   });
 
@@ -86,10 +96,19 @@ describe('handshake and requests', () => {
     const pair = duplexPair();
     const client = new AgentClient(pair.host);
     const { encodeFrame } = await import('../src');
-    for (const b of encodeFrame({ t: 'hello', version: PROTOCOL_VERSION + 1, window: 65536, maxFrame: 1 << 20, ready: true })) pair.agent.write(b);
+    for (const b of encodeFrame({
+      t: 'hello',
+      version: PROTOCOL_VERSION + 1,
+      window: 65536,
+      maxFrame: 1 << 20,
+      ready: true,
+    }))
+      pair.agent.write(b);
     const err = await client.waitReady().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProtocolError);
-    expect((err as ProtocolError).message).toMatch(`the agent speaks protocol version ${PROTOCOL_VERSION + 1}, this smolvm speaks version ${PROTOCOL_VERSION}`);
+    expect((err as ProtocolError).message).toMatch(
+      `the agent speaks protocol version ${PROTOCOL_VERSION + 1}, this smolvm speaks version ${PROTOCOL_VERSION}`,
+    );
     expect((err as ProtocolError).remedy).toMatch(/rebuild the agent image/);
     await expect(client.closed).resolves.toBeInstanceOf(ProtocolError);
   });
@@ -99,7 +118,9 @@ describe('handshake and requests', () => {
     const client = new AgentClient(pair.host);
     const { AgentServer } = await import('../src');
     const { fakeHandlers } = await import('./fake-agent');
-    const server = new AgentServer(pair.agent, fakeHandlers({ signals: [], resizes: [], calls: [], flooded: 0 }), { agent: { v: 1 } });
+    const server = new AgentServer(pair.agent, fakeHandlers({ signals: [], resizes: [], calls: [], flooded: 0 }), {
+      agent: { v: 1 },
+    });
     server.announce(false);
     let ready = false;
     void client.waitReady().then(() => (ready = true));
@@ -138,10 +159,21 @@ describe('exec', () => {
 
   it('passes env, cwd, user and tty options through', async () => {
     const { client } = connect();
-    const s = await client.exec({ argv: ['env'], env: { A: '1' }, cwd: '/w', user: '1000:1000', tty: { rows: 24, cols: 80 } });
+    const s = await client.exec({
+      argv: ['env'],
+      env: { A: '1' },
+      cwd: '/w',
+      user: '1000:1000',
+      tty: { rows: 24, cols: 80 },
+    });
     expect(s.pid).toBe(4242);
     const out = JSON.parse((await readAll(s.stdout)).toString());
-    expect(out).toEqual({ env: { A: '1' }, cwd: '/w', user: '1000:1000', tty: { rows: 24, cols: 80, term: 'xterm-256color' } });
+    expect(out).toEqual({
+      env: { A: '1' },
+      cwd: '/w',
+      user: '1000:1000',
+      tty: { rows: 24, cols: 80, term: 'xterm-256color' },
+    });
     await expect(s.exit).resolves.toEqual({ code: 0, signal: null });
     client.close();
   });
@@ -195,9 +227,19 @@ describe('exec', () => {
 
   it('runs sessions concurrently', async () => {
     const { client } = connect();
-    const sessions = await Promise.all([1, 2, 3, 4].map((i) => client.exec({ argv: ['split', String(100000 * i), String(i)] })));
-    const results = await Promise.all(sessions.map(async (s) => ({ out: (await readAll(s.stdout)).length, err: (await readAll(s.stderr)).length, exit: await s.exit })));
-    expect(results).toEqual([1, 2, 3, 4].map((i) => ({ out: 100000 * i, err: 100000 * i, exit: { code: i, signal: null } })));
+    const sessions = await Promise.all(
+      [1, 2, 3, 4].map((i) => client.exec({ argv: ['split', String(100000 * i), String(i)] })),
+    );
+    const results = await Promise.all(
+      sessions.map(async (s) => ({
+        out: (await readAll(s.stdout)).length,
+        err: (await readAll(s.stderr)).length,
+        exit: await s.exit,
+      })),
+    );
+    expect(results).toEqual(
+      [1, 2, 3, 4].map((i) => ({ out: 100000 * i, err: 100000 * i, exit: { code: i, signal: null } })),
+    );
     client.close();
   });
 });
@@ -277,7 +319,11 @@ describe('a misbehaving agent', () => {
     ['a response to nothing', { t: 'res', id: 77, ok: true, result: {} }, /response to unknown request 77/],
     ['data for a stream never opened', { t: 'data', s: 99 }, /data for unknown stream 99/],
     ['credit with a negative count', { t: 'credit', s: 1, n: -5 }, /frame.n: expected an integer/],
-    ['an exit for an unknown session', { t: 'event', op: 'exit', args: { session: 5, code: 0, signal: null } }, /exit for unknown session 5/],
+    [
+      'an exit for an unknown session',
+      { t: 'event', op: 'exit', args: { session: 5, code: 0, signal: null } },
+      /exit for unknown session 5/,
+    ],
     ['a second hello', hello, /second hello/],
   ])('is cut off for %s', async (_name, frame, message) => {
     const { client } = await hostile([[hello], [frame, frame.t === 'data' ? Buffer.from('x') : undefined]]);
@@ -311,7 +357,8 @@ describe('a misbehaving agent', () => {
     await new Promise((r) => setTimeout(r, 20));
     for (const b of encodeFrame({ t: 'res', id: 1, ok: true, result: { pid: 5 } })) pair.agent.write(b);
     const s = await execP;
-    for (let i = 0; i < 3; i++) for (const b of encodeFrame({ t: 'data', s: 1 }, Buffer.alloc(8 * 1024))) pair.agent.write(b);
+    for (let i = 0; i < 3; i++)
+      for (const b of encodeFrame({ t: 'data', s: 1 }, Buffer.alloc(8 * 1024))) pair.agent.write(b);
     await expect(s.exit).rejects.toThrow(/stream 1: peer sent 8192 bytes beyond its credit/);
   });
 
@@ -336,7 +383,11 @@ describe('agent-opened relays (sshAgentConnect)', () => {
     const relays: Array<Promise<void>> = [];
     // The host side echoes what it gets, upper-cased, then ends its direction.
     client.serveSshAgent(({ input, output }) => {
-      relays.push(readAll(input).then((b) => new Promise<void>((resolve) => output.end(Buffer.from(b.toString().toUpperCase()), () => resolve()))));
+      relays.push(
+        readAll(input).then(
+          (b) => new Promise<void>((resolve) => output.end(Buffer.from(b.toString().toUpperCase()), () => resolve())),
+        ),
+      );
     });
     const a = server.openRelay('sshAgentConnect');
     const b = server.openRelay('sshAgentConnect');
@@ -363,11 +414,16 @@ describe('agent-opened relays (sshAgentConnect)', () => {
 describe('setup: network and sshAgent', () => {
   it('passes a valid network and ssh agent socket through and refuses bad addresses', async () => {
     const { client, log } = connect();
-    await client.setup({ network: { ip: '192.168.127.2', prefix: 24, gateway: '192.168.127.1', mtu: 1500, mac: '52:54:00:12:34:56' }, sshAgent: { socket: '/run/smolvm-ssh/agent.sock' } });
+    await client.setup({
+      network: { ip: '192.168.127.2', prefix: 24, gateway: '192.168.127.1', mtu: 1500, mac: '52:54:00:12:34:56' },
+      sshAgent: { socket: '/run/smolvm-ssh/agent.sock' },
+    });
     expect(log.calls).toEqual([
       'setup {"network":{"ip":"192.168.127.2","prefix":24,"gateway":"192.168.127.1","mtu":1500,"mac":"52:54:00:12:34:56"},"sshAgent":{"socket":"/run/smolvm-ssh/agent.sock"}}',
     ]);
-    const bad = await client.setup({ network: { ip: '192.168.127.300', prefix: 24, gateway: '192.168.127.1', mtu: 1500 } }).catch((e: unknown) => e);
+    const bad = await client
+      .setup({ network: { ip: '192.168.127.300', prefix: 24, gateway: '192.168.127.1', mtu: 1500 } })
+      .catch((e: unknown) => e);
     expect((bad as AgentRequestError).code).toBe('bad-request');
     const relative = await client.setup({ sshAgent: { socket: 'agent.sock' } }).catch((e: unknown) => e);
     expect((relative as AgentRequestError).code).toBe('bad-request');

@@ -33,7 +33,10 @@ export interface RunningServer {
 }
 
 /** Image pulls of the API: the same store and verification as `smolvm image pull`. */
-export async function pullImage(reference: string | ImageReference, onProgress?: (event: PullEvent) => void): Promise<PreparedImage> {
+export async function pullImage(
+  reference: string | ImageReference,
+  onProgress?: (event: PullEvent) => void,
+): Promise<PreparedImage> {
   const { ImageService } = await import('@smolvm/oci');
   const service = new ImageService();
   try {
@@ -43,8 +46,17 @@ export async function pullImage(reference: string | ImageReference, onProgress?:
   }
 }
 
-export function apiContext(options: Pick<ServeOptions, 'machines' | 'base' | 'builtBase'>, shutdown: AbortSignal): ApiContext {
-  return { machines: options.machines, pull: pullImage, base: options.base, ...(options.builtBase ? { builtBase: options.builtBase } : {}), shutdown };
+export function apiContext(
+  options: Pick<ServeOptions, 'machines' | 'base' | 'builtBase'>,
+  shutdown: AbortSignal,
+): ApiContext {
+  return {
+    machines: options.machines,
+    pull: pullImage,
+    base: options.base,
+    ...(options.builtBase ? { builtBase: options.builtBase } : {}),
+    shutdown,
+  };
 }
 
 export async function startServe(options: ServeOptions): Promise<RunningServer> {

@@ -48,20 +48,36 @@ export async function createApiServer(ctx: ApiContext, options: ApiServerOptions
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'smolvm', version: VERSION, description: 'Drive smolvm machines over HTTP: `smolvm serve start`. Errors are {"error": message, "code": stable-code}.' },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'Required when the server was started with --token-file' } } },
+      info: {
+        title: 'smolvm',
+        version: VERSION,
+        description:
+          'Drive smolvm machines over HTTP: `smolvm serve start`. Errors are {"error": message, "code": stable-code}.',
+      },
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'Required when the server was started with --token-file',
+          },
+        },
+      },
       security: [{ bearerAuth: [] }, {}],
     },
   });
 
   // Uploads are streamed into the machine as they arrive, never buffered.
-  app.addContentTypeParser(['application/octet-stream', 'application/x-tar'], (_request, payload, done) => done(null, payload as Readable));
+  app.addContentTypeParser(['application/octet-stream', 'application/x-tar'], (_request, payload, done) =>
+    done(null, payload as Readable),
+  );
 
   app.addHook('onRequest', async (request) => {
     if (options.token !== undefined) {
       const header = request.headers.authorization ?? '';
       const match = /^Bearer (.+)$/.exec(header);
-      if (!match || !sameSecret(match[1], options.token)) throw Object.assign(new Error('unauthorized'), { statusCode: 401, code: 'SMOLVM_UNAUTHORIZED' });
+      if (!match || !sameSecret(match[1], options.token))
+        throw Object.assign(new Error('unauthorized'), { statusCode: 401, code: 'SMOLVM_UNAUTHORIZED' });
     } else if (options.loopbackHostOnly && !LOOPBACK_HOST.test(request.headers.host ?? '')) {
       throw Object.assign(new Error('forbidden host'), { statusCode: 403, code: 'SMOLVM_FORBIDDEN_HOST' });
     }
@@ -70,20 +86,29 @@ export async function createApiServer(ctx: ApiContext, options: ApiServerOptions
   app.setErrorHandler((err, _request, reply) => {
     const code = (err as { code?: string }).code;
     if (code === 'SMOLVM_UNAUTHORIZED') {
-      return reply
-        .code(401)
-        .header('www-authenticate', 'Bearer')
-        .send({ error: 'missing or wrong bearer token; send Authorization: Bearer <the token in the server\'s --token-file>', code: 'unauthorized' });
+      return reply.code(401).header('www-authenticate', 'Bearer').send({
+        error: "missing or wrong bearer token; send Authorization: Bearer <the token in the server's --token-file>",
+        code: 'unauthorized',
+      });
     }
     if (code === 'SMOLVM_FORBIDDEN_HOST') {
-      return reply.code(403).send({ error: 'this server answers only requests addressed to localhost or a loopback address; start it with --token-file to serve other names', code: 'forbidden-host' });
+      return reply.code(403).send({
+        error:
+          'this server answers only requests addressed to localhost or a loopback address; start it with --token-file to serve other names',
+        code: 'forbidden-host',
+      });
     }
     const mapped = toHttpError(err);
     if (mapped.status >= 500 && mapped.body.code === 'internal') options.onInternalError?.(err);
     return reply.code(mapped.status).send(mapped.body);
   });
 
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}; see GET /api/v1/openapi.json`, code: 'no-such-route' }));
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({
+      error: `no route ${request.method} ${request.url.split('?')[0]}; see GET /api/v1/openapi.json`,
+      code: 'no-such-route',
+    }),
+  );
 
   // Every route can be refused before it runs (auth, Host) or fail unexpectedly: declared once here.
   app.addHook('onRoute', (route) => {
@@ -93,7 +118,17 @@ export async function createApiServer(ctx: ApiContext, options: ApiServerOptions
 
   registerRoutes(app, ctx);
 
-  app.get('/api/v1/openapi.json', { schema: { tags: ['meta'], summary: 'This OpenAPI 3.1 document', response: { 200: { type: 'object', additionalProperties: true } } } }, async () => app.swagger());
+  app.get(
+    '/api/v1/openapi.json',
+    {
+      schema: {
+        tags: ['meta'],
+        summary: 'This OpenAPI 3.1 document',
+        response: { 200: { type: 'object', additionalProperties: true } },
+      },
+    },
+    async () => app.swagger(),
+  );
 
   await app.ready();
   return app;
@@ -105,7 +140,14 @@ export async function openApiDocument(): Promise<Record<string, unknown>> {
   const unused = (): never => {
     throw new Error('the OpenAPI document server serves no requests');
   };
-  const ctx = { get machines(): never { return unused(); }, pull: unused, base: unused, shutdown: new AbortController().signal } as ApiContext;
+  const ctx = {
+    get machines(): never {
+      return unused();
+    },
+    pull: unused,
+    base: unused,
+    shutdown: new AbortController().signal,
+  } as ApiContext;
   const app = await createApiServer(ctx);
   try {
     return app.swagger() as unknown as Record<string, unknown>;

@@ -8,7 +8,11 @@ export class SseStream {
   private ended = false;
 
   constructor(private readonly res: ServerResponse) {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
     res.flushHeaders();
     res.on('close', () => (this.ended = true));
   }
@@ -20,7 +24,10 @@ export class SseStream {
   /** Sends one event; `data` may hold newlines (each line becomes a `data:` line; CR and CRLF arrive as LF). False: wait for drain. */
   send(event: string, data: string): boolean {
     if (this.closed) return true;
-    const lines = data.split(/\r\n|\r|\n/).map((l) => `data: ${l}\n`).join('');
+    const lines = data
+      .split(/\r\n|\r|\n/)
+      .map((l) => `data: ${l}\n`)
+      .join('');
     return this.res.write(`event: ${event}\n${lines}\n`);
   }
 

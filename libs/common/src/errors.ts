@@ -37,8 +37,15 @@ export class ConfigError extends UsageError {
   readonly line?: number;
   readonly keyPath?: string;
 
-  constructor(message: string, where: { file?: string; line?: number; keyPath?: string } = {}, options: SmolvmErrorOptions = {}) {
-    const location = [where.file && (where.line ? `${where.file}:${where.line}` : where.file), where.keyPath && `'${where.keyPath}'`]
+  constructor(
+    message: string,
+    where: { file?: string; line?: number; keyPath?: string } = {},
+    options: SmolvmErrorOptions = {},
+  ) {
+    const location = [
+      where.file && (where.line ? `${where.file}:${where.line}` : where.file),
+      where.keyPath && `'${where.keyPath}'`,
+    ]
       .filter(Boolean)
       .join(': ');
     super(location ? `${location}: ${message}` : message, options);

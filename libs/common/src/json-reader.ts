@@ -82,7 +82,12 @@ export class JsonReader {
   /** A string of `minLength` to `maxLength` characters. */
   str(key: string, maxLength = MAX_STRING, minLength = 0): string {
     const v = this.value[key];
-    if (typeof v !== 'string' || v.length > maxLength || v.length < minLength || (this.options.rejectNul && v.includes('\0'))) {
+    if (
+      typeof v !== 'string' ||
+      v.length > maxLength ||
+      v.length < minLength ||
+      (this.options.rejectNul && v.includes('\0'))
+    ) {
       this.fail(key, `${minLength > 0 ? 'a non-empty string' : 'a string'} of at most ${maxLength} characters`);
     }
     return v;
@@ -108,7 +113,8 @@ export class JsonReader {
 
   literal<T extends string>(key: string, allowed: readonly T[]): T {
     const v = this.value[key];
-    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) this.fail(key, `one of ${allowed.join(', ')}`);
+    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v))
+      this.fail(key, `one of ${allowed.join(', ')}`);
     return v as T;
   }
 
@@ -116,13 +122,26 @@ export class JsonReader {
    * A list of strings. `item` adds a check of each (say, KEY=VALUE); `expected` then says in
    * words what the list must be.
    */
-  strArray(key: string, limits: { maxItems?: number; maxLength?: number; minLength?: number } = {}, item?: (s: string) => boolean, expected?: string): string[] {
+  strArray(
+    key: string,
+    limits: { maxItems?: number; maxLength?: number; minLength?: number } = {},
+    item?: (s: string) => boolean,
+    expected?: string,
+  ): string[] {
     const { maxItems = 4096, maxLength = 131072, minLength = 0 } = limits;
     const v = this.value[key];
     const ok = (s: unknown): s is string =>
-      typeof s === 'string' && s.length <= maxLength && s.length >= minLength && !(this.options.rejectNul && s.includes('\0')) && (!item || item(s));
+      typeof s === 'string' &&
+      s.length <= maxLength &&
+      s.length >= minLength &&
+      !(this.options.rejectNul && s.includes('\0')) &&
+      (!item || item(s));
     if (!Array.isArray(v) || v.length > maxItems || !v.every(ok)) {
-      this.fail(key, expected ?? `a list of at most ${maxItems} ${minLength > 0 ? 'non-empty strings' : 'strings'} of at most ${maxLength} characters`);
+      this.fail(
+        key,
+        expected ??
+          `a list of at most ${maxItems} ${minLength > 0 ? 'non-empty strings' : 'strings'} of at most ${maxLength} characters`,
+      );
     }
     return [...v];
   }

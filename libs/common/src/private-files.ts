@@ -34,9 +34,11 @@ export function ensurePrivateDir(dir: string): void {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   // A symlink of this user (or root) may move the directory elsewhere; what it points at must be ours.
   const link = fs.lstatSync(dir);
-  if (link.isSymbolicLink() && link.uid !== myUid(link) && link.uid !== 0) throw new UntrustedPathError(dir, `is a symbolic link of uid ${link.uid}`);
+  if (link.isSymbolicLink() && link.uid !== myUid(link) && link.uid !== 0)
+    throw new UntrustedPathError(dir, `is a symbolic link of uid ${link.uid}`);
   const st = link.isSymbolicLink() ? fs.statSync(dir) : link;
-  if (!st.isDirectory()) throw new SmolvmError(`${dir} is not a directory`, { remedy: `remove it (rm ${dir}) and try again` });
+  if (!st.isDirectory())
+    throw new SmolvmError(`${dir} is not a directory`, { remedy: `remove it (rm ${dir}) and try again` });
   if (st.uid !== myUid(st)) throw new UntrustedPathError(dir, `belongs to uid ${st.uid}`);
   if ((st.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
 }
@@ -65,15 +67,20 @@ function ownWeakness(st: fs.Stats): string | undefined {
  */
 export function assertTrustedPath(file: string, root: string, kind: 'file' | 'dir' = 'file'): void {
   if (!path.isAbsolute(file) || !path.isAbsolute(root)) throw new UntrustedPathError(file, 'is not an absolute path');
-  if (path.normalize(file) !== file || file.split(path.sep).includes('..')) throw new UntrustedPathError(file, 'is not a normalised path');
+  if (path.normalize(file) !== file || file.split(path.sep).includes('..'))
+    throw new UntrustedPathError(file, 'is not a normalised path');
   const rel = path.relative(root, file);
-  if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) throw new UntrustedPathError(file, `is outside ${root}`);
+  if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel))
+    throw new UntrustedPathError(file, `is outside ${root}`);
   const realRoot = fs.realpathSync(root);
   for (let dir = path.dirname(realRoot); ; dir = path.dirname(dir)) {
     const st = fs.lstatSync(dir);
     if (st.uid !== myUid(st) && st.uid !== 0) throw new UntrustedPathError(dir, `belongs to uid ${st.uid}`);
     if ((st.mode & WRITABLE_BY_OTHERS) !== 0 && (st.mode & STICKY) === 0) {
-      throw new UntrustedPathError(dir, `is writable by others without the sticky bit (mode ${(st.mode & 0o7777).toString(8)})`);
+      throw new UntrustedPathError(
+        dir,
+        `is writable by others without the sticky bit (mode ${(st.mode & 0o7777).toString(8)})`,
+      );
     }
     if (dir === path.dirname(dir)) break;
   }
@@ -90,8 +97,10 @@ export function assertTrustedPath(file: string, root: string, kind: 'file' | 'di
     // Not a question of trust but of kind: an error like the one opening it would raise.
     if (last ? (kind === 'dir' ? !st.isDirectory() : !st.isFile()) : !st.isDirectory()) {
       const wanted = last && kind === 'file' ? 'regular file' : 'directory';
-      throw Object.assign(new Error(`${shown} is not a ${wanted}`), { code: wanted === 'directory' ? 'ENOTDIR' : 'EINVAL', path: shown });
+      throw Object.assign(new Error(`${shown} is not a ${wanted}`), {
+        code: wanted === 'directory' ? 'ENOTDIR' : 'EINVAL',
+        path: shown,
+      });
     }
   }
 }
-

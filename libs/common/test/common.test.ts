@@ -39,7 +39,11 @@ describe('errors', () => {
 
 describe('dirs', () => {
   it('puts everything under SMOLVM_HOME when set', () => {
-    expect(smolvmDirs({ SMOLVM_HOME: '/x/home' })).toEqual({ data: '/x/home/data', cache: '/x/home/cache', config: '/x/home/config' });
+    expect(smolvmDirs({ SMOLVM_HOME: '/x/home' })).toEqual({
+      data: '/x/home/data',
+      cache: '/x/home/cache',
+      config: '/x/home/config',
+    });
   });
   it('follows XDG and ignores relative XDG values', () => {
     const dirs = smolvmDirs({ XDG_DATA_HOME: '/d', XDG_CACHE_HOME: 'relative', XDG_CONFIG_HOME: '/c' });
@@ -96,9 +100,12 @@ describe('process identity', () => {
     // The shell becomes `sleep 5` (which never reaps) well before its child `sleep 0.3` ends.
     const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 5']);
     try {
-      const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+      const pid = Number(
+        await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))),
+      );
       const start = processStartTime(pid);
-      for (let i = 0; i < 100 && !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 100 && !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); i++)
+        await new Promise((r) => setTimeout(r, 20));
       expect(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')).toContain(') Z ');
       expect(isProcessAlive({ pid, startTime: start })).toBe(false);
       expect(isProcessAlive({ pid, startTime: null })).toBe(false);
@@ -111,7 +118,9 @@ describe('process identity', () => {
 describe('withTimeout', () => {
   it('passes a result through and rejects with what timed out', async () => {
     await expect(withTimeout(Promise.resolve(3), 1000, 'x')).resolves.toBe(3);
-    await expect(withTimeout(new Promise(() => undefined), 20, 'the agent ping')).rejects.toThrow('the agent ping timed out after 0.02 s');
+    await expect(withTimeout(new Promise(() => undefined), 20, 'the agent ping')).rejects.toThrow(
+      'the agent ping timed out after 0.02 s',
+    );
   });
 });
 

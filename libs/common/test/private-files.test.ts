@@ -101,15 +101,18 @@ describe('assertTrustedPath', () => {
     expect(why()).toBe(`refusing ${path.join(root, 'a', 'b')}: it belongs to uid 65534`);
   });
 
-  rootOnly('refuses a root whose parent another user can replace it in (no sticky bit), but not in a sticky one like /tmp', () => {
-    fs.chmodSync(tmp, 0o777);
-    expect(why()).toMatch(/^refusing .*: it is writable by others without the sticky bit \(mode 777\)/);
-    fs.chmodSync(tmp, 0o1777);
-    expect(why()).toBe('trusted');
-    fs.chmodSync(tmp, 0o700);
-    fs.chownSync(tmp, OTHER, OTHER);
-    expect(why()).toMatch(/belongs to uid 65534/);
-  });
+  rootOnly(
+    'refuses a root whose parent another user can replace it in (no sticky bit), but not in a sticky one like /tmp',
+    () => {
+      fs.chmodSync(tmp, 0o777);
+      expect(why()).toMatch(/^refusing .*: it is writable by others without the sticky bit \(mode 777\)/);
+      fs.chmodSync(tmp, 0o1777);
+      expect(why()).toBe('trusted');
+      fs.chmodSync(tmp, 0o700);
+      fs.chownSync(tmp, OTHER, OTHER);
+      expect(why()).toMatch(/belongs to uid 65534/);
+    },
+  );
 
   it('refuses symlinks below the root: the file, or a directory on the way', () => {
     const real = path.join(tmp, 'real.json');
@@ -128,7 +131,9 @@ describe('assertTrustedPath', () => {
     expect(why(`${root}/a/../a/b/file.json`)).toMatch(/is not a normalised path/);
     expect(why('a/b/file.json')).toMatch(/is not an absolute path/);
     expect(why(path.join(tmp, 'elsewhere'))).toMatch(/is outside/);
-    expect(() => assertTrustedPath(path.join(root, 'a'), root)).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/is not a regular file/) }));
+    expect(() => assertTrustedPath(path.join(root, 'a'), root)).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/is not a regular file/) }),
+    );
     expect(() => assertTrustedPath(path.join(file, 'x'), root)).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
     expect(() => assertTrustedPath(path.join(root, 'missing'), root)).toThrow(/ENOENT/);
   });
@@ -141,6 +146,8 @@ describe('assertTrustedPath', () => {
     } catch (e) {
       err = e;
     }
-    expect(formatError(err)).toMatch(/^error: refusing .*file\.json: it is writable by its group and other users \(mode 666\); remove it, or make it/);
+    expect(formatError(err)).toMatch(
+      /^error: refusing .*file\.json: it is writable by its group and other users \(mode 666\); remove it, or make it/,
+    );
   });
 });

@@ -27,22 +27,34 @@ export function parseCidr(spec: string): Cidr {
   const bytes = family === 6 ? parseIPv6(addressText) : parseIPv4(addressText);
   if (!bytes) {
     if (family === 4 && /[a-z]/i.test(addressText) && !/^[\d.]+$/.test(addressText)) {
-      throw invalid('CIDR', spec, 'looks like a hostname, not an IP address', 'put hostnames in the host allow list (--allow-host or [network] allow_hosts)');
+      throw invalid(
+        'CIDR',
+        spec,
+        'looks like a hostname, not an IP address',
+        'put hostnames in the host allow list (--allow-host or [network] allow_hosts)',
+      );
     }
     throw invalid('CIDR', spec, `"${addressText}" is not a valid IPv${family} address`, REMEDY);
   }
   const maxPrefix = family === 4 ? 32 : 128;
   let prefix = maxPrefix;
   if (prefixText !== undefined) {
-    if (!/^(0|[1-9]\d{0,2})$/.test(prefixText)) throw invalid('CIDR', spec, `prefix "${prefixText}" is not a number`, REMEDY);
+    if (!/^(0|[1-9]\d{0,2})$/.test(prefixText))
+      throw invalid('CIDR', spec, `prefix "${prefixText}" is not a number`, REMEDY);
     prefix = Number(prefixText);
-    if (prefix > maxPrefix) throw invalid('CIDR', spec, `prefix /${prefix} is larger than /${maxPrefix} for IPv${family}`, REMEDY);
+    if (prefix > maxPrefix)
+      throw invalid('CIDR', spec, `prefix /${prefix} is larger than /${maxPrefix} for IPv${family}`, REMEDY);
   }
   const format = family === 4 ? formatIPv4 : formatIPv6;
   const network = maskBytes(bytes, prefix);
   const address = format(network);
   if (network.some((b, i) => b !== bytes[i])) {
-    throw invalid('CIDR', spec, `host bits are set; the network containing it is ${address}/${prefix}`, `write ${address}/${prefix}, or ${format(bytes)}/${maxPrefix} for the single address`);
+    throw invalid(
+      'CIDR',
+      spec,
+      `host bits are set; the network containing it is ${address}/${prefix}`,
+      `write ${address}/${prefix}, or ${format(bytes)}/${maxPrefix} for the single address`,
+    );
   }
   return { family, address, prefix, cidr: `${address}/${prefix}` };
 }

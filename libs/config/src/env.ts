@@ -11,7 +11,8 @@ const REMEDY = 'write NAME=VALUE where NAME is letters, digits and _ and does no
 
 function checkName(spec: string, name: string): void {
   if (name === '') throw invalid('environment variable', spec, 'name is empty', REMEDY);
-  if (!NAME.test(name)) throw invalid('environment variable', spec, `name "${name}" is not a valid variable name`, REMEDY);
+  if (!NAME.test(name))
+    throw invalid('environment variable', spec, `name "${name}" is not a valid variable name`, REMEDY);
 }
 
 /** Strict `NAME=VALUE` (Smolfile entries): the value may be empty and may contain "=". */
@@ -30,12 +31,20 @@ export function parseEnvEntry(spec: string): EnvVar {
  * way to hand a secret to the VM without it landing in shell history). A bare NAME that is not
  * set on the host is an error rather than silently dropped, so a typo cannot go unnoticed.
  */
-export function parseEnvFlag(spec: string, hostEnv: Readonly<Record<string, string | undefined>> = process.env): EnvVar {
+export function parseEnvFlag(
+  spec: string,
+  hostEnv: Readonly<Record<string, string | undefined>> = process.env,
+): EnvVar {
   if (spec.includes('=')) return parseEnvEntry(spec);
   checkName(spec, spec);
   const value = hostEnv[spec];
   if (value === undefined) {
-    throw invalid('environment variable', spec, `no "=" and ${spec} is not set on the host`, `write ${spec}=VALUE, or export ${spec} before running smolvm`);
+    throw invalid(
+      'environment variable',
+      spec,
+      `no "=" and ${spec} is not set on the host`,
+      `write ${spec}=VALUE, or export ${spec} before running smolvm`,
+    );
   }
   return { name: spec, value };
 }

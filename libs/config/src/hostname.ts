@@ -15,20 +15,36 @@ export function parseAllowHost(spec: string): string {
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(spec);
   if (scheme) {
     const rest = spec.slice(scheme[0].length).split(/[/:?#]/)[0];
-    throw invalid('hostname', spec, 'contains a URL scheme', `write only the hostname, e.g. ${rest || 'api.stripe.com'}`);
+    throw invalid(
+      'hostname',
+      spec,
+      'contains a URL scheme',
+      `write only the hostname, e.g. ${rest || 'api.stripe.com'}`,
+    );
   }
   if (spec.includes('*')) {
-    throw invalid('hostname', spec, 'wildcards are not supported because hosts are resolved once at VM start', 'list each hostname the VM needs, e.g. api.example.com');
+    throw invalid(
+      'hostname',
+      spec,
+      'wildcards are not supported because hosts are resolved once at VM start',
+      'list each hostname the VM needs, e.g. api.example.com',
+    );
   }
   const unbracketed = spec.replace(/^\[(.*)\]$/, '$1');
   if (parseIPv4(spec) || /^[\d.]+$/.test(spec) || (unbracketed.includes(':') && parseIPv6(unbracketed))) {
     throw invalid('hostname', spec, 'is an IP address, not a hostname', CIDR_REMEDY);
   }
   if (spec.includes('/')) throw invalid('hostname', spec, 'contains a path', REMEDY);
-  if (spec.includes(':')) throw invalid('hostname', spec, 'contains a port; egress filtering applies to all ports of a host', REMEDY);
+  if (spec.includes(':'))
+    throw invalid('hostname', spec, 'contains a port; egress filtering applies to all ports of a host', REMEDY);
   // eslint-disable-next-line no-control-regex
   if (/[^\x00-\x7f]/.test(spec)) {
-    throw invalid('hostname', spec, 'contains non-ASCII characters', 'write internationalized names in their punycode (xn--) form');
+    throw invalid(
+      'hostname',
+      spec,
+      'contains non-ASCII characters',
+      'write internationalized names in their punycode (xn--) form',
+    );
   }
   const host = spec.toLowerCase().replace(/\.$/, '');
   if (host.length > 253) throw invalid('hostname', spec, `is ${host.length} characters long; the limit is 253`, REMEDY);

@@ -3,7 +3,14 @@
 export * from './defaults';
 
 export { parseSmolfile, loadSmolfile, type ParseSmolfileOptions } from './smolfile/load';
-export type { Smolfile, SmolfileNetwork, SmolfileDev, SmolfileArtifact, SmolfileAuth, HealthCheck } from './smolfile/types';
+export type {
+  Smolfile,
+  SmolfileNetwork,
+  SmolfileDev,
+  SmolfileArtifact,
+  SmolfileAuth,
+  HealthCheck,
+} from './smolfile/types';
 export { SMOLFILE_KEYS, SMOLFILE_TABLES } from './smolfile/schema';
 // The TOML key -> line scanner, for other TOML files that want file:line errors too.
 export { KeyLocator } from './smolfile/key-locator';

@@ -16,7 +16,26 @@ const REMEDY = 'write OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8';
  */
 const VARIANTS: Record<string, readonly string[]> = {
   amd64: ['v1', 'v2', 'v3', 'v4'],
-  arm64: ['v8', 'v8.0', 'v8.1', 'v8.2', 'v8.3', 'v8.4', 'v8.5', 'v8.6', 'v8.7', 'v8.8', 'v8.9', 'v9', 'v9.0', 'v9.1', 'v9.2', 'v9.3', 'v9.4', 'v9.5'],
+  arm64: [
+    'v8',
+    'v8.0',
+    'v8.1',
+    'v8.2',
+    'v8.3',
+    'v8.4',
+    'v8.5',
+    'v8.6',
+    'v8.7',
+    'v8.8',
+    'v8.9',
+    'v9',
+    'v9.0',
+    'v9.1',
+    'v9.2',
+    'v9.3',
+    'v9.4',
+    'v9.5',
+  ],
 };
 
 /** Names people type from `uname -m` that OCI spells differently. Suggested, never rewritten. */
@@ -40,7 +59,12 @@ export function parsePlatform(spec: string): Platform {
   if (!split) throw invalid('platform', spec, 'expected OS/ARCH or OS/ARCH/VARIANT', REMEDY);
   const { os, architecture, variant } = split;
   if (os !== 'linux') {
-    throw invalid('platform', spec, `OS "${os}" is not supported; smolvm guests run Linux`, `write linux/${architecture || 'amd64'}`);
+    throw invalid(
+      'platform',
+      spec,
+      `OS "${os}" is not supported; smolvm guests run Linux`,
+      `write linux/${architecture || 'amd64'}`,
+    );
   }
   const variants = VARIANTS[architecture];
   if (!variants) {
@@ -50,7 +74,12 @@ export function parsePlatform(spec: string): Platform {
   }
   if (variant === undefined) return { os, architecture };
   if (!variants.includes(variant)) {
-    throw invalid('platform', spec, `variant "${variant}" is not valid for ${architecture}`, `use one of ${variants.filter((v) => !v.includes('.')).join(', ')}, or omit the variant`);
+    throw invalid(
+      'platform',
+      spec,
+      `variant "${variant}" is not valid for ${architecture}`,
+      `use one of ${variants.filter((v) => !v.includes('.')).join(', ')}, or omit the variant`,
+    );
   }
   return { os, architecture, variant };
 }

@@ -23,12 +23,14 @@ interface Conventions {
 const IMAGE: Conventions = {
   kind: 'image reference',
   defaultRegistry: DEFAULT_IMAGE_REGISTRY,
-  examples: 'write a reference such as alpine, python:3.12-alpine, ghcr.io/org/app:v1 or localhost:5000/app@sha256:<64 hex>',
+  examples:
+    'write a reference such as alpine, python:3.12-alpine, ghcr.io/org/app:v1 or localhost:5000/app@sha256:<64 hex>',
 };
 const ARTIFACT: Conventions = {
   kind: 'artifact reference',
   defaultRegistry: DEFAULT_ARTIFACT_REGISTRY,
-  examples: 'write a reference such as python-dev, python-dev:v1.0, binsquare/custom:v1 or smolmachines.com/python-dev:latest',
+  examples:
+    'write a reference such as python-dev, python-dev:v1.0, binsquare/custom:v1 or smolmachines.com/python-dev:latest',
 };
 
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
@@ -94,10 +96,21 @@ function parseRegistry(input: string, registry: string, c: Conventions): string 
 function checkRepository(input: string, repository: string, c: Conventions): void {
   if (repository === '') throw invalid(c.kind, input, 'repository name is empty', c.examples);
   for (const component of repository.split('/')) {
-    if (component === '') throw invalid(c.kind, input, 'repository has an empty path component ("//" or a leading/trailing "/")', c.examples);
+    if (component === '')
+      throw invalid(
+        c.kind,
+        input,
+        'repository has an empty path component ("//" or a leading/trailing "/")',
+        c.examples,
+      );
     if (PATH_COMPONENT.test(component)) continue;
     if (PATH_COMPONENT.test(component.toLowerCase())) {
-      throw invalid(c.kind, input, `repository component "${component}" must be lowercase`, `write ${component.toLowerCase()}`);
+      throw invalid(
+        c.kind,
+        input,
+        `repository component "${component}" must be lowercase`,
+        `write ${component.toLowerCase()}`,
+      );
     }
     throw invalid(
       c.kind,
@@ -112,7 +125,8 @@ function parseReference(input: string, c: Conventions): ImageReference {
   if (input === '') throw invalid(c.kind, input, 'is empty', c.examples);
   if (/\s/.test(input)) throw invalid(c.kind, input, 'contains whitespace', c.examples);
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(input);
-  if (scheme) throw invalid(c.kind, input, `contains a URL scheme "${scheme[0]}"`, `remove it: ${input.slice(scheme[0].length)}`);
+  if (scheme)
+    throw invalid(c.kind, input, `contains a URL scheme "${scheme[0]}"`, `remove it: ${input.slice(scheme[0].length)}`);
 
   let rest = input;
   let digest: string | undefined;
@@ -133,7 +147,8 @@ function parseReference(input: string, c: Conventions): ImageReference {
     rest = rest.slice(0, tagColon);
     const tagRemedy = 'a tag is up to 128 letters, digits, "_", "." and "-", not starting with "." or "-", e.g. v1.0';
     if (tag === '') throw invalid(c.kind, input, 'tag after ":" is empty', tagRemedy);
-    if (tag.length > 128) throw invalid(c.kind, input, `tag is ${tag.length} characters long; the limit is 128`, tagRemedy);
+    if (tag.length > 128)
+      throw invalid(c.kind, input, `tag is ${tag.length} characters long; the limit is 128`, tagRemedy);
     if (!TAG.test(tag)) throw invalid(c.kind, input, `tag "${tag}" is invalid`, tagRemedy);
   }
 
@@ -153,7 +168,12 @@ function parseReference(input: string, c: Conventions): ImageReference {
   if (registry === DEFAULT_IMAGE_REGISTRY && !repository.includes('/')) repository = `library/${repository}`;
   const name = `${registry}/${repository}`;
   if (name.length > MAX_REFERENCE_NAME_LENGTH) {
-    throw invalid(c.kind, input, `name "${name}" is ${name.length} characters long; the limit is ${MAX_REFERENCE_NAME_LENGTH}`, 'use a shorter repository name');
+    throw invalid(
+      c.kind,
+      input,
+      `name "${name}" is ${name.length} characters long; the limit is ${MAX_REFERENCE_NAME_LENGTH}`,
+      'use a shorter repository name',
+    );
   }
   const ref: ImageReference = { registry, repository };
   if (tag !== undefined) ref.tag = tag;
@@ -170,8 +190,14 @@ export function parseImageReference(input: string): ImageReference {
  * Parses a machine artifact reference. A name without a registry goes to `defaultRegistry`
  * (DEFAULT_ARTIFACT_REGISTRY unless the user configured another), and never gets `library/`.
  */
-export function parseArtifactReference(input: string, defaultRegistry: string = DEFAULT_ARTIFACT_REGISTRY): ImageReference {
-  return parseReference(input, defaultRegistry === DEFAULT_ARTIFACT_REGISTRY ? ARTIFACT : { ...ARTIFACT, defaultRegistry });
+export function parseArtifactReference(
+  input: string,
+  defaultRegistry: string = DEFAULT_ARTIFACT_REGISTRY,
+): ImageReference {
+  return parseReference(
+    input,
+    defaultRegistry === DEFAULT_ARTIFACT_REGISTRY ? ARTIFACT : { ...ARTIFACT, defaultRegistry },
+  );
 }
 
 /** Canonical `registry/repository[:tag][@digest]`, never abbreviated. */

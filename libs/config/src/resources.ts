@@ -1,13 +1,6 @@
 // CPU count, memory and disk sizes. Bare numbers keep the unit the reference documents
 // (memory in MiB, disks in GiB) so `memory = 1024` and `--memory 1024` mean the same thing.
-import {
-  MAX_CPUS,
-  MAX_DISK_GIB,
-  MAX_MEMORY_MIB,
-  MIN_CPUS,
-  MIN_DISK_GIB,
-  MIN_MEMORY_MIB,
-} from './defaults';
+import { MAX_CPUS, MAX_DISK_GIB, MAX_MEMORY_MIB, MIN_CPUS, MIN_DISK_GIB, MIN_MEMORY_MIB } from './defaults';
 import { invalid } from './invalid';
 
 const MEMORY_REMEDY = 'write a whole number of MiB or a size with a unit, e.g. 512, 512M, 2G or 2GiB';
@@ -15,16 +8,32 @@ const DISK_REMEDY = 'write a whole number of GiB or a size with a unit, e.g. 20,
 
 /** Decimal (MB/GB) suffixes are read as binary, as Docker does: nobody sizes VMs in powers of ten. */
 const MEMORY_UNITS: Record<string, number> = {
-  '': 1, k: 1 / 1024, kb: 1 / 1024, kib: 1 / 1024,
-  m: 1, mb: 1, mib: 1,
-  g: 1024, gb: 1024, gib: 1024,
-  t: 1024 * 1024, tb: 1024 * 1024, tib: 1024 * 1024,
+  '': 1,
+  k: 1 / 1024,
+  kb: 1 / 1024,
+  kib: 1 / 1024,
+  m: 1,
+  mb: 1,
+  mib: 1,
+  g: 1024,
+  gb: 1024,
+  gib: 1024,
+  t: 1024 * 1024,
+  tb: 1024 * 1024,
+  tib: 1024 * 1024,
 };
 
 const DISK_UNITS: Record<string, number> = {
-  '': 1, m: 1 / 1024, mb: 1 / 1024, mib: 1 / 1024,
-  g: 1, gb: 1, gib: 1,
-  t: 1024, tb: 1024, tib: 1024,
+  '': 1,
+  m: 1 / 1024,
+  mb: 1 / 1024,
+  mib: 1 / 1024,
+  g: 1,
+  gb: 1,
+  gib: 1,
+  t: 1024,
+  tb: 1024,
+  tib: 1024,
 };
 
 interface Quantity {
@@ -51,8 +60,10 @@ function parseQuantity(spec: string | number, q: Quantity): number {
   if (!Number.isFinite(value)) throw invalid(q.kind, input, 'not a finite number', q.remedy);
   if (value <= 0) throw invalid(q.kind, input, 'must be greater than zero', q.remedy);
   if (!Number.isInteger(value)) throw invalid(q.kind, input, `is not a whole number of ${q.unitName}`, q.remedy);
-  if (value < q.min) throw invalid(q.kind, input, `${value} ${q.unitName} is below the minimum of ${q.min} ${q.unitName}`, q.remedy);
-  if (value > q.max) throw invalid(q.kind, input, `${value} ${q.unitName} is above the maximum of ${q.max} ${q.unitName}`, q.remedy);
+  if (value < q.min)
+    throw invalid(q.kind, input, `${value} ${q.unitName} is below the minimum of ${q.min} ${q.unitName}`, q.remedy);
+  if (value > q.max)
+    throw invalid(q.kind, input, `${value} ${q.unitName} is above the maximum of ${q.max} ${q.unitName}`, q.remedy);
   return value;
 }
 

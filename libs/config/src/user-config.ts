@@ -26,7 +26,9 @@ function checkedReference(value: string, where: { file?: string; line?: number; 
   try {
     parseImageReference(value);
   } catch (err) {
-    throw new ConfigError(`is not an image reference: ${(err as Error).message}`, where, { remedy: 'name an image as for --image, e.g. alpine:3.20 or 127.0.0.1:5000/base:1' });
+    throw new ConfigError(`is not an image reference: ${(err as Error).message}`, where, {
+      remedy: 'name an image as for --image, e.g. alpine:3.20 or 127.0.0.1:5000/base:1',
+    });
   }
   return value;
 }
@@ -34,7 +36,11 @@ function checkedReference(value: string, where: { file?: string; line?: number; 
 /** SMOLVM_BASE_IMAGE, then config.toml; a missing file is an empty config. */
 export function loadUserConfig(env: NodeJS.ProcessEnv = process.env, file = userConfigPath(env)): UserConfig {
   const fromEnv = env.SMOLVM_BASE_IMAGE;
-  if (fromEnv !== undefined && fromEnv !== '') return { baseImage: checkedReference(fromEnv, { keyPath: 'SMOLVM_BASE_IMAGE' }), baseImageSource: 'SMOLVM_BASE_IMAGE' };
+  if (fromEnv !== undefined && fromEnv !== '')
+    return {
+      baseImage: checkedReference(fromEnv, { keyPath: 'SMOLVM_BASE_IMAGE' }),
+      baseImageSource: 'SMOLVM_BASE_IMAGE',
+    };
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -46,15 +52,18 @@ export function loadUserConfig(env: NodeJS.ProcessEnv = process.env, file = user
   try {
     doc = parse(text) as Record<string, unknown>;
   } catch (err) {
-    if (err instanceof TomlError) throw new ConfigError(err.message.split('\n')[0], { file, line: err.line }, { remedy: 'fix the TOML syntax' });
+    if (err instanceof TomlError)
+      throw new ConfigError(err.message.split('\n')[0], { file, line: err.line }, { remedy: 'fix the TOML syntax' });
     throw err;
   }
   const locator = new KeyLocator(text);
   const config: UserConfig = {};
   for (const [key, value] of Object.entries(doc)) {
     const where = { file, line: locator.line([key]), keyPath: key };
-    if (key !== 'base_image') throw new ConfigError(`unknown key '${key}'`, where, { remedy: 'the keys config.toml knows: base_image' });
-    if (typeof value !== 'string' || value === '') throw new ConfigError('must be an image reference string', where, { remedy: 'write base_image = "alpine:3.20"' });
+    if (key !== 'base_image')
+      throw new ConfigError(`unknown key '${key}'`, where, { remedy: 'the keys config.toml knows: base_image' });
+    if (typeof value !== 'string' || value === '')
+      throw new ConfigError('must be an image reference string', where, { remedy: 'write base_image = "alpine:3.20"' });
     config.baseImage = checkedReference(value, where);
     config.baseImageSource = file;
   }

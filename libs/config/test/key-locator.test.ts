@@ -5,7 +5,7 @@ describe('KeyLocator: line of a key path from the source text', () => {
   const src = [
     '# comment with [brackets] and key = "value"', // 1
     'image = "a]b#c"  # trailing', // 2
-    "cmd = ['[not a table]', \"x\\\"]\"]", // 3
+    'cmd = [\'[not a table]\', "x\\"]"]', // 3
     'env = [', // 4
     '  # a comment line inside the array', // 5
     '  "A=1",', // 6

@@ -27,7 +27,13 @@ const IMAGE: ImageRunSettings = {
 
 describe('defaults', () => {
   it('are the documented values', () => {
-    expect([DEFAULT_CPUS, DEFAULT_MEMORY_MIB, DEFAULT_STORAGE_GIB, DEFAULT_OVERLAY_GIB, DEFAULT_NET]).toEqual([4, 8192, 20, 2, false]);
+    expect([DEFAULT_CPUS, DEFAULT_MEMORY_MIB, DEFAULT_STORAGE_GIB, DEFAULT_OVERLAY_GIB, DEFAULT_NET]).toEqual([
+      4,
+      8192,
+      20,
+      2,
+      false,
+    ]);
   });
 
   it('a bare run with nothing set is a bare Alpine VM with defaults and no network', () => {
@@ -52,8 +58,15 @@ describe('defaults', () => {
 
 describe('merge rules of the reference', () => {
   it('image: --image > Smolfile image > none', () => {
-    expect(mergeRunOptions({ image: 'ubuntu' }, smol('image = "alpine"')).image).toEqual({ registry: 'docker.io', repository: 'library/ubuntu' });
-    expect(mergeRunOptions({}, smol('image = "alpine:3"')).image).toEqual({ registry: 'docker.io', repository: 'library/alpine', tag: '3' });
+    expect(mergeRunOptions({ image: 'ubuntu' }, smol('image = "alpine"')).image).toEqual({
+      registry: 'docker.io',
+      repository: 'library/ubuntu',
+    });
+    expect(mergeRunOptions({}, smol('image = "alpine:3"')).image).toEqual({
+      registry: 'docker.io',
+      repository: 'library/alpine',
+      tag: '3',
+    });
     expect(mergeRunOptions({}, smol('')).image).toBeUndefined();
   });
 
@@ -70,7 +83,10 @@ describe('merge rules of the reference', () => {
 
   it('argv is entrypoint then cmd; a Smolfile entrypoint keeps the image CMD, as the reference states', () => {
     expect(resolveRunConfig({}, smol('entrypoint = ["/app/run"]'), IMAGE).argv).toEqual(['/app/run', 'python3']);
-    expect(resolveRunConfig({ command: ['-v'] }, smol('entrypoint = ["/app/run"]'), IMAGE).argv).toEqual(['/app/run', '-v']);
+    expect(resolveRunConfig({ command: ['-v'] }, smol('entrypoint = ["/app/run"]'), IMAGE).argv).toEqual([
+      '/app/run',
+      '-v',
+    ]);
   });
 
   it('env: image env, then top-level, then [dev], then -e; later wins per name, first position kept', () => {
@@ -112,7 +128,12 @@ describe('merge rules of the reference', () => {
 
   it('cpus/memory: CLI > Smolfile > defaults; storage/overlay likewise', () => {
     const file = smol('cpus = 2\nmemory = 1024\nstorage = 40\noverlay = 4');
-    expect(mergeRunOptions({ cpus: 8, memory: '2G', storage: '30', overlay: 3 }, file)).toMatchObject({ cpus: 8, memoryMib: 2048, storageGib: 30, overlayGib: 3 });
+    expect(mergeRunOptions({ cpus: 8, memory: '2G', storage: '30', overlay: 3 }, file)).toMatchObject({
+      cpus: 8,
+      memoryMib: 2048,
+      storageGib: 30,
+      overlayGib: 3,
+    });
     expect(mergeRunOptions({}, file)).toMatchObject({ cpus: 2, memoryMib: 1024, storageGib: 40, overlayGib: 4 });
     expect(mergeRunOptions({}, smol(''))).toMatchObject({ cpus: 4, memoryMib: 8192, storageGib: 20, overlayGib: 2 });
   });
@@ -139,7 +160,11 @@ describe('merge rules of the reference', () => {
     expect(merged.network.allowHosts).toEqual(['api.stripe.com', 'github.com']);
     expect(merged.network.allowCidrs.map((c) => c.cidr)).toEqual(['10.0.0.0/8', '192.168.0.0/16']);
     expect(mergeRunOptions({}, smol('[network]\nallow_cidrs = ["10.0.0.0/8"]')).network.enabled).toBe(true);
-    expect(mergeRunOptions({ allowHosts: ['a.io'] }).network).toEqual({ enabled: true, allowHosts: ['a.io'], allowCidrs: [] });
+    expect(mergeRunOptions({ allowHosts: ['a.io'] }).network).toEqual({
+      enabled: true,
+      allowHosts: ['a.io'],
+      allowCidrs: [],
+    });
   });
 
   it('--outbound-localhost-only allows 127.0.0.0/8 and ::1 and implies networking', () => {
@@ -161,7 +186,10 @@ describe('merge rules of the reference', () => {
   });
 
   it('the full reference Smolfile resolves to the documented run config', () => {
-    const cfg = resolveRunConfig({ cwd: '/cwd' }, parseSmolfile(REFERENCE_SMOLFILE, '/proj/Smolfile'), { cmd: ['python3'], env: ['PATH=/bin'] });
+    const cfg = resolveRunConfig({ cwd: '/cwd' }, parseSmolfile(REFERENCE_SMOLFILE, '/proj/Smolfile'), {
+      cmd: ['python3'],
+      env: ['PATH=/bin'],
+    });
     expect(cfg).toMatchObject({
       image: { registry: 'docker.io', repository: 'library/python', tag: '3.12-alpine' },
       argv: ['/app/run', 'serve'],
@@ -186,10 +214,19 @@ describe('merge rules of the reference', () => {
       [{ memory: '10' }, 'invalid memory size "10": 10 MiB is below the minimum of 64 MiB'],
       [{ ports: ['0'] }, 'invalid port mapping "0": port 0 is out of range 1-65535'],
       [{ volumes: ['/x'] }, 'invalid volume "/x": missing ":GUEST" part'],
-      [{ env: ['NOPE_NOT_SET_ANYWHERE'], hostEnv: {} }, 'invalid environment variable "NOPE_NOT_SET_ANYWHERE": no "=" and NOPE_NOT_SET_ANYWHERE is not set on the host'],
+      [
+        { env: ['NOPE_NOT_SET_ANYWHERE'], hostEnv: {} },
+        'invalid environment variable "NOPE_NOT_SET_ANYWHERE": no "=" and NOPE_NOT_SET_ANYWHERE is not set on the host',
+      ],
       [{ workdir: 'rel' }, 'invalid workdir "rel": must be absolute (start with /)'],
-      [{ allowHosts: ['*.x.com'] }, 'invalid hostname "*.x.com": wildcards are not supported because hosts are resolved once at VM start'],
-      [{ allowCidrs: ['10.0.0.1/8'] }, 'invalid CIDR "10.0.0.1/8": host bits are set; the network containing it is 10.0.0.0/8'],
+      [
+        { allowHosts: ['*.x.com'] },
+        'invalid hostname "*.x.com": wildcards are not supported because hosts are resolved once at VM start',
+      ],
+      [
+        { allowCidrs: ['10.0.0.1/8'] },
+        'invalid CIDR "10.0.0.1/8": host bits are set; the network containing it is 10.0.0.0/8',
+      ],
       [{ init: [''] }, 'invalid init command "": it is empty'],
     ];
     for (const [cli, message] of cases) {
@@ -229,7 +266,13 @@ describe('resolveArtifactProfile (pack create)', () => {
         allowCidrs: [{ family: 4, address: '10.0.0.0', prefix: 8, cidr: '10.0.0.0/8' }],
       },
       sshAgent: true,
-      health: { exec: ['curl', '-f', 'http://127.0.0.1:8080/health'], intervalMs: 10_000, timeoutMs: 2_000, retries: 3, startupGraceMs: 20_000 },
+      health: {
+        exec: ['curl', '-f', 'http://127.0.0.1:8080/health'],
+        intervalMs: 10_000,
+        timeoutMs: 2_000,
+        retries: 3,
+        startupGraceMs: 20_000,
+      },
       platform: { os: 'linux', architecture: 'amd64' },
     });
   });
@@ -237,7 +280,9 @@ describe('resolveArtifactProfile (pack create)', () => {
   it('CLI > [artifact] > top level > defaults', () => {
     const file = smol('cpus = 2\nmemory = 1024\nentrypoint = ["/top"]\n[artifact]\nmemory = 4096');
     expect(resolveArtifactProfile({}, file)).toMatchObject({ cpus: 2, memoryMib: 4096, entrypoint: ['/top'] });
-    expect(resolveArtifactProfile({ cpus: '6', memory: '1G', image: 'alpine', platform: 'linux/arm64' }, file)).toMatchObject({
+    expect(
+      resolveArtifactProfile({ cpus: '6', memory: '1G', image: 'alpine', platform: 'linux/arm64' }, file),
+    ).toMatchObject({
       cpus: 6,
       memoryMib: 1024,
       image: { registry: 'docker.io', repository: 'library/alpine' },
@@ -255,7 +300,10 @@ describe('resolveArtifactProfile (pack create)', () => {
   });
 
   it('applies image metadata like a run config', () => {
-    const packed = applyImageConfig(resolveArtifactProfile({ image: 'python:3.12-alpine' }), { cmd: ['python3'], workingDir: '/' });
+    const packed = applyImageConfig(resolveArtifactProfile({ image: 'python:3.12-alpine' }), {
+      cmd: ['python3'],
+      workingDir: '/',
+    });
     expect(packed.argv).toEqual(['python3']);
     expect(packed.workdir).toBe('/');
   });

@@ -1,6 +1,15 @@
 import os from 'node:os';
 import { UsageError } from '@smolvm/common';
-import { mergeEnv, parseEnvEntry, parseEnvFlag, parseGuestPath, parsePort, parseVolume, type PortMapping, type VolumeMount } from '../src';
+import {
+  mergeEnv,
+  parseEnvEntry,
+  parseEnvFlag,
+  parseGuestPath,
+  parsePort,
+  parseVolume,
+  type PortMapping,
+  type VolumeMount,
+} from '../src';
 import { thrown } from './helpers';
 
 describe('parseVolume', () => {
@@ -44,9 +53,15 @@ describe('parseGuestPath (workdir)', () => {
   it('normalizes and allows / only when asked', () => {
     expect(parseGuestPath('/app//x/')).toBe('/app/x');
     expect(parseGuestPath('/', 'workdir', { allowRoot: true })).toBe('/');
-    expect(thrown(() => parseGuestPath('/', 'workdir')).message).toBe('invalid workdir "/": must not be the root directory /');
-    expect(thrown(() => parseGuestPath('app', 'workdir')).message).toBe('invalid workdir "app": must be absolute (start with /)');
-    expect(thrown(() => parseGuestPath('/a\0b')).message).toBe('invalid guest path "/a\\u0000b": contains a NUL character');
+    expect(thrown(() => parseGuestPath('/', 'workdir')).message).toBe(
+      'invalid workdir "/": must not be the root directory /',
+    );
+    expect(thrown(() => parseGuestPath('app', 'workdir')).message).toBe(
+      'invalid workdir "app": must be absolute (start with /)',
+    );
+    expect(thrown(() => parseGuestPath('/a\0b')).message).toBe(
+      'invalid guest path "/a\\u0000b": contains a NUL character',
+    );
   });
 });
 
@@ -75,7 +90,11 @@ describe('parsePort', () => {
     ['-1', 'port ranges are not supported', 'map each port separately, e.g. 8080:80'],
     ['8000-8010:8000-8010', 'port ranges are not supported', 'map each port separately, e.g. 8080:80'],
     ['127.0.0.1:8080:80', 'binding to a specific host address is not supported', 'write HOST:GUEST, e.g. 8080:80'],
-    ['53:53/udp', 'protocol "udp" is not supported; port forwarding is TCP only', 'drop the protocol suffix, e.g. 8080:80'],
+    [
+      '53:53/udp',
+      'protocol "udp" is not supported; port forwarding is TCP only',
+      'drop the protocol suffix, e.g. 8080:80',
+    ],
   ];
   it.each(bad)('rejects %j', (spec, why, remedy) => {
     const err = thrown(() => parsePort(spec));
@@ -114,14 +133,22 @@ describe('environment variables', () => {
     const err = thrown(() => parseEnvFlag('TOKEN', {}));
     expect(err.message).toBe('invalid environment variable "TOKEN": no "=" and TOKEN is not set on the host');
     expect(err.remedy).toBe('write TOKEN=VALUE, or export TOKEN before running smolvm');
-    expect(thrown(() => parseEnvFlag('1BAD', { '1BAD': 'x' })).message).toBe('invalid environment variable "1BAD": name "1BAD" is not a valid variable name');
+    expect(thrown(() => parseEnvFlag('1BAD', { '1BAD': 'x' })).message).toBe(
+      'invalid environment variable "1BAD": name "1BAD" is not a valid variable name',
+    );
   });
 
   it('mergeEnv: later wins per name, first position kept', () => {
     expect(
       mergeEnv(
-        [{ name: 'A', value: '1' }, { name: 'B', value: '2' }],
-        [{ name: 'C', value: '3' }, { name: 'A', value: 'x' }],
+        [
+          { name: 'A', value: '1' },
+          { name: 'B', value: '2' },
+        ],
+        [
+          { name: 'C', value: '3' },
+          { name: 'A', value: 'x' },
+        ],
       ),
     ).toEqual([
       { name: 'A', value: 'x' },

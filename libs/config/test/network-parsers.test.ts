@@ -12,7 +12,10 @@ describe('parseCidr', () => {
     ['::1', { family: 6, address: '::1', prefix: 128, cidr: '::1/128' }],
     ['fd00::/8', { family: 6, address: 'fd00::', prefix: 8, cidr: 'fd00::/8' }],
     ['2001:DB8:0:0::/32', { family: 6, address: '2001:db8::', prefix: 32, cidr: '2001:db8::/32' }],
-    ['2001:0db8:0000:0000:0000:0000:0000:0001', { family: 6, address: '2001:db8::1', prefix: 128, cidr: '2001:db8::1/128' }],
+    [
+      '2001:0db8:0000:0000:0000:0000:0000:0001',
+      { family: 6, address: '2001:db8::1', prefix: 128, cidr: '2001:db8::1/128' },
+    ],
     ['2001:db8:0:1:0:0:0:1', { family: 6, address: '2001:db8:0:1::1', prefix: 128, cidr: '2001:db8:0:1::1/128' }],
     ['2001:db8:1:0:1::/80', { family: 6, address: '2001:db8:1:0:1::', prefix: 80, cidr: '2001:db8:1:0:1::/80' }],
     ['::ffff:10.0.0.1', { family: 6, address: '::ffff:10.0.0.1', prefix: 128, cidr: '::ffff:10.0.0.1/128' }],
@@ -25,8 +28,16 @@ describe('parseCidr', () => {
 
   const REMEDY = 'write an IPv4 or IPv6 network as ADDRESS/PREFIX, e.g. 10.0.0.0/8 or fd00::/8, or a single address';
   const bad: Array<[string, string, string]> = [
-    ['10.1.2.3/8', 'host bits are set; the network containing it is 10.0.0.0/8', 'write 10.0.0.0/8, or 10.1.2.3/32 for the single address'],
-    ['fd00::1/8', 'host bits are set; the network containing it is fd00::/8', 'write fd00::/8, or fd00::1/128 for the single address'],
+    [
+      '10.1.2.3/8',
+      'host bits are set; the network containing it is 10.0.0.0/8',
+      'write 10.0.0.0/8, or 10.1.2.3/32 for the single address',
+    ],
+    [
+      'fd00::1/8',
+      'host bits are set; the network containing it is fd00::/8',
+      'write fd00::/8, or fd00::1/128 for the single address',
+    ],
     ['10.0.0.0/33', 'prefix /33 is larger than /32 for IPv4', REMEDY],
     ['::/129', 'prefix /129 is larger than /128 for IPv6', REMEDY],
     ['10.0.0.0/', 'prefix "" is not a number', REMEDY],
@@ -40,7 +51,11 @@ describe('parseCidr', () => {
     ['1::2::3', '"1::2::3" is not a valid IPv6 address', REMEDY],
     ['12345::', '"12345::" is not a valid IPv6 address', REMEDY],
     ['fe80::1%eth0', 'IPv6 zone ids are not allowed', REMEDY],
-    ['example.com', 'looks like a hostname, not an IP address', 'put hostnames in the host allow list (--allow-host or [network] allow_hosts)'],
+    [
+      'example.com',
+      'looks like a hostname, not an IP address',
+      'put hostnames in the host allow list (--allow-host or [network] allow_hosts)',
+    ],
   ];
   it.each(bad)('rejects %j', (spec, why, remedy) => {
     const err = thrown(() => parseCidr(spec));
@@ -66,7 +81,11 @@ describe('parseAllowHost', () => {
   const bad: Array<[string, string, string]> = [
     ['', 'is empty', REMEDY],
     ['https://api.stripe.com/v1', 'contains a URL scheme', 'write only the hostname, e.g. api.stripe.com'],
-    ['*.example.com', 'wildcards are not supported because hosts are resolved once at VM start', 'list each hostname the VM needs, e.g. api.example.com'],
+    [
+      '*.example.com',
+      'wildcards are not supported because hosts are resolved once at VM start',
+      'list each hostname the VM needs, e.g. api.example.com',
+    ],
     ['1.2.3.4', 'is an IP address, not a hostname', CIDR],
     ['::1', 'is an IP address, not a hostname', CIDR],
     ['[2001:db8::1]', 'is an IP address, not a hostname', CIDR],

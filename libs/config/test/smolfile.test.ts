@@ -6,7 +6,6 @@ import { DEFAULT_HEALTH_INTERVAL_MS, loadSmolfile, parseSmolfile, type Smolfile 
 import { REFERENCE_SMOLFILE } from './fixtures';
 import { thrown } from './helpers';
 
-
 describe('parseSmolfile: the reference example, every key', () => {
   it('parses every key into typed values', () => {
     const expected: Smolfile = {
@@ -35,8 +34,19 @@ describe('parseSmolfile: the reference example, every key', () => {
         env: [{ name: 'APP_MODE', value: 'dev' }],
         workdir: '/app',
       },
-      artifact: { cpus: 4, memoryMib: 2048, entrypoint: ['/app/run'], platform: { os: 'linux', architecture: 'amd64' } },
-      health: { exec: ['curl', '-f', 'http://127.0.0.1:8080/health'], intervalMs: 10_000, timeoutMs: 2_000, retries: 3, startupGraceMs: 20_000 },
+      artifact: {
+        cpus: 4,
+        memoryMib: 2048,
+        entrypoint: ['/app/run'],
+        platform: { os: 'linux', architecture: 'amd64' },
+      },
+      health: {
+        exec: ['curl', '-f', 'http://127.0.0.1:8080/health'],
+        intervalMs: 10_000,
+        timeoutMs: 2_000,
+        retries: 3,
+        startupGraceMs: 20_000,
+      },
       auth: { sshAgent: true },
     };
     expect(parseSmolfile(REFERENCE_SMOLFILE, '/proj/Smolfile')).toEqual(expected);
@@ -78,7 +88,9 @@ describe('parseSmolfile: the reference example, every key', () => {
   });
 
   it('normalizes and deduplicates allow lists', () => {
-    const smol = parseSmolfile('[network]\nallow_hosts = ["API.example.com", "api.example.com."]\nallow_cidrs = ["::1", "0:0::1/128"]');
+    const smol = parseSmolfile(
+      '[network]\nallow_hosts = ["API.example.com", "api.example.com."]\nallow_cidrs = ["::1", "0:0::1/128"]',
+    );
     expect(smol.network.allowHosts).toEqual(['api.example.com']);
     expect(smol.network.allowCidrs.map((c) => c.cidr)).toEqual(['::1/128']);
   });

@@ -1,4 +1,12 @@
-import { formatPlatform, parseCpus, parseDiskSize, parseDuration, parseMemory, parsePlatform, type Platform } from '../src';
+import {
+  formatPlatform,
+  parseCpus,
+  parseDiskSize,
+  parseDuration,
+  parseMemory,
+  parsePlatform,
+  type Platform,
+} from '../src';
 import { thrown } from './helpers';
 
 describe('parseMemory (MiB)', () => {
@@ -131,12 +139,20 @@ describe('parsePlatform', () => {
 
   it.each([
     ['linux', 'expected OS/ARCH or OS/ARCH/VARIANT', 'write OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8'],
-    ['linux/arm64/v8/x', 'expected OS/ARCH or OS/ARCH/VARIANT', 'write OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8'],
+    [
+      'linux/arm64/v8/x',
+      'expected OS/ARCH or OS/ARCH/VARIANT',
+      'write OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8',
+    ],
     ['windows/amd64', 'OS "windows" is not supported; smolvm guests run Linux', 'write linux/amd64'],
     ['linux/x86_64', 'architecture "x86_64" is not supported (supported: amd64, arm64)', 'did you mean linux/amd64?'],
     ['linux/aarch64', 'architecture "aarch64" is not supported (supported: amd64, arm64)', 'did you mean linux/arm64?'],
     ['linux/amd46', 'architecture "amd46" is not supported (supported: amd64, arm64)', 'did you mean linux/amd64?'],
-    ['linux/s390x', 'architecture "s390x" is not supported (supported: amd64, arm64)', 'write OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8'],
+    [
+      'linux/s390x',
+      'architecture "s390x" is not supported (supported: amd64, arm64)',
+      'write OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8',
+    ],
     ['linux/arm64/v7', 'variant "v7" is not valid for arm64', 'use one of v8, v9, or omit the variant'],
     ['linux/amd64/', 'variant "" is not valid for amd64', 'use one of v1, v2, v3, v4, or omit the variant'],
   ])('rejects %j', (spec, why, remedy) => {

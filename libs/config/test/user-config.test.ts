@@ -22,7 +22,10 @@ it('is empty without a file; reads base_image; SMOLVM_BASE_IMAGE wins', () => {
   expect(loadUserConfig({}, path.join(dir, 'missing.toml'))).toEqual({});
   const file = write('# my base\nbase_image = "alpine:3.20"\n');
   expect(loadUserConfig({}, file)).toEqual({ baseImage: 'alpine:3.20', baseImageSource: file });
-  expect(loadUserConfig({ SMOLVM_BASE_IMAGE: '127.0.0.1:5000/base:1' }, file)).toEqual({ baseImage: '127.0.0.1:5000/base:1', baseImageSource: 'SMOLVM_BASE_IMAGE' });
+  expect(loadUserConfig({ SMOLVM_BASE_IMAGE: '127.0.0.1:5000/base:1' }, file)).toEqual({
+    baseImage: '127.0.0.1:5000/base:1',
+    baseImageSource: 'SMOLVM_BASE_IMAGE',
+  });
 });
 
 it.each([
@@ -37,5 +40,7 @@ it.each([
 });
 
 it('refuses a SMOLVM_BASE_IMAGE that is no reference', () => {
-  expect(() => loadUserConfig({ SMOLVM_BASE_IMAGE: 'UPPER CASE' })).toThrow(/'SMOLVM_BASE_IMAGE': is not an image reference/);
+  expect(() => loadUserConfig({ SMOLVM_BASE_IMAGE: 'UPPER CASE' })).toThrow(
+    /'SMOLVM_BASE_IMAGE': is not an image reference/,
+  );
 });

@@ -133,7 +133,11 @@ export interface SnapshotCapability {
    * (returning the copies by disk id: what the saved state is checked against); then it runs on.
    * Throws SnapshotError (the VM running again) when it cannot.
    */
-  snapshotRunning?(handle: VmHandle, stateDir: string, whilePaused: () => Promise<Record<string, string>>): Promise<void>;
+  snapshotRunning?(
+    handle: VmHandle,
+    stateDir: string,
+    whilePaused: () => Promise<Record<string, string>>,
+  ): Promise<void>;
 }
 
 export interface RestoreOptions {

@@ -50,7 +50,10 @@ export class InvalidVmSpecError extends UsageError {
 /** A snapshot could not be saved or restored: damaged, made by another hypervisor build, or the wrong shape. */
 export class SnapshotError extends SmolvmError {
   constructor(message: string, options: SmolvmErrorOptions = {}) {
-    super(message, { remedy: options.remedy ?? 'start the VM with a cold boot (machine run --cold); the snapshot is rebuilt', cause: options.cause });
+    super(message, {
+      remedy: options.remedy ?? 'start the VM with a cold boot (machine run --cold); the snapshot is rebuilt',
+      cause: options.cause,
+    });
   }
 }
 

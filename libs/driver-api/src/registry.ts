@@ -21,7 +21,8 @@ export class DriverRegistry {
 
   /** Registration order is preference order. Registering a name again replaces it in place. */
   register(driver: Driver): void {
-    if (!/^[a-z][a-z0-9-]*$/.test(driver.name)) throw new Error(`driver name '${driver.name}' must be lowercase letters, digits and dashes`);
+    if (!/^[a-z][a-z0-9-]*$/.test(driver.name))
+      throw new Error(`driver name '${driver.name}' must be lowercase letters, digits and dashes`);
     const at = this.drivers.findIndex((d) => d.name === driver.name);
     if (at >= 0) this.drivers[at] = driver;
     else this.drivers.push(driver);
@@ -50,7 +51,12 @@ export class DriverRegistry {
     }
     if (name !== undefined) {
       const driver = this.get(name);
-      if (!driver) throw new UnknownDriverError(name, this.drivers.map((d) => d.name), source);
+      if (!driver)
+        throw new UnknownDriverError(
+          name,
+          this.drivers.map((d) => d.name),
+          source,
+        );
       const probe = await safeProbe(driver);
       if (!probe.available) {
         throw new DriverUnavailableError(driver.name, probe.reason ?? 'probe failed', { remedy: probe.remedy });

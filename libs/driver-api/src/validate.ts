@@ -35,27 +35,33 @@ export function validateVmSpec(spec: VmSpec, features?: DriverFeatures): void {
   const ids = new Set<string>();
   (spec.disks ?? []).forEach((disk, i) => {
     const field = `disks[${i}]`;
-    if (!DISK_ID.test(disk.id)) throw new InvalidVmSpecError(`${field}.id`, `'${disk.id}' must be 1-20 characters of A-Z a-z 0-9 _ . -`);
+    if (!DISK_ID.test(disk.id))
+      throw new InvalidVmSpecError(`${field}.id`, `'${disk.id}' must be 1-20 characters of A-Z a-z 0-9 _ . -`);
     if (ids.has(disk.id)) throw new InvalidVmSpecError(`${field}.id`, `'${disk.id}' is used twice`);
     ids.add(disk.id);
-    if (disk.format !== 'raw' && disk.format !== 'qcow2') throw new InvalidVmSpecError(`${field}.format`, `'${String(disk.format)}' is not supported (raw or qcow2)`);
-    if (disk.format === 'qcow2' && disk.range) throw new InvalidVmSpecError(`${field}.range`, 'a qcow2 disk is a whole file');
+    if (disk.format !== 'raw' && disk.format !== 'qcow2')
+      throw new InvalidVmSpecError(`${field}.format`, `'${String(disk.format)}' is not supported (raw or qcow2)`);
+    if (disk.format === 'qcow2' && disk.range)
+      throw new InvalidVmSpecError(`${field}.range`, 'a qcow2 disk is a whole file');
     checkFile(`${field}.path`, disk.path);
     if (disk.range) {
       checkInteger(`${field}.range.offset`, disk.range.offset, 0, Number.MAX_SAFE_INTEGER);
       checkInteger(`${field}.range.size`, disk.range.size, 1, Number.MAX_SAFE_INTEGER);
-      if (disk.range.offset + disk.range.size > (statOf(disk.path)?.size ?? 0)) throw new InvalidVmSpecError(`${field}.range`, `it ends past the end of ${disk.path}`);
+      if (disk.range.offset + disk.range.size > (statOf(disk.path)?.size ?? 0))
+        throw new InvalidVmSpecError(`${field}.range`, `it ends past the end of ${disk.path}`);
     }
   });
 
   const tags = new Set<string>();
   (spec.shares ?? []).forEach((share, i) => {
     const field = `shares[${i}]`;
-    if (!SHARE_TAG.test(share.tag)) throw new InvalidVmSpecError(`${field}.tag`, `'${share.tag}' must be 1-31 characters of A-Z a-z 0-9 _ . -`);
+    if (!SHARE_TAG.test(share.tag))
+      throw new InvalidVmSpecError(`${field}.tag`, `'${share.tag}' must be 1-31 characters of A-Z a-z 0-9 _ . -`);
     if (tags.has(share.tag)) throw new InvalidVmSpecError(`${field}.tag`, `'${share.tag}' is used twice`);
     tags.add(share.tag);
     checkPath(`${field}.hostPath`, share.hostPath);
-    if (!statOf(share.hostPath)?.isDirectory()) throw new InvalidVmSpecError(`${field}.hostPath`, `${share.hostPath} is not a directory`);
+    if (!statOf(share.hostPath)?.isDirectory())
+      throw new InvalidVmSpecError(`${field}.hostPath`, `${share.hostPath} is not a directory`);
   });
 
   checkListeningSocket('agent.socketPath', spec.agent.socketPath);
@@ -64,7 +70,9 @@ export function validateVmSpec(spec: VmSpec, features?: DriverFeatures): void {
     const mac = spec.network.mac;
     // Bit 0 of the first octet marks multicast: a NIC address must be unicast.
     if (!MAC.test(mac) || (parseInt(mac.slice(0, 2), 16) & 1) === 1) {
-      throw new InvalidVmSpecError('network.mac', `'${mac}' is not a unicast MAC address`, { remedy: 'use the form 52:54:00:12:34:56' });
+      throw new InvalidVmSpecError('network.mac', `'${mac}' is not a unicast MAC address`, {
+        remedy: 'use the form 52:54:00:12:34:56',
+      });
     }
   }
 
@@ -79,14 +87,26 @@ export function validateVmSpec(spec: VmSpec, features?: DriverFeatures): void {
 function checkFeatures(spec: VmSpec, features: DriverFeatures): void {
   const shares = spec.shares ?? [];
   if (shares.length > 0 && features.shares === 'none') {
-    throw new InvalidVmSpecError('shares', 'this driver cannot share host directories', { remedy: 'drop the volumes, or use a driver with shares' });
+    throw new InvalidVmSpecError('shares', 'this driver cannot share host directories', {
+      remedy: 'drop the volumes, or use a driver with shares',
+    });
   }
   const owned = shares.findIndex((s) => s.hostOwnership);
-  if (owned >= 0 && !features.shareOwnership) throw new InvalidVmSpecError(`shares[${owned}].hostOwnership`, "this driver's shares cannot carry host owners and modes");
+  if (owned >= 0 && !features.shareOwnership)
+    throw new InvalidVmSpecError(
+      `shares[${owned}].hostOwnership`,
+      "this driver's shares cannot carry host owners and modes",
+    );
   const ranged = (spec.disks ?? []).findIndex((d) => d.range);
-  if (ranged >= 0 && !features.diskRanges) throw new InvalidVmSpecError(`disks[${ranged}].range`, 'this driver cannot use a byte range of a file as a disk');
+  if (ranged >= 0 && !features.diskRanges)
+    throw new InvalidVmSpecError(`disks[${ranged}].range`, 'this driver cannot use a byte range of a file as a disk');
   if (spec.network && features.nic !== 'unix-stream') {
-    throw new InvalidVmSpecError('network', features.nic === 'none' ? 'this driver gives guests no NIC' : `this driver's NIC is ${features.nic}, not a unix stream socket`);
+    throw new InvalidVmSpecError(
+      'network',
+      features.nic === 'none'
+        ? 'this driver gives guests no NIC'
+        : `this driver's NIC is ${features.nic}, not a unix stream socket`,
+    );
   }
 }
 
@@ -97,7 +117,8 @@ function checkInteger(field: string, value: number, min: number, max: number): v
 }
 
 function checkPath(field: string, value: string): void {
-  if (typeof value !== 'string' || !path.isAbsolute(value)) throw new InvalidVmSpecError(field, `'${value}' is not an absolute path`);
+  if (typeof value !== 'string' || !path.isAbsolute(value))
+    throw new InvalidVmSpecError(field, `'${value}' is not an absolute path`);
   if (CONTROL.test(value)) throw new InvalidVmSpecError(field, `${JSON.stringify(value)} contains control characters`);
 }
 
@@ -111,7 +132,9 @@ function checkFile(field: string, value: string): void {
 function checkListeningSocket(field: string, value: string): void {
   checkPath(field, value);
   if (!statOf(value)?.isSocket()) {
-    throw new InvalidVmSpecError(field, `${value} is not a unix socket`, { remedy: 'listen on the socket before starting the VM' });
+    throw new InvalidVmSpecError(field, `${value} is not a unix socket`, {
+      remedy: 'listen on the socket before starting the VM',
+    });
   }
 }
 

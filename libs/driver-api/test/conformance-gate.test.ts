@@ -5,8 +5,24 @@ import * as conformance from '../src/conformance';
 import { meets, needs, undeclaredRequests } from '../src/conformance/gate';
 import type { DriverFeatures } from '../src';
 
-const qemu: DriverFeatures = { agentTransport: 'virtio-serial', shares: '9p', shareOwnership: true, diskLookup: 'serial', diskRanges: true, nic: 'unix-stream', snapshot: true };
-const firecrackerLike: DriverFeatures = { agentTransport: 'vsock', shares: 'none', shareOwnership: false, diskLookup: 'order', diskRanges: false, nic: 'tap', snapshot: true };
+const qemu: DriverFeatures = {
+  agentTransport: 'virtio-serial',
+  shares: '9p',
+  shareOwnership: true,
+  diskLookup: 'serial',
+  diskRanges: true,
+  nic: 'unix-stream',
+  snapshot: true,
+};
+const firecrackerLike: DriverFeatures = {
+  agentTransport: 'vsock',
+  shares: 'none',
+  shareOwnership: false,
+  diskLookup: 'order',
+  diskRanges: false,
+  nic: 'tap',
+  snapshot: true,
+};
 
 describe('conformance gating', () => {
   it('a test runs where its feature is declared, and only there', () => {
@@ -21,7 +37,9 @@ describe('conformance gating', () => {
   it('names the spec fields a driver must refuse: none for QEMU, each missing one otherwise', () => {
     expect(undeclaredRequests(qemu)).toEqual([]);
     expect(undeclaredRequests(firecrackerLike).map((r) => r.field)).toEqual(['shares', 'network', 'disks[0].range']);
-    expect(undeclaredRequests({ ...qemu, shareOwnership: false }).map((r) => r.field)).toEqual(['shares[0].hostOwnership']);
+    expect(undeclaredRequests({ ...qemu, shareOwnership: false }).map((r) => r.field)).toEqual([
+      'shares[0].hostOwnership',
+    ]);
   });
 
   it('is a test-only entry point, not part of the production index', () => {

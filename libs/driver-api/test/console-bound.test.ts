@@ -32,7 +32,10 @@ describe.each(roots)('on %s', (root) => {
       expect(st.size).toBeGreaterThan(written);
       expect(readLogTail(`/proc/self/fd/${reader}`, 1)).toEqual(['Kernel panic - not syncing: the last words']);
       fs.writeSync(writer, 'after the trim\n');
-      expect(readLogTail(`/proc/self/fd/${reader}`, 2)).toEqual(['Kernel panic - not syncing: the last words', 'after the trim']);
+      expect(readLogTail(`/proc/self/fd/${reader}`, 2)).toEqual([
+        'Kernel panic - not syncing: the last words',
+        'after the trim',
+      ]);
     } finally {
       fs.closeSync(writer);
       fs.closeSync(reader);

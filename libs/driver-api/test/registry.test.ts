@@ -28,7 +28,15 @@ function fake(name: string, probe: ProbeResult | (() => Promise<ProbeResult>)): 
 const up: ProbeResult = {
   available: true,
   accelerator: 'fake',
-  features: { agentTransport: 'virtio-serial', shares: 'none', shareOwnership: false, diskLookup: 'order', diskRanges: false, nic: 'none', snapshot: false },
+  features: {
+    agentTransport: 'virtio-serial',
+    shares: 'none',
+    shareOwnership: false,
+    diskLookup: 'order',
+    diskRanges: false,
+    nic: 'none',
+    snapshot: false,
+  },
 };
 const down = (reason: string, remedy?: string): ProbeResult => ({ available: false, reason, remedy });
 
@@ -76,7 +84,9 @@ describe('DriverRegistry.select', () => {
     reg.register(fake('hvf', down('hvf is only available on macOS', 'on Linux use the kvm driver')));
     const err = await reg.select({ name: 'hvf', env: {} }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DriverUnavailableError);
-    expect(formatError(err)).toBe("error: driver 'hvf' is not usable on this host: hvf is only available on macOS; on Linux use the kvm driver");
+    expect(formatError(err)).toBe(
+      "error: driver 'hvf' is not usable on this host: hvf is only available on macOS; on Linux use the kvm driver",
+    );
   });
 
   it('nothing usable: one error with every reason, and the first remedy', async () => {

@@ -80,7 +80,9 @@ describe('validateVmSpec', () => {
     expect(fieldOf({ disks: [{ ...disk, format: 'qcow2', range: { offset: 0, size: 4096 } }] })).toBe('disks[0].range');
     expect(fieldOf({ disks: [{ ...disk, range: { offset: -1, size: 1 } }] })).toBe('disks[0].range.offset');
     expect(fieldOf({ disks: [{ ...disk, range: { offset: 0, size: 0 } }] })).toBe('disks[0].range.size');
-    expect(fieldOf({ disks: [{ ...disk, range: { offset: 0, size: fs.statSync(disk.path).size + 1 } }] })).toBe('disks[0].range');
+    expect(fieldOf({ disks: [{ ...disk, range: { offset: 0, size: fs.statSync(disk.path).size + 1 } }] })).toBe(
+      'disks[0].range',
+    );
   });
 
   it('rejects bad shares', () => {
@@ -92,7 +94,9 @@ describe('validateVmSpec', () => {
 
   it('requires the agent and network sockets to be listening already', () => {
     expect(fieldOf({ agent: { socketPath: path.join(dir, 'nobody.sock') } })).toBe('agent.socketPath');
-    expect(fieldOf({ network: { socketPath: path.join(dir, 'disk.img'), mac: '52:54:00:12:34:56' } })).toBe('network.socketPath');
+    expect(fieldOf({ network: { socketPath: path.join(dir, 'disk.img'), mac: '52:54:00:12:34:56' } })).toBe(
+      'network.socketPath',
+    );
   });
 
   it('requires a unicast MAC', () => {
@@ -102,13 +106,23 @@ describe('validateVmSpec', () => {
   });
 
   describe('against the features a driver declares', () => {
-    const all: DriverFeatures = { agentTransport: 'virtio-serial', shares: '9p', shareOwnership: true, diskLookup: 'serial', diskRanges: true, nic: 'unix-stream', snapshot: true };
+    const all: DriverFeatures = {
+      agentTransport: 'virtio-serial',
+      shares: '9p',
+      shareOwnership: true,
+      diskLookup: 'serial',
+      diskRanges: true,
+      nic: 'unix-stream',
+      snapshot: true,
+    };
     const disk = () => ({ id: 'd', path: path.join(dir, 'disk.img'), readOnly: true, format: 'raw' as const });
     const share = () => ({ tag: 'work', hostPath: path.join(dir, 'share'), readOnly: false });
     const nic = () => ({ socketPath: path.join(dir, 'agent.sock'), mac: '52:54:00:12:34:56' });
 
     it('accepts what is declared', () => {
-      expect(fieldOf({ disks: [disk()], shares: [{ ...share(), hostOwnership: true }], network: nic() }, all)).toBeUndefined();
+      expect(
+        fieldOf({ disks: [disk()], shares: [{ ...share(), hostOwnership: true }], network: nic() }, all),
+      ).toBeUndefined();
     });
 
     // Specs are made when the test runs: `dir` exists only from beforeAll on.

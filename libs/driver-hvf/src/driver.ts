@@ -35,19 +35,32 @@ export function createHvfDriver(options: HvfDriverOptions = {}): Driver {
       return { available: false, reason: `the hvf driver runs arm64 guests on Apple silicon (this Mac is ${arch})` };
     }
     if (sysctl('kern.hv_support') !== '1') {
-      return { available: false, reason: 'Hypervisor.framework is not supported on this Mac (kern.hv_support is not 1)' };
+      return {
+        available: false,
+        reason: 'Hypervisor.framework is not supported on this Mac (kern.hv_support is not 1)',
+      };
     }
     if (!findExecutable(binary, env)) {
       return { available: false, reason: `${binary} not found`, remedy: 'install QEMU (brew install qemu)' };
     }
     // QEMU's wiring; no snapshot capability (yet) on macOS.
-    const cpu = crypto.createHash('sha256').update(sysctl('machdep.cpu.brand_string') ?? '').digest('hex').slice(0, 12);
-    return { available: true, accelerator: 'hvf', features: { ...QEMU_WIRING, snapshot: false }, guestCpu: `${HVF_DRIVER_NAME}-hvf-${cpu}` };
+    const cpu = crypto
+      .createHash('sha256')
+      .update(sysctl('machdep.cpu.brand_string') ?? '')
+      .digest('hex')
+      .slice(0, 12);
+    return {
+      available: true,
+      accelerator: 'hvf',
+      features: { ...QEMU_WIRING, snapshot: false },
+      guestCpu: `${HVF_DRIVER_NAME}-hvf-${cpu}`,
+    };
   }
 
   async function start(spec: VmSpec): Promise<VmHandle> {
     const result = await probe();
-    if (!result.available) throw new DriverUnavailableError(HVF_DRIVER_NAME, result.reason ?? 'probe failed', { remedy: result.remedy });
+    if (!result.available)
+      throw new DriverUnavailableError(HVF_DRIVER_NAME, result.reason ?? 'probe failed', { remedy: result.remedy });
     // Supervision falls back to the pipe watchdog: macOS has no PR_SET_PDEATHSIG.
     return launchQemu(spec, virtHvfTarget(binary), { env, supervision: options.supervision });
   }

@@ -24,27 +24,56 @@ describe('hvf probe', () => {
   it('on this host (not macOS) says exactly why it is unavailable', async () => {
     if (process.platform === 'darwin') return;
     const probe = await createHvfDriver().probe();
-    expect(probe).toEqual({ available: false, reason: 'hvf is only available on macOS', remedy: 'on Linux use the kvm driver' });
+    expect(probe).toEqual({
+      available: false,
+      reason: 'hvf is only available on macOS',
+      remedy: 'on Linux use the kvm driver',
+    });
   });
 
   it('start() refuses with the probe reason instead of running QEMU', async () => {
-    const err = await createHvfDriver({ platform: 'linux' }).start(spec).catch((e: unknown) => e);
+    const err = await createHvfDriver({ platform: 'linux' })
+      .start(spec)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DriverUnavailableError);
-    expect((err as DriverUnavailableError).message).toBe("driver 'hvf' is not usable on this host: hvf is only available on macOS");
+    expect((err as DriverUnavailableError).message).toBe(
+      "driver 'hvf' is not usable on this host: hvf is only available on macOS",
+    );
   });
 
   it('on macOS: Intel Macs, missing Hypervisor.framework and missing QEMU each get their reason', async () => {
     const mac = { platform: 'darwin' as const, env: { PATH: '/nonexistent' } };
-    expect((await createHvfDriver({ ...mac, arch: 'x64' }).probe()).reason).toMatch(/Apple silicon \(this Mac is x64\)/);
-    expect((await createHvfDriver({ ...mac, arch: 'arm64', sysctl: () => '0' }).probe()).reason).toMatch(/kern\.hv_support/);
+    expect((await createHvfDriver({ ...mac, arch: 'x64' }).probe()).reason).toMatch(
+      /Apple silicon \(this Mac is x64\)/,
+    );
+    expect((await createHvfDriver({ ...mac, arch: 'arm64', sysctl: () => '0' }).probe()).reason).toMatch(
+      /kern\.hv_support/,
+    );
     const noQemu = await createHvfDriver({ ...mac, arch: 'arm64', sysctl: () => '1' }).probe();
-    expect(noQemu).toMatchObject({ available: false, reason: 'qemu-system-aarch64 not found', remedy: 'install QEMU (brew install qemu)' });
+    expect(noQemu).toMatchObject({
+      available: false,
+      reason: 'qemu-system-aarch64 not found',
+      remedy: 'install QEMU (brew install qemu)',
+    });
   });
 
   it('on a capable Mac: available with accelerator hvf, QEMU wiring, no snapshots, a guest CPU name', async () => {
-    const probe = await createHvfDriver({ platform: 'darwin', arch: 'arm64', sysctl: () => '1', qemuBinary: process.execPath }).probe();
+    const probe = await createHvfDriver({
+      platform: 'darwin',
+      arch: 'arm64',
+      sysctl: () => '1',
+      qemuBinary: process.execPath,
+    }).probe();
     expect(probe).toMatchObject({ available: true, accelerator: 'hvf' });
-    expect(probe.features).toEqual({ agentTransport: 'virtio-serial', shares: '9p', shareOwnership: true, diskLookup: 'serial', diskRanges: true, nic: 'unix-stream', snapshot: false });
+    expect(probe.features).toEqual({
+      agentTransport: 'virtio-serial',
+      shares: '9p',
+      shareOwnership: true,
+      diskLookup: 'serial',
+      diskRanges: true,
+      nic: 'unix-stream',
+      snapshot: false,
+    });
     expect(probe.guestCpu).toMatch(/^hvf-hvf-[0-9a-f]{12}$/);
   });
 
@@ -84,13 +113,29 @@ describe('hvf command line', () => {
     const wired = buildQemuArgv(
       {
         ...spec,
-        disks: [{ id: 'sect', path: '/p/app.smolmachine', readOnly: true, format: 'raw', range: { offset: 4096, size: 8192 } }],
+        disks: [
+          {
+            id: 'sect',
+            path: '/p/app.smolmachine',
+            readOnly: true,
+            format: 'raw',
+            range: { offset: 4096, size: 8192 },
+          },
+        ],
         shares: [{ tag: 'root', hostPath: '/c/rootfs', readOnly: false, hostOwnership: true }],
       },
       virtHvfTarget(),
       { qmpSocket: '/r/qmp.sock' },
     );
-    const declared = async () => (await createHvfDriver({ platform: 'darwin', arch: 'arm64', sysctl: () => '1', qemuBinary: process.execPath }).probe()).features;
+    const declared = async () =>
+      (
+        await createHvfDriver({
+          platform: 'darwin',
+          arch: 'arm64',
+          sysctl: () => '1',
+          qemuBinary: process.execPath,
+        }).probe()
+      ).features;
 
     it("agentTransport virtio-serial: a port named smolvm.agent, connected to the caller's socket", async () => {
       expect((await declared())?.agentTransport).toBe('virtio-serial');

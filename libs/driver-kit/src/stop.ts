@@ -24,7 +24,14 @@ export interface StopTimings {
 export async function escalateStop(steps: StopSteps, timings: StopTimings = {}): Promise<void> {
   const quitGraceMs = timings.quitGraceMs ?? 5_000;
   const termGraceMs = timings.termGraceMs ?? 2_000;
-  const within = (ms: number) => Promise.race([steps.exited.then(() => true, () => true), delay(ms, { unref: true }).then(() => false)]);
+  const within = (ms: number) =>
+    Promise.race([
+      steps.exited.then(
+        () => true,
+        () => true,
+      ),
+      delay(ms, { unref: true }).then(() => false),
+    ]);
   if ((timings.timeoutMs ?? 0) > 0 && (await within(timings.timeoutMs ?? 0))) return;
   if (steps.quit) {
     await steps.quit(quitGraceMs).catch(() => undefined);

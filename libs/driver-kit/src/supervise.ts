@@ -90,7 +90,11 @@ function hasCapability(bit: bigint): boolean {
  * Spawns `binary args` directly (no shell) in its own session, so a Ctrl-C meant for the CLI
  * does not reach the hypervisor: ending the VM is the caller's decision.
  */
-export function spawnSupervised(binary: string, args: readonly string[], options: SuperviseOptions = {}): SupervisedProcess {
+export function spawnSupervised(
+  binary: string,
+  args: readonly string[],
+  options: SuperviseOptions = {},
+): SupervisedProcess {
   const supervision = options.supervision ?? defaultSupervision();
   const common = { stdio: options.stdio ?? 'ignore', env: options.env ?? process.env, detached: true } as const;
   if (supervision === 'pdeathsig') {

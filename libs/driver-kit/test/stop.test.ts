@@ -4,7 +4,14 @@ import { escalateStop } from '../src';
 
 /** A node child that ignores SIGTERM when asked to, and reports which signal ended it. */
 function child(ignoreTerm: boolean) {
-  const proc = spawn(process.execPath, ['-e', `${ignoreTerm ? "process.on('SIGTERM', () => undefined);" : ''} setInterval(() => undefined, 1000); process.stdout.write('up\\n');`], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const proc = spawn(
+    process.execPath,
+    [
+      '-e',
+      `${ignoreTerm ? "process.on('SIGTERM', () => undefined);" : ''} setInterval(() => undefined, 1000); process.stdout.write('up\\n');`,
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
   const up = new Promise((resolve) => proc.stdout.once('data', resolve));
   const exited = new Promise<NodeJS.Signals | null>((resolve) => proc.once('exit', (_code, signal) => resolve(signal)));
   return { proc, up, exited, steps: { exited, signal: (s: 'SIGTERM' | 'SIGKILL') => void proc.kill(s) } };
@@ -15,7 +22,10 @@ describe('escalateStop', () => {
     const c = child(false);
     await c.up;
     const signals: string[] = [];
-    await escalateStop({ ...c.steps, quit: async () => void c.proc.kill('SIGINT'), signal: (s) => signals.push(s) }, { quitGraceMs: 5_000 });
+    await escalateStop(
+      { ...c.steps, quit: async () => void c.proc.kill('SIGINT'), signal: (s) => signals.push(s) },
+      { quitGraceMs: 5_000 },
+    );
     expect(await c.exited).toBe('SIGINT');
     expect(signals).toEqual([]);
   });

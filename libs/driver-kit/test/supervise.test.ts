@@ -11,7 +11,9 @@ const linuxWithSetpriv = process.platform === 'linux' && !!findExecutable('setpr
 
 /** Starts the fixture parent; resolves with its pid and its QEMU's pid. */
 async function startParent(mode: string): Promise<{ parent: number; qemu: number }> {
-  const child = spawn(process.execPath, [path.join(workspace, 'tools/run-ts.mjs'), fixture, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(workspace, 'tools/run-ts.mjs'), fixture, mode], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines = readline.createInterface({ input: child.stdout });
   const first = await new Promise<string>((resolve, reject) => {
     lines.once('line', resolve);
@@ -24,14 +26,23 @@ async function startParent(mode: string): Promise<{ parent: number; qemu: number
 describe('QEMU gets no privileges to spare', () => {
   it('pdeathsig: no new privileges; started by root, no capability at all', async () => {
     if (!linuxWithSetpriv) return;
-    const proc = spawnSupervised('grep', ['-E', '^(NoNewPrivs|CapEff|CapPrm|CapBnd|CapAmb):', '/proc/self/status'], { supervision: 'pdeathsig', stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawnSupervised('grep', ['-E', '^(NoNewPrivs|CapEff|CapPrm|CapBnd|CapAmb):', '/proc/self/status'], {
+      supervision: 'pdeathsig',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     proc.child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise((resolve) => proc.child.once('close', resolve));
-    const status = Object.fromEntries(out.trim().split('\n').map((l) => l.split(':\t')));
+    const status = Object.fromEntries(
+      out
+        .trim()
+        .split('\n')
+        .map((l) => l.split(':\t')),
+    );
     expect(status.NoNewPrivs).toBe('1');
     const none = '0000000000000000';
-    if (process.getuid?.() === 0) expect([status.CapEff, status.CapPrm, status.CapBnd, status.CapAmb]).toEqual([none, none, none, none]);
+    if (process.getuid?.() === 0)
+      expect([status.CapEff, status.CapPrm, status.CapBnd, status.CapAmb]).toEqual([none, none, none, none]);
   });
 });
 
@@ -40,18 +51,22 @@ describe('QEMU never outlives its parent', () => {
     expect(defaultSupervision()).toBe(linuxWithSetpriv ? 'pdeathsig' : 'watchdog');
   });
 
-  it.each(['pdeathsig', 'watchdog'])('%s: SIGKILL of the parent ends QEMU', async (mode) => {
-    if (mode === 'pdeathsig' && !linuxWithSetpriv) return;
-    const { parent, qemu } = await startParent(mode);
-    expect(isRunning(qemu)).toBe(true);
-    const killedAt = performance.now();
-    process.kill(parent, 'SIGKILL');
-    const gone = await waitUntil(() => !isRunning(qemu), 5_000, 10);
-    if (!gone) process.kill(qemu, 'SIGKILL');
-    expect(gone).toBe(true);
-    // Informational: how long QEMU survived its parent.
-    console.log(`${mode}: QEMU gone ${Math.round(performance.now() - killedAt)} ms after its parent was SIGKILLed`);
-  }, 30_000);
+  it.each(['pdeathsig', 'watchdog'])(
+    '%s: SIGKILL of the parent ends QEMU',
+    async (mode) => {
+      if (mode === 'pdeathsig' && !linuxWithSetpriv) return;
+      const { parent, qemu } = await startParent(mode);
+      expect(isRunning(qemu)).toBe(true);
+      const killedAt = performance.now();
+      process.kill(parent, 'SIGKILL');
+      const gone = await waitUntil(() => !isRunning(qemu), 5_000, 10);
+      if (!gone) process.kill(qemu, 'SIGKILL');
+      expect(gone).toBe(true);
+      // Informational: how long QEMU survived its parent.
+      console.log(`${mode}: QEMU gone ${Math.round(performance.now() - killedAt)} ms after its parent was SIGKILLed`);
+    },
+    30_000,
+  );
 
   it('control: an unsupervised QEMU does survive its parent (so the test above can fail)', async () => {
     const { parent, qemu } = await startParent('none');

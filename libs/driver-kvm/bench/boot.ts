@@ -53,7 +53,8 @@ async function main(): Promise<void> {
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   console.log(`accelerator ${probe.accelerator}, ${runs} runs, 1 vCPU, 256 MiB, medians:`);
-  for (const [name, xs] of Object.entries(samples)) console.log(`  spawn -> ${name.padEnd(12)} ${Math.round(median(xs))} ms   (${xs.map(Math.round).join(', ')})`);
+  for (const [name, xs] of Object.entries(samples))
+    console.log(`  spawn -> ${name.padEnd(12)} ${Math.round(median(xs))} ms   (${xs.map(Math.round).join(', ')})`);
 }
 
 void main().catch((err: unknown) => {

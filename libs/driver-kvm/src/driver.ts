@@ -13,7 +13,18 @@ import {
   type VmSpec,
 } from '@smolvm/driver-api';
 import { findExecutable, type Supervision } from '@smolvm/driver-kit';
-import { QEMU_WIRING, QemuVm, launchQemu, launchSaveable, restoreQemuVm, saveQemuVm, snapshotRunningQemuVm, recipeIn, type PrestartedQemu, type QemuTarget } from '@smolvm/qemu';
+import {
+  QEMU_WIRING,
+  QemuVm,
+  launchQemu,
+  launchSaveable,
+  restoreQemuVm,
+  saveQemuVm,
+  snapshotRunningQemuVm,
+  recipeIn,
+  type PrestartedQemu,
+  type QemuTarget,
+} from '@smolvm/qemu';
 import { probeKvmDevice } from './kvm-device';
 import { microvmTarget, type Accelerator } from './target';
 
@@ -46,16 +57,20 @@ export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
 
   async function computeProbe(): Promise<ProbeResult> {
     const requested = options.accel ?? parseAccelEnv(env.SMOLVM_ACCEL);
-    if (requested instanceof Error) return unavailable(requested.message, 'set SMOLVM_ACCEL to kvm or tcg, or unset it');
+    if (requested instanceof Error)
+      return unavailable(requested.message, 'set SMOLVM_ACCEL to kvm or tcg, or unset it');
     if (process.platform !== 'linux' || process.arch !== 'x64') {
-      return unavailable(`the kvm driver runs x86-64 guests on Linux x86-64 hosts (this is ${process.platform}/${process.arch})`);
+      return unavailable(
+        `the kvm driver runs x86-64 guests on Linux x86-64 hosts (this is ${process.platform}/${process.arch})`,
+      );
     }
     if (!findExecutable(binary, env)) return unavailable(`${binary} not found`, QEMU_REMEDY);
     const kvm = await probeKvmDevice(options.kvmDevice);
     const features = { ...QEMU_WIRING, snapshot: true };
     if (requested === 'tcg') return { available: true, accelerator: 'tcg', features, guestCpu: guestCpu('tcg') };
     if (kvm.usable) return { available: true, accelerator: 'kvm', features, guestCpu: guestCpu('kvm') };
-    if (requested === 'kvm') return { available: false, reason: `SMOLVM_ACCEL=kvm but ${kvm.reason}`, remedy: kvm.remedy };
+    if (requested === 'kvm')
+      return { available: false, reason: `SMOLVM_ACCEL=kvm but ${kvm.reason}`, remedy: kvm.remedy };
     return {
       available: true,
       accelerator: 'tcg',
@@ -71,7 +86,12 @@ export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
     if (!result.available || (result.accelerator !== 'kvm' && result.accelerator !== 'tcg')) {
       throw new DriverUnavailableError(KVM_DRIVER_NAME, result.reason ?? 'probe failed', { remedy: result.remedy });
     }
-    if (result.accelerator === 'tcg' && result.reason && !tcgWarningShown && !(options.quiet ?? env.SMOLVM_NO_TCG_WARNING === '1')) {
+    if (
+      result.accelerator === 'tcg' &&
+      result.reason &&
+      !tcgWarningShown &&
+      !(options.quiet ?? env.SMOLVM_NO_TCG_WARNING === '1')
+    ) {
       tcgWarningShown = true;
       (options.warn ?? ((m: string) => process.stderr.write(m + '\n')))(
         `smolvm: warning: ${result.reason}. ${result.remedy ? `To use KVM: ${result.remedy}. ` : ''}Set SMOLVM_NO_TCG_WARNING=1 to hide this.`,
@@ -93,7 +113,14 @@ export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
       const st = bin ? fs.statSync(bin) : undefined;
       // With KVM the guest sees the host CPU: a snapshot holds CPU state only that CPU can resume.
       const cpu = t.accel === 'kvm' ? readCpuFlags().trim() : '';
-      return JSON.stringify({ driver: KVM_DRIVER_NAME, binary: bin, size: st?.size, mtimeMs: st?.mtimeMs, target: t, cpu });
+      return JSON.stringify({
+        driver: KVM_DRIVER_NAME,
+        binary: bin,
+        size: st?.size,
+        mtimeMs: st?.mtimeMs,
+        target: t,
+        cpu,
+      });
     },
     async startSaveable(spec, stateDir) {
       return launchSaveable(spec, await target(), stateDir, { env, supervision: options.supervision });
@@ -108,7 +135,11 @@ export function createKvmDriver(options: KvmDriverOptions = {}): Driver {
         prestarted.discard();
         throw new PrestartMismatchError(`a ${prestarted.kind} prestart is not a QEMU restore`);
       }
-      return restoreQemuVm(spec, await target(), stateDir, { env, supervision: options.supervision, ...(prestarted ? { prestarted } : {}) });
+      return restoreQemuVm(spec, await target(), stateDir, {
+        env,
+        supervision: options.supervision,
+        ...(prestarted ? { prestarted } : {}),
+      });
     },
     restoreRecipe(handle, runDir) {
       const recipe = handle instanceof QemuVm ? handle.restoreRecipe : undefined;

@@ -57,7 +57,8 @@ export async function probeKvmDevice(device = '/dev/kvm', options: KvmProbeOptio
 }
 
 export function probeKvmDeviceSync(device = '/dev/kvm', options: KvmProbeOptions = {}): KvmStatus {
-  if (process.platform !== 'linux') return { usable: false, reason: `KVM exists only on Linux (this is ${process.platform})` };
+  if (process.platform !== 'linux')
+    return { usable: false, reason: `KVM exists only on Linux (this is ${process.platform})` };
   let fd: number;
   try {
     fd = fs.openSync(device, fs.constants.O_RDWR);
@@ -72,7 +73,11 @@ export function probeKvmDeviceSync(device = '/dev/kvm', options: KvmProbeOptions
     try {
       ioctl = loadIoctl();
     } catch (err) {
-      return { usable: false, reason: `cannot call ioctl through koffi: ${(err as Error).message}`, remedy: 'run tools/setup (reinstalls node modules)' };
+      return {
+        usable: false,
+        reason: `cannot call ioctl through koffi: ${(err as Error).message}`,
+        remedy: 'run tools/setup (reinstalls node modules)',
+      };
     }
     const call = (what: string, request: number, arg?: number): number | KvmStatus => {
       try {
@@ -88,12 +93,21 @@ export function probeKvmDeviceSync(device = '/dev/kvm', options: KvmProbeOptions
     const apiVersion = call('KVM_GET_API_VERSION', KVM_GET_API_VERSION);
     if (typeof apiVersion !== 'number') return apiVersion;
     if (apiVersion !== KVM_API_VERSION) {
-      return { usable: false, apiVersion, reason: `${device} speaks KVM API version ${apiVersion}, QEMU needs ${KVM_API_VERSION}`, remedy: 'update the host kernel' };
+      return {
+        usable: false,
+        apiVersion,
+        reason: `${device} speaks KVM API version ${apiVersion}, QEMU needs ${KVM_API_VERSION}`,
+        remedy: 'update the host kernel',
+      };
     }
-    for (const [cap, name] of [[KVM_CAP_USER_MEMORY, 'KVM_CAP_USER_MEMORY'], [KVM_CAP_IRQCHIP, 'KVM_CAP_IRQCHIP']] as const) {
+    for (const [cap, name] of [
+      [KVM_CAP_USER_MEMORY, 'KVM_CAP_USER_MEMORY'],
+      [KVM_CAP_IRQCHIP, 'KVM_CAP_IRQCHIP'],
+    ] as const) {
       const has = call(`KVM_CHECK_EXTENSION(${name})`, KVM_CHECK_EXTENSION, cap);
       if (typeof has !== 'number') return has;
-      if (has <= 0) return { usable: false, apiVersion, reason: `${device} lacks ${name}`, remedy: 'update the host kernel' };
+      if (has <= 0)
+        return { usable: false, apiVersion, reason: `${device} lacks ${name}`, remedy: 'update the host kernel' };
     }
     const maxVcpus = call('KVM_CHECK_EXTENSION(KVM_CAP_MAX_VCPUS)', KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
     // Creating (and dropping) a VM catches what the version check cannot: virtualization
@@ -101,7 +115,11 @@ export function probeKvmDeviceSync(device = '/dev/kvm', options: KvmProbeOptions
     const vmFd = call('KVM_CREATE_VM', KVM_CREATE_VM, 0);
     if (typeof vmFd !== 'number') {
       return vmFd.reason?.endsWith('EBUSY')
-        ? { ...vmFd, reason: `${vmFd.reason} (another hypervisor holds the virtualization extensions)`, remedy: 'quit other hypervisors (VirtualBox, VMware) and try again' }
+        ? {
+            ...vmFd,
+            reason: `${vmFd.reason} (another hypervisor holds the virtualization extensions)`,
+            remedy: 'quit other hypervisors (VirtualBox, VMware) and try again',
+          }
         : vmFd;
     }
     fs.closeSync(vmFd);
@@ -142,10 +160,18 @@ function openFailure(device: string, err: NodeJS.ErrnoException): KvmStatus {
       return { usable: false, reason: `no ${device}: this host has no KVM`, remedy: ENABLE_REMEDY };
     case 'EACCES':
     case 'EPERM':
-      return { usable: false, reason: `${device}: permission denied`, remedy: `add yourself to group kvm (sudo usermod -aG kvm ${os.userInfo().username}) and log in again` };
+      return {
+        usable: false,
+        reason: `${device}: permission denied`,
+        remedy: `add yourself to group kvm (sudo usermod -aG kvm ${os.userInfo().username}) and log in again`,
+      };
     case 'ENXIO':
     case 'ENODEV':
-      return { usable: false, reason: `${device} exists but no KVM module is loaded (${err.code})`, remedy: ENABLE_REMEDY };
+      return {
+        usable: false,
+        reason: `${device} exists but no KVM module is loaded (${err.code})`,
+        remedy: ENABLE_REMEDY,
+      };
     default:
       return { usable: false, reason: `cannot open ${device}: ${err.code ?? err.message}`, remedy: ENABLE_REMEDY };
   }

@@ -26,7 +26,10 @@ describe('probeKvmDevice (real ioctls through koffi)', () => {
 
   it('a character device that is not KVM: the ioctl fails and says so', async () => {
     const status = await probeKvmDevice('/dev/null');
-    expect(status).toMatchObject({ usable: false, reason: '/dev/null is not a KVM device (KVM_GET_API_VERSION: ENOTTY)' });
+    expect(status).toMatchObject({
+      usable: false,
+      reason: '/dev/null is not a KVM device (KVM_GET_API_VERSION: ENOTTY)',
+    });
   });
 
   it('a regular file: not a character device', async () => {
@@ -58,7 +61,9 @@ describe('software KVM (no VT-x/AMD-V under /dev/kvm, e.g. PVM) is not usable KV
   });
 
   itWithKvm('without them: not usable, naming PVM when kvm_pvm is loaded', () => {
-    expect(probeKvmDeviceSync('/dev/kvm', { cpuinfo: cpuinfo('fpu sse hypervisor'), sysModule: withPvm })).toMatchObject({
+    expect(
+      probeKvmDeviceSync('/dev/kvm', { cpuinfo: cpuinfo('fpu sse hypervisor'), sysModule: withPvm }),
+    ).toMatchObject({
       usable: false,
       apiVersion: 12,
       reason: '/dev/kvm is PVM (kvm_pvm) without VT-x/AMD-V underneath, which cannot boot standard guest kernels',
@@ -83,7 +88,11 @@ describe('createKvmDriver().probe()', () => {
     const probe = await createKvmDriver({ env: { PATH: process.env.PATH } }).probe();
     expect(probe.available).toBe(true);
     if (kvm.usable) {
-      expect(probe).toMatchObject({ accelerator: 'kvm', features: { snapshot: true }, guestCpu: expect.stringMatching(/^kvm-kvm-/) });
+      expect(probe).toMatchObject({
+        accelerator: 'kvm',
+        features: { snapshot: true },
+        guestCpu: expect.stringMatching(/^kvm-kvm-/),
+      });
       expect(probe.reason).toBeUndefined();
     } else {
       expect(probe.accelerator).toBe('tcg');
@@ -94,9 +103,23 @@ describe('createKvmDriver().probe()', () => {
 
   it('auto without KVM (device injected): available through TCG, with reason and remedy', async () => {
     const probe = await createKvmDriver({ kvmDevice: '/nonexistent/kvm', env: { PATH: process.env.PATH } }).probe();
-    expect(probe).toMatchObject({ available: true, accelerator: 'tcg', guestCpu: expect.stringMatching(/^kvm-tcg-[0-9a-f]{12}$/) });
-    expect(probe.features).toEqual({ agentTransport: 'virtio-serial', shares: '9p', shareOwnership: true, diskLookup: 'serial', diskRanges: true, nic: 'unix-stream', snapshot: true });
-    expect(probe.reason).toBe('KVM is not usable (no /nonexistent/kvm: this host has no KVM); VMs run under TCG software emulation, several times slower');
+    expect(probe).toMatchObject({
+      available: true,
+      accelerator: 'tcg',
+      guestCpu: expect.stringMatching(/^kvm-tcg-[0-9a-f]{12}$/),
+    });
+    expect(probe.features).toEqual({
+      agentTransport: 'virtio-serial',
+      shares: '9p',
+      shareOwnership: true,
+      diskLookup: 'serial',
+      diskRanges: true,
+      nic: 'unix-stream',
+      snapshot: true,
+    });
+    expect(probe.reason).toBe(
+      'KVM is not usable (no /nonexistent/kvm: this host has no KVM); VMs run under TCG software emulation, several times slower',
+    );
     expect(probe.remedy).toMatch(/modprobe/);
   });
 
@@ -107,8 +130,14 @@ describe('createKvmDriver().probe()', () => {
   });
 
   it('SMOLVM_ACCEL=kvm without KVM: unavailable, with the KVM reason', async () => {
-    const probe = await createKvmDriver({ kvmDevice: '/dev/null', env: { PATH: process.env.PATH, SMOLVM_ACCEL: 'kvm' } }).probe();
-    expect(probe).toMatchObject({ available: false, reason: 'SMOLVM_ACCEL=kvm but /dev/null is not a KVM device (KVM_GET_API_VERSION: ENOTTY)' });
+    const probe = await createKvmDriver({
+      kvmDevice: '/dev/null',
+      env: { PATH: process.env.PATH, SMOLVM_ACCEL: 'kvm' },
+    }).probe();
+    expect(probe).toMatchObject({
+      available: false,
+      reason: 'SMOLVM_ACCEL=kvm but /dev/null is not a KVM device (KVM_GET_API_VERSION: ENOTTY)',
+    });
   });
 
   it('a bad SMOLVM_ACCEL value is reported, not ignored', async () => {
@@ -117,7 +146,10 @@ describe('createKvmDriver().probe()', () => {
   });
 
   it('no QEMU: unavailable, remedy tools/setup', async () => {
-    const probe = await createKvmDriver({ qemuBinary: 'qemu-system-nonexistent', env: { PATH: process.env.PATH } }).probe();
+    const probe = await createKvmDriver({
+      qemuBinary: 'qemu-system-nonexistent',
+      env: { PATH: process.env.PATH },
+    }).probe();
     expect(probe).toMatchObject({ available: false, reason: 'qemu-system-nonexistent not found' });
     expect(probe.remedy).toMatch(/tools\/setup/);
   });

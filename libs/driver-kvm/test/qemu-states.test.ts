@@ -5,7 +5,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { VmStartError, type VmExit, type VmSpec } from '@smolvm/driver-api';
-import { LineAgent, prepareConformanceFixtures, processesMentioning, type ConformanceFixtures } from '@smolvm/driver-api/conformance';
+import {
+  LineAgent,
+  prepareConformanceFixtures,
+  processesMentioning,
+  type ConformanceFixtures,
+} from '@smolvm/driver-api/conformance';
 import { QemuVm, launchQemu } from '@smolvm/qemu';
 import { createKvmDriver, microvmTarget, probeKvmDeviceSync } from '../src';
 
@@ -23,7 +28,18 @@ async function withSpec<T>(name: string, use: (spec: VmSpec, agent: LineAgent) =
   fs.mkdirSync(dir);
   const agent = await LineAgent.listen(path.join(dir, 'agent.sock'));
   try {
-    return await use({ kernel: fx.kernel, initrd: fx.initrd, cpus: 1, memoryMiB: 128, agent: { socketPath: agent.socketPath }, consoleLog: path.join(dir, 'console.log'), runDir: path.join(dir, 'run') }, agent);
+    return await use(
+      {
+        kernel: fx.kernel,
+        initrd: fx.initrd,
+        cpus: 1,
+        memoryMiB: 128,
+        agent: { socketPath: agent.socketPath },
+        consoleLog: path.join(dir, 'console.log'),
+        runDir: path.join(dir, 'run'),
+      },
+      agent,
+    );
   } finally {
     await agent.close();
   }
@@ -85,14 +101,21 @@ conn.on('error', () => process.exit(1));
  * Forces KVM with `binary` and returns how it ended: start-up refused (VmStartError) or the VM
  * ended by itself. Either must come within `boundMs`, and leave no process and no socket behind.
  */
-async function forceKvm(name: string, binary: string, boundMs: number): Promise<{ error?: VmStartError; exit?: VmExit }> {
+async function forceKvm(
+  name: string,
+  binary: string,
+  boundMs: number,
+): Promise<{ error?: VmStartError; exit?: VmExit }> {
   return withSpec(name, async (spec) => {
     let vm: QemuVm | undefined;
     let outcome: { error?: VmStartError; exit?: VmExit };
     try {
       vm = await launchQemu(spec, microvmTarget('kvm', binary));
       const started = vm;
-      const exit = await Promise.race([started.wait(), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), boundMs).unref())]);
+      const exit = await Promise.race([
+        started.wait(),
+        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), boundMs).unref()),
+      ]);
       if (!exit) throw new Error(`forcing KVM with ${binary} did not end within ${boundMs} ms (the VM hangs)`);
       outcome = { exit };
     } catch (err) {
@@ -145,12 +168,16 @@ it('forcing KVM where it fails after start-up: the VM ends as crashed/internal-e
 const kvm = probeKvmDeviceSync();
 const softwareKvm = !kvm.usable && /without VT-x\/AMD-V/.test(kvm.reason ?? '');
 
-(softwareKvm ? it : it.skip)('software KVM (PVM): forcing KVM with the real QEMU ends with a KVM error, never hangs', async () => {
-  const { error, exit } = await forceKvm('pvm', 'qemu-system-x86_64', 150_000);
-  if (error) {
-    expect(error.message).toMatch(/KVM/);
-  } else {
-    expect(exit).toMatchObject({ reason: 'crashed' });
-    expect(exit?.hypervisorOutput?.join('\n')).toMatch(/KVM/);
-  }
-}, 180_000);
+(softwareKvm ? it : it.skip)(
+  'software KVM (PVM): forcing KVM with the real QEMU ends with a KVM error, never hangs',
+  async () => {
+    const { error, exit } = await forceKvm('pvm', 'qemu-system-x86_64', 150_000);
+    if (error) {
+      expect(error.message).toMatch(/KVM/);
+    } else {
+      expect(exit).toMatchObject({ reason: 'crashed' });
+      expect(exit?.hypervisorOutput?.join('\n')).toMatch(/KVM/);
+    }
+  },
+  180_000,
+);

@@ -3,7 +3,14 @@ import { InvalidVmSpecError, type VmSpec } from '@smolvm/driver-api';
 import { createKvmDriver } from '../src';
 
 // Fails validation right after the warning decision: no VM is needed to see the warning.
-const invalid: VmSpec = { kernel: '/nonexistent', cpus: 0, memoryMiB: 1, agent: { socketPath: '/x' }, consoleLog: '/x', runDir: '/x' };
+const invalid: VmSpec = {
+  kernel: '/nonexistent',
+  cpus: 0,
+  memoryMiB: 1,
+  agent: { socketPath: '/x' },
+  consoleLog: '/x',
+  runDir: '/x',
+};
 const env = { PATH: process.env.PATH };
 
 describe('TCG warning', () => {
@@ -29,7 +36,9 @@ describe('TCG warning', () => {
     await expect(a.start(invalid)).rejects.toBeInstanceOf(InvalidVmSpecError);
     await expect(b.start(invalid)).rejects.toBeInstanceOf(InvalidVmSpecError);
     expect(seen).toHaveLength(1);
-    expect(seen[0]).toMatch(/^smolvm: warning: KVM is not usable \(no \/nonexistent: this host has no KVM\); VMs run under TCG/);
+    expect(seen[0]).toMatch(
+      /^smolvm: warning: KVM is not usable \(no \/nonexistent: this host has no KVM\); VMs run under TCG/,
+    );
     expect(seen[0]).toContain('SMOLVM_NO_TCG_WARNING=1');
   });
 

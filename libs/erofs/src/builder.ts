@@ -43,7 +43,8 @@ export class ErofsBuilder {
   async writeFile(path: string, content: FileContent, attrs: EntryAttributes = {}): Promise<this> {
     this.checkOpen();
     // File data streams straight into the image, so one file at a time.
-    if (this.writing) throw new UsageError(`erofs entry '${path}': await the previous writeFile before starting another`);
+    if (this.writing)
+      throw new UsageError(`erofs entry '${path}': await the previous writeFile before starting another`);
     const components = this.components(path);
     const a = this.wrap(path, () => this.attrs(attrs, 0o644));
     this.writing = true;
@@ -73,7 +74,9 @@ export class ErofsBuilder {
   }
 
   mknod(path: string, kind: DeviceKind, attrs: EntryAttributes & { major?: number; minor?: number } = {}): this {
-    return this.op(path, (c) => this.build.addDevice(c, kind, this.attrs(attrs, 0o644), 0, attrs.major ?? 0, attrs.minor ?? 0));
+    return this.op(path, (c) =>
+      this.build.addDevice(c, kind, this.attrs(attrs, 0o644), 0, attrs.major ?? 0, attrs.minor ?? 0),
+    );
   }
 
   /** Writes the metadata and superblock, fsyncs and renames the image into place. */
@@ -118,11 +121,18 @@ export class ErofsBuilder {
   private attrs(a: EntryAttributes, defaultMode: number): Attrs {
     const xattrs: Array<[string, Uint8Array]> = [];
     if (a.xattrs) {
-      const entries = Symbol.iterator in a.xattrs ? [...(a.xattrs as Iterable<[string, Uint8Array]>)] : Object.entries(a.xattrs);
+      const entries =
+        Symbol.iterator in a.xattrs ? [...(a.xattrs as Iterable<[string, Uint8Array]>)] : Object.entries(a.xattrs);
       for (const [k, v] of entries) xattrs.push([toByteString(k), v]);
     }
     return this.build.attrs(
-      { mode: a.mode ?? defaultMode, uid: a.uid ?? 0, gid: a.gid ?? 0, mtime: a.mtime ?? 0, mtimeNsec: a.mtimeNsec ?? 0 },
+      {
+        mode: a.mode ?? defaultMode,
+        uid: a.uid ?? 0,
+        gid: a.gid ?? 0,
+        mtime: a.mtime ?? 0,
+        mtimeNsec: a.mtimeNsec ?? 0,
+      },
       xattrs,
     );
   }

@@ -4,7 +4,8 @@ import { EntryProblem } from './errors';
 
 const EMPTY = Buffer.alloc(0);
 
-const asBuffer = (c: Uint8Array): Buffer => (Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+const asBuffer = (c: Uint8Array): Buffer =>
+  Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
 
 export class ByteSource {
   private cur: Buffer = EMPTY;

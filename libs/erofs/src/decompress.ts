@@ -66,7 +66,9 @@ export async function decompressLayer(
   const expected = expectedFromMediaType(mediaType);
   if (expected && compression !== expected) {
     await it.return(undefined);
-    throw new EntryProblem(`media type ${mediaType} says ${expected} but the data is ${compression === 'none' ? 'not compressed' : compression}`);
+    throw new EntryProblem(
+      `media type ${mediaType} says ${expected} but the data is ${compression === 'none' ? 'not compressed' : compression}`,
+    );
   }
   async function* whole(): AsyncGenerator<Uint8Array> {
     if (first.length) yield first;

@@ -20,15 +20,22 @@ const SEP = Buffer.from('/');
  * Node has no xattr API, so host xattrs are not carried over; everything else (type, mode incl.
  * setuid/sticky, owner, mtime, hard links, devices, fifos, sockets) is.
  */
-export async function buildErofsFromDirectory(dir: string, outPath: string, opts: DirectoryBuildOptions = {}): Promise<ErofsBuildStats> {
+export async function buildErofsFromDirectory(
+  dir: string,
+  outPath: string,
+  opts: DirectoryBuildOptions = {},
+): Promise<ErofsBuildStats> {
   const root = path.resolve(dir);
   const out = path.resolve(outPath);
-  if (out === root || out.startsWith(root + path.sep)) throw new UsageError(`erofs output ${outPath} must not be inside the directory ${dir} being imaged`);
+  if (out === root || out.startsWith(root + path.sep))
+    throw new UsageError(`erofs output ${outPath} must not be inside the directory ${dir} being imaged`);
   let rootStat: fs.BigIntStats;
   try {
     rootStat = fs.statSync(root, { bigint: true });
   } catch (err) {
-    throw new UsageError(`cannot read directory ${dir}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new UsageError(`cannot read directory ${dir}: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
   }
   if (!rootStat.isDirectory()) throw new UsageError(`${dir} is not a directory`);
 
@@ -98,7 +105,8 @@ function copyFile(hostPath: Buffer, st: fs.BigIntStats, buf: Buffer, write: (chu
   const fd = fs.openSync(hostPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
     const now = fs.fstatSync(fd, { bigint: true });
-    if (now.ino !== st.ino || now.dev !== st.dev) throw new EntryProblem('file was replaced while the image was being built');
+    if (now.ino !== st.ino || now.dev !== st.dev)
+      throw new EntryProblem('file was replaced while the image was being built');
     // Exactly the size lstat saw: the inode and its data must agree even if the file is being written.
     let left = Number(st.size);
     while (left > 0) {

@@ -7,12 +7,18 @@ export class InvalidLayerError extends UsageError {
   readonly layerIndex?: number;
   readonly entryPath?: string;
 
-  constructor(message: string, where: { layerIndex?: number; entryPath?: string } = {}, options: SmolvmErrorOptions = {}) {
+  constructor(
+    message: string,
+    where: { layerIndex?: number; entryPath?: string } = {},
+    options: SmolvmErrorOptions = {},
+  ) {
     const parts: string[] = [];
     if (where.layerIndex !== undefined) parts.push(`layer ${where.layerIndex}`);
     if (where.entryPath !== undefined) parts.push(`entry '${where.entryPath}'`);
     super(parts.length ? `${parts.join(', ')}: ${message}` : message, {
-      remedy: options.remedy ?? 'the image layer is corrupt or uses an unsupported tar feature; re-pull the image or rebuild it with a standard tool',
+      remedy:
+        options.remedy ??
+        'the image layer is corrupt or uses an unsupported tar feature; re-pull the image or rebuild it with a standard tool',
       cause: options.cause,
     });
     this.layerIndex = where.layerIndex;

@@ -236,7 +236,11 @@ export function xattrBodySize(entries: ReadonlyArray<{ name: XattrName; value: B
   return size;
 }
 
-export function encodeXattrBody(entries: ReadonlyArray<{ name: XattrName; value: Buffer }>, out: Buffer, off: number): number {
+export function encodeXattrBody(
+  entries: ReadonlyArray<{ name: XattrName; value: Buffer }>,
+  out: Buffer,
+  off: number,
+): number {
   const start = off;
   out.fill(0, off, off + XATTR_HEADER_SIZE); // no name filter, no shared xattrs
   off += XATTR_HEADER_SIZE;

@@ -120,7 +120,12 @@ export class ImageBuild {
   }
 
   /** Streams a regular file; `feed` pushes its bytes through `write` in order. */
-  async addFile(components: readonly string[], attrs: Attrs, layer: number, feed: (write: (chunk: Uint8Array) => void) => Promise<void>): Promise<void> {
+  async addFile(
+    components: readonly string[],
+    attrs: Attrs,
+    layer: number,
+    feed: (write: (chunk: Uint8Array) => void) => Promise<void>,
+  ): Promise<void> {
     const { dir, name } = this.place(components, layer);
     this.sink.beginFile();
     try {
@@ -147,8 +152,17 @@ export class ImageBuild {
   addDevice(components: readonly string[], kind: DeviceKind, attrs: Attrs, layer: number, major = 0, minor = 0): void {
     let inode: Inode;
     if (kind === 'chardev' || kind === 'blockdev') {
-      if (!Number.isInteger(major) || !Number.isInteger(minor) || major < 0 || minor < 0 || major > MAX_DEV_MAJOR || minor > MAX_DEV_MINOR) {
-        throw new EntryProblem(`device number ${major}:${minor} out of range (major <= ${MAX_DEV_MAJOR}, minor <= ${MAX_DEV_MINOR})`);
+      if (
+        !Number.isInteger(major) ||
+        !Number.isInteger(minor) ||
+        major < 0 ||
+        minor < 0 ||
+        major > MAX_DEV_MAJOR ||
+        minor > MAX_DEV_MINOR
+      ) {
+        throw new EntryProblem(
+          `device number ${major}:${minor} out of range (major <= ${MAX_DEV_MAJOR}, minor <= ${MAX_DEV_MINOR})`,
+        );
       }
       inode = { kind, attrs, major, minor };
     } else {
@@ -162,7 +176,8 @@ export class ImageBuild {
   addHardLink(components: readonly string[], targetComponents: readonly string[], layer: number): void {
     const target = this.tree.lookup(targetComponents);
     if (!target) throw new EntryProblem(`hard link target '${targetComponents.join('/')}' does not exist`);
-    if (target.inode.kind === 'dir') throw new EntryProblem(`hard link target '${targetComponents.join('/')}' is a directory`);
+    if (target.inode.kind === 'dir')
+      throw new EntryProblem(`hard link target '${targetComponents.join('/')}' is a directory`);
     const { dir, name } = this.place(components, layer);
     this.tree.put(dir, name, target.inode, layer);
   }
@@ -246,11 +261,15 @@ function checkIds(a: { uid: number; gid: number; mtime?: number; mtimeNsec: numb
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new EntryProblem(`${what} ${v} out of range`);
   }
   if (a.mtime !== undefined && !Number.isSafeInteger(a.mtime)) throw new EntryProblem(`mtime ${a.mtime} out of range`);
-  if (!Number.isInteger(a.mtimeNsec) || a.mtimeNsec < 0 || a.mtimeNsec > 999_999_999) throw new EntryProblem('mtime nanoseconds out of range');
+  if (!Number.isInteger(a.mtimeNsec) || a.mtimeNsec < 0 || a.mtimeNsec > 999_999_999)
+    throw new EntryProblem('mtime nanoseconds out of range');
 }
 
 export function ioError(message: string, err: unknown): Error {
   if (err instanceof SmolvmError) return err;
   const detail = err instanceof Error ? err.message : String(err);
-  return new SmolvmError(`${message}: ${detail}`, { cause: err, remedy: 'check free space and permissions of the image directory' });
+  return new SmolvmError(`${message}: ${detail}`, {
+    cause: err,
+    remedy: 'check free space and permissions of the image directory',
+  });
 }

@@ -165,7 +165,12 @@ export function writeImage(fd: number, tree: FsTree, sink: DataSink, opts: Layou
     const mtime = a.mtime ?? buildTime;
     const mtimeNsec = a.mtime === undefined ? buildTimeNsec : a.mtimeNsec;
     p.extended =
-      mtime !== buildTime || mtimeNsec !== buildTimeNsec || a.uid > 0xffff || a.gid > 0xffff || p.nlink > 0xffff || p.size > 0xffffffff;
+      mtime !== buildTime ||
+      mtimeNsec !== buildTimeNsec ||
+      a.uid > 0xffff ||
+      a.gid > 0xffff ||
+      p.nlink > 0xffff ||
+      p.size > 0xffffffff;
     if (p.extended) extendedInodes++;
     const isize = p.extended ? EXTENDED_INODE_SIZE : COMPACT_INODE_SIZE;
 
@@ -244,7 +249,11 @@ export function writeImage(fd: number, tree: FsTree, sink: DataSink, opts: Layou
       if (p.inline > 0) inode.target.copy(buf, inlineAt);
       else late.write(padBlock(inode.target));
     } else if (inode.kind === 'dir' && p.dir) {
-      const entries: DirEntryOut[] = p.dir.entries.map((e) => ({ name: e.name, nid: nidOf(e.inode), fileType: FILE_TYPE[e.inode.kind] }));
+      const entries: DirEntryOut[] = p.dir.entries.map((e) => ({
+        name: e.name,
+        nid: nidOf(e.inode),
+        fileType: FILE_TYPE[e.inode.kind],
+      }));
       const { starts } = p.dir;
       for (let b = 0; b < starts.length; b++) {
         const end = b + 1 < starts.length ? starts[b + 1] : entries.length;

@@ -9,7 +9,8 @@ import { TarReader, type TarEntry } from './tar';
 
 export interface LayerSource {
   /** Opens the layer blob (compressed as stored); called once, in layer order. */
-  open(): Promise<AsyncIterable<Uint8Array> | NodeJS.ReadableStream> | AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
+  open():
+    Promise<AsyncIterable<Uint8Array> | NodeJS.ReadableStream> | AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
   /** OCI/Docker media type; only checked against the detected compression. */
   mediaType?: string;
 }
@@ -33,7 +34,11 @@ const META_PREFIX = '.wh..wh.';
  * (and entry) at fault: InvalidLayerError for bad contents, the source's own SmolvmError for failures
  * to read it, SmolvmError for I/O on the output.
  */
-export async function buildErofsFromLayers(layers: readonly LayerSource[], outPath: string, opts: ErofsBuildOptions = {}): Promise<ErofsLayersStats> {
+export async function buildErofsFromLayers(
+  layers: readonly LayerSource[],
+  outPath: string,
+  opts: ErofsBuildOptions = {},
+): Promise<ErofsLayersStats> {
   const build = new ImageBuild(outPath, opts);
   try {
     const perLayer: LayerStats[] = [];
@@ -125,7 +130,10 @@ function contextualise(err: unknown, layerIndex: number, rawPath: string | undef
   }
   if (err instanceof EntryProblem) return new InvalidLayerError(err.message, { layerIndex, entryPath }, { cause: err });
   if (err instanceof SmolvmError) return err;
-  return ioError(`layer ${layerIndex}${entryPath === undefined ? '' : `, entry '${entryPath}'`}: writing the erofs image failed`, err);
+  return ioError(
+    `layer ${layerIndex}${entryPath === undefined ? '' : `, entry '${entryPath}'`}: writing the erofs image failed`,
+    err,
+  );
 }
 
 function shorten(p: string): string {

@@ -115,7 +115,9 @@ export class ErofsReader {
   list(): ErofsEntry[] {
     const out: ErofsEntry[] = [];
     const root = this.inode(this.superblock.rootNid);
-    const stack: Array<{ inode: RawInode; path: Buffer; depth: number }> = [{ inode: root, path: Buffer.from('/'), depth: 0 }];
+    const stack: Array<{ inode: RawInode; path: Buffer; depth: number }> = [
+      { inode: root, path: Buffer.from('/'), depth: 0 },
+    ];
     while (stack.length) {
       const { inode, path, depth } = stack.pop() as { inode: RawInode; path: Buffer; depth: number };
       out.push(this.entry(inode, path));
@@ -125,7 +127,11 @@ export class ErofsReader {
       for (let i = children.length - 1; i >= 0; i--) {
         const d = children[i];
         const child = this.inode(d.nid);
-        const childPath = Buffer.concat([path, path.length > 1 ? Buffer.from('/') : Buffer.alloc(0), Buffer.from(d.name, 'latin1')]);
+        const childPath = Buffer.concat([
+          path,
+          path.length > 1 ? Buffer.from('/') : Buffer.alloc(0),
+          Buffer.from(d.name, 'latin1'),
+        ]);
         stack.push({ inode: child, path: childPath, depth: depth + 1 });
       }
     }
@@ -135,7 +141,10 @@ export class ErofsReader {
   /** Looks a path up through directory entries (symlinks are not followed). */
   lookup(path: string): ErofsEntry | undefined {
     let inode = this.inode(this.superblock.rootNid);
-    const parts = Buffer.from(path, 'utf8').toString('latin1').split('/').filter((c) => c !== '');
+    const parts = Buffer.from(path, 'utf8')
+      .toString('latin1')
+      .split('/')
+      .filter((c) => c !== '');
     for (const part of parts) {
       if (inode.type !== 'dir') return undefined;
       const d = this.readDir(inode).find((e) => e.name === part);
@@ -162,7 +171,8 @@ export class ErofsReader {
   }
 
   private read(offset: number, length: number): Buffer {
-    if (offset < 0 || length < 0 || offset + length > this.fileSize) throw this.corrupt(`read of ${length} bytes at ${offset} is outside the image`);
+    if (offset < 0 || length < 0 || offset + length > this.fileSize)
+      throw this.corrupt(`read of ${length} bytes at ${offset} is outside the image`);
     const buf = Buffer.alloc(length);
     let done = 0;
     while (done < length) {
@@ -322,11 +332,14 @@ export class ErofsReader {
       const tail = size % BLOCK_SIZE;
       const full = size - tail;
       if (tail === 0) throw this.corrupt(`nid ${inode.nid}: inline layout without a tail`);
-      if ((inode.inlineAt % BLOCK_SIZE) + tail > BLOCK_SIZE) throw this.corrupt(`nid ${inode.nid}: inline data crosses a block boundary`);
+      if ((inode.inlineAt % BLOCK_SIZE) + tail > BLOCK_SIZE)
+        throw this.corrupt(`nid ${inode.nid}: inline data crosses a block boundary`);
       const head = full > 0 ? this.read(inode.rawU * BLOCK_SIZE, full) : Buffer.alloc(0);
       return Buffer.concat([head, this.read(inode.inlineAt, tail)]);
     }
-    throw new SmolvmError(`${this.imagePath}: nid ${inode.nid} uses data layout ${inode.layout}, which this reader does not support`);
+    throw new SmolvmError(
+      `${this.imagePath}: nid ${inode.nid} uses data layout ${inode.layout}, which this reader does not support`,
+    );
   }
 
   private readDir(inode: RawInode): Array<{ name: string; nid: number; fileType: number }> {
@@ -349,7 +362,11 @@ export class ErofsReader {
           if (nul >= 0 && nul < nameEnd) nameEnd = nul;
         }
         if (nameOff > nameEnd || nameEnd > block.length) throw this.corrupt(`nid ${inode.nid}: bad dirent name bounds`);
-        out.push({ name: block.toString('latin1', nameOff, nameEnd), nid: Number(block.readBigUInt64LE(d)), fileType: block.readUInt8(d + 10) });
+        out.push({
+          name: block.toString('latin1', nameOff, nameEnd),
+          nid: Number(block.readBigUInt64LE(d)),
+          fileType: block.readUInt8(d + 10),
+        });
       }
     }
     return out;

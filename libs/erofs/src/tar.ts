@@ -82,7 +82,8 @@ export class TarReader {
       const flag = String.fromCharCode(h[156]);
       const size = parseNumber(h, 124, 12, 'size');
       if (size < 0) throw new EntryProblem('negative entry size');
-      if ('xgLK'.includes(flag) && ++meta.headers > MAX_META_HEADERS) throw new EntryProblem(`more than ${MAX_META_HEADERS} metadata headers before one entry`);
+      if ('xgLK'.includes(flag) && ++meta.headers > MAX_META_HEADERS)
+        throw new EntryProblem(`more than ${MAX_META_HEADERS} metadata headers before one entry`);
       switch (flag) {
         case 'x':
           pax = mergePax(pax, parsePax(await this.readMeta(size, 'pax header', meta)));
@@ -127,7 +128,8 @@ export class TarReader {
       };
       if (entry.uid < 0 || entry.gid < 0) throw new EntryProblem('negative uid/gid');
       if (path.length === 0) throw new EntryProblem('entry has an empty name');
-      if ((type === 'symlink' || type === 'hardlink') && linkPath.length === 0) throw new EntryProblem(`${type} has an empty target`);
+      if ((type === 'symlink' || type === 'hardlink') && linkPath.length === 0)
+        throw new EntryProblem(`${type} has an empty target`);
       // GNU dumpdir entries carry a listing as data; it is skipped like any unread body.
       const bodySize = flag === 'D' ? dataSize : entry.size;
       this.bodyLeft = bodySize;
@@ -148,9 +150,11 @@ export class TarReader {
   }
 
   private async readMeta(size: number, what: string, meta: { bytes: number }): Promise<Buffer> {
-    if (size > MAX_META_SIZE) throw new EntryProblem(`${what} of ${size} bytes exceeds the ${MAX_META_SIZE}-byte limit`);
+    if (size > MAX_META_SIZE)
+      throw new EntryProblem(`${what} of ${size} bytes exceeds the ${MAX_META_SIZE}-byte limit`);
     meta.bytes += size;
-    if (meta.bytes > MAX_META_SIZE) throw new EntryProblem(`the metadata headers of one entry exceed ${MAX_META_SIZE} bytes together`);
+    if (meta.bytes > MAX_META_SIZE)
+      throw new EntryProblem(`the metadata headers of one entry exceed ${MAX_META_SIZE} bytes together`);
     const data = (await this.src.readExact(size)) ?? Buffer.alloc(0);
     if (data.length !== size) throw new EntryProblem('archive is truncated');
     // Views into the stream are only valid until the next read: keep a copy.
@@ -188,7 +192,8 @@ function entryType(flag: string, path: string): TarEntryType {
   }
 }
 
-const printable = (s: string): string => s.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+const printable = (s: string): string =>
+  s.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 
 function isZero(b: Buffer): boolean {
   for (let i = 0; i < b.length; i += 8) if (b.readBigUInt64LE(i) !== 0n) return false;
@@ -205,7 +210,8 @@ function verifyChecksum(h: Buffer): void {
   }
   const stored = parseOctal(h, 148, 8, 'checksum');
   // Some old writers summed signed chars; Go accepts either, so do we.
-  if (stored !== unsigned && stored !== signed) throw new EntryProblem('tar header checksum mismatch (corrupt or not a tar archive)');
+  if (stored !== unsigned && stored !== signed)
+    throw new EntryProblem('tar header checksum mismatch (corrupt or not a tar archive)');
 }
 
 function cString(b: Buffer): string {
@@ -221,14 +227,18 @@ function parseNumber(h: Buffer, off: number, len: number, what: string): number 
     if (negative) v = 0xffn;
     for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(h[off + i]);
     if (negative) v = v - (1n << BigInt(len * 8));
-    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new EntryProblem(`${what} field out of range`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER))
+      throw new EntryProblem(`${what} field out of range`);
     return Number(v);
   }
   return parseOctal(h, off, len, what);
 }
 
 function parseOctal(h: Buffer, off: number, len: number, what: string): number {
-  const s = h.toString('latin1', off, off + len).replace(/^[ \0]+/, '').replace(/[ \0].*$/s, '');
+  const s = h
+    .toString('latin1', off, off + len)
+    .replace(/^[ \0]+/, '')
+    .replace(/[ \0].*$/s, '');
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw new EntryProblem(`invalid ${what} field in tar header`);
   const v = parseInt(s, 8);

@@ -93,7 +93,12 @@ export class FsTree {
     return this.parentDir(components)?.children.get(components[components.length - 1]);
   }
 
-  private walk(stack: DirInode[], components: readonly string[], createLayer: number | undefined, budget: { follows: number }): boolean {
+  private walk(
+    stack: DirInode[],
+    components: readonly string[],
+    createLayer: number | undefined,
+    budget: { follows: number },
+  ): boolean {
     for (const c of components) {
       if (c === '' || c === '.') continue;
       if (c === '..') {

@@ -14,7 +14,10 @@ function bigPaxHeader(i: number): Buffer {
 }
 
 /** `count` metadata headers made by `make`, then a file entry; counts the bytes the reader pulled. */
-function hostileStream(count: number, make: (i: number) => Buffer): { source: AsyncGenerator<Uint8Array>; pulled: () => number } {
+function hostileStream(
+  count: number,
+  make: (i: number) => Buffer,
+): { source: AsyncGenerator<Uint8Array>; pulled: () => number } {
   let pulled = 0;
   async function* source(): AsyncGenerator<Uint8Array> {
     for (let i = 0; i < count; i++) {
@@ -72,7 +75,10 @@ it('bounds the number of metadata headers of one entry, however small each is', 
 
 it('still reads an entry with one of each metadata header at the per-header bound', async () => {
   const name = `${'d/'.repeat(100)}file`;
-  const pax = Buffer.concat([paxRecord('path', name), paxRecord('SCHILY.xattr.user.big', Buffer.alloc(MAX_META_SIZE / 2, 0x62))]);
+  const pax = Buffer.concat([
+    paxRecord('path', name),
+    paxRecord('SCHILY.xattr.user.big', Buffer.alloc(MAX_META_SIZE / 2, 0x62)),
+  ]);
   const link = Buffer.from('target\0');
   const stream = Buffer.concat([
     header({ name: 'PaxHeaders/g', flag: 'g', size: 0 }),

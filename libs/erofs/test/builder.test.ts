@@ -8,7 +8,17 @@ import { fsck, listDir, tempDir } from './helpers/tools';
 const CAP = Buffer.from('0100000200200000000000000000000000000000', 'hex'); // cap_net_raw=ep, v2
 
 function file(content: Buffer | string, extra: Partial<ModelInode> = {}): ModelInode {
-  return { type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrs: {}, content: Buffer.from(content), ...extra };
+  return {
+    type: 'file',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    mtime: 0,
+    mtimeNsec: 0,
+    xattrs: {},
+    content: Buffer.from(content),
+    ...extra,
+  };
 }
 
 describe('ErofsBuilder', () => {
@@ -44,7 +54,16 @@ describe('ErofsBuilder', () => {
       return out;
     };
 
-    await add('etc', { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1_700_000_000, mtimeNsec: 0, xattrs: {}, children: new Map() });
+    await add('etc', {
+      type: 'dir',
+      mode: 0o755,
+      uid: 0,
+      gid: 0,
+      mtime: 1_700_000_000,
+      mtimeNsec: 0,
+      xattrs: {},
+      children: new Map(),
+    });
     for (const [name, size] of [
       ['empty', 0],
       ['one', 1],
@@ -60,14 +79,26 @@ describe('ErofsBuilder', () => {
     }
     await add('modes/setuid', file('su', { mode: 0o4755 }));
     await add('modes/setgid', file('sg', { mode: 0o2711 }));
-    await add('modes/sticky', { type: 'dir', mode: 0o1777, uid: 0, gid: 0, mtime: 5, mtimeNsec: 0, xattrs: {}, children: new Map() });
+    await add('modes/sticky', {
+      type: 'dir',
+      mode: 0o1777,
+      uid: 0,
+      gid: 0,
+      mtime: 5,
+      mtimeNsec: 0,
+      xattrs: {},
+      children: new Map(),
+    });
     await add('modes/none', file('', { mode: 0 }));
     await add('owners/big-ids', file('ids', { uid: 4_000_000_000, gid: 70_000 }));
     await add('owners/small-ids', file('ids', { uid: 1000, gid: 65535 }));
     await add('times/nsec', file('t', { mtime: 1_234_567_890, mtimeNsec: 123_456_789 }));
     await add('times/negative', file('t', { mtime: -86_400 }));
     await add('times/far', file('t', { mtime: 2 ** 40 }));
-    await add('xattrs/cap', file('ping', { xattrs: { 'security.capability': CAP, 'user.note': Buffer.from('hello') } }));
+    await add(
+      'xattrs/cap',
+      file('ping', { xattrs: { 'security.capability': CAP, 'user.note': Buffer.from('hello') } }),
+    );
     await add('xattrs/dir', {
       type: 'dir',
       mode: 0o750,
@@ -78,13 +109,75 @@ describe('ErofsBuilder', () => {
       xattrs: { 'trusted.overlay.opaque': Buffer.from('y'), 'user.empty': Buffer.alloc(0) },
       children: new Map(),
     });
-    await add('xattrs/many', file('m'.repeat(3000), { xattrs: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`user.k${i}`, rnd(i * 7, i)])) }));
-    await add('links/sym', { type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrs: {}, target: '../data/one' });
-    await add('links/abs', { type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrs: {}, target: '/etc/../../../outside' });
-    await add('links/long', { type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrs: {}, target: 'x/'.repeat(2000) + 'end' });
-    await add('dev/null', { type: 'chardev', mode: 0o666, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrs: {}, major: 1, minor: 3 });
-    await add('dev/sda', { type: 'blockdev', mode: 0o660, uid: 0, gid: 6, mtime: 0, mtimeNsec: 0, xattrs: {}, major: 8, minor: 0 });
-    await add('dev/wide', { type: 'chardev', mode: 0o600, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrs: {}, major: 4095, minor: 1_048_575 });
+    await add(
+      'xattrs/many',
+      file('m'.repeat(3000), {
+        xattrs: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`user.k${i}`, rnd(i * 7, i)])),
+      }),
+    );
+    await add('links/sym', {
+      type: 'symlink',
+      mode: 0o777,
+      uid: 0,
+      gid: 0,
+      mtime: 0,
+      mtimeNsec: 0,
+      xattrs: {},
+      target: '../data/one',
+    });
+    await add('links/abs', {
+      type: 'symlink',
+      mode: 0o777,
+      uid: 0,
+      gid: 0,
+      mtime: 0,
+      mtimeNsec: 0,
+      xattrs: {},
+      target: '/etc/../../../outside',
+    });
+    await add('links/long', {
+      type: 'symlink',
+      mode: 0o777,
+      uid: 0,
+      gid: 0,
+      mtime: 0,
+      mtimeNsec: 0,
+      xattrs: {},
+      target: 'x/'.repeat(2000) + 'end',
+    });
+    await add('dev/null', {
+      type: 'chardev',
+      mode: 0o666,
+      uid: 0,
+      gid: 0,
+      mtime: 0,
+      mtimeNsec: 0,
+      xattrs: {},
+      major: 1,
+      minor: 3,
+    });
+    await add('dev/sda', {
+      type: 'blockdev',
+      mode: 0o660,
+      uid: 0,
+      gid: 6,
+      mtime: 0,
+      mtimeNsec: 0,
+      xattrs: {},
+      major: 8,
+      minor: 0,
+    });
+    await add('dev/wide', {
+      type: 'chardev',
+      mode: 0o600,
+      uid: 0,
+      gid: 0,
+      mtime: 0,
+      mtimeNsec: 0,
+      xattrs: {},
+      major: 4095,
+      minor: 1_048_575,
+    });
     await add('dev/fifo', { type: 'fifo', mode: 0o600, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrs: {} });
     const longName = 'n'.repeat(255);
     await add(`names/${longName}`, file('long name'));
@@ -92,7 +185,8 @@ describe('ErofsBuilder', () => {
     const deep = Array.from({ length: 60 }, (_, i) => `d${i}`).join('/');
     await add(`${deep}/leaf`, file('deep'));
     // Thousands of entries: a directory spanning many blocks, looked up by binary search in the kernel.
-    for (let i = 0; i < 3000; i++) await add(`many/entry-${String(i).padStart(5, '0')}-${'x'.repeat(i % 40)}`, file(i % 3 ? '' : `v${i}`));
+    for (let i = 0; i < 3000; i++)
+      await add(`many/entry-${String(i).padStart(5, '0')}-${'x'.repeat(i % 40)}`, file(i % 3 ? '' : `v${i}`));
     // Hard links, including one to a big file and one chain.
     b.link('links/hard-big', 'data/big');
     model.link('links/hard-big', 'data/big', 0);
@@ -119,7 +213,9 @@ describe('ErofsBuilder', () => {
       expect(many && many.size).toBeGreaterThan(4096 * 10);
       // Entries are sorted by bytes across all blocks, '.' and '..' included.
       const names = r.readDirEntries(many as NonNullable<typeof many>).map((d) => d.name);
-      expect(names).toEqual([...names].sort((a, c) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(c, 'latin1'))));
+      expect(names).toEqual(
+        [...names].sort((a, c) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(c, 'latin1'))),
+      );
       expect(names).toContain('.');
       expect(names).toContain('..');
     } finally {
@@ -139,7 +235,11 @@ describe('ErofsBuilder', () => {
       await b.writeFile(`f${i}`, content, { xattrs, mtime: i % 2 });
       model.add(`f${i}`, file(content, { xattrs, mtime: i % 2 }), 0);
       b.mkdir(`d${i}`, { xattrs, mtime: 0 });
-      model.add(`d${i}`, { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrs, children: new Map() }, 0);
+      model.add(
+        `d${i}`,
+        { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrs, children: new Map() },
+        0,
+      );
     }
     await b.finish();
     expectImageMatches(out, model.flatten());
@@ -182,7 +282,11 @@ describe('ErofsBuilder', () => {
     const model = new Model(0);
     model.add('d', file('now a file'), 0);
     model.add('f', file('second'), 0);
-    model.add('m', { type: 'dir', mode: 0o711, uid: 5, gid: 0, mtime: 0, mtimeNsec: 0, xattrs: {}, children: new Map() }, 0);
+    model.add(
+      'm',
+      { type: 'dir', mode: 0o711, uid: 5, gid: 0, mtime: 0, mtimeNsec: 0, xattrs: {}, children: new Map() },
+      0,
+    );
     model.add('m/keep', file('k'), 0);
     expectImageMatches(out, model.flatten());
     expect(stats.deadBytes).toBe(0); // only inline tails were written for the replaced files
@@ -235,7 +339,9 @@ describe('ErofsBuilder', () => {
   test('xattrs erofs cannot encode are dropped and counted', async () => {
     const out = path.join(dir, 'x.erofs');
     const b = ErofsBuilder.create(out);
-    await b.writeFile('f', 'x', { xattrs: { 'user.ok': Buffer.from('1'), 'system.nfs4_acl': Buffer.from('2'), 'weird.name': Buffer.from('3') } });
+    await b.writeFile('f', 'x', {
+      xattrs: { 'user.ok': Buffer.from('1'), 'system.nfs4_acl': Buffer.from('2'), 'weird.name': Buffer.from('3') },
+    });
     const stats = await b.finish();
     expect(stats.droppedXattrs).toBe(2);
     const r = openErofs(out);

@@ -50,7 +50,15 @@ describe('buildErofsFromDirectory', () => {
       let m = byIno.get(key);
       if (!m) {
         m = {
-          type: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : 'chardev',
+          type: st.isDirectory()
+            ? 'dir'
+            : st.isFile()
+              ? 'file'
+              : st.isSymbolicLink()
+                ? 'symlink'
+                : st.isFIFO()
+                  ? 'fifo'
+                  : 'chardev',
           mode: Number(st.mode & 0o7777n),
           uid: owner?.uid ?? Number(st.uid),
           gid: owner?.gid ?? Number(st.gid),
@@ -97,7 +105,8 @@ describe('buildErofsFromDirectory', () => {
   test('agrees with mkfs.erofs on the same tree (an independent writer, read by our reader)', async () => {
     populate();
     fs.mkdirSync(path.join(src, 'many'));
-    for (let i = 0; i < 800; i++) fs.writeFileSync(path.join(src, 'many', `f${i}-${'z'.repeat(i % 50)}`), `c${i}`.repeat(i));
+    for (let i = 0; i < 800; i++)
+      fs.writeFileSync(path.join(src, 'many', `f${i}-${'z'.repeat(i % 50)}`), `c${i}`.repeat(i));
     const ours = path.join(outDir, 'ours.erofs');
     const theirs = path.join(outDir, 'theirs.erofs');
     await buildErofsFromDirectory(src, ours);
@@ -128,9 +137,13 @@ describe('buildErofsFromDirectory', () => {
 
   test('rejects an output inside the tree and a missing directory', async () => {
     await expect(buildErofsFromDirectory(src, path.join(src, 'x.erofs'))).rejects.toThrow(UsageError);
-    await expect(buildErofsFromDirectory(path.join(work, 'missing'), path.join(outDir, 'x.erofs'))).rejects.toThrow(/cannot read directory/);
+    await expect(buildErofsFromDirectory(path.join(work, 'missing'), path.join(outDir, 'x.erofs'))).rejects.toThrow(
+      /cannot read directory/,
+    );
     fs.writeFileSync(path.join(work, 'file'), 'x');
-    await expect(buildErofsFromDirectory(path.join(work, 'file'), path.join(outDir, 'x.erofs'))).rejects.toThrow(/is not a directory/);
+    await expect(buildErofsFromDirectory(path.join(work, 'file'), path.join(outDir, 'x.erofs'))).rejects.toThrow(
+      /is not a directory/,
+    );
     expect(listDir(outDir)).toEqual([]);
   });
 

@@ -14,8 +14,14 @@ describe('format primitives', () => {
 
   test('device numbers use the kernel new_encode_dev layout', () => {
     expect(encodeDev(1, 3)).toBe(0x103);
-    expect(encodeDev(8, 0x12345)).toBe(0x12345 & 0xff | (8 << 8) | ((0x12345 & ~0xff) << 12));
-    for (const [maj, min] of [[0, 0], [4095, 1048575], [259, 70000], [1, 256]]) expect(decodeDev(encodeDev(maj, min))).toEqual({ major: maj, minor: min });
+    expect(encodeDev(8, 0x12345)).toBe((0x12345 & 0xff) | (8 << 8) | ((0x12345 & ~0xff) << 12));
+    for (const [maj, min] of [
+      [0, 0],
+      [4095, 1048575],
+      [259, 70000],
+      [1, 256],
+    ])
+      expect(decodeDev(encodeDev(maj, min))).toEqual({ major: maj, minor: min });
   });
 
   test('directory blocks are packed greedily and never split an entry', () => {

@@ -39,9 +39,24 @@ function generate(seed: number): { layers: Array<{ tar: Buffer; how: TestCompres
     const xattrs: Record<string, Buffer> = {};
     if (r(4) === 0) xattrs['user.k'] = Buffer.from(Array.from({ length: r(40) }, () => r(256)));
     if (r(6) === 0) xattrs['security.capability'] = CAP;
-    return { mode: pick(MODES), uid: pick(IDS), gid: pick(IDS), mtime: r(3) === 0 ? BT + r(1000) : BT, mtimeNsec: r(5) === 0 ? r(1_000_000_000) : 0, xattrs };
+    return {
+      mode: pick(MODES),
+      uid: pick(IDS),
+      gid: pick(IDS),
+      mtime: r(3) === 0 ? BT + r(1000) : BT,
+      mtimeNsec: r(5) === 0 ? r(1_000_000_000) : 0,
+      xattrs,
+    };
   };
-  const spec = (p: string, a: ReturnType<typeof attrs>): Partial<TarSpec> => ({ path: p, mode: a.mode, uid: a.uid, gid: a.gid, mtime: a.mtime, mtimeNsec: a.mtimeNsec, xattrs: a.xattrs });
+  const spec = (p: string, a: ReturnType<typeof attrs>): Partial<TarSpec> => ({
+    path: p,
+    mode: a.mode,
+    uid: a.uid,
+    gid: a.gid,
+    mtime: a.mtime,
+    mtimeNsec: a.mtimeNsec,
+    xattrs: a.xattrs,
+  });
 
   const nLayers = 2 + r(4);
   for (let L = 0; L < nLayers; L++) {
@@ -118,27 +133,30 @@ describe('random layer stacks', () => {
     fs.rmSync(out);
   });
 
-  test.each(SEEDS.slice(0, 20))('seed %i: corrupting one byte fails cleanly or still yields a valid image', async (seed) => {
-    // Flipping a byte may hit file data (still a valid tar) or a header (must be a clean typed error);
-    // either way nothing but a complete image may be left behind.
-    const { layers } = generate(seed);
-    const r = rng(seed * 7919);
-    const victim = r(layers.length);
-    const tar = Buffer.from(layers[victim].tar);
-    tar[r(tar.length)] ^= 1 + r(255);
-    const out = path.join(dir, `corrupt-${seed}.erofs`);
-    const sources = layers.map((l, i) => tarLayer(i === victim ? tar : l.tar, l.how));
-    const err = await buildErofsFromLayers(sources, out, { buildTime: BT }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    if (err) {
-      expect(err).toBeInstanceOf(InvalidLayerError);
-      expect((err as InvalidLayerError).layerIndex).toBe(victim);
-      expect(listDir(dir).filter((f) => f.includes(`corrupt-${seed}`))).toEqual([]);
-    } else {
-      expect(listDir(dir).filter((f) => f.includes(`corrupt-${seed}`))).toEqual([`corrupt-${seed}.erofs`]);
-      fs.rmSync(out);
-    }
-  });
+  test.each(SEEDS.slice(0, 20))(
+    'seed %i: corrupting one byte fails cleanly or still yields a valid image',
+    async (seed) => {
+      // Flipping a byte may hit file data (still a valid tar) or a header (must be a clean typed error);
+      // either way nothing but a complete image may be left behind.
+      const { layers } = generate(seed);
+      const r = rng(seed * 7919);
+      const victim = r(layers.length);
+      const tar = Buffer.from(layers[victim].tar);
+      tar[r(tar.length)] ^= 1 + r(255);
+      const out = path.join(dir, `corrupt-${seed}.erofs`);
+      const sources = layers.map((l, i) => tarLayer(i === victim ? tar : l.tar, l.how));
+      const err = await buildErofsFromLayers(sources, out, { buildTime: BT }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (err) {
+        expect(err).toBeInstanceOf(InvalidLayerError);
+        expect((err as InvalidLayerError).layerIndex).toBe(victim);
+        expect(listDir(dir).filter((f) => f.includes(`corrupt-${seed}`))).toEqual([]);
+      } else {
+        expect(listDir(dir).filter((f) => f.includes(`corrupt-${seed}`))).toEqual([`corrupt-${seed}.erofs`]);
+        fs.rmSync(out);
+      }
+    },
+  );
 });

@@ -10,7 +10,17 @@ import { listDir, tempDir } from './helpers/tools';
 const CAP = Buffer.from('0100000200200000000000000000000000000000', 'hex');
 const BT = 1_600_000_000;
 
-const dirNode = (extra: Partial<ModelInode> = {}): ModelInode => ({ type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: BT, mtimeNsec: 0, xattrs: {}, children: new Map(), ...extra });
+const dirNode = (extra: Partial<ModelInode> = {}): ModelInode => ({
+  type: 'dir',
+  mode: 0o755,
+  uid: 0,
+  gid: 0,
+  mtime: BT,
+  mtimeNsec: 0,
+  xattrs: {},
+  children: new Map(),
+  ...extra,
+});
 const fileNode = (content: string | Buffer, extra: Partial<ModelInode> = {}): ModelInode => ({
   type: 'file',
   mode: 0o644,
@@ -77,18 +87,28 @@ describe('buildErofsFromLayers', () => {
       { path: 'same/kept', content: 'kept', mtime: BT },
       { path: 'same/.wh.kept' },
     ];
-    const layers = [l0, l1, l2, l3].map((entries, i) => tarLayer(makeTar(entries), how, { seed: i + 1, maxChunk: 3000 }));
+    const layers = [l0, l1, l2, l3].map((entries, i) =>
+      tarLayer(makeTar(entries), how, { seed: i + 1, maxChunk: 3000 }),
+    );
     const stats = await buildErofsFromLayers(layers, out, { buildTime: BT });
 
     const m = new Model(BT);
     m.add('etc', dirNode(), 0);
-    m.add('etc/passwd', { type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: BT, mtimeNsec: 0, xattrs: {}, target: '/run/passwd' }, 3);
+    m.add(
+      'etc/passwd',
+      { type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: BT, mtimeNsec: 0, xattrs: {}, target: '/run/passwd' },
+      3,
+    );
     m.add('etc/shadow', fileNode('back again', { mode: 0o600 }), 2);
     m.add('bin', dirNode(), 0);
     const oldBusybox = fileNode(Buffer.alloc(20000, 9), { mode: 0o755 });
     m.add('bin/cat', oldBusybox, 1);
     m.add('bin/busybox', fileNode('new busybox', { mode: 0o755 }), 2);
-    m.add('bin/ls', { type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: BT, mtimeNsec: 0, xattrs: {}, target: 'busybox' }, 0);
+    m.add(
+      'bin/ls',
+      { type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: BT, mtimeNsec: 0, xattrs: {}, target: 'busybox' },
+      0,
+    );
     m.add('opt', dirNode(), 0);
     m.add('opt/app', dirNode(), 0);
     m.add('var', dirNode(), 0);
@@ -98,8 +118,16 @@ describe('buildErofsFromLayers', () => {
     m.add('usr/bin', dirNode(), 0);
     m.add('usr/bin/ping', fileNode('ping', { mode: 0o4755, xattrs: { 'security.capability': CAP } }), 0);
     m.add('dev', dirNode(), 1);
-    m.add('dev/null', { type: 'chardev', mode: 0o666, uid: 0, gid: 0, mtime: BT, mtimeNsec: 0, xattrs: {}, major: 1, minor: 3 }, 1);
-    m.add('dev/loop0', { type: 'blockdev', mode: 0o660, uid: 0, gid: 6, mtime: BT, mtimeNsec: 0, xattrs: {}, major: 7, minor: 0 }, 1);
+    m.add(
+      'dev/null',
+      { type: 'chardev', mode: 0o666, uid: 0, gid: 0, mtime: BT, mtimeNsec: 0, xattrs: {}, major: 1, minor: 3 },
+      1,
+    );
+    m.add(
+      'dev/loop0',
+      { type: 'blockdev', mode: 0o660, uid: 0, gid: 6, mtime: BT, mtimeNsec: 0, xattrs: {}, major: 7, minor: 0 },
+      1,
+    );
     m.add('run', dirNode(), 1);
     m.add('run/fifo', { type: 'fifo', mode: 0o600, uid: 0, gid: 0, mtime: BT, mtimeNsec: 0, xattrs: {} }, 1);
     m.add('tmp', dirNode({ mode: 0o1777 }), 2);
@@ -134,7 +162,12 @@ describe('buildErofsFromLayers', () => {
       { path: longGnu, content: 'via gnu', longNames: 'gnu', mtime: BT },
       { path: 'l/pax-link', type: 'symlink', linkPath: long, mtime: BT },
       { path: 'l/gnu-link', type: 'hardlink', linkPath: longGnu, longNames: 'gnu' },
-      { path: 'x/bin', content: 'b', xattrs: { 'user.bin': binary, 'security.capability': CAP, 'trusted.t': 'v' }, mtime: BT },
+      {
+        path: 'x/bin',
+        content: 'b',
+        xattrs: { 'user.bin': binary, 'security.capability': CAP, 'trusted.t': 'v' },
+        mtime: BT,
+      },
       { path: 'x/nsec', content: 'n', mtime: 1_500_000_000, mtimeNsec: 5 },
       { path: 'x/ids', content: 'i', uid: 3_000_000_000, gid: 2_500_000_000, mtime: BT },
       { path: 'x/b256', content: 'b256', uid: 70_000, gid: 80_000, base256: true, mtime: BT },
@@ -144,9 +177,17 @@ describe('buildErofsFromLayers', () => {
     m.add(long, fileNode('via pax'), 0);
     const gnu = fileNode('via gnu');
     m.add(longGnu, gnu, 0);
-    m.add('l/pax-link', { type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: BT, mtimeNsec: 0, xattrs: {}, target: long }, 0);
+    m.add(
+      'l/pax-link',
+      { type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: BT, mtimeNsec: 0, xattrs: {}, target: long },
+      0,
+    );
     m.link('l/gnu-link', longGnu, 0);
-    m.add('x/bin', fileNode('b', { xattrs: { 'user.bin': binary, 'security.capability': CAP, 'trusted.t': Buffer.from('v') } }), 0);
+    m.add(
+      'x/bin',
+      fileNode('b', { xattrs: { 'user.bin': binary, 'security.capability': CAP, 'trusted.t': Buffer.from('v') } }),
+      0,
+    );
     m.add('x/nsec', fileNode('n', { mtime: 1_500_000_000, mtimeNsec: 5 }), 0);
     m.add('x/ids', fileNode('i', { uid: 3_000_000_000, gid: 2_500_000_000 }), 0);
     m.add('x/b256', fileNode('b256', { uid: 70_000, gid: 80_000 }), 0);
@@ -171,7 +212,18 @@ describe('buildErofsFromLayers', () => {
     const r = openErofs(out);
     try {
       const paths = r.list().map((e) => e.path);
-      expect(paths).toEqual(['/', '/abs', '/etc', '/etc/escaped', '/lib', '/up', '/usr', '/usr/lib', '/usr/lib/via-abs', '/usr/lib/via-rel']);
+      expect(paths).toEqual([
+        '/',
+        '/abs',
+        '/etc',
+        '/etc/escaped',
+        '/lib',
+        '/up',
+        '/usr',
+        '/usr/lib',
+        '/usr/lib/via-abs',
+        '/usr/lib/via-rel',
+      ]);
       expect(r.lookup('/lib')?.type).toBe('symlink');
     } finally {
       r.close();
@@ -189,7 +241,10 @@ describe('buildErofsFromLayers', () => {
     chain.push({ path: `${at}/leaf`, content: 'deep' });
     // Same-layer whiteout: walks the whole 24000-level tree but may remove nothing from it.
     chain.push({ path: '.wh.d' });
-    const stats = await buildErofsFromLayers([tarLayer(makeTar(chain)), tarLayer(makeTar([{ path: '.wh.d' }, { path: '.wh.s0' }]))], out);
+    const stats = await buildErofsFromLayers(
+      [tarLayer(makeTar(chain)), tarLayer(makeTar([{ path: '.wh.d' }, { path: '.wh.s0' }]))],
+      out,
+    );
     expect(stats.whiteoutRemovals).toBe(2);
     const r = openErofs(out);
     expect(r.list().map((e) => e.path)).toEqual(['/']);
@@ -197,7 +252,17 @@ describe('buildErofsFromLayers', () => {
   });
 
   test('root entries and ./ prefixes update the root directory', async () => {
-    await buildErofsFromLayers([tarLayer(makeTar([{ path: './', type: 'dir', mode: 0o700, uid: 5, mtime: 99 }, { path: './a', content: 'a', mtime: 99 }]))], out);
+    await buildErofsFromLayers(
+      [
+        tarLayer(
+          makeTar([
+            { path: './', type: 'dir', mode: 0o700, uid: 5, mtime: 99 },
+            { path: './a', content: 'a', mtime: 99 },
+          ]),
+        ),
+      ],
+      out,
+    );
     const r = openErofs(out);
     const root = r.lookup('/');
     expect([root?.mode.toString(8), root?.uid, root?.mtime]).toEqual(['700', 5, 99]);
@@ -206,8 +271,13 @@ describe('buildErofsFromLayers', () => {
 
   test('media type and magic bytes must agree', async () => {
     const tar = makeTar([{ path: 'a', content: 'a' }]);
-    const mislabelled: LayerSource = { ...tarLayer(tar, 'none'), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' };
-    await expect(buildErofsFromLayers([mislabelled], out)).rejects.toThrow(/layer 0: media type .* says gzip but the data is not compressed/);
+    const mislabelled: LayerSource = {
+      ...tarLayer(tar, 'none'),
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    };
+    await expect(buildErofsFromLayers([mislabelled], out)).rejects.toThrow(
+      /layer 0: media type .* says gzip but the data is not compressed/,
+    );
     // Without a media type the bytes decide.
     const unlabelled: LayerSource = { ...tarLayer(tar, 'gzip'), mediaType: undefined };
     await expect(buildErofsFromLayers([unlabelled], out)).resolves.toMatchObject({ layers: [{ compression: 'gzip' }] });
@@ -238,7 +308,11 @@ describe('buildErofsFromLayers failures', () => {
   const good = makeTar([{ path: 'ok', content: Buffer.alloc(9000, 1) }]);
 
   /** Builds [good layer, bad layer] and expects a typed error naming layer 1; no file may remain. */
-  async function expectFailure(bad: LayerSource | Buffer, message: RegExp, type: abstract new (...args: never[]) => SmolvmError = InvalidLayerError): Promise<SmolvmError> {
+  async function expectFailure(
+    bad: LayerSource | Buffer,
+    message: RegExp,
+    type: abstract new (...args: never[]) => SmolvmError = InvalidLayerError,
+  ): Promise<SmolvmError> {
     const layers = [tarLayer(good), Buffer.isBuffer(bad) ? tarLayer(bad) : bad];
     const err = await buildErofsFromLayers(layers, out).then(
       () => undefined,
@@ -260,9 +334,21 @@ describe('buildErofsFromLayers failures', () => {
   });
 
   test('hard links: escaping, missing and directory targets', async () => {
-    await expectFailure(makeTar([{ path: 'l', type: 'hardlink', linkPath: '../../etc/passwd' }]), /entry 'l': path escapes/);
-    await expectFailure(makeTar([{ path: 'l', type: 'hardlink', linkPath: 'nope' }]), /hard link target 'nope' does not exist/);
-    await expectFailure(makeTar([{ path: 'd/', type: 'dir' }, { path: 'l', type: 'hardlink', linkPath: 'd' }]), /is a directory/);
+    await expectFailure(
+      makeTar([{ path: 'l', type: 'hardlink', linkPath: '../../etc/passwd' }]),
+      /entry 'l': path escapes/,
+    );
+    await expectFailure(
+      makeTar([{ path: 'l', type: 'hardlink', linkPath: 'nope' }]),
+      /hard link target 'nope' does not exist/,
+    );
+    await expectFailure(
+      makeTar([
+        { path: 'd/', type: 'dir' },
+        { path: 'l', type: 'hardlink', linkPath: 'd' },
+      ]),
+      /is a directory/,
+    );
   });
 
   test('truncated streams: plain, gzip and zstd', async () => {
@@ -286,12 +372,28 @@ describe('buildErofsFromLayers failures', () => {
     corrupt[10] ^= 0xff;
     await expectFailure(corrupt, /checksum mismatch/);
     await expectFailure(Buffer.alloc(4096, 0x41), /checksum mismatch|invalid/);
-    await expectFailure(makeTar([{ path: 'huge', content: 'tiny', declaredSize: 2 ** 50, base256: true }]), /archive is truncated/);
+    await expectFailure(
+      makeTar([{ path: 'huge', content: 'tiny', declaredSize: 2 ** 50, base256: true }]),
+      /archive is truncated/,
+    );
     await expectFailure(makeTar([{ path: 's', flag: 'S' }]), /sparse files are not supported/);
     await expectFailure(makeTar([{ path: 'z', flag: 'Z' }]), /unsupported tar entry type 'Z'/);
     await expectFailure(makeTar([{ path: 'n'.repeat(256), content: 'x' }]), /longer than 255 bytes/);
-    await expectFailure(makeTar([{ path: 'a', type: 'symlink', linkPath: 'b' }, { path: 'b', type: 'symlink', linkPath: 'a' }, { path: 'a/x', content: 'x' }]), /too many levels of symbolic links/);
-    await expectFailure(makeTar([{ path: 'f', content: 'f' }, { path: 'f/x', content: 'x' }]), /entry 'f\/x': parent component 'f' is not a directory/);
+    await expectFailure(
+      makeTar([
+        { path: 'a', type: 'symlink', linkPath: 'b' },
+        { path: 'b', type: 'symlink', linkPath: 'a' },
+        { path: 'a/x', content: 'x' },
+      ]),
+      /too many levels of symbolic links/,
+    );
+    await expectFailure(
+      makeTar([
+        { path: 'f', content: 'f' },
+        { path: 'f/x', content: 'x' },
+      ]),
+      /entry 'f\/x': parent component 'f' is not a directory/,
+    );
     await expectFailure(makeTar([{ path: 'dev', type: 'chardev', devMajor: 5000 }]), /device number/);
     await expectFailure(makeTar([{ path: 'p', pax: [['path', 'bad\u0000name']] }]), /NUL byte/);
     await expectFailure(makeTar([{ path: 'p', pax: [['uid', 'abc']] }]), /invalid pax uid/);

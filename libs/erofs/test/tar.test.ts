@@ -36,7 +36,15 @@ describe('TarReader', () => {
   });
 
   test('unread bodies are skipped', async () => {
-    const r = new TarReader(chunked(makeTar([{ path: 'a', content: 'x'.repeat(5000) }, { path: 'b', content: 'y' }]), 300));
+    const r = new TarReader(
+      chunked(
+        makeTar([
+          { path: 'a', content: 'x'.repeat(5000) },
+          { path: 'b', content: 'y' },
+        ]),
+        300,
+      ),
+    );
     expect((await r.next())?.path).toBe('a');
     expect((await r.next())?.path).toBe('b');
     expect(await r.next()).toBeNull();
@@ -47,7 +55,11 @@ describe('TarReader', () => {
     const tar = Buffer.concat([header({ name: 'file', prefix: 'deep/prefix', flag: '0', size: 1 }), pad(body), end]);
     expect((await readAll(tar))[0].path).toBe('deep/prefix/file');
     // GNU magic has no prefix field: the bytes there must not become part of the name.
-    const gnu = Buffer.concat([header({ name: 'file', prefix: 'ignored', flag: '0', size: 1, magic: 'gnu' }), pad(body), end]);
+    const gnu = Buffer.concat([
+      header({ name: 'file', prefix: 'ignored', flag: '0', size: 1, magic: 'gnu' }),
+      pad(body),
+      end,
+    ]);
     expect((await readAll(gnu))[0].path).toBe('file');
   });
 
@@ -82,7 +94,11 @@ describe('TarReader', () => {
   });
 
   test('header-only types ignore their size field (like Go archive/tar)', async () => {
-    const tar = Buffer.concat([header({ name: 'link', flag: '2', size: 999, linkName: 'target' }), header({ name: 'next', flag: '0', size: 0 }), end]);
+    const tar = Buffer.concat([
+      header({ name: 'link', flag: '2', size: 999, linkName: 'target' }),
+      header({ name: 'next', flag: '0', size: 0 }),
+      end,
+    ]);
     const got = await readAll(tar);
     expect(got.map((e) => [e.path, e.type, e.linkPath, e.size])).toEqual([
       ['link', 'symlink', 'target', 0],

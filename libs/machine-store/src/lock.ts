@@ -171,7 +171,10 @@ export function stageHolder(lockPath: string, purpose?: string): { staged: strin
   const staged = path.join(parent, stagingName('tmp', path.basename(lockPath)));
   fs.mkdirSync(staged, { mode: 0o700 });
   try {
-    fs.writeFileSync(path.join(staged, holderFileName(holder.token)), JSON.stringify(holder) + '\n', { flag: 'wx', mode: 0o600 });
+    fs.writeFileSync(path.join(staged, holderFileName(holder.token)), JSON.stringify(holder) + '\n', {
+      flag: 'wx',
+      mode: 0o600,
+    });
   } catch (err) {
     fs.rmSync(staged, { recursive: true, force: true });
     throw err;
@@ -194,7 +197,10 @@ function installExitHook(): void {
 
 class Handle implements LockHandle {
   private released = false;
-  constructor(readonly path: string, readonly holder: LockHolder) {}
+  constructor(
+    readonly path: string,
+    readonly holder: LockHolder,
+  ) {}
 
   private get file(): string {
     return path.join(this.path, holderFileName(this.holder.token));
@@ -258,9 +264,12 @@ function attempt(lockPath: string, staged: string, holder: LockHolder, subject: 
         removeHolder(seen.file);
         continue;
       case 'damaged':
-        throw new ConflictError(`${subject}: lock directory ${lockPath} holds unexpected files (${seen.entries.join(', ')})`, {
-          remedy: `make sure no smolvm command is running for it, then remove ${lockPath}`,
-        });
+        throw new ConflictError(
+          `${subject}: lock directory ${lockPath} holds unexpected files (${seen.entries.join(', ')})`,
+          {
+            remedy: `make sure no smolvm command is running for it, then remove ${lockPath}`,
+          },
+        );
     }
   }
   return { acquired: false, holder: null };
@@ -269,7 +278,9 @@ function attempt(lockPath: string, staged: string, holder: LockHolder, subject: 
 function busyError(subject: string, lockPath: string, holder: LockHolder | null, timeoutMs: number): ConflictError {
   const waited = timeoutMs > 0 ? ` (waited ${Math.round(timeoutMs / 100) / 10} s)` : '';
   if (!holder) {
-    return new ConflictError(`${subject} is locked${waited}: lock ${lockPath} is contended`, { remedy: 'retry in a moment' });
+    return new ConflictError(`${subject} is locked${waited}: lock ${lockPath} is contended`, {
+      remedy: 'retry in a moment',
+    });
   }
   const doing = holder.purpose ? ` (${holder.purpose})` : '';
   return new ConflictError(`${subject} is locked by pid ${holder.pid}${doing} since ${holder.acquiredAt}${waited}`, {
@@ -304,7 +315,10 @@ export async function acquireLock(lockPath: string, options: AcquireOptions = {}
 }
 
 /** One attempt without waiting: the handle, or the live holder that keeps us out (null if unknown). */
-export function tryAcquireLock(lockPath: string, options: Omit<AcquireOptions, 'timeoutMs'> = {}): LockHandle | { holder: LockHolder | null } {
+export function tryAcquireLock(
+  lockPath: string,
+  options: Omit<AcquireOptions, 'timeoutMs'> = {},
+): LockHandle | { holder: LockHolder | null } {
   const { staged, holder } = stageHolder(lockPath, options.purpose);
   let result: Attempt | undefined;
   try {

@@ -35,7 +35,9 @@ function invalid(name: string, why: string, remedy = NAME_RULES): UsageError {
  */
 export function validateMachineName(name: unknown): asserts name is string {
   if (typeof name !== 'string') {
-    throw new UsageError(`invalid machine name: expected a string, got ${name === null ? 'null' : typeof name}`, { remedy: NAME_RULES });
+    throw new UsageError(`invalid machine name: expected a string, got ${name === null ? 'null' : typeof name}`, {
+      remedy: NAME_RULES,
+    });
   }
   if (name.length === 0) throw invalid(name, 'must not be empty');
   if (name.includes('\0')) throw invalid(name, 'contains a NUL byte');

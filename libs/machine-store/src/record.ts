@@ -122,12 +122,15 @@ function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 37) + '...' : value)}`;
+  if (typeof value === 'string')
+    return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 37) + '...' : value)}`;
   if (typeof value === 'object') return 'an object';
   return `${typeof value} ${String(value)}`;
 }
 
-const READER: JsonReaderOptions = { fail: (path, expected, actual) => new FieldError(`'${path}' must be ${expected}, got ${describe(actual)}`) };
+const READER: JsonReaderOptions = {
+  fail: (path, expected, actual) => new FieldError(`'${path}' must be ${expected}, got ${describe(actual)}`),
+};
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 /** Paths, references and ids in a record; longer than any a file system or registry allows. */
@@ -149,11 +152,17 @@ function absolutePath(r: JsonReader, key: string): string {
 
 function timestamp(r: JsonReader, key: string): string {
   const v = r.raw[key];
-  if (typeof v !== 'string' || !RFC3339.test(v) || Number.isNaN(Date.parse(v))) throw READER.fail(r.path(key), 'an RFC 3339 timestamp', v);
+  if (typeof v !== 'string' || !RFC3339.test(v) || Number.isNaN(Date.parse(v)))
+    throw READER.fail(r.path(key), 'an RFC 3339 timestamp', v);
   return v;
 }
 
-function strings(r: JsonReader, key: string, check?: (s: string) => boolean, expected = 'a list of non-empty strings'): string[] {
+function strings(
+  r: JsonReader,
+  key: string,
+  check?: (s: string) => boolean,
+  expected = 'a list of non-empty strings',
+): string[] {
   return r.strArray(key, { minLength: 1 }, check, expected);
 }
 
@@ -219,7 +228,8 @@ function readRecord(value: unknown): MachineRecord {
   if (workdir !== undefined) record.workdir = workdir;
   const imageDigest = optionalText(r, 'imageDigest');
   if (imageDigest !== undefined) {
-    if (!/^sha256:[0-9a-f]{64}$/.test(imageDigest)) throw new FieldError(`'imageDigest' must be sha256: followed by 64 lowercase hex digits`);
+    if (!/^sha256:[0-9a-f]{64}$/.test(imageDigest))
+      throw new FieldError(`'imageDigest' must be sha256: followed by 64 lowercase hex digits`);
     record.imageDigest = imageDigest;
   }
   const user = optionalText(r, 'user');
@@ -259,7 +269,10 @@ export function parseMachineRecord(text: string, file: string, expectedName?: st
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new MachineRecordError(file, `machine record ${file} is not valid JSON (${(err as Error).message})`, { remedy, cause: err });
+    throw new MachineRecordError(file, `machine record ${file} is not valid JSON (${(err as Error).message})`, {
+      remedy,
+      cause: err,
+    });
   }
   if (isJsonObject(value) && typeof value.schemaVersion === 'number' && value.schemaVersion > SCHEMA_VERSION) {
     throw new MachineRecordError(
@@ -276,15 +289,21 @@ export function parseMachineRecord(text: string, file: string, expectedName?: st
     throw new MachineRecordError(file, `machine record ${file} is invalid: ${err.message}`, { remedy });
   }
   if (expectedName !== undefined && record.name !== expectedName) {
-    throw new MachineRecordError(file, `machine record ${file} names machine "${record.name}" but lives in directory "${expectedName}"`, {
-      remedy,
-    });
+    throw new MachineRecordError(
+      file,
+      `machine record ${file} names machine "${record.name}" but lives in directory "${expectedName}"`,
+      {
+        remedy,
+      },
+    );
   }
   return record;
 }
 
 /** The record as machine.json holds it. */
-export function machineRecordJson(record: MachineRecord): Omit<MachineRecord, 'volumes' | 'ports'> & { volumes: VolumeJson[]; ports: PortJson[] } {
+export function machineRecordJson(
+  record: MachineRecord,
+): Omit<MachineRecord, 'volumes' | 'ports'> & { volumes: VolumeJson[]; ports: PortJson[] } {
   return {
     ...record,
     volumes: record.volumes.map((v) => ({ host: v.hostPath, guest: v.guestPath, readOnly: v.readOnly })),

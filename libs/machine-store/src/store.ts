@@ -32,7 +32,14 @@ import {
   type MachineRecord,
   type NewMachine,
 } from './record';
-import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS, readLockHolder, type AcquireOptions, type LockHandle, type LockHolder } from './lock';
+import {
+  acquireLock,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  readLockHolder,
+  type AcquireOptions,
+  type LockHandle,
+  type LockHolder,
+} from './lock';
 import { parseStagingName, stagingName } from './staging';
 
 export const RECORD_FILE = 'machine.json';
@@ -104,7 +111,9 @@ function lexists(p: string): boolean {
 }
 
 function notFound(name: string): NotFoundError {
-  return new NotFoundError(`machine "${name}" does not exist`, { remedy: 'see existing machines with `smolvm machine ls`' });
+  return new NotFoundError(`machine "${name}" does not exist`, {
+    remedy: 'see existing machines with `smolvm machine ls`',
+  });
 }
 
 export class MachineStore {
@@ -152,7 +161,8 @@ export class MachineStore {
       assertTrustedPath(file, this.root);
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
-      if (err instanceof UntrustedPathError) throw new MachineRecordError(file, err.message, { remedy: err.remedy, cause: err });
+      if (err instanceof UntrustedPathError)
+        throw new MachineRecordError(file, err.message, { remedy: err.remedy, cause: err });
       const code = errno(err);
       if (code === 'ENOENT' && !lexists(path.dirname(file))) throw notFound(name);
       if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -238,7 +248,11 @@ export class MachineStore {
    * machine reuse the lock instead of waiting for themselves. Separate chains (two concurrent
    * requests in one process) still exclude each other.
    */
-  async withMachineLock<T>(name: string, fn: (lock: LockHandle) => T | Promise<T>, options: Omit<AcquireOptions, 'subject'> = {}): Promise<T> {
+  async withMachineLock<T>(
+    name: string,
+    fn: (lock: LockHandle) => T | Promise<T>,
+    options: Omit<AcquireOptions, 'subject'> = {},
+  ): Promise<T> {
     const lockPath = this.lockPath(name);
     const outer = heldLocks.getStore();
     const mine = outer?.get(lockPath);

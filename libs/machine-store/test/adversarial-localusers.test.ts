@@ -9,7 +9,8 @@ import { tempDir } from './helpers';
 const ATTACKER = 65534;
 const asRoot = process.getuid?.() === 0;
 const rootOnly = asRoot ? it : it.skip;
-if (!asRoot) console.warn('adversarial-localusers: not root, so the tests that need files of another user (chown) are skipped');
+if (!asRoot)
+  console.warn('adversarial-localusers: not root, so the tests that need files of another user (chown) are skipped');
 
 let base: string;
 let root: string;
@@ -64,7 +65,7 @@ describe('a record another user could have written is refused', () => {
     expect(store.list().machines).toEqual([]);
   });
 
-  rootOnly("a machine directory of another user", () => {
+  rootOnly('a machine directory of another user', () => {
     fs.chownSync(store.machineDir('web'), ATTACKER, ATTACKER);
     expect(() => store.get('web')).toThrow(/belongs to uid 65534/);
   });
@@ -88,13 +89,17 @@ describe('a record another user could have written is refused', () => {
 
   it('create refuses a store another user could replace (its parent writable by others, no sticky bit)', async () => {
     fs.chmodSync(path.join(base, 'home'), 0o777);
-    await expect(store.create({ name: 'api', env: ['API_TOKEN=s3cret'] })).rejects.toThrow(/home: it is writable by others without the sticky bit \(mode 777\)/);
+    await expect(store.create({ name: 'api', env: ['API_TOKEN=s3cret'] })).rejects.toThrow(
+      /home: it is writable by others without the sticky bit \(mode 777\)/,
+    );
     expect(fs.existsSync(store.machineDir('api'))).toBe(false);
   });
 
   it('an update refuses it too, and leaves it alone', async () => {
     fs.chmodSync(store.recordPath('web'), 0o666);
-    await expect(store.update('web', (r) => ({ ...r, cpus: 2 }))).rejects.toThrow(/writable by its group and other users/);
+    await expect(store.update('web', (r) => ({ ...r, cpus: 2 }))).rejects.toThrow(
+      /writable by its group and other users/,
+    );
     expect(mode(store.recordPath('web'))).toBe('666');
   });
 });

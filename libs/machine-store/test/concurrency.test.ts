@@ -51,7 +51,9 @@ it('concurrent create / delete / update from 20 processes loses nothing and tear
   expect(badSightings).toEqual([]);
   expect(listings).toBeGreaterThan(5);
 
-  const results: OpResult[] = children.flatMap((c) => c.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as OpResult));
+  const results: OpResult[] = children.flatMap((c) =>
+    c.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as OpResult),
+  );
   expect(results).toHaveLength(CHILDREN * OPS_PER_CHILD);
   const okCount = (op: OpResult['op']): number => results.filter((r) => r.op === op && r.ok).length;
   // The mix must have exercised every path, or the checks below prove little.
@@ -75,7 +77,8 @@ it('concurrent create / delete / update from 20 processes loses nothing and tear
   // Per name, a create succeeds only when absent and a delete only when present, so the records
   // created minus the records deleted must be exactly what exists now.
   const updatesPerId = new Map<string, number>();
-  for (const r of results) if (r.op === 'update' && r.ok) updatesPerId.set(r.id as string, (updatesPerId.get(r.id as string) ?? 0) + 1);
+  for (const r of results)
+    if (r.op === 'update' && r.ok) updatesPerId.set(r.id as string, (updatesPerId.get(r.id as string) ?? 0) + 1);
   for (const name of NAMES) {
     const created = results.filter((r) => r.name === name && r.op === 'create' && r.ok).map((r) => r.id as string);
     const deleted = results.filter((r) => r.name === name && r.op === 'delete' && r.ok);

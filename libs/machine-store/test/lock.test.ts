@@ -48,7 +48,12 @@ function holderFiles(lockPath: string): string[] {
 describe('acquire and release', () => {
   it('records pid, start time and purpose, and releases idempotently', async () => {
     const lock = await store.acquireLock('vm', { purpose: 'start' });
-    expect(lock.holder).toMatchObject({ pid: process.pid, startTime: selfStart, bootId: currentBootId(), purpose: 'start' });
+    expect(lock.holder).toMatchObject({
+      pid: process.pid,
+      startTime: selfStart,
+      bootId: currentBootId(),
+      purpose: 'start',
+    });
     expect(store.lockHolder('vm')).toEqual(lock.holder);
     expect(holderFiles(store.lockPath('vm'))).toEqual([`holder-${lock.holder.token}.json`]);
     expect(lock.isHeld()).toBe(true);
@@ -187,7 +192,15 @@ describe('stale holders', () => {
   it('treats a live pid with another start time as a recycled pid (stale)', async () => {
     const lockPath = store.lockPath('vm');
     plantHolder(lockPath, { startTime: (selfStart ?? 0) + 12345 });
-    expect(isHolderStale({ pid: process.pid, startTime: (selfStart ?? 0) + 12345, bootId: null, token: 'x', acquiredAt: '' })).toBe(true);
+    expect(
+      isHolderStale({
+        pid: process.pid,
+        startTime: (selfStart ?? 0) + 12345,
+        bootId: null,
+        token: 'x',
+        acquiredAt: '',
+      }),
+    ).toBe(true);
     const lock = await store.acquireLock('vm', { timeoutMs: 0 });
     expect(holderFiles(lockPath)).toEqual([`holder-${lock.holder.token}.json`]);
     lock.release();
@@ -282,12 +295,16 @@ describe('takeover race', () => {
     const goFile = path.join(root, 'go');
     const marker = path.join(root, 'inside');
     const rounds = 6;
-    const children = Array.from({ length: 8 }, () => startChild(childScript, ['race', root, 'vm', goFile, marker, String(rounds)]));
+    const children = Array.from({ length: 8 }, () =>
+      startChild(childScript, ['race', root, 'vm', goFile, marker, String(rounds)]),
+    );
     await Promise.all(children.map((c) => c.waitForLine(/^ready$/, 15_000)));
     fs.writeFileSync(goFile, '');
     await Promise.all(children.map((c) => c.exited));
     expect(children.map((c) => c.stderr())).toEqual(children.map(() => ''));
-    const results = children.map((c) => JSON.parse(c.lines[c.lines.length - 1] ?? 'null') as { overlaps: number } | null);
+    const results = children.map(
+      (c) => JSON.parse(c.lines[c.lines.length - 1] ?? 'null') as { overlaps: number } | null,
+    );
     expect(results.map((r) => r?.overlaps)).toEqual(children.map(() => 0));
     // The last taker's abandoned holder is all that is left, and it is stale.
     const last = inspectLock(lockPath);
@@ -304,7 +321,9 @@ describe('acquireLock on any path', () => {
   it('works outside a store and cleans up its staging on timeout', async () => {
     const lockPath = path.join(root, 'custom', 'thing.lock');
     const lock = await acquireLock(lockPath, { subject: 'the thing' });
-    await expect(acquireLock(lockPath, { timeoutMs: 20 })).rejects.toThrow(`lock ${lockPath} is locked by pid ${process.pid}`);
+    await expect(acquireLock(lockPath, { timeoutMs: 20 })).rejects.toThrow(
+      `lock ${lockPath} is locked by pid ${process.pid}`,
+    );
     expect(fs.readdirSync(path.join(root, 'custom'))).toEqual(['thing.lock']);
     lock.release();
   });

@@ -2,7 +2,21 @@ import { ExitCode, UsageError, formatError } from '@smolvm/common';
 import { DEFAULT_MACHINE_NAME, isValidMachineName, validateMachineName } from '../src';
 
 describe('validateMachineName', () => {
-  const good = ['default', 'a', '0', 'web', 'my-vm', 'my_vm', 'vm.1', '9lives', 'a-', 'a.', 'x_-.y', 'r-sandbox', 'a'.repeat(63)];
+  const good = [
+    'default',
+    'a',
+    '0',
+    'web',
+    'my-vm',
+    'my_vm',
+    'vm.1',
+    '9lives',
+    'a-',
+    'a.',
+    'x_-.y',
+    'r-sandbox',
+    'a'.repeat(63),
+  ];
 
   it.each(good)('accepts %j', (name) => {
     expect(() => validateMachineName(name)).not.toThrow();
@@ -68,12 +82,18 @@ describe('validateMachineName', () => {
   });
 
   it('suggests the lowercase spelling when that is valid', () => {
-    expect(() => validateMachineName('MyVm')).toThrow(expect.objectContaining({ remedy: 'use lowercase, for example "myvm"' }));
-    expect(() => validateMachineName('My Vm')).toThrow(expect.objectContaining({ message: expect.stringContaining('whitespace') }));
+    expect(() => validateMachineName('MyVm')).toThrow(
+      expect.objectContaining({ remedy: 'use lowercase, for example "myvm"' }),
+    );
+    expect(() => validateMachineName('My Vm')).toThrow(
+      expect.objectContaining({ message: expect.stringContaining('whitespace') }),
+    );
   });
 
   it('states the rules in the remedy', () => {
-    expect(() => validateMachineName('a:b')).toThrow(expect.objectContaining({ remedy: expect.stringContaining("a-z, 0-9, '_', '.' and '-'") }));
+    expect(() => validateMachineName('a:b')).toThrow(
+      expect.objectContaining({ remedy: expect.stringContaining("a-z, 0-9, '_', '.' and '-'") }),
+    );
   });
 
   it.each([undefined, null, 42, {}])('rejects the non-string %p', (value) => {

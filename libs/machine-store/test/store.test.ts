@@ -20,7 +20,10 @@ function deadOwnerPrefix(kind: 'tmp' | 'trash'): string {
 }
 
 function rootEntries(): string[] {
-  return fs.readdirSync(root).filter((e) => e !== '.locks').sort();
+  return fs
+    .readdirSync(root)
+    .filter((e) => e !== '.locks')
+    .sort();
 }
 
 function readJson(file: string): Record<string, unknown> {
@@ -100,8 +103,20 @@ describe('create / get', () => {
       smolfile: '/home/u/Smolfile',
       imageDigest: `sha256:${'a'.repeat(64)}`,
       user: '1000:1000',
-      health: { exec: ['curl', '-f', 'http://127.0.0.1/'], intervalMs: 10_000, timeoutMs: 2_000, retries: 3, startupGraceMs: 0 },
-      runtime: { pid: 12, startTime: 34, socket: '/run/s.sock', startedAt: '2026-01-01T00:00:00.000Z', vm: { pid: 13, startTime: null } },
+      health: {
+        exec: ['curl', '-f', 'http://127.0.0.1/'],
+        intervalMs: 10_000,
+        timeoutMs: 2_000,
+        retries: 3,
+        startupGraceMs: 0,
+      },
+      runtime: {
+        pid: 12,
+        startTime: 34,
+        socket: '/run/s.sock',
+        startedAt: '2026-01-01T00:00:00.000Z',
+        vm: { pid: 13, startTime: null },
+      },
     });
     expect(store.get('dev')).toEqual(record);
     expect(record.health?.exec).toEqual(['curl', '-f', 'http://127.0.0.1/']);
@@ -109,7 +124,10 @@ describe('create / get', () => {
     expect(record.volumes[0]).toEqual({ hostPath: '/home/u/src', guestPath: '/app', readOnly: true });
     // machine.json keeps its own spelling: files written by earlier versions stay readable.
     const file = JSON.parse(fs.readFileSync(path.join(root, 'dev', 'machine.json'), 'utf8'));
-    expect([file.volumes, file.ports]).toEqual([[{ host: '/home/u/src', guest: '/app', readOnly: true }], [{ host: 8080, guest: 80 }]]);
+    expect([file.volumes, file.ports]).toEqual([
+      [{ host: '/home/u/src', guest: '/app', readOnly: true }],
+      [{ host: 8080, guest: 80 }],
+    ]);
     expect(record.smolfile).toBe('/home/u/Smolfile');
   });
 
@@ -131,7 +149,10 @@ describe('create / get', () => {
   });
 
   it('lets populate fill the directory before the machine appears, and leaves nothing when it fails', async () => {
-    const made = await store.create({ name: 'disks' }, { populate: (dir) => fs.writeFileSync(path.join(dir, 'disk.img'), 'x') });
+    const made = await store.create(
+      { name: 'disks' },
+      { populate: (dir) => fs.writeFileSync(path.join(dir, 'disk.img'), 'x') },
+    );
     expect(fs.readFileSync(path.join(store.machineDir('disks'), 'disk.img'), 'utf8')).toBe('x');
     expect(store.get('disks')).toEqual(made);
     await expect(
@@ -147,26 +168,38 @@ describe('create / get', () => {
   });
 
   it('rejects invalid settings before anything reaches the disk', async () => {
-    await expect(store.create({ name: 'x', cpus: 0 })).rejects.toThrow("'cpus' must be an integer from 1 to 1024, got number 0");
-    await expect(store.create({ name: 'x', ports: [{ hostPort: 70000, guestPort: 80 }] })).rejects.toThrow("'ports[0].host' must be an integer from 1 to 65535");
-    await expect(store.create({ name: 'x', env: ['NOEQUALS'] })).rejects.toThrow("'env' must be a list of KEY=VALUE strings");
-    await expect(store.create({ name: 'x', volumes: [{ hostPath: '/h', guestPath: 'rel', readOnly: false }] })).rejects.toThrow(
-      "'volumes[0].guest' must be an absolute path",
+    await expect(store.create({ name: 'x', cpus: 0 })).rejects.toThrow(
+      "'cpus' must be an integer from 1 to 1024, got number 0",
     );
-    await expect(store.create({ name: 'x', imageDigest: 'sha256:ABC' })).rejects.toThrow("'imageDigest' must be sha256: followed by 64 lowercase hex digits");
+    await expect(store.create({ name: 'x', ports: [{ hostPort: 70000, guestPort: 80 }] })).rejects.toThrow(
+      "'ports[0].host' must be an integer from 1 to 65535",
+    );
+    await expect(store.create({ name: 'x', env: ['NOEQUALS'] })).rejects.toThrow(
+      "'env' must be a list of KEY=VALUE strings",
+    );
+    await expect(
+      store.create({ name: 'x', volumes: [{ hostPath: '/h', guestPath: 'rel', readOnly: false }] }),
+    ).rejects.toThrow("'volumes[0].guest' must be an absolute path");
+    await expect(store.create({ name: 'x', imageDigest: 'sha256:ABC' })).rejects.toThrow(
+      "'imageDigest' must be sha256: followed by 64 lowercase hex digits",
+    );
     await expect(store.create({ name: 'Bad' })).rejects.toThrow(UsageError);
     expect(fs.existsSync(root) ? rootEntries() : []).toEqual([]);
   });
 
   it('reports a missing machine as NotFoundError pointing at `smolvm machine ls`', () => {
     expect(() => store.get('nope')).toThrow(NotFoundError);
-    expect(formatError((() => {
-      try {
-        store.get('nope');
-      } catch (e) {
-        return e;
-      }
-    })())).toBe('error: machine "nope" does not exist; see existing machines with `smolvm machine ls`');
+    expect(
+      formatError(
+        (() => {
+          try {
+            store.get('nope');
+          } catch (e) {
+            return e;
+          }
+        })(),
+      ),
+    ).toBe('error: machine "nope" does not exist; see existing machines with `smolvm machine ls`');
     expect(store.exists('nope')).toBe(false);
   });
 });
@@ -232,10 +265,18 @@ describe('corrupt records', () => {
       `machine record ${file} is invalid: 'cpus' must be an integer from 1 to 1024, got the string "4"`,
     );
     expect(errorFor(JSON.stringify({ ...good, net: 'yes' })).message).toContain("'net' must be true or false");
-    expect(errorFor(JSON.stringify({ ...good, createdAt: 'yesterday' })).message).toContain("'createdAt' must be an RFC 3339 timestamp");
-    expect(errorFor(JSON.stringify({ ...good, ports: [{ host: 1 }] })).message).toContain("'ports[0].guest' must be an integer");
-    expect(errorFor(JSON.stringify({ ...good, runtime: { pid: 'x' } })).message).toContain("'runtime.pid' must be an integer");
-    expect(errorFor(JSON.stringify({ ...good, id: undefined })).message).toContain("'id' must be a non-empty string of at most 4096 characters, got nothing");
+    expect(errorFor(JSON.stringify({ ...good, createdAt: 'yesterday' })).message).toContain(
+      "'createdAt' must be an RFC 3339 timestamp",
+    );
+    expect(errorFor(JSON.stringify({ ...good, ports: [{ host: 1 }] })).message).toContain(
+      "'ports[0].guest' must be an integer",
+    );
+    expect(errorFor(JSON.stringify({ ...good, runtime: { pid: 'x' } })).message).toContain(
+      "'runtime.pid' must be an integer",
+    );
+    expect(errorFor(JSON.stringify({ ...good, id: undefined })).message).toContain(
+      "'id' must be a non-empty string of at most 4096 characters, got nothing",
+    );
     expect(errorFor('[]').message).toContain('expected a JSON object, got an array');
     expect(errorFor('').message).toContain('is not valid JSON');
   });
@@ -244,11 +285,15 @@ describe('corrupt records', () => {
     const newer = errorFor(JSON.stringify({ ...good, schemaVersion: 2 }));
     expect(newer.message).toBe(`machine record ${file} has schema version 2; this smolvm understands version 1`);
     expect(newer.remedy).toContain('upgrade smolvm');
-    expect(errorFor(JSON.stringify({ ...good, schemaVersion: undefined })).message).toContain("'schemaVersion' must be 1, got nothing");
+    expect(errorFor(JSON.stringify({ ...good, schemaVersion: undefined })).message).toContain(
+      "'schemaVersion' must be 1, got nothing",
+    );
   });
 
   it('rejects a record whose name differs from its directory', () => {
-    expect(errorFor(JSON.stringify({ ...good, name: 'other' })).message).toContain('names machine "other" but lives in directory "vm"');
+    expect(errorFor(JSON.stringify({ ...good, name: 'other' })).message).toContain(
+      'names machine "other" but lives in directory "vm"',
+    );
   });
 
   it('reports a machine directory without machine.json as incomplete', () => {
@@ -259,8 +304,12 @@ describe('corrupt records', () => {
   it('keeps the ephemeral mark of `machine run -d` and rejects ephemeral: false', async () => {
     fs.writeFileSync(file, JSON.stringify({ ...good, ephemeral: true }));
     expect(store.get('vm')).toEqual({ ...good, ephemeral: true });
-    expect(errorFor(JSON.stringify({ ...good, ephemeral: false })).message).toContain("'ephemeral' must be true when present");
-    expect(errorFor(JSON.stringify({ ...good, ephemeral: 'yes' })).message).toContain("'ephemeral' must be true or false");
+    expect(errorFor(JSON.stringify({ ...good, ephemeral: false })).message).toContain(
+      "'ephemeral' must be true when present",
+    );
+    expect(errorFor(JSON.stringify({ ...good, ephemeral: 'yes' })).message).toContain(
+      "'ephemeral' must be true or false",
+    );
     const made = await store.create({ name: 'tmp1', ephemeral: true });
     expect(made.ephemeral).toBe(true);
     expect(good).not.toHaveProperty('ephemeral');
@@ -275,7 +324,12 @@ describe('corrupt records', () => {
 describe('update', () => {
   it('replaces the record under the lock and returns it', async () => {
     const created = await store.create({ name: 'vm' });
-    const runtime = { pid: 1234, startTime: 99, socket: path.join(root, 'vm', 'supervisor.sock'), startedAt: new Date().toISOString() };
+    const runtime = {
+      pid: 1234,
+      startTime: 99,
+      socket: path.join(root, 'vm', 'supervisor.sock'),
+      startedAt: new Date().toISOString(),
+    };
     const updated = await store.update('vm', (r) => ({ ...r, cpus: 8, runtime }));
     expect(updated).toEqual({ ...created, cpus: 8, runtime });
     expect(store.get('vm')).toEqual(updated);

@@ -27,12 +27,16 @@ export async function connectSupervisor(socketPath: string, timeoutMs = CONNECT_
 export async function connectRunning(record: MachineRecord): Promise<AgentClient> {
   const { name, runtime: rt } = record;
   if (!rt || machineState(record) !== 'running') {
-    throw new MachineNotRunningError(`machine "${name}" is not running`, { remedy: `start it with \`smolvm machine start --name ${name}\`` });
+    throw new MachineNotRunningError(`machine "${name}" is not running`, {
+      remedy: `start it with \`smolvm machine start --name ${name}\``,
+    });
   }
   try {
     return await connectSupervisor(rt.socket);
   } catch (err) {
-    throw new SmolvmError(`machine "${name}" does not answer: ${(err as Error).message}`, { remedy: `restart it: \`smolvm machine stop --name ${name}\` then \`smolvm machine start --name ${name}\`` });
+    throw new SmolvmError(`machine "${name}" does not answer: ${(err as Error).message}`, {
+      remedy: `restart it: \`smolvm machine stop --name ${name}\` then \`smolvm machine start --name ${name}\``,
+    });
   }
 }
 

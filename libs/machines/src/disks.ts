@@ -16,14 +16,22 @@ function findTool(name: string): string {
     if (dir && fs.existsSync(p)) return p;
   }
   const pkg = name === 'qemu-img' ? 'qemu-utils' : name === 'cp' ? 'coreutils' : 'e2fsprogs';
-  throw new DiskToolError(`${name} was not found`, { remedy: `install ${pkg} (tools/setup installs it; on Debian: apt-get install ${pkg})` });
+  throw new DiskToolError(`${name} was not found`, {
+    remedy: `install ${pkg} (tools/setup installs it; on Debian: apt-get install ${pkg})`,
+  });
 }
 
 function run(tool: string, args: string[], okCodes: number[] = [0]): string {
   const result = spawnSync(findTool(tool), args, { encoding: 'utf8', timeout: 10 * 60_000 });
   if (result.error || result.status === null || !okCodes.includes(result.status)) {
-    const detail = (result.stderr || result.stdout || String(result.error ?? `signal ${result.signal}`)).trim().split('\n').slice(-3).join('; ');
-    throw new DiskToolError(`${tool} ${args.join(' ')} failed: ${detail}`, { remedy: 'check free space on the host and that the disk file is not in use' });
+    const detail = (result.stderr || result.stdout || String(result.error ?? `signal ${result.signal}`))
+      .trim()
+      .split('\n')
+      .slice(-3)
+      .join('; ');
+    throw new DiskToolError(`${tool} ${args.join(' ')} failed: ${detail}`, {
+      remedy: 'check free space on the host and that the disk file is not in use',
+    });
   }
   return result.stdout;
 }
@@ -39,7 +47,17 @@ export function createDisk(file: string, sizeGiB: number, label: string, options
     fs.writeFileSync(tmp, '', { mode: 0o600, flag: 'wx' });
     fs.truncateSync(tmp, sizeGiB * GiB);
     // root_owner: the guest's root owns the top directory whichever host user made the disk.
-    run('mkfs.ext4', ['-q', '-F', '-m', '0', '-L', label, '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=0:0', tmp]);
+    run('mkfs.ext4', [
+      '-q',
+      '-F',
+      '-m',
+      '0',
+      '-L',
+      label,
+      '-E',
+      'lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=0:0',
+      tmp,
+    ]);
     if (options.shared) run('debugfs', ['-w', '-R', 'set_inode_field / mode 041777', tmp]);
     fs.renameSync(tmp, file);
   } finally {
@@ -66,7 +84,10 @@ export function growDisk(file: string, sizeGiB: number): void {
   const current = diskSize(file);
   const target = sizeGiB * GiB;
   if (target < current) {
-    throw new UsageError(`disks can only grow: ${path.basename(file)} is ${current / GiB} GiB, asked for ${sizeGiB} GiB`, { remedy: `give a size of at least ${Math.ceil(current / GiB)} GiB` });
+    throw new UsageError(
+      `disks can only grow: ${path.basename(file)} is ${current / GiB} GiB, asked for ${sizeGiB} GiB`,
+      { remedy: `give a size of at least ${Math.ceil(current / GiB)} GiB` },
+    );
   }
   if (target === current) return;
   // resize2fs insists on a freshly checked filesystem; -p repairs only what is safe unattended.

@@ -8,11 +8,20 @@ import type { MachineRecord } from '@smolvm/machine-store';
  * The machine's env with `env` on top (later wins), the given working directory or the
  * machine's, and the machine's user.
  */
-export function machineExecOptions(record: MachineRecord, argv: string[], extra: { env?: readonly EnvVar[]; workdir?: string } = {}): ExecOptions {
+export function machineExecOptions(
+  record: MachineRecord,
+  argv: string[],
+  extra: { env?: readonly EnvVar[]; workdir?: string } = {},
+): ExecOptions {
   const env = mergeEnv(
     record.env.map((e) => parseEnvEntry(e)),
     extra.env ?? [],
   );
   const cwd = extra.workdir ?? record.workdir;
-  return { argv, env: Object.fromEntries(env.map((v) => [v.name, v.value])), ...(cwd ? { cwd } : {}), ...(record.user ? { user: record.user } : {}) };
+  return {
+    argv,
+    env: Object.fromEntries(env.map((v) => [v.name, v.value])),
+    ...(cwd ? { cwd } : {}),
+    ...(record.user ? { user: record.user } : {}),
+  };
 }

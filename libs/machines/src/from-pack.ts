@@ -3,7 +3,15 @@
 // with --from-vm brings the overlay and /workspace disks it was made with.
 import fs from 'node:fs';
 import { writeJsonAtomic } from '@smolvm/common';
-import { extractSection, importSections, importedBoot, parseManifest, type PackFile, type PackManifest, type PackedBoot } from '@smolvm/pack/local';
+import {
+  extractSection,
+  importSections,
+  importedBoot,
+  parseManifest,
+  type PackFile,
+  type PackManifest,
+  type PackedBoot,
+} from '@smolvm/pack/local';
 import { createDisk, growDisk, restoreJournal } from './disks';
 import { machineFiles } from './layout';
 
@@ -19,10 +27,20 @@ interface PackRecord {
  * `freshExecRoot` (the packed executable's daemon mode), each exec's writes outside /workspace
  * are discarded when it ends.
  */
-export async function populateFromPack(dir: string, pack: PackFile, sizes: PackDiskSizes, cacheDir: string, freshExecRoot = false): Promise<void> {
+export async function populateFromPack(
+  dir: string,
+  pack: PackFile,
+  sizes: PackDiskSizes,
+  cacheDir: string,
+  freshExecRoot = false,
+): Promise<void> {
   const files = machineFiles(dir);
   await importSections(pack, cacheDir);
-  writeJsonAtomic(files.pack, { digest: pack.digest, manifest: pack.manifest, ...(freshExecRoot ? { execRoot: 'fresh' } : {}) } satisfies PackRecord);
+  writeJsonAtomic(files.pack, {
+    digest: pack.digest,
+    manifest: pack.manifest,
+    ...(freshExecRoot ? { execRoot: 'fresh' } : {}),
+  } satisfies PackRecord);
   await writePackDisks(pack, files, sizes, cacheDir);
 }
 
@@ -36,7 +54,12 @@ export interface PackDiskSizes {
  * with --from-vm; shrunk to their contents, so copied, verified, grown and given a journal
  * back), else new empty ones.
  */
-export async function writePackDisks(pack: PackFile, disks: { overlayDisk: string; storageDisk: string }, sizes: PackDiskSizes, cacheDir: string): Promise<void> {
+export async function writePackDisks(
+  pack: PackFile,
+  disks: { overlayDisk: string; storageDisk: string },
+  sizes: PackDiskSizes,
+  cacheDir: string,
+): Promise<void> {
   for (const [name, file, gib, label] of [
     ['overlay', disks.overlayDisk, sizes.overlayGiB, 'smolvm-overlay'],
     ['storage', disks.storageDisk, sizes.storageGiB, 'smolvm-storage'],
@@ -53,8 +76,15 @@ export async function writePackDisks(pack: PackFile, disks: { overlayDisk: strin
 }
 
 /** How to boot a machine made from a pack (its pack.json, written by populateFromPack). */
-export async function machinePackBoot(packJson: string, cacheDir: string, source: string): Promise<PackedBoot & { freshExecRoot?: boolean }> {
+export async function machinePackBoot(
+  packJson: string,
+  cacheDir: string,
+  source: string,
+): Promise<PackedBoot & { freshExecRoot?: boolean }> {
   const record = JSON.parse(fs.readFileSync(packJson, 'utf8')) as PackRecord;
   const manifest = parseManifest(Buffer.from(JSON.stringify(record.manifest)), packJson, Number.MAX_SAFE_INTEGER);
-  return { ...(await importedBoot(manifest, record.digest, cacheDir, source)), ...(record.execRoot === 'fresh' ? { freshExecRoot: true } : {}) };
+  return {
+    ...(await importedBoot(manifest, record.digest, cacheDir, source)),
+    ...(record.execRoot === 'fresh' ? { freshExecRoot: true } : {}),
+  };
 }

@@ -20,18 +20,27 @@ export function guestFileError(err: unknown, where: string): unknown {
   if (!(err instanceof AgentRequestError)) return err;
   switch (err.code) {
     case 'too-large':
-      return new TransferTooLargeError(`${where} is 4 GiB or more, exceeding the byte cap of ${MAX_TRANSFER_BYTES} bytes per transfer`, { remedy: TOO_LARGE_REMEDY });
+      return new TransferTooLargeError(
+        `${where} is 4 GiB or more, exceeding the byte cap of ${MAX_TRANSFER_BYTES} bytes per transfer`,
+        { remedy: TOO_LARGE_REMEDY },
+      );
     case 'not-found':
-      return new NotFoundError(`${where}: no such file or directory`, { remedy: 'check the path (the parent directory must exist)' });
+      return new NotFoundError(`${where}: no such file or directory`, {
+        remedy: 'check the path (the parent directory must exist)',
+      });
     case 'permission-denied':
-      return new GuestPathError(`${where}: permission denied in the machine`, { remedy: 'pick a path the machine user may write' });
+      return new GuestPathError(`${where}: permission denied in the machine`, {
+        remedy: 'pick a path the machine user may write',
+      });
     case 'is-a-directory':
       return new UsageError(`${where} is a directory`, { remedy: 'name a file, or copy the directory as a whole' });
     case 'bad-request':
       // The agent's one refusal here (an existing tree destination) is written for people already.
       return new ConflictError(`${where}: ${err.message.replace(/^agent \w+: /, '')}`);
     default:
-      return new GuestPathError(`${where}: the copy failed in the machine (${err.code})`, { remedy: 'check the path and the space left in the machine, then try again' });
+      return new GuestPathError(`${where}: the copy failed in the machine (${err.code})`, {
+        remedy: 'check the path and the space left in the machine, then try again',
+      });
   }
 }
 

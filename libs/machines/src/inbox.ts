@@ -19,12 +19,20 @@ export function resetInbox(dir: string): void {
  * Writes `data` into a fresh inbox file: exactly `size` bytes (a file), or at most `maxBytes` (a
  * directory's tar, whose length is not known up front). Anything else leaves nothing.
  */
-export async function stageUpload(dir: string, data: Readable, limit: { size: number } | { maxBytes: number }): Promise<{ name: string; bytes: number; remove(): void }> {
+export async function stageUpload(
+  dir: string,
+  data: Readable,
+  limit: { size: number } | { maxBytes: number },
+): Promise<{ name: string; bytes: number; remove(): void }> {
   const size = 'size' in limit ? limit.size : limit.maxBytes;
   const name = `${crypto.randomBytes(12).toString('hex')}.upload`;
   const file = path.join(dir, name);
   const remove = () => fs.rmSync(file, { force: true });
-  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  const fd = fs.openSync(
+    file,
+    fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+    0o600,
+  );
   let written = 0;
   try {
     await pipeline(
@@ -33,7 +41,15 @@ export async function stageUpload(dir: string, data: Readable, limit: { size: nu
         write(chunk: Buffer, _enc, cb) {
           written += chunk.length;
           if (written > size) {
-            return cb('size' in limit ? new AgentRequestError('putFile', 'bad-request', `more than the announced ${size} bytes arrived`) : new AgentRequestError('putTree', 'too-large', `the directory is larger than the byte cap of ${size} bytes`));
+            return cb(
+              'size' in limit
+                ? new AgentRequestError('putFile', 'bad-request', `more than the announced ${size} bytes arrived`)
+                : new AgentRequestError(
+                    'putTree',
+                    'too-large',
+                    `the directory is larger than the byte cap of ${size} bytes`,
+                  ),
+            );
           }
           try {
             let off = 0;
@@ -45,7 +61,12 @@ export async function stageUpload(dir: string, data: Readable, limit: { size: nu
         },
       }),
     );
-    if ('size' in limit && written !== size) throw new AgentRequestError('putFile', 'io-error', `the transfer ended after ${written} of ${size} bytes; the destination is unchanged`);
+    if ('size' in limit && written !== size)
+      throw new AgentRequestError(
+        'putFile',
+        'io-error',
+        `the transfer ended after ${written} of ${size} bytes; the destination is unchanged`,
+      );
   } catch (err) {
     remove();
     throw err;

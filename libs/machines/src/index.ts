@@ -1,10 +1,27 @@
 // Public API of @smolvm/machines: persistent machines (docs/architecture.md#persistent-machines) — their disks, the detached
 // per-VM supervisor and its socket, and the lifecycle the CLI and the API expose.
-export { Machines, MachineStartError, type MachinesOptions, type MachineStatus, type StartOptions, type StartResult } from './machines';
+export {
+  Machines,
+  MachineStartError,
+  type MachinesOptions,
+  type MachineStatus,
+  type StartOptions,
+  type StartResult,
+} from './machines';
 export { MachineNotRunningError, connectSupervisor, connectRunning } from './connect';
 export { superviseMachine, envOf, type LastExit } from './supervisor';
 export { machineFiles, type MachineFiles } from './layout';
-export { createDisk, growDisk, compactDisk, allocatedBytes, shrunkCopy, copyDiskSparse, createCowDisk, DiskToolError, type DiskFormat } from './disks';
+export {
+  createDisk,
+  growDisk,
+  compactDisk,
+  allocatedBytes,
+  shrunkCopy,
+  copyDiskSparse,
+  createCowDisk,
+  DiskToolError,
+  type DiskFormat,
+} from './disks';
 export { machinePackBoot, writePackDisks } from './from-pack';
 export { monitorMachine, runHealthCheck, type MonitorOptions, type HealthResult } from './monitor';
 export {
@@ -36,4 +53,10 @@ export {
   type SnapshotSummary,
   type SnapshotMeta,
 } from './snapshot-store';
-export { forkNames, MAX_FORKS, type ForkOptions, type FromSnapshotOptions, type SnapshotCreateResult } from './snapshots';
+export {
+  forkNames,
+  MAX_FORKS,
+  type ForkOptions,
+  type FromSnapshotOptions,
+  type SnapshotCreateResult,
+} from './snapshots';

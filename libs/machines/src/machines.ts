@@ -6,11 +6,29 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ConflictError, NotFoundError, SmolvmError, UsageError, deferCaCerts, delay, isProcessAlive, smolvmDirs, withTimeout, type ProcessIdentity } from '@smolvm/common';
+import {
+  ConflictError,
+  NotFoundError,
+  SmolvmError,
+  UsageError,
+  deferCaCerts,
+  delay,
+  isProcessAlive,
+  smolvmDirs,
+  withTimeout,
+  type ProcessIdentity,
+} from '@smolvm/common';
 import type { PackFile } from '@smolvm/pack';
 import { AgentClient } from '@smolvm/agent-protocol';
 import { runRoot, sweepRunDirs } from '@smolvm/runtime';
-import { MachineStore, machineState, type MachineRecord, type MachineState, type NewMachine, type SkippedEntry } from '@smolvm/machine-store';
+import {
+  MachineStore,
+  machineState,
+  type MachineRecord,
+  type MachineState,
+  type NewMachine,
+  type SkippedEntry,
+} from '@smolvm/machine-store';
 import { allocatedBytes, compactDisk, createDisk, growDisk } from './disks';
 import { machineFiles } from './layout';
 import { connectRunning, connectSupervisor } from './connect';
@@ -18,7 +36,17 @@ import { populateFromPack } from './from-pack';
 import { readLastExit, type LastExit, type StartReport } from './supervisor';
 import { rotateLogFile } from './supervisor-log';
 import { SnapshotStore, snapshotsRoot, type SnapshotSummary } from './snapshot-store';
-import { createMachineFromSnapshot, createSnapshot, forkMachine, getSnapshot, listSnapshots, removeSnapshot, type ForkOptions, type FromSnapshotOptions, type SnapshotCreateResult } from './snapshots';
+import {
+  createMachineFromSnapshot,
+  createSnapshot,
+  forkMachine,
+  getSnapshot,
+  listSnapshots,
+  removeSnapshot,
+  type ForkOptions,
+  type FromSnapshotOptions,
+  type SnapshotCreateResult,
+} from './snapshots';
 
 export interface MachinesOptions {
   store?: MachineStore;
@@ -107,7 +135,17 @@ function tail(file: string, lines = 10): string[] {
 function readReport(child: ChildProcess, control: net.Socket, timeoutMs: number, log: string): Promise<StartReport> {
   return new Promise((resolve, reject) => {
     let buffered = '';
-    const timer = setTimeout(() => fail(new MachineStartError(`the machine did not start within ${timeoutMs / 1000} s`, { remedy: `see ${log}` }, tail(log))), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        fail(
+          new MachineStartError(
+            `the machine did not start within ${timeoutMs / 1000} s`,
+            { remedy: `see ${log}` },
+            tail(log),
+          ),
+        ),
+      timeoutMs,
+    );
     const fail = (err: Error) => {
       clearTimeout(timer);
       reject(err);
@@ -120,14 +158,28 @@ function readReport(child: ChildProcess, control: net.Socket, timeoutMs: number,
       try {
         resolve(JSON.parse(buffered.slice(0, nl)) as StartReport);
       } catch {
-        reject(new MachineStartError('the supervisor sent an unreadable start report', { remedy: `see ${log}` }, tail(log)));
+        reject(
+          new MachineStartError('the supervisor sent an unreadable start report', { remedy: `see ${log}` }, tail(log)),
+        );
       }
     });
     child.once('exit', (code, signal) => {
       // Give a report written just before exiting the chance to arrive first.
-      setTimeout(() => fail(new MachineStartError(`the supervisor exited (${signal ?? `exit code ${code}`}) before the machine was ready`, { remedy: `see ${log}` }, tail(log))), 100);
+      setTimeout(
+        () =>
+          fail(
+            new MachineStartError(
+              `the supervisor exited (${signal ?? `exit code ${code}`}) before the machine was ready`,
+              { remedy: `see ${log}` },
+              tail(log),
+            ),
+          ),
+        100,
+      );
     });
-    child.once('error', (err) => fail(new MachineStartError(`could not run the supervisor: ${err.message}`, { remedy: 'reinstall smolvm' })));
+    child.once('error', (err) =>
+      fail(new MachineStartError(`could not run the supervisor: ${err.message}`, { remedy: 'reinstall smolvm' })),
+    );
   });
 }
 
@@ -171,7 +223,11 @@ export class Machines {
   }
 
   /** Snapshot `source`, then create and start each fork (`names`, or BASE-1..BASE-COUNT). */
-  forkMachine(source: string, names: string[] | { count: number; base: string }, opts: ForkOptions = {}): ReturnType<typeof forkMachine> {
+  forkMachine(
+    source: string,
+    names: string[] | { count: number; base: string },
+    opts: ForkOptions = {},
+  ): ReturnType<typeof forkMachine> {
     return forkMachine(this, source, names, opts);
   }
 
@@ -198,7 +254,10 @@ export class Machines {
   createFromPack(input: NewMachine, pack: PackFile, options: { freshExecRoot?: boolean } = {}): Promise<MachineRecord> {
     return this.store.create(
       { ...input, from: pack.path },
-      { populate: (dir, record) => populateFromPack(dir, pack, record, smolvmDirs(this.env).cache, options.freshExecRoot) },
+      {
+        populate: (dir, record) =>
+          populateFromPack(dir, pack, record, smolvmDirs(this.env).cache, options.freshExecRoot),
+      },
     );
   }
 
@@ -245,12 +304,17 @@ export class Machines {
         const status = await this.status(name);
         if (status.state === 'running') return { record: status.record, alreadyRunning: true };
         if (status.state === 'unreachable') {
-          throw new ConflictError(`machine "${name}" is running but its agent does not answer`, { remedy: `stop it with \`smolvm machine stop --name ${name}\` (it is killed if it does not stop), then start it again` });
+          throw new ConflictError(`machine "${name}" is running but its agent does not answer`, {
+            remedy: `stop it with \`smolvm machine stop --name ${name}\` (it is killed if it does not stop), then start it again`,
+          });
         }
         if (status.record.ephemeral && status.record.runtime) {
-          throw new ConflictError(`machine "${name}" was started by \`machine run -d\` and has ended; an ephemeral machine is never started again`, {
-            remedy: `remove it with \`smolvm machine delete ${name}\` and start a new one with \`smolvm machine run -d\``,
-          });
+          throw new ConflictError(
+            `machine "${name}" was started by \`machine run -d\` and has ended; an ephemeral machine is never started again`,
+            {
+              remedy: `remove it with \`smolvm machine delete ${name}\` and start a new one with \`smolvm machine run -d\``,
+            },
+          );
         }
         // A supervisor that died (SIGKILL) takes QEMU with it, but make sure before booting on the same disks.
         await killAndWait(status.record.runtime?.vm);
@@ -260,30 +324,63 @@ export class Machines {
         const logFd = fs.openSync(files.supervisorLog, 'a', 0o600);
         let child: ChildProcess;
         try {
-          child = spawn(argv[0], [...argv.slice(1), '--name', name, ...(opts.imageErofs ? ['--image-erofs', opts.imageErofs] : []), ...(opts.cold ? ['--cold'] : [])], {
-            detached: true,
-            stdio: ['ignore', logFd, logFd, 'pipe'],
-            // It outlives this command: keep no directory of the user's busy, and pin SMOLVM_HOME.
-            cwd: '/',
-            // Our own CLI again: NODE_EXTRA_CA_CERTS deferred as the executable's hashbang does.
-            env: deferCaCerts({ ...this.env, ...(this.env.SMOLVM_HOME ? { SMOLVM_HOME: path.resolve(this.env.SMOLVM_HOME) } : {}) }),
-          });
+          child = spawn(
+            argv[0],
+            [
+              ...argv.slice(1),
+              '--name',
+              name,
+              ...(opts.imageErofs ? ['--image-erofs', opts.imageErofs] : []),
+              ...(opts.cold ? ['--cold'] : []),
+            ],
+            {
+              detached: true,
+              stdio: ['ignore', logFd, logFd, 'pipe'],
+              // It outlives this command: keep no directory of the user's busy, and pin SMOLVM_HOME.
+              cwd: '/',
+              // Our own CLI again: NODE_EXTRA_CA_CERTS deferred as the executable's hashbang does.
+              env: deferCaCerts({
+                ...this.env,
+                ...(this.env.SMOLVM_HOME ? { SMOLVM_HOME: path.resolve(this.env.SMOLVM_HOME) } : {}),
+              }),
+            },
+          );
         } finally {
           fs.closeSync(logFd);
         }
         const control = child.stdio[3] as net.Socket;
         try {
           const report = await readReport(child, control, opts.timeoutMs ?? 300_000, files.supervisorLog);
-          if (!report.ok) throw new MachineStartError(report.message, report.remedy ? { remedy: report.remedy } : {}, report.detail ?? []);
+          if (!report.ok)
+            throw new MachineStartError(
+              report.message,
+              report.remedy ? { remedy: report.remedy } : {},
+              report.detail ?? [],
+            );
           const record = await this.store.update(
             name,
-            (r) => ({ ...r, runtime: { pid: report.pid, startTime: report.startTime, socket: report.socket, startedAt: new Date().toISOString(), vm: report.vm } }),
+            (r) => ({
+              ...r,
+              runtime: {
+                pid: report.pid,
+                startTime: report.startTime,
+                socket: report.socket,
+                startedAt: new Date().toISOString(),
+                vm: report.vm,
+              },
+            }),
             { purpose: 'start' },
           );
           // The supervisor keeps the VM only once it hears the record is committed.
           await new Promise<void>((resolve) => control.end('ack\n', () => resolve()));
           child.unref();
-          return { record, alreadyRunning: false, bootMs: report.bootMs, restored: report.restored === true, notes: report.notes ?? [] };
+          return {
+            record,
+            alreadyRunning: false,
+            bootMs: report.bootMs,
+            restored: report.restored === true,
+            notes: report.notes ?? [],
+          };
         } catch (err) {
           control.destroy();
           child.unref();
@@ -300,7 +397,10 @@ export class Machines {
    * the persistent machines' supervisor; `stop` removes it. Without a name one is generated.
    * A machine that fails to start is removed again: nothing is left of a failed run.
    */
-  async runDetached(input: Omit<NewMachine, 'ephemeral' | 'runtime' | 'name'> & { name?: string }, opts: StartOptions = {}): Promise<StartResult> {
+  async runDetached(
+    input: Omit<NewMachine, 'ephemeral' | 'runtime' | 'name'> & { name?: string },
+    opts: StartOptions = {},
+  ): Promise<StartResult> {
     const record = await this.createEphemeral(input);
     try {
       return await this.start(record.name, opts);
@@ -312,7 +412,9 @@ export class Machines {
     }
   }
 
-  private async createEphemeral(input: Omit<NewMachine, 'ephemeral' | 'runtime' | 'name'> & { name?: string }): Promise<MachineRecord> {
+  private async createEphemeral(
+    input: Omit<NewMachine, 'ephemeral' | 'runtime' | 'name'> & { name?: string },
+  ): Promise<MachineRecord> {
     if (input.name !== undefined) return this.create({ ...input, name: input.name, ephemeral: true });
     // A clash of 32 random bits is all but impossible; a few tries cover it anyway.
     for (let attempt = 0; ; attempt++) {
@@ -363,7 +465,9 @@ export class Machines {
           return wasRunning;
         }
         // A machine whose supervisor had crashed is marked stopped too: its state is now settled.
-        await this.store.update(name, (r) => ({ ...r, runtime: { ...rt, stoppedAt: new Date().toISOString() } }), { purpose: 'stop' });
+        await this.store.update(name, (r) => ({ ...r, runtime: { ...rt, stoppedAt: new Date().toISOString() } }), {
+          purpose: 'stop',
+        });
         return wasRunning;
       },
       { purpose: 'stop', timeoutMs: START_LOCK_TIMEOUT_MS },
@@ -380,7 +484,9 @@ export class Machines {
         const supervisor = { pid: rt.pid, startTime: rt.startTime };
         if (!isProcessAlive(supervisor) && !(rt.vm && isProcessAlive(rt.vm))) return;
         if (!opts.force) {
-          throw new ConflictError(`machine "${name}" is running`, { remedy: `stop it first with \`smolvm machine stop --name ${name}\`, or delete it anyway with \`smolvm machine delete ${name} -f\`` });
+          throw new ConflictError(`machine "${name}" is running`, {
+            remedy: `stop it first with \`smolvm machine stop --name ${name}\`, or delete it anyway with \`smolvm machine delete ${name} -f\``,
+          });
         }
         await killAndWait(supervisor);
         await killAndWait(rt.vm);
@@ -400,20 +506,26 @@ export class Machines {
   }
 
   /** Changes vCPUs and memory, and grows disks; the machine must be stopped. */
-  async resize(name: string, changes: { cpus?: number; memoryMiB?: number; storageGiB?: number; overlayGiB?: number }): Promise<MachineRecord> {
+  async resize(
+    name: string,
+    changes: { cpus?: number; memoryMiB?: number; storageGiB?: number; overlayGiB?: number },
+  ): Promise<MachineRecord> {
     return this.store.withMachineLock(
       name,
       async () => {
         await this.requireStopped(name, 'machine resize');
         const record = this.store.get(name);
-        if (record.fromSnapshot && (changes.storageGiB !== undefined || changes.overlayGiB !== undefined)) throw forkDiskError(name, 'its disks cannot be grown');
+        if (record.fromSnapshot && (changes.storageGiB !== undefined || changes.overlayGiB !== undefined))
+          throw forkDiskError(name, 'its disks cannot be grown');
         for (const [key, disk] of [
           ['storageGiB', 'storage'],
           ['overlayGiB', 'overlay'],
         ] as const) {
           const want = changes[key];
           if (want !== undefined && want < record[key]) {
-            throw new UsageError(`the ${disk} disk can only grow: it is ${record[key]} GiB, asked for ${want} GiB`, { remedy: `give --${disk} ${record[key]} or more` });
+            throw new UsageError(`the ${disk} disk can only grow: it is ${record[key]} GiB, asked for ${want} GiB`, {
+              remedy: `give --${disk} ${record[key]} or more`,
+            });
           }
         }
         const files = this.files(name);
@@ -431,7 +543,8 @@ export class Machines {
       name,
       async () => {
         await this.requireStopped(name, 'machine prune');
-        if (this.store.get(name).fromSnapshot) throw forkDiskError(name, 'machine prune does not apply (a fork\'s disks hold only what it changed)');
+        if (this.store.get(name).fromSnapshot)
+          throw forkDiskError(name, "machine prune does not apply (a fork's disks hold only what it changed)");
         const files = this.files(name);
         return { overlayBytes: compactDisk(files.overlayDisk), storageBytes: compactDisk(files.storageDisk) };
       },
@@ -442,10 +555,15 @@ export class Machines {
   private async requireStopped(name: string, what: string): Promise<void> {
     const { state, record } = await this.status(name);
     if (record.ephemeral) {
-      throw new ConflictError(`${what} is for persistent machines; machine "${name}" is ephemeral (machine run -d) and its disks go when it stops`, { remedy: `create a persistent machine with \`smolvm machine create NAME\`` });
+      throw new ConflictError(
+        `${what} is for persistent machines; machine "${name}" is ephemeral (machine run -d) and its disks go when it stops`,
+        { remedy: `create a persistent machine with \`smolvm machine create NAME\`` },
+      );
     }
     if (state === 'running' || state === 'unreachable') {
-      throw new ConflictError(`${what} requires the VM to be stopped; machine "${name}" is running`, { remedy: `stop it first with \`smolvm machine stop --name ${name}\`` });
+      throw new ConflictError(`${what} requires the VM to be stopped; machine "${name}" is running`, {
+        remedy: `stop it first with \`smolvm machine stop --name ${name}\``,
+      });
     }
   }
 }
@@ -468,4 +586,3 @@ function safeAllocated(file: string): number {
     return 0;
   }
 }
-

@@ -20,18 +20,29 @@ export interface MonitorOptions {
 export type HealthResult = { ok: true } | { ok: false; reason: string };
 
 /** Runs the check once: healthy means exit code 0 within the timeout. */
-export async function runHealthCheck(machines: Machines, name: string, check: MachineHealthCheck): Promise<HealthResult> {
+export async function runHealthCheck(
+  machines: Machines,
+  name: string,
+  check: MachineHealthCheck,
+): Promise<HealthResult> {
   let client: AgentClient | undefined;
   try {
     client = await machines.connect(name);
     const record = machines.store.get(name);
-    const session = await client.exec({ argv: check.exec, env: envOf(record), ...(record.workdir ? { cwd: record.workdir } : {}), ...(record.user ? { user: record.user } : {}) });
+    const session = await client.exec({
+      argv: check.exec,
+      env: envOf(record),
+      ...(record.workdir ? { cwd: record.workdir } : {}),
+      ...(record.user ? { user: record.user } : {}),
+    });
     let output = '';
     const keep = (d: Buffer) => (output = (output + d.toString()).slice(-400));
     session.stdout.on('data', keep);
     session.stderr.on('data', keep);
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), check.timeoutMs)));
+    const timedOut = new Promise<'timeout'>(
+      (resolve) => (timer = setTimeout(() => resolve('timeout'), check.timeoutMs)),
+    );
     const status = await Promise.race([session.exit, timedOut]);
     clearTimeout(timer);
     if (status === 'timeout') {
@@ -40,7 +51,10 @@ export async function runHealthCheck(machines: Machines, name: string, check: Ma
     }
     if (status.code === 0) return { ok: true };
     const last = output.trim().split('\n').pop() ?? '';
-    return { ok: false, reason: `${status.code === null ? status.signal : `exit code ${status.code}`}${last ? `: ${last}` : ''}` };
+    return {
+      ok: false,
+      reason: `${status.code === null ? status.signal : `exit code ${status.code}`}${last ? `: ${last}` : ''}`,
+    };
   } catch (err) {
     return { ok: false, reason: (err as Error).message };
   } finally {
@@ -53,12 +67,20 @@ export async function monitorMachine(machines: Machines, name: string, options: 
   const record = machines.store.get(name);
   // Restarting is what monitor does, and an ephemeral machine is removed when it stops.
   if (record.ephemeral) {
-    throw new ConflictError(`machine monitor restarts machines, and machine "${name}" is ephemeral (machine run -d): it is removed when it stops`, {
-      remedy: 'monitor a persistent machine: `smolvm machine create NAME -s Smolfile`, then `smolvm machine monitor --name NAME`',
-    });
+    throw new ConflictError(
+      `machine monitor restarts machines, and machine "${name}" is ephemeral (machine run -d): it is removed when it stops`,
+      {
+        remedy:
+          'monitor a persistent machine: `smolvm machine create NAME -s Smolfile`, then `smolvm machine monitor --name NAME`',
+      },
+    );
   }
   const check = record.health;
-  log(check ? `monitoring ${name}: \`${check.exec.join(' ')}\` every ${check.intervalMs / 1000} s (timeout ${check.timeoutMs / 1000} s, ${check.retries} retries, grace ${check.startupGraceMs / 1000} s)` : `monitoring ${name}: no [health] check, restarting it whenever it stops`);
+  log(
+    check
+      ? `monitoring ${name}: \`${check.exec.join(' ')}\` every ${check.intervalMs / 1000} s (timeout ${check.timeoutMs / 1000} s, ${check.retries} retries, grace ${check.startupGraceMs / 1000} s)`
+      : `monitoring ${name}: no [health] check, restarting it whenever it stops`,
+  );
   let failures = 0;
   let graceUntil = 0;
   let healthy: boolean | undefined;

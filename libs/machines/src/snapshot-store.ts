@@ -6,7 +6,18 @@
 // directories of dead processes are swept. Every file is owner-only: a snapshot holds guest RAM.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConflictError, NotFoundError, SmolvmError, UsageError, ensurePrivateDir, fsyncDir, isProcessAlive, sha256File, smolvmDirs, writeJsonAtomic } from '@smolvm/common';
+import {
+  ConflictError,
+  NotFoundError,
+  SmolvmError,
+  UsageError,
+  ensurePrivateDir,
+  fsyncDir,
+  isProcessAlive,
+  sha256File,
+  smolvmDirs,
+  writeJsonAtomic,
+} from '@smolvm/common';
 import { parseStagingName, stagingName, validateMachineName, type MachineRecord } from '@smolvm/machine-store';
 
 export const SNAPSHOT_SCHEMA_VERSION = 1;
@@ -69,18 +80,25 @@ export function parseSnapshotId(id: string): { machine: string; tag: string } {
   const machine = at > 0 ? id.slice(0, at) : '';
   const tag = at > 0 ? id.slice(at + 1) : '';
   if (!machine || !TAG.test(tag)) {
-    throw new UsageError(`"${id}" is not a snapshot id`, { remedy: 'give MACHINE:TAG as `smolvm machine snapshot ls` lists it' });
+    throw new UsageError(`"${id}" is not a snapshot id`, {
+      remedy: 'give MACHINE:TAG as `smolvm machine snapshot ls` lists it',
+    });
   }
   try {
     validateMachineName(machine);
   } catch (err) {
-    throw new UsageError(`"${id}" is not a snapshot id: ${(err as Error).message}`, { remedy: 'give MACHINE:TAG as `smolvm machine snapshot ls` lists it' });
+    throw new UsageError(`"${id}" is not a snapshot id: ${(err as Error).message}`, {
+      remedy: 'give MACHINE:TAG as `smolvm machine snapshot ls` lists it',
+    });
   }
   return { machine, tag };
 }
 
 export function validateTag(tag: string): void {
-  if (!TAG.test(tag)) throw new UsageError(`snapshot tag "${tag}" is not valid`, { remedy: 'use 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit' });
+  if (!TAG.test(tag))
+    throw new UsageError(`snapshot tag "${tag}" is not valid`, {
+      remedy: 'use 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit',
+    });
 }
 
 export class SnapshotStore {
@@ -138,7 +156,10 @@ export class SnapshotStore {
   /** snapshot.json, validated against the directory it is in. Does not check the other files. */
   readMeta(id: string): SnapshotMeta {
     const dir = this.dir(id);
-    if (!fs.existsSync(dir)) throw new SnapshotNotFoundError(`snapshot "${id}" does not exist`, { remedy: 'see the snapshots with `smolvm machine snapshot ls`' });
+    if (!fs.existsSync(dir))
+      throw new SnapshotNotFoundError(`snapshot "${id}" does not exist`, {
+        remedy: 'see the snapshots with `smolvm machine snapshot ls`',
+      });
     const file = path.join(dir, SNAPSHOT_META);
     let meta: SnapshotMeta;
     try {
@@ -173,7 +194,11 @@ export class SnapshotStore {
   verify(id: string): SnapshotMeta {
     const meta = this.readMeta(id);
     const dir = this.dir(id);
-    const required = [SNAPSHOT_DISKS.overlay, SNAPSHOT_DISKS.storage, ...(meta.running ? ['memory', 'state', 'qemu.json'].map((f) => `${SNAPSHOT_VM_DIR}/${f}`) : [])];
+    const required = [
+      SNAPSHOT_DISKS.overlay,
+      SNAPSHOT_DISKS.storage,
+      ...(meta.running ? ['memory', 'state', 'qemu.json'].map((f) => `${SNAPSHOT_VM_DIR}/${f}`) : []),
+    ];
     for (const rel of required) if (!meta.files[rel]) throw damagedError(id, `${rel} is not listed`);
     for (const [rel, want] of Object.entries(meta.files)) {
       const file = path.join(dir, rel);
@@ -181,7 +206,8 @@ export class SnapshotStore {
       const st = fs.lstatSync(file, { throwIfNoEntry: false });
       if (!st?.isFile()) throw damagedError(id, `${rel} is missing`);
       if (st.size !== want.size) throw damagedError(id, `${rel} is ${st.size} bytes, expected ${want.size}`);
-      if (want.sha256 && sha256File(file) !== want.sha256) throw damagedError(id, `${rel} was altered (sha256 differs)`);
+      if (want.sha256 && sha256File(file) !== want.sha256)
+        throw damagedError(id, `${rel} was altered (sha256 differs)`);
     }
     return meta;
   }
@@ -240,7 +266,8 @@ export class SnapshotStore {
     const parent = path.dirname(target);
     ensurePrivateDir(parent);
     // rename(2) would replace an empty directory: the check and the rename are under the caller's lock.
-    if (fs.existsSync(target)) throw new ConflictError(`snapshot "${meta.id}" already exists`, { remedy: 'choose another --tag' });
+    if (fs.existsSync(target))
+      throw new ConflictError(`snapshot "${meta.id}" already exists`, { remedy: 'choose another --tag' });
     fs.renameSync(staging, target);
     fsyncDir(parent);
     return full;
@@ -264,7 +291,9 @@ export class SnapshotStore {
 }
 
 function damagedError(id: string, why: string): SnapshotDamagedError {
-  return new SnapshotDamagedError(`snapshot "${id}" is damaged: ${why}`, { remedy: `remove it with \`smolvm machine snapshot rm ${id}\` and take a new one` });
+  return new SnapshotDamagedError(`snapshot "${id}" is damaged: ${why}`, {
+    remedy: `remove it with \`smolvm machine snapshot rm ${id}\` and take a new one`,
+  });
 }
 
 /** Integer tags in numeric order, then the others. */
@@ -295,7 +324,6 @@ function allocatedTree(dir: string): number {
   }
   return total;
 }
-
 
 function fsyncPath(file: string): void {
   const fd = fs.openSync(file, 'r');

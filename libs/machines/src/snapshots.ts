@@ -12,7 +12,14 @@ import type { MachineRecord, NewMachine } from '@smolvm/machine-store';
 import { copyDiskSparse, createCowDisk } from './disks';
 import { machineFiles } from './layout';
 import type { Machines, StartOptions, StartResult } from './machines';
-import { SNAPSHOT_DISKS, SNAPSHOT_PACK, parseSnapshotId, validateTag, type SnapshotMeta, type SnapshotSummary } from './snapshot-store';
+import {
+  SNAPSHOT_DISKS,
+  SNAPSHOT_PACK,
+  parseSnapshotId,
+  validateTag,
+  type SnapshotMeta,
+  type SnapshotSummary,
+} from './snapshot-store';
 import { SNAPSHOT_SOCKET, type SnapshotReply } from './supervisor';
 
 /** A running source's snapshot may take minutes under TCG (its RAM is streamed twice). */
@@ -43,11 +50,18 @@ export interface SnapshotCreateResult extends SnapshotSummary {
 /** Why the snapshot of a machine cannot be taken in its state. */
 function requireSnapshottable(record: MachineRecord): void {
   if (record.ephemeral) {
-    throw new ConflictError(`machine "${record.name}" is ephemeral (machine run -d): it has no persistent disks to snapshot`, { remedy: 'snapshot a persistent machine (`smolvm machine create NAME`)' });
+    throw new ConflictError(
+      `machine "${record.name}" is ephemeral (machine run -d): it has no persistent disks to snapshot`,
+      { remedy: 'snapshot a persistent machine (`smolvm machine create NAME`)' },
+    );
   }
 }
 
-export async function createSnapshot(machines: Machines, name: string, opts: { tag?: string } = {}): Promise<SnapshotCreateResult> {
+export async function createSnapshot(
+  machines: Machines,
+  name: string,
+  opts: { tag?: string } = {},
+): Promise<SnapshotCreateResult> {
   if (opts.tag !== undefined) validateTag(opts.tag);
   const store = machines.snapshots;
   return machines.store.withMachineLock(
@@ -57,11 +71,16 @@ export async function createSnapshot(machines: Machines, name: string, opts: { t
       const record = status.record;
       requireSnapshottable(record);
       if (status.state === 'unreachable') {
-        throw new ConflictError(`machine "${name}" is running but its agent does not answer`, { remedy: `stop it with \`smolvm machine stop --name ${name}\`, then snapshot it` });
+        throw new ConflictError(`machine "${name}" is running but its agent does not answer`, {
+          remedy: `stop it with \`smolvm machine stop --name ${name}\`, then snapshot it`,
+        });
       }
       const tag = opts.tag ?? store.nextTag(name);
       const id = `${name}:${tag}`;
-      if (store.tags(name).includes(tag)) throw new ConflictError(`snapshot "${id}" already exists`, { remedy: 'choose another --tag, or leave it out for the next free number' });
+      if (store.tags(name).includes(tag))
+        throw new ConflictError(`snapshot "${id}" already exists`, {
+          remedy: 'choose another --tag, or leave it out for the next free number',
+        });
       const running = status.state === 'running';
       const staging = store.beginStaging(id.replace(':', '.'));
       try {
@@ -106,13 +125,22 @@ function askSupervisor(socketPath: string, dir: string): Promise<Extract<Snapsho
     let data = '';
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new SmolvmError(`the snapshot took longer than ${RUNNING_SNAPSHOT_TIMEOUT_MS / 60_000} minutes`, { remedy: 'see the machine log (`smolvm machine status`)' }));
+      reject(
+        new SmolvmError(`the snapshot took longer than ${RUNNING_SNAPSHOT_TIMEOUT_MS / 60_000} minutes`, {
+          remedy: 'see the machine log (`smolvm machine status`)',
+        }),
+      );
     }, RUNNING_SNAPSHOT_TIMEOUT_MS);
     socket.on('connect', () => socket.write(JSON.stringify({ dir }) + '\n'));
     socket.on('data', (d: Buffer) => (data += d.toString()));
     socket.on('error', (err) => {
       clearTimeout(timer);
-      reject(new SmolvmError(`cannot reach the machine's supervisor to snapshot it: ${err.message}`, { remedy: 'a machine started by an older smolvm must be restarted once (`smolvm machine stop`, `smolvm machine start`)' }));
+      reject(
+        new SmolvmError(`cannot reach the machine's supervisor to snapshot it: ${err.message}`, {
+          remedy:
+            'a machine started by an older smolvm must be restarted once (`smolvm machine stop`, `smolvm machine start`)',
+        }),
+      );
     });
     socket.on('close', () => {
       clearTimeout(timer);
@@ -120,7 +148,11 @@ function askSupervisor(socketPath: string, dir: string): Promise<Extract<Snapsho
       try {
         reply = JSON.parse(data) as SnapshotReply;
       } catch {
-        reject(new SmolvmError('the supervisor ended the snapshot without an answer', { remedy: 'see the machine log (`smolvm machine status`)' }));
+        reject(
+          new SmolvmError('the supervisor ended the snapshot without an answer', {
+            remedy: 'see the machine log (`smolvm machine status`)',
+          }),
+        );
         return;
       }
       if (reply.ok) resolve(reply);
@@ -138,7 +170,15 @@ function dependentsOf(machines: Machines, id: string): string[] {
 }
 
 function summaryOf(machines: Machines, meta: SnapshotMeta): SnapshotSummary {
-  return { id: meta.id, machine: meta.machine, tag: meta.tag, createdAt: meta.createdAt, sizeBytes: machines.snapshots.sizeOf(meta.id), running: meta.running, dependents: dependentsOf(machines, meta.id) };
+  return {
+    id: meta.id,
+    machine: meta.machine,
+    tag: meta.tag,
+    createdAt: meta.createdAt,
+    sizeBytes: machines.snapshots.sizeOf(meta.id),
+    running: meta.running,
+    dependents: dependentsOf(machines, meta.id),
+  };
 }
 
 export async function listSnapshots(machines: Machines): Promise<SnapshotSummary[]> {
@@ -158,9 +198,12 @@ export async function removeSnapshot(machines: Machines, id: string): Promise<vo
       if (!fs.existsSync(store.dir(id))) store.readMeta(id);
       const dependents = dependentsOf(machines, id);
       if (dependents.length > 0) {
-        throw new ConflictError(`snapshot "${id}" is in use by ${dependents.length === 1 ? 'machine' : 'machines'} ${dependents.map((d) => `"${d}"`).join(', ')}`, {
-          remedy: `delete ${dependents.length === 1 ? 'it' : 'them'} first (\`smolvm machine delete ${dependents[0]}\`): their disks are built on the snapshot`,
-        });
+        throw new ConflictError(
+          `snapshot "${id}" is in use by ${dependents.length === 1 ? 'machine' : 'machines'} ${dependents.map((d) => `"${d}"`).join(', ')}`,
+          {
+            remedy: `delete ${dependents.length === 1 ? 'it' : 'them'} first (\`smolvm machine delete ${dependents[0]}\`): their disks are built on the snapshot`,
+          },
+        );
       }
       store.remove(id);
     },
@@ -172,18 +215,31 @@ export async function removeSnapshot(machines: Machines, id: string): Promise<vo
  * A new machine from the snapshot: the source's settings, its own network policy and ports
  * (`opts`), disks copy-on-write over the snapshot's. Not started.
  */
-export async function createMachineFromSnapshot(machines: Machines, name: string, snapshotId: string, opts: FromSnapshotOptions = {}): Promise<MachineRecord> {
+export async function createMachineFromSnapshot(
+  machines: Machines,
+  name: string,
+  snapshotId: string,
+  opts: FromSnapshotOptions = {},
+): Promise<MachineRecord> {
   const { machine } = parseSnapshotId(snapshotId);
   // The source's lock: a concurrent `snapshot rm` either sees this machine or is done first.
   return machines.store.withMachineLock(
     machine,
     async () => {
       const meta = machines.snapshots.verify(snapshotId);
-      const wantsNic = opts.net === true || (opts.allowHosts?.length ?? 0) > 0 || (opts.allowCidrs?.length ?? 0) > 0 || (opts.ports?.length ?? 0) > 0;
+      const wantsNic =
+        opts.net === true ||
+        (opts.allowHosts?.length ?? 0) > 0 ||
+        (opts.allowCidrs?.length ?? 0) > 0 ||
+        (opts.ports?.length ?? 0) > 0;
       if (meta.running && wantsNic && !meta.nic) {
-        throw new UsageError(`snapshot "${snapshotId}" is of a running machine without a network device, so its copies have none either`, {
-          remedy: 'leave out --net, --allow-* and -p, or snapshot a machine that has a network (created with --net or -p) or a stopped one',
-        });
+        throw new UsageError(
+          `snapshot "${snapshotId}" is of a running machine without a network device, so its copies have none either`,
+          {
+            remedy:
+              'leave out --net, --allow-* and -p, or snapshot a machine that has a network (created with --net or -p) or a stopped one',
+          },
+        );
       }
       const src = meta.source;
       const input: NewMachine = {
@@ -230,7 +286,10 @@ export async function createMachineFromSnapshot(machines: Machines, name: string
 /** The names `fork NAME NEW -n COUNT` makes: NEW-1 .. NEW-COUNT. */
 export function forkNames(base: string, count?: number): string[] {
   if (count === undefined) return [base];
-  if (!Number.isInteger(count) || count < 1 || count > MAX_FORKS) throw new UsageError(`-n must be a whole number from 1 to ${MAX_FORKS}, got ${count}`, { remedy: `give -n 1 to ${MAX_FORKS}` });
+  if (!Number.isInteger(count) || count < 1 || count > MAX_FORKS)
+    throw new UsageError(`-n must be a whole number from 1 to ${MAX_FORKS}, got ${count}`, {
+      remedy: `give -n 1 to ${MAX_FORKS}`,
+    });
   return Array.from({ length: count }, (_, i) => `${base}-${i + 1}`);
 }
 
@@ -239,14 +298,25 @@ export function forkNames(base: string, count?: number): string[] {
  * Ports can only be given to a single fork (host ports are one machine's each). A fork that
  * fails to start is deleted again; those already running stay. Returns the names started.
  */
-export async function forkMachine(machines: Machines, source: string, names: string[] | { count: number; base: string }, opts: ForkOptions = {}): Promise<{ snapshot: SnapshotCreateResult; machines: string[]; results: StartResult[] }> {
+export async function forkMachine(
+  machines: Machines,
+  source: string,
+  names: string[] | { count: number; base: string },
+  opts: ForkOptions = {},
+): Promise<{ snapshot: SnapshotCreateResult; machines: string[]; results: StartResult[] }> {
   const list = Array.isArray(names) ? names : forkNames(names.base, names.count);
-  if (list.length === 0) throw new UsageError('fork needs at least one new machine name', { remedy: 'give NEW, or -n COUNT' });
+  if (list.length === 0)
+    throw new UsageError('fork needs at least one new machine name', { remedy: 'give NEW, or -n COUNT' });
   if (list.length > 1 && (opts.ports?.length ?? 0) > 0) {
-    throw new UsageError('-p cannot be given to several forks: a host port belongs to one machine', { remedy: 'make the forks one at a time with `smolvm machine create NEW --from-snapshot ID -p HOST:GUEST`' });
+    throw new UsageError('-p cannot be given to several forks: a host port belongs to one machine', {
+      remedy: 'make the forks one at a time with `smolvm machine create NEW --from-snapshot ID -p HOST:GUEST`',
+    });
   }
   for (const n of list) {
-    if (machines.store.exists(n)) throw new ConflictError(`machine "${n}" already exists`, { remedy: `choose another name, or delete it first with \`smolvm machine delete ${n}\`` });
+    if (machines.store.exists(n))
+      throw new ConflictError(`machine "${n}" already exists`, {
+        remedy: `choose another name, or delete it first with \`smolvm machine delete ${n}\``,
+      });
   }
   const snapshot = await createSnapshot(machines, source);
   const started: string[] = [];

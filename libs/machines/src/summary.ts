@@ -45,8 +45,12 @@ export function machineDetails(status: MachineStatus): MachineDetails {
   return {
     ...machineSummary(status.record, status.state),
     ...(status.pingMs !== undefined ? { pingMs: Math.round(status.pingMs * 10) / 10 } : {}),
-    ...(status.state === 'running' && status.record.runtime ? { supervisorPid: status.record.runtime.pid, startedAt: status.record.runtime.startedAt } : {}),
-    ...(status.lastExit ? { lastExit: { at: status.lastExit.at, cause: status.lastExit.cause, detail: status.lastExit.detail } } : {}),
+    ...(status.state === 'running' && status.record.runtime
+      ? { supervisorPid: status.record.runtime.pid, startedAt: status.record.runtime.startedAt }
+      : {}),
+    ...(status.lastExit
+      ? { lastExit: { at: status.lastExit.at, cause: status.lastExit.cause, detail: status.lastExit.detail } }
+      : {}),
     diskUsage: status.disks,
   };
 }

@@ -10,10 +10,24 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { SmolvmError, currentProcessIdentity, processStartTime, smolvmDirs, withTimeout, writeJsonAtomic } from '@smolvm/common';
+import {
+  SmolvmError,
+  currentProcessIdentity,
+  processStartTime,
+  smolvmDirs,
+  withTimeout,
+  writeJsonAtomic,
+} from '@smolvm/common';
 import { AgentServer, type AgentHandlers, type ExecSession } from '@smolvm/agent-protocol';
 import { MachineStore, type MachineRecord } from '@smolvm/machine-store';
-import { createRunDir, runInitCommands, startVm, type GuestAssets, type StartVmOptions, type Vm } from '@smolvm/runtime';
+import {
+  createRunDir,
+  runInitCommands,
+  startVm,
+  type GuestAssets,
+  type StartVmOptions,
+  type Vm,
+} from '@smolvm/runtime';
 import { formatDenial } from '@smolvm/netpolicy';
 import { GUEST_INBOX, machineFiles } from './layout';
 import { machinePackBoot } from './from-pack';
@@ -93,7 +107,11 @@ function runInit(vm: Vm, record: MachineRecord): Promise<void> {
  * host socket is the SSH_AUTH_SOCK `machine start` was run with. Denials and refused agent
  * requests go to the machine log, rate-limited by `denials` (the guest chooses how many there are).
  */
-function networkOf(record: MachineRecord, denials: RateLimitedLines, needsNic = false): Pick<StartVmOptions, 'network' | 'sshAgent' | 'onSshAgentRefused'> {
+function networkOf(
+  record: MachineRecord,
+  denials: RateLimitedLines,
+  needsNic = false,
+): Pick<StartVmOptions, 'network' | 'sshAgent' | 'onSshAgentRefused'> {
   const network: StartVmOptions['network'] =
     record.net || record.ports.length > 0 || needsNic
       ? {
@@ -105,7 +123,12 @@ function networkOf(record: MachineRecord, denials: RateLimitedLines, needsNic = 
           onWarning: (m) => log(`network: ${m}`),
         }
       : undefined;
-  const sshAgent = record.sshAgent ? { sshAgent: true, onSshAgentRefused: (request: string) => denials.line(`ssh-agent: refused ${request} from the guest`) } : {};
+  const sshAgent = record.sshAgent
+    ? {
+        sshAgent: true,
+        onSshAgentRefused: (request: string) => denials.line(`ssh-agent: refused ${request} from the guest`),
+      }
+    : {};
   return { ...(network ? { network } : {}), ...sshAgent };
 }
 
@@ -114,7 +137,12 @@ export function envOf(record: MachineRecord): Record<string, string> {
 }
 
 /** Handlers for one client connection, relaying to the VM's agent. */
-function relayHandlers(vm: Vm, inbox: string, stop: () => Promise<void>, exit: () => void): AgentHandlers & { dropAll(): void } {
+function relayHandlers(
+  vm: Vm,
+  inbox: string,
+  stop: () => Promise<void>,
+  exit: () => void,
+): AgentHandlers & { dropAll(): void } {
   const live = new Set<ExecSession>();
   return {
     async exec(req, io) {
@@ -143,7 +171,13 @@ function relayHandlers(vm: Vm, inbox: string, stop: () => Promise<void>, exit: (
     async putFile(req, data) {
       const staged = await stageUpload(inbox, data, { size: req.size });
       try {
-        return await vm.agent.installFile({ source: `${GUEST_INBOX}/${staged.name}`, path: req.path, size: req.size, mode: req.mode, ...(req.name ? { name: req.name } : {}) });
+        return await vm.agent.installFile({
+          source: `${GUEST_INBOX}/${staged.name}`,
+          path: req.path,
+          size: req.size,
+          mode: req.mode,
+          ...(req.name ? { name: req.name } : {}),
+        });
       } finally {
         staged.remove();
       }
@@ -151,7 +185,11 @@ function relayHandlers(vm: Vm, inbox: string, stop: () => Promise<void>, exit: (
     async putTree(req, data) {
       const staged = await stageUpload(inbox, data, { maxBytes: req.maxBytes });
       try {
-        const result = await vm.agent.installTree({ source: `${GUEST_INBOX}/${staged.name}`, path: req.path, name: req.name });
+        const result = await vm.agent.installTree({
+          source: `${GUEST_INBOX}/${staged.name}`,
+          path: req.path,
+          name: req.name,
+        });
         return { path: result.path, bytes: staged.bytes };
       } finally {
         staged.remove();
@@ -190,10 +228,14 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     // stdout is not a file we can stat (closed): the stdout writer above stays.
   }
   // A guest sends denied packets as fast as it likes: a line for each would fill the disk.
-  const denials = new RateLimitedLines(log, (n, seconds) => `${n} more denied attempts (network, ssh-agent) in the last ${seconds} s not logged`);
+  const denials = new RateLimitedLines(
+    log,
+    (n, seconds) => `${n} more denied attempts (network, ssh-agent) in the last ${seconds} s not logged`,
+  );
   resetInbox(files.inbox);
   const control = new net.Socket({ fd: options.controlFd, readable: true, writable: true });
-  const report = (r: StartReport) => new Promise<void>((resolve) => control.write(JSON.stringify(r) + '\n', () => resolve()));
+  const report = (r: StartReport) =>
+    new Promise<void>((resolve) => control.write(JSON.stringify(r) + '\n', () => resolve()));
   const writeLastExit = (exit: LastExit) => {
     try {
       writeJsonAtomic(files.lastExit, exit);
@@ -212,7 +254,9 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     control.once('close', () => resolve(false));
   });
 
-  log(`starting machine ${record.name} (${record.cpus} vCPUs, ${record.memoryMiB} MiB${record.image ? `, image ${record.image}` : ''})`);
+  log(
+    `starting machine ${record.name} (${record.cpus} vCPUs, ${record.memoryMiB} MiB${record.image ? `, image ${record.image}` : ''})`,
+  );
   const runDir = createRunDir('machine', env);
   const socketPath = path.join(runDir.path, 'control.sock');
   const t0 = performance.now();
@@ -223,15 +267,24 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   let resume: ReturnType<typeof resumableSnapshot>;
   try {
     // A fork's first start resumes its snapshot's running VM (processes and all) instead of booting.
-    resume = record.fromSnapshot && !record.runtime && !options.cold ? resumableSnapshot(record.fromSnapshot, env) : undefined;
+    resume =
+      record.fromSnapshot && !record.runtime && !options.cold ? resumableSnapshot(record.fromSnapshot, env) : undefined;
     if (resume) log(`resuming snapshot ${resume.meta.id}`);
     vm = await startVm({
       cpus: record.cpus,
       memoryMiB: record.memoryMiB,
       // A machine made from a pack boots the pack's kernel, agent and image.
-      ...(record.from ? await machinePackBoot(files.pack, smolvmDirs(env).cache, record.from) : options.imageErofs ? { imageErofs: options.imageErofs } : {}),
+      ...(record.from
+        ? await machinePackBoot(files.pack, smolvmDirs(env).cache, record.from)
+        : options.imageErofs
+          ? { imageErofs: options.imageErofs }
+          : {}),
       volumes: [...record.volumes, { hostPath: files.inbox, guestPath: GUEST_INBOX, readOnly: true }],
-      persistent: { overlayDisk: files.overlayDisk, storageDisk: files.storageDisk, format: record.fromSnapshot ? 'qcow2' : 'raw' },
+      persistent: {
+        overlayDisk: files.overlayDisk,
+        storageDisk: files.storageDisk,
+        format: record.fromSnapshot ? 'qcow2' : 'raw',
+      },
       hostname: record.name,
       ...(resume ? { fromSnapshot: { stateDir: resume.stateDir } } : {}),
       ...(options.agentBundle ? { agentBundle: options.agentBundle } : {}),
@@ -261,7 +314,12 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     const e = err instanceof SmolvmError ? err : new SmolvmError((err as Error).message);
     const detail = typeof e.cause === 'string' ? e.cause.split('\n') : undefined;
     log(`start failed: ${e.message}`);
-    await report({ ok: false, message: e.message, ...(e.remedy ? { remedy: e.remedy } : {}), ...(detail ? { detail } : {}) });
+    await report({
+      ok: false,
+      message: e.message,
+      ...(e.remedy ? { remedy: e.remedy } : {}),
+      ...(detail ? { detail } : {}),
+    });
     control.destroy();
     process.exitCode = 1;
     return;
@@ -273,7 +331,9 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   // Where a start goes, for whoever wonders why one was slow: process start (Node + bundle) to
   // startVm, then startVm's own phases, then [dev] init.
   const phases = `process ${Math.round(process.uptime() * 1000 - bootMs)}, prepare ${t.prepared}, ${machineVm.restored ? 'restore' : 'boot'} ${t.agentReady - t.prepared}, setup ${t.setUp - t.agentReady}, init ${bootMs - t.setUp} ms`;
-  log(`ready after ${bootMs} ms (${resume ? `resumed snapshot ${resume.meta.id}` : machineVm.restored ? 'restored from a boot snapshot' : 'booted'}; ${phases}; qemu pid ${machineVm.handle.pid})`);
+  log(
+    `ready after ${bootMs} ms (${resume ? `resumed snapshot ${resume.meta.id}` : machineVm.restored ? 'restored from a boot snapshot' : 'booted'}; ${phases}; qemu pid ${machineVm.handle.pid})`,
+  );
 
   let ending = false;
   const clients = new Set<AgentServer>();
@@ -298,7 +358,8 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
       await store.delete(record.name, {
         timeoutMs: EPHEMERAL_REMOVE_LOCK_MS,
         guard: (current) => {
-          if (current?.id !== record.id) throw new SmolvmError(`machine "${record.name}" is no longer the one this supervisor ran`);
+          if (current?.id !== record.id)
+            throw new SmolvmError(`machine "${record.name}" is no longer the one this supervisor ran`);
         },
       });
     } catch (err) {
@@ -310,7 +371,11 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     ending = true;
     log(`stopping (${why})`);
     const exit = await machineVm.dispose(STOP_GRACE_MS);
-    ended = { at: new Date().toISOString(), cause: 'stopped', detail: `${why}; the VM ended: ${exit.detail ?? exit.reason}` };
+    ended = {
+      at: new Date().toISOString(),
+      cause: 'stopped',
+      detail: `${why}; the VM ended: ${exit.detail ?? exit.reason}`,
+    };
     writeLastExit(ended);
   };
 
@@ -321,7 +386,9 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
       () => stop('machine stop'),
       () => finish({ at: new Date().toISOString(), cause: 'stopped', detail: 'machine stop' }, 0),
     );
-    const server = new AgentServer(socket, handlers, { agent: { supervisor: process.pid, machine: record.name, vmPid: machineVm.handle.pid } });
+    const server = new AgentServer(socket, handlers, {
+      agent: { supervisor: process.pid, machine: record.name, vmPid: machineVm.handle.pid },
+    });
     clients.add(server);
     server.announce(true);
     void server.closed.then(() => {
@@ -346,16 +413,34 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     process.on(signal, () => {
-      void stop(signal).then(() => finish({ at: new Date().toISOString(), cause: 'stopped', detail: `${signal} to the supervisor` }, 0));
+      void stop(signal).then(() =>
+        finish({ at: new Date().toISOString(), cause: 'stopped', detail: `${signal} to the supervisor` }, 0),
+      );
     });
   }
 
   const me = currentProcessIdentity();
-  await report({ ok: true, pid: me.pid, startTime: me.startTime, socket: socketPath, vm: { pid: machineVm.handle.pid, startTime: processStartTime(machineVm.handle.pid) }, bootMs, restored: machineVm.restored, notes });
+  await report({
+    ok: true,
+    pid: me.pid,
+    startTime: me.startTime,
+    socket: socketPath,
+    vm: { pid: machineVm.handle.pid, startTime: processStartTime(machineVm.handle.pid) },
+    bootMs,
+    restored: machineVm.restored,
+    notes,
+  });
   if (!(await withTimeout(ack, ACK_TIMEOUT_MS, 'waiting for the start command').catch(() => false))) {
     log('the start command went away before recording the machine; powering off');
     await stop('start abandoned');
-    finish({ at: new Date().toISOString(), cause: 'supervisor', detail: 'the start command went away before recording the machine' }, 1);
+    finish(
+      {
+        at: new Date().toISOString(),
+        cause: 'supervisor',
+        detail: 'the start command went away before recording the machine',
+      },
+      1,
+    );
     return;
   }
   control.destroy();
@@ -369,7 +454,8 @@ export interface SnapshotRequest {
   /** The staging directory the snapshot is built in (under the snapshots' staging root). */
   dir: string;
 }
-export type SnapshotReply = { ok: true; pausedMs: number; nic: boolean } | { ok: false; message: string; remedy?: string };
+export type SnapshotReply =
+  { ok: true; pausedMs: number; nic: boolean } | { ok: false; message: string; remedy?: string };
 
 function resumableSnapshot(id: string, env: NodeJS.ProcessEnv): { meta: SnapshotMeta; stateDir: string } | undefined {
   const store = new SnapshotStore(snapshotsRoot(env));
@@ -396,7 +482,8 @@ function serveSnapshots(vm: Vm, record: MachineRecord, socketPath: string, env: 
         let reply: SnapshotReply;
         try {
           const req = JSON.parse(line.slice(0, line.indexOf('\n'))) as SnapshotRequest;
-          if (typeof req.dir !== 'string' || !path.isAbsolute(req.dir) || !path.resolve(req.dir).startsWith(staging)) throw new SmolvmError('a snapshot is only written into the snapshot store');
+          if (typeof req.dir !== 'string' || !path.isAbsolute(req.dir) || !path.resolve(req.dir).startsWith(staging))
+            throw new SmolvmError('a snapshot is only written into the snapshot store');
           if (busy) throw new SmolvmError('another snapshot of this machine is being taken');
           busy = true;
           log('snapshot: requested');
@@ -408,12 +495,17 @@ function serveSnapshots(vm: Vm, record: MachineRecord, socketPath: string, env: 
             const format = record.fromSnapshot ? 'qcow2' : 'raw';
             // QEMU refuses to save a VM with a 9p share mounted: the guest lets go of them meanwhile.
             await vm.agent.shares({ mounted: false }).catch((err: Error) => {
-              throw new SmolvmError(`the guest cannot let go of its shared folders for the snapshot: ${err.message}`, { remedy: 'stop the processes that use the -v folders (or the current directory in one), then try again' });
+              throw new SmolvmError(`the guest cannot let go of its shared folders for the snapshot: ${err.message}`, {
+                remedy: 'stop the processes that use the -v folders (or the current directory in one), then try again',
+              });
             });
             try {
               log('snapshot: pausing the VM to save it (shares detached)');
               await vm.snapshotRunning(path.join(dir, SNAPSHOT_VM_DIR), async () => {
-                const copies = { overlayDisk: path.join(dir, SNAPSHOT_DISKS.overlay), storageDisk: path.join(dir, SNAPSHOT_DISKS.storage) };
+                const copies = {
+                  overlayDisk: path.join(dir, SNAPSHOT_DISKS.overlay),
+                  storageDisk: path.join(dir, SNAPSHOT_DISKS.storage),
+                };
                 copyDiskSparse(files.overlayDisk, copies.overlayDisk, format);
                 copyDiskSparse(files.storageDisk, copies.storageDisk, format);
                 pausedMs = Math.round(performance.now() - t0);
@@ -450,8 +542,24 @@ export function readLastExit(file: string): LastExit | undefined {
 }
 
 /** Entry point of the supervisor process (the CLI's hidden `machine _supervise`). */
-export async function superviseMachine(options: { name: string; agentBundle?: string; guestAssets?: GuestAssets; imageErofs?: string; cold?: boolean; env?: NodeJS.ProcessEnv }): Promise<void> {
+export async function superviseMachine(options: {
+  name: string;
+  agentBundle?: string;
+  guestAssets?: GuestAssets;
+  imageErofs?: string;
+  cold?: boolean;
+  env?: NodeJS.ProcessEnv;
+}): Promise<void> {
   const env = options.env ?? process.env;
   const store = new MachineStore(MachineStore.defaultRoot(env));
-  await runSupervisor({ record: store.get(options.name), store, agentBundle: options.agentBundle, guestAssets: options.guestAssets, imageErofs: options.imageErofs, cold: options.cold, controlFd: 3, env });
+  await runSupervisor({
+    record: store.get(options.name),
+    store,
+    agentBundle: options.agentBundle,
+    guestAssets: options.guestAssets,
+    imageErofs: options.imageErofs,
+    cold: options.cold,
+    controlFd: 3,
+    env,
+  });
 }

@@ -32,7 +32,10 @@ export function byteCounter(onBytes: (n: number) => void): Transform {
 
 export function assertUnderCap(bytes: number, what: string): void {
   if (bytes >= MAX_TRANSFER_BYTES) {
-    throw new TransferTooLargeError(`total_size exceeds maximum: ${what} is ${bytes} bytes, the per-transfer cap is ${MAX_TRANSFER_BYTES} bytes (4 GiB)`, { remedy: TOO_LARGE_REMEDY });
+    throw new TransferTooLargeError(
+      `total_size exceeds maximum: ${what} is ${bytes} bytes, the per-transfer cap is ${MAX_TRANSFER_BYTES} bytes (4 GiB)`,
+      { remedy: TOO_LARGE_REMEDY },
+    );
   }
 }
 
@@ -45,14 +48,22 @@ export async function uploadFile(
 ): Promise<{ path: string; bytes: number }> {
   assertUnderCap(file.size, where.path);
   try {
-    return await client.putFile({ path: where.path, size: file.size, mode: file.mode & 0o777, name: file.name }, source);
+    return await client.putFile(
+      { path: where.path, size: file.size, mode: file.mode & 0o777, name: file.name },
+      source,
+    );
   } catch (err) {
     throw guestFileError(err, `${where.machine}:${where.path}`);
   }
 }
 
 /** Uploads a tar stream that holds one top-level directory `name` into `guestPath` (atomic in the guest). */
-export async function uploadTar(client: Pick<AgentClient, 'putTree'>, where: { machine: string; path: string }, name: string, archive: Readable): Promise<{ path: string; bytes: number }> {
+export async function uploadTar(
+  client: Pick<AgentClient, 'putTree'>,
+  where: { machine: string; path: string },
+  name: string,
+  archive: Readable,
+): Promise<{ path: string; bytes: number }> {
   try {
     return await client.putTree({ path: where.path, name, maxBytes: MAX_TRANSFER_BYTES }, archive);
   } catch (err) {
@@ -88,7 +99,11 @@ export type GuestEntry =
   | { kind: 'directory'; data: Readable; done: Promise<{ bytes: number }> };
 
 /** Opens a guest path for reading: a file as its bytes, a directory as a tar stream (bounded by the cap). */
-export async function openGuestPath(client: Pick<AgentClient, 'getFile' | 'getTree'>, where: { machine: string; path: string }, maxBytes = MAX_TRANSFER_BYTES): Promise<GuestEntry> {
+export async function openGuestPath(
+  client: Pick<AgentClient, 'getFile' | 'getTree'>,
+  where: { machine: string; path: string },
+  maxBytes = MAX_TRANSFER_BYTES,
+): Promise<GuestEntry> {
   try {
     try {
       const file = await client.getFile({ path: where.path, maxBytes });
@@ -104,7 +119,11 @@ export async function openGuestPath(client: Pick<AgentClient, 'getFile' | 'getTr
 }
 
 /** Writes a guest file's bytes to `target` atomically (fresh staging file, fsync, rename). */
-export async function saveGuestFile(file: { size: number; mode: number; data: Readable }, target: string, onBytes: (n: number) => void = () => undefined): Promise<number> {
+export async function saveGuestFile(
+  file: { size: number; mode: number; data: Readable },
+  target: string,
+  onBytes: (n: number) => void = () => undefined,
+): Promise<number> {
   const staging = tempPathFor(path.resolve(target));
   let done = false;
   let received = 0;
@@ -120,7 +139,10 @@ export async function saveGuestFile(file: { size: number; mode: number; data: Re
       }),
       out,
     );
-    if (received !== file.size) throw new SmolvmError(`the transfer ended after ${received} of ${file.size} bytes`, { remedy: 'check that the machine is still running and try again' });
+    if (received !== file.size)
+      throw new SmolvmError(`the transfer ended after ${received} of ${file.size} bytes`, {
+        remedy: 'check that the machine is still running and try again',
+      });
     const fd = fs.openSync(staging, 'r+');
     try {
       // Never setuid/setgid/sticky from a guest.
@@ -163,10 +185,15 @@ export async function extractGuestTree(
   opts: { onBytes?: (n: number) => void; limits?: TreeLimits; what: string },
 ): Promise<{ bytes: number; skipped: number }> {
   const limits = opts.limits ?? TREE_LIMITS;
-  if (fs.existsSync(target)) throw new UsageError(`${target} already exists`, { remedy: 'copy to a new path, or remove it first' });
+  if (fs.existsSync(target))
+    throw new UsageError(`${target} already exists`, { remedy: 'copy to a new path, or remove it first' });
   const parent = path.dirname(target);
-  if (!fs.statSync(parent, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${parent} is not a directory`, { remedy: 'create it first' });
-  const staging = path.join(parent, `.${path.basename(target).slice(0, 200)}.smolvm-${crypto.randomBytes(6).toString('hex')}.part`);
+  if (!fs.statSync(parent, { throwIfNoEntry: false })?.isDirectory())
+    throw new UsageError(`${parent} is not a directory`, { remedy: 'create it first' });
+  const staging = path.join(
+    parent,
+    `.${path.basename(target).slice(0, 200)}.smolvm-${crypto.randomBytes(6).toString('hex')}.part`,
+  );
   const tar = await loadTar();
   fs.mkdirSync(staging, { mode: 0o700 });
   let skipped = 0;
@@ -180,7 +207,11 @@ export async function extractGuestTree(
       preserveOwner: false,
       filter: (_p, entry) => {
         if (++entryCount > limits.maxEntries) {
-          extractor.abort(new TransferTooLargeError(`the machine sent more than ${limits.maxEntries} entries for ${opts.what}`, { remedy: TOO_LARGE_REMEDY }));
+          extractor.abort(
+            new TransferTooLargeError(`the machine sent more than ${limits.maxEntries} entries for ${opts.what}`, {
+              remedy: TOO_LARGE_REMEDY,
+            }),
+          );
           return false;
         }
         const e = entry as { type?: string; mode?: number };
@@ -196,7 +227,11 @@ export async function extractGuestTree(
         tree.data,
         byteCounter((n) => {
           received = n;
-          if (n > limits.maxBytes) throw new TransferTooLargeError(`the machine sent more than the per-transfer cap of ${limits.maxBytes} bytes for ${opts.what}`, { remedy: TOO_LARGE_REMEDY });
+          if (n > limits.maxBytes)
+            throw new TransferTooLargeError(
+              `the machine sent more than the per-transfer cap of ${limits.maxBytes} bytes for ${opts.what}`,
+              { remedy: TOO_LARGE_REMEDY },
+            );
           opts.onBytes?.(n);
         }),
         extractor,

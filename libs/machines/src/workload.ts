@@ -3,7 +3,13 @@
 // the caller's (the CLI draws a progress bar, the API streams events): it passes `pull`.
 import path from 'node:path';
 import { SmolvmError } from '@smolvm/common';
-import { applyImageConfig, formatReference, parseImageReference, type ImageReference, type MergedRunOptions } from '@smolvm/config';
+import {
+  applyImageConfig,
+  formatReference,
+  parseImageReference,
+  type ImageReference,
+  type MergedRunOptions,
+} from '@smolvm/config';
 import type { MachineRecord, NewMachine } from '@smolvm/machine-store';
 import type { BuiltBaseOptions, PreparedImage } from '@smolvm/oci';
 
@@ -42,7 +48,9 @@ export async function machineInput(
 }
 
 /** A merged workload's network policy and port forwards, as a machine record holds them. */
-export function machineNetwork(merged: Pick<MergedRunOptions, 'network' | 'ports'>): Pick<NewMachine, 'net' | 'allowHosts' | 'allowCidrs' | 'ports'> {
+export function machineNetwork(
+  merged: Pick<MergedRunOptions, 'network' | 'ports'>,
+): Pick<NewMachine, 'net' | 'allowHosts' | 'allowCidrs' | 'ports'> {
   return {
     net: merged.network.enabled,
     allowHosts: merged.network.allowHosts,
@@ -62,7 +70,11 @@ export interface PinnedImageOptions {
  * local store when it is there, else pulled by digest. Undefined for a machine without an image
  * (made before bare machines had a base: the agent's busybox).
  */
-export async function pinnedImage(record: MachineRecord, pull: PullImage, opts: PinnedImageOptions = {}): Promise<PreparedImage | undefined> {
+export async function pinnedImage(
+  record: MachineRecord,
+  pull: PullImage,
+  opts: PinnedImageOptions = {},
+): Promise<PreparedImage | undefined> {
   if (!record.image) return undefined;
   const digest = record.imageDigest;
   if (!digest) return pull(record.image);
@@ -77,9 +89,12 @@ export async function pinnedImage(record: MachineRecord, pull: PullImage, opts: 
       await ensureBuiltBase(service.store, process.env, opts.builtBase ?? {}).catch(() => undefined);
       local = service.find(digest)[0];
       if (!local) {
-        throw new SmolvmError(`the base image machine "${record.name}" was created from (${record.image}, ${digest}) is no longer on this host`, {
-          remedy: 'create the machine again to use the current base (its overlay only fits the base it was made on)',
-        });
+        throw new SmolvmError(
+          `the base image machine "${record.name}" was created from (${record.image}, ${digest}) is no longer on this host`,
+          {
+            remedy: 'create the machine again to use the current base (its overlay only fits the base it was made on)',
+          },
+        );
       }
     }
     if (local) return await service.prepare(local.reference, { pull: 'never' });
@@ -89,9 +104,12 @@ export async function pinnedImage(record: MachineRecord, pull: PullImage, opts: 
   const ref = parseImageReference(record.image);
   const prepared = await pull(formatReference({ registry: ref.registry, repository: ref.repository, digest }));
   if (prepared.manifestDigest !== digest) {
-    throw new SmolvmError(`image ${record.image} resolved to ${prepared.manifestDigest}, not the ${digest} machine "${record.name}" was created from`, {
-      remedy: 'create the machine again to use the current image',
-    });
+    throw new SmolvmError(
+      `image ${record.image} resolved to ${prepared.manifestDigest}, not the ${digest} machine "${record.name}" was created from`,
+      {
+        remedy: 'create the machine again to use the current image',
+      },
+    );
   }
   return prepared;
 }

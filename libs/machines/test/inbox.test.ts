@@ -21,8 +21,12 @@ describe('stageUpload', () => {
   });
 
   it('leaves nothing when the stream ends short or runs long', async () => {
-    await expect(stageUpload(dir, Readable.from([Buffer.alloc(5)]), { size: 10 })).rejects.toThrow('the transfer ended after 5 of 10 bytes');
-    await expect(stageUpload(dir, Readable.from([Buffer.alloc(11)]), { size: 10 })).rejects.toThrow('more than the announced 10 bytes');
+    await expect(stageUpload(dir, Readable.from([Buffer.alloc(5)]), { size: 10 })).rejects.toThrow(
+      'the transfer ended after 5 of 10 bytes',
+    );
+    await expect(stageUpload(dir, Readable.from([Buffer.alloc(11)]), { size: 10 })).rejects.toThrow(
+      'more than the announced 10 bytes',
+    );
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
@@ -30,7 +34,9 @@ describe('stageUpload', () => {
     const staged = await stageUpload(dir, Readable.from([Buffer.alloc(7)]), { maxBytes: 10 });
     expect(staged.bytes).toBe(7);
     staged.remove();
-    await expect(stageUpload(dir, Readable.from([Buffer.alloc(11)]), { maxBytes: 10 })).rejects.toThrow('larger than the byte cap of 10 bytes');
+    await expect(stageUpload(dir, Readable.from([Buffer.alloc(11)]), { maxBytes: 10 })).rejects.toThrow(
+      'larger than the byte cap of 10 bytes',
+    );
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 

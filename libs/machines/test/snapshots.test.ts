@@ -47,7 +47,9 @@ describe('snapshots of a stopped machine', () => {
 
   it('refuses an existing tag, a bad tag or id, and an unknown snapshot, each with one line', async () => {
     await machines.createSnapshot('src', { tag: 'a' });
-    await expect(machines.createSnapshot('src', { tag: 'a' })).rejects.toThrow(new ConflictError('snapshot "src:a" already exists'));
+    await expect(machines.createSnapshot('src', { tag: 'a' })).rejects.toThrow(
+      new ConflictError('snapshot "src:a" already exists'),
+    );
     await expect(machines.createSnapshot('src', { tag: '../x' })).rejects.toBeInstanceOf(UsageError);
     await expect(machines.getSnapshot('nocolon')).rejects.toBeInstanceOf(UsageError);
     await expect(machines.getSnapshot('src:../../etc')).rejects.toBeInstanceOf(UsageError);
@@ -59,11 +61,20 @@ describe('snapshots of a stopped machine', () => {
 describe('machines from a snapshot', () => {
   it('get qcow2 disks over the snapshot, the source settings but none of its ports, and block removal until deleted', async () => {
     const snap = await machines.createSnapshot('src');
-    const fork = await machines.createMachineFromSnapshot('copy', snap.id, { ports: [{ hostPort: 18081, guestPort: 80 }] });
-    expect(fork).toMatchObject({ fromSnapshot: 'src:1', env: ['A=1'], memoryMiB: 256, ports: [{ hostPort: 18081, guestPort: 80 }] });
+    const fork = await machines.createMachineFromSnapshot('copy', snap.id, {
+      ports: [{ hostPort: 18081, guestPort: 80 }],
+    });
+    expect(fork).toMatchObject({
+      fromSnapshot: 'src:1',
+      env: ['A=1'],
+      memoryMiB: 256,
+      ports: [{ hostPort: 18081, guestPort: 80 }],
+    });
     const bare = await machines.createMachineFromSnapshot('copy2', snap.id);
     expect(bare.ports).toEqual([]);
-    const info = JSON.parse(spawnSync('qemu-img', ['info', '--output=json', machines.files('copy').storageDisk], { encoding: 'utf8' }).stdout) as { format: string; 'backing-filename': string; 'virtual-size': number };
+    const info = JSON.parse(
+      spawnSync('qemu-img', ['info', '--output=json', machines.files('copy').storageDisk], { encoding: 'utf8' }).stdout,
+    ) as { format: string; 'backing-filename': string; 'virtual-size': number };
     expect(info.format).toBe('qcow2');
     expect(info['backing-filename']).toBe(path.join(machines.snapshots.dir('src:1'), 'storage.ext4'));
     expect(info['virtual-size']).toBe(1024 ** 3);
@@ -71,7 +82,9 @@ describe('machines from a snapshot', () => {
     expect(fs.statSync(machines.files('copy').storageDisk).size).toBeLessThan(1024 * 1024);
 
     expect((await machines.getSnapshot(snap.id)).dependents).toEqual(['copy', 'copy2']);
-    await expect(machines.removeSnapshot(snap.id)).rejects.toThrow('snapshot "src:1" is in use by machines "copy", "copy2"');
+    await expect(machines.removeSnapshot(snap.id)).rejects.toThrow(
+      'snapshot "src:1" is in use by machines "copy", "copy2"',
+    );
     // Disk tools that would corrupt a qcow2 layer are refused.
     await expect(machines.resize('copy', { storageGiB: 2 })).rejects.toThrow('machine "copy" is a fork of a snapshot');
     await expect(machines.prune('copy')).rejects.toThrow('machine "copy" is a fork of a snapshot');
@@ -152,7 +165,9 @@ describe('damage', () => {
     const meta = path.join(machines.snapshots.dir(other.id), 'snapshot.json');
     fs.chmodSync(meta, 0o600);
     fs.writeFileSync(meta, '{"schemaVersion": 1, "id": "src:1"');
-    await expect(machines.createMachineFromSnapshot('copy', other.id)).rejects.toThrow('snapshot "src:2" is damaged: snapshot.json is unreadable');
+    await expect(machines.createMachineFromSnapshot('copy', other.id)).rejects.toThrow(
+      'snapshot "src:2" is damaged: snapshot.json is unreadable',
+    );
     // Listing skips damaged snapshots and reports them apart.
     expect((await machines.listSnapshots()).map((s) => s.id)).toEqual(['src:1']);
     expect(machines.snapshots.readAll().damaged.map((d) => d.id)).toEqual(['src:2']);

@@ -50,7 +50,12 @@ it('does not rotate a descriptor that is not the named file', () => {
 it('writes at most N lines per window and then how many it left out', () => {
   jest.useFakeTimers();
   const lines: string[] = [];
-  const limited = new RateLimitedLines((l) => lines.push(l), (n, s) => `${n} more in ${s} s`, 3, 10_000);
+  const limited = new RateLimitedLines(
+    (l) => lines.push(l),
+    (n, s) => `${n} more in ${s} s`,
+    3,
+    10_000,
+  );
   for (let i = 0; i < 1000; i++) limited.line(`denied ${i}`);
   expect(lines).toEqual(['denied 0', 'denied 1', 'denied 2']);
   jest.advanceTimersByTime(10_000);

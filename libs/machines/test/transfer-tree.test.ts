@@ -25,7 +25,8 @@ function guestSending(entries: TarEntry[]): Tree {
   return { data: Readable.from([archive]), done: Promise.resolve({ bytes: archive.length }) };
 }
 
-const downloadTree = (tree: Tree, target: string, limits?: TreeLimits) => extractGuestTree(tree, 'proj', target, { what: 'dev:/workspace/proj', ...(limits ? { limits } : {}) });
+const downloadTree = (tree: Tree, target: string, limits?: TreeLimits) =>
+  extractGuestTree(tree, 'proj', target, { what: 'dev:/workspace/proj', ...(limits ? { limits } : {}) });
 
 it('puts a well-formed tree in place, without special bits or devices', async () => {
   await downloadTree(
@@ -46,13 +47,28 @@ it('puts a well-formed tree in place, without special bits or devices', async ()
 });
 
 it.each<[string, TarEntry[]]>([
-  ['a path with ..', [{ path: 'proj/', type: 'dir' }, { path: `proj/../../${path.basename(os.tmpdir())}/evil`, type: 'file', content: 'x' }]],
-  ['a write through a symlink pointing outside', [
-    { path: 'proj/', type: 'dir' },
-    { path: 'proj/out', type: 'symlink', linkname: '' },
-    { path: 'proj/out/evil', type: 'file', content: 'x' },
-  ]],
-  ['a second top-level entry', [{ path: 'proj/', type: 'dir' }, { path: 'other', type: 'file', content: 'x' }]],
+  [
+    'a path with ..',
+    [
+      { path: 'proj/', type: 'dir' },
+      { path: `proj/../../${path.basename(os.tmpdir())}/evil`, type: 'file', content: 'x' },
+    ],
+  ],
+  [
+    'a write through a symlink pointing outside',
+    [
+      { path: 'proj/', type: 'dir' },
+      { path: 'proj/out', type: 'symlink', linkname: '' },
+      { path: 'proj/out/evil', type: 'file', content: 'x' },
+    ],
+  ],
+  [
+    'a second top-level entry',
+    [
+      { path: 'proj/', type: 'dir' },
+      { path: 'other', type: 'file', content: 'x' },
+    ],
+  ],
   ['a file where the directory should be', [{ path: 'proj', type: 'file', content: 'x' }]],
 ])('refuses %s, writes nothing outside and leaves nothing behind', async (_what, entries) => {
   for (const e of entries) if (e.type === 'symlink' && e.linkname === '') e.linkname = outside;
@@ -65,7 +81,10 @@ it.each<[string, TarEntry[]]>([
 it('refuses an existing destination without reading what the machine sends or touching it', async () => {
   fs.mkdirSync(path.join(dir, 'proj'));
   fs.writeFileSync(path.join(dir, 'proj', 'mine'), 'kept');
-  const tree = guestSending([{ path: 'proj/', type: 'dir' }, { path: 'proj/mine', type: 'file', content: 'theirs' }]);
+  const tree = guestSending([
+    { path: 'proj/', type: 'dir' },
+    { path: 'proj/mine', type: 'file', content: 'theirs' },
+  ]);
   await expect(downloadTree(tree, path.join(dir, 'proj'))).rejects.toThrow(`${path.join(dir, 'proj')} already exists`);
   expect(tree.data.readableFlowing).toBeNull();
   expect(fs.readFileSync(path.join(dir, 'proj', 'mine'), 'utf8')).toBe('kept');
@@ -95,7 +114,10 @@ function guestStreamingForever(entry: (i: number) => TarEntry, until: number): {
 const limits = { maxBytes: 8 * 1024 * 1024, maxEntries: 500 };
 
 it('stops a guest that streams past the byte cap, with a clear error, leaving nothing behind', async () => {
-  const guest = guestStreamingForever((i) => ({ path: `proj/f${i}`, type: 'file', content: Buffer.alloc(1024 * 1024, 0x61) }), 64 * 1024 * 1024);
+  const guest = guestStreamingForever(
+    (i) => ({ path: `proj/f${i}`, type: 'file', content: Buffer.alloc(1024 * 1024, 0x61) }),
+    64 * 1024 * 1024,
+  );
   const copy = downloadTree(guest.tree, path.join(dir, 'out'), limits);
   await expect(copy).rejects.toThrow(`the machine sent more than the per-transfer cap of ${limits.maxBytes} bytes`);
   expect(guest.pulled()).toBeLessThan(limits.maxBytes + 4 * 1024 * 1024);

@@ -2,7 +2,16 @@
 // init asks for an address; the agent can equally configure the same values statically.
 
 const MAGIC = 0x63825363;
-export const DhcpMessage = { DISCOVER: 1, OFFER: 2, REQUEST: 3, DECLINE: 4, ACK: 5, NAK: 6, RELEASE: 7, INFORM: 8 } as const;
+export const DhcpMessage = {
+  DISCOVER: 1,
+  OFFER: 2,
+  REQUEST: 3,
+  DECLINE: 4,
+  ACK: 5,
+  NAK: 6,
+  RELEASE: 7,
+  INFORM: 8,
+} as const;
 
 export interface DhcpRequest {
   type: number;
@@ -17,7 +26,7 @@ export function parseDhcp(p: Buffer): DhcpRequest | undefined {
   if (p.length < 240 || p[0] !== 1 || p[1] !== 1 || p[2] !== 6 || p.readUInt32BE(236) !== MAGIC) return undefined;
   let type: number | undefined;
   let requestedIp: number | undefined = p.readUInt32BE(12) || undefined;
-  for (let i = 240; i < p.length; ) {
+  for (let i = 240; i < p.length;) {
     const code = p[i];
     if (code === 255) break;
     if (code === 0) {
@@ -47,7 +56,8 @@ export interface DhcpLease {
 export function dhcpReply(req: DhcpRequest, lease: DhcpLease): Buffer | undefined {
   let type: number;
   if (req.type === DhcpMessage.DISCOVER) type = DhcpMessage.OFFER;
-  else if (req.type === DhcpMessage.REQUEST) type = req.requestedIp === undefined || req.requestedIp === lease.ip ? DhcpMessage.ACK : DhcpMessage.NAK;
+  else if (req.type === DhcpMessage.REQUEST)
+    type = req.requestedIp === undefined || req.requestedIp === lease.ip ? DhcpMessage.ACK : DhcpMessage.NAK;
   else if (req.type === DhcpMessage.INFORM) type = DhcpMessage.ACK;
   else return undefined;
   const p = Buffer.alloc(300);

@@ -89,7 +89,11 @@ export function buildDnsQuery(id: number, name: string, type: number = DnsType.A
  * An authoritative-looking recursive answer: the question echoed, then A records (name
  * compressed to the question at offset 12). Answers for a malformed query echo only the id.
  */
-export function buildDnsResponse(query: DnsQuery | { id: number; rd?: boolean; question?: DnsQuestion }, rcode: number, answers: DnsAnswerRecord[] = []): Buffer {
+export function buildDnsResponse(
+  query: DnsQuery | { id: number; rd?: boolean; question?: DnsQuestion },
+  rcode: number,
+  answers: DnsAnswerRecord[] = [],
+): Buffer {
   const header = Buffer.alloc(12);
   header.writeUInt16BE(query.id, 0);
   header.writeUInt16BE(0x8000 | (query.rd ? 0x0100 : 0) | 0x0080 | (rcode & 0xf), 2);
@@ -97,7 +101,10 @@ export function buildDnsResponse(query: DnsQuery | { id: number; rd?: boolean; q
   header.writeUInt16BE(q ? 1 : 0, 4);
   header.writeUInt16BE(q ? answers.length : 0, 6);
   if (!q) return header;
-  const question = Buffer.concat([encodeName(q.name), Buffer.from([q.type >> 8, q.type & 0xff, q.class >> 8, q.class & 0xff])]);
+  const question = Buffer.concat([
+    encodeName(q.name),
+    Buffer.from([q.type >> 8, q.type & 0xff, q.class >> 8, q.class & 0xff]),
+  ]);
   const records = answers.map((a) => {
     const r = Buffer.alloc(16);
     r.writeUInt16BE(0xc00c, 0);

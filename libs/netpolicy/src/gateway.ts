@@ -232,12 +232,24 @@ export class Gateway {
   private readonly tcp = new Map<string, TcpFlow>();
   private readonly udp = new Map<string, UdpFlow>();
   private readonly touched = new Set<TcpFlow>();
-  private readonly dnsCache = new Map<string, { expiry: number; result: ResolvedAddress[] | 'nxdomain' | { denied: string } }>();
+  private readonly dnsCache = new Map<
+    string,
+    { expiry: number; result: ResolvedAddress[] | 'nxdomain' | { denied: string } }
+  >();
   private pendingDns = 0;
   private nextForwardPort = FORWARD_PORTS.first;
   private sweepTimer?: NodeJS.Timeout;
   private closed = false;
-  private counters = { framesIn: 0, framesOut: 0, framesDropped: 0, framesOversize: 0, framesOutDropped: 0, segmentsDropped: 0, datagramsDropped: 0, connectionsRefused: 0 };
+  private counters = {
+    framesIn: 0,
+    framesOut: 0,
+    framesDropped: 0,
+    framesOversize: 0,
+    framesOutDropped: 0,
+    segmentsDropped: 0,
+    datagramsDropped: 0,
+    connectionsRefused: 0,
+  };
 
   constructor(internals: GatewayInternals) {
     this.policy = internals.policy;
@@ -250,9 +262,12 @@ export class Gateway {
     this.guestIp = ipv4ToNumber(n.guest);
     this.netmask = n.prefix === 0 ? 0 : (0xffffffff << (32 - n.prefix)) >>> 0;
     if ((this.gatewayIp & this.netmask) !== (this.guestIp & this.netmask) || this.gatewayIp === this.guestIp) {
-      throw new SmolvmError(`guest ${n.guest} and gateway ${n.gateway} are not distinct addresses of one /${n.prefix} network`, {
-        remedy: 'choose a guest and a gateway address in the same subnet',
-      });
+      throw new SmolvmError(
+        `guest ${n.guest} and gateway ${n.gateway} are not distinct addresses of one /${n.prefix} network`,
+        {
+          remedy: 'choose a guest and a gateway address in the same subnet',
+        },
+      );
     }
     this.gatewayMac = parseMac(DEFAULT_NETWORK.gatewayMac);
     this.guestMac = parseMac(n.guestMac);
@@ -324,7 +339,14 @@ export class Gateway {
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new SmolvmError(`cannot listen on ${socketPath} for the VM's network: ${err.message}`, { cause: err, remedy: 'check that the machine directory is writable' })));
+      server.once('error', (err) =>
+        reject(
+          new SmolvmError(`cannot listen on ${socketPath} for the VM's network: ${err.message}`, {
+            cause: err,
+            remedy: 'check that the machine directory is writable',
+          }),
+        ),
+      );
       server.listen(socketPath, () => resolve());
     });
   }
@@ -405,7 +427,11 @@ export class Gateway {
     if (!link || link.destroyed) return;
     const queued = this.outBytes + this.outInFlight;
     const l = this.limits;
-    if ((!essential && this.congested) || queued + frame.length > l.linkMaxBacklog || this.outQueue.length >= l.linkMaxFrames) {
+    if (
+      (!essential && this.congested) ||
+      queued + frame.length > l.linkMaxBacklog ||
+      this.outQueue.length >= l.linkMaxFrames
+    ) {
       this.counters.framesOutDropped++;
       return;
     }
@@ -469,7 +495,8 @@ export class Gateway {
     if (ip.protocol === IPPROTO_UDP) {
       const udp = parseUdp(ip);
       if (!udp) return false;
-      if (udp.dstPort === 67 && (ip.dst === 0xffffffff || ip.dst === this.gatewayIp)) return this.handleDhcp(udp.payload);
+      if (udp.dstPort === 67 && (ip.dst === 0xffffffff || ip.dst === this.gatewayIp))
+        return this.handleDhcp(udp.payload);
       if (ip.src !== this.guestIp) return false;
       this.learnGuestMac(eth.src);
       if (ip.dst === this.gatewayIp && udp.dstPort === 53) return this.handleDns(udp.srcPort, udp.payload);
@@ -495,7 +522,13 @@ export class Gateway {
     if (arp.senderIp === this.guestIp) this.learnGuestMac(arp.senderMac);
     if (arp.op !== 1 || arp.targetIp !== this.gatewayIp || arp.senderIp === 0) return arp.op === 2;
     this.sendFrame(
-      buildArp(ethSrc, this.gatewayMac, { op: 2, senderMac: this.gatewayMac, senderIp: this.gatewayIp, targetMac: arp.senderMac, targetIp: arp.senderIp }),
+      buildArp(ethSrc, this.gatewayMac, {
+        op: 2,
+        senderMac: this.gatewayMac,
+        senderIp: this.gatewayIp,
+        targetMac: arp.senderMac,
+        targetIp: arp.senderIp,
+      }),
     );
     return true;
   }
@@ -529,7 +562,14 @@ export class Gateway {
   private handleDhcp(payload: Buffer): boolean {
     const req = parseDhcp(payload);
     if (!req) return false;
-    const reply = dhcpReply(req, { ip: this.guestIp, netmask: this.netmask, gateway: this.gatewayIp, dns: this.gatewayIp, mtu: this.mtu, leaseSeconds: 86400 });
+    const reply = dhcpReply(req, {
+      ip: this.guestIp,
+      netmask: this.netmask,
+      gateway: this.gatewayIp,
+      dns: this.gatewayIp,
+      mtu: this.mtu,
+      leaseSeconds: 86400,
+    });
     if (!reply) return true;
     if (req.type === DhcpMessage.REQUEST || req.type === DhcpMessage.DISCOVER) this.guestMac = Buffer.from(req.chaddr);
     // Broadcast: the client may not have its address yet.
@@ -588,11 +628,13 @@ export class Gateway {
       return buildDnsResponse(query, DnsRcode.NXDOMAIN);
     }
     // The guest is IPv4-only: other types get an empty answer (NODATA), so resolvers fall back to A.
-    if (query.question.type !== DnsType.A && query.question.type !== DnsType.ANY) return buildDnsResponse(query, DnsRcode.NOERROR);
+    if (query.question.type !== DnsType.A && query.question.type !== DnsType.ANY)
+      return buildDnsResponse(query, DnsRcode.NOERROR);
     let answers = result.slice(0, 16);
     if (this.policy.filtersDns) {
       const screened = this.policy.learn(answers);
-      for (const d of screened.dropped) this.onDenied?.({ protocol: 'dns', destination: name, reason: `answer ${d.address} dropped: ${d.reason}` });
+      for (const d of screened.dropped)
+        this.onDenied?.({ protocol: 'dns', destination: name, reason: `answer ${d.address} dropped: ${d.reason}` });
       answers = screened.kept;
     }
     return buildDnsResponse(query, DnsRcode.NOERROR, answers);
@@ -616,7 +658,12 @@ export class Gateway {
     }
     const verdict = this.policy.check(target);
     if (!verdict.allowed) {
-      this.onDenied?.({ protocol, destination: dst === this.gatewayIp ? `${target} (via gateway)` : target, port, reason: verdict.reason });
+      this.onDenied?.({
+        protocol,
+        destination: dst === this.gatewayIp ? `${target} (via gateway)` : target,
+        port,
+        reason: verdict.reason,
+      });
       return { denied: verdict.reason };
     }
     return { target };
@@ -638,7 +685,15 @@ export class Gateway {
         return true;
       }
       const socket = dgram.createSocket('udp4');
-      const created: UdpFlow = { socket, target: r.target, remoteIp: ip.dst, remotePort: dstPort, guestPort, lastActive: Date.now(), inFlight: 0 };
+      const created: UdpFlow = {
+        socket,
+        target: r.target,
+        remoteIp: ip.dst,
+        remotePort: dstPort,
+        guestPort,
+        lastActive: Date.now(),
+        inFlight: 0,
+      };
       socket.on('message', (msg, rinfo) => {
         // Unconnected socket: take replies from the flow's peer only.
         if (rinfo.address !== created.target || rinfo.port !== created.remotePort || this.congested) return;
@@ -704,7 +759,12 @@ export class Gateway {
             srcPort: seg.dstPort,
             dstPort: seg.srcPort,
             seq: 0,
-            ack: (seg.seq + seg.payload.length + (seg.flags & TcpFlags.SYN ? 1 : 0) + (seg.flags & TcpFlags.FIN ? 1 : 0)) >>> 0,
+            ack:
+              (seg.seq +
+                seg.payload.length +
+                (seg.flags & TcpFlags.SYN ? 1 : 0) +
+                (seg.flags & TcpFlags.FIN ? 1 : 0)) >>>
+              0,
             flags: TcpFlags.RST | TcpFlags.ACK,
             window: 0,
           };
@@ -773,12 +833,26 @@ export class Gateway {
   }
 
   private newFlow(key: string, remoteIp: number, socket?: net.Socket): TcpFlow {
-    return { key, conn: undefined as unknown as TcpConnection, remoteIp, socket, pending: [], pendingBytes: 0, pendingCharge: 0, backlog: 0, wired: false };
+    return {
+      key,
+      conn: undefined as unknown as TcpConnection,
+      remoteIp,
+      socket,
+      pending: [],
+      pendingBytes: 0,
+      pendingCharge: 0,
+      backlog: 0,
+      wired: false,
+    };
   }
 
   private connOptions(flow: TcpFlow): Partial<TcpOptions> {
     // The window counts bytes the host has not taken; the per-piece overhead is the budget's concern.
-    return { ...this.tcpOptions, receiveBacklog: () => (flow.socket?.writableLength ?? 0) + flow.pendingBytes, canSend: this.canSend };
+    return {
+      ...this.tcpOptions,
+      receiveBacklog: () => (flow.socket?.writableLength ?? 0) + flow.pendingBytes,
+      canSend: this.canSend,
+    };
   }
 
   /** Host data for the guest: false stops reading this socket (or all of them: send budget spent). */
@@ -910,10 +984,15 @@ export class Gateway {
     const events = this.tcpEvents(flow);
     this.tcp.set(flow.key, flow);
     socket.on('error', () => undefined);
-    flow.conn = TcpConnection.connect(localPort, guestPort, {
-      ...events,
-      onEstablished: () => this.wireSocket(flow, socket, true),
-    }, this.connOptions(flow));
+    flow.conn = TcpConnection.connect(
+      localPort,
+      guestPort,
+      {
+        ...events,
+        onEstablished: () => this.wireSocket(flow, socket, true),
+      },
+      this.connOptions(flow),
+    );
     socket.once('close', () => {
       if (flow.conn.state === 'SYN_SENT') flow.conn.destroy();
     });

@@ -14,4 +14,10 @@ export {
 } from './gateway';
 export { EgressPolicy, type DroppedAddress, type PolicyInput, type PolicyOptions, type Verdict } from './policy';
 export { listenPortForwards, PortForwards, type BoundPort } from './port-forward';
-export { hostResolver, staticResolver, type UpstreamResolver, type ResolvedAddress, type HostResolverOptions } from './resolver';
+export {
+  hostResolver,
+  staticResolver,
+  type UpstreamResolver,
+  type ResolvedAddress,
+  type HostResolverOptions,
+} from './resolver';

@@ -40,7 +40,8 @@ export class FrameDecoder {
     let i = 0;
     while (buf.length - i >= 4) {
       const len = buf.readUInt32BE(i);
-      if (len > MAX_SKIP) throw new Error(`frame length ${len} is beyond any Ethernet frame: the stream is out of step`);
+      if (len > MAX_SKIP)
+        throw new Error(`frame length ${len} is beyond any Ethernet frame: the stream is out of step`);
       if (len > this.maxFrame || len === 0) {
         this.dropped++;
         if (len > 0) this.oversize++;

@@ -27,7 +27,8 @@ export function formatMac(mac: Mac): string {
 /** IPv4 addresses travel as unsigned 32-bit numbers: cheap to compare, hash and mask. */
 export function ipv4ToNumber(text: string): number {
   const parts = text.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) throw new Error(`not an IPv4 address: ${text}`);
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255))
+    throw new Error(`not an IPv4 address: ${text}`);
   return parts.reduce((n, p) => n * 256 + Number(p), 0);
 }
 
@@ -62,7 +63,12 @@ export interface EthernetFrame {
 
 export function parseEthernet(frame: Buffer): EthernetFrame | undefined {
   if (frame.length < ETH_HEADER) return undefined;
-  return { dst: frame.subarray(0, 6), src: frame.subarray(6, 12), type: frame.readUInt16BE(12), payload: frame.subarray(ETH_HEADER) };
+  return {
+    dst: frame.subarray(0, 6),
+    src: frame.subarray(6, 12),
+    type: frame.readUInt16BE(12),
+    payload: frame.subarray(ETH_HEADER),
+  };
 }
 
 // ---- ARP (Ethernet/IPv4 only) ----
@@ -80,7 +86,13 @@ export function parseArp(p: Buffer): ArpPacket | undefined {
   if (p.readUInt16BE(0) !== 1 || p.readUInt16BE(2) !== ETHERTYPE_IPV4 || p[4] !== 6 || p[5] !== 4) return undefined;
   const op = p.readUInt16BE(6);
   if (op !== 1 && op !== 2) return undefined;
-  return { op, senderMac: p.subarray(8, 14), senderIp: p.readUInt32BE(14), targetMac: p.subarray(18, 24), targetIp: p.readUInt32BE(24) };
+  return {
+    op,
+    senderMac: p.subarray(8, 14),
+    senderIp: p.readUInt32BE(14),
+    targetMac: p.subarray(18, 24),
+    targetIp: p.readUInt32BE(24),
+  };
 }
 
 export function buildArp(ethDst: Mac, ethSrc: Mac, arp: ArpPacket): Buffer {
@@ -131,7 +143,15 @@ export function parseIpv4(p: Buffer): Ipv4Packet | undefined {
   if (foldChecksum(sum16(p, 0, ihl)) !== 0) return undefined;
   const frag = p.readUInt16BE(6);
   if ((frag & 0x2000) !== 0 || (frag & 0x1fff) !== 0) return undefined;
-  return { src: p.readUInt32BE(12), dst: p.readUInt32BE(16), protocol: p[9], ttl: p[8], id: p.readUInt16BE(4), header: p.subarray(0, ihl), payload: p.subarray(ihl, total) };
+  return {
+    src: p.readUInt32BE(12),
+    dst: p.readUInt32BE(16),
+    protocol: p[9],
+    ttl: p[8],
+    id: p.readUInt16BE(4),
+    header: p.subarray(0, ihl),
+    payload: p.subarray(ihl, total),
+  };
 }
 
 let nextIpId = 1;
@@ -140,19 +160,47 @@ let nextIpId = 1;
  * Builds Ethernet+IPv4 frames around a transport payload whose checksum is already set. Payloads
  * larger than the MTU (UDP datagrams from the host) are fragmented.
  */
-export function buildIpv4Frames(ethDst: Mac, ethSrc: Mac, src: number, dst: number, protocol: number, payload: Buffer, mtu: number): Buffer[] {
+export function buildIpv4Frames(
+  ethDst: Mac,
+  ethSrc: Mac,
+  src: number,
+  dst: number,
+  protocol: number,
+  payload: Buffer,
+  mtu: number,
+): Buffer[] {
   const id = nextIpId++ & 0xffff;
   if (20 + payload.length <= mtu) return [ipv4Frame(ethDst, ethSrc, src, dst, protocol, id, 0, payload)];
   const chunk = Math.floor((mtu - 20) / 8) * 8;
   const frames: Buffer[] = [];
   for (let off = 0; off < payload.length; off += chunk) {
     const last = off + chunk >= payload.length;
-    frames.push(ipv4Frame(ethDst, ethSrc, src, dst, protocol, id, (off / 8) | (last ? 0 : 0x2000), payload.subarray(off, off + chunk)));
+    frames.push(
+      ipv4Frame(
+        ethDst,
+        ethSrc,
+        src,
+        dst,
+        protocol,
+        id,
+        (off / 8) | (last ? 0 : 0x2000),
+        payload.subarray(off, off + chunk),
+      ),
+    );
   }
   return frames;
 }
 
-function ipv4Frame(ethDst: Mac, ethSrc: Mac, src: number, dst: number, protocol: number, id: number, frag: number, payload: Buffer): Buffer {
+function ipv4Frame(
+  ethDst: Mac,
+  ethSrc: Mac,
+  src: number,
+  dst: number,
+  protocol: number,
+  id: number,
+  frag: number,
+  payload: Buffer,
+): Buffer {
   const f = Buffer.allocUnsafe(ETH_HEADER + 20 + payload.length);
   writeEthernet(f, 0, ethDst, ethSrc, ETHERTYPE_IPV4);
   writeIpv4Header(f, ETH_HEADER, src, dst, protocol, 20 + payload.length, id, frag);
@@ -160,7 +208,16 @@ function ipv4Frame(ethDst: Mac, ethSrc: Mac, src: number, dst: number, protocol:
   return f;
 }
 
-function writeIpv4Header(f: Buffer, o: number, src: number, dst: number, protocol: number, total: number, id: number, frag: number): void {
+function writeIpv4Header(
+  f: Buffer,
+  o: number,
+  src: number,
+  dst: number,
+  protocol: number,
+  total: number,
+  id: number,
+  frag: number,
+): void {
   f[o] = 0x45;
   f[o + 1] = 0;
   f.writeUInt16BE(total, o + 2);
@@ -213,7 +270,11 @@ export function parseUdp(ip: Ipv4Packet): UdpDatagram | undefined {
   const length = p.readUInt16BE(4);
   if (length < 8 || length > p.length) return undefined;
   // A zero checksum means "none" for UDP over IPv4.
-  if (p.readUInt16BE(6) !== 0 && foldChecksum(sum16(p, 0, length, pseudoHeaderSum(ip.src, ip.dst, IPPROTO_UDP, length))) !== 0) return undefined;
+  if (
+    p.readUInt16BE(6) !== 0 &&
+    foldChecksum(sum16(p, 0, length, pseudoHeaderSum(ip.src, ip.dst, IPPROTO_UDP, length))) !== 0
+  )
+    return undefined;
   return { srcPort: p.readUInt16BE(0), dstPort: p.readUInt16BE(2), payload: p.subarray(8, length) };
 }
 
@@ -248,13 +309,13 @@ export interface TcpSegment extends TcpHeaderFields {
   payload: Buffer;
 }
 
-
 export function parseTcp(ip: Ipv4Packet): TcpSegment | undefined {
   const p = ip.payload;
   if (p.length < 20) return undefined;
   const dataOffset = (p[12] >> 4) * 4;
   if (dataOffset < 20 || dataOffset > p.length) return undefined;
-  if (foldChecksum(sum16(p, 0, p.length, pseudoHeaderSum(ip.src, ip.dst, IPPROTO_TCP, p.length))) !== 0) return undefined;
+  if (foldChecksum(sum16(p, 0, p.length, pseudoHeaderSum(ip.src, ip.dst, IPPROTO_TCP, p.length))) !== 0)
+    return undefined;
   const seg: TcpSegment = {
     srcPort: p.readUInt16BE(0),
     dstPort: p.readUInt16BE(2),
@@ -264,7 +325,7 @@ export function parseTcp(ip: Ipv4Packet): TcpSegment | undefined {
     window: p.readUInt16BE(14),
     payload: p.subarray(dataOffset),
   };
-  for (let i = 20; i < dataOffset; ) {
+  for (let i = 20; i < dataOffset;) {
     const kind = p[i];
     if (kind === 0) break;
     if (kind === 1) {
@@ -280,12 +341,18 @@ export function parseTcp(ip: Ipv4Packet): TcpSegment | undefined {
   return seg;
 }
 
-
 /**
  * One complete Ethernet frame carrying a TCP segment, written in a single allocation (the data
  * path: payload copied once, checksum computed once).
  */
-export function buildTcpFrame(ethDst: Mac, ethSrc: Mac, src: number, dst: number, h: TcpHeaderFields, payload?: Buffer): Buffer {
+export function buildTcpFrame(
+  ethDst: Mac,
+  ethSrc: Mac,
+  src: number,
+  dst: number,
+  h: TcpHeaderFields,
+  payload?: Buffer,
+): Buffer {
   const optLen = (h.mss !== undefined ? 4 : 0) + (h.wscale !== undefined ? 4 : 0);
   const tcpLen = 20 + optLen + (payload?.length ?? 0);
   const f = Buffer.allocUnsafe(ETH_HEADER + 20 + tcpLen);

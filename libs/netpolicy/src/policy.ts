@@ -110,7 +110,8 @@ export class EgressPolicy {
   constructor(input: PolicyInput, options: PolicyOptions = {}) {
     this.hosts = new Set((input.allowHosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, '')));
     const cidrs = input.allowCidrs ?? [];
-    if (input.denyAll && (this.hosts.size > 0 || cidrs.length > 0)) throw new Error('a deny-all policy has no allow lists');
+    if (input.denyAll && (this.hosts.size > 0 || cidrs.length > 0))
+      throw new Error('a deny-all policy has no allow lists');
     this.denyAll = input.denyAll === true;
     this.cidrs = blockList(cidrs);
     this.unrestricted = !this.denyAll && this.hosts.size === 0 && cidrs.length === 0;
@@ -118,14 +119,23 @@ export class EgressPolicy {
     this.denied = ALWAYS_DENIED.map(([range, reason]) => ({ list: blockList([range]), reason }));
     this.internal = INTERNAL.map(([range, what]) => ({ list: blockList([range]), range, what }));
     const own = options.guestNetwork;
-    if (own) this.internal.push({ list: blockList([own]), range: `${own.address}/${own.prefix}`, what: "the guest's own network" });
+    if (own)
+      this.internal.push({
+        list: blockList([own]),
+        range: `${own.address}/${own.prefix}`,
+        what: "the guest's own network",
+      });
     this.now = options.now ?? Date.now;
     this.minLearnedTtl = options.minLearnedTtl ?? 10;
     this.maxLearnedTtl = Math.max(this.minLearnedTtl, options.maxLearnedTtl ?? 300);
   }
 
   /** Builds the policy and resolves the allowed hosts (their addresses stay allowed). */
-  static async create(input: PolicyInput, resolver: UpstreamResolver, options: PolicyOptions = {}): Promise<EgressPolicy> {
+  static async create(
+    input: PolicyInput,
+    resolver: UpstreamResolver,
+    options: PolicyOptions = {},
+  ): Promise<EgressPolicy> {
     const policy = new EgressPolicy(input, options);
     await Promise.all(
       [...policy.hosts].map(async (host) => {
@@ -175,7 +185,10 @@ export class EgressPolicy {
     const [addresses, firstAlias] = await Promise.all([resolver.resolve4(name), resolver.cname(name)]);
     let alias = firstAlias;
     for (let hops = 0; alias !== undefined; hops++) {
-      if (!this.allowsName(alias)) return { denied: `${name} is an alias of ${alias}, which is not an allowed host (allow it with --allow-host ${alias})` };
+      if (!this.allowsName(alias))
+        return {
+          denied: `${name} is an alias of ${alias}, which is not an allowed host (allow it with --allow-host ${alias})`,
+        };
       if (hops >= MAX_ALIASES) return { denied: `${name} is an alias more than ${MAX_ALIASES} names deep` };
       alias = await resolver.cname(alias);
     }
@@ -236,6 +249,9 @@ export class EgressPolicy {
       this.learned.delete(address);
       return { allowed: false, reason: 'the DNS answer that allowed this address has expired' };
     }
-    return { allowed: false, reason: this.denyAll ? 'this VM has no outbound network' : 'not in the allowed hosts or CIDRs' };
+    return {
+      allowed: false,
+      reason: this.denyAll ? 'this VM has no outbound network' : 'not in the allowed hosts or CIDRs',
+    };
   }
 }

@@ -57,7 +57,10 @@ export class PortForwards {
  * Binds every host port first (all or none): a busy port is a ConflictError naming it, raised
  * before anything boots. A hostPort of 0 picks a free port (see PortForwards.bound).
  */
-export async function listenPortForwards(mappings: readonly PortMapping[], options: { address?: string } = {}): Promise<PortForwards> {
+export async function listenPortForwards(
+  mappings: readonly PortMapping[],
+  options: { address?: string } = {},
+): Promise<PortForwards> {
   const address = options.address ?? '127.0.0.1';
   const servers: net.Server[] = [];
   const bound: BoundPort[] = [];
@@ -65,7 +68,9 @@ export async function listenPortForwards(mappings: readonly PortMapping[], optio
   try {
     for (const m of mappings) {
       if (m.hostPort !== 0 && seen.has(m.hostPort)) {
-        throw new ConflictError(`host port ${m.hostPort} is forwarded twice`, { remedy: 'give each -p mapping its own host port' });
+        throw new ConflictError(`host port ${m.hostPort} is forwarded twice`, {
+          remedy: 'give each -p mapping its own host port',
+        });
       }
       seen.add(m.hostPort);
       const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
@@ -86,10 +91,13 @@ export async function listenPortForwards(mappings: readonly PortMapping[], optio
 function listenError(err: NodeJS.ErrnoException, address: string, m: PortMapping): SmolvmError {
   const where = `${address}:${m.hostPort}`;
   if (err.code === 'EADDRINUSE') {
-    return new ConflictError(`cannot forward host port ${m.hostPort} to guest port ${m.guestPort}: ${where} is already in use`, {
-      cause: err,
-      remedy: `stop the program listening on ${where}, or pick another host port (-p OTHER:${m.guestPort})`,
-    });
+    return new ConflictError(
+      `cannot forward host port ${m.hostPort} to guest port ${m.guestPort}: ${where} is already in use`,
+      {
+        cause: err,
+        remedy: `stop the program listening on ${where}, or pick another host port (-p OTHER:${m.guestPort})`,
+      },
+    );
   }
   if (err.code === 'EACCES') {
     return new SmolvmError(`cannot forward host port ${m.hostPort}: permission denied`, {
@@ -97,5 +105,8 @@ function listenError(err: NodeJS.ErrnoException, address: string, m: PortMapping
       remedy: `use a host port above 1023 (-p 8${String(m.hostPort).padStart(3, '0')}:${m.guestPort}) or allow binding low ports`,
     });
   }
-  return new SmolvmError(`cannot listen on ${where} for port forwarding: ${err.message}`, { cause: err, remedy: 'check the host port number and try again' });
+  return new SmolvmError(`cannot listen on ${where} for port forwarding: ${err.message}`, {
+    cause: err,
+    remedy: 'check the host port number and try again',
+  });
 }

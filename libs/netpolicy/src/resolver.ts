@@ -82,9 +82,7 @@ export function staticResolver(table: Record<string, Array<string | ResolvedAddr
     async resolve4(name: string): Promise<ResolvedAddress[]> {
       const found = entries.get(name.toLowerCase());
       if (!found) throw notFound(name);
-      return found
-        .map((a) => (typeof a === 'string' ? { address: a, ttl } : a))
-        .filter((a) => net.isIPv4(a.address));
+      return found.map((a) => (typeof a === 'string' ? { address: a, ttl } : a)).filter((a) => net.isIPv4(a.address));
     },
   };
 }

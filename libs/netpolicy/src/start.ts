@@ -23,9 +23,19 @@ export interface GatewayOptions {
 /** Resolves the allowed hosts, builds the gateway and (with socketPath) starts listening. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const resolver = options.resolver ?? hostResolver();
-  const guestNetwork = { address: options.network?.gateway ?? DEFAULT_NETWORK.gateway, prefix: options.network?.prefix ?? DEFAULT_NETWORK.prefix };
+  const guestNetwork = {
+    address: options.network?.gateway ?? DEFAULT_NETWORK.gateway,
+    prefix: options.network?.prefix ?? DEFAULT_NETWORK.prefix,
+  };
   const policy = await EgressPolicy.create(options.policy, resolver, { onWarning: options.onWarning, guestNetwork });
-  const gateway = new Gateway({ policy, resolver, network: options.network, limits: options.limits, onDenied: options.onDenied, onWarning: options.onWarning });
+  const gateway = new Gateway({
+    policy,
+    resolver,
+    network: options.network,
+    limits: options.limits,
+    onDenied: options.onDenied,
+    onWarning: options.onWarning,
+  });
   try {
     if (options.socketPath) await gateway.listen(options.socketPath);
   } catch (err) {

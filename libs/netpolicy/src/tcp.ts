@@ -150,7 +150,13 @@ export class TcpConnection {
 
   private readonly opts: TcpOptions;
 
-  private constructor(localPort: number, remotePort: number, state: TcpState, events: TcpEvents, opts: Partial<TcpOptions>) {
+  private constructor(
+    localPort: number,
+    remotePort: number,
+    state: TcpState,
+    events: TcpEvents,
+    opts: Partial<TcpOptions>,
+  ) {
     this.localPort = localPort;
     this.remotePort = remotePort;
     this.state = state;
@@ -183,7 +189,12 @@ export class TcpConnection {
   }
 
   /** Active open towards the guest (port forwarding): sends the SYN now. */
-  static connect(localPort: number, remotePort: number, events: TcpEvents, opts: Partial<TcpOptions> = {}): TcpConnection {
+  static connect(
+    localPort: number,
+    remotePort: number,
+    events: TcpEvents,
+    opts: Partial<TcpOptions> = {},
+  ): TcpConnection {
     const c = new TcpConnection(localPort, remotePort, 'SYN_SENT', events, opts);
     c.sendSyn();
     return c;
@@ -242,7 +253,14 @@ export class TcpConnection {
   /** Refuses a passive open (host connection failed or policy denied). */
   refuse(): void {
     if (this.state !== 'SYN_RECEIVED') return this.reset();
-    this.events.send({ srcPort: this.localPort, dstPort: this.remotePort, seq: 0, ack: this.rcvNxt, flags: TcpFlags.RST | TcpFlags.ACK, window: 0 });
+    this.events.send({
+      srcPort: this.localPort,
+      dstPort: this.remotePort,
+      seq: 0,
+      ack: this.rcvNxt,
+      flags: TcpFlags.RST | TcpFlags.ACK,
+      window: 0,
+    });
     this.finish('refused');
   }
 
@@ -257,7 +275,10 @@ export class TcpConnection {
     const room = this.freeWindow();
     const edge = add(this.rcvNxt, room);
     const grown = diff(edge, this.rcvAdv);
-    if (grown >= Math.min(this.opts.receiveBuffer / 2, 2 * this.opts.mss) || (diff(this.rcvAdv, this.rcvNxt) < this.opts.mss && grown > 0)) {
+    if (
+      grown >= Math.min(this.opts.receiveBuffer / 2, 2 * this.opts.mss) ||
+      (diff(this.rcvAdv, this.rcvNxt) < this.opts.mss && grown > 0)
+    ) {
       this.sendAck();
     }
   }
@@ -366,7 +387,8 @@ export class TcpConnection {
   /** RFC 793 acceptability test against the window we advertised. */
   private acceptable(seq: number, len: number): boolean {
     const wnd = Math.max(0, diff(this.rcvAdv, this.rcvNxt));
-    if (len === 0) return wnd === 0 ? seq === this.rcvNxt : seqGe(seq, this.rcvNxt) && seqLt(seq, add(this.rcvNxt, wnd));
+    if (len === 0)
+      return wnd === 0 ? seq === this.rcvNxt : seqGe(seq, this.rcvNxt) && seqLt(seq, add(this.rcvNxt, wnd));
     if (wnd === 0) return false;
     const end = add(seq, len - 1);
     const inWindow = (s: number): boolean => seqGe(s, this.rcvNxt) && seqLt(s, add(this.rcvNxt, wnd));
@@ -400,7 +422,14 @@ export class TcpConnection {
       this.ackedSomething();
       if (finAcked) this.ourFinAcked();
       if (this.state === 'CLOSED') return;
-    } else if (ack === this.sndUna && seg.payload.length === 0 && !(seg.flags & TcpFlags.FIN) && window === this.sndWnd && window > 0 && this.sndMax !== this.sndUna) {
+    } else if (
+      ack === this.sndUna &&
+      seg.payload.length === 0 &&
+      !(seg.flags & TcpFlags.FIN) &&
+      window === this.sndWnd &&
+      window > 0 &&
+      this.sndMax !== this.sndUna
+    ) {
       if (++this.dupAcks === 3) {
         this.ssthresh = Math.max(Math.floor(this.flight() / 2), 2 * this.sndMss);
         this.cwnd = this.ssthresh + 3 * this.sndMss;
@@ -438,7 +467,10 @@ export class TcpConnection {
   }
 
   private processData(seg: TcpSegment): void {
-    if (this.finReceived || !(this.state === 'ESTABLISHED' || this.state === 'FIN_WAIT_1' || this.state === 'FIN_WAIT_2')) {
+    if (
+      this.finReceived ||
+      !(this.state === 'ESTABLISHED' || this.state === 'FIN_WAIT_1' || this.state === 'FIN_WAIT_2')
+    ) {
       if (seg.payload.length > 0 || seg.flags & TcpFlags.FIN) this.sendAck();
       return;
     }
@@ -631,7 +663,14 @@ export class TcpConnection {
   }
 
   private sendRst(seq: number): void {
-    this.events.send({ srcPort: this.localPort, dstPort: this.remotePort, seq, ack: 0, flags: TcpFlags.RST, window: 0 });
+    this.events.send({
+      srcPort: this.localPort,
+      dstPort: this.remotePort,
+      seq,
+      ack: 0,
+      flags: TcpFlags.RST,
+      window: 0,
+    });
   }
 
   private sendSyn(): void {
@@ -806,7 +845,8 @@ export class TcpConnection {
 
   /** Fast retransmit: the oldest unacknowledged segment, once. */
   private retransmitOne(): void {
-    if (this.sndBufBytes > 0) this.emit(TcpFlags.ACK, this.sndUna, this.peek(0, Math.min(this.sndMss, this.sndBufBytes)));
+    if (this.sndBufBytes > 0)
+      this.emit(TcpFlags.ACK, this.sndUna, this.peek(0, Math.min(this.sndMss, this.sndBufBytes)));
     else if (this.finSent) this.emit(TcpFlags.FIN | TcpFlags.ACK, this.sndUna);
     this.armRetransmit(true);
   }

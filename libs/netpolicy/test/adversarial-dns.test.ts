@@ -5,7 +5,14 @@
 import http from 'node:http';
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { EgressPolicy, hostResolver, startGateway, type DeniedAttempt, type Gateway, type GatewayOptions } from '../src';
+import {
+  EgressPolicy,
+  hostResolver,
+  startGateway,
+  type DeniedAttempt,
+  type Gateway,
+  type GatewayOptions,
+} from '../src';
 import { startHostileDns, type HostileDns } from '../../../tools/fixtures/hostile-dns';
 import { TestNetwork } from './helpers/netns';
 
@@ -14,9 +21,28 @@ jest.setTimeout(60_000);
 const GW = '192.168.127.1';
 const PUBLIC = '203.0.113.7';
 /** Metadata services of the big clouds that are not in 169.254.0.0/16, IPv4 and IPv6. */
-const METADATA = ['100.100.100.200', '168.63.129.16', '192.0.0.192', 'fd00:ec2::254', 'fd20:ce::254', 'fd00:42::42', '169.254.169.254', 'fe80::a9fe:a9fe'];
+const METADATA = [
+  '100.100.100.200',
+  '168.63.129.16',
+  '192.0.0.192',
+  'fd00:ec2::254',
+  'fd20:ce::254',
+  'fd00:42::42',
+  '169.254.169.254',
+  'fe80::a9fe:a9fe',
+];
 /** Addresses an answer must never open by itself: loopback, private, CGNAT, link-local, the guest network. */
-const INTERNAL = ['127.0.0.1', '127.1.2.3', '10.1.2.3', '172.16.5.5', '192.168.1.1', '192.168.127.1', '100.64.0.1', '169.254.169.254', '0.0.0.1'];
+const INTERNAL = [
+  '127.0.0.1',
+  '127.1.2.3',
+  '10.1.2.3',
+  '172.16.5.5',
+  '192.168.1.1',
+  '192.168.127.1',
+  '100.64.0.1',
+  '169.254.169.254',
+  '0.0.0.1',
+];
 
 let hostile: HostileDns;
 const upstream = (): ReturnType<typeof hostResolver> => hostResolver({ servers: [hostile.server], timeoutMs: 500 });
@@ -33,7 +59,11 @@ beforeEach(() => {
 describe('policy', () => {
   test('cloud metadata addresses are denied under --net and under CIDRs that cover everything', () => {
     for (const policy of [new EgressPolicy({}), new EgressPolicy({ allowCidrs: ['0.0.0.0/0', '::/0'] })]) {
-      for (const a of METADATA) expect([a, policy.check(a)]).toEqual([a, { allowed: false, reason: expect.stringMatching(/metadata|link-local/) }]);
+      for (const a of METADATA)
+        expect([a, policy.check(a)]).toEqual([
+          a,
+          { allowed: false, reason: expect.stringMatching(/metadata|link-local/) },
+        ]);
       expect(policy.check(PUBLIC).allowed).toBe(true);
     }
     // Written as an IPv4-mapped IPv6 address, too.
@@ -44,10 +74,16 @@ describe('policy', () => {
     INTERNAL.forEach((a, i) => (hostile.table[`evil${i}.test`] = { a: [a] }));
     hostile.table['mixed.test'] = { a: ['127.0.0.1', PUBLIC] };
     const warnings: string[] = [];
-    const p = await EgressPolicy.create({ allowHosts: [...INTERNAL.map((_a, i) => `evil${i}.test`), 'mixed.test'] }, upstream(), { onWarning: (w) => warnings.push(w) });
+    const p = await EgressPolicy.create(
+      { allowHosts: [...INTERNAL.map((_a, i) => `evil${i}.test`), 'mixed.test'] },
+      upstream(),
+      { onWarning: (w) => warnings.push(w) },
+    );
     for (const a of INTERNAL) expect([a, p.check(a).allowed]).toEqual([a, false]);
     expect(p.check(PUBLIC).allowed).toBe(true);
-    expect(warnings).toContainEqual(expect.stringMatching(/evil0\.test resolves to 127\.0\.0\.1\b.*--allow-cidr 127\.0\.0\.1\/32/));
+    expect(warnings).toContainEqual(
+      expect.stringMatching(/evil0\.test resolves to 127\.0\.0\.1\b.*--allow-cidr 127\.0\.0\.1\/32/),
+    );
   });
 
   test('only an explicit CIDR opens an internal address (--outbound-localhost-only, --allow-cidr)', async () => {
@@ -79,10 +115,14 @@ describe('policy', () => {
     hostile.table['www.test'] = { cname: 'www.test.cdn.test' };
     hostile.table['www.test.cdn.test'] = { a: ['203.0.113.77'] };
     const warnings: string[] = [];
-    const p = await EgressPolicy.create({ allowHosts: ['alias.test', 'www.test', 'www.test.cdn.test'] }, upstream(), { onWarning: (w) => warnings.push(w) });
+    const p = await EgressPolicy.create({ allowHosts: ['alias.test', 'www.test', 'www.test.cdn.test'] }, upstream(), {
+      onWarning: (w) => warnings.push(w),
+    });
     expect(p.check('203.0.113.66').allowed).toBe(false);
     expect(p.check('203.0.113.77').allowed).toBe(true);
-    expect(warnings).toContainEqual(expect.stringMatching(/alias\.test is an alias of tracker\.attacker\.test.*--allow-host tracker\.attacker\.test/));
+    expect(warnings).toContainEqual(
+      expect.stringMatching(/alias\.test is an alias of tracker\.attacker\.test.*--allow-host tracker\.attacker\.test/),
+    );
   });
 
   test('with CIDRs only (or --outbound-localhost-only) no name is allowed', () => {
@@ -107,7 +147,9 @@ describeRoot('gateway with a namespace as the guest and a hostile upstream', () 
   const listen = (host: string, body: string, port = 0): Promise<number> => {
     const server = http.createServer((_q, res) => res.end(body));
     servers.push(server);
-    return new Promise((resolve) => server.listen(port, host, () => resolve((server.address() as net.AddressInfo).port)));
+    return new Promise((resolve) =>
+      server.listen(port, host, () => resolve((server.address() as net.AddressInfo).port)),
+    );
   };
   const curl = (url: string) => tn.exec('curl', ['-sS', '-m', '10', url]);
   const nslookup = (name: string) => tn.exec('busybox', ['nslookup', name, GW]);
@@ -154,7 +196,9 @@ describeRoot('gateway with a namespace as the guest and a hostile upstream', () 
     const r = await curl(`http://${GW}:${loopPort}/`);
     expect(r.stdout).not.toContain('host loopback');
     expect(r.code).toBe(7);
-    expect(denied).toContainEqual(expect.objectContaining({ protocol: 'tcp', destination: `127.0.0.1 (via gateway)`, port: loopPort }));
+    expect(denied).toContainEqual(
+      expect.objectContaining({ protocol: 'tcp', destination: `127.0.0.1 (via gateway)`, port: loopPort }),
+    );
   });
 
   test('rebinding an allowed name after start: internal addresses are cut from the answer and stay closed', async () => {
@@ -163,7 +207,13 @@ describeRoot('gateway with a namespace as the guest and a hostile upstream', () 
     hostile.table['rebind.test'] = { a: ['127.0.0.1', '10.0.0.1', '169.254.169.254'] };
     const r = await nslookup('rebind.test');
     expect(r.stdout).not.toMatch(/Address: (127\.0\.0\.1|10\.0\.0\.1|169\.254)/);
-    expect(denied).toContainEqual(expect.objectContaining({ protocol: 'dns', destination: 'rebind.test', reason: expect.stringMatching(/127\.0\.0\.1/) }));
+    expect(denied).toContainEqual(
+      expect.objectContaining({
+        protocol: 'dns',
+        destination: 'rebind.test',
+        reason: expect.stringMatching(/127\.0\.0\.1/),
+      }),
+    );
     expect((await curl(`http://${GW}:${loopPort}/`)).code).toBe(7);
     expect((await curl(`http://${A}:${httpPort}/`)).stdout).toBe('public'); // the start-time address still works
   });
@@ -175,7 +225,13 @@ describeRoot('gateway with a namespace as the guest and a hostile upstream', () 
     const r = await nslookup('alias.test');
     expect(r.stdout).not.toContain(`Address: ${A}`);
     expect((await curl(`http://${A}:${httpPort}/`)).code).toBe(7);
-    expect(denied).toContainEqual(expect.objectContaining({ protocol: 'dns', destination: 'alias.test', reason: expect.stringMatching(/tracker\.attacker\.test/) }));
+    expect(denied).toContainEqual(
+      expect.objectContaining({
+        protocol: 'dns',
+        destination: 'alias.test',
+        reason: expect.stringMatching(/tracker\.attacker\.test/),
+      }),
+    );
     expect(hostile.queries.map((q) => q.name)).not.toContain('tracker.attacker.test');
   });
 
@@ -184,7 +240,9 @@ describeRoot('gateway with a namespace as the guest and a hostile upstream', () 
     for (const a of ['100.100.100.200', '168.63.129.16']) {
       const r = await curl(`http://${a}:${httpPort}/`);
       expect([a, r.stdout, r.code]).toEqual([a, '', 7]);
-      expect(denied).toContainEqual(expect.objectContaining({ protocol: 'tcp', destination: a, reason: expect.stringMatching(/metadata/) }));
+      expect(denied).toContainEqual(
+        expect.objectContaining({ protocol: 'tcp', destination: a, reason: expect.stringMatching(/metadata/) }),
+      );
     }
   });
 });

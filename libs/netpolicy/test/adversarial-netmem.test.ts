@@ -3,7 +3,13 @@
 // socket (no well-behaved kernel in between) and checks that it was dropped and counted, and that
 // the process's peak resident memory stayed under RSS_BOUND above its idle size. A flood stops as
 // soon as the bound is crossed, so a regression fails the test without exhausting the machine.
-import { GatewayProcess, hostServers, HostileGuest, type HostServers, type ProcessStats } from './helpers/hostile-guest';
+import {
+  GatewayProcess,
+  hostServers,
+  HostileGuest,
+  type HostServers,
+  type ProcessStats,
+} from './helpers/hostile-guest';
 import dgram from 'node:dgram';
 import { PIECE_OVERHEAD } from '../src/budget';
 import { TcpFlags } from '../src/packets';
@@ -44,7 +50,9 @@ async function checked(): Promise<ProcessStats> {
   const s = await gwp.stats();
   const growth = s.peakRss - idle.rss;
   if (growth > RSS_BOUND) {
-    throw new Error(`gateway process peak RSS grew by ${(growth / MiB).toFixed(0)} MiB (bound ${RSS_BOUND / MiB} MiB): ${JSON.stringify(s)}`);
+    throw new Error(
+      `gateway process peak RSS grew by ${(growth / MiB).toFixed(0)} MiB (bound ${RSS_BOUND / MiB} MiB): ${JSON.stringify(s)}`,
+    );
   }
   return s;
 }

@@ -40,17 +40,51 @@ test('IPv4 address text <-> number', () => {
 
 test('TCP frames round-trip with options, payload and valid checksums', () => {
   const payload = Buffer.from('hello tcp');
-  const frame = buildTcpFrame(MAC_A, MAC_B, SRC, DST, { srcPort: 1234, dstPort: 80, seq: 0xfffffff0, ack: 42, flags: TcpFlags.SYN | TcpFlags.ACK, window: 512, mss: 1460, wscale: 7 }, payload);
+  const frame = buildTcpFrame(
+    MAC_A,
+    MAC_B,
+    SRC,
+    DST,
+    {
+      srcPort: 1234,
+      dstPort: 80,
+      seq: 0xfffffff0,
+      ack: 42,
+      flags: TcpFlags.SYN | TcpFlags.ACK,
+      window: 512,
+      mss: 1460,
+      wscale: 7,
+    },
+    payload,
+  );
   const eth = parseEthernet(frame);
   const ip = eth && parseIpv4(eth.payload);
   expect(ip).toEqual(expect.objectContaining({ src: SRC, dst: DST, protocol: IPPROTO_TCP }));
   const tcp = ip && parseTcp(ip);
-  expect(tcp).toEqual(expect.objectContaining({ srcPort: 1234, dstPort: 80, seq: 0xfffffff0, ack: 42, flags: TcpFlags.SYN | TcpFlags.ACK, window: 512, mss: 1460, wscale: 7 }));
+  expect(tcp).toEqual(
+    expect.objectContaining({
+      srcPort: 1234,
+      dstPort: 80,
+      seq: 0xfffffff0,
+      ack: 42,
+      flags: TcpFlags.SYN | TcpFlags.ACK,
+      window: 512,
+      mss: 1460,
+      wscale: 7,
+    }),
+  );
   expect(tcp?.payload.toString()).toBe('hello tcp');
 });
 
 test('corrupted TCP, IP header, truncated and bogus-length packets are refused', () => {
-  const frame = buildTcpFrame(MAC_A, MAC_B, SRC, DST, { srcPort: 1, dstPort: 2, seq: 1, ack: 0, flags: TcpFlags.SYN, window: 1 }, Buffer.from('x'));
+  const frame = buildTcpFrame(
+    MAC_A,
+    MAC_B,
+    SRC,
+    DST,
+    { srcPort: 1, dstPort: 2, seq: 1, ack: 0, flags: TcpFlags.SYN, window: 1 },
+    Buffer.from('x'),
+  );
   const badTcp = Buffer.from(frame);
   badTcp[badTcp.length - 1] ^= 0xff;
   expect(parseTcp(parseIpv4(badTcp.subarray(ETH_HEADER))!)).toBeUndefined();
@@ -87,9 +121,24 @@ test('ICMP checksums are verified', () => {
 
 test('DNS queries and answers round-trip; malformed and looping names are refused', () => {
   const q = parseDnsQuery(buildDnsQuery(0xbeef, 'API.Example.test', DnsType.A));
-  expect(q).toEqual({ id: 0xbeef, rd: true, opcode: 0, question: { name: 'api.example.test', type: DnsType.A, class: 1 } });
-  const resp = buildDnsResponse(q!, DnsRcode.NOERROR, [{ address: '198.18.0.1', ttl: 30 }, { address: '198.18.0.2', ttl: 60 }]);
-  expect(parseDnsAnswers(resp)).toEqual({ id: 0xbeef, rcode: 0, answers: [{ address: '198.18.0.1', ttl: 30 }, { address: '198.18.0.2', ttl: 60 }] });
+  expect(q).toEqual({
+    id: 0xbeef,
+    rd: true,
+    opcode: 0,
+    question: { name: 'api.example.test', type: DnsType.A, class: 1 },
+  });
+  const resp = buildDnsResponse(q!, DnsRcode.NOERROR, [
+    { address: '198.18.0.1', ttl: 30 },
+    { address: '198.18.0.2', ttl: 60 },
+  ]);
+  expect(parseDnsAnswers(resp)).toEqual({
+    id: 0xbeef,
+    rcode: 0,
+    answers: [
+      { address: '198.18.0.1', ttl: 30 },
+      { address: '198.18.0.2', ttl: 60 },
+    ],
+  });
   expect(parseDnsAnswers(buildDnsResponse(q!, DnsRcode.NXDOMAIN))?.rcode).toBe(DnsRcode.NXDOMAIN);
   const loop = Buffer.from(buildDnsQuery(1, 'a'));
   loop.writeUInt16BE(0xc00c, 12); // the name points at itself
@@ -120,14 +169,25 @@ test('DHCP: DISCOVER gets an OFFER, REQUEST an ACK, a foreign address a NAK', ()
     p[i] = 255;
     return p;
   };
-  const lease = { ip: ipv4ToNumber('192.168.127.2'), netmask: 0xffffff00, gateway: ipv4ToNumber('192.168.127.1'), dns: ipv4ToNumber('192.168.127.1'), mtu: 1500, leaseSeconds: 3600 };
+  const lease = {
+    ip: ipv4ToNumber('192.168.127.2'),
+    netmask: 0xffffff00,
+    gateway: ipv4ToNumber('192.168.127.1'),
+    dns: ipv4ToNumber('192.168.127.1'),
+    mtu: 1500,
+    leaseSeconds: 3600,
+  };
   const offer = dhcpReply(parseDhcp(req(DhcpMessage.DISCOVER))!, lease)!;
   expect(offer[0]).toBe(2);
   expect(offer.readUInt32BE(4)).toBe(0xabcdef01);
   expect(numberToIpv4(offer.readUInt32BE(16))).toBe('192.168.127.2');
   expect(offer.subarray(240, 243)).toEqual(Buffer.from([53, 1, DhcpMessage.OFFER]));
-  expect(dhcpReply(parseDhcp(req(DhcpMessage.REQUEST, lease.ip))!, lease)!.subarray(240, 243)).toEqual(Buffer.from([53, 1, DhcpMessage.ACK]));
-  expect(dhcpReply(parseDhcp(req(DhcpMessage.REQUEST, ipv4ToNumber('10.1.1.1')))!, lease)!.subarray(240, 243)).toEqual(Buffer.from([53, 1, DhcpMessage.NAK]));
+  expect(dhcpReply(parseDhcp(req(DhcpMessage.REQUEST, lease.ip))!, lease)!.subarray(240, 243)).toEqual(
+    Buffer.from([53, 1, DhcpMessage.ACK]),
+  );
+  expect(dhcpReply(parseDhcp(req(DhcpMessage.REQUEST, ipv4ToNumber('10.1.1.1')))!, lease)!.subarray(240, 243)).toEqual(
+    Buffer.from([53, 1, DhcpMessage.NAK]),
+  );
   expect(parseDhcp(Buffer.alloc(100))).toBeUndefined();
 });
 
@@ -142,6 +202,8 @@ test('stream framing: frames split across chunks, zero and oversized lengths ski
   const big = MAX_FRAME + 100;
   const skipped = d.push(Buffer.concat([lengthPrefix(big), Buffer.alloc(1000)]));
   expect(skipped).toHaveLength(0);
-  expect(d.push(Buffer.concat([Buffer.alloc(big - 1000), lengthPrefix(3), Buffer.from('abc')])).map(String)).toEqual(['abc']);
+  expect(d.push(Buffer.concat([Buffer.alloc(big - 1000), lengthPrefix(3), Buffer.from('abc')])).map(String)).toEqual([
+    'abc',
+  ]);
   expect(() => d.push(lengthPrefix(0xffffffff))).toThrow(/out of step/);
 });

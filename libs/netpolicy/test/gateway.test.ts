@@ -6,7 +6,15 @@ import dgram from 'node:dgram';
 import http from 'node:http';
 import net from 'node:net';
 import type { ChildProcess } from 'node:child_process';
-import { listenPortForwards, startGateway, staticResolver, type DeniedAttempt, type Gateway, type GatewayOptions, type ResolvedAddress } from '../src';
+import {
+  listenPortForwards,
+  startGateway,
+  staticResolver,
+  type DeniedAttempt,
+  type Gateway,
+  type GatewayOptions,
+  type ResolvedAddress,
+} from '../src';
 import { CONCURRENT, DOWNLOAD, GUEST_SERVER, HALF_CLOSE, RESET, UDP, UPLOAD } from './helpers/guest-scripts';
 import { TestNetwork, type ExecResult } from './helpers/netns';
 
@@ -61,10 +69,22 @@ describeRoot('gateway with a namespace as the guest', () => {
     dnsTable['allowed.test'] = [A];
     dnsTable['other.test'] = [B];
     dnsTable['cdn.test'] = [A];
-    for (const [name, host, body] of [['httpA', A, 'A'], ['httpB', B, 'B'], ['loop', '127.0.0.1', 'loopback']] as const) {
-      await listen(name, http.createServer((_q, res) => res.end(body)), host);
+    for (const [name, host, body] of [
+      ['httpA', A, 'A'],
+      ['httpB', B, 'B'],
+      ['loop', '127.0.0.1', 'loopback'],
+    ] as const) {
+      await listen(
+        name,
+        http.createServer((_q, res) => res.end(body)),
+        host,
+      );
     }
-    await listen('echo', net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s)), A);
+    await listen(
+      'echo',
+      net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s)),
+      A,
+    );
     await listen(
       'sink',
       net.createServer({ allowHalfOpen: true }, (s) => {
@@ -150,9 +170,14 @@ describeRoot('gateway with a namespace as the guest', () => {
 
     test('DHCP hands out the static configuration', async () => {
       const script = 'echo "$1 ip=$ip mask=$mask router=$router dns=$dns mtu=$mtu"';
-      const res = await tn.exec('sh', ['-c', `printf '%s\\n' '${script}' > /tmp/udhcpc-${process.pid}.sh; chmod +x /tmp/udhcpc-${process.pid}.sh; busybox udhcpc -i eth0 -n -q -f -t 3 -O mtu -s /tmp/udhcpc-${process.pid}.sh; rm -f /tmp/udhcpc-${process.pid}.sh`]);
+      const res = await tn.exec('sh', [
+        '-c',
+        `printf '%s\\n' '${script}' > /tmp/udhcpc-${process.pid}.sh; chmod +x /tmp/udhcpc-${process.pid}.sh; busybox udhcpc -i eth0 -n -q -f -t 3 -O mtu -s /tmp/udhcpc-${process.pid}.sh; rm -f /tmp/udhcpc-${process.pid}.sh`,
+      ]);
       expect(res.stdout).toContain('bound ip=192.168.127.2 mask=24 router=192.168.127.1 dns=192.168.127.1 mtu=1500');
-      expect(gw?.guestConfig).toEqual(expect.objectContaining({ ip: '192.168.127.2', prefix: 24, gateway: GW, dns: [GW], mtu: 1500 }));
+      expect(gw?.guestConfig).toEqual(
+        expect.objectContaining({ ip: '192.168.127.2', prefix: 24, gateway: GW, dns: [GW], mtu: 1500 }),
+      );
     });
 
     test('TCP reaches any host address; the gateway address reaches the host loopback', async () => {
@@ -164,7 +189,9 @@ describeRoot('gateway with a namespace as the guest', () => {
     test('link-local (metadata) addresses are denied at once with a RST, and reported', async () => {
       const r = await curl('http://169.254.169.254/latest/meta-data/');
       expect(r.code).toBe(7); // curl: could not connect (refused), not 28 (timeout)
-      expect(denied).toContainEqual(expect.objectContaining({ protocol: 'tcp', destination: '169.254.169.254', port: 80 }));
+      expect(denied).toContainEqual(
+        expect.objectContaining({ protocol: 'tcp', destination: '169.254.169.254', port: 80 }),
+      );
     });
 
     test('DNS resolves any name through the upstream; unknown names are NXDOMAIN', async () => {
@@ -225,7 +252,9 @@ describeRoot('gateway with a namespace as the guest', () => {
       let maxBuffered = 0;
       const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, gw?.stats().bufferedBytes ?? 0)), 50);
       setTimeout(() => paused?.resume(), 2000);
-      const r = parse(await tn.node(UPLOAD, [A, String((slow.address() as net.AddressInfo).port), '24'], { timeoutMs: 50_000 }));
+      const r = parse(
+        await tn.node(UPLOAD, [A, String((slow.address() as net.AddressInfo).port), '24'], { timeoutMs: 50_000 }),
+      );
       clearInterval(sampler);
       slow.close();
       expect(r.reply).toBe(r.sent);
@@ -332,11 +361,13 @@ describeRoot('gateway with a namespace as the guest', () => {
         const [open, closed] = forwards.bound;
         expect(open.address).toBe('127.0.0.1');
         const body = await new Promise<string>((resolve, reject) => {
-          http.get(`http://127.0.0.1:${open.hostPort}/x`, (res) => {
-            let b = '';
-            res.on('data', (d) => (b += d));
-            res.on('end', () => resolve(b));
-          }).on('error', reject);
+          http
+            .get(`http://127.0.0.1:${open.hostPort}/x`, (res) => {
+              let b = '';
+              res.on('data', (d) => (b += d));
+              res.on('end', () => resolve(b));
+            })
+            .on('error', reject);
         });
         expect(body).toBe('from guest /x');
         const err = await new Promise<string>((resolve) => {

@@ -43,7 +43,12 @@ const frames: Buffer[] = [];
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netpolicy-link-'));
   const socketPath = path.join(dir, 'net.sock');
-  gw = await startGateway({ policy: { allowHosts: ['ok.test'] }, socketPath, resolver: staticResolver({ 'ok.test': ['198.18.0.9'] }), onWarning: (w) => warnings.push(w) });
+  gw = await startGateway({
+    policy: { allowHosts: ['ok.test'] },
+    socketPath,
+    resolver: staticResolver({ 'ok.test': ['198.18.0.9'] }),
+    onWarning: (w) => warnings.push(w),
+  });
   client = net.connect(socketPath);
   const decoder = new FrameDecoder();
   client.on('data', (d) => frames.push(...decoder.push(d)));
@@ -56,7 +61,8 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const send = (...fs: Buffer[]): void => void client.write(Buffer.concat(fs.flatMap((f) => [lengthPrefix(f.length), f])));
+const send = (...fs: Buffer[]): void =>
+  void client.write(Buffer.concat(fs.flatMap((f) => [lengthPrefix(f.length), f])));
 
 async function next(match: (f: Buffer) => boolean, ms = 2000): Promise<Buffer> {
   const end = Date.now() + ms;
@@ -69,9 +75,17 @@ async function next(match: (f: Buffer) => boolean, ms = 2000): Promise<Buffer> {
 }
 
 const arpRequest = (): Buffer =>
-  buildArp(Buffer.alloc(6, 0xff), GUEST_MAC, { op: 1, senderMac: GUEST_MAC, senderIp: GUEST, targetMac: Buffer.alloc(6), targetIp: GW });
-const isArpReply = (f: Buffer): boolean => f.readUInt16BE(12) === ETHERTYPE_ARP && parseArp(f.subarray(ETH_HEADER))?.op === 2;
-const udpTo = (port: number, payload: Buffer, dst = GW): Buffer => buildIpv4Frames(GW_MAC, GUEST_MAC, GUEST, dst, IPPROTO_UDP, buildUdp(GUEST, dst, 5353, port, payload), 1500)[0];
+  buildArp(Buffer.alloc(6, 0xff), GUEST_MAC, {
+    op: 1,
+    senderMac: GUEST_MAC,
+    senderIp: GUEST,
+    targetMac: Buffer.alloc(6),
+    targetIp: GW,
+  });
+const isArpReply = (f: Buffer): boolean =>
+  f.readUInt16BE(12) === ETHERTYPE_ARP && parseArp(f.subarray(ETH_HEADER))?.op === 2;
+const udpTo = (port: number, payload: Buffer, dst = GW): Buffer =>
+  buildIpv4Frames(GW_MAC, GUEST_MAC, GUEST, dst, IPPROTO_UDP, buildUdp(GUEST, dst, 5353, port, payload), 1500)[0];
 const udpReply = (f: Buffer): ReturnType<typeof parseUdp> => {
   const ip = parseIpv4(parseEthernet(f)?.payload ?? Buffer.alloc(0));
   return ip && ip.protocol === IPPROTO_UDP ? parseUdp(ip) : undefined;
@@ -85,9 +99,21 @@ test('ARP for the gateway is answered with its MAC', async () => {
 });
 
 test('ICMP echo to the gateway is answered', async () => {
-  send(buildIpv4Frames(GW_MAC, GUEST_MAC, GUEST, GW, IPPROTO_ICMP, buildIcmp(8, 0, 0x00070001, Buffer.from('abc')), 1500)[0]);
+  send(
+    buildIpv4Frames(
+      GW_MAC,
+      GUEST_MAC,
+      GUEST,
+      GW,
+      IPPROTO_ICMP,
+      buildIcmp(8, 0, 0x00070001, Buffer.from('abc')),
+      1500,
+    )[0],
+  );
   const f = await next((x) => parseIpv4(x.subarray(ETH_HEADER))?.protocol === IPPROTO_ICMP);
-  expect(parseIcmp(parseIpv4(f.subarray(ETH_HEADER))!.payload)).toEqual(expect.objectContaining({ type: 0, rest: 0x00070001 }));
+  expect(parseIcmp(parseIpv4(f.subarray(ETH_HEADER))!.payload)).toEqual(
+    expect.objectContaining({ type: 0, rest: 0x00070001 }),
+  );
 });
 
 test('DNS: an allowed name is answered, others are NXDOMAIN, garbage gets FORMERR', async () => {
@@ -104,7 +130,14 @@ test('DNS: an allowed name is answered, others are NXDOMAIN, garbage gets FORMER
 
 test('malformed frames are dropped without a crash; the gateway keeps answering', async () => {
   const before = gw.stats().framesDropped;
-  const good = buildTcpFrame(GW_MAC, GUEST_MAC, GUEST, ipv4ToNumber('198.18.0.9'), { srcPort: 4000, dstPort: 80, seq: 1, ack: 0, flags: TcpFlags.SYN, window: 100 });
+  const good = buildTcpFrame(GW_MAC, GUEST_MAC, GUEST, ipv4ToNumber('198.18.0.9'), {
+    srcPort: 4000,
+    dstPort: 80,
+    seq: 1,
+    ack: 0,
+    flags: TcpFlags.SYN,
+    window: 100,
+  });
   const badTcpSum = Buffer.from(good);
   badTcpSum[ETH_HEADER + 20 + 16] ^= 0x55;
   const badIpSum = Buffer.from(good);
@@ -169,7 +202,12 @@ describe('port forwards', () => {
   });
 
   test('the same host port twice is refused', async () => {
-    await expect(listenPortForwards([{ hostPort: 1, guestPort: 1 }, { hostPort: 1, guestPort: 2 }])).rejects.toThrow(/forwarded twice/);
+    await expect(
+      listenPortForwards([
+        { hostPort: 1, guestPort: 1 },
+        { hostPort: 1, guestPort: 2 },
+      ]),
+    ).rejects.toThrow(/forwarded twice/);
   });
 });
 
@@ -179,7 +217,15 @@ test('the host resolver asks the configured servers, with TTLs (fake DNS server 
     const q = parseDnsQuery(m);
     if (!q) return;
     const found = q.question.name === 'svc.test' && q.question.type === 1;
-    fake.send(buildDnsResponse(q, q.question.name === 'svc.test' ? DnsRcode.NOERROR : DnsRcode.NXDOMAIN, found ? [{ address: '198.18.1.1', ttl: 42 }] : []), r.port, r.address);
+    fake.send(
+      buildDnsResponse(
+        q,
+        q.question.name === 'svc.test' ? DnsRcode.NOERROR : DnsRcode.NXDOMAIN,
+        found ? [{ address: '198.18.1.1', ttl: 42 }] : [],
+      ),
+      r.port,
+      r.address,
+    );
   });
   await new Promise<void>((r) => fake.bind(0, '127.0.0.1', () => r()));
   try {

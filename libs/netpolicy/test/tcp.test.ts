@@ -20,7 +20,8 @@ function harness() {
     dropped: 0,
     closed: undefined as TcpCloseReason | undefined,
     events: {
-      send: (hdr: TcpHeaderFields, payload?: Buffer) => h.sent.push({ h: { ...hdr }, payload: Buffer.from(payload ?? Buffer.alloc(0)) }),
+      send: (hdr: TcpHeaderFields, payload?: Buffer) =>
+        h.sent.push({ h: { ...hdr }, payload: Buffer.from(payload ?? Buffer.alloc(0)) }),
       onData: (d: Buffer) => h.data.push(Buffer.from(d)),
       onEnd: () => (h.ended = true),
       onEstablished: () => (h.established = true),
@@ -35,13 +36,25 @@ function harness() {
   return h;
 }
 
-const seg = (o: Partial<TcpSegment>): TcpSegment => ({ srcPort: 40000, dstPort: 80, seq: 0, ack: 0, flags: ACK, window: 65535, payload: Buffer.alloc(0), ...o });
+const seg = (o: Partial<TcpSegment>): TcpSegment => ({
+  srcPort: 40000,
+  dstPort: 80,
+  seq: 0,
+  ack: 0,
+  flags: ACK,
+  window: 65535,
+  payload: Buffer.alloc(0),
+  ...o,
+});
 const GUEST_ISN = 1000;
 
 /** A passive open completed; the guest's window field is `window` (scaled by 2^wscale). */
 function established(opts: Partial<TcpOptions> = {}, window = 65535, wscale: number | undefined = 2) {
   const h = harness();
-  const conn = TcpConnection.fromSyn(seg({ seq: GUEST_ISN, flags: SYN, mss: 1000, wscale }), h.events, { timeWaitMs: 5000, ...opts });
+  const conn = TcpConnection.fromSyn(seg({ seq: GUEST_ISN, flags: SYN, mss: 1000, wscale }), h.events, {
+    timeWaitMs: 5000,
+    ...opts,
+  });
   expect(h.sent).toHaveLength(0); // nothing until the host side is connected
   conn.acceptSyn();
   const [synAck] = h.take();
@@ -311,7 +324,18 @@ test('active open (port forward): SYN with options, SYN-ACK completes it, data f
   const [syn] = h.take();
   expect(syn.h.flags).toBe(SYN);
   expect(syn.h.wscale).toBeDefined();
-  conn.handleSegment(seg({ srcPort: 8080, dstPort: 50000, seq: 9000, ack: syn.h.seq + 1, flags: SYN | ACK, mss: 1400, window: 1000, wscale: 3 }));
+  conn.handleSegment(
+    seg({
+      srcPort: 8080,
+      dstPort: 50000,
+      seq: 9000,
+      ack: syn.h.seq + 1,
+      flags: SYN | ACK,
+      mss: 1400,
+      window: 1000,
+      wscale: 3,
+    }),
+  );
   expect(conn.state).toBe('ESTABLISHED');
   expect(h.established).toBe(true);
   const [ack] = h.take();

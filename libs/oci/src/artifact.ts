@@ -77,7 +77,9 @@ export interface PushedArtifact {
  * artifact registry (`[artifacts] registry` in registries.toml, else registry.smolmachines.com).
  */
 export function resolveArtifactReference(input: string | ImageReference, config: RegistryConfig): ImageReference {
-  return typeof input === 'string' ? withDefaultTag(parseArtifactReference(input, config.artifactRegistry)) : toReference(input);
+  return typeof input === 'string'
+    ? withDefaultTag(parseArtifactReference(input, config.artifactRegistry))
+    : toReference(input);
 }
 
 /** Index entries kept from what the tag held: other platforms of the same artifact type. */
@@ -85,11 +87,18 @@ function keptEntries(existing: FetchedManifest | undefined, artifactType: string
   if (!existing || existing.parsed.kind !== 'index') return [];
   const entries = existing.parsed.index.manifests;
   if (!entries.every((m) => m.artifactType === artifactType && m.platform)) return [];
-  return entries.filter((m) => !platformMatches(m.platform as Platform, platform) || !platformMatches(platform, m.platform as Platform));
+  return entries.filter(
+    (m) => !platformMatches(m.platform as Platform, platform) || !platformMatches(platform, m.platform as Platform),
+  );
 }
 
 /** Pushes blobs, the manifest (by digest), then the index under the tag, keeping other platforms. */
-export async function pushArtifact(client: RegistryClient, input: string | ImageReference, artifact: ArtifactToPush, options: ArtifactPushOptions = {}): Promise<PushedArtifact> {
+export async function pushArtifact(
+  client: RegistryClient,
+  input: string | ImageReference,
+  artifact: ArtifactToPush,
+  options: ArtifactPushOptions = {},
+): Promise<PushedArtifact> {
   const ref = resolveArtifactReference(input, client.config);
   if (ref.tag === undefined || ref.digest !== undefined) {
     throw new UsageError(`cannot push to ${formatReference(ref)}: a push needs a tag, not a digest`, {
@@ -106,12 +115,17 @@ export async function pushArtifact(client: RegistryClient, input: string | Image
       chunkSize: options.chunkSize,
       signal: options.signal,
       mountFrom: options.locations?.find(repo.registry, blob.digest),
-      onProgress: (bytes) => options.onProgress?.({ type: 'blob-progress', digest: blob.digest, bytes, size: blob.size }),
+      onProgress: (bytes) =>
+        options.onProgress?.({ type: 'blob-progress', digest: blob.digest, bytes, size: blob.size }),
     });
     options.onProgress?.({ type: 'blob-done', digest: blob.digest, size: blob.size, outcome: result.outcome });
     return result;
   });
-  options.locations?.remember(repo.registry, repo.repository, pushed.map((b) => b.digest));
+  options.locations?.remember(
+    repo.registry,
+    repo.repository,
+    pushed.map((b) => b.digest),
+  );
 
   const descriptor = (b: ArtifactLayer | (typeof blobs)[number]): Descriptor => ({
     mediaType: b.mediaType,
@@ -128,13 +142,27 @@ export async function pushArtifact(client: RegistryClient, input: string | Image
     ...(artifact.annotations ? { annotations: artifact.annotations } : {}),
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest));
-  const manifestDigest = await pushManifest(client, { ...repo, digest: sha256Digest(manifestBytes) }, manifestBytes, MediaType.OciManifest, options.signal);
-  const manifestDesc: Descriptor = { mediaType: MediaType.OciManifest, digest: manifestDigest, size: manifestBytes.length, platform, artifactType: artifact.artifactType };
+  const manifestDigest = await pushManifest(
+    client,
+    { ...repo, digest: sha256Digest(manifestBytes) },
+    manifestBytes,
+    MediaType.OciManifest,
+    options.signal,
+  );
+  const manifestDesc: Descriptor = {
+    mediaType: MediaType.OciManifest,
+    digest: manifestDigest,
+    size: manifestBytes.length,
+    platform,
+    artifactType: artifact.artifactType,
+  };
 
-  const existing = await client.getManifest(ref, { accept: ARTIFACT_ACCEPT, signal: options.signal }).catch((err: unknown) => {
-    if (err instanceof ImageNotFoundError) return undefined;
-    throw err;
-  });
+  const existing = await client
+    .getManifest(ref, { accept: ARTIFACT_ACCEPT, signal: options.signal })
+    .catch((err: unknown) => {
+      if (err instanceof ImageNotFoundError) return undefined;
+      throw err;
+    });
   const index: ImageIndex = {
     schemaVersion: 2,
     mediaType: MediaType.OciIndex,
@@ -209,12 +237,20 @@ export interface PulledArtifact {
 /** An answer whose Content-Type contradicts its body is not trusted to be what we asked for. */
 function checkContentType(fetched: FetchedManifest, shown: string, registry: string): void {
   if (fetched.contentType !== undefined && fetched.contentType !== fetched.mediaType) {
-    throw new RegistryError(`${shown}: ${registry} sent Content-Type ${fetched.contentType} for a ${fetched.mediaType} document`, undefined, undefined, {
-      remedy: 'the registry mislabels manifests; check the reference and the registry (it must serve OCI manifests as pushed)',
-    });
+    throw new RegistryError(
+      `${shown}: ${registry} sent Content-Type ${fetched.contentType} for a ${fetched.mediaType} document`,
+      undefined,
+      undefined,
+      {
+        remedy:
+          'the registry mislabels manifests; check the reference and the registry (it must serve OCI manifests as pushed)',
+      },
+    );
   }
   if (fetched.mediaType !== MediaType.OciIndex && fetched.mediaType !== MediaType.OciManifest) {
-    throw new SmolvmError(`${shown} is a ${fetched.mediaType} document, not an OCI artifact`, { remedy: 'check the reference: it names a container image, not an artifact' });
+    throw new SmolvmError(`${shown} is a ${fetched.mediaType} document, not an OCI artifact`, {
+      remedy: 'check the reference: it names a container image, not an artifact',
+    });
   }
 }
 
@@ -235,16 +271,24 @@ function formatBytes(n: number): string {
 }
 
 /** Resolves the reference for a platform, checks type and bounds, downloads and verifies every blob. */
-export async function pullArtifact(client: RegistryClient, store: ContentStore, input: string | ImageReference, options: ArtifactPullOptions): Promise<PulledArtifact> {
+export async function pullArtifact(
+  client: RegistryClient,
+  store: ContentStore,
+  input: string | ImageReference,
+  options: ArtifactPullOptions,
+): Promise<PulledArtifact> {
   const ref = resolveArtifactReference(input, client.config);
   const reference = formatReference(ref);
   const limits = { ...DEFAULT_ARTIFACT_LIMITS, ...options.limits };
   const wanted = wantedPlatform(options.platform);
-  const top = await client.getManifest(ref, { accept: ARTIFACT_ACCEPT, signal: options.signal }).catch((err: unknown) => {
-    // The client speaks of images; an artifact is named as what it is.
-    if (err instanceof ImageNotFoundError) throw new ImageNotFoundError(`${reference} not found`, { remedy: err.remedy });
-    throw err;
-  });
+  const top = await client
+    .getManifest(ref, { accept: ARTIFACT_ACCEPT, signal: options.signal })
+    .catch((err: unknown) => {
+      // The client speaks of images; an artifact is named as what it is.
+      if (err instanceof ImageNotFoundError)
+        throw new ImageNotFoundError(`${reference} not found`, { remedy: err.remedy });
+      throw err;
+    });
   checkContentType(top, reference, ref.registry);
 
   let fetched = top;
@@ -254,13 +298,20 @@ export async function pullArtifact(client: RegistryClient, store: ContentStore, 
     indexDigest = top.digest;
     const chosen = selectManifest(top.parsed.index.manifests, wanted.platform, reference);
     platform = chosen.platform;
-    fetched = await client.getManifest(ref, { selector: chosen.digest, accept: ARTIFACT_ACCEPT, signal: options.signal });
+    fetched = await client.getManifest(ref, {
+      selector: chosen.digest,
+      accept: ARTIFACT_ACCEPT,
+      signal: options.signal,
+    });
     checkContentType(fetched, `${reference} (${formatPlatform(wanted.platform)})`, ref.registry);
     if (fetched.bytes.length !== chosen.size) {
-      throw new RegistryError(`${reference}: manifest ${chosen.digest} has ${fetched.bytes.length} bytes, the index says ${chosen.size}`);
+      throw new RegistryError(
+        `${reference}: manifest ${chosen.digest} has ${fetched.bytes.length} bytes, the index says ${chosen.size}`,
+      );
     }
   }
-  if (fetched.parsed.kind !== 'image') throw new SmolvmError(`${reference}: an index points to another index, which smolvm does not follow`);
+  if (fetched.parsed.kind !== 'image')
+    throw new SmolvmError(`${reference}: an index points to another index, which smolvm does not follow`);
   const manifest = fetched.parsed.manifest;
   if (manifest.artifactType !== options.artifactType) {
     const wantedKind = options.kindName ?? `an artifact of type ${options.artifactType}`;
@@ -273,23 +324,34 @@ export async function pullArtifact(client: RegistryClient, store: ContentStore, 
   }
 
   const tooBig = (what: string, size: number, bound: number): RegistryError =>
-    new RegistryError(`${reference}: ${what} is ${size} bytes, more than the ${bound}-byte bound`, undefined, undefined, {
-      remedy: `${ref.registry} serves an artifact larger than smolvm accepts; check the reference`,
-    });
+    new RegistryError(
+      `${reference}: ${what} is ${size} bytes, more than the ${bound}-byte bound`,
+      undefined,
+      undefined,
+      {
+        remedy: `${ref.registry} serves an artifact larger than smolvm accepts; check the reference`,
+      },
+    );
   if (manifest.config.size > limits.configBytes) throw tooBig('its config', manifest.config.size, limits.configBytes);
   if (manifest.layers.length > limits.layers) {
-    throw new RegistryError(`${reference}: ${manifest.layers.length} layers, more than the ${limits.layers} an artifact may have`);
+    throw new RegistryError(
+      `${reference}: ${manifest.layers.length} layers, more than the ${limits.layers} an artifact may have`,
+    );
   }
-  for (const layer of manifest.layers) if (layer.size > limits.blobBytes) throw tooBig(`layer ${layer.digest}`, layer.size, limits.blobBytes);
+  for (const layer of manifest.layers)
+    if (layer.size > limits.blobBytes) throw tooBig(`layer ${layer.digest}`, layer.size, limits.blobBytes);
   const unique = [...new Map([manifest.config, ...manifest.layers].map((b) => [b.digest, b])).values()];
   const totalBytes = unique.reduce((n, b) => n + b.size, 0);
   if (totalBytes > limits.totalBytes) throw tooBig('the whole artifact', totalBytes, limits.totalBytes);
   const missing = unique.filter((b) => !store.hasBlob(b.digest, b.size)).reduce((n, b) => n + b.size, 0);
   const free = freeBytes(store.root);
   if (free !== undefined && missing > free) {
-    throw new SmolvmError(`${reference} needs ${formatBytes(missing)} of downloads, and ${store.root} has ${formatBytes(free)} free`, {
-      remedy: "free disk space (for example with 'smolvm machine prune'), then pull again",
-    });
+    throw new SmolvmError(
+      `${reference} needs ${formatBytes(missing)} of downloads, and ${store.root} has ${formatBytes(free)} free`,
+      {
+        remedy: "free disk space (for example with 'smolvm machine prune'), then pull again",
+      },
+    );
   }
 
   options.onProgress?.({
@@ -305,7 +367,11 @@ export async function pullArtifact(client: RegistryClient, store: ContentStore, 
   const config = store.readBlob(manifest.config.digest);
   store.putBlob(fetched.bytes, fetched.digest);
   if (indexDigest) store.putBlob(top.bytes, indexDigest);
-  options.locations?.remember(ref.registry, ref.repository, unique.map((b) => b.digest));
+  options.locations?.remember(
+    ref.registry,
+    ref.repository,
+    unique.map((b) => b.digest),
+  );
   options.onProgress?.({ type: 'done', reference, manifestDigest: fetched.digest, downloadedBytes });
   const pulled: PulledArtifact = {
     reference,

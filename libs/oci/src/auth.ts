@@ -71,7 +71,12 @@ export class Authenticator {
    * Handles a 401: learns the challenge and returns a fresh header to retry with. Throws a clear
    * error when there is nothing new to try.
    */
-  async reauthenticate(endpoint: Endpoint, scopes: string[], headers: IncomingHttpHeaders, signal?: AbortSignal): Promise<string> {
+  async reauthenticate(
+    endpoint: Endpoint,
+    scopes: string[],
+    headers: IncomingHttpHeaders,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const challenge = pickChallenge(parseWwwAuthenticate(headers['www-authenticate']));
     if (!challenge) throw this.failure(endpoint, 'the registry sent no usable WWW-Authenticate challenge');
     this.challenges.set(endpoint.registry, challenge);
@@ -88,16 +93,29 @@ export class Authenticator {
     const creds = this.credentials(endpoint);
     if (!creds) {
       const hint = this.config.credentialHint(endpoint.registry);
-      return new RegistryAuthError(endpoint.registry, 'required', detail ?? hint ?? 'anonymous access was refused; the repository may be private or not exist');
+      return new RegistryAuthError(
+        endpoint.registry,
+        'required',
+        detail ?? hint ?? 'anonymous access was refused; the repository may be private or not exist',
+      );
     }
-    return new RegistryAuthError(endpoint.registry, 'failed', detail ?? `credentials from ${creds.source} were rejected`);
+    return new RegistryAuthError(
+      endpoint.registry,
+      'failed',
+      detail ?? `credentials from ${creds.source} were rejected`,
+    );
   }
 
   forget(endpoint: Endpoint, scopes: string[]): void {
     this.tokens.delete(`${endpoint.registry} ${scopes.join(' ')}`);
   }
 
-  private async answer(endpoint: Endpoint, challenge: AuthChallenge, scopes: string[], signal?: AbortSignal): Promise<string | undefined> {
+  private async answer(
+    endpoint: Endpoint,
+    challenge: AuthChallenge,
+    scopes: string[],
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
     const creds = this.credentials(endpoint);
     if (challenge.scheme === 'basic') {
       return creds?.kind === 'basic' ? basicHeader(creds.username, creds.password) : undefined;
@@ -135,7 +153,11 @@ export class Authenticator {
     const service = challenge.params.service;
     let res;
     if (creds?.kind === 'refresh') {
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.refreshToken, client_id: 'smolvm' });
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: creds.refreshToken,
+        client_id: 'smolvm',
+      });
       if (service) form.set('service', service);
       if (scopes.length) form.set('scope', scopes.join(' '));
       res = await this.transport.send({
@@ -157,21 +179,30 @@ export class Authenticator {
     }
     if (res.status === 401 || res.status === 403) {
       await res.body.dump().catch(() => {});
-      throw this.failure(endpoint, creds ? `the token service at ${url.origin} rejected the credentials from ${creds.source}` : undefined);
+      throw this.failure(
+        endpoint,
+        creds ? `the token service at ${url.origin} rejected the credentials from ${creds.source}` : undefined,
+      );
     }
     if (res.status !== 200) {
       await res.body.dump().catch(() => {});
       throw this.failure(endpoint, `the token service at ${url.origin} answered HTTP ${res.status}`);
     }
     const bytes = await readBounded(res.body, MAX_TOKEN_BODY_BYTES);
-    if (!bytes) throw this.failure(endpoint, `the token service at ${url.origin} sent more than ${MAX_TOKEN_BODY_BYTES} bytes`);
+    if (!bytes)
+      throw this.failure(endpoint, `the token service at ${url.origin} sent more than ${MAX_TOKEN_BODY_BYTES} bytes`);
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
       doc = JSON.parse(bytes.toString('utf8')) as typeof doc;
     } catch {
       throw this.failure(endpoint, `the token service at ${url.origin} sent no JSON`);
     }
-    const token = typeof doc.token === 'string' && doc.token ? doc.token : typeof doc.access_token === 'string' ? doc.access_token : '';
+    const token =
+      typeof doc.token === 'string' && doc.token
+        ? doc.token
+        : typeof doc.access_token === 'string'
+          ? doc.access_token
+          : '';
     if (!token) throw this.failure(endpoint, `the token service at ${url.origin} sent no token`);
     const seconds = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : DEFAULT_TOKEN_SECONDS;
     return { header: `Bearer ${token}`, expiresAt: Date.now() + seconds * 1000 - EXPIRY_MARGIN_MS };

@@ -29,7 +29,7 @@ const DEBIAN_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 const DEBIAN_CMD = ['/bin/bash'];
 
 export const BASE_REMEDY =
-  "run tools/setup from the smolvm checkout (it builds the Debian base once), or name another base image: base_image = \"IMAGE\" in smolvm's config.toml, or SMOLVM_BASE_IMAGE=IMAGE";
+  'run tools/setup from the smolvm checkout (it builds the Debian base once), or name another base image: base_image = "IMAGE" in smolvm\'s config.toml, or SMOLVM_BASE_IMAGE=IMAGE';
 
 export interface BuiltBaseOptions {
   /**
@@ -44,7 +44,10 @@ export interface BuiltBaseOptions {
  * VM boots it): looked for in this cache, then in the user's default cache (a custom SMOLVM_HOME),
  * then in `shippedDir`.
  */
-export function findBuiltBase(env: NodeJS.ProcessEnv = process.env, options: BuiltBaseOptions = {}): BuiltBase | undefined {
+export function findBuiltBase(
+  env: NodeJS.ProcessEnv = process.env,
+  options: BuiltBaseOptions = {},
+): BuiltBase | undefined {
   const cache = smolvmDirs(env).cache;
   const places = [{ dir: path.join(cache, 'base'), trustFrom: cache }];
   if (env.SMOLVM_HOME) {
@@ -80,9 +83,17 @@ function readBuiltBase(dir: string, trustFrom: string): BuiltBase | undefined {
  * The reference of the built base, imported into `store` unless it is there already; a
  * NotFoundError saying how to get one when this host has none.
  */
-export async function ensureBuiltBase(store: ContentStore, env: NodeJS.ProcessEnv = process.env, options: BuiltBaseOptions = {}): Promise<string> {
+export async function ensureBuiltBase(
+  store: ContentStore,
+  env: NodeJS.ProcessEnv = process.env,
+  options: BuiltBaseOptions = {},
+): Promise<string> {
   const base = findBuiltBase(env, options);
-  if (!base) throw new NotFoundError('no base image for bare VMs: the Debian base is built by tools/setup, and this host has none', { remedy: BASE_REMEDY });
+  if (!base)
+    throw new NotFoundError(
+      'no base image for bare VMs: the Debian base is built by tools/setup, and this host has none',
+      { remedy: BASE_REMEDY },
+    );
   const present = store.findImages(base.reference, undefined).some((r) => store.hasBlob(r.manifestDigest));
   if (!present) {
     await importLayerImage(store, {

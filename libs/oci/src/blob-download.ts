@@ -109,7 +109,9 @@ async function attemptDownload(
     if (res.status !== 200) {
       await res.body.dump().catch(() => {});
       fs.truncateSync(file, 0);
-      throw new InterruptedTransferError(`${what}: the registry answered a resume request with HTTP ${res.status}; starting over`);
+      throw new InterruptedTransferError(
+        `${what}: the registry answered a resume request with HTTP ${res.status}; starting over`,
+      );
     }
     fs.truncateSync(file, 0);
     offset = 0;
@@ -152,7 +154,8 @@ async function attemptDownload(
   } finally {
     await fh.close();
   }
-  if (written < desc.size) throw new InterruptedTransferError(`${what}: the connection ended after ${written} of ${desc.size} bytes`);
+  if (written < desc.size)
+    throw new InterruptedTransferError(`${what}: the connection ended after ${written} of ${desc.size} bytes`);
   verify(hash, desc, written, what);
 }
 

@@ -2,7 +2,13 @@
 // first (it is ours and explicit), then `docker login`'s config.json.
 import { DEFAULT_ARTIFACT_REGISTRY } from '@smolvm/config';
 import { dockerConfigPath, loadDockerConfigAuths, type DockerConfigAuths } from './docker-config';
-import { loadRegistriesFile, normalizeRegistryHost, registriesFilePath, type RegistriesFile, type RegistrySettings } from './registries-file';
+import {
+  loadRegistriesFile,
+  normalizeRegistryHost,
+  registriesFilePath,
+  type RegistriesFile,
+  type RegistrySettings,
+} from './registries-file';
 
 export type Credentials =
   | { kind: 'basic'; username: string; password: string; source: string }
@@ -62,7 +68,8 @@ export class RegistryConfig {
       return { kind: 'basic', username: own.username, password: own.password, source: this.file.path };
     }
     const docker = this.docker?.auths.get(host);
-    if (docker?.identityToken !== undefined) return { kind: 'refresh', refreshToken: docker.identityToken, source: this.docker?.path ?? '' };
+    if (docker?.identityToken !== undefined)
+      return { kind: 'refresh', refreshToken: docker.identityToken, source: this.docker?.path ?? '' };
     if (docker?.username !== undefined && docker.password !== undefined) {
       return { kind: 'basic', username: docker.username, password: docker.password, source: this.docker?.path ?? '' };
     }

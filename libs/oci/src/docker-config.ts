@@ -45,7 +45,10 @@ export function dockerConfigKeyToHost(key: string): string {
  * Reads the auths; a missing file yields none. A malformed file is reported through `warn` and
  * ignored: it belongs to Docker, and a broken one should not stop smolvm from pulling.
  */
-export function loadDockerConfigAuths(file: string = dockerConfigPath(), warn: (message: string) => void = () => {}): DockerConfigAuths {
+export function loadDockerConfigAuths(
+  file: string = dockerConfigPath(),
+  warn: (message: string) => void = () => {},
+): DockerConfigAuths {
   const result: DockerConfigAuths = { path: file, auths: new Map(), helperHosts: new Set(), usesCredsStore: false };
   let doc: unknown;
   try {
@@ -59,7 +62,8 @@ export function loadDockerConfigAuths(file: string = dockerConfigPath(), warn: (
     return result;
   }
   if (typeof doc.credsStore === 'string' && doc.credsStore !== '') result.usesCredsStore = true;
-  if (isJsonObject(doc.credHelpers)) for (const key of Object.keys(doc.credHelpers)) result.helperHosts.add(dockerConfigKeyToHost(key));
+  if (isJsonObject(doc.credHelpers))
+    for (const key of Object.keys(doc.credHelpers)) result.helperHosts.add(dockerConfigKeyToHost(key));
   if (!isJsonObject(doc.auths)) return result;
   for (const [key, value] of Object.entries(doc.auths)) {
     if (!isJsonObject(value)) continue;
@@ -72,8 +76,10 @@ export function loadDockerConfigAuths(file: string = dockerConfigPath(), warn: (
       entry.username = value.username;
       entry.password = value.password;
     }
-    if (typeof value.identitytoken === 'string' && value.identitytoken !== '') entry.identityToken = value.identitytoken;
-    if (entry.username !== undefined || entry.identityToken !== undefined) result.auths.set(dockerConfigKeyToHost(key), entry);
+    if (typeof value.identitytoken === 'string' && value.identitytoken !== '')
+      entry.identityToken = value.identitytoken;
+    if (entry.username !== undefined || entry.identityToken !== undefined)
+      result.auths.set(dockerConfigKeyToHost(key), entry);
   }
   return result;
 }

@@ -49,6 +49,7 @@ export function resolveEndpoint(registry: string, settings: RegistrySettings = {
 export type ApiKind = 'manifests' | 'blobs' | 'blobs/uploads' | 'tags/list';
 
 export function apiUrl(endpoint: Endpoint, repository: string, kind: ApiKind, reference = ''): string {
-  const tail = kind === 'blobs/uploads' ? '/' : reference ? `/${encodeURIComponent(reference).replace(/%3A/gi, ':')}` : '';
+  const tail =
+    kind === 'blobs/uploads' ? '/' : reference ? `/${encodeURIComponent(reference).replace(/%3A/gi, ':')}` : '';
   return `${endpoint.origin}/v2/${repository}/${kind}${tail}`;
 }

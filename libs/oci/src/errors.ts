@@ -11,7 +11,9 @@ export class RegistryAuthError extends SmolvmError {
     detail?: string,
     options: SmolvmErrorOptions = {},
   ) {
-    const what = { required: 'authentication required', failed: 'authentication failed', denied: 'access denied' }[kind];
+    const what = { required: 'authentication required', failed: 'authentication failed', denied: 'access denied' }[
+      kind
+    ];
     super(`${what} for ${registry}${detail ? ` (${detail})` : ''}`, {
       remedy: options.remedy ?? `${REGISTRIES_EDIT_REMEDY} ${registry}`,
       cause: options.cause,
@@ -29,7 +31,8 @@ export class DigestMismatchError extends SmolvmError {
     readonly what: string,
   ) {
     super(`${what}: digest mismatch (expected ${expected}, got ${actual})`, {
-      remedy: 'the content was corrupted in transit or by the registry; retry, and report it to the registry operator if it persists',
+      remedy:
+        'the content was corrupted in transit or by the registry; retry, and report it to the registry operator if it persists',
     });
   }
 }
@@ -41,7 +44,8 @@ export class SizeMismatchError extends SmolvmError {
     readonly what: string,
   ) {
     super(`${what}: size mismatch (expected ${expected} bytes, got ${actual}${actual > expected ? ' or more' : ''})`, {
-      remedy: 'the content was corrupted in transit or by the registry; retry, and report it to the registry operator if it persists',
+      remedy:
+        'the content was corrupted in transit or by the registry; retry, and report it to the registry operator if it persists',
     });
   }
 }

@@ -32,7 +32,8 @@ export function parseImageConfig(bytes: Uint8Array): ImageConfig {
   // Builders leave out, or null, whatever the image does not set; a config that is not an object is none.
   const c = isJsonObject(doc.config) ? top.obj('config') : new JsonReader({}, 'config', READER);
   const labels: Record<string, string> = {};
-  if (isJsonObject(c.raw.Labels)) for (const [k, v] of Object.entries(c.raw.Labels)) if (typeof v === 'string') labels[k] = v;
+  if (isJsonObject(c.raw.Labels))
+    for (const [k, v] of Object.entries(c.raw.Labels)) if (typeof v === 'string') labels[k] = v;
   const rootfs = isJsonObject(doc.rootfs) ? top.obj('rootfs') : undefined;
   const keys = (value: unknown): string[] => (isJsonObject(value) ? Object.keys(value) : []);
   const list = (r: JsonReader, key: string): string[] | undefined => (r.has(key) ? r.strArray(key) : undefined);
@@ -46,8 +47,17 @@ export function parseImageConfig(bytes: Uint8Array): ImageConfig {
     diffIds: (rootfs && list(rootfs, 'diff_ids')) ?? [],
   };
   // An empty string means unset, as in Docker's own reading of these fields.
-  const optional = { variant: top.optStr('variant'), entrypoint: list(c, 'Entrypoint'), cmd: list(c, 'Cmd'), workingDir: c.optStr('WorkingDir'), user: c.optStr('User'), stopSignal: c.optStr('StopSignal'), created: top.optStr('created') };
-  for (const [key, value] of Object.entries(optional)) if (value !== undefined && value !== '') Object.assign(config, { [key]: value });
+  const optional = {
+    variant: top.optStr('variant'),
+    entrypoint: list(c, 'Entrypoint'),
+    cmd: list(c, 'Cmd'),
+    workingDir: c.optStr('WorkingDir'),
+    user: c.optStr('User'),
+    stopSignal: c.optStr('StopSignal'),
+    created: top.optStr('created'),
+  };
+  for (const [key, value] of Object.entries(optional))
+    if (value !== undefined && value !== '') Object.assign(config, { [key]: value });
   return config;
 }
 

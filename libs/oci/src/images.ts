@@ -58,7 +58,11 @@ export class ImageService {
   find(reference: string | ImageReference, platform?: Platform | string): ImageRecord[] {
     const wanted = platformFilter(platform);
     if (typeof reference === 'string' && isDigest(reference)) {
-      return this.store.listImages().filter((r) => r.manifestDigest === reference && (!wanted || formatPlatform(r.platform) === formatPlatform(wanted)));
+      return this.store
+        .listImages()
+        .filter(
+          (r) => r.manifestDigest === reference && (!wanted || formatPlatform(r.platform) === formatPlatform(wanted)),
+        );
     }
     const ref = toReference(reference);
     return this.store.findImages(formatReference(ref), ref.digest, wanted);
@@ -69,7 +73,11 @@ export class ImageService {
     if (!record) throw this.notFound(reference);
     const parsed = parseManifest(this.store.readBlob(record.manifestDigest));
     if (parsed.kind !== 'image') throw this.notFound(reference);
-    return { record, manifest: parsed.manifest, config: parseImageConfig(this.store.readBlob(parsed.manifest.config.digest)) };
+    return {
+      record,
+      manifest: parsed.manifest,
+      config: parseImageConfig(this.store.readBlob(parsed.manifest.config.digest)),
+    };
   }
 
   /** Removes the records (not the blobs: `gc` frees space). Throws NotFoundError when nothing matches. */
@@ -80,7 +88,10 @@ export class ImageService {
   }
 
   /** Removes the records `reference` names and frees the data no other image shares. */
-  removeAndCollect(reference: string | ImageReference, platform?: Platform | string): { removed: ImageRecord[]; gc: GcResult } {
+  removeAndCollect(
+    reference: string | ImageReference,
+    platform?: Platform | string,
+  ): { removed: ImageRecord[]; gc: GcResult } {
     const records = this.find(reference, platform);
     if (records.length === 0) throw this.notFound(reference);
     // Read what the records need before they go: afterwards their manifests may be unreadable.
@@ -99,12 +110,17 @@ export class ImageService {
 
   private notFound(reference: string | ImageReference): NotFoundError {
     const shown = typeof reference === 'string' ? reference : formatReference(reference);
-    return new NotFoundError(`image ${shown} is not in the local store`, { remedy: "list local images with 'smolvm image ls'" });
+    return new NotFoundError(`image ${shown} is not in the local store`, {
+      remedy: "list local images with 'smolvm image ls'",
+    });
   }
 }
 
 /** One-shot prepare with a private service (opens, prepares, closes). */
-export async function prepare(reference: string | ImageReference, options: PrepareOptions & ImageServiceOptions = {}): Promise<PreparedImage> {
+export async function prepare(
+  reference: string | ImageReference,
+  options: PrepareOptions & ImageServiceOptions = {},
+): Promise<PreparedImage> {
   const service = new ImageService(options);
   try {
     return await service.prepare(reference, options);

@@ -27,7 +27,11 @@ export interface ImportLayerOptions {
   labels?: Record<string, string>;
 }
 
-const LAYER_MEDIA_TYPE: Record<LayerCompression, string> = { none: MediaType.OciLayer, gzip: MediaType.OciLayerGzip, zstd: MediaType.OciLayerZstd };
+const LAYER_MEDIA_TYPE: Record<LayerCompression, string> = {
+  none: MediaType.OciLayer,
+  gzip: MediaType.OciLayerGzip,
+  zstd: MediaType.OciLayerZstd,
+};
 
 /** sha256 of a stream's bytes, as an OCI digest. */
 async function digestOf(stream: NodeJS.ReadableStream): Promise<string> {
@@ -48,7 +52,10 @@ async function diffIdOf(file: string, compression: LayerCompression, blobDigest:
     child.on('close', resolve);
   });
   const [digest, code] = await Promise.all([digestOf(child.stdout), exited]);
-  if (code !== 0) throw new SmolvmError(`cannot decompress ${file}: ${stderr.trim() || `zstd exited with ${String(code)}`}`, { remedy: 'build it again (tools/base/build --force)' });
+  if (code !== 0)
+    throw new SmolvmError(`cannot decompress ${file}: ${stderr.trim() || `zstd exited with ${String(code)}`}`, {
+      remedy: 'build it again (tools/base/build --force)',
+    });
   return digest;
 }
 
@@ -92,7 +99,11 @@ async function putBlobFile(store: ContentStore, file: string): Promise<{ digest:
  */
 export async function importLayerImage(store: ContentStore, options: ImportLayerOptions): Promise<ImageRecord> {
   const ref = toReference(options.reference);
-  if (!ref.tag || ref.digest) throw new SmolvmError(`cannot import under ${options.reference}: a local image needs a name with a tag and no digest`, { remedy: 'name it NAME:TAG' });
+  if (!ref.tag || ref.digest)
+    throw new SmolvmError(
+      `cannot import under ${options.reference}: a local image needs a name with a tag and no digest`,
+      { remedy: 'name it NAME:TAG' },
+    );
   const layer = await putBlobFile(store, options.layerPath);
   const diffId = await diffIdOf(store.blobPath(layer.digest), options.compression, layer.digest);
   const platform = hostPlatform();

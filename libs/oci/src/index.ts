@@ -1,12 +1,30 @@
 // Public API of @smolvm/oci: OCI registry client, content-addressed store, image config, image -> erofs preparation
 export { ImageService, prepare, type ImageServiceOptions, type ImageDetails } from './images';
 export { pullImage, DEFAULT_PULL_CONCURRENCY, type PullOptions, type PulledImage } from './pull';
-export { prepareImage, type PrepareOptions, type PreparedImage, type BuildErofs, type ErofsLayerSource } from './prepare';
+export {
+  prepareImage,
+  type PrepareOptions,
+  type PreparedImage,
+  type BuildErofs,
+  type ErofsLayerSource,
+} from './prepare';
 export { importLayerImage, type ImportLayerOptions } from './import';
-export { ensureBuiltBase, findBuiltBase, isBuiltBaseReference, BASE_REMEDY, type BuiltBase, type BuiltBaseOptions } from './base';
+export {
+  ensureBuiltBase,
+  findBuiltBase,
+  isBuiltBaseReference,
+  BASE_REMEDY,
+  type BuiltBase,
+  type BuiltBaseOptions,
+} from './base';
 export { collectGarbage, DEFAULT_GC_GRACE_MS, type GcOptions, type GcResult } from './gc';
 export { ContentStore, type ImageRecord } from './store';
-export { RegistryClient, type RegistryClientOptions, type FetchedManifest, type RepositoryRef } from './registry-client';
+export {
+  RegistryClient,
+  type RegistryClientOptions,
+  type FetchedManifest,
+  type RepositoryRef,
+} from './registry-client';
 export { downloadBlob, type BlobDownloadOptions } from './blob-download';
 export {
   pushBlob,
@@ -45,10 +63,23 @@ export {
   type RegistriesFile,
   type RegistrySettings,
 } from './registries-file';
-export { loadDockerConfigAuths, dockerConfigPath, decodeDockerAuth, type DockerConfigAuths, type DockerAuth } from './docker-config';
+export {
+  loadDockerConfigAuths,
+  dockerConfigPath,
+  decodeDockerAuth,
+  type DockerConfigAuths,
+  type DockerAuth,
+} from './docker-config';
 export { resolveEndpoint, isLoopbackHost, type Endpoint } from './endpoint';
 export { parseWwwAuthenticate, type AuthChallenge } from './www-authenticate';
-export { parseManifest, MAX_MANIFEST_BYTES, type Descriptor, type ImageManifest, type ImageIndex, type ParsedManifest } from './manifest';
+export {
+  parseManifest,
+  MAX_MANIFEST_BYTES,
+  type Descriptor,
+  type ImageManifest,
+  type ImageIndex,
+  type ParsedManifest,
+} from './manifest';
 export { MediaType, MANIFEST_ACCEPT, layerCompression, type LayerCompression } from './media-types';
 export {
   hostPlatform,

@@ -81,7 +81,8 @@ export function parseDescriptor(value: unknown, what: string): Descriptor {
     throw invalid(what, (err as Error).message);
   }
   const size = value.size;
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw invalid(what, `descriptor ${digest} has a bad size`);
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+    throw invalid(what, `descriptor ${digest} has a bad size`);
   const descriptor: Descriptor = { mediaType: value.mediaType, digest, size };
   if (Array.isArray(value.urls)) descriptor.urls = value.urls.filter((u): u is string => typeof u === 'string');
   const annotations = stringMap(value.annotations, what);
@@ -110,7 +111,11 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ParsedMa
   const declared = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
   let mediaType = declared ?? header;
   if (!isIndexMediaType(mediaType) && !isImageManifestMediaType(mediaType)) {
-    if (doc.schemaVersion === 1 || mediaType === MediaType.DockerSchema1 || mediaType === MediaType.DockerSchema1Signed) {
+    if (
+      doc.schemaVersion === 1 ||
+      mediaType === MediaType.DockerSchema1 ||
+      mediaType === MediaType.DockerSchema1Signed
+    ) {
       throw new SmolvmError('image uses Docker manifest schema 1, which smolvm does not support', {
         remedy: 'rebuild or re-push the image with a current tool (schema 2 / OCI)',
       });

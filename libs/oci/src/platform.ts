@@ -53,7 +53,9 @@ export function normalizePlatform(platform: Platform): Platform {
 export function parsePlatform(text: string): Platform {
   const split = splitPlatform(text.trim());
   if (!split || split.os === '' || split.architecture === '' || split.variant === '') {
-    throw new UsageError(`invalid platform '${text}': expected OS/ARCH[/VARIANT], for example linux/arm64 or linux/arm/v7`);
+    throw new UsageError(
+      `invalid platform '${text}': expected OS/ARCH[/VARIANT], for example linux/arm64 or linux/arm/v7`,
+    );
   }
   return normalizePlatform(split);
 }
@@ -79,7 +81,10 @@ const NODE_ARCH: Record<string, Platform> = {
 /** The guest platform for this host: always linux (guests are Linux VMs), host CPU architecture. */
 export function hostPlatform(arch: string = process.arch): Platform {
   const platform = NODE_ARCH[arch];
-  if (!platform) throw new UsageError(`unsupported host architecture '${arch}'`, { remedy: 'pass an explicit platform, for example linux/amd64' });
+  if (!platform)
+    throw new UsageError(`unsupported host architecture '${arch}'`, {
+      remedy: 'pass an explicit platform, for example linux/amd64',
+    });
   return normalizePlatform(platform);
 }
 
@@ -96,7 +101,10 @@ export function platformMatches(candidate: Platform, wanted: Platform): boolean 
 
 /** Buildkit stores attestations in the index under platform unknown/unknown; never an image to run. */
 function isAttestation(descriptor: Descriptor): boolean {
-  return descriptor.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' || descriptor.platform?.os === 'unknown';
+  return (
+    descriptor.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' ||
+    descriptor.platform?.os === 'unknown'
+  );
 }
 
 /** Picks the manifest for `wanted` from an index; the default variant wins over other variants. */
@@ -107,8 +115,15 @@ export function selectManifest(manifests: Descriptor[], wanted: Platform, what =
     const exact = candidates.find((m) => effectiveVariant(normalizePlatform(m.platform as Platform)) === want);
     return exact ?? candidates[0];
   }
-  const available = manifests.filter((m) => m.platform && !isAttestation(m)).map((m) => formatPlatform(m.platform as Platform));
-  throw new NotFoundError(`${what} has no ${formatPlatform(wanted)} variant (available: ${available.join(', ') || 'none'})`, {
-    remedy: available.length ? `pass one of the available platforms, for example ${available[0]}` : 'use an image built for Linux',
-  });
+  const available = manifests
+    .filter((m) => m.platform && !isAttestation(m))
+    .map((m) => formatPlatform(m.platform as Platform));
+  throw new NotFoundError(
+    `${what} has no ${formatPlatform(wanted)} variant (available: ${available.join(', ') || 'none'})`,
+    {
+      remedy: available.length
+        ? `pass one of the available platforms, for example ${available[0]}`
+        : 'use an image built for Linux',
+    },
+  );
 }

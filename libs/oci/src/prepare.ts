@@ -37,7 +37,10 @@ export interface PreparedImage {
 /** In-process builds by manifest digest: concurrent prepares of one image share one build. */
 const building = new Map<string, Promise<void>>();
 
-function completeLocally(store: ContentStore, record: ImageRecord): { manifest: ImageManifest; config: ImageConfig } | undefined {
+function completeLocally(
+  store: ContentStore,
+  record: ImageRecord,
+): { manifest: ImageManifest; config: ImageConfig } | undefined {
   if (!store.hasBlob(record.manifestDigest)) return undefined;
   const parsed = parseManifest(store.readBlob(record.manifestDigest));
   if (parsed.kind !== 'image') return undefined;
@@ -105,12 +108,21 @@ export async function prepareImage(
  * Builds into a private temp file and renames it into place: another process building the same
  * image at the same time renames identical content, and a crash leaves only a temp file for gc.
  */
-async function buildErofsImage(store: ContentStore, manifest: ImageManifest, erofsPath: string, reference: string, builder?: BuildErofs): Promise<void> {
+async function buildErofsImage(
+  store: ContentStore,
+  manifest: ImageManifest,
+  erofsPath: string,
+  reference: string,
+  builder?: BuildErofs,
+): Promise<void> {
   const layers: ErofsLayerSource[] = manifest.layers.map((layer) => {
     if (layerCompression(layer.mediaType) === undefined) {
-      throw new SmolvmError(`image ${reference} has a layer of media type ${layer.mediaType}, which is not a filesystem layer`, {
-        remedy: 'use a container image (OCI or Docker layers)',
-      });
+      throw new SmolvmError(
+        `image ${reference} has a layer of media type ${layer.mediaType}, which is not a filesystem layer`,
+        {
+          remedy: 'use a container image (OCI or Docker layers)',
+        },
+      );
     }
     return { mediaType: layer.mediaType, open: () => fs.createReadStream(store.blobPath(layer.digest)) };
   });

@@ -8,7 +8,14 @@ import { RegistryError } from './errors';
 import { MAX_CONFIG_BYTES, configPlatform, parseImageConfig, type ImageConfig } from './image-config';
 import { isImageConfigMediaType, isImageManifestMediaType } from './media-types';
 import type { Descriptor, ImageManifest } from './manifest';
-import { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectManifest, type Platform } from './platform';
+import {
+  formatPlatform,
+  hostPlatform,
+  parsePlatform,
+  platformMatches,
+  selectManifest,
+  type Platform,
+} from './platform';
 import type { ProgressListener } from './progress';
 import { formatReference, toReference, type ImageReference } from './reference';
 import type { FetchedManifest, RegistryClient, RepositoryRef } from './registry-client';
@@ -39,7 +46,11 @@ export function wantedPlatform(platform: Platform | string | undefined): { platf
 }
 
 /** Where to fetch from: configured mirrors first, in order, then the registry itself. */
-async function fetchTopManifest(client: RegistryClient, ref: ImageReference, signal?: AbortSignal): Promise<{ source: ImageReference; fetched: FetchedManifest }> {
+async function fetchTopManifest(
+  client: RegistryClient,
+  ref: ImageReference,
+  signal?: AbortSignal,
+): Promise<{ source: ImageReference; fetched: FetchedManifest }> {
   const mirrors = client.config.settings(ref.registry).mirrors ?? [];
   const errors: string[] = [];
   for (const mirror of mirrors) {
@@ -55,7 +66,10 @@ async function fetchTopManifest(client: RegistryClient, ref: ImageReference, sig
     return { source: ref, fetched: await client.getManifest(ref, { signal }) };
   } catch (err) {
     if (errors.length && err instanceof SmolvmError) {
-      throw new RegistryError(`${err.message} (mirrors failed too: ${errors.join('; ')})`, undefined, undefined, { remedy: err.remedy, cause: err });
+      throw new RegistryError(`${err.message} (mirrors failed too: ${errors.join('; ')})`, undefined, undefined, {
+        remedy: err.remedy,
+        cause: err,
+      });
     }
     throw err;
   }
@@ -78,14 +92,19 @@ export async function pullImage(
     indexDigest = top.digest;
     const chosen = selectManifest(top.parsed.index.manifests, wanted.platform, `image ${reference}`);
     if (!isImageManifestMediaType(chosen.mediaType)) {
-      throw new SmolvmError(`image ${reference}: the ${formatPlatform(wanted.platform)} entry is a nested index, which smolvm does not follow`);
+      throw new SmolvmError(
+        `image ${reference}: the ${formatPlatform(wanted.platform)} entry is a nested index, which smolvm does not follow`,
+      );
     }
     manifestFetch = await client.getManifest(source, { selector: chosen.digest, signal: options.signal });
     if (manifestFetch.bytes.length !== chosen.size) {
-      throw new RegistryError(`image ${reference}: manifest ${chosen.digest} has ${manifestFetch.bytes.length} bytes, the index says ${chosen.size}`);
+      throw new RegistryError(
+        `image ${reference}: manifest ${chosen.digest} has ${manifestFetch.bytes.length} bytes, the index says ${chosen.size}`,
+      );
     }
   }
-  if (manifestFetch.parsed.kind !== 'image') throw new SmolvmError(`image ${reference}: an index points to another index`);
+  if (manifestFetch.parsed.kind !== 'image')
+    throw new SmolvmError(`image ${reference}: an index points to another index`);
   const manifest = manifestFetch.parsed.manifest;
   if (!isImageConfigMediaType(manifest.config.mediaType)) {
     throw new SmolvmError(`${reference} is not a container image (config media type ${manifest.config.mediaType})`, {
@@ -94,9 +113,14 @@ export async function pullImage(
   }
 
   if (manifest.config.size > MAX_CONFIG_BYTES) {
-    throw new RegistryError(`image ${reference}: its config is ${manifest.config.size} bytes, more than the ${MAX_CONFIG_BYTES}-byte bound`, undefined, undefined, {
-      remedy: `${source.registry} serves a manifest no image builder writes; check the reference, and the registry`,
-    });
+    throw new RegistryError(
+      `image ${reference}: its config is ${manifest.config.size} bytes, more than the ${MAX_CONFIG_BYTES}-byte bound`,
+      undefined,
+      undefined,
+      {
+        remedy: `${source.registry} serves a manifest no image builder writes; check the reference, and the registry`,
+      },
+    );
   }
 
   const blobs: Descriptor[] = [manifest.config, ...manifest.layers];
@@ -115,13 +139,18 @@ export async function pullImage(
 
   const config = parseImageConfig(store.readBlob(manifest.config.digest));
   if (config.diffIds.length !== 0 && config.diffIds.length !== manifest.layers.length) {
-    throw new SmolvmError(`image ${reference}: config lists ${config.diffIds.length} layers, the manifest ${manifest.layers.length}`);
+    throw new SmolvmError(
+      `image ${reference}: config lists ${config.diffIds.length} layers, the manifest ${manifest.layers.length}`,
+    );
   }
   const platform = configPlatform(config);
   if (wanted.explicit && !platformMatches(platform, wanted.platform)) {
-    throw new SmolvmError(`image ${reference} is ${formatPlatform(platform)}, not the requested ${formatPlatform(wanted.platform)}`, {
-      remedy: `pull with platform ${formatPlatform(platform)}, or use an image built for ${formatPlatform(wanted.platform)}`,
-    });
+    throw new SmolvmError(
+      `image ${reference} is ${formatPlatform(platform)}, not the requested ${formatPlatform(wanted.platform)}`,
+      {
+        remedy: `pull with platform ${formatPlatform(platform)}, or use an image built for ${formatPlatform(wanted.platform)}`,
+      },
+    );
   }
 
   // Manifests enter the store after their blobs: a present manifest implies a complete image.
@@ -189,9 +218,17 @@ export async function downloadBlobs(
       },
       onProgress: (bytes) => {
         done.set(desc.digest, bytes);
-        options.onProgress?.({ type: 'blob-progress', digest: desc.digest, bytes, size: desc.size, overallBytes: overall(), overallTotal: totalBytes });
+        options.onProgress?.({
+          type: 'blob-progress',
+          digest: desc.digest,
+          bytes,
+          size: desc.size,
+          overallBytes: overall(),
+          overallTotal: totalBytes,
+        });
       },
-      onRetry: (attempt, error) => options.onProgress?.({ type: 'blob-retry', digest: desc.digest, attempt, error: error.message }),
+      onRetry: (attempt, error) =>
+        options.onProgress?.({ type: 'blob-retry', digest: desc.digest, attempt, error: error.message }),
     });
     if (!result.cached) downloadedBytes += desc.size - startedAt;
     options.onProgress?.({ type: 'blob-done', digest: desc.digest, size: desc.size, cached: result.cached });

@@ -79,7 +79,13 @@ function counted(stream: Readable, onBytes: (n: number) => void): Readable {
  * Starts an upload session, or mounts the blob from `mountFrom` when the registry can (201).
  * A mount the registry declines answers 202 with a session, which the upload then uses.
  */
-async function startUpload(client: RegistryClient, repo: RepositoryRef, digest: string, options: PushBlobOptions, what: string): Promise<{ mounted: true } | { mounted: false; url: string }> {
+async function startUpload(
+  client: RegistryClient,
+  repo: RepositoryRef,
+  digest: string,
+  options: PushBlobOptions,
+  what: string,
+): Promise<{ mounted: true } | { mounted: false; url: string }> {
   const post = async (mount?: string): Promise<HttpResponse> => {
     const base = apiUrl(client.endpoint(repo.registry), repo.repository, 'blobs/uploads');
     const url = new URL(base);
@@ -117,7 +123,12 @@ async function startUpload(client: RegistryClient, repo: RepositoryRef, digest: 
 }
 
 /** Uploads a blob unless the registry has it (HEAD first, then a mount when a source is known). */
-export async function pushBlob(client: RegistryClient, repo: RepositoryRef, blob: Buffer | BlobUpload, options: PushBlobOptions = {}): Promise<PushedBlob> {
+export async function pushBlob(
+  client: RegistryClient,
+  repo: RepositoryRef,
+  blob: Buffer | BlobUpload,
+  options: PushBlobOptions = {},
+): Promise<PushedBlob> {
   const upload: BlobUpload = Buffer.isBuffer(blob)
     ? { digest: sha256Digest(blob), size: blob.length, open: () => bufferStream(blob) }
     : blob;
@@ -146,7 +157,11 @@ export async function pushBlob(client: RegistryClient, repo: RepositoryRef, blob
         url,
         actions: ['pull', 'push'],
         signal: options.signal,
-        headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${end}`, 'content-length': String(end - offset + 1) },
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-range': `${offset}-${end}`,
+          'content-length': String(end - offset + 1),
+        },
         body: bytes ? bytes.subarray(offset, end + 1) : open(offset, end),
       });
       url = location(res, url);
@@ -154,7 +169,13 @@ export async function pushBlob(client: RegistryClient, repo: RepositoryRef, blob
     }
     const finish = new URL(url);
     finish.searchParams.set('digest', upload.digest);
-    const res = await client.request(repo, { method: 'PUT', url: finish.toString(), actions: ['pull', 'push'], signal: options.signal, headers: { 'content-length': '0' } });
+    const res = await client.request(repo, {
+      method: 'PUT',
+      url: finish.toString(),
+      actions: ['pull', 'push'],
+      signal: options.signal,
+      headers: { 'content-length': '0' },
+    });
     checkStoredDigest(res, upload.digest, what);
     await expect(client, res, [201, 204], what);
   } else {
@@ -179,7 +200,13 @@ function bufferStream(buf: Buffer): Readable {
 }
 
 /** PUTs a manifest under the reference's tag (or digest); returns the manifest's digest. */
-export async function pushManifest(client: RegistryClient, ref: ImageReference, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<string> {
+export async function pushManifest(
+  client: RegistryClient,
+  ref: ImageReference,
+  bytes: Buffer,
+  mediaType: string,
+  signal?: AbortSignal,
+): Promise<string> {
   const digest = sha256Digest(bytes);
   const res = await client.request(ref, {
     method: 'PUT',
@@ -205,9 +232,17 @@ export interface ImageToPush {
 }
 
 /** Pushes blobs then the manifest; returns the manifest's descriptor (for building an index). */
-export async function pushImage(client: RegistryClient, ref: ImageReference, image: ImageToPush, options: PushBlobOptions = {}): Promise<Descriptor> {
+export async function pushImage(
+  client: RegistryClient,
+  ref: ImageReference,
+  image: ImageToPush,
+  options: PushBlobOptions = {},
+): Promise<Descriptor> {
   const docker = image.format === 'docker';
-  const configDesc = { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, ...(await pushBlob(client, ref, image.config, options)) };
+  const configDesc = {
+    mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig,
+    ...(await pushBlob(client, ref, image.config, options)),
+  };
   const layers: Descriptor[] = [];
   for (const layer of image.layers) {
     const { digest, size } = await pushBlob(client, ref, layer.bytes, options);

@@ -34,7 +34,8 @@ export function registriesFilePath(env: NodeJS.ProcessEnv = process.env): string
 /** Folds the spellings of one registry onto the key the store and the reference parser use. */
 export function normalizeRegistryHost(host: string): string {
   const lower = host.trim().toLowerCase();
-  if (lower === 'index.docker.io' || lower === 'registry-1.docker.io' || lower === 'registry.hub.docker.com') return 'docker.io';
+  if (lower === 'index.docker.io' || lower === 'registry-1.docker.io' || lower === 'registry.hub.docker.com')
+    return 'docker.io';
   return lower;
 }
 
@@ -79,7 +80,11 @@ function parseEntry(file: string, host: string, value: unknown, locator: KeyLoca
   const keyPath = `registries."${host}"`;
   const line = locator.line(['registries', host]);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError('must be a table', { file, line, keyPath }, { remedy: `write [${keyPath}] followed by its keys` });
+    throw new ConfigError(
+      'must be a table',
+      { file, line, keyPath },
+      { remedy: `write [${keyPath}] followed by its keys` },
+    );
   }
   const entry: RegistrySettings = {};
   for (const [key, v] of Object.entries(value)) {
@@ -148,7 +153,11 @@ export function loadRegistriesFile(file: string = registriesFilePath()): Registr
     doc = parse(text) as Record<string, unknown>;
   } catch (err) {
     if (err instanceof TomlError) {
-      throw new ConfigError(err.message.split('\n')[0], { file, line: err.line }, { remedy: "fix the TOML syntax with 'smolvm config registries edit'" });
+      throw new ConfigError(
+        err.message.split('\n')[0],
+        { file, line: err.line },
+        { remedy: "fix the TOML syntax with 'smolvm config registries edit'" },
+      );
     }
     throw err;
   }
@@ -161,17 +170,30 @@ export function loadRegistriesFile(file: string = registriesFilePath()): Registr
       continue;
     }
     if (key !== 'registries') {
-      throw new ConfigError(`unknown key '${key}'`, { file, line: locator.line([key]), keyPath: key }, { remedy: 'put settings under [registries."HOST"] or [artifacts]' });
+      throw new ConfigError(
+        `unknown key '${key}'`,
+        { file, line: locator.line([key]), keyPath: key },
+        { remedy: 'put settings under [registries."HOST"] or [artifacts]' },
+      );
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new ConfigError('must be a table of registry hosts', { file, line: locator.line(['registries']), keyPath: 'registries' });
+      throw new ConfigError('must be a table of registry hosts', {
+        file,
+        line: locator.line(['registries']),
+        keyPath: 'registries',
+      });
     }
     for (const [host, entry] of Object.entries(value)) {
       const normalized = normalizeRegistryHost(host);
       if (!HOST.test(normalized)) {
-        throw new ConfigError('is not a registry host', { file, line: locator.line(['registries', host]), keyPath: `registries."${host}"` }, {
-          remedy: 'write the host (and port) only, for example "ghcr.io" or "127.0.0.1:5000", without https:// or a path',
-        });
+        throw new ConfigError(
+          'is not a registry host',
+          { file, line: locator.line(['registries', host]), keyPath: `registries."${host}"` },
+          {
+            remedy:
+              'write the host (and port) only, for example "ghcr.io" or "127.0.0.1:5000", without https:// or a path',
+          },
+        );
       }
       registries.set(normalized, parseEntry(file, host, entry, locator));
     }
@@ -179,9 +201,13 @@ export function loadRegistriesFile(file: string = registriesFilePath()): Registr
   if (process.platform !== 'win32' && hasSecrets(registries)) {
     const mode = fs.statSync(file).mode & 0o777;
     if (mode & 0o044) {
-      throw new ConfigError(`holds credentials but is readable by ${mode & 0o004 ? 'others' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')})`, { file }, {
-        remedy: `run 'chmod 600 ${file}'`,
-      });
+      throw new ConfigError(
+        `holds credentials but is readable by ${mode & 0o004 ? 'others' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')})`,
+        { file },
+        {
+          remedy: `run 'chmod 600 ${file}'`,
+        },
+      );
     }
   }
   return artifactRegistry === undefined ? { path: file, registries } : { path: file, registries, artifactRegistry };
@@ -189,14 +215,20 @@ export function loadRegistriesFile(file: string = registriesFilePath()): Registr
 
 function parseArtifacts(file: string, value: unknown, locator: KeyLocator): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError('must be a table', { file, line: locator.line(['artifacts']), keyPath: 'artifacts' }, { remedy: 'write [artifacts] followed by registry = "HOST"' });
+    throw new ConfigError(
+      'must be a table',
+      { file, line: locator.line(['artifacts']), keyPath: 'artifacts' },
+      { remedy: 'write [artifacts] followed by registry = "HOST"' },
+    );
   }
   let registry: string | undefined;
   for (const [key, v] of Object.entries(value)) {
     const at = { file, line: locator.line(['artifacts', key]), keyPath: `artifacts.${key}` };
     if (key !== 'registry') throw new ConfigError(`unknown key '${key}'`, at, { remedy: 'use registry' });
     if (typeof v !== 'string' || !HOST.test(normalizeRegistryHost(v))) {
-      throw new ConfigError('must be a registry host such as "registry.example.com" or "127.0.0.1:5000"', at, { remedy: 'write the host (and port) only, without https:// or a path' });
+      throw new ConfigError('must be a registry host such as "registry.example.com" or "127.0.0.1:5000"', at, {
+        remedy: 'write the host (and port) only, without https:// or a path',
+      });
     }
     registry = normalizeRegistryHost(v);
   }

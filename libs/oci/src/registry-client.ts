@@ -104,9 +104,14 @@ export class RegistryClient {
     const res = await this.transport.send({ method: 'GET', url: `${endpoint.origin}/v2/`, signal });
     await res.body.dump().catch(() => {});
     if (res.status !== 200 && res.status !== 401) {
-      throw new RegistryError(`${endpoint.address} does not look like a registry: GET /v2/ answered HTTP ${res.status}`, res.status, undefined, {
-        remedy: 'check the registry host and port',
-      });
+      throw new RegistryError(
+        `${endpoint.address} does not look like a registry: GET /v2/ answered HTTP ${res.status}`,
+        res.status,
+        undefined,
+        {
+          remedy: 'check the registry host and port',
+        },
+      );
     }
     this.auth.learn(endpoint, res.status, res.headers);
     const challenge = this.auth.challengeOf(endpoint);
@@ -131,11 +136,14 @@ export class RegistryClient {
   async request(repo: RepositoryRef, req: ApiRequest): Promise<HttpResponse> {
     const endpoint = this.endpoint(repo.registry);
     await this.ensurePinged(repo.registry, req.signal);
-    const scopes = [repositoryScope(repo.repository, req.actions ?? ['pull']), ...(req.alsoPull ?? []).map((r) => repositoryScope(r, ['pull']))];
+    const scopes = [
+      repositoryScope(repo.repository, req.actions ?? ['pull']),
+      ...(req.alsoPull ?? []).map((r) => repositoryScope(r, ['pull'])),
+    ];
     let url = req.url ?? apiUrl(endpoint, repo.repository, req.kind ?? 'manifests', req.reference);
     let authorization = await this.auth.header(endpoint, scopes, req.signal);
     let reauthenticated = false;
-    for (let hop = 0; ; ) {
+    for (let hop = 0; ;) {
       const sameOrigin = new URL(url).origin === endpoint.origin;
       const headers = { ...req.headers };
       if (authorization && sameOrigin) headers.authorization = authorization;
@@ -153,7 +161,8 @@ export class RegistryClient {
       if (REDIRECTS.has(res.status) && (req.method === 'GET' || req.method === 'HEAD')) {
         const location = header(res.headers, 'location');
         await res.body.dump().catch(() => {});
-        if (!location || ++hop > MAX_REDIRECTS) throw new RegistryError(`too many or broken redirects from ${endpoint.address}`, res.status);
+        if (!location || ++hop > MAX_REDIRECTS)
+          throw new RegistryError(`too many or broken redirects from ${endpoint.address}`, res.status);
         url = new URL(location, url).toString();
         continue;
       }
@@ -166,7 +175,10 @@ export class RegistryClient {
   }
 
   /** Fetches and verifies a manifest: by digest it must hash to that digest; by tag we compute it. */
-  async getManifest(ref: ImageReference, options: { signal?: AbortSignal; selector?: string; accept?: string } = {}): Promise<FetchedManifest> {
+  async getManifest(
+    ref: ImageReference,
+    options: { signal?: AbortSignal; selector?: string; accept?: string } = {},
+  ): Promise<FetchedManifest> {
     const selector = options.selector ?? manifestSelector(ref);
     const res = await this.request(ref, {
       method: 'GET',
@@ -175,11 +187,15 @@ export class RegistryClient {
       headers: { accept: options.accept ?? MANIFEST_ACCEPT },
       signal: options.signal,
     });
-    const shown = selector === manifestSelector(ref) ? formatReference(ref) : `${ref.registry}/${ref.repository}@${selector}`;
+    const shown =
+      selector === manifestSelector(ref) ? formatReference(ref) : `${ref.registry}/${ref.repository}@${selector}`;
     if (res.status === 404) {
       const err = await readRegistryError(res);
       throw new ImageNotFoundError(`image ${shown} not found`, {
-        remedy: err.code === 'NAME_UNKNOWN' ? 'check the repository name' : 'check the tag or digest, and the repository name',
+        remedy:
+          err.code === 'NAME_UNKNOWN'
+            ? 'check the repository name'
+            : 'check the tag or digest, and the repository name',
       });
     }
     if (res.status !== 200) throw await this.unexpected(res, `fetching manifest of ${shown}`);
@@ -195,7 +211,8 @@ export class RegistryClient {
     const bytes = await readBounded(res.body, MAX_MANIFEST_BYTES);
     if (!bytes) throw tooLarge();
     const digest = sha256Digest(bytes);
-    if (selector.startsWith('sha256:') && digest !== selector) throw new DigestMismatchError(selector, digest, `manifest of ${shown}`);
+    if (selector.startsWith('sha256:') && digest !== selector)
+      throw new DigestMismatchError(selector, digest, `manifest of ${shown}`);
     const contentType = header(res.headers, 'content-type')?.split(';')[0].trim() || undefined;
     const parsed = parseManifest(bytes, contentType);
     const mediaType = parsed.kind === 'index' ? parsed.index.mediaType : parsed.manifest.mediaType;
@@ -203,10 +220,20 @@ export class RegistryClient {
   }
 
   /** Opens a blob's body, from `offset` when resuming. The caller verifies what it reads. */
-  async openBlob(repo: RepositoryRef, digest: string, options: { offset?: number; signal?: AbortSignal } = {}): Promise<HttpResponse> {
+  async openBlob(
+    repo: RepositoryRef,
+    digest: string,
+    options: { offset?: number; signal?: AbortSignal } = {},
+  ): Promise<HttpResponse> {
     const headers: Record<string, string> = {};
     if (options.offset) headers.range = `bytes=${options.offset}-`;
-    const res = await this.request(repo, { method: 'GET', kind: 'blobs', reference: digest, headers, signal: options.signal });
+    const res = await this.request(repo, {
+      method: 'GET',
+      kind: 'blobs',
+      reference: digest,
+      headers,
+      signal: options.signal,
+    });
     if (res.status === 404) {
       await res.body.dump().catch(() => {});
       throw new RegistryError(`blob ${digest} not found in ${repo.registry}/${repo.repository}`, 404, 'BLOB_UNKNOWN', {
@@ -219,7 +246,13 @@ export class RegistryClient {
   }
 
   async blobExists(repo: RepositoryRef, digest: string, signal?: AbortSignal): Promise<boolean> {
-    const res = await this.request(repo, { method: 'HEAD', kind: 'blobs', reference: digest, signal, actions: ['pull', 'push'] });
+    const res = await this.request(repo, {
+      method: 'HEAD',
+      kind: 'blobs',
+      reference: digest,
+      signal,
+      actions: ['pull', 'push'],
+    });
     await res.body.dump().catch(() => {});
     if (res.status === 200) return true;
     if (res.status === 404) return false;
@@ -231,7 +264,9 @@ export class RegistryClient {
     const err = await readRegistryError(res);
     const address = new URL(res.url).host;
     const message = `${what}: ${address} answered HTTP ${res.status}${err.message ? ` (${err.message})` : ''}`;
-    return res.status >= 500 || res.status === 429 ? new RetryableError(message, res.status, err.code) : new RegistryError(message, res.status, err.code);
+    return res.status >= 500 || res.status === 429
+      ? new RetryableError(message, res.status, err.code)
+      : new RegistryError(message, res.status, err.code);
   }
 
   async close(): Promise<void> {

@@ -64,7 +64,12 @@ export class ContentStore {
   readBlob(digest: string): Buffer {
     const bytes = fs.readFileSync(this.blobPath(digest));
     const actual = sha256Digest(bytes);
-    if (actual !== digest) throw new DigestMismatchError(digest, actual, `stored blob ${digest} (the store is damaged; run gc and pull again)`);
+    if (actual !== digest)
+      throw new DigestMismatchError(
+        digest,
+        actual,
+        `stored blob ${digest} (the store is damaged; run gc and pull again)`,
+      );
     return bytes;
   }
 
@@ -120,7 +125,10 @@ export class ContentStore {
 
   putImage(record: ImageRecord): void {
     this.ensureDir(this.imagesDir);
-    writeJsonAtomic(this.recordPath(record.reference, record.platform), { ...record, platform: normalizePlatform(record.platform) });
+    writeJsonAtomic(this.recordPath(record.reference, record.platform), {
+      ...record,
+      platform: normalizePlatform(record.platform),
+    });
   }
 
   listImages(): ImageRecord[] {
@@ -140,7 +148,10 @@ export class ContentStore {
         // A record removed between readdir and read, or unreadable: not an image we can list.
       }
     }
-    return records.sort((a, b) => a.reference.localeCompare(b.reference) || formatPlatform(a.platform).localeCompare(formatPlatform(b.platform)));
+    return records.sort(
+      (a, b) =>
+        a.reference.localeCompare(b.reference) || formatPlatform(a.platform).localeCompare(formatPlatform(b.platform)),
+    );
   }
 
   /**
@@ -150,7 +161,8 @@ export class ContentStore {
   findImages(reference: string, digest: string | undefined, platform?: Platform): ImageRecord[] {
     return this.listImages().filter(
       (r) =>
-        (r.reference === reference || (digest !== undefined && (r.manifestDigest === digest || r.indexDigest === digest || r.digest === digest))) &&
+        (r.reference === reference ||
+          (digest !== undefined && (r.manifestDigest === digest || r.indexDigest === digest || r.digest === digest))) &&
         (platform === undefined || platformMatches(r.platform, platform)),
     );
   }

@@ -155,8 +155,15 @@ export class Transport {
     const { Agent, request } = await loadUndici();
     if (!this.dispatcher) {
       // A late request after close must not leave a fresh keep-alive agent holding the process open.
-      if (this.closed) throw new RegistryError(`request to ${addressOf(req.url)} after the registry connection was closed`);
-      this.dispatcher = new Agent({ connections: 16, connect: { timeout: 30_000, ...trustOptions() }, headersTimeout: 60_000, bodyTimeout: 60_000, keepAliveTimeout: 10_000 });
+      if (this.closed)
+        throw new RegistryError(`request to ${addressOf(req.url)} after the registry connection was closed`);
+      this.dispatcher = new Agent({
+        connections: 16,
+        connect: { timeout: 30_000, ...trustOptions() },
+        headersTimeout: 60_000,
+        bodyTimeout: 60_000,
+        keepAliveTimeout: 10_000,
+      });
     }
     const body = typeof req.body === 'function' ? req.body() : req.body;
     try {

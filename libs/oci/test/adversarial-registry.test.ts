@@ -33,7 +33,9 @@ function streamEndlessly(res: http.ServerResponse, chunk: Buffer, limit: number,
   pump();
 }
 
-async function hostileRegistry(answer: (req: http.IncomingMessage, res: http.ServerResponse, count: (n: number) => void) => void): Promise<Hostile> {
+async function hostileRegistry(
+  answer: (req: http.IncomingMessage, res: http.ServerResponse, count: (n: number) => void) => void,
+): Promise<Hostile> {
   let sent = 0;
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
@@ -74,10 +76,14 @@ it('stops reading a chunked manifest that never ends, at the manifest bound, nam
   });
   const client = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
   try {
-    const err: unknown = await client.getManifest({ registry: registry.host, repository: 'hostile/endless', tag: 'latest' }).catch((e: unknown) => e);
+    const err: unknown = await client
+      .getManifest({ registry: registry.host, repository: 'hostile/endless', tag: 'latest' })
+      .catch((e: unknown) => e);
     expect(registry.sent()).toBeLessThan(MAX_MANIFEST_BYTES + SLACK);
     expect(err).toBeInstanceOf(RegistryError);
-    expect((err as Error).message).toBe(`manifest of ${registry.host}/hostile/endless:latest is larger than ${MAX_MANIFEST_BYTES} bytes`);
+    expect((err as Error).message).toBe(
+      `manifest of ${registry.host}/hostile/endless:latest is larger than ${MAX_MANIFEST_BYTES} bytes`,
+    );
   } finally {
     await client.close();
   }
@@ -88,9 +94,14 @@ it('stops reading an endless error body', async () => {
     res.writeHead(400, { 'content-type': 'application/json' });
     streamEndlessly(res, Buffer.alloc(64 * 1024, ' '), ENDLESS, count);
   });
-  const client = new RegistryClient({ config: RegistryConfig.fromSettings({}), retry: { retries: 0, backoffMs: 1, maxBackoffMs: 1 } });
+  const client = new RegistryClient({
+    config: RegistryConfig.fromSettings({}),
+    retry: { retries: 0, backoffMs: 1, maxBackoffMs: 1 },
+  });
   try {
-    await expect(client.getManifest({ registry: registry.host, repository: 'hostile/error', tag: 'latest' })).rejects.toThrow(`answered HTTP 400`);
+    await expect(
+      client.getManifest({ registry: registry.host, repository: 'hostile/error', tag: 'latest' }),
+    ).rejects.toThrow(`answered HTTP 400`);
   } finally {
     await client.close();
   }
@@ -109,7 +120,10 @@ it('refuses an image config larger than its bound before downloading any of it',
   );
   registry = await hostileRegistry((req, res, count) => {
     if (req.url?.includes('/manifests/')) {
-      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': manifest.length });
+      res.writeHead(200, {
+        'content-type': 'application/vnd.oci.image.manifest.v1+json',
+        'content-length': manifest.length,
+      });
       return void res.end(manifest);
     }
     res.writeHead(200, { 'content-type': 'application/octet-stream' });

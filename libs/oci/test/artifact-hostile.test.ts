@@ -36,7 +36,10 @@ interface Fake {
 }
 
 /** Answers GET/HEAD from a path table; 404 for the rest. `/v2/` answers 200. */
-async function fakeRegistry(table: Record<string, Doc>, extra?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean): Promise<Fake> {
+async function fakeRegistry(
+  table: Record<string, Doc>,
+  extra?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean,
+): Promise<Fake> {
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
@@ -48,7 +51,11 @@ async function fakeRegistry(table: Record<string, Doc>, extra?: (req: http.Incom
       res.writeHead(404, { 'content-type': 'application/json' });
       return void res.end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}');
     }
-    res.writeHead(doc.status ?? 200, { ...(doc.contentType ? { 'content-type': doc.contentType } : {}), 'content-length': String(doc.body.length), ...doc.headers });
+    res.writeHead(doc.status ?? 200, {
+      ...(doc.contentType ? { 'content-type': doc.contentType } : {}),
+      'content-length': String(doc.body.length),
+      ...doc.headers,
+    });
     res.end(req.method === 'HEAD' ? undefined : doc.body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -69,15 +76,30 @@ const section = crypto.randomBytes(4096);
 /** An index -> manifest -> config + one layer, served as `repo:latest`, with overrides. */
 function artifactTable(
   repo: string,
-  o: { layerSize?: number; layerBody?: Buffer; manifestType?: string; indexType?: string; artifactType?: string | null; layers?: number } = {},
+  o: {
+    layerSize?: number;
+    layerBody?: Buffer;
+    manifestType?: string;
+    indexType?: string;
+    artifactType?: string | null;
+    layers?: number;
+  } = {},
 ): Record<string, Doc> {
-  const layer = { mediaType: 'application/vnd.smolvm.machine.section.rootfs.v1', digest: sha256Digest(section), size: o.layerSize ?? section.length };
+  const layer = {
+    mediaType: 'application/vnd.smolvm.machine.section.rootfs.v1',
+    digest: sha256Digest(section),
+    size: o.layerSize ?? section.length,
+  };
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: MediaType.OciManifest,
       ...(o.artifactType === null ? {} : { artifactType: o.artifactType ?? MACHINE_ARTIFACT_TYPE }),
-      config: { mediaType: 'application/vnd.smolvm.machine.manifest.v1+json', digest: sha256Digest(config), size: config.length },
+      config: {
+        mediaType: 'application/vnd.smolvm.machine.manifest.v1+json',
+        digest: sha256Digest(config),
+        size: config.length,
+      },
       layers: Array.from({ length: o.layers ?? 1 }, () => layer),
     }),
   );
@@ -85,14 +107,27 @@ function artifactTable(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: MediaType.OciIndex,
-      manifests: [{ mediaType: MediaType.OciManifest, digest: sha256Digest(manifest), size: manifest.length, platform: { os: 'linux', architecture: 'amd64' } }],
+      manifests: [
+        {
+          mediaType: MediaType.OciManifest,
+          digest: sha256Digest(manifest),
+          size: manifest.length,
+          platform: { os: 'linux', architecture: 'amd64' },
+        },
+      ],
     }),
   );
   return {
     [`/v2/${repo}/manifests/latest`]: { contentType: o.indexType ?? MediaType.OciIndex, body: index },
-    [`/v2/${repo}/manifests/${sha256Digest(manifest)}`]: { contentType: o.manifestType ?? MediaType.OciManifest, body: manifest },
+    [`/v2/${repo}/manifests/${sha256Digest(manifest)}`]: {
+      contentType: o.manifestType ?? MediaType.OciManifest,
+      body: manifest,
+    },
     [`/v2/${repo}/blobs/${sha256Digest(config)}`]: { contentType: 'application/octet-stream', body: config },
-    [`/v2/${repo}/blobs/${sha256Digest(section)}`]: { contentType: 'application/octet-stream', body: o.layerBody ?? section },
+    [`/v2/${repo}/blobs/${sha256Digest(section)}`]: {
+      contentType: 'application/octet-stream',
+      body: o.layerBody ?? section,
+    },
   };
 }
 
@@ -103,7 +138,10 @@ let store: ContentStore;
 beforeEach(() => {
   home = tempHome();
   store = ContentStore.open(home.env);
-  client = new RegistryClient({ config: RegistryConfig.fromSettings({}), retry: { retries: 1, backoffMs: 1, maxBackoffMs: 1 } });
+  client = new RegistryClient({
+    config: RegistryConfig.fromSettings({}),
+    retry: { retries: 1, backoffMs: 1, maxBackoffMs: 1 },
+  });
 });
 afterEach(async () => {
   await client.close();
@@ -113,12 +151,17 @@ afterEach(async () => {
 });
 
 const pull = (ref: string, limits = {}): Promise<unknown> =>
-  pullArtifact(client, store, ref, { artifactType: MACHINE_ARTIFACT_TYPE, platform: 'linux/amd64', limits }).catch((e: unknown) => e);
+  pullArtifact(client, store, ref, { artifactType: MACHINE_ARTIFACT_TYPE, platform: 'linux/amd64', limits }).catch(
+    (e: unknown) => e,
+  );
 const blobRequests = (): string[] => (fake as Fake).requests.filter((r) => r.includes('/blobs/'));
 
 it('pulls a well-formed artifact from the fake registry (the control case)', async () => {
   fake = await fakeRegistry(artifactTable('ok/app'));
-  const pulled = await pullArtifact(client, store, `${fake.host}/ok/app:latest`, { artifactType: MACHINE_ARTIFACT_TYPE, platform: 'linux/amd64' });
+  const pulled = await pullArtifact(client, store, `${fake.host}/ok/app:latest`, {
+    artifactType: MACHINE_ARTIFACT_TYPE,
+    platform: 'linux/amd64',
+  });
   expect(fs.readFileSync(pulled.layers[0].path).equals(section)).toBe(true);
 });
 
@@ -128,13 +171,17 @@ it('refuses a blob whose bytes do not hash to its digest, and keeps none of it',
   fake = await fakeRegistry(artifactTable('bad/digest', { layerBody: wrong }));
   const err = await pull(`${fake.host}/bad/digest:latest`);
   expect(err).toBeInstanceOf(DigestMismatchError);
-  expect((err as Error).message).toBe(`blob ${sha256Digest(section)} of ${fake.host}/bad/digest: digest mismatch (expected ${sha256Digest(section)}, got ${sha256Digest(wrong)})`);
+  expect((err as Error).message).toBe(
+    `blob ${sha256Digest(section)} of ${fake.host}/bad/digest: digest mismatch (expected ${sha256Digest(section)}, got ${sha256Digest(wrong)})`,
+  );
   expect(listDir(store.blobsDir)).not.toContain(sha256Digest(section).slice(7));
   expect(listDir(store.ingestDir)).toEqual([]);
 });
 
 it('stops reading a blob longer than its descriptor', async () => {
-  fake = await fakeRegistry(artifactTable('bad/long', { layerBody: Buffer.concat([section, crypto.randomBytes(1 << 20)]) }));
+  fake = await fakeRegistry(
+    artifactTable('bad/long', { layerBody: Buffer.concat([section, crypto.randomBytes(1 << 20)]) }),
+  );
   const err = await pull(`${fake.host}/bad/long:latest`);
   expect(err).toBeInstanceOf(SizeMismatchError);
   expect(listDir(store.blobsDir)).not.toContain(sha256Digest(section).slice(7));
@@ -144,12 +191,16 @@ it('refuses sizes past its bounds before downloading anything', async () => {
   fake = await fakeRegistry(artifactTable('big/layer', { layerSize: 2 ** 40 }));
   const err = await pull(`${fake.host}/big/layer:latest`);
   expect(err).toBeInstanceOf(RegistryError);
-  expect((err as Error).message).toBe(`${fake.host}/big/layer:latest: layer ${sha256Digest(section)} is ${2 ** 40} bytes, more than the ${64 * 1024 ** 3}-byte bound`);
+  expect((err as Error).message).toBe(
+    `${fake.host}/big/layer:latest: layer ${sha256Digest(section)} is ${2 ** 40} bytes, more than the ${64 * 1024 ** 3}-byte bound`,
+  );
   expect(blobRequests()).toEqual([]);
 
   await fake.close();
   fake = await fakeRegistry(artifactTable('many/layers', { layers: 65 }));
-  expect(((await pull(`${fake.host}/many/layers:latest`)) as Error).message).toBe(`${fake.host}/many/layers:latest: 65 layers, more than the 64 an artifact may have`);
+  expect(((await pull(`${fake.host}/many/layers:latest`)) as Error).message).toBe(
+    `${fake.host}/many/layers:latest: 65 layers, more than the 64 an artifact may have`,
+  );
 
   await fake.close();
   fake = await fakeRegistry(artifactTable('small/bound'));
@@ -199,6 +250,8 @@ it('refuses a push the registry acknowledges with another digest', async () => {
     platform: { os: 'linux', architecture: 'amd64' },
   }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(DigestMismatchError);
-  expect((err as Error).message).toBe(`pushing blob ${sha256Digest(config)} to ${fake.host}/lying/app: digest mismatch (expected ${sha256Digest(config)}, got ${other})`);
+  expect((err as Error).message).toBe(
+    `pushing blob ${sha256Digest(config)} to ${fake.host}/lying/app: digest mismatch (expected ${sha256Digest(config)}, got ${other})`,
+  );
   expect(fake.requests.filter((r) => r.includes('/manifests/'))).toEqual([]);
 });

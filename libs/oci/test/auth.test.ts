@@ -19,7 +19,9 @@ let home: TempHome;
 const PASSWORD = 'smolvm-password';
 
 async function seed(registry: RegistryFixture, repos: string[]): Promise<PushedImage[]> {
-  const client = new RegistryClient({ config: RegistryConfig.fromSettings({ [registry.host]: { username: 'smolvm', password: PASSWORD } }) });
+  const client = new RegistryClient({
+    config: RegistryConfig.fromSettings({ [registry.host]: { username: 'smolvm', password: PASSWORD } }),
+  });
   try {
     const image = featureImage();
     const out: PushedImage[] = [];
@@ -75,7 +77,10 @@ describe('basic auth (htpasswd)', () => {
   it('pulls with credentials from ~/.docker/config.json (base64 auth field)', async () => {
     const dockerDir = path.join(home.home, '.docker');
     fs.mkdirSync(dockerDir);
-    fs.writeFileSync(path.join(dockerDir, 'config.json'), JSON.stringify({ auths: { [basic.host]: { auth: Buffer.from(`smolvm:${PASSWORD}`).toString('base64') } } }));
+    fs.writeFileSync(
+      path.join(dockerDir, 'config.json'),
+      JSON.stringify({ auths: { [basic.host]: { auth: Buffer.from(`smolvm:${PASSWORD}`).toString('base64') } } }),
+    );
     const service = new ImageService({ env: home.env, retry: { backoffMs: 20 } });
     try {
       const pulled = await service.pull(basicImage.reference);
@@ -92,14 +97,19 @@ describe('basic auth (htpasswd)', () => {
   });
 
   it('says authentication failed for a wrong password, and stores nothing', async () => {
-    const err = await authError(pullWith({ [basic.host]: { username: 'smolvm', password: 'wrong' } }, basicImage.reference));
+    const err = await authError(
+      pullWith({ [basic.host]: { username: 'smolvm', password: 'wrong' } }, basicImage.reference),
+    );
     expect(err.message).toMatch(new RegExp(`^authentication failed for ${basic.host}`));
     expect(err.remedy).toMatch(/smolvm config registries edit/);
     expect(fs.existsSync(path.join(home.home, 'cache', 'oci', 'images'))).toBe(false);
   });
 
   it('follows blob redirects to another origin without sending our Authorization there', async () => {
-    const storage = await startProxy({ target: basic.url, upstreamAuthorization: `Basic ${Buffer.from(`smolvm:${PASSWORD}`).toString('base64')}` });
+    const storage = await startProxy({
+      target: basic.url,
+      upstreamAuthorization: `Basic ${Buffer.from(`smolvm:${PASSWORD}`).toString('base64')}`,
+    });
     const front = await startProxy({ target: basic.url, redirectBlobsTo: storage.url });
     try {
       const reference = basicImage.reference.replace(basic.host, front.host);
@@ -129,7 +139,9 @@ describe('token auth (bearer)', () => {
     expect(service.list()).toHaveLength(1);
     const requests = token.tokenServer?.requests.slice(before) ?? [];
     // One token per repository scope, reused for every blob.
-    expect(requests).toEqual([{ method: 'GET', account: undefined, scopes: ['repository:smolvm-test/feature:pull'], status: 200 }]);
+    expect(requests).toEqual([
+      { method: 'GET', account: undefined, scopes: ['repository:smolvm-test/feature:pull'], status: 200 },
+    ]);
   });
 
   it('says authentication required for a private repository without credentials', async () => {
@@ -140,21 +152,33 @@ describe('token auth (bearer)', () => {
 
   it('pulls a private repository with credentials (token endpoint with basic credentials)', async () => {
     const before = token.tokenServer?.requests.length ?? 0;
-    const service = await pullWith({ [token.host]: { username: 'smolvm', password: PASSWORD } }, privateImage.reference);
+    const service = await pullWith(
+      { [token.host]: { username: 'smolvm', password: PASSWORD } },
+      privateImage.reference,
+    );
     expect(service.list().map((r) => r.manifestDigest)).toEqual([privateImage.manifestDigest]);
     const requests = token.tokenServer?.requests.slice(before) ?? [];
     expect(requests.map((r) => [r.account, r.status])).toEqual([['smolvm', 200]]);
   });
 
   it('says authentication failed when the token service rejects the password', async () => {
-    const err = await authError(pullWith({ [token.host]: { username: 'smolvm', password: 'wrong' } }, privateImage.reference));
-    expect(err.message).toMatch(new RegExp(`^authentication failed for ${token.host} \\(the token service at http://127\\.0\\.0\\.1:\\d+ rejected the credentials`));
+    const err = await authError(
+      pullWith({ [token.host]: { username: 'smolvm', password: 'wrong' } }, privateImage.reference),
+    );
+    expect(err.message).toMatch(
+      new RegExp(
+        `^authentication failed for ${token.host} \\(the token service at http://127\\.0\\.0\\.1:\\d+ rejected the credentials`,
+      ),
+    );
   });
 
   it('uses an identity token from docker config.json as an OAuth2 refresh token', async () => {
     const dockerDir = path.join(home.home, '.docker');
     fs.mkdirSync(dockerDir);
-    fs.writeFileSync(path.join(dockerDir, 'config.json'), JSON.stringify({ auths: { [token.host]: { auth: '', identitytoken: 'refresh-smolvm' } } }));
+    fs.writeFileSync(
+      path.join(dockerDir, 'config.json'),
+      JSON.stringify({ auths: { [token.host]: { auth: '', identitytoken: 'refresh-smolvm' } } }),
+    );
     const before = token.tokenServer?.requests.length ?? 0;
     const service = new ImageService({ env: home.env, retry: { backoffMs: 20 } });
     try {
@@ -168,7 +192,9 @@ describe('token auth (bearer)', () => {
   it('pushes with credentials and is refused push anonymously', async () => {
     const anonymous = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
     try {
-      await expect(pushBuiltImage(anonymous, `${token.host}/smolvm-test/anon-push:latest`, featureImage())).rejects.toThrow(RegistryAuthError);
+      await expect(
+        pushBuiltImage(anonymous, `${token.host}/smolvm-test/anon-push:latest`, featureImage()),
+      ).rejects.toThrow(RegistryAuthError);
     } finally {
       await anonymous.close();
     }

@@ -32,7 +32,13 @@ function baseFiles(): { record: Buffer; layer: Buffer } {
   ]);
   const zst = spawnSync('zstd', ['-q', '-c'], { input: tar });
   if (zst.status !== 0) throw new Error('zstd failed');
-  const record = JSON.stringify({ format: 1, recipe: '0123456789abcdef', reference: REFERENCE, layer: 'debian-0123456789abcdef.tar.zst', created: '2026-01-01T00:00:00Z' });
+  const record = JSON.stringify({
+    format: 1,
+    recipe: '0123456789abcdef',
+    reference: REFERENCE,
+    layer: 'debian-0123456789abcdef.tar.zst',
+    created: '2026-01-01T00:00:00Z',
+  });
   return { record: Buffer.from(record), layer: zst.stdout };
 }
 
@@ -56,8 +62,21 @@ function extractShippedBase(cache: string, damage?: 'layer'): string {
     ['base/base.json', record],
     ['base/debian-0123456789abcdef.tar.zst', layer],
   ]);
-  const files: SeaFile[] = [...data].map(([name, content], i) => ({ name, asset: `a${i}`, sha256: sha256(content), size: content.length, mode: 0o644, gzip: false }));
-  const manifestText = JSON.stringify({ version: MANIFEST_VERSION, app: 'cli', node: process.version, main: sha256(Buffer.from('main')), files });
+  const files: SeaFile[] = [...data].map(([name, content], i) => ({
+    name,
+    asset: `a${i}`,
+    sha256: sha256(content),
+    size: content.length,
+    mode: 0o644,
+    gzip: false,
+  }));
+  const manifestText = JSON.stringify({
+    version: MANIFEST_VERSION,
+    app: 'cli',
+    node: process.version,
+    main: sha256(Buffer.from('main')),
+    files,
+  });
   const readAsset = (key: string): Buffer => {
     const content = [...data.values()][Number(key.slice(1))];
     // A damaged executable: the tar's bytes are not those its manifest names.
@@ -79,7 +98,12 @@ it('imports the built base as a one-layer image: listed, prepared, the same dige
   try {
     expect(await ensureBuiltBase(service.store, home.env)).toBe(REFERENCE);
     const [record] = service.list();
-    expect(record).toMatchObject({ reference: REFERENCE, registry: 'smolvm.internal', repository: 'base', tag: 'debian-bookworm-0123456789abcdef' });
+    expect(record).toMatchObject({
+      reference: REFERENCE,
+      registry: 'smolvm.internal',
+      repository: 'base',
+      tag: 'debian-bookworm-0123456789abcdef',
+    });
     const prepared = await service.prepare(REFERENCE, { pull: 'never' });
     expect(prepared.manifestDigest).toBe(record.manifestDigest);
     expect(prepared.config.cmd).toEqual(['/bin/bash']);
@@ -111,7 +135,9 @@ it('no base, or one another user could have written, is a NotFoundError saying h
   try {
     const env = { ...home.env, XDG_CACHE_HOME: path.join(home.home, 'none') };
     await expect(ensureBuiltBase(service.store, env)).rejects.toThrow(NotFoundError);
-    await expect(ensureBuiltBase(service.store, env)).rejects.toMatchObject({ remedy: expect.stringMatching(/tools\/setup.*base_image.*SMOLVM_BASE_IMAGE/) });
+    await expect(ensureBuiltBase(service.store, env)).rejects.toMatchObject({
+      remedy: expect.stringMatching(/tools\/setup.*base_image.*SMOLVM_BASE_IMAGE/),
+    });
     const record = writeBuiltBase(path.join(home.home, 'cache'));
     fs.chmodSync(record, 0o666);
     expect(findBuiltBase(env)).toBeUndefined();
@@ -123,7 +149,14 @@ it('no base, or one another user could have written, is a NotFoundError saying h
     // A record naming a file outside its directory, or another image, is not a base.
     fs.writeFileSync(record, JSON.stringify({ reference: REFERENCE, layer: '../../x.tar.zst', created: 'x' }));
     expect(findBuiltBase(env)).toBeUndefined();
-    fs.writeFileSync(record, JSON.stringify({ reference: 'docker.io/library/alpine:3', layer: 'debian-0123456789abcdef.tar.zst', created: 'x' }));
+    fs.writeFileSync(
+      record,
+      JSON.stringify({
+        reference: 'docker.io/library/alpine:3',
+        layer: 'debian-0123456789abcdef.tar.zst',
+        created: 'x',
+      }),
+    );
     expect(findBuiltBase(env)).toBeUndefined();
   } finally {
     await service.close();
@@ -133,12 +166,16 @@ it('no base, or one another user could have written, is a NotFoundError saying h
 });
 
 describe('the base the single-file smolvm carries', () => {
-  it('is found and imported after the set-up\'s own build, which comes first', async () => {
+  it("is found and imported after the set-up's own build, which comes first", async () => {
     const cache = path.join(home.home, 'cache');
     const shippedDir = extractShippedBase(cache);
     const env = { ...home.env, XDG_CACHE_HOME: path.join(home.home, 'none') };
     expect(findBuiltBase(env)).toBeUndefined();
-    expect(findBuiltBase(env, { shippedDir })).toEqual({ reference: REFERENCE, layerPath: path.join(shippedDir, 'debian-0123456789abcdef.tar.zst'), created: '2026-01-01T00:00:00Z' });
+    expect(findBuiltBase(env, { shippedDir })).toEqual({
+      reference: REFERENCE,
+      layerPath: path.join(shippedDir, 'debian-0123456789abcdef.tar.zst'),
+      created: '2026-01-01T00:00:00Z',
+    });
     const service = newService(home);
     try {
       expect(await ensureBuiltBase(service.store, env, { shippedDir })).toBe(REFERENCE);
@@ -147,7 +184,9 @@ describe('the base the single-file smolvm carries', () => {
       await service.close();
     }
     writeBuiltBase(cache);
-    expect(findBuiltBase(env, { shippedDir })?.layerPath).toBe(path.join(cache, 'base', 'debian-0123456789abcdef.tar.zst'));
+    expect(findBuiltBase(env, { shippedDir })?.layerPath).toBe(
+      path.join(cache, 'base', 'debian-0123456789abcdef.tar.zst'),
+    );
   });
 
   it('is refused when damaged, changeable by another user, or outside this cache', () => {
@@ -171,7 +210,10 @@ describe('the base the single-file smolvm carries', () => {
     fs.cpSync(shippedDir, elsewhere, { recursive: true });
     expect(findBuiltBase(env, { shippedDir: elsewhere })).toBeUndefined();
     // A record naming a file outside its directory.
-    fs.writeFileSync(path.join(shippedDir, 'base.json'), JSON.stringify({ reference: REFERENCE, layer: '../../../base/x.tar.zst', created: 'x' }));
+    fs.writeFileSync(
+      path.join(shippedDir, 'base.json'),
+      JSON.stringify({ reference: REFERENCE, layer: '../../../base/x.tar.zst', created: 'x' }),
+    );
     expect(findBuiltBase(env, { shippedDir })).toBeUndefined();
   });
 });

@@ -32,7 +32,11 @@ it('remembers the last repository per blob and registry, in an owner-only file',
 it('keeps at most MAX_BLOB_LOCATIONS per registry, dropping the oldest', () => {
   const locations = new BlobLocations(store);
   locations.remember('reg.example', 'old/repo', [d(0)]);
-  locations.remember('reg.example', 'new/repo', Array.from({ length: MAX_BLOB_LOCATIONS }, (_, i) => d(i + 1)));
+  locations.remember(
+    'reg.example',
+    'new/repo',
+    Array.from({ length: MAX_BLOB_LOCATIONS }, (_, i) => d(i + 1)),
+  );
   expect(locations.find('reg.example', d(0))).toBeUndefined();
   expect(locations.find('reg.example', d(MAX_BLOB_LOCATIONS))).toBe('new/repo');
 });
@@ -42,7 +46,10 @@ it('ignores a damaged file and entries that are no digests', () => {
   locations.remember('reg.example', 'team/a', [d(1)]);
   const dir = path.join(store.root, 'locations');
   const file = path.join(dir, fs.readdirSync(dir)[0]);
-  fs.writeFileSync(file, JSON.stringify({ registry: 'reg.example', blobs: { 'not-a-digest': 'x', [d(2)]: 7, [d(3)]: 'ok/repo' } }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ registry: 'reg.example', blobs: { 'not-a-digest': 'x', [d(2)]: 7, [d(3)]: 'ok/repo' } }),
+  );
   expect(locations.find('reg.example', 'not-a-digest')).toBeUndefined();
   expect(locations.find('reg.example', d(2))).toBeUndefined();
   expect(locations.find('reg.example', d(3))).toBe('ok/repo');

@@ -23,7 +23,10 @@ const write = (name: string, text: string, mode = 0o600): string => {
 
 describe('docker config.json', () => {
   it('decodes base64 user:password, keeping colons in the password', () => {
-    expect(decodeDockerAuth(Buffer.from('alice:pa:ss').toString('base64'))).toEqual({ username: 'alice', password: 'pa:ss' });
+    expect(decodeDockerAuth(Buffer.from('alice:pa:ss').toString('base64'))).toEqual({
+      username: 'alice',
+      password: 'pa:ss',
+    });
     expect(decodeDockerAuth(Buffer.from('nocolon').toString('base64'))).toBeUndefined();
   });
 
@@ -57,7 +60,8 @@ describe('docker config.json', () => {
 });
 
 describe('registries.toml', () => {
-  const toml = '[registries."ghcr.io"]\nusername = "me"\npassword = "pw"\n\n[registries."registry.lan:5000"]\ninsecure = true\nmirrors = ["mirror.lan"]\n';
+  const toml =
+    '[registries."ghcr.io"]\nusername = "me"\npassword = "pw"\n\n[registries."registry.lan:5000"]\ninsecure = true\nmirrors = ["mirror.lan"]\n';
 
   it('parses credentials, insecure and mirrors', () => {
     const file = loadRegistriesFile(write('registries.toml', toml));
@@ -79,10 +83,14 @@ describe('registries.toml', () => {
   // Issue 14, item 7: mirrors and insecure hosts decide where the images VMs run come from.
   it('refuses a file another user could have written or swapped', () => {
     const file = write('registries.toml', '[registries."registry.lan"]\ninsecure = true\n', 0o646);
-    expect(() => loadRegistriesFile(file)).toThrow(/^refusing .*registries\.toml: it is writable by other users \(mode 646\)$/);
+    expect(() => loadRegistriesFile(file)).toThrow(
+      /^refusing .*registries\.toml: it is writable by other users \(mode 646\)$/,
+    );
     fs.chmodSync(file, 0o644);
     fs.chmodSync(dir, 0o777);
-    expect(() => loadRegistriesFile(file)).toThrow(/^refusing .*oci-creds-\w+: it is writable by its group and other users \(mode 777\)$/);
+    expect(() => loadRegistriesFile(file)).toThrow(
+      /^refusing .*oci-creds-\w+: it is writable by its group and other users \(mode 777\)$/,
+    );
     fs.chmodSync(dir, 0o700);
     // A symlink of this user (dotfiles) is followed, but its target is checked too.
     const link = path.join(dir, 'link.toml');
@@ -94,7 +102,9 @@ describe('registries.toml', () => {
     fs.renameSync(file, path.join(shared, 'registries.toml'));
     fs.rmSync(link);
     fs.symlinkSync(path.join(shared, 'registries.toml'), link);
-    expect(() => loadRegistriesFile(link)).toThrow(/^refusing .*\/shared: it is writable by its group and other users \(mode 777\)$/);
+    expect(() => loadRegistriesFile(link)).toThrow(
+      /^refusing .*\/shared: it is writable by its group and other users \(mode 777\)$/,
+    );
     expect(loadRegistriesFile(path.join(dir, 'missing.toml')).registries.size).toBe(0);
   });
 
@@ -104,10 +114,18 @@ describe('registries.toml', () => {
   });
 
   it('reports bad keys, values and syntax with file, line and key path', () => {
-    expect(() => loadRegistriesFile(write('a.toml', '[registries."x.io"]\nuser = "me"\n'))).toThrow(/a\.toml:2: 'registries."x.io".user': unknown key 'user'/);
-    expect(() => loadRegistriesFile(write('b.toml', '[registries."x.io"]\ninsecure = "yes"\n'))).toThrow(/b\.toml:2: 'registries."x\.io"\.insecure': must be true or false/);
-    expect(() => loadRegistriesFile(write('c.toml', '[registries."https://x.io"]\ninsecure = true\n'))).toThrow(/c\.toml:1: .*is not a registry host/);
-    expect(() => loadRegistriesFile(write('d.toml', '[registries."x.io"]\npassword = "p"\n'))).toThrow(/d\.toml:1: .*password needs a username/);
+    expect(() => loadRegistriesFile(write('a.toml', '[registries."x.io"]\nuser = "me"\n'))).toThrow(
+      /a\.toml:2: 'registries."x.io".user': unknown key 'user'/,
+    );
+    expect(() => loadRegistriesFile(write('b.toml', '[registries."x.io"]\ninsecure = "yes"\n'))).toThrow(
+      /b\.toml:2: 'registries."x\.io"\.insecure': must be true or false/,
+    );
+    expect(() => loadRegistriesFile(write('c.toml', '[registries."https://x.io"]\ninsecure = true\n'))).toThrow(
+      /c\.toml:1: .*is not a registry host/,
+    );
+    expect(() => loadRegistriesFile(write('d.toml', '[registries."x.io"]\npassword = "p"\n'))).toThrow(
+      /d\.toml:1: .*password needs a username/,
+    );
     expect(() => loadRegistriesFile(write('e.toml', '[registries\n'))).toThrow(/e\.toml:1/);
   });
 
@@ -116,11 +134,21 @@ describe('registries.toml', () => {
     expect(loadRegistriesFile(file).artifactRegistry).toBe('registry.lan:5000');
     const config = RegistryConfig.load({ registriesFile: file, dockerConfig: false });
     expect(config.artifactRegistry).toBe('registry.lan:5000');
-    expect(resolveArtifactReference('binsquare/custom', config)).toEqual({ registry: 'registry.lan:5000', repository: 'binsquare/custom', tag: 'latest' });
+    expect(resolveArtifactReference('binsquare/custom', config)).toEqual({
+      registry: 'registry.lan:5000',
+      repository: 'binsquare/custom',
+      tag: 'latest',
+    });
     expect(resolveArtifactReference('smolmachines.com/python-dev:v1', config).registry).toBe('smolmachines.com');
-    expect(RegistryConfig.load({ registriesFile: write('none.toml', ''), dockerConfig: false }).artifactRegistry).toBe('registry.smolmachines.com');
-    expect(() => loadRegistriesFile(write('f.toml', '[artifacts]\nregistry = "https://x.io/v2"\n'))).toThrow(/f\.toml:2: 'artifacts\.registry': must be a registry host/);
-    expect(() => loadRegistriesFile(write('g.toml', '[artifacts]\nmirror = "x.io"\n'))).toThrow(/g\.toml:2: 'artifacts\.mirror': unknown key 'mirror'/);
+    expect(RegistryConfig.load({ registriesFile: write('none.toml', ''), dockerConfig: false }).artifactRegistry).toBe(
+      'registry.smolmachines.com',
+    );
+    expect(() => loadRegistriesFile(write('f.toml', '[artifacts]\nregistry = "https://x.io/v2"\n'))).toThrow(
+      /f\.toml:2: 'artifacts\.registry': must be a registry host/,
+    );
+    expect(() => loadRegistriesFile(write('g.toml', '[artifacts]\nmirror = "x.io"\n'))).toThrow(
+      /g\.toml:2: 'artifacts\.mirror': unknown key 'mirror'/,
+    );
     // The template documents the table, commented out, and still loads as empty.
     const template = ensureRegistriesFile(path.join(dir, 'tpl.toml'));
     expect(fs.readFileSync(template, 'utf8')).toContain('# [artifacts]');
@@ -141,11 +169,26 @@ describe('registries.toml', () => {
     const registries = write('registries.toml', toml);
     const docker = write(
       'config.json',
-      JSON.stringify({ auths: { 'ghcr.io': { auth: Buffer.from('dock:er').toString('base64') }, 'quay.io': { auth: Buffer.from('q:uay').toString('base64') } } }),
+      JSON.stringify({
+        auths: {
+          'ghcr.io': { auth: Buffer.from('dock:er').toString('base64') },
+          'quay.io': { auth: Buffer.from('q:uay').toString('base64') },
+        },
+      }),
     );
     const config = RegistryConfig.load({ registriesFile: registries, dockerConfig: docker });
-    expect(config.credentials('ghcr.io')).toMatchObject({ kind: 'basic', username: 'me', password: 'pw', source: registries });
-    expect(config.credentials('quay.io')).toMatchObject({ kind: 'basic', username: 'q', password: 'uay', source: docker });
+    expect(config.credentials('ghcr.io')).toMatchObject({
+      kind: 'basic',
+      username: 'me',
+      password: 'pw',
+      source: registries,
+    });
+    expect(config.credentials('quay.io')).toMatchObject({
+      kind: 'basic',
+      username: 'q',
+      password: 'uay',
+      source: docker,
+    });
     expect(config.credentials('docker.io')).toBeUndefined();
   });
 });

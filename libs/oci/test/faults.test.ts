@@ -7,7 +7,14 @@ import { promisify } from 'node:util';
 import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
 import { featureImage, pushBuiltImage, type BuiltImage, type PushedImage } from '../../../tools/fixtures/images';
 import { startProxy, type Proxy } from '../../../tools/fixtures/proxy';
-import { DigestMismatchError, RegistryClient, RegistryConfig, sha256Digest, type ImageRecord, type PullEvent } from '../src';
+import {
+  DigestMismatchError,
+  RegistryClient,
+  RegistryConfig,
+  sha256Digest,
+  type ImageRecord,
+  type PullEvent,
+} from '../src';
 import { assertStoreVerified, listDir, newService, tempHome, type TempHome } from './helpers/env';
 
 jest.setTimeout(90_000);
@@ -51,7 +58,9 @@ it('rejects a corrupted blob with a digest mismatch and leaves no trace of it', 
   try {
     const pull = service.pull(`${proxy.host}/smolvm-test/feature:latest`);
     await expect(pull).rejects.toBeInstanceOf(DigestMismatchError);
-    await expect(pull).rejects.toThrow(`blob ${corrupt} of ${proxy.host}/smolvm-test/feature: digest mismatch (expected ${corrupt}, got sha256:`);
+    await expect(pull).rejects.toThrow(
+      `blob ${corrupt} of ${proxy.host}/smolvm-test/feature: digest mismatch (expected ${corrupt}, got sha256:`,
+    );
     expect(service.list()).toEqual([]);
     const stored = assertStoreVerified(service);
     expect(stored).not.toContain(corrupt);
@@ -71,7 +80,9 @@ it('resumes a download cut mid-blob with a Range request and verifies the result
   const service = newService(home);
   const events: PullEvent[] = [];
   try {
-    const pulled = await service.pull(`${proxy.host}/smolvm-test/feature:latest`, { onProgress: (e) => events.push(e) });
+    const pulled = await service.pull(`${proxy.host}/smolvm-test/feature:latest`, {
+      onProgress: (e) => events.push(e),
+    });
     expect(pulled.record.manifestDigest).toBe(image.manifestDigest);
     expect(fs.readFileSync(service.store.blobPath(layer.digest)).equals(layer.bytes)).toBe(true);
     assertStoreVerified(service);
@@ -93,7 +104,10 @@ it('resumes a partial download left behind by a process that died', async () => 
   const dead = spawnSync('true').pid as number;
   const have = Math.floor(layer.bytes.length / 2);
   fs.mkdirSync(service.store.ingestDir, { recursive: true });
-  fs.writeFileSync(path.join(service.store.ingestDir, `${layer.digest.slice(7)}.${dead}-1-0badc0de.partial`), layer.bytes.subarray(0, have));
+  fs.writeFileSync(
+    path.join(service.store.ingestDir, `${layer.digest.slice(7)}.${dead}-1-0badc0de.partial`),
+    layer.bytes.subarray(0, have),
+  );
   proxy = await startProxy({ target: registry.url });
   const events: PullEvent[] = [];
   try {
@@ -105,7 +119,12 @@ it('resumes a partial download left behind by a process that died', async () => 
   }
   const get = proxy.requests.find((r) => r.method === 'GET' && r.path.endsWith(layer.digest));
   expect(get?.range).toBe(`bytes=${have}-`);
-  expect(events).toContainEqual({ type: 'blob-start', digest: layer.digest, size: layer.bytes.length, resumedFrom: have });
+  expect(events).toContainEqual({
+    type: 'blob-start',
+    digest: layer.digest,
+    size: layer.bytes.length,
+    resumedFrom: have,
+  });
   expect(listDir(path.join(home.home, 'cache', 'oci', 'ingest'))).toEqual([]);
 });
 
@@ -133,10 +152,14 @@ it('starts over when a resumed partial turns out to be garbage, without storing 
 it('two processes pulling the same image at once end with one valid store', async () => {
   const run = promisify(execFile);
   const child = () =>
-    run(process.execPath, [path.join(WORKSPACE, 'tools/run-ts.mjs'), path.join(__dirname, 'helpers/pull-child.ts'), image.reference], {
-      env: { ...process.env, SMOLVM_HOME: home.home },
-      cwd: WORKSPACE,
-    });
+    run(
+      process.execPath,
+      [path.join(WORKSPACE, 'tools/run-ts.mjs'), path.join(__dirname, 'helpers/pull-child.ts'), image.reference],
+      {
+        env: { ...process.env, SMOLVM_HOME: home.home },
+        cwd: WORKSPACE,
+      },
+    );
   const [a, b] = await Promise.all([child(), child()]);
   const records = [a.stdout, b.stdout].map((out) => JSON.parse(out) as ImageRecord);
   expect(records.map((r) => r.manifestDigest)).toEqual([image.manifestDigest, image.manifestDigest]);

@@ -7,7 +7,12 @@ const bytes = (doc: object): Buffer => Buffer.from(JSON.stringify(doc));
 
 describe('media types', () => {
   it('accepts all four manifest kinds', () => {
-    for (const t of [MediaType.OciIndex, MediaType.DockerManifestList, MediaType.OciManifest, MediaType.DockerManifest]) {
+    for (const t of [
+      MediaType.OciIndex,
+      MediaType.DockerManifestList,
+      MediaType.OciManifest,
+      MediaType.DockerManifest,
+    ]) {
       expect(MANIFEST_ACCEPT.split(', ')).toContain(t);
     }
     expect(isIndexMediaType(MediaType.DockerManifestList)).toBe(true);
@@ -34,22 +39,44 @@ describe('parseManifest', () => {
   it('parses a Docker schema 2 manifest', () => {
     const parsed = parseManifest(bytes(image));
     expect(parsed.kind).toBe('image');
-    if (parsed.kind === 'image') expect(parsed.manifest.layers[0]).toEqual({ mediaType: MediaType.DockerLayerGzip, digest: digest('b'), size: 20 });
+    if (parsed.kind === 'image')
+      expect(parsed.manifest.layers[0]).toEqual({
+        mediaType: MediaType.DockerLayerGzip,
+        digest: digest('b'),
+        size: 20,
+      });
   });
 
   it('falls back to Content-Type, then to the shape, when the body has no mediaType', () => {
     const { mediaType: _drop, ...bare } = image;
     const byHeader = parseManifest(bytes(bare), `${MediaType.DockerManifest}; charset=utf-8`);
     expect(byHeader.kind === 'image' && byHeader.manifest.mediaType).toBe(MediaType.DockerManifest);
-    const index = parseManifest(bytes({ schemaVersion: 2, manifests: [{ mediaType: MediaType.OciManifest, digest: digest('c'), size: 5, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }] }));
+    const index = parseManifest(
+      bytes({
+        schemaVersion: 2,
+        manifests: [
+          {
+            mediaType: MediaType.OciManifest,
+            digest: digest('c'),
+            size: 5,
+            platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+          },
+        ],
+      }),
+    );
     expect(index.kind).toBe('index');
-    if (index.kind === 'index') expect(index.index.manifests[0].platform).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8' });
+    if (index.kind === 'index')
+      expect(index.index.manifests[0].platform).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8' });
   });
 
   it('rejects schema 1, bad digests and bad sizes with clear messages', () => {
     expect(() => parseManifest(bytes({ schemaVersion: 1, name: 'x', fsLayers: [] }))).toThrow(/schema 1/);
-    expect(() => parseManifest(bytes({ ...image, layers: [{ mediaType: 'x', digest: 'sha256:abc', size: 1 }] }))).toThrow(/invalid manifest layer 0/);
-    expect(() => parseManifest(bytes({ ...image, layers: [{ mediaType: 'x', digest: digest('d'), size: -1 }] }))).toThrow(/bad size/);
+    expect(() =>
+      parseManifest(bytes({ ...image, layers: [{ mediaType: 'x', digest: 'sha256:abc', size: 1 }] })),
+    ).toThrow(/invalid manifest layer 0/);
+    expect(() =>
+      parseManifest(bytes({ ...image, layers: [{ mediaType: 'x', digest: digest('d'), size: -1 }] })),
+    ).toThrow(/bad size/);
     expect(() => parseManifest(Buffer.from('not json'))).toThrow(/not JSON/);
   });
 });
@@ -91,6 +118,8 @@ describe('parseImageConfig', () => {
     const config = parseImageConfig(bytes({ architecture: 'amd64', os: 'linux', config: { Cmd: null } }));
     expect(config.cmd).toBeUndefined();
     expect(config.env).toEqual([]);
-    expect(() => parseImageConfig(bytes({ architecture: 'amd64', os: 'linux', config: { Cmd: 'sh' } }))).toThrow(/Cmd must be a list/);
+    expect(() => parseImageConfig(bytes({ architecture: 'amd64', os: 'linux', config: { Cmd: 'sh' } }))).toThrow(
+      /Cmd must be a list/,
+    );
   });
 });

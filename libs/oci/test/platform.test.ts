@@ -1,4 +1,11 @@
-import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, platformMatches, selectManifest } from '../src/platform';
+import {
+  formatPlatform,
+  hostPlatform,
+  normalizePlatform,
+  parsePlatform,
+  platformMatches,
+  selectManifest,
+} from '../src/platform';
 import type { Descriptor } from '../src/manifest';
 
 const d = (platform: Descriptor['platform'], n: number, annotations?: Record<string, string>): Descriptor => ({
@@ -22,20 +29,40 @@ describe('platforms', () => {
     expect(parsePlatform('linux/aarch64')).toEqual({ os: 'linux', architecture: 'arm64' });
     expect(parsePlatform('linux/x86_64')).toEqual({ os: 'linux', architecture: 'amd64' });
     expect(parsePlatform('linux/arm/v6')).toEqual({ os: 'linux', architecture: 'arm', variant: 'v6' });
-    expect(normalizePlatform({ os: 'linux', architecture: 'arm', variant: '7' })).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' });
-    expect(normalizePlatform({ os: 'linux', architecture: 'amd64', variant: 'v1' })).toEqual({ os: 'linux', architecture: 'amd64' });
+    expect(normalizePlatform({ os: 'linux', architecture: 'arm', variant: '7' })).toEqual({
+      os: 'linux',
+      architecture: 'arm',
+      variant: 'v7',
+    });
+    expect(normalizePlatform({ os: 'linux', architecture: 'amd64', variant: 'v1' })).toEqual({
+      os: 'linux',
+      architecture: 'amd64',
+    });
     expect(formatPlatform({ os: 'linux', architecture: 'arm', variant: 'v6' })).toBe('linux/arm/v6');
     expect(() => parsePlatform('linux')).toThrow(/OS\/ARCH/);
     expect(() => parsePlatform('linux//v8')).toThrow(/OS\/ARCH/);
   });
 
   it('matches variants: none wanted accepts any, a wanted one must match', () => {
-    expect(platformMatches({ os: 'linux', architecture: 'arm64', variant: 'v8' }, { os: 'linux', architecture: 'arm64' })).toBe(true);
-    expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v6' }, { os: 'linux', architecture: 'arm', variant: 'v7' })).toBe(false);
-    expect(platformMatches({ os: 'linux', architecture: 'arm' }, { os: 'linux', architecture: 'arm', variant: 'v7' })).toBe(true);
-    expect(platformMatches({ os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' })).toBe(true);
+    expect(
+      platformMatches({ os: 'linux', architecture: 'arm64', variant: 'v8' }, { os: 'linux', architecture: 'arm64' }),
+    ).toBe(true);
+    expect(
+      platformMatches(
+        { os: 'linux', architecture: 'arm', variant: 'v6' },
+        { os: 'linux', architecture: 'arm', variant: 'v7' },
+      ),
+    ).toBe(false);
+    expect(
+      platformMatches({ os: 'linux', architecture: 'arm' }, { os: 'linux', architecture: 'arm', variant: 'v7' }),
+    ).toBe(true);
+    expect(
+      platformMatches({ os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }),
+    ).toBe(true);
     expect(platformMatches({ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' })).toBe(false);
-    expect(platformMatches({ os: 'windows', architecture: 'amd64' }, { os: 'linux', architecture: 'amd64' })).toBe(false);
+    expect(platformMatches({ os: 'windows', architecture: 'amd64' }, { os: 'linux', architecture: 'amd64' })).toBe(
+      false,
+    );
   });
 
   it('selects from an index, skipping attestations and preferring the default variant', () => {

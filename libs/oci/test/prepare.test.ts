@@ -53,7 +53,10 @@ it('reuses the store and the erofs image, and prepares by digest without a regis
 
   await t.registry.stop();
   try {
-    const byDigest = await t.service.prepare(`${t.registry.host}/smolvm-test/feature@${t.images.feature.manifestDigest}`, { buildErofs: counting });
+    const byDigest = await t.service.prepare(
+      `${t.registry.host}/smolvm-test/feature@${t.images.feature.manifestDigest}`,
+      { buildErofs: counting },
+    );
     expect(byDigest.erofsPath).toBe(first.erofsPath);
     expect(builds).toBe(1);
   } finally {
@@ -67,7 +70,9 @@ it('refuses a prepared image another user could have written', async () => {
   const prepared = await t.service.prepare(t.images.feature.reference);
   expect((fs.statSync(prepared.erofsPath).mode & 0o777).toString(8)).toBe('400');
   fs.chmodSync(prepared.erofsPath, 0o646);
-  await expect(t.service.prepare(t.images.feature.reference)).rejects.toThrow(/^refusing .*\.erofs: it is writable by other users \(mode 646\)$/);
+  await expect(t.service.prepare(t.images.feature.reference)).rejects.toThrow(
+    /^refusing .*\.erofs: it is writable by other users \(mode 646\)$/,
+  );
   fs.chmodSync(prepared.erofsPath, 0o400);
   await expect(t.service.prepare(t.images.feature.reference)).resolves.toMatchObject({ erofsPath: prepared.erofsPath });
 });
@@ -75,7 +80,9 @@ it('refuses a prepared image another user could have written', async () => {
 it("with pull 'never' uses only the local store", async () => {
   const err = await t.service.prepare(t.images.feature.reference, { pull: 'never' }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(NotFoundError);
-  expect((err as NotFoundError).message).toBe(`image ${t.images.feature.reference} (${formatPlatform(hostPlatform())}) is not in the local store`);
+  expect((err as NotFoundError).message).toBe(
+    `image ${t.images.feature.reference} (${formatPlatform(hostPlatform())}) is not in the local store`,
+  );
   expect((err as NotFoundError).remedy).toBe(`pull it first with 'smolvm image pull ${t.images.feature.reference}'`);
   expect(t.service.list()).toEqual([]);
 });

@@ -32,7 +32,12 @@ describe('pull', () => {
       labels: { 'org.smolvm.test': 'feature' },
     });
     const stored = assertStoreVerified(t.service);
-    for (const d of [pulled.manifest.config.digest, ...pulled.manifest.layers.map((l) => l.digest), t.images.feature.manifestDigest]) expect(stored).toContain(d);
+    for (const d of [
+      pulled.manifest.config.digest,
+      ...pulled.manifest.layers.map((l) => l.digest),
+      t.images.feature.manifestDigest,
+    ])
+      expect(stored).toContain(d);
     expect(listDir(t.service.store.ingestDir)).toEqual([]);
 
     const resolved = events.find((e) => e.type === 'resolved');
@@ -41,7 +46,12 @@ describe('pull', () => {
     const last = events.filter((e) => e.type === 'blob-progress').pop();
     expect(last?.type === 'blob-progress' && last.overallTotal).toBe(total);
     expect(events.filter((e) => e.type === 'blob-done')).toHaveLength(4);
-    expect(events[events.length - 1]).toEqual({ type: 'done', reference: t.images.feature.reference, manifestDigest: t.images.feature.manifestDigest, downloadedBytes: total });
+    expect(events[events.length - 1]).toEqual({
+      type: 'done',
+      reference: t.images.feature.reference,
+      manifestDigest: t.images.feature.manifestDigest,
+      downloadedBytes: total,
+    });
 
     const again = await t.service.pull(t.images.feature.reference);
     expect(again.downloadedBytes).toBe(0);
@@ -86,13 +96,17 @@ describe('pull', () => {
   it('reports a missing tag as image not found and leaves no record', async () => {
     const ref = `${t.registry.host}/smolvm-test/feature:nope`;
     await expect(t.service.pull(ref)).rejects.toThrow(new ImageNotFoundError(`image ${ref} not found`));
-    await expect(t.service.pull(`${t.registry.host}/smolvm-test/missing-repo:latest`)).rejects.toBeInstanceOf(ImageNotFoundError);
+    await expect(t.service.pull(`${t.registry.host}/smolvm-test/missing-repo:latest`)).rejects.toBeInstanceOf(
+      ImageNotFoundError,
+    );
     expect(t.service.list()).toEqual([]);
   });
 
   it('names host:port when the registry refuses connections', async () => {
     const port = await freePort();
-    await expect(t.service.pull(`127.0.0.1:${port}/smolvm-test/feature:latest`)).rejects.toThrow(`cannot connect to registry 127.0.0.1:${port}: connection refused`);
+    await expect(t.service.pull(`127.0.0.1:${port}/smolvm-test/feature:latest`)).rejects.toThrow(
+      `cannot connect to registry 127.0.0.1:${port}: connection refused`,
+    );
   });
 
   it('pulls through a configured mirror when the registry itself is unreachable', async () => {
@@ -113,7 +127,9 @@ describe('local images and gc', () => {
     const feature = await t.service.pull(t.images.feature.reference);
     const docker = await t.service.pull(t.images.dockerFormat.reference);
     const stray = t.service.store.putBlob(Buffer.from('not referenced by anything'));
-    expect(t.service.list().map((r) => r.reference)).toEqual([t.images.dockerFormat.reference, t.images.feature.reference].sort());
+    expect(t.service.list().map((r) => r.reference)).toEqual(
+      [t.images.dockerFormat.reference, t.images.feature.reference].sort(),
+    );
 
     // Within the grace period nothing goes: another process may be mid-pull.
     expect(t.service.gc().removedBlobs).toEqual([]);
@@ -124,8 +140,17 @@ describe('local images and gc', () => {
 
     const result = t.service.gc({ gracePeriodMs: 0 });
     const removedDigests = result.removedBlobs.map((b) => b.digest).sort();
-    const kept = new Set([docker.record.manifestDigest, docker.manifest.config.digest, ...docker.manifest.layers.map((l) => l.digest)]);
-    const expectedGone = [stray, feature.record.manifestDigest, feature.manifest.config.digest, ...feature.manifest.layers.map((l) => l.digest)].filter((d) => !kept.has(d));
+    const kept = new Set([
+      docker.record.manifestDigest,
+      docker.manifest.config.digest,
+      ...docker.manifest.layers.map((l) => l.digest),
+    ]);
+    const expectedGone = [
+      stray,
+      feature.record.manifestDigest,
+      feature.manifest.config.digest,
+      ...feature.manifest.layers.map((l) => l.digest),
+    ].filter((d) => !kept.has(d));
     expect(removedDigests).toEqual([...new Set(expectedGone)].sort());
     expect(result.freedBytes).toBe(result.removedBlobs.reduce((n, b) => n + b.size, 0));
     const left = assertStoreVerified(t.service);
@@ -144,9 +169,19 @@ describe('removeAndCollect', () => {
     const { removed, gc } = t.service.removeAndCollect(t.images.feature.reference);
     expect(removed.map((r) => r.manifestDigest)).toEqual([feature.record.manifestDigest]);
 
-    const kept = new Set([docker.record.manifestDigest, docker.manifest.config.digest, ...docker.manifest.layers.map((l) => l.digest)]);
-    const released = [feature.record.manifestDigest, feature.manifest.config.digest, ...feature.manifest.layers.map((l) => l.digest)];
-    expect(gc.removedBlobs.map((b) => b.digest).sort()).toEqual([...new Set(released.filter((d) => !kept.has(d)))].sort());
+    const kept = new Set([
+      docker.record.manifestDigest,
+      docker.manifest.config.digest,
+      ...docker.manifest.layers.map((l) => l.digest),
+    ]);
+    const released = [
+      feature.record.manifestDigest,
+      feature.manifest.config.digest,
+      ...feature.manifest.layers.map((l) => l.digest),
+    ];
+    expect(gc.removedBlobs.map((b) => b.digest).sort()).toEqual(
+      [...new Set(released.filter((d) => !kept.has(d)))].sort(),
+    );
     // Unreferenced but not released by this removal: the grace period still protects it.
     expect(fs.existsSync(t.service.store.blobPath(stray))).toBe(true);
     for (const d of kept) expect(fs.existsSync(t.service.store.blobPath(d))).toBe(true);

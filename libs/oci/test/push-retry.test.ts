@@ -3,7 +3,16 @@ import crypto from 'node:crypto';
 import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
 import { featureImage, pushBuiltImage } from '../../../tools/fixtures/images';
 import { startProxy, type Proxy } from '../../../tools/fixtures/proxy';
-import { MediaType, pushBlob, pushImage, RegistryClient, RegistryConfig, RetryableError, sha256Digest, type PullEvent } from '../src';
+import {
+  MediaType,
+  pushBlob,
+  pushImage,
+  RegistryClient,
+  RegistryConfig,
+  RetryableError,
+  sha256Digest,
+  type PullEvent,
+} from '../src';
 import { parseImageReference } from '@smolvm/config';
 import { assertStoreVerified, newService, tempHome, type TempHome } from './helpers/env';
 
@@ -34,7 +43,14 @@ afterEach(async () => {
 it('pushes blobs in PATCH chunks and the image pulls back intact', async () => {
   const ref = parseImageReference(`${registry.host}/smolvm-test/chunked:latest`);
   const layer = crypto.randomBytes(300_000);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha256Digest(layer)] } }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: {},
+      rootfs: { type: 'layers', diff_ids: [sha256Digest(layer)] },
+    }),
+  );
   proxy = await startProxy({ target: registry.url });
   const viaProxy = { ...ref, registry: proxy.host };
   const proxied = new RegistryClient({ config: RegistryConfig.fromSettings({}) });
@@ -64,7 +80,9 @@ it('retries 503s on manifests and blobs with backoff and then succeeds', async (
   const service = newService(home);
   const events: PullEvent[] = [];
   try {
-    const pulled = await service.pull(`${proxy.host}/smolvm-test/feature:latest`, { onProgress: (e) => events.push(e) });
+    const pulled = await service.pull(`${proxy.host}/smolvm-test/feature:latest`, {
+      onProgress: (e) => events.push(e),
+    });
     expect(pulled.manifest.layers).toHaveLength(3);
     assertStoreVerified(service);
   } finally {
@@ -80,7 +98,11 @@ it('gives up on a registry that keeps failing, naming the status, and stores not
   try {
     const err = await service.pull(`${proxy.host}/smolvm-test/feature:latest`).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RetryableError);
-    expect((err as Error).message).toMatch(new RegExp(`^fetching blob sha256:[a-f0-9]{64}: ${proxy.host.replace(/\./g, '\\.')} answered HTTP 500 \\(injected failure\\)$`));
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `^fetching blob sha256:[a-f0-9]{64}: ${proxy.host.replace(/\./g, '\\.')} answered HTTP 500 \\(injected failure\\)$`,
+      ),
+    );
     expect(service.list()).toEqual([]);
   } finally {
     await service.close();

@@ -54,5 +54,7 @@ it('refuses a request after close instead of opening a new connection pool', asy
   const { transport } = isolatedTransport();
   const t = new transport.Transport();
   await t.close();
-  await expect(t.once({ method: 'GET', url: 'http://127.0.0.1:9/' })).rejects.toThrow(/after the registry connection was closed/);
+  await expect(t.once({ method: 'GET', url: 'http://127.0.0.1:9/' })).rejects.toThrow(
+    /after the registry connection was closed/,
+  );
 });

@@ -2,15 +2,24 @@ import { parseWwwAuthenticate } from '../src/www-authenticate';
 
 describe('parseWwwAuthenticate', () => {
   it('parses a Docker Hub style bearer challenge with a comma inside a quoted scope', () => {
-    const [c] = parseWwwAuthenticate('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull,push"');
+    const [c] = parseWwwAuthenticate(
+      'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull,push"',
+    );
     expect(c).toEqual({
       scheme: 'bearer',
-      params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/alpine:pull,push' },
+      params: {
+        realm: 'https://auth.docker.io/token',
+        service: 'registry.docker.io',
+        scope: 'repository:library/alpine:pull,push',
+      },
     });
   });
 
   it('splits several challenges in one header and across headers', () => {
-    const challenges = parseWwwAuthenticate(['Basic realm="reg", Bearer realm="https://t/token", service=svc', 'Negotiate']);
+    const challenges = parseWwwAuthenticate([
+      'Basic realm="reg", Bearer realm="https://t/token", service=svc',
+      'Negotiate',
+    ]);
     expect(challenges.map((c) => c.scheme)).toEqual(['basic', 'bearer', 'negotiate']);
     expect(challenges[0].params).toEqual({ realm: 'reg' });
     expect(challenges[1].params).toEqual({ realm: 'https://t/token', service: 'svc' });

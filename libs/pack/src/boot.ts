@@ -33,7 +33,11 @@ function bootOf(manifest: PackManifest, kernel: string, agent: SectionFile, root
  */
 function refuseSnapshot(pack: PackFile): void {
   if (pack.manifest.snapshot) {
-    throw new PackFormatError(pack.path, `it holds the running state of snapshot ${pack.manifest.snapshot.id}, and this smolvm can only boot packs, not resume them`, 'use a smolvm that resumes packed snapshots, or pack the machine with `pack create --from-vm`');
+    throw new PackFormatError(
+      pack.path,
+      `it holds the running state of snapshot ${pack.manifest.snapshot.id}, and this smolvm can only boot packs, not resume them`,
+      'use a smolvm that resumes packed snapshots, or pack the machine with `pack create --from-vm`',
+    );
   }
 }
 
@@ -64,7 +68,12 @@ export async function importSections(pack: PackFile, cacheDir: string): Promise<
  * into the cache; ones the cache lost are imported again from `source` when it is still the
  * same pack (its manifest digest is `digest`).
  */
-export async function importedBoot(manifest: PackManifest, digest: string, cacheDir: string, source?: string): Promise<PackedBoot> {
+export async function importedBoot(
+  manifest: PackManifest,
+  digest: string,
+  cacheDir: string,
+  source?: string,
+): Promise<PackedBoot> {
   const cached = (name: SectionName): string | undefined => {
     const s = manifest.sections.find((x) => x.name === name);
     if (!s) return undefined;
@@ -77,14 +86,25 @@ export async function importedBoot(manifest: PackManifest, digest: string, cache
     }
     return undefined;
   };
-  const wanted = (['kernel', 'agent', 'rootfs'] as SectionName[]).filter((n) => manifest.sections.some((s) => s.name === n));
+  const wanted = (['kernel', 'agent', 'rootfs'] as SectionName[]).filter((n) =>
+    manifest.sections.some((s) => s.name === n),
+  );
   if (wanted.some((n) => cached(n) === undefined)) {
     const pack = source && fs.existsSync(source) ? PackFile.open(source) : undefined;
     if (!pack || pack.digest !== digest) {
-      throw new PackFormatError(source ?? '(no source)', `the machine's sections are gone from the cache and the file is not the pack it was made from (${digest})`, 'create the machine again from its .smolmachine');
+      throw new PackFormatError(
+        source ?? '(no source)',
+        `the machine's sections are gone from the cache and the file is not the pack it was made from (${digest})`,
+        'create the machine again from its .smolmachine',
+      );
     }
     await importSections(pack, cacheDir);
   }
   const file = (n: SectionName) => cached(n) as string;
-  return bootOf(manifest, file('kernel'), { path: file('agent') }, wanted.includes('rootfs') ? { path: file('rootfs') } : undefined);
+  return bootOf(
+    manifest,
+    file('kernel'),
+    { path: file('agent') },
+    wanted.includes('rootfs') ? { path: file('rootfs') } : undefined,
+  );
 }

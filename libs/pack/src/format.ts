@@ -22,7 +22,11 @@ export const MAX_SECTIONS = 16;
 
 /** A file that is not a usable .smolmachine: truncated, tampered with, foreign or of another version. */
 export class PackFormatError extends SmolvmError {
-  constructor(file: string, why: string, remedy = 'get the file again from its source, or pack it again with `smolvm pack create`') {
+  constructor(
+    file: string,
+    why: string,
+    remedy = 'get the file again from its source, or pack it again with `smolvm pack create`',
+  ) {
     super(`${file} is not a usable .smolmachine: ${why}`, { remedy });
   }
 }
@@ -58,12 +62,18 @@ function safeNumber(v: bigint, what: string, file: string): number {
 }
 
 export function decodeFooter(b: Buffer, file: string): PackFooter {
-  if (b.length !== FOOTER_SIZE || !b.subarray(72).equals(PACK_MAGIC)) throw new PackFormatError(file, 'it does not end with the SMOLMACH magic (not a pack, or truncated)');
+  if (b.length !== FOOTER_SIZE || !b.subarray(72).equals(PACK_MAGIC))
+    throw new PackFormatError(file, 'it does not end with the SMOLMACH magic (not a pack, or truncated)');
   const version = b.readUInt32LE(0);
   if (!PACK_READ_VERSIONS.includes(version)) {
-    throw new PackFormatError(file, `it is format version ${version}, and this smolvm reads versions ${PACK_READ_VERSIONS.join(' and ')}`, 'use a smolvm of the version that packed it, or pack it again with this one');
+    throw new PackFormatError(
+      file,
+      `it is format version ${version}, and this smolvm reads versions ${PACK_READ_VERSIONS.join(' and ')}`,
+      'use a smolvm of the version that packed it, or pack it again with this one',
+    );
   }
-  if (!b.subarray(64, 72).equals(Buffer.alloc(8))) throw new PackFormatError(file, 'its footer has non-zero reserved bytes');
+  if (!b.subarray(64, 72).equals(Buffer.alloc(8)))
+    throw new PackFormatError(file, 'its footer has non-zero reserved bytes');
   return {
     version,
     flags: b.readUInt32LE(4),

@@ -1,7 +1,18 @@
 // @smolvm/pack without its registry half: what booting and making machines from a pack file needs.
 // Machines import this, so that commands such as `machine ls` do not load the registry client
 // (undici: http, http2, tls).
-export { PACK_MAGIC, PACK_FORMAT_VERSION, PACK_READ_VERSIONS, SECTION_ALIGN, FOOTER_SIZE, MAX_MANIFEST_BYTES, PackFormatError, encodeFooter, decodeFooter, type PackFooter } from './format';
+export {
+  PACK_MAGIC,
+  PACK_FORMAT_VERSION,
+  PACK_READ_VERSIONS,
+  SECTION_ALIGN,
+  FOOTER_SIZE,
+  MAX_MANIFEST_BYTES,
+  PackFormatError,
+  encodeFooter,
+  decodeFooter,
+  type PackFooter,
+} from './format';
 export {
   SectionMediaType,
   SECTION_NAMES,

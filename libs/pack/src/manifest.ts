@@ -103,7 +103,28 @@ export function manifestVersion(manifest: Pick<PackManifestBase, 'snapshot'>): n
   return manifest.snapshot ? 2 : 1;
 }
 
-const MANIFEST_KEYS = ['format', 'version', 'platform', 'host_platform', 'created', 'smolvm_version', 'image', 'from_vm', 'entrypoint', 'cmd', 'env', 'workdir', 'user', 'cpus', 'memory_mib', 'storage_gib', 'overlay_gib', 'network', 'artifact', 'sections'];
+const MANIFEST_KEYS = [
+  'format',
+  'version',
+  'platform',
+  'host_platform',
+  'created',
+  'smolvm_version',
+  'image',
+  'from_vm',
+  'entrypoint',
+  'cmd',
+  'env',
+  'workdir',
+  'user',
+  'cpus',
+  'memory_mib',
+  'storage_gib',
+  'overlay_gib',
+  'network',
+  'artifact',
+  'sections',
+];
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -116,7 +137,10 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   const fail = (why: string): never => {
     throw new PackFormatError(file, `its manifest ${why}`);
   };
-  const options: JsonReaderOptions = { fail: (path, expected) => new PackFormatError(file, `its manifest field ${path} is not ${expected}`), rejectNul: true };
+  const options: JsonReaderOptions = {
+    fail: (path, expected) => new PackFormatError(file, `its manifest field ${path} is not ${expected}`),
+    rejectNul: true,
+  };
   const known = (r: JsonReader, keys: string[]): void => {
     const unknown = r.unknownKeys(keys);
     if (unknown.length > 0) fail(`has an unknown field ${unknown[0]}`);
@@ -164,23 +188,28 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   for (const s of o.array('sections', MAX_SECTIONS)) {
     known(s, ['name', 'media_type', 'offset', 'size', 'sha256']);
     const name = s.str('name', 32);
-    if (!(SECTION_NAMES as string[]).includes(name)) fail(`names an unknown section ${JSON.stringify(name)} (made by a newer smolvm?)`);
-    if (version < 2 && (SNAPSHOT_SECTIONS as string[]).includes(name)) fail(`names section ${name}, which format version ${version} does not have`);
+    if (!(SECTION_NAMES as string[]).includes(name))
+      fail(`names an unknown section ${JSON.stringify(name)} (made by a newer smolvm?)`);
+    if (version < 2 && (SNAPSHOT_SECTIONS as string[]).includes(name))
+      fail(`names section ${name}, which format version ${version} does not have`);
     if (sections.some((x) => x.name === name)) fail(`names section ${name} twice`);
     const mediaType = s.str('media_type', 128);
     if (mediaType !== SectionMediaType[name as SectionName]) fail(`gives section ${name} the media type ${mediaType}`);
     const offset = s.int('offset', 0);
     const size = s.int('size', 1);
     if (offset % SECTION_ALIGN !== 0) fail(`places section ${name} at ${offset}, not a multiple of ${SECTION_ALIGN}`);
-    if (offset < end || offset + size > manifestOffset) fail(`places section ${name} over another section or the manifest`);
+    if (offset < end || offset + size > manifestOffset)
+      fail(`places section ${name} over another section or the manifest`);
     end = offset + size;
     const sha256 = s.str('sha256', 64);
     if (!SHA256.test(sha256)) fail(`gives section ${name} a sha256 that is not 64 hex digits`);
     sections.push({ name: name as SectionName, media_type: mediaType, offset, size, sha256 });
   }
-  for (const required of ['kernel', 'agent'] as const) if (!sections.some((s) => s.name === required)) fail(`has no ${required} section`);
+  for (const required of ['kernel', 'agent'] as const)
+    if (!sections.some((s) => s.name === required)) fail(`has no ${required} section`);
   if (image && !sections.some((s) => s.name === 'rootfs')) fail('names an image but has no rootfs section');
-  if (sections.some((s) => s.name === 'overlay') !== sections.some((s) => s.name === 'storage')) fail('has one of the overlay and storage disks without the other');
+  if (sections.some((s) => s.name === 'overlay') !== sections.some((s) => s.name === 'storage'))
+    fail('has one of the overlay and storage disks without the other');
   const cpus = o.int('cpus', 1, 64);
   const memoryMib = o.int('memory_mib', 64, 1024 * 1024);
   const storageGib = o.int('storage_gib', 1, 16 * 1024);
@@ -188,9 +217,11 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   const snapshot = version >= 2 ? parseSnapshot(o.obj('snapshot'), known, fail) : undefined;
   const size = (name: SectionName) => sections.find((s) => s.name === name)?.size;
   if (snapshot) {
-    for (const required of ['memory', 'state', 'overlay', 'storage'] as const) if (size(required) === undefined) fail(`has a snapshot but no ${required} section`);
+    for (const required of ['memory', 'state', 'overlay', 'storage'] as const)
+      if (size(required) === undefined) fail(`has a snapshot but no ${required} section`);
     // The restored guest's memory map has this size (QEMU would grow a short RAM file by writing to it).
-    if (size('memory') !== memoryMib * MIB) fail(`has a memory section of ${size('memory')} bytes, not memory_mib (${memoryMib} MiB)`);
+    if (size('memory') !== memoryMib * MIB)
+      fail(`has a memory section of ${size('memory')} bytes, not memory_mib (${memoryMib} MiB)`);
   }
   return {
     format: 'smolmachine',
@@ -224,7 +255,11 @@ function nullableStr(r: JsonReader, key: string): string | null {
 
 const SNAPSHOT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-function parseSnapshot(s: JsonReader, known: (r: JsonReader, keys: string[]) => void, fail: (why: string) => never): PackSnapshot {
+function parseSnapshot(
+  s: JsonReader,
+  known: (r: JsonReader, keys: string[]) => void,
+  fail: (why: string) => never,
+): PackSnapshot {
   known(s, ['id', 'driver', 'qemu', 'qemu_package']);
   const id = s.str('id', 129);
   if (!SNAPSHOT_ID.test(id)) fail('field snapshot.id is not MACHINE:TAG');

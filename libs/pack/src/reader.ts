@@ -24,7 +24,13 @@ export interface FileIdentity {
 }
 
 function identityOf(st: fs.BigIntStats): FileIdentity {
-  return { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
+  return {
+    dev: String(st.dev),
+    ino: String(st.ino),
+    size: String(st.size),
+    mtimeNs: String(st.mtimeNs),
+    ctimeNs: String(st.ctimeNs),
+  };
 }
 
 function readExactly(fd: number, length: number, position: number): Buffer {
@@ -61,23 +67,45 @@ export class PackFile {
       fd = fs.openSync(abs, 'r');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new PackFormatError(abs, code === 'ENOENT' ? 'no such file' : `it cannot be read (${code ?? (err as Error).message})`, code === 'ENOENT' ? 'check the path' : 'check its permissions');
+      throw new PackFormatError(
+        abs,
+        code === 'ENOENT' ? 'no such file' : `it cannot be read (${code ?? (err as Error).message})`,
+        code === 'ENOENT' ? 'check the path' : 'check its permissions',
+      );
     }
     try {
       const st = fs.fstatSync(fd, { bigint: true });
       if (!st.isFile()) throw new PackFormatError(abs, 'it is not a regular file');
       const size = Number(st.size);
-      if (size < FOOTER_SIZE) throw new PackFormatError(abs, `it is ${size} bytes, shorter than the footer (truncated?)`);
+      if (size < FOOTER_SIZE)
+        throw new PackFormatError(abs, `it is ${size} bytes, shorter than the footer (truncated?)`);
       const footer = decodeFooter(readExactly(fd, FOOTER_SIZE, size - FOOTER_SIZE), abs);
-      if (footer.payloadLength > size || footer.payloadLength < FOOTER_SIZE) throw new PackFormatError(abs, `its footer says the payload is ${footer.payloadLength} bytes, and the file is ${size} (truncated?)`);
+      if (footer.payloadLength > size || footer.payloadLength < FOOTER_SIZE)
+        throw new PackFormatError(
+          abs,
+          `its footer says the payload is ${footer.payloadLength} bytes, and the file is ${size} (truncated?)`,
+        );
       const payloadStart = size - footer.payloadLength;
-      if (footer.manifestLength > MAX_MANIFEST_BYTES) throw new PackFormatError(abs, `its manifest is ${footer.manifestLength} bytes, over the ${MAX_MANIFEST_BYTES} limit`);
-      if (footer.manifestOffset + footer.manifestLength !== footer.payloadLength - FOOTER_SIZE) throw new PackFormatError(abs, 'its manifest does not end where the footer begins (truncated or spliced?)');
+      if (footer.manifestLength > MAX_MANIFEST_BYTES)
+        throw new PackFormatError(
+          abs,
+          `its manifest is ${footer.manifestLength} bytes, over the ${MAX_MANIFEST_BYTES} limit`,
+        );
+      if (footer.manifestOffset + footer.manifestLength !== footer.payloadLength - FOOTER_SIZE)
+        throw new PackFormatError(abs, 'its manifest does not end where the footer begins (truncated or spliced?)');
       const bytes = readExactly(fd, footer.manifestLength, payloadStart + footer.manifestOffset);
       const digest = crypto.createHash('sha256').update(bytes).digest('hex');
-      if (digest !== footer.manifestSha256) throw new PackFormatError(abs, 'its manifest does not match the digest in its footer (damaged or tampered with)');
+      if (digest !== footer.manifestSha256)
+        throw new PackFormatError(
+          abs,
+          'its manifest does not match the digest in its footer (damaged or tampered with)',
+        );
       const manifest = parseManifest(bytes, abs, footer.manifestOffset);
-      if (manifest.version !== footer.version) throw new PackFormatError(abs, `its manifest says format version ${manifest.version} and its footer ${footer.version} (spliced?)`);
+      if (manifest.version !== footer.version)
+        throw new PackFormatError(
+          abs,
+          `its manifest says format version ${manifest.version} and its footer ${footer.version} (spliced?)`,
+        );
       return new PackFile(abs, manifest, digest, payloadStart, identityOf(st));
     } finally {
       fs.closeSync(fd);
@@ -118,14 +146,23 @@ export class PackFile {
         read += (chunk as Buffer).length;
       }
       if (read !== s.size) throw new PackFormatError(this.path, `its ${s.name} section is cut short (truncated?)`);
-      if (hash.digest('hex') !== s.sha256) throw new PackFormatError(this.path, `its ${s.name} section does not match its sha256 (damaged or tampered with)`);
+      if (hash.digest('hex') !== s.sha256)
+        throw new PackFormatError(
+          this.path,
+          `its ${s.name} section does not match its sha256 (damaged or tampered with)`,
+        );
     }
     // Remembered only if the file did not change while it was read.
     const now = identityOf(fs.statSync(this.path, { bigint: true }));
     if (record && JSON.stringify(now) === JSON.stringify(this.identity)) {
       try {
         ensurePrivateDir(path.dirname(record));
-        writeJsonAtomic(record, { path: this.path, identity: this.identity, manifest_sha256: this.manifestSha256, verified: new Date().toISOString() });
+        writeJsonAtomic(record, {
+          path: this.path,
+          identity: this.identity,
+          manifest_sha256: this.manifestSha256,
+          verified: new Date().toISOString(),
+        });
       } catch {
         // Not remembered: the next start verifies again.
       }
@@ -134,7 +171,10 @@ export class PackFile {
   }
 
   private verifiedRecordPath(cacheDir: string): string {
-    const key = crypto.createHash('sha256').update(JSON.stringify([this.identity, this.manifestSha256, this.payloadStart])).digest('hex');
+    const key = crypto
+      .createHash('sha256')
+      .update(JSON.stringify([this.identity, this.manifestSha256, this.payloadStart]))
+      .digest('hex');
     return path.join(cacheDir, 'pack', 'verified', `${key}.json`);
   }
 }

@@ -58,7 +58,11 @@ async function withClient<T>(options: PackRegistryOptions, fn: (client: Registry
 }
 
 /** Verifies the pack (remembered per file identity), then pushes it; sections stream from the file. */
-export async function pushPack(file: string, reference: string, options: PackRegistryOptions & { onProgress?: (event: PushEvent) => void; chunkSize?: number } = {}): Promise<PushedPack> {
+export async function pushPack(
+  file: string,
+  reference: string,
+  options: PackRegistryOptions & { onProgress?: (event: PushEvent) => void; chunkSize?: number } = {},
+): Promise<PushedPack> {
   const cache = smolvmDirs(options.env).cache;
   const pack = PackFile.open(file);
   await pack.verify(cache);
@@ -69,7 +73,8 @@ export async function pushPack(file: string, reference: string, options: PackReg
     digest: `sha256:${s.sha256}`,
     size: s.size,
     annotations: { [TITLE]: s.name },
-    open: (start = 0, end = s.size - 1) => fs.createReadStream(pack.path, { start: s.fileOffset + start, end: s.fileOffset + end }),
+    open: (start = 0, end = s.size - 1) =>
+      fs.createReadStream(pack.path, { start: s.fileOffset + start, end: s.fileOffset + end }),
   }));
   const pushed = await withClient(options, (client) =>
     pushArtifact(
@@ -82,7 +87,12 @@ export async function pushPack(file: string, reference: string, options: PackReg
         platform: parseOciPlatform(manifest.platform),
         annotations: { [CREATED]: manifest.created },
       },
-      { locations: new BlobLocations(store), onProgress: options.onProgress, signal: options.signal, chunkSize: options.chunkSize },
+      {
+        locations: new BlobLocations(store),
+        onProgress: options.onProgress,
+        signal: options.signal,
+        chunkSize: options.chunkSize,
+      },
     ),
   );
   return { ...pushed, packDigest: pack.digest, platform: manifest.platform };
@@ -115,12 +125,23 @@ export function pulledPackPath(manifestDigest: string, env?: NodeJS.ProcessEnv):
 }
 
 /** The section table of the config must name exactly the layers the registry served, in order. */
-function checkSections(manifest: PackManifest, layers: Array<{ digest: string; size: number; mediaType: string }>, reference: string): void {
+function checkSections(
+  manifest: PackManifest,
+  layers: Array<{ digest: string; size: number; mediaType: string }>,
+  reference: string,
+): void {
   const same =
     manifest.sections.length === layers.length &&
-    manifest.sections.every((s, i) => layers[i].digest === `sha256:${s.sha256}` && layers[i].size === s.size && layers[i].mediaType === s.media_type);
+    manifest.sections.every(
+      (s, i) =>
+        layers[i].digest === `sha256:${s.sha256}` && layers[i].size === s.size && layers[i].mediaType === s.media_type,
+    );
   if (!same) {
-    throw new PackFormatError(reference, "its manifest's section table does not match the artifact's layers", 'the artifact on the registry is damaged or forged; ask its publisher to push it again');
+    throw new PackFormatError(
+      reference,
+      "its manifest's section table does not match the artifact's layers",
+      'the artifact on the registry is damaged or forged; ask its publisher to push it again',
+    );
   }
 }
 
@@ -138,20 +159,37 @@ export async function pullPack(reference: string, options: PullPackOptions = {})
       locations: new BlobLocations(store),
     });
     if (pulled.manifest.config.mediaType !== PACK_MANIFEST_MEDIA_TYPE) {
-      throw new PackFormatError(pulled.reference, `its config is ${pulled.manifest.config.mediaType}, not a pack manifest`, 'check the reference');
+      throw new PackFormatError(
+        pulled.reference,
+        `its config is ${pulled.manifest.config.mediaType}, not a pack manifest`,
+        'check the reference',
+      );
     }
     // The offsets in it are those of the pushed file; the assembled one gets its own (checked below).
     const manifest = parseManifest(pulled.config, pulled.reference, Number.MAX_SAFE_INTEGER);
     checkSections(manifest, pulled.layers, pulled.reference);
     // The index entry chose this pack for a platform; the pack must say the same of itself.
     if (pulled.platform && formatPlatform(parseOciPlatform(manifest.platform)) !== formatPlatform(pulled.platform)) {
-      throw new PackFormatError(pulled.reference, `it is listed for ${formatPlatform(pulled.platform)} but its manifest says ${manifest.platform}`, 'the artifact on the registry is damaged or forged; ask its publisher to push it again');
+      throw new PackFormatError(
+        pulled.reference,
+        `it is listed for ${formatPlatform(pulled.platform)} but its manifest says ${manifest.platform}`,
+        'the artifact on the registry is damaged or forged; ask its publisher to push it again',
+      );
     }
 
     const output = path.resolve(options.output ?? pulledPackPath(pulled.manifestDigest, options.env));
     if (!options.output) {
       const cached = reuse(output, manifest);
-      if (cached) return { path: output, reference: pulled.reference, manifestDigest: pulled.manifestDigest, packDigest: cached.digest, manifest: cached.manifest, downloadedBytes: pulled.downloadedBytes, cached: true };
+      if (cached)
+        return {
+          path: output,
+          reference: pulled.reference,
+          manifestDigest: pulled.manifestDigest,
+          packDigest: cached.digest,
+          manifest: cached.manifest,
+          downloadedBytes: pulled.downloadedBytes,
+          cached: true,
+        };
       fs.mkdirSync(path.dirname(output), { recursive: true, mode: 0o700 });
     }
     const { sections } = manifest;
@@ -164,7 +202,15 @@ export async function pullPack(reference: string, options: PullPackOptions = {})
     });
     const pack = PackFile.open(output);
     checkSections(pack.manifest, pulled.layers, output);
-    return { path: output, reference: pulled.reference, manifestDigest: pulled.manifestDigest, packDigest: pack.digest, manifest: pack.manifest, downloadedBytes: pulled.downloadedBytes, cached: false };
+    return {
+      path: output,
+      reference: pulled.reference,
+      manifestDigest: pulled.manifestDigest,
+      packDigest: pack.digest,
+      manifest: pack.manifest,
+      downloadedBytes: pulled.downloadedBytes,
+      cached: false,
+    };
   });
 }
 
@@ -189,19 +235,35 @@ function reuse(file: string, manifest: PackManifest): PackFile | undefined {
 
 /** `--from VALUE`: a file path (existing, or written like one), else an artifact reference to pull. */
 export function isPackReference(value: string): boolean {
-  if (value.startsWith('/') || value.startsWith('./') || value.startsWith('../') || value.endsWith('.smolmachine') || value === '.' || value === '..') return false;
+  if (
+    value.startsWith('/') ||
+    value.startsWith('./') ||
+    value.startsWith('../') ||
+    value.endsWith('.smolmachine') ||
+    value === '.' ||
+    value === '..'
+  )
+    return false;
   return !fs.existsSync(value);
 }
 
 /** Resolves `--from`/`--sidecar` values: files as they are, references pulled into the cache. */
-export async function resolvePackSource(value: string, options: PullPackOptions = {}): Promise<{ path: string; pulled?: PulledPack }> {
+export async function resolvePackSource(
+  value: string,
+  options: PullPackOptions = {},
+): Promise<{ path: string; pulled?: PulledPack }> {
   if (!isPackReference(value)) return { path: value };
   // Checked before any network: a typo that is neither a file nor a reference gets one clear line.
   try {
-    resolveArtifactReference(value, options.client?.config ?? RegistryConfig.load({ env: options.env, warn: options.warn }));
+    resolveArtifactReference(
+      value,
+      options.client?.config ?? RegistryConfig.load({ env: options.env, warn: options.warn }),
+    );
   } catch (err) {
     if (err instanceof UsageError) {
-      throw new UsageError(`${value} is neither a file nor an artifact reference`, { remedy: 'give the path of a .smolmachine, or a reference such as registry.example.com/team/app:v1' });
+      throw new UsageError(`${value} is neither a file nor an artifact reference`, {
+        remedy: 'give the path of a .smolmachine, or a reference such as registry.example.com/team/app:v1',
+      });
     }
     throw err;
   }

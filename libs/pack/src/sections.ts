@@ -29,7 +29,11 @@ export async function extractSection(pack: PackFile, name: SectionName, cacheDir
 }
 
 /** extractSection, saying whether it copied (and so hashed) the section now or found it cached. */
-export async function copySection(pack: PackFile, name: SectionName, cacheDir: string): Promise<{ path: string; copied: boolean }> {
+export async function copySection(
+  pack: PackFile,
+  name: SectionName,
+  cacheDir: string,
+): Promise<{ path: string; copied: boolean }> {
   const s = pack.section(name);
   if (!s) throw new PackFormatError(pack.path, `it has no ${name} section`);
   const dir = sectionCacheDir(cacheDir);
@@ -53,7 +57,8 @@ export async function copySection(pack: PackFile, name: SectionName, cacheDir: s
       size += b.length;
       await fh.write(b);
     }
-    if (size !== s.size || hash.digest('hex') !== s.sha256) throw new PackFormatError(pack.path, `its ${name} section does not match its sha256 (damaged or tampered with)`);
+    if (size !== s.size || hash.digest('hex') !== s.sha256)
+      throw new PackFormatError(pack.path, `its ${name} section does not match its sha256 (damaged or tampered with)`);
     await fh.sync();
     await fh.close();
     commitTempFile(tmp, target);

@@ -26,6 +26,10 @@ export function packedWorkload(manifest: PackManifest, command: string[] = []): 
     ...(manifest.user ? { user: manifest.user } : {}),
     cpus: manifest.cpus,
     memoryMiB: manifest.memory_mib,
-    network: { net: manifest.network.net, allowHosts: manifest.network.allow_hosts, allowCidrs: manifest.network.allow_cidrs },
+    network: {
+      net: manifest.network.net,
+      allowHosts: manifest.network.allow_hosts,
+      allowCidrs: manifest.network.allow_cidrs,
+    },
   };
 }

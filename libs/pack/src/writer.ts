@@ -6,7 +6,14 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { commitTempFile, tempPathFor } from '@smolvm/common';
 import { FOOTER_SIZE, SECTION_ALIGN, alignUp, encodeFooter } from './format';
-import { SectionMediaType, manifestVersion, type PackManifest, type PackManifestBase, type PackSection, type SectionName } from './manifest';
+import {
+  SectionMediaType,
+  manifestVersion,
+  type PackManifest,
+  type PackManifestBase,
+  type PackSection,
+  type SectionName,
+} from './manifest';
 
 export interface SectionSource {
   name: SectionName;
@@ -43,7 +50,8 @@ function isZero(chunk: Uint8Array): boolean {
 
 export async function assemblePack(opts: AssembleOptions): Promise<AssembledPack> {
   const names = opts.sections.map((s) => s.name);
-  if (new Set(names).size !== names.length) throw new Error(`assemblePack: a section is named twice (${names.join(', ')})`);
+  if (new Set(names).size !== names.length)
+    throw new Error(`assemblePack: a section is named twice (${names.join(', ')})`);
   const output = path.resolve(opts.output);
   const tmp = tempPathFor(output);
   const fh = await fs.promises.open(tmp, 'wx', opts.mode ?? (opts.prefix ? 0o755 : 0o644));
@@ -77,13 +85,25 @@ export async function assemblePack(opts: AssembleOptions): Promise<AssembledPack
       }
       const size = pos - payloadStart - offset;
       if (size === 0) throw new Error(`assemblePack: section ${source.name} is empty`);
-      sections.push({ name: source.name, media_type: SectionMediaType[source.name], offset, size, sha256: hash.digest('hex') });
+      sections.push({
+        name: source.name,
+        media_type: SectionMediaType[source.name],
+        offset,
+        size,
+        sha256: hash.digest('hex'),
+      });
     }
     await pad();
     const { snapshot, ...rest } = opts.manifest;
     const version = manifestVersion(opts.manifest);
     // A version 1 manifest has no snapshot field at all (older readers refuse unknown fields).
-    const manifest: PackManifest = { format: 'smolmachine', version, ...rest, ...(snapshot ? { snapshot } : {}), sections };
+    const manifest: PackManifest = {
+      format: 'smolmachine',
+      version,
+      ...rest,
+      ...(snapshot ? { snapshot } : {}),
+      sections,
+    };
     const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
     const manifestOffset = pos - payloadStart;
     await write(manifestBytes);

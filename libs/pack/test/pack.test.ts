@@ -3,7 +3,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { FOOTER_SIZE, PackFile, PackFormatError, SECTION_ALIGN, assemblePack, extractSection, importSections, packedBoot, sectionDisk, type PackManifestBase, type SectionName } from '../src';
+import {
+  FOOTER_SIZE,
+  PackFile,
+  PackFormatError,
+  SECTION_ALIGN,
+  assemblePack,
+  extractSection,
+  importSections,
+  packedBoot,
+  sectionDisk,
+  type PackManifestBase,
+  type SectionName,
+} from '../src';
 
 const base: PackManifestBase = {
   platform: 'linux/amd64',
@@ -41,7 +53,10 @@ async function makePack(file: string, prefix?: string): Promise<void> {
   await assemblePack({
     output: file,
     manifest: base,
-    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({ name, open: () => Readable.from([content[name]]) })),
+    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({
+      name,
+      open: () => Readable.from([content[name]]),
+    })),
     ...(prefix ? { prefix } : {}),
   });
 }
@@ -80,18 +95,23 @@ test('appended to a stub, the payload starts aligned in the file and reads the s
   expect(await readAll(pack.readSection('rootfs'))).toEqual(content.rootfs);
 });
 
-test.each(['kernel', 'agent', 'rootfs'] as SectionName[])('a flipped byte in the %s section is refused by verify', async (name) => {
-  const file = path.join(dir, 'a.smolmachine');
-  await makePack(file);
-  const s = PackFile.open(file).section(name)!;
-  const fd = fs.openSync(file, 'r+');
-  const b = Buffer.alloc(1);
-  fs.readSync(fd, b, 0, 1, s.fileOffset + 17);
-  b[0] ^= 0x01;
-  fs.writeSync(fd, b, 0, 1, s.fileOffset + 17);
-  fs.closeSync(fd);
-  await expect(PackFile.open(file).verify()).rejects.toThrow(new RegExp(`its ${name} section does not match its sha256`));
-});
+test.each(['kernel', 'agent', 'rootfs'] as SectionName[])(
+  'a flipped byte in the %s section is refused by verify',
+  async (name) => {
+    const file = path.join(dir, 'a.smolmachine');
+    await makePack(file);
+    const s = PackFile.open(file).section(name)!;
+    const fd = fs.openSync(file, 'r+');
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, s.fileOffset + 17);
+    b[0] ^= 0x01;
+    fs.writeSync(fd, b, 0, 1, s.fileOffset + 17);
+    fs.closeSync(fd);
+    await expect(PackFile.open(file).verify()).rejects.toThrow(
+      new RegExp(`its ${name} section does not match its sha256`),
+    );
+  },
+);
 
 test('a flipped byte in the manifest, a truncated file, a wrong magic or version are refused on open', async () => {
   const file = path.join(dir, 'a.smolmachine');
@@ -99,12 +119,32 @@ test('a flipped byte in the manifest, a truncated file, a wrong magic or version
   const good = fs.readFileSync(file);
   const manifestAt = good.length - FOOTER_SIZE - 50;
   const cases: Array<[string, Buffer, RegExp]> = [
-    ['manifest', Buffer.concat([good.subarray(0, manifestAt), Buffer.from([good[manifestAt] ^ 1]), good.subarray(manifestAt + 1)]), /manifest does not match the digest/],
+    [
+      'manifest',
+      Buffer.concat([good.subarray(0, manifestAt), Buffer.from([good[manifestAt] ^ 1]), good.subarray(manifestAt + 1)]),
+      /manifest does not match the digest/,
+    ],
     ['truncated', good.subarray(0, good.length - 100), /SMOLMACH magic/],
     ['cut at the front', good.subarray(SECTION_ALIGN), /payload is \d+ bytes/],
     ['magic', Buffer.concat([good.subarray(0, good.length - 8), Buffer.from('NOTAPACK')]), /SMOLMACH magic/],
-    ['version', (() => { const b = Buffer.from(good); b.writeUInt32LE(3, good.length - FOOTER_SIZE); return b; })(), /format version 3, and this smolvm reads versions 1 and 2/],
-    ['spliced version', (() => { const b = Buffer.from(good); b.writeUInt32LE(2, good.length - FOOTER_SIZE); return b; })(), /manifest says format version 1 and its footer 2/],
+    [
+      'version',
+      (() => {
+        const b = Buffer.from(good);
+        b.writeUInt32LE(3, good.length - FOOTER_SIZE);
+        return b;
+      })(),
+      /format version 3, and this smolvm reads versions 1 and 2/,
+    ],
+    [
+      'spliced version',
+      (() => {
+        const b = Buffer.from(good);
+        b.writeUInt32LE(2, good.length - FOOTER_SIZE);
+        return b;
+      })(),
+      /manifest says format version 1 and its footer 2/,
+    ],
     ['empty', Buffer.alloc(0), /shorter than the footer/],
   ];
   for (const [label, bytes, message] of cases) {
@@ -117,20 +157,51 @@ test('a flipped byte in the manifest, a truncated file, a wrong magic or version
 
 test('a manifest with unknown fields or overlapping sections is refused', async () => {
   const { parseManifest } = await import('../src');
-  const ok = JSON.parse(JSON.stringify({ format: 'smolmachine', version: 1, ...base, sections: [
-    { name: 'kernel', media_type: 'application/vnd.smolvm.kernel.vmlinux.v1', offset: 0, size: 5000, sha256: 'b'.repeat(64) },
-    { name: 'agent', media_type: 'application/vnd.smolvm.agent.erofs.v1', offset: 8192, size: 10, sha256: 'c'.repeat(64) },
-    { name: 'rootfs', media_type: 'application/vnd.smolvm.rootfs.erofs.v1', offset: 12288, size: 10, sha256: 'd'.repeat(64) },
-  ] })) as Record<string, unknown>;
+  const ok = JSON.parse(
+    JSON.stringify({
+      format: 'smolmachine',
+      version: 1,
+      ...base,
+      sections: [
+        {
+          name: 'kernel',
+          media_type: 'application/vnd.smolvm.kernel.vmlinux.v1',
+          offset: 0,
+          size: 5000,
+          sha256: 'b'.repeat(64),
+        },
+        {
+          name: 'agent',
+          media_type: 'application/vnd.smolvm.agent.erofs.v1',
+          offset: 8192,
+          size: 10,
+          sha256: 'c'.repeat(64),
+        },
+        {
+          name: 'rootfs',
+          media_type: 'application/vnd.smolvm.rootfs.erofs.v1',
+          offset: 12288,
+          size: 10,
+          sha256: 'd'.repeat(64),
+        },
+      ],
+    }),
+  ) as Record<string, unknown>;
   const parse = (m: unknown) => parseManifest(Buffer.from(JSON.stringify(m)), 'f', 1 << 20);
   expect(parse(ok).sections).toHaveLength(3);
   expect(() => parse({ ...ok, extra: 1 })).toThrow(/unknown field extra/);
   const sections = ok.sections as Array<Record<string, unknown>>;
-  expect(() => parse({ ...ok, sections: [sections[0], { ...sections[1], offset: 4096 }, sections[2]] })).toThrow(/over another section/);
-  expect(() => parse({ ...ok, sections: [sections[0], { ...sections[1], offset: 8000 }, sections[2]] })).toThrow(/not a multiple of 4096/);
+  expect(() => parse({ ...ok, sections: [sections[0], { ...sections[1], offset: 4096 }, sections[2]] })).toThrow(
+    /over another section/,
+  );
+  expect(() => parse({ ...ok, sections: [sections[0], { ...sections[1], offset: 8000 }, sections[2]] })).toThrow(
+    /not a multiple of 4096/,
+  );
   expect(() => parse({ ...ok, sections: [sections[0], sections[2]] })).toThrow(/no agent section/);
   expect(() => parse({ ...ok, cpus: 1000 })).toThrow(/cpus/);
-  expect(() => parseManifest(Buffer.from(JSON.stringify(ok)), 'f', 12290)).toThrow(/over another section or the manifest/);
+  expect(() => parseManifest(Buffer.from(JSON.stringify(ok)), 'f', 12290)).toThrow(
+    /over another section or the manifest/,
+  );
 });
 
 test('a verification is remembered per file identity, and a changed file is verified again', async () => {
@@ -171,7 +242,10 @@ test('importSections copies and verifies in one read; a damaged section is refus
   await makePack(file);
   const reads: string[] = [];
   const readSection = PackFile.prototype.readSection;
-  const spy = jest.spyOn(PackFile.prototype, 'readSection').mockImplementation(function (this: PackFile, name: SectionName) {
+  const spy = jest.spyOn(PackFile.prototype, 'readSection').mockImplementation(function (
+    this: PackFile,
+    name: SectionName,
+  ) {
     reads.push(name);
     return readSection.call(this, name);
   });
@@ -192,7 +266,9 @@ test('importSections copies and verifies in one read; a damaged section is refus
     fs.writeSync(fd, Buffer.from([content[name][7] ^ 1]), 0, 1, s.fileOffset + 7);
     fs.closeSync(fd);
     if (name === 'rootfs') fs.rmSync(path.join(cache, 'pack', 'sections', s.sha256));
-    await expect(importSections(PackFile.open(other), cache)).rejects.toThrow(`its ${name} section does not match its sha256 (damaged or tampered with)`);
+    await expect(importSections(PackFile.open(other), cache)).rejects.toThrow(
+      `its ${name} section does not match its sha256 (damaged or tampered with)`,
+    );
     expect(fs.existsSync(path.join(cache, 'pack', 'sections', s.sha256))).toBe(name === 'kernel');
   }
 });
@@ -204,7 +280,11 @@ test('a disk section is used in place from a file only this user can change, els
   fs.chmodSync(dir, 0o700);
   await makePack(file);
   const pack = PackFile.open(file);
-  expect(await sectionDisk(pack, 'rootfs', cache)).toEqual({ path: file, offset: pack.section('rootfs')!.fileOffset, size: content.rootfs.length });
+  expect(await sectionDisk(pack, 'rootfs', cache)).toEqual({
+    path: file,
+    offset: pack.section('rootfs')!.fileOffset,
+    size: content.rootfs.length,
+  });
   fs.chmodSync(file, 0o666);
   const copied = await sectionDisk(pack, 'rootfs', cache);
   expect(copied.offset).toBeUndefined();
@@ -217,7 +297,11 @@ test('a pack rebuilt from its manifest and section streams (as a registry pull d
   const pack = PackFile.open(file);
   const { format: _f, version: _v, sections, ...base } = pack.manifest;
   const rebuilt = path.join(dir, 'b.smolmachine');
-  await assemblePack({ output: rebuilt, manifest: base, sections: sections.map((s) => ({ name: s.name, open: () => pack.readSection(s.name) })) });
+  await assemblePack({
+    output: rebuilt,
+    manifest: base,
+    sections: sections.map((s) => ({ name: s.name, open: () => pack.readSection(s.name) })),
+  });
   expect(PackFile.open(rebuilt).digest).toBe(pack.digest);
   expect(fs.readFileSync(rebuilt)).toEqual(fs.readFileSync(file));
 });
@@ -227,7 +311,12 @@ describe('format version 2: a running machine (memory and state sections)', () =
   jest.setTimeout(120_000);
   const MIB = 1024 * 1024;
   const GIB = 1024 * MIB;
-  const snapshot = { id: 'web:ready', driver: 'kvm', qemu: { major: 7, minor: 2, micro: 22 }, qemu_package: 'Debian 1:7.2+dfsg-7' };
+  const snapshot = {
+    id: 'web:ready',
+    driver: 'kvm',
+    qemu: { major: 7, minor: 2, micro: 22 },
+    qemu_package: 'Debian 1:7.2+dfsg-7',
+  };
   const shaped = { ...base, memory_mib: 64 };
   const state = crypto.randomBytes(30_000);
   // RAM with a recognisable page far in; disks sparse but for their first block.
@@ -239,16 +328,15 @@ describe('format version 2: a running machine (memory and state sections)', () =
       yield chunk;
     }
   }
-  const sources = (sizes: Partial<Record<SectionName, number>> = {}) =>
-    [
-      { name: 'kernel' as const, open: () => Readable.from([content.kernel]) },
-      { name: 'agent' as const, open: () => Readable.from([content.agent]) },
-      { name: 'rootfs' as const, open: () => Readable.from([content.rootfs]) },
-      { name: 'overlay' as const, open: () => Readable.from(chunks(sizes.overlay ?? 4 * MIB, Buffer.from('overlay'))) },
-      { name: 'storage' as const, open: () => Readable.from(chunks(sizes.storage ?? 4 * MIB, Buffer.from('storage'))) },
-      { name: 'memory' as const, open: () => Readable.from(chunks(sizes.memory ?? 64 * MIB, memoryPage, 40 * MIB)) },
-      { name: 'state' as const, open: () => Readable.from([state]) },
-    ];
+  const sources = (sizes: Partial<Record<SectionName, number>> = {}) => [
+    { name: 'kernel' as const, open: () => Readable.from([content.kernel]) },
+    { name: 'agent' as const, open: () => Readable.from([content.agent]) },
+    { name: 'rootfs' as const, open: () => Readable.from([content.rootfs]) },
+    { name: 'overlay' as const, open: () => Readable.from(chunks(sizes.overlay ?? 4 * MIB, Buffer.from('overlay'))) },
+    { name: 'storage' as const, open: () => Readable.from(chunks(sizes.storage ?? 4 * MIB, Buffer.from('storage'))) },
+    { name: 'memory' as const, open: () => Readable.from(chunks(sizes.memory ?? 64 * MIB, memoryPage, 40 * MIB)) },
+    { name: 'state' as const, open: () => Readable.from([state]) },
+  ];
 
   test('a pack with a snapshot is version 2, reads its sections back and verifies; one without stays version 1', async () => {
     const file = path.join(dir, 'snap.smolmachine');
@@ -264,7 +352,9 @@ describe('format version 2: a running machine (memory and state sections)', () =
     expect(memory.subarray(40 * MIB, 40 * MIB + 4096)).toEqual(memoryPage);
     await pack.verify();
     // Booting it would run a guest on disks another guest has mounted: refused, not booted.
-    await expect(packedBoot(pack, dir)).rejects.toThrow(/holds the running state of snapshot web:ready, and this smolvm can only boot packs, not resume them/);
+    await expect(packedBoot(pack, dir)).rejects.toThrow(
+      /holds the running state of snapshot web:ready, and this smolvm can only boot packs, not resume them/,
+    );
     await expect(importSections(pack, dir)).rejects.toThrow(PackFormatError);
     // Sparse on disk: the zero runs of RAM and disks are holes.
     expect(fs.statSync(file).blocks * 512).toBeLessThan(8 * MIB);
@@ -284,14 +374,19 @@ describe('format version 2: a running machine (memory and state sections)', () =
   test('a flipped byte in the memory or state section is refused by verify', async () => {
     const file = path.join(dir, 'snap.smolmachine');
     await assemblePack({ output: file, manifest: { ...shaped, snapshot }, sections: sources() });
-    for (const [name, at] of [['memory', 40 * MIB + 5], ['state', 100]] as const) {
+    for (const [name, at] of [
+      ['memory', 40 * MIB + 5],
+      ['state', 100],
+    ] as const) {
       const s = PackFile.open(file).section(name)!;
       const fd = fs.openSync(file, 'r+');
       const b = Buffer.alloc(1);
       fs.readSync(fd, b, 0, 1, s.fileOffset + at);
       fs.writeSync(fd, Buffer.from([b[0] ^ 0x80]), 0, 1, s.fileOffset + at);
       fs.closeSync(fd);
-      await expect(PackFile.open(file).verify()).rejects.toThrow(new RegExp(`its ${name} section does not match its sha256`));
+      await expect(PackFile.open(file).verify()).rejects.toThrow(
+        new RegExp(`its ${name} section does not match its sha256`),
+      );
       const fix = fs.openSync(file, 'r+');
       fs.writeSync(fix, b, 0, 1, s.fileOffset + at);
       fs.closeSync(fix);
@@ -301,7 +396,13 @@ describe('format version 2: a running machine (memory and state sections)', () =
 
   test('the manifest refuses a snapshot that does not fit its shape, and version 1 refuses what version 2 added', async () => {
     const { parseManifest } = await import('../src');
-    const section = (name: SectionName, media_type: string, offset: number, size: number) => ({ name, media_type, offset, size, sha256: 'e'.repeat(64) });
+    const section = (name: SectionName, media_type: string, offset: number, size: number) => ({
+      name,
+      media_type,
+      offset,
+      size,
+      sha256: 'e'.repeat(64),
+    });
     const table = (memory = 64 * MIB, disk = MIB) => [
       section('kernel', 'application/vnd.smolvm.kernel.vmlinux.v1', 0, 4096),
       section('agent', 'application/vnd.smolvm.agent.erofs.v1', 4096, 4096),
@@ -314,9 +415,13 @@ describe('format version 2: a running machine (memory and state sections)', () =
     const v2 = { format: 'smolmachine', version: 2, ...shaped, snapshot, sections: table() };
     const parse = (m: unknown) => parseManifest(Buffer.from(JSON.stringify(m)), 'f', 4 * GIB);
     expect(parse(v2).snapshot).toEqual(snapshot);
-    expect(() => parse({ ...v2, sections: table(128 * MIB) })).toThrow(/memory section of 134217728 bytes, not memory_mib \(64 MiB\)/);
+    expect(() => parse({ ...v2, sections: table(128 * MIB) })).toThrow(
+      /memory section of 134217728 bytes, not memory_mib \(64 MiB\)/,
+    );
     expect(() => parse({ ...v2, memory_mib: 128 })).toThrow(/memory section/);
-    expect(() => parse({ ...v2, sections: table().filter((s) => s.name !== 'state') })).toThrow(/snapshot but no state section/);
+    expect(() => parse({ ...v2, sections: table().filter((s) => s.name !== 'state') })).toThrow(
+      /snapshot but no state section/,
+    );
     expect(() => parse({ ...v2, snapshot: null })).toThrow(/field snapshot is not an object/);
     expect(() => parse({ ...v2, snapshot: { ...snapshot, id: 'no-colon' } })).toThrow(/snapshot.id is not MACHINE:TAG/);
     expect(() => parse({ ...v2, snapshot: { ...snapshot, extra: 1 } })).toThrow(/unknown field snapshot.extra/);
@@ -326,7 +431,9 @@ describe('format version 2: a running machine (memory and state sections)', () =
     const { snapshot: _s, ...v1 } = { ...v2, version: 1 };
     expect(() => parse(v1)).toThrow(/names section memory, which format version 1 does not have/);
     expect(() => parse({ ...v2, version: 3 })).toThrow(/version is not an integer in 1..2/);
-    expect(() => parse({ ...v2, sections: [...table(), section('gpu' as SectionName, 'x', 3 * GIB, 4096)] })).toThrow(/unknown section "gpu" \(made by a newer smolvm\?\)/);
+    expect(() => parse({ ...v2, sections: [...table(), section('gpu' as SectionName, 'x', 3 * GIB, 4096)] })).toThrow(
+      /unknown section "gpu" \(made by a newer smolvm\?\)/,
+    );
   });
 
   test('a version 2 pack rebuilt from its manifest and sections (a registry pull) is byte-identical', async () => {
@@ -335,7 +442,11 @@ describe('format version 2: a running machine (memory and state sections)', () =
     const pack = PackFile.open(file);
     const { format: _f, version: _v, sections, ...rest } = pack.manifest;
     const rebuilt = path.join(dir, 'b.smolmachine');
-    await assemblePack({ output: rebuilt, manifest: rest, sections: sections.map((s) => ({ name: s.name, open: () => pack.readSection(s.name) })) });
+    await assemblePack({
+      output: rebuilt,
+      manifest: rest,
+      sections: sections.map((s) => ({ name: s.name, open: () => pack.readSection(s.name) })),
+    });
     expect(PackFile.open(rebuilt).digest).toBe(pack.digest);
   });
 });

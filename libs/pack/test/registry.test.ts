@@ -53,13 +53,21 @@ async function makePack(file: string, rootfs: Buffer, manifest: Partial<PackMani
   await assemblePack({
     output: file,
     manifest: { ...base, ...manifest },
-    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({ name, open: () => Readable.from([content[name]]) })),
+    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({
+      name,
+      open: () => Readable.from([content[name]]),
+    })),
   });
   return PackFile.open(file);
 }
 
 function uploadsOf(requests: ProxyRequest[], digest: string): ProxyRequest[] {
-  return requests.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/') && r.path.includes(`digest=${encodeURIComponent(digest)}`));
+  return requests.filter(
+    (r) =>
+      r.method === 'PUT' &&
+      r.path.includes('/blobs/uploads/') &&
+      r.path.includes(`digest=${encodeURIComponent(digest)}`),
+  );
 }
 
 let registry: RegistryFixture;
@@ -100,7 +108,8 @@ it('pushes two packs sharing kernel and agent, which the registry receives once;
   expect(a.blobs.map((b) => b.outcome)).toEqual(['uploaded', 'uploaded', 'uploaded', 'uploaded']);
   const b = await pushPack(two.path, `${proxy.host}/packs/two:v1`, { env: pusher, client });
   expect(b.blobs.map((x) => x.outcome)).toEqual(['uploaded', 'mounted', 'mounted', 'uploaded']);
-  for (const name of ['kernel', 'agent'] as const) expect(uploadsOf(proxy.requests, `sha256:${one.section(name)?.sha256}`)).toHaveLength(1);
+  for (const name of ['kernel', 'agent'] as const)
+    expect(uploadsOf(proxy.requests, `sha256:${one.section(name)?.sha256}`)).toHaveLength(1);
 
   // A clean home: the pack lands in the cache keyed by the artifact's digest, identical to the pushed one.
   const clean = envOf('clean');
@@ -110,15 +119,25 @@ it('pushes two packs sharing kernel and agent, which the registry receives once;
   expect(pulled.packDigest).toBe(one.digest);
   expect(fs.readFileSync(pulled.path).equals(fs.readFileSync(one.path))).toBe(true);
   await PackFile.open(pulled.path).verify();
-  const again = await pullPack(`${registry.host}/packs/one@${a.index.digest}`, { env: clean, client, platform: 'linux/amd64' });
+  const again = await pullPack(`${registry.host}/packs/one@${a.index.digest}`, {
+    env: clean,
+    client,
+    platform: 'linux/amd64',
+  });
   expect(again).toMatchObject({ cached: true, path: pulled.path, downloadedBytes: 0 });
 
   // -o writes where asked; --from resolution pulls references and passes files through.
   const output = path.join(dir, 'out.smolmachine');
-  expect((await pullPack(`${registry.host}/packs/two:v1`, { env: clean, client, output, platform: 'linux/amd64' })).path).toBe(output);
+  expect(
+    (await pullPack(`${registry.host}/packs/two:v1`, { env: clean, client, output, platform: 'linux/amd64' })).path,
+  ).toBe(output);
   expect(PackFile.open(output).digest).toBe(two.digest);
   expect(await resolvePackSource(output, { env: clean, client })).toEqual({ path: output });
-  const viaRef = await resolvePackSource(`${registry.host}/packs/two:v1`, { env: clean, client, platform: 'linux/amd64' });
+  const viaRef = await resolvePackSource(`${registry.host}/packs/two:v1`, {
+    env: clean,
+    client,
+    platform: 'linux/amd64',
+  });
   expect(viaRef.path).toBe(pulledPackPath(b.manifest.digest, clean));
 });
 
@@ -130,13 +149,20 @@ it('pushes the payload of a single-file executable, which pulls back as a plain 
     output: exe,
     manifest: base,
     prefix: Buffer.from('#!/bin/sh\necho a stub that does not travel\n'),
-    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({ name, open: () => Readable.from([content[name]]) })),
+    sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({
+      name,
+      open: () => Readable.from([content[name]]),
+    })),
   });
   const single = PackFile.open(exe);
   expect(single.payloadStart).toBeGreaterThan(0);
   const env = envOf('single');
   await pushPack(exe, `${registry.host}/packs/single:v1`, { env, client });
-  const pulled = await pullPack(`${registry.host}/packs/single:v1`, { env: envOf('single-clean'), client, platform: 'linux/amd64' });
+  const pulled = await pullPack(`${registry.host}/packs/single:v1`, {
+    env: envOf('single-clean'),
+    client,
+    platform: 'linux/amd64',
+  });
   expect(pulled.packDigest).toBe(single.digest);
   expect(fs.readFileSync(pulled.path).equals(fs.readFileSync(exe).subarray(single.payloadStart))).toBe(true);
 });
@@ -147,7 +173,9 @@ it('tells files from references, and names a value that is neither', async () =>
   expect(isPackReference('/tmp/x')).toBe(false);
   expect(isPackReference('binsquare/custom:v1')).toBe(true);
   expect(isPackReference('python-dev')).toBe(true);
-  await expect(resolvePackSource('Not A Ref', { env: envOf('x'), client })).rejects.toThrow('Not A Ref is neither a file nor an artifact reference');
+  await expect(resolvePackSource('Not A Ref', { env: envOf('x'), client })).rejects.toThrow(
+    'Not A Ref is neither a file nor an artifact reference',
+  );
 });
 
 it('refuses a forged artifact whose section table or platform does not match what the registry serves', async () => {
@@ -156,7 +184,8 @@ it('refuses a forged artifact whose section table or platform does not match wha
     mediaType: s.media_type,
     digest: `sha256:${s.sha256}`,
     size: s.size,
-    open: (start = 0, end = s.size - 1) => fs.createReadStream(pack.path, { start: s.fileOffset + start, end: s.fileOffset + end }),
+    open: (start = 0, end = s.size - 1) =>
+      fs.createReadStream(pack.path, { start: s.fileOffset + start, end: s.fileOffset + end }),
   }));
   const config = Buffer.from(JSON.stringify(pack.manifest));
   const amd64 = { os: 'linux', architecture: 'amd64' };
@@ -165,14 +194,29 @@ it('refuses a forged artifact whose section table or platform does not match wha
   await pushArtifact(client, `${registry.host}/forged/table:v1`, {
     artifactType: MACHINE_ARTIFACT_TYPE,
     config: { mediaType: PACK_MANIFEST_MEDIA_TYPE, bytes: config },
-    layers: [...layers.slice(0, 2), { mediaType: layers[2].mediaType, digest: `sha256:${crypto.createHash('sha256').update(other).digest('hex')}`, size: other.length, open: () => Readable.from([other]) }],
+    layers: [
+      ...layers.slice(0, 2),
+      {
+        mediaType: layers[2].mediaType,
+        digest: `sha256:${crypto.createHash('sha256').update(other).digest('hex')}`,
+        size: other.length,
+        open: () => Readable.from([other]),
+      },
+    ],
     platform: amd64,
   });
   const env = envOf('forged');
   const output = path.join(dir, 'forged.smolmachine');
-  const err = await pullPack(`${registry.host}/forged/table:v1`, { env, client, output, platform: 'linux/amd64' }).catch((e: unknown) => e);
+  const err = await pullPack(`${registry.host}/forged/table:v1`, {
+    env,
+    client,
+    output,
+    platform: 'linux/amd64',
+  }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(PackFormatError);
-  expect((err as Error).message).toBe(`${registry.host}/forged/table:v1 is not a usable .smolmachine: its manifest's section table does not match the artifact's layers`);
+  expect((err as Error).message).toBe(
+    `${registry.host}/forged/table:v1 is not a usable .smolmachine: its manifest's section table does not match the artifact's layers`,
+  );
   expect(fs.existsSync(output)).toBe(false);
 
   // Listed for arm64, but the pack says amd64.
@@ -182,8 +226,8 @@ it('refuses a forged artifact whose section table or platform does not match wha
     layers,
     platform: { os: 'linux', architecture: 'arm64' },
   });
-  await expect(pullPack(`${registry.host}/forged/platform:v1`, { env, client, output, platform: 'linux/arm64' })).rejects.toThrow(
-    'it is listed for linux/arm64 but its manifest says linux/amd64',
-  );
+  await expect(
+    pullPack(`${registry.host}/forged/platform:v1`, { env, client, output, platform: 'linux/arm64' }),
+  ).rejects.toThrow('it is listed for linux/arm64 but its manifest says linux/amd64');
   expect(fs.existsSync(output)).toBe(false);
 });

@@ -26,46 +26,71 @@ export interface MachineStateArgs {
 const MEMORY_BACKEND_ID = 'smolvm-ram';
 
 export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles, state?: MachineStateArgs): string[] {
-  const machineOptions = state ? { ...target.machineOptions, 'memory-backend': MEMORY_BACKEND_ID } : target.machineOptions ?? {};
+  const machineOptions = state
+    ? { ...target.machineOptions, 'memory-backend': MEMORY_BACKEND_ID }
+    : (target.machineOptions ?? {});
   const argv: string[] = [
-    '-M', opts(target.machine, machineOptions, 'machine'),
-    '-accel', opts(optValue(target.accel, 'accel'), target.accelOptions ?? {}, 'accel'),
-    '-cpu', optValue(target.cpu, 'cpu'),
-    '-smp', String(spec.cpus),
-    '-m', `${spec.memoryMiB}M`,
+    '-M',
+    opts(target.machine, machineOptions, 'machine'),
+    '-accel',
+    opts(optValue(target.accel, 'accel'), target.accelOptions ?? {}, 'accel'),
+    '-cpu',
+    optValue(target.cpu, 'cpu'),
+    '-smp',
+    String(spec.cpus),
+    '-m',
+    `${spec.memoryMiB}M`,
     // No default devices, no config files, no display, and a guest reboot ends QEMU: smolvm VMs
     // never reboot, and the kernel's reboot=t turns panics and poweroff into a reset.
-    '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-no-reboot',
     ...(target.sandbox ? ['-sandbox', SANDBOX] : []),
-    '-kernel', rawArg(spec.kernel, 'kernel'),
+    '-kernel',
+    rawArg(spec.kernel, 'kernel'),
   ];
   if (state) {
     argv.push(
       '-object',
-      opts('memory-backend-file', { id: MEMORY_BACKEND_ID, size: `${spec.memoryMiB}M`, 'mem-path': state.memoryFile, share: state.share }, 'memoryFile'),
+      opts(
+        'memory-backend-file',
+        { id: MEMORY_BACKEND_ID, size: `${spec.memoryMiB}M`, 'mem-path': state.memoryFile, share: state.share },
+        'memoryFile',
+      ),
       // The saved VM must come back running, not paused: it was stopped only to be saved.
-      '-global', 'migration.store-global-state=off',
+      '-global',
+      'migration.store-global-state=off',
     );
     // The restore commands arrive on a second monitor on stdin (prestart.ts restoreScript). -S:
     // the restored guest waits, paused, for whoever takes the VM over to `cont` it (snapshot.ts
     // waitRunning). An early start (prestart.ts) loads the state while the CLI is still loading,
     // and an idle guest under TCG is not free (its timer ticks cost ~2-3% of a core): dozens of
     // early-started guests running before their CLIs could use them starved those CLIs.
-    if (state.incoming) argv.push('-S', '-incoming', 'defer', '-chardev', 'stdio,id=restore', '-mon', 'chardev=restore,mode=control');
+    if (state.incoming)
+      argv.push('-S', '-incoming', 'defer', '-chardev', 'stdio,id=restore', '-mon', 'chardev=restore,mode=control');
   }
   if (spec.initrd !== undefined) argv.push('-initrd', rawArg(spec.initrd, 'initrd'));
   argv.push('-append', rawArg(kernelCmdline(spec, target), 'cmdline'));
 
   argv.push(
-    '-chardev', opts('file', { id: 'console', path: spec.consoleLog }, 'consoleLog'),
-    '-serial', 'chardev:console',
+    '-chardev',
+    opts('file', { id: 'console', path: spec.consoleLog }, 'consoleLog'),
+    '-serial',
+    'chardev:console',
     // QEMU connects to our listening socket as a client, like the agent channel: no polling.
-    '-chardev', opts('socket', { id: 'qmp', path: files.qmpSocket }, 'runDir'),
-    '-mon', 'chardev=qmp,mode=control',
-    '-device', 'virtio-rng-device',
-    '-device', 'virtio-serial-device',
-    '-chardev', opts('socket', { id: AGENT_CHARDEV_ID, path: spec.agent.socketPath }, 'agent.socketPath'),
-    '-device', opts('virtserialport', { chardev: AGENT_CHARDEV_ID, name: AGENT_PORT_NAME }),
+    '-chardev',
+    opts('socket', { id: 'qmp', path: files.qmpSocket }, 'runDir'),
+    '-mon',
+    'chardev=qmp,mode=control',
+    '-device',
+    'virtio-rng-device',
+    '-device',
+    'virtio-serial-device',
+    '-chardev',
+    opts('socket', { id: AGENT_CHARDEV_ID, path: spec.agent.socketPath }, 'agent.socketPath'),
+    '-device',
+    opts('virtserialport', { chardev: AGENT_CHARDEV_ID, name: AGENT_PORT_NAME }),
   );
 
   (spec.disks ?? []).forEach((disk, i) => {
@@ -73,19 +98,24 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
     const node = `disk${i}`;
     argv.push(
       '-blockdev',
-      opts(`driver=${disk.format === 'qcow2' ? 'qcow2' : 'raw'}`, {
-        'node-name': node,
-        'read-only': disk.readOnly,
-        // Sparse overlay/storage disks stay sparse when the guest frees blocks.
-        discard: disk.readOnly ? undefined : 'unmap',
-        // A byte range of a bigger file (a pack section used in place): the raw driver's window.
-        offset: disk.range?.offset,
-        size: disk.range?.size,
-        'file.driver': 'file',
-        // file.filename, unlike -drive file=, never parses a "protocol:" prefix out of the path.
-        'file.filename': disk.path,
-      }, field),
-      '-device', opts('virtio-blk-device', { drive: node, serial: disk.id }, field),
+      opts(
+        `driver=${disk.format === 'qcow2' ? 'qcow2' : 'raw'}`,
+        {
+          'node-name': node,
+          'read-only': disk.readOnly,
+          // Sparse overlay/storage disks stay sparse when the guest frees blocks.
+          discard: disk.readOnly ? undefined : 'unmap',
+          // A byte range of a bigger file (a pack section used in place): the raw driver's window.
+          offset: disk.range?.offset,
+          size: disk.range?.size,
+          'file.driver': 'file',
+          // file.filename, unlike -drive file=, never parses a "protocol:" prefix out of the path.
+          'file.filename': disk.path,
+        },
+        field,
+      ),
+      '-device',
+      opts('virtio-blk-device', { drive: node, serial: disk.id }, field),
     );
   });
 
@@ -94,24 +124,34 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
     const id = `fs${i}`;
     argv.push(
       '-fsdev',
-      opts('local', {
-        id,
-        path: share.hostPath,
-        security_model: share.hostOwnership ? NINEP_HOST_OWNERSHIP_MODEL : NINEP_SECURITY_MODEL,
-        // Modes for what the guest creates exist only in the mapped models.
-        fmode: share.hostOwnership ? undefined : NINEP_FILE_MODE,
-        dmode: share.hostOwnership ? undefined : NINEP_DIR_MODE,
-        readonly: share.readOnly ? true : undefined,
-      }, field),
-      '-device', opts('virtio-9p-device', { fsdev: id, mount_tag: share.tag }, field),
+      opts(
+        'local',
+        {
+          id,
+          path: share.hostPath,
+          security_model: share.hostOwnership ? NINEP_HOST_OWNERSHIP_MODEL : NINEP_SECURITY_MODEL,
+          // Modes for what the guest creates exist only in the mapped models.
+          fmode: share.hostOwnership ? undefined : NINEP_FILE_MODE,
+          dmode: share.hostOwnership ? undefined : NINEP_DIR_MODE,
+          readonly: share.readOnly ? true : undefined,
+        },
+        field,
+      ),
+      '-device',
+      opts('virtio-9p-device', { fsdev: id, mount_tag: share.tag }, field),
     );
   });
 
   if (spec.network) {
     argv.push(
       '-netdev',
-      opts('stream', { id: 'net0', server: false, 'addr.type': 'unix', 'addr.path': spec.network.socketPath }, 'network'),
-      '-device', opts('virtio-net-device', { netdev: 'net0', mac: spec.network.mac }, 'network'),
+      opts(
+        'stream',
+        { id: 'net0', server: false, 'addr.type': 'unix', 'addr.path': spec.network.socketPath },
+        'network',
+      ),
+      '-device',
+      opts('virtio-net-device', { netdev: 'net0', mac: spec.network.mac }, 'network'),
     );
   }
   // Elastic memory: the guest reports the pages it frees and QEMU hands them back to the host. Only
@@ -120,7 +160,8 @@ export function buildQemuArgv(spec: VmSpec, target: QemuTarget, files: RunFiles,
   // devices keep their places whether it is there or not; and only in a free transport (a VM that
   // needs all of microvm's for its disks, shares and NIC does without).
   const transports = argv.filter((a, i) => argv[i - 1] === '-device' && /^virtio-[a-z0-9]+-device\b/.test(a)).length;
-  if (!state && transports < (target.virtioTransports ?? Infinity)) argv.push('-device', 'virtio-balloon-device,free-page-reporting=on');
+  if (!state && transports < (target.virtioTransports ?? Infinity))
+    argv.push('-device', 'virtio-balloon-device,free-page-reporting=on');
   return argv;
 }
 
@@ -157,7 +198,8 @@ export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resou
 export function kernelCmdline(spec: VmSpec, target: QemuTarget): string {
   const args = [`console=${target.consoleDevice}`, ...target.kernelArgs, ...(spec.cmdline ?? [])];
   for (const arg of args) {
-    if (!arg || /\s/.test(arg.replace(/"[^"]*"/g, ''))) throw new InvalidVmSpecError('cmdline', `'${arg}' is not one kernel argument`);
+    if (!arg || /\s/.test(arg.replace(/"[^"]*"/g, '')))
+      throw new InvalidVmSpecError('cmdline', `'${arg}' is not one kernel argument`);
   }
   return args.join(' ');
 }

@@ -7,7 +7,14 @@ import net from 'node:net';
 import path from 'node:path';
 import { delay } from '@smolvm/common';
 import { OutputTail, findExecutable, spawnSupervised, type Supervision } from '@smolvm/driver-kit';
-import { InvalidVmSpecError, VmStartError, readLogTail, validateVmSpec, type DriverFeatures, type VmSpec } from '@smolvm/driver-api';
+import {
+  InvalidVmSpecError,
+  VmStartError,
+  readLogTail,
+  validateVmSpec,
+  type DriverFeatures,
+  type VmSpec,
+} from '@smolvm/driver-api';
 import { buildQemuArgv, type MachineStateArgs } from './argv';
 import type { QemuRestoreRecipe } from './prestart';
 import { QmpClient } from './qmp';
@@ -58,7 +65,11 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
   const argv = buildQemuArgv(spec, target, files, options.state);
   const binary = findExecutable(target.binary, options.env);
   if (!binary) {
-    throw new VmStartError(`${target.binary} not found`, {}, { remedy: 'run tools/setup (installs QEMU), or put QEMU on PATH' });
+    throw new VmStartError(
+      `${target.binary} not found`,
+      {},
+      { remedy: 'run tools/setup (installs QEMU), or put QEMU on PATH' },
+    );
   }
 
   fs.mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
@@ -74,7 +85,11 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
   const qmpConnection = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
 
   const stderr = new OutputTail();
-  const proc = spawnSupervised(binary, argv, { supervision: options.supervision, stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe', ...(options.fds ?? [])], env: options.env });
+  const proc = spawnSupervised(binary, argv, {
+    supervision: options.supervision,
+    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe', ...(options.fds ?? [])],
+    env: options.env,
+  });
   if (options.stdin !== undefined) {
     proc.child.stdin?.on('error', () => undefined);
     proc.child.stdin?.end(options.stdin);
@@ -85,11 +100,15 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
   const exited = new Promise<string>((resolve) => {
     proc.child.once('error', (err) => resolve(`cannot run ${binary}: ${err.message}`));
     // 'close', not 'exit': by then all of stderr has been read, and the error can quote it.
-    proc.child.once('close', (code, signal) => resolve(signal ? `QEMU was killed by ${signal}` : `QEMU exited with status ${code}`));
+    proc.child.once('close', (code, signal) =>
+      resolve(signal ? `QEMU was killed by ${signal}` : `QEMU exited with status ${code}`),
+    );
   });
   const timeoutMs = options.startTimeoutMs ?? 30_000;
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`QEMU did not come up within ${timeoutMs} ms`), timeoutMs)));
+  const timedOut = new Promise<string>(
+    (resolve) => (timer = setTimeout(() => resolve(`QEMU did not come up within ${timeoutMs} ms`), timeoutMs)),
+  );
 
   let qmp: QmpClient | undefined;
   const ready = (async () => {
@@ -116,11 +135,27 @@ export async function launchQemu(spec: VmSpec, target: QemuTarget, options: Laun
     const underKvm = target.accel === 'kvm';
     throw new VmStartError(
       `${failure ?? 'QEMU did not come up'}${underKvm ? ' (accelerator: KVM)' : ''}`,
-      { hypervisorOutput: stderr.get().map(stripProgramPrefix), consoleTail: readLogTail(spec.consoleLog), consoleLog: spec.consoleLog },
-      underKvm ? { remedy: `if KVM does not work on this host, use software emulation: SMOLVM_ACCEL=tcg (console log: ${spec.consoleLog})` } : {},
+      {
+        hypervisorOutput: stderr.get().map(stripProgramPrefix),
+        consoleTail: readLogTail(spec.consoleLog),
+        consoleLog: spec.consoleLog,
+      },
+      underKvm
+        ? {
+            remedy: `if KVM does not work on this host, use software emulation: SMOLVM_ACCEL=tcg (console log: ${spec.consoleLog})`,
+          }
+        : {},
     );
   }
-  return new QemuVm({ child: proc.child, qmp, stderr, ownFiles: [files.qmpSocket], release: proc.release, ...(options.recipe ? { recipe: options.recipe } : {}), launched: { spec, target, ...(options.state ? { state: options.state } : {}) } });
+  return new QemuVm({
+    child: proc.child,
+    qmp,
+    stderr,
+    ownFiles: [files.qmpSocket],
+    release: proc.release,
+    ...(options.recipe ? { recipe: options.recipe } : {}),
+    launched: { spec, target, ...(options.state ? { state: options.state } : {}) },
+  });
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

@@ -62,7 +62,10 @@ export const STATE_FD = 3;
 export function restoreScript(): string {
   return [
     { execute: 'qmp_capabilities' },
-    { execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'x-ignore-shared', state: true }] } },
+    {
+      execute: 'migrate-set-capabilities',
+      arguments: { capabilities: [{ capability: 'x-ignore-shared', state: true }] },
+    },
     { execute: 'migrate-incoming', arguments: { uri: `fd:${STATE_FD}` } },
   ]
     .map((c) => JSON.stringify(c) + '\n')
@@ -79,7 +82,27 @@ const QEMU_BINARIES = ['qemu-system-x86_64', 'qemu-system-aarch64'];
  * CLI's loader checks that); this is the second wall.
  */
 const QEMU_OPTIONS = new Map<string, boolean>([
-  ...['-M', '-accel', '-cpu', '-smp', '-m', '-kernel', '-initrd', '-append', '-object', '-global', '-incoming', '-chardev', '-mon', '-serial', '-device', '-blockdev', '-fsdev', '-netdev', '-sandbox'].map((o) => [o, true] as const),
+  ...[
+    '-M',
+    '-accel',
+    '-cpu',
+    '-smp',
+    '-m',
+    '-kernel',
+    '-initrd',
+    '-append',
+    '-object',
+    '-global',
+    '-incoming',
+    '-chardev',
+    '-mon',
+    '-serial',
+    '-device',
+    '-blockdev',
+    '-fsdev',
+    '-netdev',
+    '-sandbox',
+  ].map((o) => [o, true] as const),
   ...['-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-S'].map((o) => [o, false] as const),
 ]);
 /** Values of these options must start with one of these (what buildQemuArgv writes). */
@@ -137,7 +160,10 @@ function setprivCommand(qemu: string, env: NodeJS.ProcessEnv): { file: string; a
  * arguments use only buildQemuArgv's options; every path is absolute and normalised (no `..`)
  * and the per-run ones are inside the run directory.
  */
-export function parseQemuRestoreRecipe(value: unknown, env: NodeJS.ProcessEnv = process.env): QemuRestoreRecipe | undefined {
+export function parseQemuRestoreRecipe(
+  value: unknown,
+  env: NodeJS.ProcessEnv = process.env,
+): QemuRestoreRecipe | undefined {
   const r = value as Partial<QemuRestoreRecipe> | null;
   if (!r || typeof r !== 'object') return undefined;
   const paths = [r.file, r.runDir, r.driverDir, r.qmpSocket, r.consoleLog, r.stateFile, r.memoryFile];
@@ -160,7 +186,9 @@ export function parseQemuRestoreRecipe(value: unknown, env: NodeJS.ProcessEnv = 
 export function recipeIn(recipe: QemuRestoreRecipe, runDir: string): QemuRestoreRecipe | undefined {
   const dir = path.resolve(runDir);
   if (dir.split(path.sep).filter(Boolean).length < 2) return undefined;
-  const inside = [recipe.driverDir, recipe.qmpSocket, recipe.consoleLog].every((p) => isCleanAbsolute(p) && isInside(p, dir));
+  const inside = [recipe.driverDir, recipe.qmpSocket, recipe.consoleLog].every(
+    (p) => isCleanAbsolute(p) && isInside(p, dir),
+  );
   return inside ? { ...recipe, runDir: dir } : undefined;
 }
 
@@ -174,7 +202,11 @@ export function recipeCommand(recipe: QemuRestoreRecipe, runDir: string): { file
  * listens there). Never throws: a failure shows in `failed`. Needs no event loop turn: the
  * restore runs while the caller's thread is busy loading.
  */
-export function prestartQemuRestore(recipe: QemuRestoreRecipe, runDir: string, env: NodeJS.ProcessEnv = process.env): PrestartedQemu {
+export function prestartQemuRestore(
+  recipe: QemuRestoreRecipe,
+  runDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): PrestartedQemu {
   const moved = (p: string) => path.join(runDir, path.relative(recipe.runDir, p));
   const qmpSocket = moved(recipe.qmpSocket);
   const { file, args } = recipeCommand(recipe, runDir);
@@ -199,7 +231,8 @@ export function prestartQemuRestore(recipe: QemuRestoreRecipe, runDir: string, e
   server.on('error', (err) => report(`QMP socket: ${err.message}`));
   try {
     // The checks restoreQemuVm makes before it starts QEMU (a snapshot replaced or cut short since).
-    if (fs.statSync(recipe.memoryFile, { throwIfNoEntry: false })?.size !== recipe.memoryBytes) throw new Error(`${recipe.memoryFile} is not the snapshot's RAM file any more`);
+    if (fs.statSync(recipe.memoryFile, { throwIfNoEntry: false })?.size !== recipe.memoryBytes)
+      throw new Error(`${recipe.memoryFile} is not the snapshot's RAM file any more`);
     if (!fs.existsSync(recipe.stateFile)) throw new Error(`${recipe.stateFile} is gone`);
     fs.mkdirSync(moved(recipe.driverDir), { recursive: true });
     fs.writeFileSync(moved(recipe.consoleLog), '');
@@ -217,7 +250,9 @@ export function prestartQemuRestore(recipe: QemuRestoreRecipe, runDir: string, e
     child.unref();
     (child.stderr as net.Socket | null)?.unref();
     child.once('error', (err) => report(`cannot run ${file}: ${err.message}`));
-    child.once('exit', (code, signal) => report(signal ? `QEMU was killed by ${signal}` : `QEMU exited with status ${code}`));
+    child.once('exit', (code, signal) =>
+      report(signal ? `QEMU was killed by ${signal}` : `QEMU exited with status ${code}`),
+    );
   } catch (err) {
     report((err as Error).message);
   }

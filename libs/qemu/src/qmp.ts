@@ -61,10 +61,12 @@ export class QmpClient {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', () => undefined); // 'close' follows and reports it
-    this.closed = new Promise((resolve) => socket.once('close', () => {
-      this.fail(new QmpConnectionError('QMP connection closed'));
-      resolve();
-    }));
+    this.closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.fail(new QmpConnectionError('QMP connection closed'));
+        resolve();
+      }),
+    );
   }
 
   /** Takes over a connected socket, reads the greeting and leaves negotiation mode. */
@@ -84,7 +86,9 @@ export class QmpClient {
     const socket = net.createConnection(socketPath);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
-      socket.once('error', (err) => reject(new QmpConnectionError(`cannot connect to QMP socket ${socketPath}: ${err.message}`)));
+      socket.once('error', (err) =>
+        reject(new QmpConnectionError(`cannot connect to QMP socket ${socketPath}: ${err.message}`)),
+      );
     });
     return QmpClient.negotiate(socket, timeoutMs);
   }
@@ -101,7 +105,9 @@ export class QmpClient {
         }, options.timeoutMs);
       }
       this.pending.set(id, entry);
-      this.socket.write(JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id }) + '\n');
+      this.socket.write(
+        JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id }) + '\n',
+      );
     });
   }
 

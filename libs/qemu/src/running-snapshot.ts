@@ -28,14 +28,22 @@ const MIGRATE_TIMEOUT_MS = 10 * 60_000;
  * the VM's writable disks by disk id: the twin opens those, never the live files. The VM runs
  * again whatever happens; on failure `stateDir` may hold partial files (the caller's to remove).
  */
-export async function snapshotRunningQemuVm(vm: QemuVm, stateDir: string, whilePaused: () => Promise<Record<string, string>>, options: LaunchOptions = {}): Promise<void> {
+export async function snapshotRunningQemuVm(
+  vm: QemuVm,
+  stateDir: string,
+  whilePaused: () => Promise<Record<string, string>>,
+  options: LaunchOptions = {},
+): Promise<void> {
   const launched = vm.launched;
   const version = vm.qemuVersion();
   // A VM booted without its RAM in a file has a RAM block of another name: no twin can load it.
   if (!launched?.state || !version) {
-    throw new SnapshotError('this VM was booted cold (its RAM is not file-backed), so it cannot be snapshotted while running', {
-      remedy: 'stop the machine and start it again without --cold (a warm start), or snapshot it while stopped',
-    });
+    throw new SnapshotError(
+      'this VM was booted cold (its RAM is not file-backed), so it cannot be snapshotted while running',
+      {
+        remedy: 'stop the machine and start it again without --cold (a warm start), or snapshot it while stopped',
+      },
+    );
   }
   const stream = path.join(stateDir, STREAM_FILE);
   let copies: Record<string, string>;
@@ -59,7 +67,14 @@ export async function snapshotRunningQemuVm(vm: QemuVm, stateDir: string, whileP
 }
 
 /** Step 2: the twin loads the stream into a shared RAM file and saves only its device state. */
-async function convert(source: VmSpec, target: NonNullable<QemuVm['launched']>['target'], stateDir: string, stream: string, copies: Record<string, string>, options: LaunchOptions): Promise<void> {
+async function convert(
+  source: VmSpec,
+  target: NonNullable<QemuVm['launched']>['target'],
+  stateDir: string,
+  stream: string,
+  copies: Record<string, string>,
+  options: LaunchOptions,
+): Promise<void> {
   const memoryFile = path.join(stateDir, SNAPSHOT_FILES.memory);
   fs.writeFileSync(memoryFile, '', { mode: 0o600 });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-twin-'));
@@ -90,15 +105,27 @@ async function convert(source: VmSpec, target: NonNullable<QemuVm['launched']>['
       }),
       shares: (source.shares ?? []).map((s) => ({ ...s, readOnly: true })),
       agent: { socketPath: await listen(path.join(work, 'agent.sock')) },
-      ...(source.network ? { network: { ...source.network, socketPath: await listen(path.join(work, 'net.sock')) } } : {}),
+      ...(source.network
+        ? { network: { ...source.network, socketPath: await listen(path.join(work, 'net.sock')) } }
+        : {}),
       consoleLog: path.join(work, 'console.log'),
       runDir: path.join(work, 'run'),
     };
     const streamFd = fs.openSync(stream, 'r');
     try {
       // The stream holds the RAM: x-ignore-shared stays off until it is loaded.
-      const script = [{ execute: 'qmp_capabilities' }, { execute: 'migrate-incoming', arguments: { uri: `fd:${STATE_FD}` } }].map((c) => JSON.stringify(c) + '\n').join('');
-      twin = await launchQemu(spec, target, { ...options, state: { memoryFile, share: true, incoming: true }, stdin: script, fds: [streamFd] });
+      const script = [
+        { execute: 'qmp_capabilities' },
+        { execute: 'migrate-incoming', arguments: { uri: `fd:${STATE_FD}` } },
+      ]
+        .map((c) => JSON.stringify(c) + '\n')
+        .join('');
+      twin = await launchQemu(spec, target, {
+        ...options,
+        state: { memoryFile, share: true, incoming: true },
+        stdin: script,
+        fds: [streamFd],
+      });
     } finally {
       fs.closeSync(streamFd);
     }
@@ -123,10 +150,15 @@ async function waitLoaded(vm: QemuVm): Promise<void> {
     const status = (await vm.qmp('query-status').catch(() => ({ status: 'gone' }))) as { status?: string };
     if (status.status === 'paused' || status.status === 'postmigrate') return;
     if (status.status === 'gone' || (status.status !== 'inmigrate' && status.status !== 'prelaunch')) {
-      const output = vm.hypervisorOutput().filter((l) => l.trim()).slice(-2).join('; ');
+      const output = vm
+        .hypervisorOutput()
+        .filter((l) => l.trim())
+        .slice(-2)
+        .join('; ');
       throw new SnapshotError(`loading the running VM's state failed (${status.status}${output ? `: ${output}` : ''})`);
     }
-    if (Date.now() > deadline) throw new SnapshotError(`loading the running VM's state took longer than ${LOAD_TIMEOUT_MS / 1000} s`);
+    if (Date.now() > deadline)
+      throw new SnapshotError(`loading the running VM's state took longer than ${LOAD_TIMEOUT_MS / 1000} s`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

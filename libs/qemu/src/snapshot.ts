@@ -33,7 +33,12 @@ interface SnapshotInfo {
 }
 
 /** Starts a VM that can be saved into `stateDir` later. */
-export async function launchSaveable(spec: VmSpec, target: QemuTarget, stateDir: string, options: LaunchOptions = {}): Promise<QemuVm> {
+export async function launchSaveable(
+  spec: VmSpec,
+  target: QemuTarget,
+  stateDir: string,
+  options: LaunchOptions = {},
+): Promise<QemuVm> {
   const memoryFile = path.join(stateDir, SNAPSHOT_FILES.memory);
   // Created by us, owner-only: QEMU would create it with its umask's permissions.
   fs.writeFileSync(memoryFile, '', { mode: 0o600 });
@@ -91,7 +96,13 @@ export async function migrateToFile(vm: QemuVm, file: string, timeoutMs = SAVE_T
     }
     // Completed means QEMU sent everything and closes its end: the file has it all once written.
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new SnapshotError(`saving the VM state took longer than ${timeoutMs / 1000} s`)), Math.max(0, deadline - Date.now()))));
+    const late = new Promise<never>(
+      (_, reject) =>
+        (timer = setTimeout(
+          () => reject(new SnapshotError(`saving the VM state took longer than ${timeoutMs / 1000} s`)),
+          Math.max(0, deadline - Date.now()),
+        )),
+    );
     await Promise.race([received.done, late]).finally(() => clearTimeout(timer));
   } finally {
     received.close();
@@ -105,7 +116,12 @@ export async function migrateToFile(vm: QemuVm, file: string, timeoutMs = SAVE_T
  * same devices in the same order); disk and share paths may differ. Resolves once the guest
  * runs again; throws SnapshotError, leaving no process, when the snapshot does not fit.
  */
-export async function restoreQemuVm(spec: VmSpec, target: QemuTarget, stateDir: string, options: LaunchOptions & { prestarted?: PrestartedQemu } = {}): Promise<QemuVm> {
+export async function restoreQemuVm(
+  spec: VmSpec,
+  target: QemuTarget,
+  stateDir: string,
+  options: LaunchOptions & { prestarted?: PrestartedQemu } = {},
+): Promise<QemuVm> {
   const { prestarted, ...launchOptions } = options;
   try {
     checkSnapshotFiles(spec, stateDir);
@@ -113,7 +129,11 @@ export async function restoreQemuVm(spec: VmSpec, target: QemuTarget, stateDir: 
     prestarted?.discard();
     throw err;
   }
-  const state: MachineStateArgs = { memoryFile: path.join(stateDir, SNAPSHOT_FILES.memory), share: false, incoming: true };
+  const state: MachineStateArgs = {
+    memoryFile: path.join(stateDir, SNAPSHOT_FILES.memory),
+    share: false,
+    incoming: true,
+  };
   const stateFile = path.join(stateDir, SNAPSHOT_FILES.state);
   const recipe = recipeFor(spec, target, state, stateFile, launchOptions);
   if (prestarted) return adoptPrestarted(prestarted, recipe, stateDir);
@@ -121,7 +141,13 @@ export async function restoreQemuVm(spec: VmSpec, target: QemuTarget, stateDir: 
   const stateFd = fs.openSync(stateFile, 'r');
   let vm: QemuVm;
   try {
-    vm = await launchQemu(spec, target, { ...launchOptions, state, stdin: restoreScript(), fds: [stateFd], ...(recipe ? { recipe } : {}) });
+    vm = await launchQemu(spec, target, {
+      ...launchOptions,
+      state,
+      stdin: restoreScript(),
+      fds: [stateFd],
+      ...(recipe ? { recipe } : {}),
+    });
   } finally {
     fs.closeSync(stateFd);
   }
@@ -140,11 +166,15 @@ function checkSnapshotFiles(spec: VmSpec, stateDir: string): void {
   const memoryFile = path.join(stateDir, SNAPSHOT_FILES.memory);
   const stateFile = path.join(stateDir, SNAPSHOT_FILES.state);
   const info = readInfo(stateDir);
-  if (info.memoryMiB !== spec.memoryMiB) throw new SnapshotError(`the snapshot has ${info.memoryMiB} MiB of RAM, the VM ${spec.memoryMiB} MiB`);
+  if (info.memoryMiB !== spec.memoryMiB)
+    throw new SnapshotError(`the snapshot has ${info.memoryMiB} MiB of RAM, the VM ${spec.memoryMiB} MiB`);
   // QEMU grows a short RAM file with zeros (and would write to the snapshot doing so): a
   // truncated file must never get that far.
   const memorySize = fs.statSync(memoryFile, { throwIfNoEntry: false })?.size;
-  if (memorySize !== spec.memoryMiB * MIB) throw new SnapshotError(`the snapshot's RAM file is ${memorySize ?? 'missing'} bytes, expected ${spec.memoryMiB * MIB}`);
+  if (memorySize !== spec.memoryMiB * MIB)
+    throw new SnapshotError(
+      `the snapshot's RAM file is ${memorySize ?? 'missing'} bytes, expected ${spec.memoryMiB * MIB}`,
+    );
   if (!fs.existsSync(stateFile)) throw new SnapshotError(`the snapshot has no device state file ${stateFile}`);
 }
 
@@ -160,14 +190,22 @@ function checkVersion(vm: QemuVm, stateDir: string): void {
   const info = readInfo(stateDir);
   const version = vm.qemuVersion();
   if (!version || JSON.stringify(version.qemu) !== JSON.stringify(info.qemu) || version.package !== info.package) {
-    throw new SnapshotError(`the snapshot was saved by QEMU ${describeVersion(info)}, this is QEMU ${version ? describeVersion(version) : 'unknown'}`);
+    throw new SnapshotError(
+      `the snapshot was saved by QEMU ${describeVersion(info)}, this is QEMU ${version ? describeVersion(version) : 'unknown'}`,
+    );
   }
 }
 
 function restoreFailure(vm: QemuVm, err: unknown): SnapshotError {
   if (err instanceof SnapshotError) return err;
-  const output = vm.hypervisorOutput().filter((l) => l.trim()).slice(-3).join('; ');
-  return new SnapshotError(`restoring the VM failed: ${(err as Error).message}${output ? ` (${output})` : ''}`, { cause: err });
+  const output = vm
+    .hypervisorOutput()
+    .filter((l) => l.trim())
+    .slice(-3)
+    .join('; ');
+  return new SnapshotError(`restoring the VM failed: ${(err as Error).message}${output ? ` (${output})` : ''}`, {
+    cause: err,
+  });
 }
 
 /**
@@ -175,13 +213,28 @@ function restoreFailure(vm: QemuVm, err: unknown): SnapshotError {
  * pdeathsig supervision (one process, nothing else to start). Its run directory is the driver's
  * until the caller names the one all per-run paths are in (recipeIn).
  */
-function recipeFor(spec: VmSpec, target: QemuTarget, state: MachineStateArgs, stateFile: string, options: LaunchOptions): QemuRestoreRecipe | undefined {
+function recipeFor(
+  spec: VmSpec,
+  target: QemuTarget,
+  state: MachineStateArgs,
+  stateFile: string,
+  options: LaunchOptions,
+): QemuRestoreRecipe | undefined {
   if ((options.supervision ?? defaultSupervision()) !== 'pdeathsig') return undefined;
   const binary = findExecutable(target.binary, options.env);
   if (!binary) return undefined;
   try {
     const command = pdeathsigCommand(binary, buildQemuArgv(spec, target, runFiles(spec.runDir), state));
-    return { ...command, runDir: spec.runDir, driverDir: spec.runDir, qmpSocket: runFiles(spec.runDir).qmpSocket, consoleLog: spec.consoleLog, stateFile, memoryFile: state.memoryFile, memoryBytes: spec.memoryMiB * MIB };
+    return {
+      ...command,
+      runDir: spec.runDir,
+      driverDir: spec.runDir,
+      qmpSocket: runFiles(spec.runDir).qmpSocket,
+      consoleLog: spec.consoleLog,
+      stateFile,
+      memoryFile: state.memoryFile,
+      memoryBytes: spec.memoryMiB * MIB,
+    };
   } catch {
     return undefined;
   }
@@ -192,22 +245,43 @@ function recipeFor(spec: VmSpec, target: QemuTarget, state: MachineStateArgs, st
  * program, arguments and state file); otherwise ends it: PrestartMismatchError, and the caller
  * restores the usual way. A prestarted QEMU whose snapshot fails to load is a SnapshotError.
  */
-async function adoptPrestarted(pre: PrestartedQemu, recipe: QemuRestoreRecipe | undefined, stateDir: string): Promise<QemuVm> {
+async function adoptPrestarted(
+  pre: PrestartedQemu,
+  recipe: QemuRestoreRecipe | undefined,
+  stateDir: string,
+): Promise<QemuVm> {
   const child = pre.child;
-  if (!recipe || !child || pre.kind !== 'qemu-restore' || pre.file !== recipe.file || pre.stateFile !== recipe.stateFile || !sameArgs(pre.args, recipe.args)) {
+  if (
+    !recipe ||
+    !child ||
+    pre.kind !== 'qemu-restore' ||
+    pre.file !== recipe.file ||
+    pre.stateFile !== recipe.stateFile ||
+    !sameArgs(pre.args, recipe.args)
+  ) {
     pre.discard();
     throw new PrestartMismatchError('the early-started QEMU is not the one this restore needs');
   }
   // QEMU connects to the QMP socket as it starts; by now it has long done so, or died.
   let qmp: QmpClient;
   try {
-    const connection = await Promise.race([pre.qmpConnection, pre.failed.then((why) => Promise.reject(new Error(why)))]);
+    const connection = await Promise.race([
+      pre.qmpConnection,
+      pre.failed.then((why) => Promise.reject(new Error(why))),
+    ]);
     qmp = await QmpClient.negotiate(connection, RESTORE_TIMEOUT_MS);
   } catch (err) {
     pre.discard();
     throw new PrestartMismatchError(`the early-started QEMU failed: ${(err as Error).message}`);
   }
-  const vm = new QemuVm({ child, qmp, stderr: pre.stderr, ownFiles: [pre.qmpSocket], release: () => undefined, recipe });
+  const vm = new QemuVm({
+    child,
+    qmp,
+    stderr: pre.stderr,
+    ownFiles: [pre.qmpSocket],
+    release: () => undefined,
+    recipe,
+  });
   try {
     checkVersion(vm, stateDir);
     await waitRunning(vm);
@@ -227,7 +301,16 @@ async function waitRunning(vm: QemuVm): Promise<void> {
   void vm.wait().then(() => (exited = true));
   const deadline = Date.now() + RESTORE_TIMEOUT_MS;
   for (;;) {
-    if (exited) throw new SnapshotError(`QEMU exited while loading the snapshot: ${vm.hypervisorOutput().filter((l) => l.trim()).slice(-2).join('; ') || 'no output'}`);
+    if (exited)
+      throw new SnapshotError(
+        `QEMU exited while loading the snapshot: ${
+          vm
+            .hypervisorOutput()
+            .filter((l) => l.trim())
+            .slice(-2)
+            .join('; ') || 'no output'
+        }`,
+      );
     const status = (await vm.qmp('query-status').catch(() => ({ status: 'gone' }))) as { status?: string };
     if (status.status === 'running') return;
     // Restored with -S (argv.ts), the VM waits paused once its state is loaded: started here.
@@ -238,7 +321,8 @@ async function waitRunning(vm: QemuVm): Promise<void> {
     if (status.status !== 'inmigrate' && status.status !== 'gone' && status.status !== 'prelaunch') {
       throw new SnapshotError(`the restored VM is in state '${status.status}'`);
     }
-    if (Date.now() > deadline) throw new SnapshotTimeoutError(`loading the snapshot took longer than ${RESTORE_TIMEOUT_MS / 1000} s`);
+    if (Date.now() > deadline)
+      throw new SnapshotTimeoutError(`loading the snapshot took longer than ${RESTORE_TIMEOUT_MS / 1000} s`);
     await delay(POLL_MS);
   }
 }
@@ -255,7 +339,11 @@ async function agentChannelClosed(vm: QemuVm, limitMs = 3_000): Promise<void> {
   const deadline = Date.now() + limitMs;
   let hostGone = false;
   while (Date.now() < deadline) {
-    const chardevs = (await vm.qmp('query-chardev')) as Array<{ label: string; filename: string; 'frontend-open'?: boolean }>;
+    const chardevs = (await vm.qmp('query-chardev')) as Array<{
+      label: string;
+      filename: string;
+      'frontend-open'?: boolean;
+    }>;
     const agent = chardevs.find((c) => c.label === AGENT_CHARDEV_ID);
     hostGone ||= agent?.filename.startsWith('disconnected') === true;
     if (hostGone && agent?.['frontend-open'] === false) return;
@@ -280,7 +368,9 @@ async function receiveState(file: string): Promise<{ socketPath: string; done: P
     server.once('connection', (socket) => {
       connection = socket;
       server.close();
-      pipeline(socket, fs.createWriteStream(file, { mode: 0o600 })).then(resolve, (err: Error) => reject(new SnapshotError(`writing the VM state failed: ${err.message}`)));
+      pipeline(socket, fs.createWriteStream(file, { mode: 0o600 })).then(resolve, (err: Error) =>
+        reject(new SnapshotError(`writing the VM state failed: ${err.message}`)),
+      );
     });
   });
   done.catch(() => undefined);
@@ -309,7 +399,6 @@ async function ignoreSharedRam(vm: QemuVm): Promise<void> {
 function describeVersion(v: { qemu: QmpVersion['qemu']; package: string }): string {
   return `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}${v.package ? ` (${v.package.trim()})` : ''}`;
 }
-
 
 export function fsyncFile(file: string): void {
   const fd = fs.openSync(file, 'r');

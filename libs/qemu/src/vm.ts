@@ -9,7 +9,6 @@ import { delay } from '@smolvm/common';
 import { escalateStop, type OutputTail } from '@smolvm/driver-kit';
 import type { QemuRestoreRecipe } from './prestart';
 
-
 export interface QemuVmParts {
   child: ChildProcess;
   qmp: QmpClient;
@@ -52,7 +51,8 @@ export class QemuVm implements VmHandle {
         resolve(this.classify(code, signal));
       };
       // The child may already have exited while start-up was being confirmed.
-      if (parts.child.exitCode !== null || parts.child.signalCode !== null) void onExit(parts.child.exitCode, parts.child.signalCode);
+      if (parts.child.exitCode !== null || parts.child.signalCode !== null)
+        void onExit(parts.child.exitCode, parts.child.signalCode);
       else parts.child.once('exit', (code, signal) => void onExit(code, signal));
     });
   }
@@ -109,7 +109,8 @@ export class QemuVm implements VmHandle {
    * internal-error) and waits forever. Nothing can resume it: end it, as a crash.
    */
   private async endIfDead(): Promise<void> {
-    const status = (await this.parts.qmp.execute('query-status').catch(() => undefined)) as { status?: string } | undefined;
+    const status = (await this.parts.qmp.execute('query-status').catch(() => undefined)) as
+      { status?: string } | undefined;
     if (status?.status !== 'internal-error') return;
     this.deadState = status.status;
     await this.parts.qmp.execute('quit').catch(() => undefined);
@@ -135,7 +136,8 @@ export class QemuVm implements VmHandle {
   }
 
   private classify(code: number | null, signal: NodeJS.Signals | null): VmExit {
-    if (this.deadState) return { reason: 'crashed', code, signal, detail: this.deadState, hypervisorOutput: this.parts.stderr.get() };
+    if (this.deadState)
+      return { reason: 'crashed', code, signal, detail: this.deadState, hypervisorOutput: this.parts.stderr.get() };
     const detail = this.shutdownReason;
     let reason: VmExitReason;
     if (detail?.startsWith('guest-')) reason = 'guest';

@@ -9,7 +9,15 @@ import { runFiles } from '../src/launch';
 import { parseQemuRestoreRecipe, type QemuRestoreRecipe } from '../src/prestart';
 
 const RUN = '/run/smolvm/vm-abc';
-const target: QemuTarget = { binary: 'qemu-system-x86_64', machine: 'microvm', machineOptions: { acpi: 'off' }, accel: 'tcg', cpu: 'max', consoleDevice: 'ttyS0', kernelArgs: ['quiet'] };
+const target: QemuTarget = {
+  binary: 'qemu-system-x86_64',
+  machine: 'microvm',
+  machineOptions: { acpi: 'off' },
+  accel: 'tcg',
+  cpu: 'max',
+  consoleDevice: 'ttyS0',
+  kernelArgs: ['quiet'],
+};
 const setpriv = findExecutable('setpriv');
 const qemu = findExecutable('qemu-system-x86_64');
 const haveBoth = setpriv !== undefined && qemu !== undefined;
@@ -35,8 +43,20 @@ function realRecipe(): QemuRestoreRecipe {
   } as VmSpec;
   const memoryFile = '/cache/vmsnap/k/memory';
   const files = runFiles(spec.runDir);
-  const command = pdeathsigCommand(qemu as string, buildQemuArgv(spec, target, files, { memoryFile, share: false, incoming: true }));
-  return { ...command, runDir: RUN, driverDir: spec.runDir, qmpSocket: files.qmpSocket, consoleLog: spec.consoleLog, stateFile: '/cache/vmsnap/k/state', memoryFile, memoryBytes: 512 * 1024 * 1024 };
+  const command = pdeathsigCommand(
+    qemu as string,
+    buildQemuArgv(spec, target, files, { memoryFile, share: false, incoming: true }),
+  );
+  return {
+    ...command,
+    runDir: RUN,
+    driverDir: spec.runDir,
+    qmpSocket: files.qmpSocket,
+    consoleLog: spec.consoleLog,
+    stateFile: '/cache/vmsnap/k/state',
+    memoryFile,
+    memoryBytes: 512 * 1024 * 1024,
+  };
 }
 
 const parse = (r: unknown) => parseQemuRestoreRecipe(JSON.parse(JSON.stringify(r)));

@@ -57,18 +57,26 @@ describe('buildQemuArgv', () => {
   });
 
   it("the accelerator's options after its name (a bounded TCG translation cache)", () => {
-    expect(values(buildQemuArgv(spec(), { ...target, accelOptions: { 'tb-size': 32 } }, files), '-accel')).toEqual(['tcg,tb-size=32']);
+    expect(values(buildQemuArgv(spec(), { ...target, accelOptions: { 'tb-size': 32 } }, files), '-accel')).toEqual([
+      'tcg,tb-size=32',
+    ]);
   });
 
   it('the seccomp sandbox when the target asks for it: no spawn, no privilege changes', () => {
     expect(buildQemuArgv(spec(), target, files)).not.toContain('-sandbox');
     const argv = buildQemuArgv(spec(), { ...target, sandbox: true }, files);
-    expect(values(argv, '-sandbox')).toEqual(['on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny']);
+    expect(values(argv, '-sandbox')).toEqual([
+      'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+    ]);
   });
 
   it('kernel, optional initrd, and the command line: console, driver args, then the spec args', () => {
     expect(values(buildQemuArgv(spec(), target, files), '-initrd')).toEqual([]);
-    const argv = buildQemuArgv(spec({ initrd: '/k/initrd,1.img', cmdline: ['root=/dev/vda', 'x="a b"'] }), target, files);
+    const argv = buildQemuArgv(
+      spec({ initrd: '/k/initrd,1.img', cmdline: ['root=/dev/vda', 'x="a b"'] }),
+      target,
+      files,
+    );
     expect(values(argv, '-kernel')).toEqual(['/k/vmlinux']);
     // -kernel/-initrd/-append are taken verbatim by QEMU: commas must NOT be doubled there.
     expect(values(argv, '-initrd')).toEqual(['/k/initrd,1.img']);
@@ -109,17 +117,42 @@ describe('buildQemuArgv', () => {
       'driver=raw,node-name=disk0,read-only=on,file.driver=file,file.filename=/img/root.erofs',
       'driver=raw,node-name=disk1,read-only=off,discard=unmap,file.driver=file,file.filename=/data/a,,b/overlay.raw',
     ]);
-    expect(values(argv, '-device').slice(3, -1)).toEqual(['virtio-blk-device,drive=disk0,serial=rootfs', 'virtio-blk-device,drive=disk1,serial=overlay']);
+    expect(values(argv, '-device').slice(3, -1)).toEqual([
+      'virtio-blk-device,drive=disk0,serial=rootfs',
+      'virtio-blk-device,drive=disk1,serial=overlay',
+    ]);
   });
 
   it('a disk that is a byte range of a file (a pack section in place): the raw driver gets offset and size', () => {
-    const argv = buildQemuArgv(spec({ disks: [{ id: 'image', path: '/p/app.smolmachine', readOnly: true, format: 'raw', range: { offset: 8192, size: 4096 } }] }), target, files);
-    expect(values(argv, '-blockdev')).toEqual(['driver=raw,node-name=disk0,read-only=on,offset=8192,size=4096,file.driver=file,file.filename=/p/app.smolmachine']);
+    const argv = buildQemuArgv(
+      spec({
+        disks: [
+          {
+            id: 'image',
+            path: '/p/app.smolmachine',
+            readOnly: true,
+            format: 'raw',
+            range: { offset: 8192, size: 4096 },
+          },
+        ],
+      }),
+      target,
+      files,
+    );
+    expect(values(argv, '-blockdev')).toEqual([
+      'driver=raw,node-name=disk0,read-only=on,offset=8192,size=4096,file.driver=file,file.filename=/p/app.smolmachine',
+    ]);
   });
 
   it('a qcow2 disk (a snapshot fork) gets the qcow2 driver (its backing file is in its header)', () => {
-    const argv = buildQemuArgv(spec({ disks: [{ id: 'storage', path: '/m/storage.ext4', readOnly: false, format: 'qcow2' }] }), target, files);
-    expect(values(argv, '-blockdev')).toEqual(['driver=qcow2,node-name=disk0,read-only=off,discard=unmap,file.driver=file,file.filename=/m/storage.ext4']);
+    const argv = buildQemuArgv(
+      spec({ disks: [{ id: 'storage', path: '/m/storage.ext4', readOnly: false, format: 'qcow2' }] }),
+      target,
+      files,
+    );
+    expect(values(argv, '-blockdev')).toEqual([
+      'driver=qcow2,node-name=disk0,read-only=off,discard=unmap,file.driver=file,file.filename=/m/storage.ext4',
+    ]);
   });
 
   it('9p shares: mapped-xattr with plain host modes, readonly=on only for read-only shares, mount tags', () => {
@@ -137,23 +170,38 @@ describe('buildQemuArgv', () => {
       'local,id=fs0,path=/home/u/pro,,ject,security_model=mapped-xattr,fmode=0644,dmode=0755',
       'local,id=fs1,path=/etc/cfg,security_model=mapped-xattr,fmode=0644,dmode=0755,readonly=on',
     ]);
-    expect(values(argv, '-device').slice(3, -1)).toEqual(['virtio-9p-device,fsdev=fs0,mount_tag=work', 'virtio-9p-device,fsdev=fs1,mount_tag=cfg']);
+    expect(values(argv, '-device').slice(3, -1)).toEqual([
+      'virtio-9p-device,fsdev=fs0,mount_tag=work',
+      'virtio-9p-device,fsdev=fs1,mount_tag=cfg',
+    ]);
   });
 
   it('9p share with host ownership (a container rootfs): security_model=none, so host symlinks and owners show as they are', () => {
-    const argv = buildQemuArgv(spec({ shares: [{ tag: 'root', hostPath: '/b/rootfs', readOnly: false, hostOwnership: true }] }), target, files);
+    const argv = buildQemuArgv(
+      spec({ shares: [{ tag: 'root', hostPath: '/b/rootfs', readOnly: false, hostOwnership: true }] }),
+      target,
+      files,
+    );
     expect(values(argv, '-fsdev')).toEqual(['local,id=fs0,path=/b/rootfs,security_model=none']);
   });
 
   it('network: -netdev stream to the unix socket (QEMU as client) and a virtio-net NIC with the MAC', () => {
     expect(values(buildQemuArgv(spec(), target, files), '-netdev')).toEqual([]);
-    const argv = buildQemuArgv(spec({ network: { socketPath: '/run/vm/net,1.sock', mac: '52:54:00:12:34:56' } }), target, files);
+    const argv = buildQemuArgv(
+      spec({ network: { socketPath: '/run/vm/net,1.sock', mac: '52:54:00:12:34:56' } }),
+      target,
+      files,
+    );
     expect(values(argv, '-netdev')).toEqual(['stream,id=net0,server=off,addr.type=unix,addr.path=/run/vm/net,,1.sock']);
     expect(values(argv, '-device').slice(3, -1)).toEqual(['virtio-net-device,netdev=net0,mac=52:54:00:12:34:56']);
   });
 
   it('escapes commas in every socket and log path', () => {
-    const argv = buildQemuArgv(spec({ consoleLog: '/r,1/console.log', agent: { socketPath: '/r,1/agent.sock' } }), target, { qmpSocket: '/r,1/qmp.sock' });
+    const argv = buildQemuArgv(
+      spec({ consoleLog: '/r,1/console.log', agent: { socketPath: '/r,1/agent.sock' } }),
+      target,
+      { qmpSocket: '/r,1/qmp.sock' },
+    );
     expect(values(argv, '-chardev')).toEqual([
       'file,id=console,path=/r,,1/console.log',
       'socket,id=qmp,path=/r,,1/qmp.sock',
@@ -174,11 +222,15 @@ describe('buildQemuArgv', () => {
   it('snapshots: RAM as a file backend (shared to save, private to restore), incoming deferred', () => {
     const save = buildQemuArgv(spec(), target, files, { memoryFile: '/s,1/memory', share: true, incoming: false });
     expect(values(save, '-M')).toEqual(['microvm,acpi=off,memory-backend=smolvm-ram']);
-    expect(values(save, '-object')).toEqual(['memory-backend-file,id=smolvm-ram,size=512M,mem-path=/s,,1/memory,share=on']);
+    expect(values(save, '-object')).toEqual([
+      'memory-backend-file,id=smolvm-ram,size=512M,mem-path=/s,,1/memory,share=on',
+    ]);
     expect(values(save, '-global')).toEqual(['migration.store-global-state=off']);
     expect(save).not.toContain('-incoming');
     const restore = buildQemuArgv(spec(), target, files, { memoryFile: '/s/memory', share: false, incoming: true });
-    expect(values(restore, '-object')).toEqual(['memory-backend-file,id=smolvm-ram,size=512M,mem-path=/s/memory,share=off']);
+    expect(values(restore, '-object')).toEqual([
+      'memory-backend-file,id=smolvm-ram,size=512M,mem-path=/s/memory,share=off',
+    ]);
     expect(values(restore, '-incoming')).toEqual(['defer']);
     // Restored paused: the taker of the VM starts it (an early start must not run the guest yet).
     expect(restore).toContain('-S');
@@ -191,20 +243,39 @@ describe('buildQemuArgv', () => {
     // device set must match (monitors are not part of the migrated state).
     const restoreOnly = new Set(['defer', 'stdio,id=restore', 'chardev=restore,mode=control']);
     const strip = (argv: string[]) =>
-      argv.filter((a, i) => a !== '-S' && !restoreOnly.has(a) && !restoreOnly.has(argv[i + 1]) && !a.startsWith('memory-backend-file'));
+      argv.filter(
+        (a, i) =>
+          a !== '-S' && !restoreOnly.has(a) && !restoreOnly.has(argv[i + 1]) && !a.startsWith('memory-backend-file'),
+      );
     expect(strip(restore)).toEqual(strip(save));
     expect(values(buildQemuArgv(spec(), target, files), '-M')).toEqual(['microvm,acpi=off']);
   });
 
   it('elastic memory: a free-page-reporting balloon, last, only when RAM is not a snapshot file', () => {
-    const cold = buildQemuArgv(spec({ network: { socketPath: '/run/vm/net.sock', mac: '52:54:00:12:34:56' } }), target, files);
+    const cold = buildQemuArgv(
+      spec({ network: { socketPath: '/run/vm/net.sock', mac: '52:54:00:12:34:56' } }),
+      target,
+      files,
+    );
     expect(values(cold, '-device').at(-1)).toBe('virtio-balloon-device,free-page-reporting=on');
     // Discarding file-backed RAM punches holes in the file every restore of the snapshot maps.
     // Not in a ninth transport of an 8-transport machine: the VM would not start.
-    const full = (n: number) => spec({ disks: Array.from({ length: n }, (_, i) => ({ id: `d${i}`, path: `/d${i}`, readOnly: true, format: 'raw' as const })) });
+    const full = (n: number) =>
+      spec({
+        disks: Array.from({ length: n }, (_, i) => ({
+          id: `d${i}`,
+          path: `/d${i}`,
+          readOnly: true,
+          format: 'raw' as const,
+        })),
+      });
     const limited = { ...target, virtioTransports: 8 };
-    expect(values(buildQemuArgv(full(5), limited, files), '-device').filter((d) => d.startsWith('virtio-balloon'))).toHaveLength(1);
-    expect(values(buildQemuArgv(full(6), limited, files), '-device').filter((d) => d.startsWith('virtio-balloon'))).toHaveLength(0);
+    expect(
+      values(buildQemuArgv(full(5), limited, files), '-device').filter((d) => d.startsWith('virtio-balloon')),
+    ).toHaveLength(1);
+    expect(
+      values(buildQemuArgv(full(6), limited, files), '-device').filter((d) => d.startsWith('virtio-balloon')),
+    ).toHaveLength(0);
     for (const share of [true, false]) {
       const argv = buildQemuArgv(spec(), target, files, { memoryFile: '/s/memory', share, incoming: !share });
       expect(values(argv, '-device').some((d) => d.startsWith('virtio-balloon'))).toBe(false);

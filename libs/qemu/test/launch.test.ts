@@ -87,9 +87,13 @@ describe('launchQemu failures', () => {
   });
 
   it('a QEMU option QEMU rejects: its complaint, without the program-name prefix', async () => {
-    const err = await launchQemu(spec, { ...target, machineOptions: { acpi: 'off', bogus: 'on' } }).catch((e: unknown) => e);
+    const err = await launchQemu(spec, { ...target, machineOptions: { acpi: 'off', bogus: 'on' } }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(VmStartError);
-    expect((err as VmStartError).message).toBe("VM failed to start: QEMU exited with status 1: Property 'microvm-machine.bogus' not found");
+    expect((err as VmStartError).message).toBe(
+      "VM failed to start: QEMU exited with status 1: Property 'microvm-machine.bogus' not found",
+    );
   }, 30_000);
 
   it('a runDir too long for a unix socket is a spec error before anything starts', async () => {

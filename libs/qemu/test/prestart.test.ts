@@ -5,7 +5,14 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { parseQemuRestoreRecipe, prestartQemuRestore, recipeCommand, recipeIn, restoreScript, type QemuRestoreRecipe } from '../src/prestart';
+import {
+  parseQemuRestoreRecipe,
+  prestartQemuRestore,
+  recipeCommand,
+  recipeIn,
+  restoreScript,
+  type QemuRestoreRecipe,
+} from '../src/prestart';
 import { dropPrivilegeArgs } from '@smolvm/driver-kit';
 import { isRunning, tempDir, waitUntil } from './helpers';
 
@@ -18,7 +25,17 @@ function recipe(over: Partial<QemuRestoreRecipe> = {}): QemuRestoreRecipe {
   return {
     file: '/usr/bin/setpriv',
     // What pdeathsigCommand builds: setpriv's own options, then QEMU.
-    args: ['--pdeathsig', 'KILL', ...dropPrivilegeArgs(), '--', '/usr/bin/qemu-system-x86_64', '-chardev', `socket,id=agent,path=${run}/agent.sock`, '-chardev', `socket,id=qmp,path=${run}/driver/qmp.sock`],
+    args: [
+      '--pdeathsig',
+      'KILL',
+      ...dropPrivilegeArgs(),
+      '--',
+      '/usr/bin/qemu-system-x86_64',
+      '-chardev',
+      `socket,id=agent,path=${run}/agent.sock`,
+      '-chardev',
+      `socket,id=qmp,path=${run}/driver/qmp.sock`,
+    ],
     runDir: run,
     driverDir: `${run}/driver`,
     qmpSocket: `${run}/driver/qmp.sock`,
@@ -67,7 +84,10 @@ describe('recipes', () => {
   });
 
   it('the restore script sets x-ignore-shared before loading the state from the inherited fd 3, never exec:', () => {
-    const lines = restoreScript().trim().split('\n').map((l) => JSON.parse(l) as { execute: string; arguments?: { uri?: string } });
+    const lines = restoreScript()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { execute: string; arguments?: { uri?: string } });
     expect(lines.map((l) => l.execute)).toEqual(['qmp_capabilities', 'migrate-set-capabilities', 'migrate-incoming']);
     expect(lines[2].arguments?.uri).toBe('fd:3');
     expect(restoreScript()).not.toContain('exec:');
@@ -154,6 +174,13 @@ setInterval(() => {}, 1000);
     pre.discard();
     expect(await waitUntil(() => !isRunning(pid), 5_000)).toBe(true);
     expect(fs.existsSync(path.join(run, 'driver', 'qmp.sock'))).toBe(false);
-    await expect(new Promise((resolve, reject) => net.connect(path.join(run, 'driver', 'qmp.sock')).on('connect', resolve).on('error', reject))).rejects.toThrow();
+    await expect(
+      new Promise((resolve, reject) =>
+        net
+          .connect(path.join(run, 'driver', 'qmp.sock'))
+          .on('connect', resolve)
+          .on('error', reject),
+      ),
+    ).rejects.toThrow();
   });
 });

@@ -34,7 +34,11 @@ describe('QmpClient against a real (paused) QEMU', () => {
   });
 
   it('answers concurrent commands to the right caller', async () => {
-    const [status, kvm, name] = await Promise.all([qmp.execute('query-status'), qmp.execute('query-kvm'), qmp.execute('query-name')]);
+    const [status, kvm, name] = await Promise.all([
+      qmp.execute('query-status'),
+      qmp.execute('query-kvm'),
+      qmp.execute('query-name'),
+    ]);
     expect(status).toHaveProperty('status');
     expect(kvm).toHaveProperty('enabled', false);
     expect(name).toEqual({});
@@ -75,7 +79,24 @@ describe('QmpClient.negotiate on a socket QEMU connected to (QEMU as client)', (
     const server = net.createServer();
     await new Promise<void>((resolve) => server.listen(socket, resolve));
     const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-    const qemu = spawn('qemu-system-x86_64', ['-M', 'microvm,acpi=off', '-accel', 'tcg', '-nodefaults', '-display', 'none', '-S', '-chardev', `socket,id=qmp,path=${socket}`, '-mon', 'chardev=qmp,mode=control'], { stdio: 'ignore' });
+    const qemu = spawn(
+      'qemu-system-x86_64',
+      [
+        '-M',
+        'microvm,acpi=off',
+        '-accel',
+        'tcg',
+        '-nodefaults',
+        '-display',
+        'none',
+        '-S',
+        '-chardev',
+        `socket,id=qmp,path=${socket}`,
+        '-mon',
+        'chardev=qmp,mode=control',
+      ],
+      { stdio: 'ignore' },
+    );
     try {
       const qmp = await QmpClient.negotiate(await accepted);
       expect(await qmp.execute('query-status')).toMatchObject({ status: 'prelaunch' });

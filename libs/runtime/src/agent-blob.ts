@@ -3,7 +3,15 @@
 // machine's agent image is booted as it is.
 import fs from 'node:fs';
 import { SmolvmError, writeFileAtomic } from '@smolvm/common';
-import { AGENT_DISK_ID, agentKernelArgs, buildSnapshotInGuest, ensureAgentImage, snapshotBlobPath, type AgentImage, type AgentImageOptions } from '@smolvm/agent-image';
+import {
+  AGENT_DISK_ID,
+  agentKernelArgs,
+  buildSnapshotInGuest,
+  ensureAgentImage,
+  snapshotBlobPath,
+  type AgentImage,
+  type AgentImageOptions,
+} from '@smolvm/agent-image';
 import { boot, type BootOptions } from './boot';
 import type { GuestAssets } from './start';
 
@@ -12,7 +20,13 @@ export const PACKED_KEY_PREFIX = 'packed-';
 
 /** A pack's agent image as the boot path wants it: booted as it is. */
 export function packedAgentImage(file: string, key: string): AgentImage {
-  return { path: file, key: `${PACKED_KEY_PREFIX}${key}`, kernelArgs: agentKernelArgs(), diskId: AGENT_DISK_ID, built: false };
+  return {
+    path: file,
+    key: `${PACKED_KEY_PREFIX}${key}`,
+    kernelArgs: agentKernelArgs(),
+    diskId: AGENT_DISK_ID,
+    built: false,
+  };
 }
 
 /**
@@ -20,20 +34,36 @@ export function packedAgentImage(file: string, key: string): AgentImage {
  * built once per guest CPU model inside a VM of the plain image, then baked into a second image.
  * Best effort: without a snapshot the agent starts from its bundle, only slower.
  */
-export function agentImageOptions(cacheDir: string, options: { agentBundle?: string; guestAssets?: GuestAssets }): AgentImageOptions {
+export function agentImageOptions(
+  cacheDir: string,
+  options: { agentBundle?: string; guestAssets?: GuestAssets },
+): AgentImageOptions {
   if (!options.agentBundle) throw new SmolvmError('startVm needs agentBundle unless the VM is packed');
   const { node, busybox, koffiFrom } = options.guestAssets ?? {};
-  return { cacheDir, agentBundle: options.agentBundle, ...(node ? { node } : {}), ...(busybox ? { busybox } : {}), ...(koffiFrom ? { koffiFrom } : {}) };
+  return {
+    cacheDir,
+    agentBundle: options.agentBundle,
+    ...(node ? { node } : {}),
+    ...(busybox ? { busybox } : {}),
+    ...(koffiFrom ? { koffiFrom } : {}),
+  };
 }
 
 /** `guestCpu`: the CPU the guest sees (ProbeResult.guestCpu), which a blob is only valid for. */
-export async function agentImageFor(options: BootOptions, imageOptions: AgentImageOptions, guestCpu: string): Promise<AgentImage> {
+export async function agentImageFor(
+  options: BootOptions,
+  imageOptions: AgentImageOptions,
+  guestCpu: string,
+): Promise<AgentImage> {
   const plain = options.agentImage;
   if (options.env.SMOLVM_AGENT_SNAPSHOT === '0') return plain;
   const blob = snapshotBlobPath(imageOptions.cacheDir, plain.key, guestCpu);
   if (!fs.existsSync(blob)) {
     try {
-      const vm = await boot({ ...options, cpus: 1, memoryMiB: 1024, imageErofs: undefined, volumes: [], persistent: undefined }, performance.now());
+      const vm = await boot(
+        { ...options, cpus: 1, memoryMiB: 1024, imageErofs: undefined, volumes: [], persistent: undefined },
+        performance.now(),
+      );
       try {
         writeFileAtomic(blob, await buildSnapshotInGuest(vm.agent));
       } finally {

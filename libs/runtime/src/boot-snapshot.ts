@@ -10,7 +10,16 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { UntrustedPathError, assertTrustedPath, currentProcessIdentity, ensurePrivateDir, fsyncDir, isProcessAlive, sha256File, type ProcessIdentity } from '@smolvm/common';
+import {
+  UntrustedPathError,
+  assertTrustedPath,
+  currentProcessIdentity,
+  ensurePrivateDir,
+  fsyncDir,
+  isProcessAlive,
+  sha256File,
+  type ProcessIdentity,
+} from '@smolvm/common';
 import { SnapshotError, type SnapshotCapability } from '@smolvm/driver-api';
 import type { AgentImage } from '@smolvm/agent-image';
 
@@ -100,11 +109,30 @@ function fileIdentity(file: string): string {
   return `${real} size=${st.size} mtime=${st.mtimeMs} ctime=${st.ctimeMs} ino=${st.ino}`;
 }
 
-export async function snapshotKey(driverName: string, capability: SnapshotCapability, shape: SnapshotShape): Promise<SnapshotKey> {
+export async function snapshotKey(
+  driverName: string,
+  capability: SnapshotCapability,
+  shape: SnapshotShape,
+): Promise<SnapshotKey> {
   const machineDevices = shape.machineDisks ? ['blk:overlay-slot:rw', 'blk:storage-slot:rw'] : [];
-  const shares = [...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`), ...(shape.root === 'share-root' ? ['9p:root:host-ownership'] : [])];
-  const devices = ['blk:agent:ro', ...rootDevices(shape), ...machineDevices, ...shares, shape.network ? 'net' : 'no-net'];
-  const shapeFields = { driver: driverName, cpus: String(shape.cpus), memoryMiB: String(shape.memoryMiB), devices: devices.join(' '), ...(shape.family ? { family: shape.family } : {}) };
+  const shares = [
+    ...Array.from({ length: shape.shares }, (_, i) => `9p:vol${i}`),
+    ...(shape.root === 'share-root' ? ['9p:root:host-ownership'] : []),
+  ];
+  const devices = [
+    'blk:agent:ro',
+    ...rootDevices(shape),
+    ...machineDevices,
+    ...shares,
+    shape.network ? 'net' : 'no-net',
+  ];
+  const shapeFields = {
+    driver: driverName,
+    cpus: String(shape.cpus),
+    memoryMiB: String(shape.memoryMiB),
+    devices: devices.join(' '),
+    ...(shape.family ? { family: shape.family } : {}),
+  };
   const fields = {
     format: String(FORMAT),
     ...shapeFields,
@@ -167,7 +195,8 @@ function untrustedSnapshot(root: string, dir: string): string | undefined {
 function checkSnapshot(dir: string, k: SnapshotKey): string | undefined {
   const meta = readMeta(dir);
   if (!meta) return `no valid ${META_FILE}`;
-  if (meta.key !== k.key || JSON.stringify(meta.fields) !== JSON.stringify(k.fields)) return 'it was made for another VM';
+  if (meta.key !== k.key || JSON.stringify(meta.fields) !== JSON.stringify(k.fields))
+    return 'it was made for another VM';
   for (const [name, size] of Object.entries(meta.files)) {
     const actual = fs.statSync(path.join(dir, name), { throwIfNoEntry: false })?.size;
     if (actual !== size) return `${name} is ${actual ?? 'missing'} bytes, expected ${size}`;
@@ -232,7 +261,10 @@ export class SnapshotStaging {
     fs.mkdirSync(this.emptyShare, { mode: 0o700 });
     if (options.imageSlot) this.imageSlot = this.placeholder(SLOT_FILE, IMAGE_SLOT_BYTES);
     if (options.machineDisks) {
-      this.machineSlots = { overlayDisk: this.placeholder(MACHINE_SLOT_FILES.overlay, MACHINE_SLOT_BYTES), storageDisk: this.placeholder(MACHINE_SLOT_FILES.storage, MACHINE_SLOT_BYTES) };
+      this.machineSlots = {
+        overlayDisk: this.placeholder(MACHINE_SLOT_FILES.overlay, MACHINE_SLOT_BYTES),
+        storageDisk: this.placeholder(MACHINE_SLOT_FILES.storage, MACHINE_SLOT_BYTES),
+      };
     }
   }
 
@@ -323,4 +355,3 @@ function sweepStaging(root: string): void {
     if (owner ? !isProcessAlive(owner) : ageMs > 600_000) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
-

@@ -7,10 +7,26 @@ import path from 'node:path';
 import { SmolvmError } from '@smolvm/common';
 import { AgentClient, type AgentInfo } from '@smolvm/agent-protocol';
 import type { AgentImage } from '@smolvm/agent-image';
-import { VmStartError, readLogTail, type BlockDeviceSpec, type Driver, type DriverFeatures, type NetworkEndpointSpec, type VmHandle, type VmSpec } from '@smolvm/driver-api';
+import {
+  VmStartError,
+  readLogTail,
+  type BlockDeviceSpec,
+  type Driver,
+  type DriverFeatures,
+  type NetworkEndpointSpec,
+  type VmHandle,
+  type VmSpec,
+} from '@smolvm/driver-api';
 import type { Gateway } from '@smolvm/netpolicy';
 import type { VolumeMount } from '@smolvm/config';
-import { IMAGE_DISK_ID, OVERLAY_DISK_ID, ROOT_SHARE_TAG, STORAGE_DISK_ID, type DiskRange, type PersistentDisks } from './layout';
+import {
+  IMAGE_DISK_ID,
+  OVERLAY_DISK_ID,
+  ROOT_SHARE_TAG,
+  STORAGE_DISK_ID,
+  type DiskRange,
+  type PersistentDisks,
+} from './layout';
 import type { PreparedNetwork } from './network';
 import { agentSocketPath, listenOnce, type PrestartedParts } from './prestart';
 import { createRunDir, type RunDir } from './run-dir';
@@ -47,7 +63,12 @@ export interface BootOptions {
 export class AgentTimeoutError extends VmStartError {}
 
 /** Boots a VM and waits for its agent; on failure nothing it made is left. */
-export async function boot(options: BootOptions, t0: number, network?: PreparedNetwork, prestarted?: PrestartedParts): Promise<Vm> {
+export async function boot(
+  options: BootOptions,
+  t0: number,
+  network?: PreparedNetwork,
+  prestarted?: PrestartedParts,
+): Promise<Vm> {
   const since = () => Math.round(performance.now() - t0);
   const { agentImage, volumes } = options;
   // An early start (prestart.ts) made the run directory and listens on its agent socket already.
@@ -68,9 +89,25 @@ export async function boot(options: BootOptions, t0: number, network?: PreparedN
       nic = { socketPath: path.join(runDir.path, 'net.sock'), mac: network.mac };
       gateway = await network.start(nic.socketPath);
     }
-    const disks: BlockDeviceSpec[] = [{ id: agentImage.diskId, path: agentImage.path, readOnly: true, format: 'raw', ...(options.agentRange ? { range: options.agentRange } : {}) }];
-    if (options.imageErofs) disks.push({ id: IMAGE_DISK_ID, path: options.imageErofs, readOnly: true, format: 'raw', ...(options.imageRange ? { range: options.imageRange } : {}) });
-    else if (options.imageSlot) disks.push({ id: IMAGE_DISK_ID, path: options.imageSlot, readOnly: true, format: 'raw' });
+    const disks: BlockDeviceSpec[] = [
+      {
+        id: agentImage.diskId,
+        path: agentImage.path,
+        readOnly: true,
+        format: 'raw',
+        ...(options.agentRange ? { range: options.agentRange } : {}),
+      },
+    ];
+    if (options.imageErofs)
+      disks.push({
+        id: IMAGE_DISK_ID,
+        path: options.imageErofs,
+        readOnly: true,
+        format: 'raw',
+        ...(options.imageRange ? { range: options.imageRange } : {}),
+      });
+    else if (options.imageSlot)
+      disks.push({ id: IMAGE_DISK_ID, path: options.imageSlot, readOnly: true, format: 'raw' });
     if (options.persistent) {
       const format = options.persistent.format ?? 'raw';
       disks.push({ id: OVERLAY_DISK_ID, path: options.persistent.overlayDisk, readOnly: false, format });
@@ -85,7 +122,9 @@ export async function boot(options: BootOptions, t0: number, network?: PreparedN
       disks,
       shares: [
         ...volumes.map((v, i) => ({ tag: `vol${i}`, hostPath: v.hostPath, readOnly: v.readOnly })),
-        ...(options.rootShare ? [{ tag: ROOT_SHARE_TAG, hostPath: options.rootShare, readOnly: false, hostOwnership: true }] : []),
+        ...(options.rootShare
+          ? [{ tag: ROOT_SHARE_TAG, hostPath: options.rootShare, readOnly: false, hostOwnership: true }]
+          : []),
       ],
       agent: { socketPath: agentSocket },
       ...(nic ? { network: nic } : {}),
@@ -98,10 +137,21 @@ export async function boot(options: BootOptions, t0: number, network?: PreparedN
     let timer: NodeJS.Timeout | undefined;
     const failure = new Promise<never>((_, reject) => {
       void vmHandle.wait().then((exit) => {
-        reject(new VmStartError(`the VM ended before its agent was ready (${exit.detail ?? exit.reason})`, { consoleTail: readLogTail(consoleLog), hypervisorOutput: exit.hypervisorOutput }));
+        reject(
+          new VmStartError(`the VM ended before its agent was ready (${exit.detail ?? exit.reason})`, {
+            consoleTail: readLogTail(consoleLog),
+            hypervisorOutput: exit.hypervisorOutput,
+          }),
+        );
       });
       timer = setTimeout(() => {
-        reject(new AgentTimeoutError(`the agent was not ready after ${Math.round(options.bootTimeoutMs / 1000)} s`, { consoleTail: readLogTail(consoleLog) }, { remedy: 'the host may be overloaded; try again, or give the VM fewer vCPUs' }));
+        reject(
+          new AgentTimeoutError(
+            `the agent was not ready after ${Math.round(options.bootTimeoutMs / 1000)} s`,
+            { consoleTail: readLogTail(consoleLog) },
+            { remedy: 'the host may be overloaded; try again, or give the VM fewer vCPUs' },
+          ),
+        );
       }, options.bootTimeoutMs);
     });
     failure.catch(() => undefined);
@@ -124,7 +174,14 @@ export async function boot(options: BootOptions, t0: number, network?: PreparedN
     server = undefined;
     runDir.remove();
     // startVm fills in `prepared` and `setUp`, which happen outside boot.
-    const vm = new Vm(client, handle, { prepared: 0, spawned, agentReady, setUp: agentReady }, agentInfo, consoleFd, options.restored ?? false);
+    const vm = new Vm(
+      client,
+      handle,
+      { prepared: 0, spawned, agentReady, setUp: agentReady },
+      agentInfo,
+      consoleFd,
+      options.restored ?? false,
+    );
     vm.flushOnStop = volumes.length > 0 || options.persistent !== undefined || options.rootShare !== undefined;
     if (recipe !== undefined) vm.restoreRecipe = { v: 1, driver: options.driver.name, restore: recipe };
     if (gateway) {

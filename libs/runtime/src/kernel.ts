@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { NotFoundError, assertTrustedPath, smolvmDirs } from '@smolvm/common';
 
-const REMEDY = 'run tools/setup from the smolvm checkout (it builds the guest kernel once), or point SMOLVM_KERNEL at a vmlinux';
+const REMEDY =
+  'run tools/setup from the smolvm checkout (it builds the guest kernel once), or point SMOLVM_KERNEL at a vmlinux';
 
 /**
  * The kernel the cache's record names, if only this user can have written the record and the
@@ -29,7 +30,9 @@ export function locateKernel(env: NodeJS.ProcessEnv = process.env, shipped?: str
   const override = env.SMOLVM_KERNEL;
   if (override) {
     if (!fs.existsSync(override) || !fs.statSync(override).isFile()) {
-      throw new NotFoundError(`SMOLVM_KERNEL points at ${override}, which is not a file`, { remedy: 'fix the path, or unset SMOLVM_KERNEL to use the built kernel' });
+      throw new NotFoundError(`SMOLVM_KERNEL points at ${override}, which is not a file`, {
+        remedy: 'fix the path, or unset SMOLVM_KERNEL to use the built kernel',
+      });
     }
     return path.resolve(override);
   }
@@ -40,5 +43,8 @@ export function locateKernel(env: NodeJS.ProcessEnv = process.env, shipped?: str
     const found = recordedKernel(cache);
     if (found) return found;
   }
-  throw new NotFoundError(`no guest kernel is built (looked in ${caches.map((c) => path.join(c, 'kernel')).join(' and ')})`, { remedy: REMEDY });
+  throw new NotFoundError(
+    `no guest kernel is built (looked in ${caches.map((c) => path.join(c, 'kernel')).join(' and ')})`,
+    { remedy: REMEDY },
+  );
 }

@@ -36,7 +36,11 @@ export interface DiskSet {
 
 /** The disks' ids in the order the guest sees them (the agent's image is always the first). */
 export function diskOrder(disks: DiskSet): string[] {
-  return [AGENT_DISK_ID, ...(disks.image ? [IMAGE_DISK_ID] : []), ...(disks.machineDisks ? [OVERLAY_DISK_ID, STORAGE_DISK_ID] : [])];
+  return [
+    AGENT_DISK_ID,
+    ...(disks.image ? [IMAGE_DISK_ID] : []),
+    ...(disks.machineDisks ? [OVERLAY_DISK_ID, STORAGE_DISK_ID] : []),
+  ];
 }
 
 /** How the agent finds disk `id`: its serial, or (drivers without serials) its place in the order. */
@@ -56,17 +60,28 @@ export function imageRoot(features: DriverFeatures, disks: DiskSet): NonNullable
  * Refuses a driver whose wiring the guest agent cannot use: it reaches the host over a
  * virtio-serial port and mounts shares over 9p. One line naming the driver and what it lacks.
  */
-export function checkGuestWiring(driver: string, features: DriverFeatures | undefined, uses: { shares: boolean }): DriverFeatures {
-  if (!features) throw new SmolvmError(`the ${driver} driver did not say how it wires a guest (no features in its probe)`);
+export function checkGuestWiring(
+  driver: string,
+  features: DriverFeatures | undefined,
+  uses: { shares: boolean },
+): DriverFeatures {
+  if (!features)
+    throw new SmolvmError(`the ${driver} driver did not say how it wires a guest (no features in its probe)`);
   if (features.agentTransport !== 'virtio-serial') {
-    throw new SmolvmError(`the ${driver} driver reaches the guest over ${features.agentTransport}, but the guest agent speaks over virtio-serial only`, {
-      remedy: 'use another driver (--driver)',
-    });
+    throw new SmolvmError(
+      `the ${driver} driver reaches the guest over ${features.agentTransport}, but the guest agent speaks over virtio-serial only`,
+      {
+        remedy: 'use another driver (--driver)',
+      },
+    );
   }
   if (uses.shares && features.shares !== '9p') {
-    throw new SmolvmError(`the ${driver} driver shares host directories over ${features.shares}, but the guest agent mounts 9p shares only`, {
-      remedy: 'drop the volumes, or use another driver (--driver)',
-    });
+    throw new SmolvmError(
+      `the ${driver} driver shares host directories over ${features.shares}, but the guest agent mounts 9p shares only`,
+      {
+        remedy: 'drop the volumes, or use another driver (--driver)',
+      },
+    );
   }
   return features;
 }

@@ -52,16 +52,31 @@ export interface PreparedNetwork {
 export const GUEST_SSH_AUTH_SOCK = '/run/smolvm-ssh/agent.sock';
 
 export async function prepareNetwork(options: NetworkOptions, env: NodeJS.ProcessEnv): Promise<PreparedNetwork> {
-  const forwards: PortForwards | undefined = options.ports?.length ? await listenPortForwards(options.ports) : undefined;
-  const servers = env.SMOLVM_DNS_SERVERS?.split(',').map((s) => s.trim()).filter(Boolean);
+  const forwards: PortForwards | undefined = options.ports?.length
+    ? await listenPortForwards(options.ports)
+    : undefined;
+  const servers = env.SMOLVM_DNS_SERVERS?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   // No outbound: a deny-all policy and a resolver that knows no names, so neither connections
   // nor DNS leave the host.
-  const policy = options.outbound ? { allowHosts: options.allowHosts ?? [], allowCidrs: options.allowCidrs ?? [] } : { denyAll: true };
-  const resolver = !options.outbound ? staticResolver({}) : (options.resolver ?? hostResolver(servers?.length ? { servers } : {}));
+  const policy = options.outbound
+    ? { allowHosts: options.allowHosts ?? [], allowCidrs: options.allowCidrs ?? [] }
+    : { denyAll: true };
+  const resolver = !options.outbound
+    ? staticResolver({})
+    : (options.resolver ?? hostResolver(servers?.length ? { servers } : {}));
   return {
     mac: DEFAULT_NETWORK.guestMac,
     start: (socketPath) =>
-      startGateway({ policy, socketPath, resolver, portForwards: forwards, onDenied: options.onDenied, onWarning: options.onWarning }),
+      startGateway({
+        policy,
+        socketPath,
+        resolver,
+        portForwards: forwards,
+        onDenied: options.onDenied,
+        onWarning: options.onWarning,
+      }),
     setup: (gateway) => {
       const c = gateway.guestConfig;
       return {
@@ -89,8 +104,10 @@ export function sshAgentSetup(
   onRefused?: (request: string) => void,
 ): { guestSocket: string; relay: (io: RelayStreams) => void } {
   const hostSocket = env.SSH_AUTH_SOCK;
-  const remedy = 'start an agent and add your key (eval "$(ssh-agent)" && ssh-add), or run without --ssh-agent / [auth] ssh_agent';
-  if (!hostSocket) throw new UsageError('--ssh-agent needs an SSH agent on the host, and SSH_AUTH_SOCK is not set', { remedy });
+  const remedy =
+    'start an agent and add your key (eval "$(ssh-agent)" && ssh-add), or run without --ssh-agent / [auth] ssh_agent';
+  if (!hostSocket)
+    throw new UsageError('--ssh-agent needs an SSH agent on the host, and SSH_AUTH_SOCK is not set', { remedy });
   if (!fs.statSync(hostSocket, { throwIfNoEntry: false })?.isSocket()) {
     throw new UsageError(`SSH_AUTH_SOCK=${hostSocket} is not a unix socket (is the agent still running?)`, { remedy });
   }

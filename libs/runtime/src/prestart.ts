@@ -92,7 +92,9 @@ export function agentSocketPath(runDir: string): string {
 
 export function parseRunRecipe(value: unknown): RunRecipe | undefined {
   const r = value as Partial<RunRecipe> | null;
-  return r && typeof r === 'object' && r.v === 1 && typeof r.driver === 'string' && r.restore !== undefined ? (r as RunRecipe) : undefined;
+  return r && typeof r === 'object' && r.v === 1 && typeof r.driver === 'string' && r.restore !== undefined
+    ? (r as RunRecipe)
+    : undefined;
 }
 
 /**

@@ -21,7 +21,9 @@ function ensurePrivateRoot(root: string): void {
   const st = fs.lstatSync(root);
   const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
-    throw new SmolvmError(`${root} is not a private directory of this user`, { remedy: `remove it (rm -rf ${root}) and try again` });
+    throw new SmolvmError(`${root} is not a private directory of this user`, {
+      remedy: `remove it (rm -rf ${root}) and try again`,
+    });
   }
 }
 
@@ -46,7 +48,9 @@ export function sweepRunDirs(root: string): string[] {
   for (const name of names) {
     const dir = path.join(root, name);
     const owner = ownerOf(dir);
-    const stale = owner ? !isProcessAlive(owner) : Date.now() - (fs.statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > 60_000;
+    const stale = owner
+      ? !isProcessAlive(owner)
+      : Date.now() - (fs.statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > 60_000;
     if (stale) {
       fs.rmSync(dir, { recursive: true, force: true });
       removed.push(dir);

@@ -53,7 +53,8 @@ class MessageReader {
     if (this.buffered.length < 4) return null;
     const length = this.buffered.readUInt32BE(0);
     // Checked on the prefix alone: a peer announcing a huge message gets nothing buffered for it.
-    if (length === 0 || length > AGENT_MAX_MESSAGE) throw new RangeError(`message of ${length} bytes (at most ${AGENT_MAX_MESSAGE})`);
+    if (length === 0 || length > AGENT_MAX_MESSAGE)
+      throw new RangeError(`message of ${length} bytes (at most ${AGENT_MAX_MESSAGE})`);
     if (this.buffered.length < 4 + length) return null;
     const message = this.buffered.subarray(0, 4 + length);
     this.buffered = this.buffered.subarray(4 + length);
@@ -74,7 +75,11 @@ export interface AgentFilterEvents {
  * guest has taken its answers, so refusals keep their place in the order and a guest that writes
  * without reading is held back by flow control instead of making the host buffer.
  */
-export function filterAgentConnection(guest: { input: Readable; output: Writable }, host: Duplex, events: AgentFilterEvents = {}): void {
+export function filterAgentConnection(
+  guest: { input: Readable; output: Writable },
+  host: Duplex,
+  events: AgentFilterEvents = {},
+): void {
   const fromGuest = new MessageReader();
   const fromHost = new MessageReader();
   let awaitingHost = false;

@@ -13,7 +13,17 @@ import { agentImageFor, agentImageOptions, packedAgentImage } from './agent-blob
 import { boot, type BootOptions } from './boot';
 import { MACHINE_SLOT_BYTES } from './boot-snapshot';
 import { locateKernel } from './kernel';
-import { OVERLAY_DISK_ID, ROOT_SHARE_TAG, STORAGE_DISK_ID, checkGuestWiring, guestDisk, imageRoot, type DiskRange, type DiskSet, type PersistentDisks } from './layout';
+import {
+  OVERLAY_DISK_ID,
+  ROOT_SHARE_TAG,
+  STORAGE_DISK_ID,
+  checkGuestWiring,
+  guestDisk,
+  imageRoot,
+  type DiskRange,
+  type DiskSet,
+  type PersistentDisks,
+} from './layout';
 import { prepareNetwork, sshAgentSetup, type NetworkOptions } from './network';
 import { discardParts, type PrestartedRun } from './prestart';
 import type { Vm } from './vm';
@@ -121,18 +131,26 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   const kernel = options.packed?.kernel ?? locateKernel(env, options.guestAssets?.kernel);
   const { driver, probe } = await selectDriver({ name: options.driver?.name, source: options.driver?.source, env });
   const volumes = options.volumes ?? [];
-  const features = checkGuestWiring(driver.name, probe.features, { shares: volumes.length > 0 || options.rootShare !== undefined });
+  const features = checkGuestWiring(driver.name, probe.features, {
+    shares: volumes.length > 0 || options.rootShare !== undefined,
+  });
   const disks: DiskSet = { image: options.imageErofs !== undefined, machineDisks: options.persistent !== undefined };
   if (options.rootShare && (options.imageErofs || options.persistent)) {
-    throw new UsageError('a VM whose root is a host directory has no image and no machine disks', { remedy: 'give rootShare alone, or an image / persistent disks without it' });
+    throw new UsageError('a VM whose root is a host directory has no image and no machine disks', {
+      remedy: 'give rootShare alone, or an image / persistent disks without it',
+    });
   }
   if (options.rootShare && !fs.statSync(options.rootShare, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new UsageError(`root directory ${options.rootShare} is not a directory`, { remedy: 'mount the container rootfs there first' });
+    throw new UsageError(`root directory ${options.rootShare} is not a directory`, {
+      remedy: 'mount the container rootfs there first',
+    });
   }
   const sshAgent = options.sshAgent ? sshAgentSetup(env, options.onSshAgentRefused) : undefined;
   for (const v of volumes) {
     if (!fs.statSync(v.hostPath, { throwIfNoEntry: false })?.isDirectory()) {
-      throw new UsageError(`volume host path ${v.hostPath} is not a directory`, { remedy: `create it, or fix the volume ${v.hostPath}:${v.guestPath}` });
+      throw new UsageError(`volume host path ${v.hostPath} is not a directory`, {
+        remedy: `create it, or fix the volume ${v.hostPath}:${v.guestPath}`,
+      });
     }
   }
   // Host ports are bound first, so a busy one fails before anything boots; released with the VM.
@@ -142,7 +160,9 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   try {
     const bootOptions: BootOptions = {
       kernel,
-      agentImage: options.packed ? packedAgentImage(options.packed.agentImage.path, options.packed.agentImage.key) : await ensureAgentImage(agentImageOptions(cacheDir, options)),
+      agentImage: options.packed
+        ? packedAgentImage(options.packed.agentImage.path, options.packed.agentImage.key)
+        : await ensureAgentImage(agentImageOptions(cacheDir, options)),
       ...(options.packed?.agentImage.range ? { agentRange: options.packed.agentImage.range } : {}),
       driver,
       features,
@@ -157,22 +177,44 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       env,
       bootTimeoutMs: options.bootTimeoutMs ?? 120_000,
     };
-    if (!options.packed) bootOptions.agentImage = await agentImageFor(bootOptions, agentImageOptions(cacheDir, options), probe.guestCpu ?? `${driver.name}-${probe.accelerator ?? 'default'}`);
+    if (!options.packed)
+      bootOptions.agentImage = await agentImageFor(
+        bootOptions,
+        agentImageOptions(cacheDir, options),
+        probe.guestCpu ?? `${driver.name}-${probe.accelerator ?? 'default'}`,
+      );
     prepared = Math.round(performance.now() - t0);
     const note = options.onNote ?? (() => undefined);
     // An early start is only of use to a restore of the same driver; anything else ends it.
-    const early: EarlyStart = { parts: options.prestarted?.driver === driver.name ? options.prestarted.take() : undefined };
+    const early: EarlyStart = {
+      parts: options.prestarted?.driver === driver.name ? options.prestarted.take() : undefined,
+    };
     try {
       if (options.fromSnapshot) {
         const capability = driver.capabilities?.snapshot;
-        if (!capability) throw new SnapshotError(`the ${driver.name} driver cannot restore snapshots`, { remedy: 'use the default driver' });
+        if (!capability)
+          throw new SnapshotError(`the ${driver.name} driver cannot restore snapshots`, {
+            remedy: 'use the default driver',
+          });
         const dir = options.fromSnapshot.stateDir;
-        vm = await boot({ ...bootOptions, restored: true, bootTimeoutMs: RESTORE_READY_TIMEOUT_MS, start: (spec) => capability.restore(spec, dir) }, t0, network);
+        vm = await boot(
+          {
+            ...bootOptions,
+            restored: true,
+            bootTimeoutMs: RESTORE_READY_TIMEOUT_MS,
+            start: (spec) => capability.restore(spec, dir),
+          },
+          t0,
+          network,
+        );
       } else if (options.bootSnapshot !== false) {
         const capability = driver.capabilities?.snapshot;
         const tooLarge = options.persistent ? diskLargerThanSlot(options.persistent) : undefined;
         if (!capability) note(`the ${driver.name} driver cannot restore boot snapshots: cold boot`);
-        else if (tooLarge) note(`${tooLarge} is larger than a boot snapshot's disk slot (${MACHINE_SLOT_BYTES / 2 ** 40} TiB): cold boot`);
+        else if (tooLarge)
+          note(
+            `${tooLarge} is larger than a boot snapshot's disk slot (${MACHINE_SLOT_BYTES / 2 ** 40} TiB): cold boot`,
+          );
         else vm = await warmStart(bootOptions, capability, cacheDir, note, t0, network, early);
       }
     } finally {
@@ -192,7 +234,10 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       // Its shares were unmounted for the save (QEMU cannot save a mounted 9p share): mounted again, now this copy's.
       // Reseeded first: the copy's new boot_id (identity) comes from the kernel's RNG.
       await Promise.all([vm.agent.setTime(Date.now()), vm.agent.reseed(crypto.randomBytes(64))]);
-      await Promise.all([...(options.hostname ? [vm.agent.identity({ hostname: options.hostname })] : []), vm.agent.shares({ mounted: true })]);
+      await Promise.all([
+        ...(options.hostname ? [vm.agent.identity({ hostname: options.hostname })] : []),
+        vm.agent.shares({ mounted: true }),
+      ]);
       if (sshAgent) vm.agent.serveSshAgent(sshAgent.relay);
     });
   }
@@ -203,9 +248,14 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       ...(options.imageErofs ? { image: imageRoot(features, disks) } : {}),
       ...(options.rootShare ? { rootShare: { tag: ROOT_SHARE_TAG } } : {}),
       ...(options.persistent
-        ? { upper: { device: guestDisk(features, disks, OVERLAY_DISK_ID), fstype: 'ext4' }, workspace: { device: guestDisk(features, disks, STORAGE_DISK_ID), fstype: 'ext4' } }
+        ? {
+            upper: { device: guestDisk(features, disks, OVERLAY_DISK_ID), fstype: 'ext4' },
+            workspace: { device: guestDisk(features, disks, STORAGE_DISK_ID), fstype: 'ext4' },
+          }
         : {}),
-      ...(volumes.length ? { volumes: volumes.map((v, i) => ({ tag: `vol${i}`, path: v.guestPath, readOnly: v.readOnly })) } : {}),
+      ...(volumes.length
+        ? { volumes: volumes.map((v, i) => ({ tag: `vol${i}`, path: v.guestPath, readOnly: v.readOnly })) }
+        : {}),
       ...(vm.network ? network?.setup(vm.network) : {}),
       ...(sshAgent ? { sshAgent: { socket: sshAgent.guestSocket } } : {}),
       ...(options.freshExecRoot ? { execRoot: 'fresh' as const } : {}),
@@ -216,7 +266,9 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
     // An empty setup asks for the default root: the agent builds that on its own before the first
     // exec, and a bare snapshot holds it built. Not sending it spares a restored guest a request;
     // nor is one that only names the root a snapshot already holds (imageInSnapshot).
-    const rootOnly = Object.keys(setup).length === 0 || (vm.restored && options.imageInSnapshot !== undefined && Object.keys(setup).join() === 'image');
+    const rootOnly =
+      Object.keys(setup).length === 0 ||
+      (vm.restored && options.imageInSnapshot !== undefined && Object.keys(setup).join() === 'image');
     await Promise.all([
       vm.agent.setTime(Date.now()),
       ...(vm.restored ? [vm.agent.reseed(crypto.randomBytes(64))] : []),
@@ -237,4 +289,3 @@ async function finishStart(vm: Vm, t0: number, prepared: number, steps: (vm: Vm)
   vm.timings.setUp = Math.round(performance.now() - t0);
   return vm;
 }
-

@@ -3,7 +3,14 @@
 import fs from 'node:fs';
 import { withTimeout } from '@smolvm/common';
 import type { AgentClient, AgentInfo, ExecOptions, ExecSession } from '@smolvm/agent-protocol';
-import { SnapshotError, boundConsoleLog, readLogTail, type SnapshotCapability, type VmExit, type VmHandle } from '@smolvm/driver-api';
+import {
+  SnapshotError,
+  boundConsoleLog,
+  readLogTail,
+  type SnapshotCapability,
+  type VmExit,
+  type VmHandle,
+} from '@smolvm/driver-api';
 import type { Gateway } from '@smolvm/netpolicy';
 import { OVERLAY_DISK_ID, STORAGE_DISK_ID } from './layout';
 import type { RunRecipe } from './prestart';
@@ -91,9 +98,15 @@ export class Vm {
    * guest is paused only while its state is taken and `whilePaused` copies its writable disks
    * (returning the copies by disk id). Throws SnapshotError, the VM running again.
    */
-  async snapshotRunning(stateDir: string, whilePaused: () => Promise<{ overlayDisk: string; storageDisk: string }>): Promise<void> {
+  async snapshotRunning(
+    stateDir: string,
+    whilePaused: () => Promise<{ overlayDisk: string; storageDisk: string }>,
+  ): Promise<void> {
     const snapshotRunning = this.snapshotter?.snapshotRunning?.bind(this.snapshotter);
-    if (!snapshotRunning) throw new SnapshotError('this driver cannot snapshot a running VM', { remedy: 'stop the machine and snapshot it while stopped' });
+    if (!snapshotRunning)
+      throw new SnapshotError('this driver cannot snapshot a running VM', {
+        remedy: 'stop the machine and snapshot it while stopped',
+      });
     await snapshotRunning(this.handle, stateDir, async () => {
       const copies = await whilePaused();
       return { [OVERLAY_DISK_ID]: copies.overlayDisk, [STORAGE_DISK_ID]: copies.storageDisk };

@@ -4,11 +4,26 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { markUsed } from '@smolvm/common';
-import { PrestartMismatchError, SnapshotError, SnapshotTimeoutError, type SnapshotCapability, type VmHandle } from '@smolvm/driver-api';
+import {
+  PrestartMismatchError,
+  SnapshotError,
+  SnapshotTimeoutError,
+  type SnapshotCapability,
+  type VmHandle,
+} from '@smolvm/driver-api';
 import { DEFAULT_NETWORK, startGateway, staticResolver } from '@smolvm/netpolicy';
 import { PACKED_KEY_PREFIX } from './agent-blob';
 import { AgentTimeoutError, boot, type BootOptions } from './boot';
-import { MACHINE_SLOT_BYTES, SnapshotStaging, discardSnapshot, findSnapshot, snapshotKey, snapshotRoot, type FoundSnapshot, type SnapshotKey } from './boot-snapshot';
+import {
+  MACHINE_SLOT_BYTES,
+  SnapshotStaging,
+  discardSnapshot,
+  findSnapshot,
+  snapshotKey,
+  snapshotRoot,
+  type FoundSnapshot,
+  type SnapshotKey,
+} from './boot-snapshot';
 import { imageRoot } from './layout';
 import type { PreparedNetwork } from './network';
 import type { PrestartedParts } from './prestart';
@@ -19,7 +34,9 @@ import type { Vm } from './vm';
  * a machine disk past it would not fit. The disk that does not, if one.
  */
 export function diskLargerThanSlot(disks: { overlayDisk: string; storageDisk: string }): string | undefined {
-  return [disks.overlayDisk, disks.storageDisk].find((disk) => (fs.statSync(disk, { throwIfNoEntry: false })?.size ?? 0) > MACHINE_SLOT_BYTES);
+  return [disks.overlayDisk, disks.storageDisk].find(
+    (disk) => (fs.statSync(disk, { throwIfNoEntry: false })?.size ?? 0) > MACHINE_SLOT_BYTES,
+  );
 }
 
 /** An early start's parts until a boot() takes them; whatever is left is discarded. */
@@ -40,7 +57,15 @@ export const RESTORE_READY_TIMEOUT_MS = 120_000;
  * nothing a failed snapshot did is left behind, and a snapshot that failed to restore is dropped
  * so the next start rebuilds it.
  */
-export async function warmStart(options: BootOptions, capability: SnapshotCapability, cacheDir: string, note: (m: string) => void, t0: number, network?: PreparedNetwork, early: EarlyStart = {}): Promise<Vm | undefined> {
+export async function warmStart(
+  options: BootOptions,
+  capability: SnapshotCapability,
+  cacheDir: string,
+  note: (m: string) => void,
+  t0: number,
+  network?: PreparedNetwork,
+  early: EarlyStart = {},
+): Promise<Vm | undefined> {
   const root = snapshotRoot(cacheDir);
   let found: FoundSnapshot;
   try {
@@ -52,7 +77,13 @@ export async function warmStart(options: BootOptions, capability: SnapshotCapabi
       shares: options.volumes.length,
       network: network !== undefined,
       // A machine's root is on its overlay disk: never one built in the snapshot.
-      root: options.rootShare ? 'share-root' : !options.imageErofs ? 'bare' : options.imageInSnapshot && !options.persistent ? { image: { id: options.imageInSnapshot, file: options.imageErofs } } : 'image-slot',
+      root: options.rootShare
+        ? 'share-root'
+        : !options.imageErofs
+          ? 'bare'
+          : options.imageInSnapshot && !options.persistent
+            ? { image: { id: options.imageInSnapshot, file: options.imageErofs } }
+            : 'image-slot',
       machineDisks: options.persistent !== undefined,
       // A pack's kernel and agent make a family of shapes of their own, so that packed runs and
       // `machine run` do not keep replacing each other's snapshot of the same shape.
@@ -75,7 +106,9 @@ export async function warmStart(options: BootOptions, capability: SnapshotCapabi
     ...options,
     restored: true,
     bootTimeoutMs: RESTORE_READY_TIMEOUT_MS,
-    ...(network || options.persistent || !capability.restoreRecipe ? {} : { recipeOf: (handle: VmHandle, runDir: string) => capability.restoreRecipe?.(handle, runDir) }),
+    ...(network || options.persistent || !capability.restoreRecipe
+      ? {}
+      : { recipeOf: (handle: VmHandle, runDir: string) => capability.restoreRecipe?.(handle, runDir) }),
   };
   try {
     let vm: Vm | undefined;
@@ -84,7 +117,12 @@ export async function warmStart(options: BootOptions, capability: SnapshotCapabi
     early.parts = undefined;
     if (parts) {
       try {
-        vm = await boot({ ...restoring, start: (spec) => capability.restore(spec, found.dir, { prestarted: parts.restore }) }, t0, network, parts);
+        vm = await boot(
+          { ...restoring, start: (spec) => capability.restore(spec, found.dir, { prestarted: parts.restore }) },
+          t0,
+          network,
+          parts,
+        );
         vm.timings.prestartLead = Math.round(t0 - parts.startedAt);
       } catch (err) {
         // Not the restore this start needs (or it failed before being needed): restore as usual.
@@ -98,7 +136,9 @@ export async function warmStart(options: BootOptions, capability: SnapshotCapabi
     vm ??= await boot({ ...restoring, start: (spec) => capability.restore(spec, found.dir) }, t0, network);
     if (vm.agentInfo.pid !== found.agentPid || vm.agentInfo.reconnect !== true) {
       await vm.kill();
-      throw new SnapshotError(`the restored agent is not the saved one (pid ${String(vm.agentInfo.pid)}, saved ${found.agentPid})`);
+      throw new SnapshotError(
+        `the restored agent is not the saved one (pid ${String(vm.agentInfo.pid)}, saved ${found.agentPid})`,
+      );
     }
     // Snapshots no restore used for a day are evicted when another is saved.
     markUsed(found.dir);
@@ -107,7 +147,9 @@ export async function warmStart(options: BootOptions, capability: SnapshotCapabi
     // Out of time on a starved host: the snapshot is fine, and neither a cold boot (several times
     // the CPU of a restore) nor dropping it (every later start would boot and save one) helps.
     if (err instanceof AgentTimeoutError || err instanceof SnapshotTimeoutError) throw err;
-    note(`restoring the boot snapshot failed (${(err as Error).message}): cold boot; the snapshot is dropped and rebuilt by the next start`);
+    note(
+      `restoring the boot snapshot failed (${(err as Error).message}): cold boot; the snapshot is dropped and rebuilt by the next start`,
+    );
     discardSnapshot(root, found.dir);
     return undefined;
   }
@@ -131,11 +173,21 @@ function snapshotNetwork(): PreparedNetwork {
  * Boots a VM of this shape with nothing of the user's in it, runs once what restored VMs of the
  * shape will run first (clock, RNG, for bare VMs the root and an exec), saves it, publishes it.
  */
-async function saveSnapshot(options: BootOptions, capability: SnapshotCapability, root: string, k: SnapshotKey, withNic: boolean): Promise<FoundSnapshot> {
+async function saveSnapshot(
+  options: BootOptions,
+  capability: SnapshotCapability,
+  root: string,
+  k: SnapshotKey,
+  withNic: boolean,
+): Promise<FoundSnapshot> {
   // The root is built before the save for bare VMs, on the agent's root or on an image known in
   // advance; a machine's root lives on its overlay disk, so its snapshot has none.
-  const rootBuilt = !options.persistent && !options.rootShare && (!options.imageErofs || options.imageInSnapshot !== undefined);
-  const staging = new SnapshotStaging(root, { imageSlot: options.imageErofs !== undefined && !rootBuilt, machineDisks: options.persistent !== undefined });
+  const rootBuilt =
+    !options.persistent && !options.rootShare && (!options.imageErofs || options.imageInSnapshot !== undefined);
+  const staging = new SnapshotStaging(root, {
+    imageSlot: options.imageErofs !== undefined && !rootBuilt,
+    machineDisks: options.persistent !== undefined,
+  });
   try {
     const vm = await boot(
       {
@@ -160,12 +212,15 @@ async function saveSnapshot(options: BootOptions, capability: SnapshotCapability
       await vm.agent.reseed(crypto.randomBytes(64));
       if (rootBuilt) {
         // Every bare run builds the same root: built once here, restores only configure their run.
-        await vm.agent.setupRoot(options.imageErofs ? { image: imageRoot(options.features, { image: true, machineDisks: false }) } : {});
+        await vm.agent.setupRoot(
+          options.imageErofs ? { image: imageRoot(options.features, { image: true, machineDisks: false }) } : {},
+        );
         const session = await vm.exec({ argv: ['true'] });
         session.stdout.resume();
         session.stderr.resume();
         const exit = await session.exit;
-        if (exit.code !== 0) throw new SnapshotError(`the warm-up exec in the saved VM failed (${exit.signal ?? `exit ${exit.code}`})`);
+        if (exit.code !== 0)
+          throw new SnapshotError(`the warm-up exec in the saved VM failed (${exit.signal ?? `exit ${exit.code}`})`);
       }
       await vm.agent.prepareSnapshot();
       // Saved without a host connected, the guest agent waits for one: a restored VM greets its new host.

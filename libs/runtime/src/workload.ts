@@ -33,10 +33,19 @@ export interface InitOptions {
  * Runs init commands in order with `/bin/sh -c`; the first failure throws a UsageError naming the
  * command and its exit status, with the last lines it printed as `cause` (a string).
  */
-export async function runInitCommands(vm: Pick<Vm, 'exec'>, commands: readonly string[], opts: InitOptions): Promise<void> {
+export async function runInitCommands(
+  vm: Pick<Vm, 'exec'>,
+  commands: readonly string[],
+  opts: InitOptions,
+): Promise<void> {
   for (const command of commands) {
     opts.onCommand?.(command);
-    const exec: ExecOptions = { argv: ['/bin/sh', '-c', command], env: opts.env, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.user ? { user: opts.user } : {}) };
+    const exec: ExecOptions = {
+      argv: ['/bin/sh', '-c', command],
+      env: opts.env,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      ...(opts.user ? { user: opts.user } : {}),
+    };
     const session = await vm.exec(exec);
     opts.onSession?.(session);
     // Only the tail is kept for the error: init output is the guest's to make as long as it likes.
@@ -53,7 +62,10 @@ export async function runInitCommands(vm: Pick<Vm, 'exec'>, commands: readonly s
     await Promise.all([ended(session.stdout), ended(session.stderr)]);
     if (status.code !== 0) {
       const tail = output.toString('utf8').trimEnd().split('\n').slice(-5);
-      throw new UsageError(`init command failed with ${status.code === null ? status.signal : `exit code ${status.code}`}: ${command}`, { remedy: opts.remedy, cause: tail.join('\n') });
+      throw new UsageError(
+        `init command failed with ${status.code === null ? status.signal : `exit code ${status.code}`}: ${command}`,
+        { remedy: opts.remedy, cause: tail.join('\n') },
+      );
     }
   }
 }

@@ -39,22 +39,35 @@ function harness(output: Writable = new PassThrough()) {
   let closed = false;
   const refused: number[] = [];
   filterAgentConnection({ input, output }, host, { onClose: () => (closed = true), onRefused: (t) => refused.push(t) });
-  const received = (): Buffer => (output instanceof PassThrough ? ((output.read() as Buffer | null) ?? Buffer.alloc(0)) : Buffer.alloc(0));
-  return { input, output, host, toHost: () => Buffer.concat(toHost), received, closed: () => closed, refused, hostDestroyed: () => host.destroyed };
+  const received = (): Buffer =>
+    output instanceof PassThrough ? ((output.read() as Buffer | null) ?? Buffer.alloc(0)) : Buffer.alloc(0);
+  return {
+    input,
+    output,
+    host,
+    toHost: () => Buffer.concat(toHost),
+    received,
+    closed: () => closed,
+    refused,
+    hostDestroyed: () => host.destroyed,
+  };
 }
 
 describe('filterAgentConnection on raw messages', () => {
   // SSH1 requests, add/remove/remove-all, smartcard add/remove, lock/unlock, constrained adds,
   // extensions (session-bind, query...) and types no agent defines.
-  it.each([1, 2, 3, 4, 7, 8, 9, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 0, 255])('type %d is answered with a failure and never reaches the host', async (type) => {
-    const h = harness();
-    h.input.write(message(type, Buffer.from('payload')));
-    await settle();
-    expect(h.received()).toEqual(FAILURE);
-    expect(h.toHost()).toEqual(Buffer.alloc(0));
-    expect(h.refused).toEqual([type]);
-    expect(h.closed()).toBe(false);
-  });
+  it.each([1, 2, 3, 4, 7, 8, 9, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 0, 255])(
+    'type %d is answered with a failure and never reaches the host',
+    async (type) => {
+      const h = harness();
+      h.input.write(message(type, Buffer.from('payload')));
+      await settle();
+      expect(h.received()).toEqual(FAILURE);
+      expect(h.toHost()).toEqual(Buffer.alloc(0));
+      expect(h.refused).toEqual([type]);
+      expect(h.closed()).toBe(false);
+    },
+  );
 
   it('forwards list-identities and sign requests verbatim, and their answers, in order with refusals', async () => {
     const h = harness();
@@ -180,11 +193,20 @@ describe('the --ssh-agent relay against a real ssh-agent', () => {
   /** What the relay reported refusing (for --debug or the machine log). */
   const refusals: string[] = [];
 
-  function cmd(file: string, args: string[], sock = guestSock): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  function cmd(
+    file: string,
+    args: string[],
+    sock = guestSock,
+  ): Promise<{ status: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
       // setsid: no terminal to prompt on, so passphrases come from the askpass script.
       const child = spawn('setsid', [file, ...args], {
-        env: { PATH: process.env.PATH, SSH_AUTH_SOCK: sock, SSH_ASKPASS: path.join(dir, 'askpass'), SSH_ASKPASS_REQUIRE: 'force' },
+        env: {
+          PATH: process.env.PATH,
+          SSH_AUTH_SOCK: sock,
+          SSH_ASKPASS: path.join(dir, 'askpass'),
+          SSH_ASKPASS_REQUIRE: 'force',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stdout = '';
@@ -208,7 +230,8 @@ describe('the --ssh-agent relay against a real ssh-agent', () => {
     const agent = spawnSync('ssh-agent', ['-a', hostSock], { encoding: 'utf8' });
     if (agent.status !== 0) throw new Error(`ssh-agent: ${agent.stderr}`);
     agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1]);
-    for (const name of ['key', 'other']) spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', path.join(dir, name)]);
+    for (const name of ['key', 'other'])
+      spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', path.join(dir, name)]);
     fs.mkdirSync(path.join(dir, 'pub'));
     fs.copyFileSync(path.join(dir, 'key.pub'), path.join(dir, 'pub', 'key.pub'));
     fs.writeFileSync(path.join(dir, 'askpass'), '#!/bin/sh\necho passphrase\n', { mode: 0o755 });
@@ -243,9 +266,20 @@ describe('the --ssh-agent relay against a real ssh-agent', () => {
     const list = await cmd('ssh-add', ['-l']);
     expect(list.stdout).toBe(fingerprint);
     fs.writeFileSync(path.join(dir, 'data'), 'signed in the guest\n');
-    const sign = await cmd('ssh-keygen', ['-Y', 'sign', '-f', path.join(dir, 'pub', 'key.pub'), '-n', 'file', path.join(dir, 'data')]);
+    const sign = await cmd('ssh-keygen', [
+      '-Y',
+      'sign',
+      '-f',
+      path.join(dir, 'pub', 'key.pub'),
+      '-n',
+      'file',
+      path.join(dir, 'data'),
+    ]);
     expect(sign.status).toBe(0);
-    const check = spawnSync('ssh-keygen', ['-Y', 'check-novalidate', '-n', 'file', '-s', path.join(dir, 'data.sig')], { input: 'signed in the guest\n', encoding: 'utf8' });
+    const check = spawnSync('ssh-keygen', ['-Y', 'check-novalidate', '-n', 'file', '-s', path.join(dir, 'data.sig')], {
+      input: 'signed in the guest\n',
+      encoding: 'utf8',
+    });
     expect(check.stdout).toMatch(/^Good "file" signature/);
   });
 

@@ -5,7 +5,15 @@ import path from 'node:path';
 import type { SnapshotCapability } from '@smolvm/driver-api';
 import type { AgentImage } from '@smolvm/agent-image';
 import { markUsed } from '@smolvm/common';
-import { MACHINE_SLOT_BYTES, SnapshotStaging, UNUSED_SNAPSHOT_MS, findSnapshot, snapshotKey, type SnapshotKey, type SnapshotShape } from '../src/boot-snapshot';
+import {
+  MACHINE_SLOT_BYTES,
+  SnapshotStaging,
+  UNUSED_SNAPSHOT_MS,
+  findSnapshot,
+  snapshotKey,
+  type SnapshotKey,
+  type SnapshotShape,
+} from '../src/boot-snapshot';
 
 let tmp: string;
 beforeEach(() => {
@@ -18,8 +26,24 @@ const capability = { fingerprint: async () => 'qemu 7.2 tcg microvm max' } as un
 function shape(over: Partial<SnapshotShape> = {}): SnapshotShape {
   const kernel = path.join(tmp, 'vmlinux');
   if (!fs.existsSync(kernel)) fs.writeFileSync(kernel, 'kernel');
-  const agentImage: AgentImage = { path: '/x.erofs', key: 'agent-1', kernelArgs: ['root=/dev/vda'], diskId: 'smolvm-agent', built: false };
-  return { kernel, agentImage, cpus: 1, memoryMiB: 256, shares: 0, network: false, root: 'bare', machineDisks: false, ...over };
+  const agentImage: AgentImage = {
+    path: '/x.erofs',
+    key: 'agent-1',
+    kernelArgs: ['root=/dev/vda'],
+    diskId: 'smolvm-agent',
+    built: false,
+  };
+  return {
+    kernel,
+    agentImage,
+    cpus: 1,
+    memoryMiB: 256,
+    shares: 0,
+    network: false,
+    root: 'bare',
+    machineDisks: false,
+    ...over,
+  };
 }
 
 describe('snapshot keys', () => {
@@ -62,10 +86,24 @@ describe('snapshot keys', () => {
     const bare = await snapshotKey('kvm', capability, shape());
     const image = await snapshotKey('kvm', capability, shape({ root: 'image-slot' }));
     const machine = await snapshotKey('kvm', capability, shape({ machineDisks: true, shares: 1 }));
-    const imageMachine = await snapshotKey('kvm', capability, shape({ machineDisks: true, root: 'image-slot', shares: 1, network: true }));
+    const imageMachine = await snapshotKey(
+      'kvm',
+      capability,
+      shape({ machineDisks: true, root: 'image-slot', shares: 1, network: true }),
+    );
     expect(machine.fields.devices).toBe('blk:agent:ro blk:overlay-slot:rw blk:storage-slot:rw 9p:vol0 no-net');
-    expect(imageMachine.fields.devices).toBe('blk:agent:ro blk:image-slot:ro blk:overlay-slot:rw blk:storage-slot:rw 9p:vol0 net');
-    expect(new Set([bare.key, image.key, machine.key, imageMachine.key, (await snapshotKey('kvm', capability, shape({ machineDisks: true }))).key]).size).toBe(5);
+    expect(imageMachine.fields.devices).toBe(
+      'blk:agent:ro blk:image-slot:ro blk:overlay-slot:rw blk:storage-slot:rw 9p:vol0 net',
+    );
+    expect(
+      new Set([
+        bare.key,
+        image.key,
+        machine.key,
+        imageMachine.key,
+        (await snapshotKey('kvm', capability, shape({ machineDisks: true }))).key,
+      ]).size,
+    ).toBe(5);
   });
 });
 
@@ -106,7 +144,13 @@ describe('staging', () => {
     fs.writeFileSync(path.join(staging.dir, 'state'), 'device state');
     const k = await snapshotKey('kvm', capability, shape({ machineDisks: true, root: 'image-slot' }));
     expect(staging.commit(k, 7)).toBe(true);
-    expect(fs.readdirSync(path.join(root, k.key)).sort()).toEqual(['meta.json', 'overlay-slot.img', 'slot.img', 'state', 'storage-slot.img']);
+    expect(fs.readdirSync(path.join(root, k.key)).sort()).toEqual([
+      'meta.json',
+      'overlay-slot.img',
+      'slot.img',
+      'state',
+      'storage-slot.img',
+    ]);
     expect(findSnapshot(root, k)).toEqual({ dir: path.join(root, k.key), agentPid: 7 });
   });
 });
@@ -144,10 +188,14 @@ describe('a snapshot another user could have written', () => {
     const dir = publish(root, k);
     expect(findSnapshot(root, k)).toEqual({ dir, agentPid: 1 });
     fs.chmodSync(path.join(dir, 'state'), 0o666);
-    expect(findSnapshot(root, k)).toEqual({ note: `the boot snapshot ${dir} is not used: refusing ${path.join(dir, 'state')}: it is writable by its group and other users (mode 666)` });
+    expect(findSnapshot(root, k)).toEqual({
+      note: `the boot snapshot ${dir} is not used: refusing ${path.join(dir, 'state')}: it is writable by its group and other users (mode 666)`,
+    });
     fs.chmodSync(path.join(dir, 'state'), 0o600);
     fs.chmodSync(root, 0o777);
-    expect(findSnapshot(root, k)).toEqual({ note: expect.stringMatching(/is not used: refusing .*vmsnap: it is writable by its group and other users/) });
+    expect(findSnapshot(root, k)).toEqual({
+      note: expect.stringMatching(/is not used: refusing .*vmsnap: it is writable by its group and other users/),
+    });
     fs.chmodSync(root, 0o700);
     fs.renameSync(path.join(dir, 'state'), path.join(tmp, 'state'));
     fs.symlinkSync(path.join(tmp, 'state'), path.join(dir, 'state'));

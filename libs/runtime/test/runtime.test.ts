@@ -26,7 +26,9 @@ describe('locateKernel', () => {
     const vmlinux = path.join(tmp, 'vmlinux');
     fs.writeFileSync(vmlinux, 'x');
     expect(locateKernel({ SMOLVM_KERNEL: vmlinux })).toBe(vmlinux);
-    expect(() => locateKernel({ SMOLVM_KERNEL: path.join(tmp, 'nope') })).toThrow(/SMOLVM_KERNEL points at .*nope, which is not a file/);
+    expect(() => locateKernel({ SMOLVM_KERNEL: path.join(tmp, 'nope') })).toThrow(
+      /SMOLVM_KERNEL points at .*nope, which is not a file/,
+    );
   });
 
   it('reads kernel.json from the cache, and says how to build a kernel when there is none', () => {
@@ -36,7 +38,10 @@ describe('locateKernel', () => {
     const dir = path.join(tmp, 'cache', 'kernel', 'k1');
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'vmlinux'), 'x');
-    fs.writeFileSync(path.join(tmp, 'cache', 'kernel', 'kernel.json'), JSON.stringify({ path: path.join(dir, 'vmlinux') }));
+    fs.writeFileSync(
+      path.join(tmp, 'cache', 'kernel', 'kernel.json'),
+      JSON.stringify({ path: path.join(dir, 'vmlinux') }),
+    );
     expect(locateKernel(env)).toBe(path.join(dir, 'vmlinux'));
   });
 
@@ -48,7 +53,10 @@ describe('locateKernel', () => {
     const dir = path.join(tmp, 'cache', 'kernel', 'k1');
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'vmlinux'), 'x');
-    fs.writeFileSync(path.join(tmp, 'cache', 'kernel', 'kernel.json'), JSON.stringify({ path: path.join(dir, 'vmlinux') }));
+    fs.writeFileSync(
+      path.join(tmp, 'cache', 'kernel', 'kernel.json'),
+      JSON.stringify({ path: path.join(dir, 'vmlinux') }),
+    );
     expect(locateKernel(env, shipped)).toBe(shipped);
     expect(locateKernel({ ...env, SMOLVM_KERNEL: override }, shipped)).toBe(override);
     expect(locateKernel(env)).toBe(path.join(dir, 'vmlinux'));

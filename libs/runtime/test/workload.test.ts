@@ -35,7 +35,14 @@ it('runs the commands in order with the workload env, cwd and user, passing all 
   const vm = fakeVm({ 'echo a': { out: 'a\n', code: 0 }, 'echo b >&2': { err: 'b\n', code: 0 } });
   const seen: string[] = [];
   const commands: string[] = [];
-  await runInitCommands(vm, ['echo a', 'echo b >&2'], { env: { K: 'v' }, cwd: '/w', user: '1000', onOutput: (d, s) => seen.push(`${s}:${d}`), onCommand: (c) => commands.push(c), remedy: 'fix it' });
+  await runInitCommands(vm, ['echo a', 'echo b >&2'], {
+    env: { K: 'v' },
+    cwd: '/w',
+    user: '1000',
+    onOutput: (d, s) => seen.push(`${s}:${d}`),
+    onCommand: (c) => commands.push(c),
+    remedy: 'fix it',
+  });
   expect(vm.calls.map((c) => [c.argv, c.env, c.cwd, c.user])).toEqual([
     [['/bin/sh', '-c', 'echo a'], { K: 'v' }, '/w', '1000'],
     [['/bin/sh', '-c', 'echo b >&2'], { K: 'v' }, '/w', '1000'],
@@ -46,13 +53,21 @@ it('runs the commands in order with the workload env, cwd and user, passing all 
 
 it('stops at the first failure with one line naming the command, the remedy, and the last output as cause', async () => {
   const vm = fakeVm({ ok: { code: 0 }, bad: { out: 'x\n'.repeat(10) + 'last words\n', code: 3 }, never: { code: 0 } });
-  const err = (await runInitCommands(vm, ['ok', 'bad', 'never'], { env: {}, onOutput: () => undefined, remedy: 'fix the command' }).catch((e: unknown) => e)) as UsageError;
+  const err = (await runInitCommands(vm, ['ok', 'bad', 'never'], {
+    env: {},
+    onOutput: () => undefined,
+    remedy: 'fix the command',
+  }).catch((e: unknown) => e)) as UsageError;
   expect(err).toBeInstanceOf(UsageError);
   expect(err.message).toBe('init command failed with exit code 3: bad');
   expect(err.remedy).toBe('fix the command');
   expect(String(err.cause).split('\n')).toEqual(['x', 'x', 'x', 'x', 'last words']);
   expect(vm.calls).toHaveLength(2);
-  const killed = await runInitCommands(fakeVm({ k: { code: null, signal: 'SIGKILL' } }), ['k'], { env: {}, onOutput: () => undefined, remedy: 'r' }).catch((e: Error) => e.message);
+  const killed = await runInitCommands(fakeVm({ k: { code: null, signal: 'SIGKILL' } }), ['k'], {
+    env: {},
+    onOutput: () => undefined,
+    remedy: 'r',
+  }).catch((e: Error) => e.message);
   expect(killed).toBe('init command failed with SIGKILL: k');
 });
 

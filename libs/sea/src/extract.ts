@@ -55,7 +55,10 @@ export function extractAssets(options: ExtractOptions): ExtractedAssets {
     manifest,
     has: (name) => names.has(name),
     path: (name) => {
-      if (!names.has(name)) throw new SmolvmError(`this smolvm executable carries no ${name}`, { remedy: 'rebuild it with tools/sea/build (npx nx build-sea cli)' });
+      if (!names.has(name))
+        throw new SmolvmError(`this smolvm executable carries no ${name}`, {
+          remedy: 'rebuild it with tools/sea/build (npx nx build-sea cli)',
+        });
       return path.join(dir, name);
     },
   };

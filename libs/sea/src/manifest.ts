@@ -38,10 +38,16 @@ const SAFE_NAME = /^[A-Za-z0-9@._-]+(\/[A-Za-z0-9@._-]+)*$/;
 export function parseManifest(text: string): SeaManifest {
   const value = JSON.parse(text) as Partial<SeaManifest>;
   if (value.version !== MANIFEST_VERSION) throw new Error(`unsupported SEA manifest version ${String(value.version)}`);
-  if (typeof value.app !== 'string' || typeof value.node !== 'string' || typeof value.main !== 'string' || !Array.isArray(value.files)) {
+  if (
+    typeof value.app !== 'string' ||
+    typeof value.node !== 'string' ||
+    typeof value.main !== 'string' ||
+    !Array.isArray(value.files)
+  ) {
     throw new Error('malformed SEA manifest');
   }
-  if (value.files.length > MAX_FILES) throw new Error(`SEA manifest names ${value.files.length} files (at most ${MAX_FILES})`);
+  if (value.files.length > MAX_FILES)
+    throw new Error(`SEA manifest names ${value.files.length} files (at most ${MAX_FILES})`);
   const seen = new Set<string>();
   for (const f of value.files) {
     const ok =

@@ -25,7 +25,9 @@ export function plainNode(executable: string, dir: string): string {
   const binary = fs.readFileSync(executable);
   const at = fuseOffset(binary);
   if (at < 0 || (binary[at] !== 0x31 && binary[at] !== 0x30)) {
-    throw new SmolvmError(`${executable} has no single-executable fuse`, { remedy: 'rebuild it with tools/sea/build (npx nx build-sea cli)' });
+    throw new SmolvmError(`${executable} has no single-executable fuse`, {
+      remedy: 'rebuild it with tools/sea/build (npx nx build-sea cli)',
+    });
   }
   binary[at] = 0x30;
   const tmp = path.join(dir, `.node.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);

@@ -16,7 +16,9 @@ let shipped: ExtractedAssets | null | undefined;
  */
 export function shippedAssets(env: NodeJS.ProcessEnv = process.env): ExtractedAssets | undefined {
   if (shipped === undefined) {
-    shipped = isSingleExecutable() ? extractAssets({ cacheDir: smolvmDirs(env).cache, manifestText: readAssetText(MANIFEST_ASSET), readAsset }) : null;
+    shipped = isSingleExecutable()
+      ? extractAssets({ cacheDir: smolvmDirs(env).cache, manifestText: readAssetText(MANIFEST_ASSET), readAsset })
+      : null;
   }
   return shipped ?? undefined;
 }

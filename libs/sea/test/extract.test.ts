@@ -7,15 +7,32 @@ import { MANIFEST_VERSION, extractAssets, fuseOffset, parseManifest, plainNode, 
 
 const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
 
-function fixture(files: Array<{ name: string; data: Buffer; gzip?: boolean; mode?: number }>): { manifestText: string; readAsset: (key: string) => Buffer; reads: string[] } {
+function fixture(files: Array<{ name: string; data: Buffer; gzip?: boolean; mode?: number }>): {
+  manifestText: string;
+  readAsset: (key: string) => Buffer;
+  reads: string[];
+} {
   const assets = new Map<string, Buffer>();
   const entries: SeaFile[] = files.map((f, i) => {
     assets.set(`a${i}`, f.gzip ? zlib.gzipSync(f.data) : f.data);
-    return { name: f.name, asset: `a${i}`, sha256: sha256(f.data), size: f.data.length, mode: f.mode ?? 0o644, gzip: f.gzip ?? false };
+    return {
+      name: f.name,
+      asset: `a${i}`,
+      sha256: sha256(f.data),
+      size: f.data.length,
+      mode: f.mode ?? 0o644,
+      gzip: f.gzip ?? false,
+    };
   });
   const reads: string[] = [];
   return {
-    manifestText: JSON.stringify({ version: MANIFEST_VERSION, app: 'test', node: process.version, main: sha256(Buffer.from('main')), files: entries }),
+    manifestText: JSON.stringify({
+      version: MANIFEST_VERSION,
+      app: 'test',
+      node: process.version,
+      main: sha256(Buffer.from('main')),
+      files: entries,
+    }),
     readAsset: (key) => {
       reads.push(key);
       const data = assets.get(key);
@@ -104,7 +121,8 @@ describe('extractAssets', () => {
 
 describe('parseManifest', () => {
   const entry = { name: 'vmlinux', asset: 'a0', sha256: 'a'.repeat(64), size: 1, mode: 0o644, gzip: false };
-  const manifest = (files: unknown[]): string => JSON.stringify({ version: MANIFEST_VERSION, app: 'x', node: 'v20', main: 'm', files });
+  const manifest = (files: unknown[]): string =>
+    JSON.stringify({ version: MANIFEST_VERSION, app: 'x', node: 'v20', main: 'm', files });
   it.each(['../etc/passwd', '/etc/passwd', 'a/../../b', 'a//b', '.', 'a/./b', ''])('refuses the path %j', (name) => {
     expect(() => parseManifest(manifest([{ ...entry, name }]))).toThrow(/malformed SEA manifest entry/);
   });

@@ -18,12 +18,15 @@ export interface Floor {
 /** Writes the floor's initrd into `work` and probes the driver. */
 export async function prepareFloor(kernel: string, work: string): Promise<Floor> {
   const initrd = path.join(work, 'floor.cpio');
-  fs.writeFileSync(initrd, cpioNewc([
-    ...['bin', 'dev', 'proc', 'sys'].map((d) => ({ kind: 'dir' as const, path: d })),
-    { kind: 'chardev', path: 'dev/console', major: 5, minor: 1 },
-    { kind: 'file', path: 'bin/busybox', data: fs.readFileSync('/bin/busybox'), mode: 0o755 },
-    { kind: 'file', path: 'init', data: FLOOR_INIT, mode: 0o755 },
-  ]));
+  fs.writeFileSync(
+    initrd,
+    cpioNewc([
+      ...['bin', 'dev', 'proc', 'sys'].map((d) => ({ kind: 'dir' as const, path: d })),
+      { kind: 'chardev', path: 'dev/console', major: 5, minor: 1 },
+      { kind: 'file', path: 'bin/busybox', data: fs.readFileSync('/bin/busybox'), mode: 0o755 },
+      { kind: 'file', path: 'init', data: FLOOR_INIT, mode: 0o755 },
+    ]),
+  );
   const driver = createKvmDriver({ quiet: true });
   const probe = await driver.probe();
   let n = 0;
@@ -34,7 +37,15 @@ export async function prepareFloor(kernel: string, work: string): Promise<Floor>
     const server = net.createServer((s) => s.resume());
     await new Promise<void>((r) => server.listen(path.join(dir, 'agent.sock'), r));
     const t0 = performance.now();
-    const vm = await driver.start({ kernel, initrd, cpus: 1, memoryMiB: 256, agent: { socketPath: path.join(dir, 'agent.sock') }, consoleLog: path.join(dir, 'console.log'), runDir: path.join(dir, 'run') });
+    const vm = await driver.start({
+      kernel,
+      initrd,
+      cpus: 1,
+      memoryMiB: 256,
+      agent: { socketPath: path.join(dir, 'agent.sock') },
+      consoleLog: path.join(dir, 'console.log'),
+      runDir: path.join(dir, 'run'),
+    });
     const exit = await vm.wait();
     const ms = performance.now() - t0;
     server.close();
@@ -44,5 +55,9 @@ export async function prepareFloor(kernel: string, work: string): Promise<Floor>
     fs.rmSync(dir, { recursive: true, force: true });
     return ms;
   };
-  return { once, ...(probe.accelerator ? { accelerator: probe.accelerator } : {}), ...(probe.reason ? { reason: probe.reason } : {}) };
+  return {
+    once,
+    ...(probe.accelerator ? { accelerator: probe.accelerator } : {}),
+    ...(probe.reason ? { reason: probe.reason } : {}),
+  };
 }

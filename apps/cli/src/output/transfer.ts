@@ -11,9 +11,15 @@ export interface TransferProgress {
   done(): void;
 }
 
-export function transferProgress(options: { quiet: boolean; total: number; verb: string; stream?: NodeJS.WriteStream }): TransferProgress {
+export function transferProgress(options: {
+  quiet: boolean;
+  total: number;
+  verb: string;
+  stream?: NodeJS.WriteStream;
+}): TransferProgress {
   const stream = options.stream ?? process.stderr;
-  if (options.quiet || !stream.isTTY || options.total < MIN_BYTES) return { update: () => undefined, done: () => undefined };
+  if (options.quiet || !stream.isTTY || options.total < MIN_BYTES)
+    return { update: () => undefined, done: () => undefined };
   const t0 = Date.now();
   let last = 0;
   let shown = false;
@@ -25,7 +31,9 @@ export function transferProgress(options: { quiet: boolean; total: number; verb:
       shown = true;
       const rate = bytes / Math.max(0.001, (now - t0) / 1000);
       const pct = Math.floor((bytes / options.total) * 100);
-      stream.write(`\r\x1b[K${options.verb} ${formatBytes(bytes)} / ${formatBytes(options.total)} (${pct}%) ${formatBytes(rate)}/s`);
+      stream.write(
+        `\r\x1b[K${options.verb} ${formatBytes(bytes)} / ${formatBytes(options.total)} (${pct}%) ${formatBytes(rate)}/s`,
+      );
     },
     done() {
       if (shown) stream.write('\r\x1b[K');

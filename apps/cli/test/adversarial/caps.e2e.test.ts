@@ -25,7 +25,9 @@ function machineDir(): string {
 
 /** QEMU's descriptor of the console log, as a path (the file itself is unlinked). */
 function consoleLogFd(): string {
-  const record = JSON.parse(fs.readFileSync(path.join(machineDir(), 'machine.json'), 'utf8')) as { runtime: { vm: { pid: number } } };
+  const record = JSON.parse(fs.readFileSync(path.join(machineDir(), 'machine.json'), 'utf8')) as {
+    runtime: { vm: { pid: number } };
+  };
   const fds = `/proc/${record.runtime.vm.pid}/fd`;
   for (const fd of fs.readdirSync(fds)) {
     let target = '';
@@ -56,7 +58,20 @@ function tail(fd: string, bytes = 4096): string {
 beforeAll(async () => {
   setup = await e2eSetup('smolvm-caps-e2e-');
   env = setup.env;
-  const created = cli(['machine', 'create', NAME, '--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1', '--outbound-localhost-only']);
+  const created = cli([
+    'machine',
+    'create',
+    NAME,
+    '--cpus',
+    '1',
+    '--memory',
+    '256',
+    '--storage',
+    '1',
+    '--overlay',
+    '1',
+    '--outbound-localhost-only',
+  ]);
   expect(created.status).toBe(0);
   const started = cli(['machine', 'start', '--name', NAME]);
   expect(started.stderr).not.toContain('error');
@@ -72,7 +87,9 @@ afterAll(async () => {
 it('keeps the console log a guest floods under its bound, and its tail readable', async () => {
   const MiB = 1024 * 1024;
   // 6 MiB of text into the serial console, then a last line to find in the tail.
-  const flood = exec('yes "flooding the console from a hostile guest, over and over again......" | head -c 6291456 > /dev/console; echo "caps: the flood is over" > /dev/console; echo done');
+  const flood = exec(
+    'yes "flooding the console from a hostile guest, over and over again......" | head -c 6291456 > /dev/console; echo "caps: the flood is over" > /dev/console; echo done',
+  );
   expect(flood.stdout).toBe('done\n');
   expect(flood.status).toBe(0);
   const fd = consoleLogFd();
@@ -88,7 +105,9 @@ it('keeps the console log a guest floods under its bound, and its tail readable'
 it('writes a bounded number of lines to supervisor.log for a flood of denied packets', () => {
   // Each connection attempt from a new port is a new denial; 192.0.2.1 (TEST-NET-1) is denied by
   // the policy inside the gateway, so nothing ever leaves this machine.
-  const flood = exec('n=0; end=$(( $(date +%s) + 20 )); while [ $(date +%s) -lt $end ]; do nc -w 1 192.0.2.1 80 </dev/null >/dev/null 2>&1; n=$((n+1)); done; echo $n');
+  const flood = exec(
+    'n=0; end=$(( $(date +%s) + 20 )); while [ $(date +%s) -lt $end ]; do nc -w 1 192.0.2.1 80 </dev/null >/dev/null 2>&1; n=$((n+1)); done; echo $n',
+  );
   expect(flood.status).toBe(0);
   const attempts = Number(flood.stdout.trim());
   const log = fs.readFileSync(path.join(machineDir(), 'supervisor.log'), 'utf8');

@@ -22,10 +22,26 @@ let port = 0;
 const servers: http.Server[] = [];
 
 function run(args: string[], script: string): Promise<CliResult> {
-  return smolvmAsync(['machine', 'run', '--debug', '--cpus', '1', '--memory', '256', ...args, '--', '/bin/sh', '-c', `${GET}; ${script}`], {
-    ...setup.env,
-    SMOLVM_DNS_SERVERS: hostile.server,
-  });
+  return smolvmAsync(
+    [
+      'machine',
+      'run',
+      '--debug',
+      '--cpus',
+      '1',
+      '--memory',
+      '256',
+      ...args,
+      '--',
+      '/bin/sh',
+      '-c',
+      `${GET}; ${script}`,
+    ],
+    {
+      ...setup.env,
+      SMOLVM_DNS_SERVERS: hostile.server,
+    },
+  );
 }
 
 function ip(...args: string[]): void {
@@ -42,7 +58,9 @@ beforeAll(async () => {
   for (const address of ['127.0.0.1', ...METADATA]) {
     const server = http.createServer((_q, res) => res.end(`secret from ${address}\n`));
     servers.push(server);
-    port = await new Promise<number>((resolve) => server.listen(port, address, () => resolve((server.address() as net.AddressInfo).port)));
+    port = await new Promise<number>((resolve) =>
+      server.listen(port, address, () => resolve((server.address() as net.AddressInfo).port)),
+    );
   }
 });
 
@@ -61,13 +79,18 @@ beforeEach(() => {
 test('--allow-host of a name that resolves to 127.0.0.1 does not open the host loopback at 192.168.127.1', async () => {
   hostile.table['evil.test'] = { a: ['127.0.0.1'], ttl: 0x7fffffff };
   hostile.table['inside.test'] = { a: ['10.0.0.1', '100.100.100.200'] };
-  const r = await run(['--allow-host', 'evil.test', '--allow-host', 'inside.test'], `get 192.168.127.1 ${port}; nslookup evil.test; nslookup inside.test; get 100.100.100.200 ${port}`);
+  const r = await run(
+    ['--allow-host', 'evil.test', '--allow-host', 'inside.test'],
+    `get 192.168.127.1 ${port}; nslookup evil.test; nslookup inside.test; get 100.100.100.200 ${port}`,
+  );
   expect(r.stdout).not.toContain('secret from');
   expect(r.stdout).not.toMatch(/Address: (127\.0\.0\.1|10\.0\.0\.1|100\.100\.100\.200)$/m);
   expect(r.stdout.split('\n')[0]).toMatch(/Connection refused/);
   expect(r.stderr).toContain(`denied tcp 127.0.0.1 (via gateway):${port}`);
   // --debug shows why, with the flag that would open it.
-  expect(r.stderr).toMatch(/network: allowed host evil\.test resolves to 127\.0\.0\.1, not opened: .*--allow-cidr 127\.0\.0\.1\/32/);
+  expect(r.stderr).toMatch(
+    /network: allowed host evil\.test resolves to 127\.0\.0\.1, not opened: .*--allow-cidr 127\.0\.0\.1\/32/,
+  );
   expect(r.status).toBe(0);
 });
 
@@ -84,6 +107,9 @@ test('--allow-cidr and --outbound-localhost-only: a guest lookup never reaches t
 test('--net: cloud metadata addresses outside 169.254/16 are refused', async () => {
   const r = await run(['--net'], METADATA.map((a) => `get ${a} ${port}`).join('; '));
   expect(r.stdout).not.toContain('secret from');
-  expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(/Connection refused/), expect.stringMatching(/Connection refused/)]);
+  expect(r.stdout.trim().split('\n')).toEqual([
+    expect.stringMatching(/Connection refused/),
+    expect.stringMatching(/Connection refused/),
+  ]);
   for (const a of METADATA) expect(r.stderr).toContain(`denied tcp ${a}:${port}`);
 });

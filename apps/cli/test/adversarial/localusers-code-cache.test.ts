@@ -49,7 +49,11 @@ function hostileCache(): Buffer {
   loaded.flush(0);
   const { data } = readCacheFile(cacheFileFor(evilCache, evil));
   const file = path.join(tmp, 'hostile.v8cache');
-  writeCacheFile(file, { key: cacheKey(bundle, fs.statSync(bundle, { bigint: true })), bundle, commands: ['machine ls'] }, data);
+  writeCacheFile(
+    file,
+    { key: cacheKey(bundle, fs.statSync(bundle, { bigint: true })), bundle, commands: ['machine ls'] },
+    data,
+  );
   return fs.readFileSync(file);
 }
 
@@ -61,7 +65,6 @@ function run(options: { flush?: boolean } = {}): { answer: string; status: strin
 }
 
 const plantedFile = () => cacheFileFor(cacheDir, bundle);
-
 
 describe('a code cache another user could have written is ignored', () => {
   it('control: the same cache written by this user into its own directory is used (so the test can tell)', () => {

@@ -13,6 +13,10 @@ export function rootOnlyIt(file: string): jest.It {
 
 /** Runs a shell command as the other user. */
 export function asAttacker(command: string): void {
-  const r = spawnSync('setpriv', [`--reuid=${ATTACKER}`, `--regid=${ATTACKER}`, '--clear-groups', 'sh', '-c', command], { encoding: 'utf8' });
+  const r = spawnSync(
+    'setpriv',
+    [`--reuid=${ATTACKER}`, `--regid=${ATTACKER}`, '--clear-groups', 'sh', '-c', command],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`as uid ${ATTACKER}: ${command}: ${r.stderr}`);
 }

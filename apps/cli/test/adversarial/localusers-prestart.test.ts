@@ -53,7 +53,15 @@ function writeCanary(file: string): void {
 function recipe(overrides: Record<string, unknown> = {}, runDir = '/run/smolvm/vm-old'): string {
   const restore = {
     file: '/usr/bin/setpriv',
-    args: ['--pdeathsig', 'KILL', ...dropPrivilegeArgs(), '--', path.join(bin, 'qemu-system-x86_64'), '-chardev', `socket,id=qmp,path=${runDir}/driver/qmp.sock`],
+    args: [
+      '--pdeathsig',
+      'KILL',
+      ...dropPrivilegeArgs(),
+      '--',
+      path.join(bin, 'qemu-system-x86_64'),
+      '-chardev',
+      `socket,id=qmp,path=${runDir}/driver/qmp.sock`,
+    ],
     runDir,
     driverDir: `${runDir}/driver`,
     qmpSocket: `${runDir}/driver/qmp.sock`,
@@ -89,7 +97,6 @@ async function attempt(): Promise<{ earlyStart: string; canaryRan: boolean }> {
   return { earlyStart: outcome, canaryRan: canaryRan() };
 }
 const REFUSED = { earlyStart: 'refused', canaryRan: false };
-
 
 describe('early-start recipes another user could have written are refused and never run', () => {
   it('control: the own recipe of this user runs (so the canary can tell)', async () => {
@@ -157,6 +164,9 @@ describe('early-start recipes another user could have written are refused and ne
     const escape = `${runDir}/../../../precious.txt`;
     expect(escape.startsWith(runDir + '/')).toBe(true);
     fs.writeFileSync(recipePath(), recipe({ consoleLog: escape }, runDir), { mode: 0o600 });
-    expect({ ...(await attempt()), victim: fs.readFileSync(victim, 'utf8') }).toEqual({ ...REFUSED, victim: 'keep me\n' });
+    expect({ ...(await attempt()), victim: fs.readFileSync(victim, 'utf8') }).toEqual({
+      ...REFUSED,
+      victim: 'keep me\n',
+    });
   });
 });

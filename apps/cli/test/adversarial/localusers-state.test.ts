@@ -23,7 +23,11 @@ afterAll(async () => {
 
 /** Runs the CLI under umask 000, as a user with a lax umask would. */
 function smolvmUmask000(args: string[], env: NodeJS.ProcessEnv) {
-  const r = spawnSync('sh', ['-c', 'umask 000 && exec "$0" "$@"', process.execPath, CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync('sh', ['-c', 'umask 000 && exec "$0" "$@"', process.execPath, CLI, ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -32,7 +36,8 @@ function notPrivate(dir: string): string[] {
   const found: string[] = [];
   const walk = (p: string) => {
     const st = fs.lstatSync(p);
-    if (!st.isSymbolicLink() && (st.mode & 0o077) !== 0) found.push(`${(st.mode & 0o777).toString(8)} ${path.relative(dir, p) || '.'}`);
+    if (!st.isSymbolicLink() && (st.mode & 0o077) !== 0)
+      found.push(`${(st.mode & 0o777).toString(8)} ${path.relative(dir, p) || '.'}`);
     if (st.isDirectory()) for (const name of fs.readdirSync(p)) walk(path.join(p, name));
   };
   walk(dir);
@@ -52,7 +57,9 @@ describe('state is owner-only whatever the umask', () => {
       const r = smolvmUmask000(args, env);
       expect({ args, status: r.status, ...(r.status === 0 ? {} : { stderr: r.stderr }) }).toEqual({ args, status: 0 });
     }
-    expect(fs.readFileSync(path.join(home, 'data', 'machines', 'web', 'machine.json'), 'utf8')).toContain('API_TOKEN=s3cret');
+    expect(fs.readFileSync(path.join(home, 'data', 'machines', 'web', 'machine.json'), 'utf8')).toContain(
+      'API_TOKEN=s3cret',
+    );
     expect(fs.readdirSync(path.join(home, 'cache')).sort()).toEqual(['code-cache', 'oci']);
     expect(fs.readdirSync(path.join(home, 'cache', 'oci')).sort()).toEqual(['blobs', 'erofs', 'images', 'ingest']);
     expect(notPrivate(home)).toEqual([]);
@@ -77,12 +84,22 @@ describe('a code cache planted in a shared SMOLVM_HOME', () => {
     fs.writeFileSync(path.join(evilDist, 'smolvm-main.js'), main.replace(versionLine, 'version = "PWND!";'));
     const evilHome = path.join(work, 'evil-home');
     const genuineHome = path.join(work, 'genuine-home');
-    for (const [cli, home] of [[path.join(evilDist, 'smolvm.js'), evilHome], [CLI, genuineHome]]) {
-      const r = spawnSync(process.execPath, [cli, '--version'], { env: { ...process.env, ...setup.env, SMOLVM_HOME: home }, encoding: 'utf8' });
+    for (const [cli, home] of [
+      [path.join(evilDist, 'smolvm.js'), evilHome],
+      [CLI, genuineHome],
+    ]) {
+      const r = spawnSync(process.execPath, [cli, '--version'], {
+        env: { ...process.env, ...setup.env, SMOLVM_HOME: home },
+        encoding: 'utf8',
+      });
       expect(r.status).toBe(0);
     }
-    const evil = readCacheFile(cacheFileFor(path.join(evilHome, 'cache', 'code-cache'), path.join(evilDist, 'smolvm-main.js')));
-    const genuine = readCacheFile(cacheFileFor(path.join(genuineHome, 'cache', 'code-cache'), path.join(dist, 'smolvm-main.js')));
+    const evil = readCacheFile(
+      cacheFileFor(path.join(evilHome, 'cache', 'code-cache'), path.join(evilDist, 'smolvm-main.js')),
+    );
+    const genuine = readCacheFile(
+      cacheFileFor(path.join(genuineHome, 'cache', 'code-cache'), path.join(dist, 'smolvm-main.js')),
+    );
     const file = path.join(work, 'planted.v8cache');
     writeCacheFile(file, genuine.header, evil.data);
     fs.chmodSync(file, 0o644);
@@ -90,7 +107,8 @@ describe('a code cache planted in a shared SMOLVM_HOME', () => {
   });
 
   const version = (home: string) => smolvm(['--debug', '--version'], { ...setup.env, SMOLVM_HOME: home });
-  const plantedPath = (home: string) => cacheFileFor(path.join(home, 'cache', 'code-cache'), path.join(path.dirname(CLI), 'smolvm-main.js'));
+  const plantedPath = (home: string) =>
+    cacheFileFor(path.join(home, 'cache', 'code-cache'), path.join(path.dirname(CLI), 'smolvm-main.js'));
 
   it('control: in this user own private home the same file is used, and runs the other code', () => {
     const home = path.join(setup.home, 'own');
@@ -109,7 +127,9 @@ describe('a code cache planted in a shared SMOLVM_HOME', () => {
     asAttacker(plant);
     const run = version(shared);
     expect(run.stdout).toBe('0.1.0\n');
-    expect(run.stderr).toContain(`smolvm: note: code cache: not used: refusing ${shared}: it is writable by others without the sticky bit (mode 777)`);
+    expect(run.stderr).toContain(
+      `smolvm: note: code cache: not used: refusing ${shared}: it is writable by others without the sticky bit (mode 777)`,
+    );
     // It is not written there either: the planted file is all there is.
     expect(fs.readdirSync(path.dirname(plantedPath(shared)))).toEqual([path.basename(plantedPath(shared))]);
   });

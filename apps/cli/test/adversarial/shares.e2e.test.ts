@@ -57,7 +57,8 @@ function dangerous(dir: string): string[] {
       const p = path.join(d, name);
       const st = fs.lstatSync(p);
       const rel = path.relative(dir, p);
-      if (!st.isFile() && !st.isDirectory()) found.push(`${rel}: not a plain file or directory (mode ${st.mode.toString(8)})`);
+      if (!st.isFile() && !st.isDirectory())
+        found.push(`${rel}: not a plain file or directory (mode ${st.mode.toString(8)})`);
       if (st.mode & 0o6000) found.push(`${rel}: setuid/setgid (mode ${(st.mode & 0o7777).toString(8)})`);
       if (st.uid !== uid || st.gid !== gid) found.push(`${rel}: owned by ${st.uid}:${st.gid}`);
       if (st.isDirectory()) walk(p);
@@ -115,10 +116,20 @@ async function expectConfined(pid: number, running = false): Promise<void> {
   expect(status.NoNewPrivs).toBe('1');
   if (process.getuid?.() === 0) {
     // Root's QEMU keeps no capability at all (not even in its bounding set).
-    expect([status.CapEff, status.CapPrm, status.CapBnd]).toEqual(['0000000000000000', '0000000000000000', '0000000000000000']);
+    expect([status.CapEff, status.CapPrm, status.CapBnd]).toEqual([
+      '0000000000000000',
+      '0000000000000000',
+      '0000000000000000',
+    ]);
   }
   expect(argv).toContain('-sandbox');
-  expect(argv[argv.indexOf('-sandbox') + 1].split(',').sort()).toEqual(['elevateprivileges=deny', 'obsolete=deny', 'on', 'resourcecontrol=deny', 'spawn=deny']);
+  expect(argv[argv.indexOf('-sandbox') + 1].split(',').sort()).toEqual([
+    'elevateprivileges=deny',
+    'obsolete=deny',
+    'on',
+    'resourcecontrol=deny',
+    'spawn=deny',
+  ]);
   expect(argv.filter((a) => a.includes('exec:'))).toEqual([]);
 }
 
@@ -171,7 +182,9 @@ describe('a volume (-v) of machine run', () => {
 describe('a persistent machine', () => {
   it('its volume and its inbox get nothing dangerous either; its QEMU is confined', async () => {
     const dir = hostDir('machine-volume');
-    expect(cli(['machine', 'create', MACHINE, ...SHAPE, '--storage', '1', '--overlay', '1', '-v', `${dir}:/mnt`]).status).toBe(0);
+    expect(
+      cli(['machine', 'create', MACHINE, ...SHAPE, '--storage', '1', '--overlay', '1', '-v', `${dir}:/mnt`]).status,
+    ).toBe(0);
     try {
       expect(cli(['machine', 'start', '--name', MACHINE]).status).toBe(0);
       const planted = cli(['machine', 'exec', '--name', MACHINE, '--', 'sh', '-c', PLANT]);
@@ -181,13 +194,24 @@ describe('a persistent machine', () => {
       // The inbox is read-only to the guest: none of the same attempts gets through.
       const inbox = path.join(home, 'data', 'machines', MACHINE, 'inbox');
       const before = fs.statSync(inbox);
-      const tries = cli(['machine', 'exec', '--name', MACHINE, '--', 'sh', '-c', PLANT.replace(/\/mnt/g, '/run/smolvm-inbox')]);
+      const tries = cli([
+        'machine',
+        'exec',
+        '--name',
+        MACHINE,
+        '--',
+        'sh',
+        '-c',
+        PLANT.replace(/\/mnt/g, '/run/smolvm-inbox'),
+      ]);
       expect(tries.stdout).not.toContain('/run/smolvm-inbox/suid 4755');
       expect(fs.readdirSync(inbox)).toEqual([]);
       const after = fs.statSync(inbox);
       expect([after.mode, after.uid, after.gid]).toEqual([before.mode, before.uid, before.gid]);
 
-      const record = JSON.parse(fs.readFileSync(path.join(home, 'data', 'machines', MACHINE, 'machine.json'), 'utf8')) as { runtime: { vm: { pid: number } } };
+      const record = JSON.parse(
+        fs.readFileSync(path.join(home, 'data', 'machines', MACHINE, 'machine.json'), 'utf8'),
+      ) as { runtime: { vm: { pid: number } } };
       await expectConfined(record.runtime.vm.pid, true);
     } finally {
       // The next test counts on no other VM of this file running.

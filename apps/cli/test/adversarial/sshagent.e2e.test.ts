@@ -18,7 +18,12 @@ let fingerprint: string;
 /** ssh-add against the host's agent directly, as the host user. */
 function hostAdd(...args: string[]): { status: number | null; stdout: string } {
   const r = spawnSync('ssh-add', args, {
-    env: { PATH: process.env.PATH, SSH_AUTH_SOCK: hostSock, SSH_ASKPASS: path.join(sshDir, 'askpass'), SSH_ASKPASS_REQUIRE: 'force' },
+    env: {
+      PATH: process.env.PATH,
+      SSH_AUTH_SOCK: hostSock,
+      SSH_ASKPASS: path.join(sshDir, 'askpass'),
+      SSH_ASKPASS_REQUIRE: 'force',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     encoding: 'utf8',
   });
@@ -115,7 +120,10 @@ const ask = () => new Promise((resolve) => {
 })();
 `,
   );
-  const libs = spawnSync('ldd', ['/usr/bin/ssh-add', '/usr/bin/ssh-keygen', process.execPath], { encoding: 'utf8' }).stdout.match(/\/\S+/g) ?? [];
+  const libs =
+    spawnSync('ldd', ['/usr/bin/ssh-add', '/usr/bin/ssh-keygen', process.execPath], { encoding: 'utf8' }).stdout.match(
+      /\/\S+/g,
+    ) ?? [];
   for (const file of ['/usr/bin/ssh-add', '/usr/bin/ssh-keygen', process.execPath, ...libs]) {
     if (file.endsWith(':')) continue;
     fs.copyFileSync(fs.realpathSync(file), path.join(sshDir, 'bin', path.basename(file)));
@@ -147,7 +155,17 @@ test('root in the guest cannot delete, add or lock keys; listing, signing and 8 
 
 test('root in the guest cannot unlock an agent the host user locked', async () => {
   expect(hostAdd('-x').status).toBe(0);
-  const r = await cli(['machine', 'run', '--debug', ...VM, `${sshDir}:/ssh`, '--', '/bin/sh', '-c', withTools('run ssh-add -X >/dev/null 2>&1; echo "ssh-add -X: $?"')]);
+  const r = await cli([
+    'machine',
+    'run',
+    '--debug',
+    ...VM,
+    `${sshDir}:/ssh`,
+    '--',
+    '/bin/sh',
+    '-c',
+    withTools('run ssh-add -X >/dev/null 2>&1; echo "ssh-add -X: $?"'),
+  ]);
   expect(r.stdout).toBe('ssh-add -X: 1\n');
   expect(r.stderr).toContain('smolvm: ssh-agent: refused unlock (23) from the guest\n');
   expect(r.status).toBe(0);
@@ -159,16 +177,22 @@ test('root in the guest cannot unlock an agent the host user locked', async () =
 
 test('a persistent machine relays through the same filter (its supervisor holds the relay)', async () => {
   try {
-    expect((await cli(['machine', 'create', 'agentkeep', ...VM, `${sshDir}:/ssh`, '--storage', '1', '--overlay', '1'])).status).toBe(0);
+    expect(
+      (await cli(['machine', 'create', 'agentkeep', ...VM, `${sshDir}:/ssh`, '--storage', '1', '--overlay', '1']))
+        .status,
+    ).toBe(0);
     expect((await cli(['machine', 'start', '--name', 'agentkeep'])).status).toBe(0);
     const r = await cli(['machine', 'exec', '--name', 'agentkeep', '--', '/bin/sh', '-c', withTools(ATTACKS)]);
     expect(r.stdout.split('\n')).toEqual(refused());
     expect(r.status).toBe(0);
     expectHostAgentIntact();
-    const logs = fs.readdirSync(setup.home, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('supervisor.log'));
+    const logs = fs
+      .readdirSync(setup.home, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('supervisor.log'));
     expect(logs).toHaveLength(1);
     const log = fs.readFileSync(path.join(setup.home, logs[0]), 'utf8');
-    for (const request of ['remove all identities (19)', 'add identity (17)', 'lock (22)']) expect(log).toContain(`ssh-agent: refused ${request} from the guest`);
+    for (const request of ['remove all identities (19)', 'add identity (17)', 'lock (22)'])
+      expect(log).toContain(`ssh-agent: refused ${request} from the guest`);
   } finally {
     await cli(['machine', 'delete', 'agentkeep', '-f']);
   }

@@ -18,7 +18,10 @@ function imageEnv(env: readonly string[] | undefined): EnvVar[] {
  * Image env is the base that every other env source overrides. As the reference states it, a
  * Smolfile entrypoint does not discard the image's CMD (unlike `docker run --entrypoint`).
  */
-export function applyImageConfig<T extends WorkloadOptions>(options: T, image: ImageRunSettings = {}): WithImageConfig<T> {
+export function applyImageConfig<T extends WorkloadOptions>(
+  options: T,
+  image: ImageRunSettings = {},
+): WithImageConfig<T> {
   const entrypoint = [...(options.entrypoint ?? image.entrypoint ?? [])];
   const cmd = [...(options.cmd ?? image.cmd ?? [])];
   const { entrypoint: _e, cmd: _c, ...rest } = options;

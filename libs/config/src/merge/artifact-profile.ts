@@ -14,7 +14,10 @@ export function resolveArtifactProfile(cli: CliPackOptions, smolfile?: Smolfile)
   const profile: ArtifactProfile = {
     env: mergeEnv(smolfile?.env ?? []),
     cpus: cli.cpus !== undefined ? parseCpus(cli.cpus) : (smolfile?.artifact.cpus ?? smolfile?.cpus ?? DEFAULT_CPUS),
-    memoryMib: cli.memory !== undefined ? parseMemory(cli.memory) : (smolfile?.artifact.memoryMib ?? smolfile?.memoryMib ?? DEFAULT_MEMORY_MIB),
+    memoryMib:
+      cli.memory !== undefined
+        ? parseMemory(cli.memory)
+        : (smolfile?.artifact.memoryMib ?? smolfile?.memoryMib ?? DEFAULT_MEMORY_MIB),
     storageGib: smolfile?.storageGib ?? DEFAULT_STORAGE_GIB,
     overlayGib: smolfile?.overlayGib ?? DEFAULT_OVERLAY_GIB,
     network: mergeNetwork({}, smolfile),

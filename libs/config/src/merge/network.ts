@@ -16,9 +16,16 @@ export interface CliNetworkOptions {
 
 /** Allow lists from both sources are merged; any allow list switches networking on. */
 export function mergeNetwork(cli: CliNetworkOptions, smolfile?: Smolfile): NetworkPolicy {
-  const allowHosts = mergeByKey([smolfile?.network.allowHosts ?? [], (cli.allowHosts ?? []).map(parseAllowHost)], (h) => h);
+  const allowHosts = mergeByKey(
+    [smolfile?.network.allowHosts ?? [], (cli.allowHosts ?? []).map(parseAllowHost)],
+    (h) => h,
+  );
   const allowCidrs = mergeByKey(
-    [smolfile?.network.allowCidrs ?? [], (cli.allowCidrs ?? []).map(parseCidr), cli.outboundLocalhostOnly === true ? LOCALHOST_CIDRS : []],
+    [
+      smolfile?.network.allowCidrs ?? [],
+      (cli.allowCidrs ?? []).map(parseCidr),
+      cli.outboundLocalhostOnly === true ? LOCALHOST_CIDRS : [],
+    ],
     (c) => c.cidr,
   );
   const enabled = cli.net === true || smolfile?.net === true || allowHosts.length > 0 || allowCidrs.length > 0;

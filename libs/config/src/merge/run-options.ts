@@ -16,7 +16,10 @@ import type { CliRunOptions, MergedRunOptions } from './types';
 
 function initCommands(commands: readonly string[]): string[] {
   for (const command of commands) {
-    if (command.trim() === '') throw new UsageError('invalid init command "": it is empty', { remedy: 'pass a shell command, e.g. --init "apk add git"' });
+    if (command.trim() === '')
+      throw new UsageError('invalid init command "": it is empty', {
+        remedy: 'pass a shell command, e.g. --init "apk add git"',
+      });
   }
   return [...commands];
 }
@@ -24,10 +27,17 @@ function initCommands(commands: readonly string[]): string[] {
 export function mergeRunOptions(cli: CliRunOptions, smolfile?: Smolfile): MergedRunOptions {
   const cwd = cli.cwd ?? process.cwd();
   const imageText = cli.image ?? smolfile?.image;
-  const workdir = cli.workdir !== undefined ? parseGuestPath(cli.workdir, 'workdir', { allowRoot: true }) : (smolfile?.dev.workdir ?? smolfile?.workdir);
+  const workdir =
+    cli.workdir !== undefined
+      ? parseGuestPath(cli.workdir, 'workdir', { allowRoot: true })
+      : (smolfile?.dev.workdir ?? smolfile?.workdir);
   const cliCommand = cli.command !== undefined && cli.command.length > 0 ? [...cli.command] : undefined;
   const merged: MergedRunOptions = {
-    env: mergeEnv(smolfile?.env ?? [], smolfile?.dev.env ?? [], (cli.env ?? []).map((e) => parseEnvFlag(e, cli.hostEnv))),
+    env: mergeEnv(
+      smolfile?.env ?? [],
+      smolfile?.dev.env ?? [],
+      (cli.env ?? []).map((e) => parseEnvFlag(e, cli.hostEnv)),
+    ),
     cpus: cli.cpus !== undefined ? parseCpus(cli.cpus) : (smolfile?.cpus ?? DEFAULT_CPUS),
     memoryMib: cli.memory !== undefined ? parseMemory(cli.memory) : (smolfile?.memoryMib ?? DEFAULT_MEMORY_MIB),
     storageGib: cli.storage !== undefined ? parseDiskSize(cli.storage) : (smolfile?.storageGib ?? DEFAULT_STORAGE_GIB),
@@ -36,7 +46,10 @@ export function mergeRunOptions(cli: CliRunOptions, smolfile?: Smolfile): Merged
     sshAgent: cli.sshAgent === true || smolfile?.auth.sshAgent === true,
     // A guest path can hold one mount and a host port one listener, so a later entry for the
     // same target (CLI over Smolfile) replaces the earlier one instead of conflicting at boot.
-    volumes: mergeByKey([smolfile?.dev.volumes ?? [], (cli.volumes ?? []).map((v) => parseVolume(v, cwd))], (v) => v.guestPath),
+    volumes: mergeByKey(
+      [smolfile?.dev.volumes ?? [], (cli.volumes ?? []).map((v) => parseVolume(v, cwd))],
+      (v) => v.guestPath,
+    ),
     ports: mergeByKey([smolfile?.dev.ports ?? [], (cli.ports ?? []).map(parsePort)], (p) => p.hostPort),
     init: [...(smolfile?.dev.init ?? []), ...initCommands(cli.init ?? [])],
   };

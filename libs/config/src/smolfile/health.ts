@@ -41,7 +41,11 @@ export function readHealth(r: Reader, table: TomlTable): HealthCheck {
       case 'retries':
         retries = r.integer(p, value);
         if (retries < 1 || retries > MAX_HEALTH_RETRIES) {
-          throw r.error(p, `must be between 1 and ${MAX_HEALTH_RETRIES}, got ${retries}`, 'write the number of consecutive failures that mark the VM unhealthy, e.g. 3');
+          throw r.error(
+            p,
+            `must be between 1 and ${MAX_HEALTH_RETRIES}, got ${retries}`,
+            'write the number of consecutive failures that mark the VM unhealthy, e.g. 3',
+          );
         }
         break;
       case 'startup_grace':
@@ -52,11 +56,25 @@ export function readHealth(r: Reader, table: TomlTable): HealthCheck {
     }
   }
   if (exec === undefined) {
-    throw r.error(['health'], "missing required key 'exec'", 'add the check command, e.g. exec = ["curl", "-f", "http://127.0.0.1:8080/health"]');
+    throw r.error(
+      ['health'],
+      "missing required key 'exec'",
+      'add the check command, e.g. exec = ["curl", "-f", "http://127.0.0.1:8080/health"]',
+    );
   }
   if (timeoutMs !== undefined && timeoutMs > intervalMs) {
     // Overlapping checks would pile up on a slow guest exactly when it is least healthy.
-    throw r.error(['health', 'timeout'], `timeout (${timeoutMs} ms) is longer than interval (${intervalMs} ms)`, 'lower timeout or raise interval');
+    throw r.error(
+      ['health', 'timeout'],
+      `timeout (${timeoutMs} ms) is longer than interval (${intervalMs} ms)`,
+      'lower timeout or raise interval',
+    );
   }
-  return { exec, intervalMs, timeoutMs: timeoutMs ?? Math.min(DEFAULT_HEALTH_TIMEOUT_MS, intervalMs), retries, startupGraceMs };
+  return {
+    exec,
+    intervalMs,
+    timeoutMs: timeoutMs ?? Math.min(DEFAULT_HEALTH_TIMEOUT_MS, intervalMs),
+    retries,
+    startupGraceMs,
+  };
 }

@@ -25,10 +25,14 @@ export function parseSmolfile(text: string, file = 'Smolfile', options: ParseSmo
   } catch (err) {
     if (!(err instanceof TomlError)) throw err;
     const reason = err.message.split('\n')[0].replace(/^Invalid TOML document: /, '');
-    throw new ConfigError(`invalid TOML at column ${err.column}: ${reason}`, { file, line: err.line }, {
-      remedy: 'fix the syntax on that line (a Smolfile is TOML: https://toml.io)',
-      cause: err,
-    });
+    throw new ConfigError(
+      `invalid TOML at column ${err.column}: ${reason}`,
+      { file, line: err.line },
+      {
+        remedy: 'fix the syntax on that line (a Smolfile is TOML: https://toml.io)',
+        cause: err,
+      },
+    );
   }
   const baseDir = options.baseDir ?? path.dirname(path.resolve(file));
   return validateSmolfile(doc, new Reader(file, new KeyLocator(source)), baseDir);
@@ -44,13 +48,19 @@ export function loadSmolfile(filePath: string): Smolfile {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      throw new NotFoundError(`Smolfile ${JSON.stringify(target)} does not exist`, { remedy: 'check the path passed to --smolfile/-s', cause: err });
-    }
-    if (code === 'EACCES' || code === 'EISDIR') {
-      throw new UsageError(`cannot read Smolfile ${JSON.stringify(target)}: ${code === 'EACCES' ? 'permission denied' : 'is a directory'}`, {
-        remedy: 'pass a readable Smolfile to --smolfile/-s',
+      throw new NotFoundError(`Smolfile ${JSON.stringify(target)} does not exist`, {
+        remedy: 'check the path passed to --smolfile/-s',
         cause: err,
       });
+    }
+    if (code === 'EACCES' || code === 'EISDIR') {
+      throw new UsageError(
+        `cannot read Smolfile ${JSON.stringify(target)}: ${code === 'EACCES' ? 'permission denied' : 'is a directory'}`,
+        {
+          remedy: 'pass a readable Smolfile to --smolfile/-s',
+          cause: err,
+        },
+      );
     }
     throw err;
   }

@@ -52,7 +52,11 @@ export class Reader {
   ) {}
 
   error(path: KeyPath, message: string, remedy?: string, cause?: unknown): ConfigError {
-    return new ConfigError(message, { file: this.file, line: this.locator.line(path), keyPath: formatKeyPath(path) }, { remedy, cause });
+    return new ConfigError(
+      message,
+      { file: this.file, line: this.locator.line(path), keyPath: formatKeyPath(path) },
+      { remedy, cause },
+    );
   }
 
   typeName(path: KeyPath, value: TomlValue): string {
@@ -68,8 +72,15 @@ export class Reader {
 
   typeError(path: KeyPath, expected: string, value: TomlValue): ConfigError {
     const example = EXAMPLES[formatKeyPath(path.filter((seg) => typeof seg === 'string'))];
-    const what = path.length > 0 && typeof path[path.length - 1] === 'number' ? `each element must be ${expected}` : `expected ${expected}`;
-    return this.error(path, `${what}, got ${article(this.typeName(path, value))}`, example ? `write it like: ${example}` : undefined);
+    const what =
+      path.length > 0 && typeof path[path.length - 1] === 'number'
+        ? `each element must be ${expected}`
+        : `expected ${expected}`;
+    return this.error(
+      path,
+      `${what}, got ${article(this.typeName(path, value))}`,
+      example ? `write it like: ${example}` : undefined,
+    );
   }
 
   /** Runs a value parser; its UsageError becomes a ConfigError at `path`, keeping the remedy. */
@@ -77,7 +88,8 @@ export class Reader {
     try {
       return fn();
     } catch (err) {
-      if (err instanceof UsageError && !(err instanceof ConfigError)) throw this.error(path, err.message, err.remedy, err);
+      if (err instanceof UsageError && !(err instanceof ConfigError))
+        throw this.error(path, err.message, err.remedy, err);
       throw err;
     }
   }
@@ -120,11 +132,21 @@ export class Reader {
   /** A command vector: at least one element, and a non-empty program name. */
   argv(path: KeyPath, value: TomlValue): string[] {
     if (typeof value === 'string') {
-      throw this.error(path, 'expected an array of strings (exec form), got a string', `write it like: ${formatKeyPath(path.slice(-1))} = [${['sh', '-c', value].map((a) => JSON.stringify(a)).join(', ')}]`);
+      throw this.error(
+        path,
+        'expected an array of strings (exec form), got a string',
+        `write it like: ${formatKeyPath(path.slice(-1))} = [${['sh', '-c', value].map((a) => JSON.stringify(a)).join(', ')}]`,
+      );
     }
     const argv = this.strings(path, value);
-    if (argv.length === 0) throw this.error(path, 'must not be an empty array', 'list the program and its arguments, or remove the key');
-    if (argv[0] === '') throw this.error([...path, 0], 'program name is empty', 'the first element is the program to run, e.g. "/app/run"');
+    if (argv.length === 0)
+      throw this.error(path, 'must not be an empty array', 'list the program and its arguments, or remove the key');
+    if (argv[0] === '')
+      throw this.error(
+        [...path, 0],
+        'program name is empty',
+        'the first element is the program to run, e.g. "/app/run"',
+      );
     return argv;
   }
 }

@@ -7,7 +7,19 @@ import type { Reader, TomlValue } from './reader';
 export const SMOLFILE_TABLES = ['network', 'dev', 'artifact', 'health', 'auth'] as const;
 
 export const SMOLFILE_KEYS: Readonly<Record<string, readonly string[]>> = {
-  '': ['image', 'entrypoint', 'cmd', 'env', 'workdir', 'cpus', 'memory', 'net', 'storage', 'overlay', ...SMOLFILE_TABLES],
+  '': [
+    'image',
+    'entrypoint',
+    'cmd',
+    'env',
+    'workdir',
+    'cpus',
+    'memory',
+    'net',
+    'storage',
+    'overlay',
+    ...SMOLFILE_TABLES,
+  ],
   network: ['allow_hosts', 'allow_cidrs'],
   dev: ['volumes', 'ports', 'init', 'env', 'workdir'],
   artifact: ['cpus', 'memory', 'entrypoint', 'oci_platform'],
@@ -28,10 +40,15 @@ export function unknownKey(r: Reader, table: string, key: string, value: TomlVal
   const path: KeyPath = table === '' ? [key] : [table, key];
   const isTable = table === '' && r.typeName(path, value) === 'table';
   const homes = Object.keys(SMOLFILE_KEYS).filter(
-    (t) => t !== table && SMOLFILE_KEYS[t].includes(key) && !(t === '' && (SMOLFILE_TABLES as readonly string[]).includes(key)),
+    (t) =>
+      t !== table &&
+      SMOLFILE_KEYS[t].includes(key) &&
+      !(t === '' && (SMOLFILE_TABLES as readonly string[]).includes(key)),
   );
   if (homes.length > 0 && !isTable) {
-    const where = homes.map((h) => (h === '' ? 'to the top level (above the first [table])' : `under [${h}]`)).join(' or ');
+    const where = homes
+      .map((h) => (h === '' ? 'to the top level (above the first [table])' : `under [${h}]`))
+      .join(' or ');
     return r.error(path, `'${key}' is not a key of ${describeTable(table)}`, `move it ${where}`);
   }
   const candidates = isTable ? SMOLFILE_TABLES : SMOLFILE_KEYS[table];
@@ -41,5 +58,9 @@ export function unknownKey(r: Reader, table: string, key: string, value: TomlVal
     const name = isTable ? `[${suggestion}]` : `'${formatKeyPath(table === '' ? [suggestion] : [table, suggestion])}'`;
     return r.error(path, message, `did you mean ${name}?`);
   }
-  return r.error(path, message, `remove it; ${describeTable(isTable ? '' : table)} accepts ${isTable ? SMOLFILE_TABLES.map((t) => `[${t}]`).join(', ') : candidates.join(', ')}`);
+  return r.error(
+    path,
+    message,
+    `remove it; ${describeTable(isTable ? '' : table)} accepts ${isTable ? SMOLFILE_TABLES.map((t) => `[${t}]`).join(', ') : candidates.join(', ')}`,
+  );
 }

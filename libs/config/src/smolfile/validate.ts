@@ -38,9 +38,15 @@ function readNetwork(r: Reader, table: TomlTable): SmolfileNetwork {
   for (const [key, value] of Object.entries(table)) {
     const p = ['network', key];
     if (key === 'allow_hosts') {
-      out.allowHosts = unique(r.list(p, value, (ep, v) => r.parse(ep, () => parseAllowHost(r.string(ep, v)))), (h) => h);
+      out.allowHosts = unique(
+        r.list(p, value, (ep, v) => r.parse(ep, () => parseAllowHost(r.string(ep, v)))),
+        (h) => h,
+      );
     } else if (key === 'allow_cidrs') {
-      out.allowCidrs = unique(r.list(p, value, (ep, v) => r.parse(ep, () => parseCidr(r.string(ep, v)))), (c) => c.cidr);
+      out.allowCidrs = unique(
+        r.list(p, value, (ep, v) => r.parse(ep, () => parseCidr(r.string(ep, v)))),
+        (c) => c.cidr,
+      );
     } else {
       throw unknownKey(r, 'network', key, value);
     }
@@ -177,7 +183,11 @@ export function validateSmolfile(doc: TomlTable, r: Reader, baseDir: string): Sm
     }
   }
   if (out.net === false && (out.network.allowHosts.length > 0 || out.network.allowCidrs.length > 0)) {
-    throw r.error(['net'], 'net = false contradicts [network] allow lists, which imply outbound networking', 'remove net = false, or remove the allow lists');
+    throw r.error(
+      ['net'],
+      'net = false contradicts [network] allow lists, which imply outbound networking',
+      'remove net = false, or remove the allow lists',
+    );
   }
   return out;
 }

@@ -36,7 +36,9 @@ export function prepareConformanceFixtures(options: FixtureOptions = {}): Confor
   const kernel = options.kernel ?? env.SMOLVM_TEST_KERNEL ?? findBuiltKernel(env);
   const busybox = options.busybox ?? '/bin/busybox';
   if (!fs.existsSync(busybox)) {
-    throw new FixtureError(`conformance fixtures need a static busybox at ${busybox}`, { remedy: 'run tools/setup (installs busybox-static)' });
+    throw new FixtureError(`conformance fixtures need a static busybox at ${busybox}`, {
+      remedy: 'run tools/setup (installs busybox-static)',
+    });
   }
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-conf-'));
   const bb = fs.readFileSync(busybox);
@@ -58,7 +60,8 @@ function guestTree(busybox: Buffer, init: string): CpioEntry[] {
   ];
 }
 
-const NO_KERNEL_REMEDY = 'run tools/setup (it builds the guest kernel with tools/kernel/build), or set SMOLVM_TEST_KERNEL';
+const NO_KERNEL_REMEDY =
+  'run tools/setup (it builds the guest kernel with tools/kernel/build), or set SMOLVM_TEST_KERNEL';
 
 function findBuiltKernel(env: NodeJS.ProcessEnv): string {
   const root = findWorkspace(env);
@@ -73,7 +76,9 @@ function findBuiltKernel(env: NodeJS.ProcessEnv): string {
   } catch {
     // --print-path exits 1 when the kernel is not built: reported below.
   }
-  throw new FixtureError('the guest kernel is not built, so the driver conformance suite cannot boot a VM', { remedy: NO_KERNEL_REMEDY });
+  throw new FixtureError('the guest kernel is not built, so the driver conformance suite cannot boot a VM', {
+    remedy: NO_KERNEL_REMEDY,
+  });
 }
 
 function findWorkspace(env: NodeJS.ProcessEnv): string | undefined {

@@ -28,7 +28,8 @@ export function describeNeed(need: FeatureNeed): string {
 export function undeclaredRequests(features: DriverFeatures): Array<{ need: FeatureNeed; field: string }> {
   const out: Array<{ need: FeatureNeed; field: string }> = [];
   if (features.shares === 'none') out.push({ need: needs('shares', '9p', 'virtio-fs'), field: 'shares' });
-  else if (!features.shareOwnership) out.push({ need: needs('shareOwnership', true), field: 'shares[0].hostOwnership' });
+  else if (!features.shareOwnership)
+    out.push({ need: needs('shareOwnership', true), field: 'shares[0].hostOwnership' });
   if (features.nic !== 'unix-stream') out.push({ need: needs('nic', 'unix-stream'), field: 'network' });
   if (!features.diskRanges) out.push({ need: needs('diskRanges', true), field: 'disks[0].range' });
   return out;

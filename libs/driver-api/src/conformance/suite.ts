@@ -46,13 +46,17 @@ export function runDriverConformance(options: ConformanceOptions): void {
      * at the end (jest cannot skip a test once the run has started, and the probe is async).
      */
     const gated = (need: FeatureNeed, title: string, fn: () => Promise<void> | void, timeout?: number): void => {
-      it(`${title} [${describeNeed(need)}]`, async () => {
-        if (!meets(features, need)) {
-          notApplicable.add(`${title} (${describeNeed(need)})`);
-          return;
-        }
-        await fn();
-      }, timeout);
+      it(
+        `${title} [${describeNeed(need)}]`,
+        async () => {
+          if (!meets(features, need)) {
+            notApplicable.add(`${title} (${describeNeed(need)})`);
+            return;
+          }
+          await fn();
+        },
+        timeout,
+      );
     };
 
     const boot = async (name: string, spec?: Partial<VmSpec>): Promise<BootedVm> => {
@@ -69,7 +73,10 @@ export function runDriverConformance(options: ConformanceOptions): void {
     }, testTimeout);
 
     afterAll(async () => {
-      if (notApplicable.size > 0) console.log(`${options.title ?? 'driver conformance'}: not declared, not tested: ${[...notApplicable].join('; ')}`);
+      if (notApplicable.size > 0)
+        console.log(
+          `${options.title ?? 'driver conformance'}: not declared, not tested: ${[...notApplicable].join('; ')}`,
+        );
       for (const vm of booted) {
         await vm.handle.kill();
         await vm.agent.close();
@@ -96,32 +103,65 @@ export function runDriverConformance(options: ConformanceOptions): void {
       expect(probe.features?.agentTransport).toBe('virtio-serial');
     });
 
-    it('refuses a spec that asks for a feature it does not declare, before starting anything', async () => {
-      const asks = features ? undeclaredRequests(features) : [];
-      for (const { field } of asks) {
-        const name = `undeclared-${field.replace(/\W/g, '-')}`;
-        const dir = vmDir(fx, name);
-        fs.mkdirSync(path.join(dir, 'share'), { recursive: true });
-        fs.writeFileSync(path.join(dir, 'disk.img'), Buffer.alloc(8192));
-        const request: Partial<VmSpec> =
-          field === 'network'
-            ? { network: { socketPath: '', mac: MAC } }
-            : field === 'disks[0].range'
-              ? { disks: [{ id: 'ranged', path: path.join(dir, 'disk.img'), readOnly: true, format: 'raw', range: { offset: 0, size: 4096 } }] }
-              : { shares: [{ tag: 'share', hostPath: path.join(dir, 'share'), readOnly: true, hostOwnership: field !== 'shares' }] };
-        const { spec, agent } = await prepareVm({ driver, fixtures: fx, name, timeoutMs: bootTimeoutMs, spec: request });
-        if (spec.network) spec.network.socketPath = spec.agent.socketPath;
-        try {
-          const err = await driver.start(spec).then(() => undefined, (e: unknown) => e);
-          expect(err).toBeInstanceOf(InvalidVmSpecError);
-          expect((err as InvalidVmSpecError).field).toBe(field);
-          expect(processesMentioning(spec.runDir)).toEqual([]);
-        } finally {
-          await agent.close();
+    it(
+      'refuses a spec that asks for a feature it does not declare, before starting anything',
+      async () => {
+        const asks = features ? undeclaredRequests(features) : [];
+        for (const { field } of asks) {
+          const name = `undeclared-${field.replace(/\W/g, '-')}`;
+          const dir = vmDir(fx, name);
+          fs.mkdirSync(path.join(dir, 'share'), { recursive: true });
+          fs.writeFileSync(path.join(dir, 'disk.img'), Buffer.alloc(8192));
+          const request: Partial<VmSpec> =
+            field === 'network'
+              ? { network: { socketPath: '', mac: MAC } }
+              : field === 'disks[0].range'
+                ? {
+                    disks: [
+                      {
+                        id: 'ranged',
+                        path: path.join(dir, 'disk.img'),
+                        readOnly: true,
+                        format: 'raw',
+                        range: { offset: 0, size: 4096 },
+                      },
+                    ],
+                  }
+                : {
+                    shares: [
+                      {
+                        tag: 'share',
+                        hostPath: path.join(dir, 'share'),
+                        readOnly: true,
+                        hostOwnership: field !== 'shares',
+                      },
+                    ],
+                  };
+          const { spec, agent } = await prepareVm({
+            driver,
+            fixtures: fx,
+            name,
+            timeoutMs: bootTimeoutMs,
+            spec: request,
+          });
+          if (spec.network) spec.network.socketPath = spec.agent.socketPath;
+          try {
+            const err = await driver.start(spec).then(
+              () => undefined,
+              (e: unknown) => e,
+            );
+            expect(err).toBeInstanceOf(InvalidVmSpecError);
+            expect((err as InvalidVmSpecError).field).toBe(field);
+            expect(processesMentioning(spec.runDir)).toEqual([]);
+          } finally {
+            await agent.close();
+          }
         }
-      }
-      if (asks.length === 0) notApplicable.add('refusing undeclared features (this driver declares every one a VmSpec can ask for)');
-    }, testTimeout);
+        if (asks.length === 0)
+          notApplicable.add('refusing undeclared features (this driver declares every one a VmSpec can ask for)');
+      },
+      testTimeout,
+    );
 
     describe('a running VM', () => {
       let vm: BootedVm;
@@ -202,8 +242,15 @@ export function runDriverConformance(options: ConformanceOptions): void {
       });
 
       gated(needs('diskLookup', 'serial'), 'attaches disks with their id as serial, read-only when asked', async () => {
-        const list = await vm.agent.run('for b in /sys/block/vd*; do echo "$(cat $b/serial) ${b##*/} $(cat $b/ro)"; done');
-        const disks = new Map(list.output.map((l) => { const [id, dev, ro] = l.split(' '); return [id, { dev, ro }]; }));
+        const list = await vm.agent.run(
+          'for b in /sys/block/vd*; do echo "$(cat $b/serial) ${b##*/} $(cat $b/ro)"; done',
+        );
+        const disks = new Map(
+          list.output.map((l) => {
+            const [id, dev, ro] = l.split(' ');
+            return [id, { dev, ro }];
+          }),
+        );
         expect(disks.get('conf-ro')?.ro).toBe('1');
         expect(disks.get('conf-rw')?.ro).toBe('0');
         const roDev = `/dev/${disks.get('conf-ro')?.dev}`;
@@ -215,11 +262,16 @@ export function runDriverConformance(options: ConformanceOptions): void {
       });
 
       gated(SHARES_9P, 'shares host directories over 9p, read-only when asked', async () => {
-        const mount = (tag: string, at: string) => `mkdir -p ${at} && mount -t 9p -o trans=virtio,version=9p2000.L ${tag} ${at}`;
-        expect((await vm.agent.run(`${mount('rwshare', '/mnt/rw')} && cat /mnt/rw/hello.txt`)).output).toEqual(['hello from the host']);
+        const mount = (tag: string, at: string) =>
+          `mkdir -p ${at} && mount -t 9p -o trans=virtio,version=9p2000.L ${tag} ${at}`;
+        expect((await vm.agent.run(`${mount('rwshare', '/mnt/rw')} && cat /mnt/rw/hello.txt`)).output).toEqual([
+          'hello from the host',
+        ]);
         expect((await vm.agent.run('echo from the guest > /mnt/rw/guest.txt')).code).toBe(0);
         expect(fs.readFileSync(path.join(fx.workDir, 'main/share-rw/guest.txt'), 'utf8')).toBe('from the guest\n');
-        expect((await vm.agent.run(`${mount('roshare', '/mnt/ro')} && cat /mnt/ro/hello.txt`)).output).toEqual(['read-only hello']);
+        expect((await vm.agent.run(`${mount('roshare', '/mnt/ro')} && cat /mnt/ro/hello.txt`)).output).toEqual([
+          'read-only hello',
+        ]);
         expect((await vm.agent.run('echo no > /mnt/ro/denied.txt')).code).not.toBe(0);
         expect(fs.existsSync(path.join(fx.workDir, 'main/share-ro/denied.txt'))).toBe(false);
       });
@@ -227,18 +279,24 @@ export function runDriverConformance(options: ConformanceOptions): void {
       gated(NIC_UNIX, 'wires the network endpoint: a NIC with the MAC, connected to the socket', async () => {
         const addresses = await vm.agent.run('cat /sys/class/net/*/address');
         expect(addresses.output).toContain(MAC);
-        await expect(Promise.race([netPeer.then(() => 'connected'), sleep(10_000).then(() => 'no connection')])).resolves.toBe('connected');
+        await expect(
+          Promise.race([netPeer.then(() => 'connected'), sleep(10_000).then(() => 'no connection')]),
+        ).resolves.toBe('connected');
       });
 
       it('writes the guest console to the console log', () => {
         expect(fs.readFileSync(vm.spec.consoleLog, 'utf8')).toContain('conformance-init: started');
       });
 
-      it('stop() ends it, then no process or file of the driver is left', async () => {
-        const exit = await vm.handle.stop();
-        expect(exit.reason).toBe('stopped');
-        await expectNothingLeft(vm, exit);
-      }, testTimeout);
+      it(
+        'stop() ends it, then no process or file of the driver is left',
+        async () => {
+          const exit = await vm.handle.stop();
+          expect(exit.reason).toBe('stopped');
+          await expectNothingLeft(vm, exit);
+        },
+        testTimeout,
+      );
     });
 
     describe('ending VMs (two run at once)', () => {
@@ -249,91 +307,154 @@ export function runDriverConformance(options: ConformanceOptions): void {
         [first, second] = await Promise.all([boot('end-guest'), boot('end-kill')]);
       }, testTimeout);
 
-      it('a guest that reboots ends the VM; stop() lets it finish within its timeout', async () => {
-        first.agent.send('reboot -f');
-        const exit = await first.handle.stop({ timeoutMs: bootTimeoutMs });
-        expect(exit.reason).toBe('guest');
-        await expectNothingLeft(first, exit);
-      }, testTimeout);
+      it(
+        'a guest that reboots ends the VM; stop() lets it finish within its timeout',
+        async () => {
+          first.agent.send('reboot -f');
+          const exit = await first.handle.stop({ timeoutMs: bootTimeoutMs });
+          expect(exit.reason).toBe('guest');
+          await expectNothingLeft(first, exit);
+        },
+        testTimeout,
+      );
 
-      it('kill() ends the VM at once; ending it again returns the same exit', async () => {
-        const exit = await second.handle.kill();
-        expect(exit.reason).toBe('killed');
-        expect(await second.handle.stop()).toEqual(exit);
-        await expectNothingLeft(second, exit);
-      }, testTimeout);
+      it(
+        'kill() ends the VM at once; ending it again returns the same exit',
+        async () => {
+          const exit = await second.handle.kill();
+          expect(exit.reason).toBe('killed');
+          expect(await second.handle.stop()).toEqual(exit);
+          await expectNothingLeft(second, exit);
+        },
+        testTimeout,
+      );
     });
 
-    it('a guest kernel panic ends the VM, and the console log says why', async () => {
-      const { spec, agent, dir } = await prepareVm({ driver, fixtures: fx, name: 'panic', timeoutMs: bootTimeoutMs, spec: { initrd: fx.panicInitrd } });
-      try {
-        const handle = await driver.start(spec);
-        const exit = await Promise.race([handle.wait(), sleep(bootTimeoutMs).then(() => handle.kill())]);
-        expect(exit.reason).toBe('guest');
-        expect(readLogTail(spec.consoleLog, 60).join('\n')).toMatch(/Kernel panic/);
-        await expectNothingLeft({ spec, handle, dir }, exit);
-      } finally {
-        await agent.close();
-      }
-    }, testTimeout);
+    it(
+      'a guest kernel panic ends the VM, and the console log says why',
+      async () => {
+        const { spec, agent, dir } = await prepareVm({
+          driver,
+          fixtures: fx,
+          name: 'panic',
+          timeoutMs: bootTimeoutMs,
+          spec: { initrd: fx.panicInitrd },
+        });
+        try {
+          const handle = await driver.start(spec);
+          const exit = await Promise.race([handle.wait(), sleep(bootTimeoutMs).then(() => handle.kill())]);
+          expect(exit.reason).toBe('guest');
+          expect(readLogTail(spec.consoleLog, 60).join('\n')).toMatch(/Kernel panic/);
+          await expectNothingLeft({ spec, handle, dir }, exit);
+        } finally {
+          await agent.close();
+        }
+      },
+      testTimeout,
+    );
 
-    it('start() rejects an unbootable kernel with VmStartError and leaves nothing behind', async () => {
-      const bogus = path.join(fx.workDir, 'not-a-kernel');
-      fs.writeFileSync(bogus, 'this is not a kernel\n');
-      const { spec, agent } = await prepareVm({ driver, fixtures: fx, name: 'bogus', timeoutMs: bootTimeoutMs, spec: { kernel: bogus } });
-      try {
-        const err = await driver.start(spec).then(() => undefined, (e: unknown) => e);
-        expect(err).toBeInstanceOf(VmStartError);
-        expect((err as VmStartError).remedy).toBeTruthy();
-        expect(processesMentioning(spec.runDir)).toEqual([]);
-        expect(listFiles(spec.runDir)).toEqual([]);
-      } finally {
-        await agent.close();
-      }
-    }, testTimeout);
+    it(
+      'start() rejects an unbootable kernel with VmStartError and leaves nothing behind',
+      async () => {
+        const bogus = path.join(fx.workDir, 'not-a-kernel');
+        fs.writeFileSync(bogus, 'this is not a kernel\n');
+        const { spec, agent } = await prepareVm({
+          driver,
+          fixtures: fx,
+          name: 'bogus',
+          timeoutMs: bootTimeoutMs,
+          spec: { kernel: bogus },
+        });
+        try {
+          const err = await driver.start(spec).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(err).toBeInstanceOf(VmStartError);
+          expect((err as VmStartError).remedy).toBeTruthy();
+          expect(processesMentioning(spec.runDir)).toEqual([]);
+          expect(listFiles(spec.runDir)).toEqual([]);
+        } finally {
+          await agent.close();
+        }
+      },
+      testTimeout,
+    );
 
     // Only for drivers with the optional snapshot capability.
-    gated(needs('snapshot', true), 'snapshots: a saved VM restores twice at once, each copy-on-write on its own channel; a wrong shape is refused', async () => {
-      const snapshot = driver.capabilities?.snapshot;
-      if (!snapshot) throw new Error('probe() declares snapshot, but the driver has no snapshot capability');
-      expect(typeof (await snapshot.fingerprint())).toBe('string');
-      const stateDir = vmDir(fx, 'snap-state');
-      const reconnect = { cmdline: ['smolvm.conformance.reconnect'] };
-      const source = await prepareVm({ driver, fixtures: fx, name: 'snap-source', timeoutMs: bootTimeoutMs, spec: reconnect });
-      const saved = await snapshot.startSaveable(source.spec, stateDir);
-      try {
-        await source.agent.ready(bootTimeoutMs, saved.wait());
-        expect((await source.agent.run('echo saved > /tmp/marker')).code).toBe(0);
-      } finally {
-        await source.agent.close(); // the contract: the host side goes before the save
-      }
-      await snapshot.save(saved, stateDir);
-      await expectNothingLeft({ spec: source.spec, handle: saved, dir: source.dir }, await saved.kill());
+    gated(
+      needs('snapshot', true),
+      'snapshots: a saved VM restores twice at once, each copy-on-write on its own channel; a wrong shape is refused',
+      async () => {
+        const snapshot = driver.capabilities?.snapshot;
+        if (!snapshot) throw new Error('probe() declares snapshot, but the driver has no snapshot capability');
+        expect(typeof (await snapshot.fingerprint())).toBe('string');
+        const stateDir = vmDir(fx, 'snap-state');
+        const reconnect = { cmdline: ['smolvm.conformance.reconnect'] };
+        const source = await prepareVm({
+          driver,
+          fixtures: fx,
+          name: 'snap-source',
+          timeoutMs: bootTimeoutMs,
+          spec: reconnect,
+        });
+        const saved = await snapshot.startSaveable(source.spec, stateDir);
+        try {
+          await source.agent.ready(bootTimeoutMs, saved.wait());
+          expect((await source.agent.run('echo saved > /tmp/marker')).code).toBe(0);
+        } finally {
+          await source.agent.close(); // the contract: the host side goes before the save
+        }
+        await snapshot.save(saved, stateDir);
+        await expectNothingLeft({ spec: source.spec, handle: saved, dir: source.dir }, await saved.kill());
 
-      const copies = await Promise.all([0, 1].map(async (i) => {
-        const vm = await prepareVm({ driver, fixtures: fx, name: `snap-copy${i}`, timeoutMs: bootTimeoutMs, spec: reconnect });
-        const handle = await snapshot.restore(vm.spec, stateDir);
-        booted.push({ ...vm, handle, readyMs: 0 });
-        await vm.agent.ready(bootTimeoutMs, handle.wait());
-        return { ...vm, handle };
-      }));
-      for (const [i, copy] of copies.entries()) {
-        expect((await copy.agent.run(`cat /tmp/marker; echo copy${i} > /tmp/marker`)).output).toEqual(['saved']);
-      }
-      for (const [i, copy] of copies.entries()) expect((await copy.agent.run('cat /tmp/marker')).output).toEqual([`copy${i}`]);
-      for (const copy of copies) await expectNothingLeft(copy, await copy.handle.stop());
+        const copies = await Promise.all(
+          [0, 1].map(async (i) => {
+            const vm = await prepareVm({
+              driver,
+              fixtures: fx,
+              name: `snap-copy${i}`,
+              timeoutMs: bootTimeoutMs,
+              spec: reconnect,
+            });
+            const handle = await snapshot.restore(vm.spec, stateDir);
+            booted.push({ ...vm, handle, readyMs: 0 });
+            await vm.agent.ready(bootTimeoutMs, handle.wait());
+            return { ...vm, handle };
+          }),
+        );
+        for (const [i, copy] of copies.entries()) {
+          expect((await copy.agent.run(`cat /tmp/marker; echo copy${i} > /tmp/marker`)).output).toEqual(['saved']);
+        }
+        for (const [i, copy] of copies.entries())
+          expect((await copy.agent.run('cat /tmp/marker')).output).toEqual([`copy${i}`]);
+        for (const copy of copies) await expectNothingLeft(copy, await copy.handle.stop());
 
-      const wrong = await prepareVm({ driver, fixtures: fx, name: 'snap-wrong', timeoutMs: bootTimeoutMs, spec: { ...reconnect, memoryMiB: 192 } });
-      try {
-        await expect(snapshot.restore(wrong.spec, stateDir)).rejects.toBeInstanceOf(SnapshotError);
-        expect(processesMentioning(wrong.spec.runDir)).toEqual([]);
-      } finally {
-        await wrong.agent.close();
-      }
-    }, testTimeout * 3);
+        const wrong = await prepareVm({
+          driver,
+          fixtures: fx,
+          name: 'snap-wrong',
+          timeoutMs: bootTimeoutMs,
+          spec: { ...reconnect, memoryMiB: 192 },
+        });
+        try {
+          await expect(snapshot.restore(wrong.spec, stateDir)).rejects.toBeInstanceOf(SnapshotError);
+          expect(processesMentioning(wrong.spec.runDir)).toEqual([]);
+        } finally {
+          await wrong.agent.close();
+        }
+      },
+      testTimeout * 3,
+    );
 
     it('start() rejects an invalid spec before starting anything', async () => {
-      const { spec, agent } = await prepareVm({ driver, fixtures: fx, name: 'invalid', timeoutMs: bootTimeoutMs, spec: { cpus: 0 } });
+      const { spec, agent } = await prepareVm({
+        driver,
+        fixtures: fx,
+        name: 'invalid',
+        timeoutMs: bootTimeoutMs,
+        spec: { cpus: 0 },
+      });
       try {
         await expect(driver.start(spec)).rejects.toBeInstanceOf(InvalidVmSpecError);
         expect(processesMentioning(spec.runDir)).toEqual([]);

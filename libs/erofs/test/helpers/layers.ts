@@ -26,7 +26,10 @@ const MEDIA: Record<TestCompression, string> = {
 };
 
 /** A layer that yields `blob` in chunks of 1..maxChunk bytes (deterministic from `seed`). */
-export function layer(blob: Buffer, opts: { compression?: TestCompression; maxChunk?: number; seed?: number; mediaType?: string | null } = {}): LayerSource {
+export function layer(
+  blob: Buffer,
+  opts: { compression?: TestCompression; maxChunk?: number; seed?: number; mediaType?: string | null } = {},
+): LayerSource {
   const maxChunk = opts.maxChunk ?? 70_000;
   let x = opts.seed ?? 1;
   async function* chunks(): AsyncGenerator<Uint8Array> {
@@ -44,6 +47,10 @@ export function layer(blob: Buffer, opts: { compression?: TestCompression; maxCh
   };
 }
 
-export function tarLayer(tar: Buffer, how: TestCompression = 'none', opts: { maxChunk?: number; seed?: number } = {}): LayerSource {
+export function tarLayer(
+  tar: Buffer,
+  how: TestCompression = 'none',
+  opts: { maxChunk?: number; seed?: number } = {},
+): LayerSource {
   return layer(compress(tar, how), { ...opts, compression: how });
 }

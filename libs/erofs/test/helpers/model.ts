@@ -29,7 +29,16 @@ export interface ModelEntry {
   layer: number;
 }
 
-export const implicitDir = (mtime: number): ModelInode => ({ type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime, mtimeNsec: 0, xattrs: {}, children: new Map() });
+export const implicitDir = (mtime: number): ModelInode => ({
+  type: 'dir',
+  mode: 0o755,
+  uid: 0,
+  gid: 0,
+  mtime,
+  mtimeNsec: 0,
+  xattrs: {},
+  children: new Map(),
+});
 
 export class Model {
   readonly root: ModelInode;
@@ -123,7 +132,8 @@ function prune(dir: ModelInode, name: string, layer: number): void {
   const e = dir.children?.get(name);
   if (!e) return;
   if (e.layer < layer) dir.children?.delete(name);
-  else if (e.inode.type === 'dir') for (const child of [...(e.inode.children?.keys() ?? [])]) prune(e.inode, child, layer);
+  else if (e.inode.type === 'dir')
+    for (const child of [...(e.inode.children?.keys() ?? [])]) prune(e.inode, child, layer);
 }
 
 function xattrsOf(e: ErofsEntry): Record<string, string> {
@@ -133,7 +143,11 @@ function xattrsOf(e: ErofsEntry): Record<string, string> {
 }
 
 /** Compares an image against the expected tree; also runs fsck.erofs and compares its extraction. */
-export function expectImageMatches(image: string, expected: Map<string, ModelInode>, opts: { extract?: boolean } = {}): void {
+export function expectImageMatches(
+  image: string,
+  expected: Map<string, ModelInode>,
+  opts: { extract?: boolean } = {},
+): void {
   fsck(image);
   const reader = openErofs(image);
   try {
@@ -147,7 +161,8 @@ export function expectImageMatches(image: string, expected: Map<string, ModelIno
     const nidOf = new Map<ModelInode, number>();
     for (const [p, m] of expected) {
       const e = actual.get(p) as ErofsEntry;
-      const subdirs = m.type === 'dir' ? [...(m.children?.values() ?? [])].filter((c) => c.inode.type === 'dir').length : 0;
+      const subdirs =
+        m.type === 'dir' ? [...(m.children?.values() ?? [])].filter((c) => c.inode.type === 'dir').length : 0;
       const got = {
         path: p,
         type: e.type,
@@ -171,7 +186,14 @@ export function expectImageMatches(image: string, expected: Map<string, ModelIno
         gid: m.gid,
         mtime: m.mtime,
         mtimeNsec: m.mtimeNsec,
-        size: m.type === 'dir' ? undefined : m.type === 'file' ? (m.content?.length ?? 0) : m.type === 'symlink' ? Buffer.byteLength(m.target ?? '') : 0,
+        size:
+          m.type === 'dir'
+            ? undefined
+            : m.type === 'file'
+              ? (m.content?.length ?? 0)
+              : m.type === 'symlink'
+                ? Buffer.byteLength(m.target ?? '')
+                : 0,
         sha: m.type === 'file' ? sha256(m.content ?? Buffer.alloc(0)) : undefined,
         target: m.target,
         rdev: m.type === 'chardev' || m.type === 'blockdev' ? `${m.major ?? 0}:${m.minor ?? 0}` : undefined,
@@ -205,7 +227,19 @@ export function expectExtractionMatches(image: string, expected: Map<string, Mod
       const st = fs.lstatSync(host);
       const got = {
         path: p,
-        type: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isCharacterDevice() ? 'chardev' : st.isBlockDevice() ? 'blockdev' : st.isFIFO() ? 'fifo' : 'other',
+        type: st.isDirectory()
+          ? 'dir'
+          : st.isFile()
+            ? 'file'
+            : st.isSymbolicLink()
+              ? 'symlink'
+              : st.isCharacterDevice()
+                ? 'chardev'
+                : st.isBlockDevice()
+                  ? 'blockdev'
+                  : st.isFIFO()
+                    ? 'fifo'
+                    : 'other',
         sha: st.isFile() ? sha256(fs.readFileSync(host)) : undefined,
         target: st.isSymbolicLink() ? fs.readlinkSync(host) : undefined,
         rdev: st.isCharacterDevice() || st.isBlockDevice() ? devString(st.rdev) : undefined,
@@ -223,7 +257,12 @@ export function expectExtractionMatches(image: string, expected: Map<string, Mod
         rdev: m.type === 'chardev' || m.type === 'blockdev' ? `${m.major ?? 0}:${m.minor ?? 0}` : undefined,
         uid: process.getuid?.() === 0 ? m.uid : st.uid,
         gid: process.getuid?.() === 0 ? m.gid : st.gid,
-        mode: m.type === 'symlink' ? undefined : process.getuid?.() === 0 ? (m.mode & 0o777).toString(8) : (st.mode & 0o777).toString(8),
+        mode:
+          m.type === 'symlink'
+            ? undefined
+            : process.getuid?.() === 0
+              ? (m.mode & 0o777).toString(8)
+              : (st.mode & 0o777).toString(8),
       };
       expect(got).toEqual(want);
     }

@@ -2,7 +2,15 @@
 // long names (pax or GNU), base-256 numbers and deliberately broken headers.
 export type TarType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'chardev' | 'blockdev' | 'fifo';
 
-const FLAG: Record<TarType, string> = { file: '0', dir: '5', symlink: '2', hardlink: '1', chardev: '3', blockdev: '4', fifo: '6' };
+const FLAG: Record<TarType, string> = {
+  file: '0',
+  dir: '5',
+  symlink: '2',
+  hardlink: '1',
+  chardev: '3',
+  blockdev: '4',
+  fifo: '6',
+};
 
 export interface TarSpec {
   path: string;
@@ -118,7 +126,12 @@ function padded(data: Buffer): Buffer {
 export function entryBlocks(e: TarSpec): Buffer[] {
   const out: Buffer[] = [];
   const type = e.type ?? 'file';
-  const content = e.content === undefined ? Buffer.alloc(0) : typeof e.content === 'string' ? Buffer.from(e.content, 'utf8') : e.content;
+  const content =
+    e.content === undefined
+      ? Buffer.alloc(0)
+      : typeof e.content === 'string'
+        ? Buffer.from(e.content, 'utf8')
+        : e.content;
   const pathBytes = Buffer.from(e.path, 'utf8');
   const linkBytes = Buffer.from(e.linkPath ?? '', 'utf8');
   const records: Buffer[] = [];
@@ -143,7 +156,8 @@ export function entryBlocks(e: TarSpec): Buffer[] {
   if (!e.base256 && uid > 0o7777777) records.push(paxRecord('uid', String(uid)));
   if (!e.base256 && gid > 0o7777777) records.push(paxRecord('gid', String(gid)));
   if (e.mtimeNsec) records.push(paxRecord('mtime', `${e.mtime ?? 0}.${String(e.mtimeNsec).padStart(9, '0')}`));
-  for (const [k, v] of Object.entries(e.xattrs ?? {})) records.push(paxRecord(`SCHILY.xattr.${k}`, typeof v === 'string' ? Buffer.from(v) : v));
+  for (const [k, v] of Object.entries(e.xattrs ?? {}))
+    records.push(paxRecord(`SCHILY.xattr.${k}`, typeof v === 'string' ? Buffer.from(v) : v));
   for (const [k, v] of e.pax ?? []) records.push(paxRecord(k, v));
   if (records.length) {
     const body = Buffer.concat(records);

@@ -11,14 +11,20 @@ import { startGateway, staticResolver } from '../../src';
 /** Resident and peak resident set of this process (bytes), from /proc. */
 function memory(): { rss: number; peakRss: number } {
   const status = fs.readFileSync('/proc/self/status', 'utf8');
-  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  const kib = (field: string): number =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
   return { rss: kib('VmRSS'), peakRss: kib('VmHWM') };
 }
 
 async function main(): Promise<void> {
   const [dir, limits] = process.argv.slice(2);
   const socketPath = path.join(dir, 'net.sock');
-  const gw = await startGateway({ policy: {}, socketPath, resolver: staticResolver({}), limits: limits ? JSON.parse(limits) : undefined });
+  const gw = await startGateway({
+    policy: {},
+    socketPath,
+    resolver: staticResolver({}),
+    limits: limits ? JSON.parse(limits) : undefined,
+  });
   const out = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
   out({ socketPath });
   const stop = async (): Promise<void> => {

@@ -167,7 +167,9 @@ export class HostileGuest {
     const parts: Buffer[] = [];
     for (const f of frames) parts.push(lengthPrefix(f.length), f);
     if (!this.socket.write(Buffer.concat(parts))) {
-      this.drained ??= new Promise<void>((r) => this.socket.once('drain', () => r())).finally(() => (this.drained = undefined));
+      this.drained ??= new Promise<void>((r) => this.socket.once('drain', () => r())).finally(
+        () => (this.drained = undefined),
+      );
       await this.drained;
     }
   }
@@ -179,7 +181,15 @@ export class HostileGuest {
   async open(count: number, hostPort: number, timeoutMs = 60_000): Promise<RawConn[]> {
     const opened: RawConn[] = [];
     for (let i = 0; i < count; i++) {
-      const conn: RawConn = { guestPort: this.nextPort++, hostPort, seq: 1000, ack: 0, edge: 0, scale: 0, established: false };
+      const conn: RawConn = {
+        guestPort: this.nextPort++,
+        hostPort,
+        seq: 1000,
+        ack: 0,
+        edge: 0,
+        scale: 0,
+        established: false,
+      };
       this.conns.set(conn.guestPort, conn);
       opened.push(conn);
     }
@@ -193,15 +203,22 @@ export class HostileGuest {
 
   /** A segment of conn with our sequence number `seq`. */
   tcp(c: RawConn, seq: number, flags: number, payload?: Buffer, syn = false): Buffer {
-    return buildTcpFrame(GW_MAC, GUEST_MAC, GUEST, GW, {
-      srcPort: c.guestPort,
-      dstPort: c.hostPort,
-      seq: seq >>> 0,
-      ack: c.ack,
-      flags: syn ? flags : flags | TcpFlags.ACK,
-      window: 0xffff,
-      ...(syn ? { mss: 1460, wscale: WSCALE } : {}),
-    }, payload);
+    return buildTcpFrame(
+      GW_MAC,
+      GUEST_MAC,
+      GUEST,
+      GW,
+      {
+        srcPort: c.guestPort,
+        dstPort: c.hostPort,
+        seq: seq >>> 0,
+        ack: c.ack,
+        flags: syn ? flags : flags | TcpFlags.ACK,
+        window: 0xffff,
+        ...(syn ? { mss: 1460, wscale: WSCALE } : {}),
+      },
+      payload,
+    );
   }
 
   ping(size: number, seq: number): Buffer {
@@ -211,12 +228,26 @@ export class HostileGuest {
   }
 
   arpRequest(): Buffer {
-    return buildArp(Buffer.alloc(6, 0xff), GUEST_MAC, { op: 1, senderMac: GUEST_MAC, senderIp: GUEST, targetMac: Buffer.alloc(6), targetIp: GW });
+    return buildArp(Buffer.alloc(6, 0xff), GUEST_MAC, {
+      op: 1,
+      senderMac: GUEST_MAC,
+      senderIp: GUEST,
+      targetMac: Buffer.alloc(6),
+      targetIp: GW,
+    });
   }
 
   /** A datagram to the host's 127.0.0.1:port (through the gateway address). */
   udp(port: number, payload: Buffer): Buffer {
-    return buildIpv4Frames(GW_MAC, GUEST_MAC, GUEST, GW, IPPROTO_UDP, buildUdp(GUEST, GW, 5353, port, payload), 1500)[0];
+    return buildIpv4Frames(
+      GW_MAC,
+      GUEST_MAC,
+      GUEST,
+      GW,
+      IPPROTO_UDP,
+      buildUdp(GUEST, GW, 5353, port, payload),
+      1500,
+    )[0];
   }
 
   /** A malformed DNS query to the gateway (answered at once with FORMERR, no resolver involved). */

@@ -65,7 +65,10 @@ export class TestNetwork {
       inNs('ip', 'link', 'set', 'eth0', 'up');
       inNs('ip', 'route', 'add', 'default', 'via', DEFAULT_NETWORK.gateway);
       fs.mkdirSync(net.netnsEtc, { recursive: true });
-      fs.writeFileSync(`${net.netnsEtc}/resolv.conf`, `nameserver ${DEFAULT_NETWORK.gateway}\noptions timeout:2 attempts:1\n`);
+      fs.writeFileSync(
+        `${net.netnsEtc}/resolv.conf`,
+        `nameserver ${DEFAULT_NETWORK.gateway}\noptions timeout:2 attempts:1\n`,
+      );
       fs.writeFileSync(`${net.netnsEtc}/hosts`, '127.0.0.1 localhost\n');
       // The host end of a veth pair carries the test addresses; its peer sits in a namespace of
       // its own (no dummy driver on every kernel).
@@ -105,7 +108,9 @@ export class TestNetwork {
 
   /** A long-running Node script in the guest; resolves once it printed a line containing `ready`. */
   async startNode(script: string, args: string[]): Promise<ChildProcess> {
-    const child = spawn('ip', ['netns', 'exec', this.ns, process.execPath, '-e', script, '--', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('ip', ['netns', 'exec', this.ns, process.execPath, '-e', script, '--', ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve, reject) => {
       let out = '';
       child.stdout?.on('data', (d: Buffer) => {

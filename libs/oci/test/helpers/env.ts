@@ -5,7 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { startRegistry, type RegistryFixture } from '../../../../tools/fixtures/registry';
 import { pushTestImages, type TestImages } from '../../../../tools/fixtures/images';
-import { ImageService, RegistryClient, RegistryConfig, type ImageServiceOptions, type RegistrySettings } from '../../src';
+import {
+  ImageService,
+  RegistryClient,
+  RegistryConfig,
+  type ImageServiceOptions,
+  type RegistrySettings,
+} from '../../src';
 
 export interface TempHome {
   home: string;
@@ -15,12 +21,25 @@ export interface TempHome {
 
 export function tempHome(): TempHome {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'oci-home-'));
-  return { home, env: { SMOLVM_HOME: home, HOME: home }, cleanup: () => fs.rmSync(home, { recursive: true, force: true }) };
+  return {
+    home,
+    env: { SMOLVM_HOME: home, HOME: home },
+    cleanup: () => fs.rmSync(home, { recursive: true, force: true }),
+  };
 }
 
 /** A service on the temp home; fast retries so fault tests do not wait for production backoff. */
-export function newService(home: TempHome, settings: Record<string, RegistrySettings> = {}, extra: ImageServiceOptions = {}): ImageService {
-  return new ImageService({ env: home.env, config: RegistryConfig.fromSettings(settings), retry: { backoffMs: 20 }, ...extra });
+export function newService(
+  home: TempHome,
+  settings: Record<string, RegistrySettings> = {},
+  extra: ImageServiceOptions = {},
+): ImageService {
+  return new ImageService({
+    env: home.env,
+    config: RegistryConfig.fromSettings(settings),
+    retry: { backoffMs: 20 },
+    ...extra,
+  });
 }
 
 export function listDir(dir: string): string[] {
@@ -36,7 +55,10 @@ export function assertStoreVerified(service: ImageService): string[] {
   const names = listDir(service.store.blobsDir);
   for (const name of names) {
     expect(name).toMatch(/^[a-f0-9]{64}$/);
-    const hash = crypto.createHash('sha256').update(fs.readFileSync(path.join(service.store.blobsDir, name))).digest('hex');
+    const hash = crypto
+      .createHash('sha256')
+      .update(fs.readFileSync(path.join(service.store.blobsDir, name)))
+      .digest('hex');
     expect(hash).toBe(name);
   }
   return names.map((n) => `sha256:${n}`);

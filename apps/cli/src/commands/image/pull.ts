@@ -9,7 +9,10 @@ export const imagePullCommand: CommandModule<GlobalArgs, PullArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
       .option('image', { alias: 'I', type: 'string', demandOption: true, describe: 'OCI image reference' })
-      .option('platform', { type: 'string', describe: 'Platform to pull from a multi-arch image (default: linux/<host arch>)' })
+      .option('platform', {
+        type: 'string',
+        describe: 'Platform to pull from a multi-arch image (default: linux/<host arch>)',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' })
       .example('$0 image pull --image python:3.12-alpine', 'Pull from Docker Hub')
       .example('$0 image pull -I 127.0.0.1:5000/test/busybox:1', 'Pull from a local registry (plain HTTP on loopback)')

@@ -9,7 +9,9 @@ export async function runImageRm(args: ImageRmArgs): Promise<void> {
   try {
     // A machine's overlay disk only makes sense on top of its exact image: keep what machines use.
     const digests = new Set(service.find(args.image, args.platform).map((r) => r.manifestDigest));
-    const users = new MachineStore().list().machines.filter((m) => m.imageDigest !== undefined && digests.has(m.imageDigest));
+    const users = new MachineStore()
+      .list()
+      .machines.filter((m) => m.imageDigest !== undefined && digests.has(m.imageDigest));
     if (users.length > 0) {
       const names = users.map((m) => m.name).join(', ');
       throw new ConflictError(`image ${args.image} is used by machine${users.length > 1 ? 's' : ''} ${names}`, {

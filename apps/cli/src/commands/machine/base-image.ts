@@ -16,10 +16,13 @@ export async function prepareBaseImage(quiet: boolean, env: NodeJS.ProcessEnv = 
       return await pullWithProgress(config.baseImage, { quiet, pull: 'missing' });
     } catch (err) {
       if (!(err instanceof SmolvmError)) throw err;
-      throw new SmolvmError(`the base image ${config.baseImage} (from ${config.baseImageSource}) is not available: ${err.message}`, {
-        remedy: err.remedy ?? 'pull it with smolvm image pull, or name another base image',
-        cause: err,
-      });
+      throw new SmolvmError(
+        `the base image ${config.baseImage} (from ${config.baseImageSource}) is not available: ${err.message}`,
+        {
+          remedy: err.remedy ?? 'pull it with smolvm image pull, or name another base image',
+          cause: err,
+        },
+      );
     }
   }
   // Loaded here: most commands never touch images.
@@ -32,7 +35,6 @@ export async function prepareBaseImage(quiet: boolean, env: NodeJS.ProcessEnv = 
     await service.close();
   }
 }
-
 
 /** Where the built base is besides the host's set-up: the single-file smolvm's own (extracted on use). */
 export function builtBaseOptions(env: NodeJS.ProcessEnv = process.env): BuiltBaseOptions {

@@ -5,7 +5,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '@smolvm/common';
 import { isValidMachineName } from '@smolvm/machine-store';
-import { assertUnderCap, byteCounter, extractGuestTree, openGuestPath, packTree, saveGuestFile, treeBytes, uploadFile, uploadTar } from '@smolvm/machines';
+import {
+  assertUnderCap,
+  byteCounter,
+  extractGuestTree,
+  openGuestPath,
+  packTree,
+  saveGuestFile,
+  treeBytes,
+  uploadFile,
+  uploadTar,
+} from '@smolvm/machines';
 import { summary, type GuestPath } from './cp-common';
 import { cliMachines } from './machines';
 import { transferProgress } from '../../output/transfer';
@@ -19,7 +29,9 @@ export function parseCpTarget(arg: string): GuestPath | string {
   const guest = arg.slice(colon + 1);
   if (!isValidMachineName(machine)) return arg;
   if (!guest.startsWith('/')) {
-    throw new UsageError(`the guest path in ${arg} must be absolute`, { remedy: `write ${machine}:/workspace/... (paths start at the guest's /)` });
+    throw new UsageError(`the guest path in ${arg} must be absolute`, {
+      remedy: `write ${machine}:/workspace/... (paths start at the guest's /)`,
+    });
   }
   return { machine, path: guest };
 }
@@ -27,8 +39,14 @@ export function parseCpTarget(arg: string): GuestPath | string {
 export async function runCp(args: CpArgs): Promise<void> {
   const src = parseCpTarget(args.src);
   const dst = parseCpTarget(args.dst);
-  if (typeof src !== 'string' && typeof dst !== 'string') throw new UsageError('machine cp copies between the host and a machine, not between two machines', { remedy: 'copy to the host first, then on' });
-  if (typeof src === 'string' && typeof dst === 'string') throw new UsageError('neither side names a machine', { remedy: 'write one side as NAME:/path, e.g. smolvm machine cp ./f dev:/workspace/f' });
+  if (typeof src !== 'string' && typeof dst !== 'string')
+    throw new UsageError('machine cp copies between the host and a machine, not between two machines', {
+      remedy: 'copy to the host first, then on',
+    });
+  if (typeof src === 'string' && typeof dst === 'string')
+    throw new UsageError('neither side names a machine', {
+      remedy: 'write one side as NAME:/path, e.g. smolvm machine cp ./f dev:/workspace/f',
+    });
   if (typeof dst !== 'string') await upload(src as string, dst, args.quiet);
   else await download(src as GuestPath, dst, args.quiet);
 }
@@ -36,7 +54,10 @@ export async function runCp(args: CpArgs): Promise<void> {
 async function upload(hostPath: string, dst: GuestPath, quiet: boolean): Promise<void> {
   const st = fs.statSync(hostPath, { throwIfNoEntry: false });
   if (!st) throw new UsageError(`${hostPath} does not exist`, { remedy: 'check the path' });
-  if (!st.isDirectory() && !st.isFile()) throw new UsageError(`${hostPath} is not a regular file or directory`, { remedy: 'copy files and directories only' });
+  if (!st.isDirectory() && !st.isFile())
+    throw new UsageError(`${hostPath} is not a regular file or directory`, {
+      remedy: 'copy files and directories only',
+    });
   const total = st.isDirectory() ? treeBytes(hostPath) : st.size;
   assertUnderCap(total, hostPath);
   const client = await cliMachines().connect(dst.machine);
@@ -50,7 +71,12 @@ async function upload(hostPath: string, dst: GuestPath, quiet: boolean): Promise
       summary('uploaded', result.bytes, `${dst.machine}:${result.path}`, t0, 'bytes of tar');
     } else {
       const source = fs.createReadStream(hostPath, { highWaterMark: 1024 * 1024 });
-      const result = await uploadFile(client, dst, { size: st.size, mode: st.mode, name: path.basename(hostPath) }, source.pipe(byteCounter(progress.update)));
+      const result = await uploadFile(
+        client,
+        dst,
+        { size: st.size, mode: st.mode, name: path.basename(hostPath) },
+        source.pipe(byteCounter(progress.update)),
+      );
       progress.done();
       summary('uploaded', result.bytes, `${dst.machine}:${result.path}`, t0);
     }
@@ -68,13 +94,22 @@ async function download(src: GuestPath, hostPath: string, quiet: boolean): Promi
     const intoDir = fs.statSync(hostPath, { throwIfNoEntry: false })?.isDirectory() ?? false;
     if (entry.kind === 'directory') {
       const name = path.posix.basename(src.path.replace(/\/+$/, ''));
-      if (!name || name === '.' || name === '..') throw new UsageError(`${src.path} does not name a directory to copy`, { remedy: 'name it, e.g. dev:/workspace/results' });
+      if (!name || name === '.' || name === '..')
+        throw new UsageError(`${src.path} does not name a directory to copy`, {
+          remedy: 'name it, e.g. dev:/workspace/results',
+        });
       const target = path.resolve(intoDir ? path.join(hostPath, name) : hostPath);
       const progress = transferProgress({ quiet, total: 0, verb: 'downloading' });
       try {
-        const result = await extractGuestTree(entry, name, target, { onBytes: progress.update, what: `${src.machine}:${src.path}` });
+        const result = await extractGuestTree(entry, name, target, {
+          onBytes: progress.update,
+          what: `${src.machine}:${src.path}`,
+        });
         progress.done();
-        if (result.skipped > 0) process.stderr.write(`warning: skipped ${result.skipped} special file${result.skipped > 1 ? 's' : ''} (devices, fifos)\n`);
+        if (result.skipped > 0)
+          process.stderr.write(
+            `warning: skipped ${result.skipped} special file${result.skipped > 1 ? 's' : ''} (devices, fifos)\n`,
+          );
         summary('downloaded', result.bytes, target, t0, 'bytes of tar');
       } finally {
         progress.done();
@@ -84,7 +119,10 @@ async function download(src: GuestPath, hostPath: string, quiet: boolean): Promi
     let target = hostPath;
     if (intoDir || hostPath.endsWith('/')) {
       const name = path.posix.basename(src.path);
-      if (!name || name === '.' || name === '..') throw new UsageError(`${src.path} does not name a file`, { remedy: 'name the file to copy, e.g. dev:/workspace/out.json' });
+      if (!name || name === '.' || name === '..')
+        throw new UsageError(`${src.path} does not name a file`, {
+          remedy: 'name the file to copy, e.g. dev:/workspace/out.json',
+        });
       target = path.join(hostPath, name);
     }
     const dir = path.dirname(path.resolve(target));

@@ -8,12 +8,20 @@ import type { Machines } from '@smolvm/machines';
 import { PackFile } from '@smolvm/pack';
 import type { CreateArgs } from './create';
 
-export async function createFromPack(machines: Machines, args: CreateArgs, merged: MergedRunOptions): Promise<MachineRecord> {
+export async function createFromPack(
+  machines: Machines,
+  args: CreateArgs,
+  merged: MergedRunOptions,
+): Promise<MachineRecord> {
   if (args.image !== undefined || args.smolfile !== undefined) {
-    throw new UsageError('--from takes the workload from the pack, and --image/--smolfile describe another one', { remedy: 'drop --image and --smolfile, or --from' });
+    throw new UsageError('--from takes the workload from the pack, and --image/--smolfile describe another one', {
+      remedy: 'drop --image and --smolfile, or --from',
+    });
   }
   // A reference is pulled into the pack cache first (once per digest); a path is used as it is.
-  const pack = PackFile.open(await (await import('../pack/pull.handler')).packFileFrom(args.from as string, args.quiet));
+  const pack = PackFile.open(
+    await (await import('../pack/pull.handler')).packFileFrom(args.from as string, args.quiet),
+  );
   const m = pack.manifest;
   const env = [...m.env];
   for (const v of merged.env) {

@@ -10,16 +10,26 @@ export async function runCreate(args: CreateArgs): Promise<void> {
   const machines = new Machines();
   if (args.fromSnapshot !== undefined) {
     assertNameFree(machines, args.name);
-    const record = await (await import('./snapshot.handler')).createFromSnapshot(machines, { ...args, fromSnapshot: args.fromSnapshot });
+    const record = await (
+      await import('./snapshot.handler')
+    ).createFromSnapshot(machines, { ...args, fromSnapshot: args.fromSnapshot });
     process.stdout.write(`${record.name}\n`);
-    if (!args.quiet) process.stderr.write(`created machine "${record.name}" from snapshot ${args.fromSnapshot}; start it with \`smolvm machine start --name ${record.name}\`\n`);
+    if (!args.quiet)
+      process.stderr.write(
+        `created machine "${record.name}" from snapshot ${args.fromSnapshot}; start it with \`smolvm machine start --name ${record.name}\`\n`,
+      );
     return;
   }
   const merged = mergeWorkload(args);
   assertNameFree(machines, args.name);
-  const record = args.from !== undefined ? await (await import('./create-from.handler')).createFromPack(machines, args, merged) : await machines.create({ name: args.name, ...(await machineInput(merged, args)).input });
+  const record =
+    args.from !== undefined
+      ? await (await import('./create-from.handler')).createFromPack(machines, args, merged)
+      : await machines.create({ name: args.name, ...(await machineInput(merged, args)).input });
   process.stdout.write(`${record.name}\n`);
   if (!args.quiet) {
-    process.stderr.write(`created machine "${record.name}" (${record.image ?? 'bare'}, ${record.cpus} vCPUs, ${record.memoryMiB} MiB, storage ${record.storageGiB} GiB, overlay ${record.overlayGiB} GiB); start it with \`smolvm machine start --name ${record.name}\`\n`);
+    process.stderr.write(
+      `created machine "${record.name}" (${record.image ?? 'bare'}, ${record.cpus} vCPUs, ${record.memoryMiB} MiB, storage ${record.storageGiB} GiB, overlay ${record.overlayGiB} GiB); start it with \`smolvm machine start --name ${record.name}\`\n`,
+    );
   }
 }

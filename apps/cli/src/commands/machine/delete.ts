@@ -9,7 +9,12 @@ export const deleteCommand: CommandModule<GlobalArgs, DeleteArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
       .positional('name', { type: 'string', demandOption: true, describe: 'Machine name' })
-      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'Delete even while it runs (the VM is killed)' })
+      .option('force', {
+        alias: 'f',
+        type: 'boolean',
+        default: false,
+        describe: 'Delete even while it runs (the VM is killed)',
+      })
       .example('$0 machine delete dev', 'Delete the stopped machine "dev"')
       .example('$0 machine delete dev -f', 'Kill and delete "dev" even if it runs'),
   handler: async (args) => (await import('./lifecycle.handler')).runDelete(args),

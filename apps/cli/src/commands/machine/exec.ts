@@ -19,13 +19,34 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
     yargs
       // What follows -- goes to the guest as written (yargs would turn 0x10 into 16).
       .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
-      .usage('smolvm machine exec [--name NAME] [options] -- COMMAND [ARG...]\n\nRun a command in a running persistent machine. Its exit code becomes smolvm\'s exit code.\nWhat it writes (outside /tmp) survives later execs and stop/start.')
+      .usage(
+        "smolvm machine exec [--name NAME] [options] -- COMMAND [ARG...]\n\nRun a command in a running persistent machine. Its exit code becomes smolvm's exit code.\nWhat it writes (outside /tmp) survives later execs and stop/start.",
+      )
       .option('name', { alias: 'n', type: 'string', default: 'default', coerce: lastValue, describe: 'Machine name' })
-      .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'Keep stdin open and send it to the command' })
-      .option('tty', { alias: 't', type: 'boolean', default: false, describe: 'Allocate a pseudo-terminal (use with -i for a shell)' })
-      .option('env', { alias: 'e', type: 'string', array: true, describe: 'Environment variable KEY=VALUE (or KEY to copy it from the host); repeatable' })
+      .option('interactive', {
+        alias: 'i',
+        type: 'boolean',
+        default: false,
+        describe: 'Keep stdin open and send it to the command',
+      })
+      .option('tty', {
+        alias: 't',
+        type: 'boolean',
+        default: false,
+        describe: 'Allocate a pseudo-terminal (use with -i for a shell)',
+      })
+      .option('env', {
+        alias: 'e',
+        type: 'string',
+        array: true,
+        describe: 'Environment variable KEY=VALUE (or KEY to copy it from the host); repeatable',
+      })
       .option('workdir', { alias: 'w', type: 'string', coerce: lastValue, describe: 'Working directory in the guest' })
-      .option('stream', { type: 'boolean', default: false, describe: 'Stream output as it arrives (exec always does; accepted for scripts written for the API)' })
+      .option('stream', {
+        type: 'boolean',
+        default: false,
+        describe: 'Stream output as it arrives (exec always does; accepted for scripts written for the API)',
+      })
       .example('$0 machine exec --name dev -- apk add python3', 'Install a package; it is still there after stop/start')
       .example('$0 machine exec --name dev -it -- /bin/sh', 'An interactive shell')
       .example('$0 machine exec --stream --name dev -- python3 train.py', 'Output as it is produced'),

@@ -10,6 +10,6 @@ export const imagesCommand: CommandModule<GlobalArgs, ImagesArgs> = {
     yargs
       .option('name', { alias: 'n', type: 'string', describe: 'Only this machine' })
       .option('json', { type: 'boolean', default: false, describe: 'Print a JSON array' })
-      .example('$0 machine images', 'Every machine\'s image, digest and disk usage'),
+      .example('$0 machine images', "Every machine's image, digest and disk usage"),
   handler: async (args) => (await import('./manage.handler')).runImages(args),
 };

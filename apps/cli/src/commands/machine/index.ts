@@ -20,5 +20,22 @@ import { superviseCommand } from './supervise';
 export const machineGroup: CommandGroup = {
   name: 'machine',
   describe: 'Create, run and manage micro-VMs',
-  subcommands: [runCommand, createCommand, startCommand, execCommand, cpCommand, stopCommand, deleteCommand, statusCommand, lsCommand, monitorCommand, imagesCommand, pruneCommand, resizeCommand, snapshotCommand, forkCommand, superviseCommand],
+  subcommands: [
+    runCommand,
+    createCommand,
+    startCommand,
+    execCommand,
+    cpCommand,
+    stopCommand,
+    deleteCommand,
+    statusCommand,
+    lsCommand,
+    monitorCommand,
+    imagesCommand,
+    pruneCommand,
+    resizeCommand,
+    snapshotCommand,
+    forkCommand,
+    superviseCommand,
+  ],
 };

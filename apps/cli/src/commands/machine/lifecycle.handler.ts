@@ -15,7 +15,8 @@ export async function runStart(args: StartArgs): Promise<void> {
     const result = await machines.start(args.name, { ...(imageErofs ? { imageErofs } : {}), cold: args.cold });
     printStartNotes(args.debug, result.notes);
     if (result.alreadyRunning) process.stderr.write(`machine "${args.name}" is already running\n`);
-    else if (!args.quiet) process.stderr.write(`machine "${args.name}" started in ${((result.bootMs ?? 0) / 1000).toFixed(1)} s\n`);
+    else if (!args.quiet)
+      process.stderr.write(`machine "${args.name}" started in ${((result.bootMs ?? 0) / 1000).toFixed(1)} s\n`);
   } catch (err) {
     printStartDetail(err);
     throw err;
@@ -29,7 +30,8 @@ export function printStartNotes(debug: boolean, notes: string[] | undefined): vo
 
 /** What the guest printed last is what explains a failed boot or init command. */
 export function printStartDetail(err: unknown): void {
-  if (err instanceof MachineStartError && err.detail.length > 0) process.stderr.write(err.detail.map((l) => `  | ${l}\n`).join(''));
+  if (err instanceof MachineStartError && err.detail.length > 0)
+    process.stderr.write(err.detail.map((l) => `  | ${l}\n`).join(''));
 }
 
 export async function runStop(args: StopArgs): Promise<void> {
@@ -38,7 +40,8 @@ export async function runStop(args: StopArgs): Promise<void> {
   const { ephemeral } = machines.store.get(args.name);
   const stopped = await machines.stop(args.name, { timeoutMs: Math.max(1, args.timeout) * 1000 });
   if (ephemeral) {
-    if (!args.quiet) process.stderr.write(`machine "${args.name}" ${stopped ? 'stopped and ' : ''}removed (ephemeral)\n`);
+    if (!args.quiet)
+      process.stderr.write(`machine "${args.name}" ${stopped ? 'stopped and ' : ''}removed (ephemeral)\n`);
   } else if (!stopped) process.stderr.write(`machine "${args.name}" is not running\n`);
 }
 

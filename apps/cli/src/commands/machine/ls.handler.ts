@@ -16,7 +16,15 @@ export async function runLs(args: LsArgs): Promise<void> {
     process.stdout.write(
       renderTable(
         ['NAME', 'STATE', 'IMAGE', 'CPUS', 'MEMORY', 'NET', 'CREATED'],
-        rows.map((m) => [m.name, stateLabel(m), m.image ?? '(bare)', String(m.cpus), `${m.memoryMiB} MiB`, m.net ? 'on' : 'off', m.createdAt]),
+        rows.map((m) => [
+          m.name,
+          stateLabel(m),
+          m.image ?? '(bare)',
+          String(m.cpus),
+          `${m.memoryMiB} MiB`,
+          m.net ? 'on' : 'off',
+          m.createdAt,
+        ]),
       ),
     );
   }

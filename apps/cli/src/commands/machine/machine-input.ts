@@ -13,7 +13,18 @@ export type MachineWorkloadArgs = WorkloadArgs & { storage?: string; overlay?: s
 export function mergeWorkload(args: MachineWorkloadArgs): MergedRunOptions {
   const smolfile = args.smolfile ? loadSmolfile(args.smolfile) : undefined;
   return mergeRunOptions(
-    { image: args.image, env: args.env, volumes: args.volume, init: args.init, cpus: args.cpus, memory: args.memory, storage: args.storage, overlay: args.overlay, workdir: args.workdir, ...networkFlags(args) },
+    {
+      image: args.image,
+      env: args.env,
+      volumes: args.volume,
+      init: args.init,
+      cpus: args.cpus,
+      memory: args.memory,
+      storage: args.storage,
+      overlay: args.overlay,
+      workdir: args.workdir,
+      ...networkFlags(args),
+    },
     smolfile,
   );
 }
@@ -30,6 +41,8 @@ export function machineInput(merged: MergedRunOptions, args: MachineWorkloadArgs
 /** Checked before a possibly long pull; creating the record checks again under the lock. */
 export function assertNameFree(machines: Machines, name: string): void {
   if (machines.store.exists(name)) {
-    throw new ConflictError(`machine "${name}" already exists`, { remedy: `choose another name, or delete it first with \`smolvm machine delete ${name}\`` });
+    throw new ConflictError(`machine "${name}" already exists`, {
+      remedy: `choose another name, or delete it first with \`smolvm machine delete ${name}\``,
+    });
   }
 }

@@ -24,5 +24,7 @@ export async function machineImageErofs(record: MachineRecord, quiet: boolean): 
 
 /** The prepared image (erofs and config) of exactly the image the machine was created from. */
 export function machineImage(record: MachineRecord, quiet: boolean): Promise<PreparedImage | undefined> {
-  return pinnedImage(record, (ref) => pullWithProgress(ref, { quiet, pull: 'missing' }), { builtBase: builtBaseOptions() });
+  return pinnedImage(record, (ref) => pullWithProgress(ref, { quiet, pull: 'missing' }), {
+    builtBase: builtBaseOptions(),
+  });
 }

@@ -44,16 +44,25 @@ export async function runResize(args: ResizeArgs): Promise<void> {
     ...(args.storage !== undefined ? { storageGiB: parseDiskSize(args.storage) } : {}),
     ...(args.overlay !== undefined ? { overlayGiB: parseDiskSize(args.overlay) } : {}),
   };
-  if (Object.keys(changes).length === 0) throw new UsageError('machine resize needs something to change', { remedy: 'give --cpus, --memory, --storage or --overlay' });
+  if (Object.keys(changes).length === 0)
+    throw new UsageError('machine resize needs something to change', {
+      remedy: 'give --cpus, --memory, --storage or --overlay',
+    });
   const record = await cliMachines().resize(args.name, changes);
-  if (!args.quiet) process.stderr.write(`machine "${record.name}": ${record.cpus} vCPUs, ${record.memoryMiB} MiB, storage ${record.storageGiB} GiB, overlay ${record.overlayGiB} GiB (from its next start)\n`);
+  if (!args.quiet)
+    process.stderr.write(
+      `machine "${record.name}": ${record.cpus} vCPUs, ${record.memoryMiB} MiB, storage ${record.storageGiB} GiB, overlay ${record.overlayGiB} GiB (from its next start)\n`,
+    );
 }
 
 export async function runPrune(args: PruneArgs): Promise<void> {
   validateMachineName(args.name);
   const reclaimed = await cliMachines().prune(args.name);
   if (args.json) writeJson({ name: args.name, reclaimedBytes: reclaimed });
-  else process.stdout.write(`reclaimed ${formatBytes(reclaimed.overlayBytes + reclaimed.storageBytes)} (overlay ${formatBytes(reclaimed.overlayBytes)}, storage ${formatBytes(reclaimed.storageBytes)})\n`);
+  else
+    process.stdout.write(
+      `reclaimed ${formatBytes(reclaimed.overlayBytes + reclaimed.storageBytes)} (overlay ${formatBytes(reclaimed.overlayBytes)}, storage ${formatBytes(reclaimed.storageBytes)})\n`,
+    );
 }
 
 export async function runImages(args: ImagesArgs): Promise<void> {
@@ -85,7 +94,14 @@ export async function runImages(args: ImagesArgs): Promise<void> {
     process.stdout.write(
       renderTable(
         ['MACHINE', 'IMAGE', 'DIGEST', 'IN STORE', 'OVERLAY', 'STORAGE'],
-        rows.map((r) => [r.name, r.image ?? '(bare)', r.digest ? r.digest.slice(0, 19) : '-', r.from ? 'pack' : r.inStore === null ? '-' : r.inStore ? 'yes' : 'no', formatBytes(r.overlayBytes), formatBytes(r.storageBytes)]),
+        rows.map((r) => [
+          r.name,
+          r.image ?? '(bare)',
+          r.digest ? r.digest.slice(0, 19) : '-',
+          r.from ? 'pack' : r.inStore === null ? '-' : r.inStore ? 'yes' : 'no',
+          formatBytes(r.overlayBytes),
+          formatBytes(r.storageBytes),
+        ]),
       ),
     );
   } finally {

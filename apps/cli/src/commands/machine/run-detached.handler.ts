@@ -9,9 +9,17 @@ import type { RunArgs } from './run';
 
 /** The supervisor picks the driver (as SMOLVM_DRIVER): a wrong --driver is named as such here, before anything is made. */
 async function assertKnownDriver(name: string): Promise<void> {
-  const [{ defaultRegistry, UnknownDriverError }] = await Promise.all([import('@smolvm/driver-api'), import('../../runtime-assets')]);
+  const [{ defaultRegistry, UnknownDriverError }] = await Promise.all([
+    import('@smolvm/driver-api'),
+    import('../../runtime-assets'),
+  ]);
   const registry = defaultRegistry();
-  if (!registry.get(name)) throw new UnknownDriverError(name, registry.list().map((d) => d.name), '--driver');
+  if (!registry.get(name))
+    throw new UnknownDriverError(
+      name,
+      registry.list().map((d) => d.name),
+      '--driver',
+    );
 }
 
 export async function runDetached(args: RunArgs): Promise<void> {
@@ -19,12 +27,17 @@ export async function runDetached(args: RunArgs): Promise<void> {
   const name = args.name ?? 'NAME';
   // A command would have no terminal and no exit code to report: it belongs to `machine exec`.
   if (command.length > 0) {
-    throw new UsageError(`machine run -d takes no command (got "${command.join(' ')}"): the detached machine runs commands through \`machine exec\``, {
-      remedy: `drop it, then run \`smolvm machine exec --name ${name} -- ${command.join(' ')}\` (or put setup in [dev] init / --init)`,
-    });
+    throw new UsageError(
+      `machine run -d takes no command (got "${command.join(' ')}"): the detached machine runs commands through \`machine exec\``,
+      {
+        remedy: `drop it, then run \`smolvm machine exec --name ${name} -- ${command.join(' ')}\` (or put setup in [dev] init / --init)`,
+      },
+    );
   }
   if (args.interactive || args.tty) {
-    throw new UsageError('-i and -t attach a command to this terminal, and machine run -d runs none', { remedy: `drop them; for a shell in the detached machine use \`smolvm machine exec --name ${name} -it -- /bin/sh\`` });
+    throw new UsageError('-i and -t attach a command to this terminal, and machine run -d runs none', {
+      remedy: `drop them; for a shell in the detached machine use \`smolvm machine exec --name ${name} -it -- /bin/sh\``,
+    });
   }
   if (args.name !== undefined) validateMachineName(args.name);
   if (args.driver !== undefined) await assertKnownDriver(args.driver);
@@ -33,7 +46,10 @@ export async function runDetached(args: RunArgs): Promise<void> {
   if (args.name !== undefined) assertNameFree(machines, args.name);
   const { input, imageErofs } = await machineInput(merged, args);
   try {
-    const result = await machines.runDetached({ ...input, ...(args.name !== undefined ? { name: args.name } : {}) }, { ...(imageErofs ? { imageErofs } : {}), cold: args.cold });
+    const result = await machines.runDetached(
+      { ...input, ...(args.name !== undefined ? { name: args.name } : {}) },
+      { ...(imageErofs ? { imageErofs } : {}), cold: args.cold },
+    );
     printStartNotes(args.debug, result.notes);
     const started = result.record.name;
     process.stdout.write(`${started}\n`);

@@ -17,10 +17,14 @@ import { execOrExitCode } from './exec.handler';
 
 export async function runRun(args: RunArgs): Promise<number> {
   if (args.name !== undefined) {
-    throw new UsageError('--name names the machine of machine run -d, and this run is not detached', { remedy: 'add -d to leave the VM running under that name, or drop --name' });
+    throw new UsageError('--name names the machine of machine run -d, and this run is not detached', {
+      remedy: 'add -d to leave the VM running under that name, or drop --name',
+    });
   }
   if (args.tty && args.interactive && !process.stdin.isTTY) {
-    throw new UsageError('-it needs a terminal on stdin, and stdin is not one', { remedy: 'drop -t to pipe data in with -i, or run from a terminal' });
+    throw new UsageError('-it needs a terminal on stdin, and stdin is not one', {
+      remedy: 'drop -t to pipe data in with -i, or run from a terminal',
+    });
   }
   const smolfile = args.smolfile ? loadSmolfile(args.smolfile) : undefined;
   const merged = mergeRunOptions(
@@ -40,14 +44,18 @@ export async function runRun(args: RunArgs): Promise<number> {
 
   // Without an image, the base image bare VMs run on: known before any run, so its root is
   // built in the boot snapshot (imageInSnapshot) and a restore only configures the run.
-  const prepared = merged.image ? await pullWithProgress(merged.image, { quiet: args.quiet, pull: 'missing' }) : await prepareBaseImage(args.quiet);
+  const prepared = merged.image
+    ? await pullWithProgress(merged.image, { quiet: args.quiet, pull: 'missing' })
+    : await prepareBaseImage(args.quiet);
   const imageErofs = prepared.erofsPath;
   const imageConfig: ImageConfig = prepared.config;
   const config = applyImageConfig(merged, imageConfig);
   // The base's own command (Debian's /bin/bash) comes with its config; a base without one gets the shell.
   const argv = workloadArgv(config.argv, merged.image !== undefined);
   if (argv.length === 0) {
-    throw new UsageError(`image ${args.image ?? merged.image} defines no command`, { remedy: 'name one after --, e.g. smolvm machine run --image IMAGE -- /bin/sh' });
+    throw new UsageError(`image ${args.image ?? merged.image} defines no command`, {
+      remedy: 'name one after --, e.g. smolvm machine run --image IMAGE -- /bin/sh',
+    });
   }
 
   const early = takePrestarted();
@@ -67,7 +75,12 @@ export async function runRun(args: RunArgs): Promise<number> {
       args.debug ? (message) => process.stderr.write(`smolvm: network: ${message}\n`) : undefined,
     ),
     sshAgent: merged.sshAgent,
-    ...(args.debug ? { onSshAgentRefused: (request: string) => process.stderr.write(`smolvm: ssh-agent: refused ${request} from the guest\n`) } : {}),
+    ...(args.debug
+      ? {
+          onSshAgentRefused: (request: string) =>
+            process.stderr.write(`smolvm: ssh-agent: refused ${request} from the guest\n`),
+        }
+      : {}),
     agentBundle: agentBundlePath(),
     guestAssets: guestAssets(),
     bootSnapshot: !args.cold,
@@ -80,17 +93,33 @@ export async function runRun(args: RunArgs): Promise<number> {
   if (vm.restoreRecipe) keepRecipe(process.argv.slice(2), smolvmDirs(process.env).cache, __filename, vm.restoreRecipe);
   try {
     const env = Object.fromEntries(config.env.map((v) => [v.name, v.value]));
-    await runInit(vm, config.init, { env, ...(config.workdir ? { cwd: config.workdir } : {}), ...(config.user ? { user: config.user } : {}) });
+    await runInit(vm, config.init, {
+      env,
+      ...(config.workdir ? { cwd: config.workdir } : {}),
+      ...(config.user ? { user: config.user } : {}),
+    });
     const session = await execOrExitCode(vm, {
       argv,
       env,
       cwd: config.workdir,
       user: config.user,
       stdin: args.interactive,
-      ...(args.tty ? { tty: { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80, term: process.env.TERM || 'xterm-256color' } } : {}),
+      ...(args.tty
+        ? {
+            tty: {
+              rows: process.stdout.rows || 24,
+              cols: process.stdout.columns || 80,
+              term: process.env.TERM || 'xterm-256color',
+            },
+          }
+        : {}),
     });
     if (typeof session === 'number') return session;
-    const code = await runSession(session, { interactive: args.interactive, tty: args.tty, onTerminate: () => vm.kill() });
+    const code = await runSession(session, {
+      interactive: args.interactive,
+      tty: args.tty,
+      onTerminate: () => vm.kill(),
+    });
     commandDone = performance.now();
     return code;
   } finally {
@@ -100,7 +129,11 @@ export async function runRun(args: RunArgs): Promise<number> {
 }
 
 /** Init output goes to the terminal; Ctrl-C, SIGTERM and SIGHUP go to the init command, as they do to the command. */
-async function runInit(vm: Vm, commands: string[], ctx: { env: Record<string, string>; cwd?: string; user?: string }): Promise<void> {
+async function runInit(
+  vm: Vm,
+  commands: string[],
+  ctx: { env: Record<string, string>; cwd?: string; user?: string },
+): Promise<void> {
   let current: ExecSession | undefined;
   const forward = (signal: NodeJS.Signals) => void current?.signal(signal).catch(() => undefined);
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;

@@ -17,8 +17,11 @@ export async function runSnapshotCreate(args: SnapshotCreateArgs): Promise<void>
   if (args.json) return writeJson(snapshot);
   process.stdout.write(`${snapshot.id}\n`);
   if (!args.quiet) {
-    const paused = snapshot.pausedMs !== undefined ? `; the machine was paused ${(snapshot.pausedMs / 1000).toFixed(1)} s` : '';
-    process.stderr.write(`snapshot ${snapshot.id} of ${snapshot.running ? 'running' : 'stopped'} machine "${snapshot.machine}" (${formatBytes(snapshot.sizeBytes)} on disk${paused})\n`);
+    const paused =
+      snapshot.pausedMs !== undefined ? `; the machine was paused ${(snapshot.pausedMs / 1000).toFixed(1)} s` : '';
+    process.stderr.write(
+      `snapshot ${snapshot.id} of ${snapshot.running ? 'running' : 'stopped'} machine "${snapshot.machine}" (${formatBytes(snapshot.sizeBytes)} on disk${paused})\n`,
+    );
   }
 }
 
@@ -27,13 +30,22 @@ export async function runSnapshotLs(args: SnapshotLsArgs): Promise<void> {
   const snapshots = await machines.listSnapshots();
   const { damaged } = machines.snapshots.readAll();
   if (args.json) writeJson(snapshots);
-  else if (snapshots.length === 0 && damaged.length === 0) process.stderr.write('no snapshots yet; take one with `smolvm machine snapshot create NAME`\n');
-  else if (snapshots.length > 0) process.stdout.write(renderTable(['ID', 'SOURCE', 'STATE', 'SIZE', 'CREATED', 'USED BY'], snapshots.map(row)));
+  else if (snapshots.length === 0 && damaged.length === 0)
+    process.stderr.write('no snapshots yet; take one with `smolvm machine snapshot create NAME`\n');
+  else if (snapshots.length > 0)
+    process.stdout.write(renderTable(['ID', 'SOURCE', 'STATE', 'SIZE', 'CREATED', 'USED BY'], snapshots.map(row)));
   for (const d of damaged) process.stderr.write(`warning: ${d.reason}\n`);
 }
 
 function row(s: SnapshotSummary): string[] {
-  return [s.id, s.machine, s.running ? 'running' : 'stopped', formatBytes(s.sizeBytes), s.createdAt, s.dependents.join(',') || '-'];
+  return [
+    s.id,
+    s.machine,
+    s.running ? 'running' : 'stopped',
+    formatBytes(s.sizeBytes),
+    s.createdAt,
+    s.dependents.join(',') || '-',
+  ];
 }
 
 export async function runSnapshotRm(args: SnapshotRmArgs): Promise<void> {
@@ -45,7 +57,12 @@ function ports(values: string[] | undefined): PortMapping[] {
   return (values ?? []).map((v) => parsePort(v));
 }
 
-function networkOptions(args: { net?: boolean; allowHost?: string[]; allowCidr?: string[]; port?: string[] }): FromSnapshotOptions {
+function networkOptions(args: {
+  net?: boolean;
+  allowHost?: string[];
+  allowCidr?: string[];
+  port?: string[];
+}): FromSnapshotOptions {
   return {
     ...(args.net !== undefined ? { net: args.net } : {}),
     ...(args.allowHost ? { allowHosts: args.allowHost.map(parseAllowHost) } : {}),
@@ -55,10 +72,31 @@ function networkOptions(args: { net?: boolean; allowHost?: string[]; allowCidr?:
 }
 
 /** `machine create NEW --from-snapshot ID`: only the network flags apply; the rest is the source's. */
-export async function createFromSnapshot(machines: Machines, args: CreateArgs & { fromSnapshot: string }): Promise<MachineRecord> {
-  const other = (['image', 'smolfile', 'from', 'cpus', 'memory', 'storage', 'overlay', 'workdir', 'env', 'volume', 'init', 'sshAgent'] as const).filter((k) => args[k] !== undefined);
+export async function createFromSnapshot(
+  machines: Machines,
+  args: CreateArgs & { fromSnapshot: string },
+): Promise<MachineRecord> {
+  const other = (
+    [
+      'image',
+      'smolfile',
+      'from',
+      'cpus',
+      'memory',
+      'storage',
+      'overlay',
+      'workdir',
+      'env',
+      'volume',
+      'init',
+      'sshAgent',
+    ] as const
+  ).filter((k) => args[k] !== undefined);
   if (other.length > 0) {
-    throw new UsageError(`--from-snapshot copies the machine's settings; --${other.map(kebab).join(', --')} cannot change them`, { remedy: 'give only --net, --allow-host, --allow-cidr and -p with --from-snapshot' });
+    throw new UsageError(
+      `--from-snapshot copies the machine's settings; --${other.map(kebab).join(', --')} cannot change them`,
+      { remedy: 'give only --net, --allow-host, --allow-cidr and -p with --from-snapshot' },
+    );
   }
   return machines.createMachineFromSnapshot(args.name, args.fromSnapshot, networkOptions(args));
 }
@@ -71,11 +109,18 @@ export async function runFork(args: ForkArgs): Promise<void> {
   validateMachineName(args.name);
   const machines = cliMachines();
   const imageErofs = await machineImageErofs(machines.store.get(args.name), args.quiet);
-  const result = await machines.forkMachine(args.name, args.count !== undefined ? { base: args.new, count: args.count } : [args.new], {
-    ...networkOptions(args),
-    start: imageErofs ? { imageErofs } : {},
-  });
+  const result = await machines.forkMachine(
+    args.name,
+    args.count !== undefined ? { base: args.new, count: args.count } : [args.new],
+    {
+      ...networkOptions(args),
+      start: imageErofs ? { imageErofs } : {},
+    },
+  );
   if (args.json) return writeJson({ snapshot: result.snapshot, machines: result.machines });
   process.stdout.write(result.machines.map((m) => `${m}\n`).join(''));
-  if (!args.quiet) process.stderr.write(`started ${result.machines.length} ${result.machines.length === 1 ? 'copy' : 'copies'} of "${args.name}" from snapshot ${result.snapshot.id}\n`);
+  if (!args.quiet)
+    process.stderr.write(
+      `started ${result.machines.length} ${result.machines.length === 1 ? 'copy' : 'copies'} of "${args.name}" from snapshot ${result.snapshot.id}\n`,
+    );
 }

@@ -18,7 +18,10 @@ export async function runStatus(args: StatusArgs): Promise<void> {
   }
   const lines: Array<[string, string]> = [
     ['name', summary.name],
-    ['state', stateLabel(summary) + (status.pingMs !== undefined ? ` (agent answered in ${status.pingMs.toFixed(1)} ms)` : '')],
+    [
+      'state',
+      stateLabel(summary) + (status.pingMs !== undefined ? ` (agent answered in ${status.pingMs.toFixed(1)} ms)` : ''),
+    ],
     ['image', summary.image ?? '(bare)'],
     ['cpus', String(summary.cpus)],
     ['memory', `${summary.memoryMiB} MiB`],
@@ -27,8 +30,13 @@ export async function runStatus(args: StatusArgs): Promise<void> {
     ['network', summary.net ? 'on' : 'off'],
     ['created', summary.createdAt],
   ];
-  if (summary.ephemeral) lines.push(['kind', `ephemeral (machine run -d): \`smolvm machine stop --name ${summary.name}\` removes it with its disks`]);
+  if (summary.ephemeral)
+    lines.push([
+      'kind',
+      `ephemeral (machine run -d): \`smolvm machine stop --name ${summary.name}\` removes it with its disks`,
+    ]);
   if (details.startedAt) lines.push(['started', details.startedAt]);
-  if (status.lastExit && status.state !== 'running') lines.push(['last exit', `${status.lastExit.at} ${status.lastExit.cause}: ${status.lastExit.detail}`]);
+  if (status.lastExit && status.state !== 'running')
+    lines.push(['last exit', `${status.lastExit.at} ${status.lastExit.cause}: ${status.lastExit.detail}`]);
   process.stdout.write(lines.map(([k, v]) => `${(k + ':').padEnd(10)} ${v}`).join('\n') + '\n');
 }

@@ -9,7 +9,11 @@ export const stopCommand: CommandModule<GlobalArgs, StopArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
       .option('name', { alias: 'n', type: 'string', default: 'default', describe: 'Machine name' })
-      .option('timeout', { type: 'number', default: 30, describe: 'Seconds to wait for a graceful shutdown before killing the VM' })
+      .option('timeout', {
+        type: 'number',
+        default: 30,
+        describe: 'Seconds to wait for a graceful shutdown before killing the VM',
+      })
       .example('$0 machine stop --name dev', 'Power "dev" off; its disks keep everything'),
   handler: async (args) => (await import('./lifecycle.handler')).runStop(args),
 };

@@ -5,7 +5,21 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConflictError, UsageError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
-import { applyImageConfig, formatPlatform, formatReference, loadSmolfile, mergeEnv, mergeNetwork, parseCpus, parseEnvEntry, parseEnvFlag, parseMemory, resolveArtifactProfile, type ImageRunSettings, type WorkloadOptions } from '@smolvm/config';
+import {
+  applyImageConfig,
+  formatPlatform,
+  formatReference,
+  loadSmolfile,
+  mergeEnv,
+  mergeNetwork,
+  parseCpus,
+  parseEnvEntry,
+  parseEnvFlag,
+  parseMemory,
+  resolveArtifactProfile,
+  type ImageRunSettings,
+  type WorkloadOptions,
+} from '@smolvm/config';
 import { ensureAgentImage } from '@smolvm/agent-image';
 import type { MachineRecord } from '@smolvm/machine-store';
 import { shrunkCopy } from '@smolvm/machines';
@@ -25,35 +39,90 @@ function fileSection(name: SectionSource['name'], file: string): SectionSource {
 
 export async function runPackCreate(args: PackCreateArgs): Promise<void> {
   if (args.fromVm !== undefined && (args.image !== undefined || args.smolfile !== undefined)) {
-    throw new UsageError('--from-vm packs a machine as it is, and --image/--smolfile describe another workload', { remedy: 'drop --image and --smolfile, or --from-vm' });
+    throw new UsageError('--from-vm packs a machine as it is, and --image/--smolfile describe another workload', {
+      remedy: 'drop --image and --smolfile, or --from-vm',
+    });
   }
   const output = path.resolve(args.output);
-  if (output.endsWith('.smolmachine')) throw new UsageError(`-o names the executable, and ${args.output} ends in .smolmachine`, { remedy: `give the executable's path (e.g. -o ${args.output.replace(/\.smolmachine$/, '')}); the payload goes beside it` });
-  if (fs.statSync(output, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`-o ${args.output} is a directory`, { remedy: 'give the path of the executable to write, e.g. -o ./my-app' });
-  if (!fs.statSync(path.dirname(output), { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`the directory of -o ${args.output} does not exist`, { remedy: `create ${path.dirname(output)} first` });
+  if (output.endsWith('.smolmachine'))
+    throw new UsageError(`-o names the executable, and ${args.output} ends in .smolmachine`, {
+      remedy: `give the executable's path (e.g. -o ${args.output.replace(/\.smolmachine$/, '')}); the payload goes beside it`,
+    });
+  if (fs.statSync(output, { throwIfNoEntry: false })?.isDirectory())
+    throw new UsageError(`-o ${args.output} is a directory`, {
+      remedy: 'give the path of the executable to write, e.g. -o ./my-app',
+    });
+  if (!fs.statSync(path.dirname(output), { throwIfNoEntry: false })?.isDirectory())
+    throw new UsageError(`the directory of -o ${args.output} does not exist`, {
+      remedy: `create ${path.dirname(output)} first`,
+    });
   const smolfile = args.smolfile ? loadSmolfile(args.smolfile) : undefined;
-  const profile = resolveArtifactProfile({ image: args.image, cpus: args.cpus, memory: args.memory, platform: args.platform }, smolfile);
+  const profile = resolveArtifactProfile(
+    { image: args.image, cpus: args.cpus, memory: args.memory, platform: args.platform },
+    smolfile,
+  );
   const flagEnv = (args.env ?? []).map((e) => parseEnvFlag(e));
-  const flagNetwork = { net: args.net, allowHosts: args.allowHost, allowCidrs: args.allowCidr, outboundLocalhostOnly: args.outboundLocalhostOnly };
+  const flagNetwork = {
+    net: args.net,
+    allowHosts: args.allowHost,
+    allowCidrs: args.allowCidr,
+    outboundLocalhostOnly: args.outboundLocalhostOnly,
+  };
 
   let record: MachineRecord | undefined;
   let prepared: PreparedImage | undefined;
   if (args.fromVm !== undefined) {
     const status = await cliMachines().status(args.fromVm);
     record = status.record;
-    if (status.state === 'running' || status.state === 'unreachable') throw new ConflictError(`machine "${record.name}" is running`, { remedy: `stop it first: smolvm machine stop --name ${record.name}` });
-    if (record.ephemeral) throw new UsageError(`machine "${record.name}" is an ephemeral machine of machine run -d`, { remedy: 'pack a persistent machine (machine create)' });
-    if (record.from) throw new UsageError(`machine "${record.name}" was made from a pack, and packing it again is not supported`, { remedy: `pack its source again, or pack a machine made with --image` });
+    if (status.state === 'running' || status.state === 'unreachable')
+      throw new ConflictError(`machine "${record.name}" is running`, {
+        remedy: `stop it first: smolvm machine stop --name ${record.name}`,
+      });
+    if (record.ephemeral)
+      throw new UsageError(`machine "${record.name}" is an ephemeral machine of machine run -d`, {
+        remedy: 'pack a persistent machine (machine create)',
+      });
+    if (record.from)
+      throw new UsageError(`machine "${record.name}" was made from a pack, and packing it again is not supported`, {
+        remedy: `pack its source again, or pack a machine made with --image`,
+      });
     prepared = await machineImage(record, args.quiet);
   } else if (profile.image) {
-    prepared = await pullWithProgress(formatReference(profile.image), { quiet: args.quiet, pull: 'missing', ...(profile.platform ? { platform: formatPlatform(profile.platform) } : {}) });
+    prepared = await pullWithProgress(formatReference(profile.image), {
+      quiet: args.quiet,
+      pull: 'missing',
+      ...(profile.platform ? { platform: formatPlatform(profile.platform) } : {}),
+    });
   }
 
   const imageConfig: ImageRunSettings = prepared?.config ?? {};
-  let workload: Pick<PackManifestBase, 'entrypoint' | 'cmd' | 'env' | 'workdir' | 'user' | 'cpus' | 'memory_mib' | 'storage_gib' | 'overlay_gib' | 'network'>;
+  let workload: Pick<
+    PackManifestBase,
+    | 'entrypoint'
+    | 'cmd'
+    | 'env'
+    | 'workdir'
+    | 'user'
+    | 'cpus'
+    | 'memory_mib'
+    | 'storage_gib'
+    | 'overlay_gib'
+    | 'network'
+  >;
   if (record) {
     // The record holds the merged env/workdir/resources; the image config supplies the command.
-    const base: WorkloadOptions = { env: mergeEnv(record.env.map((e) => parseEnvEntry(e)), flagEnv), cpus: record.cpus, memoryMib: record.memoryMiB, storageGib: record.storageGiB, overlayGib: record.overlayGiB, network: { enabled: false, allowHosts: [], allowCidrs: [] }, sshAgent: false };
+    const base: WorkloadOptions = {
+      env: mergeEnv(
+        record.env.map((e) => parseEnvEntry(e)),
+        flagEnv,
+      ),
+      cpus: record.cpus,
+      memoryMib: record.memoryMiB,
+      storageGib: record.storageGiB,
+      overlayGib: record.overlayGiB,
+      network: { enabled: false, allowHosts: [], allowCidrs: [] },
+      sshAgent: false,
+    };
     const config = applyImageConfig(base, imageConfig);
     const network = mergeNetwork(flagNetwork);
     workload = {
@@ -66,10 +135,15 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
       memory_mib: args.memory !== undefined ? parseMemory(args.memory) : record.memoryMiB,
       storage_gib: record.storageGiB,
       overlay_gib: record.overlayGiB,
-      network: network.enabled ? { net: true, allow_hosts: network.allowHosts, allow_cidrs: network.allowCidrs.map((c) => c.cidr) } : { net: record.net, allow_hosts: record.allowHosts, allow_cidrs: record.allowCidrs },
+      network: network.enabled
+        ? { net: true, allow_hosts: network.allowHosts, allow_cidrs: network.allowCidrs.map((c) => c.cidr) }
+        : { net: record.net, allow_hosts: record.allowHosts, allow_cidrs: record.allowCidrs },
     };
   } else {
-    const config = applyImageConfig({ ...profile, env: mergeEnv(profile.env, flagEnv), ...(args.workdir ? { workdir: args.workdir } : {}) }, imageConfig);
+    const config = applyImageConfig(
+      { ...profile, env: mergeEnv(profile.env, flagEnv), ...(args.workdir ? { workdir: args.workdir } : {}) },
+      imageConfig,
+    );
     const network = mergeNetwork(flagNetwork, smolfile);
     workload = {
       entrypoint: config.entrypoint,
@@ -81,7 +155,11 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
       memory_mib: config.memoryMib,
       storage_gib: config.storageGib,
       overlay_gib: config.overlayGib,
-      network: { net: network.enabled, allow_hosts: network.allowHosts, allow_cidrs: network.allowCidrs.map((c) => c.cidr) },
+      network: {
+        net: network.enabled,
+        allow_hosts: network.allowHosts,
+        allow_cidrs: network.allowCidrs.map((c) => c.cidr),
+      },
     };
   }
   const artifact = smolfile?.artifact;
@@ -116,23 +194,32 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
     if (prepared) sections.push(fileSection('rootfs', prepared.erofsPath));
     if (record && scratch) {
       const files = cliMachines().files(record.name);
-      for (const [name, disk] of [['overlay', files.overlayDisk], ['storage', files.storageDisk]] as const) {
+      for (const [name, disk] of [
+        ['overlay', files.overlayDisk],
+        ['storage', files.storageDisk],
+      ] as const) {
         const copy = path.join(scratch, `${name}.ext4`);
         shrunkCopy(disk, copy, record.fromSnapshot ? 'qcow2' : 'raw');
         sections.push(fileSection(name, copy));
       }
     }
     const payload = args.singleFile === true ? output : `${output}.smolmachine`;
-    const packed = await assemblePack({ output: payload, manifest, sections, ...(args.singleFile ? { prefix: stubPrefix(stub, true) } : {}) });
+    const packed = await assemblePack({
+      output: payload,
+      manifest,
+      sections,
+      ...(args.singleFile ? { prefix: stubPrefix(stub, true) } : {}),
+    });
     if (!args.singleFile) writeFileAtomic(output, stubPrefix(stub, false), 0o755);
     if (!args.quiet) {
       const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
       const parts = packed.manifest.sections.map((s) => `${s.name} ${mib(s.size)}`).join(', ');
-      process.stderr.write(`packed ${packed.manifest.image?.reference ?? 'the bare image'}${record ? ` (machine ${record.name})` : ''}: ${payload} (${mib(packed.size)}: ${parts})${args.singleFile ? '' : `; run it with ${output} run`}\n`);
+      process.stderr.write(
+        `packed ${packed.manifest.image?.reference ?? 'the bare image'}${record ? ` (machine ${record.name})` : ''}: ${payload} (${mib(packed.size)}: ${parts})${args.singleFile ? '' : `; run it with ${output} run`}\n`,
+      );
     }
     process.stdout.write(`${output}\n`);
   } finally {
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   }
 }
-

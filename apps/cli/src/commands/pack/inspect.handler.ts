@@ -30,5 +30,10 @@ export async function runPackInspect(args: PackInspectArgs): Promise<void> {
     '',
   ];
   process.stdout.write(lines.join('\n') + '\n');
-  process.stdout.write(renderTable(['SECTION', 'MEDIA TYPE', 'OFFSET', 'SIZE', 'SHA256'], pack.sections().map((s) => [s.name, s.media_type, String(s.fileOffset), mib(s.size), s.sha256.slice(0, 16)])));
+  process.stdout.write(
+    renderTable(
+      ['SECTION', 'MEDIA TYPE', 'OFFSET', 'SIZE', 'SHA256'],
+      pack.sections().map((s) => [s.name, s.media_type, String(s.fileOffset), mib(s.size), s.sha256.slice(0, 16)]),
+    ),
+  );
 }

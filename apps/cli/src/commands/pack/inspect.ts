@@ -8,8 +8,16 @@ export const packInspectCommand: CommandModule<GlobalArgs, PackInspectArgs> = {
   describe: "Show a .smolmachine's manifest and sections",
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
-      .positional('path', { type: 'string', demandOption: true, describe: 'A .smolmachine, or a --single-file executable' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the manifest (with the pack digest) as JSON' })
+      .positional('path', {
+        type: 'string',
+        demandOption: true,
+        describe: 'A .smolmachine, or a --single-file executable',
+      })
+      .option('json', {
+        type: 'boolean',
+        default: false,
+        describe: 'Print the manifest (with the pack digest) as JSON',
+      })
       .example('$0 pack inspect ./my-app.smolmachine', 'Platform, image, command, resources, sections and sizes'),
   handler: async (args) => (await import('./inspect.handler')).runPackInspect(args),
 };

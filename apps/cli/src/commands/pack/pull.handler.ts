@@ -6,7 +6,11 @@ import { writeJson } from '../../output/table';
 import type { PackPullArgs } from './pull';
 
 export async function runPackPull(args: PackPullArgs): Promise<void> {
-  const pulled = await pullPackWithProgress(args.reference, { quiet: args.quiet || args.json, output: args.output, platform: args.platform });
+  const pulled = await pullPackWithProgress(args.reference, {
+    quiet: args.quiet || args.json,
+    output: args.output,
+    platform: args.platform,
+  });
   if (args.json) {
     writeJson({
       reference: pulled.reference,
@@ -19,11 +23,17 @@ export async function runPackPull(args: PackPullArgs): Promise<void> {
     return;
   }
   process.stdout.write(`${pulled.path}\n`);
-  if (!args.quiet) process.stderr.write(`pulled ${pulled.reference} (${pulled.manifest.platform}, ${formatBytes(pulled.downloadedBytes)} downloaded)\n`);
+  if (!args.quiet)
+    process.stderr.write(
+      `pulled ${pulled.reference} (${pulled.manifest.platform}, ${formatBytes(pulled.downloadedBytes)} downloaded)\n`,
+    );
 }
 
 /** A byte bar on a terminal while `fn` pulls; nothing when piped or quiet. */
-async function withPullProgress<T>(quiet: boolean, fn: (onProgress: (event: PullEvent) => void) => Promise<T>): Promise<T> {
+async function withPullProgress<T>(
+  quiet: boolean,
+  fn: (onProgress: (event: PullEvent) => void) => Promise<T>,
+): Promise<T> {
   const progress = byteProgress({ quiet });
   const onProgress = (event: PullEvent): void => {
     if (event.type === 'resolved' && event.totalBytes > 0) progress.start(event.totalBytes, 'pulling');
@@ -38,8 +48,13 @@ async function withPullProgress<T>(quiet: boolean, fn: (onProgress: (event: Pull
 
 const warn = (m: string): void => void process.stderr.write(`warning: ${m}\n`);
 
-function pullPackWithProgress(reference: string, options: { quiet: boolean; output?: string; platform?: string }): ReturnType<typeof pullPack> {
-  return withPullProgress(options.quiet, (onProgress) => pullPack(reference, { output: options.output, platform: options.platform, onProgress, warn }));
+function pullPackWithProgress(
+  reference: string,
+  options: { quiet: boolean; output?: string; platform?: string },
+): ReturnType<typeof pullPack> {
+  return withPullProgress(options.quiet, (onProgress) =>
+    pullPack(reference, { output: options.output, platform: options.platform, onProgress, warn }),
+  );
 }
 
 /**

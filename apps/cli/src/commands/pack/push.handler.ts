@@ -14,7 +14,11 @@ export async function runPackPush(args: PackPushArgs): Promise<void> {
       sizes.set(event.digest, event.size);
       const total = [...sizes.values()].reduce((a, b) => a + b, 0);
       if (sizes.size === 1) progress.start(total, 'pushing');
-      else progress.update([...sent.values()].reduce((a, b) => a + b, 0), total);
+      else
+        progress.update(
+          [...sent.values()].reduce((a, b) => a + b, 0),
+          total,
+        );
     } else if (event.type === 'blob-progress' || event.type === 'blob-done') {
       sent.set(event.digest, event.type === 'blob-done' ? event.size : event.bytes);
       progress.update([...sent.values()].reduce((a, b) => a + b, 0));
@@ -22,7 +26,10 @@ export async function runPackPush(args: PackPushArgs): Promise<void> {
   };
   let pushed;
   try {
-    pushed = await pushPack(args.path, args.reference, { onProgress, warn: (m) => process.stderr.write(`warning: ${m}\n`) });
+    pushed = await pushPack(args.path, args.reference, {
+      onProgress,
+      warn: (m) => process.stderr.write(`warning: ${m}\n`),
+    });
   } finally {
     progress.stop();
   }
@@ -42,6 +49,8 @@ export async function runPackPush(args: PackPushArgs): Promise<void> {
   process.stdout.write(`${pushed.reference}@${pushed.index.digest}\n`);
   if (!args.quiet) {
     const kept = pushed.blobs.filter((b) => b.outcome !== 'uploaded').length;
-    process.stderr.write(`pushed ${pushed.reference} (${platform}): ${formatBytes(pushed.uploadedBytes)} uploaded, ${kept} of ${pushed.blobs.length} blobs already on the registry\n`);
+    process.stderr.write(
+      `pushed ${pushed.reference} (${platform}): ${formatBytes(pushed.uploadedBytes)} uploaded, ${kept} of ${pushed.blobs.length} blobs already on the registry\n`,
+    );
   }
 }

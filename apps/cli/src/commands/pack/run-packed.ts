@@ -20,40 +20,75 @@ export interface PackedRunOptions {
 }
 
 export function ttyOptions(tty: boolean): { tty?: { rows: number; cols: number; term: string } } {
-  return tty ? { tty: { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80, term: process.env.TERM || 'xterm-256color' } } : {};
+  return tty
+    ? {
+        tty: {
+          rows: process.stdout.rows || 24,
+          cols: process.stdout.columns || 80,
+          term: process.env.TERM || 'xterm-256color',
+        },
+      }
+    : {};
 }
 
 export async function runPacked(pack: PackFile, o: PackedRunOptions): Promise<number> {
   if (o.tty && o.interactive && !process.stdin.isTTY) {
-    throw new UsageError('-it needs a terminal on stdin, and stdin is not one', { remedy: 'drop -t to pipe data in with -i, or run from a terminal' });
+    throw new UsageError('-it needs a terminal on stdin, and stdin is not one', {
+      remedy: 'drop -t to pipe data in with -i, or run from a terminal',
+    });
   }
   const w = packedWorkload(pack.manifest, o.command);
   const argv = w.argv.length > 0 ? w.argv : pack.manifest.image ? [] : ['/bin/sh'];
-  if (argv.length === 0) throw new UsageError('the pack defines no command', { remedy: `name one after --, e.g. ${o.program} run -- /bin/sh` });
+  if (argv.length === 0)
+    throw new UsageError('the pack defines no command', {
+      remedy: `name one after --, e.g. ${o.program} run -- /bin/sh`,
+    });
   const cacheDir = smolvmDirs().cache;
   const boot = await packedBoot(pack, cacheDir);
   // A pack made with --from-vm brings its machine's disks: this run gets copies, gone after it.
   const scratch = pack.section('overlay') ? createRunDir('pack') : undefined;
   try {
-    const persistent = scratch ? { overlayDisk: path.join(scratch.path, 'overlay.ext4'), storageDisk: path.join(scratch.path, 'storage.ext4') } : undefined;
-    if (persistent) await writePackDisks(pack, persistent, { overlayGiB: pack.manifest.overlay_gib, storageGiB: pack.manifest.storage_gib }, cacheDir);
+    const persistent = scratch
+      ? { overlayDisk: path.join(scratch.path, 'overlay.ext4'), storageDisk: path.join(scratch.path, 'storage.ext4') }
+      : undefined;
+    if (persistent)
+      await writePackDisks(
+        pack,
+        persistent,
+        { overlayGiB: pack.manifest.overlay_gib, storageGiB: pack.manifest.storage_gib },
+        cacheDir,
+      );
     return await runVm(o, w, argv, { ...boot, ...(persistent ? { persistent } : {}) });
   } finally {
     scratch?.remove();
   }
 }
 
-async function runVm(o: PackedRunOptions, w: PackedWorkload, argv: string[], boot: Partial<StartVmOptions>): Promise<number> {
+async function runVm(
+  o: PackedRunOptions,
+  w: PackedWorkload,
+  argv: string[],
+  boot: Partial<StartVmOptions>,
+): Promise<number> {
   const vm = await startVm({
     cpus: w.cpus,
     memoryMiB: w.memoryMiB,
     ...boot,
-    ...(w.network.net ? { network: { outbound: true, allowHosts: w.network.allowHosts, allowCidrs: w.network.allowCidrs, ports: [] } } : {}),
+    ...(w.network.net
+      ? { network: { outbound: true, allowHosts: w.network.allowHosts, allowCidrs: w.network.allowCidrs, ports: [] } }
+      : {}),
     bootSnapshot: o.cold !== true,
     ...(o.debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: ${message}\n`) } : {}),
   });
   try {
-    const session = await execOrExitCode(vm, { argv, env: w.env, ...(w.workdir ? { cwd: w.workdir } : {}), ...(w.user ? { user: w.user } : {}), stdin: o.interactive, ...ttyOptions(o.tty) });
+    const session = await execOrExitCode(vm, {
+      argv,
+      env: w.env,
+      ...(w.workdir ? { cwd: w.workdir } : {}),
+      ...(w.user ? { user: w.user } : {}),
+      stdin: o.interactive,
+      ...ttyOptions(o.tty),
+    });
     if (typeof session === 'number') return session;
     return await runSession(session, { interactive: o.interactive, tty: o.tty, onTerminate: () => vm.kill() });
   } finally {

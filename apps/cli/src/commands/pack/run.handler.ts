@@ -11,9 +11,14 @@ export async function runPackRun(args: PackRunArgs): Promise<number> {
     throw new UsageError('--sidecar and --from both name the pack to run', { remedy: 'give one of them' });
   }
   if (args.sidecar === undefined && args.from === undefined) {
-    throw new UsageError('pack run needs the pack to run', { remedy: 'name it with --sidecar PATH.smolmachine or --from REFERENCE' });
+    throw new UsageError('pack run needs the pack to run', {
+      remedy: 'name it with --sidecar PATH.smolmachine or --from REFERENCE',
+    });
   }
-  const file = args.from !== undefined ? await (await import('./pull.handler')).packFileFrom(args.from, args.quiet) : (args.sidecar as string);
+  const file =
+    args.from !== undefined
+      ? await (await import('./pull.handler')).packFileFrom(args.from, args.quiet)
+      : (args.sidecar as string);
   return runPacked(PackFile.open(file), {
     command: (args['--'] ?? []).map(String),
     interactive: args.interactive,

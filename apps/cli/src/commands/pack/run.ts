@@ -17,15 +17,42 @@ export const packRunCommand: CommandModule<GlobalArgs, PackRunArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
       .parserConfiguration({ 'populate--': true })
-      .usage('smolvm pack run (--sidecar PATH | --from REFERENCE) [-i] [-t] [-- COMMAND [ARG...]]\n\nRuns the packed machine once, like `machine run`: COMMAND replaces the pack\'s command, its exit\ncode becomes smolvm\'s, and nothing is kept. PATH is a .smolmachine or a --single-file executable;\nREFERENCE is pulled from its registry first (into the pack cache, once per digest).')
-      .option('sidecar', { coerce: lastValue, type: 'string', describe: 'The .smolmachine (or single-file executable) to run' })
-      .option('from', { coerce: lastValue, type: 'string', describe: 'A pack in a registry (artifact reference) or a pack file, to run' })
-      .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'Keep stdin open and send it to the command' })
-      .option('tty', { alias: 't', type: 'boolean', default: false, describe: 'Allocate a pseudo-terminal (use with -i for a shell)' })
-      .option('cold', { type: 'boolean', default: false, describe: 'Boot instead of restoring the boot snapshot of its shape' })
+      .usage(
+        "smolvm pack run (--sidecar PATH | --from REFERENCE) [-i] [-t] [-- COMMAND [ARG...]]\n\nRuns the packed machine once, like `machine run`: COMMAND replaces the pack's command, its exit\ncode becomes smolvm's, and nothing is kept. PATH is a .smolmachine or a --single-file executable;\nREFERENCE is pulled from its registry first (into the pack cache, once per digest).",
+      )
+      .option('sidecar', {
+        coerce: lastValue,
+        type: 'string',
+        describe: 'The .smolmachine (or single-file executable) to run',
+      })
+      .option('from', {
+        coerce: lastValue,
+        type: 'string',
+        describe: 'A pack in a registry (artifact reference) or a pack file, to run',
+      })
+      .option('interactive', {
+        alias: 'i',
+        type: 'boolean',
+        default: false,
+        describe: 'Keep stdin open and send it to the command',
+      })
+      .option('tty', {
+        alias: 't',
+        type: 'boolean',
+        default: false,
+        describe: 'Allocate a pseudo-terminal (use with -i for a shell)',
+      })
+      .option('cold', {
+        type: 'boolean',
+        default: false,
+        describe: 'Boot instead of restoring the boot snapshot of its shape',
+      })
       .example('$0 pack run --sidecar ./my-app.smolmachine', "Run the pack's own command")
       .example('$0 pack run --sidecar ./my-app.smolmachine -it -- /bin/sh', 'A shell in the packed machine')
-      .example('$0 pack run --from registry.example.com/team/my-app:v1 -- python3 -V', 'Pull a pushed pack (once) and run it'),
+      .example(
+        '$0 pack run --from registry.example.com/team/my-app:v1 -- python3 -V',
+        'Pull a pushed pack (once) and run it',
+      ),
   handler: async (args) => {
     process.exitCode = await (await import('./run.handler')).runPackRun(args);
   },

@@ -19,10 +19,18 @@ async function handlers(): Promise<ServeHandlers> {
     const { loadBundle } = await import('../../code-cache');
     // Evaluated like the CLI's own asset, without a code cache: a server starts once, and the
     // cache file is keyed by the executable, which the CLI's cache already uses.
-    return loadBundle({ bundle: process.execPath, source: () => readAsset('smolvm-serve.js').toString('latin1'), cacheDir: undefined, command: 'serve' }).exports as ServeHandlers;
+    return loadBundle({
+      bundle: process.execPath,
+      source: () => readAsset('smolvm-serve.js').toString('latin1'),
+      cacheDir: undefined,
+      command: 'serve',
+    }).exports as ServeHandlers;
   }
   // A computed path: esbuild must not pull the handler (and fastify) into smolvm-main.js.
-  const file = path.join(__dirname, path.basename(__filename) === 'smolvm-main.js' ? 'smolvm-serve.js' : 'serve.handler');
+  const file = path.join(
+    __dirname,
+    path.basename(__filename) === 'smolvm-main.js' ? 'smolvm-serve.js' : 'serve.handler',
+  );
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require(file) as ServeHandlers;
 }
@@ -37,15 +45,30 @@ const startCommand: CommandModule<GlobalArgs, ServeStartArgs> = {
   describe: 'Serve the HTTP API in the foreground (Ctrl-C stops it; machines keep running)',
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
-      .option('listen', { type: 'string', describe: 'TCP address ADDR:PORT (default 127.0.0.1:8080; not loopback: needs --token-file)' })
-      .option('socket', { type: 'string', describe: 'Also (or only, without --listen) serve on this unix socket, created 0600' })
-      .option('token-file', { type: 'string', describe: 'Require Authorization: Bearer <token> on every request; the file (mode 0600) holds the token' })
+      .option('listen', {
+        type: 'string',
+        describe: 'TCP address ADDR:PORT (default 127.0.0.1:8080; not loopback: needs --token-file)',
+      })
+      .option('socket', {
+        type: 'string',
+        describe: 'Also (or only, without --listen) serve on this unix socket, created 0600',
+      })
+      .option('token-file', {
+        type: 'string',
+        describe: 'Require Authorization: Bearer <token> on every request; the file (mode 0600) holds the token',
+      })
       .usage(
         'smolvm serve start [--listen ADDR:PORT] [--socket PATH] [--token-file FILE]\n\nServe the HTTP API (routes: GET /api/v1/openapi.json or `smolvm serve openapi`). Loopback\nonly unless a token is required; no CORS. Prints one "listening on" line per listener on stdout.',
       )
       .example('$0 serve start', 'Listen on 127.0.0.1:8080')
-      .example('$0 serve start --socket ~/.smolvm.sock --listen 127.0.0.1:0', 'A unix socket (0600) and a free loopback port')
-      .example('$0 serve start --listen 0.0.0.0:8080 --token-file ~/.smolvm-token', 'All interfaces, bearer token required'),
+      .example(
+        '$0 serve start --socket ~/.smolvm.sock --listen 127.0.0.1:0',
+        'A unix socket (0600) and a free loopback port',
+      )
+      .example(
+        '$0 serve start --listen 0.0.0.0:8080 --token-file ~/.smolvm-token',
+        'All interfaces, bearer token required',
+      ),
   handler: (args) => run((h) => h.runServeStart(args)),
 };
 

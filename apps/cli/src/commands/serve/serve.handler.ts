@@ -15,7 +15,8 @@ export async function runServeStart(args: ServeStartArgs): Promise<number> {
   try {
     const token = args.tokenFile !== undefined ? readTokenFile(args.tokenFile) : undefined;
     // --socket alone serves only the socket; otherwise TCP on --listen or the default.
-    const listen = args.socket !== undefined && args.listen === undefined ? undefined : parseListen(args.listen ?? DEFAULT_LISTEN);
+    const listen =
+      args.socket !== undefined && args.listen === undefined ? undefined : parseListen(args.listen ?? DEFAULT_LISTEN);
     const server = await startServe({
       machines: cliMachines(),
       // Bare machines are based on the same base as the CLI's (no progress bar: a server's stdout is its log).
@@ -24,16 +25,23 @@ export async function runServeStart(args: ServeStartArgs): Promise<number> {
       ...(listen ? { listen } : {}),
       ...(args.socket !== undefined ? { socket: args.socket } : {}),
       ...(token !== undefined ? { token } : {}),
-      onInternalError: (err) => process.stderr.write(`smolvm serve: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+      onInternalError: (err) =>
+        process.stderr.write(
+          `smolvm serve: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+        ),
     });
     if (server.url) process.stdout.write(`listening on ${server.url}\n`);
     if (server.socket) process.stdout.write(`listening on unix:${server.socket}\n`);
-    if (!args.quiet) process.stderr.write(`smolvm serve: ${token !== undefined ? 'bearer token required' : 'loopback only, no token'}; Ctrl-C stops (machines keep running)\n`);
+    if (!args.quiet)
+      process.stderr.write(
+        `smolvm serve: ${token !== undefined ? 'bearer token required' : 'loopback only, no token'}; Ctrl-C stops (machines keep running)\n`,
+      );
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));
     });
-    if (!args.quiet) process.stderr.write(`smolvm serve: ${signal}: finishing requests in flight (again to exit at once)\n`);
+    if (!args.quiet)
+      process.stderr.write(`smolvm serve: ${signal}: finishing requests in flight (again to exit at once)\n`);
     // A second signal leaves at once: the open requests' guest processes go with their connections.
     const again = () => process.exit(130);
     process.once('SIGINT', again);
