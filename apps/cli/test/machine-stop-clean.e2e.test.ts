@@ -19,7 +19,9 @@ function exec(script: string): CliResult {
   return cli(['machine', 'exec', '--name', 'clean', '--', '/bin/sh', '-c', script]);
 }
 
-/** ext4's "needs_recovery" (EXT4_FEATURE_INCOMPAT_RECOVER): set while mounted, cleared by a clean unmount or a freeze. */
+/**
+ * ext4's "needs_recovery" (EXT4_FEATURE_INCOMPAT_RECOVER): set while mounted, cleared by a clean unmount or a freeze.
+ */
 function needsRecovery(disk: string): boolean {
   const superblock = Buffer.alloc(1024);
   const fd = fs.openSync(disk, 'r');

@@ -318,8 +318,8 @@ export function loopbackUp(): void {
 }
 
 /**
- * Static IPv4 on the NIC when there is one, with busybox `ip` (the agent image's, through the agent's open descriptor): four
- * short commands are simpler and as fast as netlink from koffi, and busybox reports errors clearly.
+ * Static IPv4 on the NIC when there is one, with busybox `ip` (the agent image's, through the agent's open descriptor):
+ * four short commands are simpler and as fast as netlink from koffi, and busybox reports errors clearly.
  */
 function configureNetwork(network: GuestNetwork | undefined, busybox: string): void {
   const ip = (...args: string[]) => {

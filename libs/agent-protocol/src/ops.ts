@@ -256,7 +256,9 @@ function parseGuestPath(value: string, where: string): string {
   return value;
 }
 
-/** The fields of a SetupSpec that make the guest root; the rest (hostname, volumes, network...) configure a run in it. */
+/**
+ * The fields of a SetupSpec that make the guest root; the rest (hostname, volumes, network...) configure a run in it.
+ */
 export const ROOT_SETUP_FIELDS = ['image', 'rootShare', 'upper', 'upperSizeMiB', 'workspace'] as const;
 
 export type RootSetupSpec = Pick<SetupSpec, (typeof ROOT_SETUP_FIELDS)[number]>;

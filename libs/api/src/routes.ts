@@ -151,7 +151,10 @@ function mergedWorkload(body: RunBodyT): MergedRunOptions {
   });
 }
 
-/** What a machine made from a snapshot chooses for itself: its network policy and host ports (merged as `machine create` merges them). */
+/**
+ * What a machine made from a snapshot chooses for itself: its network policy and host ports (merged as `machine create`
+ * merges them).
+ */
 function snapshotMachineOptions(
   body: Pick<RunBodyT, 'net' | 'allowHosts' | 'allowCidrs' | 'outboundLocalhostOnly' | 'ports'>,
 ): FromSnapshotOptions {

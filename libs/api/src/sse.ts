@@ -21,7 +21,10 @@ export class SseStream {
     return this.ended || this.res.destroyed;
   }
 
-  /** Sends one event; `data` may hold newlines (each line becomes a `data:` line; CR and CRLF arrive as LF). False: wait for drain. */
+  /**
+   * Sends one event; `data` may hold newlines (each line becomes a `data:` line; CR and CRLF arrive as LF). False: wait
+   * for drain.
+   */
   send(event: string, data: string): boolean {
     if (this.closed) return true;
     const lines = data

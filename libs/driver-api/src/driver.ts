@@ -1,5 +1,5 @@
-// The contract between smolvm and a hypervisor (docs/architecture.md#driver-contract). Required: probe + start + a handle.
-// Everything else is an optional capability discovered at run time. See README.md.
+// The contract between smolvm and a hypervisor (docs/architecture.md#driver-contract). Required: probe + start + a
+// handle. Everything else is an optional capability discovered at run time. See README.md.
 import type { VmSpec } from './spec';
 
 export interface ProbeResult {
@@ -94,8 +94,8 @@ export interface VmHandle {
 }
 
 /**
- * Boot snapshots (docs/architecture.md#warm-starts: restoring a ready VM beats booting one). A VM that is to be saved is
- * started with `startSaveable` instead of `start`; once its guest reached the state worth keeping,
+ * Boot snapshots (docs/architecture.md#warm-starts: restoring a ready VM beats booting one). A VM that is to be saved
+ * is started with `startSaveable` instead of `start`; once its guest reached the state worth keeping,
  * `save` writes that state into a directory the caller owns; `restore` starts any number of new
  * VMs from it, each copy-on-write. What a snapshot is valid for (kernel, images, shape) is the
  * caller's business — it keys its cache by `fingerprint()` plus everything in the spec.

@@ -1,4 +1,5 @@
-// SIGKILL the process that started a hypervisor (QEMU here, idle): it must go too (docs/architecture.md#processes-and-state: no daemon, nothing left).
+// SIGKILL the process that started a hypervisor (QEMU here, idle): it must go too
+// (docs/architecture.md#processes-and-state: no daemon, nothing left).
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';

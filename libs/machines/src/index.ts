@@ -1,5 +1,5 @@
-// Public API of @smolvm/machines: persistent machines (docs/architecture.md#persistent-machines) — their disks, the detached
-// per-VM supervisor and its socket, and the lifecycle the CLI and the API expose.
+// Public API of @smolvm/machines: persistent machines (docs/architecture.md#persistent-machines) — their disks, the
+// detached per-VM supervisor and its socket, and the lifecycle the CLI and the API expose.
 export {
   Machines,
   MachineStartError,

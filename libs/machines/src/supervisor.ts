@@ -1,5 +1,5 @@
-// The per-VM supervisor (docs/architecture.md#persistent-machines): a detached process `machine start` leaves behind. It boots
-// the machine's VM, runs the [dev] init commands, then serves the agent protocol on a unix socket
+// The per-VM supervisor (docs/architecture.md#persistent-machines): a detached process `machine start` leaves behind.
+// It boots the machine's VM, runs the [dev] init commands, then serves the agent protocol on a unix socket
 // so later commands (exec, cp, stop, status) reach the guest through it. It relays requests to
 // the VM's agent rather than handing out the agent channel, so any number of clients share one
 // VM and a client that vanishes only takes its own processes with it.

@@ -90,7 +90,9 @@ export interface GatewayLimits {
    * sends (ARP, ICMP, DNS, DHCP and UDP replies, RSTs for unknown connections) is dropped.
    */
   linkHighWater: number;
-  /** Hard caps on what is queued towards the guest (a stalled NIC): past them TCP frames are dropped too (and resent). */
+  /**
+   * Hard caps on what is queued towards the guest (a stalled NIC): past them TCP frames are dropped too (and resent).
+   */
   linkMaxBacklog: number;
   linkMaxFrames: number;
   /**

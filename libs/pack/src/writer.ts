@@ -25,7 +25,10 @@ export interface AssembleOptions {
   output: string;
   manifest: PackManifestBase;
   sections: SectionSource[];
-  /** Bytes (or a file) to put before the payload (the stub executable, for --single-file); padded so the payload starts aligned. */
+  /**
+   * Bytes (or a file) to put before the payload (the stub executable, for --single-file); padded so the payload starts
+   * aligned.
+   */
   prefix?: string | Uint8Array;
   /** Mode of the output (default 0644: a pack is made to be handed to others; 0755 with a prefix). */
   mode?: number;

@@ -173,7 +173,8 @@ export function parseQemuRestoreRecipe(
   const runDir = r.runDir as string;
   if (![r.driverDir, r.qmpSocket, r.consoleLog].every((p) => isInside(p as string, runDir))) return undefined;
   const args = r.args;
-  // Exactly the setpriv command smolvm would build (its options, then `--` and QEMU), nothing else before QEMU's arguments.
+  // Exactly the setpriv command smolvm would build (its options, then `--` and QEMU), nothing else before QEMU's
+  // arguments.
   const head = QEMU_BINARIES.map((name) => findExecutable(name, env))
     .filter((qemu): qemu is string => qemu !== undefined)
     .map((qemu) => setprivCommand(qemu, env))

@@ -1,5 +1,5 @@
-// Boot snapshots with QEMU (docs/architecture.md#warm-starts; the recipe: README.md): guest RAM is a file; the VM that will be
-// saved maps it shared, so the file *is* its RAM. Saving writes only the device state (tens of
+// Boot snapshots with QEMU (docs/architecture.md#warm-starts; the recipe: README.md): guest RAM is a file; the VM that
+// will be saved maps it shared, so the file *is* its RAM. Saving writes only the device state (tens of
 // KB: the `x-ignore-shared` capability leaves shared RAM out of the stream). A restore starts
 // QEMU with the same command line, the RAM file mapped private (copy-on-write, so one snapshot
 // serves any number of VMs at once) and `-incoming defer`, then loads the device state.

@@ -3,8 +3,8 @@
 // in it), under <cache>/vmsnap/<key>/, where the key hashes everything the saved state depends
 // on. Bare VMs restore a guest already running in their root (the agent's own, or the base image
 // attached as a disk), which is built the same way for every run; runs with an image restore a
-// guest without a root and build it on their image. A snapshot directory only ever appears complete (built in a private staging
-// directory, then renamed), so readers never see a partial one; two processes that build the
+// guest without a root and build it on their image. A snapshot directory only ever appears complete (built in a private
+// staging directory, then renamed), so readers never see a partial one; two processes that build the
 // same one race on the rename and the loser discards its copy. Everything is owner-only (0700
 // directories, 0600 files).
 import crypto from 'node:crypto';

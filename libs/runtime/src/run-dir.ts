@@ -36,7 +36,10 @@ function ownerOf(dir: string): ProcessIdentity | undefined {
   }
 }
 
-/** Removes run dirs whose owner process is gone; a dir without an owner file is left alone for a minute (it is being made). */
+/**
+ * Removes run dirs whose owner process is gone; a dir without an owner file is left alone for a minute (it is being
+ * made).
+ */
 export function sweepRunDirs(root: string): string[] {
   const removed: string[] = [];
   let names: string[];

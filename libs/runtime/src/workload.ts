@@ -7,7 +7,9 @@ import type { Vm } from './vm';
 /** The command of a bare VM whose base image names none (the Debian base's own is /bin/bash): a shell. */
 export const BARE_DEFAULT_ARGV: readonly string[] = ['/bin/sh'];
 
-/** The command to run: the merged argv, else the bare default; an image's empty CMD stays empty (the caller refuses it). */
+/**
+ * The command to run: the merged argv, else the bare default; an image's empty CMD stays empty (the caller refuses it).
+ */
 export function workloadArgv(argv: string[], hasImage: boolean): string[] {
   if (argv.length > 0) return argv;
   return hasImage ? [] : [...BARE_DEFAULT_ARGV];

@@ -1,5 +1,5 @@
-// The driver conformance suite (docs/architecture.md#driver-contract): boots real VMs through the driver it is given and
-// checks what every driver must do. Call it at the top level of a jest test file:
+// The driver conformance suite (docs/architecture.md#driver-contract): boots real VMs through the driver it is given
+// and checks what every driver must do. Call it at the top level of a jest test file:
 //   runDriverConformance({ title: 'kvm', createDriver: () => createKvmDriver() });
 import fs from 'node:fs';
 import net from 'node:net';

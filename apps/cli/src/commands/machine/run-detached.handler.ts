@@ -7,7 +7,9 @@ import { assertNameFree, machineInput, mergeWorkload } from './machine-input';
 import { cliMachines } from './machines';
 import type { RunArgs } from './run';
 
-/** The supervisor picks the driver (as SMOLVM_DRIVER): a wrong --driver is named as such here, before anything is made. */
+/**
+ * The supervisor picks the driver (as SMOLVM_DRIVER): a wrong --driver is named as such here, before anything is made.
+ */
 async function assertKnownDriver(name: string): Promise<void> {
   const [{ defaultRegistry, UnknownDriverError }] = await Promise.all([
     import('@smolvm/driver-api'),
