@@ -122,7 +122,7 @@ describe('module boundaries', () => {
           dir === 'apps'
             ? tags.includes('type:app')
             : tags.includes('type:lib') &&
-              tags.some((t) => ['scope:core', 'scope:driver', 'scope:driver-support'].includes(t));
+              tags.some((t) => ['scope:core', 'scope:driver', 'scope:driver-support', 'scope:registry'].includes(t));
         if (!ok) untagged.push(`${dir}/${name}: ${JSON.stringify(tags)}`);
       }
     }

@@ -194,6 +194,8 @@ export class MachineStore {
       const staging = parseStagingName(entry);
       if (staging) {
         const live = isProcessAlive(staging.owner);
+        // An owner that finished between readdir and now took its entry with it: nothing left over.
+        if (!live && !fs.existsSync(full)) continue;
         skipped.push({
           entry,
           path: full,

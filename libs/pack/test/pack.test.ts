@@ -430,7 +430,7 @@ describe('format version 2: a running machine (memory and state sections)', () =
     expect(() => parse({ ...v2, version: 1 })).toThrow(/unknown field snapshot/);
     const { snapshot: _s, ...v1 } = { ...v2, version: 1 };
     expect(() => parse(v1)).toThrow(/names section memory, which format version 1 does not have/);
-    expect(() => parse({ ...v2, version: 3 })).toThrow(/version is not an integer in 1..2/);
+    expect(() => parse({ ...v2, version: 3 })).toThrow(/version is not an integer from 1 to 2/);
     expect(() => parse({ ...v2, sections: [...table(), section('gpu' as SectionName, 'x', 3 * GIB, 4096)] })).toThrow(
       /unknown section "gpu" \(made by a newer smolvm\?\)/,
     );
