@@ -1,9 +1,9 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { nodeCrypto } from './lazy-crypto';
 
 /** The sha256 of a file's bytes (hex), read in 1 MiB chunks: files here reach gigabytes. */
 export function sha256File(file: string): string {
-  const hash = crypto.createHash('sha256');
+  const hash = nodeCrypto().createHash('sha256');
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
