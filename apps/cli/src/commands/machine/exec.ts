@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { GlobalArgs } from '../../context';
-import { lastValue } from './workload-options';
+import { lastValue, terminalOptions } from './workload-options';
 
 export interface ExecArgs extends GlobalArgs {
   name: string;
@@ -16,25 +16,13 @@ export const execCommand: CommandModule<GlobalArgs, ExecArgs> = {
   command: 'exec',
   describe: 'Run a command in a running machine (filesystem changes persist)',
   builder: (yargs: Argv<GlobalArgs>) =>
-    yargs
+    terminalOptions(yargs)
       // What follows -- goes to the guest as written (yargs would turn 0x10 into 16).
       .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
       .usage(
         "smolvm machine exec [--name NAME] [options] -- COMMAND [ARG...]\n\nRun a command in a running persistent machine. Its exit code becomes smolvm's exit code.\nWhat it writes (outside /tmp) survives later execs and stop/start.",
       )
       .option('name', { alias: 'n', type: 'string', default: 'default', coerce: lastValue, describe: 'Machine name' })
-      .option('interactive', {
-        alias: 'i',
-        type: 'boolean',
-        default: false,
-        describe: 'Keep stdin open and send it to the command',
-      })
-      .option('tty', {
-        alias: 't',
-        type: 'boolean',
-        default: false,
-        describe: 'Allocate a pseudo-terminal (use with -i for a shell)',
-      })
       .option('env', {
         alias: 'e',
         type: 'string',

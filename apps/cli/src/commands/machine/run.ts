@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { GlobalArgs } from '../../context';
-import { lastValue, workloadOptions, type WorkloadArgs } from './workload-options';
+import { lastValue, terminalOptions, workloadOptions, type WorkloadArgs } from './workload-options';
 
 export interface RunArgs extends WorkloadArgs {
   interactive: boolean;
@@ -16,7 +16,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
   command: 'run',
   describe: 'Run a command in a fresh, ephemeral micro-VM (everything is discarded when it exits)',
   builder: (yargs: Argv<GlobalArgs>) =>
-    workloadOptions(yargs, 'to run')
+    terminalOptions(workloadOptions(yargs, 'to run'))
       // What follows -- goes to the guest as written (yargs would turn 0x10 into 16).
       .parserConfiguration({ 'populate--': true, 'parse-positional-numbers': false })
       .usage(
@@ -26,18 +26,6 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         type: 'string',
         array: true,
         describe: 'Shell command to run before COMMAND (after [dev] init; with -d, once the VM is up); repeatable',
-      })
-      .option('interactive', {
-        alias: 'i',
-        type: 'boolean',
-        default: false,
-        describe: 'Keep stdin open and send it to the command',
-      })
-      .option('tty', {
-        alias: 't',
-        type: 'boolean',
-        default: false,
-        describe: 'Allocate a pseudo-terminal (use with -i for a shell)',
       })
       .option('driver', {
         coerce: lastValue,

@@ -26,6 +26,28 @@ export interface WorkloadArgs extends GlobalArgs {
   sshAgent?: boolean;
 }
 
+export interface TerminalArgs {
+  interactive: boolean;
+  tty: boolean;
+}
+
+/** -i/-t, as `machine run`, `machine exec` and `pack run` take them. */
+export function terminalOptions<T>(yargs: Argv<T>): Argv<T & TerminalArgs> {
+  return yargs
+    .option('interactive', {
+      alias: 'i',
+      type: 'boolean',
+      default: false,
+      describe: 'Keep stdin open and send it to the command',
+    })
+    .option('tty', {
+      alias: 't',
+      type: 'boolean',
+      default: false,
+      describe: 'Allocate a pseudo-terminal (use with -i for a shell)',
+    });
+}
+
 export function workloadOptions<T extends GlobalArgs>(yargs: Argv<T>, what: string): Argv<T & WorkloadArgs> {
   return yargs
     .option('image', {

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { GlobalArgs } from '../../context';
-import { lastValue } from '../machine/workload-options';
+import { lastValue, terminalOptions } from '../machine/workload-options';
 
 export interface PackRunArgs extends GlobalArgs {
   sidecar?: string;
@@ -15,7 +15,7 @@ export const packRunCommand: CommandModule<GlobalArgs, PackRunArgs> = {
   command: 'run',
   describe: 'Run a .smolmachine in a fresh, ephemeral micro-VM',
   builder: (yargs: Argv<GlobalArgs>) =>
-    yargs
+    terminalOptions(yargs)
       .parserConfiguration({ 'populate--': true })
       .usage(
         "smolvm pack run (--sidecar PATH | --from REFERENCE) [-i] [-t] [-- COMMAND [ARG...]]\n\nRuns the packed machine once, like `machine run`: COMMAND replaces the pack's command, its exit\ncode becomes smolvm's, and nothing is kept. PATH is a .smolmachine or a --single-file executable;\nREFERENCE is pulled from its registry first (into the pack cache, once per digest).",
@@ -29,18 +29,6 @@ export const packRunCommand: CommandModule<GlobalArgs, PackRunArgs> = {
         coerce: lastValue,
         type: 'string',
         describe: 'A pack in a registry (artifact reference) or a pack file, to run',
-      })
-      .option('interactive', {
-        alias: 'i',
-        type: 'boolean',
-        default: false,
-        describe: 'Keep stdin open and send it to the command',
-      })
-      .option('tty', {
-        alias: 't',
-        type: 'boolean',
-        default: false,
-        describe: 'Allocate a pseudo-terminal (use with -i for a shell)',
       })
       .option('cold', {
         type: 'boolean',
