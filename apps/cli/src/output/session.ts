@@ -11,6 +11,19 @@ export interface SessionOptions {
   onTerminate?: () => Promise<unknown>;
 }
 
+/** The guest's terminal for -t: this one's size and TERM. */
+export function ttyOptions(tty: boolean): { tty?: { rows: number; cols: number; term: string } } {
+  return tty
+    ? {
+        tty: {
+          rows: process.stdout.rows || 24,
+          cols: process.stdout.columns || 80,
+          term: process.env.TERM || 'xterm-256color',
+        },
+      }
+    : {};
+}
+
 function drain(from: Readable, to: Writable): Promise<void> {
   return new Promise((resolve) => {
     from.pipe(to, { end: false });

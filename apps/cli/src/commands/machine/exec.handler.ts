@@ -12,7 +12,7 @@ import {
 import { parseEnvFlag } from '@smolvm/config/env';
 import { MachineStore, validateMachineName } from '@smolvm/machine-store';
 import { connectRunning, machineExecOptions, shellExitOf } from '@smolvm/machines/connect';
-import { runSession } from '../../output/session';
+import { runSession, ttyOptions } from '../../output/session';
 import type { ExecArgs } from './exec';
 
 export async function runExec(args: ExecArgs): Promise<number> {
@@ -37,15 +37,7 @@ export async function runExec(args: ExecArgs): Promise<number> {
     const session = await execOrExitCode(client, {
       ...options,
       stdin: args.interactive,
-      ...(args.tty
-        ? {
-            tty: {
-              rows: process.stdout.rows || 24,
-              cols: process.stdout.columns || 80,
-              term: process.env.TERM || 'xterm-256color',
-            },
-          }
-        : {}),
+      ...ttyOptions(args.tty),
     });
     if (typeof session === 'number') return session;
     return await runSession(session, {

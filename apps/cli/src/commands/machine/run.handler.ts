@@ -10,7 +10,7 @@ import { agentBundlePath, guestAssets } from '../../runtime-assets';
 import { keepRecipe, takePrestarted } from '../../prestart';
 import { pullWithProgress } from '../image/pull-progress';
 import { prepareBaseImage } from './base-image';
-import { runSession } from '../../output/session';
+import { runSession, ttyOptions } from '../../output/session';
 import type { RunArgs } from './run';
 import { networkFlags, vmNetwork } from './workload-options';
 import { execOrExitCode } from './exec.handler';
@@ -104,15 +104,7 @@ export async function runRun(args: RunArgs): Promise<number> {
       cwd: config.workdir,
       user: config.user,
       stdin: args.interactive,
-      ...(args.tty
-        ? {
-            tty: {
-              rows: process.stdout.rows || 24,
-              cols: process.stdout.columns || 80,
-              term: process.env.TERM || 'xterm-256color',
-            },
-          }
-        : {}),
+      ...ttyOptions(args.tty),
     });
     if (typeof session === 'number') return session;
     const code = await runSession(session, {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { writePackDisks } from '@smolvm/machines';
 import { packedBoot, packedWorkload, type PackFile, type PackedWorkload } from '@smolvm/pack';
 import { createRunDir, startVm, type StartVmOptions } from '@smolvm/runtime';
-import { runSession } from '../../output/session';
+import { runSession, ttyOptions } from '../../output/session';
 import { execOrExitCode } from '../machine/exec.handler';
 
 export interface PackedRunOptions {
@@ -17,18 +17,6 @@ export interface PackedRunOptions {
   debug?: boolean;
   /** How to name the program in messages (smolvm pack run, or ./my-app). */
   program: string;
-}
-
-export function ttyOptions(tty: boolean): { tty?: { rows: number; cols: number; term: string } } {
-  return tty
-    ? {
-        tty: {
-          rows: process.stdout.rows || 24,
-          cols: process.stdout.columns || 80,
-          term: process.env.TERM || 'xterm-256color',
-        },
-      }
-    : {};
 }
 
 export async function runPacked(pack: PackFile, o: PackedRunOptions): Promise<number> {
