@@ -34,6 +34,7 @@ import { machinePackBoot } from './from-pack';
 import { resetInbox, stageUpload } from './inbox';
 import { RateLimitedLines, SupervisorLog } from './supervisor-log';
 import { copyDiskSparse } from './disks';
+import { recordGuestFiles } from './snapshot-pack';
 import { SNAPSHOT_DISKS, SNAPSHOT_VM_DIR, SnapshotStore, snapshotsRoot, type SnapshotMeta } from './snapshot-store';
 
 export interface SupervisorOptions {
@@ -514,6 +515,7 @@ function serveSnapshots(vm: Vm, record: MachineRecord, socketPath: string, env: 
             } finally {
               await vm.agent.shares({ mounted: true });
             }
+            if (vm.guestFiles) recordGuestFiles(path.join(dir, SNAPSHOT_VM_DIR), vm.guestFiles);
             log(`snapshot: saved (paused ${pausedMs} ms, ${Math.round(performance.now() - t0)} ms in all)`);
             reply = { ok: true, pausedMs, nic: vm.network !== undefined };
           } finally {
