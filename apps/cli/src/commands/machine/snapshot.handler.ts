@@ -91,7 +91,8 @@ export async function createFromPackedSnapshot(
   pack: PackFile,
 ): Promise<MachineRecord> {
   refuseSettings({ ...args, from: undefined }, '--from of a packed running machine');
-  if (!args.quiet) process.stderr.write(`importing the running machine packed in ${pack.path}...\n`);
+  if (!args.quiet && process.stderr.isTTY)
+    process.stderr.write(`importing the running machine packed in ${pack.path}...\n`);
   const id = await importPackedSnapshot(machines, pack, smolvmDirs().cache);
   return machines.createMachineFromSnapshot(args.name, id, networkOptions(args));
 }

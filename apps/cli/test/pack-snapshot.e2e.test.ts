@@ -1,0 +1,104 @@
+// A packed running machine, end to end (issue 20 item 5): a machine serving HTTP from a process
+// started by exec, with a file in /workspace, is snapshotted, packed with --from-snapshot, and
+// removed with its snapshot; `machine create --from` the pack then resumes it with the server
+// still running and the file there. The same pack imported twice is one snapshot; a pack with a
+// tampered state section is refused with one line.
+import fs from 'node:fs';
+import path from 'node:path';
+import { e2eSetup, freePort, httpGet, ok, smolvm, type CliResult, type E2eSetup } from './helpers';
+
+jest.setTimeout(900_000);
+
+let setup: E2eSetup;
+let env: NodeJS.ProcessEnv;
+const SMALL = ['--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1'];
+
+function cli(args: string[], timeoutMs = 300_000): CliResult {
+  return smolvm(args, env, undefined, timeoutMs);
+}
+
+function exec(name: string, script: string): CliResult {
+  return cli(['machine', 'exec', '--name', name, '--', '/bin/sh', '-c', script]);
+}
+
+beforeAll(async () => {
+  setup = await e2eSetup('smolvm-pack-snapshot-e2e-');
+  env = setup.env;
+});
+
+afterAll(async () => {
+  for (const name of ['src', 'copy', 'copy2']) cli(['machine', 'delete', name, '-f']);
+  expect(setup.qemus()).toEqual([]);
+  await setup.close();
+});
+
+it('a running machine packed from its snapshot resumes elsewhere with its process running', async () => {
+  const srcPort = await freePort();
+  ok(cli(['machine', 'create', 'src', ...SMALL, '-p', `${srcPort}:8080`]));
+  ok(cli(['machine', 'start', '--name', 'src']));
+  ok(
+    exec(
+      'src',
+      'mkdir -p /tmp/www && echo from-tmp > /tmp/www/t.txt && echo from-workspace > /workspace/w.txt && httpd -p 8080 -h /tmp/www',
+    ),
+  );
+  expect(await httpGet(srcPort, 't.txt')).toBe('200 from-tmp');
+  ok(cli(['machine', 'snapshot', 'create', 'src', '--tag', 'ready']));
+
+  const out = path.join(setup.home, 'web');
+  expect(ok(cli(['pack', 'create', '--from-snapshot', 'src:ready', '-o', out])).trim()).toBe(out);
+  const payload = `${out}.smolmachine`;
+  const inspect = JSON.parse(ok(cli(['pack', 'inspect', payload, '--json']))) as {
+    version: number;
+    payload_offset: number;
+    snapshot: { id: string; nic: boolean };
+    sections: Array<{ name: string; offset: number; size: number }>;
+  };
+  expect(inspect.version).toBe(2);
+  expect(inspect.snapshot).toMatchObject({ id: 'src:ready', nic: true });
+  expect(inspect.sections.map((s) => s.name)).toEqual(
+    expect.arrayContaining(['kernel', 'agent', 'overlay', 'storage', 'memory', 'state']),
+  );
+  expect(ok(cli(['pack', 'inspect', payload]))).toContain('snapshot:      running machine src:ready: its RAM');
+  // Booting it is refused: its disks belong to a running guest.
+  const run = cli(['pack', 'run', '--sidecar', payload, '--', 'true']);
+  expect(run.status).not.toBe(0);
+  expect(run.stderr).toContain('which is resumed, not booted');
+
+  // The source and its snapshot are gone: only the pack remains.
+  ok(cli(['machine', 'delete', 'src', '-f']));
+  ok(cli(['machine', 'snapshot', 'rm', 'src:ready']));
+
+  const port = await freePort();
+  ok(cli(['machine', 'create', 'copy', '--from', payload, '-p', `${port}:8080`]));
+  ok(cli(['machine', 'start', '--name', 'copy']));
+  // The server started by exec in the source answers, unrestarted, and the file is there.
+  expect(await httpGet(port, 't.txt')).toBe('200 from-tmp');
+  expect(ok(cli(['machine', 'exec', '--name', 'copy', '--', 'cat', '/workspace/w.txt'])).trim()).toBe('from-workspace');
+
+  // A second machine from the same pack reuses the imported snapshot.
+  ok(cli(['machine', 'create', 'copy2', '--from', payload]));
+  const snapshots = JSON.parse(ok(cli(['machine', 'snapshot', 'ls', '--json']))) as Array<{
+    id: string;
+    dependents: string[];
+  }>;
+  expect(snapshots).toHaveLength(1);
+  expect(snapshots[0]!.id).toMatch(/^pack-[0-9a-f]{12}:ready$/);
+  expect(snapshots[0]!.dependents).toEqual(['copy', 'copy2']);
+
+  // A tampered device state is refused with one line, and nothing is imported.
+  const bad = path.join(setup.home, 'bad.smolmachine');
+  fs.copyFileSync(payload, bad);
+  const state = inspect.sections.find((s) => s.name === 'state')!;
+  const fd = fs.openSync(bad, 'r+');
+  const at = inspect.payload_offset + state.offset + Math.floor(state.size / 2);
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, at);
+  fs.writeSync(fd, Buffer.from([b[0]! ^ 0xff]), 0, 1, at);
+  fs.closeSync(fd);
+  const refused = cli(['machine', 'create', 'bad', '--from', bad, '-q']);
+  expect(refused.status).not.toBe(0);
+  expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+  expect(refused.stderr).toContain('its state section does not match its sha256');
+  expect((JSON.parse(ok(cli(['machine', 'snapshot', 'ls', '--json']))) as unknown[]).length).toBe(1);
+});
