@@ -2,7 +2,8 @@
 // started by exec, with a file in /workspace, is snapshotted, packed with --from-snapshot, and
 // removed with its snapshot; `machine create --from` the pack then resumes it with the server
 // still running and the file there. The same pack imported twice is one snapshot; a pack with a
-// tampered state section is refused with one line.
+// tampered state section is refused with one line; the packed executable's `start` resumes it too.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { e2eSetup, freePort, httpGet, ok, smolvm, type CliResult, type E2eSetup } from './helpers';
@@ -11,6 +12,8 @@ jest.setTimeout(900_000);
 
 let setup: E2eSetup;
 let env: NodeJS.ProcessEnv;
+/** The packed executable's own machine (pack-<digest>), once known. */
+let appMachine: string | undefined;
 const SMALL = ['--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1'];
 
 function cli(args: string[], timeoutMs = 300_000): CliResult {
@@ -27,7 +30,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const name of ['src', 'copy', 'copy2']) cli(['machine', 'delete', name, '-f']);
+  for (const name of ['src', 'copy', 'copy2', ...(appMachine ? [appMachine] : [])])
+    cli(['machine', 'delete', name, '-f']);
   expect(setup.qemus()).toEqual([]);
   await setup.close();
 });
@@ -50,6 +54,7 @@ it('a running machine packed from its snapshot resumes elsewhere with its proces
   const payload = `${out}.smolmachine`;
   const inspect = JSON.parse(ok(cli(['pack', 'inspect', payload, '--json']))) as {
     version: number;
+    digest: string;
     payload_offset: number;
     snapshot: { id: string; nic: boolean };
     sections: Array<{ name: string; offset: number; size: number }>;
@@ -69,12 +74,29 @@ it('a running machine packed from its snapshot resumes elsewhere with its proces
   ok(cli(['machine', 'delete', 'src', '-f']));
   ok(cli(['machine', 'snapshot', 'rm', 'src:ready']));
 
+  // A tampered device state is refused with one line, and nothing is imported. (Once the good pack
+  // is imported, a file with its digest reuses that verified snapshot: its own bytes are not used.)
+  const bad = path.join(setup.home, 'bad.smolmachine');
+  fs.copyFileSync(payload, bad);
+  const state = inspect.sections.find((s) => s.name === 'state')!;
+  const fd = fs.openSync(bad, 'r+');
+  const at = inspect.payload_offset + state.offset + Math.floor(state.size / 2);
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, at);
+  fs.writeSync(fd, Buffer.from([b[0]! ^ 0xff]), 0, 1, at);
+  fs.closeSync(fd);
+  const refused = cli(['machine', 'create', 'bad', '--from', bad]);
+  expect(refused.status).not.toBe(0);
+  expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+  expect(refused.stderr).toContain('its state section does not match its sha256');
+  expect(JSON.parse(ok(cli(['machine', 'snapshot', 'ls', '--json'])))).toEqual([]);
+
   const port = await freePort();
   ok(cli(['machine', 'create', 'copy', '--from', payload, '-p', `${port}:8080`]));
   ok(cli(['machine', 'start', '--name', 'copy']));
   // The server started by exec in the source answers, unrestarted, and the file is there.
   expect(await httpGet(port, 't.txt')).toBe('200 from-tmp');
-  expect(ok(cli(['machine', 'exec', '--name', 'copy', '--', 'cat', '/workspace/w.txt'])).trim()).toBe('from-workspace');
+  expect(ok(exec('copy', 'cat /workspace/w.txt')).trim()).toBe('from-workspace');
 
   // A second machine from the same pack reuses the imported snapshot.
   ok(cli(['machine', 'create', 'copy2', '--from', payload]));
@@ -85,20 +107,16 @@ it('a running machine packed from its snapshot resumes elsewhere with its proces
   expect(snapshots).toHaveLength(1);
   expect(snapshots[0]!.id).toMatch(/^pack-[0-9a-f]{12}:ready$/);
   expect(snapshots[0]!.dependents).toEqual(['copy', 'copy2']);
+  ok(cli(['machine', 'delete', 'copy', '-f']));
 
-  // A tampered device state is refused with one line, and nothing is imported.
-  const bad = path.join(setup.home, 'bad.smolmachine');
-  fs.copyFileSync(payload, bad);
-  const state = inspect.sections.find((s) => s.name === 'state')!;
-  const fd = fs.openSync(bad, 'r+');
-  const at = inspect.payload_offset + state.offset + Math.floor(state.size / 2);
-  const b = Buffer.alloc(1);
-  fs.readSync(fd, b, 0, 1, at);
-  fs.writeSync(fd, Buffer.from([b[0]! ^ 0xff]), 0, 1, at);
-  fs.closeSync(fd);
-  const refused = cli(['machine', 'create', 'bad', '--from', bad, '-q']);
-  expect(refused.status).not.toBe(0);
-  expect(refused.stderr.trim().split('\n')).toHaveLength(1);
-  expect(refused.stderr).toContain('its state section does not match its sha256');
-  expect((JSON.parse(ok(cli(['machine', 'snapshot', 'ls', '--json']))) as unknown[]).length).toBe(1);
+  // The packed executable's start resumes a machine of its own from the same snapshot.
+  const app = (args: string[]): CliResult => {
+    const r = spawnSync(out, args, { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 300_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  appMachine = `pack-${inspect.digest.slice(7, 19)}`;
+  ok(app(['start']));
+  expect(ok(app(['exec', '--', 'wget', '-qO-', 'http://127.0.0.1:8080/t.txt'])).trim()).toBe('from-tmp');
+  ok(app(['stop']));
+  ok(cli(['machine', 'delete', appMachine, '-f']));
 });
