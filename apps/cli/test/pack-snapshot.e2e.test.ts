@@ -91,6 +91,11 @@ it('a running machine packed from its snapshot resumes elsewhere with its proces
   expect(refused.stderr).toContain('its state section does not match its sha256');
   expect(JSON.parse(ok(cli(['machine', 'snapshot', 'ls', '--json'])))).toEqual([]);
 
+  // Its shape is the saved VM's: settings other than the network are refused before anything is imported.
+  const shaped = cli(['machine', 'create', 'big', '--from', payload, '--memory', '512']);
+  expect(shaped.status).toBe(2);
+  expect(shaped.stderr).toContain("--from of a packed running machine copies the machine's settings; --memory");
+
   const port = await freePort();
   ok(cli(['machine', 'create', 'copy', '--from', payload, '-p', `${port}:8080`]));
   ok(cli(['machine', 'start', '--name', 'copy']));
