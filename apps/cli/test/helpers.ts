@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { RegistryClient, RegistryConfig } from '@smolvm/oci';
@@ -24,6 +25,30 @@ export function smolvm(args: string[], env: NodeJS.ProcessEnv = {}, input?: stri
     maxBuffer: 64 * 1024 * 1024,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** The stdout of a command that must succeed (else its stderr, in the error). */
+export function ok(r: CliResult): string {
+  if (r.status !== 0) throw new Error(`exit ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A free loopback port (closed again: a machine binds it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** `STATUS BODY` of a GET of `file` on a loopback port (a guest's server behind -p). */
+export async function httpGet(port: number, file: string): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/${file}`, { signal: AbortSignal.timeout(30_000) });
+  return `${res.status} ${(await res.text()).trim()}`;
 }
 
 /** The same without blocking this process (tests that serve something the CLI talks to, or kill it). */

@@ -5,9 +5,8 @@
 // point leaves a complete snapshot or none; a damaged one is refused with one line; a snapshot
 // machines are built on cannot be removed until they are deleted.
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { e2eSetup, smolvm, startSmolvm, type CliResult, type E2eSetup } from './helpers';
+import { e2eSetup, freePort, httpGet, ok, smolvm, startSmolvm, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(1_500_000);
 
@@ -23,28 +22,6 @@ function cli(args: string[], timeoutMs = 300_000): CliResult {
 
 function exec(name: string, script: string): CliResult {
   return cli(['machine', 'exec', '--name', name, '--', '/bin/sh', '-c', script]);
-}
-
-function ok(r: CliResult): string {
-  if (r.status !== 0) throw new Error(`exit ${r.status}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** A free loopback port (closed again: the machine binds it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function httpGet(port: number, file: string): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${port}/${file}`, { signal: AbortSignal.timeout(30_000) });
-  return `${res.status} ${(await res.text()).trim()}`;
 }
 
 /** Every save the supervisor began has ended (saved or failed), by its log. */

@@ -4,8 +4,8 @@
 // reference says, /workspace persists across execs and stop/start, while the rest of the root
 // resets per exec (each exec runs in a root of its own over the pack's).
 import fs from 'node:fs';
-import { NotFoundError } from '@smolvm/common';
-import { Machines, MachineStartError } from '@smolvm/machines';
+import { NotFoundError, smolvmDirs } from '@smolvm/common';
+import { Machines, MachineStartError, importPackedSnapshot } from '@smolvm/machines';
 import type { MachineState } from '@smolvm/machine-store';
 import type { PackFile } from '@smolvm/pack';
 import { selfPath } from './payload';
@@ -32,7 +32,15 @@ export function packMachines(): Machines {
 export async function startDaemon(pack: PackFile, o: { quiet: boolean; program: string }): Promise<void> {
   const machines = packMachines();
   const name = daemonName(pack);
-  if (!machines.store.exists(name)) {
+  if (!machines.store.exists(name) && pack.manifest.snapshot) {
+    // A running machine resumes: imported as a snapshot (once per pack), the machine made from it.
+    const id = await importPackedSnapshot(machines, pack, smolvmDirs().cache);
+    await machines.createMachineFromSnapshot(name, id, {
+      net: pack.manifest.network.net,
+      allowHosts: pack.manifest.network.allow_hosts,
+      allowCidrs: pack.manifest.network.allow_cidrs,
+    });
+  } else if (!machines.store.exists(name)) {
     const m = pack.manifest;
     await machines.createFromPack(
       {

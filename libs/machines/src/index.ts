@@ -60,3 +60,13 @@ export {
   type FromSnapshotOptions,
   type SnapshotCreateResult,
 } from './snapshots';
+export {
+  importPackedSnapshot,
+  importedSnapshotId,
+  snapshotPackParts,
+  openPackSection,
+  GUEST_FILES,
+  type SnapshotPackParts,
+  type SnapshotPackSection,
+  type ImportOptions,
+} from './snapshot-pack';

@@ -29,7 +29,7 @@ export const SNAPSHOT_DISKS = { overlay: 'overlay.ext4', storage: 'storage.ext4'
 /** Also copied when the source was made from a pack: its sections, for machinePackBoot. */
 export const SNAPSHOT_PACK = 'pack.json';
 /** The VM state files that are small enough to hash (the RAM file is only size-checked). */
-const HASHED_VM_FILES = ['state', 'qemu.json'];
+const HASHED_VM_FILES = ['state', 'qemu.json', 'guest.json'];
 const TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MAX_META_BYTES = 1 << 20;
 
@@ -62,6 +62,8 @@ export interface SnapshotMeta {
   nic: boolean;
   /** How long the source was paused, for a running source (ms). */
   pausedMs?: number;
+  /** Imported from a packed snapshot (`machine create --from`): the pack's digest, which names it. */
+  pack?: { digest: string };
   /** Every file but snapshot.json, relative: its size and, where cheap, its sha256. */
   files: Record<string, { size: number; sha256?: string }>;
 }

@@ -34,6 +34,8 @@ import { machinePackBoot } from './from-pack';
 import { resetInbox, stageUpload } from './inbox';
 import { RateLimitedLines, SupervisorLog } from './supervisor-log';
 import { copyDiskSparse } from './disks';
+import { SnapshotError } from '@smolvm/driver-api';
+import { recordGuestFiles } from './snapshot-pack';
 import { SNAPSHOT_DISKS, SNAPSHOT_VM_DIR, SnapshotStore, snapshotsRoot, type SnapshotMeta } from './snapshot-store';
 
 export interface SupervisorOptions {
@@ -311,7 +313,13 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
     server?.close();
     snapshotServer?.close();
     runDir.remove();
-    const e = err instanceof SmolvmError ? err : new SmolvmError((err as Error).message);
+    let e = err instanceof SmolvmError ? err : new SmolvmError((err as Error).message);
+    // A snapshot's saved VM that does not restore here (another QEMU build, say): its disks still boot.
+    if (resume && err instanceof SnapshotError)
+      e = new SmolvmError(`cannot resume snapshot ${resume.meta.id}: ${e.message}`, {
+        remedy: `start it with \`smolvm machine start --name ${record.name} --cold\` to boot its disks (the snapshot's processes do not run then), or use the QEMU that saved it`,
+        ...(e.cause !== undefined ? { cause: e.cause } : {}),
+      });
     const detail = typeof e.cause === 'string' ? e.cause.split('\n') : undefined;
     log(`start failed: ${e.message}`);
     await report({
@@ -514,6 +522,7 @@ function serveSnapshots(vm: Vm, record: MachineRecord, socketPath: string, env: 
             } finally {
               await vm.agent.shares({ mounted: true });
             }
+            if (vm.guestFiles) recordGuestFiles(path.join(dir, SNAPSHOT_VM_DIR), vm.guestFiles);
             log(`snapshot: saved (paused ${pausedMs} ms, ${Math.round(performance.now() - t0)} ms in all)`);
             reply = { ok: true, pausedMs, nic: vm.network !== undefined };
           } finally {

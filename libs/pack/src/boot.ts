@@ -35,8 +35,8 @@ function refuseSnapshot(pack: PackFile): void {
   if (pack.manifest.snapshot) {
     throw new PackFormatError(
       pack.path,
-      `it holds the running state of snapshot ${pack.manifest.snapshot.id}, and this smolvm can only boot packs, not resume them`,
-      'use a smolvm that resumes packed snapshots, or pack the machine with `pack create --from-vm`',
+      `it holds the running state of snapshot ${pack.manifest.snapshot.id}, which is resumed, not booted`,
+      'make a machine of it with `smolvm machine create NAME --from PACK` (the packed executable: `start`, then `exec`)',
     );
   }
 }
@@ -57,10 +57,19 @@ export async function packedBoot(pack: PackFile, cacheDir: string): Promise<Pack
  */
 export async function importSections(pack: PackFile, cacheDir: string): Promise<void> {
   refuseSnapshot(pack);
+  await pack.verify(cacheDir, { hashed: await importBootSections(pack, cacheDir) });
+}
+
+/**
+ * Copies kernel, agent and rootfs into the section cache (each hashed on its way in; one already
+ * there is named by its sha256) and returns the names it copied. It does not verify the rest of
+ * the pack: the caller does (a packed snapshot's import hashes its other sections as it writes them).
+ */
+export async function importBootSections(pack: PackFile, cacheDir: string): Promise<SectionName[]> {
   const names = (['kernel', 'agent', 'rootfs'] as SectionName[]).filter((n) => pack.section(n));
   const copied: SectionName[] = [];
   for (const name of names) if ((await copySection(pack, name, cacheDir)).copied) copied.push(name);
-  await pack.verify(cacheDir, { hashed: copied });
+  return copied;
 }
 
 /**
@@ -98,7 +107,8 @@ export async function importedBoot(
         'create the machine again from its .smolmachine',
       );
     }
-    await importSections(pack, cacheDir);
+    // A packed snapshot's machine boots these too (after its first start, which resumes).
+    await pack.verify(cacheDir, { hashed: await importBootSections(pack, cacheDir) });
   }
   const file = (n: SectionName) => cached(n) as string;
   return bootOf(

@@ -29,5 +29,5 @@ export {
 export { assemblePack, type AssembleOptions, type AssembledPack, type SectionSource } from './writer';
 export { PackFile, type LocatedSection, type FileIdentity } from './reader';
 export { extractSection, sectionDisk, inPlaceWeakness, sectionCacheDir, type SectionFile } from './sections';
-export { packedBoot, importSections, importedBoot, type PackedBoot } from './boot';
+export { packedBoot, importSections, importBootSections, importedBoot, type PackedBoot } from './boot';
 export { packedWorkload, type PackedWorkload } from './workload';

@@ -35,6 +35,8 @@ export interface PackSnapshot {
   /** The QEMU that saved it; a restore compares it with the QEMU it starts. */
   qemu: { major: number; minor: number; micro: number };
   qemu_package: string;
+  /** The saved VM has a network device: a machine resuming it gets one (unused unless its policy allows). */
+  nic: boolean;
 }
 
 export interface PackSection {
@@ -260,7 +262,7 @@ function parseSnapshot(
   known: (r: JsonReader, keys: string[]) => void,
   fail: (why: string) => never,
 ): PackSnapshot {
-  known(s, ['id', 'driver', 'qemu', 'qemu_package']);
+  known(s, ['id', 'driver', 'qemu', 'qemu_package', 'nic']);
   const id = s.str('id', 129);
   if (!SNAPSHOT_ID.test(id)) fail('field snapshot.id is not MACHINE:TAG');
   const q = s.obj('qemu');
@@ -270,5 +272,6 @@ function parseSnapshot(
     driver: s.str('driver', 64),
     qemu: { major: q.int('major', 0, 1000), minor: q.int('minor', 0, 1000), micro: q.int('micro', 0, 1000) },
     qemu_package: s.str('qemu_package', 256),
+    nic: s.bool('nic'),
   };
 }

@@ -316,6 +316,7 @@ describe('format version 2: a running machine (memory and state sections)', () =
     driver: 'kvm',
     qemu: { major: 7, minor: 2, micro: 22 },
     qemu_package: 'Debian 1:7.2+dfsg-7',
+    nic: true,
   };
   const shaped = { ...base, memory_mib: 64 };
   const state = crypto.randomBytes(30_000);
@@ -353,7 +354,7 @@ describe('format version 2: a running machine (memory and state sections)', () =
     await pack.verify();
     // Booting it would run a guest on disks another guest has mounted: refused, not booted.
     await expect(packedBoot(pack, dir)).rejects.toThrow(
-      /holds the running state of snapshot web:ready, and this smolvm can only boot packs, not resume them/,
+      /holds the running state of snapshot web:ready, which is resumed, not booted/,
     );
     await expect(importSections(pack, dir)).rejects.toThrow(PackFormatError);
     // Sparse on disk: the zero runs of RAM and disks are holes.

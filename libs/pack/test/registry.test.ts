@@ -231,3 +231,48 @@ it('refuses a forged artifact whose section table or platform does not match wha
   ).rejects.toThrow('it is listed for linux/arm64 but its manifest says linux/amd64');
   expect(fs.existsSync(output)).toBe(false);
 });
+
+it('pushes and pulls a version 2 pack (a running machine: memory and state sections) unchanged', async () => {
+  const file = path.join(dir, 'snap.smolmachine');
+  const memory = Buffer.alloc(64 * 1024 * 1024);
+  crypto.randomBytes(4096).copy(memory, 1024 * 1024);
+  const content: Record<string, Buffer> = {
+    kernel,
+    agent,
+    rootfs: crypto.randomBytes(6000),
+    overlay: crypto.randomBytes(8192),
+    storage: crypto.randomBytes(8192),
+    memory,
+    state: crypto.randomBytes(20_000),
+  };
+  await assemblePack({
+    output: file,
+    manifest: {
+      ...base,
+      memory_mib: 64,
+      snapshot: {
+        id: 'web:ready',
+        driver: 'kvm',
+        qemu: { major: 7, minor: 2, micro: 22 },
+        qemu_package: '',
+        nic: true,
+      },
+    },
+    sections: (Object.keys(content) as SectionName[]).map((name) => ({
+      name,
+      open: () => Readable.from([content[name]]),
+    })),
+  });
+  const pack = PackFile.open(file);
+  expect(pack.manifest.version).toBe(2);
+  const pushed = await pushPack(file, `${registry.host}/packs/snap:v1`, { env: envOf('pusher'), client });
+  expect(pushed.packDigest).toBe(pack.digest);
+  const pulled = await pullPack(`${registry.host}/packs/snap:v1`, {
+    env: envOf('clean'),
+    client,
+    platform: 'linux/amd64',
+  });
+  expect(pulled.packDigest).toBe(pack.digest);
+  expect(fs.readFileSync(pulled.path).equals(fs.readFileSync(file))).toBe(true);
+  expect(PackFile.open(pulled.path).manifest.snapshot).toEqual(pack.manifest.snapshot);
+});

@@ -189,7 +189,12 @@ function readInfo(stateDir: string): SnapshotInfo {
 function checkVersion(vm: QemuVm, stateDir: string): void {
   const info = readInfo(stateDir);
   const version = vm.qemuVersion();
-  if (!version || JSON.stringify(version.qemu) !== JSON.stringify(info.qemu) || version.package !== info.package) {
+  // Field by field: qemu.json written from a pack's manifest need not keep QMP's key order.
+  const same =
+    version !== undefined &&
+    (['major', 'minor', 'micro'] as const).every((k) => version.qemu[k] === info.qemu?.[k]) &&
+    version.package === info.package;
+  if (!version || !same) {
     throw new SnapshotError(
       `the snapshot was saved by QEMU ${describeVersion(info)}, this is QEMU ${version ? describeVersion(version) : 'unknown'}`,
     );

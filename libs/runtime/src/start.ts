@@ -221,6 +221,17 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       if (early.parts) discardParts(early.parts);
     }
     vm ??= await boot(bootOptions, t0, network);
+    vm.guestFiles = {
+      driver: driver.name,
+      kernel: { path: kernel },
+      agentImage: {
+        path: bootOptions.agentImage.path,
+        ...(bootOptions.agentRange ? { range: bootOptions.agentRange } : {}),
+      },
+      ...(options.imageErofs
+        ? { image: { path: options.imageErofs, ...(options.imageRange ? { range: options.imageRange } : {}) } }
+        : {}),
+    };
   } catch (err) {
     await network?.close();
     throw err;

@@ -25,6 +25,19 @@ export interface BootTimings {
   prestartLead?: number;
 }
 
+/** A file, or a byte range of one (a pack's section used in place). */
+export interface GuestFile {
+  path: string;
+  range?: { offset: number; size: number };
+}
+
+export interface GuestFiles {
+  driver: string;
+  kernel: GuestFile;
+  agentImage: GuestFile;
+  image?: GuestFile;
+}
+
 export class Vm {
   private disposing?: Promise<VmExit>;
   /** Run once the VM has ended (the network gateway, port listeners). */
@@ -41,6 +54,8 @@ export class Vm {
   restoreRecipe?: RunRecipe;
   /** The driver's snapshot capability, for snapshotRunning. */
   snapshotter?: SnapshotCapability;
+  /** What the guest runs from: a saved running state resumes only with these same files (packed snapshots). */
+  guestFiles?: GuestFiles;
   /** Trims the console log while the VM runs; stopped before its descriptor is closed. */
   private readonly consoleBound: { stop(): void };
 

@@ -22,6 +22,8 @@ export async function createFromPack(
   const pack = PackFile.open(
     await (await import('../pack/pull.handler')).packFileFrom(args.from as string, args.quiet),
   );
+  if (pack.manifest.snapshot)
+    return (await import('./snapshot.handler')).createFromPackedSnapshot(machines, args, pack);
   const m = pack.manifest;
   const env = [...m.env];
   for (const v of merged.env) {

@@ -1,9 +1,10 @@
 // `machine snapshot create|ls|rm`, `machine fork` and `machine create --from-snapshot`: thin
 // adapters over @smolvm/machines.
-import { UsageError } from '@smolvm/common';
+import { UsageError, smolvmDirs } from '@smolvm/common';
 import { parseAllowHost, parseCidr, parsePort, type PortMapping } from '@smolvm/config';
 import { validateMachineName, type MachineRecord } from '@smolvm/machine-store';
-import type { FromSnapshotOptions, Machines, SnapshotSummary } from '@smolvm/machines';
+import { importPackedSnapshot, type FromSnapshotOptions, type Machines, type SnapshotSummary } from '@smolvm/machines';
+import type { PackFile } from '@smolvm/pack';
 import { formatBytes } from '../../output/progress';
 import { renderTable, writeJson } from '../../output/table';
 import type { CreateArgs } from './create';
@@ -76,6 +77,28 @@ export async function createFromSnapshot(
   machines: Machines,
   args: CreateArgs & { fromSnapshot: string },
 ): Promise<MachineRecord> {
+  refuseSettings(args, '--from-snapshot');
+  return machines.createMachineFromSnapshot(args.name, args.fromSnapshot, networkOptions(args));
+}
+
+/**
+ * `machine create NEW --from PACK` of a packed running machine: the pack is imported as a snapshot
+ * (once per pack digest), and the machine made from it as --from-snapshot does.
+ */
+export async function createFromPackedSnapshot(
+  machines: Machines,
+  args: CreateArgs,
+  pack: PackFile,
+): Promise<MachineRecord> {
+  refuseSettings({ ...args, from: undefined }, '--from of a packed running machine');
+  if (!args.quiet && process.stderr.isTTY)
+    process.stderr.write(`importing the running machine packed in ${pack.path}...\n`);
+  const id = await importPackedSnapshot(machines, pack, smolvmDirs().cache);
+  return machines.createMachineFromSnapshot(args.name, id, networkOptions(args));
+}
+
+/** Only the network flags apply to a copy of a running machine; the rest is the source's. */
+function refuseSettings(args: CreateArgs, flag: string): void {
   const other = (
     [
       'image',
@@ -94,11 +117,10 @@ export async function createFromSnapshot(
   ).filter((k) => args[k] !== undefined);
   if (other.length > 0) {
     throw new UsageError(
-      `--from-snapshot copies the machine's settings; --${other.map(kebab).join(', --')} cannot change them`,
-      { remedy: 'give only --net, --allow-host, --allow-cidr and -p with --from-snapshot' },
+      `${flag} copies the machine's settings; --${other.map(kebab).join(', --')} cannot change them`,
+      { remedy: `give only --net, --allow-host, --allow-cidr and -p with ${flag}` },
     );
   }
-  return machines.createMachineFromSnapshot(args.name, args.fromSnapshot, networkOptions(args));
 }
 
 function kebab(s: string): string {

@@ -22,7 +22,7 @@ import {
 } from '@smolvm/config';
 import { ensureAgentImage } from '@smolvm/agent-image';
 import type { MachineRecord } from '@smolvm/machine-store';
-import { shrunkCopy } from '@smolvm/machines';
+import { openPackSection, shrunkCopy, snapshotPackParts, type SnapshotPackParts } from '@smolvm/machines';
 import { formatPlatform as formatOciPlatform, hostPlatform, type PreparedImage } from '@smolvm/oci';
 import { assemblePack, type PackManifestBase, type SectionSource } from '@smolvm/pack';
 import { locateKernel } from '@smolvm/runtime';
@@ -37,11 +37,33 @@ function fileSection(name: SectionSource['name'], file: string): SectionSource {
   return { name, open: () => fs.createReadStream(file) };
 }
 
+/** The kernel and agent image of this smolvm (the single-file one packs those it carries, like the VMs it runs). */
+async function guestSections(): Promise<SectionSource[]> {
+  const { kernel: shippedKernel, ...agentInputs } = guestAssets() ?? {};
+  const kernel = locateKernel(process.env, shippedKernel);
+  const agent = await ensureAgentImage({
+    cacheDir: smolvmDirs().cache,
+    agentBundle: agentBundlePath(),
+    ...agentInputs,
+  });
+  return [fileSection('kernel', kernel), fileSection('agent', agent.path)];
+}
+
 export async function runPackCreate(args: PackCreateArgs): Promise<void> {
   if (args.fromVm !== undefined && (args.image !== undefined || args.smolfile !== undefined)) {
     throw new UsageError('--from-vm packs a machine as it is, and --image/--smolfile describe another workload', {
       remedy: 'drop --image and --smolfile, or --from-vm',
     });
+  }
+  if (args.fromSnapshot !== undefined) {
+    const other = (['fromVm', 'image', 'smolfile', 'cpus', 'memory', 'platform'] as const).filter(
+      (k) => args[k] !== undefined,
+    );
+    if (other.length > 0)
+      throw new UsageError(
+        `--from-snapshot packs a running machine as it is; --${other.map((k) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)).join(', --')} cannot change it`,
+        { remedy: `drop --${other[0]?.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` },
+      );
   }
   const output = path.resolve(args.output);
   if (output.endsWith('.smolmachine'))
@@ -71,7 +93,20 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
 
   let record: MachineRecord | undefined;
   let prepared: PreparedImage | undefined;
-  if (args.fromVm !== undefined) {
+  let snapshot: SnapshotPackParts | undefined;
+  if (args.fromSnapshot !== undefined) {
+    snapshot = snapshotPackParts(cliMachines(), args.fromSnapshot);
+    record = snapshot.meta.source;
+    if (record.from)
+      throw new UsageError(
+        `snapshot "${args.fromSnapshot}" is of a machine made from a pack, and packing it again is not supported`,
+        {
+          remedy: 'snapshot a machine made with --image (or the bare image)',
+        },
+      );
+    // For the image's command and settings; the root image packed is the very one the guest runs.
+    prepared = await machineImage(record, args.quiet);
+  } else if (args.fromVm !== undefined) {
     const status = await cliMachines().status(args.fromVm);
     record = status.record;
     if (status.state === 'running' || status.state === 'unreachable')
@@ -169,7 +204,7 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
     created: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     smolvm_version: smolvmVersion(),
     image: prepared ? { reference: prepared.reference, digest: prepared.manifestDigest } : null,
-    from_vm: record?.name ?? null,
+    from_vm: snapshot ? null : (record?.name ?? null),
     ...workload,
     artifact:
       artifact && Object.keys(artifact).length > 0
@@ -180,18 +215,17 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
             ...(artifact.platform !== undefined ? { oci_platform: formatPlatform(artifact.platform) } : {}),
           }
         : null,
+    ...(snapshot ? { snapshot: snapshot.snapshot } : {}),
   };
 
-  const cacheDir = smolvmDirs().cache;
-  // The single-file smolvm packs the kernel and agent inputs it carries, like the VMs it runs.
-  const { kernel: shippedKernel, ...agentInputs } = guestAssets() ?? {};
-  const kernel = locateKernel(process.env, shippedKernel);
-  const agent = await ensureAgentImage({ cacheDir, agentBundle: agentBundlePath(), ...agentInputs });
   const stub = locateStubExecutable();
-  const scratch = record ? fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-pack-')) : undefined;
+  const scratch = record && !snapshot ? fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-pack-')) : undefined;
   try {
-    const sections: SectionSource[] = [fileSection('kernel', kernel), fileSection('agent', agent.path)];
-    if (prepared) sections.push(fileSection('rootfs', prepared.erofsPath));
+    // A snapshot carries the kernel and agent its guest runs; other packs those of this smolvm.
+    const sections: SectionSource[] = snapshot
+      ? snapshot.sections.map((s) => ({ name: s.name, open: () => openPackSection(s) }))
+      : await guestSections();
+    if (prepared && !snapshot) sections.push(fileSection('rootfs', prepared.erofsPath));
     if (record && scratch) {
       const files = cliMachines().files(record.name);
       for (const [name, disk] of [
@@ -215,7 +249,7 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
       const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
       const parts = packed.manifest.sections.map((s) => `${s.name} ${mib(s.size)}`).join(', ');
       process.stderr.write(
-        `packed ${packed.manifest.image?.reference ?? 'the bare image'}${record ? ` (machine ${record.name})` : ''}: ${payload} (${mib(packed.size)}: ${parts})${args.singleFile ? '' : `; run it with ${output} run`}\n`,
+        `packed ${packed.manifest.image?.reference ?? 'the bare image'}${snapshot ? ` (running machine, snapshot ${snapshot.snapshot.id})` : record ? ` (machine ${record.name})` : ''}: ${payload} (${mib(packed.size)}: ${parts})${snapshot ? `; resume it with smolvm machine create NAME --from ${payload}` : args.singleFile ? '' : `; run it with ${output} run`}\n`,
       );
     }
     process.stdout.write(`${output}\n`);

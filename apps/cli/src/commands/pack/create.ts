@@ -7,6 +7,7 @@ export interface PackCreateArgs extends GlobalArgs {
   output: string;
   smolfile?: string;
   fromVm?: string;
+  fromSnapshot?: string;
   singleFile?: boolean;
   env?: string[];
   workdir?: string;
@@ -25,7 +26,7 @@ export const packCreateCommand: CommandModule<GlobalArgs, PackCreateArgs> = {
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
       .usage(
-        "smolvm pack create (--image IMAGE | -s Smolfile | --from-vm NAME) -o PATH [options]\n\nWrites PATH, an executable that runs the machine (`PATH run -- CMD`, `start`, `exec`, `stop`,\n`status`, `info`), and PATH.smolmachine, the payload: the guest kernel, the agent image, the\nimage's root filesystem and, with --from-vm, the machine's disks. Hand both files to someone with\nQEMU. With --single-file the payload is appended to the executable instead.",
+        "smolvm pack create (--image IMAGE | -s Smolfile | --from-vm NAME | --from-snapshot ID) -o PATH [options]\n\nWrites PATH, an executable that runs the machine (`PATH run -- CMD`, `start`, `exec`, `stop`,\n`status`, `info`), and PATH.smolmachine, the payload: the guest kernel, the agent image, the\nimage's root filesystem and, with --from-vm, the machine's disks. With --from-snapshot it is a\nrunning machine (its RAM too: format version 2) that `smolvm machine create NAME --from PATH.smolmachine`\nresumes with its processes running. Hand both files to someone with QEMU. With --single-file the\npayload is appended to the executable instead.",
       )
       .option('image', {
         coerce: lastValue,
@@ -50,6 +51,12 @@ export const packCreateCommand: CommandModule<GlobalArgs, PackCreateArgs> = {
         coerce: lastValue,
         type: 'string',
         describe: 'Pack a stopped machine: its image plus what exec wrote to its overlay and /workspace',
+      })
+      .option('from-snapshot', {
+        coerce: lastValue,
+        type: 'string',
+        describe:
+          'Pack a snapshot of a running machine (MACHINE:TAG from `machine snapshot ls`): disks, RAM and device state, which carry everything in its memory',
       })
       .option('single-file', {
         type: 'boolean',
@@ -99,6 +106,10 @@ export const packCreateCommand: CommandModule<GlobalArgs, PackCreateArgs> = {
       )
       .example('./my-python run -- python3 -c "print(1)"', 'Run the packed machine')
       .example('$0 pack create -s Smolfile -o ./app --single-file', "One file, with the Smolfile's [artifact] profile")
-      .example('$0 pack create --from-vm dev -o ./dev-box', 'A stopped machine with what was installed in it'),
+      .example('$0 pack create --from-vm dev -o ./dev-box', 'A stopped machine with what was installed in it')
+      .example(
+        '$0 pack create --from-snapshot web:ready -o ./web && smolvm machine create web2 --from ./web.smolmachine',
+        'A running machine, resumed elsewhere with its processes running',
+      ),
   handler: async (args) => (await import('./create.handler')).runPackCreate(args),
 };

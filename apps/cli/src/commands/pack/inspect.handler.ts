@@ -27,6 +27,12 @@ export async function runPackInspect(args: PackInspectArgs): Promise<void> {
     `resources:     ${m.cpus} vCPUs, ${m.memory_mib} MiB; machines get storage ${m.storage_gib} GiB, overlay ${m.overlay_gib} GiB`,
     `network:       ${m.network.net ? ['on', ...m.network.allow_hosts, ...m.network.allow_cidrs].join(' ') : 'off'}`,
     `artifact:      ${m.artifact ? JSON.stringify(m.artifact) : '(none)'}`,
+    // A packed snapshot carries the guest's RAM: whatever was in memory (keys, tokens) ships with it.
+    ...(m.snapshot
+      ? [
+          `snapshot:      running machine ${m.snapshot.id}: its RAM (${m.memory_mib} MiB, with whatever secrets were in memory) and device state; QEMU ${m.snapshot.qemu.major}.${m.snapshot.qemu.minor}.${m.snapshot.qemu.micro} (${m.snapshot.qemu_package}), driver ${m.snapshot.driver}`,
+        ]
+      : []),
     '',
   ];
   process.stdout.write(lines.join('\n') + '\n');

@@ -1,0 +1,127 @@
+// A packed running machine, end to end (issue 20 item 5): a machine serving HTTP from a process
+// started by exec, with a file in /workspace, is snapshotted, packed with --from-snapshot, and
+// removed with its snapshot; `machine create --from` the pack then resumes it with the server
+// still running and the file there. The same pack imported twice is one snapshot; a pack with a
+// tampered state section is refused with one line; the packed executable's `start` resumes it too.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { e2eSetup, freePort, httpGet, ok, smolvm, type CliResult, type E2eSetup } from './helpers';
+
+jest.setTimeout(900_000);
+
+let setup: E2eSetup;
+let env: NodeJS.ProcessEnv;
+/** The packed executable's own machine (pack-<digest>), once known. */
+let appMachine: string | undefined;
+const SMALL = ['--cpus', '1', '--memory', '256', '--storage', '1', '--overlay', '1'];
+
+function cli(args: string[], timeoutMs = 300_000): CliResult {
+  return smolvm(args, env, undefined, timeoutMs);
+}
+
+function exec(name: string, script: string): CliResult {
+  return cli(['machine', 'exec', '--name', name, '--', '/bin/sh', '-c', script]);
+}
+
+beforeAll(async () => {
+  setup = await e2eSetup('smolvm-pack-snapshot-e2e-');
+  env = setup.env;
+});
+
+afterAll(async () => {
+  for (const name of ['src', 'copy', 'copy2', ...(appMachine ? [appMachine] : [])])
+    cli(['machine', 'delete', name, '-f']);
+  expect(setup.qemus()).toEqual([]);
+  await setup.close();
+});
+
+it('a running machine packed from its snapshot resumes elsewhere with its process running', async () => {
+  const srcPort = await freePort();
+  ok(cli(['machine', 'create', 'src', ...SMALL, '-p', `${srcPort}:8080`]));
+  ok(cli(['machine', 'start', '--name', 'src']));
+  ok(
+    exec(
+      'src',
+      'mkdir -p /tmp/www && echo from-tmp > /tmp/www/t.txt && echo from-workspace > /workspace/w.txt && httpd -p 8080 -h /tmp/www',
+    ),
+  );
+  expect(await httpGet(srcPort, 't.txt')).toBe('200 from-tmp');
+  ok(cli(['machine', 'snapshot', 'create', 'src', '--tag', 'ready']));
+
+  const out = path.join(setup.home, 'web');
+  expect(ok(cli(['pack', 'create', '--from-snapshot', 'src:ready', '-o', out])).trim()).toBe(out);
+  const payload = `${out}.smolmachine`;
+  const inspect = JSON.parse(ok(cli(['pack', 'inspect', payload, '--json']))) as {
+    version: number;
+    digest: string;
+    payload_offset: number;
+    snapshot: { id: string; nic: boolean };
+    sections: Array<{ name: string; offset: number; size: number }>;
+  };
+  expect(inspect.version).toBe(2);
+  expect(inspect.snapshot).toMatchObject({ id: 'src:ready', nic: true });
+  expect(inspect.sections.map((s) => s.name)).toEqual(
+    expect.arrayContaining(['kernel', 'agent', 'overlay', 'storage', 'memory', 'state']),
+  );
+  expect(ok(cli(['pack', 'inspect', payload]))).toContain('snapshot:      running machine src:ready: its RAM');
+  // Booting it is refused: its disks belong to a running guest.
+  const run = cli(['pack', 'run', '--sidecar', payload, '--', 'true']);
+  expect(run.status).not.toBe(0);
+  expect(run.stderr).toContain('which is resumed, not booted');
+
+  // The source and its snapshot are gone: only the pack remains.
+  ok(cli(['machine', 'delete', 'src', '-f']));
+  ok(cli(['machine', 'snapshot', 'rm', 'src:ready']));
+
+  // A tampered device state is refused with one line, and nothing is imported. (Once the good pack
+  // is imported, a file with its digest reuses that verified snapshot: its own bytes are not used.)
+  const bad = path.join(setup.home, 'bad.smolmachine');
+  fs.copyFileSync(payload, bad);
+  const state = inspect.sections.find((s) => s.name === 'state')!;
+  const fd = fs.openSync(bad, 'r+');
+  const at = inspect.payload_offset + state.offset + Math.floor(state.size / 2);
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, at);
+  fs.writeSync(fd, Buffer.from([b[0]! ^ 0xff]), 0, 1, at);
+  fs.closeSync(fd);
+  const refused = cli(['machine', 'create', 'bad', '--from', bad]);
+  expect(refused.status).not.toBe(0);
+  expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+  expect(refused.stderr).toContain('its state section does not match its sha256');
+  expect(JSON.parse(ok(cli(['machine', 'snapshot', 'ls', '--json'])))).toEqual([]);
+
+  // Its shape is the saved VM's: settings other than the network are refused before anything is imported.
+  const shaped = cli(['machine', 'create', 'big', '--from', payload, '--memory', '512']);
+  expect(shaped.status).toBe(2);
+  expect(shaped.stderr).toContain("--from of a packed running machine copies the machine's settings; --memory");
+
+  const port = await freePort();
+  ok(cli(['machine', 'create', 'copy', '--from', payload, '-p', `${port}:8080`]));
+  ok(cli(['machine', 'start', '--name', 'copy']));
+  // The server started by exec in the source answers, unrestarted, and the file is there.
+  expect(await httpGet(port, 't.txt')).toBe('200 from-tmp');
+  expect(ok(exec('copy', 'cat /workspace/w.txt')).trim()).toBe('from-workspace');
+
+  // A second machine from the same pack reuses the imported snapshot.
+  ok(cli(['machine', 'create', 'copy2', '--from', payload]));
+  const snapshots = JSON.parse(ok(cli(['machine', 'snapshot', 'ls', '--json']))) as Array<{
+    id: string;
+    dependents: string[];
+  }>;
+  expect(snapshots).toHaveLength(1);
+  expect(snapshots[0]!.id).toMatch(/^pack-[0-9a-f]{12}:ready$/);
+  expect(snapshots[0]!.dependents).toEqual(['copy', 'copy2']);
+  ok(cli(['machine', 'delete', 'copy', '-f']));
+
+  // The packed executable's start resumes a machine of its own from the same snapshot.
+  const app = (args: string[]): CliResult => {
+    const r = spawnSync(out, args, { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 300_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  appMachine = `pack-${inspect.digest.slice(7, 19)}`;
+  ok(app(['start']));
+  expect(ok(app(['exec', '--', 'wget', '-qO-', 'http://127.0.0.1:8080/t.txt'])).trim()).toBe('from-tmp');
+  ok(app(['stop']));
+  ok(cli(['machine', 'delete', appMachine, '-f']));
+});
