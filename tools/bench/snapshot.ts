@@ -7,8 +7,10 @@
 //           one-step form, what a user scripting forks runs)
 //   memory: 10 forks' QEMU processes, total RSS and PSS (shared pages counted once), against 10
 //           fresh machines of the same shape started the usual way (warm, from a boot snapshot)
-// All VMs: 1 vCPU, 256 MiB, 1 GiB disks.
-//   node tools/run-ts.mjs tools/bench/snapshot.ts [runs=3] [copies=10]
+// All VMs: 1 vCPU, 256 MiB, 1 GiB disks. With another CLI build (e.g. main's dist/smolvm.js, copied),
+// its warm run and create + start + exec are interleaved with this build's in the same loop, each
+// build's ratio against its own warm run (a before/after under the same load).
+//   node tools/run-ts.mjs tools/bench/snapshot.ts [runs=3] [copies=10] [other-cli.js]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,6 +20,7 @@ import { WORKSPACE, report, runInterleaved, timeCommand } from './lib/stats';
 const runs = Number(process.argv[2] ?? 3);
 const copies = Number(process.argv[3] ?? 10);
 const cli = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
+const otherCli = process.argv[4] ? path.resolve(process.argv[4]) : undefined;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-snap-'));
 const home = path.join(work, 'home');
 const env = { ...process.env, SMOLVM_HOME: home, SMOLVM_NO_TCG_WARNING: '1' };
@@ -25,7 +28,11 @@ const SHAPE = ['--cpus', '1', '--memory', '256'];
 const DISKS = ['--storage', '1', '--overlay', '1'];
 
 function must(...args: string[]): string {
-  const r = spawnSync(cli, args, { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+  return mustWith(cli, ...args);
+}
+
+function mustWith(build: string, ...args: string[]): string {
+  const r = spawnSync(build, args, { env, encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`smolvm ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
 }
@@ -105,27 +112,33 @@ async function main(): Promise<void> {
       must('machine', 'delete', name, '-f');
       return ms;
     };
-    const forkAndExec = timedFork((name) => {
-      must('machine', 'create', name, '--from-snapshot', created.id);
-      must('machine', 'start', '--name', name);
-      must('machine', 'exec', '--name', name, '--', 'true');
-    });
+    const forkAndExecWith = (build: string) =>
+      timedFork((name) => {
+        mustWith(build, 'machine', 'create', name, '--from-snapshot', created.id);
+        mustWith(build, 'machine', 'start', '--name', name);
+        mustWith(build, 'machine', 'exec', '--name', name, '--', 'true');
+      });
+    const warmRunWith = (build: string) => () => timeCommand([build, 'machine', 'run', ...SHAPE, '--', 'true'], env);
     const oneStepForkAndExec = timedFork((name) => {
       must('machine', 'fork', created.id, name);
       must('machine', 'exec', '--name', name, '--', 'true');
     });
     const series = runInterleaved(
       [
-        {
-          label: 'machine run -- true (warm)',
-          run: () => timeCommand([cli, 'machine', 'run', ...SHAPE, '--', 'true'], env),
-        },
-        { label: 'fork: create --from-snapshot + start + exec true', run: forkAndExec },
+        { label: 'machine run -- true (warm)', run: warmRunWith(cli) },
+        { label: 'fork: create --from-snapshot + start + exec true', run: forkAndExecWith(cli) },
         { label: 'fork: fork SNAP NEW + exec true', run: oneStepForkAndExec },
+        ...(otherCli
+          ? [
+              { label: 'other build: machine run -- true (warm)', run: warmRunWith(otherCli) },
+              { label: 'other build: create --from-snapshot + start + exec true', run: forkAndExecWith(otherCli) },
+            ]
+          : []),
       ],
       runs,
     );
-    report(`fork to first exec vs a warm machine run, ${runs} interleaved runs (target <= 1.5x)`, series);
+    report(`fork to first exec vs a warm machine run, ${runs} interleaved runs (target <= 1.5x)`, series.slice(0, 3));
+    if (otherCli) report(`the same with ${otherCli}, in the same loop`, series.slice(3));
 
     const forks = Array.from({ length: copies }, (_, i) => `m${i + 1}`);
     for (const f of forks) must('machine', 'create', f, '--from-snapshot', created.id);
