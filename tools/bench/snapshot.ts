@@ -138,7 +138,22 @@ async function main(): Promise<void> {
       runs,
     );
     report(`fork to first exec vs a warm machine run, ${runs} interleaved runs (target <= 1.5x)`, series.slice(0, 3));
-    if (otherCli) report(`the same with ${otherCli}, in the same loop`, series.slice(3));
+    if (otherCli) {
+      report(`the same with ${otherCli}, in the same loop`, series.slice(3));
+      // The step without a VM (snapshot verify + disk layers + record), where the builds differ most.
+      const createWith = (build: string) =>
+        timedFork((name) => mustWith(build, 'machine', 'create', name, '--from-snapshot', created.id));
+      report(
+        `machine create --from-snapshot alone, ${runs * 2} interleaved runs`,
+        runInterleaved(
+          [
+            { label: `other build (${otherCli})`, run: createWith(otherCli) },
+            { label: 'this build', run: createWith(cli) },
+          ],
+          runs * 2,
+        ),
+      );
+    }
 
     const forks = Array.from({ length: copies }, (_, i) => `m${i + 1}`);
     for (const f of forks) must('machine', 'create', f, '--from-snapshot', created.id);
