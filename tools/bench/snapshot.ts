@@ -1,12 +1,16 @@
 // Snapshots and forks benchmark (issue 20), one run on this machine:
 //   create: `machine snapshot create` of a running machine with 100 MB written to /workspace:
 //           time, how long the machine was paused, and the snapshot's size on disk
-//   fork:   fork to first exec (`machine create --from-snapshot` + `machine start` + `machine exec
-//           -- true`) against a warm `machine run -- true` in the same run (target <= 1.5x)
+//   fork:   fork to first exec against a warm `machine run -- true` in the same run (target <= 1.5x),
+//           two ways: `machine create --from-snapshot` + `machine start` + `machine exec -- true`
+//           (three CLI processes), and `machine fork SNAP NEW` + `machine exec -- true` (two: the
+//           one-step form, what a user scripting forks runs)
 //   memory: 10 forks' QEMU processes, total RSS and PSS (shared pages counted once), against 10
 //           fresh machines of the same shape started the usual way (warm, from a boot snapshot)
-// All VMs: 1 vCPU, 256 MiB, 1 GiB disks.
-//   node tools/run-ts.mjs tools/bench/snapshot.ts [runs=3] [copies=10]
+// All VMs: 1 vCPU, 256 MiB, 1 GiB disks. With another CLI build (e.g. main's dist/smolvm.js, copied),
+// its warm run and create + start + exec are interleaved with this build's in the same loop, each
+// build's ratio against its own warm run (a before/after under the same load).
+//   node tools/run-ts.mjs tools/bench/snapshot.ts [runs=3] [copies=10] [other-cli.js]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +20,7 @@ import { WORKSPACE, report, runInterleaved, timeCommand } from './lib/stats';
 const runs = Number(process.argv[2] ?? 3);
 const copies = Number(process.argv[3] ?? 10);
 const cli = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
+const otherCli = process.argv[4] ? path.resolve(process.argv[4]) : undefined;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-snap-'));
 const home = path.join(work, 'home');
 const env = { ...process.env, SMOLVM_HOME: home, SMOLVM_NO_TCG_WARNING: '1' };
@@ -23,7 +28,11 @@ const SHAPE = ['--cpus', '1', '--memory', '256'];
 const DISKS = ['--storage', '1', '--overlay', '1'];
 
 function must(...args: string[]): string {
-  const r = spawnSync(cli, args, { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+  return mustWith(cli, ...args);
+}
+
+function mustWith(build: string, ...args: string[]): string {
+  const r = spawnSync(build, args, { env, encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`smolvm ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
 }
@@ -94,27 +103,57 @@ async function main(): Promise<void> {
     );
 
     let n = 0;
-    const forkAndExec = () => {
+    /** Wall time of `steps` (given the new machine's name), the machine deleted after. */
+    const timedFork = (steps: (name: string) => void) => () => {
       const name = `f${++n}`;
       const start = process.hrtime.bigint();
-      must('machine', 'create', name, '--from-snapshot', created.id);
-      must('machine', 'start', '--name', name);
-      must('machine', 'exec', '--name', name, '--', 'true');
+      steps(name);
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
       must('machine', 'delete', name, '-f');
       return ms;
     };
+    const forkAndExecWith = (build: string) =>
+      timedFork((name) => {
+        mustWith(build, 'machine', 'create', name, '--from-snapshot', created.id);
+        mustWith(build, 'machine', 'start', '--name', name);
+        mustWith(build, 'machine', 'exec', '--name', name, '--', 'true');
+      });
+    const warmRunWith = (build: string) => () => timeCommand([build, 'machine', 'run', ...SHAPE, '--', 'true'], env);
+    const oneStepForkAndExec = timedFork((name) => {
+      must('machine', 'fork', created.id, name);
+      must('machine', 'exec', '--name', name, '--', 'true');
+    });
     const series = runInterleaved(
       [
-        {
-          label: 'machine run -- true (warm)',
-          run: () => timeCommand([cli, 'machine', 'run', ...SHAPE, '--', 'true'], env),
-        },
-        { label: 'fork: create --from-snapshot + start + exec true', run: forkAndExec },
+        { label: 'machine run -- true (warm)', run: warmRunWith(cli) },
+        { label: 'fork: create --from-snapshot + start + exec true', run: forkAndExecWith(cli) },
+        { label: 'fork: fork SNAP NEW + exec true', run: oneStepForkAndExec },
+        ...(otherCli
+          ? [
+              { label: 'other build: machine run -- true (warm)', run: warmRunWith(otherCli) },
+              { label: 'other build: create --from-snapshot + start + exec true', run: forkAndExecWith(otherCli) },
+            ]
+          : []),
       ],
       runs,
     );
-    report(`fork to first exec vs a warm machine run, ${runs} interleaved runs (target <= 1.5x)`, series);
+    report(`fork to first exec vs a warm machine run, ${runs} interleaved runs (target <= 1.5x)`, series.slice(0, 3));
+    if (otherCli) {
+      report(`the same with ${otherCli}, in the same loop`, series.slice(3));
+      // The step without a VM (snapshot verify + disk layers + record), where the builds differ most.
+      const createWith = (build: string) =>
+        timedFork((name) => mustWith(build, 'machine', 'create', name, '--from-snapshot', created.id));
+      report(
+        `machine create --from-snapshot alone, ${runs * 2} interleaved runs`,
+        runInterleaved(
+          [
+            { label: `other build (${otherCli})`, run: createWith(otherCli) },
+            { label: 'this build', run: createWith(cli) },
+          ],
+          runs * 2,
+        ),
+      );
+    }
 
     const forks = Array.from({ length: copies }, (_, i) => `m${i + 1}`);
     for (const f of forks) must('machine', 'create', f, '--from-snapshot', created.id);

@@ -89,6 +89,11 @@ describe('snapshots of a running machine', () => {
 
     ports = await Promise.all(forks.map(() => freePort()));
     for (const [i, name] of forks.entries()) {
+      if (i === FORKS - 1) {
+        // The one-step form: `fork` of a snapshot id creates and starts the copy (no new snapshot).
+        expect(ok(cli(['machine', 'fork', 'src:1', name, '-p', `${ports[i]}:8080`]))).toBe(`${name}\n`);
+        continue;
+      }
       ok(cli(['machine', 'create', name, '--from-snapshot', 'src:1', '-p', `${ports[i]}:8080`]));
       ok(cli(['machine', 'start', '--name', name]));
     }
@@ -172,6 +177,12 @@ describe('machine fork', () => {
     const r = cli(['machine', 'fork', 'src', 'fp', '-n', '2', '-p', '18999:8080']);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('-p cannot be given to several forks');
+    // A snapshot id that does not exist: one line, no machine, no new snapshot.
+    const missing = cli(['machine', 'fork', 'src:404', 'fm']);
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toContain('snapshot "src:404" does not exist');
+    expect(fs.existsSync(path.join(setup.home, 'data', 'machines', 'fm'))).toBe(false);
     for (const name of out.machines) ok(cli(['machine', 'delete', name, '-f']));
     ok(cli(['machine', 'snapshot', 'rm', out.snapshot.id]));
   });

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SmolvmError, UsageError, tempPathFor } from '@smolvm/common';
+import { writeQcow2Layer } from './qcow2';
 
 const GiB = 1024 ** 3;
 
@@ -136,12 +137,14 @@ export function copyDiskSparse(file: string, dest: string, format: DiskFormat): 
   fs.chmodSync(dest, 0o600);
 }
 
-/** A qcow2 layer at `dest` over the raw disk `backing` (read, never written): a fork's disk. */
+/**
+ * A qcow2 layer at `dest` over the raw disk `backing` (read, never written): a fork's disk.
+ * Written in-process (qcow2.ts): spawning qemu-img for it was most of a fork's create time.
+ */
 export function createCowDisk(backing: string, dest: string): void {
   const tmp = tempPathFor(dest);
   try {
-    run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', backing, tmp]);
-    fs.chmodSync(tmp, 0o600);
+    writeQcow2Layer(tmp, backing, diskSize(backing));
     fs.renameSync(tmp, dest);
   } finally {
     fs.rmSync(tmp, { force: true });

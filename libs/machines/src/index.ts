@@ -55,6 +55,7 @@ export {
 } from './snapshot-store';
 export {
   forkNames,
+  isSnapshotId,
   MAX_FORKS,
   type ForkOptions,
   type FromSnapshotOptions,

@@ -32,6 +32,11 @@ export const SNAPSHOT_PACK = 'pack.json';
 const HASHED_VM_FILES = ['state', 'qemu.json', 'guest.json'];
 const TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const MAX_META_BYTES = 1 << 20;
+/** Beside the snapshots (a dot name, so never listed as a machine): verify()'s memo per snapshot. */
+const VERIFIED_DIR = '.verified';
+
+/** Per hashed file: the identity it had when its hash was found right. */
+type Verified = Record<string, { identity: string; sha256: string }>;
 
 export interface SnapshotSummary {
   /** `<machine>:<tag>`, immutable. */
@@ -202,16 +207,54 @@ export class SnapshotStore {
       ...(meta.running ? ['memory', 'state', 'qemu.json'].map((f) => `${SNAPSHOT_VM_DIR}/${f}`) : []),
     ];
     for (const rel of required) if (!meta.files[rel]) throw damagedError(id, `${rel} is not listed`);
+    const verified = this.readVerified(id);
+    let hashed = false;
     for (const [rel, want] of Object.entries(meta.files)) {
       const file = path.join(dir, rel);
       if (path.relative(dir, file).startsWith('..')) throw damagedError(id, `${rel} is outside the snapshot`);
-      const st = fs.lstatSync(file, { throwIfNoEntry: false });
+      const st = fs.lstatSync(file, { throwIfNoEntry: false, bigint: true });
       if (!st?.isFile()) throw damagedError(id, `${rel} is missing`);
-      if (st.size !== want.size) throw damagedError(id, `${rel} is ${st.size} bytes, expected ${want.size}`);
-      if (want.sha256 && sha256File(file) !== want.sha256)
-        throw damagedError(id, `${rel} was altered (sha256 differs)`);
+      if (st.size !== BigInt(want.size)) throw damagedError(id, `${rel} is ${st.size} bytes, expected ${want.size}`);
+      if (!want.sha256) continue;
+      const identity = fileIdentity(st);
+      if (verified[rel]?.identity === identity && verified[rel]?.sha256 === want.sha256) continue;
+      if (sha256File(file) !== want.sha256) throw damagedError(id, `${rel} was altered (sha256 differs)`);
+      verified[rel] = { identity, sha256: want.sha256 };
+      hashed = true;
     }
+    if (hashed) this.writeVerified(id, verified);
     return meta;
+  }
+
+  /**
+   * Where verify() remembers the files it hashed by identity (device, inode, size, mtime, ctime:
+   * any write or chmod changes one), so the next fork of the snapshot does not hash them again.
+   */
+  private verifiedPath(id: string): string {
+    const { machine, tag } = parseSnapshotId(id);
+    return path.join(this.root, VERIFIED_DIR, machine, `${tag}.json`);
+  }
+
+  private readVerified(id: string): Verified {
+    try {
+      const file = this.verifiedPath(id);
+      if (fs.statSync(file).size > MAX_META_BYTES) return {};
+      const value = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+      return value && typeof value === 'object' && !Array.isArray(value) ? (value as Verified) : {};
+    } catch {
+      return {};
+    }
+  }
+
+  /** Best effort: without the memo the next verify hashes again. */
+  private writeVerified(id: string, verified: Verified): void {
+    try {
+      const file = this.verifiedPath(id);
+      ensurePrivateDir(path.dirname(file));
+      writeJsonAtomic(file, verified);
+    } catch {
+      // A read-only or full store: nothing lost but time.
+    }
   }
 
   sizeOf(id: string): number {
@@ -253,6 +296,7 @@ export class SnapshotStore {
    */
   commit(staging: string, meta: Omit<SnapshotMeta, 'files' | 'schemaVersion'>): SnapshotMeta {
     const files: SnapshotMeta['files'] = {};
+    const verified: Verified = {};
     for (const rel of listFiles(staging)) {
       const file = path.join(staging, rel);
       const hashed = HASHED_VM_FILES.some((f) => rel === `${SNAPSHOT_VM_DIR}/${f}`) || rel === SNAPSHOT_PACK;
@@ -260,6 +304,8 @@ export class SnapshotStore {
       // Read-only, but QEMU (without capabilities) opens a RAM file read-write even to map it privately.
       fs.chmodSync(file, rel === `${SNAPSHOT_VM_DIR}/memory` ? 0o600 : 0o400);
       fsyncPath(file);
+      const sha256 = files[rel].sha256;
+      if (sha256) verified[rel] = { identity: fileIdentity(fs.statSync(file, { bigint: true })), sha256 };
     }
     const full: SnapshotMeta = { schemaVersion: SNAPSHOT_SCHEMA_VERSION, ...meta, files };
     writeJsonAtomic(path.join(staging, SNAPSHOT_META), full, 0o400);
@@ -270,6 +316,8 @@ export class SnapshotStore {
     // rename(2) would replace an empty directory: the check and the rename are under the caller's lock.
     if (fs.existsSync(target))
       throw new ConflictError(`snapshot "${meta.id}" already exists`, { remedy: 'choose another --tag' });
+    // A memo left by a removed snapshot of the same id names other files: replaced before the rename.
+    this.writeVerified(meta.id, verified);
     fs.renameSync(staging, target);
     fsyncDir(parent);
     return full;
@@ -282,6 +330,7 @@ export class SnapshotStore {
     ensurePrivateDir(this.stagingRoot());
     fs.renameSync(dir, trash);
     fsyncDir(path.dirname(dir));
+    fs.rmSync(this.verifiedPath(id), { force: true });
     // Read-only files in a writable directory go; the directories need write permission back.
     fs.rmSync(trash, { recursive: true, force: true });
     try {
@@ -334,4 +383,8 @@ function fsyncPath(file: string): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+function fileIdentity(st: fs.BigIntStats): string {
+  return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
 }

@@ -293,17 +293,24 @@ export function forkNames(base: string, count?: number): string[] {
   return Array.from({ length: count }, (_, i) => `${base}-${i + 1}`);
 }
 
+/** A snapshot id (`MACHINE:TAG`) rather than a machine name: machine names have no colon. */
+export function isSnapshotId(source: string): boolean {
+  return source.includes(':');
+}
+
 /**
  * Snapshots `source` (running or not), then creates and starts one machine per name from it.
- * Ports can only be given to a single fork (host ports are one machine's each). A fork that
- * fails to start is deleted again; those already running stay. Returns the names started.
+ * A `source` that is a snapshot id (`MACHINE:TAG`) is used as it is: copies of that saved state,
+ * no new snapshot (the one-step `create --from-snapshot` + `start`). Ports can only be given to
+ * a single fork (host ports are one machine's each). A fork that fails to start is deleted
+ * again; those already running stay. Returns the names started.
  */
 export async function forkMachine(
   machines: Machines,
   source: string,
   names: string[] | { count: number; base: string },
   opts: ForkOptions = {},
-): Promise<{ snapshot: SnapshotCreateResult; machines: string[]; results: StartResult[] }> {
+): Promise<{ snapshot: SnapshotSummary | SnapshotCreateResult; machines: string[]; results: StartResult[] }> {
   const list = Array.isArray(names) ? names : forkNames(names.base, names.count);
   if (list.length === 0)
     throw new UsageError('fork needs at least one new machine name', { remedy: 'give NEW, or -n COUNT' });
@@ -318,7 +325,7 @@ export async function forkMachine(
         remedy: `choose another name, or delete it first with \`smolvm machine delete ${n}\``,
       });
   }
-  const snapshot = await createSnapshot(machines, source);
+  const snapshot = isSnapshotId(source) ? await getSnapshot(machines, source) : await createSnapshot(machines, source);
   const started: string[] = [];
   const results: StartResult[] = [];
   for (const n of list) {
@@ -331,5 +338,6 @@ export async function forkMachine(
     }
     started.push(n);
   }
-  return { snapshot: { ...snapshot, dependents: list }, machines: started, results };
+  const dependents = [...new Set([...snapshot.dependents, ...started])].sort();
+  return { snapshot: { ...snapshot, dependents }, machines: started, results };
 }

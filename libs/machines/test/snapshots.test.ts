@@ -107,6 +107,35 @@ describe('machines from a snapshot', () => {
   });
 });
 
+describe('fork of a snapshot id', () => {
+  it('makes and starts copies of that snapshot without taking a new one', async () => {
+    const snap = await machines.createSnapshot('src');
+    await machines.createMachineFromSnapshot('earlier', snap.id);
+    // Starting is the supervisor's (a VM): what matters here is what fork asks of it.
+    const start = jest
+      .spyOn(machines, 'start')
+      .mockImplementation(async (name) => ({ record: machines.store.get(name), alreadyRunning: false }));
+    const out = await machines.forkMachine('src:1', ['w1', 'w2']);
+    expect(out.machines).toEqual(['w1', 'w2']);
+    expect(start.mock.calls.map((c) => c[0])).toEqual(['w1', 'w2']);
+    expect(out.snapshot).toMatchObject({ id: 'src:1', dependents: ['earlier', 'w1', 'w2'] });
+    expect(machines.store.get('w1')).toMatchObject({ fromSnapshot: 'src:1', ports: [] });
+    expect((await machines.listSnapshots()).map((s) => s.id)).toEqual(['src:1']);
+  });
+
+  it('refuses a missing or malformed snapshot id with one line, making nothing', async () => {
+    const start = jest.spyOn(machines, 'start');
+    const missing = await machines.forkMachine('src:9', ['w']).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(SnapshotNotFoundError);
+    expect((missing as Error).message).toBe('snapshot "src:9" does not exist');
+    await expect(machines.forkMachine('src:bad tag', ['w'])).rejects.toThrow(UsageError);
+    await expect(machines.forkMachine('../x:1', ['w'])).rejects.toThrow(UsageError);
+    expect(start).not.toHaveBeenCalled();
+    expect(machines.store.exists('w')).toBe(false);
+    expect(await machines.listSnapshots()).toEqual([]);
+  });
+});
+
 describe('crash safety', () => {
   it('a failure half way through leaves no snapshot and no staging directory', async () => {
     const real = disks.copyDiskSparse;

@@ -243,9 +243,11 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       // The saved guest is set up already (root, disks, network, processes running): it only
       // becomes this copy. Every copy shares the saved RNG state until reseeded.
       // Its shares were unmounted for the save (QEMU cannot save a mounted 9p share): mounted again, now this copy's.
-      // Reseeded first: the copy's new boot_id (identity) comes from the kernel's RNG.
-      await Promise.all([vm.agent.setTime(Date.now()), vm.agent.reseed(crypto.randomBytes(64))]);
+      // One round trip: the agent runs requests in the order they arrive, and reseed is done before
+      // identity starts (both synchronous), so the copy's new boot_id comes from the reseeded RNG.
       await Promise.all([
+        vm.agent.setTime(Date.now()),
+        vm.agent.reseed(crypto.randomBytes(64)),
         ...(options.hostname ? [vm.agent.identity({ hostname: options.hostname })] : []),
         vm.agent.shares({ mounted: true }),
       ]);

@@ -17,7 +17,11 @@ export const forkCommand: CommandModule<GlobalArgs, ForkArgs> = {
   describe: 'Snapshot a machine and start copies of it that resume where it was',
   builder: (yargs: Argv<GlobalArgs>) =>
     yargs
-      .positional('name', { type: 'string', demandOption: true, describe: 'The machine to copy (running or stopped)' })
+      .positional('name', {
+        type: 'string',
+        demandOption: true,
+        describe: 'The machine to copy (running or stopped), or a snapshot MACHINE:TAG to start copies of',
+      })
       .positional('new', {
         type: 'string',
         demandOption: true,
@@ -46,9 +50,10 @@ export const forkCommand: CommandModule<GlobalArgs, ForkArgs> = {
       })
       .option('json', { type: 'boolean', default: false, describe: 'Print the snapshot and the copies as JSON' })
       .usage(
-        "smolvm machine fork NAME NEW [-n COUNT] [-p HOST:GUEST] [--net]\n\nTakes a snapshot of NAME (kept: `smolvm machine snapshot ls`), then creates and starts each copy\nfrom it: its processes keep running, with its own hostname, RNG seed, clock, network policy and\nports (none of the source's host ports). Prints the names of the copies.",
+        "smolvm machine fork NAME|MACHINE:TAG NEW [-n COUNT] [-p HOST:GUEST] [--net]\n\nTakes a snapshot of NAME (kept: `smolvm machine snapshot ls`), then creates and starts each copy\nfrom it: its processes keep running, with its own hostname, RNG seed, clock, network policy and\nports (none of the source's host ports). Prints the names of the copies.\nNAME may also be a snapshot MACHINE:TAG: its copies are started from it, no new snapshot taken.",
       )
       .example('$0 machine fork dev dev2 -p 8081:80', 'One copy of "dev", its port 80 on host port 8081')
-      .example('$0 machine fork dev worker -n 5', 'Five copies: worker-1 .. worker-5'),
+      .example('$0 machine fork dev worker -n 5', 'Five copies: worker-1 .. worker-5')
+      .example('$0 machine fork dev:ready w2', 'A copy of snapshot dev:ready, started (no new snapshot)'),
   handler: async (args) => (await import('./snapshot.handler')).runFork(args),
 };

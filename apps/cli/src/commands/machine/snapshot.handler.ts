@@ -3,7 +3,13 @@
 import { UsageError, smolvmDirs } from '@smolvm/common';
 import { parseAllowHost, parseCidr, parsePort, type PortMapping } from '@smolvm/config';
 import { validateMachineName, type MachineRecord } from '@smolvm/machine-store';
-import { importPackedSnapshot, type FromSnapshotOptions, type Machines, type SnapshotSummary } from '@smolvm/machines';
+import {
+  importPackedSnapshot,
+  isSnapshotId,
+  type FromSnapshotOptions,
+  type Machines,
+  type SnapshotSummary,
+} from '@smolvm/machines';
 import type { PackFile } from '@smolvm/pack';
 import { formatBytes } from '../../output/progress';
 import { renderTable, writeJson } from '../../output/table';
@@ -128,9 +134,12 @@ function kebab(s: string): string {
 }
 
 export async function runFork(args: ForkArgs): Promise<void> {
-  validateMachineName(args.name);
   const machines = cliMachines();
-  const imageErofs = await machineImageErofs(machines.store.get(args.name), args.quiet);
+  // From a snapshot id: copies of that saved state, started in this one process.
+  const fromSnapshot = isSnapshotId(args.name);
+  if (!fromSnapshot) validateMachineName(args.name);
+  const source = fromSnapshot ? machines.snapshots.readMeta(args.name).source : machines.store.get(args.name);
+  const imageErofs = await machineImageErofs(source, args.quiet);
   const result = await machines.forkMachine(
     args.name,
     args.count !== undefined ? { base: args.new, count: args.count } : [args.new],
@@ -143,6 +152,6 @@ export async function runFork(args: ForkArgs): Promise<void> {
   process.stdout.write(result.machines.map((m) => `${m}\n`).join(''));
   if (!args.quiet)
     process.stderr.write(
-      `started ${result.machines.length} ${result.machines.length === 1 ? 'copy' : 'copies'} of "${args.name}" from snapshot ${result.snapshot.id}\n`,
+      `started ${result.machines.length} ${result.machines.length === 1 ? 'copy' : 'copies'} of "${result.snapshot.machine}" from snapshot ${result.snapshot.id}\n`,
     );
 }
