@@ -110,13 +110,13 @@ function fileIdentity(file: string): string {
   return `${real} size=${st.size} mtime=${st.mtimeMs} ctime=${st.ctimeMs} ino=${st.ino}`;
 }
 
-/** Digests remembered per file identity, under the snapshot root (hidden: no snapshot, never evicted as one). */
-const DIGESTS_DIR = '.digests';
+/** Digests remembered per file identity: `<cache>/kernel-digests`, beside the snapshot root, not in it. */
+const DIGESTS_DIR = 'kernel-digests';
 /** Remembered digests kept: one per kernel file identity seen, so a few suffice; the oldest go first. */
 const MAX_DIGESTS = 32;
 
 /**
- * The sha256 of a kernel's bytes, remembered per file identity in `<root>/.digests`: the same
+ * The sha256 of a kernel's bytes, remembered per file identity in `<cache>/kernel-digests`: the same
  * kernel copied elsewhere (a pack's kernel section imported into an emptied cache) keys the same
  * snapshots, and a changed file (any write changes its identity) is hashed again, so it never
  * reuses a snapshot of other bytes. Without `root` (or with an unusable memo) it hashes every time.
@@ -124,7 +124,7 @@ const MAX_DIGESTS = 32;
 export function kernelDigest(kernel: string, root?: string): string {
   const identity = fileIdentity(kernel);
   if (!root) return sha256File(kernel);
-  const dir = path.join(root, DIGESTS_DIR);
+  const dir = path.join(path.dirname(root), DIGESTS_DIR);
   const memo = path.join(dir, crypto.createHash('sha256').update(identity).digest('hex').slice(0, 32));
   try {
     // Written by this user only: another's memo could name any digest.
@@ -156,7 +156,7 @@ function pruneDigests(dir: string): void {
   for (const { n } of byAge.slice(0, names.length - MAX_DIGESTS)) fs.rmSync(path.join(dir, n), { force: true });
 }
 
-/** snapshotKey, with the kernel's digest remembered under the snapshot root `root` (kernelDigest). */
+/** snapshotKey, with the kernel's digest remembered beside the snapshot root `root` (kernelDigest). */
 export function snapshotKeyIn(
   root: string,
   driverName: string,

@@ -144,7 +144,7 @@ describe('kernels keyed by content', () => {
     const k = path.join(tmp, 'kernel');
     fs.writeFileSync(k, 'kernel bytes');
     const honest = await keyOf(k, root);
-    const dir = path.join(root, '.digests');
+    const dir = path.join(tmp, 'kernel-digests');
     const [memo] = fs.readdirSync(dir);
     expect(fs.statSync(path.join(dir, memo)).mode & 0o777).toBe(0o600);
     const [identity] = fs.readFileSync(path.join(dir, memo), 'utf8').split('\n');
