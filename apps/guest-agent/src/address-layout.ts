@@ -1,6 +1,6 @@
-// Address space layout randomization under TCG. QEMU 7.2's TCG keys the code it translates by
-// the guest's virtual address (x86 targets have no PC-relative translation blocks before QEMU
-// 8.x), so every process whose ld.so and libc are mapped somewhere new translates them again:
+// Address space layout randomization under TCG. QEMU 7.2's TCG, for x86 guests, ties the code it
+// translates to the guest's virtual addresses, so every process whose ld.so and libc are mapped
+// somewhere new has them translated again:
 // measured in a 1-vCPU guest, fork+exec of /bin/true took 41-62 ms with randomization and 7-8 ms
 // without it, and that is most of a `machine exec -- true`. Under TCG the agent turns it off for
 // the guest; with hardware virtualization (KVM, HVF) the guest keeps the kernel's default.
