@@ -1,9 +1,9 @@
 // Address space layout randomization under TCG. QEMU 7.2's TCG, for x86 guests, ties the code it
 // translates to the guest's virtual addresses, so every process whose ld.so and libc are mapped
-// somewhere new has them translated again:
-// measured in a 1-vCPU guest, fork+exec of /bin/true took 41-62 ms with randomization and 7-8 ms
-// without it, and that is most of a `machine exec -- true`. Under TCG the agent turns it off for
-// the guest; with hardware virtualization (KVM, HVF) the guest keeps the kernel's default.
+// somewhere new has them translated again: measured in a 1-vCPU guest, fork+exec of /bin/true
+// took 41-62 ms with randomization and 7-8 ms without it, and that was most of a `machine exec --
+// true`. Under TCG the agent turns it off for the guest; with hardware virtualization (KVM, HVF)
+// the guest keeps the kernel's default.
 // Trade-off (docs/security.md): programs in a TCG guest run at predictable addresses; the host's
 // isolation does not depend on them. A guest that wants it back writes 2 to the same file.
 import fs from 'node:fs';
