@@ -3,8 +3,9 @@
 //  2. the executable + .smolmachine size against the image's compressed size, and what the rest is;
 //  3. `./my-app run -- true` warm against `smolvm machine run --image IMG -- true` warm;
 //  4. `machine create --from` + start (first, and with its sections cached) against
-//     `machine create --image` + start, image store empty.
-//   node tools/run-ts.mjs tools/bench/pack.ts [runs=3]
+//     `machine create --image` + start, image store empty; with a baseline CLI (another build's
+//     dist/smolvm.js), its first `create --from` + start too, interleaved, in a home of its own.
+//   node tools/run-ts.mjs tools/bench/pack.ts [runs=3] [baseline-cli.js]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,13 +19,14 @@ import { WORKSPACE, median, report, runInterleaved, timeCommand } from './lib/st
 const CLI = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
 const MB = 1e6;
 
-function cli(args: string[], env: NodeJS.ProcessEnv): void {
-  const r = spawnSync(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+function cli(args: string[], env: NodeJS.ProcessEnv, cliPath = CLI): void {
+  const r = spawnSync(process.execPath, [cliPath, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   if (r.status !== 0) throw new Error(`smolvm ${args.join(' ')} exited ${r.status}: ${r.stderr.toString().trim()}`);
 }
 
 async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? 3);
+  const baseCli = process.argv[3] ? path.resolve(process.argv[3]) : undefined;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-pack-'));
   const registry = await startRegistry({ dir: path.join(work, 'registry') });
   const home = path.join(work, 'home');
@@ -150,15 +152,20 @@ async function main(): Promise<void> {
     const emptyImageStore = () =>
       spawnSync(process.execPath, [CLI, 'image', 'rm', '-I', reference], { env, stdio: 'ignore' });
     const emptySectionCache = () => fs.rmSync(path.join(home, 'cache', 'pack'), { recursive: true, force: true });
-    const machine = (args: string[], emptyCaches: () => void) => () => {
-      emptyCaches();
-      const name = `bench-${m++}`;
-      const ms =
-        timeCommand([process.execPath, CLI, 'machine', 'create', name, ...args, '--quiet'], env) +
-        timeCommand([process.execPath, CLI, 'machine', 'start', '--name', name, '--quiet'], env);
-      cli(['machine', 'delete', name, '-f'], env);
-      return ms;
-    };
+    // The baseline's snapshots live in a home of their own: in one cache, its keys and ours would
+    // evict each other's snapshot of the same shape.
+    const baseEnv = { ...env, SMOLVM_HOME: path.join(work, 'home-base') };
+    const machine =
+      (args: string[], emptyCaches: () => void, cliPath = CLI, cliEnv = env) =>
+      () => {
+        emptyCaches();
+        const name = `bench-${m++}`;
+        const ms =
+          timeCommand([process.execPath, cliPath, 'machine', 'create', name, ...args, '--quiet'], cliEnv) +
+          timeCommand([process.execPath, cliPath, 'machine', 'start', '--name', name, '--quiet'], cliEnv);
+        cli(['machine', 'delete', name, '-f'], cliEnv, cliPath);
+        return ms;
+      };
     const series4 = runInterleaved(
       [
         {
@@ -176,13 +183,29 @@ async function main(): Promise<void> {
           label: 'machine create --from my-app.smolmachine + start (later: sections cached)',
           run: machine(['--from', `${app}.smolmachine`], emptyImageStore),
         },
+        ...(baseCli
+          ? [
+              {
+                label: 'machine create --from my-app.smolmachine + start (first: empty section cache), baseline',
+                run: machine(
+                  ['--from', `${app}.smolmachine`],
+                  () => fs.rmSync(path.join(baseEnv.SMOLVM_HOME, 'cache', 'pack'), { recursive: true, force: true }),
+                  baseCli,
+                  baseEnv,
+                ),
+              },
+            ]
+          : []),
       ],
       runs,
       0,
     );
     report(`4. A persistent machine, image store empty, ${runs} interleaved runs`, series4);
     const ratio = (i: number) => (median(series4[i].samples) / median(series4[0].samples)).toFixed(2);
-    console.log(`  ratio --from/--image: first ${ratio(1)}x, later ${ratio(2)}x`);
+    console.log(
+      `  ratio --from/--image: first ${ratio(1)}x, later ${ratio(2)}x${baseCli ? `; baseline first ${ratio(3)}x` : ''}`,
+    );
+    console.log(`  ${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
   } finally {
     await registry.stop();
     fs.rmSync(work, { recursive: true, force: true });

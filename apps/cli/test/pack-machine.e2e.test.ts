@@ -52,7 +52,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const name of ['from-pack', 'pack-src']) cli(['machine', 'delete', name, '-f']);
+  for (const name of ['from-pack', 'from-pack-again', 'pack-src']) cli(['machine', 'delete', name, '-f']);
   stub(app, ['stop']);
   expect(setup.qemus()).toEqual([]);
   await setup.close();
@@ -145,6 +145,18 @@ test('machine create --from: boots the payload, keeps installs and /workspace ac
   expect(cli(['machine', 'stop', '--name', 'from-pack']).status).toBe(0);
   // The image store was never used: the machine booted the pack's own sections.
   expect(JSON.parse(cli(['image', 'ls', '--json']).stdout)).toEqual([]);
+});
+
+test('a pack imported again into an emptied section cache starts from the same boot snapshot (kernel keyed by content)', () => {
+  // from-pack's starts saved the snapshot of this shape. The kernel copied again is a new file with the same bytes.
+  fs.rmSync(path.join(setup.home, 'cache', 'pack'), { recursive: true, force: true });
+  expect(cli(['machine', 'create', 'from-pack-again', '--from', `${app}.smolmachine`, '--quiet']).status).toBe(0);
+  expect(cli(['machine', 'start', '--name', 'from-pack-again', '--quiet']).status).toBe(0);
+  const log = fs.readFileSync(path.join(setup.home, 'data/machines/from-pack-again/supervisor.log'), 'utf8');
+  expect(log).toMatch(/ready after .*restored from a boot snapshot/);
+  expect(log).not.toMatch(/cold boot to save one/);
+  expect(cli(['machine', 'exec', '--name', 'from-pack-again', '--', 'true']).status).toBe(0);
+  expect(cli(['machine', 'delete', 'from-pack-again', '-f']).status).toBe(0);
 });
 
 test('pack create --from-vm carries what the machine wrote into a new pack', () => {

@@ -41,7 +41,7 @@ export async function copySection(
   const target = path.join(dir, s.sha256);
   try {
     assertTrustedPath(target, cacheDir);
-    // Not touched when used: a boot snapshot's key includes the kernel file's times.
+    // Not touched when used: boot snapshot keys remember the kernel's digest per file identity (times included).
     if (fs.statSync(target).size === s.size) return { path: target, copied: false };
   } catch {
     // Missing, or not trustworthy: written again below (renamed over it).

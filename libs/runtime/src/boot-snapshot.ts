@@ -18,6 +18,7 @@ import {
   fsyncDir,
   isProcessAlive,
   sha256File,
+  writeFileAtomic,
   type ProcessIdentity,
 } from '@smolvm/common';
 import { SnapshotError, type SnapshotCapability } from '@smolvm/driver-api';
@@ -109,10 +110,67 @@ function fileIdentity(file: string): string {
   return `${real} size=${st.size} mtime=${st.mtimeMs} ctime=${st.ctimeMs} ino=${st.ino}`;
 }
 
+/** Digests remembered per file identity: `<cache>/kernel-digests`, beside the snapshot root, not in it. */
+const DIGESTS_DIR = 'kernel-digests';
+/** Remembered digests kept: one per kernel file identity seen, so a few suffice; the oldest go first. */
+const MAX_DIGESTS = 32;
+
+/**
+ * The sha256 of a kernel's bytes, remembered per file identity in `<cache>/kernel-digests`: the same
+ * kernel copied elsewhere (a pack's kernel section imported into an emptied cache) keys the same
+ * snapshots, and a changed file (any write changes its identity) is hashed again, so it never
+ * reuses a snapshot of other bytes. Without `root` (or with an unusable memo) it hashes every time.
+ */
+export function kernelDigest(kernel: string, root?: string): string {
+  const identity = fileIdentity(kernel);
+  if (!root) return sha256File(kernel);
+  const dir = path.join(path.dirname(root), DIGESTS_DIR);
+  const memo = path.join(dir, crypto.createHash('sha256').update(identity).digest('hex').slice(0, 32));
+  try {
+    // Written by this user only: another's memo could name any digest.
+    assertTrustedPath(memo, path.dirname(root));
+    const [id, digest] = fs.readFileSync(memo, 'utf8').split('\n');
+    if (id === identity && /^[0-9a-f]{64}$/.test(digest ?? '')) return digest;
+  } catch {
+    // Missing, damaged or untrusted: hashed and written again below.
+  }
+  const digest = sha256File(kernel);
+  // Read after the hash: a file changed while it was read gets no memo (its next use hashes it again).
+  if (fileIdentity(kernel) !== identity) return digest;
+  try {
+    ensurePrivateDir(dir);
+    writeFileAtomic(memo, `${identity}\n${digest}`);
+    pruneDigests(dir);
+  } catch {
+    // Only a memo: the next key hashes the kernel again.
+  }
+  return digest;
+}
+
+function pruneDigests(dir: string): void {
+  const names = safeReaddir(dir).filter((n) => /^[0-9a-f]{32}$/.test(n));
+  if (names.length <= MAX_DIGESTS) return;
+  const byAge = names
+    .map((n) => ({ n, t: fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
+    .sort((a, b) => a.t - b.t);
+  for (const { n } of byAge.slice(0, names.length - MAX_DIGESTS)) fs.rmSync(path.join(dir, n), { force: true });
+}
+
+/** snapshotKey, with the kernel's digest remembered beside the snapshot root `root` (kernelDigest). */
+export function snapshotKeyIn(
+  root: string,
+  driverName: string,
+  capability: SnapshotCapability,
+  shape: SnapshotShape,
+): Promise<SnapshotKey> {
+  return snapshotKey(driverName, capability, shape, root);
+}
+
 export async function snapshotKey(
   driverName: string,
   capability: SnapshotCapability,
   shape: SnapshotShape,
+  root?: string,
 ): Promise<SnapshotKey> {
   const machineDevices = shape.machineDisks ? ['blk:overlay-slot:rw', 'blk:storage-slot:rw'] : [];
   const shares = [
@@ -137,7 +195,8 @@ export async function snapshotKey(
     format: String(FORMAT),
     ...shapeFields,
     hypervisor: await capability.fingerprint(),
-    kernel: fileIdentity(shape.kernel),
+    // By content: a copy of the same kernel (a pack's, imported again) restores the same snapshots.
+    kernel: `sha256:${kernelDigest(shape.kernel, root)}`,
     cmdline: shape.agentImage.kernelArgs.join(' '),
     agentImage: shape.agentImage.key,
     ...(typeof shape.root === 'object' ? { rootImage: fileIdentity(shape.root.image.file) } : {}),

@@ -19,7 +19,7 @@ import {
   SnapshotStaging,
   discardSnapshot,
   findSnapshot,
-  snapshotKey,
+  snapshotKeyIn,
   snapshotRoot,
   type FoundSnapshot,
   type SnapshotKey,
@@ -69,7 +69,7 @@ export async function warmStart(
   const root = snapshotRoot(cacheDir);
   let found: FoundSnapshot;
   try {
-    const k = await snapshotKey(options.driver.name, capability, {
+    const k = await snapshotKeyIn(root, options.driver.name, capability, {
       kernel: options.kernel,
       agentImage: options.agentImage,
       cpus: options.cpus,

@@ -107,6 +107,61 @@ describe('snapshot keys', () => {
   });
 });
 
+describe('kernels keyed by content', () => {
+  const keyOf = async (kernel: string, root?: string) =>
+    (await snapshotKey('kvm', capability, shape({ kernel }), root)).key;
+
+  it('the same bytes at another path (a pack kernel imported again into an emptied cache) key the same snapshot', async () => {
+    const root = path.join(tmp, 'vmsnap');
+    const a = path.join(tmp, 'a', 'kernel');
+    fs.mkdirSync(path.dirname(a));
+    fs.writeFileSync(a, 'packed kernel bytes');
+    const first = await keyOf(a, root);
+    fs.rmSync(a);
+    const b = path.join(tmp, 'b');
+    fs.writeFileSync(b, 'packed kernel bytes');
+    expect(await keyOf(b, root)).toBe(first);
+    expect(await keyOf(b)).toBe(first);
+  });
+
+  it('a kernel changed in place is hashed again: it never reuses the snapshot of the old bytes', async () => {
+    const root = path.join(tmp, 'vmsnap');
+    const k = path.join(tmp, 'kernel');
+    fs.writeFileSync(k, 'kernel v1');
+    const v1 = await keyOf(k, root);
+    expect(await keyOf(k, root)).toBe(v1); // remembered
+    // Same size, same mtime put back: the ctime still changes, so does the identity.
+    const { mtime, atime } = fs.statSync(k);
+    fs.writeFileSync(k, 'kernel v2');
+    fs.utimesSync(k, atime, mtime);
+    const v2 = await keyOf(k, root);
+    expect(v2).not.toBe(v1);
+    expect(v2).toBe(await keyOf(k));
+  });
+
+  it('remembers digests owner-only, and ignores a memo another user could have written', async () => {
+    const root = path.join(tmp, 'vmsnap');
+    const k = path.join(tmp, 'kernel');
+    fs.writeFileSync(k, 'kernel bytes');
+    const honest = await keyOf(k, root);
+    const dir = path.join(tmp, 'kernel-digests');
+    const [memo] = fs.readdirSync(dir);
+    expect(fs.statSync(path.join(dir, memo)).mode & 0o777).toBe(0o600);
+    const [identity] = fs.readFileSync(path.join(dir, memo), 'utf8').split('\n');
+    // The memo is what keys the next start (the kernel is not read again): an own one is believed...
+    fs.writeFileSync(path.join(dir, memo), `${identity}\n${'0'.repeat(64)}`);
+    expect(await keyOf(k, root)).not.toBe(honest);
+    // ...one others may write is not.
+    fs.writeFileSync(path.join(dir, memo), `${identity}\n${'0'.repeat(64)}`);
+    fs.chmodSync(path.join(dir, memo), 0o666);
+    expect(await keyOf(k, root)).toBe(honest);
+    // Nor a memo for another identity (it names the file it was made for).
+    fs.writeFileSync(path.join(dir, memo), `${identity} other\n${'0'.repeat(64)}`, { mode: 0o600 });
+    fs.chmodSync(path.join(dir, memo), 0o600);
+    expect(await keyOf(k, root)).toBe(honest);
+  });
+});
+
 describe('staging', () => {
   it('a bare snapshot has no image slot; an image-slot one has a sparse placeholder; both publish owner-only', async () => {
     const root = path.join(tmp, 'vmsnap');
