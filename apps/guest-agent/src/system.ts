@@ -16,7 +16,6 @@ import {
 } from '@smolvm/agent-protocol';
 import { BLKFLSBUF, CLOCK_REALTIME, MNT_DETACH, MS_BIND, RB_AUTOBOOT, RNDADDENTROPY, RNDRESEEDCRNG } from './constants';
 import { check, libc } from './libc';
-import { fixedLayoutUnderTcg } from './address-layout';
 import {
   EXEC_ROOTS_DIR,
   planExecRoot,
@@ -355,8 +354,6 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
   }
   const c = libc();
   loopbackUp();
-  // Before any command runs (and before a boot snapshot is saved: restored guests keep it).
-  fixedLayoutUnderTcg();
   let setUp = false;
   const disks: WritableDisks = [];
   let frozen = false;

@@ -68,10 +68,6 @@ describe('bare VM on the agent image', () => {
         argv: ['sh', '-c', '(sleep 0.2 &) ; sleep 1; ps -o stat | grep -c Z || true'],
       });
       expect((await collect(orphans.stdout)).toString().trim()).toBe('0');
-      // TCG re-translates what moves: no address randomization on its x86 CPU (address-layout.ts).
-      const aslr = await vm.client.exec({ argv: ['cat', '/proc/sys/kernel/randomize_va_space'] });
-      if (process.arch === 'x64') expect((await collect(aslr.stdout)).toString()).toBe('0\n');
-      else await collect(aslr.stdout);
       await shutdown(vm);
     } finally {
       await vm.dispose();
