@@ -87,15 +87,31 @@ export function hasFreePageReporting(virtioDrivers = '/sys/bus/virtio/drivers'):
   }
 }
 
-export function findDeviceBySerial(serial: string, sysBlock = '/sys/block'): string | null {
+/** Every disk with a serial, by serial (each read of a serial is a request to the virtio device). */
+export function disksBySerial(sysBlock = '/sys/block'): Map<string, string> {
+  const disks = new Map<string, string>();
   for (const dev of fs.readdirSync(sysBlock)) {
     try {
-      if (fs.readFileSync(path.join(sysBlock, dev, 'serial'), 'utf8').trim() === serial) return path.join('/dev', dev);
+      disks.set(fs.readFileSync(path.join(sysBlock, dev, 'serial'), 'utf8').trim(), path.join('/dev', dev));
     } catch {
       // Not a virtio disk with a serial.
     }
   }
-  return null;
+  return disks;
+}
+
+/**
+ * The disks as the agent found them when it started: a VM restored from a snapshot has the saved
+ * VM's devices in the same slots (the snapshot's shape), so the map it holds is still right and a
+ * restored setup reads no serials. A serial not in it (never expected) is looked for again.
+ */
+let knownDisks: Map<string, string> | undefined;
+
+export function findDeviceBySerial(serial: string, sysBlock = '/sys/block'): string | null {
+  const known = knownDisks?.get(serial);
+  if (known) return known;
+  knownDisks = disksBySerial(sysBlock);
+  return knownDisks.get(serial) ?? null;
 }
 
 function resolveDevice(ref: BlockDeviceRef): string {
@@ -368,6 +384,11 @@ export function createGuestSystem(options: { busybox?: string } = {}): GuestSyst
   // Looked up before the agent chroots into the run's root.
   const reporting = hasFreePageReporting();
   if (reporting) reportSmallerBlocks();
+  try {
+    knownDisks = disksBySerial();
+  } catch {
+    // No /sys/block (a test root): looked up when a setup needs a disk.
+  }
   return {
     get isSetUp() {
       return setUp;
