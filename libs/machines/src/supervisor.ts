@@ -305,7 +305,8 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
         if (notes.length < 8) notes.push(message);
       },
     });
-    if (vm.restoreRecipe) options.onRestoreRecipe?.(vm.restoreRecipe);
+    // An ephemeral machine (run -d) never starts again: its recipe would only push out others.
+    if (vm.restoreRecipe && !record.ephemeral) options.onRestoreRecipe?.(vm.restoreRecipe);
     // Resumed processes are running already: init ran in the source.
     if (!resume) await runInit(vm, record);
     server = net.createServer();
