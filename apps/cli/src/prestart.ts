@@ -2,6 +2,8 @@
 // an identical earlier invocation restored, from that run's recipe, before it loads the CLI, so
 // QEMU loads the snapshot while node loads smolvm. startVm then takes it over only if it is
 // exactly the restore this run needs; otherwise it is ended, and nothing changed but some CPU.
+// A machine's supervisor (`machine _supervise --name N`, spawned under the machine's lock by
+// `machine start`) does the same with its machine's restore, its own disks in the slots.
 //
 // A recipe is found by the invocation: the words and flags before `--` (the command after it
 // changes nothing about the VM), the working directory (Smolfile), the CLI bundle, and the

@@ -166,6 +166,34 @@ describe('a running machine', () => {
     expect(r.stdout).toBe('installed\nedited\nkept\n0\n');
   });
 
+  (COLD ? it.skip : it)(
+    "a warm start's supervisor begins the restore its previous start left a recipe of (owner-only) before it loads",
+    () => {
+      const recipes = path.join(home, 'cache', 'prestart');
+      expect(cli(['machine', 'stop', '--name', 'dev']).status).toBe(0);
+      expect(start('dev').status).toBe(0);
+      const log = fs.readFileSync(path.join(home, 'data', 'machines', 'dev', 'supervisor.log'), 'utf8');
+      expect(
+        log
+          .split('\n')
+          .filter((l) => l.includes(' ready after '))
+          .pop(),
+      ).toMatch(/started early, \d+ ms ahead/);
+      for (const f of fs.readdirSync(recipes)) expect(fs.statSync(path.join(recipes, f)).mode & 0o777).toBe(0o600);
+      // The early-started QEMU shares the inbox before the supervisor empties it: uploads still arrive.
+      const up = path.join(os.tmpdir(), `smolvm-early-${process.pid}.txt`);
+      fs.writeFileSync(up, 'through the inbox\n');
+      try {
+        expect(cli(['machine', 'cp', up, 'dev:/workspace/early.txt']).status).toBe(0);
+      } finally {
+        fs.rmSync(up, { force: true });
+      }
+      expect(exec('dev', 'cat /workspace/early.txt /workspace/notes /etc/marker; rm /workspace/early.txt').stdout).toBe(
+        'through the inbox\nkept\nedited\n',
+      );
+    },
+  );
+
   it('passes exit codes through, 127 for a missing command, and stdin with -i', () => {
     expect(exec('dev', 'exit 7').status).toBe(7);
     const missing = cli(['machine', 'exec', '--name', 'dev', '--', 'no-such-command']);

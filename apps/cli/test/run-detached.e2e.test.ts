@@ -96,6 +96,9 @@ it('run -d -s Smolfile: runs [dev] init, prints the name, is listed and reachabl
   const stopped = cli(['machine', 'stop', '--name', name]);
   expect(stopped).toMatchObject({ status: 0, stderr: `machine "${name}" stopped and removed (ephemeral)\n` });
   expectNothingLeft(rt);
+  // Never started again: its supervisor keeps no early-start recipe (it would push out others).
+  const recipes = path.join(setup.home, 'cache', 'prestart');
+  expect(fs.existsSync(recipes) ? fs.readdirSync(recipes) : []).toEqual([]);
 });
 
 it('run -d --name N: a failing init leaves nothing; a running one is killed and removed by delete -f', () => {

@@ -9,8 +9,17 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AgentRequestError } from '@smolvm/agent-protocol';
 
-/** Empties (or creates) the inbox: leftovers of a supervisor that was killed mid-upload. */
+/**
+ * Empties (or creates) the inbox: leftovers of a supervisor that was killed mid-upload. A private
+ * directory of ours is emptied in place: an early-started QEMU may already share it (it holds the
+ * directory itself, so a new one would never reach the guest). Anything else is replaced.
+ */
 export function resetInbox(dir: string): void {
+  const st = fs.lstatSync(dir, { throwIfNoEntry: false });
+  if (st?.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o777) === 0o700) {
+    for (const name of fs.readdirSync(dir)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    return;
+  }
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { mode: 0o700 });
 }

@@ -25,6 +25,8 @@ import {
   runInitCommands,
   startVm,
   type GuestAssets,
+  type PrestartedRun,
+  type RunRecipe,
   type StartVmOptions,
   type Vm,
 } from '@smolvm/runtime';
@@ -50,6 +52,10 @@ export interface SupervisorOptions {
   /** Inherited socket to the starting command. */
   controlFd: number;
   env?: NodeJS.ProcessEnv;
+  /** The restore this process began before it loaded (the CLI's early start), if any. */
+  prestarted?: PrestartedRun;
+  /** The restore as the next start can begin it early (no NIC); kept by the caller. */
+  onRestoreRecipe?: (recipe: RunRecipe) => void;
 }
 
 /** The first line the supervisor sends its starter. */
@@ -294,12 +300,15 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
       env,
       ...networkOf(record, denials, resume?.meta.nic === true),
       bootSnapshot: !options.cold,
+      ...(options.prestarted ? { prestarted: options.prestarted } : {}),
       // Bounded: a start makes a handful of notes at most, whatever the guest does.
       onNote: (message) => {
         log(`note: ${message}`);
         if (notes.length < 8) notes.push(message);
       },
     });
+    // An ephemeral machine (run -d) never starts again: its recipe would only push out others.
+    if (vm.restoreRecipe && !record.ephemeral) options.onRestoreRecipe?.(vm.restoreRecipe);
     // Resumed processes are running already: init ran in the source.
     if (!resume) await runInit(vm, record);
     server = net.createServer();
@@ -338,7 +347,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   const t = machineVm.timings;
   // Where a start goes, for whoever wonders why one was slow: process start (Node + bundle) to
   // startVm, then startVm's own phases, then [dev] init.
-  const phases = `process ${Math.round(process.uptime() * 1000 - bootMs)}, prepare ${t.prepared}, ${machineVm.restored ? 'restore' : 'boot'} ${t.agentReady - t.prepared}, setup ${t.setUp - t.agentReady}, init ${bootMs - t.setUp} ms`;
+  const phases = `process ${Math.round(process.uptime() * 1000 - bootMs)}, prepare ${t.prepared}, ${machineVm.restored ? 'restore' : 'boot'} ${t.agentReady - t.prepared}${t.prestartLead !== undefined ? ` (started early, ${t.prestartLead} ms ahead)` : ''}, setup ${t.setUp - t.agentReady}, init ${bootMs - t.setUp} ms`;
   log(
     `ready after ${bootMs} ms (${resume ? `resumed snapshot ${resume.meta.id}` : machineVm.restored ? 'restored from a boot snapshot' : 'booted'}; ${phases}; qemu pid ${machineVm.handle.pid})`,
   );
@@ -558,6 +567,8 @@ export async function superviseMachine(options: {
   imageErofs?: string;
   cold?: boolean;
   env?: NodeJS.ProcessEnv;
+  prestarted?: PrestartedRun;
+  onRestoreRecipe?: (recipe: RunRecipe) => void;
 }): Promise<void> {
   const env = options.env ?? process.env;
   const store = new MachineStore(MachineStore.defaultRoot(env));
@@ -570,5 +581,7 @@ export async function superviseMachine(options: {
     cold: options.cold,
     controlFd: 3,
     env,
+    ...(options.prestarted ? { prestarted: options.prestarted } : {}),
+    ...(options.onRestoreRecipe ? { onRestoreRecipe: options.onRestoreRecipe } : {}),
   });
 }

@@ -46,4 +46,27 @@ describe('stageUpload', () => {
     expect(fs.readdirSync(dir)).toEqual([]);
     expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
   });
+
+  it('resetInbox empties its private directory in place (an early-started QEMU shares that one)', () => {
+    const before = fs.statSync(dir).ino;
+    fs.mkdirSync(path.join(dir, 'sub'));
+    fs.writeFileSync(path.join(dir, 'sub', 'f'), 'x');
+    resetInbox(dir);
+    expect(fs.readdirSync(dir)).toEqual([]);
+    expect(fs.statSync(dir).ino).toBe(before);
+  });
+
+  it('resetInbox replaces an inbox others could write to, and a symlink in its place', () => {
+    fs.chmodSync(dir, 0o777);
+    resetInbox(dir);
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'inbox-elsewhere-'));
+    fs.writeFileSync(path.join(elsewhere, 'keep'), 'x');
+    fs.rmSync(dir, { recursive: true });
+    fs.symlinkSync(elsewhere, dir);
+    resetInbox(dir);
+    expect(fs.lstatSync(dir).isDirectory()).toBe(true);
+    expect(fs.readdirSync(elsewhere)).toEqual(['keep']);
+    fs.rmSync(elsewhere, { recursive: true });
+  });
 });

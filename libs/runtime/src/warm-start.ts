@@ -101,12 +101,12 @@ export async function warmStart(
     return undefined;
   }
   // Recipes are kept for restores without a NIC only: an early start has no gateway to connect to.
-  // Nor for machines: their starts go through the supervisor, which has no early start.
+  // A machine's recipe names its own disks: its supervisor starts it early (the starter holds the machine's lock).
   const restoring: BootOptions = {
     ...options,
     restored: true,
     bootTimeoutMs: RESTORE_READY_TIMEOUT_MS,
-    ...(network || options.persistent || !capability.restoreRecipe
+    ...(network || !capability.restoreRecipe
       ? {}
       : { recipeOf: (handle: VmHandle, runDir: string) => capability.restoreRecipe?.(handle, runDir) }),
   };

@@ -13,16 +13,24 @@ export const superviseCommand: CommandModule<GlobalArgs, SuperviseArgs> = {
       .option('image-erofs', { type: 'string' })
       .option('cold', { type: 'boolean' }),
   handler: async (args) => {
-    const [{ superviseMachine }, { agentBundlePath, guestAssets }] = await Promise.all([
-      import('@smolvm/machines'),
-      import('../../runtime-assets'),
-    ]);
+    const [{ superviseMachine }, { agentBundlePath, guestAssets }, { keepRecipe, takePrestarted }, { smolvmDirs }] =
+      await Promise.all([
+        import('@smolvm/machines'),
+        import('../../runtime-assets'),
+        import('../../prestart'),
+        import('@smolvm/common'),
+      ]);
+    const early = takePrestarted();
     await superviseMachine({
       name: args.name,
       agentBundle: agentBundlePath(),
       guestAssets: guestAssets(),
       ...(args['image-erofs'] ? { imageErofs: args['image-erofs'] } : {}),
       cold: args.cold === true,
+      ...(early ? { prestarted: early } : {}),
+      // The machine's next start begins this restore before its supervisor has loaded (prestart.ts);
+      // __filename is the CLI bundle the loader keys recipes by.
+      onRestoreRecipe: (recipe) => keepRecipe(process.argv.slice(2), smolvmDirs(process.env).cache, __filename, recipe),
     });
   },
 };
