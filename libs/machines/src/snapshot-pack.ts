@@ -13,12 +13,12 @@ import type { Readable } from 'node:stream';
 import { ConflictError, SmolvmError, UsageError, writeJsonAtomic } from '@smolvm/common';
 import { SCHEMA_VERSION, type MachineRecord } from '@smolvm/machine-store';
 import {
-  PackFormatError,
   importBootSections,
   type PackFile,
   type PackManifest,
   type PackSnapshot,
   type SectionName,
+  writeSection,
 } from '@smolvm/pack/local';
 import type { GuestFile, GuestFiles } from '@smolvm/runtime';
 import type { Machines } from './machines';
@@ -26,7 +26,6 @@ import { SNAPSHOT_DISKS, SNAPSHOT_PACK, SNAPSHOT_VM_DIR, type SnapshotMeta } fro
 
 /** In a running snapshot's vm/: the files its guest ran from. */
 export const GUEST_FILES = 'guest.json';
-const ZEROS = Buffer.alloc(64 * 1024);
 const LOCK_TIMEOUT_MS = 10 * 60_000;
 
 interface RecordedFile extends GuestFile {
@@ -275,32 +274,12 @@ function sourceRecord(name: string, pack: PackFile): MachineRecord {
   };
 }
 
-/** Copies a section to `file` (owner-only), leaving all-zero blocks as holes, hashed on the way. */
+/** Copies a section to a new owner-only `file`, leaving all-zero blocks as holes, hashed on the way. */
 async function writeSectionSparse(pack: PackFile, name: SectionName, file: string): Promise<void> {
-  const s = pack.section(name);
-  if (!s) throw new PackFormatError(pack.path, `it has no ${name} section`);
   const fh = await fs.promises.open(file, 'wx', 0o600);
   try {
-    const hash = crypto.createHash('sha256');
-    let pos = 0;
-    for await (const chunk of pack.readSection(name)) {
-      const b = chunk as Buffer;
-      hash.update(b);
-      if (!isZero(b)) await fh.write(b, 0, b.length, pos);
-      pos += b.length;
-    }
-    if (pos !== s.size || hash.digest('hex') !== s.sha256)
-      throw new PackFormatError(pack.path, `its ${name} section does not match its sha256 (damaged or tampered with)`);
-    await fh.truncate(pos);
+    await writeSection(pack, name, fh, { sparse: true });
   } finally {
     await fh.close();
   }
-}
-
-function isZero(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i += ZEROS.length) {
-    const part = b.subarray(i, Math.min(b.length, i + ZEROS.length));
-    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
-  }
-  return true;
 }

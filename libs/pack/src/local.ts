@@ -28,6 +28,13 @@ export {
 } from './manifest';
 export { assemblePack, type AssembleOptions, type AssembledPack, type SectionSource } from './writer';
 export { PackFile, type LocatedSection, type FileIdentity } from './reader';
-export { extractSection, sectionDisk, inPlaceWeakness, sectionCacheDir, type SectionFile } from './sections';
+export {
+  extractSection,
+  writeSection,
+  sectionDisk,
+  inPlaceWeakness,
+  sectionCacheDir,
+  type SectionFile,
+} from './sections';
 export { packedBoot, importSections, importBootSections, importedBoot, type PackedBoot } from './boot';
 export { packedWorkload, type PackedWorkload } from './workload';

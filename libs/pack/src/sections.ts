@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { assertTrustedPath, commitTempFile, ensurePrivateDir, tempPathFor } from '@smolvm/common';
 import { PackFormatError } from './format';
+import { isZero } from './writer';
 import type { SectionName } from './manifest';
 import type { PackFile } from './reader';
 
@@ -49,16 +50,7 @@ export async function copySection(
   const tmp = tempPathFor(target);
   const fh = await fs.promises.open(tmp, 'wx', 0o600);
   try {
-    const hash = crypto.createHash('sha256');
-    let size = 0;
-    for await (const chunk of pack.readSection(name)) {
-      const b = chunk as Buffer;
-      hash.update(b);
-      size += b.length;
-      await fh.write(b);
-    }
-    if (size !== s.size || hash.digest('hex') !== s.sha256)
-      throw new PackFormatError(pack.path, `its ${name} section does not match its sha256 (damaged or tampered with)`);
+    await writeSection(pack, name, fh);
     await fh.sync();
     await fh.close();
     commitTempFile(tmp, target);
@@ -68,6 +60,31 @@ export async function copySection(
     fs.rmSync(tmp, { force: true });
     throw err;
   }
+}
+
+/**
+ * Writes a section into `fh` from offset 0, hashed on the way, and throws unless its size and sha256
+ * are the manifest's. With `sparse`, all-zero chunks are left as holes (disks, memory).
+ */
+export async function writeSection(
+  pack: PackFile,
+  name: SectionName,
+  fh: fs.promises.FileHandle,
+  options: { sparse?: boolean } = {},
+): Promise<void> {
+  const s = pack.section(name);
+  if (!s) throw new PackFormatError(pack.path, `it has no ${name} section`);
+  const hash = crypto.createHash('sha256');
+  let pos = 0;
+  for await (const chunk of pack.readSection(name)) {
+    const b = chunk as Buffer;
+    hash.update(b);
+    if (!options.sparse || !isZero(b)) await fh.write(b, 0, b.length, pos);
+    pos += b.length;
+  }
+  if (pos !== s.size || hash.digest('hex') !== s.sha256)
+    throw new PackFormatError(pack.path, `its ${name} section does not match its sha256 (damaged or tampered with)`);
+  if (options.sparse) await fh.truncate(pos);
 }
 
 /**

@@ -43,7 +43,8 @@ export interface AssembledPack {
 
 const ZEROS = Buffer.alloc(SECTION_ALIGN);
 
-function isZero(chunk: Uint8Array): boolean {
+/** Whether a chunk is all zero bytes (written as a hole where the file can stay sparse). */
+export function isZero(chunk: Uint8Array): boolean {
   for (let i = 0; i < chunk.length; i += SECTION_ALIGN) {
     const n = Math.min(SECTION_ALIGN, chunk.length - i);
     if (Buffer.compare(Buffer.from(chunk.buffer, chunk.byteOffset + i, n), ZEROS.subarray(0, n)) !== 0) return false;
