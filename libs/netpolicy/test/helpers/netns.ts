@@ -97,6 +97,8 @@ export class TestNetwork {
         clearTimeout(timer);
         resolve({ code, stdout, stderr });
       });
+      // A command that exits without reading its input closes the pipe (EPIPE): its exit code says what happened.
+      child.stdin.on('error', () => undefined);
       child.stdin.end(options.input ?? '');
     });
   }
