@@ -47,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   const parser = yargs(argv)
     .scriptName(program)
     .usage(
-      `${program} [run] [-i] [-t] [-- COMMAND...]\n\nA machine packed by smolvm: runs it in a micro-VM (QEMU). COMMAND replaces its command.`,
+      `${program} [run] [-i] [-t] [-- COMMAND...]\n\nA machine packed by smolvm: runs it in a micro-VM (QEMU). COMMAND replaces its command.\nA packed running machine is resumed in a temporary machine and COMMAND run in it, then removed.`,
     )
     .parserConfiguration({ 'populate--': true })
     .option('debug', {
