@@ -7,6 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { smolvmDirs } from '@smolvm/common';
 import { CLI, e2eSetup, freePort, httpGet, ok, smolvm, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(900_000);
@@ -172,6 +173,22 @@ it('a running machine packed from its snapshot resumes elsewhere with its proces
   expect(supervisors()).toHaveLength(1);
   run.kill('SIGTERM');
   expect(await ended).toBe(143);
+  expect(machineNames()).toEqual(['copy2']);
+  expect(setup.qemus()).toEqual([]);
+  expect(supervisors()).toEqual([]);
+  // SIGTERM while its machine is being resumed (its record just made): the run ends once that step
+  // is done, saying so, and removes the machine all the same.
+  const machinesDir = path.join(smolvmDirs(env).data, 'machines');
+  const early = spawn(process.execPath, [CLI, 'pack', 'run', '--sidecar', payload, '--', 'true'], {
+    env: { ...process.env, ...env },
+  });
+  let earlyErr = '';
+  early.stderr.on('data', (d: Buffer) => (earlyErr += d.toString()));
+  const earlyEnd = new Promise<number | null>((resolve) => early.on('close', resolve));
+  await waitUntil(() => fs.readdirSync(machinesDir).some((e) => e.startsWith('run-')), 300_000);
+  early.kill('SIGTERM');
+  expect(await earlyEnd).toBe(143);
+  expect(earlyErr).toContain('interrupted by SIGTERM before the command started');
   expect(machineNames()).toEqual(['copy2']);
   expect(setup.qemus()).toEqual([]);
   expect(supervisors()).toEqual([]);
