@@ -18,7 +18,7 @@ export const packRunCommand: CommandModule<GlobalArgs, PackRunArgs> = {
     terminalOptions(yargs)
       .parserConfiguration({ 'populate--': true })
       .usage(
-        "smolvm pack run (--sidecar PATH | --from REFERENCE) [-i] [-t] [-- COMMAND [ARG...]]\n\nRuns the packed machine once, like `machine run`: COMMAND replaces the pack's command, its exit\ncode becomes smolvm's, and nothing is kept. PATH is a .smolmachine or a --single-file executable;\nREFERENCE is pulled from its registry first (into the pack cache, once per digest).\n\nA pack of a running machine (pack create --from-snapshot) is resumed instead: a temporary machine is made\nfrom its snapshot (imported once per pack), COMMAND runs in it by exec (the pack's command without one),\nand the machine is removed with its disks when COMMAND ends, on errors and on Ctrl-C/SIGTERM.",
+        "smolvm pack run (--sidecar PATH | --from REFERENCE) [-i] [-t] [-- COMMAND [ARG...]]\n\nRuns the packed machine once, like `machine run`: COMMAND replaces the pack's command, its exit\ncode becomes smolvm's, and nothing is kept. PATH is a .smolmachine or a --single-file executable;\nREFERENCE is pulled from its registry first (into the pack cache, once per digest).\n\nA pack of a running machine (pack create --from-snapshot) is resumed instead: a temporary\nmachine is made from its snapshot (imported once per pack), COMMAND runs in it by exec (the\npack's command without one), and the machine is removed with its disks when COMMAND ends, on\nerrors and on Ctrl-C/SIGTERM.",
       )
       .option('sidecar', {
         coerce: lastValue,
