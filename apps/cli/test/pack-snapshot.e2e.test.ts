@@ -2,11 +2,13 @@
 // started by exec, with a file in /workspace, is snapshotted, packed with --from-snapshot, and
 // removed with its snapshot; `machine create --from` the pack then resumes it with the server
 // still running and the file there. The same pack imported twice is one snapshot; a pack with a
-// tampered state section is refused with one line; the packed executable's `start` resumes it too.
-import { spawnSync } from 'node:child_process';
+// tampered state section is refused with one line; `pack run` and the packed executable's `run` resume
+// a temporary machine for one command and remove it (also on SIGTERM); its `start` resumes it too.
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { e2eSetup, freePort, httpGet, ok, smolvm, type CliResult, type E2eSetup } from './helpers';
+import { smolvmDirs } from '@smolvm/common';
+import { CLI, e2eSetup, freePort, httpGet, ok, smolvm, type CliResult, type E2eSetup } from './helpers';
 
 jest.setTimeout(900_000);
 
@@ -22,6 +24,31 @@ function cli(args: string[], timeoutMs = 300_000): CliResult {
 
 function exec(name: string, script: string): CliResult {
   return cli(['machine', 'exec', '--name', name, '--', '/bin/sh', '-c', script]);
+}
+
+function machineNames(): string[] {
+  return (JSON.parse(ok(cli(['machine', 'ls', '--json']))) as Array<{ name: string }>).map((m) => m.name);
+}
+
+/** Machine supervisors still running with this test's home (pinned in their environment). */
+function supervisors(): string[] {
+  return spawnSync('pgrep', ['-f', '_supervise'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`SMOLVM_HOME=${setup.home}`);
+      } catch {
+        return false;
+      }
+    });
+}
+
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 beforeAll(async () => {
@@ -66,9 +93,9 @@ it('a running machine packed from its snapshot resumes elsewhere with its proces
   );
   expect(ok(cli(['pack', 'inspect', payload]))).toContain('snapshot:      running machine src:ready: its RAM');
   // Booting it is refused: its disks belong to a running guest.
-  const run = cli(['pack', 'run', '--sidecar', payload, '--', 'true']);
-  expect(run.status).not.toBe(0);
-  expect(run.stderr).toContain('which is resumed, not booted');
+  const cold = cli(['pack', 'run', '--sidecar', payload, '--cold', '--', 'true']);
+  expect(cold.status).toBe(2);
+  expect(cold.stderr).toContain('this pack holds a running machine, which is resumed');
 
   // The source and its snapshot are gone: only the pack remains.
   ok(cli(['machine', 'delete', 'src', '-f']));
@@ -114,11 +141,68 @@ it('a running machine packed from its snapshot resumes elsewhere with its proces
   expect(snapshots[0]!.dependents).toEqual(['copy', 'copy2']);
   ok(cli(['machine', 'delete', 'copy', '-f']));
 
+  // `pack run` resumes a temporary machine from the imported snapshot, runs the command in it
+  // (the server still answers inside, the file is there), passes its exit code through, and
+  // leaves no machine, supervisor or QEMU behind.
+  const once = cli([
+    'pack',
+    'run',
+    '--sidecar',
+    payload,
+    '--',
+    '/bin/sh',
+    '-c',
+    'cat /workspace/w.txt && wget -qO- http://127.0.0.1:8080/t.txt && exit 7',
+  ]);
+  expect(once.stdout).toBe('from-workspace\nfrom-tmp\n');
+  expect(once.status).toBe(7);
+  expect(machineNames()).toEqual(['copy2']);
+  expect(setup.qemus()).toEqual([]);
+  expect(supervisors()).toEqual([]);
+
+  // SIGTERM while the command runs: the command gets it (143), and the machine goes all the same.
+  const run = spawn(
+    process.execPath,
+    [CLI, 'pack', 'run', '--sidecar', payload, '--', '/bin/sh', '-c', 'echo running; exec sleep 600'],
+    { env: { ...process.env, ...env } },
+  );
+  let runOut = '';
+  run.stdout.on('data', (d: Buffer) => (runOut += d.toString()));
+  const ended = new Promise<number | null>((resolve) => run.on('close', resolve));
+  await waitUntil(() => runOut.includes('running'), 300_000);
+  expect(supervisors()).toHaveLength(1);
+  run.kill('SIGTERM');
+  expect(await ended).toBe(143);
+  expect(machineNames()).toEqual(['copy2']);
+  expect(setup.qemus()).toEqual([]);
+  expect(supervisors()).toEqual([]);
+  // SIGTERM while its machine is being resumed (its record just made): the run ends once that step
+  // is done, saying so, and removes the machine all the same.
+  const machinesDir = path.join(smolvmDirs(env).data, 'machines');
+  const early = spawn(process.execPath, [CLI, 'pack', 'run', '--sidecar', payload, '--', 'true'], {
+    env: { ...process.env, ...env },
+  });
+  let earlyErr = '';
+  early.stderr.on('data', (d: Buffer) => (earlyErr += d.toString()));
+  const earlyEnd = new Promise<number | null>((resolve) => early.on('close', resolve));
+  await waitUntil(() => fs.readdirSync(machinesDir).some((e) => e.startsWith('run-')), 300_000);
+  early.kill('SIGTERM');
+  expect(await earlyEnd).toBe(143);
+  expect(earlyErr).toContain('interrupted by SIGTERM before the command started');
+  expect(machineNames()).toEqual(['copy2']);
+  expect(setup.qemus()).toEqual([]);
+  expect(supervisors()).toEqual([]);
+  // The run reused the imported snapshot: still one, and the runs are not among its dependents.
+  expect(JSON.parse(ok(cli(['machine', 'snapshot', 'ls', '--json'])))).toMatchObject([{ dependents: ['copy2'] }]);
+
   // The packed executable's start resumes a machine of its own from the same snapshot.
   const app = (args: string[]): CliResult => {
     const r = spawnSync(out, args, { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 300_000 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
+  // Its `run` is the one-shot form, as `pack run`.
+  expect(ok(app(['run', '--', 'cat', '/workspace/w.txt'])).trim()).toBe('from-workspace');
+  expect(machineNames()).toEqual(['copy2']);
   appMachine = `pack-${inspect.digest.slice(7, 19)}`;
   ok(app(['start']));
   expect(ok(app(['exec', '--', 'wget', '-qO-', 'http://127.0.0.1:8080/t.txt'])).trim()).toBe('from-tmp');

@@ -12,7 +12,7 @@ import { runPacked } from '../../cli/src/commands/pack/run-packed';
 import { runExec } from '../../cli/src/commands/machine/exec.handler';
 import type { ExecArgs } from '../../cli/src/commands/machine/exec';
 import { runPackInspect } from '../../cli/src/commands/pack/inspect.handler';
-import { daemonName, startDaemon, statusOfDaemon, stopDaemon } from './daemon';
+import { daemonName, packMachines, startDaemon, statusOfDaemon, stopDaemon } from './daemon';
 
 interface Args {
   debug: boolean;
@@ -39,13 +39,15 @@ export async function main(argv: string[]): Promise<number> {
       interactive: args.interactive === true,
       tty: args.tty === true,
       debug: args.debug,
+      quiet: args.quiet,
+      machines: packMachines,
       program,
     });
   };
   const parser = yargs(argv)
     .scriptName(program)
     .usage(
-      `${program} [run] [-i] [-t] [-- COMMAND...]\n\nA machine packed by smolvm: runs it in a micro-VM (QEMU). COMMAND replaces its command.`,
+      `${program} [run] [-i] [-t] [-- COMMAND...]\n\nA machine packed by smolvm: runs it in a micro-VM (QEMU). COMMAND replaces its command.\nA packed running machine is resumed in a temporary machine and COMMAND run in it, then removed.`,
     )
     .parserConfiguration({ 'populate--': true })
     .option('debug', {

@@ -401,28 +401,37 @@ export class Machines {
     input: Omit<NewMachine, 'ephemeral' | 'runtime' | 'name'> & { name?: string },
     opts: StartOptions = {},
   ): Promise<StartResult> {
-    const record = await this.createEphemeral(input);
+    const record =
+      input.name !== undefined
+        ? await this.create({ ...input, name: input.name, ephemeral: true })
+        : await ephemeralNamed((name) => this.create({ ...input, name, ephemeral: true }));
+    return this.startOrRemove(record.name, opts);
+  }
+
+  /**
+   * An ephemeral machine (named like `machine run -d`'s) made from a snapshot and resumed, for a
+   * one-shot run of a packed running machine; `delete` (or `stop`) removes it with its disks.
+   */
+  async runFromSnapshot(
+    snapshotId: string,
+    opts: FromSnapshotOptions = {},
+    startOpts: StartOptions = {},
+  ): Promise<StartResult> {
+    const record = await ephemeralNamed((name) =>
+      createMachineFromSnapshot(this, name, snapshotId, { ...opts, ephemeral: true }),
+    );
+    return this.startOrRemove(record.name, startOpts);
+  }
+
+  /** A machine that fails to start is removed again: nothing is left of a failed run. */
+  private async startOrRemove(name: string, opts: StartOptions): Promise<StartResult> {
     try {
-      return await this.start(record.name, opts);
+      return await this.start(name, opts);
     } catch (err) {
-      await this.delete(record.name, { force: true }).catch((e: unknown) => {
+      await this.delete(name, { force: true }).catch((e: unknown) => {
         if (!(e instanceof NotFoundError)) throw e;
       });
       throw err;
-    }
-  }
-
-  private async createEphemeral(
-    input: Omit<NewMachine, 'ephemeral' | 'runtime' | 'name'> & { name?: string },
-  ): Promise<MachineRecord> {
-    if (input.name !== undefined) return this.create({ ...input, name: input.name, ephemeral: true });
-    // A clash of 32 random bits is all but impossible; a few tries cover it anyway.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.create({ ...input, name: `run-${crypto.randomBytes(4).toString('hex')}`, ephemeral: true });
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
-      }
     }
   }
 
@@ -584,5 +593,17 @@ function safeAllocated(file: string): number {
     return allocatedBytes(file);
   } catch {
     return 0;
+  }
+}
+
+/** Makes an ephemeral machine under a generated name (`run-<8 hex>`). */
+async function ephemeralNamed(create: (name: string) => Promise<MachineRecord>): Promise<MachineRecord> {
+  // A clash of 32 random bits is all but impossible; a few tries cover it anyway.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await create(`run-${crypto.randomBytes(4).toString('hex')}`);
+    } catch (err) {
+      if (!(err instanceof ConflictError) || attempt >= 4) throw err;
+    }
   }
 }

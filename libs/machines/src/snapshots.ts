@@ -35,6 +35,8 @@ export interface FromSnapshotOptions {
   allowHosts?: string[];
   allowCidrs?: string[];
   ports?: PortMapping[];
+  /** A one-shot machine (a run of a packed running machine): removed with its disks when it stops. */
+  ephemeral?: boolean;
 }
 
 export interface ForkOptions extends FromSnapshotOptions {
@@ -257,6 +259,7 @@ export async function createMachineFromSnapshot(
         allowCidrs: opts.allowCidrs ?? [],
         ports: opts.ports ?? [],
         fromSnapshot: snapshotId,
+        ...(opts.ephemeral ? { ephemeral: true } : {}),
         ...(src.image !== undefined ? { image: src.image } : {}),
         ...(src.imageDigest !== undefined ? { imageDigest: src.imageDigest } : {}),
         ...(src.from !== undefined ? { from: src.from } : {}),

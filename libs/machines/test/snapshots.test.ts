@@ -136,6 +136,25 @@ describe('fork of a snapshot id', () => {
   });
 });
 
+describe('a one-shot run from a snapshot', () => {
+  it('starts an ephemeral run-<hex> machine over the snapshot, and removes it when its start fails', async () => {
+    const snap = await machines.createSnapshot('src');
+    const start = jest
+      .spyOn(machines, 'start')
+      .mockImplementation(async (name) => ({ record: machines.store.get(name), alreadyRunning: false }));
+    const run = await machines.runFromSnapshot(snap.id, { net: true });
+    expect(run.record.name).toMatch(/^run-[0-9a-f]{8}$/);
+    expect(machines.store.get(run.record.name)).toMatchObject({ ephemeral: true, fromSnapshot: 'src:1', net: true });
+    expect(start.mock.calls.map((c) => c[0])).toEqual([run.record.name]);
+    await machines.delete(run.record.name, { force: true });
+
+    start.mockRejectedValue(new Error('no VM here'));
+    await expect(machines.runFromSnapshot(snap.id)).rejects.toThrow('no VM here');
+    expect(machines.store.list().machines.map((r) => r.name)).toEqual(['src']);
+    expect((await machines.listSnapshots())[0]!.dependents).toEqual([]);
+  });
+});
+
 describe('crash safety', () => {
   it('a failure half way through leaves no snapshot and no staging directory', async () => {
     const real = disks.copyDiskSparse;

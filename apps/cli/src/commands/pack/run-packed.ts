@@ -1,13 +1,15 @@
 // Running a packed machine once (`smolvm pack run`, and the packed executable's `run`): the pack's
 // kernel, agent and image, its command (or the one given), restored from the boot snapshot of its
-// shape like `machine run`, with the user's stdio; nothing is kept.
+// shape like `machine run`, with the user's stdio; nothing is kept. A pack of a running machine
+// resumes instead (run-snapshot.ts).
 import { UsageError, smolvmDirs } from '@smolvm/common';
 import path from 'node:path';
-import { writePackDisks } from '@smolvm/machines';
+import { writePackDisks, type Machines } from '@smolvm/machines';
 import { packedBoot, packedWorkload, type PackFile, type PackedWorkload } from '@smolvm/pack';
 import { createRunDir, startVm, type StartVmOptions } from '@smolvm/runtime';
 import { runSession, ttyOptions } from '../../output/session';
 import { execOrExitCode } from '../machine/exec.handler';
+import { runPackedSnapshot } from './run-snapshot';
 
 export interface PackedRunOptions {
   command: string[];
@@ -15,6 +17,9 @@ export interface PackedRunOptions {
   tty: boolean;
   cold?: boolean;
   debug?: boolean;
+  quiet?: boolean;
+  /** The persistent machines a pack of a running machine resumes as (the CLI's, or the packed executable's). */
+  machines: () => Machines;
   /** How to name the program in messages (smolvm pack run, or ./my-app). */
   program: string;
 }
@@ -25,6 +30,7 @@ export async function runPacked(pack: PackFile, o: PackedRunOptions): Promise<nu
       remedy: 'drop -t to pipe data in with -i, or run from a terminal',
     });
   }
+  if (pack.manifest.snapshot) return runPackedSnapshot(pack, o.machines(), o);
   const w = packedWorkload(pack.manifest, o.command);
   const argv = w.argv.length > 0 ? w.argv : pack.manifest.image ? [] : ['/bin/sh'];
   if (argv.length === 0)

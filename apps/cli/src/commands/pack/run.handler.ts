@@ -5,6 +5,7 @@ import '../../runtime-assets';
 import { PackFile } from '@smolvm/pack';
 import type { PackRunArgs } from './run';
 import { runPacked } from './run-packed';
+import { cliMachines } from '../machine/machines';
 
 export async function runPackRun(args: PackRunArgs): Promise<number> {
   if (args.sidecar !== undefined && args.from !== undefined) {
@@ -25,6 +26,8 @@ export async function runPackRun(args: PackRunArgs): Promise<number> {
     tty: args.tty,
     cold: args.cold,
     debug: args.debug,
+    quiet: args.quiet,
+    machines: () => cliMachines(),
     program: 'smolvm pack run',
   });
 }
