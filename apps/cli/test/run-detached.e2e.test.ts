@@ -132,10 +132,18 @@ it('run -d --name N: a failing init leaves nothing; a running one is killed and 
   expectNothingLeft(rt);
 });
 
-async function until(what: string, check: () => boolean, ms = 60_000): Promise<void> {
+function readLog(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '(none)';
+  }
+}
+
+async function until(what: string, check: () => boolean, ms = 60_000, detail?: () => string): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${detail ? `\n${detail()}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -153,14 +161,18 @@ it('a detached VM that ends by itself (QEMU killed) is removed by its supervisor
 
 it('run -d interrupted (Ctrl-C) while the VM boots: the supervisor powers it off and removes the machine', async () => {
   const run = startSmolvm(['machine', 'run', '-d', '--name', 'intr', '--cpus', '1', '--memory', '256'], env);
-  // The supervisor is spawned right after its log is opened; before that only the record exists.
-  await until('the supervisor to be started', () => fs.existsSync(path.join(machinesDir, 'intr', 'supervisor.log')));
+  // Interrupted once the supervisor runs (its first log line): while the VM boots, as the title says.
+  const log = path.join(machinesDir, 'intr', 'supervisor.log');
+  await until('the supervisor to be started', () => fs.existsSync(log) && /starting machine/.test(readLog(log)));
   process.kill(run.pid, 'SIGINT');
   expect((await run.done).stdout).toBe('');
-  // Removal renames the directory to a trash name (the machine is gone), then deletes it: both steps, on a loaded host.
+  // Removal renames the directory to a trash name (the machine is gone), then deletes it: both steps, on a loaded
+  // host, after the boot ends and the VM is powered off (up to its stop grace).
   await until(
     'the interrupted machine to be removed',
     () => fs.readdirSync(machinesDir).filter((e) => e !== '.locks').length === 0 && setup.qemus().length === 0,
+    150_000,
+    () => `supervisor.log:\n${readLog(log)}`,
   );
   expect(fs.readdirSync(machinesDir).filter((e) => e !== '.locks')).toEqual([]);
   await until(
