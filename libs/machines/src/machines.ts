@@ -98,6 +98,14 @@ export interface StartOptions {
   /** Boot the VM rather than restore the boot snapshot of the machine's shape. */
   cold?: boolean;
   timeoutMs?: number;
+  /**
+   * Aborted (Ctrl-C) before the supervisor is spawned: nothing is started and the start fails. Once it is
+   * spawned an abort is the caller's to act on: a caller that goes away leaves the supervisor no ack, so it
+   * powers the VM off (and removes an ephemeral machine).
+   */
+  signal?: AbortSignal;
+  /** Called once the supervisor runs. */
+  onSpawned?: () => void;
 }
 
 const START_LOCK_TIMEOUT_MS = 10 * 60_000;
@@ -318,6 +326,9 @@ export class Machines {
         }
         // A supervisor that died (SIGKILL) takes QEMU with it, but make sure before booting on the same disks.
         await killAndWait(status.record.runtime?.vm);
+        // Checked with nothing awaited until the spawn: a signal handler cannot run in between.
+        if (opts.signal?.aborted)
+          throw new SmolvmError(`interrupted (${String(opts.signal.reason)}) before machine "${name}" started`);
         const files = this.files(name);
         fs.rmSync(files.lastExit, { force: true });
         rotateLogFile(files.supervisorLog);
@@ -349,6 +360,7 @@ export class Machines {
           fs.closeSync(logFd);
         }
         const control = child.stdio[3] as net.Socket;
+        opts.onSpawned?.();
         try {
           const report = await readReport(child, control, opts.timeoutMs ?? 300_000, files.supervisorLog);
           if (!report.ok)

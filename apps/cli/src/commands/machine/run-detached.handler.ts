@@ -1,5 +1,6 @@
 // `smolvm machine run -d`: an ephemeral machine left running by the persistent machines'
 // supervisor. Prints its name (stdout, for scripts) once the agent is ready and init ran.
+import os from 'node:os';
 import { UsageError } from '@smolvm/common';
 import { validateMachineName } from '@smolvm/machine-store';
 import { printStartDetail, printStartNotes } from './lifecycle.handler';
@@ -24,6 +25,8 @@ async function assertKnownDriver(name: string): Promise<void> {
     );
 }
 
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 export async function runDetached(args: RunArgs): Promise<void> {
   const command = (args['--'] ?? []).map(String);
   const name = args.name ?? 'NAME';
@@ -47,10 +50,24 @@ export async function runDetached(args: RunArgs): Promise<void> {
   const machines = cliMachines(args.driver ? { SMOLVM_DRIVER: args.driver } : {});
   if (args.name !== undefined) assertNameFree(machines, args.name);
   const { input, imageErofs } = await machineInput(merged, args);
+  // A signal before the supervisor runs stops the start there (the record is removed again); after, this command
+  // just goes: the supervisor gets no ack, powers the VM off and removes the machine.
+  const interrupt = new AbortController();
+  let spawned = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (spawned) process.exit(128 + os.constants.signals[signal]);
+    interrupt.abort(signal);
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
     const result = await machines.runDetached(
       { ...input, ...(args.name !== undefined ? { name: args.name } : {}) },
-      { ...(imageErofs ? { imageErofs } : {}), cold: args.cold },
+      {
+        ...(imageErofs ? { imageErofs } : {}),
+        cold: args.cold,
+        signal: interrupt.signal,
+        onSpawned: () => (spawned = true),
+      },
     );
     printStartNotes(args.debug, result.notes);
     const started = result.record.name;
@@ -61,7 +78,13 @@ export async function runDetached(args: RunArgs): Promise<void> {
       );
     }
   } catch (err) {
+    if (interrupt.signal.aborted) {
+      process.stderr.write(`smolvm: interrupted (${String(interrupt.signal.reason)}); nothing was started\n`);
+      process.exit(128 + os.constants.signals[interrupt.signal.reason as NodeJS.Signals]);
+    }
     printStartDetail(err);
     throw err;
+  } finally {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
 }
