@@ -9,15 +9,9 @@ import { packedBoot, packedWorkload, type PackFile, type PackedWorkload } from '
 import { createRunDir, startVm, type StartVmOptions } from '@smolvm/runtime';
 import { runSession, ttyOptions } from '../../output/session';
 import { execOrExitCode } from '../machine/exec.handler';
-import { runPackedSnapshot } from './run-snapshot';
+import { runPackedSnapshot, type SnapshotRunOptions } from './run-snapshot';
 
-export interface PackedRunOptions {
-  command: string[];
-  interactive: boolean;
-  tty: boolean;
-  cold?: boolean;
-  debug?: boolean;
-  quiet?: boolean;
+export interface PackedRunOptions extends SnapshotRunOptions {
   /** The persistent machines a pack of a running machine resumes as (the CLI's, or the packed executable's). */
   machines: () => Machines;
   /** How to name the program in messages (smolvm pack run, or ./my-app). */
