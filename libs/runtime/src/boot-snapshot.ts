@@ -156,16 +156,7 @@ function pruneDigests(dir: string): void {
   for (const { n } of byAge.slice(0, names.length - MAX_DIGESTS)) fs.rmSync(path.join(dir, n), { force: true });
 }
 
-/** snapshotKey, with the kernel's digest remembered beside the snapshot root `root` (kernelDigest). */
-export function snapshotKeyIn(
-  root: string,
-  driverName: string,
-  capability: SnapshotCapability,
-  shape: SnapshotShape,
-): Promise<SnapshotKey> {
-  return snapshotKey(driverName, capability, shape, root);
-}
-
+/** With `root` (the snapshot root), the kernel's digest is remembered beside it (kernelDigest). */
 export async function snapshotKey(
   driverName: string,
   capability: SnapshotCapability,

@@ -19,7 +19,7 @@ import {
   SnapshotStaging,
   discardSnapshot,
   findSnapshot,
-  snapshotKeyIn,
+  snapshotKey,
   snapshotRoot,
   type FoundSnapshot,
   type SnapshotKey,
@@ -69,26 +69,31 @@ export async function warmStart(
   const root = snapshotRoot(cacheDir);
   let found: FoundSnapshot;
   try {
-    const k = await snapshotKeyIn(root, options.driver.name, capability, {
-      kernel: options.kernel,
-      agentImage: options.agentImage,
-      cpus: options.cpus,
-      memoryMiB: options.memoryMiB,
-      shares: options.volumes.length,
-      network: network !== undefined,
-      // A machine's root is on its overlay disk: never one built in the snapshot.
-      root: options.rootShare
-        ? 'share-root'
-        : !options.imageErofs
-          ? 'bare'
-          : options.imageInSnapshot && !options.persistent
-            ? { image: { id: options.imageInSnapshot, file: options.imageErofs } }
-            : 'image-slot',
-      machineDisks: options.persistent !== undefined,
-      // A pack's kernel and agent make a family of shapes of their own, so that packed runs and
-      // `machine run` do not keep replacing each other's snapshot of the same shape.
-      ...(options.agentImage.key.startsWith(PACKED_KEY_PREFIX) ? { family: `packed:${options.agentImage.key}` } : {}),
-    });
+    const k = await snapshotKey(
+      options.driver.name,
+      capability,
+      {
+        kernel: options.kernel,
+        agentImage: options.agentImage,
+        cpus: options.cpus,
+        memoryMiB: options.memoryMiB,
+        shares: options.volumes.length,
+        network: network !== undefined,
+        // A machine's root is on its overlay disk: never one built in the snapshot.
+        root: options.rootShare
+          ? 'share-root'
+          : !options.imageErofs
+            ? 'bare'
+            : options.imageInSnapshot && !options.persistent
+              ? { image: { id: options.imageInSnapshot, file: options.imageErofs } }
+              : 'image-slot',
+        machineDisks: options.persistent !== undefined,
+        // A pack's kernel and agent make a family of shapes of their own, so that packed runs and
+        // `machine run` do not keep replacing each other's snapshot of the same shape.
+        ...(options.agentImage.key.startsWith(PACKED_KEY_PREFIX) ? { family: `packed:${options.agentImage.key}` } : {}),
+      },
+      root,
+    );
     const lookup = findSnapshot(root, k);
     if ('note' in lookup) {
       note(`${lookup.note}: cold boot to save one, then restore it`);
