@@ -32,8 +32,13 @@ export interface SectionSource {
   compressed?: Required<Pick<PackSection, 'compression' | 'uncompressed_size' | 'uncompressed_sha256'>>;
 }
 
-/** gzip level of compressed sections: fixed, so one kernel compresses to the same bytes (shared registry blobs). */
-const GZIP_LEVEL = 6;
+/**
+ * gzip level of compressed sections: fixed, so one kernel always compresses to the same bytes
+ * (one registry blob for every pack of a build). Level 1: on the 19.7 MB kernel, 3.71 MB in
+ * ~0.3 s against level 6's 3.48 MB in ~0.7 s (2 loaded cores): 0.1% of a pack for half a second
+ * of every `pack create`.
+ */
+const GZIP_LEVEL = 1;
 
 export interface AssembleOptions {
   output: string;
