@@ -3,8 +3,10 @@
 //  2. the executable + .smolmachine size against the image's compressed size, and what the rest is;
 //  3. `./my-app run -- true` warm against `smolvm machine run --image IMG -- true` warm;
 //  4. `machine create --from` + start (first, and with its sections cached) against
-//     `machine create --image` + start, image store empty; with a baseline CLI (another build's
-//     dist/smolvm.js), its first `create --from` + start too, interleaved, in a home of its own.
+//     `machine create --image` + start, image store empty.
+// With a baseline CLI (another build's dist/smolvm.js, e.g. main's), in a home of its own: its
+// pack create (1), the size of its pack (2), its packed executable's warm run (3) and its first
+// `create --from` + start of its own pack (4), interleaved with ours.
 //   node tools/run-ts.mjs tools/bench/pack.ts [runs=3] [baseline-cli.js]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -42,12 +44,36 @@ async function main(): Promise<void> {
     const { reference } = await pushBuiltImage(client, `${registry.host}/smolvm-test/big:latest`, image);
     await client.close();
     cli(['image', 'pull', '-I', reference], env);
+    // The baseline's caches and snapshots live in a home of their own: in one cache, its keys and
+    // ours would evict each other's snapshot of the same shape.
+    const baseEnv = { ...env, SMOLVM_HOME: path.join(work, 'home-base') };
+    if (baseCli) cli(['image', 'pull', '-I', reference], baseEnv, baseCli);
 
     // 1. pack create, image in the store.
     const out = path.join(work, 'out');
     fs.mkdirSync(out);
     let n = 0;
     const app = path.join(out, 'my-app');
+    const baseApp = path.join(out, 'base-app');
+    const packCreate = (cliPath: string, output: string, cliEnv: NodeJS.ProcessEnv) => () =>
+      timeCommand(
+        [
+          process.execPath,
+          cliPath,
+          'pack',
+          'create',
+          '--image',
+          reference,
+          '--cpus',
+          '1',
+          '--memory',
+          '512',
+          '-o',
+          output,
+          '--quiet',
+        ],
+        cliEnv,
+      );
     const copy = () => {
       const target = path.join(out, `copy-${n++}`);
       const ms = timeCommand(['cp', `${app}.smolmachine`, target]);
@@ -57,29 +83,11 @@ async function main(): Promise<void> {
     // pack create runs first in each round: the copy needs its output.
     const series1 = runInterleaved(
       [
-        {
-          label: 'smolvm pack create (~50 MB image)',
-          run: () =>
-            timeCommand(
-              [
-                process.execPath,
-                CLI,
-                'pack',
-                'create',
-                '--image',
-                reference,
-                '--cpus',
-                '1',
-                '--memory',
-                '512',
-                '-o',
-                app,
-                '--quiet',
-              ],
-              env,
-            ),
-        },
+        { label: 'smolvm pack create (~50 MB image)', run: packCreate(CLI, app, env) },
         { label: 'cp of the .smolmachine (floor)', run: copy },
+        ...(baseCli
+          ? [{ label: 'smolvm pack create (~50 MB image), baseline', run: packCreate(baseCli, baseApp, baseEnv) }]
+          : []),
       ],
       runs,
       0,
@@ -92,26 +100,31 @@ async function main(): Promise<void> {
     );
 
     // 2. Sizes.
-    const pack = PackFile.open(`${app}.smolmachine`);
-    const stubBytes = fs.statSync(app).size;
-    const payload = fs.statSync(`${app}.smolmachine`).size;
     const node = fs.statSync(process.execPath).size;
-    const sizeOf = (name: 'kernel' | 'agent' | 'rootfs') => pack.section(name)?.size ?? 0;
-    const overhead = stubBytes + payload - compressed;
-    console.log('\n2. Sizes');
-    console.log(`  image, compressed layers + config:  ${(compressed / MB).toFixed(1)} MB`);
-    console.log(
-      `  my-app (stub) + my-app.smolmachine: ${((stubBytes + payload) / MB).toFixed(1)} MB  (${((stubBytes + payload) / compressed).toFixed(2)}x the image)`,
-    );
-    console.log(
-      `  overhead:                           ${(overhead / MB).toFixed(1)} MB = ${(overhead / node).toFixed(2)}x the Node runtime (${(node / MB).toFixed(1)} MB)`,
-    );
-    console.log(
-      `    stub ${(stubBytes / MB).toFixed(1)} MB (${stubBytes > node / 2 ? 'a single executable: Node inside' : 'a Node script'}), kernel ${(sizeOf('kernel') / MB).toFixed(1)} MB, agent image ${(sizeOf('agent') / MB).toFixed(1)} MB (Node, its libraries, busybox, agent),`,
-    );
-    console.log(
-      `    rootfs ${(sizeOf('rootfs') / MB).toFixed(1)} MB uncompressed erofs vs ${(compressed / MB).toFixed(1)} MB gzip, manifest + padding ${((payload - sizeOf('kernel') - sizeOf('agent') - sizeOf('rootfs')) / MB).toFixed(2)} MB`,
-    );
+    const sizes = (exe: string, title: string): void => {
+      const pack = PackFile.open(`${exe}.smolmachine`);
+      const stubBytes = fs.statSync(exe).size;
+      const payload = fs.statSync(`${exe}.smolmachine`).size;
+      const sizeOf = (name: 'kernel' | 'agent' | 'rootfs') => pack.section(name)?.size ?? 0;
+      const kernel = pack.section('kernel');
+      const overhead = stubBytes + payload - compressed;
+      console.log(`\n2. Sizes${title}`);
+      console.log(`  image, compressed layers + config:  ${(compressed / MB).toFixed(1)} MB`);
+      console.log(
+        `  my-app (stub) + my-app.smolmachine: ${((stubBytes + payload) / MB).toFixed(1)} MB  (${((stubBytes + payload) / compressed).toFixed(2)}x the image)`,
+      );
+      console.log(
+        `  overhead:                           ${(overhead / MB).toFixed(1)} MB = ${(overhead / node).toFixed(2)}x the Node runtime (${(node / MB).toFixed(1)} MB)`,
+      );
+      console.log(
+        `    stub ${(stubBytes / MB).toFixed(1)} MB (${stubBytes > node / 2 ? 'a single executable: Node inside' : 'a Node script'}), kernel ${(sizeOf('kernel') / MB).toFixed(1)} MB${kernel?.uncompressed_size ? ` (${kernel.compression} of ${(kernel.uncompressed_size / MB).toFixed(1)} MB)` : ''}, agent image ${(sizeOf('agent') / MB).toFixed(1)} MB (Node, its libraries, busybox, agent),`,
+      );
+      console.log(
+        `    rootfs ${(sizeOf('rootfs') / MB).toFixed(1)} MB uncompressed erofs vs ${(compressed / MB).toFixed(1)} MB gzip, manifest + padding ${((payload - sizeOf('kernel') - sizeOf('agent') - sizeOf('rootfs')) / MB).toFixed(2)} MB`,
+      );
+    };
+    sizes(app, '');
+    if (baseCli) sizes(baseApp, ', baseline');
 
     // 3. Warm runs (the first of each saves its boot snapshot).
     const series3 = runInterleaved(
@@ -138,6 +151,14 @@ async function main(): Promise<void> {
             ),
         },
         { label: './my-app run -- true (warm)', run: () => timeCommand([app, 'run', '--', 'true'], env) },
+        ...(baseCli
+          ? [
+              {
+                label: './my-app run -- true (warm), baseline',
+                run: () => timeCommand([baseApp, 'run', '--', 'true'], baseEnv),
+              },
+            ]
+          : []),
       ],
       runs,
       2,
@@ -152,9 +173,6 @@ async function main(): Promise<void> {
     const emptyImageStore = () =>
       spawnSync(process.execPath, [CLI, 'image', 'rm', '-I', reference], { env, stdio: 'ignore' });
     const emptySectionCache = () => fs.rmSync(path.join(home, 'cache', 'pack'), { recursive: true, force: true });
-    // The baseline's snapshots live in a home of their own: in one cache, its keys and ours would
-    // evict each other's snapshot of the same shape.
-    const baseEnv = { ...env, SMOLVM_HOME: path.join(work, 'home-base') };
     const machine =
       (args: string[], emptyCaches: () => void, cliPath = CLI, cliEnv = env) =>
       () => {
@@ -188,7 +206,7 @@ async function main(): Promise<void> {
               {
                 label: 'machine create --from my-app.smolmachine + start (first: empty section cache), baseline',
                 run: machine(
-                  ['--from', `${app}.smolmachine`],
+                  ['--from', `${baseApp}.smolmachine`],
                   () => fs.rmSync(path.join(baseEnv.SMOLVM_HOME, 'cache', 'pack'), { recursive: true, force: true }),
                   baseCli,
                   baseEnv,

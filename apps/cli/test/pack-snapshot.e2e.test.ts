@@ -86,7 +86,7 @@ it('a running machine packed from its snapshot resumes elsewhere with its proces
     snapshot: { id: string; nic: boolean };
     sections: Array<{ name: string; offset: number; size: number }>;
   };
-  expect(inspect.version).toBe(2);
+  expect(inspect.version).toBe(3); // a snapshot (2) and a compressed kernel (3)
   expect(inspect.snapshot).toMatchObject({ id: 'src:ready', nic: true });
   expect(inspect.sections.map((s) => s.name)).toEqual(
     expect.arrayContaining(['kernel', 'agent', 'overlay', 'storage', 'memory', 'state']),

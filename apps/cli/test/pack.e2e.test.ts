@@ -2,6 +2,7 @@
 // and stub, an image from the local registry fixture, then smolvm's image store removed so the
 // pack alone runs. The stub is the node-script form (`node my-app`, or `./my-app` via PATH).
 import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BUSYBOX, buildImage, buildLayer, busyboxRootfs } from '../../../tools/fixtures/images';
@@ -232,7 +233,32 @@ describe('a damaged or foreign payload is refused with one line, and nothing run
         copy.writeUInt32LE(9, copy.length - FOOTER_SIZE);
         return copy;
       }),
-      /it is format version 9, and this smolvm reads versions 1 and 2/,
+      /it is format version 9, and this smolvm reads versions 1, 2 and 3/,
+    );
+  });
+
+  test('a kernel compressed in a way this smolvm does not know (a newer pack)', () => {
+    const exe = broken('zstd', (b) => {
+      // Same lengths, so the layout holds: only the manifest (and so its digest in the footer) changes.
+      const footer = b.length - FOOTER_SIZE;
+      const at = footer - Number(b.readBigUInt64LE(footer + 16));
+      const text = b.subarray(at, footer).toString('utf8');
+      expect(text).toContain('"compression": "gzip"');
+      const manifest = Buffer.from(
+        text.replace('"compression": "gzip"', '"compression": "zstd"').replace('+gzip', '+zstd'),
+      );
+      const copy = Buffer.from(b);
+      manifest.copy(copy, at);
+      crypto
+        .createHash('sha256')
+        .update(manifest)
+        .digest()
+        .copy(copy, footer + 32);
+      return copy;
+    });
+    refused(
+      exe,
+      /its manifest stores section kernel compressed with "zstd", which this smolvm cannot decompress \(made by a newer smolvm\?\)/,
     );
   });
 });

@@ -88,3 +88,28 @@ export function readElf(file: string): ElfInfo | null {
     fs.closeSync(fd);
   }
 }
+
+const SHT_SYMTAB = 2;
+
+/**
+ * Whether a 64-bit little-endian ELF file has a static symbol table (.symtab: names for debuggers
+ * and crash dumps, not needed to run; `strip` removes it). False for other files.
+ */
+export function hasSymbolTable(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(64);
+    if (fs.readSync(fd, head, 0, 64, 0) < 64) return false;
+    if (head.readUInt32BE(0) !== 0x7f454c46 || head[4] !== 2 || head[5] !== 1) return false;
+    const shoff = Number(head.readBigUInt64LE(0x28));
+    const shentsize = head.readUInt16LE(0x3a);
+    const shnum = head.readUInt16LE(0x3c);
+    if (shoff === 0 || shnum === 0) return false;
+    if (shentsize < 64 || shnum > 65_280) throw new Error(`${file}: unexpected section header table`);
+    const sh = readAt(fd, shoff, shentsize * shnum);
+    for (let i = 0; i < shnum; i++) if (sh.readUInt32LE(i * shentsize + 4) === SHT_SYMTAB) return true;
+    return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -11,6 +11,6 @@ export {
 } from './ensure';
 export { AGENT_DISK_ID, agentKernelArgs } from './boot';
 export { FORMAT_VERSION } from './layout';
-export { readElf, type ElfInfo } from './elf';
+export { readElf, hasSymbolTable, type ElfInfo } from './elf';
 export { resolveLibraries, type ResolvedLibraries } from './libraries';
 export { buildSnapshotInGuest, snapshotBlobPath } from './guest-snapshot';

@@ -2,7 +2,8 @@
 // changes FORMAT_VERSION (and so the cache key).
 import { AGENT_DIR, AGENT_IMAGE_MARKER } from '@smolvm/agent-protocol';
 
-export const FORMAT_VERSION = 1;
+/** 2: node is shipped without its symbol table (stripped). */
+export const FORMAT_VERSION = 2;
 
 export { AGENT_DIR, AGENT_IMAGE_MARKER };
 

@@ -8,6 +8,7 @@ import {
   UNUSED_IMAGE_MS,
   agentKernelArgs,
   ensureAgentImage,
+  hasSymbolTable,
   readElf,
   resolveLibraries,
 } from '../src';
@@ -36,6 +37,7 @@ describe('ELF and libraries', () => {
 
   it('is null for a non-ELF file', () => {
     expect(readElf(bundle)).toBeNull();
+    expect(hasSymbolTable(bundle)).toBe(false);
   });
 });
 
@@ -52,8 +54,17 @@ describe('ensureAgentImage', () => {
     try {
       const entry = (p: string) => r.lookup(p);
       const node = entry('/opt/smolvm/node');
-      expect(node?.size).toBe(fs.statSync(process.execPath).size);
+      // Shipped without its symbol table: smaller, and the same node (version, JS stack traces).
+      expect(node?.size).toBeLessThan(fs.statSync(process.execPath).size);
       expect(node?.mode).toBe(0o755);
+      const shipped = path.join(work, 'shipped-node');
+      fs.writeFileSync(shipped, r.readFile('/opt/smolvm/node'), { mode: 0o755 });
+      expect(hasSymbolTable(process.execPath)).toBe(true);
+      expect(hasSymbolTable(shipped)).toBe(false);
+      const script = 'function named() { return new Error("x").stack; } console.log(process.version, named())';
+      const out = execFileSync(shipped, ['-e', script], { encoding: 'utf8' });
+      expect(out).toContain(process.version);
+      expect(out).toMatch(/at named \(/);
       expect(node?.uid).toBe(0);
       expect(entry('/bin/busybox')?.type).toBe('file');
       expect(entry('/bin/sh')?.linkTarget?.toString()).toBe('/bin/busybox');
@@ -72,7 +83,7 @@ describe('ensureAgentImage', () => {
       expect(init).toContain(`/opt/smolvm/node ${DEFAULT_NODE_FLAGS.join(' ')} /opt/smolvm/agent.js`);
       expect(r.readFile('/etc/passwd').toString()).toMatch(/^root:x:0:0:/);
       expect(JSON.parse(r.readFile('/etc/smolvm-agent-image').toString())).toMatchObject({
-        format: 1,
+        format: 2,
         node: process.version,
       });
       expect(entry('/tmp')?.mode).toBe(0o1777);
@@ -82,6 +93,20 @@ describe('ensureAgentImage', () => {
     }
     // Staging is gone; only the image (and the hash memo) remain.
     expect(fs.readdirSync(path.join(cacheDir, 'agent')).sort()).toEqual([`${img.key}.erofs`, 'input-hashes.json']);
+  });
+
+  it('ships a node that has no symbol table as it is', async () => {
+    const cacheDir = path.join(work, 'cache-stripped');
+    const stripped = path.join(work, 'node-stripped');
+    execFileSync('strip', ['--strip-all', '-o', stripped, process.execPath]);
+    expect(hasSymbolTable(stripped)).toBe(false);
+    const img = await ensureAgentImage({ cacheDir, agentBundle: bundle, node: stripped });
+    const r = openErofs(img.path);
+    try {
+      expect(r.readFile('/opt/smolvm/node').equals(fs.readFileSync(stripped))).toBe(true);
+    } finally {
+      r.close();
+    }
   });
 
   it('reuses the cached image and keys it by content', async () => {

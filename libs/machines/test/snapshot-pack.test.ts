@@ -88,12 +88,20 @@ const base: PackManifestBase = {
   artifact: null,
 };
 
-async function packSnapshot(id: string, output = path.join(home, 'web.smolmachine')): Promise<string> {
+async function packSnapshot(
+  id: string,
+  output = path.join(home, 'web.smolmachine'),
+  compressKernel = false,
+): Promise<string> {
   const parts = snapshotPackParts(machines, id);
   await assemblePack({
     output,
     manifest: { ...base, snapshot: parts.snapshot },
-    sections: parts.sections.map((s) => ({ name: s.name, open: () => openPackSection(s) })),
+    sections: parts.sections.map((s) => ({
+      name: s.name,
+      open: () => openPackSection(s),
+      ...(compressKernel && s.name === 'kernel' ? { compress: 'gzip' as const } : {}),
+    })),
   });
   return output;
 }
@@ -163,6 +171,16 @@ describe('a running snapshot, packed and imported', () => {
     const boot = await machinePackBoot(machines.files('copy').pack, cacheDir, file);
     expect(fs.readFileSync(boot.packed.kernel)).toEqual(fs.readFileSync(path.join(guestDir, 'vmlinux')));
     expect(fs.readFileSync(boot.imageErofs!)).toEqual(root);
+  });
+
+  it('with its kernel compressed (version 3, as pack create writes it), boots the same kernel', async () => {
+    const file = await packSnapshot(await runningSnapshot(), undefined, true);
+    const pack = PackFile.open(file);
+    expect(pack.manifest.version).toBe(3);
+    const id = await importPackedSnapshot(machines, pack, cacheDir);
+    await machines.createMachineFromSnapshot('copy', id);
+    const boot = await machinePackBoot(machines.files('copy').pack, cacheDir, file);
+    expect(fs.readFileSync(boot.packed.kernel)).toEqual(fs.readFileSync(path.join(guestDir, 'vmlinux')));
   });
 
   it('is imported once per pack: a second import reuses the snapshot', async () => {

@@ -6,7 +6,14 @@ import { assertTrustedPath } from '@smolvm/common';
 import { PackFormatError } from './format';
 import type { PackManifest, SectionName } from './manifest';
 import { PackFile } from './reader';
-import { copySection, extractSection, sectionCacheDir, sectionDisk, type SectionFile } from './sections';
+import {
+  cachedSectionName,
+  copySection,
+  extractSection,
+  sectionCacheDir,
+  sectionDisk,
+  type SectionFile,
+} from './sections';
 
 export interface PackedBoot {
   packed: { kernel: string; agentImage: { path: string; range?: { offset: number; size: number }; key: string } };
@@ -86,10 +93,10 @@ export async function importedBoot(
   const cached = (name: SectionName): string | undefined => {
     const s = manifest.sections.find((x) => x.name === name);
     if (!s) return undefined;
-    const file = path.join(sectionCacheDir(cacheDir), s.sha256);
+    const file = path.join(sectionCacheDir(cacheDir), cachedSectionName(s));
     try {
       assertTrustedPath(file, cacheDir);
-      if (fs.statSync(file).size === s.size) return file;
+      if (fs.statSync(file).size === (s.uncompressed_size ?? s.size)) return file;
     } catch {
       // Gone or untrusted: imported again below.
     }

@@ -8,11 +8,12 @@ import { SmolvmError } from '@smolvm/common';
 export const PACK_MAGIC = Buffer.from('SMOLMACH', 'latin1');
 /**
  * The newest format version this code writes. Version 2 is version 1 plus a running machine's
- * state (the `snapshot` manifest field, `memory` and `state` sections); a pack without them is
- * still written as version 1, so older readers keep reading it. Both are read.
+ * state (the `snapshot` manifest field, `memory` and `state` sections); version 3 adds sections
+ * stored compressed (the kernel). A pack is written as the lowest version that has what it
+ * carries, so older readers keep reading what they can. All three are read.
  */
-export const PACK_FORMAT_VERSION = 2;
-export const PACK_READ_VERSIONS: readonly number[] = [1, 2];
+export const PACK_FORMAT_VERSION = 3;
+export const PACK_READ_VERSIONS: readonly number[] = [1, 2, 3];
 /** Sections start on this boundary, so QEMU's raw driver can use one in place (offset=, size=). */
 export const SECTION_ALIGN = 4096;
 export const FOOTER_SIZE = 80;
@@ -68,7 +69,7 @@ export function decodeFooter(b: Buffer, file: string): PackFooter {
   if (!PACK_READ_VERSIONS.includes(version)) {
     throw new PackFormatError(
       file,
-      `it is format version ${version}, and this smolvm reads versions ${PACK_READ_VERSIONS.join(' and ')}`,
+      `it is format version ${version}, and this smolvm reads versions ${PACK_READ_VERSIONS.slice(0, -1).join(', ')} and ${PACK_READ_VERSIONS.at(-1)}`,
       'use a smolvm of the version that packed it, or pack it again with this one',
     );
   }

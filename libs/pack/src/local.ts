@@ -18,6 +18,11 @@ export {
   SECTION_NAMES,
   parseManifest,
   manifestVersion,
+  sectionMediaType,
+  SECTION_COMPRESSIONS,
+  COMPRESSIBLE_SECTIONS,
+  MAX_UNCOMPRESSED_BYTES,
+  type SectionCompression,
   type SectionName,
   type PackSection,
   type PackManifest,
@@ -34,6 +39,7 @@ export {
   sectionDisk,
   inPlaceWeakness,
   sectionCacheDir,
+  cachedSectionName,
   type SectionFile,
 } from './sections';
 export { packedBoot, importSections, importBootSections, importedBoot, type PackedBoot } from './boot';

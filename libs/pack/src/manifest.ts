@@ -23,6 +23,22 @@ const SNAPSHOT_SECTIONS: readonly SectionName[] = ['memory', 'state'];
 const MIB = 1024 * 1024;
 
 /**
+ * How a section may be stored compressed (format version 3). Only sections that are extracted to
+ * a file before use may be: the disks QEMU reads in place stay raw. The media type then ends in
+ * `+<compression>`, as OCI layers name theirs.
+ */
+export const SECTION_COMPRESSIONS = ['gzip'] as const;
+export type SectionCompression = (typeof SECTION_COMPRESSIONS)[number];
+export const COMPRESSIBLE_SECTIONS: readonly SectionName[] = ['kernel'];
+/** What a compressed section may inflate to: a hostile pack cannot make us write more. */
+export const MAX_UNCOMPRESSED_BYTES = 512 * MIB;
+
+/** The media type of a section as stored. */
+export function sectionMediaType(name: SectionName, compression?: SectionCompression): string {
+  return compression ? `${SectionMediaType[name]}+${compression}` : SectionMediaType[name];
+}
+
+/**
  * A running machine's state packed with `--from-snapshot` (format version 2): the `memory`
  * section is its RAM, `state` the hypervisor's device state. A restore needs a host whose
  * hypervisor is the one that saved it, exactly.
@@ -44,8 +60,13 @@ export interface PackSection {
   media_type: string;
   /** From the payload's first byte; a multiple of SECTION_ALIGN. */
   offset: number;
+  /** `size` and `sha256` are of the bytes as stored (compressed, if `compression`). */
   size: number;
   sha256: string;
+  /** Version 3: the section is stored compressed; `uncompressed_*` describe what it inflates to. */
+  compression?: SectionCompression;
+  uncompressed_size?: number;
+  uncompressed_sha256?: string;
 }
 
 export interface PackNetwork {
@@ -100,9 +121,12 @@ export interface PackManifest {
 /** The manifest without its section table: what a writer is given. */
 export type PackManifestBase = Omit<PackManifest, 'format' | 'version' | 'sections'>;
 
-/** The version a manifest is written as: 1 unless it carries a snapshot, so older readers keep reading it. */
-export function manifestVersion(manifest: Pick<PackManifestBase, 'snapshot'>): number {
-  return manifest.snapshot ? 2 : 1;
+/**
+ * The version a manifest is written as: the lowest that has what it carries (3 with a compressed
+ * section, else 2 with a snapshot, else 1), so older readers keep reading what they can.
+ */
+export function manifestVersion(manifest: Pick<PackManifestBase, 'snapshot'>, compressed = false): number {
+  return compressed ? 3 : manifest.snapshot ? 2 : 1;
 }
 
 const MANIFEST_KEYS = [
@@ -188,15 +212,33 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   const sections: PackSection[] = [];
   let end = 0;
   for (const s of o.array('sections', MAX_SECTIONS)) {
-    known(s, ['name', 'media_type', 'offset', 'size', 'sha256']);
+    const compressed = version >= 3 && s.has('compression');
+    known(
+      s,
+      compressed
+        ? ['name', 'media_type', 'offset', 'size', 'sha256', 'compression', 'uncompressed_size', 'uncompressed_sha256']
+        : ['name', 'media_type', 'offset', 'size', 'sha256'],
+    );
     const name = s.str('name', 32);
     if (!(SECTION_NAMES as string[]).includes(name))
       fail(`names an unknown section ${JSON.stringify(name)} (made by a newer smolvm?)`);
     if (version < 2 && (SNAPSHOT_SECTIONS as string[]).includes(name))
       fail(`names section ${name}, which format version ${version} does not have`);
     if (sections.some((x) => x.name === name)) fail(`names section ${name} twice`);
+    let compression: SectionCompression | undefined;
+    if (compressed) {
+      const c = s.str('compression', 32);
+      if (!(SECTION_COMPRESSIONS as readonly string[]).includes(c))
+        fail(
+          `stores section ${name} compressed with ${JSON.stringify(c)}, which this smolvm cannot decompress (made by a newer smolvm?)`,
+        );
+      if (!COMPRESSIBLE_SECTIONS.includes(name as SectionName))
+        fail(`stores section ${name} compressed, and it must be stored raw (it is used in place)`);
+      compression = c as SectionCompression;
+    }
     const mediaType = s.str('media_type', 128);
-    if (mediaType !== SectionMediaType[name as SectionName]) fail(`gives section ${name} the media type ${mediaType}`);
+    if (mediaType !== sectionMediaType(name as SectionName, compression))
+      fail(`gives section ${name} the media type ${mediaType}`);
     const offset = s.int('offset', 0);
     const size = s.int('size', 1);
     if (offset % SECTION_ALIGN !== 0) fail(`places section ${name} at ${offset}, not a multiple of ${SECTION_ALIGN}`);
@@ -205,7 +247,16 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
     end = offset + size;
     const sha256 = s.str('sha256', 64);
     if (!SHA256.test(sha256)) fail(`gives section ${name} a sha256 that is not 64 hex digits`);
-    sections.push({ name: name as SectionName, media_type: mediaType, offset, size, sha256 });
+    const section: PackSection = { name: name as SectionName, media_type: mediaType, offset, size, sha256 };
+    if (compression) {
+      const uncompressedSha256 = s.str('uncompressed_sha256', 64);
+      if (!SHA256.test(uncompressedSha256))
+        fail(`gives section ${name} an uncompressed_sha256 that is not 64 hex digits`);
+      section.compression = compression;
+      section.uncompressed_size = s.int('uncompressed_size', 1, MAX_UNCOMPRESSED_BYTES);
+      section.uncompressed_sha256 = uncompressedSha256;
+    }
+    sections.push(section);
   }
   for (const required of ['kernel', 'agent'] as const)
     if (!sections.some((s) => s.name === required)) fail(`has no ${required} section`);
@@ -216,8 +267,12 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   const memoryMib = o.int('memory_mib', 64, 1024 * 1024);
   const storageGib = o.int('storage_gib', 1, 16 * 1024);
   const overlayGib = o.int('overlay_gib', 1, 16 * 1024);
-  const snapshot = version >= 2 ? parseSnapshot(o.obj('snapshot'), known, fail) : undefined;
+  // Required in version 2 (what it was made for); optional in version 3.
+  const snapshot =
+    version === 2 || (version >= 3 && o.has('snapshot')) ? parseSnapshot(o.obj('snapshot'), known, fail) : undefined;
   const size = (name: SectionName) => sections.find((s) => s.name === name)?.size;
+  const stray = sections.find((s) => SNAPSHOT_SECTIONS.includes(s.name));
+  if (!snapshot && stray) fail(`names section ${stray.name} but has no snapshot`);
   if (snapshot) {
     for (const required of ['memory', 'state', 'overlay', 'storage'] as const)
       if (size(required) === undefined) fail(`has a snapshot but no ${required} section`);

@@ -198,7 +198,20 @@ export async function pullPack(reference: string, options: PullPackOptions = {})
     await assemblePack({
       output,
       manifest: base,
-      sections: sections.map((s) => ({ name: s.name, open: () => fs.createReadStream(byName.get(s.name) as string) })),
+      sections: sections.map((s) => ({
+        name: s.name,
+        open: () => fs.createReadStream(byName.get(s.name) as string),
+        // Written as pushed: a compressed layer stays compressed (its description checked when inflated).
+        ...(s.compression
+          ? {
+              compressed: {
+                compression: s.compression,
+                uncompressed_size: s.uncompressed_size as number,
+                uncompressed_sha256: s.uncompressed_sha256 as string,
+              },
+            }
+          : {}),
+      })),
     });
     const pack = PackFile.open(output);
     checkSections(pack.manifest, pulled.layers, output);

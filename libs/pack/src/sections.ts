@@ -4,10 +4,12 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
 import { assertTrustedPath, commitTempFile, ensurePrivateDir, tempPathFor } from '@smolvm/common';
 import { PackFormatError } from './format';
 import { isZero } from './writer';
-import type { SectionName } from './manifest';
+import type { PackSection, SectionName } from './manifest';
 import type { PackFile } from './reader';
 
 /** A section as a disk: a whole file, or a byte range of one. */
@@ -39,18 +41,19 @@ export async function copySection(
   if (!s) throw new PackFormatError(pack.path, `it has no ${name} section`);
   const dir = sectionCacheDir(cacheDir);
   ensurePrivateDir(dir);
-  const target = path.join(dir, s.sha256);
+  const target = path.join(dir, cachedSectionName(s));
   try {
     assertTrustedPath(target, cacheDir);
     // Not touched when used: boot snapshot keys remember the kernel's digest per file identity (times included).
-    if (fs.statSync(target).size === s.size) return { path: target, copied: false };
+    if (fs.statSync(target).size === (s.uncompressed_size ?? s.size)) return { path: target, copied: false };
   } catch {
     // Missing, or not trustworthy: written again below (renamed over it).
   }
   const tmp = tempPathFor(target);
   const fh = await fs.promises.open(tmp, 'wx', 0o600);
   try {
-    await writeSection(pack, name, fh);
+    if (s.compression) await inflateSection(pack, s, fh);
+    else await writeSection(pack, name, fh);
     await fh.sync();
     await fh.close();
     commitTempFile(tmp, target);
@@ -60,6 +63,64 @@ export async function copySection(
     fs.rmSync(tmp, { force: true });
     throw err;
   }
+}
+
+/**
+ * A section's name in the cache: the sha256 of its content (uncompressed), so the same kernel
+ * stored raw in one pack and compressed in another is one file.
+ */
+export function cachedSectionName(s: PackSection): string {
+  return s.uncompressed_sha256 ?? s.sha256;
+}
+
+/**
+ * Decompresses a compressed section into `fh`: its stored bytes are checked against `size` and
+ * `sha256`, what they inflate to against `uncompressed_size` and `uncompressed_sha256`, and inflating
+ * stops at `uncompressed_size` (a small section cannot fill the disk).
+ */
+async function inflateSection(pack: PackFile, s: PackSection, fh: fs.promises.FileHandle): Promise<void> {
+  const damaged = (why: string) =>
+    new PackFormatError(pack.path, `its ${s.name} section ${why} (damaged or tampered with)`);
+  if (s.compression !== 'gzip' || s.uncompressed_size === undefined || s.uncompressed_sha256 === undefined)
+    throw damaged(`is stored in a way this smolvm does not know`);
+  const limit = s.uncompressed_size;
+  const stored = crypto.createHash('sha256');
+  const inflated = crypto.createHash('sha256');
+  let storedSize = 0;
+  let pos = 0;
+  const gunzip = zlib.createGunzip();
+  try {
+    await Promise.all([
+      pipeline(
+        pack.readSection(s.name),
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            stored.update(chunk);
+            storedSize += chunk.length;
+            yield chunk;
+          }
+        },
+        gunzip,
+      ),
+      (async () => {
+        for await (const chunk of gunzip) {
+          const b = chunk as Buffer;
+          if (pos + b.length > limit) throw damaged(`inflates to more than its ${limit} bytes`);
+          inflated.update(b);
+          await fh.write(b, 0, b.length, pos);
+          pos += b.length;
+        }
+      })(),
+    ]);
+  } catch (err) {
+    gunzip.destroy();
+    if (err instanceof PackFormatError) throw err;
+    // zlib's own errors (a bad header, a cut stream): the stored bytes are not what was packed.
+    throw damaged(`does not decompress (${(err as Error).message})`);
+  }
+  if (storedSize !== s.size || stored.digest('hex') !== s.sha256) throw damaged('does not match its sha256');
+  if (pos !== limit || inflated.digest('hex') !== s.uncompressed_sha256)
+    throw damaged('does not match its uncompressed_sha256');
 }
 
 /**
@@ -74,6 +135,7 @@ export async function writeSection(
 ): Promise<void> {
   const s = pack.section(name);
   if (!s) throw new PackFormatError(pack.path, `it has no ${name} section`);
+  if (s.compression) throw new Error(`writeSection: section ${name} is compressed (extractSection inflates it)`);
   const hash = crypto.createHash('sha256');
   let pos = 0;
   for await (const chunk of pack.readSection(name)) {
@@ -112,6 +174,7 @@ export function inPlaceWeakness(file: string): string | undefined {
 export async function sectionDisk(pack: PackFile, name: SectionName, cacheDir: string): Promise<SectionFile> {
   const s = pack.section(name);
   if (!s) throw new PackFormatError(pack.path, `it has no ${name} section`);
-  if (inPlaceWeakness(pack.path) === undefined) return { path: pack.path, offset: s.fileOffset, size: s.size };
+  if (!s.compression && inPlaceWeakness(pack.path) === undefined)
+    return { path: pack.path, offset: s.fileOffset, size: s.size };
   return { path: await extractSection(pack, name, cacheDir) };
 }

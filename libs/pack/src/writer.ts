@@ -4,11 +4,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
 import { commitTempFile, tempPathFor } from '@smolvm/common';
 import { FOOTER_SIZE, SECTION_ALIGN, alignUp, encodeFooter } from './format';
 import {
-  SectionMediaType,
+  COMPRESSIBLE_SECTIONS,
   manifestVersion,
+  sectionMediaType,
+  type SectionCompression,
   type PackManifest,
   type PackManifestBase,
   type PackSection,
@@ -19,7 +23,22 @@ export interface SectionSource {
   name: SectionName;
   /** The section's bytes; called once. */
   open: () => Readable | AsyncIterable<Uint8Array>;
+  /** Store it compressed (only sections that are extracted before use: COMPRESSIBLE_SECTIONS). */
+  compress?: SectionCompression;
+  /**
+   * `open` gives bytes already compressed (a registry pull copies a section as it was pushed): they
+   * are written as they are, with this description; a reader checks it when it decompresses them.
+   */
+  compressed?: Required<Pick<PackSection, 'compression' | 'uncompressed_size' | 'uncompressed_sha256'>>;
 }
+
+/**
+ * gzip level of compressed sections: fixed, so one kernel always compresses to the same bytes
+ * (one registry blob for every pack of a build). Level 1: on the 19.7 MB kernel, 3.71 MB in
+ * ~0.3 s against level 6's 3.48 MB in ~0.7 s (2 loaded cores): 0.1% of a pack for half a second
+ * of every `pack create`.
+ */
+const GZIP_LEVEL = 1;
 
 export interface AssembleOptions {
   output: string;
@@ -56,6 +75,9 @@ export async function assemblePack(opts: AssembleOptions): Promise<AssembledPack
   const names = opts.sections.map((s) => s.name);
   if (new Set(names).size !== names.length)
     throw new Error(`assemblePack: a section is named twice (${names.join(', ')})`);
+  for (const s of opts.sections)
+    if ((s.compress ?? s.compressed) && !COMPRESSIBLE_SECTIONS.includes(s.name))
+      throw new Error(`assemblePack: section ${s.name} is used in place and cannot be compressed`);
   const output = path.resolve(opts.output);
   const tmp = tempPathFor(output);
   const fh = await fs.promises.open(tmp, 'wx', opts.mode ?? (opts.prefix ? 0o755 : 0o644));
@@ -81,25 +103,60 @@ export async function assemblePack(opts: AssembleOptions): Promise<AssembledPack
       await pad();
       const offset = pos - payloadStart;
       const hash = crypto.createHash('sha256');
-      for await (const chunk of source.open()) {
-        hash.update(chunk);
-        // All-zero runs (a shrunk disk's unused inode tables) become holes: the file stays sparse here.
-        if (isZero(chunk)) pos += chunk.length;
-        else await write(chunk);
+      const copy = async (chunks: AsyncIterable<Uint8Array>) => {
+        for await (const chunk of chunks) {
+          hash.update(chunk);
+          // All-zero runs (a shrunk disk's unused inode tables) become holes: the file stays sparse here.
+          if (isZero(chunk)) pos += chunk.length;
+          else await write(chunk);
+        }
+      };
+      let described = source.compressed;
+      if (source.compress) {
+        // Hashed and counted on the way into the compressor: the reader checks what it inflates to.
+        const raw = crypto.createHash('sha256');
+        let rawSize = 0;
+        const gzip = zlib.createGzip({ level: GZIP_LEVEL });
+        await Promise.all([
+          pipeline(
+            source.open(),
+            async function* (chunks: AsyncIterable<Uint8Array>) {
+              for await (const chunk of chunks) {
+                raw.update(chunk);
+                rawSize += chunk.length;
+                yield chunk;
+              }
+            },
+            gzip,
+          ),
+          copy(gzip),
+        ]);
+        described = {
+          compression: source.compress,
+          uncompressed_size: rawSize,
+          uncompressed_sha256: raw.digest('hex'),
+        };
+      } else {
+        await copy(source.open());
       }
       const size = pos - payloadStart - offset;
-      if (size === 0) throw new Error(`assemblePack: section ${source.name} is empty`);
+      if (size === 0 || described?.uncompressed_size === 0)
+        throw new Error(`assemblePack: section ${source.name} is empty`);
       sections.push({
         name: source.name,
-        media_type: SectionMediaType[source.name],
+        media_type: sectionMediaType(source.name, described?.compression),
         offset,
         size,
         sha256: hash.digest('hex'),
+        ...described,
       });
     }
     await pad();
     const { snapshot, ...rest } = opts.manifest;
-    const version = manifestVersion(opts.manifest);
+    const version = manifestVersion(
+      opts.manifest,
+      sections.some((s) => s.compression),
+    );
     // A version 1 manifest has no snapshot field at all (older readers refuse unknown fields).
     const manifest: PackManifest = {
       format: 'smolmachine',

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import zlib from 'node:zlib';
 import {
   FOOTER_SIZE,
   PackFile,
@@ -131,10 +132,10 @@ test('a flipped byte in the manifest, a truncated file, a wrong magic or version
       'version',
       (() => {
         const b = Buffer.from(good);
-        b.writeUInt32LE(3, good.length - FOOTER_SIZE);
+        b.writeUInt32LE(4, good.length - FOOTER_SIZE);
         return b;
       })(),
-      /format version 3, and this smolvm reads versions 1 and 2/,
+      /format version 4, and this smolvm reads versions 1, 2 and 3/,
     ],
     [
       'spliced version',
@@ -431,7 +432,7 @@ describe('format version 2: a running machine (memory and state sections)', () =
     expect(() => parse({ ...v2, version: 1 })).toThrow(/unknown field snapshot/);
     const { snapshot: _s, ...v1 } = { ...v2, version: 1 };
     expect(() => parse(v1)).toThrow(/names section memory, which format version 1 does not have/);
-    expect(() => parse({ ...v2, version: 3 })).toThrow(/version is not an integer from 1 to 2/);
+    expect(() => parse({ ...v2, version: 4 })).toThrow(/version is not an integer from 1 to 3/);
     expect(() => parse({ ...v2, sections: [...table(), section('gpu' as SectionName, 'x', 3 * GIB, 4096)] })).toThrow(
       /unknown section "gpu" \(made by a newer smolvm\?\)/,
     );
@@ -449,5 +450,215 @@ describe('format version 2: a running machine (memory and state sections)', () =
       sections: sections.map((s) => ({ name: s.name, open: () => pack.readSection(s.name) })),
     });
     expect(PackFile.open(rebuilt).digest).toBe(pack.digest);
+  });
+});
+
+describe('format version 3: a compressed kernel section', () => {
+  // Compressible, like a vmlinux, with some noise so it is not trivial.
+  const kernel = Buffer.concat([Buffer.from('vmlinux text '.repeat(40_000)), crypto.randomBytes(3000)]);
+  const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+  const rest = (['agent', 'rootfs'] as SectionName[]).map((name) => ({
+    name,
+    open: () => Readable.from([content[name]]),
+  }));
+
+  async function compressedPack(file: string, kernelSource?: Parameters<typeof assemblePack>[0]['sections'][number]) {
+    return assemblePack({
+      output: file,
+      manifest: base,
+      sections: [kernelSource ?? { name: 'kernel', open: () => Readable.from([kernel]), compress: 'gzip' }, ...rest],
+    });
+  }
+
+  /** A pack whose kernel section holds `stored` as gzip bytes described as inflating to `kernel`. */
+  function forged(file: string, stored: Buffer, described = { size: kernel.length, sha256: sha(kernel) }) {
+    return compressedPack(file, {
+      name: 'kernel',
+      open: () => Readable.from([stored]),
+      compressed: { compression: 'gzip', uncompressed_size: described.size, uncompressed_sha256: described.sha256 },
+    });
+  }
+
+  const cacheFiles = (cache: string) => {
+    const sections = path.join(cache, 'pack', 'sections');
+    return fs.existsSync(sections) ? fs.readdirSync(sections) : [];
+  };
+
+  test('is version 3, stored as gzip and inflated into the cache under its uncompressed sha256', async () => {
+    const file = path.join(dir, 'a.smolmachine');
+    const written = await compressedPack(file);
+    expect(written.manifest.version).toBe(3);
+    const pack = PackFile.open(file);
+    const s = pack.section('kernel')!;
+    expect(s).toMatchObject({
+      media_type: 'application/vnd.smolvm.kernel.vmlinux.v1+gzip',
+      compression: 'gzip',
+      uncompressed_size: kernel.length,
+      uncompressed_sha256: sha(kernel),
+    });
+    expect(s.size).toBeLessThan(kernel.length / 10);
+    const stored = await readAll(pack.readSection('kernel'));
+    expect(zlib.gunzipSync(stored)).toEqual(kernel);
+    expect(sha(stored)).toBe(s.sha256);
+    await pack.verify();
+    const cache = path.join(dir, 'cache');
+    const boot = await packedBoot(pack, cache);
+    expect(boot.packed.kernel).toBe(path.join(cache, 'pack', 'sections', sha(kernel)));
+    expect(fs.readFileSync(boot.packed.kernel)).toEqual(kernel);
+    expect(fs.statSync(boot.packed.kernel).mode & 0o777).toBe(0o600);
+    // Never used in place, whoever owns the pack: QEMU needs the raw bytes.
+    expect(await sectionDisk(pack, 'kernel', cache)).toEqual({ path: boot.packed.kernel });
+    // The same kernel stored raw (an older pack) is the same cache file.
+    const raw = path.join(dir, 'raw.smolmachine');
+    await compressedPack(raw, { name: 'kernel', open: () => Readable.from([kernel]) });
+    expect(PackFile.open(raw).manifest.version).toBe(1);
+    expect(await extractSection(PackFile.open(raw), 'kernel', cache)).toBe(boot.packed.kernel);
+  });
+
+  test('compresses the same kernel to the same bytes (one registry blob for every pack of a build)', async () => {
+    await compressedPack(path.join(dir, 'a.smolmachine'));
+    await compressedPack(path.join(dir, 'b.smolmachine'));
+    expect(PackFile.open(path.join(dir, 'a.smolmachine')).section('kernel')!.sha256).toBe(
+      PackFile.open(path.join(dir, 'b.smolmachine')).section('kernel')!.sha256,
+    );
+  });
+
+  test('machines made from it boot the inflated kernel from the cache', async () => {
+    const file = path.join(dir, 'a.smolmachine');
+    await compressedPack(file);
+    const pack = PackFile.open(file);
+    const cache = path.join(dir, 'cache');
+    await importSections(pack, cache);
+    const { importedBoot } = await import('../src');
+    const boot = await importedBoot(pack.manifest, pack.digest, cache);
+    expect(fs.readFileSync(boot.packed.kernel)).toEqual(kernel);
+  });
+
+  test('a flipped byte in the stored kernel is refused, and nothing is left in the cache', async () => {
+    const file = path.join(dir, 'a.smolmachine');
+    await compressedPack(file);
+    const s = PackFile.open(file).section('kernel')!;
+    const fd = fs.openSync(file, 'r+');
+    const b = Buffer.alloc(1);
+    // Past the gzip header, in the deflate stream.
+    const at = s.fileOffset + Math.floor(s.size / 2);
+    fs.readSync(fd, b, 0, 1, at);
+    b[0] ^= 0x10;
+    fs.writeSync(fd, b, 0, 1, at);
+    fs.closeSync(fd);
+    const cache = path.join(dir, 'cache');
+    await expect(extractSection(PackFile.open(file), 'kernel', cache)).rejects.toThrow(
+      /not a usable \.smolmachine: its kernel section (does not decompress|does not match its sha256)/,
+    );
+    expect(cacheFiles(cache)).toEqual([]);
+    await expect(PackFile.open(file).verify()).rejects.toThrow(/its kernel section does not match its sha256/);
+  });
+
+  test('a cut-short gzip stream, one inflating past its size and a wrong uncompressed sha256 are refused', async () => {
+    const gz = zlib.gzipSync(kernel);
+    const cache = path.join(dir, 'cache');
+    const cases: Array<[string, Buffer, { size: number; sha256: string }, RegExp]> = [
+      ['cut', gz.subarray(0, gz.length - 100), { size: kernel.length, sha256: sha(kernel) }, /does not decompress/],
+      ['bomb', gz, { size: 1000, sha256: sha(kernel.subarray(0, 1000)) }, /inflates to more than its 1000 bytes/],
+      ['short', gz, { size: kernel.length + 1, sha256: sha(kernel) }, /does not match its uncompressed_sha256/],
+      ['digest', gz, { size: kernel.length, sha256: 'f'.repeat(64) }, /does not match its uncompressed_sha256/],
+    ];
+    for (const [name, stored, described, why] of cases) {
+      const file = path.join(dir, `${name}.smolmachine`);
+      await forged(file, stored, described);
+      // The stored bytes are what the table says: only inflating them shows the damage.
+      await PackFile.open(file).verify();
+      await expect(extractSection(PackFile.open(file), 'kernel', cache)).rejects.toThrow(why);
+      expect(cacheFiles(cache)).toEqual([]);
+    }
+  });
+
+  test('processes racing to inflate the kernel all get the whole file, and no temp file is left', async () => {
+    const file = path.join(dir, 'a.smolmachine');
+    await compressedPack(file);
+    const cache = path.join(dir, 'cache');
+    const paths = await Promise.all(
+      Array.from({ length: 4 }, () => extractSection(PackFile.open(file), 'kernel', cache)),
+    );
+    expect(new Set(paths).size).toBe(1);
+    expect(fs.readFileSync(paths[0])).toEqual(kernel);
+    expect(cacheFiles(cache)).toEqual([sha(kernel)]);
+  });
+
+  test('rebuilt from its manifest and sections (a registry pull), it is byte-identical', async () => {
+    const file = path.join(dir, 'a.smolmachine');
+    await compressedPack(file);
+    const pack = PackFile.open(file);
+    const { format: _f, version: _v, sections, ...manifest } = pack.manifest;
+    const rebuilt = path.join(dir, 'b.smolmachine');
+    await assemblePack({
+      output: rebuilt,
+      manifest,
+      sections: sections.map((s) => ({
+        name: s.name,
+        open: () => pack.readSection(s.name),
+        ...(s.compression
+          ? {
+              compressed: {
+                compression: s.compression,
+                uncompressed_size: s.uncompressed_size!,
+                uncompressed_sha256: s.uncompressed_sha256!,
+              },
+            }
+          : {}),
+      })),
+    });
+    expect(fs.readFileSync(rebuilt)).toEqual(fs.readFileSync(file));
+  });
+
+  test('the manifest refuses an unknown compression, a compressed disk, and compression before version 3', async () => {
+    const { parseManifest } = await import('../src');
+    const file = path.join(dir, 'a.smolmachine');
+    await compressedPack(file);
+    const good = PackFile.open(file).manifest;
+    const parse = (m: unknown) => parseManifest(Buffer.from(JSON.stringify(m)), 'f', Number.MAX_SAFE_INTEGER);
+    const withKernel = (k: object, version = 3) => ({
+      ...good,
+      version,
+      sections: good.sections.map((s) => (s.name === 'kernel' ? { ...s, ...k } : s)),
+    });
+    expect(parse(good).sections[0].compression).toBe('gzip');
+    expect(() =>
+      parse(withKernel({ compression: 'zstd', media_type: 'application/vnd.smolvm.kernel.vmlinux.v1+zstd' })),
+    ).toThrow(
+      /f is not a usable \.smolmachine: its manifest stores section kernel compressed with "zstd", which this smolvm cannot decompress \(made by a newer smolvm\?\)/,
+    );
+    expect(() => parse(withKernel({ media_type: 'application/vnd.smolvm.kernel.vmlinux.v1' }))).toThrow(
+      /gives section kernel the media type/,
+    );
+    expect(() => parse(withKernel({ uncompressed_size: 2 * 1024 ** 3 }))).toThrow(/uncompressed_size/);
+    expect(() => parse(withKernel({}, 2))).toThrow(/unknown field sections\[0\]\.compression/);
+    const agent = good.sections[1];
+    expect(() =>
+      parse({
+        ...good,
+        sections: good.sections.map((s) =>
+          s.name === 'agent'
+            ? {
+                ...agent,
+                compression: 'gzip',
+                media_type: `${agent.media_type}+gzip`,
+                uncompressed_size: 1,
+                uncompressed_sha256: agent.sha256,
+              }
+            : s,
+        ),
+      }),
+    ).toThrow(/stores section agent compressed, and it must be stored raw/);
+    await expect(
+      assemblePack({
+        output: path.join(dir, 'x.smolmachine'),
+        manifest: base,
+        sections: [
+          { name: 'kernel', open: () => Readable.from([kernel]) },
+          { ...rest[0], compress: 'gzip' },
+        ],
+      }),
+    ).rejects.toThrow(/section agent is used in place and cannot be compressed/);
   });
 });

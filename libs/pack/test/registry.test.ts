@@ -56,6 +56,8 @@ async function makePack(file: string, rootfs: Buffer, manifest: Partial<PackMani
     sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({
       name,
       open: () => Readable.from([content[name]]),
+      // As `pack create` stores it: a pull must write it back compressed, byte for byte.
+      ...(name === 'kernel' ? { compress: 'gzip' as const } : {}),
     })),
   });
   return PackFile.open(file);

@@ -46,7 +46,8 @@ async function guestSections(): Promise<SectionSource[]> {
     agentBundle: agentBundlePath(),
     ...agentInputs,
   });
-  return [fileSection('kernel', kernel), fileSection('agent', agent.path)];
+  // The kernel is extracted to a file before use anyway, so it travels compressed (a fifth of its size).
+  return [{ ...fileSection('kernel', kernel), compress: 'gzip' }, fileSection('agent', agent.path)];
 }
 
 export async function runPackCreate(args: PackCreateArgs): Promise<void> {
@@ -223,7 +224,11 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
   try {
     // A snapshot carries the kernel and agent its guest runs; other packs those of this smolvm.
     const sections: SectionSource[] = snapshot
-      ? snapshot.sections.map((s) => ({ name: s.name, open: () => openPackSection(s) }))
+      ? snapshot.sections.map((s): SectionSource => ({
+          name: s.name,
+          open: () => openPackSection(s),
+          ...(s.name === 'kernel' ? { compress: 'gzip' } : {}),
+        }))
       : await guestSections();
     if (prepared && !snapshot) sections.push(fileSection('rootfs', prepared.erofsPath));
     if (record && scratch) {

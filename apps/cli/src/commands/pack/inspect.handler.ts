@@ -39,7 +39,15 @@ export async function runPackInspect(args: PackInspectArgs): Promise<void> {
   process.stdout.write(
     renderTable(
       ['SECTION', 'MEDIA TYPE', 'OFFSET', 'SIZE', 'SHA256'],
-      pack.sections().map((s) => [s.name, s.media_type, String(s.fileOffset), mib(s.size), s.sha256.slice(0, 16)]),
+      pack
+        .sections()
+        .map((s) => [
+          s.name,
+          s.media_type,
+          String(s.fileOffset),
+          s.uncompressed_size === undefined ? mib(s.size) : `${mib(s.size)} (${mib(s.uncompressed_size)} raw)`,
+          s.sha256.slice(0, 16),
+        ]),
     ),
   );
 }
