@@ -12,6 +12,7 @@ import { runPacked } from '../../cli/src/commands/pack/run-packed';
 import { runExec } from '../../cli/src/commands/machine/exec.handler';
 import type { ExecArgs } from '../../cli/src/commands/machine/exec';
 import { runPackInspect } from '../../cli/src/commands/pack/inspect.handler';
+import { skipHelpCache } from '../../cli/src/help-cache';
 import { daemonName, packMachines, startDaemon, statusOfDaemon, stopDaemon } from './daemon';
 
 interface Args {
@@ -146,7 +147,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitProcess(false)
     .fail(usageFailure(() => program));
   try {
-    await parser.parseAsync();
+    await skipHelpCache(parser).parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
   } catch (err) {
     process.stderr.write(formatError(err) + '\n');
