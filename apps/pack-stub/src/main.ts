@@ -7,6 +7,7 @@ import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
 import { ExitCode, exitCodeOf, exitWhenSettled, formatError, usageFailure } from '@smolvm/common';
 import '@smolvm/drivers';
+import { isSingleExecutable } from '@smolvm/sea';
 import { findPayload, selfPath } from './payload';
 import { runPacked } from '../../cli/src/commands/pack/run-packed';
 import { runExec } from '../../cli/src/commands/machine/exec.handler';
@@ -156,8 +157,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// The bundle is the program: run by Node directly, or compiled by the --single-file loader.
-if (require.main === module || process.argv[1] === selfPath()) {
+/** Runs the stub on process.argv; the single executable's loader (src/sea.ts) calls it after loading the bundle. */
+export function runCli(): void {
   // `./my-app info | head` closes the pipe early: not an error worth a message.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(ExitCode.Ok);
@@ -165,3 +166,7 @@ if (require.main === module || process.argv[1] === selfPath()) {
   });
   exitWhenSettled(main(hideBin(process.argv)));
 }
+
+// The bundle is the program when Node runs it directly, or the --single-file loader compiles it
+// (as the file named by argv[1]); in a single executable, src/sea.ts loads it and calls runCli.
+if (require.main === module || (process.argv[1] === __filename && !isSingleExecutable())) runCli();
