@@ -3,8 +3,9 @@
 //  2. the executable + .smolmachine size against the image's compressed size, and what the rest is;
 //  3. `./my-app run -- true` warm against `smolvm machine run --image IMG -- true` warm;
 //  4. `machine create --from` + start (first, and with its sections cached) against
-//     `machine create --image` + start, image store empty; with a baseline CLI (another build's
-//     dist/smolvm.js), its first `create --from` + start too, interleaved, in a home of its own.
+//     `machine create --image` + start, image store empty.
+// With a baseline CLI (another build's dist/smolvm.js), 3 and 4 are measured for it too, interleaved
+// with ours, in a home of its own and with a pack its own `pack create` wrote (its stub).
 //   node tools/run-ts.mjs tools/bench/pack.ts [runs=3] [baseline-cli.js]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -113,16 +114,33 @@ async function main(): Promise<void> {
       `    rootfs ${(sizeOf('rootfs') / MB).toFixed(1)} MB uncompressed erofs vs ${(compressed / MB).toFixed(1)} MB gzip, manifest + padding ${((payload - sizeOf('kernel') - sizeOf('agent') - sizeOf('rootfs')) / MB).toFixed(2)} MB`,
     );
 
+    // The baseline's snapshots live in a home of their own: in one cache, its keys and ours would
+    // evict each other's snapshot of the same shape. Its pack is its own (its stub).
+    const baseEnv = { ...env, SMOLVM_HOME: path.join(work, 'home-base') };
+    const baseApp = path.join(out, 'base-app');
+    if (baseCli) {
+      cli(['image', 'pull', '-I', reference], baseEnv, baseCli);
+      cli(
+        ['pack', 'create', '--image', reference, '--cpus', '1', '--memory', '512', '-o', baseApp, '--quiet'],
+        baseEnv,
+        baseCli,
+      );
+    }
+    const builds = [
+      { tag: '', cliPath: CLI, cliEnv: env, packed: app },
+      ...(baseCli ? [{ tag: ', baseline', cliPath: baseCli, cliEnv: baseEnv, packed: baseApp }] : []),
+    ];
+
     // 3. Warm runs (the first of each saves its boot snapshot).
     const series3 = runInterleaved(
-      [
+      builds.flatMap((b) => [
         {
-          label: 'smolvm machine run --image IMG -- true (warm)',
+          label: `smolvm machine run --image IMG -- true (warm)${b.tag}`,
           run: () =>
             timeCommand(
               [
                 process.execPath,
-                CLI,
+                b.cliPath,
                 'machine',
                 'run',
                 '--cpus',
@@ -134,76 +152,76 @@ async function main(): Promise<void> {
                 '--',
                 'true',
               ],
-              env,
+              b.cliEnv,
             ),
         },
-        { label: './my-app run -- true (warm)', run: () => timeCommand([app, 'run', '--', 'true'], env) },
-      ],
+        {
+          label: `./my-app run -- true (warm)${b.tag}`,
+          run: () => timeCommand([b.packed, 'run', '--', 'true'], b.cliEnv),
+        },
+      ]),
       runs,
       2,
     );
     report(`3. A warm run of \`true\`, ${runs} interleaved runs (after 2 warm-ups each)`, series3);
+    const ratio3 = (i: number) => (median(series3[i + 1].samples) / median(series3[i].samples)).toFixed(2);
+    console.log(`  ratio ./my-app/machine run: ${ratio3(0)}x${baseCli ? `; baseline ${ratio3(2)}x` : ''}`);
 
     // 4. Persistent machines from an empty image store. `--from` twice: with an empty section
     // cache (the first machine made from this pack on this host: every section verified and
     // copied), and as every later one (sections and their verification already in the cache,
     // as a user's second `create --from` of the same pack finds them).
     let m = 0;
-    const emptyImageStore = () =>
-      spawnSync(process.execPath, [CLI, 'image', 'rm', '-I', reference], { env, stdio: 'ignore' });
-    const emptySectionCache = () => fs.rmSync(path.join(home, 'cache', 'pack'), { recursive: true, force: true });
-    // The baseline's snapshots live in a home of their own: in one cache, its keys and ours would
-    // evict each other's snapshot of the same shape.
-    const baseEnv = { ...env, SMOLVM_HOME: path.join(work, 'home-base') };
-    const machine =
-      (args: string[], emptyCaches: () => void, cliPath = CLI, cliEnv = env) =>
-      () => {
-        emptyCaches();
-        const name = `bench-${m++}`;
-        const ms =
-          timeCommand([process.execPath, cliPath, 'machine', 'create', name, ...args, '--quiet'], cliEnv) +
-          timeCommand([process.execPath, cliPath, 'machine', 'start', '--name', name, '--quiet'], cliEnv);
-        cli(['machine', 'delete', name, '-f'], cliEnv, cliPath);
-        return ms;
-      };
+    const machine = (args: string[], emptyCaches: () => void, cliPath: string, cliEnv: NodeJS.ProcessEnv) => () => {
+      emptyCaches();
+      const name = `bench-${m++}`;
+      const ms =
+        timeCommand([process.execPath, cliPath, 'machine', 'create', name, ...args, '--quiet'], cliEnv) +
+        timeCommand([process.execPath, cliPath, 'machine', 'start', '--name', name, '--quiet'], cliEnv);
+      cli(['machine', 'delete', name, '-f'], cliEnv, cliPath);
+      return ms;
+    };
     const series4 = runInterleaved(
-      [
-        {
-          label: 'machine create --image IMG + start (empty image store)',
-          run: machine(['--image', reference, '--cpus', '1', '--memory', '512'], emptyImageStore),
-        },
-        {
-          label: 'machine create --from my-app.smolmachine + start (first: empty section cache)',
-          run: machine(['--from', `${app}.smolmachine`], () => {
-            emptyImageStore();
-            emptySectionCache();
-          }),
-        },
-        {
-          label: 'machine create --from my-app.smolmachine + start (later: sections cached)',
-          run: machine(['--from', `${app}.smolmachine`], emptyImageStore),
-        },
-        ...(baseCli
-          ? [
-              {
-                label: 'machine create --from my-app.smolmachine + start (first: empty section cache), baseline',
-                run: machine(
-                  ['--from', `${app}.smolmachine`],
-                  () => fs.rmSync(path.join(baseEnv.SMOLVM_HOME, 'cache', 'pack'), { recursive: true, force: true }),
-                  baseCli,
-                  baseEnv,
-                ),
+      builds.flatMap((b) => {
+        const emptyImageStore = () =>
+          spawnSync(process.execPath, [b.cliPath, 'image', 'rm', '-I', reference], { env: b.cliEnv, stdio: 'ignore' });
+        const emptySectionCache = () =>
+          fs.rmSync(path.join(b.cliEnv.SMOLVM_HOME as string, 'cache', 'pack'), { recursive: true, force: true });
+        return [
+          {
+            label: `machine create --image IMG + start (empty image store)${b.tag}`,
+            run: machine(
+              ['--image', reference, '--cpus', '1', '--memory', '512'],
+              emptyImageStore,
+              b.cliPath,
+              b.cliEnv,
+            ),
+          },
+          {
+            label: `machine create --from my-app.smolmachine + start (first: empty section cache)${b.tag}`,
+            run: machine(
+              ['--from', `${b.packed}.smolmachine`],
+              () => {
+                emptyImageStore();
+                emptySectionCache();
               },
-            ]
-          : []),
-      ],
+              b.cliPath,
+              b.cliEnv,
+            ),
+          },
+          {
+            label: `machine create --from my-app.smolmachine + start (later: sections cached)${b.tag}`,
+            run: machine(['--from', `${b.packed}.smolmachine`], emptyImageStore, b.cliPath, b.cliEnv),
+          },
+        ];
+      }),
       runs,
       0,
     );
     report(`4. A persistent machine, image store empty, ${runs} interleaved runs`, series4);
-    const ratio = (i: number) => (median(series4[i].samples) / median(series4[0].samples)).toFixed(2);
+    const ratio = (i: number) => (median(series4[i].samples) / median(series4[i - (i % 3)].samples)).toFixed(2);
     console.log(
-      `  ratio --from/--image: first ${ratio(1)}x, later ${ratio(2)}x${baseCli ? `; baseline first ${ratio(3)}x` : ''}`,
+      `  ratio --from/--image: first ${ratio(1)}x, later ${ratio(2)}x${baseCli ? `; baseline first ${ratio(4)}x, later ${ratio(5)}x` : ''}`,
     );
     console.log(`  ${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
   } finally {
