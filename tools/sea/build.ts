@@ -85,9 +85,7 @@ async function main(): Promise<void> {
         output: blob,
         disableExperimentalSEAWarning: true,
         useSnapshot: false,
-        // V8's code cache of the main script, made here by this same node: the packed executable's
-        // stub (2 MB) then starts ~50-70 ms sooner than when V8 compiles it on every start.
-        useCodeCache: true,
+        useCodeCache: false,
         assets,
       }),
     );
