@@ -1,10 +1,11 @@
 import { defineConfig } from 'tsup';
 
-// One CommonJS file, dist/stub.js, that `pack create` copies next to each payload. Everything is
+// One CommonJS file, dist/stub.js, that `pack create` copies next to each payload (and dist/stub-sea.js,
+// the single executable's loader of it, src/sea.ts). Everything is
 // bundled (no dynamic requires of our code); native modules the host libs load on demand stay
 // external, and their users fall back without them (koffi: TCG-only probe, no console trimming).
 export default defineConfig({
-  entry: { stub: 'src/main.ts' },
+  entry: { stub: 'src/main.ts', 'stub-sea': 'src/sea.ts' },
   format: ['cjs'],
   target: 'node20',
   platform: 'node',

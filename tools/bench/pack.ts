@@ -126,16 +126,21 @@ async function main(): Promise<void> {
     sizes(app, '');
     if (baseCli) sizes(baseApp, ', baseline');
 
+    const builds = [
+      { tag: '', cliPath: CLI, cliEnv: env, packed: app },
+      ...(baseCli ? [{ tag: ', baseline', cliPath: baseCli, cliEnv: baseEnv, packed: baseApp }] : []),
+    ];
+
     // 3. Warm runs (the first of each saves its boot snapshot).
     const series3 = runInterleaved(
-      [
+      builds.flatMap((b) => [
         {
-          label: 'smolvm machine run --image IMG -- true (warm)',
+          label: `smolvm machine run --image IMG -- true (warm)${b.tag}`,
           run: () =>
             timeCommand(
               [
                 process.execPath,
-                CLI,
+                b.cliPath,
                 'machine',
                 'run',
                 '--cpus',
@@ -147,81 +152,76 @@ async function main(): Promise<void> {
                 '--',
                 'true',
               ],
-              env,
+              b.cliEnv,
             ),
         },
-        { label: './my-app run -- true (warm)', run: () => timeCommand([app, 'run', '--', 'true'], env) },
-        ...(baseCli
-          ? [
-              {
-                label: './my-app run -- true (warm), baseline',
-                run: () => timeCommand([baseApp, 'run', '--', 'true'], baseEnv),
-              },
-            ]
-          : []),
-      ],
+        {
+          label: `./my-app run -- true (warm)${b.tag}`,
+          run: () => timeCommand([b.packed, 'run', '--', 'true'], b.cliEnv),
+        },
+      ]),
       runs,
       2,
     );
     report(`3. A warm run of \`true\`, ${runs} interleaved runs (after 2 warm-ups each)`, series3);
+    const ratio3 = (i: number) => (median(series3[i + 1].samples) / median(series3[i].samples)).toFixed(2);
+    console.log(`  ratio ./my-app/machine run: ${ratio3(0)}x${baseCli ? `; baseline ${ratio3(2)}x` : ''}`);
 
     // 4. Persistent machines from an empty image store. `--from` twice: with an empty section
     // cache (the first machine made from this pack on this host: every section verified and
     // copied), and as every later one (sections and their verification already in the cache,
     // as a user's second `create --from` of the same pack finds them).
     let m = 0;
-    const emptyImageStore = () =>
-      spawnSync(process.execPath, [CLI, 'image', 'rm', '-I', reference], { env, stdio: 'ignore' });
-    const emptySectionCache = () => fs.rmSync(path.join(home, 'cache', 'pack'), { recursive: true, force: true });
-    const machine =
-      (args: string[], emptyCaches: () => void, cliPath = CLI, cliEnv = env) =>
-      () => {
-        emptyCaches();
-        const name = `bench-${m++}`;
-        const ms =
-          timeCommand([process.execPath, cliPath, 'machine', 'create', name, ...args, '--quiet'], cliEnv) +
-          timeCommand([process.execPath, cliPath, 'machine', 'start', '--name', name, '--quiet'], cliEnv);
-        cli(['machine', 'delete', name, '-f'], cliEnv, cliPath);
-        return ms;
-      };
+    const machine = (args: string[], emptyCaches: () => void, cliPath: string, cliEnv: NodeJS.ProcessEnv) => () => {
+      emptyCaches();
+      const name = `bench-${m++}`;
+      const ms =
+        timeCommand([process.execPath, cliPath, 'machine', 'create', name, ...args, '--quiet'], cliEnv) +
+        timeCommand([process.execPath, cliPath, 'machine', 'start', '--name', name, '--quiet'], cliEnv);
+      cli(['machine', 'delete', name, '-f'], cliEnv, cliPath);
+      return ms;
+    };
     const series4 = runInterleaved(
-      [
-        {
-          label: 'machine create --image IMG + start (empty image store)',
-          run: machine(['--image', reference, '--cpus', '1', '--memory', '512'], emptyImageStore),
-        },
-        {
-          label: 'machine create --from my-app.smolmachine + start (first: empty section cache)',
-          run: machine(['--from', `${app}.smolmachine`], () => {
-            emptyImageStore();
-            emptySectionCache();
-          }),
-        },
-        {
-          label: 'machine create --from my-app.smolmachine + start (later: sections cached)',
-          run: machine(['--from', `${app}.smolmachine`], emptyImageStore),
-        },
-        ...(baseCli
-          ? [
-              {
-                label: 'machine create --from my-app.smolmachine + start (first: empty section cache), baseline',
-                run: machine(
-                  ['--from', `${baseApp}.smolmachine`],
-                  () => fs.rmSync(path.join(baseEnv.SMOLVM_HOME, 'cache', 'pack'), { recursive: true, force: true }),
-                  baseCli,
-                  baseEnv,
-                ),
+      builds.flatMap((b) => {
+        const emptyImageStore = () =>
+          spawnSync(process.execPath, [b.cliPath, 'image', 'rm', '-I', reference], { env: b.cliEnv, stdio: 'ignore' });
+        const emptySectionCache = () =>
+          fs.rmSync(path.join(b.cliEnv.SMOLVM_HOME as string, 'cache', 'pack'), { recursive: true, force: true });
+        return [
+          {
+            label: `machine create --image IMG + start (empty image store)${b.tag}`,
+            run: machine(
+              ['--image', reference, '--cpus', '1', '--memory', '512'],
+              emptyImageStore,
+              b.cliPath,
+              b.cliEnv,
+            ),
+          },
+          {
+            label: `machine create --from my-app.smolmachine + start (first: empty section cache)${b.tag}`,
+            run: machine(
+              ['--from', `${b.packed}.smolmachine`],
+              () => {
+                emptyImageStore();
+                emptySectionCache();
               },
-            ]
-          : []),
-      ],
+              b.cliPath,
+              b.cliEnv,
+            ),
+          },
+          {
+            label: `machine create --from my-app.smolmachine + start (later: sections cached)${b.tag}`,
+            run: machine(['--from', `${b.packed}.smolmachine`], emptyImageStore, b.cliPath, b.cliEnv),
+          },
+        ];
+      }),
       runs,
       0,
     );
     report(`4. A persistent machine, image store empty, ${runs} interleaved runs`, series4);
-    const ratio = (i: number) => (median(series4[i].samples) / median(series4[0].samples)).toFixed(2);
+    const ratio = (i: number) => (median(series4[i].samples) / median(series4[i - (i % 3)].samples)).toFixed(2);
     console.log(
-      `  ratio --from/--image: first ${ratio(1)}x, later ${ratio(2)}x${baseCli ? `; baseline first ${ratio(3)}x` : ''}`,
+      `  ratio --from/--image: first ${ratio(1)}x, later ${ratio(2)}x${baseCli ? `; baseline first ${ratio(4)}x, later ${ratio(5)}x` : ''}`,
     );
     console.log(`  ${os.cpus().length} host cores; load ${os.loadavg()[0].toFixed(2)}`);
   } finally {

@@ -20,8 +20,11 @@ export interface LaunchOptions {
   bundle: string;
   /** The bundle's text when it is an asset of the executable, not a file. */
   source?: () => string;
-  /** Starts an early restore for `machine run` or a supervisor (prestart.ts), given the arguments and the cache dir. */
-  prestart(args: string[], cacheDir: string): void;
+  /**
+   * Starts an early restore for `machine run` or a supervisor (prestart.ts), given the arguments and
+   * the cache dir; none for the packed executable.
+   */
+  prestart?(args: string[], cacheDir: string): void;
   /** The fast `machine exec` bundle (dist/smolvm-exec.js), loaded instead of the CLI for plain execs. */
   fastExec?: string;
 }
@@ -41,7 +44,7 @@ export function launch(options: LaunchOptions): void {
   const command = commandOf(args);
   const cache = smolvmCacheDir();
   // Before the CLI loads: QEMU restores the snapshot meanwhile (a run's, or a machine's in its supervisor).
-  if ((command === 'machine run' || command === 'machine _supervise') && cache) options.prestart(args, cache);
+  if ((command === 'machine run' || command === 'machine _supervise') && cache) options.prestart?.(args, cache);
   /** Loads a bundle through its code cache, flushed as the process exits. */
   const load = (bundle: string, source?: () => string): unknown => {
     const loaded = loadBundle({

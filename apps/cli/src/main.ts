@@ -6,6 +6,7 @@ import { hideBin } from 'yargs/helpers';
 import { ExitCode, exitWhenSettled, usageFailure } from '@smolvm/common';
 import { commandGroups } from './commands';
 import { commandPath, groupCommand } from './commands/group';
+import { skipHelpCache } from './help-cache';
 import type { GlobalArgs } from './context';
 import { onStdoutError, reportFailure } from './outcome';
 import { smolvmVersion } from './version';
@@ -37,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
   for (const group of commandGroups) parser = parser.command(groupCommand(group));
 
   try {
-    await parser.parseAsync();
+    await skipHelpCache(parser).parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
   } catch (err) {
     return reportFailure(err, debug);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { featureImage } from '../../../tools/fixtures/images';
 import { e2eSetup, startPty, shellWords, type E2eSetup } from './helpers';
+import { readCacheFile } from '../src/code-cache';
 import {
   hiddenCommand,
   hiddenRunner,
@@ -82,6 +83,13 @@ test(
     expect(r).toMatchObject({ stdout: 'hello from smolvm test image\n', stderr: '', status: 5 });
     const dflt = run([app], { home });
     expect(dflt).toMatchObject({ stdout: 'default command\n', status: 0 });
+    // The stub started through the V8 code cache (src/sea.ts), keyed by the executable: written by
+    // the succeeding run (the failed one adds no command), owner-only.
+    const cacheDir = path.join(home, '.cache', 'smolvm', 'code-cache');
+    const files = fs.readdirSync(cacheDir).map((f) => path.join(cacheDir, f));
+    expect(files).toHaveLength(1);
+    expect(fs.statSync(files[0]).mode & 0o777).toBe(0o600);
+    expect(readCacheFile(files[0]).header).toMatchObject({ bundle: app, commands: [''] });
   },
   BOOT_MS,
 );

@@ -6,13 +6,17 @@ import path from 'node:path';
 import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
 import { ExitCode, exitCodeOf, exitWhenSettled, formatError, usageFailure } from '@smolvm/common';
-import '@smolvm/drivers';
+import { isSingleExecutable } from '@smolvm/sea';
 import { findPayload, selfPath } from './payload';
-import { runPacked } from '../../cli/src/commands/pack/run-packed';
-import { runExec } from '../../cli/src/commands/machine/exec.handler';
 import type { ExecArgs } from '../../cli/src/commands/machine/exec';
-import { runPackInspect } from '../../cli/src/commands/pack/inspect.handler';
-import { daemonName, packMachines, startDaemon, statusOfDaemon, stopDaemon } from './daemon';
+import { skipHelpCache } from '../../cli/src/help-cache';
+
+// Handlers, the drivers and the machines library are loaded by the commands that use them (as the
+// CLI's are): `info` or `status` need not evaluate the VM code.
+const daemon = () => import('./daemon');
+const withDrivers = async () => {
+  await import('@smolvm/drivers');
+};
 
 interface Args {
   debug: boolean;
@@ -34,13 +38,14 @@ export async function main(argv: string[]): Promise<number> {
   const program = `./${path.basename(selfPath())}`;
   const debug = argv.includes('--debug');
   const run = async (args: Args) => {
+    const [{ runPacked }] = await Promise.all([import('../../cli/src/commands/pack/run-packed'), withDrivers()]);
     process.exitCode = await runPacked(findPayload(), {
       command: command(args),
       interactive: args.interactive === true,
       tty: args.tty === true,
       debug: args.debug,
       quiet: args.quiet,
-      machines: packMachines,
+      machines: async () => (await daemon()).packMachines(),
       program,
     });
   };
@@ -71,6 +76,7 @@ export async function main(argv: string[]): Promise<number> {
       'Start the machine in the background (/workspace is kept; what an exec writes elsewhere is not)',
       (y) => y,
       async (args) => {
+        const [{ startDaemon }] = await Promise.all([daemon(), withDrivers()]);
         await startDaemon(findPayload(), { quiet: args.quiet, program });
       },
     )
@@ -84,6 +90,10 @@ export async function main(argv: string[]): Promise<number> {
           .option('env', { alias: 'e', type: 'string', array: true })
           .option('workdir', { alias: 'w', type: 'string' }),
       async (args) => {
+        const [{ daemonName, statusOfDaemon }, { runExec }] = await Promise.all([
+          daemon(),
+          import('../../cli/src/commands/machine/exec.handler'),
+        ]);
         const name = daemonName(findPayload());
         await statusOfDaemon(name, program, true);
         process.exitCode = await runExec({
@@ -104,6 +114,7 @@ export async function main(argv: string[]): Promise<number> {
       'Stop the started machine',
       (y) => y,
       async (args) => {
+        const [{ stopDaemon }] = await Promise.all([daemon(), withDrivers()]);
         await stopDaemon(findPayload(), { quiet: args.quiet });
       },
     )
@@ -112,6 +123,7 @@ export async function main(argv: string[]): Promise<number> {
       'Whether the machine is running',
       (y) => y.option('json', { type: 'boolean', default: false }),
       async (args) => {
+        const { daemonName, statusOfDaemon } = await daemon();
         const status = await statusOfDaemon(daemonName(findPayload()), program, false);
         if (args.json) process.stdout.write(JSON.stringify(status) + '\n');
         else process.stdout.write(`${status.state}\n`);
@@ -122,6 +134,7 @@ export async function main(argv: string[]): Promise<number> {
       'Show the pack: platform, image, command, resources, sections',
       (y) => y.option('json', { type: 'boolean', default: false }),
       async (args) => {
+        const { runPackInspect } = await import('../../cli/src/commands/pack/inspect.handler');
         await runPackInspect({
           path: findPayload().path,
           json: args.json === true,
@@ -135,7 +148,7 @@ export async function main(argv: string[]): Promise<number> {
       false,
       (y) => y.option('name', { type: 'string', demandOption: true }),
       async (args) => {
-        const { superviseMachine } = await import('@smolvm/machines');
+        const [{ superviseMachine }] = await Promise.all([import('@smolvm/machines'), withDrivers()]);
         await superviseMachine({ name: args.name as string });
       },
     )
@@ -146,7 +159,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitProcess(false)
     .fail(usageFailure(() => program));
   try {
-    await parser.parseAsync();
+    await skipHelpCache(parser).parseAsync();
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
   } catch (err) {
     process.stderr.write(formatError(err) + '\n');
@@ -155,8 +168,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// The bundle is the program: run by Node directly, or compiled by the --single-file loader.
-if (require.main === module || process.argv[1] === selfPath()) {
+/** Runs the stub on process.argv; the single executable's loader (src/sea.ts) calls it after loading the bundle. */
+export function runCli(): void {
   // `./my-app info | head` closes the pipe early: not an error worth a message.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(ExitCode.Ok);
@@ -164,3 +177,7 @@ if (require.main === module || process.argv[1] === selfPath()) {
   });
   exitWhenSettled(main(hideBin(process.argv)));
 }
+
+// The bundle is the program when Node runs it directly, or the --single-file loader compiles it
+// (as the file named by argv[1]); in a single executable, src/sea.ts loads it and calls runCli.
+if (require.main === module || (process.argv[1] === __filename && !isSingleExecutable())) runCli();

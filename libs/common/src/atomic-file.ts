@@ -9,14 +9,19 @@ export function tempPathFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${suffix}`);
 }
 
-/** fsync a directory so a rename or unlink inside it survives a power cut. */
-export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
+/** fsync a file or directory by name: a file's data, or a rename or unlink inside a directory, survives a power cut. */
+export function fsyncPath(file: string): void {
+  const fd = fs.openSync(file, 'r');
   try {
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** fsync a directory so a rename or unlink inside it survives a power cut. */
+export function fsyncDir(dir: string): void {
+  fsyncPath(dir);
 }
 
 /** Writes temp, fsyncs, renames over `target`, fsyncs the directory. Owner-only unless `mode` says otherwise. */

@@ -14,7 +14,15 @@ export {
   type SmolvmErrorOptions,
 } from './errors';
 export { smolvmDirs, type SmolvmDirs } from './dirs';
-export { writeFileAtomic, writeJsonAtomic, tempPathFor, fsyncDir, commitTempFile, markUsed } from './atomic-file';
+export {
+  writeFileAtomic,
+  writeJsonAtomic,
+  tempPathFor,
+  fsyncDir,
+  fsyncPath,
+  commitTempFile,
+  markUsed,
+} from './atomic-file';
 export { processStartTime, currentProcessIdentity, isProcessAlive, type ProcessIdentity } from './process-identity';
 export { ensurePrivateDir, assertTrustedPath, UntrustedPathError } from './private-files';
 export { withTimeout, delay, type DelayOptions } from './async';

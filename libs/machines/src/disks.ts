@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { SmolvmError, UsageError, tempPathFor } from '@smolvm/common';
+import { SmolvmError, UsageError, assertTrustedPath, ensurePrivateDir, fsyncPath, tempPathFor } from '@smolvm/common';
 import { writeQcow2Layer } from './qcow2';
 
 const GiB = 1024 ** 3;
@@ -64,6 +64,66 @@ export function createDisk(file: string, sizeGiB: number, label: string, options
   } finally {
     fs.rmSync(tmp, { force: true });
   }
+}
+
+/** A new empty disk, as createDisk makes it. */
+export interface NewDisk {
+  file: string;
+  sizeGiB: number;
+  label: string;
+  shared?: boolean;
+}
+
+/**
+ * Creates the disks as createDisk does, copied from templates: mkfs.ext4 (and debugfs for a shared
+ * disk) spawned per disk was most of a `machine create`. Each template is made once per size,
+ * label and kind, in `<cacheDir>/disk-templates/`, by createDisk (atomic: racing processes each
+ * rename a complete one), and used only where no other user can have written it (it becomes the
+ * guest's disk). One `cp` copies the disks of a directory (sparse, or reflinked), into a staging
+ * directory beside them; each copy is fsynced (as mkfs does) and renamed into place. Every disk
+ * of a machine then has the same file system UUID as the others of its size and label: the guest
+ * mounts by device, and the disks of one VM differ in label.
+ */
+export function createDisks(disks: NewDisk[], cacheDir: string): void {
+  const byDir = new Map<string, NewDisk[]>();
+  for (const d of disks) byDir.set(path.dirname(d.file), [...(byDir.get(path.dirname(d.file)) ?? []), d]);
+  for (const [dir, group] of byDir) {
+    // cp keeps each source's base name in the staging directory: two with one name cannot share it.
+    if (new Set(group.map((d) => path.basename(d.file))).size !== group.length) {
+      for (const d of group) createDisk(d.file, d.sizeGiB, d.label, { shared: d.shared });
+      continue;
+    }
+    const sources = group.map((d) => diskTemplate(d, cacheDir));
+    const staging = fs.mkdtempSync(path.join(dir, '.disks-'));
+    try {
+      run('cp', ['--reflink=auto', '--sparse=always', ...sources, staging]);
+      for (const d of group) {
+        const copy = path.join(staging, path.basename(d.file));
+        fsyncPath(copy);
+        fs.chmodSync(copy, 0o600);
+        fs.renameSync(copy, d.file);
+      }
+    } finally {
+      fs.rmSync(staging, { recursive: true, force: true });
+    }
+  }
+}
+
+/** The template of a disk (named as the disk, in a directory of its kind), made if missing. */
+function diskTemplate(d: NewDisk, cacheDir: string): string {
+  const dir = path.join(cacheDir, 'disk-templates', `${d.label}-${d.sizeGiB}g${d.shared ? '-shared' : ''}`);
+  const file = path.join(dir, path.basename(d.file));
+  try {
+    assertTrustedPath(file, cacheDir);
+    if (fs.statSync(file).size === d.sizeGiB * GiB) return file;
+  } catch {
+    // Missing, or not trustworthy: made again below (renamed over it).
+  }
+  ensurePrivateDir(path.dirname(dir));
+  ensurePrivateDir(dir);
+  assertTrustedPath(dir, cacheDir, 'dir');
+  createDisk(file, d.sizeGiB, d.label, { shared: d.shared });
+  return file;
 }
 
 /** Bytes the disk really occupies on the host (it is sparse). */

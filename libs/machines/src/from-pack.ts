@@ -12,7 +12,7 @@ import {
   type PackManifest,
   type PackedBoot,
 } from '@smolvm/pack/local';
-import { createDisk, growDisk, restoreJournal } from './disks';
+import { createDisks, growDisk, restoreJournal, type NewDisk } from './disks';
 import { machineFiles } from './layout';
 
 interface PackRecord {
@@ -60,6 +60,7 @@ export async function writePackDisks(
   sizes: PackDiskSizes,
   cacheDir: string,
 ): Promise<void> {
+  const empty: NewDisk[] = [];
   for (const [name, file, gib, label] of [
     ['overlay', disks.overlayDisk, sizes.overlayGiB, 'smolvm-overlay'],
     ['storage', disks.storageDisk, sizes.storageGiB, 'smolvm-storage'],
@@ -70,9 +71,10 @@ export async function writePackDisks(
       growDisk(file, gib);
       restoreJournal(file);
     } else {
-      createDisk(file, gib, label, { shared: name === 'storage' });
+      empty.push({ file, sizeGiB: gib, label, shared: name === 'storage' });
     }
   }
+  createDisks(empty, cacheDir);
 }
 
 /** How to boot a machine made from a pack (its pack.json, written by populateFromPack). */

@@ -29,7 +29,7 @@ import {
   type NewMachine,
   type SkippedEntry,
 } from '@smolvm/machine-store';
-import { allocatedBytes, compactDisk, createDisk, growDisk } from './disks';
+import { allocatedBytes, compactDisk, createDisks, growDisk } from './disks';
 import { machineFiles } from './layout';
 import { connectRunning, connectSupervisor } from './connect';
 import { populateFromPack } from './from-pack';
@@ -248,8 +248,13 @@ export class Machines {
     return this.store.create(input, {
       populate: (dir, record) => {
         const files = machineFiles(dir);
-        createDisk(files.overlayDisk, record.overlayGiB, 'smolvm-overlay');
-        createDisk(files.storageDisk, record.storageGiB, 'smolvm-storage', { shared: true });
+        createDisks(
+          [
+            { file: files.overlayDisk, sizeGiB: record.overlayGiB, label: 'smolvm-overlay' },
+            { file: files.storageDisk, sizeGiB: record.storageGiB, label: 'smolvm-storage', shared: true },
+          ],
+          smolvmDirs(this.env).cache,
+        );
       },
     });
   }

@@ -4,16 +4,18 @@
 // resumes instead (run-snapshot.ts).
 import { UsageError, smolvmDirs } from '@smolvm/common';
 import path from 'node:path';
-import { writePackDisks, type Machines } from '@smolvm/machines';
+import type { Machines } from '@smolvm/machines';
 import { packedBoot, packedWorkload, type PackFile, type PackedWorkload } from '@smolvm/pack';
 import { createRunDir, startVm, type StartVmOptions } from '@smolvm/runtime';
 import { runSession, ttyOptions } from '../../output/session';
 import { execOrExitCode } from '../machine/exec.handler';
-import { runPackedSnapshot, type SnapshotRunOptions } from './run-snapshot';
+import type { SnapshotRunOptions } from './run-snapshot';
 
+// The machines library is loaded only by the packs that need it (a running machine's, or one with
+// disks): a plain packed run does not evaluate it.
 export interface PackedRunOptions extends SnapshotRunOptions {
   /** The persistent machines a pack of a running machine resumes as (the CLI's, or the packed executable's). */
-  machines: () => Machines;
+  machines: () => Machines | Promise<Machines>;
   /** How to name the program in messages (smolvm pack run, or ./my-app). */
   program: string;
 }
@@ -24,7 +26,10 @@ export async function runPacked(pack: PackFile, o: PackedRunOptions): Promise<nu
       remedy: 'drop -t to pipe data in with -i, or run from a terminal',
     });
   }
-  if (pack.manifest.snapshot) return runPackedSnapshot(pack, o.machines(), o);
+  if (pack.manifest.snapshot) {
+    const { runPackedSnapshot } = await import('./run-snapshot');
+    return runPackedSnapshot(pack, await o.machines(), o);
+  }
   const w = packedWorkload(pack.manifest, o.command);
   const argv = w.argv.length > 0 ? w.argv : pack.manifest.image ? [] : ['/bin/sh'];
   if (argv.length === 0)
@@ -39,13 +44,11 @@ export async function runPacked(pack: PackFile, o: PackedRunOptions): Promise<nu
     const persistent = scratch
       ? { overlayDisk: path.join(scratch.path, 'overlay.ext4'), storageDisk: path.join(scratch.path, 'storage.ext4') }
       : undefined;
-    if (persistent)
-      await writePackDisks(
-        pack,
-        persistent,
-        { overlayGiB: pack.manifest.overlay_gib, storageGiB: pack.manifest.storage_gib },
-        cacheDir,
-      );
+    if (persistent) {
+      const { writePackDisks } = await import('@smolvm/machines');
+      const sizes = { overlayGiB: pack.manifest.overlay_gib, storageGiB: pack.manifest.storage_gib };
+      await writePackDisks(pack, persistent, sizes, cacheDir);
+    }
     return await runVm(o, w, argv, { ...boot, ...(persistent ? { persistent } : {}) });
   } finally {
     scratch?.remove();
