@@ -146,6 +146,9 @@ export function prestartRun(
     const setup = options.run ? recipe.setup : undefined;
     if (setup)
       void agent.connection.then((socket) => {
+        // Nobody owns the connection until the start takes it over: a QEMU that ends before reading
+        // the preamble (a damaged snapshot) resets it, which must not end this process.
+        socket.on('error', () => undefined);
         socket.write(
           encodePreamble([
             { op: 'setTime', args: { epochMs: Date.now() } },
