@@ -106,7 +106,9 @@ export function prestartFor(
     // The recipe's driver, if it registered an early start (early-starts.ts).
     const start = recipe && findEarlyStart(recipe.driver);
     if (!recipe || !start) return;
-    handoff.run = prestartRun(recipe, start, env);
+    // A supervisor runs under its machine's lock and takes its restore over unless the machine
+    // changed: its guest may run (and greet) while the supervisor loads. A run's waits, paused.
+    handoff.run = prestartRun(recipe, start, env, { run: args[0] === 'machine' && args[1] === '_supervise' });
     const run = handoff.run;
     if (run) process.once('exit', () => run.discard());
   } catch {

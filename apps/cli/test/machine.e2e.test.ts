@@ -178,8 +178,11 @@ describe('a running machine', () => {
           .split('\n')
           .filter((l) => l.includes(' ready after '))
           .pop(),
-      ).toMatch(/started early, \d+ ms ahead/);
+      ).toMatch(/started early, \d+ ms ahead\), setup \d+ \(sent by the early start\)/);
       for (const f of fs.readdirSync(recipes)) expect(fs.statSync(path.join(recipes, f)).mode & 0o777).toBe(0o600);
+      // The clock is set again once the supervisor has the guest: the early one was read before it ran.
+      const guestNow = Number(exec('dev', 'date +%s').stdout.trim());
+      expect(Math.abs(guestNow - Date.now() / 1000)).toBeLessThan(30);
       // The early-started QEMU shares the inbox before the supervisor empties it: uploads still arrive.
       const up = path.join(os.tmpdir(), `smolvm-early-${process.pid}.txt`);
       fs.writeFileSync(up, 'through the inbox\n');
@@ -191,6 +194,33 @@ describe('a running machine', () => {
       expect(exec('dev', 'cat /workspace/early.txt /workspace/notes /etc/marker; rm /workspace/early.txt').stdout).toBe(
         'through the inbox\nkept\nedited\n',
       );
+    },
+  );
+
+  (COLD ? it.skip : it)(
+    'an early start whose recipe names another setup is ended before it is taken over; the start restores again',
+    () => {
+      const recipes = path.join(home, 'cache', 'prestart');
+      expect(cli(['machine', 'stop', '--name', 'dev']).status).toBe(0);
+      // The recipes (this machine's has a setup) with another hostname: the guest gets set up so early.
+      let changed = 0;
+      for (const f of fs.readdirSync(recipes)) {
+        const file = path.join(recipes, f);
+        const recipe = JSON.parse(fs.readFileSync(file, 'utf8')) as { setup?: { hostname?: string } };
+        if (recipe.setup?.hostname !== 'dev') continue;
+        recipe.setup.hostname = 'intruder';
+        fs.writeFileSync(file, JSON.stringify(recipe));
+        changed++;
+      }
+      expect(changed).toBe(1);
+      const r = cli(['machine', 'start', '--name', 'dev', '--debug']);
+      expect(r.status).toBe(0);
+      expect(r.stderr).toContain('the early start set the guest up for another setup: restored again');
+      expect(lastStart('dev')).toBe('restored');
+      expect(exec('dev', 'hostname; cat /etc/hostname /workspace/notes /etc/marker').stdout).toBe(
+        'dev\ndev\nkept\nedited\n',
+      );
+      expect(qemus()).toHaveLength(1);
     },
   );
 

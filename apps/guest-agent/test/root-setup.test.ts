@@ -183,6 +183,19 @@ describe('warmExecPath', () => {
     expect(seen).toEqual([['true']]);
   });
 
+  it("also sends a machine's setup, which the root-less handlers get parsed and refuse (nothing is set up)", async () => {
+    const setups: unknown[] = [];
+    const inner = createHandlers({ busybox: hostBusybox() });
+    await warmExecPath({
+      ...inner,
+      setup: async (spec) => {
+        setups.push(spec);
+        return inner.setup?.(spec);
+      },
+    });
+    expect(setups).toEqual([expect.objectContaining({ upper: expect.any(Object), workspace: expect.any(Object) })]);
+  });
+
   it('reports a failing exec instead of hanging', async () => {
     const inner = createHandlers({ busybox: hostBusybox() });
     const err = await warmExecPath({

@@ -69,6 +69,14 @@ interface SessionState {
   reject(err: Error): void;
 }
 
+export interface AgentClientOptions extends ConnectionOptions {
+  /**
+   * The channel's first bytes were a preamble (encodePreamble) with requests of these ops, in
+   * order: this client sends no hello of its own, and `preambleDone` settles with their answers.
+   */
+  preamble?: string[];
+}
+
 export class AgentClient {
   private readonly conn: Connection;
   private readonly readyPromise: Promise<AgentInfo>;
@@ -78,7 +86,10 @@ export class AgentClient {
   private shuttingDown = false;
   private sshAgentRelay?: (io: RelayStreams) => void;
 
-  constructor(io: Duplex, options: ConnectionOptions = {}) {
+  /** The answers to a preamble's requests (AgentClientOptions.preamble), all of them. */
+  readonly preambleDone: Promise<void> | undefined;
+
+  constructor(io: Duplex, options: AgentClientOptions = {}) {
     this.readyPromise = new Promise<AgentInfo>((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
@@ -92,7 +103,14 @@ export class AgentClient {
       for (const s of this.sessions.values()) s.reject(err);
       this.sessions.clear();
     });
-    this.conn.sendHello();
+    if (options.preamble) {
+      // The hello and these requests went out already (encodePreamble): only their answers are ours.
+      const answers = this.conn.adoptSentRequests(options.preamble);
+      this.preambleDone = Promise.all(answers).then(() => undefined);
+      this.preambleDone.catch(() => undefined);
+    } else {
+      this.conn.sendHello();
+    }
   }
 
   /** Resolves with the agent's self-description once it has said it is ready. */

@@ -105,6 +105,20 @@ export class Connection {
     });
   }
 
+  /**
+   * Requests sent on this channel before this Connection existed (a preamble, with the hello):
+   * their answers are awaited as if this end had sent them, under ids 1..n in order.
+   */
+  adoptSentRequests(ops: string[]): Array<Promise<Json>> {
+    if (this.nextRequestId !== 1) throw new Error('requests were sent already');
+    return ops.map(
+      (op) =>
+        new Promise<Json>((resolve, reject) => {
+          this.pending.set(this.nextRequestId++, { op, resolve, reject });
+        }),
+    );
+  }
+
   respond(id: number, result: Json = {}): void {
     this.send({ t: 'res', id, ok: true, result });
   }

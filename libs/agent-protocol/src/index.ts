@@ -36,6 +36,7 @@ export {
 } from './files';
 export { Connection, type ConnectionOptions, type Role } from './connection';
 export { InboundStream, OutboundStream } from './streams';
-export { AgentClient, type ExecSession, type RelayStreams } from './client';
+export { AgentClient, type AgentClientOptions, type ExecSession, type RelayStreams } from './client';
+export { encodePreamble, type PreambleRequest } from './preamble';
 export { AgentServer, type AgentHandlers, type AgentServerOptions, type ExecIo, type ExecProcess } from './server';
 export { AGENT_PORT_NAME, AGENT_DIR, AGENT_IMAGE_MARKER, GUEST_RUN_DIR } from './guest-layout';

@@ -1,4 +1,11 @@
-import { AgentClient, AgentRequestError, PROTOCOL_VERSION, ProtocolError, SessionLostError } from '../src';
+import {
+  AgentClient,
+  AgentRequestError,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  SessionLostError,
+  encodePreamble,
+} from '../src';
 import { startFakeAgent } from './fake-agent';
 import { duplexPair, pattern, readAll } from './pair';
 
@@ -146,6 +153,52 @@ describe('handshake and requests', () => {
     await expect(session.exit).rejects.toBeInstanceOf(ProtocolError);
     await expect(client.ping()).rejects.toBeInstanceOf(ProtocolError);
     await expect(client.closed).resolves.toBeInstanceOf(ProtocolError);
+  });
+});
+
+describe('a preamble (requests sent before the client existed)', () => {
+  const preamble = [
+    { op: 'setTime', args: { epochMs: 1700000000123 } },
+    { op: 'reseed', args: { entropy: Buffer.alloc(64, 7).toString('base64') } },
+    { op: 'setup', args: { hostname: 'box' } },
+  ];
+
+  it('is answered to the client that adopts it, which sends no hello of its own and goes on from there', async () => {
+    const pair = duplexPair();
+    const { log } = startFakeAgent(pair.agent);
+    // Written first, as an early start does; the client comes later and finds the answers waiting.
+    pair.host.write(encodePreamble(preamble));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const client = new AgentClient(pair.host, { preamble: preamble.map((r) => r.op) });
+    await expect(client.preambleDone).resolves.toBeUndefined();
+    await expect(client.waitReady()).resolves.toEqual({ name: 'fake' });
+    // A second hello would be a protocol error on the agent's side: the session goes on instead.
+    await client.setTime(1700000000999);
+    expect(log.calls).toEqual([
+      'setTime 1700000000123',
+      'reseed 64',
+      'setup {"hostname":"box"}',
+      'setTime 1700000000999',
+    ]);
+    client.close();
+  });
+
+  it("fails with the agent's answer when one of its requests fails", async () => {
+    const pair = duplexPair();
+    startFakeAgent(pair.agent);
+    pair.host.write(encodePreamble([...preamble.slice(0, 2), { op: 'setup', args: { hostname: 'fail' } }]));
+    const client = new AgentClient(pair.host, { preamble: preamble.map((r) => r.op) });
+    const err = await client.preambleDone?.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AgentRequestError);
+    expect((err as AgentRequestError).op).toBe('setup');
+    client.close();
+  });
+
+  it('a plain client has none', () => {
+    const pair = duplexPair();
+    const client = new AgentClient(pair.host);
+    expect(client.preambleDone).toBeUndefined();
+    client.close();
   });
 });
 

@@ -5,11 +5,25 @@
 // Nothing else may be imported here: the loader evaluates this file on every start.
 import type { PrestartedRestore } from './driver';
 
+export interface EarlyStartOptions {
+  /**
+   * Let the guest run as soon as its state is loaded, instead of waiting paused until the restore
+   * is taken over: for a caller that will all but surely take it (a machine's supervisor, spawned
+   * under the machine's lock), whose guest then greets its host while the caller still loads.
+   */
+  run?: boolean;
+}
+
 /**
  * Starts the restore `recipe` (a driver's own restoreRecipe JSON, untrusted) describes in
  * `runDir`. Never throws; undefined when it cannot (nothing is left then).
  */
-export type EarlyStart = (recipe: unknown, runDir: string, env: NodeJS.ProcessEnv) => PrestartedRestore | undefined;
+export type EarlyStart = (
+  recipe: unknown,
+  runDir: string,
+  env: NodeJS.ProcessEnv,
+  options?: EarlyStartOptions,
+) => PrestartedRestore | undefined;
 
 // On globalThis, like the driver registry: the loader's bundle and the CLI's share it.
 const KEY = Symbol.for('smolvm.driver-api.early-starts');

@@ -37,5 +37,5 @@ export {
   type SelectDriverOptions,
   type SelectedDriver,
 } from './registry';
-export { registerEarlyStart, findEarlyStart, type EarlyStart } from './early-start';
+export { registerEarlyStart, findEarlyStart, type EarlyStart, type EarlyStartOptions } from './early-start';
 // The conformance suite is at @smolvm/driver-api/conformance (tests only).

@@ -7,7 +7,7 @@ import { parseQemuRestoreRecipe, prestartQemuRestore } from '@smolvm/qemu/presta
 /** The same as KVM_DRIVER_NAME (driver.ts), which this file must not load. */
 const NAME = 'kvm';
 
-registerEarlyStart(NAME, (recipe, runDir, env) => {
+registerEarlyStart(NAME, (recipe, runDir, env, options) => {
   const qemu = parseQemuRestoreRecipe(recipe, env);
-  return qemu && prestartQemuRestore(qemu, runDir, env);
+  return qemu && prestartQemuRestore(qemu, runDir, env, options);
 });

@@ -347,7 +347,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   const t = machineVm.timings;
   // Where a start goes, for whoever wonders why one was slow: process start (Node + bundle) to
   // startVm, then startVm's own phases, then [dev] init.
-  const phases = `process ${Math.round(process.uptime() * 1000 - bootMs)}, prepare ${t.prepared}, ${machineVm.restored ? 'restore' : 'boot'} ${t.agentReady - t.prepared}${t.prestartLead !== undefined ? ` (started early, ${t.prestartLead} ms ahead)` : ''}, setup ${t.setUp - t.agentReady}, init ${bootMs - t.setUp} ms`;
+  const phases = `process ${Math.round(process.uptime() * 1000 - bootMs)}, prepare ${t.prepared}, ${machineVm.restored ? 'restore' : 'boot'} ${t.agentReady - t.prepared}${t.prestartLead !== undefined ? ` (started early, ${t.prestartLead} ms ahead)` : ''}, setup ${t.setUp - t.agentReady}${machineVm.earlySetup ? ' (sent by the early start)' : ''}, init ${bootMs - t.setUp} ms`;
   log(
     `ready after ${bootMs} ms (${resume ? `resumed snapshot ${resume.meta.id}` : machineVm.restored ? 'restored from a boot snapshot' : 'booted'}; ${phases}; qemu pid ${machineVm.handle.pid})`,
   );

@@ -58,8 +58,10 @@ export const STATE_FD = 3;
  * a round trip to whoever started it. Both sides of a snapshot need x-ignore-shared: with it,
  * RAM that was shared at save time is neither in the stream nor expected from it. The state comes
  * from an inherited fd, not an `exec:` command: QEMU's sandbox forbids it to start any process.
+ * `run`: a `cont` follows, which during an incoming migration only marks the VM to run once its
+ * state is loaded (instead of waiting paused, -S, for whoever takes it over).
  */
-export function restoreScript(): string {
+export function restoreScript(options: { run?: boolean } = {}): string {
   return [
     { execute: 'qmp_capabilities' },
     {
@@ -67,6 +69,7 @@ export function restoreScript(): string {
       arguments: { capabilities: [{ capability: 'x-ignore-shared', state: true }] },
     },
     { execute: 'migrate-incoming', arguments: { uri: `fd:${STATE_FD}` } },
+    ...(options.run ? [{ execute: 'cont' }] : []),
   ]
     .map((c) => JSON.stringify(c) + '\n')
     .join('');
@@ -201,12 +204,14 @@ export function recipeCommand(recipe: QemuRestoreRecipe, runDir: string): { file
 /**
  * Starts the recipe's QEMU in `runDir` (which the caller made, private, with whatever else
  * listens there). Never throws: a failure shows in `failed`. Needs no event loop turn: the
- * restore runs while the caller's thread is busy loading.
+ * restore runs while the caller's thread is busy loading. `run`: the guest runs as soon as its
+ * state is loaded rather than waiting paused for the taker (EarlyStartOptions.run).
  */
 export function prestartQemuRestore(
   recipe: QemuRestoreRecipe,
   runDir: string,
   env: NodeJS.ProcessEnv = process.env,
+  options: { run?: boolean } = {},
 ): PrestartedQemu {
   const moved = (p: string) => path.join(runDir, path.relative(recipe.runDir, p));
   const qmpSocket = moved(recipe.qmpSocket);
@@ -245,7 +250,7 @@ export function prestartQemuRestore(
       fs.closeSync(state);
     }
     child.stdin?.on('error', () => undefined);
-    child.stdin?.end(restoreScript());
+    child.stdin?.end(restoreScript(options));
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => stderr.push(chunk));
     child.unref();

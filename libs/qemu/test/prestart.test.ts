@@ -92,6 +92,21 @@ describe('recipes', () => {
     expect(lines[2].arguments?.uri).toBe('fd:3');
     expect(restoreScript()).not.toContain('exec:');
   });
+
+  it('with run, a cont follows the load (QEMU then runs the guest once its state is in, not paused under -S)', () => {
+    const ops = (script: string) =>
+      script
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { execute: string }).execute);
+    expect(ops(restoreScript({ run: true }))).toEqual([
+      'qmp_capabilities',
+      'migrate-set-capabilities',
+      'migrate-incoming',
+      'cont',
+    ]);
+    expect(ops(restoreScript({ run: false }))).not.toContain('cont');
+  });
 });
 
 describe('prestartQemuRestore', () => {

@@ -28,7 +28,7 @@ import {
   type PersistentDisks,
 } from './layout';
 import type { PreparedNetwork } from './network';
-import { agentSocketPath, listenOnce, type PrestartedParts } from './prestart';
+import { EARLY_SETUP_OPS, agentSocketPath, listenOnce, type PrestartedParts } from './prestart';
 import { createRunDir, type RunDir } from './run-dir';
 import { Vm } from './vm';
 
@@ -158,7 +158,8 @@ export async function boot(
     let agentInfo: AgentInfo;
     try {
       const socket = await Promise.race([listening.connection, failure]);
-      client = new AgentClient(socket);
+      // An early start that set the guest up sent the hello and those requests already.
+      client = new AgentClient(socket, prestarted?.setup ? { preamble: EARLY_SETUP_OPS } : {});
       agentInfo = await Promise.race([client.waitReady(), failure]);
     } finally {
       clearTimeout(timer);
@@ -184,6 +185,8 @@ export async function boot(
     );
     vm.flushOnStop = volumes.length > 0 || options.persistent !== undefined || options.rootShare !== undefined;
     if (recipe !== undefined) vm.restoreRecipe = { v: 1, driver: options.driver.name, restore: recipe };
+    if (prestarted?.setup && client.preambleDone)
+      vm.earlySetup = { setup: prestarted.setup, done: client.preambleDone };
     if (gateway) {
       const gw = gateway;
       vm.network = gw;

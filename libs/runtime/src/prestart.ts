@@ -4,9 +4,11 @@
 // has the driver start from the recipe there. startVm takes the result over (StartVmOptions.
 // prestarted) if the driver finds it is exactly what it would start, and ends it otherwise.
 // Small on purpose: the CLI's loader runs this before any of the CLI is loaded.
+import crypto from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
-import type { PrestartedRestore } from '@smolvm/driver-api';
+import { encodePreamble } from '@smolvm/agent-protocol/preamble';
+import type { EarlyStartOptions, PrestartedRestore } from '@smolvm/driver-api';
 import { createRunDir, type RunDir } from './run-dir';
 
 /** A restore as it can be started again (plain JSON, kept by the caller). */
@@ -15,7 +17,18 @@ export interface RunRecipe {
   driver: string;
   /** The driver's own recipe (SnapshotCapability.restoreRecipe). */
   restore: unknown;
+  /**
+   * The guest's setup request after that restore (a machine's: its disks, volumes, hostname), which
+   * an early start that runs its guest sends at once (EARLY_SETUP_OPS); startVm checks it is its own.
+   */
+  setup?: Record<string, unknown>;
 }
+
+/**
+ * What an early start with a setup sends the guest, in this order: the clock, fresh entropy (before
+ * anything mounts or runs: every restore of a snapshot shares its RNG state), then the setup.
+ */
+export const EARLY_SETUP_OPS = ['setTime', 'reseed', 'setup'];
 
 /** The agent socket QEMU connects to: exactly one connection is accepted, anyone else's is dropped. */
 export interface AgentListener {
@@ -43,6 +56,8 @@ export interface PrestartedParts {
   runDir: RunDir;
   agent: AgentListener;
   restore: PrestartedRestore;
+  /** The setup sent to the guest with EARLY_SETUP_OPS on connection, if one was. */
+  setup?: Record<string, unknown>;
 }
 
 /** Ends an early start's VM and removes what it made: its agent socket and run directory. */
@@ -92,7 +107,12 @@ export function agentSocketPath(runDir: string): string {
 
 export function parseRunRecipe(value: unknown): RunRecipe | undefined {
   const r = value as Partial<RunRecipe> | null;
-  return r && typeof r === 'object' && r.v === 1 && typeof r.driver === 'string' && r.restore !== undefined
+  return r &&
+    typeof r === 'object' &&
+    r.v === 1 &&
+    typeof r.driver === 'string' &&
+    r.restore !== undefined &&
+    (r.setup === undefined || (typeof r.setup === 'object' && r.setup !== null && !Array.isArray(r.setup)))
     ? (r as RunRecipe)
     : undefined;
 }
@@ -103,8 +123,14 @@ export function parseRunRecipe(value: unknown): RunRecipe | undefined {
  */
 export function prestartRun(
   recipe: RunRecipe,
-  start: (restore: unknown, runDir: string, env: NodeJS.ProcessEnv) => PrestartedRestore | undefined,
+  start: (
+    restore: unknown,
+    runDir: string,
+    env: NodeJS.ProcessEnv,
+    options?: EarlyStartOptions,
+  ) => PrestartedRestore | undefined,
   env: NodeJS.ProcessEnv = process.env,
+  options: EarlyStartOptions = {},
 ): PrestartedRun | undefined {
   const startedAt = performance.now();
   let runDir: RunDir | undefined;
@@ -113,9 +139,25 @@ export function prestartRun(
     runDir = createRunDir('vm', env);
     agent = listenOnce(agentSocketPath(runDir.path), { weak: true });
     agent.server.on('error', () => undefined);
-    const restore = start(recipe.restore, runDir.path, env);
+    const restore = start(recipe.restore, runDir.path, env, options);
     if (!restore) throw new Error('the driver cannot start this recipe');
-    let parts: PrestartedParts | undefined = { startedAt, runDir, agent, restore };
+    // A guest that runs at once can be set up at once: the preamble waits in the channel until the
+    // restored agent reads it, and the taker's AgentClient adopts the answers (boot.ts).
+    const setup = options.run ? recipe.setup : undefined;
+    if (setup)
+      void agent.connection.then((socket) => {
+        // Nobody owns the connection until the start takes it over: a QEMU that ends before reading
+        // the preamble (a damaged snapshot) resets it, which must not end this process.
+        socket.on('error', () => undefined);
+        socket.write(
+          encodePreamble([
+            { op: 'setTime', args: { epochMs: Date.now() } },
+            { op: 'reseed', args: { entropy: crypto.randomBytes(64).toString('base64') } },
+            { op: 'setup', args: setup },
+          ]),
+        );
+      });
+    let parts: PrestartedParts | undefined = { startedAt, runDir, agent, restore, ...(setup ? { setup } : {}) };
     return {
       driver: recipe.driver,
       startedAt,

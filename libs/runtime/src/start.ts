@@ -25,6 +25,7 @@ import {
   type PersistentDisks,
 } from './layout';
 import { prepareNetwork, sshAgentSetup, type NetworkOptions } from './network';
+import type { Gateway } from '@smolvm/netpolicy';
 import { discardParts, type PrestartedRun } from './prestart';
 import type { Vm } from './vm';
 import { RESTORE_READY_TIMEOUT_MS, diskLargerThanSlot, warmStart, type EarlyStart } from './warm-start';
@@ -155,6 +156,24 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
   }
   // Host ports are bound first, so a busy one fails before anything boots; released with the VM.
   const network = options.network ? await prepareNetwork(options.network, env) : undefined;
+  /** The guest's setup request (the NIC's part once its gateway runs). */
+  const setupFor = (gateway?: Gateway): SetupSpec => ({
+    ...(options.hostname ? { hostname: options.hostname } : {}),
+    ...(options.imageErofs ? { image: imageRoot(features, disks) } : {}),
+    ...(options.rootShare ? { rootShare: { tag: ROOT_SHARE_TAG } } : {}),
+    ...(options.persistent
+      ? {
+          upper: { device: guestDisk(features, disks, OVERLAY_DISK_ID), fstype: 'ext4' },
+          workspace: { device: guestDisk(features, disks, STORAGE_DISK_ID), fstype: 'ext4' },
+        }
+      : {}),
+    ...(volumes.length
+      ? { volumes: volumes.map((v, i) => ({ tag: `vol${i}`, path: v.guestPath, readOnly: v.readOnly })) }
+      : {}),
+    ...(gateway ? network?.setup(gateway) : {}),
+    ...(sshAgent ? { sshAgent: { socket: sshAgent.guestSocket } } : {}),
+    ...(options.freshExecRoot ? { execRoot: 'fresh' as const } : {}),
+  });
   let vm: Vm | undefined;
   let prepared: number;
   try {
@@ -189,6 +208,14 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
     const early: EarlyStart = {
       parts: options.prestarted?.driver === driver.name ? options.prestarted.take() : undefined,
     };
+    // One that set its guest up (a machine's supervisor) must have sent exactly this start's setup:
+    // a guest set up otherwise cannot be set up again, so it is ended before it is taken over.
+    const wanted = network ? undefined : earlySetupOf(setupFor());
+    if (early.parts?.setup && JSON.stringify(early.parts.setup) !== JSON.stringify(wanted)) {
+      discardParts(early.parts);
+      early.parts = undefined;
+      note('the early start set the guest up for another setup: restored again');
+    }
     try {
       if (options.fromSnapshot) {
         const capability = driver.capabilities?.snapshot;
@@ -255,24 +282,16 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
     });
   }
   return finishStart(vm, t0, prepared, async (vm) => {
+    const early = vm.earlySetup;
+    if (early) {
+      // Set up by the early start with this very setup (checked before it was taken over). The
+      // clock once more: the early one was read before the guest ran.
+      await Promise.all([early.done, vm.agent.setTime(Date.now())]);
+      if (vm.restoreRecipe) vm.restoreRecipe.setup = early.setup;
+      return;
+    }
     if (sshAgent) vm.agent.serveSshAgent(sshAgent.relay);
-    const setup: SetupSpec = {
-      ...(options.hostname ? { hostname: options.hostname } : {}),
-      ...(options.imageErofs ? { image: imageRoot(features, disks) } : {}),
-      ...(options.rootShare ? { rootShare: { tag: ROOT_SHARE_TAG } } : {}),
-      ...(options.persistent
-        ? {
-            upper: { device: guestDisk(features, disks, OVERLAY_DISK_ID), fstype: 'ext4' },
-            workspace: { device: guestDisk(features, disks, STORAGE_DISK_ID), fstype: 'ext4' },
-          }
-        : {}),
-      ...(volumes.length
-        ? { volumes: volumes.map((v, i) => ({ tag: `vol${i}`, path: v.guestPath, readOnly: v.readOnly })) }
-        : {}),
-      ...(vm.network ? network?.setup(vm.network) : {}),
-      ...(sshAgent ? { sshAgent: { socket: sshAgent.guestSocket } } : {}),
-      ...(options.freshExecRoot ? { execRoot: 'fresh' as const } : {}),
-    };
+    const setup = setupFor(vm.network);
     // Sent back to back: the agent runs them in this order (each handler starts when its request
     // arrives), and a restored guest pays a round trip per request. A restored guest shares its
     // RNG state with every VM restored from the same snapshot: reseeded before anything mounts or runs.
@@ -287,7 +306,19 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       ...(vm.restored ? [vm.agent.reseed(crypto.randomBytes(64))] : []),
       ...(rootOnly ? [] : [vm.agent.setup(setup)]),
     ]);
+    // The next start of this machine can send it from its early start (prestart.ts).
+    const recipeSetup = earlySetupOf(setup);
+    if (vm.restoreRecipe && recipeSetup && !rootOnly) vm.restoreRecipe.setup = recipeSetup;
   });
+}
+
+/**
+ * The setup an early start may send for the next start (RunRecipe.setup): a machine's only (its
+ * supervisor runs the early guest), and never one with a NIC or an SSH agent, whose host ends
+ * exist only once the start runs.
+ */
+function earlySetupOf(setup: SetupSpec): Record<string, unknown> | undefined {
+  return setup.upper && !setup.network && !setup.sshAgent ? { ...setup } : undefined;
 }
 
 /** The guest's last start-up steps: on failure the VM is ended; else it gets its timings. */

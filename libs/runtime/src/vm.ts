@@ -52,6 +52,8 @@ export class Vm {
   flushOnStop = true;
   /** A restored VM: how to begin the next identical restore early (see prestart.ts). */
   restoreRecipe?: RunRecipe;
+  /** The setup an early start sent this guest (EARLY_SETUP_OPS) and their answers. */
+  earlySetup?: { setup: Record<string, unknown>; done: Promise<void> };
   /** The driver's snapshot capability, for snapshotRunning. */
   snapshotter?: SnapshotCapability;
   /** What the guest runs from: a saved running state resumes only with these same files (packed snapshots). */

@@ -13,6 +13,9 @@ export const superviseCommand: CommandModule<GlobalArgs, SuperviseArgs> = {
       .option('image-erofs', { type: 'string' })
       .option('cold', { type: 'boolean' }),
   handler: async (args) => {
+    // One turn of the event loop before the rest loads: an early start that sets its guest up
+    // sends the setup once QEMU has connected (prestart.ts), which only an event loop turn sees.
+    await new Promise((resolve) => setImmediate(resolve));
     const [{ superviseMachine }, { agentBundlePath, guestAssets }, { keepRecipe, takePrestarted }, { smolvmDirs }] =
       await Promise.all([
         import('@smolvm/machines'),
