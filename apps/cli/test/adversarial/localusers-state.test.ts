@@ -60,7 +60,7 @@ describe('state is owner-only whatever the umask', () => {
     expect(fs.readFileSync(path.join(home, 'data', 'machines', 'web', 'machine.json'), 'utf8')).toContain(
       'API_TOKEN=s3cret',
     );
-    expect(fs.readdirSync(path.join(home, 'cache')).sort()).toEqual(['code-cache', 'oci']);
+    expect(fs.readdirSync(path.join(home, 'cache')).sort()).toEqual(['code-cache', 'disk-templates', 'oci']);
     expect(fs.readdirSync(path.join(home, 'cache', 'oci')).sort()).toEqual(['blobs', 'erofs', 'images', 'ingest']);
     expect(notPrivate(home)).toEqual([]);
   });
