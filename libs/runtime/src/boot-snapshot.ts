@@ -97,6 +97,8 @@ interface SnapshotMeta {
 export interface FoundSnapshot {
   dir: string;
   agentPid: number;
+  /** The sha256 of its device state, as checked: an early start that runs its guest checks it again (RunRecipe). */
+  stateSha256: string;
 }
 
 export function snapshotRoot(cacheDir: string): string {
@@ -223,7 +225,8 @@ export function findSnapshot(root: string, k: SnapshotKey): FoundSnapshot | { no
     discardSnapshot(root, dir);
     return { note: `the boot snapshot ${dir} is unusable (${problem})` };
   }
-  return { dir, agentPid: (readMeta(dir) as SnapshotMeta).agentPid };
+  const meta = readMeta(dir) as SnapshotMeta;
+  return { dir, agentPid: meta.agentPid, stateSha256: meta.stateSha256 };
 }
 
 /** Why another user could have written the snapshot in `dir` (its metadata or a file it lists), if they could. */

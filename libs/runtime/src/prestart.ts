@@ -5,6 +5,7 @@
 // prestarted) if the driver finds it is exactly what it would start, and ends it otherwise.
 // Small on purpose: the CLI's loader runs this before any of the CLI is loaded.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { encodePreamble } from '@smolvm/agent-protocol/preamble';
@@ -22,6 +23,11 @@ export interface RunRecipe {
    * an early start that runs its guest sends at once (EARLY_SETUP_OPS); startVm checks it is its own.
    */
   setup?: Record<string, unknown>;
+  /**
+   * The snapshot's device state and its sha256: an early start whose guest runs before the taker has
+   * checked the snapshot (EarlyStartOptions.run) starts only if the file still has these bytes.
+   */
+  state?: { file: string; sha256: string };
 }
 
 /**
@@ -105,6 +111,14 @@ export function agentSocketPath(runDir: string): string {
   return path.join(runDir, 'agent.sock');
 }
 
+function sameBytes(file: string, sha256: string): boolean {
+  try {
+    return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex') === sha256;
+  } catch {
+    return false;
+  }
+}
+
 export function parseRunRecipe(value: unknown): RunRecipe | undefined {
   const r = value as Partial<RunRecipe> | null;
   return r &&
@@ -112,7 +126,12 @@ export function parseRunRecipe(value: unknown): RunRecipe | undefined {
     r.v === 1 &&
     typeof r.driver === 'string' &&
     r.restore !== undefined &&
-    (r.setup === undefined || (typeof r.setup === 'object' && r.setup !== null && !Array.isArray(r.setup)))
+    (r.setup === undefined || (typeof r.setup === 'object' && r.setup !== null && !Array.isArray(r.setup))) &&
+    (r.state === undefined ||
+      (typeof r.state === 'object' &&
+        r.state !== null &&
+        typeof r.state.file === 'string' &&
+        typeof r.state.sha256 === 'string'))
     ? (r as RunRecipe)
     : undefined;
 }
@@ -136,6 +155,8 @@ export function prestartRun(
   let runDir: RunDir | undefined;
   let agent: AgentListener | undefined;
   try {
+    // A damaged snapshot must not run (and mount a machine's disks) before the taker would refuse it.
+    if (options.run && recipe.state && !sameBytes(recipe.state.file, recipe.state.sha256)) return undefined;
     runDir = createRunDir('vm', env);
     agent = listenOnce(agentSocketPath(runDir.path), { weak: true });
     agent.server.on('error', () => undefined);

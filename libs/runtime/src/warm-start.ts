@@ -3,6 +3,7 @@
 // nothing of the user's in it). Whatever fails here falls back to a cold boot, and leaves nothing.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { markUsed } from '@smolvm/common';
 import {
   PrestartMismatchError,
@@ -145,6 +146,7 @@ export async function warmStart(
         `the restored agent is not the saved one (pid ${String(vm.agentInfo.pid)}, saved ${found.agentPid})`,
       );
     }
+    if (vm.restoreRecipe) vm.restoreRecipe.state = { file: path.join(found.dir, 'state'), sha256: found.stateSha256 };
     // Snapshots no restore used for a day are evicted when another is saved.
     markUsed(found.dir);
     return vm;

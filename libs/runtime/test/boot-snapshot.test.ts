@@ -1,4 +1,5 @@
 // The boot snapshot cache without VMs: keys per shape, staging and publishing.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,13 @@ import {
   type SnapshotKey,
   type SnapshotShape,
 } from '../src/boot-snapshot';
+
+/** What an early start that runs its guest checks again (RunRecipe.state). */
+const stateSha = (dir: string) =>
+  crypto
+    .createHash('sha256')
+    .update(fs.readFileSync(path.join(dir, 'state')))
+    .digest('hex');
 
 let tmp: string;
 beforeEach(() => {
@@ -176,7 +184,11 @@ describe('staging', () => {
       fs.writeFileSync(path.join(staging.dir, 'memory'), 'ram');
       expect(staging.commit(k, 42)).toBe(true);
       const found = findSnapshot(root, k);
-      expect(found).toEqual({ dir: path.join(root, k.key), agentPid: 42 });
+      expect(found).toEqual({
+        dir: path.join(root, k.key),
+        agentPid: 42,
+        stateSha256: stateSha(path.join(root, k.key)),
+      });
       const files = fs.readdirSync(path.join(root, k.key)).sort();
       expect(files).toEqual(withSlot ? ['memory', 'meta.json', 'slot.img', 'state'] : ['memory', 'meta.json', 'state']);
       for (const f of files) expect(fs.statSync(path.join(root, k.key, f)).mode & 0o777).toBe(0o600);
@@ -206,7 +218,11 @@ describe('staging', () => {
       'state',
       'storage-slot.img',
     ]);
-    expect(findSnapshot(root, k)).toEqual({ dir: path.join(root, k.key), agentPid: 7 });
+    expect(findSnapshot(root, k)).toEqual({
+      dir: path.join(root, k.key),
+      agentPid: 7,
+      stateSha256: stateSha(path.join(root, k.key)),
+    });
   });
 });
 
@@ -241,7 +257,7 @@ describe('a snapshot another user could have written', () => {
     const root = path.join(tmp, 'vmsnap');
     const k = await snapshotKey('kvm', capability, shape({ memoryMiB: 310 }));
     const dir = publish(root, k);
-    expect(findSnapshot(root, k)).toEqual({ dir, agentPid: 1 });
+    expect(findSnapshot(root, k)).toEqual({ dir, agentPid: 1, stateSha256: stateSha(dir) });
     fs.chmodSync(path.join(dir, 'state'), 0o666);
     expect(findSnapshot(root, k)).toEqual({
       note: `the boot snapshot ${dir} is not used: refusing ${path.join(dir, 'state')}: it is writable by its group and other users (mode 666)`,

@@ -1,6 +1,7 @@
 // Early starts with a setup (a machine's supervisor): what reaches the guest's channel, and when
 // nothing does. The driver's part is played by a client that connects to the agent socket the
 // way QEMU's chardev does.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -83,10 +84,46 @@ describe('prestartRun with a setup', () => {
   });
 });
 
+describe('prestartRun with the snapshot state to check', () => {
+  const withState = (bytes: string) => {
+    const file = path.join(xdg, 'state');
+    fs.writeFileSync(file, 'device state');
+    const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+    return { ...recipe, state: { file, sha256 } };
+  };
+
+  it('starts a guest that runs at once only if the device state still has its recorded bytes', async () => {
+    const starts: unknown[] = [];
+    const start = (restore: unknown) => {
+      starts.push(restore);
+      return { kind: 'fake', hold: () => undefined, discard: () => undefined };
+    };
+    // Damaged (other bytes) or gone: nothing is started, nothing is left, the taker restores as usual.
+    expect(prestartRun(withState('other bytes'), start, env, { run: true })).toBeUndefined();
+    const gone = withState('device state');
+    fs.rmSync(gone.state.file);
+    expect(prestartRun(gone, start, env, { run: true })).toBeUndefined();
+    expect(starts).toEqual([]);
+    expect(fs.readdirSync(xdg)).toEqual([]);
+    // Intact: started. A paused guest is checked by its taker before it runs, as before.
+    for (const run of [true, false]) {
+      const pre = prestartRun(withState('device state'), start, env, { run });
+      expect(pre).toBeDefined();
+      pre?.discard();
+    }
+    expect(prestartRun({ ...withState('other bytes') }, start, env, { run: false })).toBeDefined();
+    expect(starts).toHaveLength(3);
+  });
+});
+
 describe('parseRunRecipe', () => {
   it('takes a setup object and refuses any other kind of setup', () => {
     expect(parseRunRecipe({ ...recipe })).toEqual(recipe);
     expect(parseRunRecipe({ v: 1, driver: 'fake', restore: {} })).toBeDefined();
     for (const setup of ['x', 1, null, [SETUP]]) expect(parseRunRecipe({ ...recipe, setup })).toBeUndefined();
+    const state = { file: '/x/state', sha256: 'ab' };
+    expect(parseRunRecipe({ ...recipe, state })).toEqual({ ...recipe, state });
+    for (const bad of ['x', null, { file: 1, sha256: 'ab' }, { file: '/x/state' }])
+      expect(parseRunRecipe({ ...recipe, state: bad })).toBeUndefined();
   });
 });
