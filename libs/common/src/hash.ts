@@ -17,3 +17,28 @@ export function sha256File(file: string): string {
   }
   return hash.digest('hex');
 }
+
+/** The bytes that went through a HashingTap: their count and sha256 (hex). */
+export interface HashingTap {
+  /** A pass-through stage for stream.pipeline that hashes and counts each chunk on its way. */
+  tap: (chunks: AsyncIterable<Uint8Array>) => AsyncGenerator<Uint8Array>;
+  size: () => number;
+  /** The sha256 of what went through (once, when the pipeline is done). */
+  digest: () => string;
+}
+
+export function hashingTap(): HashingTap {
+  const hash = nodeCrypto().createHash('sha256');
+  let size = 0;
+  return {
+    async *tap(chunks) {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        size += chunk.length;
+        yield chunk;
+      }
+    },
+    size: () => size,
+    digest: () => hash.digest('hex'),
+  };
+}

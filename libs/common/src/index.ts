@@ -30,4 +30,4 @@ export { randomHex, randomUUID } from './random';
 export { DEFERRED_CA_CERTS_ENV, restoreCaCertsEnv, deferCaCerts, extraCaCerts } from './ca-certs';
 export { isJsonObject } from './json';
 export { JsonReader, type JsonReaderOptions, type JsonFieldFailure } from './json-reader';
-export { sha256File } from './hash';
+export { hashingTap, sha256File, type HashingTap } from './hash';

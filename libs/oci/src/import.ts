@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { SmolvmError, tempPathFor } from '@smolvm/common';
+import { SmolvmError, hashingTap, tempPathFor } from '@smolvm/common';
 import type { ImageManifest } from './manifest';
 import { MediaType, type LayerCompression } from './media-types';
 import { hostPlatform } from './platform';
@@ -63,30 +63,19 @@ async function diffIdOf(file: string, compression: LayerCompression, blobDigest:
 async function putBlobFile(store: ContentStore, file: string): Promise<{ digest: string; size: number }> {
   store.ensureDir(store.blobsDir);
   const tmp = tempPathFor(store.blobPath(`sha256:${'0'.repeat(64)}`));
-  const hash = crypto.createHash('sha256');
-  let size = 0;
+  const hashed = hashingTap();
   try {
     const out = fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
-    await pipeline(
-      fs.createReadStream(file),
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          hash.update(chunk);
-          size += chunk.length;
-          yield chunk;
-        }
-      },
-      out,
-    );
+    await pipeline(fs.createReadStream(file), hashed.tap, out);
     const fd = fs.openSync(tmp, 'r');
     try {
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
-    const digest = `sha256:${hash.digest('hex')}`;
+    const digest = `sha256:${hashed.digest()}`;
     store.commitBlobFile(tmp, digest);
-    return { digest, size };
+    return { digest, size: hashed.size() };
   } catch (err) {
     fs.rmSync(tmp, { force: true });
     throw err;

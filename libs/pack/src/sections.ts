@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { assertTrustedPath, commitTempFile, ensurePrivateDir, tempPathFor } from '@smolvm/common';
+import { assertTrustedPath, commitTempFile, ensurePrivateDir, hashingTap, tempPathFor } from '@smolvm/common';
 import { PackFormatError } from './format';
 import { isZero } from './writer';
 import type { PackSection, SectionName } from './manifest';
@@ -84,24 +84,13 @@ async function inflateSection(pack: PackFile, s: PackSection, fh: fs.promises.Fi
   if (s.compression !== 'gzip' || s.uncompressed_size === undefined || s.uncompressed_sha256 === undefined)
     throw damaged(`is stored in a way this smolvm does not know`);
   const limit = s.uncompressed_size;
-  const stored = crypto.createHash('sha256');
+  const stored = hashingTap();
   const inflated = crypto.createHash('sha256');
-  let storedSize = 0;
   let pos = 0;
   const gunzip = zlib.createGunzip();
   try {
     await Promise.all([
-      pipeline(
-        pack.readSection(s.name),
-        async function* (chunks: AsyncIterable<Buffer>) {
-          for await (const chunk of chunks) {
-            stored.update(chunk);
-            storedSize += chunk.length;
-            yield chunk;
-          }
-        },
-        gunzip,
-      ),
+      pipeline(pack.readSection(s.name), stored.tap, gunzip),
       (async () => {
         for await (const chunk of gunzip) {
           const b = chunk as Buffer;
@@ -118,7 +107,7 @@ async function inflateSection(pack: PackFile, s: PackSection, fh: fs.promises.Fi
     // zlib's own errors (a bad header, a cut stream): the stored bytes are not what was packed.
     throw damaged(`does not decompress (${(err as Error).message})`);
   }
-  if (storedSize !== s.size || stored.digest('hex') !== s.sha256) throw damaged('does not match its sha256');
+  if (stored.size() !== s.size || stored.digest() !== s.sha256) throw damaged('does not match its sha256');
   if (pos !== limit || inflated.digest('hex') !== s.uncompressed_sha256)
     throw damaged('does not match its uncompressed_sha256');
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { commitTempFile, tempPathFor } from '@smolvm/common';
+import { commitTempFile, hashingTap, tempPathFor } from '@smolvm/common';
 import { FOOTER_SIZE, SECTION_ALIGN, alignUp, encodeFooter } from './format';
 import {
   COMPRESSIBLE_SECTIONS,
@@ -114,27 +114,13 @@ export async function assemblePack(opts: AssembleOptions): Promise<AssembledPack
       let described = source.compressed;
       if (source.compress) {
         // Hashed and counted on the way into the compressor: the reader checks what it inflates to.
-        const raw = crypto.createHash('sha256');
-        let rawSize = 0;
+        const raw = hashingTap();
         const gzip = zlib.createGzip({ level: GZIP_LEVEL });
-        await Promise.all([
-          pipeline(
-            source.open(),
-            async function* (chunks: AsyncIterable<Uint8Array>) {
-              for await (const chunk of chunks) {
-                raw.update(chunk);
-                rawSize += chunk.length;
-                yield chunk;
-              }
-            },
-            gzip,
-          ),
-          copy(gzip),
-        ]);
+        await Promise.all([pipeline(source.open(), raw.tap, gzip), copy(gzip)]);
         described = {
           compression: source.compress,
-          uncompressed_size: rawSize,
-          uncompressed_sha256: raw.digest('hex'),
+          uncompressed_size: raw.size(),
+          uncompressed_sha256: raw.digest(),
         };
       } else {
         await copy(source.open());
