@@ -19,6 +19,32 @@ export const MAX_NAME = 255;
 export const FEATURE_COMPAT_SB_CHKSUM = 0x1;
 export const FEATURE_COMPAT_MTIME = 0x2;
 
+/** Some regular files are chunk-based (EROFS_INODE_CHUNK_BASED); kernel >= 5.15. */
+export const FEATURE_INCOMPAT_CHUNKED_FILE = 0x4;
+/** The superblock points at a table of extra devices; kernel >= 5.16. */
+export const FEATURE_INCOMPAT_DEVICE_TABLE = 0x8;
+
+/** One 128-byte slot per extra device: tag[64], blocks (le32), mapped_blkaddr (le32), reserved. */
+export const DEVICE_SLOT_SIZE = 128;
+export const DEVICE_TAG_SIZE = 64;
+/**
+ * The device table sits in block 0 right after the superblock (slot 9 = byte 1152), so the superblock
+ * checksum covers it; that leaves room for this many devices.
+ */
+export const DEVICE_TABLE_SLOT = (SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) / DEVICE_SLOT_SIZE;
+export const MAX_EXTRA_DEVICES = (BLOCK_SIZE - SUPERBLOCK_OFFSET - SUPERBLOCK_SIZE) / DEVICE_SLOT_SIZE;
+
+/** Chunk format in i_u of a chunk-based inode: log2(chunk size / block size) in the low 5 bits. */
+export const CHUNK_FORMAT_BLKBITS_MASK = 0x1f;
+/** 8-byte indexes {advise, device_id, blkaddr} instead of a plain le32 block map. */
+export const CHUNK_FORMAT_INDEXES = 0x20;
+export const CHUNK_INDEX_SIZE = 8;
+export const BLOCK_MAP_ENTRY_SIZE = 4;
+export const MIN_CHUNK_BITS = BLOCK_BITS;
+export const MAX_CHUNK_BITS = BLOCK_BITS + CHUNK_FORMAT_BLKBITS_MASK;
+/** A chunk (or block map entry) with this blkaddr is a hole that reads as zeros. */
+export const NULL_ADDR = 0xffffffff;
+
 export const LAYOUT_FLAT_PLAIN = 0;
 export const LAYOUT_FLAT_INLINE = 2;
 export const LAYOUT_CHUNK_BASED = 4;
@@ -118,6 +144,10 @@ export interface SuperblockFields {
   metaBlkAddr: number;
   uuid: Uint8Array;
   volumeName: Uint8Array;
+  /** FEATURE_INCOMPAT_* bits; 0 for plain uncompressed images. */
+  featureIncompat?: number;
+  /** Extra devices, written as the device table (DEVICE_TABLE_SLOT onwards). */
+  devices?: ReadonlyArray<{ tag: Uint8Array; blocks: number }>;
 }
 
 /** Block 0 of the image: zeros, the superblock at 1024 and its checksum over the rest of the block. */
@@ -138,7 +168,21 @@ export function encodeSuperblockBlock(sb: SuperblockFields): Buffer {
   b.writeUInt32LE(0, 44); // xattr_blkaddr: no shared xattrs
   Buffer.from(sb.uuid).copy(b, 48, 0, 16);
   Buffer.from(sb.volumeName).copy(b, 64, 0, 16);
-  // feature_incompat and the rest stay zero: plain uncompressed images need no incompat feature.
+  // Plain uncompressed images need no incompat feature; this and the rest then stay zero.
+  b.writeUInt32LE(sb.featureIncompat ?? 0, 80);
+  const devices = sb.devices ?? [];
+  if (devices.length > MAX_EXTRA_DEVICES) throw new Error(`erofs: at most ${MAX_EXTRA_DEVICES} extra devices`);
+  if (devices.length > 0) {
+    b.writeUInt16LE(devices.length, 86); // extra_devices
+    b.writeUInt16LE(DEVICE_TABLE_SLOT, 88); // devt_slotoff, in slot units
+    devices.forEach((d, i) => {
+      const at = DEVICE_TABLE_SLOT * DEVICE_SLOT_SIZE + i * DEVICE_SLOT_SIZE;
+      Buffer.from(d.tag).copy(block, at, 0, DEVICE_TAG_SIZE);
+      block.writeUInt32LE(d.blocks, at + DEVICE_TAG_SIZE);
+      // mapped_blkaddr 0: chunks name the device by id; there is no flat block space spanning devices.
+      block.writeUInt32LE(0, at + DEVICE_TAG_SIZE + 4);
+    });
+  }
   b.writeUInt32LE(crc32c(0xffffffff, block.subarray(SUPERBLOCK_OFFSET)), 4);
   return block;
 }
@@ -187,6 +231,28 @@ export function encodeInode(f: InodeFields, out: Buffer, off: number): number {
   out.writeUInt32LE(f.nlink, off + 44);
   out.fill(0, off + 48, off + 64);
   return EXTENDED_INODE_SIZE;
+}
+
+/** One chunk index: where chunk i of a chunk-based file lives (device 0 is the image itself). */
+export function encodeChunkIndex(device: number, blkaddr: number, out: Buffer, off: number): void {
+  out.writeUInt16LE(0, off); // advise: unused by the kernel
+  out.writeUInt16LE(device, off + 2);
+  out.writeUInt32LE(blkaddr >>> 0, off + 4);
+}
+
+/** i_u of a chunk-based inode with chunk indexes. */
+export function chunkFormat(chunkBits: number): number {
+  return (chunkBits - BLOCK_BITS) | CHUNK_FORMAT_INDEXES;
+}
+
+/**
+ * Where a chunk-based inode's indexes (or block map) start, relative to the inode: the kernel aligns the
+ * end of inode + xattrs to the entry size (ALIGN(iloc + isize + xattr_isize, unit) in erofs_map_blocks).
+ * Inodes start on 32-byte slots, so aligning relative to the inode is aligning absolutely.
+ */
+export function chunkTableOffset(inodeSize: number, xattrSize: number, unit: number): number {
+  const end = inodeSize + xattrSize;
+  return Math.ceil(end / unit) * unit;
 }
 
 // ---- xattrs
