@@ -4,7 +4,13 @@
 // image.
 import { UsageError } from '@smolvm/common';
 import { EntryProblem } from './errors';
-import { ImageBuild, type DeviceKind, type ErofsBuildOptions, type ErofsBuildStats } from './image-build';
+import {
+  ImageBuild,
+  type DeviceKind,
+  type ErofsBuildOptions,
+  type ErofsBuildStats,
+  type MappedFileSpec,
+} from './image-build';
 import { splitPath, toByteString } from './paths';
 import type { Attrs } from './tree';
 
@@ -61,6 +67,19 @@ export class ErofsBuilder {
       this.writing = false;
     }
     return this;
+  }
+
+  /**
+   * A regular file of `spec.size` bytes whose chunk i (bytes [i*C, (i+1)*C), C = 2^chunkBits) is read
+   * from extra device `spec.device` at byte i*C, except the chunks in `spec.overrides`, whose bytes are
+   * stored in the image. The device is never read here: the caller vouches for its contents.
+   */
+  writeMappedFile(path: string, spec: MappedFileSpec, attrs: EntryAttributes = {}): this {
+    this.checkOpen();
+    // Override chunks stream into the same data area as writeFile's bytes.
+    if (this.writing)
+      throw new UsageError(`erofs entry '${path}': await the previous writeFile before starting another`);
+    return this.op(path, (c) => this.build.addMappedFile(c, this.attrs(attrs, 0o644), 0, spec));
   }
 
   symlink(path: string, target: string | Uint8Array, attrs: EntryAttributes = {}): this {

@@ -97,6 +97,26 @@ export class DataSink {
     return data;
   }
 
+  /**
+   * Writes `data` zero-padded to `blocks` whole blocks (no tail spooling: chunks are read block-wise)
+   * and returns the first block's address.
+   */
+  writeBlocks(data: Uint8Array, blocks: number): number {
+    if (data.length > blocks * BLOCK_SIZE) throw new Error('DataSink: data longer than its blocks');
+    this.beginFile();
+    try {
+      this.write(data);
+      const zeros = Buffer.alloc(Math.min(OUT_BUFFER, blocks * BLOCK_SIZE - data.length));
+      for (let left = blocks * BLOCK_SIZE - data.length; left > 0; left -= zeros.length) {
+        this.write(left >= zeros.length ? zeros : zeros.subarray(0, left));
+      }
+    } catch (err) {
+      this.abandonFile();
+      throw err;
+    }
+    return this.endFile(() => false).blkaddr;
+  }
+
   /** Forgets a file that failed half-way: its blocks become dead space, its tail never reaches the spool. */
   abandonFile(): void {
     if (this.fileStart < 0) return;

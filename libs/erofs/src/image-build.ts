@@ -7,7 +7,16 @@ import path from 'node:path';
 import { SmolvmError, UsageError, fsyncDir, tempPathFor } from '@smolvm/common';
 import { DataSink } from './data-sink';
 import { EntryProblem } from './errors';
-import { EXTENDED_INODE_SIZE, MAX_DEV_MAJOR, MAX_DEV_MINOR } from './format';
+import {
+  BLOCK_SIZE,
+  DEVICE_TAG_SIZE,
+  EXTENDED_INODE_SIZE,
+  MAX_CHUNK_BITS,
+  MAX_DEV_MAJOR,
+  MAX_DEV_MINOR,
+  MAX_EXTRA_DEVICES,
+  MIN_CHUNK_BITS,
+} from './format';
 import { INLINE_LIMIT, writeImage } from './image-writer';
 import { FsTree, newDir, type Attrs, type DirInode, type Inode } from './tree';
 import { sanitizeXattrs, xattrSizeOf } from './xattrs';
@@ -22,7 +31,44 @@ export interface ErofsBuildOptions {
   uuid?: Uint8Array;
   /** Volume label, at most 16 bytes of UTF-8. */
   volumeName?: string;
+  /**
+   * Extra devices (the erofs device table, kernel >= 5.16) that chunk-based files written with
+   * ErofsBuilder.writeMappedFile read their data from. `tag`: 1 to 64 printable ASCII bytes, which the
+   * kernel takes as the device's path when the mount names none (`-o device=`); `blocks`: the
+   * device's size in 4 KiB blocks. Device n (1-based) is `devices[n - 1]`. At most 23.
+   */
+  devices?: ReadonlyArray<ErofsDevice>;
 }
+
+export interface ErofsDevice {
+  tag: string;
+  blocks: number;
+}
+
+/** A regular file whose data lives on an extra device (see ErofsBuilder.writeMappedFile). */
+export interface MappedFileSpec {
+  /** The file's size in bytes. */
+  size: number;
+  /** 1-based index into ErofsBuildOptions.devices. */
+  device: number;
+  /** log2 of the chunk size, 12 (4 KiB) to 43; default DEFAULT_CHUNK_BITS. */
+  chunkBits?: number;
+  /**
+   * Chunks whose bytes differ from the device's: stored in the image itself. `data` is at most the
+   * chunk's length within the file and is zero-padded to it.
+   */
+  overrides?: ReadonlyArray<{ chunk: number; data: Uint8Array }>;
+}
+
+/**
+ * 64 KiB chunks: a 90 MB file needs ~1400 indexes (11 KiB of metadata) and the kernel one map call per
+ * 64 KiB read, while each overridden chunk costs at most 64 KiB in the image. Bigger chunks save little
+ * more metadata but make every override copy larger; 4 KiB chunks would mean 22,000 indexes.
+ */
+export const DEFAULT_CHUNK_BITS = 16;
+
+/** Bounds the in-memory index table of one file (8 bytes per chunk: 128 MiB here). */
+const MAX_CHUNKS = 1 << 24;
 
 export interface ErofsBuildStats {
   path: string;
@@ -58,6 +104,7 @@ export class ImageBuild {
   private readonly spoolFd: number;
   private readonly sink: DataSink;
   private closed = false;
+  private readonly devices: ReadonlyArray<ErofsDevice>;
   whiteoutRemovals = 0;
   droppedXattrs = 0;
 
@@ -69,6 +116,7 @@ export class ImageBuild {
     if (opts.volumeName !== undefined && Buffer.byteLength(opts.volumeName) > 16) {
       throw new UsageError(`erofs volume name '${opts.volumeName}' is longer than 16 bytes`);
     }
+    this.devices = checkDevices(opts.devices ?? []);
     this.tmpPath = tempPathFor(outPath);
     try {
       this.fd = fs.openSync(this.tmpPath, 'wx', 0o600);
@@ -140,6 +188,68 @@ export class ImageBuild {
     this.tree.put(dir, name, { kind: 'file', attrs, data }, layer);
   }
 
+  /**
+   * A chunk-based file on an extra device. Only the overridden chunks' bytes are written (to the data
+   * area, block-aligned); the device itself is never read.
+   */
+  addMappedFile(components: readonly string[], attrs: Attrs, layer: number, spec: MappedFileSpec): void {
+    const { size, device } = spec;
+    const chunkBits = spec.chunkBits ?? DEFAULT_CHUNK_BITS;
+    if (!Number.isSafeInteger(size) || size < 0) throw new EntryProblem(`size ${size} must be a whole number >= 0`);
+    if (!Number.isInteger(chunkBits) || chunkBits < MIN_CHUNK_BITS || chunkBits > MAX_CHUNK_BITS)
+      throw new EntryProblem(
+        `chunkBits ${chunkBits} must be a whole number from ${MIN_CHUNK_BITS} to ${MAX_CHUNK_BITS}`,
+      );
+    if (!Number.isInteger(device) || device < 1 || device > this.devices.length) {
+      const have = this.devices.length === 0 ? 'none (ErofsBuildOptions.devices)' : `1..${this.devices.length}`;
+      throw new EntryProblem(`unknown device ${device}: this image's extra devices are ${have}`);
+    }
+    const chunkSize = 2 ** chunkBits;
+    const chunks = Math.ceil(size / chunkSize);
+    if (chunks > MAX_CHUNKS)
+      throw new EntryProblem(`${chunks} chunks is more than ${MAX_CHUNKS}: use a larger chunkBits`);
+    const chunkLength = (i: number): number => Math.min(chunkSize, size - i * chunkSize);
+    const given = new Map<number, Uint8Array>();
+    for (const o of spec.overrides ?? []) {
+      if (!Number.isInteger(o.chunk) || o.chunk < 0 || o.chunk >= chunks)
+        throw new EntryProblem(`override chunk ${o.chunk} is out of range: the file has ${chunks} chunks`);
+      if (given.has(o.chunk)) throw new EntryProblem(`chunk ${o.chunk} is overridden twice`);
+      const room = chunkLength(o.chunk);
+      if (o.data.length > room)
+        throw new EntryProblem(
+          `override data for chunk ${o.chunk} is ${o.data.length} bytes, longer than the chunk's ${room}`,
+        );
+      given.set(o.chunk, o.data);
+    }
+    const dev = this.devices[device - 1];
+    const blocksPerChunk = chunkSize / BLOCK_SIZE;
+    for (let i = 0; i < chunks; i++) {
+      if (given.has(i)) continue;
+      const end = i * blocksPerChunk + Math.ceil(chunkLength(i) / BLOCK_SIZE);
+      if (end > dev.blocks)
+        throw new EntryProblem(
+          `chunk ${i} (blocks ${i * blocksPerChunk}..${end - 1}) reaches past the end of device ${device} ` +
+            `(${dev.blocks} blocks): override it`,
+        );
+    }
+    const { dir, name } = this.place(components, layer);
+    const overrides = new Map<number, { blkaddr: number; blocks: number }>();
+    for (const [chunk, data] of [...given].sort((a, b) => a[0] - b[0])) {
+      const blocks = Math.ceil(chunkLength(chunk) / BLOCK_SIZE);
+      try {
+        overrides.set(chunk, { blkaddr: this.sink.writeBlocks(data, blocks), blocks });
+      } catch (err) {
+        throw ioError(`writing chunk ${chunk} into the image failed`, err);
+      }
+    }
+    this.tree.put(
+      dir,
+      name,
+      { kind: 'file', attrs, data: { chunked: true, size, chunkBits, device, overrides } },
+      layer,
+    );
+  }
+
   addSymlink(components: readonly string[], target: Buffer, attrs: Attrs, layer: number): void {
     if (target.length === 0) throw new EntryProblem('symlink has an empty target');
     if (target.length > MAX_SYMLINK) throw new EntryProblem(`symlink target longer than ${MAX_SYMLINK} bytes`);
@@ -202,6 +312,7 @@ export class ImageBuild {
         buildTime: this.opts.buildTime,
         uuid: this.opts.uuid ?? crypto.randomBytes(16),
         volumeName: Buffer.from(this.opts.volumeName ?? '', 'utf8'),
+        devices: this.devices.map((d) => ({ tag: Buffer.from(d.tag, 'latin1'), blocks: d.blocks })),
       });
       fs.fsyncSync(this.fd);
     } catch (err) {
@@ -251,6 +362,25 @@ export class ImageBuild {
       }
     }
   }
+}
+
+function checkDevices(devices: ReadonlyArray<ErofsDevice>): ReadonlyArray<ErofsDevice> {
+  if (devices.length > MAX_EXTRA_DEVICES)
+    throw new UsageError(`erofs images here hold at most ${MAX_EXTRA_DEVICES} extra devices, not ${devices.length}`);
+  devices.forEach((d, i) => {
+    const n = i + 1;
+    // The kernel turns the tag into a path when the mount gives none: printable ASCII, no NUL.
+    if (
+      typeof d.tag !== 'string' ||
+      d.tag.length < 1 ||
+      d.tag.length > DEVICE_TAG_SIZE ||
+      !/^[\x20-\x7e]+$/.test(d.tag)
+    )
+      throw new UsageError(`erofs device ${n}: tag must be 1 to ${DEVICE_TAG_SIZE} printable ASCII characters`);
+    if (!Number.isInteger(d.blocks) || d.blocks < 1 || d.blocks > 0xffffffff)
+      throw new UsageError(`erofs device ${n}: blocks ${d.blocks} must be a whole number from 1 to ${0xffffffff}`);
+  });
+  return devices.map((d) => ({ tag: d.tag, blocks: d.blocks }));
 }
 
 function checkIds(a: { uid: number; gid: number; mtime?: number; mtimeNsec: number }): void {

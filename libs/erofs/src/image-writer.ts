@@ -6,13 +6,20 @@
 // the root inode comes first (nid 1), well within the superblock's 16-bit root_nid.
 import {
   BLOCK_SIZE,
+  CHUNK_INDEX_SIZE,
   COMPACT_INODE_SIZE,
   EXTENDED_INODE_SIZE,
   FILE_TYPE,
+  FEATURE_INCOMPAT_CHUNKED_FILE,
+  FEATURE_INCOMPAT_DEVICE_TABLE,
   INODE_SLOT,
+  LAYOUT_CHUNK_BASED,
   LAYOUT_FLAT_INLINE,
   LAYOUT_FLAT_PLAIN,
   MODE_TYPE,
+  chunkFormat,
+  chunkTableOffset,
+  encodeChunkIndex,
   encodeDev,
   encodeDirBlock,
   encodeInode,
@@ -43,6 +50,8 @@ export interface LayoutOptions {
   buildTimeNsec?: number;
   uuid: Uint8Array;
   volumeName: Uint8Array;
+  /** Extra devices for the device table; chunk-based files name them by 1-based index. */
+  devices?: ReadonlyArray<{ tag: Uint8Array; blocks: number }>;
 }
 
 export interface WriteResult {
@@ -71,7 +80,7 @@ interface Placed {
   xattrSize: number;
   layout: number;
   size: number;
-  /** Bytes of data packed right after the inode and its xattrs. */
+  /** Bytes packed right after the inode and its xattrs: inline data, or the padded chunk index table. */
   inline: number;
   /** Directory/symlink blocks in the area after the metadata (index relative to its start). */
   lateIndex: number;
@@ -157,6 +166,7 @@ export function writeImage(fd: number, tree: FsTree, sink: DataSink, opts: Layou
   let lateCount = 0;
   let liveDataBlocks = 0;
   let extendedInodes = 0;
+  let chunkedFiles = 0;
   for (const p of order) {
     const inode = p.inode;
     const a = inode.attrs;
@@ -174,7 +184,15 @@ export function writeImage(fd: number, tree: FsTree, sink: DataSink, opts: Layou
     if (p.extended) extendedInodes++;
     const isize = p.extended ? EXTENDED_INODE_SIZE : COMPACT_INODE_SIZE;
 
-    if (inode.kind === 'file') {
+    if (inode.kind === 'file' && inode.data.chunked) {
+      const d = inode.data;
+      chunkedFiles++;
+      for (const o of d.overrides.values()) liveDataBlocks += o.blocks;
+      p.layout = LAYOUT_CHUNK_BASED;
+      const chunks = Math.ceil(d.size / 2 ** d.chunkBits);
+      p.inline =
+        chunkTableOffset(isize, p.xattrSize, CHUNK_INDEX_SIZE) - isize - p.xattrSize + chunks * CHUNK_INDEX_SIZE;
+    } else if (inode.kind === 'file' && !inode.data.chunked) {
       const d = inode.data;
       liveDataBlocks += d.fullBlocks + (d.tail?.where === 'block' ? 1 : 0);
       if (d.tail?.where === 'spool') {
@@ -218,7 +236,7 @@ export function writeImage(fd: number, tree: FsTree, sink: DataSink, opts: Layou
     const isize = p.extended ? EXTENDED_INODE_SIZE : COMPACT_INODE_SIZE;
     const buf = Buffer.alloc(isize + p.xattrSize + p.inline);
     let u = 0;
-    if (inode.kind === 'file') u = inode.data.blkaddr;
+    if (inode.kind === 'file') u = inode.data.chunked ? chunkFormat(inode.data.chunkBits) : inode.data.blkaddr;
     else if (inode.kind === 'dir' || inode.kind === 'symlink') u = p.lateBlocks > 0 ? lateStart + p.lateIndex : 0;
     else if (inode.kind === 'chardev' || inode.kind === 'blockdev') u = encodeDev(inode.major, inode.minor);
     encodeInode(
@@ -242,7 +260,16 @@ export function writeImage(fd: number, tree: FsTree, sink: DataSink, opts: Layou
     if (p.xattrSize > 0) encodeXattrBody(p.xattrs, buf, isize);
     const inlineAt = isize + p.xattrSize;
 
-    if (inode.kind === 'file') {
+    if (inode.kind === 'file' && inode.data.chunked) {
+      const d = inode.data;
+      const blocksPerChunk = 2 ** d.chunkBits / BLOCK_SIZE;
+      let at = chunkTableOffset(isize, p.xattrSize, CHUNK_INDEX_SIZE);
+      for (let i = 0; at < buf.length; i++, at += CHUNK_INDEX_SIZE) {
+        const o = d.overrides.get(i);
+        if (o) encodeChunkIndex(0, o.blkaddr, buf, at);
+        else encodeChunkIndex(d.device, i * blocksPerChunk, buf, at);
+      }
+    } else if (inode.kind === 'file' && !inode.data.chunked) {
       const tail = inode.data.tail;
       if (tail?.where === 'spool') sink.readTail(tail.offset, tail.length, buf, inlineAt);
     } else if (inode.kind === 'symlink') {
@@ -279,6 +306,10 @@ export function writeImage(fd: number, tree: FsTree, sink: DataSink, opts: Layou
       metaBlkAddr: metaStart,
       uuid: opts.uuid,
       volumeName: opts.volumeName,
+      featureIncompat:
+        (chunkedFiles > 0 ? FEATURE_INCOMPAT_CHUNKED_FILE : 0) |
+        ((opts.devices?.length ?? 0) > 0 ? FEATURE_INCOMPAT_DEVICE_TABLE : 0),
+      devices: opts.devices,
     }),
     0,
   );

@@ -3,7 +3,14 @@
 export { buildErofsFromLayers, type LayerSource, type LayerStats, type ErofsLayersStats } from './layers';
 export { buildErofsFromDirectory, type DirectoryBuildOptions } from './directory';
 export { ErofsBuilder, type EntryAttributes, type FileContent } from './builder';
-export { type ErofsBuildOptions, type ErofsBuildStats, type DeviceKind } from './image-build';
+export {
+  DEFAULT_CHUNK_BITS,
+  type ErofsBuildOptions,
+  type ErofsBuildStats,
+  type ErofsDevice,
+  type DeviceKind,
+  type MappedFileSpec,
+} from './image-build';
 export { InvalidLayerError } from './errors';
 export { openErofs, ErofsReader, type ErofsEntry, type ErofsSuperblock } from './reader';
 export { type InodeKind } from './format';

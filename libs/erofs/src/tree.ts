@@ -18,12 +18,27 @@ export interface Attrs {
 
 /** Where a regular file's bytes went (see DataSink). */
 export interface FileData {
+  chunked?: undefined;
   size: number;
   /** First data block; the file's full blocks are contiguous from here. 0 when it has none. */
   blkaddr: number;
   fullBlocks: number;
   /** The partial last block: kept in the tail spool to be inlined, or written padded after the full blocks. */
   tail: { where: 'spool'; offset: number; length: number } | { where: 'block' } | null;
+}
+
+/**
+ * A chunk-based file whose bytes live on an extra device: chunk i (1 << chunkBits bytes) is at block
+ * i << (chunkBits - 12) of `device`, except the chunks in `overrides`, stored as data blocks of the image.
+ */
+export interface ChunkedData {
+  chunked: true;
+  size: number;
+  chunkBits: number;
+  /** 1-based index into the build's extra devices. */
+  device: number;
+  /** Chunk number -> its first block in the image (and how many blocks it took there). */
+  overrides: Map<number, { blkaddr: number; blocks: number }>;
 }
 
 interface InodeBase {
@@ -35,7 +50,7 @@ export interface DirInode extends InodeBase {
 }
 export interface FileInode extends InodeBase {
   kind: 'file';
-  data: FileData;
+  data: FileData | ChunkedData;
 }
 export interface SymlinkInode extends InodeBase {
   kind: 'symlink';
