@@ -12,6 +12,14 @@ export {
   type MappedFileSpec,
 } from './image-build';
 export { InvalidLayerError } from './errors';
-export { openErofs, ErofsReader, type ErofsEntry, type ErofsSuperblock } from './reader';
+export {
+  openErofs,
+  ErofsReader,
+  type ErofsEntry,
+  type ErofsSuperblock,
+  type ErofsDeviceInfo,
+  type ErofsChunkMap,
+  type OpenErofsOptions,
+} from './reader';
 export { type InodeKind } from './format';
 export { type Compression } from './decompress';

@@ -1,19 +1,31 @@
-// A small erofs reader for round-trip tests and debugging: superblock, inodes (compact and extended),
-// inline and shared xattrs, directories, and data of uncompressed files (flat plain / flat inline).
-// Every offset read from the image is bounds-checked, so a corrupt image fails with an error.
+// A small erofs reader for round-trip tests and debugging: superblock, device table, inodes (compact and
+// extended), inline and shared xattrs, directories, and data of uncompressed files (flat plain / flat
+// inline / chunk-based, whose chunks may live on extra devices given as files). Every offset read from
+// the image or a device is bounds-checked, so a corrupt image fails with an error.
 import fs from 'node:fs';
 import { SmolvmError } from '@smolvm/common';
 import {
+  BLOCK_BITS,
+  BLOCK_MAP_ENTRY_SIZE,
   BLOCK_SIZE,
+  CHUNK_FORMAT_BLKBITS_MASK,
+  CHUNK_FORMAT_INDEXES,
+  CHUNK_INDEX_SIZE,
   COMPACT_INODE_SIZE,
+  DEVICE_SLOT_SIZE,
+  DEVICE_TAG_SIZE,
   DIRENT_SIZE,
   EROFS_MAGIC,
   EXTENDED_INODE_SIZE,
   FEATURE_COMPAT_SB_CHKSUM,
+  FEATURE_INCOMPAT_DEVICE_TABLE,
   INODE_SLOT,
+  LAYOUT_CHUNK_BASED,
   LAYOUT_FLAT_INLINE,
   LAYOUT_FLAT_PLAIN,
+  NULL_ADDR,
   SUPERBLOCK_OFFSET,
+  chunkTableOffset,
   crc32c,
   decodeDev,
   joinXattrName,
@@ -36,6 +48,32 @@ export interface ErofsSuperblock {
   featureCompat: number;
   featureIncompat: number;
   checksumOk: boolean | undefined;
+  /** The device table (extra devices, device ids 1..n); empty without FEATURE_INCOMPAT_DEVICE_TABLE. */
+  devices: ErofsDeviceInfo[];
+}
+
+export interface ErofsDeviceInfo {
+  /** The slot's tag up to its first NUL (latin1). */
+  tag: string;
+  blocks: number;
+  /** Start of the device in a flat block space over all devices; 0 when chunks address it by id. */
+  mappedBlkAddr: number;
+}
+
+/** Where each chunk of a chunk-based file lives; `null` is a hole (reads as zeros). */
+export interface ErofsChunkMap {
+  chunkBits: number;
+  /** 'indexes': 8-byte {device, blkaddr} entries; 'blockmap': plain le32 block addresses on device 0. */
+  format: 'indexes' | 'blockmap';
+  chunks: Array<{ device: number; blkaddr: number } | null>;
+}
+
+export interface OpenErofsOptions {
+  /**
+   * Files (or block devices) holding the image's extra devices, in device-table order: devices[0] is
+   * device 1. Needed only to read chunks that live there; when given, the count must match the table.
+   */
+  devices?: readonly string[];
 }
 
 export interface ErofsEntry {
@@ -91,23 +129,44 @@ export class ErofsReader {
   readonly superblock: ErofsSuperblock;
   private readonly fd: number;
   private readonly fileSize: number;
+  /** Extra devices opened for reading, index = device id - 1. */
+  private readonly devs: Array<{ path: string; fd: number; size: number }> = [];
+  /** The kernel masks chunk device ids with this (next power of two above the device count, minus 1). */
+  private readonly deviceIdMask: number;
 
-  private constructor(readonly imagePath: string) {
+  private constructor(
+    readonly imagePath: string,
+    opts: OpenErofsOptions,
+  ) {
     this.fd = fs.openSync(imagePath, 'r');
     try {
       this.fileSize = fs.fstatSync(this.fd).size;
       this.superblock = this.readSuperblock();
+      const n = this.superblock.devices.length;
+      this.deviceIdMask = n === 0 ? 0 : 2 ** Math.ceil(Math.log2(n + 1)) - 1;
+      if (opts.devices !== undefined && opts.devices.length !== n)
+        throw new SmolvmError(`${imagePath}: the image has ${n} extra devices, ${opts.devices.length} were given`, {
+          remedy: 'pass one file per device-table entry, in order',
+        });
+      for (const dev of opts.devices ?? []) {
+        const opened = { path: dev, fd: fs.openSync(dev, 'r'), size: 0 };
+        this.devs.push(opened);
+        // fstat gives block devices size 0; their reads just stop at the end instead.
+        const st = fs.fstatSync(opened.fd);
+        opened.size = st.isBlockDevice() ? Infinity : st.size;
+      }
     } catch (err) {
-      fs.closeSync(this.fd);
+      this.close();
       throw err;
     }
   }
 
-  static open(imagePath: string): ErofsReader {
-    return new ErofsReader(imagePath);
+  static open(imagePath: string, opts: OpenErofsOptions = {}): ErofsReader {
+    return new ErofsReader(imagePath, opts);
   }
 
   close(): void {
+    for (const d of this.devs.splice(0)) fs.closeSync(d.fd);
     fs.closeSync(this.fd);
   }
 
@@ -161,6 +220,14 @@ export class ErofsReader {
     return this.readData(this.inode(e.nid));
   }
 
+  /** The chunk table of a chunk-based file; undefined for other layouts. */
+  chunkMap(entryOrPath: ErofsEntry | string): ErofsChunkMap | undefined {
+    const e = typeof entryOrPath === 'string' ? this.lookup(entryOrPath) : entryOrPath;
+    if (!e) throw new SmolvmError(`${this.imagePath}: no such entry ${String(entryOrPath)}`);
+    const inode = this.inode(e.nid);
+    return inode.layout === LAYOUT_CHUNK_BASED ? this.readChunkMap(inode) : undefined;
+  }
+
   /** Directory entries exactly as stored, incl. '.' and '..', in on-disk order. */
   readDirEntries(entry: ErofsEntry): Array<{ name: string; nid: number; fileType: number }> {
     return this.readDir(this.inode(entry.nid));
@@ -174,13 +241,17 @@ export class ErofsReader {
     if (offset < 0 || length < 0 || offset + length > this.fileSize)
       throw this.corrupt(`read of ${length} bytes at ${offset} is outside the image`);
     const buf = Buffer.alloc(length);
+    this.readInto(this.fd, buf, 0, length, offset, 'image');
+    return buf;
+  }
+
+  private readInto(fd: number, buf: Buffer, at: number, length: number, offset: number, what: string): void {
     let done = 0;
     while (done < length) {
-      const n = fs.readSync(this.fd, buf, done, length - done, offset + done);
-      if (n === 0) throw this.corrupt('unexpected end of image');
+      const n = fs.readSync(fd, buf, at + done, length - done, offset + done);
+      if (n === 0) throw this.corrupt(`unexpected end of ${what}`);
       done += n;
     }
-    return buf;
   }
 
   private readSuperblock(): ErofsSuperblock {
@@ -210,7 +281,25 @@ export class ErofsReader {
       featureCompat,
       featureIncompat: b.readUInt32LE(80),
       checksumOk,
+      devices: b.readUInt32LE(80) & FEATURE_INCOMPAT_DEVICE_TABLE ? this.readDeviceTable(b) : [],
     };
+  }
+
+  private readDeviceTable(sb: Buffer): ErofsDeviceInfo[] {
+    const count = sb.readUInt16LE(86);
+    const at = sb.readUInt16LE(88) * DEVICE_SLOT_SIZE;
+    const out: ErofsDeviceInfo[] = [];
+    for (let i = 0; i < count; i++) {
+      const slot = this.read(at + i * DEVICE_SLOT_SIZE, DEVICE_SLOT_SIZE);
+      const tag = slot.subarray(0, DEVICE_TAG_SIZE);
+      const nul = tag.indexOf(0);
+      out.push({
+        tag: tag.toString('latin1', 0, nul < 0 ? DEVICE_TAG_SIZE : nul),
+        blocks: slot.readUInt32LE(DEVICE_TAG_SIZE),
+        mappedBlkAddr: slot.readUInt32LE(DEVICE_TAG_SIZE + 4),
+      });
+    }
+    return out;
   }
 
   private inode(nid: number): RawInode {
@@ -337,9 +426,60 @@ export class ErofsReader {
       const head = full > 0 ? this.read(inode.rawU * BLOCK_SIZE, full) : Buffer.alloc(0);
       return Buffer.concat([head, this.read(inode.inlineAt, tail)]);
     }
+    if (inode.layout === LAYOUT_CHUNK_BASED) return this.readChunked(inode);
     throw new SmolvmError(
       `${this.imagePath}: nid ${inode.nid} uses data layout ${inode.layout}, which this reader does not support`,
     );
+  }
+
+  private readChunkMap(inode: RawInode): ErofsChunkMap {
+    const format = inode.rawU & 0xffff;
+    if (format & ~(CHUNK_FORMAT_BLKBITS_MASK | CHUNK_FORMAT_INDEXES))
+      throw this.corrupt(`nid ${inode.nid}: unknown chunk format 0x${format.toString(16)}`);
+    const chunkBits = BLOCK_BITS + (format & CHUNK_FORMAT_BLKBITS_MASK);
+    const indexes = (format & CHUNK_FORMAT_INDEXES) !== 0;
+    const unit = indexes ? CHUNK_INDEX_SIZE : BLOCK_MAP_ENTRY_SIZE;
+    const count = Math.ceil(inode.size / 2 ** chunkBits);
+    const isize = inode.extended ? EXTENDED_INODE_SIZE : COMPACT_INODE_SIZE;
+    const inodeAt = inode.xattrAt - isize;
+    const table = this.read(inodeAt + chunkTableOffset(isize, inode.xattrSize, unit), count * unit);
+    const chunks: ErofsChunkMap['chunks'] = [];
+    for (let i = 0; i < count; i++) {
+      const blkaddr = table.readUInt32LE(i * unit + (indexes ? 4 : 0));
+      if (blkaddr === NULL_ADDR) chunks.push(null);
+      else chunks.push({ device: indexes ? table.readUInt16LE(i * unit + 2) & this.deviceIdMask : 0, blkaddr });
+    }
+    return { chunkBits, format: indexes ? 'indexes' : 'blockmap', chunks };
+  }
+
+  private readChunked(inode: RawInode): Buffer {
+    const map = this.readChunkMap(inode);
+    if (this.superblock.devices.some((d) => d.mappedBlkAddr !== 0))
+      throw new SmolvmError(`${this.imagePath}: devices in a flat block space (mapped_blkaddr) are not supported`);
+    const chunkSize = 2 ** map.chunkBits;
+    const out = Buffer.alloc(inode.size);
+    map.chunks.forEach((c, i) => {
+      if (!c) return; // a hole: zeros
+      const length = Math.min(chunkSize, inode.size - i * chunkSize);
+      const offset = c.blkaddr * BLOCK_SIZE;
+      if (c.device === 0) {
+        this.read(offset, length).copy(out, i * chunkSize);
+        return;
+      }
+      const dev = this.devs[c.device - 1];
+      if (!dev) {
+        const have = this.superblock.devices.length;
+        throw new SmolvmError(
+          `${this.imagePath}: nid ${inode.nid} chunk ${i} is on device ${c.device}, which was not given ` +
+            `(the image has ${have})`,
+          { remedy: 'open the image with openErofs(path, { devices: [...] }), one file per extra device' },
+        );
+      }
+      if (offset + length > dev.size)
+        throw this.corrupt(`nid ${inode.nid} chunk ${i}: ${length} bytes at ${offset} are outside ${dev.path}`);
+      this.readInto(dev.fd, out, i * chunkSize, length, offset, dev.path);
+    });
+    return out;
   }
 
   private readDir(inode: RawInode): Array<{ name: string; nid: number; fileType: number }> {
@@ -373,7 +513,7 @@ export class ErofsReader {
   }
 }
 
-/** Opens an image for reading; close() it when done. */
-export function openErofs(imagePath: string): ErofsReader {
-  return ErofsReader.open(imagePath);
+/** Opens an image (and the files of its extra devices, if given) for reading; close() it when done. */
+export function openErofs(imagePath: string, opts: OpenErofsOptions = {}): ErofsReader {
+  return ErofsReader.open(imagePath, opts);
 }
