@@ -7,28 +7,8 @@ import path from 'node:path';
 import { buildErofsFromLayers } from '../src';
 import { tarLayer } from './helpers/layers';
 import { makeTar, type TarSpec } from './helpers/tar-writer';
+import { canMount } from './helpers/mount';
 import { hasTool, sha256, tempDir } from './helpers/tools';
-
-function canMount(): boolean {
-  if (process.getuid?.() !== 0 || !fs.readFileSync('/proc/filesystems', 'utf8').includes('erofs')) return false;
-  const dir = tempDir('erofs-probe-');
-  try {
-    const img = path.join(dir, 'probe.erofs');
-    execFileSync('mkfs.erofs', ['--quiet', img, dir], { stdio: 'ignore' });
-    fs.mkdirSync(path.join(dir, 'm'));
-    const r = spawnSync('mount', ['-t', 'erofs', '-o', 'loop,ro', img, path.join(dir, 'm')], {
-      stdio: 'ignore',
-      timeout: 20000,
-    });
-    if (r.status !== 0) return false;
-    spawnSync('umount', [path.join(dir, 'm')]);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 const mountable = canMount();
 const maybe = mountable ? test : test.skip;

@@ -14,9 +14,9 @@ export function hasTool(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
 }
 
-/** Runs fsck.erofs; throws with its output when it reports a problem. */
-export function fsck(image: string, extractTo?: string): string {
-  const args = extractTo ? [`--extract=${extractTo}`, image] : [image];
+/** Runs fsck.erofs (with the image's extra devices, if any); throws with its output when it reports a problem. */
+export function fsck(image: string, extractTo?: string, devices: readonly string[] = []): string {
+  const args = [...devices.map((d) => `--device=${d}`), ...(extractTo ? [`--extract=${extractTo}`] : []), image];
   const r = spawnSync('fsck.erofs', args, { encoding: 'utf8' });
   const out = `${r.stdout}${r.stderr}`;
   if (r.status !== 0) throw new Error(`fsck.erofs ${args.join(' ')} failed (${r.status}):\n${out}`);
