@@ -81,6 +81,6 @@ it('shows the runtime and where it is read from, or that it is nowhere and what 
     `its guest runs on the Node of the executable it was packed with (runtime sha256 ${sha256.slice(0, 12)}`,
   );
   expect(missing.runtime_error).toContain(`${app} (missing)`);
-  expect(missing.runtime_error).toContain(`keep the executable it was packed with beside it as ${app}`);
+  expect(missing.runtime_error).toContain(`keep the executable it was packed with beside the .smolmachine (as ${app})`);
   expect(ok(smolvm(['pack', 'inspect', `${app}.smolmachine`], env))).toContain('               not found: ');
 });

@@ -177,6 +177,7 @@ async function findRuntime(
   const looked: string[] = [];
   for (const place of places) {
     let real: string;
+    let weakness: string | undefined;
     try {
       real = fs.realpathSync(place);
       const st = fs.statSync(real);
@@ -188,12 +189,15 @@ async function findRuntime(
         looked.push(`${place} (shorter than ${size} bytes)`);
         continue;
       }
-    } catch {
-      looked.push(`${place} (missing)`);
+      fs.accessSync(real, fs.constants.R_OK);
+      weakness = intoCache ? 'copied' : inPlaceWeakness(real);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      looked.push(`${place} (${code === 'ENOENT' ? 'missing' : `cannot be read: ${code ?? (err as Error).message}`})`);
       continue;
     }
     // In place only if nobody else can change it after the check; QEMU opens the real path.
-    if (!intoCache && inPlaceWeakness(real) === undefined) {
+    if (weakness === undefined) {
       if (await startsWithRuntime(real, runtime, cacheDir)) return { path: real, range: { offset: 0, size }, sha256 };
     } else {
       if (cached) return { path: cached, sha256 };
@@ -208,9 +212,10 @@ async function findRuntime(
     `${pack.path}: its guest runs on the Node of the executable it was packed with (runtime sha256 ` +
       `${sha256.slice(0, 12)}, ${size} bytes), and none of the places looked at has it: ${looked.join('; ')}`,
     {
-      remedy: own
-        ? `keep the executable it was packed with beside it as ${own}, or pull the pack again (smolvm pack pull REF)`
-        : 'keep the executable it was packed with beside the .smolmachine, or pull the pack again (smolvm pack pull REF)',
+      remedy:
+        pack.payloadStart > 0
+          ? 'get the executable again from where it came from (its first bytes changed), or pull the pack again (smolvm pack pull REF)'
+          : `keep the executable it was packed with beside the .smolmachine${own ? ` (as ${own})` : ''}, or pull the pack again (smolvm pack pull REF)`,
     },
   );
 }

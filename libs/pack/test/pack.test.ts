@@ -835,11 +835,22 @@ describe('format version 4: the runtime (the guest runs on the Node of the packe
         `${exe} (missing); ${bad} (other bytes); ${cacheFile} (missing)`,
     );
     expect(err.remedy).toBe(
-      `keep the executable it was packed with beside it as ${exe}, or pull the pack again (smolvm pack pull REF)`,
+      `keep the executable it was packed with beside the .smolmachine (as ${exe}), or pull the pack again (smolvm pack pull REF)`,
     );
     expect(formatError(err)).not.toContain('\n');
     await expect(packedBoot(pack, cache, [bad])).rejects.toThrow(err.message);
     await expect(importSections(pack, cache)).rejects.toThrow(NotFoundError);
+    // A single-file executable whose stub was changed: its sections verify, its runtime does not.
+    const single = path.join(dir, 'single');
+    await assemblePack({ output: single, manifest: base, sections: sources(), prefix: flipped(100), runtime });
+    const singlePack = PackFile.open(single);
+    await singlePack.verify(cache);
+    const changed = (await runtimeDisk(singlePack, cache).catch((e: unknown) => e)) as NotFoundError;
+    expect(changed).toBeInstanceOf(NotFoundError);
+    expect(changed.message).toContain(`has it: ${single} (other bytes); ${cacheFile} (missing)`);
+    expect(changed.remedy).toBe(
+      'get the executable again from where it came from (its first bytes changed), or pull the pack again (smolvm pack pull REF)',
+    );
   });
 
   test('a candidate others can write is copied into the cache, not used in place; racing copies make one file', async () => {
