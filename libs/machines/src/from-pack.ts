@@ -1,6 +1,6 @@
 // Machines made from a .smolmachine (`machine create --from`, and the packed executable's daemon
-// mode): they boot the pack's own kernel, agent and image from the section cache, and a pack made
-// with --from-vm brings the overlay and /workspace disks it was made with.
+// mode): they boot the pack's own kernel, agent, image and runtime (format version 4) from the
+// section cache, and a pack made with --from-vm brings the overlay and /workspace disks it was made with.
 import fs from 'node:fs';
 import { writeJsonAtomic } from '@smolvm/common';
 import {
@@ -25,7 +25,8 @@ interface PackRecord {
 /**
  * Fills a new machine's directory from the pack: its record of the pack, and both disks. With
  * `freshExecRoot` (the packed executable's daemon mode), each exec's writes outside /workspace
- * are discarded when it ends.
+ * are discarded when it ends. `runtimeCandidates`: more files that may hold the pack's runtime
+ * (beyond the executable beside it), copied into the cache so the machine does not need them.
  */
 export async function populateFromPack(
   dir: string,
@@ -33,9 +34,10 @@ export async function populateFromPack(
   sizes: PackDiskSizes,
   cacheDir: string,
   freshExecRoot = false,
+  runtimeCandidates?: string[],
 ): Promise<void> {
   const files = machineFiles(dir);
-  await importSections(pack, cacheDir);
+  await importSections(pack, cacheDir, runtimeCandidates);
   writeJsonAtomic(files.pack, {
     digest: pack.digest,
     manifest: pack.manifest,
@@ -77,16 +79,21 @@ export async function writePackDisks(
   createDisks(empty, cacheDir);
 }
 
-/** How to boot a machine made from a pack (its pack.json, written by populateFromPack). */
+/**
+ * How to boot a machine made from a pack (its pack.json, written by populateFromPack). A section or
+ * runtime the cache lost is imported again from `source` (the runtime from the executable beside
+ * it, or `runtimeCandidates`).
+ */
 export async function machinePackBoot(
   packJson: string,
   cacheDir: string,
   source: string,
+  runtimeCandidates?: string[],
 ): Promise<PackedBoot & { freshExecRoot?: boolean }> {
   const record = JSON.parse(fs.readFileSync(packJson, 'utf8')) as PackRecord;
   const manifest = parseManifest(Buffer.from(JSON.stringify(record.manifest)), packJson, Number.MAX_SAFE_INTEGER);
   return {
-    ...(await importedBoot(manifest, record.digest, cacheDir, source)),
+    ...(await importedBoot(manifest, record.digest, cacheDir, source, runtimeCandidates)),
     ...(record.execRoot === 'fresh' ? { freshExecRoot: true } : {}),
   };
 }

@@ -261,15 +261,27 @@ export class Machines {
 
   /**
    * A machine made from a .smolmachine (`machine create --from`): the record names the pack, the
-   * sections it boots are imported into the cache, and a pack made with --from-vm brings its disks.
-   * `freshExecRoot`: the packed executable's daemon, whose execs each get a root of their own.
+   * sections it boots (and its runtime) are imported into the cache, and a pack made with --from-vm
+   * brings its disks. `freshExecRoot`: the packed executable's daemon, whose execs each get a root
+   * of their own. `runtimeCandidates`: more files that may hold the pack's runtime (the caller's stub).
    */
-  createFromPack(input: NewMachine, pack: PackFile, options: { freshExecRoot?: boolean } = {}): Promise<MachineRecord> {
+  createFromPack(
+    input: NewMachine,
+    pack: PackFile,
+    options: { freshExecRoot?: boolean; runtimeCandidates?: string[] } = {},
+  ): Promise<MachineRecord> {
     return this.store.create(
       { ...input, from: pack.path },
       {
         populate: (dir, record) =>
-          populateFromPack(dir, pack, record, smolvmDirs(this.env).cache, options.freshExecRoot),
+          populateFromPack(
+            dir,
+            pack,
+            record,
+            smolvmDirs(this.env).cache,
+            options.freshExecRoot,
+            options.runtimeCandidates,
+          ),
       },
     );
   }

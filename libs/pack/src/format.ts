@@ -9,11 +9,12 @@ export const PACK_MAGIC = Buffer.from('SMOLMACH', 'latin1');
 /**
  * The newest format version this code writes. Version 2 is version 1 plus a running machine's
  * state (the `snapshot` manifest field, `memory` and `state` sections); version 3 adds sections
- * stored compressed (the kernel). A pack is written as the lowest version that has what it
- * carries, so older readers keep reading what they can. All three are read.
+ * stored compressed (the kernel); version 4 the `runtime` (the guest's Node read from the packed
+ * executable). A pack is written as the lowest version that has what it carries, so older
+ * readers keep reading what they can. All four are read.
  */
-export const PACK_FORMAT_VERSION = 3;
-export const PACK_READ_VERSIONS: readonly number[] = [1, 2, 3];
+export const PACK_FORMAT_VERSION = 4;
+export const PACK_READ_VERSIONS: readonly number[] = [1, 2, 3, 4];
 /** Sections start on this boundary, so QEMU's raw driver can use one in place (offset=, size=). */
 export const SECTION_ALIGN = 4096;
 export const FOOTER_SIZE = 80;

@@ -9,6 +9,7 @@ export {
   isPackReference,
   PACK_MANIFEST_MEDIA_TYPE,
   type PushedPack,
+  type PushPackOptions,
   type PulledPack,
   type PullPackOptions,
   type PackRegistryOptions,

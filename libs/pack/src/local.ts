@@ -22,6 +22,9 @@ export {
   SECTION_COMPRESSIONS,
   COMPRESSIBLE_SECTIONS,
   MAX_UNCOMPRESSED_BYTES,
+  RUNTIME_MEDIA_TYPE,
+  MAX_RUNTIME_BYTES,
+  type PackRuntime,
   type SectionCompression,
   type SectionName,
   type PackSection,
@@ -43,4 +46,5 @@ export {
   type SectionFile,
 } from './sections';
 export { packedBoot, importSections, importBootSections, importedBoot, type PackedBoot } from './boot';
+export { runtimeOf, runtimeDisk, type RuntimeDisk } from './runtime';
 export { packedWorkload, type PackedWorkload } from './workload';

@@ -33,6 +33,11 @@ export const COMPRESSIBLE_SECTIONS: readonly SectionName[] = ['kernel'];
 /** What a compressed section may inflate to: a hostile pack cannot make us write more. */
 export const MAX_UNCOMPRESSED_BYTES = 512 * MIB;
 
+/** The media type of a pack's runtime (format version 4): the packed executable's first bytes, not a section. */
+export const RUNTIME_MEDIA_TYPE = 'application/vnd.smolvm.runtime.v1';
+/** A runtime is a Node executable (~90 MB): this bounds what a pack can make us hash or copy. */
+export const MAX_RUNTIME_BYTES = 512 * MIB;
+
 /** The media type of a section as stored. */
 export function sectionMediaType(name: SectionName, compression?: SectionCompression): string {
   return compression ? `${SectionMediaType[name]}+${compression}` : SectionMediaType[name];
@@ -67,6 +72,18 @@ export interface PackSection {
   compression?: SectionCompression;
   uncompressed_size?: number;
   uncompressed_sha256?: string;
+}
+
+/**
+ * Format version 4: the guest's agent runs on the Node of the executable the pack was packed with,
+ * read from its first `size` bytes (attached to the VM read-only), so the pack need not carry a
+ * second Node. `sha256` is of exactly those bytes.
+ */
+export interface PackRuntime {
+  media_type: typeof RUNTIME_MEDIA_TYPE;
+  /** A multiple of SECTION_ALIGN, at most MAX_RUNTIME_BYTES. */
+  size: number;
+  sha256: string;
 }
 
 export interface PackNetwork {
@@ -115,18 +132,38 @@ export interface PackManifest {
    * registry's config, a machine's pack.json) stays one older readers accept.
    */
   snapshot?: PackSnapshot;
+  /** Version 4 only, and absent (not null) without one, like `snapshot`. */
+  runtime?: PackRuntime;
   sections: PackSection[];
 }
 
-/** The manifest without its section table: what a writer is given. */
-export type PackManifestBase = Omit<PackManifest, 'format' | 'version' | 'sections'>;
+/**
+ * The manifest without its section table and runtime: what a writer is given (the runtime is
+ * described by the writer's `runtime` option, from the executable's bytes).
+ */
+export type PackManifestBase = Omit<PackManifest, 'format' | 'version' | 'sections' | 'runtime'>;
 
 /**
- * The version a manifest is written as: the lowest that has what it carries (3 with a compressed
- * section, else 2 with a snapshot, else 1), so older readers keep reading what they can.
+ * The version a manifest is written as: the lowest that has what it carries (4 with a runtime, else
+ * 3 with a compressed section, else 2 with a snapshot, else 1), so older readers keep reading what
+ * they can.
  */
-export function manifestVersion(manifest: Pick<PackManifestBase, 'snapshot'>, compressed = false): number {
-  return compressed ? 3 : manifest.snapshot ? 2 : 1;
+export function manifestVersion(
+  manifest: Pick<PackManifestBase, 'snapshot'>,
+  compressed = false,
+  runtime = false,
+): number {
+  return runtime ? 4 : compressed ? 3 : manifest.snapshot ? 2 : 1;
+}
+
+/** Why a runtime's size or sha256 cannot be one (undefined when it can): shared by the reader and the writer. */
+export function runtimeShapeProblem(runtime: { size: number; sha256: string }): string | undefined {
+  if (!Number.isSafeInteger(runtime.size) || runtime.size <= 0 || runtime.size % SECTION_ALIGN !== 0)
+    return `has a runtime size ${runtime.size} that is not a positive multiple of ${SECTION_ALIGN}`;
+  if (runtime.size > MAX_RUNTIME_BYTES)
+    return `has a runtime of ${runtime.size} bytes, over the ${MAX_RUNTIME_BYTES}-byte bound`;
+  if (!SHA256.test(runtime.sha256)) return 'gives the runtime a sha256 that is not 64 lowercase hex digits';
+  return undefined;
 }
 
 const MANIFEST_KEYS = [
@@ -182,7 +219,7 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   const o = new JsonReader(raw, '', options);
   if (raw.format !== 'smolmachine') fail('does not say format "smolmachine"');
   const version = o.int('version', 1, Math.max(...PACK_READ_VERSIONS));
-  known(o, version >= 2 ? [...MANIFEST_KEYS, 'snapshot'] : MANIFEST_KEYS);
+  known(o, [...MANIFEST_KEYS, ...(version >= 2 ? ['snapshot'] : []), ...(version >= 4 ? ['runtime'] : [])]);
   const platform = o.str('platform', 64);
   const hostPlatform = o.str('host_platform', 64);
   if (!PLATFORM.test(platform) || !PLATFORM.test(hostPlatform)) fail('has a platform that is not OS/ARCH');
@@ -270,6 +307,8 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
   // Required in version 2 (what it was made for); optional in version 3.
   const snapshot =
     version === 2 || (version >= 3 && o.has('snapshot')) ? parseSnapshot(o.obj('snapshot'), known, fail) : undefined;
+  // Absent, never null: what the writer writes.
+  const runtime = version >= 4 && o.raw.runtime !== undefined ? parseRuntime(o.obj('runtime'), known, fail) : undefined;
   const size = (name: SectionName) => sections.find((s) => s.name === name)?.size;
   const stray = sections.find((s) => SNAPSHOT_SECTIONS.includes(s.name));
   if (!snapshot && stray) fail(`names section ${stray.name} but has no snapshot`);
@@ -301,8 +340,23 @@ export function parseManifest(bytes: Buffer, file: string, manifestOffset: numbe
     network: { net: n.bool('net'), allow_hosts: strings(n, 'allow_hosts'), allow_cidrs: strings(n, 'allow_cidrs') },
     artifact,
     ...(snapshot ? { snapshot } : {}),
+    ...(runtime ? { runtime } : {}),
     sections,
   };
+}
+
+function parseRuntime(
+  r: JsonReader,
+  known: (r: JsonReader, keys: string[]) => void,
+  fail: (why: string) => never,
+): PackRuntime {
+  known(r, ['media_type', 'size', 'sha256']);
+  const mediaType = r.str('media_type', 128);
+  if (mediaType !== RUNTIME_MEDIA_TYPE) fail(`gives the runtime the media type ${mediaType}`);
+  const runtime: PackRuntime = { media_type: RUNTIME_MEDIA_TYPE, size: r.int('size', 1), sha256: r.str('sha256', 64) };
+  const problem = runtimeShapeProblem(runtime);
+  if (problem) fail(problem);
+  return runtime;
 }
 
 /** null stays null; a missing field is an error, as the writer always writes these. */

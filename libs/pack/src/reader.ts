@@ -5,32 +5,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { assertTrustedPath, ensurePrivateDir, writeJsonAtomic } from '@smolvm/common';
 import { FOOTER_SIZE, MAX_MANIFEST_BYTES, PackFormatError, decodeFooter } from './format';
 import { parseManifest, type PackManifest, type PackSection, type SectionName } from './manifest';
+import { identityOf, isRemembered, remember, sameIdentity, verifiedRecordPath, type FileIdentity } from './verified';
+
+export type { FileIdentity } from './verified';
 
 /** A section with its place in the file (payload start + offset). */
 export interface LocatedSection extends PackSection {
   fileOffset: number;
-}
-
-/** What identifies one version of a file: a change of content changes at least ctime. */
-export interface FileIdentity {
-  dev: string;
-  ino: string;
-  size: string;
-  mtimeNs: string;
-  ctimeNs: string;
-}
-
-function identityOf(st: fs.BigIntStats): FileIdentity {
-  return {
-    dev: String(st.dev),
-    ino: String(st.ino),
-    size: String(st.size),
-    mtimeNs: String(st.mtimeNs),
-    ctimeNs: String(st.ctimeNs),
-  };
 }
 
 function readExactly(fd: number, length: number, position: number): Buffer {
@@ -134,8 +117,10 @@ export class PackFile {
    * the caller checked against the table itself, reading this file (not read again).
    */
   async verify(cacheDir?: string, options: { hashed?: readonly SectionName[] } = {}): Promise<{ remembered: boolean }> {
-    const record = cacheDir ? this.verifiedRecordPath(cacheDir) : undefined;
-    if (record && trusted(record, cacheDir as string)) return { remembered: true };
+    const record = cacheDir
+      ? verifiedRecordPath(cacheDir, [this.identity, this.manifestSha256, this.payloadStart])
+      : undefined;
+    if (record && isRemembered(record, cacheDir as string)) return { remembered: true };
     for (const s of this.sections()) {
       // Already hashed by the caller, from this file, while it copied them (extractSection).
       if (options.hashed?.includes(s.name)) continue;
@@ -154,36 +139,8 @@ export class PackFile {
     }
     // Remembered only if the file did not change while it was read.
     const now = identityOf(fs.statSync(this.path, { bigint: true }));
-    if (record && JSON.stringify(now) === JSON.stringify(this.identity)) {
-      try {
-        ensurePrivateDir(path.dirname(record));
-        writeJsonAtomic(record, {
-          path: this.path,
-          identity: this.identity,
-          manifest_sha256: this.manifestSha256,
-          verified: new Date().toISOString(),
-        });
-      } catch {
-        // Not remembered: the next start verifies again.
-      }
-    }
+    if (record && sameIdentity(now, this.identity))
+      remember(record, { path: this.path, identity: this.identity, manifest_sha256: this.manifestSha256 });
     return { remembered: false };
-  }
-
-  private verifiedRecordPath(cacheDir: string): string {
-    const key = crypto
-      .createHash('sha256')
-      .update(JSON.stringify([this.identity, this.manifestSha256, this.payloadStart]))
-      .digest('hex');
-    return path.join(cacheDir, 'pack', 'verified', `${key}.json`);
-  }
-}
-
-function trusted(file: string, root: string): boolean {
-  try {
-    assertTrustedPath(file, root);
-    return true;
-  } catch {
-    return false;
   }
 }

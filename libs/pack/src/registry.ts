@@ -1,8 +1,10 @@
 // Packs in OCI registries: a .smolmachine travels as an OCI artifact (artifactType
 // application/vnd.smolvm.machine.v1) whose config is the pack manifest and whose layers are its
-// sections, in order, under an index keyed by the guest platform. Kernel and agent sections are
-// the same blobs in every pack of one smolvm build: the registry is asked before each upload.
-// A pulled pack is reassembled from verified blobs into a cache keyed by the artifact's digest.
+// sections, in order (then its runtime, format version 4), under an index keyed by the guest
+// platform. Kernel, agent and runtime are the same blobs in every pack of one smolvm build: the
+// registry is asked before each upload. A pulled pack is reassembled from verified blobs into a
+// cache keyed by the artifact's digest; its runtime goes to the section cache, where runtimeDisk
+// finds it.
 import fs from 'node:fs';
 import path from 'node:path';
 import { smolvmDirs, UsageError } from '@smolvm/common';
@@ -17,6 +19,7 @@ import {
   pullArtifact,
   pushArtifact,
   resolveArtifactReference,
+  type ArtifactLayer,
   type ArtifactLimits,
   type ProgressListener,
   type PushEvent,
@@ -25,6 +28,7 @@ import {
 import { PackFormatError } from './format';
 import { parseManifest, type PackManifest, type PackManifestBase } from './manifest';
 import { PackFile } from './reader';
+import { cacheRuntimeFrom, cachedRuntime, runtimeDisk } from './runtime';
 import { assemblePack } from './writer';
 
 /** The config blob's media type: the pack manifest, as JSON. */
@@ -57,18 +61,25 @@ async function withClient<T>(options: PackRegistryOptions, fn: (client: Registry
   }
 }
 
-/** Verifies the pack (remembered per file identity), then pushes it; sections stream from the file. */
-export async function pushPack(
-  file: string,
-  reference: string,
-  options: PackRegistryOptions & { onProgress?: (event: PushEvent) => void; chunkSize?: number } = {},
-): Promise<PushedPack> {
+export interface PushPackOptions extends PackRegistryOptions {
+  onProgress?: (event: PushEvent) => void;
+  chunkSize?: number;
+  /** More files that may hold the pack's runtime (runtimeDisk), e.g. the caller's own stub executable. */
+  runtimeCandidates?: string[];
+}
+
+/**
+ * Verifies the pack (remembered per file identity), finds its runtime (runtimeDisk: checked before
+ * anything is sent), then pushes it; sections stream from the file.
+ */
+export async function pushPack(file: string, reference: string, options: PushPackOptions = {}): Promise<PushedPack> {
   const cache = smolvmDirs(options.env).cache;
   const pack = PackFile.open(file);
   await pack.verify(cache);
+  const runtime = await runtimeDisk(pack, cache, options.runtimeCandidates);
   const store = ContentStore.open(options.env);
   const manifest = pack.manifest;
-  const layers = pack.sections().map((s) => ({
+  const layers: ArtifactLayer[] = pack.sections().map((s) => ({
     mediaType: s.media_type,
     digest: `sha256:${s.sha256}`,
     size: s.size,
@@ -76,6 +87,18 @@ export async function pushPack(
     open: (start = 0, end = s.size - 1) =>
       fs.createReadStream(pack.path, { start: s.fileOffset + start, end: s.fileOffset + end }),
   }));
+  if (runtime && manifest.runtime) {
+    const { size, media_type: mediaType } = manifest.runtime;
+    const at = runtime.range?.offset ?? 0;
+    // The last layer: every pack of one build has the same, so a registry receives it once.
+    layers.push({
+      mediaType,
+      digest: `sha256:${runtime.sha256}`,
+      size,
+      annotations: { [TITLE]: 'runtime' },
+      open: (start = 0, end = size - 1) => fs.createReadStream(runtime.path, { start: at + start, end: at + end }),
+    });
+  }
   const pushed = await withClient(options, (client) =>
     pushArtifact(
       client,
@@ -117,6 +140,8 @@ export interface PulledPack {
   downloadedBytes: number;
   /** The pack was already in the cache: nothing was assembled. */
   cached: boolean;
+  /** Format version 4: the runtime's file in the section cache (not part of the .smolmachine). */
+  runtime?: string;
 }
 
 /** Where pulled packs are kept: `<cache>/pack/pulled/<manifest hex>.smolmachine`. */
@@ -124,25 +149,36 @@ export function pulledPackPath(manifestDigest: string, env?: NodeJS.ProcessEnv):
   return path.join(smolvmDirs(env).cache, 'pack', 'pulled', `${manifestDigest.slice('sha256:'.length)}.smolmachine`);
 }
 
-/** The section table of the config must name exactly the layers the registry served, in order. */
+const FORGED = 'the artifact on the registry is damaged or forged; ask its publisher to push it again';
+
+/**
+ * The section table of the config must name exactly the layers the registry served, in order, and
+ * its runtime the one layer after them (none without a runtime).
+ */
 function checkSections(
   manifest: PackManifest,
   layers: Array<{ digest: string; size: number; mediaType: string }>,
   reference: string,
 ): void {
+  const n = manifest.sections.length;
   const same =
-    manifest.sections.length === layers.length &&
+    layers.length >= n &&
     manifest.sections.every(
       (s, i) =>
         layers[i].digest === `sha256:${s.sha256}` && layers[i].size === s.size && layers[i].mediaType === s.media_type,
     );
-  if (!same) {
-    throw new PackFormatError(
-      reference,
-      "its manifest's section table does not match the artifact's layers",
-      'the artifact on the registry is damaged or forged; ask its publisher to push it again',
-    );
-  }
+  if (!same)
+    throw new PackFormatError(reference, "its manifest's section table does not match the artifact's layers", FORGED);
+  const rt = manifest.runtime;
+  const last = layers[n];
+  const runtimeSame = rt
+    ? layers.length === n + 1 &&
+      last.digest === `sha256:${rt.sha256}` &&
+      last.size === rt.size &&
+      last.mediaType === rt.media_type
+    : layers.length === n;
+  if (!runtimeSame)
+    throw new PackFormatError(reference, "its manifest's runtime does not match the artifact's layers", FORGED);
 }
 
 /** Pulls a pack artifact (every blob verified) and assembles the .smolmachine; a cached one is reused. */
@@ -173,8 +209,18 @@ export async function pullPack(reference: string, options: PullPackOptions = {})
       throw new PackFormatError(
         pulled.reference,
         `it is listed for ${formatPlatform(pulled.platform)} but its manifest says ${manifest.platform}`,
-        'the artifact on the registry is damaged or forged; ask its publisher to push it again',
+        FORGED,
       );
+    }
+    // The runtime stays out of the .smolmachine (which is the pushed one byte for byte): into the
+    // section cache, where runtimeDisk looks, from the verified blob (hashed again on its way in).
+    let runtime: string | undefined;
+    if (manifest.runtime) {
+      const cacheDir = smolvmDirs(options.env).cache;
+      runtime =
+        cachedRuntime(manifest.runtime, cacheDir) ??
+        (await cacheRuntimeFrom(pulled.layers[manifest.sections.length].path, manifest.runtime, cacheDir));
+      if (!runtime) throw new PackFormatError(pulled.reference, 'its runtime layer does not match its sha256', FORGED);
     }
 
     const output = path.resolve(options.output ?? pulledPackPath(pulled.manifestDigest, options.env));
@@ -189,15 +235,17 @@ export async function pullPack(reference: string, options: PullPackOptions = {})
           manifest: cached.manifest,
           downloadedBytes: pulled.downloadedBytes,
           cached: true,
+          ...(runtime ? { runtime } : {}),
         };
       fs.mkdirSync(path.dirname(output), { recursive: true, mode: 0o700 });
     }
     const { sections } = manifest;
     const base: PackManifestBase = withoutLayout(manifest);
-    const byName = new Map(pulled.layers.map((l, i) => [sections[i].name, l.path]));
+    const byName = new Map(sections.map((s, i) => [s.name, pulled.layers[i].path]));
     await assemblePack({
       output,
       manifest: base,
+      ...(manifest.runtime ? { runtime: { size: manifest.runtime.size, sha256: manifest.runtime.sha256 } } : {}),
       sections: sections.map((s) => ({
         name: s.name,
         open: () => fs.createReadStream(byName.get(s.name) as string),
@@ -223,24 +271,27 @@ export async function pullPack(reference: string, options: PullPackOptions = {})
       manifest: pack.manifest,
       downloadedBytes: pulled.downloadedBytes,
       cached: false,
+      ...(runtime ? { runtime } : {}),
     };
   });
 }
 
-/** The manifest as a writer takes it: without format, version and section table. */
+/** The manifest as a writer takes it: without format, version, section table and runtime (an option). */
 function withoutLayout(manifest: PackManifest): PackManifestBase {
   const base: Partial<PackManifest> = { ...manifest };
   delete base.format;
   delete base.version;
   delete base.sections;
+  delete base.runtime;
   return base as PackManifestBase;
 }
 
-/** A complete cached pack with the same sections; anything else is assembled again. */
+/** A complete cached pack with the same sections and runtime; anything else is assembled again. */
 function reuse(file: string, manifest: PackManifest): PackFile | undefined {
   try {
     const pack = PackFile.open(file);
-    return JSON.stringify(pack.manifest.sections) === JSON.stringify(manifest.sections) ? pack : undefined;
+    const layout = (m: PackManifest) => JSON.stringify([m.sections, m.runtime ?? null]);
+    return layout(pack.manifest) === layout(manifest) ? pack : undefined;
   } catch {
     return undefined;
   }

@@ -69,7 +69,7 @@ export async function copySection(
  * A section's name in the cache: the sha256 of its content (uncompressed), so the same kernel
  * stored raw in one pack and compressed in another is one file.
  */
-export function cachedSectionName(s: PackSection): string {
+export function cachedSectionName(s: Pick<PackSection, 'sha256' | 'uncompressed_sha256'>): string {
   return s.uncompressed_sha256 ?? s.sha256;
 }
 

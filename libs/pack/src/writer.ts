@@ -10,7 +10,9 @@ import { commitTempFile, hashingTap, tempPathFor } from '@smolvm/common';
 import { FOOTER_SIZE, SECTION_ALIGN, alignUp, encodeFooter } from './format';
 import {
   COMPRESSIBLE_SECTIONS,
+  RUNTIME_MEDIA_TYPE,
   manifestVersion,
+  runtimeShapeProblem,
   sectionMediaType,
   type SectionCompression,
   type PackManifest,
@@ -51,6 +53,11 @@ export interface AssembleOptions {
   prefix?: string | Uint8Array;
   /** Mode of the output (default 0644: a pack is made to be handed to others; 0755 with a prefix). */
   mode?: number;
+  /**
+   * The executable bytes the guest's agent runs on (format version 4): the first `size` bytes of
+   * the packed executable, as `runtimeOf` measures them. Not written into the pack.
+   */
+  runtime?: { size: number; sha256: string };
 }
 
 export interface AssembledPack {
@@ -78,6 +85,8 @@ export async function assemblePack(opts: AssembleOptions): Promise<AssembledPack
   for (const s of opts.sections)
     if ((s.compress ?? s.compressed) && !COMPRESSIBLE_SECTIONS.includes(s.name))
       throw new Error(`assemblePack: section ${s.name} is used in place and cannot be compressed`);
+  const problem = opts.runtime && runtimeShapeProblem(opts.runtime);
+  if (problem) throw new Error(`assemblePack: the manifest ${problem}`);
   const output = path.resolve(opts.output);
   const tmp = tempPathFor(output);
   const fh = await fs.promises.open(tmp, 'wx', opts.mode ?? (opts.prefix ? 0o755 : 0o644));
@@ -138,17 +147,21 @@ export async function assemblePack(opts: AssembleOptions): Promise<AssembledPack
       });
     }
     await pad();
-    const { snapshot, ...rest } = opts.manifest;
+    // A runtime comes only from the option (a manifest object given here may carry a stale one).
+    const { snapshot, runtime: _stale, ...rest } = opts.manifest as PackManifestBase & Pick<PackManifest, 'runtime'>;
+    const runtime = opts.runtime;
     const version = manifestVersion(
       opts.manifest,
       sections.some((s) => s.compression),
+      runtime !== undefined,
     );
-    // A version 1 manifest has no snapshot field at all (older readers refuse unknown fields).
+    // A version 1 manifest has no snapshot field at all (older readers refuse unknown fields); the same for runtime.
     const manifest: PackManifest = {
       format: 'smolmachine',
       version,
       ...rest,
       ...(snapshot ? { snapshot } : {}),
+      ...(runtime ? { runtime: { media_type: RUNTIME_MEDIA_TYPE, size: runtime.size, sha256: runtime.sha256 } } : {}),
       sections,
     };
     const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');

@@ -4,15 +4,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
+import { NotFoundError, formatError } from '@smolvm/common';
 import {
   FOOTER_SIZE,
   PackFile,
   PackFormatError,
+  RUNTIME_MEDIA_TYPE,
   SECTION_ALIGN,
   assemblePack,
   extractSection,
   importSections,
+  importedBoot,
   packedBoot,
+  parseManifest,
+  runtimeDisk,
+  runtimeOf,
   sectionDisk,
   type PackManifestBase,
   type SectionName,
@@ -132,10 +138,10 @@ test('a flipped byte in the manifest, a truncated file, a wrong magic or version
       'version',
       (() => {
         const b = Buffer.from(good);
-        b.writeUInt32LE(4, good.length - FOOTER_SIZE);
+        b.writeUInt32LE(5, good.length - FOOTER_SIZE);
         return b;
       })(),
-      /format version 4, and this smolvm reads versions 1, 2 and 3/,
+      /format version 5, and this smolvm reads versions 1, 2, 3 and 4/,
     ],
     [
       'spliced version',
@@ -432,7 +438,7 @@ describe('format version 2: a running machine (memory and state sections)', () =
     expect(() => parse({ ...v2, version: 1 })).toThrow(/unknown field snapshot/);
     const { snapshot: _s, ...v1 } = { ...v2, version: 1 };
     expect(() => parse(v1)).toThrow(/names section memory, which format version 1 does not have/);
-    expect(() => parse({ ...v2, version: 4 })).toThrow(/version is not an integer from 1 to 3/);
+    expect(() => parse({ ...v2, version: 5 })).toThrow(/version is not an integer from 1 to 4/);
     expect(() => parse({ ...v2, sections: [...table(), section('gpu' as SectionName, 'x', 3 * GIB, 4096)] })).toThrow(
       /unknown section "gpu" \(made by a newer smolvm\?\)/,
     );
@@ -548,7 +554,7 @@ describe('format version 3: a compressed kernel section', () => {
     fs.closeSync(fd);
     const cache = path.join(dir, 'cache');
     await expect(extractSection(PackFile.open(file), 'kernel', cache)).rejects.toThrow(
-      /not a usable \.smolmachine: its kernel section (does not decompress|does not match its sha256)/,
+      /not a usable \.smolmachine: its kernel section (does not decompress|does not match its sha256|inflates to more than)/,
     );
     expect(cacheFiles(cache)).toEqual([]);
     await expect(PackFile.open(file).verify()).rejects.toThrow(/its kernel section does not match its sha256/);
@@ -660,5 +666,257 @@ describe('format version 3: a compressed kernel section', () => {
         ],
       }),
     ).rejects.toThrow(/section agent is used in place and cannot be compressed/);
+  });
+});
+
+describe('format version 4: the runtime (the guest runs on the Node of the packed executable)', () => {
+  const MIB = 1024 * 1024;
+  const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+  // A stand-in for the stub executable: three whole blocks, and a tail the runtime leaves out.
+  const stubBytes = crypto.randomBytes(3 * SECTION_ALIGN + 100);
+  const size = 3 * SECTION_ALIGN;
+  const prefix = stubBytes.subarray(0, size);
+  const runtime = { size, sha256: sha(prefix) };
+  const sources = () =>
+    (['kernel', 'agent', 'rootfs'] as SectionName[]).map((name) => ({
+      name,
+      open: () => Readable.from([content[name]]),
+    }));
+  let cache: string;
+  let cacheFile: string;
+  beforeEach(() => {
+    cache = path.join(dir, 'cache');
+    fs.mkdirSync(cache, { mode: 0o700 });
+    cacheFile = path.join(cache, 'pack', 'sections', runtime.sha256);
+  });
+  const write = (name: string, bytes: Buffer, mode = 0o755): string => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, bytes, { mode });
+    return file;
+  };
+  const flipped = (at: number): Buffer => {
+    const b = Buffer.from(stubBytes);
+    b[at] ^= 0x01;
+    return b;
+  };
+
+  /** `X` and `X.smolmachine`, as `pack create` writes them (X left out with `executable` null). */
+  async function sidecarPack(executable: Buffer | null = stubBytes, name = 'app') {
+    const exe = path.join(dir, name);
+    if (executable) write(name, executable);
+    await assemblePack({ output: `${exe}.smolmachine`, manifest: base, sections: sources(), runtime });
+    return { exe, pack: PackFile.open(`${exe}.smolmachine`) };
+  }
+
+  test('runtimeOf measures whole blocks; a pack with a runtime is version 4 and rebuilds byte-identical', async () => {
+    expect(await runtimeOf(write('stub', stubBytes))).toEqual(runtime);
+    await expect(runtimeOf(write('tiny', Buffer.alloc(4095)))).rejects.toThrow(/tiny is 4095 bytes/);
+    const file = path.join(dir, 'a.smolmachine');
+    const written = await assemblePack({ output: file, manifest: base, sections: sources(), runtime });
+    expect(written.manifest.version).toBe(4);
+    const bytes = fs.readFileSync(file);
+    expect(bytes.readUInt32LE(bytes.length - FOOTER_SIZE)).toBe(4);
+    const pack = PackFile.open(file);
+    expect(pack.manifest.runtime).toEqual({ media_type: RUNTIME_MEDIA_TYPE, ...runtime });
+    await pack.verify();
+    // The runtime is described, not carried: the payload holds no byte of it.
+    expect(bytes.includes(prefix.subarray(0, 64))).toBe(false);
+    const { format: _f, version: _v, sections, runtime: rt, ...rest } = pack.manifest;
+    const rebuilt = path.join(dir, 'b.smolmachine');
+    await assemblePack({
+      output: rebuilt,
+      // A stale runtime in the manifest given is not what is written: the option is.
+      manifest: {
+        ...rest,
+        runtime: { media_type: RUNTIME_MEDIA_TYPE, size: 4096, sha256: 'f'.repeat(64) },
+      } as PackManifestBase,
+      sections: sections.map((s) => ({ name: s.name, open: () => pack.readSection(s.name) })),
+      runtime: { size: rt!.size, sha256: rt!.sha256 },
+    });
+    expect(fs.readFileSync(rebuilt)).toEqual(bytes);
+    // Serialized again (a registry's config, a machine's pack.json), it parses the same.
+    const again = parseManifest(Buffer.from(JSON.stringify(pack.manifest)), 'f', Number.MAX_SAFE_INTEGER);
+    expect(again.runtime).toEqual(pack.manifest.runtime);
+    expect(again.version).toBe(4);
+  });
+
+  test('a runtime of a bad size or sha256 is refused, and so is a runtime in a pack of version 3 or older', async () => {
+    const file = path.join(dir, 'a.smolmachine');
+    await assemblePack({ output: file, manifest: base, sections: sources(), runtime });
+    const good = PackFile.open(file).manifest;
+    const parse = (m: unknown) => parseManifest(Buffer.from(JSON.stringify(m)), 'f', Number.MAX_SAFE_INTEGER);
+    const withRuntime = (r: object) => ({ ...good, runtime: { ...good.runtime, ...r } });
+    const cases: Array<[object, RegExp]> = [
+      [{ size: size + 1 }, /has a runtime size 12289 that is not a positive multiple of 4096/],
+      [{ size: 0 }, /field runtime\.size is not/],
+      [{ size: '4096' }, /field runtime\.size is not/],
+      [{ size: 512 * MIB + 4096 }, /has a runtime of 536875008 bytes, over the 536870912-byte bound/],
+      [{ sha256: runtime.sha256.toUpperCase() }, /gives the runtime a sha256 that is not 64 lowercase hex digits/],
+      [{ sha256: runtime.sha256.slice(1) }, /gives the runtime a sha256 that is not 64 lowercase hex digits/],
+      [{ media_type: 'application/octet-stream' }, /gives the runtime the media type application\/octet-stream/],
+      [{ extra: 1 }, /unknown field runtime\.extra/],
+    ];
+    for (const [r, message] of cases) expect(() => parse(withRuntime(r))).toThrow(message);
+    expect(() => parse({ ...good, runtime: null })).toThrow(/field runtime is not an object/);
+    // What an older smolvm says of it, and this one of an older version that claims a runtime.
+    for (const version of [1, 2, 3]) expect(() => parse({ ...good, version })).toThrow(/unknown field runtime/);
+    const { runtime: _r, ...without } = good;
+    expect(parse({ ...without, version: 3 }).runtime).toBeUndefined();
+    await expect(
+      assemblePack({
+        output: path.join(dir, 'x.smolmachine'),
+        manifest: base,
+        sections: sources(),
+        runtime: { size: 100, sha256: runtime.sha256 },
+      }),
+    ).rejects.toThrow(/runtime size 100 that is not a positive multiple of 4096/);
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('x.') || f.startsWith('.x'))).toEqual([]);
+  });
+
+  test('found beside a sidecar and in a single-file pack (whose bytes after it differ), used in place', async () => {
+    const { exe, pack } = await sidecarPack();
+    const inPlace = (file: string) => ({
+      path: fs.realpathSync(file),
+      range: { offset: 0, size },
+      sha256: runtime.sha256,
+    });
+    expect(await runtimeDisk(pack, cache)).toEqual(inPlace(exe));
+    expect((await packedBoot(pack, cache)).packed.runtime).toEqual(inPlace(exe));
+    const single = path.join(dir, 'single');
+    await assemblePack({
+      output: single,
+      manifest: base,
+      sections: sources(),
+      prefix: write('stub', stubBytes),
+      runtime,
+    });
+    const singlePack = PackFile.open(single);
+    // The stub's tail, padding and the payload follow its first `size` bytes.
+    expect(singlePack.payloadStart).toBe(4 * SECTION_ALIGN);
+    expect(fs.readFileSync(single).subarray(size, size + 100)).toEqual(stubBytes.subarray(size));
+    expect(await runtimeDisk(singlePack, cache)).toEqual(inPlace(single));
+    // Nothing went to the cache: both were used where they are.
+    expect(fs.existsSync(cacheFile)).toBe(false);
+    // A pack without a runtime has none.
+    const plain = path.join(dir, 'plain.smolmachine');
+    await makePack(plain);
+    expect(await runtimeDisk(PackFile.open(plain), cache)).toBeUndefined();
+    expect((await packedBoot(PackFile.open(plain), cache)).packed.runtime).toBeUndefined();
+  });
+
+  test("from the caller's candidates in order (one flipped byte refused, the next used), then the cache", async () => {
+    const { pack } = await sidecarPack(null);
+    const short = write('short', stubBytes.subarray(0, size - SECTION_ALIGN));
+    const bad = write('bad', flipped(size - 1));
+    // Its bytes after `size` are another file's: not part of the runtime.
+    const good = write('good', Buffer.concat([prefix, crypto.randomBytes(5000)]));
+    const missing = path.join(dir, 'missing');
+    expect(await runtimeDisk(pack, cache, [missing, short, bad, good])).toEqual({
+      path: fs.realpathSync(good),
+      range: { offset: 0, size },
+      sha256: runtime.sha256,
+    });
+    expect(fs.existsSync(cacheFile)).toBe(false);
+    // Imported (as `machine create --from` does), it is in the cache, owner-only, and found there.
+    await importSections(pack, cache, [bad, good]);
+    expect(fs.readFileSync(cacheFile)).toEqual(prefix);
+    expect(fs.statSync(cacheFile).mode & 0o777).toBe(0o600);
+    expect(await runtimeDisk(pack, cache, [bad])).toEqual({ path: cacheFile, sha256: runtime.sha256 });
+  });
+
+  test('none found: one line naming the runtime, every place looked at, and what to do', async () => {
+    const { exe, pack } = await sidecarPack(null);
+    const bad = write('bad', flipped(5));
+    const err = (await runtimeDisk(pack, cache, [bad]).catch((e: unknown) => e)) as NotFoundError;
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect(err.message).toBe(
+      `${pack.path}: its guest runs on the Node of the executable it was packed with (runtime sha256 ` +
+        `${runtime.sha256.slice(0, 12)}, ${size} bytes), and none of the places looked at has it: ` +
+        `${exe} (missing); ${bad} (other bytes); ${cacheFile} (missing)`,
+    );
+    expect(err.remedy).toBe(
+      `keep the executable it was packed with beside the .smolmachine (as ${exe}), or pull the pack again (smolvm pack pull REF)`,
+    );
+    expect(formatError(err)).not.toContain('\n');
+    await expect(packedBoot(pack, cache, [bad])).rejects.toThrow(err.message);
+    await expect(importSections(pack, cache)).rejects.toThrow(NotFoundError);
+    // A single-file executable whose stub was changed: its sections verify, its runtime does not.
+    const single = path.join(dir, 'single');
+    await assemblePack({ output: single, manifest: base, sections: sources(), prefix: flipped(100), runtime });
+    const singlePack = PackFile.open(single);
+    await singlePack.verify(cache);
+    const changed = (await runtimeDisk(singlePack, cache).catch((e: unknown) => e)) as NotFoundError;
+    expect(changed).toBeInstanceOf(NotFoundError);
+    expect(changed.message).toContain(`has it: ${single} (other bytes); ${cacheFile} (missing)`);
+    expect(changed.remedy).toBe(
+      'get the executable again from where it came from (its first bytes changed), or pull the pack again (smolvm pack pull REF)',
+    );
+  });
+
+  test('a candidate others can write is copied into the cache, not used in place; racing copies make one file', async () => {
+    const { exe, pack } = await sidecarPack();
+    fs.chmodSync(exe, 0o666);
+    const disks = await Promise.all(Array.from({ length: 4 }, () => runtimeDisk(PackFile.open(pack.path), cache)));
+    for (const disk of disks) expect(disk).toEqual({ path: cacheFile, sha256: runtime.sha256 });
+    // One whole file, no temp file left.
+    expect(fs.readdirSync(path.dirname(cacheFile))).toEqual([runtime.sha256]);
+    expect(fs.readFileSync(cacheFile)).toEqual(prefix);
+    expect(fs.statSync(cacheFile).mode & 0o777).toBe(0o600);
+    // One that others can write and that does not match leaves nothing in the cache.
+    fs.rmSync(cacheFile);
+    fs.writeFileSync(exe, flipped(0));
+    await expect(runtimeDisk(pack, cache)).rejects.toThrow(`${exe} (other bytes)`);
+    expect(fs.readdirSync(path.dirname(cacheFile))).toEqual([]);
+  });
+
+  test('a verified candidate is remembered per file identity: not hashed again until it changes', async () => {
+    const { exe, pack } = await sidecarPack();
+    const real = fs.realpathSync(exe);
+    const spy = jest.spyOn(fs, 'createReadStream');
+    const reads = () => spy.mock.calls.filter((c) => c[0] === real).length;
+    try {
+      await runtimeDisk(pack, cache);
+      expect(reads()).toBe(1);
+      expect(fs.readdirSync(path.join(cache, 'pack', 'verified'))).toHaveLength(1);
+      expect((await runtimeDisk(pack, cache))?.range).toEqual({ offset: 0, size });
+      expect(reads()).toBe(1);
+      // Changed with its old mtime: a new identity (ctime), so hashed again, and refused.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const { mtime } = fs.statSync(exe);
+      const fd = fs.openSync(exe, 'r+');
+      fs.writeSync(fd, Buffer.from([stubBytes[9] ^ 1]), 0, 1, 9);
+      fs.closeSync(fd);
+      fs.utimesSync(exe, mtime, mtime);
+      await expect(runtimeDisk(pack, cache)).rejects.toThrow(NotFoundError);
+      expect(reads()).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  test('machines made from it boot the runtime from the cache, imported again if the cache lost it', async () => {
+    const { exe, pack } = await sidecarPack();
+    await importSections(pack, cache);
+    expect(fs.readFileSync(cacheFile)).toEqual(prefix);
+    // The machine no longer needs the executable.
+    fs.rmSync(exe);
+    const boot = await importedBoot(pack.manifest, pack.digest, cache, pack.path);
+    expect(boot.packed.runtime).toEqual({ path: cacheFile, sha256: runtime.sha256 });
+    // The cache lost it: refused while the executable is gone too, imported again once it is back.
+    fs.rmSync(cacheFile);
+    await expect(importedBoot(pack.manifest, pack.digest, cache, pack.path)).rejects.toThrow(NotFoundError);
+    write('app', stubBytes);
+    expect((await importedBoot(pack.manifest, pack.digest, cache, pack.path)).packed.runtime).toEqual({
+      path: cacheFile,
+      sha256: runtime.sha256,
+    });
+    // Or from a file the caller names.
+    fs.rmSync(cacheFile);
+    fs.rmSync(exe);
+    const other = write('other', stubBytes);
+    expect((await importedBoot(pack.manifest, pack.digest, cache, pack.path, [other])).packed.runtime?.path).toBe(
+      cacheFile,
+    );
+    expect(fs.readFileSync(cacheFile)).toEqual(prefix);
   });
 });

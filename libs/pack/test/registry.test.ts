@@ -6,19 +6,23 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { MACHINE_ARTIFACT_TYPE, RegistryClient, RegistryConfig, pushArtifact } from '@smolvm/oci';
+import { NotFoundError, smolvmDirs } from '@smolvm/common';
+import { MACHINE_ARTIFACT_TYPE, RegistryClient, RegistryConfig, pushArtifact, type ArtifactLayer } from '@smolvm/oci';
 import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
 import { startProxy, type Proxy, type ProxyRequest } from '../../../tools/fixtures/proxy';
 import {
   PACK_MANIFEST_MEDIA_TYPE,
   PackFile,
   PackFormatError,
+  RUNTIME_MEDIA_TYPE,
+  SECTION_ALIGN,
   assemblePack,
   isPackReference,
   pullPack,
   pulledPackPath,
   pushPack,
   resolvePackSource,
+  runtimeDisk,
   type PackManifestBase,
   type SectionName,
 } from '../src';
@@ -278,3 +282,138 @@ it('pushes and pulls a version 2 pack (a running machine: memory and state secti
   expect(fs.readFileSync(pulled.path).equals(fs.readFileSync(file))).toBe(true);
   expect(PackFile.open(pulled.path).manifest.snapshot).toEqual(pack.manifest.snapshot);
 });
+
+describe('format version 4: the runtime travels as a layer of its own and lands in the section cache', () => {
+  // A stand-in for the stub executable every pack of one build is made with.
+  const stub = crypto.randomBytes(4 * SECTION_ALIGN + 10);
+  const size = 4 * SECTION_ALIGN;
+  const runtime = { size, sha256: crypto.createHash('sha256').update(stub.subarray(0, size)).digest('hex') };
+  const digest = `sha256:${runtime.sha256}`;
+  const cacheFileOf = (env: NodeJS.ProcessEnv) => path.join(smolvmDirs(env).cache, 'pack', 'sections', runtime.sha256);
+
+  /** `X` beside `X.smolmachine`, as `pack create` writes them. */
+  async function runtimePack(name: string, rootfs: Buffer, manifest: Partial<PackManifestBase> = {}) {
+    fs.writeFileSync(path.join(dir, name), stub, { mode: 0o755 });
+    const content: Record<string, Buffer> = { kernel, agent, rootfs };
+    const file = path.join(dir, `${name}.smolmachine`);
+    await assemblePack({
+      output: file,
+      manifest: { ...base, ...manifest },
+      sections: (['kernel', 'agent', 'rootfs'] as SectionName[]).map((n) => ({
+        name: n,
+        open: () => Readable.from([content[n]]),
+      })),
+      runtime,
+    });
+    return PackFile.open(file);
+  }
+
+  it('is uploaded once across two packs; a clean home pulls the same pack and finds the runtime cached', async () => {
+    const one = await runtimePack('one', crypto.randomBytes(30_000));
+    const two = await runtimePack('two', crypto.randomBytes(40_000), { cpus: 2 });
+    expect(one.manifest.version).toBe(4);
+    const pusher = envOf('pusher');
+    proxy.requests.length = 0;
+    const a = await pushPack(one.path, `${proxy.host}/rt/one:v1`, { env: pusher, client });
+    // Config, three sections and the runtime.
+    expect(a.blobs).toHaveLength(5);
+    expect(a.blobs.find((x) => x.digest === digest)).toEqual({ digest, size, outcome: 'uploaded' });
+    const b = await pushPack(two.path, `${proxy.host}/rt/two:v1`, { env: pusher, client });
+    expect(b.blobs.find((x) => x.digest === digest)?.outcome).toBe('mounted');
+    expect(uploadsOf(proxy.requests, digest)).toHaveLength(1);
+    // The last layer, named and typed as the runtime.
+    const res = await fetch(`${registry.url}/v2/rt/one/manifests/${a.manifest.digest}`, {
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    const layers = ((await res.json()) as { layers: Array<Record<string, unknown>> }).layers;
+    expect(layers.at(-1)).toEqual({
+      mediaType: RUNTIME_MEDIA_TYPE,
+      digest,
+      size,
+      annotations: { 'org.opencontainers.image.title': 'runtime' },
+    });
+
+    const clean = envOf('clean');
+    const cacheFile = cacheFileOf(clean);
+    const pulled = await pullPack(`${registry.host}/rt/one:v1`, { env: clean, client, platform: 'linux/amd64' });
+    // The .smolmachine is the pushed one byte for byte: the runtime is not put into it.
+    expect(fs.readFileSync(pulled.path).equals(fs.readFileSync(one.path))).toBe(true);
+    expect(pulled.runtime).toBe(cacheFile);
+    expect(fs.readFileSync(cacheFile).equals(stub.subarray(0, size))).toBe(true);
+    expect(fs.statSync(cacheFile).mode & 0o777).toBe(0o600);
+    expect(await runtimeDisk(PackFile.open(pulled.path), smolvmDirs(clean).cache)).toEqual({
+      path: cacheFile,
+      sha256: runtime.sha256,
+    });
+    // A pull the cache has the pack of, but lost the runtime of, puts it back.
+    fs.rmSync(cacheFile);
+    const again = await pullPack(`${registry.host}/rt/one:v1`, { env: clean, client, platform: 'linux/amd64' });
+    expect(again).toMatchObject({ cached: true, runtime: cacheFile });
+    expect(fs.readFileSync(cacheFile).equals(stub.subarray(0, size))).toBe(true);
+  });
+
+  it('a pusher without the runtime is refused before anything is sent; a candidate it names is used', async () => {
+    const pack = await runtimePack('lone', crypto.randomBytes(5000));
+    const elsewhere = path.join(dir, 'stub-elsewhere');
+    fs.renameSync(path.join(dir, 'lone'), elsewhere);
+    const env = envOf('lone-pusher');
+    proxy.requests.length = 0;
+    await expect(pushPack(pack.path, `${proxy.host}/rt/lone:v1`, { env, client })).rejects.toThrow(NotFoundError);
+    expect(proxy.requests).toHaveLength(0);
+    const pushed = await pushPack(pack.path, `${proxy.host}/rt/lone:v1`, {
+      env,
+      client,
+      runtimeCandidates: [elsewhere],
+    });
+    expect(pushed.blobs.map((x) => x.digest)).toContain(digest);
+  });
+
+  it('refuses a registry whose runtime layer does not match the manifest, leaving nothing', async () => {
+    const pack = await runtimePack('f', crypto.randomBytes(5000));
+    const plain = await makePack(path.join(dir, 'plain.smolmachine'), crypto.randomBytes(5000));
+    const layer = (bytes: Buffer, mediaType = RUNTIME_MEDIA_TYPE) => ({
+      mediaType,
+      digest: `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`,
+      size: bytes.length,
+      open: (start = 0, end = bytes.length - 1) => Readable.from([bytes.subarray(start, end + 1)]),
+    });
+    const prefix = stub.subarray(0, size);
+    const cases: Array<[string, PackFile, ArtifactLayer[]]> = [
+      ['other-bytes', pack, [...layersOf(pack), layer(crypto.randomBytes(size))]],
+      ['missing', pack, layersOf(pack)],
+      ['media-type', pack, [...layersOf(pack), layer(prefix, 'application/octet-stream')]],
+      ['shorter', pack, [...layersOf(pack), layer(prefix.subarray(0, size - SECTION_ALIGN))]],
+      // A pack without a runtime does not get one from an extra layer either.
+      ['extra', plain, [...layersOf(plain), layer(prefix)]],
+    ];
+    const env = envOf('forged-runtime');
+    for (const [name, config, layers] of cases) {
+      const reference = `${registry.host}/forged/runtime-${name}:v1`;
+      await pushArtifact(client, reference, {
+        artifactType: MACHINE_ARTIFACT_TYPE,
+        config: { mediaType: PACK_MANIFEST_MEDIA_TYPE, bytes: Buffer.from(JSON.stringify(config.manifest)) },
+        layers,
+        platform: { os: 'linux', architecture: 'amd64' },
+      });
+      const output = path.join(dir, `forged-${name}.smolmachine`);
+      const err = await pullPack(reference, { env, client, output, platform: 'linux/amd64' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PackFormatError);
+      expect((err as Error).message).toBe(
+        `${reference} is not a usable .smolmachine: its manifest's runtime does not match the artifact's layers`,
+      );
+      expect(fs.existsSync(output)).toBe(false);
+      expect(fs.existsSync(cacheFileOf(env))).toBe(false);
+    }
+  });
+});
+
+/** A pack's sections as artifact layers, streamed from the file. */
+function layersOf(pack: PackFile): ArtifactLayer[] {
+  return pack.sections().map((s) => ({
+    mediaType: s.media_type,
+    digest: `sha256:${s.sha256}`,
+    size: s.size,
+    open: (start = 0, end = s.size - 1) =>
+      fs.createReadStream(pack.path, { start: s.fileOffset + start, end: s.fileOffset + end }),
+  }));
+}

@@ -1,19 +1,54 @@
-// `smolvm pack inspect PATH`: the manifest and section table, after the sections were verified.
-import { smolvmDirs } from '@smolvm/common';
-import { PackFile } from '@smolvm/pack';
+// `smolvm pack inspect PATH`: the manifest and section table, after the sections were verified,
+// and where the runtime (format version 4) is read from, as a run would find it.
+import { NotFoundError, smolvmDirs } from '@smolvm/common';
+import { PackFile, runtimeDisk, type RuntimeDisk } from '@smolvm/pack';
 import { renderTable, writeJson } from '../../output/table';
+import { locateStubExecutable } from '../../stub';
 import type { PackInspectArgs } from './inspect';
 
 function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+/** This smolvm's stub executable: the runtime of every pack this build makes. None when not installed. */
+function stubCandidates(): string[] {
+  try {
+    const stub = locateStubExecutable();
+    return stub.kind === 'native' ? [stub.path] : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Where the runtime is read from, or why it cannot be (the pack is shown either way). */
+async function runtimeSource(pack: PackFile, cacheDir: string): Promise<{ disk?: RuntimeDisk; missing?: string }> {
+  try {
+    return { disk: await runtimeDisk(pack, cacheDir, stubCandidates()) };
+  } catch (err) {
+    if (err instanceof NotFoundError) return { missing: `${err.message}; ${err.remedy ?? ''}`.replace(/; $/, '') };
+    throw err;
+  }
+}
+
 export async function runPackInspect(args: PackInspectArgs): Promise<void> {
   const pack = PackFile.open(args.path);
-  await pack.verify(smolvmDirs().cache);
+  const cacheDir = smolvmDirs().cache;
+  await pack.verify(cacheDir);
   const m = pack.manifest;
+  const runtime = m.runtime ? await runtimeSource(pack, cacheDir) : undefined;
   if (args.json) {
-    writeJson({ path: pack.path, digest: pack.digest, payload_offset: pack.payloadStart, ...m });
+    writeJson({
+      path: pack.path,
+      digest: pack.digest,
+      payload_offset: pack.payloadStart,
+      ...m,
+      ...(runtime
+        ? {
+            runtime_source: runtime.disk ? { path: runtime.disk.path, ...runtime.disk.range } : null,
+            ...(runtime.missing ? { runtime_error: runtime.missing } : {}),
+          }
+        : {}),
+    });
     return;
   }
   const lines = [
@@ -31,6 +66,14 @@ export async function runPackInspect(args: PackInspectArgs): Promise<void> {
     ...(m.snapshot
       ? [
           `snapshot:      running machine ${m.snapshot.id}: its RAM (${m.memory_mib} MiB, with whatever secrets were in memory) and device state; QEMU ${m.snapshot.qemu.major}.${m.snapshot.qemu.minor}.${m.snapshot.qemu.micro} (${m.snapshot.qemu_package}), driver ${m.snapshot.driver}`,
+        ]
+      : []),
+    ...(m.runtime && runtime
+      ? [
+          `runtime:       ${mib(m.runtime.size)} of the packed executable (its Node, which the guest's agent runs on), sha256 ${m.runtime.sha256.slice(0, 16)}`,
+          runtime.disk
+            ? `               read from ${runtime.disk.path}${runtime.disk.range ? ` (its first ${runtime.disk.range.size} bytes, in place)` : ' (a copy in the cache)'}`
+            : `               not found: ${runtime.missing}`,
         ]
       : []),
     '',
