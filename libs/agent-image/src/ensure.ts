@@ -12,7 +12,8 @@ import { HashMemo } from './hash';
 import { koffiRuntimeFiles, locateKoffi, type KoffiFiles } from './koffi';
 import { FORMAT_VERSION, initScript } from './layout';
 import { resolveLibraries, type ResolvedLibraries } from './libraries';
-import { stageRoot } from './stage';
+import { RUNTIME_DISK_ID, type RuntimeSource } from './runtime';
+import { finishRuntimeRoot, stageRoot } from './stage';
 
 export interface AgentImageOptions {
   /** smolvm's cache directory; the image goes to `<cacheDir>/agent/<key>.erofs`. */
@@ -35,6 +36,11 @@ export interface AgentImageOptions {
   nodeFlags?: string[];
   /** Writer for the image: our TypeScript erofs writer (default) or mkfs.erofs. */
   writer?: 'smolvm' | 'mkfs.erofs';
+  /**
+   * The guest's node is this single executable's (a pack's stub), read from it as the disk
+   * RUNTIME_DISK_ID (runtime.ts) instead of a copy in the image; `node` is then not used.
+   */
+  runtime?: RuntimeSource;
 }
 
 export interface AgentImage {
@@ -47,6 +53,8 @@ export interface AgentImage {
   diskId: string;
   /** True when this call built the image. */
   built: boolean;
+  /** The image reads its node from this disk (AgentImageOptions.runtime): attach it, read-only, with this serial. */
+  runtimeDiskId?: string;
 }
 
 /**
@@ -85,15 +93,18 @@ interface HostInputs {
 const hostInputsMemo = new Map<string, HostInputs>();
 
 function hostInputs(opts: AgentImageOptions): HostInputs {
-  const memoKey = `${opts.node ?? ''}\0${opts.busybox ?? ''}\0${opts.koffiFrom ?? ''}`;
+  const memoKey = `${opts.runtime?.executable ?? opts.node ?? ''}\0${opts.busybox ?? ''}\0${opts.koffiFrom ?? ''}`;
   const known = hostInputsMemo.get(memoKey);
   if (known) return known;
-  const node = fs.realpathSync(opts.node ?? process.execPath);
+  // A runtime executable has node's ELF dependencies; its version is read when it is staged (its
+  // own --version would start the program inside it), and its bytes are in the key (sha256).
+  const node = fs.realpathSync(opts.runtime?.executable ?? opts.node ?? process.execPath);
   const busybox = findStaticBusybox(opts.busybox);
   const koffi = locateKoffi(opts.koffiFrom);
   const libraries = resolveLibraries([node, ...koffi.natives]);
-  const nodeVersion =
-    node === fs.realpathSync(process.execPath)
+  const nodeVersion = opts.runtime
+    ? ''
+    : node === fs.realpathSync(process.execPath)
       ? process.version
       : execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
   const inputs = {
@@ -133,11 +144,23 @@ export async function ensureAgentImage(opts: AgentImageOptions): Promise<AgentIm
     koffiFiles,
     libraries: [...libraries.files],
     snapshot,
-    init: initScript({ snapshot: snapshot !== null, nodeFlags, libraryDirs: libraries.dirs }),
+    runtime: opts.runtime,
+    init: initScript({
+      snapshot: snapshot !== null,
+      nodeFlags,
+      libraryDirs: libraries.dirs,
+      ...(opts.runtime ? { runtimeDisk: RUNTIME_DISK_ID } : {}),
+    }),
   });
   memo.save();
   const finalPath = path.join(dir, `${key}.erofs`);
-  const result = { path: finalPath, key, kernelArgs: agentKernelArgs(), diskId: AGENT_DISK_ID };
+  const result = {
+    path: finalPath,
+    key,
+    kernelArgs: agentKernelArgs(),
+    diskId: AGENT_DISK_ID,
+    ...(opts.runtime ? { runtimeDiskId: RUNTIME_DISK_ID } : {}),
+  };
   if (fs.existsSync(finalPath)) {
     // What every VM boots as its root: UntrustedPathError (with a remedy) if another user could have put it there.
     assertTrustedPath(finalPath, opts.cacheDir);
@@ -149,7 +172,18 @@ export async function ensureAgentImage(opts: AgentImageOptions): Promise<AgentIm
   const staging = fs.mkdtempSync(path.join(dir, '.staging-'));
   const tmp = tempPathFor(finalPath);
   try {
-    stageRoot(staging, { node, nodeVersion, bundle: opts.agentBundle, busybox, koffi, libraries, snapshot, nodeFlags });
+    stageRoot(staging, {
+      node,
+      nodeVersion,
+      bundle: opts.agentBundle,
+      busybox,
+      koffi,
+      libraries,
+      snapshot,
+      nodeFlags,
+      ...(opts.runtime ? { runtime: opts.runtime } : {}),
+    });
+    if (opts.runtime) await finishRuntimeRoot(staging, opts.runtime);
     await writeImage(staging, tmp, opts.writer ?? 'smolvm');
     const fd = fs.openSync(tmp, 'r');
     fs.fsyncSync(fd);
@@ -174,6 +208,7 @@ interface KeyInputs {
   koffiFiles: string[];
   libraries: Array<[string, string]>;
   snapshot: null | 'host' | { blob: string };
+  runtime: RuntimeSource | undefined;
   init: string;
 }
 
@@ -181,7 +216,9 @@ function imageKey(k: KeyInputs): string {
   const h = crypto.createHash('sha256');
   const add = (label: string, value: string) => h.update(`${label}\0${value}\0`);
   add('format', String(FORMAT_VERSION));
-  add('node', `${k.nodeVersion} ${k.memo.sha256(k.node)}`);
+  // A runtime's bytes are named by the caller's digest (hashing the ~90 MB executable again here would cost each pack).
+  if (k.runtime) add('runtime', `${k.runtime.size} ${k.runtime.sha256}`);
+  else add('node', `${k.nodeVersion} ${k.memo.sha256(k.node)}`);
   add('bundle', k.memo.sha256(k.bundle));
   add('busybox', k.memo.sha256(k.busybox));
   for (const f of k.koffiFiles) add('koffi', `${path.basename(f)} ${k.memo.sha256(f)}`);

@@ -10,6 +10,7 @@ export {
   type AgentImage,
 } from './ensure';
 export { AGENT_DISK_ID, agentKernelArgs } from './boot';
+export { RUNTIME_DISK_ID, type RuntimeSource } from './runtime';
 export { FORMAT_VERSION } from './layout';
 export { readElf, hasSymbolTable, type ElfInfo } from './elf';
 export { resolveLibraries, type ResolvedLibraries } from './libraries';

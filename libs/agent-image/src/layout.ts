@@ -10,6 +10,9 @@ export { AGENT_DIR, AGENT_IMAGE_MARKER };
 export const NODE_PATH = `${AGENT_DIR}/node`;
 export const BUNDLE_PATH = `${AGENT_DIR}/agent.js`;
 export const SNAPSHOT_PATH = `${AGENT_DIR}/agent.blob`;
+/** With a runtime (runtime.ts): the erofs holding the guest's node, and where /init mounts it. */
+export const RUNTIME_EROFS_PATH = `${AGENT_DIR}/runtime.erofs`;
+export const RUNTIME_MOUNT = `${AGENT_DIR}/runtime`;
 
 /** Empty directories the image provides as mount points. */
 export const MOUNT_POINTS = ['proc', 'sys', 'dev', 'run', 'tmp', 'mnt', 'root', 'home', 'var', 'workspace'];
@@ -21,6 +24,8 @@ export interface InitOptions {
   nodeFlags: string[];
   /** Library directories node's dependencies were copied to. */
   libraryDirs: string[];
+  /** Node is read from the disk with this serial (runtime.ts): mounted before the agent starts. */
+  runtimeDisk?: string;
 }
 
 /**
@@ -43,11 +48,26 @@ export function initScript(opts: InitOptions): string {
     '/bin/busybox mount -t proc -o nosuid,nodev,noexec proc /proc',
     '/bin/busybox mount -t sysfs -o nosuid,nodev,noexec sysfs /sys',
     '/bin/busybox mount -t tmpfs -o nosuid,nodev,mode=0755 run /run',
+    ...(opts.runtimeDisk ? mountRuntime(opts.runtimeDisk) : []),
     ...agent,
     'echo "smolvm: agent exited ($?); powering off" >/dev/console',
     '/bin/busybox reboot -f',
     '',
   ].join('\n');
+}
+
+/**
+ * Finds the runtime disk by its serial and mounts the node erofs with it as its second device;
+ * without it there is no node, so the VM ends at once with a line on the console.
+ */
+function mountRuntime(serial: string): string[] {
+  return [
+    `for b in /sys/block/vd*; do [ "$(/bin/busybox cat $b/serial 2>/dev/null)" = ${serial} ] && rt=/dev/\${b##*/}; done`,
+    `/bin/busybox mount -t erofs -o ro,loop,device=$rt ${RUNTIME_EROFS_PATH} ${RUNTIME_MOUNT} || {`,
+    `  echo "smolvm: the runtime disk ${serial} (\${rt:-missing}) does not mount; powering off" >/dev/console`,
+    '  /bin/busybox reboot -f',
+    '}',
+  ];
 }
 
 export const PASSWD = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n';

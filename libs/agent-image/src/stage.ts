@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SmolvmError } from '@smolvm/common';
+import { plainNode } from '@smolvm/sea';
 import { busyboxApplets } from './busybox';
 import { hasSymbolTable } from './elf';
 import { koffiRuntimeFiles, type KoffiFiles } from './koffi';
@@ -15,10 +16,13 @@ import {
   MOUNT_POINTS,
   NODE_PATH,
   PASSWD,
+  RUNTIME_EROFS_PATH,
+  RUNTIME_MOUNT,
   SNAPSHOT_PATH,
   initScript,
 } from './layout';
 import type { ResolvedLibraries } from './libraries';
+import { RUNTIME_DISK_ID, writeRuntimeErofs, type RuntimeSource } from './runtime';
 
 export interface StageInputs {
   node: string;
@@ -30,6 +34,8 @@ export interface StageInputs {
   /** null: no snapshot; 'host': build one here; else a blob built elsewhere (in a guest). */
   snapshot: null | 'host' | { blob: string };
   nodeFlags: string[];
+  /** The node is this executable's, read from the runtime disk in the guest (runtime.ts). */
+  runtime?: RuntimeSource;
 }
 
 function inRoot(root: string, absolute: string): string {
@@ -63,7 +69,14 @@ export function stageRoot(root: string, inputs: StageInputs): void {
   }
 
   const node = inRoot(root, NODE_PATH);
-  stageNode(inputs.node, node);
+  // A runtime's node is staged as a plain copy only for the checks below; finishRuntimeRoot replaces it.
+  if (inputs.runtime) {
+    fs.mkdirSync(path.dirname(node), { recursive: true });
+    plainNode(inputs.runtime.executable, path.dirname(node));
+  } else stageNode(inputs.node, node);
+  const nodeVersion = inputs.runtime
+    ? execFileSync(node, ['--version'], { encoding: 'utf8', env: {} }).trim()
+    : inputs.nodeVersion;
   copy(inputs.bundle, inRoot(root, BUNDLE_PATH), 0o644);
   for (const pkg of inputs.koffi.packages) {
     for (const file of koffiRuntimeFiles(pkg.dir)) {
@@ -94,11 +107,16 @@ export function stageRoot(root: string, inputs: StageInputs): void {
   const snapshot = inputs.snapshot !== null;
   write(
     inRoot(root, AGENT_IMAGE_MARKER),
-    JSON.stringify({ format: FORMAT_VERSION, node: inputs.nodeVersion, snapshot }) + '\n',
+    JSON.stringify({ format: FORMAT_VERSION, node: nodeVersion, snapshot }) + '\n',
   );
   write(
     path.join(root, 'init'),
-    initScript({ snapshot, nodeFlags: inputs.nodeFlags, libraryDirs: inputs.libraries.dirs }),
+    initScript({
+      snapshot,
+      nodeFlags: inputs.nodeFlags,
+      libraryDirs: inputs.libraries.dirs,
+      ...(inputs.runtime ? { runtimeDisk: RUNTIME_DISK_ID } : {}),
+    }),
     0o755,
   );
 
@@ -106,6 +124,18 @@ export function stageRoot(root: string, inputs: StageInputs): void {
   checkKoffiLoads(root, node);
   if (inputs.snapshot === 'host') buildSnapshot(root, node, inputs.nodeFlags);
   else if (inputs.snapshot) copy(inputs.snapshot.blob, inRoot(root, SNAPSHOT_PATH), 0o644);
+}
+
+/**
+ * With a runtime, the staged node goes (it was there for the checks): the image gets the erofs that
+ * reads it from the runtime disk, the mount point /init mounts that on, and NODE_PATH as a link into it.
+ */
+export async function finishRuntimeRoot(root: string, runtime: RuntimeSource): Promise<void> {
+  await writeRuntimeErofs(runtime, inRoot(root, RUNTIME_EROFS_PATH));
+  fs.chmodSync(inRoot(root, RUNTIME_EROFS_PATH), 0o644);
+  fs.mkdirSync(inRoot(root, RUNTIME_MOUNT), { mode: 0o755 });
+  fs.rmSync(inRoot(root, NODE_PATH));
+  fs.symlinkSync(`${path.basename(RUNTIME_MOUNT)}/node`, inRoot(root, NODE_PATH));
 }
 
 /**

@@ -1,13 +1,17 @@
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openErofs } from '@smolvm/erofs';
+import { fuseOffset } from '@smolvm/sea';
 import {
   DEFAULT_NODE_FLAGS,
+  RUNTIME_DISK_ID,
   UNUSED_IMAGE_MS,
   agentKernelArgs,
   ensureAgentImage,
+  findStaticBusybox,
   hasSymbolTable,
   readElf,
   resolveLibraries,
@@ -107,6 +111,67 @@ describe('ensureAgentImage', () => {
     } finally {
       r.close();
     }
+  });
+
+  // Issue 15: a pack's guest runs on the packed executable's own Node, read from it as a disk.
+  it('with a runtime: no node of its own, and a runtime.erofs that reads the executable as plain node', async () => {
+    const cacheDir = path.join(work, 'cache-runtime');
+    // A single executable's bytes (its fuse set); it never runs here, only plain copies of it do.
+    const plain = fs.readFileSync(process.execPath);
+    const stub = Buffer.from(plain);
+    const at = fuseOffset(stub);
+    expect(stub[at]).toBe(0x30);
+    stub[at] = 0x31;
+    const exe = path.join(work, 'stub-exe');
+    fs.writeFileSync(exe, stub, { mode: 0o755 });
+    const size = Math.floor(stub.length / 4096) * 4096;
+    expect(stub.length % 4096).not.toBe(0);
+    const sha256 = crypto.createHash('sha256').update(stub.subarray(0, size)).digest('hex');
+    const img = await ensureAgentImage({ cacheDir, agentBundle: bundle, runtime: { executable: exe, size, sha256 } });
+    expect(img.runtimeDiskId).toBe(RUNTIME_DISK_ID);
+    execFileSync('fsck.erofs', [img.path], { stdio: 'pipe' });
+    // No second Node: the image is what is left (busybox, libraries, koffi, the bundle).
+    expect(fs.statSync(img.path).size).toBeLessThan(40 * 1024 * 1024);
+    const r = openErofs(img.path);
+    const runtimeImage = path.join(work, 'runtime.erofs');
+    try {
+      expect(r.lookup('/opt/smolvm/node')?.linkTarget?.toString()).toBe('runtime/node');
+      expect(r.lookup('/opt/smolvm/runtime')?.type).toBe('dir');
+      const init = r.readFile('/init').toString();
+      expect(init).toContain(`= ${RUNTIME_DISK_ID} ]`);
+      expect(init).toContain('mount -t erofs -o ro,loop,device=$rt /opt/smolvm/runtime.erofs /opt/smolvm/runtime');
+      expect(init.indexOf('device=$rt')).toBeLessThan(init.indexOf('/opt/smolvm/agent.js'));
+      expect(JSON.parse(r.readFile('/etc/smolvm-agent-image').toString())).toMatchObject({ node: process.version });
+      fs.writeFileSync(runtimeImage, r.readFile('/opt/smolvm/runtime.erofs'));
+    } finally {
+      r.close();
+    }
+    // Read with the executable as its second device: exactly plain node (the fuse reset, the tail past the last block).
+    const rt = openErofs(runtimeImage, { devices: [exe] });
+    try {
+      expect(rt.lookup('/node')?.mode).toBe(0o755);
+      const node = rt.readFile('/node');
+      expect(node.length).toBe(plain.length);
+      expect(node.equals(plain)).toBe(true);
+    } finally {
+      rt.close();
+    }
+    expect(fs.statSync(runtimeImage).size).toBeLessThan(1024 * 1024);
+    // Keyed by the runtime's digest: another executable is another image.
+    const other = await ensureAgentImage({
+      cacheDir,
+      agentBundle: bundle,
+      runtime: { executable: exe, size, sha256: 'f'.repeat(64) },
+    });
+    expect(other.key).not.toBe(img.key);
+    await expect(
+      // An executable that is not a Node single executable.
+      ensureAgentImage({
+        cacheDir,
+        agentBundle: bundle,
+        runtime: { executable: findStaticBusybox(), size: 0, sha256 },
+      }),
+    ).rejects.toThrow(/single-executable fuse/);
   });
 
   it('reuses the cached image and keys it by content', async () => {
