@@ -64,6 +64,8 @@ export interface SnapshotShape {
    * 'bare' root means the agent image's userland as the lower layer, nothing more.
    */
   machineDisks: boolean;
+  /** The sha256 of the packed executable the agent's node is read from (a disk after all others). */
+  runtime?: string;
   /** Shapes that must not replace the default family's snapshots (a pack's own kernel and agent). */
   family?: string;
 }
@@ -175,6 +177,7 @@ export async function snapshotKey(
     ...rootDevices(shape),
     ...machineDevices,
     ...shares,
+    ...(shape.runtime ? ['blk:runtime:ro'] : []),
     shape.network ? 'net' : 'no-net',
   ];
   const shapeFields = {
@@ -192,6 +195,7 @@ export async function snapshotKey(
     kernel: `sha256:${kernelDigest(shape.kernel, root)}`,
     cmdline: shape.agentImage.kernelArgs.join(' '),
     agentImage: shape.agentImage.key,
+    ...(shape.runtime ? { runtime: `sha256:${shape.runtime}` } : {}),
     ...(typeof shape.root === 'object' ? { rootImage: fileIdentity(shape.root.image.file) } : {}),
   };
   return { key: hash(fields), shapeKey: hash(shapeFields), fields };

@@ -6,7 +6,7 @@ import type net from 'node:net';
 import path from 'node:path';
 import { SmolvmError } from '@smolvm/common';
 import { AgentClient, type AgentInfo } from '@smolvm/agent-protocol';
-import type { AgentImage } from '@smolvm/agent-image';
+import { RUNTIME_DISK_ID, type AgentImage } from '@smolvm/agent-image';
 import {
   VmStartError,
   readLogTail,
@@ -52,6 +52,8 @@ export interface BootOptions {
   imageInSnapshot?: string;
   imageRange?: DiskRange;
   agentRange?: DiskRange;
+  /** The executable the agent image's node is read from (AgentImage.runtimeDiskId): attached last, read-only. */
+  runtime?: { path: string; range?: DiskRange; sha256: string };
   rootShare?: string;
   volumes: VolumeMount[];
   persistent?: PersistentDisks;
@@ -113,6 +115,15 @@ export async function boot(
       disks.push({ id: OVERLAY_DISK_ID, path: options.persistent.overlayDisk, readOnly: false, format });
       disks.push({ id: STORAGE_DISK_ID, path: options.persistent.storageDisk, readOnly: false, format });
     }
+    // Last: the guest finds it by serial, and disks found by order keep their places.
+    if (options.runtime)
+      disks.push({
+        id: RUNTIME_DISK_ID,
+        path: options.runtime.path,
+        readOnly: true,
+        format: 'raw',
+        ...(options.runtime.range ? { range: options.runtime.range } : {}),
+      });
     const start = options.start ?? ((spec: VmSpec) => options.driver.start(spec));
     handle = await start({
       kernel: options.kernel,

@@ -60,7 +60,12 @@ export interface StartVmOptions {
    * caller) instead of the host's: booted as they are (no agent startup snapshot is baked into
    * them), with boot snapshots of their own.
    */
-  packed?: { kernel: string; agentImage: { path: string; range?: DiskRange; key: string } };
+  packed?: {
+    kernel: string;
+    agentImage: { path: string; range?: DiskRange; key: string };
+    /** The packed executable whose Node the agent image runs on (a pack with a runtime), verified by the caller. */
+    runtime?: { path: string; range?: DiskRange; sha256: string };
+  };
   /**
    * A host directory that is the guest's root as it is, writable (a container rootfs prepared by
    * containerd): shared over 9p with the host's owners and modes. Excludes `imageErofs` and
@@ -183,6 +188,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
         ? packedAgentImage(options.packed.agentImage.path, options.packed.agentImage.key)
         : await ensureAgentImage(agentImageOptions(cacheDir, options)),
       ...(options.packed?.agentImage.range ? { agentRange: options.packed.agentImage.range } : {}),
+      ...(options.packed?.runtime ? { runtime: options.packed.runtime } : {}),
       driver,
       features,
       cpus: options.cpus,
@@ -257,6 +263,14 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       },
       ...(options.imageErofs
         ? { image: { path: options.imageErofs, ...(options.imageRange ? { range: options.imageRange } : {}) } }
+        : {}),
+      ...(bootOptions.runtime
+        ? {
+            runtime: {
+              path: bootOptions.runtime.path,
+              ...(bootOptions.runtime.range ? { range: bootOptions.runtime.range } : {}),
+            },
+          }
         : {}),
     };
   } catch (err) {

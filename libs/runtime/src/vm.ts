@@ -36,6 +36,8 @@ export interface GuestFiles {
   kernel: GuestFile;
   agentImage: GuestFile;
   image?: GuestFile;
+  /** The packed executable the agent image's node is read from. */
+  runtime?: GuestFile;
 }
 
 export class Vm {

@@ -89,6 +89,7 @@ export async function warmStart(
               ? { image: { id: options.imageInSnapshot, file: options.imageErofs } }
               : 'image-slot',
         machineDisks: options.persistent !== undefined,
+        ...(options.runtime ? { runtime: options.runtime.sha256 } : {}),
         // A pack's kernel and agent make a family of shapes of their own, so that packed runs and
         // `machine run` do not keep replacing each other's snapshot of the same shape.
         ...(options.agentImage.key.startsWith(PACKED_KEY_PREFIX) ? { family: `packed:${options.agentImage.key}` } : {}),
