@@ -117,7 +117,7 @@ async function main(): Promise<void> {
         `  overhead:                           ${(overhead / MB).toFixed(1)} MB = ${(overhead / node).toFixed(2)}x the Node runtime (${(node / MB).toFixed(1)} MB)`,
       );
       console.log(
-        `    stub ${(stubBytes / MB).toFixed(1)} MB (${stubBytes > node / 2 ? 'a single executable: Node inside' : 'a Node script'}), kernel ${(sizeOf('kernel') / MB).toFixed(1)} MB${kernel?.uncompressed_size ? ` (${kernel.compression} of ${(kernel.uncompressed_size / MB).toFixed(1)} MB)` : ''}, agent image ${(sizeOf('agent') / MB).toFixed(1)} MB (Node, its libraries, busybox, agent),`,
+        `    stub ${(stubBytes / MB).toFixed(1)} MB (${stubBytes > node / 2 ? 'a single executable: Node inside' : 'a Node script'}), kernel ${(sizeOf('kernel') / MB).toFixed(1)} MB${kernel?.uncompressed_size ? ` (${kernel.compression} of ${(kernel.uncompressed_size / MB).toFixed(1)} MB)` : ''}, agent image ${(sizeOf('agent') / MB).toFixed(1)} MB (${pack.manifest.runtime ? `no Node: the guest runs the stub's, its first ${(pack.manifest.runtime.size / MB).toFixed(1)} MB attached as a disk; ` : 'Node, '}its libraries, busybox, agent),`,
       );
       console.log(
         `    rootfs ${(sizeOf('rootfs') / MB).toFixed(1)} MB uncompressed erofs vs ${(compressed / MB).toFixed(1)} MB gzip, manifest + padding ${((payload - sizeOf('kernel') - sizeOf('agent') - sizeOf('rootfs')) / MB).toFixed(2)} MB`,

@@ -39,6 +39,19 @@ export function locateStubExecutable(): StubExecutable {
   return { path: bundle, kind: 'node-script' };
 }
 
+/**
+ * Where a pack's runtime (the Node its guest runs on) may be besides the pack's own executable:
+ * this smolvm's stub, when it is a single executable (packs this smolvm made share its bytes).
+ */
+export function stubRuntimeCandidates(): string[] {
+  try {
+    const stub = locateStubExecutable();
+    return stub.kind === 'native' ? [stub.path] : [];
+  } catch {
+    return [];
+  }
+}
+
 /** Ends the node-script stub's text in a --single-file executable; the payload follows (see stubPrefix). */
 export const SCRIPT_END_MARKER = '\n//# smolvm-stub-end\n';
 

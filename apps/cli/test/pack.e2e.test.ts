@@ -233,7 +233,7 @@ describe('a damaged or foreign payload is refused with one line, and nothing run
         copy.writeUInt32LE(9, copy.length - FOOTER_SIZE);
         return copy;
       }),
-      /it is format version 9, and this smolvm reads versions 1, 2 and 3/,
+      /it is format version 9, and this smolvm reads versions 1, 2, 3 and 4/,
     );
   });
 

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { PackFile } from '@smolvm/pack';
 import { featureImage } from '../../../tools/fixtures/images';
 import { e2eSetup, startPty, shellWords, type E2eSetup } from './helpers';
 import { readCacheFile } from '../src/code-cache';
@@ -62,6 +63,11 @@ beforeAll(async () => {
   // The packed executable is the stub, byte for byte; the payload is beside it.
   expect(fs.readFileSync(app).equals(fs.readFileSync(STUB))).toBe(true);
   expect(fs.existsSync(`${app}.smolmachine`)).toBe(true);
+  // The guest runs on the stub's own Node: the pack names the stub's bytes as its runtime, and its
+  // agent image carries no second Node (all of the tests below boot it that way).
+  const pack = PackFile.open(`${app}.smolmachine`);
+  expect(pack.manifest.runtime).toMatchObject({ size: Math.floor(fs.statSync(STUB).size / 4096) * 4096 });
+  expect(pack.section('agent')?.size).toBeLessThan(40 * 1024 * 1024);
   // Nothing of the packer's images is left to fall back on.
   fs.rmSync(path.join(setup.home, 'cache', 'oci'), { recursive: true, force: true });
   run = hiddenRunner(dir);

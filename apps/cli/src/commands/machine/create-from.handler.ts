@@ -6,6 +6,7 @@ import type { MergedRunOptions } from '@smolvm/config';
 import type { MachineRecord } from '@smolvm/machine-store';
 import type { Machines } from '@smolvm/machines';
 import { PackFile } from '@smolvm/pack';
+import { stubRuntimeCandidates } from '../../stub';
 import type { CreateArgs } from './create';
 
 export async function createFromPack(
@@ -51,5 +52,6 @@ export async function createFromPack(
       sshAgent: merged.sshAgent,
     },
     pack,
+    { runtimeCandidates: stubRuntimeCandidates() },
   );
 }

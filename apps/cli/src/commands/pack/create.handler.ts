@@ -24,30 +24,46 @@ import { ensureAgentImage } from '@smolvm/agent-image';
 import type { MachineRecord } from '@smolvm/machine-store';
 import { openPackSection, shrunkCopy, snapshotPackParts, type SnapshotPackParts } from '@smolvm/machines';
 import { formatPlatform as formatOciPlatform, hostPlatform, type PreparedImage } from '@smolvm/oci';
-import { assemblePack, type PackManifestBase, type SectionSource } from '@smolvm/pack';
+import { assemblePack, runtimeOf, type PackManifestBase, type SectionSource } from '@smolvm/pack';
 import { locateKernel } from '@smolvm/runtime';
 import { agentBundlePath, guestAssets } from '../../runtime-assets';
-import { locateStubExecutable, stubPrefix } from '../../stub';
+import { locateStubExecutable, stubPrefix, type StubExecutable } from '../../stub';
 import { smolvmVersion } from '../../version';
 import { pullWithProgress } from '../image/pull-progress';
 import { cliMachines, machineImage } from '../machine/machines';
 import type { PackCreateArgs } from './create';
 
+type PackRuntime = Awaited<ReturnType<typeof runtimeOf>>;
+
 function fileSection(name: SectionSource['name'], file: string): SectionSource {
   return { name, open: () => fs.createReadStream(file) };
 }
 
-/** The kernel and agent image of this smolvm (the single-file one packs those it carries, like the VMs it runs). */
-async function guestSections(): Promise<SectionSource[]> {
+/**
+ * The kernel and agent image of this smolvm (the single-file one packs those it carries, like the
+ * VMs it runs). With a native stub on a Linux host of the guest's platform, the guest runs on the
+ * stub's own Node (the pack's `runtime`): the agent image then holds no Node of its own.
+ */
+async function guestSections(
+  stub: StubExecutable,
+  platform: string,
+): Promise<{ sections: SectionSource[]; runtime?: PackRuntime }> {
   const { kernel: shippedKernel, ...agentInputs } = guestAssets() ?? {};
   const kernel = locateKernel(process.env, shippedKernel);
+  const shared =
+    stub.kind === 'native' && process.platform === 'linux' && platform === formatOciPlatform(hostPlatform());
+  const runtime = shared ? await runtimeOf(stub.path) : undefined;
   const agent = await ensureAgentImage({
     cacheDir: smolvmDirs().cache,
     agentBundle: agentBundlePath(),
     ...agentInputs,
+    ...(runtime ? { runtime: { executable: stub.path, ...runtime } } : {}),
   });
   // The kernel is extracted to a file before use anyway, so it travels compressed (a fifth of its size).
-  return [{ ...fileSection('kernel', kernel), compress: 'gzip' }, fileSection('agent', agent.path)];
+  return {
+    sections: [{ ...fileSection('kernel', kernel), compress: 'gzip' }, fileSection('agent', agent.path)],
+    ...(runtime ? { runtime } : {}),
+  };
 }
 
 export async function runPackCreate(args: PackCreateArgs): Promise<void> {
@@ -222,14 +238,15 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
   const stub = locateStubExecutable();
   const scratch = record && !snapshot ? fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-pack-')) : undefined;
   try {
-    // A snapshot carries the kernel and agent its guest runs; other packs those of this smolvm.
+    // A snapshot carries the kernel and agent its guest runs (Node included); other packs those of this smolvm.
+    const guest = snapshot ? undefined : await guestSections(stub, manifest.platform);
     const sections: SectionSource[] = snapshot
       ? snapshot.sections.map((s): SectionSource => ({
           name: s.name,
           open: () => openPackSection(s),
           ...(s.name === 'kernel' ? { compress: 'gzip' } : {}),
         }))
-      : await guestSections();
+      : (guest?.sections ?? []);
     if (prepared && !snapshot) sections.push(fileSection('rootfs', prepared.erofsPath));
     if (record && scratch) {
       const files = cliMachines().files(record.name);
@@ -247,6 +264,7 @@ export async function runPackCreate(args: PackCreateArgs): Promise<void> {
       output: payload,
       manifest,
       sections,
+      ...(guest?.runtime ? { runtime: guest.runtime } : {}),
       ...(args.singleFile ? { prefix: stubPrefix(stub, true) } : {}),
     });
     if (!args.singleFile) writeFileAtomic(output, stubPrefix(stub, false), 0o755);

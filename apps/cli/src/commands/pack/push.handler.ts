@@ -1,6 +1,7 @@
 // `smolvm pack push PATH REF`: a thin adapter over @smolvm/pack's pushPack.
 import type { PushEvent } from '@smolvm/oci';
 import { pushPack } from '@smolvm/pack';
+import { stubRuntimeCandidates } from '../../stub';
 import { byteProgress, formatBytes } from '../../output/progress';
 import { writeJson } from '../../output/table';
 import type { PackPushArgs } from './push';
@@ -29,6 +30,7 @@ export async function runPackPush(args: PackPushArgs): Promise<void> {
     pushed = await pushPack(args.path, args.reference, {
       onProgress,
       warn: (m) => process.stderr.write(`warning: ${m}\n`),
+      runtimeCandidates: stubRuntimeCandidates(),
     });
   } finally {
     progress.stop();

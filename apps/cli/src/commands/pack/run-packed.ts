@@ -18,6 +18,8 @@ export interface PackedRunOptions extends SnapshotRunOptions {
   machines: () => Machines | Promise<Machines>;
   /** How to name the program in messages (smolvm pack run, or ./my-app). */
   program: string;
+  /** Executables besides the pack's own that may hold its runtime (the CLI's stub: same build, same Node). */
+  runtimeCandidates?: string[];
 }
 
 export async function runPacked(pack: PackFile, o: PackedRunOptions): Promise<number> {
@@ -37,7 +39,7 @@ export async function runPacked(pack: PackFile, o: PackedRunOptions): Promise<nu
       remedy: `name one after --, e.g. ${o.program} run -- /bin/sh`,
     });
   const cacheDir = smolvmDirs().cache;
-  const boot = await packedBoot(pack, cacheDir);
+  const boot = await packedBoot(pack, cacheDir, o.runtimeCandidates ?? []);
   // A pack made with --from-vm brings its machine's disks: this run gets copies, gone after it.
   const scratch = pack.section('overlay') ? createRunDir('pack') : undefined;
   try {

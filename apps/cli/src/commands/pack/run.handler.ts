@@ -6,6 +6,7 @@ import { PackFile } from '@smolvm/pack';
 import type { PackRunArgs } from './run';
 import { runPacked } from './run-packed';
 import { cliMachines } from '../machine/machines';
+import { stubRuntimeCandidates } from '../../stub';
 
 export async function runPackRun(args: PackRunArgs): Promise<number> {
   if (args.sidecar !== undefined && args.from !== undefined) {
@@ -29,5 +30,6 @@ export async function runPackRun(args: PackRunArgs): Promise<number> {
     quiet: args.quiet,
     machines: () => cliMachines(),
     program: 'smolvm pack run',
+    runtimeCandidates: stubRuntimeCandidates(),
   });
 }
