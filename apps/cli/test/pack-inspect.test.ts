@@ -5,30 +5,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { assemblePack, RUNTIME_MEDIA_TYPE, type PackManifestBase, type SectionName } from '@smolvm/pack';
+import { assemblePack, RUNTIME_MEDIA_TYPE, type SectionName } from '@smolvm/pack';
 import { ok, smolvm } from './helpers';
+import { testManifest } from '../../../libs/pack/test/helpers/manifest';
 
 jest.setTimeout(60_000);
 
-const base: PackManifestBase = {
-  platform: 'linux/amd64',
-  host_platform: 'linux/amd64',
-  created: '2026-12-07T03:00:00Z',
-  smolvm_version: '0.1.0',
-  image: null,
-  from_vm: null,
-  entrypoint: [],
-  cmd: ['/bin/sh'],
-  env: [],
-  workdir: null,
-  user: null,
-  cpus: 1,
-  memory_mib: 256,
-  storage_gib: 20,
-  overlay_gib: 2,
-  network: { net: false, allow_hosts: [], allow_cidrs: [] },
-  artifact: null,
-};
+const base = testManifest();
 
 let dir: string;
 beforeEach(() => {

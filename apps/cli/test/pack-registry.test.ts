@@ -7,33 +7,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { RegistryClient, RegistryConfig } from '@smolvm/oci';
-import { PackFile, assemblePack, type PackManifestBase, type SectionName } from '@smolvm/pack';
+import { PackFile, assemblePack, type SectionName } from '@smolvm/pack';
 import { featureImage, pushBuiltImage } from '../../../tools/fixtures/images';
 import { startProxy, type Proxy, type ProxyRequest } from '../../../tools/fixtures/proxy';
 import { startRegistry, type RegistryFixture } from '../../../tools/fixtures/registry';
 import { smolvm, smolvmAsync } from './helpers';
+import { testManifest } from '../../../libs/pack/test/helpers/manifest';
 
 jest.setTimeout(120_000);
 
-const base: PackManifestBase = {
-  platform: `linux/${process.arch === 'arm64' ? 'arm64' : 'amd64'}`,
-  host_platform: `linux/${process.arch === 'arm64' ? 'arm64' : 'amd64'}`,
-  created: '2026-12-07T03:00:00Z',
-  smolvm_version: '0.1.0',
-  image: null,
-  from_vm: null,
-  entrypoint: [],
-  cmd: ['/bin/sh'],
-  env: [],
-  workdir: null,
-  user: null,
-  cpus: 1,
-  memory_mib: 256,
-  storage_gib: 20,
-  overlay_gib: 2,
-  network: { net: false, allow_hosts: [], allow_cidrs: [] },
-  artifact: null,
-};
+const base = testManifest();
 const kernel = crypto.randomBytes(12_000);
 const agent = crypto.randomBytes(30_000);
 

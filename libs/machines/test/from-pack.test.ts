@@ -7,30 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { NotFoundError, smolvmDirs } from '@smolvm/common';
-import { PackFile, assemblePack, type PackManifestBase, type SectionName } from '@smolvm/pack/local';
+import { PackFile, assemblePack, type SectionName } from '@smolvm/pack/local';
 import { Machines, machinePackBoot } from '../src';
+import { testManifest } from '../../pack/test/helpers/manifest';
 
 jest.setTimeout(60_000);
 
-const base: PackManifestBase = {
-  platform: 'linux/amd64',
-  host_platform: 'linux/amd64',
-  created: '2026-12-07T12:00:00Z',
-  smolvm_version: '0.0.0-test',
-  image: null,
-  from_vm: null,
-  entrypoint: [],
-  cmd: ['/bin/sh'],
-  env: [],
-  workdir: null,
-  user: null,
-  cpus: 1,
-  memory_mib: 256,
-  storage_gib: 1,
-  overlay_gib: 1,
-  network: { net: false, allow_hosts: [], allow_cidrs: [] },
-  artifact: null,
-};
+const base = testManifest({ smolvm_version: '0.0.0-test', storage_gib: 1, overlay_gib: 1 });
 // A stand-in for the stub executable: whole blocks and a tail the runtime leaves out.
 const stub = crypto.randomBytes(3 * 4096 + 77);
 const size = 3 * 4096;
