@@ -2,28 +2,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { assemblePack, type PackManifestBase } from '@smolvm/pack';
+import { assemblePack } from '@smolvm/pack';
 import { findPayload } from '../src/payload';
+import { testManifest } from '../../../libs/pack/test/helpers/manifest';
 
-const manifest: PackManifestBase = {
+const manifest = testManifest({
   platform: 'linux/amd64',
   host_platform: 'linux/amd64',
-  created: '2026-12-07T03:00:00Z',
-  smolvm_version: '0.1.0',
-  image: null,
-  from_vm: null,
-  entrypoint: [],
   cmd: [],
-  env: [],
-  workdir: null,
-  user: null,
   cpus: 4,
   memory_mib: 8192,
-  storage_gib: 20,
-  overlay_gib: 2,
-  network: { net: false, allow_hosts: [], allow_cidrs: [] },
-  artifact: null,
-};
+});
 
 let dir: string;
 beforeEach(() => {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConflictError, UsageError } from '@smolvm/common';
-import { PackFile, assemblePack, type PackManifestBase } from '@smolvm/pack/local';
+import { PackFile, assemblePack } from '@smolvm/pack/local';
 import {
   Machines,
   SNAPSHOT_VM_DIR,
@@ -16,6 +16,7 @@ import {
   snapshotPackParts,
 } from '../src';
 import { recordGuestFiles } from '../src/snapshot-pack';
+import { testManifest } from '../../pack/test/helpers/manifest';
 
 jest.setTimeout(120_000);
 const MIB = 1024 * 1024;
@@ -68,25 +69,16 @@ async function runningSnapshot(): Promise<string> {
   return 'src:run';
 }
 
-const base: PackManifestBase = {
+const base = testManifest({
   platform: 'linux/amd64',
   host_platform: 'linux/amd64',
   created: '2026-12-07T12:00:00Z',
   smolvm_version: '0.0.0-test',
-  image: null,
-  from_vm: null,
-  entrypoint: [],
-  cmd: ['/bin/sh'],
   env: ['A=1'],
-  workdir: null,
-  user: null,
-  cpus: 1,
   memory_mib: 64,
   storage_gib: 1,
   overlay_gib: 1,
-  network: { net: false, allow_hosts: [], allow_cidrs: [] },
-  artifact: null,
-};
+});
 
 async function packSnapshot(
   id: string,

@@ -23,26 +23,17 @@ import {
   type PackManifestBase,
   type SectionName,
 } from '../src';
+import { testManifest } from './helpers/manifest';
 
-const base: PackManifestBase = {
+const base = testManifest({
   platform: 'linux/amd64',
   host_platform: 'linux/amd64',
-  created: '2026-12-07T03:00:00Z',
-  smolvm_version: '0.1.0',
   image: { reference: 'localhost:5000/test:1', digest: `sha256:${'a'.repeat(64)}` },
-  from_vm: null,
-  entrypoint: [],
-  cmd: ['/bin/sh'],
   env: ['PATH=/usr/bin:/bin'],
-  workdir: null,
-  user: null,
   cpus: 4,
   memory_mib: 8192,
-  storage_gib: 20,
-  overlay_gib: 2,
-  network: { net: false, allow_hosts: [], allow_cidrs: [] },
   artifact: { cpus: 2 },
-};
+});
 
 let dir: string;
 beforeEach(() => {
