@@ -3,7 +3,6 @@
 // pack does not carry a second Node. Wherever the pack is run, those bytes are looked for beside it,
 // in the caller's candidates and in the section cache, and checked against the manifest's sha256
 // (a success remembered per file identity: a ~90 MB hash is paid once per file).
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
@@ -12,6 +11,7 @@ import {
   assertTrustedPath,
   commitTempFile,
   ensurePrivateDir,
+  hashingTap,
   tempPathFor,
 } from '@smolvm/common';
 import { SECTION_ALIGN } from './format';
@@ -29,15 +29,11 @@ export interface RuntimeDisk {
 
 /** sha256 (hex) of a file's first `size` bytes, optionally copied into `sink`; undefined if it has fewer. */
 async function hashPrefix(file: string, size: number, sink?: fs.promises.FileHandle): Promise<string | undefined> {
-  const hash = crypto.createHash('sha256');
-  let read = 0;
-  for await (const chunk of fs.createReadStream(file, { start: 0, end: size - 1, highWaterMark: 1 << 20 })) {
-    const b = chunk as Buffer;
-    hash.update(b);
-    if (sink) await sink.write(b, 0, b.length, read);
-    read += b.length;
-  }
-  return read === size ? hash.digest('hex') : undefined;
+  const hashed = hashingTap();
+  const chunks = fs.createReadStream(file, { start: 0, end: size - 1, highWaterMark: 1 << 20 });
+  for await (const b of hashed.tap(chunks as AsyncIterable<Buffer>))
+    if (sink) await sink.write(b, 0, b.length, hashed.size() - b.length);
+  return hashed.size() === size ? hashed.digest() : undefined;
 }
 
 /**
