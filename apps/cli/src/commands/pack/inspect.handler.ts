@@ -3,27 +3,17 @@
 import { NotFoundError, smolvmDirs } from '@smolvm/common';
 import { PackFile, runtimeDisk, type RuntimeDisk } from '@smolvm/pack';
 import { renderTable, writeJson } from '../../output/table';
-import { locateStubExecutable } from '../../stub';
+import { stubRuntimeCandidates } from '../../stub';
 import type { PackInspectArgs } from './inspect';
 
 function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-/** This smolvm's stub executable: the runtime of every pack this build makes. None when not installed. */
-function stubCandidates(): string[] {
-  try {
-    const stub = locateStubExecutable();
-    return stub.kind === 'native' ? [stub.path] : [];
-  } catch {
-    return [];
-  }
-}
-
 /** Where the runtime is read from, or why it cannot be (the pack is shown either way). */
 async function runtimeSource(pack: PackFile, cacheDir: string): Promise<{ disk?: RuntimeDisk; missing?: string }> {
   try {
-    return { disk: await runtimeDisk(pack, cacheDir, stubCandidates()) };
+    return { disk: await runtimeDisk(pack, cacheDir, stubRuntimeCandidates()) };
   } catch (err) {
     if (err instanceof NotFoundError) return { missing: `${err.message}; ${err.remedy ?? ''}`.replace(/; $/, '') };
     throw err;
