@@ -106,6 +106,27 @@ test('run: the default command, then a command with its output, stderr and exit 
   expect(piped.stdout).toBe('PIPED IN\n');
 });
 
+// The guest runs on the executable's own Node, attached as a disk: a guest (root in it) must not be able to write it.
+test('the packed executable is a read-only disk in the guest: a write to it fails and the file is unchanged', () => {
+  const before = crypto.createHash('sha256').update(fs.readFileSync(app)).digest('hex');
+  const r = stub(app, [
+    'run',
+    '--',
+    'sh',
+    '-c',
+    [
+      'for b in /sys/block/vd*; do [ "$(cat $b/serial)" = smolvm-runtime ] && d=${b##*/}; done',
+      '[ -n "$d" ] || exit 3',
+      'echo "ro=$(cat /sys/block/$d/ro)"',
+      '[ -e /dev/$d ] || mknod /dev/$d b $(tr : " " < /sys/block/$d/dev)',
+      'if dd if=/dev/zero of=/dev/$d bs=4096 count=1 conv=notrunc,fsync 2>/dev/null; then echo wrote; else echo refused; fi',
+    ].join('; '),
+  ]);
+  expect(r.stdout).toBe('ro=1\nrefused\n');
+  expect(r.status).toBe(0);
+  expect(crypto.createHash('sha256').update(fs.readFileSync(app)).digest('hex')).toBe(before);
+});
+
 test('-it: a shell on a pseudo-terminal', async () => {
   const pty = startPty(`${app} run -it -- /bin/sh`, env, 200_000);
   try {
