@@ -3,7 +3,9 @@
 // QEMU loads the snapshot while node loads smolvm. startVm then takes it over only if it is
 // exactly the restore this run needs; otherwise it is ended, and nothing changed but some CPU.
 // A machine's supervisor (`machine _supervise --name N`, spawned under the machine's lock by
-// `machine start`) does the same with its machine's restore, its own disks in the slots.
+// `machine start`) does the same with its machine's restore, its own disks in the slots. A
+// machine's first start has no recipe of its own yet: it takes the shape recipe another machine
+// of the same shape left (shapeRecipe), with that machine's directory and name swapped for its own.
 //
 // A recipe is found by the invocation: the words and flags before `--` (the command after it
 // changes nothing about the VM), the working directory (Smolfile), the CLI bundle, and the
@@ -12,7 +14,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { assertTrustedPath, ensurePrivateDir, writeFileAtomic } from '@smolvm/common';
+import { assertTrustedPath, ensurePrivateDir, smolvmDirs, writeFileAtomic } from '@smolvm/common';
 // The libraries' early-start entry points, not their indexes: this runs in the executable's
 // small loader, which must not evaluate (or require the built-ins of) whole libraries.
 import { findEarlyStart } from '@smolvm/driver-api/early-start';
@@ -99,7 +101,9 @@ export function prestartFor(
   (globalThis as Record<symbol, unknown>)[HANDOFF] = handoff;
   if (env.SMOLVM_NO_EARLY_START === '1') return;
   try {
-    const text = readOwn(recipeFile(cacheDir, invocationKey(args, process.cwd(), env, bundle)), cacheDir);
+    const text =
+      readOwn(recipeFile(cacheDir, invocationKey(args, process.cwd(), env, bundle)), cacheDir) ??
+      fromShapeRecipe(args, cacheDir, bundle, env);
     if (text === undefined) return;
     handoff.text = text;
     const recipe = parseRunRecipe(JSON.parse(text));
@@ -141,10 +145,89 @@ export function keepRecipe(
     // Not into a directory another user could swap the recipe in: the next start would not read it.
     assertTrustedPath(path.dirname(file), cacheDir, 'dir');
     writeFileAtomic(file, text);
+    keepShapeRecipe(args, cacheDir, bundle, text, env);
     evictOldRecipes(path.dirname(file));
   } catch {
     // Only a missed head start next time.
   }
+}
+
+const NAME_SLOT = '@@smolvm-machine-name@@';
+const DIR_SLOT = '@@smolvm-machine-dir@@';
+/** Machine names (machine-store's rule), so that one can never reach outside its directory or its JSON string. */
+const MACHINE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+
+/** The machine a supervisor invocation (`machine _supervise --name N ...`) runs, and its directory. */
+function supervised(args: string[], env: NodeJS.ProcessEnv): { name: string; dir: string } | undefined {
+  if (args[0] !== 'machine' || args[1] !== '_supervise') return undefined;
+  const at = args.indexOf('--name');
+  const name = at > 1 ? args[at + 1] : undefined;
+  if (name === undefined || !MACHINE_NAME.test(name)) return undefined;
+  return { name, dir: path.join(smolvmDirs(env).data, 'machines', name) };
+}
+
+/** Where the shape recipe for a supervisor invocation lives: its key has the name slot for the name. */
+function shapeRecipeFile(args: string[], cacheDir: string, bundle: string, env: NodeJS.ProcessEnv) {
+  const at = args.indexOf('--name');
+  const shaped = [...args.slice(0, at + 1), NAME_SLOT, ...args.slice(at + 2)];
+  return recipeFile(cacheDir, `shape-${invocationKey(shaped, '/', env, bundle)}`);
+}
+
+/**
+ * A supervisor's recipe as a shape recipe: its machine's directory and name as slots. Only for a
+ * machine with nothing of its own beyond its disks and inbox (no volumes, no network, no SSH
+ * agent): another machine's first start must never reach the host paths or ports a user gave
+ * this one. Undefined when the recipe does not qualify or still names the machine's directory.
+ */
+export function shapeRecipeOf(text: string, name: string, dir: string): string | undefined {
+  const recipe = JSON.parse(text) as {
+    restore?: { args?: unknown };
+    setup?: { hostname?: unknown; volumes?: unknown; network?: unknown; sshAgent?: unknown };
+  };
+  const args = recipe.restore?.args;
+  if (!Array.isArray(args) || args.includes('-netdev') || args.filter((a) => a === '-fsdev').length !== 1) return;
+  const setup = recipe.setup;
+  if (setup && (setup.network !== undefined || setup.sshAgent !== undefined)) return;
+  if (setup && Array.isArray(setup.volumes) && setup.volumes.length > 1) return;
+  const inDir = JSON.stringify(dir).slice(1, -1);
+  const shaped = text
+    .split(`${inDir}/`)
+    .join(`${DIR_SLOT}/`)
+    .split(`"hostname":${JSON.stringify(name)}`)
+    .join(`"hostname":"${NAME_SLOT}"`);
+  // Every path of the machine's own is in the slot now: nothing left that names its directory.
+  return shaped.includes(inDir) ? undefined : shaped;
+}
+
+function keepShapeRecipe(args: string[], cacheDir: string, bundle: string, text: string, env: NodeJS.ProcessEnv) {
+  const machine = supervised(args, env);
+  if (!machine) return;
+  const shaped = shapeRecipeOf(text, machine.name, machine.dir);
+  if (shaped === undefined) return;
+  const file = shapeRecipeFile(args, cacheDir, bundle, env);
+  if (readOwn(file, cacheDir) !== shaped) writeFileAtomic(file, shaped);
+}
+
+/** A supervisor's recipe made from the shape recipe of its invocation, if there is one. */
+export function fromShapeRecipe(args: string[], cacheDir: string, bundle: string, env: NodeJS.ProcessEnv): string | undefined {
+  const machine = supervised(args, env);
+  if (!machine) return undefined;
+  const shaped = readOwn(shapeRecipeFile(args, cacheDir, bundle, env), cacheDir);
+  if (shaped === undefined) return undefined;
+  // QEMU opens the inbox share as it starts, and a machine that never ran has none yet: made as
+  // the supervisor would (resetInbox), under the same lock. Anything else there: no early start.
+  const inbox = path.join(machine.dir, 'inbox');
+  try {
+    fs.mkdirSync(inbox, { mode: 0o700 });
+  } catch {
+    const st = fs.lstatSync(inbox, { throwIfNoEntry: false });
+    if (!st?.isDirectory() || st.uid !== process.getuid?.() || (st.mode & 0o777) !== 0o700) return undefined;
+  }
+  return shaped
+    ?.split(`${DIR_SLOT}/`)
+    .join(`${JSON.stringify(machine.dir).slice(1, -1)}/`)
+    .split(NAME_SLOT)
+    .join(machine.name);
 }
 
 /** Recipes of two runs differ in their run directories (a fresh one per run), if nothing else. */

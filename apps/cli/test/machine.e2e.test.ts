@@ -224,6 +224,44 @@ describe('a running machine', () => {
     },
   );
 
+  (COLD ? it.skip : it)(
+    "a new machine's first start begins early from its shape's recipe, on its own disks, hostname and inbox only",
+    () => {
+      const recipes = path.join(home, 'cache', 'prestart');
+      // dev's starts left its shape's recipe: its directory and name as slots, nothing else of it.
+      const shapes = fs.readdirSync(recipes).filter((f) => f.startsWith('shape-'));
+      expect(shapes.length).toBeGreaterThan(0);
+      for (const f of shapes) {
+        const shape = fs.readFileSync(path.join(recipes, f), 'utf8');
+        expect(shape).not.toContain(path.join(home, 'data', 'machines', 'dev'));
+        expect(shape).not.toContain('"hostname":"dev"');
+        expect(fs.statSync(path.join(recipes, f)).mode & 0o777).toBe(0o600);
+      }
+      expect(cli(['machine', 'create', 'twin', ...SMALL]).status).toBe(0);
+      try {
+        expect(start('twin').status).toBe(0);
+        const log = fs.readFileSync(path.join(home, 'data', 'machines', 'twin', 'supervisor.log'), 'utf8');
+        expect(log).toMatch(/ready after \d+ ms \(restored from a boot snapshot; .*started early/);
+        // Its own empty disks, its own name, while dev runs on with its own (both QEMUs hold theirs).
+        expect(
+          exec('twin', 'hostname; cat /etc/hostname; ls /workspace; test -e /etc/marker || echo clean').stdout,
+        ).toBe('twin\ntwin\nlost+found\nclean\n');
+        expect(exec('dev', 'hostname; cat /workspace/notes /etc/marker').stdout).toBe('dev\nkept\nedited\n');
+        const up = path.join(os.tmpdir(), `smolvm-twin-${process.pid}.txt`);
+        fs.writeFileSync(up, 'to the twin\n');
+        try {
+          expect(cli(['machine', 'cp', up, 'twin:/workspace/up.txt']).status).toBe(0);
+        } finally {
+          fs.rmSync(up, { force: true });
+        }
+        expect(exec('twin', 'cat /workspace/up.txt').stdout).toBe('to the twin\n');
+        expect(exec('dev', 'ls /workspace').stdout).not.toContain('up.txt');
+      } finally {
+        expect(cli(['machine', 'delete', 'twin', '-f']).status).toBe(0);
+      }
+    },
+  );
+
   it('passes exit codes through, 127 for a missing command, and stdin with -i', () => {
     expect(exec('dev', 'exit 7').status).toBe(7);
     const missing = cli(['machine', 'exec', '--name', 'dev', '--', 'no-such-command']);

@@ -1,5 +1,9 @@
 // Which invocation an early-start recipe belongs to (src/prestart.ts).
-import { invocationKey, sameButRunDir } from '../src/prestart';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { RunRecipe } from '@smolvm/runtime/prestart';
+import { fromShapeRecipe, invocationKey, keepRecipe, sameButRunDir } from '../src/prestart';
 
 const bundle = __filename;
 const env = { PATH: '/usr/bin', SMOLVM_HOME: '/h', HOME: '/root' };
@@ -36,5 +40,84 @@ describe('sameButRunDir', () => {
     expect(sameButRunDir(recipe('/r/vm-a'), recipe('/r/vm-b', ',x'))).toBe(false);
     expect(sameButRunDir('not json', 'not json')).toBe(true);
     expect(sameButRunDir('not json', recipe('/r/vm-a'))).toBe(false);
+  });
+});
+
+describe('shape recipes (a machine first start from another machine of its shape)', () => {
+  let home: string;
+  let cache: string;
+  let henv: NodeJS.ProcessEnv;
+  const dirOf = (name: string) => path.join(home, 'data', 'machines', name);
+  const supervise = (name: string) => ['machine', '_supervise', '--name', name, '--image-erofs', '/img.erofs'];
+  const recipe = (name: string, extra: { args?: string[]; setup?: Record<string, unknown> } = {}): RunRecipe =>
+    ({
+      v: 1,
+      driver: 'kvm',
+      restore: {
+        file: '/usr/bin/setpriv',
+        args: [
+          '-blockdev',
+          `driver=raw,file.filename=${dirOf(name)}/overlay.ext4`,
+          '-fsdev',
+          `local,id=fs0,path=${dirOf(name)}/inbox,readonly=on`,
+          ...(extra.args ?? []),
+        ],
+        runDir: '/run/vm-a',
+      },
+      setup: { hostname: name, volumes: [{ tag: 'vol0', path: '/run/smolvm-inbox', readOnly: true }], ...extra.setup },
+    }) as unknown as RunRecipe;
+  const shapes = () => fs.readdirSync(path.join(cache, 'prestart')).filter((f) => f.startsWith('shape-'));
+
+  beforeEach(() => {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-shape-'));
+    cache = path.join(home, 'cache');
+    henv = { ...env, SMOLVM_HOME: home };
+    for (const n of ['alpha', 'beta']) fs.mkdirSync(dirOf(n), { recursive: true, mode: 0o700 });
+  });
+  afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
+
+  it("is the recipe with the machine's directory and name as slots; another machine gets its own in them", () => {
+    keepRecipe(supervise('alpha'), cache, bundle, recipe('alpha'), henv);
+    expect(shapes()).toHaveLength(1);
+    const shape = fs.readFileSync(path.join(cache, 'prestart', shapes()[0]), 'utf8');
+    expect(shape).not.toContain(dirOf('alpha'));
+    expect(shape).not.toContain('alpha');
+    expect(fs.statSync(path.join(cache, 'prestart', shapes()[0])).mode & 0o777).toBe(0o600);
+    const beta = fromShapeRecipe(supervise('beta'), cache, bundle, henv);
+    expect(beta && JSON.parse(beta)).toEqual(JSON.parse(JSON.stringify(recipe('beta'))));
+    // The inbox QEMU shares, made as the supervisor makes it.
+    expect(fs.statSync(path.join(dirOf('beta'), 'inbox')).mode & 0o777).toBe(0o700);
+    // Another image is another shape; so is another environment.
+    expect(fromShapeRecipe([...supervise('beta').slice(0, 4), '--image-erofs', '/b.erofs'], cache, bundle, henv)).toBe(
+      undefined,
+    );
+    expect(fromShapeRecipe(supervise('beta'), cache, bundle, { ...henv, SMOLVM_KERNEL: '/k' })).toBe(undefined);
+  });
+
+  it('is never kept for a machine with volumes, a network or an SSH agent of its own', () => {
+    keepRecipe(
+      supervise('alpha'),
+      cache,
+      bundle,
+      recipe('alpha', { args: ['-fsdev', 'local,id=fs1,path=/home/u/src'] }),
+      henv,
+    );
+    keepRecipe(supervise('alpha'), cache, bundle, recipe('alpha', { args: ['-netdev', 'stream,id=n0'] }), henv);
+    keepRecipe(supervise('alpha'), cache, bundle, recipe('alpha', { setup: { network: { mac: 'x' } } }), henv);
+    keepRecipe(supervise('alpha'), cache, bundle, recipe('alpha', { setup: { sshAgent: true } }), henv);
+    expect(shapes()).toEqual([]);
+    expect(fromShapeRecipe(supervise('beta'), cache, bundle, henv)).toBe(undefined);
+  });
+
+  it('is not used where the inbox is something else than an owner-only directory', () => {
+    keepRecipe(supervise('alpha'), cache, bundle, recipe('alpha'), henv);
+    fs.symlinkSync('/tmp', path.join(dirOf('beta'), 'inbox'));
+    expect(fromShapeRecipe(supervise('beta'), cache, bundle, henv)).toBe(undefined);
+  });
+
+  it('only for a supervisor invocation with a valid machine name', () => {
+    keepRecipe(supervise('alpha'), cache, bundle, recipe('alpha'), henv);
+    expect(fromShapeRecipe(['machine', 'run', '--name', 'beta'], cache, bundle, henv)).toBe(undefined);
+    expect(fromShapeRecipe(supervise('../beta'), cache, bundle, henv)).toBe(undefined);
   });
 });
