@@ -43,8 +43,10 @@ export function launch(options: LaunchOptions): void {
   const debug = (end < 0 ? args : args.slice(0, end)).includes('--debug');
   const command = commandOf(args);
   const cache = smolvmCacheDir();
-  // Before the CLI loads: QEMU restores the snapshot meanwhile (a run's, or a machine's in its supervisor).
-  if ((command === 'machine run' || command === 'machine _supervise') && cache) options.prestart?.(args, cache);
+  // Before the CLI loads: QEMU restores the snapshot meanwhile (a run's, or a machine's in its
+  // supervisor, which a plain `machine start` spawns from here).
+  if ((command === 'machine run' || command === 'machine _supervise' || command === 'machine start') && cache)
+    options.prestart?.(args, cache);
   /** Loads a bundle through its code cache, flushed as the process exits. */
   const load = (bundle: string, source?: () => string): unknown => {
     const loaded = loadBundle({

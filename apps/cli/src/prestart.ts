@@ -18,8 +18,10 @@ import { assertTrustedPath, ensurePrivateDir, smolvmDirs, writeFileAtomic } from
 // The libraries' early-start entry points, not their indexes: this runs in the executable's
 // small loader, which must not evaluate (or require the built-ins of) whole libraries.
 import { findEarlyStart } from '@smolvm/driver-api/early-start';
+import { startEarlySupervisor } from '@smolvm/machines/early-start';
 import { parseRunRecipe, prestartRun, type PrestartedRun, type RunRecipe } from '@smolvm/runtime/prestart';
 import '@smolvm/drivers/early-start';
+import { selfCommand } from './self';
 
 const MAX_RECIPES = 32;
 /** Environment that cannot change which VM a run starts. */
@@ -97,6 +99,12 @@ export function prestartFor(
   bundle: string,
   env: NodeJS.ProcessEnv = process.env,
 ): void {
+  // A plain `machine start` spawns the machine's supervisor now (whose own loader restores).
+  if (args[0] === 'machine' && args[1] === 'start') {
+    const name = plainStartName(args);
+    if (name !== undefined) startEarlySupervisor(name, [...selfCommand(), 'machine', '_supervise'], env);
+    return;
+  }
   const handoff: Handoff = {};
   (globalThis as Record<symbol, unknown>)[HANDOFF] = handoff;
   if (env.SMOLVM_NO_EARLY_START === '1') return;
@@ -157,20 +165,47 @@ const DIR_SLOT = '@@smolvm-machine-dir@@';
 /** Machine names (machine-store's rule), so that one can never reach outside its directory or its JSON string. */
 const MACHINE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 
-/** The machine a supervisor invocation (`machine _supervise --name N ...`) runs, and its directory. */
-function supervised(args: string[], env: NodeJS.ProcessEnv): { name: string; dir: string } | undefined {
+/**
+ * The machine a supervisor invocation (`machine _supervise --name N ...`) runs, its directory, and
+ * its shape: its record without what names this one machine (name, id, creation time, runtime),
+ * so machines created alike share it and a machine made otherwise (other resources, another pack,
+ * a copy of a snapshot) does not. None for a copy of a snapshot, whose first start resumes the
+ * snapshot's VM instead of restoring a boot snapshot, or a record only this user could not write.
+ */
+function supervised(args: string[], env: NodeJS.ProcessEnv): { name: string; dir: string; shape: string } | undefined {
   if (args[0] !== 'machine' || args[1] !== '_supervise') return undefined;
   const at = args.indexOf('--name');
   const name = at > 1 ? args[at + 1] : undefined;
   if (name === undefined || !MACHINE_NAME.test(name)) return undefined;
-  return { name, dir: path.join(smolvmDirs(env).data, 'machines', name) };
+  const root = path.join(smolvmDirs(env).data, 'machines');
+  const dir = path.join(root, name);
+  try {
+    const file = path.join(dir, 'machine.json');
+    assertTrustedPath(file, root);
+    const record = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    if (record.name !== name || record.fromSnapshot !== undefined) return undefined;
+    const { name: _name, id: _id, createdAt: _createdAt, runtime: _runtime, ...shape } = record;
+    return { name, dir, shape: JSON.stringify(shape) };
+  } catch {
+    return undefined;
+  }
 }
 
-/** Where the shape recipe for a supervisor invocation lives: its key has the name slot for the name. */
-function shapeRecipeFile(args: string[], cacheDir: string, bundle: string, env: NodeJS.ProcessEnv) {
+/** Where the shape recipe of a machine's supervisor lives: keyed by its invocation but for the name, and its shape. */
+function shapeRecipeFile(
+  args: string[],
+  shape: string,
+  cacheDir: string,
+  bundle: string,
+  env: NodeJS.ProcessEnv,
+): string {
   const at = args.indexOf('--name');
   const shaped = [...args.slice(0, at + 1), NAME_SLOT, ...args.slice(at + 2)];
-  return recipeFile(cacheDir, `shape-${invocationKey(shaped, '/', env, bundle)}`);
+  const key = crypto
+    .createHash('sha256')
+    .update(`${invocationKey(shaped, '/', env, bundle)}\0${shape}`)
+    .digest('hex');
+  return recipeFile(cacheDir, `shape-${key.slice(0, 32)}`);
 }
 
 /**
@@ -204,15 +239,20 @@ function keepShapeRecipe(args: string[], cacheDir: string, bundle: string, text:
   if (!machine) return;
   const shaped = shapeRecipeOf(text, machine.name, machine.dir);
   if (shaped === undefined) return;
-  const file = shapeRecipeFile(args, cacheDir, bundle, env);
+  const file = shapeRecipeFile(args, machine.shape, cacheDir, bundle, env);
   if (readOwn(file, cacheDir) !== shaped) writeFileAtomic(file, shaped);
 }
 
 /** A supervisor's recipe made from the shape recipe of its invocation, if there is one. */
-export function fromShapeRecipe(args: string[], cacheDir: string, bundle: string, env: NodeJS.ProcessEnv): string | undefined {
+export function fromShapeRecipe(
+  args: string[],
+  cacheDir: string,
+  bundle: string,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
   const machine = supervised(args, env);
   if (!machine) return undefined;
-  const shaped = readOwn(shapeRecipeFile(args, cacheDir, bundle, env), cacheDir);
+  const shaped = readOwn(shapeRecipeFile(args, machine.shape, cacheDir, bundle, env), cacheDir);
   if (shaped === undefined) return undefined;
   // QEMU opens the inbox share as it starts, and a machine that never ran has none yet: made as
   // the supervisor would (resetInbox), under the same lock. Anything else there: no early start.
@@ -256,4 +296,27 @@ function evictOldRecipes(dir: string): void {
     }))
     .sort((a, b) => b.mtime - a.mtime);
   for (const { file } of files.slice(MAX_RECIPES)) fs.rmSync(file, { force: true });
+}
+
+/**
+ * The machine a plain `machine start [--name N] [--debug] [--quiet]` starts; undefined for any
+ * other form (--cold, --help, a typo, another spelling), which the CLI handles as always.
+ */
+export function plainStartName(args: string[]): string | undefined {
+  if (args[0] !== 'machine' || args[1] !== 'start') return undefined;
+  let name = 'default';
+  for (let i = 2; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--debug' || arg === '--quiet') continue;
+    if (arg === '--name' || arg === '-n') {
+      const value = args[++i];
+      if (value === undefined || value === '' || value.startsWith('-')) return undefined;
+      name = value;
+    } else if (arg.startsWith('--name=') && arg.length > '--name='.length) {
+      name = arg.slice('--name='.length);
+    } else {
+      return undefined;
+    }
+  }
+  return name;
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { RunRecipe } from '@smolvm/runtime/prestart';
-import { fromShapeRecipe, invocationKey, keepRecipe, sameButRunDir } from '../src/prestart';
+import { fromShapeRecipe, invocationKey, keepRecipe, plainStartName, sameButRunDir } from '../src/prestart';
 
 const bundle = __filename;
 const env = { PATH: '/usr/bin', SMOLVM_HOME: '/h', HOME: '/root' };
@@ -72,8 +72,18 @@ describe('shape recipes (a machine first start from another machine of its shape
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-shape-'));
     cache = path.join(home, 'cache');
     henv = { ...env, SMOLVM_HOME: home };
-    for (const n of ['alpha', 'beta']) fs.mkdirSync(dirOf(n), { recursive: true, mode: 0o700 });
+    for (const n of ['alpha', 'beta']) {
+      fs.mkdirSync(dirOf(n), { recursive: true, mode: 0o700 });
+      writeRecord(n);
+    }
   });
+  /** A machine record as machine create writes it: only its name, id and creation time differ. */
+  const writeRecord = (name: string, extra: Record<string, unknown> = {}) =>
+    fs.writeFileSync(
+      path.join(dirOf(name), 'machine.json'),
+      JSON.stringify({ schemaVersion: 1, id: `id-${name}`, name, createdAt: `t-${name}`, cpus: 1, ...extra }),
+      { mode: 0o600 },
+    );
   afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
 
   it("is the recipe with the machine's directory and name as slots; another machine gets its own in them", () => {
@@ -92,6 +102,20 @@ describe('shape recipes (a machine first start from another machine of its shape
       undefined,
     );
     expect(fromShapeRecipe(supervise('beta'), cache, bundle, { ...henv, SMOLVM_KERNEL: '/k' })).toBe(undefined);
+  });
+
+  it('is only for a machine made alike (its record but for name, id and time), never a copy of a snapshot', () => {
+    keepRecipe(supervise('alpha'), cache, bundle, recipe('alpha'), henv);
+    writeRecord('beta', { cpus: 2 });
+    expect(fromShapeRecipe(supervise('beta'), cache, bundle, henv)).toBe(undefined);
+    writeRecord('beta', { runtime: { pid: 1 } });
+    expect(fromShapeRecipe(supervise('beta'), cache, bundle, henv)).toBeDefined();
+    writeRecord('beta', { fromSnapshot: 'alpha:1' });
+    expect(fromShapeRecipe(supervise('beta'), cache, bundle, henv)).toBe(undefined);
+    // A record another user could have written says nothing.
+    writeRecord('beta');
+    fs.chmodSync(path.join(dirOf('beta'), 'machine.json'), 0o666);
+    expect(fromShapeRecipe(supervise('beta'), cache, bundle, henv)).toBe(undefined);
   });
 
   it('is never kept for a machine with volumes, a network or an SSH agent of its own', () => {
@@ -119,5 +143,25 @@ describe('shape recipes (a machine first start from another machine of its shape
     keepRecipe(supervise('alpha'), cache, bundle, recipe('alpha'), henv);
     expect(fromShapeRecipe(['machine', 'run', '--name', 'beta'], cache, bundle, henv)).toBe(undefined);
     expect(fromShapeRecipe(supervise('../beta'), cache, bundle, henv)).toBe(undefined);
+  });
+});
+
+describe('plainStartName (the starts whose supervisor the loader spawns)', () => {
+  it('takes only the plain forms of `machine start`', () => {
+    expect(plainStartName(['machine', 'start'])).toBe('default');
+    expect(plainStartName(['machine', 'start', '--name', 'dev'])).toBe('dev');
+    expect(plainStartName(['machine', 'start', '-n', 'dev', '--debug', '--quiet'])).toBe('dev');
+    expect(plainStartName(['machine', 'start', '--name=dev'])).toBe('dev');
+    for (const args of [
+      ['machine', 'start', '--cold'],
+      ['machine', 'start', '--help'],
+      ['machine', 'start', '--name'],
+      ['machine', 'start', '--name', '--debug'],
+      ['machine', 'start', '--name='],
+      ['machine', 'start', 'dev'],
+      ['machine', 'stop', '--name', 'dev'],
+      ['--debug', 'machine', 'start'],
+    ])
+      expect(plainStartName(args)).toBeUndefined();
   });
 });

@@ -248,18 +248,20 @@ export class MachineStore {
    * Runs `fn` holding the machine's lock; releases it however `fn` ends. Re-entrant along one
    * async call chain: `update`/`delete`/`withMachineLock` called from inside `fn` for the same
    * machine reuse the lock instead of waiting for themselves. Separate chains (two concurrent
-   * requests in one process) still exclude each other.
+   * requests in one process) still exclude each other. `held`: this machine's lock, acquired
+   * earlier by this process (tryAcquireLock), which `fn` runs under and which is released after.
    */
   async withMachineLock<T>(
     name: string,
     fn: (lock: LockHandle) => T | Promise<T>,
-    options: Omit<AcquireOptions, 'subject'> = {},
+    options: Omit<AcquireOptions, 'subject'> & { held?: LockHandle } = {},
   ): Promise<T> {
     const lockPath = this.lockPath(name);
     const outer = heldLocks.getStore();
     const mine = outer?.get(lockPath);
     if (mine?.isHeld()) return await fn(mine);
-    const lock = await this.acquireLock(name, options);
+    const { held, ...acquire } = options;
+    const lock = held?.isHeld() && held.path === lockPath ? held : await this.acquireLock(name, acquire);
     try {
       return await heldLocks.run(new Map(outer ?? []).set(lockPath, lock), () => fn(lock));
     } finally {

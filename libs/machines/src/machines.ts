@@ -1,17 +1,15 @@
 // The lifecycle of persistent machines, for any front end (the CLI now, the HTTP API later).
 // Every change of a machine happens under its lock; read-only calls never change a machine's
 // state (a status check of a running machine leaves it running).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import {
   ConflictError,
   NotFoundError,
   SmolvmError,
   UsageError,
-  deferCaCerts,
   delay,
   isProcessAlive,
   smolvmDirs,
@@ -34,7 +32,13 @@ import { machineFiles } from './layout';
 import { connectRunning, connectSupervisor } from './connect';
 import { populateFromPack } from './from-pack';
 import { readLastExit, type LastExit, type StartReport } from './supervisor';
-import { rotateLogFile } from './supervisor-log';
+import {
+  keepStartInvocation,
+  spawnDifference,
+  spawnSupervisor,
+  supervisorSpawn,
+  type EarlySupervisor,
+} from './early-start';
 import { SnapshotStore, snapshotsRoot, type SnapshotSummary } from './snapshot-store';
 import {
   createMachineFromSnapshot,
@@ -106,6 +110,12 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** Called once the supervisor runs. */
   onSpawned?: () => void;
+  /**
+   * The supervisor the CLI's loader spawned for this start (early-start.ts), holding the machine's
+   * lock: adopted if it is the one this start would spawn, else ended first. Either way this start
+   * releases the lock.
+   */
+  early?: EarlySupervisor;
 }
 
 const START_LOCK_TIMEOUT_MS = 10 * 60_000;
@@ -323,102 +333,110 @@ export class Machines {
   async start(name: string, opts: StartOptions = {}): Promise<StartResult> {
     const argv = this.options.supervisorArgv;
     if (!argv?.length) throw new SmolvmError('Machines.start needs supervisorArgv');
-    return this.store.withMachineLock(
-      name,
-      async () => {
-        const status = await this.status(name);
-        if (status.state === 'running') return { record: status.record, alreadyRunning: true };
-        if (status.state === 'unreachable') {
-          throw new ConflictError(`machine "${name}" is running but its agent does not answer`, {
-            remedy: `stop it with \`smolvm machine stop --name ${name}\` (it is killed if it does not stop), then start it again`,
-          });
-        }
-        if (status.record.ephemeral && status.record.runtime) {
-          throw new ConflictError(
-            `machine "${name}" was started by \`machine run -d\` and has ended; an ephemeral machine is never started again`,
-            {
-              remedy: `remove it with \`smolvm machine delete ${name}\` and start a new one with \`smolvm machine run -d\``,
-            },
-          );
-        }
-        // A supervisor that died (SIGKILL) takes QEMU with it, but make sure before booting on the same disks.
-        await killAndWait(status.record.runtime?.vm);
-        // Checked with nothing awaited until the spawn: a signal handler cannot run in between.
-        if (opts.signal?.aborted)
-          throw new SmolvmError(`interrupted (${String(opts.signal.reason)}) before machine "${name}" started`);
-        const files = this.files(name);
-        fs.rmSync(files.lastExit, { force: true });
-        rotateLogFile(files.supervisorLog);
-        const logFd = fs.openSync(files.supervisorLog, 'a', 0o600);
-        let child: ChildProcess;
-        try {
-          child = spawn(
-            argv[0],
-            [
-              ...argv.slice(1),
-              '--name',
+    const early = opts.early;
+    try {
+      return await this.store.withMachineLock(
+        name,
+        async () => {
+          let earlyUsed = false;
+          try {
+            const status = await this.status(name);
+            if (status.state === 'running') return { record: status.record, alreadyRunning: true };
+            if (status.state === 'unreachable') {
+              throw new ConflictError(`machine "${name}" is running but its agent does not answer`, {
+                remedy: `stop it with \`smolvm machine stop --name ${name}\` (it is killed if it does not stop), then start it again`,
+              });
+            }
+            if (status.record.ephemeral && status.record.runtime) {
+              throw new ConflictError(
+                `machine "${name}" was started by \`machine run -d\` and has ended; an ephemeral machine is never started again`,
+                {
+                  remedy: `remove it with \`smolvm machine delete ${name}\` and start a new one with \`smolvm machine run -d\``,
+                },
+              );
+            }
+            // A supervisor that died (SIGKILL) takes QEMU with it, but make sure before booting on the same disks.
+            await killAndWait(status.record.runtime?.vm);
+            const files = this.files(name);
+            const wanted = supervisorSpawn(
+              argv,
               name,
-              ...(opts.imageErofs ? ['--image-erofs', opts.imageErofs] : []),
-              ...(opts.cold ? ['--cold'] : []),
-            ],
-            {
-              detached: true,
-              stdio: ['ignore', logFd, logFd, 'pipe'],
-              // It outlives this command: keep no directory of the user's busy, and pin SMOLVM_HOME.
-              cwd: '/',
-              // Our own CLI again: NODE_EXTRA_CA_CERTS deferred as the executable's hashbang does.
-              env: deferCaCerts({
-                ...this.env,
-                ...(this.env.SMOLVM_HOME ? { SMOLVM_HOME: path.resolve(this.env.SMOLVM_HOME) } : {}),
-              }),
-            },
-          );
-        } finally {
-          fs.closeSync(logFd);
-        }
-        const control = child.stdio[3] as net.Socket;
-        opts.onSpawned?.();
-        try {
-          const report = await readReport(child, control, opts.timeoutMs ?? 300_000, files.supervisorLog);
-          if (!report.ok)
-            throw new MachineStartError(
-              report.message,
-              report.remedy ? { remedy: report.remedy } : {},
-              report.detail ?? [],
+              { ...(opts.imageErofs ? { imageErofs: opts.imageErofs } : {}), cold: opts.cold === true },
+              this.env,
             );
-          const record = await this.store.update(
-            name,
-            (r) => ({
-              ...r,
-              runtime: {
-                pid: report.pid,
-                startTime: report.startTime,
-                socket: report.socket,
-                startedAt: new Date().toISOString(),
-                vm: report.vm,
-              },
-            }),
-            { purpose: 'start' },
-          );
-          // The supervisor keeps the VM only once it hears the record is committed.
-          await new Promise<void>((resolve) => control.end('ack\n', () => resolve()));
-          child.unref();
-          return {
-            record,
-            alreadyRunning: false,
-            bootMs: report.bootMs,
-            restored: report.restored === true,
-            notes: report.notes ?? [],
-          };
-        } catch (err) {
-          control.destroy();
-          child.unref();
-          if (child.pid && child.exitCode === null) await waitForExit({ pid: child.pid, startTime: null }, 15_000);
-          throw err;
-        }
-      },
-      { purpose: 'start', timeoutMs: START_LOCK_TIMEOUT_MS },
-    );
+            const differs = early && spawnDifference(early.spawn, wanted);
+            const adopted = early && !differs ? early : undefined;
+            earlyUsed = true;
+            // Not the supervisor this start needs (the machine or its image changed): gone before another starts.
+            if (early && !adopted) await early.end();
+            // Checked with nothing awaited until the spawn: a signal handler cannot run in between.
+            if (opts.signal?.aborted) {
+              await adopted?.end();
+              throw new SmolvmError(`interrupted (${String(opts.signal.reason)}) before machine "${name}" started`);
+            }
+            const { child, control } = adopted ?? spawnSupervisor(this.store.machineDir(name), wanted);
+            if (adopted) {
+              child.ref();
+              control.ref();
+            }
+            opts.onSpawned?.();
+            try {
+              const report = await readReport(child, control, opts.timeoutMs ?? 300_000, files.supervisorLog);
+              if (!report.ok)
+                throw new MachineStartError(
+                  report.message,
+                  report.remedy ? { remedy: report.remedy } : {},
+                  report.detail ?? [],
+                );
+              const record = await this.store.update(
+                name,
+                (r) => ({
+                  ...r,
+                  runtime: {
+                    pid: report.pid,
+                    startTime: report.startTime,
+                    socket: report.socket,
+                    startedAt: new Date().toISOString(),
+                    vm: report.vm,
+                  },
+                }),
+                { purpose: 'start' },
+              );
+              // The supervisor keeps the VM only once it hears the record is committed.
+              await new Promise<void>((resolve) => control.end('ack\n', () => resolve()));
+              child.unref();
+              // The next start's loader can spawn this same supervisor before the CLI has loaded.
+              keepStartInvocation(this.store.machineDir(name), record, opts.imageErofs);
+              return {
+                record,
+                alreadyRunning: false,
+                bootMs: report.bootMs,
+                restored: report.restored === true,
+                notes: [
+                  ...(differs
+                    ? [`the supervisor spawned early was not used (${differs} differed): started again`]
+                    : []),
+                  ...(report.notes ?? []),
+                ],
+              };
+            } catch (err) {
+              control.destroy();
+              child.unref();
+              if (child.pid && child.exitCode === null) await waitForExit({ pid: child.pid, startTime: null }, 15_000);
+              throw err;
+            }
+          } finally {
+            // Returned or refused before it could be adopted: ended while the lock is still held.
+            if (early && !earlyUsed) await early.end();
+          }
+        },
+        { purpose: 'start', timeoutMs: START_LOCK_TIMEOUT_MS, ...(early ? { held: early.lock } : {}) },
+      );
+    } finally {
+      // The loader's lock goes with this start, however it ended (withMachineLock released it
+      // already unless it threw before taking it over).
+      early?.lock.release();
+    }
   }
 
   /**

@@ -1,18 +1,32 @@
 // `machine start|stop|delete`.
 import { validateMachineName } from '@smolvm/machine-store';
 import { MachineStartError } from '@smolvm/machines';
+import { takeEarlySupervisor } from '@smolvm/machines/early-start';
 import { cliMachines, machineImageErofs } from './machines';
 import type { DeleteArgs } from './delete';
 import type { StartArgs } from './start';
 import type { StopArgs } from './stop';
 
 export async function runStart(args: StartArgs): Promise<void> {
-  validateMachineName(args.name);
+  // The supervisor the executable's loader spawned for this start, if it did: Machines.start
+  // adopts it or ends it, and releases the machine's lock either way.
+  const early = args.cold ? undefined : takeEarlySupervisor(args.name);
+  let imageErofs: string | undefined;
   const machines = cliMachines();
-  const record = machines.store.get(args.name);
-  const imageErofs = await machineImageErofs(record, args.quiet);
   try {
-    const result = await machines.start(args.name, { ...(imageErofs ? { imageErofs } : {}), cold: args.cold });
+    validateMachineName(args.name);
+    imageErofs = await machineImageErofs(machines.store.get(args.name), args.quiet);
+  } catch (err) {
+    await early?.end();
+    early?.lock.release();
+    throw err;
+  }
+  try {
+    const result = await machines.start(args.name, {
+      ...(imageErofs ? { imageErofs } : {}),
+      cold: args.cold,
+      ...(early ? { early } : {}),
+    });
     printStartNotes(args.debug, result.notes);
     if (result.alreadyRunning) process.stderr.write(`machine "${args.name}" is already running\n`);
     else if (!args.quiet)
