@@ -9,7 +9,8 @@ type EsbuildPlugin = NonNullable<Options['esbuildPlugins']>[number];
 // command handlers are lazily initialised modules inside it, so `--help` only evaluates the
 // command table. smolvm-prestart.js (src/prestart.ts) is what the loader runs before the CLI for
 // `machine run` only (early restores). smolvm-exec.js (src/exec-fast.ts) is the whole of a plain
-// `machine exec`: the loader runs it instead of the CLI. smolvm-serve.js is `smolvm serve` (fastify
+// `machine exec`: the loader runs it instead of the CLI; smolvm-supervise.js (src/supervise-fast.ts)
+// likewise for a machine's supervisor. smolvm-serve.js is `smolvm serve` (fastify
 // and the API routes), required by that command only. smolvm-sea.js (src/sea.ts) is the
 // single-file smolvm's main script (tools/sea/build.ts embeds it with smolvm-main.js and
 // smolvm-serve.js as assets). Native modules stay external.
@@ -19,6 +20,7 @@ export default defineConfig({
     'smolvm-main': 'src/main.ts',
     'smolvm-prestart': 'src/prestart.ts',
     'smolvm-exec': 'src/exec-fast.ts',
+    'smolvm-supervise': 'src/supervise-fast.ts',
     'smolvm-sea': 'src/sea.ts',
     'smolvm-serve': 'src/commands/serve/serve.handler.ts',
   },

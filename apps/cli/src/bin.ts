@@ -24,4 +24,5 @@ launch({
       bundle,
     ),
   fastExec: path.join(__dirname, 'smolvm-exec.js'),
+  supervise: path.join(__dirname, 'smolvm-supervise.js'),
 });

@@ -1,12 +1,14 @@
 // What both forms of the `smolvm` executable do first: dist/smolvm.js (src/bin.ts, run by node)
 // and the single-file smolvm (src/sea.ts). Early start for `machine run`, then the CLI bundle
-// through the V8 code cache (code-cache.ts), then the CLI; a plain `machine exec` runs from a
-// small bundle of its own instead (exec-fast.ts) where the executable has one.
+// through the V8 code cache (code-cache.ts), then the CLI; a plain `machine exec` and a machine's
+// supervisor run from small bundles of their own instead (exec-fast.ts, supervise-fast.ts) where
+// the executable has them.
 // Only Node built-ins and tiny modules here: this code is compiled on every start, uncached.
 import path from 'node:path';
 import { smolvmDirs } from '@smolvm/common';
 import { commandOf, loadBundle } from './code-cache';
 import type * as FastExec from './exec-fast';
+import type * as FastSupervise from './supervise-fast';
 
 interface CliBundle {
   runCli(): void;
@@ -27,6 +29,8 @@ export interface LaunchOptions {
   prestart?(args: string[], cacheDir: string): void;
   /** The fast `machine exec` bundle (dist/smolvm-exec.js), loaded instead of the CLI for plain execs. */
   fastExec?: string;
+  /** The supervisor's bundle (dist/smolvm-supervise.js), loaded instead of the CLI by `machine _supervise`. */
+  supervise?: string;
 }
 
 function smolvmCacheDir(): string | undefined {
@@ -61,8 +65,11 @@ export function launch(options: LaunchOptions): void {
   };
   // Any exec the fast path declines (help, unusual flags) goes to the CLI, as every other command.
   const fast =
-    command === 'machine exec' &&
-    options.fastExec !== undefined &&
-    (load(options.fastExec) as typeof FastExec).runFastExec(args);
+    (command === 'machine exec' &&
+      options.fastExec !== undefined &&
+      (load(options.fastExec) as typeof FastExec).runFastExec(args)) ||
+    (command === 'machine _supervise' &&
+      options.supervise !== undefined &&
+      (load(options.supervise) as typeof FastSupervise).runFastSupervise(args, options.bundle));
   if (!fast) (load(options.bundle, options.source) as CliBundle).runCli();
 }
