@@ -55,6 +55,17 @@ function lastStart(name: string): string | undefined {
   )?.[1];
 }
 
+/** `machine cp` of a host file holding `text` to `dest` (NAME:PATH). */
+function upload(text: string, dest: string): CliResult {
+  const up = path.join(os.tmpdir(), `smolvm-upload-${process.pid}.txt`);
+  fs.writeFileSync(up, text);
+  try {
+    return cli(['machine', 'cp', up, dest]);
+  } finally {
+    fs.rmSync(up, { force: true });
+  }
+}
+
 function exec(name: string, script: string): CliResult {
   return cli(['machine', 'exec', '--name', name, '--', '/bin/sh', '-c', script]);
 }
@@ -184,13 +195,7 @@ describe('a running machine', () => {
       const guestNow = Number(exec('dev', 'date +%s').stdout.trim());
       expect(Math.abs(guestNow - Date.now() / 1000)).toBeLessThan(30);
       // The early-started QEMU shares the inbox before the supervisor empties it: uploads still arrive.
-      const up = path.join(os.tmpdir(), `smolvm-early-${process.pid}.txt`);
-      fs.writeFileSync(up, 'through the inbox\n');
-      try {
-        expect(cli(['machine', 'cp', up, 'dev:/workspace/early.txt']).status).toBe(0);
-      } finally {
-        fs.rmSync(up, { force: true });
-      }
+      expect(upload('through the inbox\n', 'dev:/workspace/early.txt').status).toBe(0);
       expect(exec('dev', 'cat /workspace/early.txt /workspace/notes /etc/marker; rm /workspace/early.txt').stdout).toBe(
         'through the inbox\nkept\nedited\n',
       );
@@ -247,13 +252,7 @@ describe('a running machine', () => {
           exec('twin', 'hostname; cat /etc/hostname; ls /workspace; test -e /etc/marker || echo clean').stdout,
         ).toBe('twin\ntwin\nlost+found\nclean\n');
         expect(exec('dev', 'hostname; cat /workspace/notes /etc/marker').stdout).toBe('dev\nkept\nedited\n');
-        const up = path.join(os.tmpdir(), `smolvm-twin-${process.pid}.txt`);
-        fs.writeFileSync(up, 'to the twin\n');
-        try {
-          expect(cli(['machine', 'cp', up, 'twin:/workspace/up.txt']).status).toBe(0);
-        } finally {
-          fs.rmSync(up, { force: true });
-        }
+        expect(upload('to the twin\n', 'twin:/workspace/up.txt').status).toBe(0);
         expect(exec('twin', 'cat /workspace/up.txt').stdout).toBe('to the twin\n');
         expect(exec('dev', 'ls /workspace').stdout).not.toContain('up.txt');
       } finally {
