@@ -1,7 +1,9 @@
 // Warm `machine start` only (issue 16, item 2), one run on this machine, medians: the floor (QEMU +
 // kernel + trivial init), a restored `machine start` of a stopped machine with this build, and with
 // a baseline CLI (another build's dist/smolvm.js) in a home of its own, interleaved; then where this
-// build's starts went, from the supervisor log's `ready after` lines (medians of each phase).
+// build's starts went, from the supervisor log's `ready after` lines (medians of each phase), and
+// the CPU time each process of a start used (the CLI, the supervisor and QEMU until it is ready):
+// more CPU than wall time on this host's cores means the start is CPU-bound.
 // 1 vCPU, 256 MiB, 1 GiB disks, as tools/bench/machine.ts.
 //   node tools/run-ts.mjs tools/bench/machine-start.ts [runs=7] [baseline-cli.js]
 import { spawnSync } from 'node:child_process';
@@ -25,6 +27,16 @@ function must(cliPath: string, e: NodeJS.ProcessEnv, args: string[]): void {
   if (r.status !== 0) throw new Error(`smolvm ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
 }
 
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU time (user + system, ms) of `pid` (its stat's fields 14, 15), or of this process's reaped children (16, 17). */
+function cpuMs(pid: number | 'children'): number {
+  const stat = fs.readFileSync(`/proc/${pid === 'children' ? 'self' : pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 on
+  const [a, b] = pid === 'children' ? [13, 14] : [11, 12];
+  return ((Number(fields[a]) + Number(fields[b])) * 1000) / CLK_TCK;
+}
+
 /** The last start's `ready after` line of the supervisor log. */
 function lastReady(home: string): string {
   const log = fs.readFileSync(path.join(home, 'data/machines/bench/supervisor.log'), 'utf8');
@@ -37,7 +49,18 @@ function lastReady(home: string): string {
 }
 
 function timeStart(cliPath: string, e: NodeJS.ProcessEnv, phases?: Map<string, number[]>): number {
+  const cliBefore = cpuMs('children');
   const ms = timeCommand([cliPath, 'machine', 'start', '--name', 'bench'], e);
+  if (phases) {
+    const add = (k: string, v: number) => phases.set(k, [...(phases.get(k) ?? []), v]);
+    const record = JSON.parse(
+      fs.readFileSync(path.join(e.SMOLVM_HOME ?? '', 'data/machines/bench/machine.json'), 'utf8'),
+    ) as { runtime: { pid: number; vm: { pid: number } } };
+    add('cpu: CLI', cpuMs('children') - cliBefore);
+    add('cpu: supervisor', cpuMs(record.runtime.pid));
+    add('cpu: QEMU', cpuMs(record.runtime.vm.pid));
+    add('wall', Math.round(ms));
+  }
   const ready = lastReady(e.SMOLVM_HOME ?? '');
   if (!ready.includes('restored from a boot snapshot')) throw new Error(`machine start was not a restore: ${ready}`);
   for (const m of ready.matchAll(/(process|prepare|restore|setup|init) (\d+)/g)) {
@@ -84,7 +107,7 @@ async function main(): Promise<void> {
       `warm/floor ${(warmMs / floorMs).toFixed(2)} (target <= 0.6)${baseMs !== undefined ? `; baseline warm/floor ${(baseMs / floorMs).toFixed(2)}; this build / baseline ${(warmMs / baseMs).toFixed(2)}` : ''}`,
     );
     console.log(
-      `this build's phases (supervisor log, medians, ms): ${[...phases].map(([k, v]) => `${k} ${median(v)}`).join(', ')}`,
+      `this build's phases (supervisor log) and CPU time per process, medians, ms (${os.cpus().length} cores): ${[...phases].map(([k, v]) => `${k} ${Math.round(median(v))}`).join(', ')}`,
     );
   } finally {
     for (const [c, e] of homes) spawnSync(c, ['machine', 'delete', 'bench', '-f'], { env: e });
