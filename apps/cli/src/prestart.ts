@@ -18,6 +18,7 @@ import { assertTrustedPath, ensurePrivateDir, smolvmDirs, writeFileAtomic } from
 // The libraries' early-start entry points, not their indexes: this runs in the executable's
 // small loader, which must not evaluate (or require the built-ins of) whole libraries.
 import { findEarlyStart } from '@smolvm/driver-api/early-start';
+import { isValidMachineName } from '@smolvm/machine-store';
 import { startEarlySupervisor } from '@smolvm/machines/early-start';
 import { parseRunRecipe, prestartRun, type PrestartedRun, type RunRecipe } from '@smolvm/runtime/prestart';
 import '@smolvm/drivers/early-start';
@@ -162,8 +163,6 @@ export function keepRecipe(
 
 const NAME_SLOT = '@@smolvm-machine-name@@';
 const DIR_SLOT = '@@smolvm-machine-dir@@';
-/** Machine names (machine-store's rule), so that one can never reach outside its directory or its JSON string. */
-const MACHINE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 
 /**
  * The machine a supervisor invocation (`machine _supervise --name N ...`) runs, its directory, and
@@ -176,7 +175,7 @@ function supervised(args: string[], env: NodeJS.ProcessEnv): { name: string; dir
   if (args[0] !== 'machine' || args[1] !== '_supervise') return undefined;
   const at = args.indexOf('--name');
   const name = at > 1 ? args[at + 1] : undefined;
-  if (name === undefined || !MACHINE_NAME.test(name)) return undefined;
+  if (!isValidMachineName(name)) return undefined;
   const root = path.join(smolvmDirs(env).data, 'machines');
   const dir = path.join(root, name);
   try {
