@@ -244,7 +244,16 @@ describe('a running machine', () => {
       }
       expect(cli(['machine', 'create', 'twin', ...SMALL]).status).toBe(0);
       try {
-        expect(start('twin').status).toBe(0);
+        // Creation kept the first start's invocation (owner-only): the loader spawns its supervisor too.
+        const startFile = path.join(home, 'data', 'machines', 'twin', 'start.json');
+        expect(fs.statSync(startFile).mode & 0o777).toBe(0o600);
+        const kept = JSON.parse(fs.readFileSync(startFile, 'utf8')) as { v: number; imageErofs: string };
+        expect(kept.v).toBe(1);
+        expect(fs.existsSync(kept.imageErofs)).toBe(true);
+        const first = cli(['machine', 'start', '--name', 'twin', '--debug']);
+        expect(first.status).toBe(0);
+        expect(first.stderr).not.toContain('spawned early was not used');
+        expect(lastStart('twin')).toBe('restored');
         const log = fs.readFileSync(path.join(home, 'data', 'machines', 'twin', 'supervisor.log'), 'utf8');
         expect(log).toMatch(/ready after \d+ ms \(restored from a boot snapshot; .*started early/);
         // Its own empty disks, its own name, while dev runs on with its own (both QEMUs hold theirs).

@@ -123,7 +123,12 @@ test('the packed executable: start, exec (exit codes, /workspace kept, the rest 
 test('machine create --from: boots the payload, keeps installs and /workspace across stop/start', () => {
   const created = cli(['machine', 'create', 'from-pack', '--from', `${app}.smolmachine`, '--quiet']);
   expect(created.status).toBe(0);
-  expect(cli(['machine', 'start', '--name', 'from-pack', '--quiet']).status).toBe(0);
+  // Its first start's invocation, kept at creation (no image erofs: the pack's own sections).
+  const kept = path.join(setup.home, 'data/machines/from-pack/start.json');
+  expect(JSON.parse(fs.readFileSync(kept, 'utf8'))).toMatchObject({ v: 1, imageErofs: null });
+  const first = cli(['machine', 'start', '--name', 'from-pack', '--debug']);
+  expect(first.status).toBe(0);
+  expect(first.stderr).not.toContain('spawned early was not used');
   expect(
     cli([
       'machine',

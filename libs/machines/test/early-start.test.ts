@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { tryAcquireLock } from '@smolvm/machine-store';
 import { Machines } from '../src';
-import { startEarlySupervisor, takeEarlySupervisor } from '../src/early-start';
+import { keepStartInvocation, startEarlySupervisor, takeEarlySupervisor } from '../src/early-start';
 
 let home: string;
 let marker: string;
@@ -118,4 +118,18 @@ it('is not spawned while another holds the lock, for a running, changed or ephem
   const free = tryAcquireLock(lockPath(machines));
   expect('release' in free).toBe(true);
   if ('release' in free) free.release();
+});
+
+it("a machine's first start is early too when its creation kept the invocation (as `machine create` does)", async () => {
+  const machines = new Machines({ env, supervisorArgv: argv });
+  const record = await machines.create({ name: 'fresh', ...SMALL });
+  expect(startEarlySupervisor('fresh', argv, env)).toBeUndefined();
+  keepStartInvocation(machines.store.machineDir('fresh'), record, undefined);
+  const early = startEarlySupervisor('fresh', argv, env);
+  expect(early).toBeDefined();
+  const result = await machines.start('fresh', { early });
+  expect(result.notes).toEqual([]);
+  expect(result.record.runtime?.pid).toBe(early?.child.pid);
+  // m's first start in beforeEach, and this one: no second spawn for it.
+  expect(spawned()).toHaveLength(2);
 });

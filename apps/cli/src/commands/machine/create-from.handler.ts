@@ -5,6 +5,7 @@ import { UsageError } from '@smolvm/common';
 import type { MergedRunOptions } from '@smolvm/config';
 import type { MachineRecord } from '@smolvm/machine-store';
 import type { Machines } from '@smolvm/machines';
+import { keepStartInvocation } from '@smolvm/machines/early-start';
 import { PackFile } from '@smolvm/pack';
 import { stubRuntimeCandidates } from '../../stub';
 import type { CreateArgs } from './create';
@@ -32,7 +33,7 @@ export async function createFromPack(
     if (i >= 0) env.splice(i, 1);
     env.push(`${v.name}=${v.value}`);
   }
-  return machines.createFromPack(
+  const record = await machines.createFromPack(
     {
       name: args.name,
       ...(m.image ? { image: m.image.reference, imageDigest: m.image.digest } : {}),
@@ -54,4 +55,7 @@ export async function createFromPack(
     pack,
     { runtimeCandidates: stubRuntimeCandidates() },
   );
+  // Its first start boots the pack's sections (no image erofs): the loader can spawn that early.
+  keepStartInvocation(machines.store.machineDir(record.name), record, undefined);
+  return record;
 }

@@ -2,6 +2,7 @@
 // then make the record and both sparse disks in one step.
 import { validateMachineName } from '@smolvm/machine-store';
 import { Machines } from '@smolvm/machines';
+import { keepStartInvocation } from '@smolvm/machines/early-start';
 import type { CreateArgs } from './create';
 import { assertNameFree, machineInput, mergeWorkload } from './machine-input';
 
@@ -22,10 +23,15 @@ export async function runCreate(args: CreateArgs): Promise<void> {
   }
   const merged = mergeWorkload(args);
   assertNameFree(machines, args.name);
-  const record =
-    args.from !== undefined
-      ? await (await import('./create-from.handler')).createFromPack(machines, args, merged)
-      : await machines.create({ name: args.name, ...(await machineInput(merged, args)).input });
+  let record;
+  if (args.from !== undefined) {
+    record = await (await import('./create-from.handler')).createFromPack(machines, args, merged);
+  } else {
+    const { input, imageErofs } = await machineInput(merged, args);
+    record = await machines.create({ name: args.name, ...input });
+    // The first start's loader can then spawn the supervisor early, as for every later start.
+    keepStartInvocation(machines.store.machineDir(record.name), record, imageErofs);
+  }
   process.stdout.write(`${record.name}\n`);
   if (!args.quiet) {
     process.stderr.write(
