@@ -6,7 +6,6 @@
 // every start, uncached. The hashbang starts node without NODE_EXTRA_CA_CERTS (parsing it is
 // ~90 ms per start with a system bundle in it) and restoreCaCertsEnv puts it back: see
 // libs/common/src/ca-certs.ts.
-import Module from 'node:module';
 import path from 'node:path';
 import { restoreCaCertsEnv } from '@smolvm/common';
 import { launch } from './launch';
@@ -16,13 +15,11 @@ restoreCaCertsEnv();
 const bundle = path.join(__dirname, 'smolvm-main.js');
 launch({
   bundle,
-  // A file of its own, so that other commands load none of it.
-  prestart: (args, cache) =>
-    (Module.createRequire(__filename)(path.join(__dirname, 'smolvm-prestart.js')) as typeof Prestart).prestartFor(
-      args,
-      cache,
-      bundle,
-    ),
+  // A file of its own, so that other commands load none of it; through the code cache, as it
+  // runs before the early restore starts (compiling it was ~10 ms of every warm start, twice:
+  // in the CLI and in the supervisor it spawns).
+  prestart: (args, cache, load) =>
+    (load(path.join(__dirname, 'smolvm-prestart.js')) as typeof Prestart).prestartFor(args, cache, bundle),
   fastExec: path.join(__dirname, 'smolvm-exec.js'),
   supervise: path.join(__dirname, 'smolvm-supervise.js'),
 });

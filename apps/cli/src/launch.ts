@@ -23,10 +23,10 @@ export interface LaunchOptions {
   /** The bundle's text when it is an asset of the executable, not a file. */
   source?: () => string;
   /**
-   * Starts an early restore for `machine run` or a supervisor (prestart.ts), given the arguments and
-   * the cache dir; none for the packed executable.
+   * Starts an early restore for `machine run` or a supervisor (prestart.ts), given the arguments,
+   * the cache dir and a loader that goes through the code cache; none for the packed executable.
    */
-  prestart?(args: string[], cacheDir: string): void;
+  prestart?(args: string[], cacheDir: string, load: (bundle: string) => unknown): void;
   /** The fast `machine exec` bundle (dist/smolvm-exec.js), loaded instead of the CLI for plain execs. */
   fastExec?: string;
   /** The supervisor's bundle (dist/smolvm-supervise.js), loaded instead of the CLI by `machine _supervise`. */
@@ -47,10 +47,6 @@ export function launch(options: LaunchOptions): void {
   const debug = (end < 0 ? args : args.slice(0, end)).includes('--debug');
   const command = commandOf(args);
   const cache = smolvmCacheDir();
-  // Before the CLI loads: QEMU restores the snapshot meanwhile (a run's, or a machine's in its
-  // supervisor, which a plain `machine start` spawns from here).
-  if ((command === 'machine run' || command === 'machine _supervise' || command === 'machine start') && cache)
-    options.prestart?.(args, cache);
   /** Loads a bundle through its code cache, flushed as the process exits. */
   const load = (bundle: string, source?: () => string): unknown => {
     const loaded = loadBundle({
@@ -63,6 +59,10 @@ export function launch(options: LaunchOptions): void {
     process.once('exit', (code) => loaded.flush(code));
     return loaded.exports;
   };
+  // Before the CLI loads: QEMU restores the snapshot meanwhile (a run's, or a machine's in its
+  // supervisor, which a plain `machine start` spawns from here).
+  if ((command === 'machine run' || command === 'machine _supervise' || command === 'machine start') && cache)
+    options.prestart?.(args, cache, load);
   // Any exec the fast path declines (help, unusual flags) goes to the CLI, as every other command.
   const fast =
     (command === 'machine exec' &&

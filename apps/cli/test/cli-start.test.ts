@@ -63,6 +63,14 @@ describe('the code cache', () => {
     expect(readCacheFile(file).header.commands).toEqual(['machine ls']);
   });
 
+  it('the early-start loader (dist/smolvm-prestart.js) goes through a cache file of its own', () => {
+    const r = smolvm(['machine', 'start', '--name', 'nosuch'], env);
+    expect(r.status).not.toBe(0);
+    const bundles = cacheFiles().map((f) => readCacheFile(path.join(cacheDir, f)).header.bundle);
+    expect(bundles).toContain(path.join(path.dirname(CLI), 'smolvm-prestart.js'));
+    expect(bundles).toContain(path.join(path.dirname(CLI), 'smolvm-main.js'));
+  });
+
   it('SMOLVM_NO_CODE_CACHE=1 neither reads nor writes one', () => {
     const r = smolvm(['--version'], { ...env, SMOLVM_NO_CODE_CACHE: '1' });
     expect([r.status, r.stdout]).toEqual([0, `${version}\n`]);
