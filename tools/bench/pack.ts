@@ -7,6 +7,9 @@
 // With a baseline CLI (another build's dist/smolvm.js, e.g. main's), in a home of its own: its
 // pack create (1), the size of its pack (2), its packed executable's warm run (3) and its first
 // `create --from` + start of its own pack (4), interleaved with ours.
+// The CLI runs as users run it: the executable itself (its hashbang defers NODE_EXTRA_CA_CERTS,
+// see libs/common/src/ca-certs.ts), with early starts (default). SMOLVM_BENCH_NODE_CLI=1 runs it
+// as `node smolvm.js` with SMOLVM_NO_EARLY_START=1 instead, as this bench did before 2026-12-08.
 //   node tools/run-ts.mjs tools/bench/pack.ts [runs=3] [baseline-cli.js]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,9 +23,14 @@ import { WORKSPACE, median, report, runInterleaved, timeCommand } from './lib/st
 
 const CLI = path.join(WORKSPACE, 'apps/cli/dist/smolvm.js');
 const MB = 1e6;
+const NODE_CLI = process.env.SMOLVM_BENCH_NODE_CLI === '1';
+/** The command line that runs `cliPath` (see the top). */
+const run = (cliPath: string, ...args: string[]): string[] =>
+  NODE_CLI ? [process.execPath, cliPath, ...args] : [cliPath, ...args];
 
 function cli(args: string[], env: NodeJS.ProcessEnv, cliPath = CLI): void {
-  const r = spawnSync(process.execPath, [cliPath, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const [file, ...rest] = run(cliPath, ...args);
+  const r = spawnSync(file, rest, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   if (r.status !== 0) throw new Error(`smolvm ${args.join(' ')} exited ${r.status}: ${r.stderr.toString().trim()}`);
 }
 
@@ -32,7 +40,12 @@ async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'smolvm-bench-pack-'));
   const registry = await startRegistry({ dir: path.join(work, 'registry') });
   const home = path.join(work, 'home');
-  const env = { ...process.env, SMOLVM_HOME: home, SMOLVM_NO_TCG_WARNING: '1', SMOLVM_NO_EARLY_START: '1' };
+  const env = {
+    ...process.env,
+    SMOLVM_HOME: home,
+    SMOLVM_NO_TCG_WARNING: '1',
+    ...(NODE_CLI ? { SMOLVM_NO_EARLY_START: '1' } : {}),
+  };
   try {
     const big = bigImage(50);
     const image = buildImage([buildLayer(busyboxRootfs(BUSYBOX)), ...big.layers], {
@@ -57,21 +70,7 @@ async function main(): Promise<void> {
     const baseApp = path.join(out, 'base-app');
     const packCreate = (cliPath: string, output: string, cliEnv: NodeJS.ProcessEnv) => () =>
       timeCommand(
-        [
-          process.execPath,
-          cliPath,
-          'pack',
-          'create',
-          '--image',
-          reference,
-          '--cpus',
-          '1',
-          '--memory',
-          '512',
-          '-o',
-          output,
-          '--quiet',
-        ],
+        run(cliPath, 'pack', 'create', '--image', reference, '--cpus', '1', '--memory', '512', '-o', output, '--quiet'),
         cliEnv,
       );
     const copy = () => {
@@ -138,20 +137,7 @@ async function main(): Promise<void> {
           label: `smolvm machine run --image IMG -- true (warm)${b.tag}`,
           run: () =>
             timeCommand(
-              [
-                process.execPath,
-                b.cliPath,
-                'machine',
-                'run',
-                '--cpus',
-                '1',
-                '--memory',
-                '512',
-                '--image',
-                reference,
-                '--',
-                'true',
-              ],
+              run(b.cliPath, 'machine', 'run', '--cpus', '1', '--memory', '512', '--image', reference, '--', 'true'),
               b.cliEnv,
             ),
         },
@@ -176,15 +162,18 @@ async function main(): Promise<void> {
       emptyCaches();
       const name = `bench-${m++}`;
       const ms =
-        timeCommand([process.execPath, cliPath, 'machine', 'create', name, ...args, '--quiet'], cliEnv) +
-        timeCommand([process.execPath, cliPath, 'machine', 'start', '--name', name, '--quiet'], cliEnv);
+        timeCommand(run(cliPath, 'machine', 'create', name, ...args, '--quiet'), cliEnv) +
+        timeCommand(run(cliPath, 'machine', 'start', '--name', name, '--quiet'), cliEnv);
       cli(['machine', 'delete', name, '-f'], cliEnv, cliPath);
       return ms;
     };
     const series4 = runInterleaved(
       builds.flatMap((b) => {
         const emptyImageStore = () =>
-          spawnSync(process.execPath, [b.cliPath, 'image', 'rm', '-I', reference], { env: b.cliEnv, stdio: 'ignore' });
+          spawnSync(process.execPath, [b.cliPath, 'image', 'rm', '-I', reference], {
+            env: b.cliEnv,
+            stdio: 'ignore',
+          });
         const emptySectionCache = () =>
           fs.rmSync(path.join(b.cliEnv.SMOLVM_HOME as string, 'cache', 'pack'), { recursive: true, force: true });
         return [
