@@ -129,6 +129,19 @@ test('machine create --from: boots the payload, keeps installs and /workspace ac
   const first = cli(['machine', 'start', '--name', 'from-pack', '--debug']);
   expect(first.status).toBe(0);
   expect(first.stderr).not.toContain('spawned early was not used');
+  // The pack carries the agent's startup blob, built on this host's guest CPU: the agent runs from
+  // it (node refuses a blob of another CPU, and /init then starts the bundle without it).
+  const agents = cli([
+    'machine',
+    'exec',
+    '--name',
+    'from-pack',
+    '--',
+    'sh',
+    '-c',
+    'cat /proc/[0-9]*/cmdline | tr "\\0" " "',
+  ]);
+  expect(agents.stdout).toMatch(/\/node .*--snapshot-blob \S*agent\.blob/);
   expect(
     cli([
       'machine',

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { SmolvmError } from '@smolvm/common';
 import type { AgentClient } from '@smolvm/agent-protocol';
-import { BUNDLE_PATH, NODE_PATH } from './layout';
+import { BUNDLE_PATH, NODE_PATH, mountRuntime } from './layout';
 import { DEFAULT_NODE_FLAGS } from './ensure';
 
 /**
@@ -15,9 +15,14 @@ import { DEFAULT_NODE_FLAGS } from './ensure';
 export async function buildSnapshotInGuest(
   client: AgentClient,
   nodeFlags: string[] = DEFAULT_NODE_FLAGS,
+  opts: { runtimeDisk?: string } = {},
 ): Promise<Buffer> {
   const blob = '/tmp/.smolvm-agent.blob';
-  const script = `${NODE_PATH} ${nodeFlags.join(' ')} --snapshot-blob ${blob} --build-snapshot ${BUNDLE_PATH} >&2 && cat ${blob} && rm -f ${blob}`;
+  const script = [
+    // An image whose node is on the runtime disk (AgentImage.runtimeDiskId): mounted here again.
+    ...(opts.runtimeDisk ? mountRuntime(opts.runtimeDisk) : []),
+    `${NODE_PATH} ${nodeFlags.join(' ')} --snapshot-blob ${blob} --build-snapshot ${BUNDLE_PATH} >&2 && cat ${blob} && rm -f ${blob}`,
+  ].join('\n');
   const session = await client.exec({
     argv: ['/bin/sh', '-c', script],
     env: {

@@ -58,9 +58,10 @@ export function initScript(opts: InitOptions): string {
 
 /**
  * Finds the runtime disk by its serial and mounts the node erofs with it as its second device;
- * without it there is no node, so the VM ends at once with a line on the console.
+ * without it there is no node, so the VM ends at once with a line on the console. (Also how a
+ * blob build finds node: an exec's root does not see the mounts under the image's root.)
  */
-function mountRuntime(serial: string): string[] {
+export function mountRuntime(serial: string): string[] {
   return [
     `for b in /sys/block/vd*; do [ "$(/bin/busybox cat $b/serial 2>/dev/null)" = ${serial} ] && rt=/dev/\${b##*/}; done`,
     `/bin/busybox mount -t erofs -o ro,loop,device=$rt ${RUNTIME_EROFS_PATH} ${RUNTIME_MOUNT} || {`,

@@ -1,6 +1,6 @@
 // The agent image a VM boots, with the agent's V8 startup blob baked in: built once per guest
 // CPU (the driver names it, ProbeResult.guestCpu) inside a VM of the plain image. A packed
-// machine's agent image is booted as it is.
+// machine's agent image is booted as it is (pack create bakes a blob in: packed-agent.ts).
 import fs from 'node:fs';
 import { SmolvmError, writeFileAtomic } from '@smolvm/common';
 import {
@@ -12,6 +12,7 @@ import {
   type AgentImage,
   type AgentImageOptions,
 } from '@smolvm/agent-image';
+import type { ProbeResult } from '@smolvm/driver-api';
 import { boot, type BootOptions } from './boot';
 import type { GuestAssets } from './start';
 
@@ -49,7 +50,12 @@ export function agentImageOptions(
   };
 }
 
-/** `guestCpu`: the CPU the guest sees (ProbeResult.guestCpu), which a blob is only valid for. */
+/** The CPU a driver's guests see, which a blob is only valid for (ProbeResult.guestCpu, or the accelerator's). */
+export function guestCpuOf(driver: string, probe: Pick<ProbeResult, 'guestCpu' | 'accelerator'>): string {
+  return probe.guestCpu ?? `${driver}-${probe.accelerator ?? 'default'}`;
+}
+
+/** `guestCpu`: the CPU the guest sees (guestCpuOf), which a blob is only valid for. */
 export async function agentImageFor(
   options: BootOptions,
   imageOptions: AgentImageOptions,

@@ -1,6 +1,7 @@
 // Public API of @smolvm/runtime: boots a VM for a workload (kernel, agent image, driver, agent
 // channel, guest root setup) and tears it down without leftovers.
 export { startVm, type StartVmOptions, type GuestAssets } from './start';
+export { packedAgentImageWithBlob, type PackedAgentInputs } from './packed-agent';
 export { Vm, type BootTimings, type GuestFile, type GuestFiles } from './vm';
 export { IMAGE_DISK_ID, OVERLAY_DISK_ID, STORAGE_DISK_ID, type DiskRange, type PersistentDisks } from './layout';
 export { locateKernel } from './kernel';

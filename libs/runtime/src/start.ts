@@ -9,7 +9,7 @@ import type { SetupSpec } from '@smolvm/agent-protocol';
 import { ensureAgentImage } from '@smolvm/agent-image';
 import type { VolumeMount } from '@smolvm/config';
 import { SnapshotError, selectDriver } from '@smolvm/driver-api';
-import { agentImageFor, agentImageOptions, packedAgentImage } from './agent-blob';
+import { agentImageFor, agentImageOptions, guestCpuOf, packedAgentImage } from './agent-blob';
 import { boot, type BootOptions } from './boot';
 import { MACHINE_SLOT_BYTES } from './boot-snapshot';
 import { locateKernel } from './kernel';
@@ -206,7 +206,7 @@ async function startOwned(options: StartVmOptions): Promise<Vm> {
       bootOptions.agentImage = await agentImageFor(
         bootOptions,
         agentImageOptions(cacheDir, options),
-        probe.guestCpu ?? `${driver.name}-${probe.accelerator ?? 'default'}`,
+        guestCpuOf(driver.name, probe),
       );
     prepared = Math.round(performance.now() - t0);
     const note = options.onNote ?? (() => undefined);

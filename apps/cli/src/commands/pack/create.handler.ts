@@ -25,7 +25,7 @@ import type { MachineRecord } from '@smolvm/machine-store';
 import { openPackSection, shrunkCopy, snapshotPackParts, type SnapshotPackParts } from '@smolvm/machines';
 import { formatPlatform as formatOciPlatform, hostPlatform, type PreparedImage } from '@smolvm/oci';
 import { assemblePack, runtimeOf, type PackManifestBase, type SectionSource } from '@smolvm/pack';
-import { locateKernel } from '@smolvm/runtime';
+import { locateKernel, packedAgentImageWithBlob } from '@smolvm/runtime';
 import { agentBundlePath, guestAssets } from '../../runtime-assets';
 import { locateStubExecutable, stubPrefix, type StubExecutable } from '../../stub';
 import { smolvmVersion } from '../../version';
@@ -53,12 +53,23 @@ async function guestSections(
   const shared =
     stub.kind === 'native' && process.platform === 'linux' && platform === formatOciPlatform(hostPlatform());
   const runtime = shared ? await runtimeOf(stub.path) : undefined;
-  const agent = await ensureAgentImage({
+  const imageOptions = {
     cacheDir: smolvmDirs().cache,
     agentBundle: agentBundlePath(),
     ...agentInputs,
     ...(runtime ? { runtime: { executable: stub.path, ...runtime } } : {}),
-  });
+  };
+  const plain = await ensureAgentImage(imageOptions);
+  // The agent's startup blob, built in a VM on this host (once per image and guest CPU): only for
+  // a guest of this host's platform, which is what `shared` says.
+  const agent = shared
+    ? await packedAgentImageWithBlob(plain, imageOptions, {
+        kernel,
+        ...(runtime
+          ? { runtime: { path: stub.path, range: { offset: 0, size: runtime.size }, sha256: runtime.sha256 } }
+          : {}),
+      })
+    : plain;
   // The kernel is extracted to a file before use anyway, so it travels compressed (a fifth of its size).
   return {
     sections: [{ ...fileSection('kernel', kernel), compress: 'gzip' }, fileSection('agent', agent.path)],
