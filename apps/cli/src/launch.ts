@@ -10,6 +10,8 @@ import { commandOf, loadBundle } from './code-cache';
 import type * as FastExec from './exec-fast';
 import type * as FastSupervise from './supervise-fast';
 
+const PRESTART_COMMANDS = ['machine run', 'machine _supervise', 'machine start'];
+
 interface CliBundle {
   runCli(): void;
 }
@@ -27,6 +29,8 @@ export interface LaunchOptions {
    * the cache dir and a loader that goes through the code cache; none for the packed executable.
    */
   prestart?(args: string[], cacheDir: string, load: (bundle: string) => unknown): void;
+  /** The commands (commandOf) `prestart` runs for: default `machine run`, `machine start` and the supervisor's. */
+  prestartCommands?: string[];
   /** The fast `machine exec` bundle (dist/smolvm-exec.js), loaded instead of the CLI for plain execs. */
   fastExec?: string;
   /** The supervisor's bundle (dist/smolvm-supervise.js), loaded instead of the CLI by `machine _supervise`. */
@@ -61,8 +65,7 @@ export function launch(options: LaunchOptions): void {
   };
   // Before the CLI loads: QEMU restores the snapshot meanwhile (a run's, or a machine's in its
   // supervisor, which a plain `machine start` spawns from here).
-  if ((command === 'machine run' || command === 'machine _supervise' || command === 'machine start') && cache)
-    options.prestart?.(args, cache, load);
+  if ((options.prestartCommands ?? PRESTART_COMMANDS).includes(command) && cache) options.prestart?.(args, cache, load);
   // Any exec the fast path declines (help, unusual flags) goes to the CLI, as every other command.
   const fast =
     (command === 'machine exec' &&

@@ -144,6 +144,42 @@ test(
 );
 
 test(
+  'a repeated run begins its restore before the stub has loaded; a payload written since finds no recipe, and is verified',
+  () => {
+    // A copy of its own: the payload is damaged in place below.
+    const early = path.join(dir, 'out', 'early-app');
+    fs.copyFileSync(app, early);
+    fs.copyFileSync(`${app}.smolmachine`, `${early}.smolmachine`);
+    const home = makeHome(dir, 'home-early');
+    // The same words before `--` (--debug included): the same invocation, whose recipe the first leaves.
+    expect(run([early, 'run', '--debug', '--', 'true'], { home })).toMatchObject({ status: 0 });
+    const again = run([early, 'run', '--debug', '--', 'echo again'], { home });
+    expect(again).toMatchObject({ stdout: 'again\n', status: 0 });
+    expect(again.stderr).toMatch(/note: the restore began before \.\/early-app had loaded \(\d+ ms ahead\)/);
+    const recipes = path.join(home, '.cache', 'smolvm', 'prestart');
+    for (const f of fs.readdirSync(recipes)) expect(fs.statSync(path.join(recipes, f)).mode & 0o777).toBe(0o600);
+    // One byte of the root image flipped in place: the recipe was for the pack as it was, so
+    // nothing restores early on these bytes, and the run refuses them before anything boots.
+    const rootfs = PackFile.open(`${early}.smolmachine`).section('rootfs');
+    expect(rootfs).toBeDefined();
+    const fd = fs.openSync(`${early}.smolmachine`, 'r+');
+    try {
+      const at = (rootfs?.offset ?? 0) + Math.floor((rootfs?.size ?? 0) / 2);
+      const b = Buffer.alloc(1);
+      fs.readSync(fd, b, 0, 1, at);
+      b[0] ^= 0x40;
+      fs.writeSync(fd, b, 0, 1, at);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const refused = run([early, 'run', '--', 'echo ran'], { home });
+    expect(refused).toMatchObject({ stdout: '', status: 1 });
+    expect(refused.stderr).toMatch(/^[^\n]*its rootfs section does not match its sha256[^\n]*\n$/);
+  },
+  BOOT_MS,
+);
+
+test(
   '--single-file: the payload appended to the single-executable stub runs the same',
   () => {
     const one = path.join(dir, 'out', 'one-file');

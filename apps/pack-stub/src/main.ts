@@ -7,6 +7,7 @@ import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
 import { ExitCode, exitCodeOf, exitWhenSettled, formatError, usageFailure } from '@smolvm/common';
 import { isSingleExecutable } from '@smolvm/sea';
+import { stubRecipeKey } from './early-run';
 import { findPayload, selfPath } from './payload';
 import type { ExecArgs } from '../../cli/src/commands/machine/exec';
 import { skipHelpCache } from '../../cli/src/help-cache';
@@ -47,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
       quiet: args.quiet,
       machines: async () => (await daemon()).packMachines(),
       program,
+      // The single executable's loader may have begun the restore (early-run.ts).
+      ...(isSingleExecutable() ? { recipeKey: stubRecipeKey() } : {}),
     });
   };
   const parser = yargs(argv)

@@ -6,6 +6,8 @@
 import { isAscii } from 'node:buffer';
 import { readAsset } from '@smolvm/sea';
 import { launch } from '../../cli/src/launch';
+import { prestartFor } from '../../cli/src/prestart';
+import { stubRecipeKey } from './early-run';
 
 launch({
   bundle: process.execPath,
@@ -13,4 +15,10 @@ launch({
     const bytes = readAsset('stub.js');
     return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   },
+  // `./my-app [run] [-- CMD]`: the restore begins before the stub has loaded (early-run.ts).
+  prestart: (args, cache) => {
+    const key = stubRecipeKey();
+    if (key !== undefined) prestartFor(args, cache, key);
+  },
+  prestartCommands: ['', 'run'],
 });

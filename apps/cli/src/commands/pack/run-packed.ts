@@ -8,6 +8,7 @@ import type { Machines } from '@smolvm/machines';
 import { packedBoot, packedWorkload, type PackFile, type PackedWorkload } from '@smolvm/pack';
 import { createRunDir, startVm, type StartVmOptions } from '@smolvm/runtime';
 import { runSession, ttyOptions } from '../../output/session';
+import { keepRecipe, takePrestarted } from '../../prestart';
 import { execOrExitCode } from '../machine/exec.handler';
 import type { SnapshotRunOptions } from './run-snapshot';
 
@@ -20,6 +21,11 @@ export interface PackedRunOptions extends SnapshotRunOptions {
   program: string;
   /** Executables besides the pack's own that may hold its runtime (the CLI's stub: same build, same Node). */
   runtimeCandidates?: string[];
+  /**
+   * The packed executable's key for early-start recipes (pack-stub early-run.ts): the restore its
+   * loader began is taken over, and this run's recipe kept for the next identical one.
+   */
+  recipeKey?: string;
 }
 
 export async function runPacked(pack: PackFile, o: PackedRunOptions): Promise<number> {
@@ -63,6 +69,10 @@ async function runVm(
   argv: string[],
   boot: Partial<StartVmOptions>,
 ): Promise<number> {
+  // Taken only after packedBoot verified the pack: a recipe is found only for the pack as this
+  // process found it at its start, and a pack that fails verification ends the early start unused.
+  const early = o.recipeKey !== undefined ? takePrestarted() : undefined;
+  const note = (message: string) => process.stderr.write(`smolvm: note: ${message}\n`);
   const vm = await startVm({
     cpus: w.cpus,
     memoryMiB: w.memoryMiB,
@@ -71,8 +81,13 @@ async function runVm(
       ? { network: { outbound: true, allowHosts: w.network.allowHosts, allowCidrs: w.network.allowCidrs, ports: [] } }
       : {}),
     bootSnapshot: o.cold !== true,
-    ...(o.debug ? { onNote: (message: string) => process.stderr.write(`smolvm: note: ${message}\n`) } : {}),
+    ...(o.debug ? { onNote: note } : {}),
+    ...(early ? { prestarted: early } : {}),
   });
+  if (o.debug && vm.timings.prestartLead !== undefined)
+    note(`the restore began before ${o.program} had loaded (${vm.timings.prestartLead} ms ahead)`);
+  if (o.recipeKey !== undefined && vm.restoreRecipe)
+    keepRecipe(process.argv.slice(2), smolvmDirs().cache, o.recipeKey, vm.restoreRecipe);
   try {
     const session = await execOrExitCode(vm, {
       argv,
