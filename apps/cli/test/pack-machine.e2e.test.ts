@@ -131,29 +131,9 @@ test('machine create --from: boots the payload, keeps installs and /workspace ac
   expect(first.stderr).not.toContain('spawned early was not used');
   // The pack carries the agent's startup blob, built on this host's guest CPU: the agent runs from
   // it (node refuses a blob of another CPU, and /init then starts the bundle without it).
-  const agents = cli([
-    'machine',
-    'exec',
-    '--name',
-    'from-pack',
-    '--',
-    'sh',
-    '-c',
-    'cat /proc/[0-9]*/cmdline | tr "\\0" " "',
-  ]);
-  expect(agents.stdout).toMatch(/\/node .*--snapshot-blob \S*agent\.blob/);
-  expect(
-    cli([
-      'machine',
-      'exec',
-      '--name',
-      'from-pack',
-      '--',
-      'sh',
-      '-c',
-      'echo installed > /usr/bin/my-tool; echo data > /workspace/d',
-    ]).status,
-  ).toBe(0);
+  const sh = (script: string) => cli(['machine', 'exec', '--name', 'from-pack', '--', 'sh', '-c', script]);
+  expect(sh('cat /proc/[0-9]*/cmdline | tr "\\0" " "').stdout).toMatch(/\/node .*--snapshot-blob \S*agent\.blob/);
+  expect(sh('echo installed > /usr/bin/my-tool; echo data > /workspace/d').status).toBe(0);
   expect(cli(['machine', 'stop', '--name', 'from-pack']).status).toBe(0);
   expect(cli(['machine', 'start', '--name', 'from-pack', '--quiet']).status).toBe(0);
   const r = cli(['machine', 'exec', '--name', 'from-pack', '--', 'cat', '/usr/bin/my-tool', '/workspace/d']);
