@@ -9,6 +9,8 @@ import fs from 'node:fs';
 
 const KEY = Symbol.for('smolvm.stub-recipe-key');
 
+// What @smolvm/pack's verified.ts calls a file's identity, without loading that library into the
+// executable's loader (compiled on every start, uncached).
 function identity(file: string): string {
   const st = fs.statSync(file, { bigint: true });
   return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');

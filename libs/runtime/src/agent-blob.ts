@@ -15,6 +15,7 @@ import {
 import type { ProbeResult } from '@smolvm/driver-api';
 import { boot, type BootOptions } from './boot';
 import type { GuestAssets } from './start';
+import type { Vm } from './vm';
 
 /** Keys of a pack's agent images start with this: their boot snapshots are a family of their own. */
 export const PACKED_KEY_PREFIX = 'packed-';
@@ -63,15 +64,33 @@ export async function agentImageFor(
 ): Promise<AgentImage> {
   const plain = options.agentImage;
   if (options.env.SMOLVM_AGENT_SNAPSHOT === '0') return plain;
+  return withGuestBlob(plain, imageOptions, guestCpu, () =>
+    boot(
+      { ...options, cpus: 1, memoryMiB: 1024, imageErofs: undefined, volumes: [], persistent: undefined },
+      performance.now(),
+    ),
+  );
+}
+
+/**
+ * `plain` (built by ensureAgentImage from `imageOptions`) with the agent's startup blob for
+ * `guestCpu` baked in: the blob is built once, in the bare VM of `plain` that `bootVm` starts,
+ * and cached per image and guest CPU. `plain` itself when that build fails.
+ */
+export async function withGuestBlob(
+  plain: AgentImage,
+  imageOptions: AgentImageOptions,
+  guestCpu: string,
+  bootVm: () => Promise<Vm>,
+): Promise<AgentImage> {
   const blob = snapshotBlobPath(imageOptions.cacheDir, plain.key, guestCpu);
   if (!fs.existsSync(blob)) {
     try {
-      const vm = await boot(
-        { ...options, cpus: 1, memoryMiB: 1024, imageErofs: undefined, volumes: [], persistent: undefined },
-        performance.now(),
-      );
+      const vm = await bootVm();
       try {
-        writeFileAtomic(blob, await buildSnapshotInGuest(vm.agent));
+        // An image whose node is on the runtime disk mounts it again in the build's exec.
+        const runtime = plain.runtimeDiskId ? { runtimeDisk: plain.runtimeDiskId } : {};
+        writeFileAtomic(blob, await buildSnapshotInGuest(vm.agent, undefined, runtime));
       } finally {
         await vm.dispose();
       }

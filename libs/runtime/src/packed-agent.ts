@@ -4,17 +4,9 @@
 // store), so packs carry one, built as the plain image's is: in a VM of the pack's own agent image,
 // kernel and runtime, on this host's guest CPU. On another CPU model node refuses the blob (exit
 // 14) and the image's /init starts the bundle instead, as a pack without a blob always did.
-import fs from 'node:fs';
-import { writeFileAtomic } from '@smolvm/common';
-import {
-  buildSnapshotInGuest,
-  ensureAgentImage,
-  snapshotBlobPath,
-  type AgentImage,
-  type AgentImageOptions,
-} from '@smolvm/agent-image';
+import type { AgentImage, AgentImageOptions } from '@smolvm/agent-image';
 import { selectDriver } from '@smolvm/driver-api';
-import { guestCpuOf } from './agent-blob';
+import { guestCpuOf, withGuestBlob } from './agent-blob';
 import type { DiskRange } from './layout';
 import { startVm } from './start';
 
@@ -39,9 +31,8 @@ export async function packedAgentImageWithBlob(
   if (env.SMOLVM_AGENT_SNAPSHOT === '0') return plain;
   try {
     const { driver, probe } = await selectDriver({ env });
-    const blob = snapshotBlobPath(imageOptions.cacheDir, plain.key, guestCpuOf(driver.name, probe));
-    if (!fs.existsSync(blob)) {
-      const vm = await startVm({
+    return await withGuestBlob(plain, imageOptions, guestCpuOf(driver.name, probe), () =>
+      startVm({
         packed: {
           kernel: inputs.kernel,
           agentImage: { path: plain.path, key: plain.key },
@@ -51,21 +42,8 @@ export async function packedAgentImageWithBlob(
         memoryMiB: 1024,
         bootSnapshot: false,
         env,
-      });
-      try {
-        writeFileAtomic(
-          blob,
-          await buildSnapshotInGuest(
-            vm.agent,
-            undefined,
-            plain.runtimeDiskId ? { runtimeDisk: plain.runtimeDiskId } : {},
-          ),
-        );
-      } finally {
-        await vm.dispose();
-      }
-    }
-    return await ensureAgentImage({ ...imageOptions, snapshot: { blob } });
+      }),
+    );
   } catch {
     return plain;
   }
