@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { NotFoundError, smolvmDirs } from '@smolvm/common';
 import { Machines, MachineStartError, importPackedSnapshot } from '@smolvm/machines';
 import type { MachineState } from '@smolvm/machine-store';
-import type { PackFile } from '@smolvm/pack';
+import type { PackFile } from '@smolvm/pack/local';
 import { selfPath } from './payload';
 
 export function daemonName(pack: PackFile): string {

@@ -2,7 +2,7 @@
 // the executable itself (--single-file).
 import fs from 'node:fs';
 import { NotFoundError } from '@smolvm/common';
-import { PACK_MAGIC, PackFile } from '@smolvm/pack';
+import { PACK_MAGIC, PackFile } from '@smolvm/pack/local';
 import { isSingleExecutable } from '@smolvm/sea';
 
 /**

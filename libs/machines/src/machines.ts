@@ -16,7 +16,7 @@ import {
   withTimeout,
   type ProcessIdentity,
 } from '@smolvm/common';
-import type { PackFile } from '@smolvm/pack';
+import type { PackFile } from '@smolvm/pack/local';
 import { AgentClient } from '@smolvm/agent-protocol';
 import { runRoot, sweepRunDirs } from '@smolvm/runtime';
 import {

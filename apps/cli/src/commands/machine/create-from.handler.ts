@@ -6,7 +6,7 @@ import type { MergedRunOptions } from '@smolvm/config';
 import type { MachineRecord } from '@smolvm/machine-store';
 import type { Machines } from '@smolvm/machines';
 import { keepStartInvocation } from '@smolvm/machines/early-start';
-import { PackFile } from '@smolvm/pack';
+import { PackFile } from '@smolvm/pack/local';
 import { stubRuntimeCandidates } from '../../stub';
 import type { CreateArgs } from './create';
 

@@ -10,7 +10,7 @@ import {
   type Machines,
   type SnapshotSummary,
 } from '@smolvm/machines';
-import type { PackFile } from '@smolvm/pack';
+import type { PackFile } from '@smolvm/pack/local';
 import { formatBytes } from '../../output/progress';
 import { renderTable, writeJson } from '../../output/table';
 import type { CreateArgs } from './create';

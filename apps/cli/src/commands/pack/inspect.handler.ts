@@ -1,7 +1,7 @@
 // `smolvm pack inspect PATH`: the manifest and section table, after the sections were verified,
 // and where the runtime (format version 4) is read from, as a run would find it.
 import { NotFoundError, smolvmDirs } from '@smolvm/common';
-import { PackFile, runtimeDisk, type RuntimeDisk } from '@smolvm/pack';
+import { PackFile, runtimeDisk, type RuntimeDisk } from '@smolvm/pack/local';
 import { renderTable, writeJson } from '../../output/table';
 import { stubRuntimeCandidates } from '../../stub';
 import type { PackInspectArgs } from './inspect';

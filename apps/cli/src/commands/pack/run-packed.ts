@@ -5,7 +5,7 @@
 import { UsageError, smolvmDirs } from '@smolvm/common';
 import path from 'node:path';
 import type { Machines } from '@smolvm/machines';
-import { packedBoot, packedWorkload, type PackFile, type PackedWorkload } from '@smolvm/pack';
+import { packedBoot, packedWorkload, type PackFile, type PackedWorkload } from '@smolvm/pack/local';
 import { createRunDir, startVm, type StartVmOptions } from '@smolvm/runtime';
 import { runSession, ttyOptions } from '../../output/session';
 import { keepRecipe, takePrestarted } from '../../prestart';

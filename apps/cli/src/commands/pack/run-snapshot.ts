@@ -3,7 +3,7 @@
 // by exec. The machine then goes with its disks on every way out: exit, error, Ctrl-C, SIGTERM.
 import { NotFoundError, SmolvmError, UsageError, smolvmDirs } from '@smolvm/common';
 import { MachineStartError, importPackedSnapshot, type Machines } from '@smolvm/machines';
-import type { PackFile, PackManifest } from '@smolvm/pack';
+import type { PackFile, PackManifest } from '@smolvm/pack/local';
 import { runExec } from '../machine/exec.handler';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;

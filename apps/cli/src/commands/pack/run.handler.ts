@@ -2,7 +2,7 @@
 import { UsageError } from '@smolvm/common';
 // Registers the VM drivers (without it: "no VM driver is usable on this host (no drivers registered)").
 import '../../runtime-assets';
-import { PackFile } from '@smolvm/pack';
+import { PackFile } from '@smolvm/pack/local';
 import type { PackRunArgs } from './run';
 import { runPacked } from './run-packed';
 import { cliMachines } from '../machine/machines';
