@@ -1,6 +1,6 @@
 // `smolvm machine run`: merge flags + Smolfile + image config, boot a VM, run the command with
 // the user's stdio, and pass its exit code through. The VM and its files are gone afterwards.
-import { UsageError, smolvmDirs, writeFileAtomic } from '@smolvm/common';
+import { UsageError, smolvmDirs } from '@smolvm/common';
 import { applyImageConfig, loadSmolfile, mergeRunOptions } from '@smolvm/config';
 import { formatDenial } from '@smolvm/netpolicy';
 import { runInitCommands, startVm, workloadArgv, type Vm } from '@smolvm/runtime';
@@ -11,6 +11,7 @@ import { keepRecipe, takePrestarted } from '../../prestart';
 import { pullWithProgress } from '../image/pull-progress';
 import { prepareBaseImage } from './base-image';
 import { runSession, ttyOptions } from '../../output/session';
+import { writeRunTimings } from '../../output/timings';
 import type { RunArgs } from './run';
 import { networkFlags, vmNetwork } from './workload-options';
 import { execOrExitCode } from './exec.handler';
@@ -116,7 +117,7 @@ export async function runRun(args: RunArgs): Promise<number> {
     return code;
   } finally {
     await vm.dispose();
-    if (process.env.SMOLVM_TIMINGS) writeTimings(process.env.SMOLVM_TIMINGS, vm, vmStart, commandDone);
+    writeRunTimings(vm, vmStart, commandDone);
   }
 }
 
@@ -140,29 +141,4 @@ async function runInit(
   } finally {
     for (const s of signals) process.off(s, forward);
   }
-}
-
-/**
- * SMOLVM_TIMINGS=FILE: where the time of one run went, for tools/bench/boot. All values are
- * milliseconds since this process started, except the guest's own clock readings.
- */
-function writeTimings(file: string, vm: Vm, vmStart: number, commandDone: number | undefined): void {
-  const at = (ms: number) => Math.round(ms);
-  const info = vm.agentInfo;
-  const timings = {
-    vmStart: at(vmStart),
-    prepared: at(vmStart + vm.timings.prepared),
-    spawned: at(vmStart + vm.timings.spawned),
-    agentReady: at(vmStart + vm.timings.agentReady),
-    setUp: at(vmStart + vm.timings.setUp),
-    commandDone: commandDone === undefined ? null : at(commandDone),
-    disposed: at(performance.now()),
-    // When the executable started the restore early (prestart.ts), before the CLI had loaded.
-    earlyStart: vm.timings.prestartLead === undefined ? null : at(vmStart - vm.timings.prestartLead),
-    guestUptimeAtReady: typeof info.kernelUptimeMs === 'number' ? info.kernelUptimeMs : null,
-    agentStartToReady: typeof info.agentStartMs === 'number' ? info.agentStartMs : null,
-    agentSnapshot: info.snapshot === true,
-    restored: vm.restored,
-  };
-  writeFileAtomic(file, JSON.stringify(timings) + '\n');
 }

@@ -8,6 +8,7 @@ import type { Machines } from '@smolvm/machines';
 import { packedBoot, packedWorkload, type PackFile, type PackedWorkload } from '@smolvm/pack/local';
 import { createRunDir, startVm, type StartVmOptions } from '@smolvm/runtime';
 import { runSession, ttyOptions } from '../../output/session';
+import { writeRunTimings } from '../../output/timings';
 import { keepRecipe, takePrestarted } from '../../prestart';
 import { execOrExitCode } from '../machine/exec.handler';
 import type { SnapshotRunOptions } from './run-snapshot';
@@ -73,6 +74,8 @@ async function runVm(
   // process found it at its start, and a pack that fails verification ends the early start unused.
   const early = o.recipeKey !== undefined ? takePrestarted() : undefined;
   const note = (message: string) => process.stderr.write(`smolvm: note: ${message}\n`);
+  const vmStart = performance.now();
+  let commandDone: number | undefined;
   const vm = await startVm({
     cpus: w.cpus,
     memoryMiB: w.memoryMiB,
@@ -98,8 +101,11 @@ async function runVm(
       ...ttyOptions(o.tty),
     });
     if (typeof session === 'number') return session;
-    return await runSession(session, { interactive: o.interactive, tty: o.tty, onTerminate: () => vm.kill() });
+    const code = await runSession(session, { interactive: o.interactive, tty: o.tty, onTerminate: () => vm.kill() });
+    commandDone = performance.now();
+    return code;
   } finally {
     await vm.dispose();
+    writeRunTimings(vm, vmStart, commandDone);
   }
 }
