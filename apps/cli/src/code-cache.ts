@@ -19,6 +19,7 @@ import { isAscii } from 'node:buffer';
 import fs from 'node:fs';
 import Module from 'node:module';
 import path from 'node:path';
+import v8 from 'node:v8';
 import vm from 'node:vm';
 import zlib from 'node:zlib';
 import { UntrustedPathError, assertTrustedPath } from '@smolvm/common';
@@ -96,8 +97,15 @@ export function loadBundle(options: LoadOptions): LoadedBundle {
     status = 'rejected';
     note(`${file} was rejected by V8; it will be rewritten`);
   }
-  const exports = evaluate(script, options.bundle);
   const known = status === 'used' && cached ? cached.header.commands : [];
+  // The cache is written as the process exits, from the bytecode its functions still have then.
+  // V8 drops the bytecode of functions that have not run for a while, the bundle's top level
+  // first, and a cache without it made every later start compile that 2.3 MB function in full
+  // (~35 ms). So a process that will write the cache keeps all its bytecode; the flag goes back
+  // before the cache is made, as V8 stamps a cache with its flags and rejects one made with others.
+  const writes = status !== 'untrusted' && !(status === 'used' && known.includes(options.command));
+  if (writes) v8.setFlagsFromString('--no-flush-bytecode');
+  const exports = evaluate(script, options.bundle);
   let flushed = false;
   return {
     exports,
@@ -114,6 +122,7 @@ export function loadBundle(options: LoadOptions): LoadedBundle {
         assertTrustedPath(dir, path.dirname(dir), 'dir');
         const commands =
           succeeded && !known.includes(options.command) ? [...known, options.command].slice(-MAX_COMMANDS) : known;
+        v8.setFlagsFromString('--flush-bytecode');
         writeCacheFile(file, { key, bundle: options.bundle, commands }, script.createCachedData());
         pruneCacheDir(path.dirname(file), file);
         return true;

@@ -3,6 +3,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import {
   cacheFileFor,
   cacheKey,
@@ -65,6 +67,34 @@ describe('loadBundle', () => {
     const second = load();
     expect([second.status, second.answer]).toEqual(['used', 42]);
     expect(notes).toEqual([]);
+  });
+
+  it('a cache holds every function the command ran, also when V8 dropped their bytecode meanwhile', () => {
+    // Functions that ran once and not since (the bundle's top level first) lose their bytecode
+    // when V8 needs memory; a cache made from what is left then lacks them, and every later start
+    // compiles them again. --stress-flush-code drops bytecode at every collection.
+    const written = (stress: boolean) => {
+      const functions = Array.from({ length: 400 }, (_, i) => `function f${i}(x) { return x + ${i}; }`);
+      fs.writeFileSync(
+        bundle,
+        `// ${process.pid}-${generation++}\n${functions.join('\n')}\nexports.answer = () => ${functions.map((_, i) => `f${i}(0)`).join(' + ')};\n`,
+      );
+      const loaded = load();
+      if (stress) {
+        v8.setFlagsFromString('--expose-gc');
+        const gc = vm.runInNewContext('gc') as () => void;
+        v8.setFlagsFromString('--stress-flush-code');
+        try {
+          for (let i = 0; i < 3; i++) gc();
+        } finally {
+          v8.setFlagsFromString('--no-stress-flush-code');
+        }
+      }
+      expect(loaded.flush(0)).toBe(true);
+      return readCacheFile(cacheFile()).data.length;
+    };
+    const plain = written(false);
+    expect(written(true)).toBeGreaterThan(plain * 0.9);
   });
 
   it("an embedded bundle (the single file's asset) is keyed by the file that carries it", () => {
