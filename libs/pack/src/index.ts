@@ -6,7 +6,6 @@ export {
   pullPack,
   pulledPackPath,
   resolvePackSource,
-  isPackReference,
   PACK_MANIFEST_MEDIA_TYPE,
   type PushedPack,
   type PushPackOptions,

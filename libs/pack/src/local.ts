@@ -48,3 +48,4 @@ export {
 export { packedBoot, importSections, importBootSections, importedBoot, type PackedBoot } from './boot';
 export { runtimeOf, runtimeDisk, type RuntimeDisk } from './runtime';
 export { packedWorkload, type PackedWorkload } from './workload';
+export { isPackReference } from './source';

@@ -29,6 +29,7 @@ import { PackFormatError } from './format';
 import { parseManifest, type PackManifest, type PackManifestBase } from './manifest';
 import { PackFile } from './reader';
 import { cacheRuntimeFrom, cachedRuntime, runtimeDisk } from './runtime';
+import { isPackReference } from './source';
 import { assemblePack } from './writer';
 
 /** The config blob's media type: the pack manifest, as JSON. */
@@ -295,20 +296,6 @@ function reuse(file: string, manifest: PackManifest): PackFile | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** `--from VALUE`: a file path (existing, or written like one), else an artifact reference to pull. */
-export function isPackReference(value: string): boolean {
-  if (
-    value.startsWith('/') ||
-    value.startsWith('./') ||
-    value.startsWith('../') ||
-    value.endsWith('.smolmachine') ||
-    value === '.' ||
-    value === '..'
-  )
-    return false;
-  return !fs.existsSync(value);
 }
 
 /** Resolves `--from`/`--sidecar` values: files as they are, references pulled into the cache. */

@@ -7,6 +7,7 @@ import type { MachineRecord } from '@smolvm/machine-store';
 import type { Machines } from '@smolvm/machines';
 import { keepStartInvocation } from '@smolvm/machines/early-start';
 import { PackFile } from '@smolvm/pack/local';
+import { packPathFrom } from '../pack/source';
 import { stubRuntimeCandidates } from '../../stub';
 import type { CreateArgs } from './create';
 
@@ -21,9 +22,7 @@ export async function createFromPack(
     });
   }
   // A reference is pulled into the pack cache first (once per digest); a path is used as it is.
-  const pack = PackFile.open(
-    await (await import('../pack/pull.handler')).packFileFrom(args.from as string, args.quiet),
-  );
+  const pack = PackFile.open(await packPathFrom(args.from as string, args.quiet));
   if (pack.manifest.snapshot)
     return (await import('./snapshot.handler')).createFromPackedSnapshot(machines, args, pack);
   const m = pack.manifest;

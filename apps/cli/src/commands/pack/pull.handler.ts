@@ -57,10 +57,7 @@ function pullPackWithProgress(
   );
 }
 
-/**
- * A `--from` value as a pack file: a path as it is, a reference pulled into the pack cache
- * (keyed by digest, reused) with progress on a terminal.
- */
+/** A reference pulled into the pack cache (keyed by digest, reused), with progress on a terminal. */
 export async function packFileFrom(value: string, quiet: boolean): Promise<string> {
   return (await withPullProgress(quiet, (onProgress) => resolvePackSource(value, { onProgress, warn }))).path;
 }

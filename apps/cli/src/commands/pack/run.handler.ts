@@ -5,6 +5,7 @@ import '../../runtime-assets';
 import { PackFile } from '@smolvm/pack/local';
 import type { PackRunArgs } from './run';
 import { runPacked } from './run-packed';
+import { packPathFrom } from './source';
 import { cliMachines } from '../machine/machines';
 import { stubRuntimeCandidates } from '../../stub';
 
@@ -17,10 +18,7 @@ export async function runPackRun(args: PackRunArgs): Promise<number> {
       remedy: 'name it with --sidecar PATH.smolmachine or --from REFERENCE',
     });
   }
-  const file =
-    args.from !== undefined
-      ? await (await import('./pull.handler')).packFileFrom(args.from, args.quiet)
-      : (args.sidecar as string);
+  const file = args.from !== undefined ? await packPathFrom(args.from, args.quiet) : (args.sidecar as string);
   return runPacked(PackFile.open(file), {
     command: (args['--'] ?? []).map(String),
     interactive: args.interactive,
