@@ -101,37 +101,70 @@ export function loadBundle(options: LoadOptions): LoadedBundle {
   // The cache is written as the process exits, from the bytecode its functions still have then.
   // V8 drops the bytecode of functions that have not run for a while, the bundle's top level
   // first, and a cache without it made every later start compile that 2.3 MB function in full
-  // (~35 ms). So a process that will write the cache keeps all its bytecode; the flag goes back
-  // before the cache is made, as V8 stamps a cache with its flags and rejects one made with others.
-  const writes = status !== 'untrusted' && !(status === 'used' && known.includes(options.command));
-  if (writes) v8.setFlagsFromString('--no-flush-bytecode');
+  // (~35 ms). So a process that will write a cache keeps all its bytecode until then.
+  let keeping = status !== 'untrusted' && !(status === 'used' && known.includes(options.command));
+  if (keeping) keepBytecode();
   const exports = evaluate(script, options.bundle);
   let flushed = false;
   return {
     exports,
     status,
     flush(exitCode) {
-      // A failed command may have stopped anywhere: it does not mark its command as cached.
-      const succeeded = exitCode === 0;
-      if (flushed || status === 'untrusted' || (status === 'used' && (known.includes(options.command) || !succeeded)))
-        return false;
-      flushed = true;
       try {
-        const dir = path.dirname(file);
-        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-        assertTrustedPath(dir, path.dirname(dir), 'dir');
-        const commands =
-          succeeded && !known.includes(options.command) ? [...known, options.command].slice(-MAX_COMMANDS) : known;
-        v8.setFlagsFromString('--flush-bytecode');
-        writeCacheFile(file, { key, bundle: options.bundle, commands }, script.createCachedData());
-        pruneCacheDir(path.dirname(file), file);
-        return true;
-      } catch (err) {
-        note(`not written: ${messageOf(err)}`);
-        return false;
+        return write(exitCode);
+      } finally {
+        if (keeping) releaseBytecode();
+        keeping = false;
       }
     },
   };
+
+  function write(exitCode: number): boolean {
+    // A failed command may have stopped anywhere: it does not mark its command as cached.
+    const succeeded = exitCode === 0;
+    if (flushed || status === 'untrusted' || (status === 'used' && (known.includes(options.command) || !succeeded)))
+      return false;
+    flushed = true;
+    try {
+      const dir = path.dirname(file);
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      assertTrustedPath(dir, path.dirname(dir), 'dir');
+      const commands =
+        succeeded && !known.includes(options.command) ? [...known, options.command].slice(-MAX_COMMANDS) : known;
+      const data = withDefaultFlags(() => script.createCachedData());
+      writeCacheFile(file, { key, bundle: options.bundle, commands }, data);
+      pruneCacheDir(path.dirname(file), file);
+      return true;
+    } catch (err) {
+      note(`not written: ${messageOf(err)}`);
+      return false;
+    }
+  }
+}
+
+/** How many bundles loaded in this process will write their cache as it exits (loadBundle). */
+let keepers = 0;
+
+function keepBytecode(): void {
+  if (keepers++ === 0) v8.setFlagsFromString('--no-flush-bytecode');
+}
+
+function releaseBytecode(): void {
+  if (--keepers === 0) v8.setFlagsFromString('--flush-bytecode');
+}
+
+/**
+ * V8 stamps a cache with its flags and rejects one read under other flags: caches are made and
+ * read under the defaults, also while a bundle loaded earlier keeps its bytecode.
+ */
+function withDefaultFlags<T>(fn: () => T): T {
+  if (keepers === 0) return fn();
+  v8.setFlagsFromString('--flush-bytecode');
+  try {
+    return fn();
+  } finally {
+    v8.setFlagsFromString('--no-flush-bytecode');
+  }
 }
 
 interface Prepared {
@@ -197,14 +230,17 @@ function prepare(
 function compile(source: string, bundle: string, cachedData: Buffer | undefined): vm.Script {
   // The wrapper puts the source inside a function, where a hashbang is a syntax error.
   const text = source.startsWith('#!') ? '//' + source.slice(2) : source;
-  return new vm.Script(Module.wrap(text), {
-    filename: bundle,
-    ...(cachedData ? { cachedData } : {}),
-    // What require would allow: a dynamic import() inside the bundle uses Node's own loader.
-    ...(vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER
-      ? { importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER }
-      : {}),
-  });
+  return withDefaultFlags(
+    () =>
+      new vm.Script(Module.wrap(text), {
+        filename: bundle,
+        ...(cachedData ? { cachedData } : {}),
+        // What require would allow: a dynamic import() inside the bundle uses Node's own loader.
+        ...(vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER
+          ? { importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER }
+          : {}),
+      }),
+  );
 }
 
 /** Runs the compiled wrapper as Node's CommonJS loader would run the file. */
