@@ -7,7 +7,8 @@ import { asciiOnly, sharedBuiltins } from '../../tools/bundle';
 // command handlers are lazily initialised modules inside it, so `--help` only evaluates the
 // command table. smolvm-prestart.js (src/prestart.ts) is what the loader runs before the CLI for
 // `machine run` only (early restores). smolvm-exec.js (src/exec-fast.ts) is the whole of a plain
-// `machine exec`: the loader runs it instead of the CLI; smolvm-supervise.js (src/supervise-fast.ts)
+// `machine exec`: the loader runs it instead of the CLI, smolvm-start.js (src/start-fast.ts) likewise
+// for a plain `machine start`; smolvm-supervise.js (src/supervise-fast.ts)
 // likewise for a machine's supervisor. smolvm-serve.js is `smolvm serve` (fastify
 // and the API routes), required by that command only. smolvm-sea.js (src/sea.ts) is the
 // single-file smolvm's main script (tools/sea/build.ts embeds it with smolvm-main.js and
@@ -18,6 +19,7 @@ export default defineConfig({
     'smolvm-main': 'src/main.ts',
     'smolvm-prestart': 'src/prestart.ts',
     'smolvm-exec': 'src/exec-fast.ts',
+    'smolvm-start': 'src/start-fast.ts',
     'smolvm-supervise': 'src/supervise-fast.ts',
     'smolvm-sea': 'src/sea.ts',
     'smolvm-serve': 'src/commands/serve/serve.handler.ts',
@@ -34,7 +36,8 @@ export default defineConfig({
   removeNodeProtocol: false,
   esbuildPlugins: [sharedBuiltins()],
   onSuccess: async () => {
-    for (const bundle of ['smolvm-main.js', 'smolvm-serve.js']) asciiOnly(path.join(__dirname, 'dist', bundle));
+    for (const bundle of ['smolvm-main.js', 'smolvm-serve.js', 'smolvm-start.js'])
+      asciiOnly(path.join(__dirname, 'dist', bundle));
     // The guest agent travels with the CLI: the runtime builds the agent image from this copy.
     fs.mkdirSync(path.join(__dirname, 'dist', 'guest'), { recursive: true });
     fs.copyFileSync(

@@ -21,5 +21,6 @@ launch({
   prestart: (args, cache, load) =>
     (load(path.join(__dirname, 'smolvm-prestart.js')) as typeof Prestart).prestartFor(args, cache, bundle),
   fastExec: path.join(__dirname, 'smolvm-exec.js'),
+  fastStart: path.join(__dirname, 'smolvm-start.js'),
   supervise: path.join(__dirname, 'smolvm-supervise.js'),
 });

@@ -29,10 +29,11 @@ const PREFIX_BYTES = 16;
 /** Command names recorded per cache file: the CLI has fewer; a bound keeps the header small. */
 const MAX_COMMANDS = 64;
 /**
- * Cache files kept for other bundle paths besides the current one: an install has four bundles
- * (CLI, prestart, exec, supervisor), and worktrees or other installs theirs.
+ * Cache files kept for other bundle paths besides the current one: an install has five bundles
+ * (CLI, prestart, exec, start, supervisor), each packed executable one, and worktrees or other
+ * installs theirs.
  */
-const MAX_OTHER_FILES = 15;
+const MAX_OTHER_FILES = 19;
 /** A temp file this old is a crashed writer's leftover, not a write in progress. */
 const STALE_TEMP_MS = 10 * 60_000;
 

@@ -1,13 +1,14 @@
 // What both forms of the `smolvm` executable do first: dist/smolvm.js (src/bin.ts, run by node)
 // and the single-file smolvm (src/sea.ts). Early start for `machine run`, then the CLI bundle
-// through the V8 code cache (code-cache.ts), then the CLI; a plain `machine exec` and a machine's
-// supervisor run from small bundles of their own instead (exec-fast.ts, supervise-fast.ts) where
-// the executable has them.
+// through the V8 code cache (code-cache.ts), then the CLI; a plain `machine exec`, a plain
+// `machine start` and a machine's supervisor run from small bundles of their own instead
+// (exec-fast.ts, start-fast.ts, supervise-fast.ts) where the executable has them.
 // Only Node built-ins and tiny modules here: this code is compiled on every start, uncached.
 import path from 'node:path';
 import { smolvmDirs } from '@smolvm/common';
 import { commandOf, loadBundle } from './code-cache';
 import type * as FastExec from './exec-fast';
+import type * as FastStart from './start-fast';
 import type * as FastSupervise from './supervise-fast';
 
 const PRESTART_COMMANDS = ['machine run', 'machine _supervise', 'machine start'];
@@ -33,6 +34,8 @@ export interface LaunchOptions {
   prestartCommands?: string[];
   /** The fast `machine exec` bundle (dist/smolvm-exec.js), loaded instead of the CLI for plain execs. */
   fastExec?: string;
+  /** The fast `machine start` bundle (dist/smolvm-start.js), loaded instead of the CLI for plain starts. */
+  fastStart?: string;
   /** The supervisor's bundle (dist/smolvm-supervise.js), loaded instead of the CLI by `machine _supervise`. */
   supervise?: string;
 }
@@ -66,11 +69,14 @@ export function launch(options: LaunchOptions): void {
   // Before the CLI loads: QEMU restores the snapshot meanwhile (a run's, or a machine's in its
   // supervisor, which a plain `machine start` spawns from here).
   if ((options.prestartCommands ?? PRESTART_COMMANDS).includes(command) && cache) options.prestart?.(args, cache, load);
-  // Any exec the fast path declines (help, unusual flags) goes to the CLI, as every other command.
+  // Any exec or start a fast path declines (help, unusual flags) goes to the CLI, as every other command.
   const fast =
     (command === 'machine exec' &&
       options.fastExec !== undefined &&
       (load(options.fastExec) as typeof FastExec).runFastExec(args)) ||
+    (command === 'machine start' &&
+      options.fastStart !== undefined &&
+      (load(options.fastStart) as typeof FastStart).runFastStart(args)) ||
     (command === 'machine _supervise' &&
       options.supervise !== undefined &&
       (load(options.supervise) as typeof FastSupervise).runFastSupervise(args, options.bundle));

@@ -22,6 +22,7 @@ import { isValidMachineName } from '@smolvm/machine-store';
 import { startEarlySupervisor } from '@smolvm/machines/early-start';
 import { parseRunRecipe, prestartRun, type PrestartedRun, type RunRecipe } from '@smolvm/runtime/prestart';
 import '@smolvm/drivers/early-start';
+import { parsePlainStart } from './plain-start';
 import { selfCommand } from './self';
 
 const MAX_RECIPES = 32;
@@ -297,25 +298,7 @@ function evictOldRecipes(dir: string): void {
   for (const { file } of files.slice(MAX_RECIPES)) fs.rmSync(file, { force: true });
 }
 
-/**
- * The machine a plain `machine start [--name N] [--debug] [--quiet]` starts; undefined for any
- * other form (--cold, --help, a typo, another spelling), which the CLI handles as always.
- */
+/** The machine a plain `machine start` starts (plain-start.ts); undefined for any other form. */
 export function plainStartName(args: string[]): string | undefined {
-  if (args[0] !== 'machine' || args[1] !== 'start') return undefined;
-  let name = 'default';
-  for (let i = 2; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === '--debug' || arg === '--quiet') continue;
-    if (arg === '--name' || arg === '-n') {
-      const value = args[++i];
-      if (value === undefined || value === '' || value.startsWith('-')) return undefined;
-      name = value;
-    } else if (arg.startsWith('--name=') && arg.length > '--name='.length) {
-      name = arg.slice('--name='.length);
-    } else {
-      return undefined;
-    }
-  }
-  return name;
+  return parsePlainStart(args)?.name;
 }

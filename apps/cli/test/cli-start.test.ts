@@ -68,7 +68,7 @@ describe('the code cache', () => {
     expect(r.status).not.toBe(0);
     const bundles = cacheFiles().map((f) => readCacheFile(path.join(cacheDir, f)).header.bundle);
     expect(bundles).toContain(path.join(path.dirname(CLI), 'smolvm-prestart.js'));
-    expect(bundles).toContain(path.join(path.dirname(CLI), 'smolvm-main.js'));
+    expect(bundles).toContain(path.join(path.dirname(CLI), 'smolvm-start.js'));
   });
 
   it('SMOLVM_NO_CODE_CACHE=1 neither reads nor writes one', () => {
@@ -141,6 +141,25 @@ process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSO
   it('machine ls does not evaluate undici (which loads http, http2 and tls)', () => {
     const loaded = builtinsLoadedBy(['machine', 'ls']);
     for (const name of ['http', 'http2', 'tls']) expect(loaded).not.toContain(name);
+  });
+
+  it("a plain machine start runs from its own small bundle (src/start-fast.ts), with the CLI's own error line", () => {
+    const args = ['machine', 'start', '--name', 'missing-machine'];
+    const fast = smolvm([...args, '--debug'], env);
+    expect(fast.stderr).toMatch(/\n\s+at .*smolvm-start\.js:\d+:\d+/);
+    expect(fast.stderr).not.toMatch(/smolvm-main\.js/);
+    const quick = smolvm(args, env);
+    expect([quick.status, quick.stdout, quick.stderr]).toEqual([
+      1,
+      '',
+      'error: machine "missing-machine" does not exist; see existing machines with `smolvm machine ls`\n',
+    ]);
+    // --cold is not a plain form: the full CLI takes it, with the same line, and no code cache
+    // note: the caches the earlier runs wrote are read (a process that writes one keeps its
+    // bytecode meanwhile, and the caches it reads are still checked under V8's default flags).
+    const viaCli = smolvm([...args, '--cold', '--debug'], env);
+    expect(viaCli.stderr).toMatch(/smolvm-main\.js/);
+    expect(viaCli.stderr.split('\n')[0]).toBe(quick.stderr.trimEnd());
   });
 
   it("machine exec runs from its own small bundle (src/exec-fast.ts), with the CLI's own error line", () => {
