@@ -143,10 +143,13 @@ process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSO
     for (const name of ['http', 'http2', 'tls']) expect(loaded).not.toContain(name);
   });
 
-  it("a plain machine start runs from its own small bundle (src/start-fast.ts), with the CLI's own error line", () => {
-    const args = ['machine', 'start', '--name', 'missing-machine'];
-    const fast = smolvm([...args, '--debug'], env);
-    expect(fast.stderr).toMatch(/\n\s+at .*smolvm-start\.js:\d+:\d+/);
+  /**
+   * `args` (about a machine that does not exist) fail from `bundle`, not the CLI's, as `debugArgs`
+   * show in their stack, with the CLI's own line; the plain run's result.
+   */
+  function runsFrom(bundle: string, args: string[], debugArgs: string[]) {
+    const fast = smolvm(debugArgs, env);
+    expect(fast.stderr).toMatch(new RegExp(`\\n\\s+at .*${bundle.replace('.', '\\.')}:\\d+:\\d+`));
     expect(fast.stderr).not.toMatch(/smolvm-main\.js/);
     const quick = smolvm(args, env);
     expect([quick.status, quick.stdout, quick.stderr]).toEqual([
@@ -154,6 +157,12 @@ process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSO
       '',
       'error: machine "missing-machine" does not exist; see existing machines with `smolvm machine ls`\n',
     ]);
+    return quick;
+  }
+
+  it("a plain machine start runs from its own small bundle (src/start-fast.ts), with the CLI's own error line", () => {
+    const args = ['machine', 'start', '--name', 'missing-machine'];
+    const quick = runsFrom('smolvm-start.js', args, [...args, '--debug']);
     // --cold is not a plain form: the full CLI takes it, with the same line, and no code cache
     // note: the caches the earlier runs wrote are read (a process that writes one keeps its
     // bytecode meanwhile, and the caches it reads are still checked under V8's default flags).
@@ -166,16 +175,8 @@ process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, JSO
     const args = ['machine', 'exec', '--name', 'missing-machine', '--', 'true'];
     const loaded = builtinsLoadedBy(args, 1);
     for (const name of ['crypto', 'child_process', 'http', 'http2', 'tls']) expect(loaded).not.toContain(name);
-    const fast = smolvm(['--debug', ...args], env);
-    expect(fast.stderr).toMatch(/\n\s+at .*smolvm-exec\.js:\d+:\d+/);
-    expect(fast.stderr).not.toMatch(/smolvm-main\.js/);
     // The same line and exit code as the full CLI, which takes any form the fast path declines.
-    const quick = smolvm(args, env);
-    expect([quick.status, quick.stdout, quick.stderr]).toEqual([
-      1,
-      '',
-      'error: machine "missing-machine" does not exist; see existing machines with `smolvm machine ls`\n',
-    ]);
+    const quick = runsFrom('smolvm-exec.js', args, ['--debug', ...args]);
     const viaCli = smolvm(['machine', 'exec', '--name', 'missing-machine', '--no-tty', '--', 'true'], env);
     expect([viaCli.status, viaCli.stdout, viaCli.stderr]).toEqual([quick.status, quick.stdout, quick.stderr]);
   });
