@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { defineConfig } from 'tsup';
 import { asciiOnly, sharedBuiltins } from '../../tools/bundle';
-// Four CommonJS files. smolvm.js (src/bin.ts, the executable; its hashbang comes from the source)
+// CommonJS files. smolvm.js (src/bin.ts, the executable; its hashbang comes from the source)
 // is a small loader that runs smolvm-main.js through a V8 code cache. smolvm-main.js is the CLI:
 // command handlers are lazily initialised modules inside it, so `--help` only evaluates the
 // command table. smolvm-prestart.js (src/prestart.ts) is what the loader runs before the CLI for

@@ -72,8 +72,9 @@ export function probeKvmDeviceSync(device = '/dev/kvm', options: KvmProbeOptions
     if (!st.isCharacterDevice()) {
       return { usable: false, reason: `${device} is not a character device`, remedy: ENABLE_REMEDY };
     }
-    // The KVM device itself on a CPU without VT-x/AMD-V: software KVM whatever its ioctls answer,
-    // told without them (loading koffi for them was ~12 ms of every VM start on such hosts).
+    // The KVM device (any path to it has this st_rdev) on a CPU without VT-x/AMD-V: software KVM
+    // whatever its ioctls answer, told without them (loading koffi for them was ~12 ms of every VM
+    // start on such hosts). Another device is told by its ioctls' failure below.
     if (st.rdev === KVM_DEVICE_RDEV) {
       const software = softwareKvm(device, options);
       if (software) return { usable: false, ...software };
@@ -132,9 +133,7 @@ export function probeKvmDeviceSync(device = '/dev/kvm', options: KvmProbeOptions
         : vmFd;
     }
     fs.closeSync(vmFd);
-    const status = { apiVersion, maxVcpus: typeof maxVcpus === 'number' ? maxVcpus : undefined };
-    const software = softwareKvm(device, options);
-    return software ? { usable: false, ...status, ...software } : { usable: true, ...status };
+    return { usable: true, apiVersion, maxVcpus: typeof maxVcpus === 'number' ? maxVcpus : undefined };
   } finally {
     fs.closeSync(fd);
   }
